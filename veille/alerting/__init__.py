@@ -1,0 +1,1 @@
+"""Bad-buzz detection (pure decision core) and alert delivery (outbox, dispatcher)."""

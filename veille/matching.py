@@ -1,0 +1,155 @@
+"""Keyword matching, the same for every source kind.
+
+Each entry of a client's `keywords` list is one alternative (entries are OR-ed):
+
+- `chez gégé`          a phrase: these words, in this order, at word boundaries
+- `"chez gégé" pizza`  several tokens in one entry are all required (AND); quotes make a phrase
+- `pizza OR pâtes`     explicit alternatives inside one entry
+- `#chezgege`          the hashtag only; `@chezgege` the mention only (also `@chezgege@instance`)
+- `-recrutement`       an entry that is only exclusions excludes any text containing it;
+                       `pizza -recette` excludes inside that entry only
+
+Matching ignores case and accents (`gégé` matches `Gege`) and treats punctuation as a boundary.
+A text matching a `@mention` is flagged `direct`: it addresses the client.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+_WS = re.compile(r"\s+")
+_TOKEN = re.compile(r'-?"[^"]*"|\S+')
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", char)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def fold(text: str) -> str:
+    """Lower-case, strip accents, fold ligatures (œ -> oe), collapse white space."""
+    if text.isascii():
+        folded = text.lower()
+    else:
+        folded = "".join(_fold_char(c) for c in text).replace("œ", "oe").replace("æ", "ae")
+    return _WS.sub(" ", folded)
+
+
+class QuerySyntaxError(ValueError):
+    pass
+
+
+def _term_pattern(term: str) -> str:
+    """Regex for one folded term or phrase, bounded by non-word characters."""
+    if term.startswith("#"):
+        body = re.escape(term[1:])
+        return rf"#{body}(?![a-z0-9_])"
+    if term.startswith("@"):
+        body = re.escape(term[1:])
+        return rf"(?<![a-z0-9_.])@{body}(?![a-z0-9_])"
+    words = [re.escape(w) for w in re.split(r"[^a-z0-9]+", term) if w]
+    if not words:
+        raise QuerySyntaxError(f"{term!r} has no letters or digits")
+    return r"(?<![a-z0-9])" + r"[^a-z0-9]+".join(words) + r"(?![a-z0-9])"
+
+
+@dataclass(frozen=True, slots=True)
+class _Alternative:
+    required: tuple[re.Pattern[str], ...]
+    excluded: tuple[re.Pattern[str], ...]
+    direct: bool
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    matched: bool
+    direct: bool = False
+    terms: tuple[str, ...] = ()
+
+
+def _parse_entry(entry: str) -> tuple[list[_Alternative], list[re.Pattern[str]]]:
+    """Return the alternatives of one entry and its global exclusions."""
+    text = fold(entry.strip())
+    if not text:
+        raise QuerySyntaxError("empty keyword")
+    if text.count('"') % 2:
+        raise QuerySyntaxError(f"unbalanced quote in {entry!r}")
+    alternatives: list[_Alternative] = []
+    global_excluded: list[re.Pattern[str]] = []
+    plain = '"' not in text and " or " not in text and not re.search(r"(?:^|\s)-\S", text)
+    parts = [text] if plain else re.split(r"\s+or\s+", text)
+    for part in parts:
+        required: list[str] = []
+        excluded: list[str] = []
+        tokens = [part] if plain else _TOKEN.findall(part)
+        for token in tokens:
+            negative = token.startswith("-") and len(token) > 1
+            token = token[1:] if negative else token
+            token = token.strip('"').strip()
+            if not token:
+                continue
+            (excluded if negative else required).append(token)
+        compiled_ex = [re.compile(_term_pattern(t)) for t in excluded]
+        if not required:
+            global_excluded.extend(compiled_ex)
+            continue
+        alternatives.append(
+            _Alternative(
+                required=tuple(re.compile(_term_pattern(t)) for t in required),
+                excluded=tuple(compiled_ex),
+                direct=any(t.startswith("@") for t in required),
+                label=" ".join(required),
+            )
+        )
+    return alternatives, global_excluded
+
+
+class Matcher:
+    """A compiled keyword list. Build once per client; `match` is called for every item."""
+
+    def __init__(self, keywords: Iterable[str]) -> None:
+        self.keywords = tuple(keywords)
+        self._alternatives: list[_Alternative] = []
+        self._excluded: list[re.Pattern[str]] = []
+        for entry in self.keywords:
+            alternatives, excluded = _parse_entry(entry)
+            self._alternatives.extend(alternatives)
+            self._excluded.extend(excluded)
+        # One combined pre-filter: most texts match nothing, so reject them with a single scan.
+        firsts = [alt.required[0].pattern for alt in self._alternatives]
+        self._prefilter = re.compile("|".join(f"(?:{p})" for p in firsts)) if firsts else None
+
+    def match(self, text: str) -> MatchResult:
+        if self._prefilter is None:
+            return MatchResult(False)
+        folded = fold(text)
+        if not self._prefilter.search(folded):
+            return MatchResult(False)
+        if any(p.search(folded) for p in self._excluded):
+            return MatchResult(False)
+        hit_terms = []
+        direct = False
+        for alt in self._alternatives:
+            if all(p.search(folded) for p in alt.required) and not any(p.search(folded) for p in alt.excluded):
+                hit_terms.append(alt.label)
+                direct = direct or alt.direct
+        return MatchResult(bool(hit_terms), direct, tuple(hit_terms))
+
+
+def validate_keywords(keywords: Iterable[str]) -> list[str]:
+    """Return one message per invalid entry (empty list when all are fine)."""
+    errors = []
+    for index, entry in enumerate(keywords):
+        try:
+            alternatives, _ = _parse_entry(entry)
+        except QuerySyntaxError as exc:
+            errors.append(f"[{index}]: {exc}")
+            continue
+        del alternatives
+    return errors

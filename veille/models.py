@@ -1,0 +1,102 @@
+"""Value types and states shared by every part of veille. No I/O here.
+
+States are StrEnums stored as text in the database, never magic integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    """Why a poll failed; stored on the source and shown by `veille sources`."""
+
+    NETWORK = "network"  # DNS, refused, reset
+    TIMEOUT = "timeout"  # total deadline exceeded
+    TLS = "tls"
+    HTTP_5XX = "http_5xx"
+    HTTP_4XX = "http_4xx"
+    GONE = "gone"  # 410, or 404 for long
+    RATE_LIMITED = "rate_limited"
+    QUOTA = "quota"  # daily/monthly API budget exhausted
+    AUTH = "auth"  # 401/403, missing or revoked credentials
+    TOO_LARGE = "too_large"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    FORBIDDEN_ADDRESS = "forbidden_address"
+    UNSAFE_XML = "unsafe_xml"
+    PARSE_ERROR = "parse_error"
+    PARSE_TIMEOUT = "parse_timeout"
+    NOT_A_FEED = "not_a_feed"
+    BAD_RESPONSE = "bad_response"  # malformed JSON, missing fields
+    INTERNAL = "internal"  # a bug in veille; logged with a traceback
+
+
+class SourceStatus(StrEnum):
+    OK = "ok"
+    NEW = "new"  # never polled yet
+    FAILING = "failing"
+    BACKING_OFF = "backing_off"
+    RATE_LIMITED = "rate_limited"
+    AUTH_FAILED = "auth_failed"
+    GONE = "gone"
+
+
+class SentimentLabel(StrEnum):
+    NEG = "neg"
+    NEU = "neu"
+    POS = "pos"
+
+
+class MatchKind(StrEnum):
+    """How a hit concerns its client: addressed directly, or only mentions a keyword."""
+
+    DIRECT = "direct"  # @mention, reply, notification, comment on the client's channel
+    KEYWORD = "keyword"
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """One observation of a post's reach. Kept as a time series per hit."""
+
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    score: int | None = None
+    views: int | None = None
+
+    def total(self) -> int:
+        return sum(v for v in (self.likes, self.reposts, self.replies) if v)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """What a source yields for one post or entry, before keyword matching and storage.
+
+    `external_id` is the source's stable id for the post (guid, status uri, tweet id...).
+    Text fields are plain text (HTML already stripped) and already bounded in size.
+    """
+
+    external_id: str
+    text: str
+    title: str = ""
+    url: str | None = None  # http/https only; anything else is dropped by the source
+    author: str | None = None  # handle
+    author_name: str | None = None  # display name
+    author_followers: int | None = None
+    published_at: datetime | None = None  # aware UTC; None -> fetch time
+    lang: str | None = None
+    engagement: Engagement | None = None
+    direct: bool = False  # addresses the client (mention, reply, comment on its channel)
+    extra: dict[str, str] = field(default_factory=dict)  # small source-specific facts
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentResult:
+    """A scorer's verdict on one text."""
+
+    label: SentimentLabel
+    score: float  # in [-1, 1]
+    lang: str  # "fr", "en", or "und"
+    reasons: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""Notifiers: where alerts leave veille (console, Telegram, Apprise...)."""

@@ -1,0 +1,1 @@
+"""Sentiment and risk scoring: pure functions of text and data, no I/O."""

@@ -1,0 +1,1 @@
+"""Source drivers, one module per network; see `base.py` for the interface."""

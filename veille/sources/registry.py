@@ -1,0 +1,26 @@
+"""Source drivers by `kind`. Adding a network: write its module, add one line here."""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from veille.sources.base import SourceDriver
+
+# kind -> "module:Class". Imported lazily so that `veille hits` never imports websockets & co.
+DRIVERS: dict[str, str] = {
+    "rss": "veille.sources.rss:RssDriver",
+}
+
+
+def known_kinds() -> list[str]:
+    return sorted(DRIVERS)
+
+
+@cache
+def get_driver(kind: str) -> SourceDriver:
+    """Return the driver for `kind`; KeyError if unknown (config validation reports it first)."""
+    module_name, _, class_name = DRIVERS[kind].partition(":")
+    driver = getattr(importlib.import_module(module_name), class_name)()
+    assert isinstance(driver, SourceDriver)
+    return driver

@@ -1,0 +1,1 @@
+"""The only place that issues SQL: engine set-up, schema, repositories."""

@@ -1,0 +1,195 @@
+"""Tables of the core: clients, sources, poll state, hits, engagement, labels, alert outbox.
+
+One MetaData for every table; Alembic (`migrations/`) is the only thing that creates or changes
+them in a real database. States are stored as text (StrEnum values). All times are UTC: `UtcDateTime`
+stores naive UTC and returns aware UTC on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for hit volumes.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out; stored as naive UTC (portable across SQLite and PostgreSQL)."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; pass an aware datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("muted_until", UtcDateTime(), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),  # "<client>/<source id>"
+    Column("client_id", String(40), ForeignKey("clients.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("target", Text(), nullable=False),
+    Column("every_seconds", Integer(), nullable=False),
+    Column("enabled", Boolean(), nullable=False, default=True),
+    Column("in_config", Boolean(), nullable=False, default=True),  # false: removed from config, kept for history
+    # Poll state: advanced only in the same transaction as the hits it produced.
+    Column("etag", Text(), nullable=True),
+    Column("last_modified", Text(), nullable=True),
+    Column("cursor", Text(), nullable=True),
+    Column("content_hash", String(64), nullable=True),
+    Column("status", String(20), nullable=False, default="new"),
+    Column("last_polled_at", UtcDateTime(), nullable=True),
+    Column("last_success_at", UtcDateTime(), nullable=True),
+    Column("failing_since", UtcDateTime(), nullable=True),
+    Column("consecutive_errors", Integer(), nullable=False, default=0),
+    Column("last_error_kind", String(40), nullable=True),
+    Column("last_error_message", Text(), nullable=True),
+    Column("next_poll_at", UtcDateTime(), nullable=True),
+    Column("note", Text(), nullable=True),
+    Column("failing_notice_at", UtcDateTime(), nullable=True),  # operator told once per failure streak
+    Column("lease_owner", String(64), nullable=True),  # one daemon polls a source at a time
+    Column("lease_until", UtcDateTime(), nullable=True),
+    Column("hits_count", Integer(), nullable=False, default=0),
+    Index(None, "next_poll_at"),
+)
+
+hits = Table(
+    "hits",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source_id", Id, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("client_id", String(40), ForeignKey("clients.id", ondelete="CASCADE"), nullable=False),
+    Column("external_id", String(512), nullable=False),
+    # Same post reached through another source of the same client: linked, not double-counted.
+    Column("duplicate_of", Id, ForeignKey("hits.id", ondelete="SET NULL"), nullable=True),
+    Column("canonical_url", Text(), nullable=True),
+    Column("text_hash", String(64), nullable=False),  # of normalised text: cross-source duplicates
+    Column("content_hash", String(64), nullable=False),  # of title+text as stored: churn detection
+    Column("content_changes", Integer(), nullable=False, default=0),
+    Column("kind", String(40), nullable=False),  # source kind, denormalised for queries
+    Column("url", Text(), nullable=True),
+    Column("title", Text(), nullable=False, default=""),
+    Column("text", Text(), nullable=False),
+    Column("author", String(300), nullable=True),
+    Column("author_name", String(300), nullable=True),
+    Column("author_followers", Integer(), nullable=True),
+    Column("lang", String(10), nullable=True),
+    Column("direct", Boolean(), nullable=False, default=False),
+    Column("matched_terms", Text(), nullable=True),
+    Column("published_at", UtcDateTime(), nullable=False),
+    Column("fetched_at", UtcDateTime(), nullable=False),
+    Column("sentiment_label", String(3), nullable=True),
+    Column("sentiment_score", Float(), nullable=True),
+    Column("sentiment_lang", String(10), nullable=True),
+    Column("sentiment_reasons", JSON(), nullable=True),
+    Column("scored_at", UtcDateTime(), nullable=True),
+    Column("risk", Float(), nullable=True),
+    Column("extra", JSON(), nullable=True),
+    UniqueConstraint("source_id", "external_id"),
+    Index(None, "client_id", "fetched_at"),
+    Index(None, "client_id", "canonical_url"),
+    Index(None, "client_id", "text_hash"),
+    Index(None, "scored_at"),
+)
+
+engagement = Table(
+    "engagement",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("hit_id", Id, ForeignKey("hits.id", ondelete="CASCADE"), nullable=False),
+    Column("observed_at", UtcDateTime(), nullable=False),
+    Column("likes", Integer(), nullable=True),
+    Column("reposts", Integer(), nullable=True),
+    Column("replies", Integer(), nullable=True),
+    Column("score", Integer(), nullable=True),
+    Column("views", BigInteger(), nullable=True),
+    Index(None, "hit_id", "observed_at"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("hit_id", Id, ForeignKey("hits.id", ondelete="CASCADE"), nullable=False),
+    Column("label", String(3), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("used_in_training_at", UtcDateTime(), nullable=True),
+    Index(None, "hit_id"),
+)
+
+# Filled by the alerting work: written in the same transaction as the hits/incident change that
+# caused it, claimed by a dispatcher with a lease, sent, and marked with the result.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, nullable=True),
+    Column("client_id", String(40), nullable=True),
+    Column("contact", String(80), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("address", Text(), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("urgency", String(10), nullable=False),
+    Column("silent", Boolean(), nullable=False, default=False),
+    Column("payload", JSON(), nullable=False),
+    Column("state", String(20), nullable=False, default="pending"),  # pending|sending|sent|dead|cancelled
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("attempts", Integer(), nullable=False, default=0),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    Column("attempt_token", String(64), nullable=True),  # fencing: a stale relay's result is rejected
+    Column("last_error", Text(), nullable=True),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("message_ids", Text(), nullable=True),
+    Column("possible_duplicate", Boolean(), nullable=False, default=False),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "incident_id", "id"),
+)
