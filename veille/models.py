@@ -100,3 +100,25 @@ class SentimentResult:
     score: float  # in [-1, 1]
     lang: str  # "fr", "en", or "und"
     reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHit:
+    """A hit as just stored, handed to the alerting work inside the same write transaction."""
+
+    id: int
+    client_id: str
+    source_key: str
+    kind: str
+    external_id: str
+    text: str
+    title: str
+    url: str | None
+    author: str | None
+    author_followers: int | None
+    direct: bool
+    published_at: datetime
+    fetched_at: datetime
+    sentiment: SentimentResult | None = None
+    engagement: Engagement | None = None
+    duplicate_of: int | None = None  # same post already stored through another source
