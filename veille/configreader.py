@@ -46,10 +46,7 @@ class Reader:
                 return None
             return default
         value = self.raw[key]
-        if isinstance(value, bool) and bool not in kinds:
-            ok = False
-        else:
-            ok = isinstance(value, kinds)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not ok:
             self.add(key, f"must be {expected}, not {_type_name(value)}", f"write e.g. {key} = {_example(expected)}")
             return None if default is _MISSING else default

@@ -88,10 +88,9 @@ def _parse_entry(entry: str) -> tuple[list[_Alternative], list[re.Pattern[str]]]
         required: list[str] = []
         excluded: list[str] = []
         tokens = [part] if plain else _TOKEN.findall(part)
-        for token in tokens:
-            negative = token.startswith("-") and len(token) > 1
-            token = token[1:] if negative else token
-            token = token.strip('"').strip()
+        for raw_token in tokens:
+            negative = raw_token.startswith("-") and len(raw_token) > 1
+            token = (raw_token[1:] if negative else raw_token).strip('"').strip()
             if not token:
                 continue
             (excluded if negative else required).append(token)

@@ -9,7 +9,7 @@ from veille.configreader import Reader
 
 @dataclass(frozen=True, slots=True)
 class TelegramSettings:
-    token_env: str = "VEILLE_TELEGRAM_TOKEN"
+    token_env: str = "VEILLE_TELEGRAM_TOKEN"  # noqa: S105 - a variable name, not a secret
     api_base_url: str = "https://api.telegram.org/bot"
 
 

@@ -1,0 +1,125 @@
+"""Clients, sources and their poll state.
+
+Poll state (ETag, Last-Modified, cursor, content hash) is advanced only in the transaction that
+stores the hits it produced, so a crash or a failed commit re-fetches rather than skips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from veille.config import Config
+from veille.models import ErrorKind, SourceStatus
+from veille.sources.base import PollOutcome, PollState
+from veille.store.hits import SourceRef, _insert
+from veille.store.schema import clients, hits, sources
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    ref: SourceRef
+    state: PollState
+    status: SourceStatus
+    consecutive_errors: int
+    next_poll_at: datetime | None
+    failing_since: datetime | None
+    failing_notice_at: datetime | None
+
+
+def sync_config(conn: Connection, config: Config, now: datetime) -> dict[str, SourceRef]:
+    """Upsert clients and sources from the config; keep removed ones (history) but disable them."""
+    for client in config.clients:
+        statement = _insert(conn, clients).values(id=client.id, name=client.name, updated_at=now)
+        conn.execute(statement.on_conflict_do_update(index_elements=[clients.c.id],
+                                                     set_={"name": client.name, "updated_at": now}))
+    wanted = {s.key: s for s in config.sources}
+    for source in config.sources:
+        values = {"client_id": source.client_id, "kind": source.kind, "target": source.target,
+                  "every_seconds": int(source.every.total_seconds()), "enabled": source.enabled,
+                  "in_config": True}
+        statement = _insert(conn, sources).values(key=source.key, status=SourceStatus.NEW.value,
+                                                  consecutive_errors=0, hits_count=0, **values)
+        conn.execute(statement.on_conflict_do_update(index_elements=[sources.c.key], set_=values))
+    stale = select(sources.c.key).where(sources.c.in_config.is_(True))
+    removed = [k for (k,) in conn.execute(stale) if k not in wanted]
+    if removed:
+        conn.execute(update(sources).where(sources.c.key.in_(removed)).values(in_config=False, enabled=False))
+    rows = conn.execute(select(sources.c.id, sources.c.key, sources.c.client_id, sources.c.kind)
+                        .where(sources.c.key.in_(list(wanted))))
+    return {r.key: SourceRef(r.id, r.key, r.client_id, r.kind) for r in rows}
+
+
+def load_source(conn: Connection, source_id: int) -> SourceRow:
+    r = conn.execute(select(sources).where(sources.c.id == source_id)).one()
+    return SourceRow(
+        ref=SourceRef(r.id, r.key, r.client_id, r.kind),
+        state=PollState(r.etag, r.last_modified, r.cursor, r.content_hash),
+        status=SourceStatus(r.status),
+        consecutive_errors=r.consecutive_errors,
+        next_poll_at=r.next_poll_at,
+        failing_since=r.failing_since,
+        failing_notice_at=r.failing_notice_at,
+    )
+
+
+def record_success(conn: Connection, source_id: int, outcome: PollOutcome, state: PollState, now: datetime,
+                   next_poll_at: datetime | None) -> None:
+    values: dict[str, Any] = {
+        "status": SourceStatus.OK.value, "last_polled_at": now, "last_success_at": now,
+        "consecutive_errors": 0, "failing_since": None, "failing_notice_at": None,
+        "last_error_kind": None, "last_error_message": None, "next_poll_at": next_poll_at,
+        "note": outcome.note,
+    }
+    if not outcome.not_modified or outcome.etag or outcome.last_modified:
+        values["etag"] = outcome.etag if not outcome.not_modified else (outcome.etag or state.etag)
+        values["last_modified"] = (outcome.last_modified if not outcome.not_modified
+                                   else (outcome.last_modified or state.last_modified))
+    if outcome.cursor is not None:
+        values["cursor"] = outcome.cursor
+    if outcome.content_hash is not None:
+        values["content_hash"] = outcome.content_hash
+    conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
+
+
+def record_failure(conn: Connection, source_id: int, *, kind: ErrorKind, message: str, status: SourceStatus,
+                   consecutive_errors: int, failing_since: datetime, now: datetime,
+                   next_poll_at: datetime) -> None:
+    conn.execute(update(sources).where(sources.c.id == source_id).values(
+        status=status.value, last_polled_at=now, consecutive_errors=consecutive_errors,
+        failing_since=failing_since, last_error_kind=kind.value, last_error_message=message[:500],
+        next_poll_at=next_poll_at,
+    ))
+
+
+def mark_failing_notice(conn: Connection, source_id: int, now: datetime) -> None:
+    conn.execute(update(sources).where(sources.c.id == source_id).values(failing_notice_at=now))
+
+
+def list_sources(conn: Connection, *, client_id: str | None = None, broken: bool = False,
+                 include_removed: bool = False) -> list[dict[str, Any]]:
+    statement = select(sources).order_by(sources.c.client_id, sources.c.key)
+    if client_id:
+        statement = statement.where(sources.c.client_id == client_id)
+    if broken:
+        statement = statement.where(sources.c.consecutive_errors > 0)
+    if not include_removed:
+        statement = statement.where(sources.c.in_config.is_(True))
+    return [dict(r._mapping) for r in conn.execute(statement)]
+
+
+def client_ids(conn: Connection) -> set[str]:
+    return {r for (r,) in conn.execute(select(clients.c.id))}
+
+
+def count_hits(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(hits)).scalar_one())
+
+
+def backoff_delay(every: timedelta, errors: int, cap: timedelta) -> timedelta:
+    """interval x 2^(errors-1), capped: 10m, 20m, 40m... up to the cap (24 h by default). Never infinite."""
+    factor = 2 ** min(max(errors - 1, 0), 20)
+    return min(every * factor, cap)
