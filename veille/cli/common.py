@@ -1,0 +1,98 @@
+"""Helpers every command module shares: config loading with exit code 2, database opening, output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import Engine
+
+from veille.config import Config, load_config
+from veille.errors import ConfigError, SchemaVersionError
+from veille.i18n import current_lang, tr
+from veille.store.engine import make_engine
+from veille.store.migrate import check_schema
+from veille.textsafe import terminal_safe
+
+config_option = click.option(
+    "--config", "config_file", metavar="CHEMIN", default=None,
+    help="Fichier de configuration (défaut : $VEILLE_CONFIG, sinon ./config.toml).",
+)
+format_option = click.option(
+    "--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+    help="table pour les humains, json/csv pour les scripts et tableurs.",
+)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def load_or_exit(config_file: str | None) -> Config:
+    try:
+        return load_config(config_file)
+    except ConfigError as exc:
+        lang = current_lang()
+        click.echo(tr(lang, f"Configuration invalide : {exc}", f"Invalid configuration: {exc}"), err=True)
+        sys.exit(2)
+
+
+def open_database(config: Config) -> Engine:
+    """Open the configured database for reading; exit with the command to run if its schema is off."""
+    engine = make_engine(config.database_url)
+    try:
+        check_schema(engine)
+    except SchemaVersionError as exc:
+        fail(f"veille: {exc}", 2)
+    return engine
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], output_format: str, *, title: str = "",
+         headers: Sequence[str] | None = None, styles: dict[str, Callable[[Any], str]] | None = None) -> None:
+    """Write rows as a rich table, JSON lines array, or CSV. Cells from outside are terminal-safe."""
+    if output_format == "json":
+        click.echo(json.dumps([{c: _json_value(r.get(c)) for c in columns} for r in rows], ensure_ascii=False,
+                              indent=1))
+        return
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow([_cell(r.get(c)) for c in columns])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    table = Table(title=title or None, show_lines=False, expand=False)
+    for header in headers or columns:
+        table.add_column(header, overflow="fold")
+    for r in rows:
+        cells = []
+        for c in columns:
+            style = styles[c](r.get(c)) if styles and c in styles else ""
+            cells.append(Text(terminal_safe(_cell(r.get(c))), style=style))  # Text: no markup injection
+        table.add_row(*cells)
+    Console(highlight=False, soft_wrap=False).print(table)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

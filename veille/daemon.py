@@ -1,0 +1,244 @@
+"""Daemon lifecycle: start, schedule every source, drain on SIGTERM/SIGINT, report health.
+
+Each source is an APScheduler interval job with jitter, `max_instances=1` (never two polls of the
+same source at once) and `coalesce=True` with no misfire limit (after a laptop sleep or container
+freeze, one catch-up poll per source, not a burst). Backoff and Retry-After are honoured by the
+pipeline, which skips a run until the source's `next_poll_at`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from veille.clock import Clock, SystemClock
+from veille.config import Config
+from veille.health import HEARTBEAT_SECONDS, Health, write_health
+from veille.http import HttpClient, quiet_http_loggers
+from veille.models import SourceStatus
+from veille.pipeline import Pipeline, PipelineHooks, PollResult
+from veille.scoring.base import Scorer
+from veille.store.engine import make_engine, on_network_filesystem, sqlite_path
+from veille.store.migrate import check_schema
+
+log = logging.getLogger("veille.daemon")
+
+
+def health_path(config: Config) -> Path:
+    if config.daemon.health_file:
+        return Path(config.daemon.health_file)
+    db = sqlite_path(config.database_url)
+    return (db.parent if db else Path(".")) / "veille-health.json"
+
+
+@dataclass(slots=True)
+class Components:
+    """What the daemon runs; tests build their own (fake clock, fake notifiers)."""
+
+    engine: Engine
+    http: HttpClient
+    pipeline: Pipeline
+    background: list[Callable[[asyncio.Event], Awaitable[None]]]
+    closers: list[Callable[[], Awaitable[None] | None]]
+
+
+def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = True) -> Components:
+    """Open the database (refusing a schema that is behind or ahead), load the scorer, wire the pipeline."""
+    clock = clock or SystemClock()
+    quiet_http_loggers()
+    engine = make_engine(config.database_url)
+    path = sqlite_path(config.database_url)
+    if path is not None and on_network_filesystem(path):
+        log.warning("the database %s is on a network filesystem: SQLite WAL needs a local disk", path)
+    check_schema(engine)
+    http = HttpClient(config.http, clock=clock)
+    closers: list[Callable[[], Awaitable[None] | None]] = [http.aclose, engine.dispose]
+    background: list[Callable[[asyncio.Event], Awaitable[None]]] = []
+    parse_feed = None
+    try:
+        from veille.feeds.parsepool import FeedParsePool
+    except ImportError:  # pragma: no cover - the RSS work ships it
+        FeedParsePool = None  # type: ignore[assignment,misc]
+    if FeedParsePool is not None and any(s.kind == "rss" for s in config.sources):
+        pool = FeedParsePool(workers=config.daemon.parse_workers, timeout=config.daemon.parse_timeout,
+                             max_entries=config.daemon.max_entries)
+        parse_feed = pool.parse
+        closers.append(pool.close)
+    scorer = load_default_scorer(config)
+    hooks: PipelineHooks | None = None
+    if with_alerting and config.alerting.enabled:
+        hooks, alerting_tasks, alerting_closers = build_alerting(config, engine, clock)
+        background.extend(alerting_tasks)
+        closers.extend(alerting_closers)
+    pipeline = Pipeline(config, engine, clock, http, scorer=scorer, hooks=hooks, parse_feed=parse_feed)
+    pipeline.load()
+    return Components(engine, http, pipeline, background, closers)
+
+
+def load_default_scorer(config: Config) -> Scorer | None:
+    try:
+        from veille.scoring import load_scorer  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - sentiment work not present
+        return None
+    return load_scorer(config.sentiment)  # type: ignore[no-any-return]
+
+
+def build_alerting(config: Config, engine: Engine, clock: Clock) -> tuple[PipelineHooks | None, list[Any], list[Any]]:
+    try:
+        from veille.alerting.service import AlertingService  # type: ignore[import-not-found]
+        from veille.notify.select import build_notifiers  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - alerting work not present
+        return None, [], []
+    notifiers = build_notifiers(config)
+    service = AlertingService(config, engine, clock, notifiers)
+    closers = [n.aclose for n in notifiers.values()]
+    return service, [service.run], closers
+
+
+async def close_all(components: Components) -> None:
+    for closer in components.closers:
+        result = closer()
+        if asyncio.iscoroutine(result):
+            await result
+
+
+async def run_once(config: Config, *, components: Components | None = None) -> list[PollResult]:
+    """Poll every enabled source once (honouring Retry-After windows), store, and return the results."""
+    comps = components or build(config, with_alerting=True)
+    pipeline = comps.pipeline
+    await pipeline.start()
+    try:
+        results = await asyncio.gather(*(pipeline.poll(key, force=True) for key in pipeline.runtimes))
+    finally:
+        await pipeline.stop()
+        if components is None:
+            await close_all(comps)
+    return [r for r in results if r is not None]
+
+
+class Daemon:
+    def __init__(self, config: Config, components: Components, *, clock: Clock | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.components = components
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.stop_event = asyncio.Event()
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def schedule_sources(self) -> None:
+        pipeline = self.components.pipeline
+        now = self.clock.now()
+        for key, runtime in pipeline.runtimes.items():
+            every = runtime.config.every.total_seconds()
+            # Spread first polls (no thundering herd at start) but start soon: within min(every, 60 s).
+            first = now + timedelta(seconds=self.rng.uniform(0, min(every, 60.0)))
+            self.scheduler.add_job(
+                self._poll_job, IntervalTrigger(seconds=every, jitter=max(1, int(every * self.config.daemon.jitter)),
+                                                start_date=first),
+                args=[key], id=key, name=key, max_instances=1, coalesce=True, misfire_grace_time=None,
+                next_run_time=first,
+            )
+
+    async def _poll_job(self, key: str) -> None:
+        if self.stop_event.is_set():
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self.components.pipeline.poll(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the job survives whatever happens (D17)
+            log.exception("poll of %s failed", key)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    def health(self) -> Health:
+        pipeline = self.components.pipeline
+        failing = sum(1 for r in pipeline.runtimes.values() if r.consecutive_errors > 0)
+        problems = []
+        if not pipeline.storage_ok:
+            problems.append(f"storage: {pipeline.last_storage_error}")
+        if not self.scheduler.running:
+            problems.append("scheduler not running")
+        gone = sum(1 for r in pipeline.runtimes.values() if r.status is SourceStatus.AUTH_FAILED)
+        return Health(pid=os.getpid(), updated_at=self.clock.now().isoformat(), storage_ok=pipeline.storage_ok,
+                      sources=len(pipeline.runtimes), failing_sources=failing, problems=problems,
+                      extra={"auth_failed_sources": gone})
+
+    async def _heartbeat(self) -> None:
+        path = health_path(self.config)
+        while not self.stop_event.is_set():
+            try:
+                await asyncio.to_thread(write_health, path, self.health())
+            except OSError as exc:
+                log.error("cannot write health file %s: %s", path, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), HEARTBEAT_SECONDS)
+
+    def request_stop(self, signame: str = "signal") -> None:
+        if not self.stop_event.is_set():
+            log.info("%s received: draining (at most %.0fs)", signame, self.config.daemon.drain_timeout)
+            self.stop_event.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
+        pipeline = self.components.pipeline
+        await pipeline.start()
+        self.schedule_sources()
+        self.scheduler.start()
+        background = [asyncio.create_task(self._heartbeat(), name="veille-heartbeat")]
+        background += [asyncio.create_task(job(self.stop_event), name=getattr(job, "__qualname__", "bg"))
+                       for job in self.components.background]
+        log.info("veille started: %d clients, %d sources", len(self.config.clients), len(pipeline.runtimes))
+        await self.stop_event.wait()
+        return await self._drain(background)
+
+    async def _drain(self, background: list[asyncio.Task[Any]]) -> int:
+        """Stop scheduling, let in-flight polls finish within the grace period, flush the writer."""
+        grace = self.config.daemon.drain_timeout
+        deadline = self.clock.monotonic() + grace - 1.0
+        self.scheduler.shutdown(wait=False)
+        in_flight = list(self._tasks)
+        if in_flight:
+            _, pending = await asyncio.wait(in_flight, timeout=max(0.1, deadline - self.clock.monotonic() - 1.0))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        remaining = max(0.1, deadline - self.clock.monotonic())
+        try:
+            await asyncio.wait_for(self.components.pipeline.stop(), timeout=remaining)
+        except TimeoutError:
+            log.error("writer did not flush within the grace period; unflushed polls will be re-fetched")
+        _, pending_bg = await asyncio.wait(background, timeout=max(0.1, deadline - self.clock.monotonic()))
+        for task in pending_bg:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await close_all(self.components)
+        log.info("veille stopped cleanly")
+        return 0
+
+
+async def run_daemon(config: Config) -> int:
+    components = build(config)
+    return await Daemon(config, components).run()

@@ -1,0 +1,331 @@
+"""From a poll to stored, scored hits: one poll per source, one writer for all.
+
+Polls run concurrently (bounded); their results go to a single writer task that batches many
+sources into one transaction (BEGIN IMMEDIATE on SQLite): new items are scored in one batch, hits
+inserted, poll state advanced and the alerting hooks called, all in that transaction. If the commit
+fails, nothing advances (ETag included), so the next poll re-fetches and no hit is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine
+
+from veille.clock import Clock
+from veille.config import Config, SourceConfig
+from veille.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, StorageError
+from veille.matching import Matcher
+from veille.models import ErrorKind, SourceStatus, StoredHit
+from veille.scoring.base import Scorer
+from veille.sources.base import PollContext, PollOutcome, PollState, SourceDriver
+from veille.sources.registry import get_driver
+from veille.store import sources as source_store
+from veille.store.engine import read_conn, write_tx
+from veille.store.hits import MAX_FIELD, MatchedItem, SourceRef, known_external_ids, store_items
+from veille.store.urls import content_hash
+
+log = logging.getLogger("veille.pipeline")
+
+AUTH_RETRY = timedelta(hours=6)  # revoked credentials: retried rarely, never in a loop
+
+
+class PipelineHooks(Protocol):
+    """Called inside the write transaction (the alerting work implements it)."""
+
+    def on_new_hits(self, conn: Connection, hits: list[StoredHit]) -> None: ...
+
+    def on_source_health(self, conn: Connection, source_key: str, client_id: str, ok: bool,
+                         error_kind: str | None, failing_since: datetime | None) -> None: ...
+
+
+class NoHooks:
+    """Used when alerting is disabled (`[alerting] enabled = false`) and by `veille run --once` tests."""
+
+    def on_new_hits(self, conn: Connection, hits: list[StoredHit]) -> None:
+        return None
+
+    def on_source_health(self, conn: Connection, source_key: str, client_id: str, ok: bool,
+                         error_kind: str | None, failing_since: datetime | None) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class SourceRuntime:
+    """A configured source with its driver, matcher and the poll state mirrored from the database."""
+
+    config: SourceConfig
+    ref: SourceRef
+    driver: SourceDriver
+    matcher: Matcher
+    state: PollState
+    status: SourceStatus
+    consecutive_errors: int = 0
+    next_poll_at: datetime | None = None
+    failing_since: datetime | None = None
+    failing_notice_at: datetime | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+    in_flight: bool = False
+
+
+@dataclass(slots=True)
+class PollResult:
+    runtime: SourceRuntime
+    started_at: datetime
+    outcome: PollOutcome | None = None
+    matched: list[MatchedItem] = field(default_factory=list)
+    error: FetchError | None = None
+    new_hits: int = 0
+
+
+def failure_schedule(error: FetchError, *, every: timedelta, errors: int, cap: timedelta, jitter: float,
+                     now: datetime, rng: random.Random) -> tuple[SourceStatus, datetime]:
+    """Status and next poll time after a failure: exponential backoff with jitter, capped, never infinite."""
+    delay = source_store.backoff_delay(every, errors, cap)
+    status = SourceStatus.FAILING if errors < 3 else SourceStatus.BACKING_OFF
+    if isinstance(error, RateLimited):
+        status = SourceStatus.RATE_LIMITED
+        if error.retry_after is not None:
+            delay = max(timedelta(seconds=min(error.retry_after, cap.total_seconds())), timedelta(seconds=1))
+    elif isinstance(error, AuthFailed):
+        status = SourceStatus.AUTH_FAILED
+        delay = min(max(delay, AUTH_RETRY), cap)
+    elif error.kind is ErrorKind.GONE:
+        status = SourceStatus.GONE
+        delay = cap
+    elif isinstance(error, PermanentFetchError):
+        delay = min(max(delay, every * 4), cap)
+    spread = delay.total_seconds() * jitter
+    delay += timedelta(seconds=rng.uniform(0, spread))  # only later, never before Retry-After
+    return status, now + delay
+
+
+class Pipeline:
+    def __init__(self, config: Config, engine: Engine, clock: Clock, http: Any, *, scorer: Scorer | None = None,
+                 hooks: PipelineHooks | None = None, parse_feed: Callable[..., Any] | None = None,
+                 env: Callable[[str], str | None] | None = None, rng: random.Random | None = None) -> None:
+        from veille.secrets import read_secret
+
+        self.config = config
+        self.engine = engine
+        self.clock = clock
+        self.http = http
+        self.scorer = scorer
+        self.hooks: PipelineHooks = hooks or NoHooks()
+        self.parse_feed = parse_feed
+        self.env = env or read_secret
+        self.rng = rng or random.Random()
+        self.runtimes: dict[str, SourceRuntime] = {}
+        self.storage_ok = True
+        self.last_storage_error: str | None = None
+        self._queue: asyncio.Queue[tuple[PollResult, asyncio.Future[None]]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._poll_slots = asyncio.Semaphore(config.daemon.concurrency)
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Sync the config into the database and load every source's state."""
+        now = self.clock.now()
+        with write_tx(self.engine) as conn:
+            refs = source_store.sync_config(conn, self.config, now)
+        matchers = {c.id: Matcher(c.keywords) for c in self.config.clients}
+        with read_conn(self.engine) as conn:
+            for source in self.config.sources:
+                if not source.enabled:
+                    continue
+                row = source_store.load_source(conn, refs[source.key].id)
+                self.runtimes[source.key] = SourceRuntime(
+                    config=source, ref=row.ref, driver=get_driver(source.kind), matcher=matchers[source.client_id],
+                    state=row.state, status=row.status, consecutive_errors=row.consecutive_errors,
+                    next_poll_at=row.next_poll_at, failing_since=row.failing_since,
+                    failing_notice_at=row.failing_notice_at,
+                )
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop(), name="veille-writer")
+
+    async def stop(self) -> None:
+        """Flush what is queued, then stop the writer."""
+        if self._queue is not None and self._writer is not None:
+            await self._queue.join()
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+
+    # -- polling --------------------------------------------------------------------------------
+    def is_due(self, runtime: SourceRuntime) -> bool:
+        return runtime.next_poll_at is None or runtime.next_poll_at <= self.clock.now()
+
+    async def poll(self, key: str, *, force: bool = False) -> PollResult | None:
+        """Poll one source if it is due (or `force`, except inside a Retry-After window); store the result."""
+        runtime = self.runtimes[key]
+        if runtime.in_flight:
+            return None
+        if not self.is_due(runtime) and not (force and runtime.status is not SourceStatus.RATE_LIMITED):
+            return None
+        runtime.in_flight = True
+        try:
+            async with self._poll_slots:
+                result = await self._fetch(runtime)
+            await self._submit(result)
+            return result
+        finally:
+            runtime.in_flight = False
+
+    async def _fetch(self, runtime: SourceRuntime) -> PollResult:
+        started = self.clock.now()
+        result = PollResult(runtime, started)
+        source_log = logging.LoggerAdapter(log, {"source": runtime.config.key, "client": runtime.config.client_id})
+        ctx = PollContext(http=self.http, clock=self.clock, client_id=runtime.config.client_id,
+                          source_key=runtime.config.key, log=source_log, env=self.env,
+                          parse_feed=self.parse_feed, cache=runtime.cache)
+        deadline = self.config.http.timeout * 2 + self.config.daemon.parse_timeout + 5
+        try:
+            async with asyncio.timeout(deadline):
+                outcome = await runtime.driver.poll(ctx, runtime.config.options, runtime.state)
+        except FetchError as exc:
+            result.error = exc
+            return result
+        except TimeoutError:
+            result.error = FetchError(ErrorKind.TIMEOUT, f"poll exceeded {deadline:.0f}s")
+            return result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in a driver must never stop the other sources (D17)
+            log.exception("source %s: unexpected error", runtime.config.key)
+            result.error = FetchError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {str(exc)[:200]}")
+            return result
+        result.outcome = outcome
+        for item in outcome.items:
+            match = runtime.matcher.match(f"{item.title}\n{item.text}")
+            if match.matched or item.direct:
+                result.matched.append(MatchedItem(item, match))
+        return result
+
+    async def _submit(self, result: PollResult) -> None:
+        if self._queue is None:
+            raise RuntimeError("Pipeline.start() was not called")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((result, done))
+        await done
+
+    # -- the single writer ----------------------------------------------------------------------
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            batch = [await self._queue.get()]
+            await asyncio.sleep(0.02)  # let concurrent polls join this transaction
+            while not self._queue.empty() and len(batch) < 200:
+                batch.append(self._queue.get_nowait())
+            try:
+                await asyncio.to_thread(self._write_batch, [r for r, _ in batch])
+                self.storage_ok = True
+                self.last_storage_error = None
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+            except Exception as exc:  # StorageError, or a bug: nothing advanced, every poll is told
+                self.storage_ok = False
+                self.last_storage_error = str(exc)[:300]
+                log.error("write failed, poll state not advanced: %s", self.last_storage_error)
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _score_new(self, results: Sequence[PollResult]) -> None:
+        """Score only items not stored yet, in one batch for the whole transaction."""
+        pending: list[tuple[PollResult, int]] = []
+        with read_conn(self.engine) as conn:
+            for result in results:
+                if not result.matched:
+                    continue
+                known = known_external_ids(conn, result.runtime.ref.id,
+                                           [m.item.external_id[:512] for m in result.matched])
+                for index, matched in enumerate(result.matched):
+                    item = matched.item
+                    stored_hash = known.get(item.external_id[:512])
+                    if stored_hash != content_hash(item.title[:MAX_FIELD], item.text[:MAX_FIELD]):
+                        pending.append((result, index))  # new, or its content changed
+        if not pending or self.scorer is None:
+            return
+        texts = [_scoring_text(r.matched[i]) for r, i in pending]
+        verdicts = self.scorer.score_batch(texts)
+        for (result, index), verdict in zip(pending, verdicts, strict=True):
+            old = result.matched[index]
+            result.matched[index] = MatchedItem(old.item, old.match, verdict)
+
+    def _write_batch(self, results: list[PollResult]) -> None:
+        self._score_new(results)
+        now = self.clock.now()
+        updates: list[tuple[PollResult, dict[str, Any]]] = []
+        with write_tx(self.engine) as conn:
+            for result in results:
+                updates.append((result, self._write_one(conn, result, now)))
+        for result, new_state in updates:  # mirror the committed state only after the commit
+            runtime = result.runtime
+            for name, value in new_state.items():
+                setattr(runtime, name, value)
+
+    def _write_one(self, conn: Connection, result: PollResult, now: datetime) -> dict[str, Any]:
+        runtime = result.runtime
+        source = runtime.config
+        if result.outcome is not None:
+            outcome = result.outcome
+            stored = store_items(conn, runtime.ref, result.matched, now)
+            result.new_hits = len(stored)
+            next_poll_at = None
+            if outcome.earliest_next_poll:
+                next_poll_at = now + timedelta(seconds=outcome.earliest_next_poll)
+            source_store.record_success(conn, runtime.ref.id, outcome, runtime.state, now, next_poll_at)
+            if stored:
+                self.hooks.on_new_hits(conn, stored)
+            if runtime.consecutive_errors:
+                self.hooks.on_source_health(conn, source.key, source.client_id, True, None, None)
+            state = runtime.state
+            new_state = PollState(
+                etag=outcome.etag if not outcome.not_modified else (outcome.etag or state.etag),
+                last_modified=(outcome.last_modified if not outcome.not_modified
+                               else (outcome.last_modified or state.last_modified)),
+                cursor=outcome.cursor if outcome.cursor is not None else state.cursor,
+                content_hash=outcome.content_hash if outcome.content_hash is not None else state.content_hash,
+            )
+            return {"state": new_state, "status": SourceStatus.OK, "consecutive_errors": 0,
+                    "next_poll_at": next_poll_at, "failing_since": None, "failing_notice_at": None}
+        error = result.error
+        assert error is not None
+        errors = runtime.consecutive_errors + 1
+        failing_since = runtime.failing_since or result.started_at
+        status, next_poll_at = failure_schedule(
+            error, every=source.every, errors=errors, cap=self.config.daemon.max_backoff,
+            jitter=self.config.daemon.jitter, now=now, rng=self.rng)
+        source_store.record_failure(conn, runtime.ref.id, kind=error.kind, message=error.message, status=status,
+                                    consecutive_errors=errors, failing_since=failing_since, now=now,
+                                    next_poll_at=next_poll_at)
+        log.warning("source %s failed (%s, %d in a row): %s; next poll %s", source.key, error.kind.value,
+                    errors, error.message, next_poll_at.isoformat(timespec="seconds"))
+        notice_at = runtime.failing_notice_at
+        if notice_at is None and now - failing_since >= self.config.daemon.failing_notice_after:
+            log.error("source %s has been failing since %s (%s): check it with `veille sources --broken`",
+                      source.key, failing_since.isoformat(timespec="minutes"), error.kind.value)
+            source_store.mark_failing_notice(conn, runtime.ref.id, now)
+            notice_at = now
+        self.hooks.on_source_health(conn, source.key, source.client_id, False, error.kind.value, failing_since)
+        return {"status": status, "consecutive_errors": errors, "next_poll_at": next_poll_at,
+                "failing_since": failing_since, "failing_notice_at": notice_at}
+
+
+def _scoring_text(matched: MatchedItem) -> str:
+    item = matched.item
+    if item.title and not item.text.startswith(item.title):
+        return f"{item.title}. {item.text}"[:5000]
+    return item.text[:5000]
