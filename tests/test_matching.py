@@ -1,0 +1,52 @@
+"""Keyword matching: phrases, OR, exclusions, hashtags, mentions, case and accents."""
+
+from __future__ import annotations
+
+import pytest
+
+from veille.matching import Matcher, fold, validate_keywords
+
+RESTO = Matcher(["chez gégé", "#chezgege", "@chezgege", "-recrutement", "pizza -recette", "pâtes OR lasagnes"])
+
+
+@pytest.mark.parametrize(("text", "matched", "direct"), [
+    ("Super soirée chez Gege hier !", True, False),
+    ("CHEZ   GÉGÉ, le meilleur", True, False),
+    ("Chez Gégé recrute : RECRUTEMENT serveur", False, False),
+    ("#ChezGégé au top", True, False),
+    ("#chezgegefan club", False, False),
+    ("merci @chezgege pour l'accueil", True, True),
+    ("@chezgege@mastodon.social bof", True, True),
+    ("email test@chezgege.fr", False, False),
+    ("gégé chez", False, False),
+    ("la pizza était froide", True, False),
+    ("une recette de pizza maison", False, False),
+    ("des lasagnes brûlées", True, False),
+    ("des Pâtes trop cuites", True, False),
+    ("rien à voir", False, False),
+])
+def test_matches(text: str, matched: bool, direct: bool) -> None:
+    result = RESTO.match(text)
+    assert result.matched is matched
+    assert result.direct is direct
+
+
+def test_quoted_phrase_and_required_words() -> None:
+    matcher = Matcher(['"tapis royal" soldes'])
+    assert matcher.match("Les soldes chez Tapis Royal").matched
+    assert not matcher.match("Tapis Royal, nouvelle collection").matched
+    assert not matcher.match("tapis de soldes royal").matched
+
+
+def test_fold_handles_ligatures_and_accents() -> None:
+    assert fold("Œuvre ÉLÈVE  Noël") == "oeuvre eleve noel"
+
+
+def test_invalid_keywords_are_reported() -> None:
+    assert validate_keywords(['"unbalanced', "ok", "   ", "!!!"]) == [
+        "[0]: unbalanced quote in '\"unbalanced'", "[2]: empty keyword", "[3]: '!!!' has no letters or digits"]
+
+
+def test_linear_on_huge_text() -> None:
+    matcher = Matcher(["chez gégé", "#chezgege"])
+    assert not matcher.match("a" * 1_000_000).matched
