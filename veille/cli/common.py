@@ -89,7 +89,9 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], output_format: 
             style = styles[c](r.get(c)) if styles and c in styles else ""
             cells.append(Text(terminal_safe(_cell(r.get(c))), style=style))  # Text: no markup injection
         table.add_row(*cells)
-    Console(highlight=False, soft_wrap=False).print(table)
+    # Piped output (less, files) gets a wide table instead of 80 folded columns.
+    width = None if sys.stdout.isatty() else 220
+    Console(highlight=False, soft_wrap=False, width=width).print(table)
 
 
 def _json_value(value: Any) -> Any:
