@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from veille.clock import Clock
 from veille.config import Config, SourceConfig
+from veille.crashpoints import crash_point
 from veille.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, StorageError
 from veille.matching import Matcher
 from veille.models import ErrorKind, SourceStatus, StoredHit
@@ -271,6 +272,8 @@ class Pipeline:
         with write_tx(self.engine) as conn:
             for result in results:
                 updates.append((result, self._write_one(conn, result, now)))
+            crash_point("pipeline.before_commit")
+        crash_point("pipeline.after_commit")
         for result, new_state in updates:  # mirror the committed state only after the commit
             runtime = result.runtime
             for name, value in new_state.items():
