@@ -1,0 +1,31 @@
+"""Build real configs and pipelines for tests: TOML text -> Config -> migrated database -> Pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from veille.config import Config, parse_config
+from veille.store.engine import make_engine
+from veille.store.migrate import upgrade
+
+
+def config_text(db_url: str, feeds: dict[str, list[str]], *, keywords: str = '["chez gégé"]',
+                extra: str = "", every: str = "10m", timeout: str = "5s") -> str:
+    """One client per key of `feeds` (client id -> feed URLs), all with the same keywords."""
+    parts = [f'[database]\nurl = "{db_url}"\n', f'[http]\nallow_private_addresses = true\ntimeout = "{timeout}"\n',
+             extra]
+    for client, urls in feeds.items():
+        parts.append(f'[[clients]]\nid = "{client}"\nname = "{client}"\nkeywords = {keywords}\n')
+        for n, url in enumerate(urls):
+            parts.append(f'[[clients.sources]]\nkind = "rss"\nid = "f{n}"\nurl = "{url}"\nevery = "{every}"\n')
+    return "\n".join(parts)
+
+
+def make_config(tmp_path: Path, db_url: str, feeds: dict[str, list[str]], **kwargs: str) -> Config:
+    text = config_text(db_url, feeds, **kwargs)
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    engine = make_engine(db_url)
+    upgrade(engine)
+    engine.dispose()
+    return parse_config(text, file=str(path), environ={})

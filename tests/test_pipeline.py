@@ -1,0 +1,201 @@
+"""Poll -> match -> store through real HTTP on loopback and a real database (D1, D2, D4, D5, D17, A13)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from sqlalchemy import event, select
+
+from tests.support.daemon import make_config
+from tests.support.feedgen import feed_items, rss
+from tests.support.server import LocalServer, Request, Response
+from veille.clock import FakeClock
+from veille.config import Config
+from veille.errors import RateLimited, RetryableFetchError, StorageError
+from veille.http import HttpClient
+from veille.models import ErrorKind, SourceStatus
+from veille.pipeline import Pipeline, failure_schedule
+from veille.sources import registry
+from veille.store.engine import make_engine, read_conn
+from veille.store.schema import hits, sources
+
+
+def etag_feed(body: str, etag: str = '"v1"') -> Any:
+    def handler(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == etag:
+            return Response(304, b"", {"ETag": etag})
+        return Response(200, body, {"ETag": etag, "Content-Type": "application/rss+xml"})
+    return handler
+
+
+@pytest.fixture
+async def http(clock: FakeClock) -> AsyncIterator[HttpClient]:
+    from veille.config import HttpConfig
+
+    client = HttpClient(HttpConfig(allow_private_addresses=True, timeout=5.0), clock=clock)
+    yield client
+    await client.aclose()
+
+
+async def started(config: Config, http: HttpClient, clock: FakeClock) -> Pipeline:
+    engine = make_engine(config.database_url)
+    pipeline = Pipeline(config, engine, clock, http, rng=random.Random(1))
+    pipeline.load()
+    await pipeline.start()
+    return pipeline
+
+
+def stored(config: Config) -> list[Any]:
+    engine = make_engine(config.database_url)
+    with read_conn(engine) as conn:
+        rows = conn.execute(select(hits).order_by(hits.c.id)).all()
+    engine.dispose()
+    return rows
+
+
+async def test_poll_stores_matching_items_once_and_uses_conditional_get(
+        tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    items = feed_items(1, 30)
+    server.route("/feed", etag_feed(rss(items)))
+    config = make_config(tmp_path, db_url, {"resto": [server.url("/feed")]})
+    pipeline = await started(config, http, clock)
+    key = next(iter(pipeline.runtimes))
+    first = await pipeline.poll(key)
+    second = await pipeline.poll(key)
+    await pipeline.stop()
+    expected = sum(1 for i in items if i["matches"])
+    assert first is not None and first.new_hits == expected > 0
+    assert second is not None and second.outcome is not None and second.outcome.not_modified
+    assert second.new_hits == 0
+    assert server.requests_to("/feed")[1].headers.get("If-None-Match") == '"v1"'
+    rows = stored(config)
+    assert len(rows) == expected
+    assert {r.external_id for r in rows} == {i["guid"] for i in items if i["matches"]}
+
+
+async def test_failures_back_off_then_recovery_resets(
+        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    state = {"fail": True}
+    body = rss(feed_items(2, 5, matching_ratio=1.0))
+    server.route("/flaky", lambda r: Response(500, b"boom") if state["fail"] else Response(200, body))
+    config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/flaky")]})
+    pipeline = await started(config, http, clock)
+    key = next(iter(pipeline.runtimes))
+    runtime = pipeline.runtimes[key]
+    delays = []
+    for _ in range(4):
+        result = await pipeline.poll(key)
+        assert result is not None and result.error is not None and result.error.kind is ErrorKind.HTTP_5XX
+        assert runtime.next_poll_at is not None
+        delays.append((runtime.next_poll_at - clock.now()).total_seconds())
+        assert await pipeline.poll(key) is None  # not due: backing off
+        clock.advance(delays[-1] + 1)
+    assert runtime.consecutive_errors == 4
+    assert runtime.status is SourceStatus.BACKING_OFF
+    assert all(later > earlier * 1.5 for earlier, later in itertools.pairwise(delays))
+    state["fail"] = False
+    result = await pipeline.poll(key)
+    await pipeline.stop()
+    assert result is not None and result.error is None and result.new_hits == 5
+    assert runtime.consecutive_errors == 0 and runtime.next_poll_at is None and runtime.status is SourceStatus.OK
+    engine = make_engine(sqlite_url)
+    with read_conn(engine) as conn:
+        row = conn.execute(select(sources)).one()
+    assert row.status == "ok" and row.consecutive_errors == 0 and row.last_error_kind is None
+
+
+async def test_retry_after_is_honoured_and_others_unaffected(
+        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    server.route("/limited", Response(429, b"slow down", {"Retry-After": "120"}))
+    server.route("/fine", Response(200, rss(feed_items(3, 4, matching_ratio=1.0))))
+    config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/limited"), server.url("/fine")]})
+    pipeline = await started(config, http, clock)
+    limited, fine = (k for k in sorted(pipeline.runtimes))
+    results = await asyncio.gather(pipeline.poll(limited), pipeline.poll(fine))
+    assert isinstance(results[0].error, RateLimited)  # type: ignore[union-attr]
+    assert results[1].new_hits == 4  # type: ignore[union-attr]
+    runtime = pipeline.runtimes[limited]
+    assert runtime.status is SourceStatus.RATE_LIMITED
+    assert runtime.next_poll_at is not None and runtime.next_poll_at >= clock.now() + timedelta(seconds=120)
+    assert await pipeline.poll(limited, force=True) is None  # even --once waits for Retry-After
+    clock.advance(200)
+    assert await pipeline.poll(limited) is not None
+    await pipeline.stop()
+
+
+def test_backoff_schedule_is_capped_and_never_infinite() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    rng = random.Random(0)
+    error = RetryableFetchError(ErrorKind.NETWORK, "refused")
+    for errors in (1, 5, 50, 10_000):
+        _status, at = failure_schedule(error, every=timedelta(minutes=10), errors=errors, cap=timedelta(hours=24),
+                                      jitter=0.1, now=now, rng=rng)
+        assert now < at <= now + timedelta(hours=24) * 1.1
+    _, at = failure_schedule(RateLimited("x", retry_after=10 * 365 * 86400), every=timedelta(minutes=10),
+                             errors=1, cap=timedelta(hours=24), jitter=0.0, now=now, rng=rng)
+    assert at == now + timedelta(hours=24)
+
+
+class ExplodingDriver:
+    kind: ClassVar[str] = "rss"
+
+    def parse_options(self, raw: Any, path: str, problems: Any) -> Any:
+        return registry.get_driver("rss").parse_options(raw, path, problems)
+
+    async def poll(self, ctx: Any, options: Any, state: Any) -> Any:
+        if "explode" in options.target:
+            raise ZeroDivisionError("driver bug")
+        return await registry.get_driver("rss").poll(ctx, options, state)
+
+
+async def test_unexpected_exception_is_isolated(
+        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    server.route("/fine", Response(200, rss(feed_items(4, 3, matching_ratio=1.0))))
+    config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/explode"), server.url("/fine")]})
+    pipeline = await started(config, http, clock)
+    exploding = ExplodingDriver()
+    for runtime in pipeline.runtimes.values():
+        runtime.driver = exploding  # type: ignore[assignment]
+    results = await asyncio.gather(*(pipeline.poll(k) for k in sorted(pipeline.runtimes)))
+    await pipeline.stop()
+    assert results[0].error is not None and results[0].error.kind is ErrorKind.INTERNAL  # type: ignore[union-attr]
+    assert "ZeroDivisionError" in results[0].error.message  # type: ignore[union-attr]
+    assert results[1].new_hits == 3  # type: ignore[union-attr]
+
+
+async def test_failed_commit_does_not_advance_etag(
+        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    """A13: the database refuses the write; the next poll re-fetches (no If-None-Match) and stores."""
+    server.route("/feed", etag_feed(rss(feed_items(5, 6, matching_ratio=1.0))))
+    config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/feed")]})
+    engine = make_engine(config.database_url)
+    read_only = {"on": True}
+
+    @event.listens_for(engine, "begin")
+    def _maybe_read_only(conn: Any) -> None:
+        conn.exec_driver_sql(f"PRAGMA query_only = {1 if read_only['on'] else 0}")
+
+    pipeline = Pipeline(config, make_engine(config.database_url), clock, http)
+    pipeline.load()
+    pipeline.engine = engine
+    await pipeline.start()
+    key = next(iter(pipeline.runtimes))
+    with pytest.raises(StorageError):
+        await pipeline.poll(key)
+    assert not pipeline.storage_ok
+    assert pipeline.runtimes[key].state.etag is None
+    read_only["on"] = False
+    result = await pipeline.poll(key, force=True)
+    await pipeline.stop()
+    assert result is not None and result.new_hits == 6
+    assert "If-None-Match" not in server.requests_to("/feed")[1].headers
+    assert pipeline.storage_ok
