@@ -10,6 +10,13 @@ from veille.sources.base import SourceDriver
 # kind -> "module:Class". Imported lazily so that `veille hits` never imports websockets & co.
 DRIVERS: dict[str, str] = {
     "rss": "veille.sources.rss:RssDriver",
+    "mastodon": "veille.sources.mastodon:MastodonDriver",
+    "bluesky": "veille.sources.bluesky:BlueskyDriver",
+    "bluesky-jetstream": "veille.sources.jetstream:JetstreamDriver",
+    "reddit": "veille.sources.reddit:RedditDriver",
+    "x": "veille.sources.x:XDriver",
+    "youtube": "veille.sources.youtube:YoutubeDriver",
+    "hackernews": "veille.sources.hackernews:HackerNewsDriver",
 }
 
 

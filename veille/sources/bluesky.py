@@ -1,0 +1,311 @@
+"""Bluesky: `app.bsky.feed.searchPosts` through an app-password session.
+
+Unauthenticated search has answered 403 since January 2025, so a session is required. The
+session (access + refresh JWT) is cached in `ctx.cache` and refreshed with `refreshSession`
+when the access token expires; `createSession` (limited to 30 per 5 minutes and 300 per day) is
+called only when there is no session yet or the refresh token is refused.
+
+    [[clients.sources]]
+    kind = "bluesky"
+    identifier = "chezgege.bsky.social"      # the account whose app password is used
+    password_env = "BLUESKY_APP_PASSWORD"
+    search = ["chez gégé", "#chezgege"]
+    service = "https://bsky.social"          # the account's PDS (default)
+
+A post that mentions the session's account (a mention facet with its DID) or replies to one of
+its posts is `direct`. `refresh()` re-reads posts by AT URI with `app.bsky.feed.getPosts`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from veille.configreader import Reader
+from veille.errors import AuthFailed, PermanentFetchError, Problems
+from veille.models import Engagement, ErrorKind, Item
+from veille.sources._common import (
+    BadResponse,
+    RateGate,
+    bounded,
+    dig,
+    dump_cursor,
+    int_of,
+    later,
+    list_of,
+    load_cursor,
+    parse_json,
+    parse_time,
+    rate_limited,
+    rate_window,
+    require_secret,
+    text_of,
+)
+from veille.sources.base import PollContext, PollOutcome, PollState
+
+SESSION_KEY = "bluesky_session"
+PAGE_LIMIT = 100
+GET_POSTS_LIMIT = 25
+_EXPIRED = {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing"}
+
+
+@dataclass(frozen=True, slots=True)
+class BlueskyOptions:
+    identifier: str
+    password_env: str
+    search: tuple[str, ...]
+    service: str = "https://bsky.social"
+    lang: str | None = None
+    max_pages: int = 5
+
+    @property
+    def target(self) -> str:
+        return "bluesky: " + " ".join(f"“{q}”" for q in self.search)
+
+    @property
+    def secret_env(self) -> tuple[str, ...]:
+        return (self.password_env,)
+
+
+def rkey_of(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1]
+
+
+def post_url(actor: str, uri: str) -> str:
+    """The bsky.app page of a post (actor is a handle or a DID)."""
+    return f"https://bsky.app/profile/{actor}/post/{rkey_of(uri)}"
+
+
+def record_mentions(record: Any) -> set[str]:
+    """DIDs mentioned through rich-text facets."""
+    found = set()
+    for facet in list_of(record, "facets"):
+        for feature in list_of(facet, "features"):
+            if text_of(feature, "$type") == "app.bsky.richtext.facet#mention" and text_of(feature, "did"):
+                found.add(text_of(feature, "did") or "")
+    return found
+
+
+def addresses(record: Any, did: str | None) -> bool:
+    """True when the post mentions `did` or replies to one of its posts."""
+    if not did:
+        return False
+    if did in record_mentions(record):
+        return True
+    parent = text_of(record, "reply", "parent", "uri") or ""
+    return parent.startswith(f"at://{did}/")
+
+
+def record_lang(record: Any) -> str | None:
+    langs = list_of(record, "langs")
+    return langs[0] if langs and isinstance(langs[0], str) else None
+
+
+def post_item(post: Any, *, own_did: str | None = None) -> Item | None:
+    """One `app.bsky.feed.defs#postView` -> Item; None without an URI."""
+    uri = text_of(post, "uri")
+    if not uri:
+        return None
+    record = dig(post, "record") or {}
+    handle = text_of(post, "author", "handle")
+    did = text_of(post, "author", "did")
+    actor = handle if handle and handle != "handle.invalid" else did
+    published = parse_time(text_of(record, "createdAt")) or parse_time(text_of(post, "indexedAt"))
+    return Item(
+        external_id=uri,
+        text=bounded(text_of(record, "text")),
+        url=post_url(actor, uri) if actor else None,
+        author=f"@{handle}" if handle else did,
+        author_name=text_of(post, "author", "displayName") or None,
+        author_followers=int_of(post, "author", "followersCount"),  # only in detailed profiles
+        published_at=published,
+        lang=record_lang(record),
+        engagement=Engagement(
+            likes=int_of(post, "likeCount"),
+            reposts=(int_of(post, "repostCount") or 0) + (int_of(post, "quoteCount") or 0)
+            if post.get("repostCount") is not None else None,
+            replies=int_of(post, "replyCount"),
+        ),
+        direct=addresses(record, own_did),
+        extra={"did": did} if did else {},
+    )
+
+
+def _sort_time(post: Any) -> datetime | None:
+    """searchPosts' `since` works on sortAt = min(createdAt, indexedAt)."""
+    times = [t for t in (parse_time(text_of(post, "record", "createdAt")), parse_time(text_of(post, "indexedAt")))
+             if t is not None]
+    return min(times) if times else None
+
+
+def _jwt_exp(token: str) -> float | None:
+    """The `exp` claim of a JWT (not verified: only to refresh before it is refused)."""
+    try:
+        payload = token.split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return None
+    exp = data.get("exp") if isinstance(data, dict) else None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def _xrpc_error(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return text_of(data, "error")
+
+
+class BlueskyDriver:
+    kind: ClassVar[str] = "bluesky"
+
+    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> BlueskyOptions | None:
+        before = len(problems)
+        reader = Reader(raw, path, problems)
+        identifier = reader.str("identifier")
+        password_env = reader.env_name("password_env")
+        search = [q.strip() for q in reader.str_list("search", [])]
+        service = reader.url("service", "https://bsky.social")
+        lang = reader.str("lang", None)
+        max_pages = reader.int("max_pages", 5, min=1, max=50)
+        reader.finish()
+        if not search or any(not q for q in search):
+            reader.add("search", "needs at least one non-empty query", 'write e.g. search = ["chez gégé"]')
+        if len(problems) > before:
+            return None
+        return BlueskyOptions(identifier.lstrip("@"), password_env, tuple(search), service.rstrip("/"), lang,
+                              max_pages)
+
+    # --- session -----------------------------------------------------------------------------
+
+    async def _xrpc_post(self, ctx: PollContext, url: str, *, headers: dict[str, str] | None = None,
+                         json_body: Any = None) -> Any:
+        response = await ctx.http.request("POST", url, headers=headers, json=json_body,
+                                          accept_statuses=frozenset({400, 401, 429}))
+        if response.status == 429:
+            raise rate_limited("bluesky session", response.retry_after(),
+                               rate_window(response.headers, ctx.clock.now()))
+        if response.status in (400, 401):
+            error = _xrpc_error(response.body)
+            if error in _EXPIRED or response.status == 401:
+                raise AuthFailed(f"bluesky: session refused ({error or response.status})")
+            raise PermanentFetchError(ErrorKind.HTTP_4XX, f"bluesky: {error or 'bad request'}")
+        return parse_json(response.body, "bluesky session")
+
+    def _store_session(self, ctx: PollContext, data: Any) -> dict[str, Any]:
+        access, refresh, did = text_of(data, "accessJwt"), text_of(data, "refreshJwt"), text_of(data, "did")
+        if not access or not refresh:
+            raise BadResponse("bluesky session: no accessJwt/refreshJwt")
+        session = {"access": access, "refresh": refresh, "did": did, "exp": _jwt_exp(access)}
+        ctx.cache[SESSION_KEY] = session
+        return session
+
+    async def session(self, ctx: PollContext, options: BlueskyOptions, *, expired: bool = False) -> dict[str, Any]:
+        """The cached session; refreshed when (nearly) expired; created only as a last resort."""
+        password = require_secret(ctx, options.password_env)
+        session = ctx.cache.get(SESSION_KEY)
+        if session and not expired:
+            exp = session.get("exp")
+            if exp is None or exp - ctx.clock.now().timestamp() > 60:
+                return session
+        if session:
+            try:
+                data = await self._xrpc_post(
+                    ctx, f"{options.service}/xrpc/com.atproto.server.refreshSession",
+                    headers={"Authorization": f"Bearer {session['refresh']}"})
+                return self._store_session(ctx, data)
+            except AuthFailed:
+                ctx.cache.pop(SESSION_KEY, None)  # refresh token refused: create a new session
+        data = await self._xrpc_post(
+            ctx, f"{options.service}/xrpc/com.atproto.server.createSession",
+            json_body={"identifier": options.identifier, "password": password})
+        ctx.log.info("bluesky.session_created")
+        return self._store_session(ctx, data)
+
+    async def _get(self, ctx: PollContext, options: BlueskyOptions, method: str,
+                   params: Any) -> tuple[Any, float | None]:
+        """GET an XRPC query with the session, refreshing once on an expired token.
+
+        Returns the decoded answer and the wait to suggest when the rate window is nearly used.
+        """
+        gate = RateGate(ctx)
+        host = urlsplit(options.service).netloc
+        gate.check(host)
+        for attempt in range(2):
+            session = await self.session(ctx, options, expired=attempt > 0)
+            response = await ctx.http.get(
+                f"{options.service}/xrpc/{method}", params=params,
+                headers={"Authorization": f"Bearer {session['access']}"},
+                accept_statuses=frozenset({400, 401, 429}))
+            window = rate_window(response.headers, ctx.clock.now())
+            if response.status == 429:
+                gate.observe(host, window)
+                raise rate_limited(f"bluesky {method}", response.retry_after(), window)
+            if response.status in (400, 401):
+                error = _xrpc_error(response.body)
+                if (error in _EXPIRED or response.status == 401) and attempt == 0:
+                    continue
+                if error in _EXPIRED or response.status == 401:
+                    raise AuthFailed(f"bluesky: {method} refused the session ({error or response.status})")
+                raise PermanentFetchError(ErrorKind.HTTP_4XX, f"bluesky {method}: {error or 'bad request'}")
+            suggested = gate.observe(host, window)
+            return parse_json(response.body, f"bluesky {method}"), suggested
+        raise AssertionError("unreachable")
+
+    # --- poll --------------------------------------------------------------------------------
+
+    async def poll(self, ctx: PollContext, options: BlueskyOptions, state: PollState) -> PollOutcome:
+        cursor = load_cursor(state.cursor)
+        items: dict[str, Item] = {}
+        wait: float | None = None
+        for query in options.search:
+            since = cursor.get(query)
+            newest = parse_time(since) if isinstance(since, str) else None
+            page_cursor: str | None = None
+            for _page in range(options.max_pages):
+                params: dict[str, Any] = {"q": query, "sort": "latest", "limit": PAGE_LIMIT}
+                if since:
+                    params["since"] = since
+                if options.lang:
+                    params["lang"] = options.lang
+                if page_cursor:
+                    params["cursor"] = page_cursor
+                data, suggested = await self._get(ctx, options, "app.bsky.feed.searchPosts", params)
+                wait = later(wait, suggested)
+                if not isinstance(data, Mapping) or not isinstance(data.get("posts"), list):
+                    raise BadResponse("bluesky searchPosts: no `posts` list")
+                own = (ctx.cache.get(SESSION_KEY) or {}).get("did")
+                for post in data["posts"]:
+                    item = post_item(post, own_did=own)
+                    if item is not None:
+                        items.setdefault(item.external_id, item)
+                    when = _sort_time(post)
+                    if when is not None and (newest is None or when > newest):
+                        newest = when
+                page_cursor = text_of(data, "cursor")
+                if not since or not page_cursor or len(data["posts"]) < PAGE_LIMIT:
+                    break  # first poll: newest page only; later: until the page is short
+            if newest is not None:
+                cursor[query] = newest.isoformat().replace("+00:00", "Z")
+        return PollOutcome(items=list(items.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait)
+
+    async def refresh(self, ctx: PollContext, options: BlueskyOptions, external_ids: list[str]) -> list[Item]:
+        """Current engagement of posts by AT URI (`getPosts`, 25 per call)."""
+        found: list[Item] = []
+        uris = [u for u in external_ids if u.startswith("at://")]
+        for start in range(0, len(uris), GET_POSTS_LIMIT):
+            data, _ = await self._get(ctx, options, "app.bsky.feed.getPosts",
+                                   [("uris", u) for u in uris[start:start + GET_POSTS_LIMIT]])
+            own = (ctx.cache.get(SESSION_KEY) or {}).get("did")
+            for post in list_of(data, "posts"):
+                item = post_item(post, own_did=own)
+                if item is not None:
+                    found.append(item)
+        return found

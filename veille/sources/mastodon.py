@@ -1,0 +1,256 @@
+"""Mastodon: hashtag timelines on several instances, status search and the client's mentions.
+
+Config (one source can watch several instances; the first one is the "home" instance where the
+client's token lives, used for search and mentions):
+
+    [[clients.sources]]
+    kind = "mastodon"
+    instances = ["https://piaille.fr", "https://mastodon.social"]
+    hashtags = ["chezgege"]            # /api/v1/timelines/tag/:tag on every instance (public)
+    search = ["chez gégé"]             # /api/v2/search on the home instance (token; opted-in posts only)
+    mentions = true                    # /api/v1/notifications?types[]=mention (token)
+    token_env = "MASTODON_TOKEN"       # needed for search and mentions
+    account = "@chezgege@piaille.fr"   # optional: a post mentioning it is `direct`
+
+The same status reaches several instances under different local ids; items are keyed by the
+status `uri` (its ActivityPub id), so it is stored once. Paging goes forward with `min_id`
+(following `Link: rel="prev"`); the first poll takes only the newest page (no history backfill).
+The cursor keeps the newest id per (instance, stream). `X-RateLimit-*` (300 requests per 5
+minutes by default) is honoured per instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit
+
+from veille.configreader import Reader
+from veille.errors import Problems, RateLimited
+from veille.models import Engagement, Item
+from veille.sources._common import (
+    BadResponse,
+    RateGate,
+    bounded,
+    dump_cursor,
+    html_to_text,
+    int_of,
+    later,
+    link_rel,
+    list_of,
+    load_cursor,
+    newest_id,
+    parse_json,
+    parse_time,
+    rate_limited,
+    rate_window,
+    require_secret,
+    text_of,
+    web_url,
+)
+from veille.sources.base import PollContext, PollOutcome, PollState
+
+PAGE_LIMIT = 40  # the API's maximum for timelines, search and notifications
+
+
+@dataclass(frozen=True, slots=True)
+class MastodonOptions:
+    instances: tuple[str, ...]
+    hashtags: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    mentions: bool = False
+    token_env: str | None = None
+    account: str | None = None
+    max_pages: int = 5
+
+    @property
+    def target(self) -> str:
+        what = [f"#{t}" for t in self.hashtags] + [f"“{q}”" for q in self.search]
+        if self.mentions:
+            what.append("mentions")
+        hosts = ",".join(urlsplit(i).hostname or i for i in self.instances)
+        return f"{hosts}: {' '.join(what)}"
+
+    @property
+    def secret_env(self) -> tuple[str, ...]:
+        return (self.token_env,) if self.token_env else ()
+
+
+class _Stop(Exception):
+    """Raised inside a poll when an instance's window is exhausted: keep what we have."""
+
+    def __init__(self, error: RateLimited) -> None:
+        self.error = error
+
+
+def _handle(account: Any, instance_host: str) -> str | None:
+    acct = text_of(account, "acct")
+    if not acct:
+        return None
+    return f"@{acct}" if "@" in acct else f"@{acct}@{instance_host}"
+
+
+def status_item(status: Any, *, instance_host: str, direct: bool = False, account: str | None = None) -> Item | None:
+    """One Mastodon Status -> Item; None when it has no usable identity."""
+    if isinstance(status, Mapping) and isinstance(status.get("reblog"), Mapping):
+        status = status["reblog"]  # a boost: the boosted post is what was said
+    uri = text_of(status, "uri")
+    local_id = text_of(status, "id")
+    if not uri or not local_id:
+        return None
+    mentions = {m.lower() for m in (_handle(x, instance_host) for x in list_of(status, "mentions")) if m}
+    is_direct = direct or (account is not None and account.lower() in mentions)
+    return Item(
+        external_id=uri,
+        text=html_to_text(text_of(status, "content")),
+        title=bounded(text_of(status, "spoiler_text"), 500),
+        url=web_url(text_of(status, "url")) or web_url(uri),
+        author=_handle(status.get("account"), instance_host),
+        author_name=text_of(status, "account", "display_name") or None,
+        author_followers=int_of(status, "account", "followers_count"),
+        published_at=parse_time(text_of(status, "created_at")),
+        lang=text_of(status, "language"),
+        engagement=Engagement(
+            likes=int_of(status, "favourites_count"),
+            reposts=int_of(status, "reblogs_count"),
+            replies=int_of(status, "replies_count"),
+        ),
+        direct=is_direct,
+        extra={"instance": instance_host, "id": local_id},
+    )
+
+
+class MastodonDriver:
+    kind: ClassVar[str] = "mastodon"
+
+    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> MastodonOptions | None:
+        before = len(problems)
+        reader = Reader(raw, path, problems)
+        instances_raw = reader.str_list("instances")
+        hashtags = [t.lstrip("#").strip() for t in reader.str_list("hashtags", [])]
+        search = [q.strip() for q in reader.str_list("search", [])]
+        mentions = reader.bool("mentions", False)
+        token_env = reader.env_name("token_env", None)
+        account = reader.str("account", None)
+        max_pages = reader.int("max_pages", 5, min=1, max=50)
+        reader.finish()
+        instances: list[str] = []
+        for index, value in enumerate(instances_raw or []):
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problems.add(f"{reader.sub('instances')}[{index}]", f"{value!r} is not an instance URL",
+                             'write e.g. "https://mastodon.social"')
+                continue
+            instances.append(f"{parts.scheme}://{parts.netloc}")
+        if instances_raw is not None and not instances:
+            reader.add("instances", "needs at least one instance", 'write e.g. instances = ["https://mastodon.social"]')
+        if any(not t for t in hashtags) or any(not q for q in search):
+            reader.add("hashtags", "empty hashtag or search query", "remove the empty entries")
+        if not hashtags and not search and not mentions:
+            reader.add("hashtags", "nothing to watch", "set hashtags, search or mentions = true")
+        if (search or mentions) and not token_env:
+            reader.add("token_env", "search and mentions need a user token",
+                       'add token_env = "MASTODON_TOKEN" (a read-scoped token of the home instance)')
+        if account is not None and not account.startswith("@"):
+            account = f"@{account}"
+        if len(problems) > before:
+            return None
+        return MastodonOptions(tuple(instances), tuple(hashtags), tuple(search), bool(mentions), token_env,
+                               account, max_pages)
+
+    async def poll(self, ctx: PollContext, options: MastodonOptions, state: PollState) -> PollOutcome:
+        cursor = load_cursor(state.cursor)
+        token = require_secret(ctx, options.token_env) if options.token_env else None
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        gate = RateGate(ctx)
+        by_uri: dict[str, Item] = {}
+        wait: float | None = None
+        stopped: RateLimited | None = None
+        streams: list[tuple[str, str, dict[str, Any], bool]] = []
+        home = options.instances[0]  # the token belongs to it: never sent to another instance
+        for instance in options.instances:
+            for tag in options.hashtags:
+                streams.append((instance, f"/api/v1/timelines/tag/{quote(tag, safe='')}", {}, False))
+        for query in options.search:
+            streams.append((home, "/api/v2/search", {"q": query, "type": "statuses", "resolve": "false"},
+                            False))
+        if options.mentions:
+            streams.append((home, "/api/v1/notifications", {"types[]": "mention"}, True))
+        done_hosts: set[str] = set()
+        for instance, path, params, is_mentions in streams:
+            host = urlsplit(instance).netloc
+            if host in done_hosts:
+                continue
+            key = f"{host}{path}" + (f"?q={params['q']}" if "q" in params else "")
+            try:
+                gate.check(host)
+                newest, stream_wait = await self._stream(
+                    ctx, gate, options, instance, path, params, auth if instance == home else {},
+                    cursor.get(key), is_mentions, by_uri)
+            except (_Stop, RateLimited) as exc:
+                stopped = exc.error if isinstance(exc, _Stop) else exc
+                done_hosts.add(host)
+                wait = later(wait, stopped.retry_after)
+                continue
+            if newest:
+                cursor[key] = newest
+            wait = later(wait, stream_wait)
+        if stopped is not None and not by_uri:
+            raise stopped  # nothing gained: the scheduler waits for the window (cursor untouched)
+        return PollOutcome(items=list(by_uri.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait)
+
+    async def _stream(self, ctx: PollContext, gate: RateGate, options: MastodonOptions, instance: str, path: str,
+                      params: dict[str, Any], headers: dict[str, str], since: str | None, is_mentions: bool,
+                      by_uri: dict[str, Item]) -> tuple[str | None, float | None]:
+        """Read one stream forward from `since`; return its newest id and a suggested wait."""
+        host = urlsplit(instance).netloc
+        host_name = urlsplit(instance).hostname or host
+        url: str | None = f"{instance}{path}"
+        query: dict[str, Any] | None = {**params, "limit": PAGE_LIMIT, **({"min_id": since} if since else {})}
+        newest = since
+        wait: float | None = None
+        for _page in range(options.max_pages):
+            if url is None:
+                break
+            response = await ctx.http.get(url, headers=headers, params=query, accept_statuses=frozenset({429}))
+            window = rate_window(response.headers, ctx.clock.now())
+            if response.status == 429:
+                gate.observe(host, window)
+                raise _Stop(rate_limited(f"mastodon {host}", response.retry_after(), window))
+            wait = later(wait, gate.observe(host, window))
+            data = parse_json(response.body, f"mastodon {host}{path}")
+            statuses, ids = self._page(data, is_mentions, path)
+            for status in statuses:
+                item = status_item(status, instance_host=host_name, direct=is_mentions, account=options.account)
+                if item is not None:
+                    known = by_uri.get(item.external_id)
+                    if known is None or (item.direct and not known.direct):
+                        by_uri[item.external_id] = item
+            page_newest = newest_id(ids)
+            if since is None or page_newest is None or len(ids) < PAGE_LIMIT:
+                newest = newest_id([page_newest], newest)
+                break  # first poll takes one page; a short page is the last one
+            newest = newest_id([page_newest], newest)
+            prev = link_rel(response.headers.get("link"), "prev")
+            url, query = (prev, None) if prev else (f"{instance}{path}", {**params, "limit": PAGE_LIMIT,
+                                                                          "min_id": page_newest})
+            if window is not None and window.exhausted:
+                break
+        return newest, wait
+
+    @staticmethod
+    def _page(data: Any, is_mentions: bool, path: str) -> tuple[list[Any], list[str | None]]:
+        """The statuses of a page and the paging ids (notification ids for mentions)."""
+        if path == "/api/v2/search":
+            if not isinstance(data, Mapping):
+                raise BadResponse("mastodon search: expected an object with `statuses`")
+            statuses = list_of(data, "statuses")
+            return statuses, [text_of(s, "id") for s in statuses]
+        if not isinstance(data, list):
+            raise BadResponse(f"mastodon {path}: expected a list")
+        if is_mentions:
+            notes = [n for n in data if isinstance(n, Mapping)]
+            return ([n.get("status") for n in notes if text_of(n, "type") in (None, "mention")],
+                    [text_of(n, "id") for n in notes])
+        return data, [text_of(s, "id") for s in data]

@@ -1,0 +1,212 @@
+"""X (Twitter) API v2 recent search, with a monthly read budget that is never exceeded.
+
+    [[clients.sources]]
+    kind = "x"
+    query = '"chez gégé" OR @chezgege -is:retweet'
+    bearer_env = "X_BEARER_TOKEN"
+    monthly_read_budget = 1000          # posts read per calendar month (UTC) by this source
+    handle = "chezgege"                 # optional: a post mentioning @chezgege is `direct`
+
+X bills reads per post returned. Before each request the driver asks for at most the posts left
+in the month's budget (`max_results` between 10 and 100), and stops when fewer than 10 remain,
+so the budget is a hard ceiling. Budget use is persisted in the cursor JSON together with
+`since_id` ({"month": "2026-11", "reads": 188, "since_id": "..."}) and shown by `veille sources`
+through `PollOutcome.note`. `x-rate-limit-*` headers are honoured.
+
+No `refresh()`: re-reading posts would spend the budget outside the cursor that accounts for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from veille.configreader import Reader
+from veille.errors import FetchError, Problems, RateLimited
+from veille.models import Engagement, ErrorKind, Item
+from veille.sources._common import (
+    BadResponse,
+    RateGate,
+    bounded,
+    dig,
+    dump_cursor,
+    int_of,
+    later,
+    list_of,
+    load_cursor,
+    newest_id,
+    parse_json,
+    parse_time,
+    rate_limited,
+    rate_window,
+    require_secret,
+    text_of,
+)
+from veille.sources.base import PollContext, PollOutcome, PollState
+
+MIN_RESULTS, MAX_RESULTS = 10, 100  # the API refuses max_results outside [10, 100]
+TWEET_FIELDS = "created_at,lang,public_metrics,author_id,entities,in_reply_to_user_id,conversation_id"
+USER_FIELDS = "username,name,public_metrics"
+BUDGET_CACHE = "x_budget"
+
+
+@dataclass(frozen=True, slots=True)
+class XOptions:
+    query: str
+    bearer_env: str
+    monthly_read_budget: int
+    handle: str | None = None
+    api_base: str = "https://api.twitter.com/2"
+    max_pages: int = 5
+
+    @property
+    def target(self) -> str:
+        return f"x: {self.query}"
+
+    @property
+    def secret_env(self) -> tuple[str, ...]:
+        return (self.bearer_env,)
+
+
+def month_of(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m")
+
+
+def seconds_to_next_month(now: datetime) -> float:
+    now = now.astimezone(UTC)
+    start = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
+    return (start - now).total_seconds()
+
+
+def budget_note(left: int, budget: int) -> str:
+    return f"budget X : {left}/{budget} lectures restantes ce mois-ci"
+
+
+def tweet_item(tweet: Any, users: Mapping[str, Any], *, handle: str | None = None) -> Item | None:
+    """One v2 tweet object (+ the `includes.users` index) -> Item; None without an id."""
+    tweet_id = text_of(tweet, "id")
+    if not tweet_id:
+        return None
+    user = users.get(text_of(tweet, "author_id") or "", {})
+    username = text_of(user, "username")
+    mentions = {(text_of(m, "username") or "").lower() for m in list_of(tweet, "entities", "mentions")}
+    metrics = dig(tweet, "public_metrics") or {}
+    reposts = int_of(metrics, "retweet_count")
+    quotes = int_of(metrics, "quote_count")
+    return Item(
+        external_id=tweet_id,
+        text=bounded(text_of(tweet, "note_tweet", "text") or text_of(tweet, "text")),
+        url=f"https://x.com/{username or 'i/web'}/status/{tweet_id}",
+        author=f"@{username}" if username else text_of(tweet, "author_id"),
+        author_name=text_of(user, "name"),
+        author_followers=int_of(user, "public_metrics", "followers_count"),
+        published_at=parse_time(text_of(tweet, "created_at")),
+        lang=text_of(tweet, "lang"),
+        engagement=Engagement(
+            likes=int_of(metrics, "like_count"),
+            reposts=(reposts or 0) + (quotes or 0) if reposts is not None or quotes is not None else None,
+            replies=int_of(metrics, "reply_count"),
+            views=int_of(metrics, "impression_count"),
+        ),
+        direct=bool(handle and handle.lower() in mentions),
+    )
+
+
+def users_index(page: Any) -> dict[str, Any]:
+    return {uid: u for u in list_of(page, "includes", "users") if (uid := text_of(u, "id"))}
+
+
+class XDriver:
+    kind: ClassVar[str] = "x"
+
+    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> XOptions | None:
+        before = len(problems)
+        reader = Reader(raw, path, problems)
+        query = reader.str("query")
+        bearer_env = reader.env_name("bearer_env")
+        budget = reader.int("monthly_read_budget", min=0)
+        handle = reader.str("handle", None)
+        api_base = reader.url("api_base", XOptions.api_base)
+        max_pages = reader.int("max_pages", 5, min=1, max=50)
+        reader.finish()
+        if query is not None and not query.strip():
+            reader.add("query", "is empty", "write an X search query")
+        if query and len(query) > 512:
+            reader.add("query", "is longer than 512 characters (the recent-search limit)", "shorten it")
+        if len(problems) > before:
+            return None
+        return XOptions(query.strip(), bearer_env, budget, handle.lstrip("@") if handle else None,
+                        api_base.rstrip("/"), max_pages)
+
+    async def poll(self, ctx: PollContext, options: XOptions, state: PollState) -> PollOutcome:
+        token = require_secret(ctx, options.bearer_env)
+        now = ctx.clock.now()
+        cursor = load_cursor(state.cursor)
+        month = month_of(now)
+        reads = int(cursor.get("reads") or 0) if cursor.get("month") == month else 0
+        cached = ctx.cache.get(BUDGET_CACHE)
+        if cached and cached[0] == month:
+            reads = max(reads, cached[1])  # an outcome that was never stored still spent reads
+        since_id = cursor.get("since_id") if isinstance(cursor.get("since_id"), str) else None
+        gate = RateGate(ctx)
+        host = urlsplit(options.api_base).netloc
+        items: dict[str, Item] = {}
+        newest: str | None = since_id
+        wait: float | None = None
+        next_token: str | None = None
+        failure: FetchError | None = None
+        for page in range(options.max_pages):
+            left = options.monthly_read_budget - reads
+            if left < MIN_RESULTS:
+                if page == 0:
+                    raise RateLimited(f"X monthly read budget spent ({reads}/{options.monthly_read_budget})",
+                                      retry_after=seconds_to_next_month(now), kind=ErrorKind.QUOTA)
+                break
+            params: dict[str, Any] = {
+                "query": options.query, "max_results": min(MAX_RESULTS, left), "tweet.fields": TWEET_FIELDS,
+                "expansions": "author_id", "user.fields": USER_FIELDS}
+            if since_id:
+                params["since_id"] = since_id
+            if next_token:
+                params["next_token"] = next_token
+            try:
+                gate.check(host)
+                response = await ctx.http.get(f"{options.api_base}/tweets/search/recent", params=params,
+                                              headers={"Authorization": f"Bearer {token}"},
+                                              accept_statuses=frozenset({429}))
+                window = rate_window(response.headers, ctx.clock.now())
+                if response.status == 429:
+                    gate.observe(host, window)
+                    raise rate_limited("x search", response.retry_after(), window)
+                wait = later(wait, gate.observe(host, window))
+                data = parse_json(response.body, "x search")
+                if not isinstance(data, Mapping):
+                    raise BadResponse("x search: expected an object")
+            except FetchError as exc:
+                if page == 0:
+                    raise
+                failure = exc  # keep what was read (and its cost); re-read the gap next time
+                break
+            tweets = list_of(data, "data")
+            reads += max(len(tweets), int_of(data, "meta", "result_count") or 0)
+            users = users_index(data)
+            for tweet in tweets:
+                item = tweet_item(tweet, users, handle=options.handle)
+                if item is not None:
+                    items.setdefault(item.external_id, item)
+            newest = newest_id([text_of(data, "meta", "newest_id"), *(text_of(t, "id") for t in tweets)], newest)
+            next_token = text_of(data, "meta", "next_token")
+            if not since_id or not next_token:
+                break  # first poll: newest page only
+        ctx.cache[BUDGET_CACHE] = (month, reads)
+        if failure is not None:
+            wait = later(wait, failure.retry_after)
+        # After a failure mid-paging the older part of the gap is unread: keep since_id to re-read it.
+        # Past max_pages or the budget, the oldest posts of the gap are skipped on purpose.
+        new_cursor = {"month": month, "reads": reads, "since_id": (since_id or newest) if failure else newest}
+        return PollOutcome(items=list(items.values()), cursor=dump_cursor(new_cursor),
+                           note=budget_note(options.monthly_read_budget - reads, options.monthly_read_budget),
+                           earliest_next_poll=wait)

@@ -1,0 +1,208 @@
+"""YouTube: comment threads on the client's channel (`commentThreads.list`), with a daily quota.
+
+    [[clients.sources]]
+    kind = "youtube"
+    channel_id = "UCa-vrCLQHviTOVnEKDOdetQ"
+    key_env = "YOUTUBE_API_KEY"
+    daily_quota = 500                    # units per day for this source (a list call costs 1)
+
+Every comment on the client's channel addresses the client: items are `direct`. The API key
+goes in the query string (`key=`), so it must never reach a log or an error message: errors here
+carry only the API's reason code, and the HTTP layer redacts URLs. Quota days end at midnight
+Pacific time, as Google counts them; use is kept in the cursor JSON
+({"day": "2026-11-23", "units": 12, "newest": "..."}) and shown in `veille sources`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from veille.configreader import Reader
+from veille.errors import AuthFailed, FetchError, PermanentFetchError, Problems, RateLimited
+from veille.models import Engagement, ErrorKind, Item
+from veille.sources._common import (
+    BadResponse,
+    bounded,
+    dig,
+    dump_cursor,
+    html_to_text,
+    int_of,
+    load_cursor,
+    parse_json,
+    parse_time,
+    require_secret,
+    text_of,
+    web_url,
+)
+from veille.sources.base import PollContext, PollOutcome, PollState
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
+LIST_COST = 1
+PAGE_LIMIT = 100
+_CHANNEL = re.compile(r"^UC[A-Za-z0-9_-]{22}$")
+_QUOTA = {"quotaExceeded", "dailyLimitExceeded", "dailyLimitExceededUnreg"}
+_RATE = {"rateLimitExceeded", "userRateLimitExceeded"}
+_AUTH = {"keyInvalid", "keyExpired", "accessNotConfigured", "ipRefererBlocked", "forbidden",
+         "API_KEY_INVALID", "PERMISSION_DENIED", "SERVICE_DISABLED"}
+
+
+@dataclass(frozen=True, slots=True)
+class YoutubeOptions:
+    channel_id: str
+    key_env: str
+    daily_quota: int = 500
+    api_base: str = "https://www.googleapis.com/youtube/v3"
+    max_pages: int = 5
+
+    @property
+    def target(self) -> str:
+        return f"youtube: {self.channel_id}"
+
+    @property
+    def secret_env(self) -> tuple[str, ...]:
+        return (self.key_env,)
+
+
+def quota_day(now: datetime) -> str:
+    return now.astimezone(PACIFIC).date().isoformat()
+
+
+def seconds_to_quota_reset(now: datetime) -> float:
+    local = now.astimezone(PACIFIC)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), PACIFIC)
+    return max((midnight - local).total_seconds(), 60.0)
+
+
+def quota_note(left: int, quota: int) -> str:
+    return f"quota YouTube : {left}/{quota} unités restantes aujourd'hui"
+
+
+def thread_item(thread: Any) -> Item | None:
+    """One commentThread -> Item (its top-level comment); None without an id."""
+    comment = dig(thread, "snippet", "topLevelComment")
+    comment_id = text_of(comment, "id") or text_of(thread, "id")
+    if not comment_id:
+        return None
+    snippet = dig(comment, "snippet") or {}
+    video = text_of(snippet, "videoId") or text_of(thread, "snippet", "videoId")
+    text = text_of(snippet, "textOriginal")
+    if text is None:
+        text = html_to_text(text_of(snippet, "textDisplay"))
+    author_url = web_url(text_of(snippet, "authorChannelUrl"))
+    return Item(
+        external_id=comment_id,
+        text=bounded(text),
+        url=f"https://www.youtube.com/watch?v={video}&lc={comment_id}" if video else author_url,
+        author=text_of(snippet, "authorChannelId", "value") or author_url,
+        author_name=text_of(snippet, "authorDisplayName"),
+        published_at=parse_time(text_of(snippet, "publishedAt")),
+        engagement=Engagement(likes=int_of(snippet, "likeCount"), replies=int_of(thread, "snippet", "totalReplyCount")),
+        direct=True,
+        extra={"video_id": video} if video else {},
+    )
+
+
+def _reason(body: bytes) -> str | None:
+    """The machine reason of a Google API error (`error.errors[0].reason` or `error.status`)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return text_of(data, "error", "errors", 0, "reason") or text_of(data, "error", "status")
+
+
+class YoutubeDriver:
+    kind: ClassVar[str] = "youtube"
+
+    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> YoutubeOptions | None:
+        before = len(problems)
+        reader = Reader(raw, path, problems)
+        channel_id = reader.str("channel_id")
+        key_env = reader.env_name("key_env")
+        daily_quota = reader.int("daily_quota", 500, min=1, max=1_000_000)
+        api_base = reader.url("api_base", YoutubeOptions.api_base)
+        max_pages = reader.int("max_pages", 5, min=1, max=50)
+        reader.finish()
+        if channel_id and not _CHANNEL.match(channel_id):
+            reader.add("channel_id", f"{channel_id!r} is not a channel id",
+                       "use the id starting with UC (24 characters) from the channel's page")
+        if len(problems) > before:
+            return None
+        return YoutubeOptions(channel_id, key_env, daily_quota, api_base.rstrip("/"), max_pages)
+
+    def _raise_for(self, status: int, body: bytes, now: datetime) -> None:
+        reason = _reason(body)
+        if reason in _QUOTA:
+            raise RateLimited("youtube: daily API quota exhausted", retry_after=seconds_to_quota_reset(now),
+                              kind=ErrorKind.QUOTA)
+        if reason in _RATE or status == 429:
+            raise RateLimited(f"youtube: {reason or 'rate limited'}", retry_after=60.0)
+        if reason in _AUTH or (status == 403 and reason is None):
+            raise AuthFailed(f"youtube: API key refused ({reason or status})")
+        raise PermanentFetchError(ErrorKind.HTTP_4XX, f"youtube: {reason or status}")
+
+    async def poll(self, ctx: PollContext, options: YoutubeOptions, state: PollState) -> PollOutcome:
+        key = require_secret(ctx, options.key_env)
+        now = ctx.clock.now()
+        day = quota_day(now)
+        cursor = load_cursor(state.cursor)
+        units = int(cursor.get("units") or 0) if cursor.get("day") == day else 0
+        since = parse_time(cursor.get("newest"))
+        newest = since
+        items: dict[str, Item] = {}
+        page_token: str | None = None
+        failure: FetchError | None = None
+        for page in range(options.max_pages):
+            if units + LIST_COST > options.daily_quota:
+                if page == 0:
+                    raise RateLimited(f"youtube: source quota spent ({units}/{options.daily_quota})",
+                                      retry_after=seconds_to_quota_reset(now), kind=ErrorKind.QUOTA)
+                break
+            params: dict[str, Any] = {"part": "snippet", "allThreadsRelatedToChannelId": options.channel_id,
+                                      "maxResults": PAGE_LIMIT, "order": "time", "textFormat": "plainText",
+                                      "key": key}
+            if page_token:
+                params["pageToken"] = page_token
+            try:
+                units += LIST_COST  # Google counts the call even when it fails
+                response = await ctx.http.get(f"{options.api_base}/commentThreads", params=params,
+                                              accept_statuses=frozenset({400, 403, 429}))
+                if response.status != 200:
+                    self._raise_for(response.status, response.body, now)
+                data = parse_json(response.body, "youtube commentThreads")
+                if not isinstance(data, Mapping) or not isinstance(data.get("items"), list):
+                    raise BadResponse("youtube commentThreads: no `items` list")
+            except FetchError as exc:
+                if page == 0:
+                    raise
+                failure = exc
+                break
+            reached_known = False
+            for thread in data["items"]:
+                item = thread_item(thread)
+                if item is None:
+                    continue
+                when = item.published_at
+                if since is not None and when is not None and when <= since:
+                    reached_known = True
+                    continue
+                items.setdefault(item.external_id, item)
+                if when is not None and (newest is None or when > newest):
+                    newest = when
+            page_token = text_of(data, "nextPageToken")
+            if since is None or reached_known or not page_token:
+                break
+        new_cursor: dict[str, Any] = {"day": day, "units": units}
+        kept = since if failure else newest
+        if kept is not None:
+            new_cursor["newest"] = kept.isoformat()
+        return PollOutcome(items=list(items.values()), cursor=dump_cursor(new_cursor),
+                           note=quota_note(options.daily_quota - units, options.daily_quota),
+                           earliest_next_poll=failure.retry_after if failure else None)
+
