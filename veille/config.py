@@ -59,7 +59,7 @@ class DaemonConfig:
     failing_notice_after: timedelta = timedelta(hours=6)
     drain_timeout: float = 8.0
     health_file: str | None = None  # defaults to <database dir>/veille-health.json
-    tick: float = 1.0
+    startup_spread: timedelta = timedelta(seconds=60)  # first polls spread over this window
     parse_workers: int = 0  # 0 = one per core
     parse_timeout: float = 5.0
     max_entries: int = 200  # newest entries processed per feed
@@ -216,6 +216,7 @@ def _parse_daemon(root: Reader) -> DaemonConfig:
         max_backoff=section.duration("max_backoff", base.max_backoff, min=timedelta(minutes=1)),
         failing_notice_after=section.duration("failing_notice_after", base.failing_notice_after),
         health_file=section.str("health_file", None),
+        startup_spread=section.duration("startup_spread", base.startup_spread),
         parse_workers=section.int("parse_workers", 0, min=0, max=64),
         parse_timeout=section.float("parse_timeout", base.parse_timeout, min=0.5, max=120),
         max_entries=section.int("max_entries", base.max_entries, min=1, max=10_000),

@@ -145,8 +145,9 @@ class Daemon:
         now = self.clock.now()
         for key, runtime in pipeline.runtimes.items():
             every = runtime.config.every.total_seconds()
-            # Spread first polls (no thundering herd at start) but start soon: within min(every, 60 s).
-            first = now + timedelta(seconds=self.rng.uniform(0, min(every, 60.0)))
+            # Spread first polls (no thundering herd at start) but start soon.
+            spread = min(every, self.config.daemon.startup_spread.total_seconds())
+            first = now + timedelta(seconds=self.rng.uniform(0, spread))
             self.scheduler.add_job(
                 self._poll_job, IntervalTrigger(seconds=every, jitter=max(1, int(every * self.config.daemon.jitter)),
                                                 start_date=first),
