@@ -1,0 +1,274 @@
+"""TelegramNotifier over real HTTP against the fake Bot API: B1, B3-B8, B11, A8."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import traceback
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.support.fake_telegram import Failure, FakeTelegram
+from veille.notify.base import (
+    Notification,
+    NotifierAuthFailed,
+    NotifyPermanent,
+    NotifyRateLimited,
+    NotifyRetryable,
+    RecipientGone,
+    Urgency,
+)
+from veille.notify.telegram import TelegramNotifier
+from veille.notify.telegram_settings import Pacing, TelegramSettings
+from veille.store import telegram as store
+from veille.store.engine import make_engine
+from veille.store.schema import metadata
+
+CHAT = 111
+GROUP = -100200
+
+
+def note(incident_id: int = 42, *, silent: bool = False, title: str = "Bad buzz", kind: str = "opened") -> Notification:
+    return Notification(outbox_id=incident_id, incident_id=incident_id, tag=f"#INC-{incident_id}", kind=kind,
+                        client_id="acme", client_name="ACME", contact="alice", urgency=Urgency.HIGH, silent=silent,
+                        title=title, reasons=("risque 0.9",))
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    import veille.store.schema_telegram  # noqa: F401  (registers the tables on the shared metadata)
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'veille.db'}")
+    metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+def settings_for(fake: FakeTelegram, **pacing: float) -> TelegramSettings:
+    return TelegramSettings(api_base_url=fake.base_url, request_timeout=2.0, pacing=Pacing(**pacing))
+
+
+@pytest.fixture
+async def notifier(fake: FakeTelegram, engine: Engine) -> AsyncIterator[TelegramNotifier]:
+    n = TelegramNotifier(settings_for(fake, per_chat_interval=0.0), fake.token, engine=engine)
+    await n.start()
+    yield n
+    await n.aclose()
+
+
+async def test_send_html_with_buttons_and_silent_flag(notifier: TelegramNotifier, fake: FakeTelegram) -> None:
+    delivery = await notifier.send(note(silent=True), str(CHAT))
+    [call] = fake.sent_to(CHAT)
+    assert call.params["parse_mode"] == "HTML"
+    assert call.params["disable_notification"] in ("true", True)
+    assert delivery.message_ids == (str(call.params["message_id"]),)
+    buttons = [b for row in call.params["reply_markup"]["inline_keyboard"] for b in row]
+    assert [b["text"] for b in buttons] == ["Je gère", "Rappelle-moi dans 1 h", "Muet 24 h", "Voir les hits"]
+    assert all(len(b["callback_data"]) <= 64 and "42" not in b["callback_data"] for b in buttons)
+    await notifier.send(note(43), str(CHAT))
+    assert fake.sent_to(CHAT)[-1].params["disable_notification"] in ("false", False)
+
+
+async def test_b1_entity_error_resent_once_as_plain_text(notifier: TelegramNotifier, fake: FakeTelegram) -> None:
+    fake.fail_next("sendMessage", Failure.entities())
+    await notifier.send(note(), str(CHAT))
+    sends = fake.calls_to("sendMessage")
+    assert [c.params.get("parse_mode") for c in sends] == ["HTML", None]
+    assert len(fake.sent_to(CHAT)) == 1
+    fake.fail_next("sendMessage", Failure.entities(), times=2)
+    with pytest.raises(NotifyPermanent):
+        await notifier.send(note(44), str(CHAT))
+    assert len(fake.calls_to("sendMessage")) == 4  # never retried as is
+
+
+async def test_b3_blocked_marks_route_gone_once(notifier: TelegramNotifier, fake: FakeTelegram, engine: Engine,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    fake.block_chat(CHAT)
+    for _ in range(3):
+        with pytest.raises(RecipientGone):
+            await notifier.send(note(), str(CHAT))
+    assert len(fake.calls_to("sendMessage")) == 1  # no retry, no further attempts
+    assert store.get_route(engine, str(CHAT)).gone
+    assert [r.message for r in caplog.records].count("telegram.recipient_gone") == 1
+    store.restore_route(engine, str(CHAT), notifier._clock.now())
+    fake._blocked.clear()
+    await notifier.send(note(), str(CHAT))
+
+
+async def test_b4_migrated_group_is_updated_and_resent_once(notifier: TelegramNotifier, fake: FakeTelegram,
+                                                            engine: Engine) -> None:
+    fake.migrate_chat(GROUP, -100999)
+    await notifier.send(note(), str(GROUP))
+    assert [c.chat_id for c in fake.calls_to("sendMessage")] == [str(GROUP), "-100999"]
+    assert store.get_route(engine, str(GROUP)).chat_id == "-100999"
+    await notifier.send(note(43), str(GROUP))
+    assert fake.calls_to("sendMessage")[-1].chat_id == "-100999"
+
+
+async def test_b5_bad_token_at_start_and_at_runtime(fake: FakeTelegram, engine: Engine) -> None:
+    bad = TelegramNotifier(settings_for(fake), "999:WRONG-secret-token-value", engine=engine)
+    with pytest.raises(NotifierAuthFailed) as info:
+        await bad.start()
+    assert "WRONG-secret" not in str(info.value) and "WRONG-secret" not in repr(info.value)
+    assert "WRONG-secret" not in "".join(traceback.format_exception(info.value))
+    before = len(fake.calls)
+    for _ in range(5):  # paused: no retry storm
+        with pytest.raises(NotifierAuthFailed):
+            await bad.send(note(), str(CHAT))
+    assert len(fake.calls) == before
+    assert bad.status()["auth_ok"] is False
+    await bad.aclose()
+
+
+async def test_b6_conflict_on_send_is_retryable(notifier: TelegramNotifier, fake: FakeTelegram) -> None:
+    fake.fail_next("sendMessage", Failure.conflict())
+    with pytest.raises(NotifyRetryable):
+        await notifier.send(note(), str(CHAT))
+
+
+async def test_b7_burst_to_one_chat_is_paced_and_merged(fake: FakeTelegram, engine: Engine) -> None:
+    n = TelegramNotifier(settings_for(fake), fake.token, engine=engine)
+    results = await asyncio.gather(*(n.send(note(i), str(CHAT)) for i in range(1, 101)))
+    burst = fake.sent_to(CHAT)  # 100 alerts merged, not queued for minutes (the first may go alone)
+    assert len(burst) <= 2
+    assert "alertes groupées" in burst[-1].params["text"]
+    assert {r.message_ids for r in results} == {(str(c.params["message_id"]),) for c in burst}
+    await asyncio.gather(n.send(note(200), str(CHAT)), n.send(note(201), str(CHAT)))  # small: not merged
+    sends = fake.sent_to(CHAT)
+    assert len(sends) == len(burst) + 2
+    gaps = [b.at - a.at for a, b in itertools.pairwise(sends)]
+    assert all(gap >= 0.95 for gap in gaps), gaps
+    await n.aclose()
+
+
+async def test_b7_group_and_global_limits(fake: FakeTelegram) -> None:
+    n = TelegramNotifier(settings_for(fake, per_chat_interval=0.0, group_per_minute=5, global_per_second=30,
+                                      merge_above=100), fake.token)
+    sends = [n.send(note(i), str(-100 - i % 2)) for i in range(8)] + [n.send(note(i), str(1000 + i))
+                                                                        for i in range(40)]
+    tasks = [asyncio.create_task(s) for s in sends]
+    await asyncio.sleep(1.6)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    accepted = [c.at for c in fake.accepted]
+    for index, at in enumerate(accepted):
+        assert len([a for a in accepted[index:] if a - at < 1.0]) <= 30
+    for group in ("-100", "-101"):
+        assert len(fake.sent_to(group)) <= 5
+    await n.aclose()
+
+
+async def test_b8_global_flood_wait_is_persisted(notifier: TelegramNotifier, fake: FakeTelegram,
+                                                 engine: Engine) -> None:
+    fake.fail_next("sendMessage", Failure.flood(30))
+    with pytest.raises(NotifyRateLimited) as info:
+        await notifier.send(note(), str(CHAT))
+    assert info.value.global_ and info.value.retry_after == 30
+    count = len(fake.calls)
+    with pytest.raises(NotifyRateLimited):
+        await notifier.send(note(43), str(CHAT + 1))  # another chat waits too
+    restarted = TelegramNotifier(settings_for(fake), fake.token, engine=engine)
+    with pytest.raises(NotifyRateLimited) as again:
+        await restarted.send(note(44), str(CHAT))  # a restart still waits
+    assert 25 < again.value.retry_after <= 30
+    assert len(fake.calls) == count
+    await restarted.aclose()
+
+
+async def test_a8_timeout_after_accepting_is_ambiguous(fake: FakeTelegram) -> None:
+    settings = TelegramSettings(api_base_url=fake.base_url, request_timeout=1.0)
+    n = TelegramNotifier(settings, fake.token)
+    fake.hang_next("sendMessage", 2.0)
+    with pytest.raises(NotifyRetryable) as info:
+        await n.send(note(), str(CHAT))
+    assert info.value.ambiguous
+    assert len(fake.sent_to(CHAT)) == 1  # Telegram did take it
+    await n.aclose()
+
+
+async def test_5xx_and_connection_refused_are_retryable_not_ambiguous(fake: FakeTelegram) -> None:
+    n = TelegramNotifier(settings_for(fake), fake.token)
+    fake.fail_next("sendMessage", Failure.server(502))
+    with pytest.raises(NotifyRetryable) as info:
+        await n.send(note(), str(CHAT))
+    assert not info.value.ambiguous
+    await n.aclose()
+    dead = TelegramNotifier(TelegramSettings(api_base_url="http://127.0.0.1:9/bot", request_timeout=1.0),
+                            fake.token)
+    with pytest.raises(NotifyRetryable) as refused:
+        await dead.send(note(), str(CHAT))
+    assert not refused.value.ambiguous
+    await dead.aclose()
+
+
+async def test_b11_token_never_in_logs_errors_or_tracebacks(fake: FakeTelegram, engine: Engine,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger().setLevel(logging.DEBUG)
+    n = TelegramNotifier(settings_for(fake), fake.token, engine=engine)
+    await n.start()
+    await n.send(note(), str(CHAT))
+    fake.fail_next("sendMessage", Failure.server(500))
+    errors: list[BaseException] = []
+    try:
+        await n.send(note(43), str(CHAT))
+    except NotifyRetryable as exc:
+        errors.append(exc)
+    logging.getLogger("httpx").info("HTTP Request: POST %s/%s/sendMessage", fake.base_url, fake.token)
+    logging.getLogger("telegram.ext.x").debug("bot is %r", n.bot)
+    try:
+        raise RuntimeError(f"boom {fake.token}")
+    except RuntimeError:
+        logging.getLogger("veille.test").exception("crash")
+    bad = TelegramNotifier(settings_for(fake), fake.token + "x", engine=None)
+    try:
+        await bad.start()
+    except NotifierAuthFailed as exc:
+        errors.append(exc)
+    await bad.aclose()
+    await n.aclose()
+    assert errors and any(fake.token in p for p in fake.requests_seen())  # it was really used
+    handler_text = caplog.text + "".join(
+        logging.Formatter("%(message)s").format(r) for r in caplog.records)
+    assert fake.token not in handler_text
+    assert fake.token[:20] not in handler_text
+    for exc in errors:
+        assert fake.token not in str(exc) and fake.token not in repr(exc)
+        assert fake.token not in "".join(traceback.format_exception(exc))
+    assert fake.token not in repr(n)
+
+
+def test_pacer_timeline_on_a_fake_clock() -> None:
+    from veille.clock import FakeClock
+    from veille.notify.telegram import Pacer
+
+    clock = FakeClock()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    async def run() -> list[float]:
+        pacer = Pacer(Pacing(), clock, sleep)
+        times = []
+        for _ in range(3):
+            await pacer.acquire("5")
+            times.append(clock.monotonic())
+        return times
+
+    times = asyncio.run(run())
+    assert [round(t - times[0], 3) for t in times] == [0.0, 1.0, 2.0]
+    assert time.monotonic() > 0

@@ -1,0 +1,528 @@
+"""TelegramNotifier: one notification -> Telegram message(s), every failure classified by type.
+
+    PTB error                          -> veille error (what the dispatcher does)
+    RetryAfter                         -> NotifyRateLimited(global_=True), wait persisted (B8)
+    BadRequest (HTML)                  -> resent ONCE as plain text here; then NotifyPermanent (B1)
+    ChatMigrated                       -> route updated, resent ONCE to the new id here; then RouteMoved (B4)
+    Forbidden                          -> route marked gone, RecipientGone, operator told once (B3)
+    InvalidToken (401/404)             -> NotifierAuthFailed; one probe per `auth_recheck` (B5)
+    TimedOut after the request left    -> NotifyRetryable(ambiguous=True) (A8)
+    5xx, connect errors, Conflict      -> NotifyRetryable
+
+`BadRequest` subclasses `NetworkError` in python-telegram-bot, so the order of the checks matters:
+"retry on NetworkError" would resend broken HTML forever.
+
+The token is in every Bot API URL (httpx logs them at INFO), in `repr(Bot)` and in PTB's own
+InvalidToken message, so: httpx/httpcore loggers go to WARNING, a log-record hook redacts the token,
+and every error raised here is built from redacted text `from None` (B11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy import Engine
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import HTTPXRequest
+
+from veille.clock import Clock, SystemClock, utc
+from veille.notify.base import (
+    Delivery,
+    Notification,
+    NotifierAuthFailed,
+    NotifyError,
+    NotifyPermanent,
+    NotifyRateLimited,
+    NotifyRetryable,
+    RecipientGone,
+    RouteMoved,
+)
+from veille.notify.telegram_render import Rendered, render_merged, render_notification, text
+from veille.notify.telegram_settings import Pacing, TelegramSettings
+from veille.secrets import Redactor
+from veille.store import telegram as store
+
+log = logging.getLogger("veille.telegram")
+T = TypeVar("T")
+BUTTON_KINDS = frozenset({"opened", "update", "repeat", "escalated"})
+
+# -- token protection (B11) -----------------------------------------------------------------------
+
+_REDACTOR = Redactor()
+_INSTALLED: list[bool] = []  # the record factory is wrapped once per process
+
+
+def redact(value: str) -> str:
+    return _REDACTOR(value)
+
+
+def protect_token(token: str | None) -> None:
+    """Keep `token` out of every log record from now on (idempotent; call before any Bot call).
+
+    A log-record factory rather than a handler filter: handler filters miss handlers added later
+    (pytest's caplog, the daemon's own set-up) and logger filters miss child loggers.
+    """
+    _REDACTOR.add(token)
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)  # httpx logs full request URLs at INFO
+    if _INSTALLED:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        redact_record(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _INSTALLED.append(True)
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string: let logging report it as usual
+        return
+    cleaned = _REDACTOR(message)
+    if cleaned != message:
+        record.msg, record.args = cleaned, ()
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        record.exc_text = _REDACTOR(logging.Formatter().formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = _REDACTOR(record.stack_info)
+
+
+class RedactingFilter(logging.Filter):
+    """For handlers set up by the daemon: belt and braces over `protect_token`'s record hook."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record)
+        return True
+
+
+# -- classification ----------------------------------------------------------------------------
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """`RetryAfter.retry_after` is an int or a timedelta depending on PTB_TIMEDELTA (and warns)."""
+    value = getattr(exc, "_retry_after", None)
+    if isinstance(value, timedelta):
+        return max(value.total_seconds(), 0.0)
+    return float(value or 1)
+
+
+def classify(exc: TelegramError) -> NotifyError:
+    """Map a python-telegram-bot error to the notifier error tree, by type only."""
+    name = type(exc).__name__
+    message = redact(f"telegram {name}: {exc}")
+    if isinstance(exc, RetryAfter):
+        return NotifyRateLimited(message, retry_after=retry_after_seconds(exc), global_=True)
+    if isinstance(exc, ChatMigrated):
+        return RouteMoved(message, new_address=str(exc.new_chat_id))
+    if isinstance(exc, Forbidden):
+        return RecipientGone(message)
+    if isinstance(exc, InvalidToken):
+        return NotifierAuthFailed(redact(f"telegram {name}: the bot token was rejected (check the token variable)"))
+    if isinstance(exc, BadRequest):  # before NetworkError: BadRequest is a subclass of it
+        return NotifyPermanent(message)
+    if isinstance(exc, TimedOut):
+        return NotifyRetryable(message, ambiguous=_may_have_arrived(exc))
+    if isinstance(exc, Conflict):
+        return NotifyRetryable(message)
+    if isinstance(exc, NetworkError):
+        return NotifyRetryable(message, ambiguous=_may_have_arrived(exc))
+    return NotifyRetryable(message)
+
+
+def _may_have_arrived(exc: TelegramError) -> bool:
+    """True if the request may have reached Telegram: anything but a failure to connect or queue."""
+    cause = exc.__cause__
+    if cause is None:
+        return False  # an HTTP error status: Telegram answered, and did not take it
+    return not isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+# -- pacing (B7) ---------------------------------------------------------------------------------
+
+class Pacer:
+    """≈1 message/s per chat, ≤ N/min per group, ≤ M/s overall; alerts before command replies (H6)."""
+
+    def __init__(self, pacing: Pacing, clock: Clock, sleep: Callable[[float], Awaitable[None]]) -> None:
+        self._pacing = pacing
+        self._clock = clock
+        self._sleep = sleep
+        self._last: dict[str, float] = {}
+        self._groups: dict[str, deque[float]] = {}
+        self._global: deque[float] = deque()
+        self._lock = asyncio.Lock()
+        self._alerts_waiting = 0
+
+    def _delay(self, chat_id: str, now: float, low: bool) -> float:
+        waits = [0.0]
+        if low and self._alerts_waiting:
+            waits.append(0.05)
+        last = self._last.get(chat_id)
+        if last is not None:
+            waits.append(last + self._pacing.per_chat_interval - now)
+        if chat_id.startswith("-"):
+            window = self._groups.setdefault(chat_id, deque())
+            while window and window[0] <= now - 60.0:
+                window.popleft()
+            if len(window) >= self._pacing.group_per_minute:
+                waits.append(window[0] + 60.0 - now)
+        while self._global and self._global[0] <= now - 1.0:
+            self._global.popleft()
+        if len(self._global) >= self._pacing.global_per_second:
+            waits.append(self._global[0] + 1.0 - now)
+        return max(waits)
+
+    async def acquire(self, chat_id: str, *, low: bool = False) -> None:
+        if not low:
+            self._alerts_waiting += 1
+        try:
+            while True:
+                async with self._lock:
+                    now = self._clock.monotonic()
+                    wait = self._delay(chat_id, now, low)
+                    if wait <= 0:
+                        self._last[chat_id] = now
+                        if chat_id.startswith("-"):
+                            self._groups.setdefault(chat_id, deque()).append(now)
+                        self._global.append(now)
+                        return
+                await self._sleep(min(wait, 5.0))
+        finally:
+            if not low:
+                self._alerts_waiting -= 1
+
+
+# -- the notifier --------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class _Entry:
+    notification: Notification
+    delivery: Delivery | None = None
+    error: NotifyError | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.delivery is not None or self.error is not None
+
+
+@dataclass(eq=False)
+class _Lane:
+    """One chat's queue: sends are serialised, and a burst is merged into one message (B7)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: list[_Entry] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    rendered: Rendered
+    keyboard: InlineKeyboardMarkup | None
+    message_row: int | None
+
+
+def make_bot(settings: TelegramSettings, token: str, *, pool_size: int = 16, read_timeout: float | None = None) -> Bot:
+    """A PTB Bot on our base URL with a real connection pool (PTB's default pool is 1 connection)."""
+    timeout = settings.request_timeout
+    request = HTTPXRequest(connection_pool_size=pool_size, connect_timeout=timeout,
+                           read_timeout=read_timeout or timeout, write_timeout=timeout, pool_timeout=timeout)
+    return Bot(token, base_url=settings.api_base_url, request=request, get_updates_request=HTTPXRequest(
+        connection_pool_size=2, connect_timeout=timeout, read_timeout=timeout + 30, write_timeout=timeout,
+        pool_timeout=timeout))
+
+
+class TelegramNotifier:
+    """Implements `veille.notify.base.Notifier` for Telegram.
+
+    `engine` (optional but expected in the daemon) persists routes, the global flood wait and
+    button tokens; without it there are no buttons and waits last only for this process.
+    """
+
+    channel = "telegram"
+
+    def __init__(self, settings: TelegramSettings, token: str, *, engine: Engine | None = None,
+                 clock: Clock | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 bot: Bot | None = None) -> None:
+        protect_token(token)
+        self.settings = settings
+        self._engine = engine
+        self._clock = clock or SystemClock()
+        self._sleep = sleep
+        self.bot = bot or make_bot(settings, token)
+        self.pacer = Pacer(settings.pacing, self._clock, sleep)
+        self._lanes: dict[str, _Lane] = {}
+        self._retry_until: datetime | None = None  # also persisted when there is an engine
+        self._auth_failed_until: datetime | None = None
+        self._initialized = False
+        self.username: str | None = None
+
+    def __repr__(self) -> str:  # never the Bot's repr: it contains the token
+        return f"TelegramNotifier(api={self.settings.api_base_url!r})"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Check the token (getMe). NotifierAuthFailed on 401/404: the daemon exits non-zero (B5)."""
+        if self._initialized:
+            return
+        try:
+            await self.bot.initialize()
+        except TelegramError as exc:
+            error = classify(exc)
+            if isinstance(error, NotifierAuthFailed):
+                await self._auth_failed()
+            raise error from None
+        self._initialized = True
+        self.username = self.bot.username
+        log.info("telegram.ready", extra={"bot": self.username})
+
+    async def aclose(self) -> None:
+        try:
+            await self.bot.shutdown()
+        except TelegramError as exc:
+            log.warning("telegram.close_failed: %s", redact(type(exc).__name__))
+
+    def status(self) -> dict[str, Any]:
+        """For the health file: auth state and any global wait still running."""
+        now = self._clock.now()
+        return {
+            "auth_ok": not (self._auth_failed_until and self._auth_failed_until > now),
+            "retry_until": self._retry_until.isoformat() if self._retry_until and self._retry_until > now else None,
+        }
+
+    # -- Notifier API ------------------------------------------------------------------------------
+    async def send(self, notification: Notification, address: str) -> Delivery:
+        if notification.possible_duplicate:
+            log.warning("telegram.possible_duplicate", extra={"tag": notification.tag,
+                                                               "outbox_id": notification.outbox_id})
+        route = await self._db(store.get_route, address) if self._engine else store.Route(address, address, "ok")
+        if route.gone:
+            raise RecipientGone(f"telegram route {address} is gone (bot blocked or removed)")
+        lane = self._lanes.setdefault(route.chat_id, _Lane())
+        entry = _Entry(notification)
+        lane.waiting.append(entry)
+        try:
+            async with lane.lock:
+                if entry.done:
+                    return self._outcome(entry)
+                await self._check_paused()
+                batch = [e for e in lane.waiting if not e.done]
+                if len(batch) <= self.settings.pacing.merge_above:
+                    batch = [entry]
+                for item in batch:
+                    lane.waiting.remove(item)
+                try:
+                    delivery = await self._deliver(address, [e.notification for e in batch])
+                except NotifyError as error:
+                    for item in batch:
+                        item.error = error
+                    raise
+                for item in batch:
+                    item.delivery = delivery
+                if len(batch) > 1:
+                    log.info("telegram.merged", extra={"chat": route.chat_id, "count": len(batch)})
+                return delivery
+        finally:
+            if entry in lane.waiting:
+                lane.waiting.remove(entry)
+
+    @staticmethod
+    def _outcome(entry: _Entry) -> Delivery:
+        if entry.error is not None:
+            raise entry.error
+        assert entry.delivery is not None
+        return entry.delivery
+
+    async def _check_paused(self) -> None:
+        now = self._clock.now()
+        if self._engine is not None:
+            until, _ = await self._db(store.get_state, store.RETRY_UNTIL)
+            if until is not None and (self._retry_until is None or utc(until) > self._retry_until):
+                self._retry_until = utc(until)
+            auth_until, _ = await self._db(store.get_state, store.AUTH_FAILED)
+            self._auth_failed_until = utc(auth_until) if auth_until else None
+        if self._auth_failed_until is not None and self._auth_failed_until > now:
+            raise NotifierAuthFailed("telegram: the bot token was rejected; sends paused until "
+                                     f"{self._auth_failed_until.isoformat()}")
+        if self._retry_until is not None and self._retry_until > now:
+            left = (self._retry_until - now).total_seconds()
+            raise NotifyRateLimited(f"telegram: flood wait, {left:.0f}s left", retry_after=left, global_=True)
+
+    # -- delivery ------------------------------------------------------------------------------------
+    async def _deliver(self, address: str, notifications: list[Notification]) -> Delivery:
+        route = await self._db(store.get_route, address) if self._engine else store.Route(address, address, "ok")
+        chat_id = route.chat_id
+        first = notifications[0]
+        outgoing = await self._prepare(chat_id, notifications, html_mode=True)
+        plain_tried = moved = False
+        while True:
+            try:
+                ids = await self._send_parts(chat_id, outgoing, silent=all(n.silent for n in notifications))
+                return Delivery(message_ids=tuple(ids))
+            except ChatMigrated as exc:
+                new_chat = str(exc.new_chat_id)
+                if moved:
+                    raise RouteMoved(f"telegram chat {chat_id} migrated again", new_address=new_chat) from None
+                moved = True
+                log.warning("telegram.chat_migrated", extra={"address": address, "old": chat_id, "new": new_chat})
+                if self._engine is not None:
+                    await self._db(store.move_route, address, new_chat, self._clock.now())
+                chat_id = new_chat
+                outgoing = await self._prepare(chat_id, notifications, html_mode=outgoing.rendered.html)
+            except BadRequest as exc:
+                if plain_tried:
+                    raise NotifyPermanent(redact(f"telegram BadRequest after plain-text fallback: {exc}")) from None
+                plain_tried = True
+                log.warning("telegram.html_rejected", extra={"tag": first.tag, "chat": chat_id,
+                                                             "error": redact(str(exc))})
+                outgoing = await self._prepare(chat_id, notifications, html_mode=False)
+            except TelegramError as exc:
+                raise (await self._on_error(exc, address, chat_id)) from None
+
+    async def _on_error(self, exc: TelegramError, address: str, chat_id: str) -> NotifyError:
+        error = classify(exc)
+        if isinstance(error, NotifyRateLimited):
+            until = self._clock.now() + timedelta(seconds=error.retry_after)
+            self._retry_until = max(until, self._retry_until) if self._retry_until else until
+            if self._engine is not None:
+                await self._db(store.set_state, store.RETRY_UNTIL, until, None, self._clock.now())
+            log.warning("telegram.flood_wait", extra={"retry_after": error.retry_after})
+        elif isinstance(error, RecipientGone):
+            first_time = True
+            if self._engine is not None:
+                first_time = await self._db(store.mark_route_gone, address, error.message, self._clock.now())
+            if first_time:
+                log.error("telegram.recipient_gone", extra={"address": address, "chat": chat_id})
+        elif isinstance(error, NotifierAuthFailed):
+            await self._auth_failed()
+        elif isinstance(error, NotifyRetryable) and error.ambiguous:
+            log.warning("telegram.ambiguous_failure", extra={"chat": chat_id, "error": error.message})
+        return error
+
+    async def _auth_failed(self) -> None:
+        now = self._clock.now()
+        self._auth_failed_until = now + self.settings.auth_recheck
+        log.error("telegram.auth_failed", extra={"retry_at": self._auth_failed_until.isoformat()})
+        if self._engine is not None:
+            await self._db(store.set_state, store.AUTH_FAILED, self._auth_failed_until, "401", now)
+
+    async def _prepare(self, chat_id: str, notifications: list[Notification], *, html_mode: bool) -> _Outgoing:
+        max_parts = self.settings.max_parts
+        if len(notifications) == 1:
+            rendered = render_notification(notifications[0], html_mode=html_mode, max_parts=max_parts)
+        else:
+            rendered = render_merged(notifications, html_mode=html_mode, max_parts=1)  # a digest is one message
+        buttons = self._buttons(notifications)
+        if not buttons or self._engine is None:
+            return _Outgoing(rendered, None, None)
+        first = notifications[0]
+        now = self._clock.now()
+        row, tokens = await self._db(partial(
+            store.create_message, chat_id=chat_id, incident_id=first.incident_id if len(notifications) == 1 else None,
+            client_id=first.client_id if len(notifications) == 1 else None, tag=first.tag, lang=first.lang,
+            buttons=buttons, expires_at=now + self.settings.callback_ttl, now=now))
+        rows: list[list[InlineKeyboardButton]] = []
+        lang = first.lang
+        if len(notifications) == 1:
+            labels = [text(lang, b.action) for b in buttons]
+            pairs = list(zip(labels, tokens, strict=True))
+            rows = [[InlineKeyboardButton(label, callback_data=token) for label, token in pairs[i : i + 2]]
+                    for i in range(0, len(pairs), 2)]
+        else:
+            tags = {n.incident_id: n.tag for n in notifications}
+            rows = [[InlineKeyboardButton(f"{text(lang, 'ack')} {tags.get(b.incident_id, '')}".strip(),
+                                          callback_data=token)] for b, token in zip(buttons, tokens, strict=True)]
+        return _Outgoing(rendered, InlineKeyboardMarkup(rows), row)
+
+    @staticmethod
+    def _buttons(notifications: list[Notification]) -> list[store.Button]:
+        if len(notifications) == 1:
+            n = notifications[0]
+            if n.incident_id is None or n.kind not in BUTTON_KINDS:
+                return []
+            buttons = [store.Button("ack", n.incident_id, n.client_id), store.Button("snooze", n.incident_id,
+                                                                                     n.client_id)]
+            if n.client_id:
+                buttons.append(store.Button("mute", n.incident_id, n.client_id))
+            buttons.append(store.Button("show", n.incident_id, n.client_id))
+            return buttons
+        seen: dict[int, store.Button] = {}
+        for n in notifications:
+            if n.incident_id is not None and n.kind in BUTTON_KINDS and n.incident_id not in seen:
+                seen[n.incident_id] = store.Button("ack", n.incident_id, n.client_id)
+        return list(seen.values())[:8]
+
+    async def _send_parts(self, chat_id: str, outgoing: _Outgoing, *, silent: bool) -> list[str]:
+        parts = outgoing.rendered.parts
+        parse_mode = ParseMode.HTML if outgoing.rendered.html else None
+        ids: list[str] = []
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            await self.pacer.acquire(chat_id)
+            message: Message = await self.bot.send_message(
+                chat_id=_chat(chat_id), text=part, parse_mode=parse_mode, disable_notification=silent,
+                reply_markup=outgoing.keyboard if last else None,
+                link_preview_options=LinkPreviewOptions(is_disabled=True))
+            ids.append(str(message.message_id))
+            if last and outgoing.message_row is not None and self._engine is not None:
+                await self._db(partial(store.set_message_sent, row_id=outgoing.message_row,
+                                       chat_id=str(message.chat_id), message_id=str(message.message_id),
+                                       text=part, parse_mode=parse_mode))
+        return ids
+
+    # -- used by the bot (command replies and edits after a button press) --------------------------
+    async def reply(self, chat_id: int | str, body: str, *, html: bool = True) -> None:
+        """A command reply: paced below alerts (H6); errors are logged, never raised."""
+        try:
+            await self.pacer.acquire(str(chat_id), low=True)
+            await self.bot.send_message(chat_id=_chat(str(chat_id)), text=body,
+                                        parse_mode=ParseMode.HTML if html else None,
+                                        link_preview_options=LinkPreviewOptions(is_disabled=True))
+        except TelegramError as exc:
+            log.warning("telegram.reply_failed", extra={"chat": chat_id, "error": classify(exc).message})
+
+    async def edit(self, chat_id: int | str, message_id: int | str, body: str, *, parse_mode: str | None,
+                   keyboard: InlineKeyboardMarkup | None) -> bool:
+        try:
+            await self.pacer.acquire(str(chat_id), low=True)
+            await self.bot.edit_message_text(text=body, chat_id=_chat(str(chat_id)), message_id=int(message_id),
+                                             parse_mode=parse_mode, reply_markup=keyboard,
+                                             link_preview_options=LinkPreviewOptions(is_disabled=True))
+            return True
+        except TelegramError as exc:
+            log.warning("telegram.edit_failed", extra={"chat": chat_id, "error": classify(exc).message})
+            return False
+
+    async def _db(self, func: Callable[..., T], *args: Any) -> T:
+        """Run a store function (engine first) in a thread: SQLite waits must not block the loop."""
+        return await asyncio.to_thread(func, self._engine, *args)
+
+
+def _chat(chat_id: str) -> int | str:
+    try:
+        return int(chat_id)
+    except ValueError:
+        return chat_id  # "@channelname"
