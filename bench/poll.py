@@ -1,0 +1,226 @@
+"""Polling benchmark: veille's poller and store against the obvious poller, over N loopback feeds.
+
+    .venv/bin/python bench/poll.py [--feeds 100 1000] [--hosts 16] [--latency-ms 50]
+
+Serves N generated feeds (20-50 French items each, 50 ms latency, 70 % with ETag/Last-Modified) on
+16 loopback addresses (127.0.0.2...), then, each in its own child process, runs:
+- veille: the real Pipeline (shared HttpClient, parse worker processes, batching writer, scorer);
+- obvious: one httpx client, a semaphore of 50, feedparser on the event loop, one transaction per feed.
+Cold is the first poll of every feed, warm the second. Prints sources/s, hits stored/s, CPU seconds
+(process and its children) and peak RSS (process, plus its parse workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENT_KEYWORDS = {"resto": "chez gégé", "tapis": "tapis royal", "osteo": "ostéo lemoine", "zoe": "boutique zoé",
+                   "garage": "garage martin"}
+
+
+class PeakSampler:
+    """Samples RSS of this process and its children (parse workers) every 20 ms."""
+
+    def __init__(self) -> None:
+        self.peak_self = 0
+        self.peak_tree = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                own = me.memory_info().rss
+                tree = own + sum(c.memory_info().rss for c in me.children(recursive=True))
+            except psutil.Error:
+                continue
+            self.peak_self = max(self.peak_self, own)
+            self.peak_tree = max(self.peak_tree, tree)
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def cpu_seconds() -> float:
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
+def urls(n: int, hosts: int, port: int) -> list[str]:
+    return [f"http://127.0.0.{2 + i % hosts}:{port}/feed/{i}" for i in range(n)]
+
+
+async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, float]]:
+    from veille.clock import SystemClock
+    from veille.config import parse_config
+    from veille.daemon import load_default_scorer
+    from veille.feeds.parsepool import FeedParsePool
+    from veille.http import HttpClient
+    from veille.pipeline import Pipeline
+    from veille.store.engine import make_engine
+    from veille.store.migrate import upgrade
+
+    db_url = f"sqlite:///{workdir / 'veille.db'}"
+    parts = [f'[database]\nurl = "{db_url}"\n[http]\nallow_private_addresses = true\nper_host_limit = 8\n'
+             '[daemon]\nconcurrency = 100\n']
+    clients = list(CLIENT_KEYWORDS)
+    for client in clients:
+        parts.append(f'[[clients]]\nid = "{client}"\nkeywords = ["{CLIENT_KEYWORDS[client]}"]\n')
+        for n, url in enumerate(feed_urls):
+            if clients[n % len(clients)] == client:
+                parts.append(f'[[clients.sources]]\nkind = "rss"\nid = "f{n}"\nurl = "{url}"\nevery = "10m"\n')
+    config = parse_config("\n".join(parts), environ={})
+    engine = make_engine(db_url)
+    upgrade(engine)
+    clock = SystemClock()
+    http = HttpClient(config.http, clock=clock)
+    pool = FeedParsePool(workers=0, timeout=5.0, max_entries=200)
+    pipeline = Pipeline(config, engine, clock, http, scorer=load_default_scorer(config), parse_feed=pool.parse)
+    pipeline.load()
+    await pipeline.start()
+    rounds = []
+    for _ in ("cold", "warm"):
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        results = await asyncio.gather(*(pipeline.poll(k, force=True) for k in pipeline.runtimes))
+        elapsed = time.perf_counter() - t0
+        new_hits = sum(r.new_hits for r in results if r)
+        errors = sum(1 for r in results if r and r.error)
+        rounds.append({"seconds": elapsed, "sources_per_s": len(results) / elapsed, "hits": new_hits,
+                       "hits_per_s": new_hits / elapsed, "cpu_s": cpu_seconds() - cpu0, "errors": errors})
+    await pipeline.stop()
+    await http.aclose()
+    pool.close()
+    return rounds
+
+
+async def run_obvious(feed_urls: list[str], workdir: Path) -> list[dict[str, float]]:
+    """What most people write first: correct, simple, and single-core."""
+    import sqlite3
+
+    import feedparser
+    import httpx
+
+    from veille.matching import Matcher
+
+    db = sqlite3.connect(workdir / "obvious.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE hits (feed TEXT, guid TEXT, title TEXT, text TEXT, UNIQUE(feed, guid))")
+    clients = list(CLIENT_KEYWORDS)
+    matchers = {c: Matcher([CLIENT_KEYWORDS[c]]) for c in clients}
+    state: dict[str, tuple[str | None, str | None]] = {}
+    semaphore = asyncio.Semaphore(50)
+
+    async def poll(client: httpx.AsyncClient, n: int, url: str) -> int:
+        async with semaphore:
+            etag, modified = state.get(url, (None, None))
+            headers = {}
+            if etag:
+                headers["If-None-Match"] = etag
+            if modified:
+                headers["If-Modified-Since"] = modified
+            response = await client.get(url, headers=headers)
+            if response.status_code == 304:
+                return 0
+            parsed = feedparser.parse(response.content)
+            matcher = matchers[clients[n % len(clients)]]
+            rows = [(url, e.get("id", e.get("link")), e.get("title", ""), e.get("summary", ""))
+                    for e in parsed.entries if matcher.match(f"{e.get('title', '')} {e.get('summary', '')}").matched]
+            db.execute("BEGIN")
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO hits VALUES (?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+            state[url] = (response.headers.get("etag"), response.headers.get("last-modified"))
+            return db.total_changes - before
+
+    rounds = []
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as client:
+        for _ in ("cold", "warm"):
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
+            counts = await asyncio.gather(*(poll(client, n, u) for n, u in enumerate(feed_urls)))
+            elapsed = time.perf_counter() - t0
+            rounds.append({"seconds": elapsed, "sources_per_s": len(feed_urls) / elapsed, "hits": sum(counts),
+                           "hits_per_s": sum(counts) / elapsed, "cpu_s": cpu_seconds() - cpu0, "errors": 0})
+    return rounds
+
+
+def child(variant: str, feeds: int, hosts: int, port: int) -> None:
+    feed_urls = urls(feeds, hosts, port)
+    with tempfile.TemporaryDirectory() as tmp, PeakSampler() as sampler:
+        runner = run_veille if variant == "veille" else run_obvious
+        rounds = asyncio.run(runner(feed_urls, Path(tmp)))
+    print(json.dumps({"rounds": rounds, "peak_rss_mb": sampler.peak_self / 2**20,
+                      "peak_tree_rss_mb": sampler.peak_tree / 2**20}))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--feeds", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--hosts", type=int, default=16)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--child", nargs=4, metavar=("VARIANT", "FEEDS", "HOSTS", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        variant, feeds, hosts, port = args.child
+        child(variant, int(feeds), int(hosts), int(port))
+        return
+    port = free_port()
+    host = subprocess.Popen([sys.executable, str(ROOT / "bench" / "feedhost.py"), str(args.hosts), str(port),
+                             str(max(args.feeds)), str(args.latency_ms)], stdout=subprocess.PIPE, text=True)
+    assert host.stdout is not None and host.stdout.readline().strip() == "ready"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    print(f"{'feeds':>6} {'poller':>8} {'round':>5} {'s':>7} {'feeds/s':>8} {'hits':>6} {'hits/s':>8} "
+          f"{'CPU s':>6} {'peak RSS MB (main / with workers)':>34}")
+    try:
+        for feeds in args.feeds:
+            figures = {}
+            for variant in ("obvious", "veille"):
+                out = subprocess.run([sys.executable, __file__, "--child", variant, str(feeds), str(args.hosts),
+                                      str(port)], capture_output=True, text=True, env=env, check=True)
+                data = json.loads(out.stdout.strip().splitlines()[-1])
+                figures[variant] = data
+                for name, r in zip(("cold", "warm"), data["rounds"], strict=True):
+                    print(f"{feeds:>6} {variant:>8} {name:>5} {r['seconds']:>7.2f} {r['sources_per_s']:>8.1f} "
+                          f"{r['hits']:>6} {r['hits_per_s']:>8.1f} {r['cpu_s']:>6.2f} "
+                          f"{data['peak_rss_mb']:>16.0f} / {data['peak_tree_rss_mb']:.0f}")
+            for index, name in enumerate(("cold", "warm")):
+                ratio = (figures["veille"]["rounds"][index]["sources_per_s"]
+                         / figures["obvious"]["rounds"][index]["sources_per_s"])
+                print(f"{feeds:>6} speed-up {name}: x{ratio:.1f}")
+    finally:
+        host.terminate()
+
+
+if __name__ == "__main__":
+    main()
