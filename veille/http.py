@@ -1,0 +1,537 @@
+"""The only HTTP client veille builds: every source fetches through `HttpClient`.
+
+What it guarantees, so that no source has to think about it:
+
+* a TOTAL deadline per request (connect, redirects and the whole body), not just a read timeout:
+  a server dripping one byte a second cannot hold a poll for longer than `http.timeout`;
+* a body cap counted AFTER decompression, decoded in small steps: a gzip bomb is cut at the cap
+  with bounded memory;
+* redirects followed by hand, each hop re-checked by the address guard (`veille.netguard`), which
+  also vets the address actually dialled (no SSRF, no DNS rebinding);
+* at most `http.per_host_limit` requests in flight per host;
+* no environment proxies, no cookie jar shared between sources, a User-Agent naming veille;
+* failures mapped onto the `veille.errors` tree by type, with messages that never carry a query
+  string (API keys live there) or a header value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json as jsonlib
+import logging
+import re
+import ssl
+import zlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from veille.clock import Clock, SystemClock
+from veille.config import HttpConfig
+from veille.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, RetryableFetchError
+from veille.models import ErrorKind
+from veille.netguard import GuardedBackend, ResolutionError, Resolver, host_problem
+
+__all__ = [
+    "HttpClient",
+    "HttpResponse",
+    "parse_retry_after",
+    "quiet_http_loggers",
+    "redact_url",
+]
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MANAGED_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "trailer"})
+# Caller headers kept when a redirect leaves the origin; the rest may hold credentials.
+_CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-language"})
+_DECODE_STEP = 64 * 1024  # most bytes one decompression step may produce
+_TELEGRAM_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
+_RETRY_SECONDS = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+def quiet_http_loggers() -> None:
+    """httpx logs every request URL at INFO (a Telegram URL holds the bot token): keep them quiet."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """A URL safe for logs and error messages: no user info, query or fragment, bot tokens masked."""
+    try:
+        parts = urlsplit(str(url))
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    path = _TELEGRAM_TOKEN.sub("/bot***", parts.path)
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None, cap: float) -> float | None:
+    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date), within [0, cap].
+
+    None when absent or unreadable; an HTTP-date needs `now` (the response's arrival time).
+    """
+    if value is None:
+        return None
+    match = _RETRY_SECONDS.match(value)
+    if match:
+        seconds = float(match.group(1))
+    elif now is None:
+        return None
+    else:
+        try:
+            when = parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    return min(max(seconds, 0.0), cap)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A fully read response. `body` is decoded (gunzipped) and at most the cap in size."""
+
+    status: int
+    url: str  # final URL, after redirects (may hold a query with keys: show it with redact_url)
+    headers: httpx.Headers
+    body: bytes
+    elapsed: float  # seconds, whole exchange including redirects
+    history: tuple[tuple[int, str], ...] = ()  # (status, URL it redirected from), oldest first
+    received_at: datetime | None = field(default=None, repr=False)
+    max_retry_after: float = field(default=86_400.0, repr=False)
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    def json(self) -> Any:
+        try:
+            return jsonlib.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            raise PermanentFetchError(
+                ErrorKind.BAD_RESPONSE, f"malformed JSON from {redact_url(self.url)}"
+            ) from None
+
+    def retry_after(self) -> float | None:
+        """Retry-After in seconds, negative -> 0, capped at `http.max_retry_after`; None if absent."""
+        return parse_retry_after(
+            self.headers.get("retry-after"), now=self.received_at, cap=self.max_retry_after
+        )
+
+
+@dataclass(slots=True)
+class _HostSlot:
+    semaphore: asyncio.Semaphore
+    users: int = 0
+
+
+class HttpClient:
+    """Shared async HTTP client; one per daemon. Use `async with HttpClient(config) as http:`."""
+
+    def __init__(
+        self,
+        config: HttpConfig,
+        *,
+        clock: Clock | None = None,
+        resolver: Resolver | None = None,
+        network_backend: Any = None,
+    ) -> None:
+        """`resolver` and `network_backend` (the inner httpcore dialler) are for tests."""
+        self._config = config
+        self._clock = clock or SystemClock()
+        self._proxied = bool(config.proxy)
+        trusted = [httpx.URL(config.proxy).host] if config.proxy else []
+        self._guard = GuardedBackend(
+            allow_private=config.allow_private_addresses, resolver=resolver, inner=network_backend,
+            trusted_hosts=trusted,
+        )
+        transport = httpx.AsyncHTTPTransport(
+            verify=True,
+            trust_env=False,
+            proxy=config.proxy,
+            retries=0,
+            limits=httpx.Limits(
+                max_connections=config.max_connections,
+                max_keepalive_connections=min(config.max_connections, 20),
+            ),
+        )
+        # httpx has no public knob for httpcore's network backend; the pool reads this attribute
+        # each time it opens a connection (plain and proxy pools alike).
+        pool = transport._pool
+        if not hasattr(pool, "_network_backend"):
+            raise RuntimeError("httpcore changed: cannot install the address guard; refusing to run without it")
+        pool._network_backend = self._guard
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            trust_env=False,
+            follow_redirects=False,
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # store none
+            headers={"User-Agent": config.user_agent, "Accept-Encoding": "gzip, deflate"},
+            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
+        )
+        self._hosts: dict[str, _HostSlot] = {}
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Any = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        max_bytes: int | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the total deadline, applied with asyncio.timeout_at
+        accept_statuses: frozenset[int] = frozenset(),
+    ) -> HttpResponse:
+        """GET; `etag`/`last_modified` from the previous poll make it conditional (304 -> not_modified)."""
+        merged = httpx.Headers(headers or {})
+        if etag:
+            merged["If-None-Match"] = etag
+        if last_modified:
+            merged["If-Modified-Since"] = last_modified
+        return await self.request(
+            "GET", url, headers=merged, params=params, max_bytes=max_bytes, timeout=timeout,
+            accept_statuses=accept_statuses,
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        max_bytes: int | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the total deadline, applied with asyncio.timeout_at
+        accept_statuses: frozenset[int] = frozenset(),
+    ) -> HttpResponse:
+        """Send one request, following redirects; raise a `FetchError` for anything but 2xx/304.
+
+        Statuses in `accept_statuses` are returned instead of raised (redirects included, unfollowed).
+        Raises ValueError for a caller header the layer manages (Host, hop-by-hop).
+        """
+        extra = _checked_headers(headers)
+        cap = self._config.max_body_bytes if max_bytes is None else max_bytes
+        budget = self._config.timeout if timeout is None else timeout
+        body_kwargs: dict[str, Any] = {"json": json}
+        if isinstance(data, str | bytes):
+            body_kwargs["content"] = data
+        else:
+            body_kwargs["data"] = data
+        try:
+            request = self._client.build_request(method, url, headers=extra, params=params, **body_kwargs)
+        except httpx.InvalidURL:
+            raise ValueError(f"invalid URL {redact_url(url)}") from None
+        started = self._clock.monotonic()
+        try:
+            return await self._follow(request, extra, cap=cap, budget=budget, accept=accept_statuses,
+                                      started=started)
+        except FetchError:
+            raise
+        except TimeoutError:
+            raise RetryableFetchError(
+                ErrorKind.TIMEOUT, f"no complete response within {budget:g} s from {redact_url(url)}"
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise RetryableFetchError(ErrorKind.TIMEOUT, f"{_phase(exc)} timed out ({redact_url(url)})") from None
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, url) from None
+
+    async def _follow(
+        self,
+        request: httpx.Request,
+        caller_headers: httpx.Headers,
+        *,
+        cap: int,
+        budget: float,
+        accept: frozenset[int],
+        started: float,
+    ) -> HttpResponse:
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        history: list[tuple[int, str]] = []
+        seen = {str(request.url)}
+        while True:
+            self._check_hop(request.url)
+            async with self._slot(request.url.host, deadline):
+                if deadline is None:  # the clock starts once we hold a slot, not while queued
+                    deadline = loop.time() + budget
+                async with asyncio.timeout_at(deadline):
+                    response = await self._client.send(request, stream=True)
+                    try:
+                        status = response.status_code
+                        readable = status in accept or 200 <= status < 300 or status == 304
+                        body = await _read_body(response, cap) if readable else b""
+                    finally:
+                        await response.aclose()
+            location = response.headers.get("location")
+            if status not in _REDIRECTS or status in accept or not location:
+                break
+            if len(history) >= self._config.max_redirects:
+                raise PermanentFetchError(
+                    ErrorKind.TOO_MANY_REDIRECTS,
+                    f"more than {self._config.max_redirects} redirects from {redact_url(history[0][1])}",
+                )
+            try:
+                target = request.url.join(location)
+            except httpx.InvalidURL:
+                raise PermanentFetchError(ErrorKind.BAD_RESPONSE, "redirect to an invalid URL") from None
+            history.append((status, str(request.url)))
+            if str(target) in seen:
+                raise PermanentFetchError(
+                    ErrorKind.TOO_MANY_REDIRECTS, f"redirect loop at {redact_url(target)}"
+                )
+            seen.add(str(target))
+            request = self._redirect_request(request, status, target, caller_headers)
+        result = HttpResponse(
+            status=status,
+            url=str(request.url),
+            headers=response.headers,
+            body=body,
+            elapsed=self._clock.monotonic() - started,
+            history=tuple(history),
+            received_at=self._clock.now(),
+            max_retry_after=self._config.max_retry_after,
+        )
+        if readable:
+            return result
+        raise _status_error(result)
+
+    def _check_hop(self, url: httpx.URL) -> None:
+        """Scheme and literal-address check before each hop; the backend vets resolved names."""
+        if url.scheme not in ("http", "https"):
+            raise PermanentFetchError(
+                ErrorKind.FORBIDDEN_ADDRESS, f"refused non-http(s) URL (scheme {url.scheme!r})"
+            )
+        problem = host_problem(url.host, allow_private=self._config.allow_private_addresses)
+        if problem:
+            raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{problem}: refused")
+
+    def _redirect_request(
+        self, previous: httpx.Request, status: int, target: httpx.URL, caller_headers: httpx.Headers
+    ) -> httpx.Request:
+        """Browser rules: 303 (and 301/302 after POST) become GET without a body; credentials
+        and custom headers are dropped when the origin changes."""
+        method = previous.method
+        content: bytes | None = previous.content or None
+        headers = httpx.Headers(caller_headers)
+        if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+            method, content = "GET", None
+        if content is not None and "content-type" in previous.headers:
+            headers["Content-Type"] = previous.headers["content-type"]
+        if _origin(target) != _origin(previous.url):
+            headers = httpx.Headers({k: v for k, v in headers.items() if k.lower() in _CROSS_ORIGIN_HEADERS})
+        return self._client.build_request(method, target, headers=headers, content=content,
+                                          extensions=previous.extensions)
+
+    @asynccontextmanager
+    async def _slot(self, host: str, deadline: float | None) -> AsyncIterator[None]:
+        """Hold one of the host's `per_host_limit` slots; waiting counts against the deadline
+        only after the first hop (queueing behind our own requests is not the server's fault)."""
+        slot = self._hosts.get(host)
+        if slot is None:
+            slot = self._hosts[host] = _HostSlot(asyncio.Semaphore(self._config.per_host_limit))
+        slot.users += 1
+        try:
+            if deadline is None:
+                await slot.semaphore.acquire()
+            else:
+                async with asyncio.timeout_at(deadline):
+                    await slot.semaphore.acquire()
+            try:
+                yield
+            finally:
+                slot.semaphore.release()
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                del self._hosts[host]
+
+
+def _checked_headers(headers: Mapping[str, str] | None) -> httpx.Headers:
+    checked = httpx.Headers()
+    for name, value in (headers or {}).items():
+        lowered = name.lower()
+        if lowered in _MANAGED_HEADERS or lowered.startswith("proxy-"):
+            raise ValueError(f"header {name!r} is managed by the HTTP layer and may not be set")
+        if any(ch in name + value for ch in "\r\n\0"):
+            raise ValueError(f"header {name!r} contains a line break")
+        checked[name] = value
+    return checked
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+class _Inflater:
+    """Decodes one gzip/deflate layer in steps of at most `_DECODE_STEP` output bytes."""
+
+    def __init__(self, encoding: str) -> None:
+        self._gzip = encoding in ("gzip", "x-gzip")
+        self._obj: Any = None
+
+    def _start(self, data: bytes) -> Any:
+        if self._gzip:
+            return zlib.decompressobj(zlib.MAX_WBITS | 16)
+        # "deflate" is meant to be zlib-wrapped, but some servers send raw deflate.
+        wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and ((data[0] << 8) | data[1]) % 31 == 0
+        return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            if self._obj is None:
+                self._obj = self._start(data)
+            out = self._obj.decompress(data, _DECODE_STEP)
+            if out:
+                yield out
+            data = self._obj.unconsumed_tail
+            if self._obj.eof:
+                data = self._obj.unused_data if self._gzip else b""  # next gzip member, if any
+                self._obj = None
+            elif not data and len(out) == _DECODE_STEP:
+                data = b""
+                while len(out) == _DECODE_STEP:  # output still pending inside zlib
+                    out = self._obj.decompress(b"", _DECODE_STEP)
+                    if out:
+                        yield out
+
+    def finish(self) -> Iterator[bytes]:
+        if self._obj is not None:
+            tail = self._obj.flush()
+            if tail:
+                yield tail
+
+
+async def _read_body(response: httpx.Response, cap: int) -> bytes:
+    encodings = [e.strip().lower() for e in response.headers.get("content-encoding", "").split(",")]
+    encodings = [e for e in encodings if e and e != "identity"]
+    unsupported = [e for e in encodings if e not in ("gzip", "x-gzip", "deflate")]
+    if unsupported:
+        raise PermanentFetchError(
+            ErrorKind.BAD_RESPONSE, f"unsupported content-encoding {unsupported[0]!r} from {response.url.host}"
+        )
+    length = response.headers.get("content-length", "")
+    if not encodings and length.isdigit() and int(length) > cap:
+        raise _too_large(response, cap)
+    layers = [_Inflater(e) for e in reversed(encodings)]  # the last encoding applied is undone first
+    body = bytearray()
+
+    def decoded(chunk: bytes, depth: int = 0) -> Iterator[bytes]:
+        if depth == len(layers):
+            yield chunk
+            return
+        for piece in layers[depth].feed(chunk):
+            yield from decoded(piece, depth + 1)
+
+    def finished(depth: int = 0) -> Iterator[bytes]:
+        if depth == len(layers):
+            return
+        for piece in layers[depth].finish():
+            yield from decoded(piece, depth + 1)
+        yield from finished(depth + 1)
+
+    try:
+        async for raw in response.aiter_raw():
+            for piece in decoded(raw):
+                if len(body) + len(piece) > cap:
+                    raise _too_large(response, cap)
+                body += piece
+        for piece in finished():
+            if len(body) + len(piece) > cap:
+                raise _too_large(response, cap)
+            body += piece
+    except zlib.error:
+        raise PermanentFetchError(
+            ErrorKind.BAD_RESPONSE, f"corrupt compressed body from {response.url.host}"
+        ) from None
+    return bytes(body)
+
+
+def _too_large(response: httpx.Response, cap: int) -> PermanentFetchError:
+    return PermanentFetchError(
+        ErrorKind.TOO_LARGE, f"body over {cap} bytes (after decompression) from {redact_url(response.url)}"
+    )
+
+
+def _status_error(response: HttpResponse) -> FetchError:
+    status, where = response.status, redact_url(response.url)
+    message = f"HTTP {status} from {where}"
+    if status == 429:
+        return RateLimited(message, retry_after=response.retry_after())
+    if status == 503 and response.retry_after() is not None:
+        return RateLimited(message, retry_after=response.retry_after())
+    if status >= 500:
+        return RetryableFetchError(ErrorKind.HTTP_5XX, message)
+    if status in (401, 403):
+        return AuthFailed(message)
+    if status == 410:
+        return PermanentFetchError(ErrorKind.GONE, message)
+    if status >= 400:
+        return PermanentFetchError(ErrorKind.HTTP_4XX, message)
+    # 1xx or an unfollowed 3xx (no Location): the caller cannot use it.
+    return PermanentFetchError(ErrorKind.BAD_RESPONSE, message)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _phase(exc: httpx.TimeoutException) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect"
+    if isinstance(exc, httpx.PoolTimeout):
+        return "waiting for a connection"
+    return "read" if isinstance(exc, httpx.ReadTimeout) else "write"
+
+
+def _transport_error(exc: httpx.TransportError, url: str) -> FetchError:
+    """TLS failures by type (ssl.SSLError anywhere in the cause chain); everything else is network."""
+    host = redact_url(url)
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return RetryableFetchError(
+                ErrorKind.TLS, f"certificate rejected for {host}: {cause.verify_message or 'verification failed'}"
+            )
+        if isinstance(cause, ssl.SSLError):
+            return RetryableFetchError(ErrorKind.TLS, f"TLS failure with {host}: {cause.reason or 'handshake failed'}")
+    detail = "connection closed mid-response" if isinstance(exc, httpx.RemoteProtocolError) else "connection failed"
+    for cause in _causes(exc):
+        if isinstance(cause, ResolutionError):
+            detail = "DNS lookup failed"
+            break
+        if isinstance(cause, OSError) and cause.errno in errno.errorcode:
+            detail = errno.errorcode[cause.errno]
+            break
+    return RetryableFetchError(ErrorKind.NETWORK, f"{detail} ({host})")
