@@ -36,6 +36,39 @@ from veille.store.migrate import check_schema
 
 log = logging.getLogger("veille.daemon")
 
+STREAM_KINDS = {"bluesky-jetstream"}  # sources fed by a long-lived consumer instead of polls
+
+
+def build_streams(config: Config, pipeline: Pipeline, clock: Clock) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
+    """One Jetstream consumer per distinct URL, matching every post against all subscribed clients."""
+    from veille.matching import Matcher
+    from veille.sources.jetstream import JetstreamConsumer
+
+    groups: dict[str, list[str]] = {}
+    for key, runtime in pipeline.runtimes.items():
+        if runtime.config.kind == "bluesky-jetstream":
+            groups.setdefault(runtime.config.options.url, []).append(key)
+    streams = []
+    for url, keys in groups.items():
+        matchers = {pipeline.runtimes[k].config.client_id: pipeline.runtimes[k].matcher for k in keys}
+        options = pipeline.runtimes[keys[0]].config.options
+        dictionary = Path(options.zstd_dictionary).read_bytes() if options.zstd_dictionary else None
+        consumer = JetstreamConsumer(url, dict[str, Matcher](matchers), clock=clock,
+                                     log=logging.getLogger("veille.jetstream"), zstd_dictionary=dictionary)
+
+        async def load_cursor(keys: list[str] = keys) -> int | None:
+            return pipeline.stream_cursor(keys)
+
+        async def on_batch(items: dict[str, list[Any]], cursor: int, keys: list[str] = keys) -> None:
+            await pipeline.store_stream_batch(keys, items, cursor)
+
+        async def run(stop: asyncio.Event, consumer: JetstreamConsumer = consumer, load: Any = load_cursor,
+                      store: Any = on_batch) -> None:
+            await consumer.run(stop, load, store)
+
+        streams.append(run)
+    return streams
+
 
 def health_path(config: Config) -> Path:
     if config.daemon.health_file:
@@ -121,7 +154,8 @@ async def run_once(config: Config, *, components: Components | None = None) -> l
     pipeline = comps.pipeline
     await pipeline.start()
     try:
-        results = await asyncio.gather(*(pipeline.poll(key, force=True) for key in pipeline.runtimes))
+        keys = [k for k, r in pipeline.runtimes.items() if r.config.kind not in STREAM_KINDS]
+        results = await asyncio.gather(*(pipeline.poll(key, force=True) for key in keys))
     finally:
         await pipeline.stop()
         if components is None:
@@ -144,6 +178,8 @@ class Daemon:
         pipeline = self.components.pipeline
         now = self.clock.now()
         for key, runtime in pipeline.runtimes.items():
+            if runtime.config.kind in STREAM_KINDS:
+                continue
             every = runtime.config.every.total_seconds()
             # Spread first polls (no thundering herd at start) but start soon.
             spread = min(every, self.config.daemon.startup_spread.total_seconds())
@@ -211,6 +247,8 @@ class Daemon:
         background = [asyncio.create_task(self._heartbeat(), name="veille-heartbeat")]
         background += [asyncio.create_task(job(self.stop_event), name=getattr(job, "__qualname__", "bg"))
                        for job in self.components.background]
+        background += [asyncio.create_task(stream(self.stop_event), name="veille-stream")
+                       for stream in build_streams(self.config, pipeline, self.clock)]
         log.info("veille started: %d clients, %d sources", len(self.config.clients), len(pipeline.runtimes))
         await self.stop_event.wait()
         return await self._drain(background)

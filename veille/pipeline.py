@@ -23,7 +23,7 @@ from veille.config import Config, SourceConfig
 from veille.crashpoints import crash_point
 from veille.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, StorageError
 from veille.matching import Matcher
-from veille.models import ErrorKind, SourceStatus, StoredHit
+from veille.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.scoring.base import Scorer
 from veille.sources.base import PollContext, PollOutcome, PollState, SourceDriver
 from veille.sources.registry import get_driver
@@ -209,6 +209,26 @@ class Pipeline:
             if match.matched or item.direct:
                 result.matched.append(MatchedItem(item, match))
         return result
+
+    async def store_stream_batch(self, keys: Sequence[str], items_by_client: dict[str, list[Item]],
+                                 cursor: int) -> None:
+        """Store what a stream consumer matched, and its cursor, through the same single writer."""
+        started = self.clock.now()
+        results = []
+        for key in keys:
+            runtime = self.runtimes[key]
+            result = PollResult(runtime, started, outcome=PollOutcome(cursor=str(cursor)))
+            for item in items_by_client.get(runtime.config.client_id, []):
+                match = runtime.matcher.match(f"{item.title}\n{item.text}")
+                if match.matched or item.direct:
+                    result.matched.append(MatchedItem(item, match))
+            results.append(result)
+        await asyncio.gather(*(self._submit(r) for r in results))
+
+    def stream_cursor(self, keys: Sequence[str]) -> int | None:
+        """Where a restarted stream resumes: the oldest cursor among its sources (nothing skipped)."""
+        cursors = [int(c) for k in keys if (c := self.runtimes[k].state.cursor) and c.isdigit()]
+        return min(cursors) if cursors else None
 
     async def _submit(self, result: PollResult) -> None:
         if self._queue is None:
