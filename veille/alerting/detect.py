@@ -1,0 +1,120 @@
+"""From a client's recent hits to detection signals (bad buzz, volume spike). Pure.
+
+Evidence is counted so that one voice stays one voice: volume counts distinct normalised
+texts (a spam burst of one message is one), negative volume counts distinct authors (an angry
+regular posting ten times is one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from veille.alerting.escalation import Cause, Signal
+from veille.alerting.risk import fold
+from veille.alerting.settings import AlertingSettings
+from veille.alerting.spikes import SpikeVerdict, spike_test
+from veille.notify.base import Urgency
+
+_NOISE = re.compile(r"https?://\S+|[@#]\w+|\d+|[^\w\s]", re.UNICODE)
+_SPACES = re.compile(r"\s+")
+MIN_RISKY_AUTHORS_FOR_HIGH = 3
+
+
+def text_key(text: str) -> str:
+    """A hash of the text without links, handles, hashtags, digits and punctuation."""
+    cleaned = _SPACES.sub(" ", _NOISE.sub(" ", fold(text))).strip()[:200]
+    return hashlib.sha256(cleaned.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class HitRow:
+    """One hit as detection sees it (a row of `alert_hits`)."""
+
+    hit_id: int
+    seen_at: datetime
+    author: str | None
+    text_key: str
+    negative: bool
+    risk: float
+
+
+def _distinct_texts(rows: Sequence[HitRow]) -> int:
+    return len({r.text_key for r in rows})
+
+
+def _distinct_negative_voices(rows: Sequence[HitRow]) -> int:
+    negative = [r for r in rows if r.negative]
+    authors = {r.author or f"?{r.hit_id}" for r in negative}
+    texts = {r.text_key for r in negative}
+    return min(len(authors), len(texts))
+
+
+def detect(client_id: str, rows: Sequence[HitRow], new_hits: Sequence[int], settings: AlertingSettings,
+           now: datetime) -> list[Signal]:
+    """Signals for one client from its hits of the last `spike_baseline + spike_window`."""
+    window_start = now - settings.spike_window
+    baseline_start = window_start - settings.spike_baseline
+    recent = [r for r in rows if r.seen_at >= window_start]
+    baseline = [r for r in rows if baseline_start <= r.seen_at < window_start]
+    volume = spike_test(_distinct_texts(recent), _distinct_texts(baseline), window=settings.spike_window,
+                        baseline_span=settings.spike_baseline, p_value=settings.spike_p_value,
+                        floor=settings.spike_min_hits)
+    negative = spike_test(_distinct_negative_voices(recent), _distinct_negative_voices(baseline),
+                          window=settings.spike_window, baseline_span=settings.spike_baseline,
+                          p_value=settings.spike_p_value, floor=settings.spike_min_negative)
+    hot_since = now - settings.resolve_after
+    risky = sorted((r for r in rows if r.seen_at >= hot_since and r.risk >= settings.risk_threshold),
+                   key=lambda r: (-r.risk, r.hit_id))
+    new = set(new_hits)
+    return [_buzz(client_id, risky, negative, new, settings.critical_risk),
+            _volume(client_id, recent, volume, new)]
+
+
+def _buzz(client_id: str, risky: list[HitRow], negative: SpikeVerdict, new: set[int], critical: float) -> Signal:
+    critical_hit = bool(risky) and risky[0].risk >= critical
+    voices = len({r.author or f"?{r.hit_id}" for r in risky})
+    high = critical_hit or negative.firing or voices >= MIN_RISKY_AUTHORS_FOR_HIGH
+    reasons: list[str] = []
+    if risky:
+        reasons.append(f"risk {risky[0].risk:.2f}")
+    if negative.firing:
+        reasons.append(negative.describe("negative voices"))
+    if voices > 1:
+        reasons.append(f"{voices} risky authors")
+    evidence = [r.hit_id for r in risky]
+    return Signal(
+        client_id=client_id, cause=Cause.BUZZ, firing=bool(risky) or negative.firing,
+        urgency=Urgency.HIGH if high else Urgency.LOW, reasons=tuple(reasons),
+        new_hits=tuple(h for h in evidence if h in new), top_hits=tuple(evidence[:5]),
+        score=risky[0].risk if risky else 0.0, evidence_count=len(risky),
+    )
+
+
+def _volume(client_id: str, recent: list[HitRow], volume: SpikeVerdict, new: set[int]) -> Signal:
+    return Signal(
+        client_id=client_id, cause=Cause.VOLUME, firing=volume.firing, urgency=Urgency.LOW,
+        reasons=(volume.describe("posts"),) if volume.firing else (),
+        new_hits=tuple(r.hit_id for r in recent if r.hit_id in new) if volume.firing else (),
+        top_hits=(), score=0.0, evidence_count=volume.count,
+    )
+
+
+def source_signal(client_id: str, source_key: str, ok: bool, failing_since: datetime | None,
+                  error_kind: str | None, settings: AlertingSettings, now: datetime) -> Signal:
+    firing = not ok and failing_since is not None and now - failing_since >= settings.source_failing_after
+    reasons = (f"failing since {failing_since:%Y-%m-%d %H:%M} UTC ({error_kind or 'error'})",) if firing and \
+        failing_since else ()
+    return Signal(client_id=client_id, cause=Cause.SOURCE, subject=source_key, firing=firing,
+                  urgency=Urgency.LOW, reasons=reasons)
+
+
+def silence_signal(client_id: str, last_data_at: datetime | None, settings: AlertingSettings,
+                   now: datetime) -> Signal:
+    limit = settings.no_data_after
+    firing = limit is not None and last_data_at is not None and now - last_data_at >= limit
+    reasons = (f"no data since {last_data_at:%Y-%m-%d %H:%M} UTC",) if firing and last_data_at else ()
+    return Signal(client_id=client_id, cause=Cause.SILENCE, firing=firing, urgency=Urgency.LOW, reasons=reasons)

@@ -1,0 +1,38 @@
+"""The default notifier when no Telegram token is configured: a readable message on stdout."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import TextIO
+
+from veille.alerting.render import render_text
+from veille.notify.base import Delivery, Notification
+
+# E9: feed text must not drive the operator's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+class ConsoleNotifier:
+    """Prints each notification. `show_silent=False` skips silent ones (a quieter log)."""
+
+    channel = "console"
+
+    def __init__(self, stream: TextIO | None = None, *, show_silent: bool = True) -> None:
+        self._stream = stream
+        self.show_silent = show_silent
+        self.count = 0
+
+    async def send(self, notification: Notification, address: str) -> Delivery:
+        self.count += 1
+        if notification.silent and not self.show_silent:
+            return Delivery((f"console-{self.count}",))
+        stream = self._stream or sys.stdout
+        text = _CONTROL.sub("", render_text(notification))
+        who = notification.contact + (f" <{address}>" if address else "")
+        stream.write(f"--- {who}\n{text}\n")
+        stream.flush()
+        return Delivery((f"console-{self.count}",))
+
+    async def aclose(self) -> None:
+        return None

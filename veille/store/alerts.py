@@ -1,0 +1,369 @@
+"""SQL of the alerting work: incidents, events, mutes, per-hit risk, source health, outbox.
+
+Every function takes a Connection already inside a transaction (the caller chose `write_tx` or
+`read_conn`); nothing here commits. On PostgreSQL, rows that two daemons may race for are read
+`FOR UPDATE` (incidents) or `FOR UPDATE SKIP LOCKED` (outbox claims).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
+
+from veille.alerting.escalation import Cause, Incident, Status
+from veille.notify.base import Urgency
+from veille.store.schema import outbox
+from veille.store.schema_alerts import alert_hits, alert_kv, alert_sources, incident_events, incidents, mutes
+
+
+def is_pg(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def lock_clients(conn: Connection, client_ids: Iterable[str]) -> None:
+    """PostgreSQL: serialise alerting per client across daemons (sorted: no deadlock)."""
+    if not is_pg(conn):
+        return  # SQLite's BEGIN IMMEDIATE already serialises writers
+    for client_id in sorted(set(client_ids)):
+        key = zlib.crc32(f"veille-alerting:{client_id}".encode())
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+# --- incidents -------------------------------------------------------------------------------
+
+
+def _to_incident(row: Any) -> Incident:
+    return Incident(
+        id=row.id, key=row.key, client_id=row.client_id, cause=Cause(row.cause), subject=row.subject,
+        status=Status(row.status), urgency=Urgency(row.urgency), firing=row.firing, opened_at=row.opened_at,
+        notify_at=row.notify_at, last_evidence_at=row.last_evidence_at, title=row.title,
+        reasons=tuple(row.reasons or ()), hit_count=row.hit_count, top_hits=tuple(row.top_hits or ()),
+        score=row.score, version=row.version, notified_version=row.notified_version,
+        notified_urgency=Urgency(row.notified_urgency) if row.notified_urgency else None,
+        last_notified_at=row.last_notified_at, notified_contacts=tuple(row.notified_contacts or ()),
+        held_for=tuple(row.held_for or ()), level=row.level, loops=row.loops, escalate_at=row.escalate_at,
+        acked_by=row.acked_by, acked_at=row.acked_at, ack_until=row.ack_until, resolved_at=row.resolved_at,
+        flaps=row.flaps,
+    )
+
+
+def _incident_values(incident: Incident, now: datetime) -> dict[str, Any]:
+    return {
+        "key": incident.key, "client_id": incident.client_id, "cause": incident.cause.value,
+        "subject": incident.subject, "status": incident.status.value, "urgency": incident.urgency.value,
+        "firing": incident.firing, "opened_at": incident.opened_at, "notify_at": incident.notify_at,
+        "last_evidence_at": incident.last_evidence_at, "title": incident.title,
+        "reasons": list(incident.reasons), "hit_count": incident.hit_count, "top_hits": list(incident.top_hits),
+        "score": incident.score, "version": incident.version, "notified_version": incident.notified_version,
+        "notified_urgency": incident.notified_urgency.value if incident.notified_urgency else None,
+        "last_notified_at": incident.last_notified_at, "notified_contacts": list(incident.notified_contacts),
+        "held_for": list(incident.held_for), "level": incident.level, "loops": incident.loops,
+        "escalate_at": incident.escalate_at, "acked_by": incident.acked_by, "acked_at": incident.acked_at,
+        "ack_until": incident.ack_until, "resolved_at": incident.resolved_at, "flaps": incident.flaps,
+        "updated_at": now,
+    }
+
+
+def save_incident(conn: Connection, incident: Incident, now: datetime) -> Incident:
+    values = _incident_values(incident, now)
+    if incident.id is None:
+        incident.id = conn.execute(insert(incidents).values(**values).returning(incidents.c.id)).scalar_one()
+    else:
+        conn.execute(update(incidents).where(incidents.c.id == incident.id).values(**values))
+    return incident
+
+
+def active_incident(conn: Connection, key: str) -> Incident | None:
+    query = select(incidents).where(incidents.c.key == key, incidents.c.status != Status.RESOLVED.value)
+    if is_pg(conn):
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return _to_incident(row) if row else None
+
+
+def active_incidents(conn: Connection, *, lock: bool = False) -> list[Incident]:
+    query = select(incidents).where(incidents.c.status != Status.RESOLVED.value).order_by(incidents.c.id)
+    if lock and is_pg(conn):
+        query = query.with_for_update()
+    return [_to_incident(r) for r in conn.execute(query)]
+
+
+def get_incident(conn: Connection, incident_id: int, *, lock: bool = False) -> Incident | None:
+    query = select(incidents).where(incidents.c.id == incident_id)
+    if lock and is_pg(conn):
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return _to_incident(row) if row else None
+
+
+def last_resolved_at(conn: Connection, key: str) -> datetime | None:
+    return conn.execute(select(func.max(incidents.c.resolved_at)).where(incidents.c.key == key)).scalar()
+
+
+def list_incidents(conn: Connection, *, since: datetime | None = None, client_id: str | None = None,
+                   active_only: bool = False, limit: int = 100) -> list[Incident]:
+    query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
+    if since is not None:
+        query = query.where(or_(incidents.c.opened_at >= since, incidents.c.status != Status.RESOLVED.value))
+    if client_id is not None:
+        query = query.where(incidents.c.client_id == client_id)
+    if active_only:
+        query = query.where(incidents.c.status != Status.RESOLVED.value)
+    return [_to_incident(r) for r in conn.execute(query)]
+
+
+def incidents_touching(conn: Connection, client_ids: Sequence[str], since: datetime) -> list[Incident]:
+    """Incidents of these clients opened, still open, or resolved since `since` (digest)."""
+    query = select(incidents).where(
+        incidents.c.client_id.in_(list(client_ids)),
+        or_(incidents.c.opened_at >= since, incidents.c.status != Status.RESOLVED.value,
+            incidents.c.resolved_at >= since),
+    ).order_by(incidents.c.client_id, incidents.c.id)
+    return [_to_incident(r) for r in conn.execute(query)]
+
+
+# --- events (audit) ---------------------------------------------------------------------------
+
+
+def add_event(conn: Connection, at: datetime, kind: str, *, incident_id: int | None = None,
+              client_id: str | None = None, contact: str | None = None, actor: str | None = None,
+              detail: dict[str, Any] | None = None) -> None:
+    conn.execute(insert(incident_events).values(incident_id=incident_id, client_id=client_id, at=at, kind=kind,
+                                                contact=contact, actor=actor, detail=detail))
+
+
+def events_for(conn: Connection, incident_ids: Sequence[int]) -> list[Any]:
+    if not incident_ids:
+        return []
+    query = (select(incident_events).where(incident_events.c.incident_id.in_(list(incident_ids)))
+             .order_by(incident_events.c.id))
+    return list(conn.execute(query))
+
+
+def events_of_kind(conn: Connection, kind: str, *, since: datetime | None = None) -> list[Any]:
+    query = select(incident_events).where(incident_events.c.kind == kind).order_by(incident_events.c.id)
+    if since is not None:
+        query = query.where(incident_events.c.at >= since)
+    return list(conn.execute(query))
+
+
+# --- mutes ------------------------------------------------------------------------------------
+
+
+def add_mute(conn: Connection, client_id: str, now: datetime, until: datetime, by: str,
+             reason: str | None = None) -> int:
+    result = conn.execute(insert(mutes).values(client_id=client_id, created_at=now, until=until, created_by=by,
+                                               reason=reason).returning(mutes.c.id))
+    return int(result.scalar_one())
+
+
+def cancel_mutes(conn: Connection, client_id: str, now: datetime) -> int:
+    result = conn.execute(update(mutes).where(mutes.c.client_id == client_id, mutes.c.until > now,
+                                              mutes.c.cancelled_at.is_(None)).values(cancelled_at=now))
+    return result.rowcount
+
+
+def active_mutes(conn: Connection, now: datetime) -> dict[str, datetime]:
+    query = (select(mutes.c.client_id, func.max(mutes.c.until)).where(mutes.c.until > now,
+                                                                      mutes.c.cancelled_at.is_(None))
+             .group_by(mutes.c.client_id))
+    return {client: until for client, until in conn.execute(query)}
+
+
+# --- per-hit risk -----------------------------------------------------------------------------
+
+
+def get_alert_hit(conn: Connection, hit_id: int) -> Any:
+    return conn.execute(select(alert_hits).where(alert_hits.c.hit_id == hit_id)).first()
+
+
+def insert_alert_hit(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(alert_hits).values(**values))
+
+
+def update_alert_hit(conn: Connection, hit_id: int, values: dict[str, Any]) -> None:
+    conn.execute(update(alert_hits).where(alert_hits.c.hit_id == hit_id).values(**values))
+
+
+def alert_hits_by_id(conn: Connection, hit_ids: Sequence[int]) -> dict[int, Any]:
+    if not hit_ids:
+        return {}
+    rows = conn.execute(select(alert_hits).where(alert_hits.c.hit_id.in_(list(hit_ids))))
+    return {row.hit_id: row for row in rows}
+
+
+def hits_since(conn: Connection, client_id: str, since: datetime) -> list[Any]:
+    query = (select(alert_hits.c.hit_id, alert_hits.c.seen_at, alert_hits.c.author, alert_hits.c.text_key,
+                    alert_hits.c.negative, alert_hits.c.risk, alert_hits.c.reasons)
+             .where(alert_hits.c.client_id == client_id, alert_hits.c.seen_at >= since))
+    return list(conn.execute(query))
+
+
+def purge_alert_hits(conn: Connection, before: datetime, *, batch: int = 1000) -> int:
+    ids = select(alert_hits.c.hit_id).where(alert_hits.c.seen_at < before).limit(batch).scalar_subquery()
+    return conn.execute(delete(alert_hits).where(alert_hits.c.hit_id.in_(ids))).rowcount
+
+
+# --- source health ----------------------------------------------------------------------------
+
+
+def upsert_source_health(conn: Connection, source_key: str, client_id: str, ok: bool, error_kind: str | None,
+                         failing_since: datetime | None, now: datetime) -> None:
+    values = {"client_id": client_id, "ok": ok, "error_kind": error_kind, "failing_since": failing_since,
+              "updated_at": now}
+    done = conn.execute(update(alert_sources).where(alert_sources.c.source_key == source_key).values(**values))
+    if done.rowcount == 0:
+        conn.execute(insert(alert_sources).values(source_key=source_key, **values))
+
+
+def failing_sources(conn: Connection) -> list[Any]:
+    return list(conn.execute(select(alert_sources).where(alert_sources.c.ok.is_(False))))
+
+
+# --- key/value --------------------------------------------------------------------------------
+
+
+def kv_get(conn: Connection, key: str) -> Any:
+    return conn.execute(select(alert_kv.c.value).where(alert_kv.c.key == key)).scalar()
+
+
+def kv_get_prefix(conn: Connection, prefix: str) -> dict[str, Any]:
+    rows = conn.execute(select(alert_kv.c.key, alert_kv.c.value).where(alert_kv.c.key.startswith(prefix)))
+    return {key[len(prefix):]: value for key, value in rows}
+
+
+def kv_set(conn: Connection, key: str, value: Any, now: datetime) -> None:
+    done = conn.execute(update(alert_kv).where(alert_kv.c.key == key).values(value=value, updated_at=now))
+    if done.rowcount == 0:
+        conn.execute(insert(alert_kv).values(key=key, value=value, updated_at=now))
+
+
+# --- outbox -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    incident_id: int | None
+    client_id: str | None
+    contact: str
+    channel: str
+    address: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    token: str
+    created_at: datetime
+    possible_duplicate: bool
+    reclaimed: bool  # the previous holder's lease expired mid-send: the peer may have it already
+
+
+def enqueue(conn: Connection, *, incident_id: int | None, client_id: str | None, contact: str, channel: str,
+            address: str, kind: str, urgency: str, silent: bool, payload: dict[str, Any],
+            now: datetime) -> int:
+    result = conn.execute(insert(outbox).values(
+        incident_id=incident_id, client_id=client_id, contact=contact, channel=channel, address=address,
+        kind=kind, urgency=urgency, silent=silent, payload=payload, state="pending", created_at=now,
+        next_attempt_at=now, attempts=0, possible_duplicate=False,
+    ).returning(outbox.c.id))
+    return int(result.scalar_one())
+
+
+def claim(conn: Connection, owner: str, now: datetime, lease: timedelta, limit: int,
+          token_factory: Any) -> list[Claimed]:
+    """Claim due rows with a lease; only the head of each (incident, contact) queue (A11)."""
+    earlier = aliased(outbox)
+    head_only = ~exists(select(earlier.c.id).where(
+        earlier.c.incident_id == outbox.c.incident_id, earlier.c.contact == outbox.c.contact,
+        earlier.c.id < outbox.c.id, earlier.c.state.in_(("pending", "sending"))))
+    due = or_(and_(outbox.c.state == "pending", outbox.c.next_attempt_at <= now),
+              and_(outbox.c.state == "sending", outbox.c.lease_until < now))
+    query = select(outbox).where(due, head_only).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
+    if is_pg(conn):
+        query = query.with_for_update(skip_locked=True, of=outbox)
+    claimed = []
+    for row in conn.execute(query).all():
+        token = token_factory()
+        reclaimed = row.state == "sending"
+        conn.execute(update(outbox).where(outbox.c.id == row.id).values(
+            state="sending", lease_owner=owner, lease_until=now + lease, attempt_token=token,
+            attempts=row.attempts + 1, possible_duplicate=row.possible_duplicate or reclaimed))
+        claimed.append(Claimed(row.id, row.incident_id, row.client_id, row.contact, row.channel, row.address,
+                               row.kind, dict(row.payload), row.attempts + 1, token, row.created_at,
+                               bool(row.possible_duplicate or reclaimed), reclaimed))
+    return claimed
+
+
+def _fenced(row_id: int, token: str) -> Any:
+    return and_(outbox.c.id == row_id, outbox.c.attempt_token == token, outbox.c.state == "sending")
+
+
+def mark_sent(conn: Connection, row_id: int, token: str, now: datetime, message_ids: Sequence[str]) -> bool:
+    """False when the token is stale (another relay took the row over): A7 fencing."""
+    result = conn.execute(update(outbox).where(_fenced(row_id, token)).values(
+        state="sent", sent_at=now, message_ids=json.dumps(list(message_ids)), lease_owner=None,
+        lease_until=None, last_error=None))
+    return result.rowcount == 1
+
+
+def mark_retry(conn: Connection, row_id: int, token: str, next_at: datetime, error: str, *,
+               possible_duplicate: bool = False, address: str | None = None) -> bool:
+    values: dict[str, Any] = {"state": "pending", "next_attempt_at": next_at, "last_error": error[:500],
+                              "lease_owner": None, "lease_until": None}
+    if possible_duplicate:
+        values["possible_duplicate"] = True
+    if address is not None:
+        values["address"] = address
+    return conn.execute(update(outbox).where(_fenced(row_id, token)).values(**values)).rowcount == 1
+
+
+def release(conn: Connection, row_id: int, token: str, now: datetime) -> bool:
+    """Give a claimed row back at shutdown: it may have been sent, so it is tagged."""
+    return conn.execute(update(outbox).where(_fenced(row_id, token)).values(
+        state="pending", next_attempt_at=now, lease_owner=None, lease_until=None, possible_duplicate=True,
+        attempts=outbox.c.attempts - 1)).rowcount == 1
+
+
+def mark_dead(conn: Connection, row_id: int, token: str, error: str) -> bool:
+    return conn.execute(update(outbox).where(_fenced(row_id, token)).values(
+        state="dead", last_error=error[:500], lease_owner=None, lease_until=None)).rowcount == 1
+
+
+def cancel_pending(conn: Connection, incident_id: int, kinds: Sequence[str]) -> int:
+    """An ack cancels escalations and repeats that were queued but not yet sent (C6)."""
+    result = conn.execute(update(outbox).where(
+        outbox.c.incident_id == incident_id, outbox.c.state == "pending", outbox.c.kind.in_(list(kinds)))
+        .values(state="cancelled"))
+    return result.rowcount
+
+
+def oldest_pending(conn: Connection) -> datetime | None:
+    return conn.execute(select(func.min(outbox.c.created_at))
+                        .where(outbox.c.state.in_(("pending", "sending")))).scalar()
+
+
+def outbox_rows(conn: Connection, *, incident_ids: Sequence[int] | None = None,
+                since: datetime | None = None) -> list[Any]:
+    query = select(outbox).order_by(outbox.c.id)
+    if incident_ids is not None:
+        query = query.where(outbox.c.incident_id.in_(list(incident_ids)))
+    if since is not None:
+        query = query.where(outbox.c.created_at >= since)
+    return list(conn.execute(query))
+
+
+def outbox_counts(conn: Connection) -> dict[str, int]:
+    return dict(conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all())  # type: ignore[arg-type]
+
+
+def escalate_now(conn: Connection, incident_id: int, now: datetime) -> None:
+    """B3: the current contact is unreachable, so the next tick escalates to the next one."""
+    conn.execute(update(incidents).where(incidents.c.id == incident_id,
+                                         incidents.c.status == Status.OPEN.value).values(escalate_at=now))
