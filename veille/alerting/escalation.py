@@ -294,14 +294,15 @@ def _escalate(incident: Incident, chain: tuple[Contact, ...], ctx: Context, now:
 
 
 def _bump(incident: Incident, ctx: Context, now: datetime) -> list[Decision]:
-    """C8: when a contact's quiet hours end, held low-urgency incidents are raised, once each."""
+    """C8: when a contact's quiet hours end, held low-urgency incidents ring once each (no escalation)."""
     out = []
     for contact_id in incident.held_for:
         contact = ctx.settings.contact(contact_id)
         if contact is None or is_quiet(contact.quiet_hours, now, ctx.tz):
             continue
-        incident.urgency = Urgency.HIGH
-        out.append(_notify(incident, Kind.UPDATE, contact, ctx, now))
+        incident.notified_version = incident.version
+        incident.last_notified_at = now
+        out.append(Decision(Kind.UPDATE, incident, contact, incident.urgency, Mode.WAKE))
     incident.held_for = tuple(c for c in incident.held_for if c not in {d.contact.id for d in out})
     return out
 

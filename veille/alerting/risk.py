@@ -39,7 +39,7 @@ class CrisisWords:
     def find(self, text: str) -> tuple[str, ...]:
         if self._pattern is None:
             return ()
-        found = dict.fromkeys(m.group(0) for m in self._pattern.finditer(fold(text)))
+        found = dict.fromkeys(" ".join(m.group(0).split()) for m in self._pattern.finditer(fold(text)))
         return tuple(found)
 
 
