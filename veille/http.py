@@ -38,7 +38,7 @@ from veille.clock import Clock, SystemClock
 from veille.config import HttpConfig
 from veille.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, RetryableFetchError
 from veille.models import ErrorKind
-from veille.netguard import GuardedBackend, ResolutionError, Resolver, host_problem
+from veille.netguard import GuardedBackend, ResolutionError, Resolver, check_url_static, host_problem
 
 __all__ = [
     "HttpClient",
@@ -233,7 +233,7 @@ class HttpClient:
         """Send one request, following redirects; raise a `FetchError` for anything but 2xx/304.
 
         Statuses in `accept_statuses` are returned instead of raised (redirects included, unfollowed).
-        Raises ValueError for a caller header the layer manages (Host, hop-by-hop).
+        Raises ValueError for a caller header the layer manages (Host, hop-by-hop) or an unparsable URL.
         """
         extra = _checked_headers(headers)
         cap = self._config.max_body_bytes if max_bytes is None else max_bytes
@@ -243,6 +243,9 @@ class HttpClient:
             body_kwargs["content"] = data
         else:
             body_kwargs["data"] = data
+        problem = check_url_static(str(url), allow_private=self._config.allow_private_addresses)
+        if problem:  # before httpx parses it: httpx rejects some spellings browsers accept (0177.0.0.1)
+            raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{redact_url(url)}: {problem}")
         try:
             request = self._client.build_request(method, url, headers=extra, params=params, **body_kwargs)
         except httpx.InvalidURL:
