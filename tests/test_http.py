@@ -237,6 +237,26 @@ async def test_compressed_bodies_are_decoded(http: HttpClient, site: LocalServer
     assert response.body == text
 
 
+def test_decoding_is_stepwise_and_survives_any_chunking() -> None:
+    from veille.http import _DECODE_STEP, _Inflater  # the decoder is the risky part: test it directly
+
+    text = b"Avis clients: " + bytes(range(256)) * 40
+    stream = gzip.compress(text[:5000]) + gzip.compress(text[5000:]) + b"\r\n<trailing junk>"
+    for cut in range(1, len(stream), 7):
+        inflater = _Inflater("gzip")
+        out = b"".join([*inflater.feed(stream[:cut]), *inflater.feed(stream[cut:]), *inflater.finish()])
+        assert out == text, cut
+    bomb = gzip_bomb(8)
+    pieces = list(_Inflater("gzip").feed(bomb))
+    assert sum(map(len, pieces)) == 8 << 20 and max(map(len, pieces)) <= _DECODE_STEP
+
+
+async def test_head_reads_no_body_whatever_the_declared_length(http: HttpClient, site: LocalServer) -> None:
+    site.route("/head", Response(200, b"h" * 10_000))
+    response = await http.request("HEAD", site.url("/head"), max_bytes=100)
+    assert response.status == 200 and response.body == b"" and response.headers["content-length"] == "10000"
+
+
 async def test_corrupt_or_unknown_encodings_are_bad_responses(http: HttpClient, site: LocalServer) -> None:
     site.route("/corrupt", Response(200, b"\x1f\x8b\x08\x00garbage-garbage", {"Content-Encoding": "gzip"}))
     site.route("/zstd", Response(200, b"\x28\xb5\x2f\xfd", {"Content-Encoding": "zstd"}))

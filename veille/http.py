@@ -32,6 +32,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
 from veille.clock import Clock, SystemClock
@@ -148,7 +149,7 @@ class HttpClient:
         *,
         clock: Clock | None = None,
         resolver: Resolver | None = None,
-        network_backend: Any = None,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         """`resolver` and `network_backend` (the inner httpcore dialler) are for tests."""
         self._config = config
@@ -247,7 +248,10 @@ class HttpClient:
         if problem:  # before httpx parses it: httpx rejects some spellings browsers accept (0177.0.0.1)
             raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{redact_url(url)}: {problem}")
         try:
-            request = self._client.build_request(method, url, headers=extra, params=params, **body_kwargs)
+            request = self._client.build_request(
+                method, url, headers=extra, params=params,
+                timeout=httpx.Timeout(budget, connect=min(self._config.connect_timeout, budget)), **body_kwargs,
+            )
         except httpx.InvalidURL:
             raise ValueError(f"invalid URL {redact_url(url)}") from None
         started = self._clock.monotonic()
@@ -289,7 +293,8 @@ class HttpClient:
                     try:
                         status = response.status_code
                         readable = status in accept or 200 <= status < 300 or status == 304
-                        body = await _read_body(response, cap) if readable else b""
+                        has_body = readable and request.method != "HEAD" and status not in (204, 304)
+                        body = await _read_body(response, cap) if has_body else b""
                     finally:
                         await response.aclose()
             location = response.headers.get("location")
@@ -394,36 +399,46 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 
 
 class _Inflater:
-    """Decodes one gzip/deflate layer in steps of at most `_DECODE_STEP` output bytes."""
+    """Decodes one gzip/deflate layer in steps of at most `_DECODE_STEP` output bytes, so a bomb
+    never inflates more than one step past the cap. Concatenated gzip members are all decoded;
+    bytes after the last member that are not a gzip header are ignored, as browsers do."""
 
     def __init__(self, encoding: str) -> None:
         self._gzip = encoding in ("gzip", "x-gzip")
         self._obj: Any = None
+        self._members = 0
+        self._held = b""  # the start of a next member, too short to tell
+        self._done = False
 
     def _start(self, data: bytes) -> Any:
         if self._gzip:
             return zlib.decompressobj(zlib.MAX_WBITS | 16)
         # "deflate" is meant to be zlib-wrapped, but some servers send raw deflate.
-        wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and ((data[0] << 8) | data[1]) % 31 == 0
+        wrapped = data[0] & 0x0F == 8 and ((data[0] << 8) | data[1]) % 31 == 0
         return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        while data:
+        while not self._done:
             if self._obj is None:
+                data, self._held = self._held + data, b""
+                if len(data) < 2:
+                    self._held = data
+                    return
+                if self._members and not data.startswith(b"\x1f\x8b"):
+                    self._done = True  # trailing bytes, not another member
+                    return
                 self._obj = self._start(data)
             out = self._obj.decompress(data, _DECODE_STEP)
             if out:
                 yield out
-            data = self._obj.unconsumed_tail
             if self._obj.eof:
-                data = self._obj.unused_data if self._gzip else b""  # next gzip member, if any
-                self._obj = None
-            elif not data and len(out) == _DECODE_STEP:
-                data = b""
-                while len(out) == _DECODE_STEP:  # output still pending inside zlib
-                    out = self._obj.decompress(b"", _DECODE_STEP)
-                    if out:
-                        yield out
+                self._members += 1
+                data, self._obj = self._obj.unused_data, None
+                self._done = not self._gzip
+                continue
+            data = self._obj.unconsumed_tail
+            if not data and len(out) < _DECODE_STEP:
+                return  # input used up and no output pending: wait for the next chunk
 
     def finish(self) -> Iterator[bytes]:
         if self._obj is not None:
