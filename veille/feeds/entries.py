@@ -212,7 +212,8 @@ def select_newest(stamps: list[float | None], limit: int, now: float) -> list[in
 
 def _timestamp(entry: Any) -> float | None:
     for name in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(name)
+        # dict.get: FeedParserDict.get maps a missing key to another with a DeprecationWarning.
+        value = dict.get(entry, name) if isinstance(entry, dict) else None
         if value:
             try:
                 return float(calendar.timegm(value))

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from urllib.parse import parse_qs, urlsplit
 
 MAX_URL = 4096  # longer "links" are junk or abuse; the hit keeps no URL rather than a megabyte
 
 _GOOGLE_REDIRECT_PATHS = {"/url", "/link"}
+_GOOGLE_HOST = re.compile(r"(?:www\.)?google\.(?:[a-z]{2,3}|co\.[a-z]{2}|com\.[a-z]{2})")
 _ARTICLE_PATH_PARTS = {"articles", "read"}
 
 
@@ -38,9 +40,8 @@ def safe_url(value: object) -> str | None:
 
 
 def _is_google_host(host: str) -> bool:
-    # google.com, www.google.fr, google.co.uk ... but not evilgoogle.com.
-    labels = host.split(".")
-    return "google" in labels and labels[0] in ("google", "www") and len(labels) <= 4
+    """google.com, www.google.fr, www.google.co.uk, google.com.br; not evilgoogle.com or google.com.evil.org."""
+    return _GOOGLE_HOST.fullmatch(host) is not None
 
 
 def unwrap_google(url: str) -> str:

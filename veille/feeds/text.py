@@ -64,7 +64,10 @@ def html_to_text(fragment: str | None, *, limit: int = MAX_FIELD, single_line: b
     """Sanitise an HTML fragment with nh3, then reduce it to text in one linear pass."""
     if not fragment:
         return ""
-    flat = _OTHER_TAG.sub("", _BLOCK_TAG.sub("<br>", fragment[:MAX_HTML_INPUT]))
+    markup = fragment[:MAX_HTML_INPUT]
+    if len(fragment) > MAX_HTML_INPUT and markup.rfind("<") > markup.rfind(">"):
+        markup = markup[: markup.rfind("<")]  # do not leave half a tag to be shown as text
+    flat = _OTHER_TAG.sub("", _BLOCK_TAG.sub("<br>", markup))
     safe = nh3.clean(
         _SURROGATE.sub("\ufffd", flat),
         tags={"br"},

@@ -1,0 +1,221 @@
+"""One document -> entries -> Items: D12-D15, E6, E10, identity, encodings, Google links."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.support import feeds
+from tests.support.feeds import Entry, Feed
+from veille.errors import PermanentFetchError
+from veille.feeds.entries import (
+    ParsedEntry,
+    ParsedFeed,
+    external_id,
+    parse_document,
+    published_at,
+    repair_charset,
+    select_newest,
+    to_items,
+)
+from veille.models import ErrorKind
+
+URL = "https://example.org/feed.xml"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def items_of(body: bytes, content_type: str | None = None, **kwargs: object) -> list:
+    headers = {"Content-Type": content_type} if content_type else {}
+    return to_items(parse_document(body, URL, headers, **kwargs), now=NOW)  # type: ignore[arg-type]
+
+
+def kind_of(body: bytes, content_type: str | None = None) -> ErrorKind:
+    with pytest.raises(PermanentFetchError) as info:
+        parse_document(body, URL, {"content-type": content_type} if content_type else {})
+    return info.value.kind
+
+
+def test_rss_entries_become_items() -> None:
+    items = items_of(feeds.rss(3))
+    assert [i.external_id for i in items] == ["guid-0", "guid-1", "guid-2"]
+    first = items[0]
+    assert (first.title, first.text, first.url) == ("Article 0", "Texte 0", "https://example.org/a/0")
+    assert first.published_at == datetime(2026, 11, 16, 23, 0, tzinfo=UTC)
+    assert first.extra == {"feed_title": "Le fil"}
+
+
+def test_atom_entries_resolve_relative_links_and_strip_html() -> None:
+    items = items_of(feeds.atom(2), "application/atom+xml")
+    assert items[0].url == "https://blog.example.org/posts/0"
+    assert items[0].title == "Entrée 0"
+    assert items[0].text == "Bonjour 0"
+    assert items[0].author == "Zoé"
+    assert items[0].external_id == "urn:e:0"
+
+
+# --- D14 identity --------------------------------------------------------------------------------
+
+def test_identity_is_guid_then_link_then_hash() -> None:
+    body = Feed(entries=[
+        Entry(guid="g1", link="https://example.org/1"),
+        Entry(guid=None, link="https://example.org/2", title="B"),
+        Entry(guid=None, link=None, title="C", description="texte C"),
+    ]).bytes()
+    keys = [i.external_id for i in items_of(body)]
+    expected_hash = "sha256:" + hashlib.sha256(b"C\ntexte C").hexdigest()
+    assert keys == ["g1", "https://example.org/2", expected_hash]
+
+
+def test_duplicate_guids_in_one_document_give_one_item() -> None:
+    body = Feed(entries=[Entry(guid="same", title="new"), Entry(guid="same", title="old")]).bytes()
+    items = items_of(body)
+    assert [(i.external_id, i.title) for i in items] == [("same", "new")]
+
+
+def test_reused_guid_with_new_content_keeps_its_key() -> None:
+    first = items_of(Feed(entries=[Entry(guid="g", description="v1")]).bytes())
+    second = items_of(Feed(entries=[Entry(guid="g", description="v2")]).bytes())
+    assert first[0].external_id == second[0].external_id == "g"
+    assert (first[0].text, second[0].text) == ("v1", "v2")
+
+
+def test_overlong_keys_are_hashed_to_fit_the_column() -> None:
+    entry = ParsedEntry("x" * 600, None, None, "t", "b", None, None)
+    assert external_id(entry) == "sha256:" + hashlib.sha256(b"x" * 600).hexdigest()
+
+
+def test_non_http_links_are_dropped_but_still_identify() -> None:
+    body = Feed(entries=[Entry(guid=None, link="javascript:alert(1)")]).bytes()
+    item = items_of(body)[0]
+    assert item.url is None
+    assert item.external_id == "javascript:alert(1)"
+
+
+def test_google_alerts_links_are_unwrapped() -> None:
+    link = "https://www.google.com/url?rct=j&sa=t&url=https://www.exemple.fr/article&ct=ga&usg=AOv"
+    item = items_of(Feed(entries=[Entry(link=link, guid=None)]).bytes())[0]
+    assert item.url == "https://www.exemple.fr/article"
+    assert item.external_id == link  # identity stays the raw link
+
+
+# --- D15 dates -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pub_date", [None, "Sun, 01 Jan 2099 00:00:00 GMT", "Thu, 01 Jan 1970 00:00:00 GMT",
+                                      "Fri, 31 Dec 1989 23:00:00 GMT", "hier soir", "32/13/2026", ""])
+def test_unusable_dates_become_none(pub_date: str | None) -> None:
+    body = Feed(entries=[Entry(pub_date=pub_date)]).bytes()
+    assert items_of(body)[0].published_at is None
+
+
+def test_dates_are_converted_to_utc() -> None:
+    body = Feed(entries=[Entry(pub_date="Mon, 16 Nov 2026 10:00:00 +0200")]).bytes()
+    assert items_of(body)[0].published_at == datetime(2026, 11, 16, 8, 0, tzinfo=UTC)
+
+
+def test_published_at_bounds() -> None:
+    assert published_at(NOW.timestamp() + 3600, NOW) is not None  # clock skew of an hour is fine
+    assert published_at(NOW.timestamp() + 2 * 86400, NOW) is None
+    assert published_at(1e20, NOW) is None
+
+
+# --- E6 entry cap --------------------------------------------------------------------------------
+
+def test_only_the_newest_entries_are_kept() -> None:
+    body = feeds.rss(2000)
+    parsed = parse_document(body, URL, max_entries=200, now=NOW.timestamp())
+    assert parsed.total_entries == 2000 and len(parsed.entries) == 200
+
+
+def test_selection_ignores_future_dates_and_keeps_document_order() -> None:
+    now = NOW.timestamp()
+    stamps = [now - 10, 4_000_000_000.0, now - 5, None, now - 1]
+    assert select_newest(stamps, 2, now) == [2, 4]
+    assert select_newest([None, None, None], 2, now) == [0, 1]
+
+
+def test_driver_cap_applies_after_parsing() -> None:
+    parsed = parse_document(feeds.rss(10), URL)
+    assert len(to_items(parsed, now=NOW, max_entries=3)) == 3
+
+
+# --- D12 / E10 classification --------------------------------------------------------------------
+
+def test_html_page_is_not_a_feed() -> None:
+    assert kind_of(feeds.HTML_LOGIN_PAGE, "text/html; charset=utf-8") is ErrorKind.NOT_A_FEED
+    assert kind_of(feeds.HTML_LOGIN_PAGE) is ErrorKind.NOT_A_FEED
+
+
+def test_feed_served_as_text_html_is_still_read() -> None:
+    assert len(items_of(feeds.rss(2), "text/html")) == 2
+
+
+def test_xml_that_is_not_a_feed() -> None:
+    assert kind_of(b'<?xml version="1.0"?><note><to>x</to></note>') is ErrorKind.NOT_A_FEED
+
+
+def test_empty_body_is_not_a_feed() -> None:
+    assert kind_of(b"   \n") is ErrorKind.NOT_A_FEED
+
+
+@pytest.mark.parametrize("body", [feeds.GARBAGE, b"<<<<", b"\x00" * 100])
+def test_garbage_is_a_parse_error(body: bytes) -> None:
+    assert kind_of(body) in (ErrorKind.PARSE_ERROR, ErrorKind.NOT_A_FEED)
+    assert kind_of(b"just some text, no markup at all") in (ErrorKind.PARSE_ERROR, ErrorKind.NOT_A_FEED)
+
+
+def test_truncated_feed_keeps_what_was_parsed() -> None:
+    parsed = parse_document(feeds.BROKEN_TRUNCATED, URL)
+    assert parsed.bozo is not None and parsed.version.startswith("rss")
+    assert [e.guid for e in parsed.entries][:2] == ["g0", "g1"]
+
+
+def test_nul_and_control_bytes_are_handled() -> None:
+    parsed = parse_document(feeds.NUL_BYTES, URL)
+    assert parsed.version
+    for entry in parsed.entries:
+        assert "\x00" not in entry.title and "\x01" not in entry.title
+
+
+# --- D13 encodings -------------------------------------------------------------------------------
+
+def test_declared_latin1_but_utf8_bytes() -> None:
+    body = Feed(entries=[Entry(title="Café crème 😀")], encoding="iso-8859-1").xml().encode("utf-8")
+    assert items_of(body)[0].title == "Café crème 😀"
+    assert items_of(body, "application/rss+xml; charset=ISO-8859-1")[0].title == "Café crème 😀"
+
+
+def test_declared_utf8_but_latin1_bytes() -> None:
+    body = Feed(entries=[Entry(title="Crêpes à Noël")], encoding="utf-8").xml().encode("latin-1")
+    assert items_of(body)[0].title == "Crêpes à Noël"
+
+
+def test_a_few_invalid_bytes_do_not_garble_the_rest() -> None:
+    body = Feed(entries=[Entry(title="Été XX brûlé")]).bytes().replace(b"XX", b"\xff\xfe")
+    title = items_of(body)[0].title
+    assert title.startswith("Été") and title.endswith("brûlé")
+    title.encode("utf-8")
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "windows-1252", "iso-8859-15"])
+def test_other_declared_encodings(codec: str) -> None:
+    body = Feed(entries=[Entry(title="Noël à Brest €")], encoding=codec).bytes()
+    title = items_of(body)[0].title
+    assert title == "Noël à Brest €"
+
+
+def test_no_content_type_means_utf8_not_latin1() -> None:
+    body = Feed(entries=[Entry(title="Gérard")], encoding=None).xml().encode()
+    assert items_of(body)[0].title == "Gérard"
+
+
+def test_repair_charset_leaves_ascii_and_wide_encodings_alone() -> None:
+    assert repair_charset(b"<rss/>", None) == (b"<rss/>", "application/xml")
+    wide = "<rss/>".encode("utf-16")
+    assert repair_charset(wide, "text/xml; charset=UTF-16") == (wide, "text/xml; charset=utf-16")
+
+
+def test_wire_round_trip() -> None:
+    parsed = parse_document(feeds.atom(3), URL)
+    assert ParsedFeed.from_wire(parsed.to_wire()) == parsed

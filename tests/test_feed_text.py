@@ -1,0 +1,75 @@
+"""RELIABILITY E7-E9, E11, B10: feed HTML becomes bounded, plain, terminal-safe text."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support import feeds
+from veille.feeds.entries import parse_document
+from veille.feeds.text import MAX_FIELD, clean_text, html_to_text
+
+
+def test_deep_nesting_raises_no_recursion_error() -> None:
+    for tag in ("div", "blockquote", "dir", "menu", "rt", "span", "a", "table"):
+        html = f"<{tag}>" * 20_000 + "profond" + f"</{tag}>" * 20_000
+        assert html_to_text(html) == "profond"
+
+
+def test_deep_nesting_through_the_parser() -> None:
+    parsed = parse_document(feeds.deep_nesting(), "https://example.org/feed")
+    assert parsed.entries[0].text == "profond"
+
+
+def test_active_content_is_stripped() -> None:
+    text = html_to_text(feeds.ACTIVE_HTML)
+    assert text == "Bonjour lien gras"
+    for word in ("alert", "script", "iframe", "cadre", "onclick", "onerror", "javascript", "display", "<", ">"):
+        assert word not in text
+
+
+def test_block_tags_become_line_breaks_and_entities_are_decoded() -> None:
+    assert html_to_text("<p>Un &amp; deux</p><p>trois<br>quatre</p>cinq\nsix &lt;b&gt;") == (
+        "Un & deux\n\ntrois\nquatre\ncinq six <b>")
+
+
+def test_ansi_and_control_characters_are_removed() -> None:
+    text = clean_text(feeds.ANSI_TEXT)
+    assert "\x1b" not in text and "\x07" not in text and "\x00" not in text
+    assert text == "rouge ALERTE bip nul fin"
+    assert "\x1b" not in html_to_text(f"<p>{feeds.ANSI_TEXT}</p>")
+    assert clean_text("a\x85b\x9bc\x7fd") == "abcd"  # C1 controls (\x9b is a one-byte CSI) and DEL
+
+
+def test_lone_surrogates_become_replacement_characters() -> None:
+    text = clean_text("a\ud800b") + html_to_text("<p>c\udfffd</p>")
+    assert text == "a\ufffdbc\ufffdd"
+    text.encode("utf-8")  # valid UTF-8
+
+
+def test_emoji_and_newlines_survive() -> None:
+    assert clean_text("Bravo 😀\r\nsuite\n\n\n\nfin") == "Bravo 😀\nsuite\n\nfin"
+
+
+def test_oversized_fields_are_truncated() -> None:
+    big = "x" * (5 * 1024 * 1024)
+    assert len(clean_text(big)) == MAX_FIELD
+    assert len(html_to_text(f"<p>{big}</p>")) == MAX_FIELD
+    feed = feeds.Feed(entries=[feeds.Entry(description=big, title="t" * 200_000)])
+    entry = parse_document(feed.bytes(), "https://example.org/feed").entries[0]
+    assert len(entry.text) == MAX_FIELD and len(entry.title) == MAX_FIELD
+
+
+def test_markup_in_a_plain_text_title_is_kept_literally() -> None:
+    feed = feeds.Feed(entries=[feeds.Entry(title="<b>Promo</b> </a> <tg-spoiler>x")])
+    entry = parse_document(feed.bytes(), "https://example.org/feed").entries[0]
+    assert entry.title == "<b>Promo</b> </a> <tg-spoiler>x"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_input_gives_clean_valid_text(value: str) -> None:
+    for text in (clean_text(value), html_to_text(value)):
+        text.encode("utf-8")
+        assert not any(ord(ch) < 32 and ch not in "\n\t" for ch in text)
+        assert "\x1b" not in text and len(text) <= MAX_FIELD
