@@ -1,0 +1,235 @@
+"""The alerting service on a real database: restarts, acks, mutes, clock steps, atomicity (C6, C9, C11, C12, A5)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, insert, select
+
+from tests.test_alerting_helpers import DAY, NIGHT, hit, make_config, make_db, make_service
+from veille.alerting import actions
+from veille.alerting.escalation import Status
+from veille.clock import FakeClock
+from veille.notify.fake import FakeNotifier
+from veille.store import alerts as store
+from veille.store.engine import read_conn, write_tx
+from veille.store.schema import clients, hits, outbox, sources
+from veille.store.schema_alerts import alert_hits, incident_events, incidents
+
+
+@pytest.fixture
+def engine(db_url: str) -> Engine:
+    return make_db(db_url)
+
+
+def rows(engine: Engine) -> list:
+    with read_conn(engine) as conn:
+        return store.outbox_rows(conn)
+
+
+def feed(service, engine: Engine, *new_hits) -> None:  # type: ignore[no-untyped-def]
+    with write_tx(engine) as conn:
+        service.on_new_hits(conn, list(new_hits))
+
+
+def test_night_bad_buzz_wakes_manager_after_group_wait(engine: Engine) -> None:
+    clock = FakeClock(NIGHT)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    feed(service, engine, hit(clock))
+    service.tick()
+    assert rows(engine) == []  # inside group_wait
+    clock.advance(60)
+    service.tick()
+    (row,) = rows(engine)
+    assert (row.contact, row.kind, row.urgency, row.silent, row.address) == (
+        "manager", "opened", "high", False, "chat-manager")
+    assert row.payload["tag"] == f"#INC-{row.incident_id}" and row.payload["hits"][0]["author"]
+    assert "Bad buzz" in row.payload["title"] and "Gégé" in row.payload["title"]
+
+
+def test_c11_restart_during_group_wait_notifies_exactly_once(engine: Engine) -> None:
+    clock = FakeClock(NIGHT)
+    first = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    feed(first, engine, hit(clock), hit(clock))
+    clock.advance(30)
+    second = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})  # "restarted" daemon
+    feed(second, engine, hit(clock))
+    clock.advance(31)
+    second.tick()
+    first.tick()  # a stale instance ticking too must not double-notify
+    second.tick()
+    (row,) = rows(engine)
+    assert row.kind == "opened"
+    with read_conn(engine) as conn:
+        (incident,) = store.list_incidents(conn)
+    assert incident.hit_count == 3
+
+
+def test_c12_wall_clock_steps_cause_no_duplicate_and_no_early_resolve(engine: Engine) -> None:
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    feed(service, engine, hit(clock, "Remboursez-moi, honte", followers=40, score=-0.6))  # low: no escalation
+    clock.advance(61)
+    service.tick()
+    assert len(rows(engine)) == 1
+    clock.step_wall(3600)  # NTP jumps forward an hour: resolve_after (2h) must not be shortened
+    service.tick()
+    clock.advance(3000)
+    service.tick()
+    clock.step_wall(-7200)  # and back two hours
+    service.tick()
+    clock.advance(60)
+    service.tick()
+    with read_conn(engine) as conn:
+        (incident,) = store.list_incidents(conn)
+    assert incident.status is not Status.RESOLVED
+    assert [r.kind for r in rows(engine)] == ["opened"]
+
+
+def test_c6_ack_cancels_escalation_also_across_restart(engine: Engine) -> None:
+    clock = FakeClock(NIGHT)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    feed(service, engine, hit(clock))
+    clock.advance(60)
+    service.tick()
+    clock.advance(600)
+    service.tick()  # escalated to backup at +10 min
+    assert [(r.kind, r.contact) for r in rows(engine)] == [("opened", "manager"), ("escalated", "backup")]
+    incident_id = rows(engine)[0].incident_id
+    assert actions.ack(engine, clock, service.settings, incident_id, contact="backup", actor="cli")
+    restarted = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    for _ in range(12):
+        clock.advance(300)
+        restarted.tick()
+    assert len(rows(engine)) == 2
+    with read_conn(engine) as conn:
+        kinds = [e.kind for e in store.events_for(conn, [incident_id])]
+    assert "ack" in kinds
+
+
+def test_ack_cancels_queued_escalation_rows(engine: Engine) -> None:
+    clock = FakeClock(NIGHT)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    feed(service, engine, hit(clock))
+    clock.advance(60)
+    service.tick()
+    clock.advance(600)
+    service.tick()
+    incident_id = rows(engine)[0].incident_id
+    actions.ack(engine, clock, service.settings, incident_id, contact="manager", actor="cli")
+    states = {r.kind: r.state for r in rows(engine)}
+    assert states == {"opened": "pending", "escalated": "cancelled"}
+
+
+def test_c9_mute_survives_restart_expires_exactly_and_is_audited(engine: Engine) -> None:
+    clock = FakeClock(DAY)
+    until = actions.mute(engine, clock, "resto", timedelta(hours=2), actor="cli")
+    assert until == DAY + timedelta(hours=2)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    feed(service, engine, hit(clock))
+    clock.advance(3600)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})  # restart
+    feed(service, engine, hit(clock))
+    clock.advance(3599)
+    service.tick()
+    assert rows(engine) == []
+    clock.advance(1)
+    service.tick()
+    assert [r.kind for r in rows(engine)] == ["opened"]
+    with read_conn(engine) as conn:
+        mutes = store.events_of_kind(conn, "mute")
+    assert mutes[0].actor == "cli" and mutes[0].client_id == "resto"
+
+
+def test_a5_outbox_failure_rolls_back_hits_and_incident(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the failing trigger is written for SQLite")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER outbox_full BEFORE INSERT ON outbox "
+                             "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")},
+                           config=make_config(extra='group_wait = "0s"'))
+    stored = hit(clock)
+    with pytest.raises(Exception, match="disk full"), write_tx(engine) as conn:
+        now = clock.now()
+        conn.execute(insert(clients).values(id="resto", name="Chez Gégé", updated_at=now))
+        source_id = conn.execute(insert(sources).values(
+            key="resto/rss", client_id="resto", kind="rss", target="x", every_seconds=600, enabled=True,
+            in_config=True, status="new", consecutive_errors=0, hits_count=0).returning(sources.c.id)).scalar_one()
+        conn.execute(insert(hits).values(id=stored.id, source_id=source_id, client_id="resto", external_id="1",
+                                         text_hash="h", content_hash="h", content_changes=0, kind="rss",
+                                         text=stored.text, title="", direct=True, published_at=now,
+                                         fetched_at=now))
+        service.on_new_hits(conn, [stored])
+    with read_conn(engine) as conn:
+        counts = [conn.execute(select(func.count()).select_from(t)).scalar()
+                  for t in (hits, incidents, alert_hits, outbox, incident_events)]
+    assert counts == [0, 0, 0, 0, 0]
+
+
+def test_source_failing_for_hours_opens_a_low_urgency_incident_and_resolves(engine: Engine) -> None:
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    since = clock.now() - timedelta(hours=5)
+    with write_tx(engine) as conn:
+        service.on_source_health(conn, "resto/rss", "resto", False, "http_5xx", since)
+    clock.advance(3600)
+    service.tick()
+    clock.advance(60)
+    service.tick()
+    (row,) = rows(engine)
+    assert (row.kind, row.urgency, row.silent) == ("opened", "low", True)
+    assert "resto/rss" in row.payload["title"]
+    with write_tx(engine) as conn:
+        service.on_source_health(conn, "resto/rss", "resto", True, None, None)
+    assert [r.kind for r in rows(engine)] == ["opened", "resolved"]
+
+
+def test_client_without_data_becomes_an_incident(engine: Engine) -> None:
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    service.tick()
+    clock.advance(3 * 86400 + 61)
+    service.tick()
+    clock.advance(61)
+    service.tick()
+    with read_conn(engine) as conn:
+        causes = sorted(i.cause.value for i in store.list_incidents(conn))
+    assert causes == ["silence", "silence"]  # resto and tapis both silent
+
+
+def test_low_urgency_at_night_is_held_then_in_the_morning_digest(engine: Engine) -> None:
+    clock = FakeClock(NIGHT)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    service.tick()  # first run: digests start counting from now
+    feed(service, engine, hit(clock, "Remboursez-moi, honte", followers=40, score=-0.6))
+    clock.advance(61)
+    service.tick()
+    assert rows(engine) == []  # held: nobody woken
+    clock.advance(6 * 3600)  # 08:14 in Paris
+    service.tick()
+    digests = [r for r in rows(engine) if r.kind == "digest"]
+    assert {r.contact for r in digests} == {"manager", "backup"}
+    assert all(r.silent for r in digests)
+    assert any("#INC-" in line for line in digests[0].payload["reasons"])
+    clock.advance(600)
+    service.tick()
+    assert len([r for r in rows(engine) if r.kind == "digest"]) == 2  # once per day
+
+
+def test_engagement_growth_raises_urgency_of_an_open_incident(engine: Engine) -> None:
+    clock = FakeClock(NIGHT)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    first = hit(clock, "Plus jamais, une honte", followers=150, score=-0.8)
+    feed(service, engine, first)
+    clock.advance(61)
+    service.tick()
+    assert rows(engine) == []
+    clock.advance(600)
+    grown = hit(clock, first.text, followers=150, score=-0.8, hit_id=first.id, reposts=120)
+    feed(service, engine, grown)
+    service.tick()
+    (row,) = rows(engine)
+    assert (row.kind, row.urgency, row.silent) == ("update", "high", False)
