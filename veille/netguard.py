@@ -148,7 +148,7 @@ def host_problem(host: str, *, allow_private: bool) -> str | None:
     if address is not None:
         reason = forbidden_reason(address)
         if reason:
-            return f"host {host} is a {reason} address ({address})"
+            return f"host {host} is a forbidden address ({reason}: {address})"
         return None
     name = host.lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
@@ -157,7 +157,10 @@ def host_problem(host: str, *, allow_private: bool) -> str | None:
 
 
 def check_url_static(url: str, *, allow_private: bool) -> str | None:
-    """Config-time check of a source URL: a short human message, or None when acceptable."""
+    """Config-time check of a source URL: a short human message, or None when acceptable.
+
+    The caller adds where the URL is and the fix (`http.allow_private_addresses` for lab use).
+    """
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname
@@ -169,10 +172,7 @@ def check_url_static(url: str, *, allow_private: bool) -> str | None:
         return f"scheme must be http or https, not {scheme or 'missing'!r}"
     if not host:
         return "has no host name"
-    problem = host_problem(host, allow_private=allow_private)
-    if problem:
-        return f"{problem}; set http.allow_private_addresses = true only for lab use"
-    return None
+    return host_problem(host, allow_private=allow_private)
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:
@@ -228,9 +228,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         for address in addresses:
             reason = forbidden_reason(address)
             if reason:
-                shown = host if literal is not None else f"{host} resolves to {address}, which"
+                where = host if literal is not None else f"{host} resolves to {address}, which"
                 raise PermanentFetchError(
-                    ErrorKind.FORBIDDEN_ADDRESS, f"{shown} is a {reason} address: refused"
+                    ErrorKind.FORBIDDEN_ADDRESS, f"{where} is a forbidden address ({reason}): refused"
                 )
         return addresses
 
