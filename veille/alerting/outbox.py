@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine
 from veille.alerting.render import from_payload, to_payload
 from veille.alerting.settings import AlertingSettings
 from veille.clock import Clock
+from veille.crashpoints import crash_point
 from veille.notify.base import (
     Notification,
     Notifier,
@@ -138,6 +139,7 @@ class Dispatcher:
                                     False, None)
             return
         notification = from_payload(row.payload, outbox_id=row.id, possible_duplicate=row.possible_duplicate)
+        crash_point("outbox.before_send")
         try:
             delivery = await asyncio.wait_for(notifier.send(notification, row.address),
                                               timeout=self.settings.send_timeout.total_seconds())
@@ -169,6 +171,7 @@ class Dispatcher:
             log.exception("notifier_bug outbox=%s channel=%s", row.id, row.channel)
             await asyncio.to_thread(self._failed_retryable, row, f"internal: {type(exc).__name__}", False, None)
         else:
+            crash_point("outbox.after_send")  # A4: the peer has it, the row does not know yet
             await asyncio.to_thread(self._sent, row, delivery.message_ids)
 
     def _sent(self, row: store.Claimed, message_ids: tuple[str, ...]) -> None:

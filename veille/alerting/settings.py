@@ -96,7 +96,7 @@ class AlertingSettings:
     source_failing_after: timedelta = timedelta(hours=6)
     no_data_after: timedelta | None = timedelta(days=3)
     # Delivery (outbox dispatcher).
-    max_attempts: int = 20
+    max_attempts: int = 400  # with the 5 min cap, max_age (24 h) is usually reached first
     max_age: timedelta = timedelta(hours=24)
     retry_base: timedelta = timedelta(seconds=5)
     retry_cap: timedelta = timedelta(minutes=5)
@@ -187,7 +187,7 @@ def parse_alerting(root: Reader, client_ids: set[str]) -> AlertingSettings:
         source_failing_after=section.duration("source_failing_after", base.source_failing_after,
                                               min=timedelta(minutes=5)),
         no_data_after=no_data,
-        max_attempts=section.int("max_attempts", base.max_attempts, min=1, max=1000),
+        max_attempts=section.int("max_attempts", base.max_attempts, min=1, max=10_000),
         max_age=section.duration("max_age", base.max_age, min=timedelta(minutes=1)),
         retry_base=section.duration("retry_base", base.retry_base, min=sec),
         retry_cap=section.duration("retry_cap", base.retry_cap, min=sec),
