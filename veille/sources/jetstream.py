@@ -197,7 +197,7 @@ class JetstreamConsumer:
                  log: logging.Logger | logging.LoggerAdapter[Any], batch_size: int = 200,
                  batch_seconds: float = 0.5, cursor_every: float = 5.0, rewind_us: int = REWIND_US,
                  min_backoff: float = 1.0, max_backoff: float = 120.0, zstd_dictionary: bytes | None = None,
-                 open_timeout: float = 10.0) -> None:
+                 open_timeout: float = 10.0, close_timeout: float = 2.0) -> None:
         self.url = url
         self.index = MatcherIndex(matchers)
         self.clock = clock
@@ -209,6 +209,9 @@ class JetstreamConsumer:
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.open_timeout = open_timeout
+        # After a failed batch the read queue may be full, so the peer's close frame is never read:
+        # a short close timeout keeps the reconnect prompt.
+        self.close_timeout = close_timeout
         self._decompress: Callable[[bytes], bytes] | None = None
         if zstd_dictionary is not None:
             import zstandard
@@ -241,8 +244,9 @@ class JetstreamConsumer:
             url = self.subscribe_url(cursor)
             received = 0
             try:
-                async with connect(url, max_size=MAX_MESSAGE, compression=None, proxy=None,
-                                   open_timeout=self.open_timeout, user_agent_header="veille") as ws:
+                async with connect(url, max_size=MAX_MESSAGE, max_queue=256, compression=None, proxy=None,
+                                   open_timeout=self.open_timeout, close_timeout=self.close_timeout,
+                                   user_agent_header="veille") as ws:
                     self.connections += 1
                     self.log.info("jetstream.connected", extra={"cursor": cursor})
                     received = await self._consume(ws, stop, on_batch)
