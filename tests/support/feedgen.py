@@ -42,7 +42,7 @@ def feed_items(feed: int, count: int, *, name: str = "Chez Gégé", matching_rat
         matches = rng.random() < matching_ratio
         text = rng.choice(PHRASES).format(name=name) if matches else rng.choice(OTHER)
         items.append({
-            "title": text[:60], "text": f"{text}. (avis n°{n})", "guid": f"feed{feed}-item{n}",
+            "title": text[:60], "text": f"{text}. (avis n°{n})", "guid": f"urn:veille-test:feed{feed}:item{n}",
             "link": f"https://news.example.org/{feed}/{n}",
             "date": format_datetime(start - timedelta(minutes=n)), "matches": "1" if matches else "",
         })

@@ -16,7 +16,7 @@ import click
 from veille.cli.common import config_option, emit, fail, format_option, load_or_exit, open_database
 from veille.config import config_path, describe_secrets
 from veille.durations import format_duration, parse_since
-from veille.errors import SchemaVersionError
+from veille.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
 from veille.i18n import current_lang, tr
 from veille.store.engine import make_engine, read_conn
 
@@ -59,8 +59,10 @@ def run(config_file: str | None, once: bool, log_level: str) -> None:
                 click.echo(f"{r.runtime.config.key}: {status}")
             sys.exit(1 if failed else 0)
         sys.exit(asyncio.run(run_daemon(config)))
-    except SchemaVersionError as exc:
+    except (SchemaVersionError, ConfigError, SecretMissing) as exc:
         fail(f"veille: {exc}", 2)
+    except VeilleError as exc:  # anything else veille refuses to start with, said in one line
+        fail(f"veille: {exc}", 1)
 
 
 def _since(value: str | None, option: str) -> datetime | None:

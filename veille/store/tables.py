@@ -8,6 +8,8 @@ from sqlalchemy import MetaData
 
 TABLE_MODULES = [
     "veille.store.schema",
+    "veille.store.schema_alerts",
+    "veille.store.schema_telegram",
 ]
 
 
