@@ -155,18 +155,21 @@ class AlertingService:
         client_ids = {c.id for c in self.config.clients}
         active = store.active_incidents(conn)
         store.lock_clients(conn, client_ids | {i.client_id for i in active})
+        signals: list[Signal] = []
         for client_id in sorted({i.client_id for i in active if i.cause in (Cause.BUZZ, Cause.VOLUME)}):
-            self._detect_client(conn, client_id, (), now)
-        for row in store.failing_sources(conn):
-            self._apply(conn, [source_signal(row.client_id, row.source_key, row.ok, row.failing_since,
-                                             row.error_kind, self.settings, now)], now)
-        self._check_silence(conn, client_ids, now)
-        ctx = self._context(conn, now)
-        for incident in store.active_incidents(conn, lock=True):
+            signals.extend(self._detect(conn, client_id, (), now))
+        signals.extend(source_signal(row.client_id, row.source_key, row.ok, row.failing_since, row.error_kind,
+                                     self.settings, now) for row in store.failing_sources(conn))
+        signals.extend(self._silence_signals(conn, client_ids, {i.key for i in active}, now))
+        if signals:
+            self._apply(conn, signals, now)
+        active = store.active_incidents(conn, lock=True)
+        ctx = self._context(conn, now, active)
+        for incident in active:
             self._evaluate(conn, incident, ctx, now)
         self._digests(conn, now)
         store.purge_alert_hits(conn, now - RETENTION)
-        return self._next_due(conn, now)
+        return self._next_due(conn, now, ctx, [i for i in active if i.active])
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick and dispatch until `stop`; the in-flight send finishes or is released (A12)."""
@@ -249,13 +252,17 @@ class AlertingService:
         return risk.value >= self.settings.risk_threshold and risk.value > existing.risk + 0.02
 
     def _detect_client(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> None:
+        self._apply(conn, self._detect(conn, client_id, changed, now), now)
+
+    def _detect(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> list[Signal]:
         since = now - self.settings.spike_baseline - self.settings.spike_window
         rows = [HitRow(r.hit_id, r.seen_at, r.author, r.text_key, r.negative, r.risk)
                 for r in store.hits_since(conn, client_id, since)]
-        self._apply(conn, detect(client_id, rows, changed, self.settings, now), now)
+        return detect(client_id, rows, changed, self.settings, now)
 
-    def _context(self, conn: Connection, now: datetime) -> Context:
-        buzzing = frozenset(i.client_id for i in store.active_incidents(conn) if i.cause is Cause.BUZZ)
+    def _context(self, conn: Connection, now: datetime, active: Sequence[Incident] | None = None) -> Context:
+        incidents = store.active_incidents(conn) if active is None else active
+        buzzing = frozenset(i.client_id for i in incidents if i.cause is Cause.BUZZ and i.active)
         return Context(self.settings, self.tz, store.active_mutes(conn, now), buzzing)
 
     def _apply(self, conn: Connection, signals: Iterable[Signal], now: datetime) -> None:
@@ -328,18 +335,28 @@ class AlertingService:
             store.add_event(conn, now, "notify", incident_id=incident.id, client_id=incident.client_id,
                             contact=contact.id, detail={**detail, "outbox_id": outbox_id})
 
-    def _check_silence(self, conn: Connection, client_ids: set[str], now: datetime) -> None:
+    def _silence_signals(self, conn: Connection, client_ids: set[str], open_keys: set[str],
+                         now: datetime) -> list[Signal]:
         if self.settings.no_data_after is None:
-            return
+            return []
         last_data = store.kv_get_prefix(conn, "last_data:")
         watching = store.kv_get_prefix(conn, "watch_since:")
+        signals = []
         for client_id in sorted(client_ids):
             if client_id not in watching:
                 store.kv_set(conn, f"watch_since:{client_id}", now.isoformat(), now)
             raw = last_data.get(client_id) or watching.get(client_id) or now.isoformat()
             signal = silence_signal(client_id, datetime.fromisoformat(raw), self.settings, now)
-            if signal.firing or store.active_incident(conn, signal.key) is not None:
-                self._apply(conn, [signal], now)
+            if signal.firing or signal.key in open_keys:
+                signals.append(signal)
+        return signals
+
+    def _silence_due(self, conn: Connection) -> list[datetime]:
+        limit = self.settings.no_data_after
+        if limit is None:
+            return []
+        seen = {**store.kv_get_prefix(conn, "watch_since:"), **store.kv_get_prefix(conn, "last_data:")}
+        return [datetime.fromisoformat(raw) + limit for raw in seen.values()]
 
     def _digests(self, conn: Connection, now: datetime) -> None:
         for contact in self.settings.contacts:
@@ -387,19 +404,17 @@ class AlertingService:
         store.add_event(conn, now, "digest", contact=contact.id, detail={"outbox_id": outbox_id,
                                                                           "incidents": len(incidents)})
 
-    def _next_due(self, conn: Connection, now: datetime) -> datetime | None:
-        ctx = self._context(conn, now)
-        times: list[datetime] = []
-        for incident in store.active_incidents(conn):
+    def _next_due(self, conn: Connection, now: datetime, ctx: Context, active: Sequence[Incident]) -> datetime | None:
+        times: list[datetime] = self._silence_due(conn)
+        for incident in active:
             due = next_due(incident, ctx)
             if due is not None:
                 times.append(due)
             if incident.cause in (Cause.BUZZ, Cause.VOLUME):
                 times.append(incident.last_evidence_at + min(self.settings.resolve_after,
                                                              self.settings.spike_window))
-        for client_id, until in ctx.muted_until.items():
-            if any(i.client_id == client_id for i in store.active_incidents(conn)):
-                times.append(until)
+        active_clients = {i.client_id for i in active}
+        times.extend(until for client_id, until in ctx.muted_until.items() if client_id in active_clients)
         for contact in self.settings.contacts:
             at = contact.digest_at or self.settings.digest_at
             if at is not None:
