@@ -168,7 +168,8 @@ def module_server() -> Iterator[LocalServer]:
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "0177.0.0.1", "0x7f.1", "127.1", "::1",
-                                  "::ffff:127.0.0.1", "0.0.0.0", "10.0.0.1", "169.254.169.254", "100.64.0.1",
+                                  "::ffff:127.0.0.1", "0.0.0.0", "10.0.0.1", "172.16.0.1", "192.168.1.1",
+                                  "169.254.169.254", "100.64.0.1",
                                   "fc00::1", "localhost"])
 async def test_f1_connect_time_refuses_with_the_system_resolver(host: str, module_server: LocalServer) -> None:
     dialler = LoopbackDialler(module_server.port)

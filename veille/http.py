@@ -12,6 +12,10 @@ What it guarantees, so that no source has to think about it:
 * no environment proxies, no cookie jar shared between sources, a User-Agent naming veille;
 * failures mapped onto the `veille.errors` tree by type, with messages that never carry a query
   string (API keys live there) or a header value.
+
+With `http.proxy` set, the proxy (chosen by the operator) is dialled without address checks and it
+resolves the target names itself: targets then get the scheme and literal-address checks only, so
+the proxy must enforce its own egress policy.
 """
 
 from __future__ import annotations
@@ -76,7 +80,14 @@ def redact_url(url: str | httpx.URL) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port is not None else host
     path = _TELEGRAM_TOKEN.sub("/bot***", parts.path)
+    path = "/".join("***" if _looks_like_token(segment) else segment for segment in path.split("/"))
     return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def _looks_like_token(segment: str) -> bool:
+    """Webhook URLs carry their secret in the path (Slack, Discord): mask long mixed segments."""
+    return (len(segment) >= 24 and any(c.isdigit() for c in segment) and any(c.isalpha() for c in segment)
+            and not segment.endswith((".xml", ".rss", ".atom", ".json", ".html")))
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None, cap: float) -> float | None:
@@ -154,7 +165,6 @@ class HttpClient:
         """`resolver` and `network_backend` (the inner httpcore dialler) are for tests."""
         self._config = config
         self._clock = clock or SystemClock()
-        self._proxied = bool(config.proxy)
         trusted = [httpx.URL(config.proxy).host] if config.proxy else []
         self._guard = GuardedBackend(
             allow_private=config.allow_private_addresses, resolver=resolver, inner=network_backend,
@@ -208,7 +218,7 @@ class HttpClient:
         accept_statuses: frozenset[int] = frozenset(),
     ) -> HttpResponse:
         """GET; `etag`/`last_modified` from the previous poll make it conditional (304 -> not_modified)."""
-        merged = httpx.Headers(headers or {})
+        merged = dict(headers or {})
         if etag:
             merged["If-None-Match"] = etag
         if last_modified:
@@ -350,10 +360,10 @@ class HttpClient:
         headers = httpx.Headers(caller_headers)
         if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
             method, content = "GET", None
+        if _origin(target) != _origin(previous.url):
+            headers = httpx.Headers([(k, v) for k, v in _raw_pairs(headers) if k.lower() in _CROSS_ORIGIN_HEADERS])
         if content is not None and "content-type" in previous.headers:
             headers["Content-Type"] = previous.headers["content-type"]
-        if _origin(target) != _origin(previous.url):
-            headers = httpx.Headers({k: v for k, v in headers.items() if k.lower() in _CROSS_ORIGIN_HEADERS})
         return self._client.build_request(method, target, headers=headers, content=content,
                                           extensions=previous.extensions)
 
@@ -383,7 +393,8 @@ class HttpClient:
 
 def _checked_headers(headers: Mapping[str, str] | None) -> httpx.Headers:
     checked = httpx.Headers()
-    for name, value in (headers or {}).items():
+    pairs = _raw_pairs(headers) if isinstance(headers, httpx.Headers) else (headers or {}).items()
+    for name, value in pairs:
         lowered = name.lower()
         if lowered in _MANAGED_HEADERS or lowered.startswith("proxy-"):
             raise ValueError(f"header {name!r} is managed by the HTTP layer and may not be set")
@@ -391,6 +402,11 @@ def _checked_headers(headers: Mapping[str, str] | None) -> httpx.Headers:
             raise ValueError(f"header {name!r} contains a line break")
         checked[name] = value
     return checked
+
+
+def _raw_pairs(headers: httpx.Headers) -> list[tuple[str, str]]:
+    """Header pairs as spelled by the caller (`items()` lowercases names; some servers care)."""
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.raw]
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
