@@ -129,7 +129,8 @@ F1_URLS = [
     "http://169.254.169.254/latest/meta-data/", "http://100.64.0.1/", "http://0.0.0.0:8080/",
     "http://[::ffff:127.0.0.1]/", "http://[fc00::1]/", "http://2130706433/", "http://0177.0.0.1/",
     "http://0x7f.1/", "https://127.1/", "http://localhost:8080/", "http://admin.localhost/",
-    "http://[fe80::1%25eth0]/",
+    "http://[fe80::1%25eth0]/", "http://0/", "http://[0:0:0:0:0:ffff:7f00:1]/", "http://127.0.0.1./",
+    "http://[::]/", "http://0x0a.0.0.1/", "http://3232235777/",
 ]
 
 
