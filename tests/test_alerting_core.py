@@ -118,18 +118,25 @@ def test_c1_group_wait_makes_one_message_at_60s() -> None:
 
 
 def test_c2_group_interval_and_repeat() -> None:
-    tl = Timeline()
-    tl.signal(buzz(hits=(1,)))
+    tl = Timeline(policy(contacts=(BACKUP,), num_loops=1))
+    tl.signal(buzz(urgency=Urgency.HIGH, hits=(1,)))
     tl.advance(60)  # opened at 60
     tl.advance(10)
-    tl.signal(buzz(hits=(2,)))
-    tl.signal(buzz(hits=(3,)))
+    tl.signal(buzz(urgency=Urgency.HIGH, hits=(2,)))
+    tl.signal(buzz(urgency=Urgency.HIGH, hits=(3,)))
     tl.advance(600)
     updates = [t for t, k, *_ in tl.kinds() if k == "update"]
     assert updates == [360.0]  # one update, at most one per group_interval (5 min)
     tl.advance(2 * 3600)
     repeats = [t for t, k, *_ in tl.kinds() if k == "repeat"]
     assert repeats == [360.0 + 2 * 3600]  # unchanged and un-acked: repeat after repeat_interval only
+
+
+def test_low_urgency_never_repeats() -> None:
+    tl = Timeline()
+    tl.signal(buzz(hits=(1,)))
+    tl.advance(6 * 3600, step=10)
+    assert [k for _, k, *_ in tl.kinds()] == ["opened"]
 
 
 def test_c2_no_update_when_nothing_changed() -> None:

@@ -10,7 +10,7 @@ Semantics follow Alertmanager and PagerDuty:
 - the first notification waits `group_wait` so a burst becomes one message (C1), and nothing is
   sent if the incident stopped firing meanwhile (flapping, C4);
 - updates at most every `group_interval` and only if something changed; an unchanged,
-  unacknowledged incident repeats after `repeat_interval` (C2);
+  unacknowledged high-urgency incident repeats after `repeat_interval` (C2);
 - high urgency escalates along the contact chain every `escalation_delay`, walking the chain
   `num_loops` times; an ack stops it until `ack_timeout` (C5, C6);
 - low urgency never rings: silent by day, held for the digest during quiet hours (C7).
@@ -254,8 +254,9 @@ def _open(incident: Incident, ctx: Context, now: datetime) -> list[Decision]:
                     and incident.last_notified_at is not None
                     and now >= incident.last_notified_at + s.group_interval):
         out.append(_notify(incident, Kind.UPDATE, contact, ctx, now))
-    elif incident.last_notified_at is not None and now >= incident.last_notified_at + s.repeat_interval:
-        out.append(_notify(incident, Kind.REPEAT, contact, ctx, now))
+    elif (incident.urgency is Urgency.HIGH and incident.last_notified_at is not None
+          and now >= incident.last_notified_at + s.repeat_interval):
+        out.append(_notify(incident, Kind.REPEAT, contact, ctx, now))  # low urgency waits for the digest
     elif incident.escalate_at is not None and now >= incident.escalate_at:
         out.extend(_escalate(incident, chain, ctx, now))
     if s.bump_at_quiet_end and incident.held_for:
@@ -265,6 +266,9 @@ def _open(incident: Incident, ctx: Context, now: datetime) -> list[Decision]:
 
 def _notify(incident: Incident, kind: Kind, contact: Contact, ctx: Context, now: datetime) -> Decision:
     mode = route(contact, incident.urgency, ctx, now)
+    already_rang = incident.notified_urgency is Urgency.HIGH and contact.id in incident.notified_contacts
+    if kind is Kind.UPDATE and mode is Mode.WAKE and already_rang:
+        mode = Mode.SILENT  # new evidence on an incident that already rang: escalations and repeats insist
     incident.notified_version = incident.version
     incident.notified_urgency = incident.urgency
     incident.last_notified_at = now
@@ -369,7 +373,8 @@ def next_due(incident: Incident, ctx: Context) -> datetime | None:
     if incident.last_notified_at is not None:
         if incident.version > incident.notified_version:
             times.append(incident.last_notified_at + s.group_interval)
-        times.append(incident.last_notified_at + s.repeat_interval)
+        if incident.urgency is Urgency.HIGH:
+            times.append(incident.last_notified_at + s.repeat_interval)
     if incident.escalate_at is not None:
         times.append(incident.escalate_at)
     return min(times) if times else None

@@ -22,6 +22,8 @@ from typing import Any
 
 from sqlalchemy import event
 
+from veille.alerting.escalation import Kind
+from veille.alerting.render import incident_title
 from veille.alerting.service import AlertingService
 from veille.clock import FakeClock, utc
 from veille.config import Config
@@ -176,7 +178,7 @@ def _run(config: Config, engine: Any, lines: Sequence[Line], scorer: Scorer, tai
         with write_tx(engine) as conn:
             service.on_new_hits(conn, [hit])
     _advance(service, clock, lines[-1].ts + tail)
-    return _collect(engine)
+    return _collect(engine, config)
 
 
 def _score(lines: Sequence[Line], scorer: Scorer) -> list[SentimentResult | None]:
@@ -199,7 +201,7 @@ def _advance(service: AlertingService, clock: FakeClock, target: datetime) -> No
         clock.advance((step_to - now).total_seconds())
 
 
-def _collect(engine: Any) -> list[Simulated]:
+def _collect(engine: Any, config: Config) -> list[Simulated]:
     with read_conn(engine) as conn:
         sent = [Simulated(at=r.created_at, client=r.client_id, contact=r.contact, kind=r.kind, urgency=r.urgency,
                           wakes=not r.silent, mode="silent" if r.silent else "wake", incident=r.incident_id,
@@ -209,8 +211,13 @@ def _collect(engine: Any) -> list[Simulated]:
         for event in store.events_of_kind(conn, "held"):
             detail = event.detail or {}
             incident = incidents.get(event.incident_id)
-            held.append(Simulated(at=event.at, client=event.client_id, contact=event.contact or "",
-                                  kind=str(detail.get("kind", "")), urgency=str(detail.get("urgency", "low")),
-                                  wakes=False, mode="held", incident=event.incident_id,
-                                  title=incident.key if incident else ""))
+            kind = str(detail.get("kind", ""))
+            title = ""
+            if incident is not None:
+                client = config.client(incident.client_id)
+                title = incident_title(incident.cause, Kind(kind) if kind in Kind._value2member_map_ else Kind.OPENED,
+                                       client.name if client else incident.client_id, incident.subject, config.lang)
+            held.append(Simulated(at=event.at, client=event.client_id, contact=event.contact or "", kind=kind,
+                                  urgency=str(detail.get("urgency", "low")), wakes=False, mode="held",
+                                  incident=event.incident_id, title=title))
     return sorted(sent + held, key=lambda s: (s.at, s.incident or 0, s.contact))
