@@ -556,3 +556,14 @@ async def test_elapsed_and_received_at_use_the_injected_clock(site: LocalServer)
         response = await client.get(site.url("/clock"), accept_statuses=frozenset({429}))
     assert response.elapsed == 0.0 and response.received_at == clock.now()
     assert response.retry_after() == 90.0
+
+
+def test_public_surface_is_honest() -> None:
+    import veille.http
+    import veille.netguard
+
+    for module in (veille.http, veille.netguard):
+        assert sorted(module.__all__) == module.__all__
+        assert all(hasattr(module, name) for name in module.__all__)
+    assert {"HttpClient", "HttpResponse", "redact_url", "quiet_http_loggers"} <= set(veille.http.__all__)
+    assert {"forbidden_reason", "check_url_static"} <= set(veille.netguard.__all__)

@@ -41,6 +41,7 @@ __all__ = [
     "Resolver",
     "check_url_static",
     "forbidden_reason",
+    "host_problem",
     "parse_host_address",
     "system_resolver",
 ]
