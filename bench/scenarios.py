@@ -213,10 +213,8 @@ def run() -> int:
         first_post = _first_post(name, lines)
         first_wake = wakes[0].at if wakes else None
         delay = (first_wake - first_post).total_seconds() / 60 if first_wake and first_post else None
-        causes = Counter(r.title.split(":")[0] for r in results if r.kind == "opened" and r.mode != "held")
-        held_causes = Counter(r.title.split(":")[1] if ":" in r.title else r.title
-                              for r in results if r.kind == "opened" and r.mode == "held")
-        incidents = ",".join(f"{k}×{v}" for k, v in (causes + held_causes).items()) or "-"
+        opened = {(r.incident, r.cause) for r in results if r.incident is not None}
+        incidents = ",".join(f"{k}×{v}" for k, v in sorted(Counter(c for _, c in opened).items())) or "-"
         goal = GOALS.get(name)
         ok = (goal is None or (goal and delay is not None and delay <= 10) or (goal is False and not wakes))
         failures += 0 if ok else 1

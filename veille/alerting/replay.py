@@ -68,11 +68,12 @@ class Simulated:
     mode: str  # wake | silent | held
     incident: int | None
     title: str
+    cause: str | None = None  # buzz | volume | source | silence (None for digests)
 
     def as_json(self, tz: Any) -> dict[str, Any]:
         return {"at": self.at.astimezone(tz).isoformat(), "client": self.client, "contact": self.contact,
                 "kind": self.kind, "urgency": self.urgency, "wakes": self.wakes, "mode": self.mode,
-                "incident": self.incident, "title": self.title}
+                "incident": self.incident, "cause": self.cause, "title": self.title}
 
 
 def _int(raw: dict[str, Any], key: str, where: str) -> int | None:
@@ -203,11 +204,13 @@ def _advance(service: AlertingService, clock: FakeClock, target: datetime) -> No
 
 def _collect(engine: Any, config: Config) -> list[Simulated]:
     with read_conn(engine) as conn:
+        incidents = {i.id: i for i in store.list_incidents(conn, limit=100_000)}
+        causes = {i.id: i.cause.value for i in incidents.values()}
         sent = [Simulated(at=r.created_at, client=r.client_id, contact=r.contact, kind=r.kind, urgency=r.urgency,
                           wakes=not r.silent, mode="silent" if r.silent else "wake", incident=r.incident_id,
-                          title=str(r.payload.get("title", ""))) for r in store.outbox_rows(conn)]
+                          title=str(r.payload.get("title", "")), cause=causes.get(r.incident_id))
+                for r in store.outbox_rows(conn)]
         held = []
-        incidents = {i.id: i for i in store.list_incidents(conn, limit=100_000)}
         for event in store.events_of_kind(conn, "held"):
             detail = event.detail or {}
             incident = incidents.get(event.incident_id)
@@ -219,5 +222,5 @@ def _collect(engine: Any, config: Config) -> list[Simulated]:
                                        client.name if client else incident.client_id, incident.subject, config.lang)
             held.append(Simulated(at=event.at, client=event.client_id, contact=event.contact or "", kind=kind,
                                   urgency=str(detail.get("urgency", "low")), wakes=False, mode="held",
-                                  incident=event.incident_id, title=title))
+                                  incident=event.incident_id, title=title, cause=causes.get(event.incident_id)))
     return sorted(sent + held, key=lambda s: (s.at, s.incident or 0, s.contact))
