@@ -122,6 +122,9 @@ class Certificate:
 
 def make_certificate(directory: Path, names: Iterable[str], *, expired: bool = False) -> Certificate:
     """A throwaway CA and a server certificate for `names` (DNS names or IP addresses)."""
+    import pytest
+
+    pytest.importorskip("cryptography", reason="TLS tests need the `cryptography` test dependency")
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
