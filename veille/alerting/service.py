@@ -361,7 +361,7 @@ class AlertingService:
     def _digests(self, conn: Connection, now: datetime) -> None:
         for contact in self.settings.contacts:
             at = contact.digest_at or self.settings.digest_at
-            if at is None:
+            if at is None or not contact.digest:
                 continue
             key = f"digest:{contact.id}"
             raw = store.kv_get(conn, key)
@@ -417,7 +417,7 @@ class AlertingService:
         times.extend(until for client_id, until in ctx.muted_until.items() if client_id in active_clients)
         for contact in self.settings.contacts:
             at = contact.digest_at or self.settings.digest_at
-            if at is not None:
+            if at is not None and contact.digest:
                 times.append(next_occurrence(at, now, self.tz))
             if self.settings.bump_at_quiet_end and contact.quiet_hours is not None:
                 times.append(next_occurrence(contact.quiet_hours.end, now, self.tz))

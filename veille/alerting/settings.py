@@ -60,6 +60,7 @@ class Contact:
     digest_at: time | None = None  # overrides [alerting].digest_at
     lang: str = "fr"
     low_urgency_rings: bool = False  # by default only high urgency rings the phone
+    digest: bool = True  # digest_at = "off" turns this contact's digest off
 
     def covers(self, client_id: str | None) -> bool:
         return client_id is None or "*" in self.clients or client_id in self.clients
@@ -233,11 +234,13 @@ def _parse_contacts(root: Reader, client_ids: set[str]) -> list[Contact]:
             if quiet is None:
                 reader.add("quiet_hours", f"{quiet_raw!r} is not a time window",
                            'write "HH:MM-HH:MM", e.g. "22:00-07:30" (may cross midnight)')
+        digest_on = reader.raw.get("digest_at") != "off"
         digest_at = _clock_key(reader, "digest_at", None)
         lang = reader.str("lang", "fr", choices=("fr", "en"))
         rings = reader.bool("low_urgency_rings", False)
         reader.finish()
         if contact_id and channel and address is not None:
             contacts.append(Contact(contact_id, name or contact_id, channel, str(address),
-                                    tuple(clients or ("*",)), quiet, digest_at, lang or "fr", bool(rings)))
+                                    tuple(clients or ("*",)), quiet, digest_at, lang or "fr", bool(rings),
+                                    digest_on))
     return contacts
