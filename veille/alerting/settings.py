@@ -219,7 +219,7 @@ def _parse_contacts(root: Reader, client_ids: set[str]) -> list[Contact]:
             seen.add(contact_id)
         name = reader.str("name", contact_id or "")
         channel = reader.str("channel", "telegram", choices=CHANNELS)
-        address = reader.str("address", "" if channel == "console" else None)
+        address = reader.str("address", "") if channel == "console" else reader.str("address")
         if channel == "apprise" and address and "://" not in address:
             reader.add("address", "must be an Apprise URL", 'write e.g. "ntfys://ntfy.sh/my-topic"')
         clients = reader.str_list("clients", ["*"])
