@@ -233,3 +233,47 @@ def test_engagement_growth_raises_urgency_of_an_open_incident(engine: Engine) ->
     service.tick()
     (row,) = rows(engine)
     assert (row.kind, row.urgency, row.silent) == ("update", "high", False)
+
+
+def test_a13_read_only_database_loses_no_alerting_state(engine: Engine) -> None:
+    from sqlalchemy import event
+
+    from veille.errors import StorageError
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("query_only is a SQLite pragma")
+    read_only = {"on": False}
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection, _record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.execute(f"PRAGMA query_only = {1 if read_only['on'] else 0}")
+
+    clock = FakeClock(NIGHT)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    feed(service, engine, hit(clock))
+    clock.advance(61)
+    read_only["on"] = True
+    with pytest.raises(StorageError):
+        service.tick()
+    with pytest.raises(StorageError):
+        feed(service, engine, hit(clock))  # the pipeline's transaction fails as a whole
+    read_only["on"] = False
+    assert rows(engine) == []
+    service.tick()
+    service.tick()
+    assert [r.kind for r in rows(engine)] == ["opened"]
+    with read_conn(engine) as conn:
+        (incident,) = store.list_incidents(conn)
+    assert incident.hit_count == 1  # the failed batch left nothing behind
+
+
+def test_hits_to_refresh_lists_recent_risky_hits(engine: Engine) -> None:
+    clock = FakeClock(NIGHT)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    risky, calm = hit(clock), hit(clock, "Très bon repas", score=0.8)
+    feed(service, engine, risky, calm)
+    with read_conn(engine) as conn:
+        assert service.hits_to_refresh(conn) == [risky.id]
+    clock.advance(7 * 3600)
+    with read_conn(engine) as conn:
+        assert service.hits_to_refresh(conn) == []

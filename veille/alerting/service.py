@@ -126,6 +126,15 @@ class AlertingService:
             store.kv_set(conn, f"last_data:{client_id}", now.isoformat(), now)
             self._detect_client(conn, client_id, ids, now)
 
+    def on_hits_refreshed(self, conn: Connection, hits: list[StoredHit]) -> None:
+        """Re-fetched hits (new engagement figures): same as `on_new_hits`, named for the caller's sake."""
+        self.on_new_hits(conn, hits)
+
+    def hits_to_refresh(self, conn: Connection, *, within: timedelta = timedelta(hours=6)) -> list[int]:
+        """Ids of risky hits seen in the last `within`: re-fetch them to measure how fast they spread."""
+        floor = self.settings.risk_threshold * 0.8
+        return store.risky_hit_ids(conn, self.now() - within, floor)
+
     def on_source_health(self, conn: Connection, source_key: str, client_id: str, ok: bool,
                          error_kind: str | None, failing_since: datetime | None) -> None:
         """Record a poll result; a source failing for `source_failing_after` becomes an incident."""

@@ -206,6 +206,12 @@ def hits_since(conn: Connection, client_id: str, since: datetime) -> list[Any]:
     return list(conn.execute(query))
 
 
+def risky_hit_ids(conn: Connection, since: datetime, min_risk: float) -> list[int]:
+    query = (select(alert_hits.c.hit_id).where(alert_hits.c.seen_at >= since, alert_hits.c.risk >= min_risk)
+             .order_by(alert_hits.c.risk.desc()))
+    return [int(x) for x in conn.execute(query).scalars()]
+
+
 def purge_alert_hits(conn: Connection, before: datetime, *, batch: int = 1000) -> int:
     ids = select(alert_hits.c.hit_id).where(alert_hits.c.seen_at < before).limit(batch).scalar_subquery()
     return conn.execute(delete(alert_hits).where(alert_hits.c.hit_id.in_(ids))).rowcount
