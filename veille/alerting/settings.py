@@ -220,8 +220,9 @@ def _parse_contacts(root: Reader, client_ids: set[str]) -> list[Contact]:
         name = reader.str("name", contact_id or "")
         channel = reader.str("channel", "telegram", choices=CHANNELS)
         address = reader.str("address", "") if channel == "console" else reader.str("address")
-        if channel == "apprise" and address and "://" not in address:
-            reader.add("address", "must be an Apprise URL", 'write e.g. "ntfys://ntfy.sh/my-topic"')
+        if channel == "apprise" and address and "://" not in address and not address.startswith("env:"):
+            reader.add("address", "must be an Apprise URL or env:VARIABLE",
+                       'write e.g. "ntfys://ntfy.sh/my-topic", or "env:VEILLE_NTFY_URL" if it holds a token')
         clients = reader.str_list("clients", ["*"])
         for index, client in enumerate(clients or []):
             if client != "*" and client not in client_ids:
