@@ -4,26 +4,26 @@ feedparser costs ~17 ms of CPU per feed and some documents make it run for secon
 ReDoS of feedparser#562: 20 x 8 KB authors took 5.1 s) or allocate gigabytes. Parsing on the event
 loop would stall every other poll; parsing in a thread cannot be stopped. So each parse runs in a
 long-lived worker process (`veille.feeds.worker`, one per core by default) with an address-space
-cap. The daemon waits for the answer in a small thread per worker (blocked in `poll`, so the GIL is
-free); past the deadline the worker is killed and replaced, the parse fails with `parse_timeout`,
-and the other workers and parses carry on. ProcessPoolExecutor is not used because it cannot kill
-one hung task without breaking the whole pool.
+cap. The event loop itself waits for the reply (`add_reader` on the worker's pipe: no thread, so no
+GIL hand-offs with the loop); past the deadline the worker is killed and replaced, the parse fails
+with `parse_timeout`, and the other workers and parses carry on. ProcessPoolExecutor is not used
+because it cannot kill one hung task without breaking the whole pool.
 
 A request is a small JSON header plus the body bytes as they are (nothing pickled); a reply is a
-JSON list of plain strings and numbers, already reduced to text in the worker.
+JSON list of plain strings and numbers, already reduced to text in the worker. Pipes are enlarged
+to 1 MiB where the kernel allows it, so sending a usual body never blocks the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +36,12 @@ log = logging.getLogger("veille.feeds.parsepool")
 
 DEFAULT_MEMORY_LIMIT = 512 * 1024 * 1024
 START_TIMEOUT = 60.0  # a fresh interpreter importing feedparser; generous for a loaded machine
+PIPE_SIZE = 1024 * 1024
+_F_SETPIPE_SZ = 1031  # Linux fcntl; absent from Python's fcntl module before 3.10 on some builds
+
+
+class WorkerGone(Exception):
+    """The worker exited or closed its pipe (crash, SIGKILL, MemoryError exit)."""
 
 
 class _Worker:
@@ -55,9 +61,23 @@ class _Worker:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Spawn the process, then wait on the loop for its "ready" (its imports take ~0.3 s)."""
+        self._spawn()
+        try:
+            ready = await self.receive(START_TIMEOUT)
+        except (TimeoutError, WorkerGone):
+            ready = b""
+        if ready != b"ready":
+            self.kill()
+            raise WorkerGone("the feed parse worker did not start")
+
+    def _spawn(self) -> None:
+        """fork+exec only (a few ms, rare: first use and replacements), so it runs on the loop."""
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
+        for fd in (request_write, reply_write):
+            _enlarge_pipe(fd)
         try:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
                 [sys.executable, "-m", "veille.feeds.worker", str(request_read), str(reply_write),
@@ -74,9 +94,36 @@ class _Worker:
         os.close(reply_write)
         self.requests = Connection(request_write, readable=False)
         self.replies = Connection(reply_read, writable=False)
-        if not self.replies.poll(START_TIMEOUT) or self.replies.recv_bytes() != b"ready":
-            self.kill()
-            raise OSError("the feed parse worker did not start")
+
+    def send(self, message: bytes) -> None:
+        """Write one request; the idle worker is blocked reading, so this returns promptly."""
+        assert self.requests is not None
+        try:
+            self.requests.send_bytes(message)
+        except OSError as exc:  # BrokenPipeError: it died since the last parse
+            raise WorkerGone(str(exc)) from None
+
+    async def receive(self, timeout: float) -> bytes:  # noqa: ASYNC109 - the parse deadline itself
+        """Wait (on the event loop, no thread) for one reply; TimeoutError after `timeout` seconds."""
+        assert self.replies is not None
+        loop = asyncio.get_running_loop()
+        fd = self.replies.fileno()
+        readable = loop.create_future()
+
+        def on_readable() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(fd, on_readable)
+        try:
+            async with asyncio.timeout(timeout):
+                await readable
+        finally:
+            loop.remove_reader(fd)
+        try:
+            return self.replies.recv_bytes()  # the worker writes a reply in one go
+        except (EOFError, OSError) as exc:
+            raise WorkerGone(type(exc).__name__) from None
 
     def kill(self) -> None:
         """Stop the process at once and release its pipes (safe to call twice)."""
@@ -107,7 +154,8 @@ class FeedParsePool:
     """Parse feeds in `workers` processes (0 = one per core), each parse bounded by `timeout` seconds.
 
     `parse` is what the daemon puts in `PollContext.parse_feed`. Workers start on first use and
-    are replaced after a timeout, a crash or a MemoryError. `close()` stops them all.
+    are replaced after a timeout, a crash or a MemoryError. `close()` stops them all. One pool
+    serves one event loop.
     """
 
     def __init__(self, workers: int = 0, timeout: float = 5.0, max_entries: int = DEFAULT_MAX_ENTRIES, *,
@@ -118,8 +166,6 @@ class FeedParsePool:
         self.memory_limit = memory_limit
         self._workers = [_Worker(i, memory_limit) for i in range(self.size)]
         self._idle: asyncio.Queue[_Worker] | None = None
-        self._threads: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
         self._closed = False
         self.parses = 0
         self.timeouts = 0
@@ -140,75 +186,65 @@ class FeedParsePool:
             self._idle = asyncio.Queue()
             for worker in self._workers:
                 self._idle.put_nowait(worker)
-            self._threads = ThreadPoolExecutor(self.size, thread_name_prefix="veille-parse")
-        content_type = _content_type(headers)
-        header = json.dumps([url, content_type, self.max_entries]).encode()
+        header = json.dumps([url, _content_type(headers), self.max_entries]).encode()
+        message = len(header).to_bytes(4, "big") + header + body  # one message: fewer syscalls
         worker = await self._idle.get()
-        loop = asyncio.get_running_loop()
-        try:
-            future = loop.run_in_executor(self._threads, self._round_trip, worker, header, bytes(body), url)
-        except BaseException:
-            self._idle.put_nowait(worker)
-            raise
-        # The worker goes back to the queue only when its round trip is over, even if the caller
-        # is cancelled meanwhile (shield): it must never serve two parses at once.
-        future.add_done_callback(lambda done: self._release(worker, done))
-        reply = await asyncio.shield(future)
+        # The round trip runs as its own task and the worker returns to the queue only when it is
+        # over, even if this caller is cancelled meanwhile: a worker never serves two parses at once.
+        task = asyncio.ensure_future(self._round_trip(worker, message, url))
+        task.add_done_callback(lambda done: self._release(worker, done))
+        reply = await asyncio.shield(task)
         return decode_reply(reply, timeout=self.timeout, memory_limit=self.memory_limit)
 
-    def _release(self, worker: _Worker, done: asyncio.Future[Any] | Future[Any]) -> None:
+    def _release(self, worker: _Worker, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():
             done.exception()  # retrieved here so that a cancelled caller leaves no warning behind
         if self._idle is not None and not self._closed:
             self._idle.put_nowait(worker)
 
-    def _round_trip(self, worker: _Worker, header: bytes, body: bytes, url: str) -> tuple[Any, ...]:
-        """Runs in a pool thread: send, wait at most `timeout`, receive; replace the worker if needed."""
+    async def _round_trip(self, worker: _Worker, message: bytes, url: str) -> tuple[Any, ...]:
+        """Send, wait at most `timeout`, receive; replace the worker when it hangs or dies."""
         if self._closed:
             return ("closed",)
-        if not worker.alive():
-            if worker.process is not None:  # it died between two parses
-                worker.kill()
-                self._count_restart()
-            worker.start()
-        assert worker.requests is not None and worker.replies is not None
         self.parses += 1
         try:
-            worker.requests.send_bytes(header)
-            worker.requests.send_bytes(body)
-            if not worker.replies.poll(self.timeout):
-                log.warning("feed parse timed out after %.1f s; worker %s killed and replaced (host %s)",
-                            self.timeout, worker.pid, _host(url))
+            if worker.process is None:
+                await worker.start()
+            try:
+                worker.send(message)
+            except WorkerGone:  # it died between two parses (no waitpid per parse: it costs a syscall)
                 worker.kill()
-                self.timeouts += 1
-                self._count_restart()
-                return ("timeout",)
-            reply = json.loads(worker.replies.recv_bytes())
-        except (EOFError, OSError, ValueError) as exc:
-            log.warning("feed parse worker %s died (%s); replaced (host %s)", worker.pid,
-                        type(exc).__name__, _host(url))
+                self.restarts += 1
+                await worker.start()
+                worker.send(message)
+            reply = json.loads(await worker.receive(self.timeout))
+        except TimeoutError:
+            log.warning("feed parse timed out after %.1f s; worker %s killed and replaced (host %s)",
+                        self.timeout, worker.pid, _host(url))
             worker.kill()
-            self._count_restart()
+            self.timeouts += 1
+            self.restarts += 1
+            return ("timeout",)
+        except (WorkerGone, ValueError) as exc:
+            if self._closed:
+                return ("closed",)
+            log.warning("feed parse worker %s died (%s); replaced (host %s)", worker.pid, exc, _host(url))
+            worker.kill()
+            self.restarts += 1
             return ("died",)
         if reply and reply[0] == "memory":
             worker.kill()
-            self._count_restart()
-        return tuple(reply)
-
-    def _count_restart(self) -> None:
-        with self._lock:
             self.restarts += 1
+        return tuple(reply)
 
     def close(self) -> None:
         """Stop every worker (politely, then SIGKILL). Parses still running fail with parse_error."""
         self._closed = True
         for worker in self._workers:
             worker.stop()
-        if self._threads is not None:
-            self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        self.close()
 
 
 def decode_reply(reply: tuple[Any, ...], *, timeout: float, memory_limit: int) -> ParsedFeed:
@@ -250,6 +286,13 @@ def _host(url: str) -> str:
         return urlsplit(url).hostname or "?"
     except ValueError:
         return "?"
+
+
+def _enlarge_pipe(fd: int) -> None:
+    with contextlib.suppress(ImportError, OSError):
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", _F_SETPIPE_SZ), PIPE_SIZE)
 
 
 def _cpu_count() -> int:

@@ -2,8 +2,8 @@
 
 Started by `FeedParsePool` as a fresh interpreter (not a fork of the daemon, and not through
 multiprocessing, which would re-import the daemon's main module in every worker). It caps its own
-address space, then answers one request at a time on its pipes: a JSON header `[url, content_type, max_entries]`
-and the raw body as a second message in, a JSON reply of plain lists out (no pickle either way:
+address space, then answers one request at a time on its pipes: one message made of a 4-byte length, a JSON header
+`[url, content_type, max_entries]` and the raw body in; a JSON reply of plain lists out (no pickle either way:
 the daemon never unpickles what a process handling hostile input wrote). It holds no state between parses, so
 the pool can kill it at any moment (timeout, ReDoS) and start another.
 """
@@ -34,12 +34,14 @@ def limit_memory(max_bytes: int) -> None:
         pass
 
 
-def handle(header: bytes, body: bytes) -> tuple[Any, ...]:
+def handle(message: bytes) -> tuple[Any, ...]:
     """One parse; every outcome is a plain tuple (see `veille.feeds.parsepool.decode_reply`)."""
     from veille.errors import FetchError
     from veille.feeds.entries import parse_document
 
-    url, content_type, max_entries = json.loads(header)
+    size = int.from_bytes(message[:4], "big")
+    url, content_type, max_entries = json.loads(message[4 : 4 + size])
+    body = message[4 + size :]
     headers = {"content-type": content_type} if content_type else {}
     try:
         feed = parse_document(body, url, headers, max_entries=max_entries)
@@ -68,13 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     replies.send_bytes(READY)
     while True:
         try:
-            header = requests.recv_bytes()
-            if not header:  # the pool's polite "stop"
-                return 0
-            body = requests.recv_bytes()
+            message = requests.recv_bytes()
         except (EOFError, OSError):
             return 0
-        reply = handle(header, body)
+        if not message:  # the pool's polite "stop"
+            return 0
+        reply = handle(message)
         try:
             replies.send_bytes(json.dumps(reply, separators=(",", ":")).encode())
         except MemoryError:
