@@ -1,0 +1,82 @@
+"""A real crash (os._exit at a named crash point) between the peer's accept and `mark_sent` (A4)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.test_alerting_helpers import make_db
+from veille.alerting.outbox import Dispatcher
+from veille.alerting.render import to_payload
+from veille.alerting.settings import AlertingSettings
+from veille.clock import SystemClock
+from veille.notify.base import Notification, Urgency
+from veille.notify.fake import FakeNotifier
+from veille.store import alerts as store
+from veille.store.engine import read_conn, write_tx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = textwrap.dedent("""
+    import asyncio, sys
+    from datetime import timedelta
+    from pathlib import Path
+    from veille.alerting.outbox import Dispatcher
+    from veille.alerting.settings import AlertingSettings
+    from veille.clock import SystemClock
+    from veille.notify.base import Delivery
+    from veille.store.engine import make_engine
+
+    class FileNotifier:
+        channel = "fake"
+        async def send(self, notification, address):
+            with open(sys.argv[2], "a") as out:
+                out.write(f"{notification.outbox_id} {notification.tag}\\n")
+            return Delivery(("m1",))
+        async def aclose(self):
+            pass
+
+    settings = AlertingSettings(lease=timedelta(seconds=1))
+    engine = make_engine(sys.argv[1])
+    asyncio.run(Dispatcher(engine, SystemClock(), settings, {"fake": FileNotifier()}).pump())
+""")
+
+
+@pytest.mark.slow
+def test_a4_sigkill_after_accept_gives_one_tagged_duplicate(sqlite_url: str, tmp_path: Path) -> None:
+    engine = make_db(sqlite_url)
+    clock = SystemClock()
+    note = Notification(outbox_id=0, incident_id=42, tag="#INC-42", kind="opened", client_id="resto",
+                        client_name="Chez Gégé", contact="manager", urgency=Urgency.HIGH, silent=False, title="x")
+    with write_tx(engine) as conn:
+        oid = store.enqueue(conn, incident_id=42, client_id="resto", contact="manager", channel="fake",
+                            address="chat", kind="opened", urgency="high", silent=False,
+                            payload=to_payload(note), now=clock.now())
+    delivered = tmp_path / "delivered.txt"
+    env = {**os.environ, "VEILLE_TEST_CRASH_AT": "outbox.after_send", "PYTHONPATH": str(ROOT)}
+    child = subprocess.run([sys.executable, "-c", CHILD, sqlite_url, str(delivered)], env=env, timeout=60,
+                           check=False)
+    assert child.returncode == 137
+    assert delivered.read_text().split() == [str(oid), "#INC-42"]
+    with read_conn(engine) as conn:
+        assert next(r.state for r in store.outbox_rows(conn)) == "sending"
+    fake = FakeNotifier()
+    settings = AlertingSettings(lease=timedelta(seconds=1))
+    survivor = Dispatcher(engine, clock, settings, {"fake": fake})
+    asyncio.run(survivor.pump())
+    assert fake.sent == []  # the dead relay's lease still holds
+    time.sleep(1.1)
+    asyncio.run(survivor.pump())
+    (resent,) = fake.sent
+    assert resent.notification.tag == "#INC-42" and resent.notification.possible_duplicate
+    with read_conn(engine) as conn:
+        final = next(r for r in store.outbox_rows(conn))
+    assert (final.state, final.possible_duplicate, final.attempts) == ("sent", True, 2)
