@@ -277,3 +277,17 @@ def test_hits_to_refresh_lists_recent_risky_hits(engine: Engine) -> None:
     clock.advance(7 * 3600)
     with read_conn(engine) as conn:
         assert service.hits_to_refresh(conn) == []
+
+
+def test_steady_clock_ignores_steps_but_follows_a_long_suspend() -> None:
+    from veille.alerting.service import SteadyClock
+
+    clock = FakeClock(DAY)
+    steady = SteadyClock(clock)
+    clock.step_wall(3600)
+    assert steady.now() == DAY
+    clock.step_wall(-7200)
+    clock.advance(60)
+    assert steady.now() == DAY + timedelta(seconds=60)
+    clock.step_wall(8 * 3600 + 3600)  # the laptop slept all night (monotonic time did not move)
+    assert steady.now() == clock.now()

@@ -8,6 +8,7 @@ exactly on time whoever is running (C9).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -27,8 +28,6 @@ class UnknownIncident(LookupError):
 def ack(engine: Engine, clock: Clock, settings: AlertingSettings, incident_id: int, *, contact: str,
         actor: str, duration: timedelta | None = None) -> bool:
     """Acknowledge (or snooze for `duration`). False if the incident is already resolved."""
-    from zoneinfo import ZoneInfo
-
     now = clock.now()
     with write_tx(engine) as conn:
         incident = store.get_incident(conn, incident_id, lock=True)

@@ -53,10 +53,14 @@ from veille.store.engine import write_tx
 log = logging.getLogger("veille.alerting")
 RETENTION = timedelta(days=14)
 CLOCK_STEP_WARNING = timedelta(minutes=2)
+RESYNC_AFTER = timedelta(hours=3)  # wall ahead of monotonic by more than this: a suspend, not a step
 
 
 class SteadyClock:
-    """Wall time anchored once, advanced by monotonic time: immune to wall-clock steps (C12)."""
+    """Wall time anchored once, advanced by monotonic time: immune to wall-clock steps (C12).
+
+    Only a forward gap larger than RESYNC_AFTER (a suspended laptop or VM) re-anchors on the wall clock.
+    """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -66,7 +70,14 @@ class SteadyClock:
 
     def now(self) -> datetime:
         steady = self._wall0 + timedelta(seconds=self._clock.monotonic() - self._mono0)
-        drift = self._clock.now() - steady
+        wall = self._clock.now()
+        drift = wall - steady
+        if drift > RESYNC_AFTER:
+            # The machine was suspended (monotonic time stops during suspend on Linux): follow the wall
+            # clock again, or quiet hours and digests would stay shifted until the next restart.
+            log.warning("clock_resync drift=%ss: the host was probably suspended", int(drift.total_seconds()))
+            self._wall0, self._mono0, self._warned = wall, self._clock.monotonic(), False
+            return wall
         if abs(drift) > CLOCK_STEP_WARNING and not self._warned:
             self._warned = True
             log.warning("clock_step_detected drift=%ss: alert timing keeps monotonic time",
