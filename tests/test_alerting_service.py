@@ -291,3 +291,24 @@ def test_steady_clock_ignores_steps_but_follows_a_long_suspend() -> None:
     assert steady.now() == DAY + timedelta(seconds=60)
     clock.step_wall(8 * 3600 + 3600)  # the laptop slept all night (monotonic time did not move)
     assert steady.now() == clock.now()
+
+
+async def test_run_ticks_dispatches_and_stops_within_grace(engine: Engine) -> None:
+    import asyncio
+
+    from veille.clock import SystemClock
+
+    fake = FakeNotifier("telegram")
+    service = make_service(engine, SystemClock(), {"telegram": fake},  # type: ignore[arg-type]
+                           config=make_config(extra='group_wait = "0s"'))
+    feed(service, engine, hit(SystemClock()))  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    for _ in range(100):
+        if fake.sent:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, timeout=8)
+    assert [s.address for s in fake.sent] == ["chat-manager"]
+    assert service.health()["outbox"] == {"sent": 1} and service.last_tick_at is not None

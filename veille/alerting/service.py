@@ -52,6 +52,7 @@ from veille.store.engine import write_tx
 
 log = logging.getLogger("veille.alerting")
 RETENTION = timedelta(days=14)
+TICK_SECONDS = 1.0  # group_wait and escalations fire within a second of their due time
 CLOCK_STEP_WARNING = timedelta(minutes=2)
 RESYNC_AFTER = timedelta(hours=3)  # wall ahead of monotonic by more than this: a suspend, not a step
 
@@ -101,7 +102,8 @@ class AlertingService:
     """Detection, escalation and delivery for one daemon (several may share a PostgreSQL DB)."""
 
     def __init__(self, config: Config, engine: Engine, clock: Clock, notifiers: Mapping[str, Notifier], *,
-                 owner: str | None = None, dispatcher: Dispatcher | None = None) -> None:
+                 owner: str | None = None, dispatcher: Dispatcher | None = None,
+                 tick_interval: float = TICK_SECONDS) -> None:
         self.config = config
         self.settings = config.alerting
         self.tz = config.tz
@@ -109,6 +111,7 @@ class AlertingService:
         self.clock = SteadyClock(clock)
         self.notifiers = dict(notifiers)
         self.dispatcher = dispatcher or Dispatcher(engine, self.clock, self.settings, self.notifiers, owner=owner)
+        self.tick_interval = tick_interval
         self._words: dict[str, CrisisWords] = {}
         self.last_tick_at: datetime | None = None
 
@@ -195,7 +198,7 @@ class AlertingService:
         """Tick and dispatch until `stop`; the in-flight send finishes or is released (A12)."""
         grace = max(1.0, min(6.0, self.config.daemon.drain_timeout - 1.5))
         dispatcher = asyncio.create_task(self.dispatcher.run(stop, grace=grace), name="outbox")
-        interval = max(0.2, self.config.daemon.tick)
+        interval = self.tick_interval
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self.tick)
