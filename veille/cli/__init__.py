@@ -11,6 +11,7 @@ from veille import __version__
 COMMAND_MODULES = [
     "veille.cli.core",
     "veille.cli.alerts",
+    "veille.cli.sentiment",
 ]
 
 

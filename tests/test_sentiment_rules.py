@@ -1,0 +1,216 @@
+"""The linguistic cases the default scorer must get right, on sentences written for these tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from veille.models import SentimentLabel
+from veille.scoring import load_scorer
+from veille.scoring.lexicon import load_resources
+from veille.scoring.rules import Rules
+from veille.scoring.settings import SentimentSettings
+from veille.scoring.text import MAX_CHARS, Tokenizer
+
+SMS = ("Oué vasy, jsui vennu hier yavè plu de pizzza gétai dégoutè dla vie 😥 😥 "
+       "Mai g kan mème tro kiffé la salade nissoise ❤ ❤")
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return load_scorer(SentimentSettings(), data_dir=None)
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return Tokenizer(load_resources())
+
+
+@pytest.fixture(scope="module")
+def rules() -> Rules:
+    return Rules(load_resources())
+
+
+def norms(tokenizer: Tokenizer, text: str) -> list[str]:
+    return [t.norm for t in tokenizer.parse(text).tokens]
+
+
+def one(scorer, text: str):
+    return scorer.score_batch([text])[0]
+
+
+# --- SMS French --------------------------------------------------------------------------------
+
+def test_sms_spelling_is_normalised(tokenizer: Tokenizer) -> None:
+    words = norms(tokenizer, SMS)
+    assert words[:12] == ["ouais", "vas-y", ",", "je", "suis", "venu", "hier", "il", "y", "avait", "plus", "de"]
+    assert "pizza" in words and "dégoûté" in words and "mais" in words and "trop" in words
+    assert "plaire" not in words  # "yavè plu de pizza": no more pizza, nothing pleased anyone
+
+
+def test_mixed_sms_example_shows_both_parts(scorer) -> None:
+    result = one(scorer, SMS)
+    assert result.lang == "fr"
+    assert "-dégoutè" in result.reasons and "-😥" in result.reasons
+    assert "+kiffé" in result.reasons and "+❤" in result.reasons
+    assert "contrast:mais" in result.reasons
+    assert not any("plu" in reason.lstrip("+-").split() for reason in result.reasons)
+    # After "mais" the second part weighs more: overall the customer liked the salad.
+    assert result.label is SentimentLabel.POS
+
+
+def test_plu_after_an_auxiliary_is_plaire(tokenizer: Tokenizer, scorer) -> None:
+    assert "plaire" in norms(tokenizer, "Le dessert m'a beaucoup plu")
+    assert "plus" in norms(tokenizer, "ya plu de place")
+    assert one(scorer, "Le dessert m'a vraiment plu, merci !").label is SentimentLabel.POS
+
+
+def test_mai_the_month_stays_a_month(tokenizer: Tokenizer) -> None:
+    assert "mai" in norms(tokenizer, "On ouvre le 12 mai")
+    assert "mai" in norms(tokenizer, "fermé en mai")
+    assert "mais" in norms(tokenizer, "c bon mai tro cher")
+
+
+def test_g_after_a_number_is_grams(tokenizer: Tokenizer) -> None:
+    assert norms(tokenizer, "200 g de frites") == ["200", "g", "de", "frites"]
+    assert norms(tokenizer, "g adoré")[:2] == ["j'", "ai"]
+
+
+def test_missing_accents_still_hit_the_lexicon(scorer) -> None:
+    result = one(scorer, "tres decu, le plat etait degueu")
+    assert result.label is SentimentLabel.NEG
+
+
+# --- elongation ----------------------------------------------------------------------------------
+
+def test_elongations_are_undone_and_amplify(tokenizer: Tokenizer, rules: Rules) -> None:
+    assert norms(tokenizer, "trooop bonne la pizzzza")[:1] == ["trop"]
+    assert "pizza" in norms(tokenizer, "trooop bonne la pizzzza")
+    assert "nul" in norms(tokenizer, "c'est nuuuuul")
+    plain = rules.evaluate(tokenizer.parse("c'est nul"))
+    long = rules.evaluate(tokenizer.parse("c'est nuuuuul"))
+    assert long.neg > plain.neg > 0
+
+
+def test_elongated_praise_is_positive(scorer) -> None:
+    assert one(scorer, "Trooop bonnes les crêpes, je recommaaande").label is SentimentLabel.POS
+
+
+# --- negation ------------------------------------------------------------------------------------
+
+def test_pas_terrible_is_negative(scorer) -> None:
+    result = one(scorer, "Le service n'était pas terrible ce midi")
+    assert result.label is SentimentLabel.NEG
+    assert "-pas terrible" in result.reasons
+
+
+def test_jamais_decu_is_positive(scorer) -> None:
+    result = one(scorer, "Jamais déçu par cette boulangerie")
+    assert result.label is SentimentLabel.POS
+    assert "+Jamais déçu" in result.reasons
+
+
+def test_negation_flips_praise(scorer) -> None:
+    result = one(scorer, "Je ne recommande pas du tout ce garage, pas bon et pas sérieux")
+    assert result.label is SentimentLabel.NEG
+    assert any(reason.startswith("-pas") for reason in result.reasons)
+
+
+def test_negation_scope_stops_at_punctuation(tokenizer: Tokenizer, rules: Rules) -> None:
+    evidence = rules.evaluate(tokenizer.parse("Pas de réservation. Excellent repas"))
+    assert "+Excellent" in evidence.reasons
+
+
+def test_english_negation(scorer) -> None:
+    assert one(scorer, "Honestly not bad at all, I'd go back").label is SentimentLabel.POS
+    result = one(scorer, "I don't like this new menu, the staff wasn't helpful")
+    assert result.lang == "en"
+    assert result.label is SentimentLabel.NEG
+
+
+# --- intensifiers, contrast ----------------------------------------------------------------------
+
+def test_intensifiers_scale(tokenizer: Tokenizer, rules: Rules) -> None:
+    plain = rules.evaluate(tokenizer.parse("c'est bon"))
+    strong = rules.evaluate(tokenizer.parse("c'est vraiment très bon"))
+    weak = rules.evaluate(tokenizer.parse("c'est un peu bon"))
+    assert strong.pos > plain.pos > weak.pos > 0
+
+
+def test_later_clause_weighs_more(scorer) -> None:
+    assert one(scorer, "Accueil sympa mais repas froid et serveur désagréable").label is SentimentLabel.NEG
+    assert one(scorer, "Un peu d'attente, mais franchement délicieux !").label is SentimentLabel.POS
+    assert one(scorer, "The food was cold but the staff were lovely and so helpful").label is SentimentLabel.POS
+
+
+# --- emojis and emoticons ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "label"), [
+    ("😡😡😡", SentimentLabel.NEG),
+    ("🤮", SentimentLabel.NEG),
+    ("👎 👎", SentimentLabel.NEG),
+    ("❤️❤️", SentimentLabel.POS),
+    ("😍🔥👏", SentimentLabel.POS),
+    (":-)", SentimentLabel.POS),
+    (":(", SentimentLabel.NEG),
+])
+def test_emoji_only_posts(scorer, text: str, label: SentimentLabel) -> None:
+    result = one(scorer, text)
+    assert result.label is label
+    assert result.lang == "und"
+    assert result.reasons
+
+
+def test_emoticons_are_not_found_inside_urls(tokenizer: Tokenizer) -> None:
+    assert norms(tokenizer, "voir https://exemple.fr/p:)") == ["voir"]
+
+
+# --- irony ---------------------------------------------------------------------------------------
+
+def test_explicit_irony_marker_turns_praise_into_complaint(scorer) -> None:
+    result = one(scorer, "Super, encore 2h de retard, merci la compagnie #ironie")
+    assert result.label is SentimentLabel.NEG
+    assert "irony" in result.reasons
+    assert one(scorer, "Génial, le colis est encore perdu 🙃").label is SentimentLabel.NEG
+
+
+# --- English, language, result shape -------------------------------------------------------------
+
+def test_english_posts(scorer) -> None:
+    assert one(scorer, "Absolutely loved the brunch, great coffee and friendly staff!").label is SentimentLabel.POS
+    assert one(scorer, "Worst customer service ever. Total scam, avoid!!").label is SentimentLabel.NEG
+
+
+def test_language_detection(tokenizer: Tokenizer) -> None:
+    assert tokenizer.parse("Le serveur était très gentil avec nous").lang == "fr"
+    assert tokenizer.parse("jsui dégoutè tro nul").lang == "fr"
+    assert tokenizer.parse("The waiter was very kind to us").lang == "en"
+    assert tokenizer.parse("👍").lang == "und"
+    assert tokenizer.parse("").lang == "und"
+
+
+def test_results_are_in_order_and_bounded(scorer) -> None:
+    texts = ["", "   ", "Merci pour tout ❤", "Arnaque totale, fuyez", "\x00\ud800 bizarre", "http @user"]
+    results = scorer.score_batch(texts)
+    assert len(results) == len(texts)
+    for result in results:
+        assert -1.0 <= result.score <= 1.0
+        assert result.lang in ("fr", "en", "und")
+        assert all(isinstance(r, str) for r in result.reasons)
+    assert results[0].label is SentimentLabel.NEU and results[0].score == 0.0
+    assert results[2].label is SentimentLabel.POS and results[2].score > 0
+    assert results[3].label is SentimentLabel.NEG and results[3].score < 0
+    assert scorer.score_batch([]) == []
+
+
+def test_batch_and_single_agree(scorer) -> None:
+    texts = ["Trop bon ce resto", "Service lamentable", "Ouvert dimanche ?", "Great pizza", "bof"]
+    assert scorer.score_batch(texts) == [one(scorer, t) for t in texts]
+
+
+def test_huge_single_line_input_is_truncated(scorer, tokenizer: Tokenizer) -> None:
+    """E12: 1 MB of one adversarial line is scored on its first MAX_CHARS characters."""
+    adversarial = ("😥a:(pas " * 200_000)[:1_000_000]
+    assert len(tokenizer.parse(adversarial).tokens) <= MAX_CHARS
+    # Finishing at all is the check (a quadratic path would take hours); no timing assertion here.
+    results = scorer.score_batch([adversarial, "x" * 1_000_000, "!" * 1_000_000])
+    assert len(results) == 3

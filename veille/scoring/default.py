@@ -1,0 +1,121 @@
+"""The default scorer: French-aware rules feeding a small per-language logistic regression.
+
+MODEL CARD (bundled model, veille/scoring/model/default.json.gz)
+    What: one multinomial logistic regression per language (fr, en) over TF-IDF word 1-2-grams,
+    negation-marked words and in-word character 2-5-grams of the SMS-normalised text, plus ten
+    features from the rule layer (lexicon valence after negation, intensifiers and contrast,
+    emoji polarity, irony markers). Built by scripts/train_default_model.py.
+    Trained on: the shared training split `sentiment-train.tsv` only —
+      fr: 1,333 tweets of UMSAB-French (cardiffnlp/xlm-t, commit 874214d), themselves DEFT 2017
+          tweets about climate, energy, ecology and politics (Benamara et al. 2017), research use;
+      en: 49,565 tweets of SemEval 2013-2016 Task 4 subtask A (annotations CC BY 3.0).
+    The tweet texts are under Twitter's terms: the model ships n-gram weights, not the texts.
+    Checked on: the disjoint dev split (see bench/sentiment_eval.py); never trained on it.
+    Limits: the French tweets are political, not customer reviews, and have almost no emojis:
+    emojis, SMS spelling and business complaints are carried by the rule layer. Retrain on your
+    own labelled posts with `veille sentiment train` and `veille label`.
+    Lexicons: vaderSentiment (C.J. Hutto) and vaderSentiment-fr (O. Deprez, T. Ek), MIT licence,
+    plus veille's own tables (veille/scoring/lexicons/README.txt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from veille.models import SentimentLabel, SentimentResult
+from veille.scoring.lexicon import Resources, load_resources
+from veille.scoring.linear import CLASSES, LinearModel
+from veille.scoring.rules import Evidence, Rules
+from veille.scoring.text import EMOJI, PUNCT, Parsed, Tokenizer
+
+MAX_REASONS = 8
+_MODEL_REASONS = 2
+RULES_THRESHOLD = 0.05  # VADER's own neutral band for its compound score
+_EMPTY = SentimentResult(SentimentLabel.NEU, 0.0, "und", ())
+
+
+class DefaultScorer:
+    """Offline, about 10,000 short posts per second on one core; loads in about 0.2 s."""
+
+    name = "default"
+
+    def __init__(self, model: LinearModel, *, resources: Resources | None = None, origin: str = "bundled") -> None:
+        res = resources or load_resources()
+        self.tokenizer = Tokenizer(res)
+        self.rules = Rules(res)
+        self.model = model
+        self.origin = origin  # "bundled" or the path of a model trained with `veille sentiment train`
+
+    def score_batch(self, texts: Sequence[str]) -> list[SentimentResult]:
+        parsed = [self.tokenizer.parse(text if isinstance(text, str) else str(text)) for text in texts]
+        evidence = [self.rules.evaluate(item) for item in parsed]
+        results: list[SentimentResult] = [_EMPTY] * len(parsed)
+        groups: dict[int, list[int]] = {}
+        heads = {}
+        for i, item in enumerate(parsed):
+            if not item.tokens:
+                continue
+            if not any(t.kind not in (PUNCT, EMOJI) for t in item.tokens):
+                # Emojis and punctuation only: the model has no words to weigh, the rules decide.
+                results[i] = _rules_verdict(item, evidence[i])
+                continue
+            head = self.model.head_for(item.lang if item.lang != "und" else self._closest_lang(item))
+            heads[id(head)] = head
+            groups.setdefault(id(head), []).append(i)
+        for key, members in groups.items():
+            head = heads[key]
+            batch = head.vectorizer.transform([parsed[i] for i in members], [evidence[i] for i in members])
+            probs = _softmax(head.logits(batch))
+            for i, p in zip(members, probs, strict=True):
+                best = int(p.argmax())
+                label = CLASSES[best]
+                score = float(np.clip(p[2] - p[0], -1.0, 1.0))
+                reasons = list(evidence[i].reasons)
+                if label is not SentimentLabel.NEU:
+                    reasons.extend(_model_reasons(head, parsed[i], evidence[i], best))
+                results[i] = SentimentResult(label, round(score, 4), parsed[i].lang, tuple(reasons[:MAX_REASONS]))
+        return results
+
+
+    def _closest_lang(self, parsed: Parsed) -> str:
+        """For posts too short to tell (hashtags, names): the head that knows more of the words."""
+        best, best_known = "fr", 0  # emoji-only posts and ties go to French: French first
+        for lang, head in self.model.heads.items():
+            vocabulary = head.vectorizer.vocabulary
+            known = sum(1 for t in parsed.tokens if t.kind not in (PUNCT, EMOJI) and "\t" + t.norm in vocabulary)
+            if known > best_known:
+                best, best_known = lang, known
+        return best
+
+
+def _rules_verdict(parsed: Parsed, evidence: Evidence) -> SentimentResult:
+    compound = evidence.compound
+    label = (SentimentLabel.POS if compound >= RULES_THRESHOLD else
+             SentimentLabel.NEG if compound <= -RULES_THRESHOLD else SentimentLabel.NEU)
+    return SentimentResult(label, round(compound, 4), parsed.lang, evidence.reasons[:MAX_REASONS])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _model_reasons(head, parsed: Parsed, evidence: Evidence, best: int) -> list[str]:
+    """The words the statistical model leaned on most for this label (not already a rule reason)."""
+    seen = {reason.lstrip("+-") for reason in evidence.reasons}
+    vocabulary = head.vectorizer.vocabulary
+    centered = head.centered
+    pulls: dict[str, float] = {}
+    for token in parsed.tokens:
+        if token.kind in (PUNCT, EMOJI) or len(token.norm) < 3 or token.raw in seen:
+            continue
+        j = vocabulary.get("\t" + token.norm)
+        if j is None:
+            continue
+        pull = float(centered[j, best])
+        if pull > 0.4:
+            pulls[token.raw] = max(pulls.get(token.raw, 0.0), pull)
+    top = sorted(pulls.items(), key=lambda kv: -kv[1])[:_MODEL_REASONS]
+    return [f"model:{word}" for word, _ in top]
