@@ -396,3 +396,18 @@ def test_quiet_hours_parse() -> None:
     assert parse_quiet_hours("7:30-22:00") == QuietHours(time(7, 30), time(22, 0))
     assert parse_quiet_hours("25:00-07:00") is None
     assert parse_quiet_hours("22:00") is None
+
+
+def test_digest_lists_each_client_then_its_incidents() -> None:
+    from veille.alerting import digest
+
+    incident = Incident(7, "resto:buzz", "resto", Cause.BUZZ, "", Status.RESOLVED, Urgency.LOW, False, DAY, DAY,
+                        DAY, hit_count=4)
+    title, lines = digest.compose([incident], {"resto": (12, 3), "tapis": (2, 0)},
+                                  {"resto": "Chez Gégé", "tapis": "Tapis Royal"}, "fr")
+    assert title.startswith("Résumé")
+    assert lines == ("Chez Gégé : 12 publication(s), dont 3 négative(s)",
+                     "  #INC-7 Bad buzz possible : Chez Gégé — 4 hit(s), low, résolu",
+                     "Tapis Royal : 2 publication(s), dont 0 négative(s)")
+    _, english = digest.compose([], {"resto": (1, 0)}, {}, "en")
+    assert english == ("resto: 1 post(s), 0 negative",)

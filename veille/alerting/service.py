@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from veille.alerting import actions
+from veille.alerting import actions, digest
 from veille.alerting.calendar import last_occurrence, next_occurrence
 from veille.alerting.detect import HitRow, detect, silence_signal, source_signal, text_key
 from veille.alerting.escalation import (
@@ -30,7 +30,6 @@ from veille.alerting.escalation import (
     Context,
     Decision,
     Incident,
-    Kind,
     Mode,
     Signal,
     Status,
@@ -404,21 +403,14 @@ class AlertingService:
             if contact.id in incident.held_for:
                 incident.held_for = tuple(c for c in incident.held_for if c != contact.id)
                 store.save_incident(conn, incident, now)
-        if not incidents:
+        counts = store.client_counts(conn, clients, since)
+        if not incidents and not any(total for total, _ in counts.values()):
             return
-        fr = contact.lang == "fr"
-        lines = []
-        for incident in incidents:
-            client = self.config.client(incident.client_id)
-            name = client.name if client else incident.client_id
-            state = incident.status.value
-            head = incident_title(incident.cause, Kind.OPENED, name, incident.subject, contact.lang)
-            lines.append(f"{incident.tag} {head} ({incident.hit_count} hit(s), {incident.urgency.value}, {state})")
-        title = ("Résumé : ce qui s'est passé depuis le dernier résumé" if fr
-                 else "Digest: what happened since the last one")
+        names = {c.id: c.name for c in self.config.clients}
+        title, lines = digest.compose(incidents, counts, names, contact.lang)
         notification = Notification(outbox_id=0, incident_id=None, tag=f"#DIGEST-{now:%Y%m%d}", kind="digest",
                                     client_id=None, client_name=None, contact=contact.id, urgency=Urgency.LOW,
-                                    silent=True, title=title, reasons=tuple(lines[:30]), lang=contact.lang,
+                                    silent=True, title=title, reasons=lines, lang=contact.lang,
                                     created_at=now, extra={"wakes": "false", "since": since.isoformat()})
         channel, address = self._route(conn, contact)
         outbox_id = store.enqueue(conn, incident_id=None, client_id=None, contact=contact.id, channel=channel,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from veille.alerting.escalation import Cause, Incident, Status
@@ -204,6 +204,15 @@ def hits_since(conn: Connection, client_id: str, since: datetime) -> list[Any]:
                     alert_hits.c.negative, alert_hits.c.risk, alert_hits.c.reasons)
              .where(alert_hits.c.client_id == client_id, alert_hits.c.seen_at >= since))
     return list(conn.execute(query))
+
+
+def client_counts(conn: Connection, client_ids: Sequence[str], since: datetime) -> dict[str, tuple[int, int]]:
+    """Per client: hits seen since `since`, and how many of them were negative (digest)."""
+    negative = func.sum(case((alert_hits.c.negative.is_(True), 1), else_=0))
+    query = (select(alert_hits.c.client_id, func.count(), negative)
+             .where(alert_hits.c.client_id.in_(list(client_ids)), alert_hits.c.seen_at >= since)
+             .group_by(alert_hits.c.client_id))
+    return {client: (int(total), int(neg or 0)) for client, total, neg in conn.execute(query)}
 
 
 def risky_hit_ids(conn: Connection, since: datetime, min_risk: float) -> list[int]:
