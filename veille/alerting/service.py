@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -54,6 +55,12 @@ RETENTION = timedelta(days=14)
 TICK_SECONDS = 1.0  # group_wait and escalations fire within a second of their due time
 CLOCK_STEP_WARNING = timedelta(minutes=2)
 RESYNC_AFTER = timedelta(hours=3)  # wall ahead of monotonic by more than this: a suspend, not a step
+
+
+class _Change(Enum):
+    NONE = "none"
+    NEW_EVIDENCE = "new_evidence"  # a new hit, or a known one that just became risky
+    RESCORED = "rescored"  # a known hit whose risk moved (engagement growth)
 
 
 class SteadyClock:
@@ -128,16 +135,21 @@ class AlertingService:
         if not self.settings.enabled or not hits:
             return
         now = self.now()
-        changed: dict[str, list[int]] = defaultdict(list)
+        evidence: dict[str, list[int]] = defaultdict(list)
+        rescored: set[str] = set()
         store.lock_clients(conn, {h.client_id for h in hits})
         for hit in hits:
             if hit.duplicate_of is not None:
                 continue  # the same post through another source: counted once
-            if self._record_hit(conn, hit, now):
-                changed[hit.client_id].append(hit.id)
-        for client_id, ids in changed.items():
-            store.kv_set(conn, f"last_data:{client_id}", now.isoformat(), now)
-            self._detect_client(conn, client_id, ids, now)
+            change = self._record_hit(conn, hit, now)
+            if change is _Change.NEW_EVIDENCE:
+                evidence[hit.client_id].append(hit.id)
+            elif change is _Change.RESCORED:
+                rescored.add(hit.client_id)
+        for client_id in sorted(set(evidence) | rescored):
+            if client_id in evidence:
+                store.kv_set(conn, f"last_data:{client_id}", now.isoformat(), now)
+            self._detect_client(conn, client_id, evidence.get(client_id, ()), now)
 
     def on_hits_refreshed(self, conn: Connection, hits: list[StoredHit]) -> None:
         """Re-fetched hits (new engagement figures): same as `on_new_hits`, named for the caller's sake."""
@@ -240,8 +252,12 @@ class AlertingService:
             words = self._words[client_id] = CrisisWords((*self.settings.crisis_words, *extra))
         return words
 
-    def _record_hit(self, conn: Connection, hit: StoredHit, now: datetime) -> bool:
-        """Store the hit's risk; True when it is new evidence (a new hit, or one that became risky)."""
+    def _record_hit(self, conn: Connection, hit: StoredHit, now: datetime) -> _Change:
+        """Store the hit's risk and say whether it is new evidence, or only changes the risk picture.
+
+        Engagement growth of a known post re-scores it (it may raise the urgency) without counting
+        as a new post, so an incident that already rang is not updated at every re-fetch.
+        """
         existing = store.get_alert_hit(conn, hit.id)
         total = hit.engagement.total() if hit.engagement else 0
         if existing is None:
@@ -269,9 +285,14 @@ class AlertingService:
                 "url": hit.url, "sentiment": sentiment, "first_total": first_total, "first_at": first_at,
                 **values,
             })
-            return True
+            return _Change.NEW_EVIDENCE
         store.update_alert_hit(conn, hit.id, values)
-        return risk.value >= self.settings.risk_threshold and risk.value > existing.risk + 0.02
+        threshold = self.settings.risk_threshold
+        if existing.risk < threshold <= risk.value:
+            return _Change.NEW_EVIDENCE  # it just became risky
+        if abs(risk.value - existing.risk) > 0.02:
+            return _Change.RESCORED
+        return _Change.NONE
 
     def _detect_client(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> None:
         self._apply(conn, self._detect(conn, client_id, changed, now), now)
