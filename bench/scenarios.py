@@ -53,8 +53,8 @@ channel = "console"
 
 # What each scenario must do: True = must wake within 10 min of the first post, False = must not wake,
 # None = no goal set by the issue (figures are printed for tuning).
-GOALS = {"quiet_week": False, "bad_buzz": True, "angry_regular": None, "viral_positive": False,
-         "spam_bursts": False, "source_outage": False}
+GOALS = {"quiet_week": False, "bad_buzz": True, "bad_buzz_small_account": True, "angry_regular": None,
+         "viral_positive": False, "spam_bursts": False, "source_outage": False}
 
 POSITIVE = ["Super soirée chez Gégé, le burger était parfait", "Merci @chezgege pour l'accueil, on reviendra !",
             "Meilleur tiramisu de Lyon chez Gégé", "Déjeuner rapide et bon chez Gégé, je recommande",
@@ -120,6 +120,20 @@ def bad_buzz(rng: random.Random) -> list[dict[str, object]]:
     return lines
 
 
+def bad_buzz_small_account(rng: random.Random) -> list[dict[str, object]]:
+    """Harder: the first post comes from a 180-follower account; only its spread makes it alarming."""
+    lines = list(_daily_chatter(rng, datetime(2026, 11, 19, tzinfo=PARIS), 1, (6, 10), "before"))
+    first = datetime(2026, 11, 19, 23, 40, tzinfo=PARIS)
+    url = "https://m.example/@marie_l/1"
+    lines.append(_line(first, "J'ai trouvé un cafard dans mon assiette chez Gégé ce soir. Dégoûtant, "
+                       "aucune excuse du serveur. Fuyez.", author="marie_l", followers=180, url=url, likes=1))
+    for minutes in range(4, 120, 4):
+        reposts = int(300 * (minutes / 90) ** 1.6)
+        lines.append(_line(first + timedelta(minutes=minutes), None, url=url, reposts=reposts,
+                           likes=int(reposts * 2.2), replies=reposts // 4))
+    return lines
+
+
 def angry_regular(rng: random.Random) -> list[dict[str, object]]:
     lines = list(_daily_chatter(rng, datetime(2026, 11, 18, tzinfo=PARIS), 2, (6, 10), "before"))
     start = datetime(2026, 11, 19, 21, 0, tzinfo=PARIS)
@@ -179,7 +193,8 @@ def source_outage(rng: random.Random) -> list[dict[str, object]]:
             datetime.fromisoformat(str(x["ts"])) > last_before + timedelta(hours=40)]
 
 
-BUILDERS = {"quiet_week": quiet_week, "bad_buzz": bad_buzz, "angry_regular": angry_regular,
+BUILDERS = {"quiet_week": quiet_week, "bad_buzz": bad_buzz, "bad_buzz_small_account": bad_buzz_small_account,
+            "angry_regular": angry_regular,
             "viral_positive": viral_positive, "spam_bursts": spam_bursts, "source_outage": source_outage}
 
 
@@ -200,7 +215,7 @@ def run() -> int:
     config = parse_config(CONFIG, environ={})
     scorer = load_scorer(config.sentiment)
     failures = 0
-    print(f"{'scenario':<16} {'lines':>5} {'first post':>12} {'first wake':>12} {'delay':>7} {'wakes':>5} "
+    print(f"{'scenario':<23} {'lines':>5} {'first post':>12} {'first wake':>12} {'delay':>7} {'wakes':>5} "
           f"{'sent':>4} {'held':>4}  incidents            goal   secs")
     for path in sorted(SCENARIOS.glob("*.jsonl")):
         name = path.stem
@@ -219,7 +234,7 @@ def run() -> int:
         ok = (goal is None or (goal and delay is not None and delay <= 10) or (goal is False and not wakes))
         failures += 0 if ok else 1
         verdict = "-" if goal is None else ("ok" if ok else "MISSED")
-        print(f"{name:<16} {len(lines):>5} {_hm(first_post):>12} {_hm(first_wake):>12} "
+        print(f"{name:<23} {len(lines):>5} {_hm(first_post):>12} {_hm(first_wake):>12} "
               f"{(f'{delay:.1f}m' if delay is not None else '-'):>7} {len(wakes):>5} "
               f"{len(results) - held:>4} {held:>4}  {incidents[:20]:<20} {verdict:<6} {elapsed:5.1f}")
     return 1 if failures else 0
@@ -227,8 +242,8 @@ def run() -> int:
 
 def _first_post(name: str, lines: list) -> datetime | None:  # type: ignore[type-arg]
     """The post the scenario is about (after the ordinary chatter that gives it a baseline)."""
-    markers = {"bad_buzz": "foodie_lyon", "angry_regular": "jean_regular", "viral_positive": "lyon_eats",
-               "spam_bursts": "bot0_0"}
+    markers = {"bad_buzz": "foodie_lyon", "bad_buzz_small_account": "marie_l", "angry_regular": "jean_regular",
+               "viral_positive": "lyon_eats", "spam_bursts": "bot0_0"}
     author = markers.get(name)
     for line in lines:
         if author is None or line.author == author:

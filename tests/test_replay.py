@@ -18,7 +18,7 @@ from veille.models import SentimentLabel, SentimentResult
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "scenarios"
 NEGATIVE = ("intoxication", "honte", "malade", "scandale", "boycott", "plainte", "dangereux", "lent", "cher",
             "tiede", "inadmissible", "inexistant", "rembours", "arnaque", "deconseille", "respect", "jamais",
-            "rien", "attends", "douteuse")
+            "rien", "attends", "douteuse", "cafard", "degoutant", "fuyez")
 POSITIVE = ("super", "merci", "meilleur", "parfait", "top", "recommande", "bon", "gagnez", "offre")
 
 
@@ -78,15 +78,15 @@ def test_replay_of_a_night_bad_buzz_wakes_then_escalates(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("name", "must_wake"), [
-    ("bad_buzz", True), ("quiet_week", False), ("viral_positive", False), ("spam_bursts", False),
-    ("source_outage", False), ("angry_regular", False),
+    ("bad_buzz", True), ("bad_buzz_small_account", True), ("quiet_week", False), ("viral_positive", False),
+    ("spam_bursts", False), ("source_outage", False), ("angry_regular", False),
 ])
 def test_bench_scenarios_meet_the_goal_with_a_stand_in_scorer(name: str, must_wake: bool) -> None:
     lines = read_timeline(BENCH / f"{name}.jsonl")
     results = replay(config(), lines, StandInScorer())
     wakes = [r for r in results if r.wakes]
     if must_wake:
-        first_post = next(line.ts for line in lines if line.author == "foodie_lyon")
+        first_post = next(line.ts for line in lines if line.author in ("foodie_lyon", "marie_l"))
         assert wakes and (wakes[0].at - first_post).total_seconds() <= 600
     else:
         assert wakes == []
