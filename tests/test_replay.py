@@ -92,6 +92,27 @@ def test_bench_scenarios_meet_the_goal_with_a_stand_in_scorer(name: str, must_wa
         assert wakes == []
 
 
+@pytest.fixture(scope="module")
+def real_scorer():  # type: ignore[no-untyped-def]
+    from veille.scoring import load_scorer
+
+    return load_scorer(config().sentiment)
+
+
+@pytest.mark.parametrize(("name", "must_wake"), [
+    ("bad_buzz", True), ("bad_buzz_small_account", True), ("viral_positive", False), ("spam_bursts", False),
+    ("quiet_week", False),
+])
+def test_bench_goals_hold_with_the_real_scorer(real_scorer, name: str, must_wake: bool) -> None:  # type: ignore[no-untyped-def]
+    lines = read_timeline(BENCH / f"{name}.jsonl")
+    wakes = [r for r in replay(config(), lines, real_scorer) if r.wakes]
+    if must_wake:
+        first_post = next(line.ts for line in lines if line.author in ("foodie_lyon", "marie_l"))
+        assert wakes and (wakes[0].at - first_post).total_seconds() <= 600
+    else:
+        assert wakes == []
+
+
 def test_source_outage_scenario_opens_a_silence_incident() -> None:
     results = replay(config(), read_timeline(BENCH / "source_outage.jsonl"), StandInScorer())
     assert any("silence" in r.title or "Aucune donnée" in r.title for r in results)
