@@ -6,6 +6,8 @@ import hashlib
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support import feeds
 from tests.support.feeds import Entry, Feed
@@ -219,3 +221,27 @@ def test_repair_charset_leaves_ascii_and_wide_encodings_alone() -> None:
 def test_wire_round_trip() -> None:
     parsed = parse_document(feeds.atom(3), URL)
     assert ParsedFeed.from_wire(parsed.to_wire()) == parsed
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mutated_feeds_never_raise_anything_but_fetch_errors(data: st.DataObject) -> None:
+    body = bytearray(feeds.rss(3) if data.draw(st.booleans()) else feeds.atom(3))
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(body) - 1))
+        action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        if action == "flip":
+            body[position] = data.draw(st.integers(0, 255))
+        elif action == "cut":
+            del body[position:]
+            if not body:
+                body = bytearray(b"<")
+        else:
+            body[position:position] = data.draw(st.sampled_from(
+                [b"<!ENTITY", b"&amp;", b"<![CDATA[", b"]]>", b"\x00", b"\xff\xfe", b"<item>", b"</", b"&#xD800;"]))
+    try:
+        parsed = parse_document(bytes(body), URL)
+    except PermanentFetchError:
+        return
+    for item in to_items(parsed, now=NOW):
+        (item.title + item.text).encode("utf-8")

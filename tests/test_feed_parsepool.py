@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support import feeds
+from tests.support.server import LocalServer, Response
 from veille.errors import PermanentFetchError
 from veille.feeds.entries import parse_document
 from veille.feeds.parsepool import FeedParsePool
@@ -44,6 +45,14 @@ async def test_error_kinds_cross_the_process_boundary(pool: FeedParsePool) -> No
         with pytest.raises(PermanentFetchError) as info:
             await pool.parse(body, URL, {})
         assert info.value.kind is kind
+
+
+async def test_external_dtd_is_not_fetched_by_a_worker(pool: FeedParsePool) -> None:
+    with LocalServer() as server:
+        server.route("/evil.dtd", Response(200, '<!ENTITY x "LEAKED">', {"Content-Type": "application/xml-dtd"}))
+        parsed = await pool.parse(feeds.external_dtd(server.url("/evil.dtd")), URL, {})
+        assert [e.title for e in parsed.entries] == ["ok"]
+        assert server.requests == []
 
 
 async def test_redos_author_times_out_and_the_worker_is_replaced(pool: FeedParsePool) -> None:
