@@ -97,12 +97,21 @@ def parse_document(body: bytes, url: str, headers: Mapping[str, str] | None = No
         raise PermanentFetchError(ErrorKind.NOT_A_FEED, "the server returned an empty document")
     check_xml_safety(body, content_type)
     body, content_type = repair_charset(body, content_type)
-    result = feedparser.parse(
-        io.BytesIO(body),
-        response_headers={"content-type": content_type, "content-location": url},
-        sanitize_html=False,  # we reduce everything to text with nh3 ourselves; saves ~40% of CPU
-        resolve_relative_uris=False,
-    )
+    try:
+        result = feedparser.parse(
+            io.BytesIO(body),
+            response_headers={"content-type": content_type, "content-location": url},
+            sanitize_html=False,  # we reduce everything to text with nh3 ourselves; saves ~40% of CPU
+            resolve_relative_uris=False,
+        )
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # feedparser bugs on hostile bytes (found by fuzzing): an encoding name with a NUL byte
+        # (ValueError in convert_to_utf8), "&#xD800;" in the loose parser (UnicodeEncodeError)...
+        raise PermanentFetchError(
+            ErrorKind.PARSE_ERROR, f"the feed parser failed on this document ({type(exc).__name__})"
+        ) from exc
     version = result.get("version") or ""
     if not version:
         raise _not_a_feed(body, content_type, result)
