@@ -142,6 +142,23 @@ def test_later_clause_weighs_more(scorer) -> None:
     assert one(scorer, "The food was cold but the staff were lovely and so helpful").label is SentimentLabel.POS
 
 
+@pytest.mark.parametrize("text", ["Super accueil, on reviendra !", "trop bien", "Top 👍",
+                                  "Franchement rien à redire, service impeccable"])
+def test_short_french_praise(scorer, text: str) -> None:
+    assert one(scorer, text).label is SentimentLabel.POS
+
+
+@pytest.mark.parametrize("text", ["Personne ne répond au téléphone depuis 3 jours", "trop cher pour ce que c'est",
+                                  "Franchement bof", "jsui vénère, colis perdu 😡"])
+def test_short_french_complaints(scorer, text: str) -> None:
+    assert one(scorer, text).label is SentimentLabel.NEG
+
+
+def test_booster_alone_is_praise(tokenizer: Tokenizer, rules: Rules) -> None:
+    assert "+Super" in rules.evaluate(tokenizer.parse("Super accueil")).reasons  # "accueil" has no polarity
+    assert "+bon" in rules.evaluate(tokenizer.parse("super bon")).reasons  # here "super" only intensifies
+
+
 # --- emojis and emoticons ------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "label"), [

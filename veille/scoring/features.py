@@ -114,14 +114,18 @@ class Vectorizer:
         return Batch(n, *(np.concatenate([p[k] for p in parts]) for k in range(3)))
 
     def _tfidf(self, n: int, indices: list[int], lengths: list[int]) -> tuple[np.ndarray, ...]:
-        """Sublinear term frequency times IDF, each document's block scaled to unit length."""
+        """Each occurrence weighs its feature's IDF, scaled so a document's block has unit length.
+
+        Repeated n-grams are not merged here (a linear model just adds them up): a feature seen
+        k times gets k * idf / norm, with norm = sqrt(sum of idf² over occurrences). No sort, so
+        the cost stays linear in the text.
+        """
         if not indices:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, np.zeros(0)
         doc = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        keys, counts = np.unique(doc * self.size + np.asarray(indices, dtype=np.int64), return_counts=True)
-        doc, idx = np.divmod(keys, self.size)
-        val = (1.0 + np.log(counts)) * self.idf[idx]
+        idx = np.asarray(indices, dtype=np.int64)
+        val = self.idf[idx]
         norms = np.sqrt(np.bincount(doc, weights=val * val, minlength=n))
         return doc, idx, val / norms[doc]
 

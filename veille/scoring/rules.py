@@ -28,6 +28,7 @@ BEFORE_CONTRAST, AFTER_CONTRAST = 0.5, 1.5
 NEGATE_POSITIVE, NEGATE_NEGATIVE = -0.74, -0.5
 SCOPE = 3  # words a negator or booster reaches
 MAX_REASONS = 6
+_CACHE_LIMIT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +74,23 @@ N_FEATURES = len(Evidence().features())
 class Rules:
     def __init__(self, res: Resources) -> None:
         self.res = res
+        self._cache: dict[tuple[str, str], float | None] = {}  # (word, lang) -> valence
 
     def _valence(self, word: str, lang: str) -> float | None:
-        langs = (lang,) if lang in ("fr", "en") else ("fr", "en")
-        for code in langs:
+        key = (word, lang)
+        if key in self._cache:
+            return self._cache[key]
+        value = None
+        for code in (lang,) if lang in ("fr", "en") else ("fr", "en"):
             value = self.res.lexicons[code].get(word)
             if value is None:
                 value = self.res.folded[code].get(fold(word))
             if value is not None:
-                return value
-        return None
+                break
+        if len(self._cache) > _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = value
+        return value
 
     def evaluate(self, parsed: Parsed) -> Evidence:
         tokens = parsed.tokens
@@ -141,7 +149,8 @@ class Rules:
                 i += length
                 continue
             # "super" before a word intensifies it; "super," alone is praise.
-            modifies = word in BOOSTERS and i + 1 < n and tokens[i + 1].kind not in (PUNCT, EMOJI)
+            modifies = (word in BOOSTERS and i + 1 < n and tokens[i + 1].kind not in (PUNCT, EMOJI)
+                        and self._valence(tokens[i + 1].norm, parsed.lang) is not None)
             value = None if modifies else self._valence(word, parsed.lang)
             if value:
                 value, negator = self._context(tokens, i, value)

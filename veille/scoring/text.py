@@ -14,6 +14,7 @@ from typing import NamedTuple
 from veille.scoring.lexicon import BOOSTERS, STOPWORDS_EN, STOPWORDS_FR, Resources
 
 MAX_CHARS = 5000  # longer posts are scored on their beginning (RELIABILITY E12)
+_CACHE_LIMIT = 100_000
 
 WORD, EMOJI, PUNCT, HASHTAG = "w", "e", "p", "h"
 
@@ -56,6 +57,7 @@ class Tokenizer:
             r"|(?P<punct>[.!?;…]+|,)"
         )
         expansions = {word for value in res.sms.values() for word in value.split()}
+        self._cache: dict[tuple[str, bool, bool], tuple[Token, ...]] = {}
         self._known = (set(res.sms) | expansions | set(res.lexicons["fr"]) | set(res.lexicons["en"])
                        | STOPWORDS_FR | STOPWORDS_EN | set(BOOSTERS))
 
@@ -108,13 +110,26 @@ class Tokenizer:
         return "en" if en > fr else "fr"
 
     def _word(self, raw: str, lang: str, shouted: bool, out: list[Token]) -> None:
+        if raw in ("g", "G") and out and out[-1].norm.isdigit():
+            out.append(Token("g", raw, WORD))  # "200 g", "4 g": grams or mobile network, not SMS "j'ai"
+            return
+        key = (raw, lang == "en", shouted)
+        expanded = self._cache.get(key)
+        if expanded is None:
+            expanded = self._expand(raw, lang == "en", shouted)
+            if len(self._cache) > _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = expanded
+        out.extend(expanded)
+
+    def _expand(self, raw: str, english: bool, shouted: bool) -> tuple[Token, ...]:
+        """One written word -> its normalised tokens (cached: the same words come back all day)."""
         word = raw.lower().replace("’", "'")
-        if lang == "en":
+        out: list[Token] = []
+        if english:
             if word.endswith("n't") and len(word) > 3:
                 base = {"won't": "will", "can't": "can", "ain't": "is"}.get(word, word[:-3])
-                out.append(Token(base, raw, WORD, False, shouted))
-                out.append(Token("not", raw, WORD, False, shouted))
-                return
+                return Token(base, raw, WORD, False, shouted), Token("not", raw, WORD, False, shouted)
         else:
             elided = _ELISION.match(word)
             if elided:
@@ -124,18 +139,16 @@ class Tokenizer:
         if _ELONGATED.search(word):
             elongated = True
             word = self._unelongate(word)
-        expansion = self.res.sms.get(word) if lang != "en" else None
-        if word == "g" and out and out[-1].norm.isdigit():
-            expansion = None  # "200 g", "4 g": grams or mobile network, not SMS "j'ai"
-        if expansion is not None:
-            parts = expansion.split()
-            for part in parts:
-                elided = _ELISION.match(part)
-                if elided:
-                    out.append(Token(elided.group(1) + "'", raw, WORD))
-                out.append(Token(elided.group(2) if elided else part, raw, WORD, elongated, shouted))
-            return
-        out.append(Token(word, raw, WORD, elongated, shouted))
+        expansion = None if english else self.res.sms.get(word)
+        if expansion is None:
+            out.append(Token(word, raw, WORD, elongated, shouted))
+            return tuple(out)
+        for part in expansion.split():
+            elided = _ELISION.match(part)
+            if elided:
+                out.append(Token(elided.group(1) + "'", raw, WORD))
+            out.append(Token(elided.group(2) if elided else part, raw, WORD, elongated, shouted))
+        return tuple(out)
 
     def _unelongate(self, word: str) -> str:
         """"pizzzza" -> "pizza", "trooop" -> "trop": try doubled letters, then single ones."""
