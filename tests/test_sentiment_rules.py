@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from veille.models import SentimentLabel
 from veille.scoring import load_scorer
@@ -15,9 +20,19 @@ SMS = ("Oué vasy, jsui vennu hier yavè plu de pizzza gétai dégoutè dla vie 
        "Mai g kan mème tro kiffé la salade nissoise ❤ ❤")
 
 
+_SCORERS: list = []
+
+
+def shared_scorer():
+    """One scorer for the module, reachable from hypothesis tests (which cannot take fixtures)."""
+    if not _SCORERS:
+        _SCORERS.append(load_scorer(SentimentSettings(), data_dir=None))
+    return _SCORERS[0]
+
+
 @pytest.fixture(scope="module")
 def scorer():
-    return load_scorer(SentimentSettings(), data_dir=None)
+    return shared_scorer()
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +246,21 @@ def test_huge_single_line_input_is_truncated(scorer, tokenizer: Tokenizer) -> No
     # Finishing at all is the check (a quadratic path would take hours); no timing assertion here.
     results = scorer.score_batch([adversarial, "x" * 1_000_000, "!" * 1_000_000])
     assert len(results) == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=300), max_size=5))
+def test_any_text_gets_a_bounded_verdict(texts: list[str]) -> None:
+    results = shared_scorer().score_batch(texts)
+    assert len(results) == len(texts)
+    for result in results:
+        assert -1.0 <= result.score <= 1.0
+        assert result.lang in ("fr", "en", "und")
+
+
+def test_importing_scoring_does_no_work() -> None:
+    """The config imports veille.scoring: that must not load numpy, scikit-learn or the model."""
+    code = ("import sys, veille.config, veille.scoring; "
+            "print(sorted(m for m in ('numpy', 'sklearn', 'veille.scoring.default') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from veille.models import SentimentLabel, SentimentResult
-from veille.scoring.lexicon import Resources, load_resources
+from veille.scoring.lexicon import STOPWORDS_EN, STOPWORDS_FR, Resources, load_resources
 from veille.scoring.linear import CLASSES, LinearModel
 from veille.scoring.rules import Evidence, Rules
 from veille.scoring.text import EMOJI, PUNCT, Parsed, Tokenizer
@@ -109,8 +109,9 @@ def _model_reasons(head, parsed: Parsed, evidence: Evidence, best: int) -> list[
     centered = head.centered
     pulls: dict[str, float] = {}
     for token in parsed.tokens:
-        if token.kind in (PUNCT, EMOJI) or len(token.norm) < 3 or token.raw in seen:
-            continue
+        if (token.kind in (PUNCT, EMOJI) or len(token.norm) < 3 or token.raw in seen
+                or token.norm in STOPWORDS_FR or token.norm in STOPWORDS_EN):
+            continue  # "model:the" explains nothing to a person
         j = vocabulary.get("\t" + token.norm)
         if j is None:
             continue
