@@ -21,6 +21,7 @@ from veille.feeds.entries import (
     repair_charset,
     select_newest,
     to_items,
+    trim_entries,
 )
 from veille.models import ErrorKind
 
@@ -245,3 +246,28 @@ def test_mutated_feeds_never_raise_anything_but_fetch_errors(data: st.DataObject
         return
     for item in to_items(parsed, now=NOW):
         (item.title + item.text).encode("utf-8")
+
+
+@pytest.mark.parametrize("oldest_first", [False, True])
+def test_huge_feeds_are_trimmed_before_parsing_but_keep_the_newest(oldest_first: bool) -> None:
+    count = 5000
+    entries = [Entry(title=f"T{i}", guid=f"g{i}", pub_date=None, raw=f"<dc:date>{_date(i)}</dc:date>")
+               for i in range(count)]
+    if oldest_first:
+        entries.reverse()
+    body = Feed(entries=entries).xml().replace('<rss version="2.0">',
+                                               '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">')
+    parsed = parse_document(body.encode(), URL, max_entries=100, now=NOW.timestamp())
+    assert parsed.total_entries == count and parsed.bozo is None
+    assert sorted(int(e.guid[1:]) for e in parsed.entries) == list(range(100))  # g0 is the newest
+
+
+def test_trim_keeps_a_well_formed_document() -> None:
+    body, total = trim_entries(feeds.rss(50), 5)
+    assert total == 50 and body.count(b"<item>") == 20
+    assert parse_document(body, URL).bozo is None
+    assert trim_entries(feeds.rss(20), 5) == (feeds.rss(20), 0)
+
+
+def _date(i: int) -> str:
+    return datetime.fromtimestamp(NOW.timestamp() - 60 * i, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
