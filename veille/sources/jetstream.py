@@ -7,11 +7,11 @@ persist once they are stored. On (re)connect the consumer resumes from the store
 few seconds (Jetstream replays from a cursor; duplicates are dropped by the store), and
 reconnects with capped, jittered exponential backoff.
 
-Matching 50 clients per post would cost 50 regex scans; instead a word index (every alphanumeric
-run of every client's keywords -> clients) finds the few candidate clients of a post from its
-words, and only those run their real matcher. This is exact, not a heuristic: every term of a
-keyword matches whole alphanumeric runs of the folded text (see `veille.matching`), so a client
-none of whose keyword words occurs in the post cannot match it (tested as a property).
+Matching 50 clients per post would cost 50 regex scans; instead a word index (for each keyword
+alternative, one word it cannot match without -> clients) finds the few candidate clients of a post
+from its words, and only those run their real matcher. This is exact, not a heuristic: every term
+of a keyword matches whole alphanumeric runs of the folded text (see `veille.matching`), so a
+client none of whose index words occurs in the post cannot match it (tested as a property).
 
 The source kind "bluesky-jetstream" only validates options: the daemon runs `JetstreamConsumer`
 instead of polling it.
@@ -93,6 +93,34 @@ class JetstreamDriver:
 # --- matching --------------------------------------------------------------------------------
 
 
+_TOKEN = re.compile(r'-?"[^"]*"|\S+')  # the same tokenising as veille.matching
+_OR = re.compile(r"\s+or\s+")
+
+
+def entry_words(entry: str) -> set[str] | None:
+    """Words of which at least one occurs in every text the keyword entry can match.
+
+    Mirrors `veille.matching`'s grammar: an entry is alternatives split on OR; an alternative
+    needs all its positive tokens; a token matches whole alphanumeric runs of the folded text. So
+    one word of one positive token per alternative is a necessary condition; the longest is kept
+    (the rarest, roughly). Returns an empty set for an exclusion-only entry (it never makes a
+    match) and None when no word can be found (the client must then always be asked).
+    """
+    text = fold(entry.strip())
+    plain = '"' not in text and " or " not in text and not re.search(r"(?:^|\s)-\S", text)
+    words: set[str] = set()
+    for part in [text] if plain else _OR.split(text):
+        tokens = [part] if plain else _TOKEN.findall(part)
+        positive = [t.strip('"') for t in tokens if not (t.startswith("-") and len(t) > 1)]
+        if not positive:
+            continue  # only exclusions: this alternative matches nothing by itself
+        required = [w for token in positive for w in _WORDS.findall(token)]  # all needed (AND, phrases)
+        if not required:
+            return None
+        words.add(max(required, key=len))
+    return words
+
+
 class MatcherIndex:
     """Finds the clients whose keywords may match a text, then asks their real matcher."""
 
@@ -101,9 +129,13 @@ class MatcherIndex:
         self._by_word: dict[str, set[str]] = {}
         self._always: set[str] = set()
         for client_id, matcher in self._matchers.items():
-            words = {w for entry in matcher.keywords for w in _WORDS.findall(fold(entry))}
-            if not words:
-                self._always.add(client_id)  # cannot index it: always ask its matcher
+            words: set[str] = set()
+            for entry in matcher.keywords:
+                found = entry_words(entry)
+                if found is None:
+                    self._always.add(client_id)  # cannot index it: always ask its matcher
+                    break
+                words |= found
             for word in words:
                 self._by_word.setdefault(word, set()).add(client_id)
 
@@ -182,6 +214,7 @@ class _Batch:
     def __init__(self) -> None:
         self.items: dict[str, list[Item]] = {}
         self.posts = 0
+        self.matched = 0
         self.cursor: int | None = None
 
 
@@ -189,8 +222,9 @@ class JetstreamConsumer:
     """Consumes Jetstream until `stop` is set; see the module docstring.
 
     `on_batch(items_by_client, cursor)` is awaited with the matched items and the `time_us` to
-    persist after they are stored; it is also called with no items every `cursor_every` seconds
-    so that a restart does not replay hours of unmatched posts.
+    persist after they are stored, every `batch_seconds` or as soon as `batch_size` items matched
+    (one write transaction per batch, whatever the post rate); it is also called with no items
+    every `cursor_every` seconds so that a restart does not replay hours of unmatched posts.
     """
 
     def __init__(self, url: str, matchers: Mapping[str, Matcher], *, clock: Clock,
@@ -281,7 +315,7 @@ class JetstreamConsumer:
                     received += 1
                     self._handle(message, batch)
                 now = self.clock.monotonic()
-                full = batch.posts >= self.batch_size or now - started >= self.batch_seconds
+                full = batch.matched >= self.batch_size or now - started >= self.batch_seconds
                 if full and batch.cursor is not None and (batch.items or now - last_flush >= self.cursor_every):
                     failed = True
                     await self._flush(batch, on_batch)
@@ -330,3 +364,4 @@ class JetstreamConsumer:
             item = event_item(event, direct=direct, terms=terms)
             if item is not None:
                 batch.items.setdefault(client_id, []).append(item)
+                batch.matched += 1
