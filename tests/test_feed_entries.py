@@ -23,6 +23,7 @@ from veille.feeds.entries import (
     to_items,
     trim_entries,
 )
+from veille.feeds.safety import check_xml_safety
 from veille.models import ErrorKind
 
 URL = "https://example.org/feed.xml"
@@ -271,3 +272,27 @@ def test_trim_keeps_a_well_formed_document() -> None:
 
 def _date(i: int) -> str:
     return datetime.fromtimestamp(NOW.timestamp() - 60 * i, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def refused_before_trimming(body: bytes) -> bool:
+    try:
+        check_xml_safety(body)
+    except PermanentFetchError:
+        return True
+    return False
+
+
+def test_trimming_cannot_smuggle_an_entity_declaration_into_the_prolog() -> None:
+    keep = 5
+    decoys = "</item>" * (2 * keep)  # the cut starts inside this comment...
+    before = "".join(f"<item><title>{i}</title></item>" for i in range(4 * keep))
+    after = "".join(f"<item><title>{i}</title></item>" for i in range(2 * keep - 1))  # puts the cut end there
+    smuggled = '<![CDATA[</item> --><!ENTITY a "BBBB">]>]]>'  # ...and ends inside this CDATA section
+    body = (f'<?xml version="1.0"?><!DOCTYPE rss [<!-- {decoys} -->]>'  # the cut removes this -->
+            f'<rss version="2.0"><channel><title>t</title>{before}<item><description>{smuggled}'
+            f"</description></item>{after}</channel></rss>").encode()
+    assert not refused_before_trimming(body)
+    assert b"<!ENTITY" in trim_entries(body, keep)[0]
+    with pytest.raises(PermanentFetchError) as info:
+        parse_document(body, URL, max_entries=keep)
+    assert info.value.kind is ErrorKind.UNSAFE_XML

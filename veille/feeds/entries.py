@@ -95,9 +95,11 @@ def parse_document(body: bytes, url: str, headers: Mapping[str, str] | None = No
     content_type = _header(headers, "content-type")
     if not body.strip():
         raise PermanentFetchError(ErrorKind.NOT_A_FEED, "the server returned an empty document")
-    check_xml_safety(body, content_type)
     body, counted = trim_entries(body, max_entries)
     body, content_type = repair_charset(body, content_type)
+    # Checked on exactly what feedparser will read: trimming joins two distant parts of the
+    # document, which could turn text that was inside a comment into a declaration.
+    check_xml_safety(body, content_type)
     try:
         result = feedparser.parse(
             io.BytesIO(body),
