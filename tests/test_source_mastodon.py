@@ -204,3 +204,31 @@ async def test_boost_yields_the_boosted_status(fake: MastodonFake) -> None:
 
 def iter_requests(fake: MastodonFake) -> Iterator[str]:
     return (r.path for r in fake.server.requests)
+
+
+async def test_one_failing_instance_does_not_stop_the_others(server: LocalServer) -> None:
+    with LocalServer() as other:
+        good, bad = MastodonFake(server), MastodonFake(other)
+        good.add_tag("chezgege", mastodon_status(1, "ok"))
+        bad.add_tag("chezgege")
+        bad.fail_next(Response(503, "maintenance"))
+        outcome = await poll(options(good, instances=[good.url(), bad.url()]))
+        assert [i.extra["id"] for i in outcome.items] == ["1"]
+        assert outcome.note == "1/2 flux Mastodon en échec (http_5xx)"
+        cursor = json.loads(outcome.cursor)
+        assert not any(k.startswith(f"127.0.0.1:{other.port}") for k in cursor)  # re-read next time
+
+
+async def test_refresh_reads_local_statuses_and_resolves_remote_ones(fake: MastodonFake) -> None:
+    host = f"127.0.0.1:{fake.server.port}"
+    local = dict(mastodon_status(7, "local", likes=50), uri=f"http://{host}/users/alice/statuses/7")
+    fake.server.route("/api/v1/statuses/7", Response.json(local))
+    remote = mastodon_status(8, "remote", likes=99)
+    fake.search_results.append(remote)
+    opts = options(fake, token_env="MASTODON_TOKEN")
+    async with poll_context(env=ENV) as ctx:
+        items = await MastodonDriver().refresh(ctx, opts, [local["uri"], remote["uri"]])
+    assert {(i.external_id, i.engagement.likes if i.engagement else None) for i in items} == {
+        (local["uri"], 50), (remote["uri"], 99)}
+    search = fake.server.requests_to("/api/v2/search")[0]
+    assert search.query["q"] == [remote["uri"]] and search.query["resolve"] == ["true"]

@@ -16,18 +16,21 @@ The same status reaches several instances under different local ids; items are k
 status `uri` (its ActivityPub id), so it is stored once. Paging goes forward with `min_id`
 (following `Link: rel="prev"`); the first poll takes only the newest page (no history backfill).
 The cursor keeps the newest id per (instance, stream). `X-RateLimit-*` (300 requests per 5
-minutes by default) is honoured per instance.
+minutes by default) is honoured per instance. One instance failing (down, rate limited, refusing
+public timelines) does not stop the others: their items are returned and the note says how many
+streams failed. `refresh()` re-reads statuses by uri.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from veille.configreader import Reader
-from veille.errors import Problems, RateLimited
+from veille.errors import FetchError, Problems, RateLimited
 from veille.models import Engagement, Item
 from veille.sources._common import (
     BadResponse,
@@ -52,6 +55,8 @@ from veille.sources._common import (
 from veille.sources.base import PollContext, PollOutcome, PollState
 
 PAGE_LIMIT = 40  # the API's maximum for timelines, search and notifications
+REFRESH_LIMIT = 40
+_STATUS_PATH = re.compile(r"^/users/[^/]+/statuses/(\d+)$")  # Mastodon's own status URIs
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +80,6 @@ class MastodonOptions:
     @property
     def secret_env(self) -> tuple[str, ...]:
         return (self.token_env,) if self.token_env else ()
-
-
-class _Stop(Exception):
-    """Raised inside a poll when an instance's window is exhausted: keep what we have."""
-
-    def __init__(self, error: RateLimited) -> None:
-        self.error = error
 
 
 def _handle(account: Any, instance_host: str) -> str | None:
@@ -166,7 +164,8 @@ class MastodonDriver:
         gate = RateGate(ctx)
         by_uri: dict[str, Item] = {}
         wait: float | None = None
-        stopped: RateLimited | None = None
+        failures: list[FetchError] = []
+        succeeded = 0
         streams: list[tuple[str, str, dict[str, Any], bool]] = []
         home = options.instances[0]  # the token belongs to it: never sent to another instance
         for instance in options.instances:
@@ -188,17 +187,27 @@ class MastodonDriver:
                 newest, stream_wait = await self._stream(
                     ctx, gate, options, instance, path, params, auth if instance == home else {},
                     cursor.get(key), is_mentions, by_uri)
-            except (_Stop, RateLimited) as exc:
-                stopped = exc.error if isinstance(exc, _Stop) else exc
-                done_hosts.add(host)
-                wait = later(wait, stopped.retry_after)
+            except FetchError as exc:
+                # One instance down, rate limited or refusing public timelines must not stop the
+                # others; that stream's cursor stays where it was, so nothing is skipped.
+                failures.append(exc)
+                if isinstance(exc, RateLimited):
+                    done_hosts.add(host)
+                    wait = later(wait, exc.retry_after)
+                ctx.log.warning("mastodon.stream_failed", extra={"host": host, "error_kind": exc.kind.value})
                 continue
+            succeeded += 1
             if newest:
                 cursor[key] = newest
             wait = later(wait, stream_wait)
-        if stopped is not None and not by_uri:
-            raise stopped  # nothing gained: the scheduler waits for the window (cursor untouched)
-        return PollOutcome(items=list(by_uri.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait)
+        if failures and not succeeded:
+            raise failures[0]  # nothing worked: the scheduler classifies and backs off (cursor untouched)
+        note = None
+        if failures:
+            kinds = ", ".join(sorted({f.kind.value for f in failures}))
+            note = f"{len(failures)}/{len(streams)} flux Mastodon en échec ({kinds})"
+        return PollOutcome(items=list(by_uri.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait,
+                           note=note)
 
     async def _stream(self, ctx: PollContext, gate: RateGate, options: MastodonOptions, instance: str, path: str,
                       params: dict[str, Any], headers: dict[str, str], since: str | None, is_mentions: bool,
@@ -217,7 +226,7 @@ class MastodonDriver:
             window = rate_window(response.headers, ctx.clock.now())
             if response.status == 429:
                 gate.observe(host, window)
-                raise _Stop(rate_limited(f"mastodon {host}", response.retry_after(), window))
+                raise rate_limited(f"mastodon {host}", response.retry_after(), window)
             wait = later(wait, gate.observe(host, window))
             data = parse_json(response.body, f"mastodon {host}{path}")
             statuses, ids = self._page(data, is_mentions, path)
@@ -238,6 +247,41 @@ class MastodonDriver:
             if window is not None and window.exhausted:
                 break
         return newest, wait
+
+    async def refresh(self, ctx: PollContext, options: MastodonOptions, external_ids: list[str]) -> list[Item]:
+        """Current counts of statuses by `uri` (at most 40 per call).
+
+        A status hosted by one of the configured instances is read there (`/api/v1/statuses/:id`,
+        public); any other is resolved through the home instance's search (needs the token).
+        """
+        token = ctx.env(options.token_env) if options.token_env else None
+        home = options.instances[0]
+        by_host = {urlsplit(i).netloc: i for i in options.instances}
+        found: list[Item] = []
+        for uri in external_ids[:REFRESH_LIMIT]:
+            parts = urlsplit(uri)
+            local = _STATUS_PATH.match(parts.path)
+            try:
+                if local and parts.netloc in by_host:
+                    instance = by_host[parts.netloc]
+                    response = await ctx.http.get(f"{instance}/api/v1/statuses/{local.group(1)}")
+                    status = parse_json(response.body, "mastodon status")
+                elif token:
+                    instance = home
+                    response = await ctx.http.get(
+                        f"{home}/api/v2/search", headers={"Authorization": f"Bearer {token}"},
+                        params={"q": uri, "type": "statuses", "resolve": "true", "limit": 1})
+                    statuses = list_of(parse_json(response.body, "mastodon search"), "statuses")
+                    status = statuses[0] if statuses else None
+                else:
+                    continue
+            except FetchError as exc:
+                ctx.log.info("mastodon.refresh_failed", extra={"error_kind": exc.kind.value})
+                continue
+            item = status_item(status, instance_host=urlsplit(instance).hostname or "")
+            if item is not None and item.external_id == uri:
+                found.append(item)
+        return found
 
     @staticmethod
     def _page(data: Any, is_mentions: bool, path: str) -> tuple[list[Any], list[str | None]]:
