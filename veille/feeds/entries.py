@@ -125,7 +125,7 @@ def parse_document(body: bytes, url: str, headers: Mapping[str, str] | None = No
     exception = result.get("bozo_exception") if result.get("bozo") else None
     return ParsedFeed(
         version=version,
-        title=clean_text(str(feed.get("title") or ""), limit=300, single_line=True),
+        title=clean_text(_text_of(feed.get("title_detail"), feed.get("title")), limit=300, single_line=True),
         entries=tuple(_entry(entries[i]) for i in chosen),
         total_entries=max(len(entries), counted),
         bozo=type(exception).__name__ if exception is not None else None,

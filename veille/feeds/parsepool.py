@@ -225,7 +225,7 @@ class FeedParsePool:
             self.timeouts += 1
             self.restarts += 1
             return ("timeout",)
-        except (WorkerGone, ValueError) as exc:
+        except (WorkerGone, ValueError, OSError) as exc:  # OSError: could not even spawn one
             if self._closed:
                 return ("closed",)
             log.warning("feed parse worker %s died (%s); replaced (host %s)", worker.pid, exc, _host(url))
