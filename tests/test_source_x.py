@@ -10,7 +10,7 @@ import pytest
 from tests.support.fake_apis import T0, XFake, poll_context, tweet
 from tests.support.server import LocalServer, Response
 from veille.clock import FakeClock
-from veille.errors import AuthFailed, Problems, RateLimited, RetryableFetchError
+from veille.errors import AuthFailed, PermanentFetchError, Problems, RateLimited, RetryableFetchError
 from veille.models import ErrorKind
 from veille.sources.base import PollState
 from veille.sources.x import XDriver, XOptions, seconds_to_next_month
@@ -153,3 +153,22 @@ async def test_empty_result_and_missing_fields(fake: XFake) -> None:
     fake.tweets.append({"id": "77", "text": "gégé"})  # default fields only
     [item] = (await poll(options(fake))).items
     assert item.author is None and item.published_at is None and item.text == "gégé"
+
+
+async def test_since_id_older_than_the_search_window_restarts_from_the_newest_page(fake: XFake) -> None:
+    fake.tweets.extend(tweet(5000 + i, "gégé") for i in range(3))
+    fake.fail_next(Response.json({"errors": [{"parameters": {"since_id": ["12"]},
+                                              "message": "Invalid 'since_id': must be within the last 7 days"}],
+                                  "title": "Invalid Request", "type": "https://api.twitter.com/2/problems/invalid-request"},
+                                 400))
+    state = PollState(cursor=json.dumps({"month": "2026-11", "reads": 0, "since_id": "12"}))
+    outcome = await poll(options(fake), state)
+    assert len(outcome.items) == 3 and json.loads(outcome.cursor)["since_id"] == "5002"
+    assert "since_id" not in fake.server.requests_to("/2/tweets/search/recent")[-1].query
+
+
+async def test_other_invalid_requests_are_permanent(fake: XFake) -> None:
+    fake.fail_next(Response.json({"errors": [{"parameters": {"query": ["(("]}, "message": "bad"}]}, 400))
+    with pytest.raises(PermanentFetchError) as caught:
+        await poll(options(fake))
+    assert "query" in str(caught.value)

@@ -18,6 +18,7 @@ No `refresh()`: re-reading posts would spend the budget outside the cursor that 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from veille.configreader import Reader
-from veille.errors import FetchError, Problems, RateLimited
+from veille.errors import FetchError, PermanentFetchError, Problems, RateLimited
 from veille.models import Engagement, ErrorKind, Item
 from veille.sources._common import (
     BadResponse,
@@ -115,6 +116,15 @@ def tweet_item(tweet: Any, users: Mapping[str, Any], *, handle: str | None = Non
     )
 
 
+def refused_parameters(body: bytes) -> list[str]:
+    """Names of the parameters a 400 answer refuses (`errors[].parameters`)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return []
+    return sorted({name for error in list_of(data, "errors") for name in (dig(error, "parameters") or {})})
+
+
 def users_index(page: Any) -> dict[str, Any]:
     return {uid: u for u in list_of(page, "includes", "users") if (uid := text_of(u, "id"))}
 
@@ -176,8 +186,17 @@ class XDriver:
                 gate.check(host)
                 response = await ctx.http.get(f"{options.api_base}/tweets/search/recent", params=params,
                                               headers={"Authorization": f"Bearer {token}"},
-                                              accept_statuses=frozenset({429}))
+                                              accept_statuses=frozenset({400, 429}))
                 window = rate_window(response.headers, ctx.clock.now())
+                if response.status == 400:
+                    refused = refused_parameters(response.body)
+                    if page == 0 and since_id and "since_id" in refused:
+                        # since_id older than the 7-day search window (rooteco/tweetscape#421):
+                        # start again from the newest page rather than fail forever.
+                        since_id = newest = None
+                        continue
+                    raise PermanentFetchError(ErrorKind.HTTP_4XX,
+                                              f"x search: invalid request ({', '.join(refused) or 'no detail'})")
                 if response.status == 429:
                     gate.observe(host, window)
                     raise rate_limited("x search", response.retry_after(), window)
