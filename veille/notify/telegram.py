@@ -20,9 +20,9 @@ and every error raised here is built from redacted text `from None` (B11).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -165,6 +165,20 @@ def _may_have_arrived(exc: TelegramError) -> bool:
 
 # -- pacing (B7) ---------------------------------------------------------------------------------
 
+class _Slot:
+    """One request's place in the rate windows: counted while in flight, then at its completion time.
+
+    Telegram counts arrivals; arrival <= completion, so counting in-flight requests and completed
+    ones by completion time never lets more than the limit arrive within any window.
+    """
+
+    __slots__ = ("at", "in_flight")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.in_flight = True
+
+
 class Pacer:
     """≈1 message/s per chat, ≤ N/min per group, ≤ M/s overall; alerts before command replies (H6)."""
 
@@ -172,32 +186,37 @@ class Pacer:
         self._pacing = pacing
         self._clock = clock
         self._sleep = sleep
-        self._last: dict[str, float] = {}
-        self._groups: dict[str, deque[float]] = {}
-        self._global: deque[float] = deque()
+        self._chats: dict[str, _Slot] = {}
+        self._groups: dict[str, list[_Slot]] = {}
+        self._global: list[_Slot] = []
         self._lock = asyncio.Lock()
         self._alerts_waiting = 0
+
+    @staticmethod
+    def _window(slots: list[_Slot], now: float, span: float, limit: int) -> tuple[list[_Slot], float]:
+        live = [s for s in slots if s.in_flight or s.at > now - span]
+        if len(live) < limit:
+            return live, 0.0
+        done = sorted(s.at for s in live if not s.in_flight)
+        # Wait until the oldest completed one leaves the window (or poll while all are in flight).
+        return live, (done[len(live) - limit] + span - now) if len(done) > len(live) - limit else 0.05
 
     def _delay(self, chat_id: str, now: float, low: bool) -> float:
         waits = [0.0]
         if low and self._alerts_waiting:
             waits.append(0.05)
-        last = self._last.get(chat_id)
+        last = self._chats.get(chat_id)
         if last is not None:
-            waits.append(last + self._pacing.per_chat_interval - now)
+            waits.append(0.05 if last.in_flight else last.at + self._pacing.per_chat_interval - now)
         if chat_id.startswith("-"):
-            window = self._groups.setdefault(chat_id, deque())
-            while window and window[0] <= now - 60.0:
-                window.popleft()
-            if len(window) >= self._pacing.group_per_minute:
-                waits.append(window[0] + 60.0 - now)
-        while self._global and self._global[0] <= now - 1.0:
-            self._global.popleft()
-        if len(self._global) >= self._pacing.global_per_second:
-            waits.append(self._global[0] + 1.0 - now)
+            live, wait = self._window(self._groups.get(chat_id, []), now, 60.0, self._pacing.group_per_minute)
+            self._groups[chat_id] = live
+            waits.append(wait)
+        self._global, wait = self._window(self._global, now, 1.0, self._pacing.global_per_second)
+        waits.append(wait)
         return max(waits)
 
-    async def acquire(self, chat_id: str, *, low: bool = False) -> None:
+    async def acquire(self, chat_id: str, *, low: bool = False) -> _Slot:
         if not low:
             self._alerts_waiting += 1
         try:
@@ -206,15 +225,28 @@ class Pacer:
                     now = self._clock.monotonic()
                     wait = self._delay(chat_id, now, low)
                     if wait <= 0:
-                        self._last[chat_id] = now
+                        slot = _Slot(now)
+                        self._chats[chat_id] = slot
                         if chat_id.startswith("-"):
-                            self._groups.setdefault(chat_id, deque()).append(now)
-                        self._global.append(now)
-                        return
+                            self._groups.setdefault(chat_id, []).append(slot)
+                        self._global.append(slot)
+                        return slot
                 await self._sleep(min(wait, 5.0))
         finally:
             if not low:
                 self._alerts_waiting -= 1
+
+    def release(self, slot: _Slot) -> None:
+        slot.at = max(slot.at, self._clock.monotonic())
+        slot.in_flight = False
+
+    @contextlib.asynccontextmanager
+    async def slot(self, chat_id: str, *, low: bool = False) -> AsyncIterator[None]:
+        taken = await self.acquire(chat_id, low=low)
+        try:
+            yield
+        finally:
+            self.release(taken)
 
 
 # -- the notifier --------------------------------------------------------------------------------
@@ -356,6 +388,15 @@ class TelegramNotifier:
         assert entry.delivery is not None
         return entry.delivery
 
+    async def wait_if_paused(self) -> None:
+        """For the command poller: sleep through a flood wait (B8) instead of failing."""
+        try:
+            await self._check_paused()
+        except NotifyRateLimited as exc:
+            await self._sleep(exc.retry_after)
+        except NotifierAuthFailed:
+            return  # the poller's own getUpdates probe reports it
+
     async def _check_paused(self) -> None:
         now = self._clock.now()
         if self._engine is not None:
@@ -405,11 +446,7 @@ class TelegramNotifier:
     async def _on_error(self, exc: TelegramError, address: str, chat_id: str) -> NotifyError:
         error = classify(exc)
         if isinstance(error, NotifyRateLimited):
-            until = self._clock.now() + timedelta(seconds=error.retry_after)
-            self._retry_until = max(until, self._retry_until) if self._retry_until else until
-            if self._engine is not None:
-                await self._db(store.set_state, store.RETRY_UNTIL, until, None, self._clock.now())
-            log.warning("telegram.flood_wait", extra={"retry_after": error.retry_after})
+            await self.record_flood_wait(error.retry_after)
         elif isinstance(error, RecipientGone):
             first_time = True
             if self._engine is not None:
@@ -421,6 +458,15 @@ class TelegramNotifier:
         elif isinstance(error, NotifyRetryable) and error.ambiguous:
             log.warning("telegram.ambiguous_failure", extra={"chat": chat_id, "error": error.message})
         return error
+
+    async def record_flood_wait(self, seconds: float) -> None:
+        """Telegram's flood control applies to the whole bot: persist it so a restart waits too (B8)."""
+        now = self._clock.now()
+        until = now + timedelta(seconds=seconds)
+        self._retry_until = max(until, self._retry_until) if self._retry_until else until
+        if self._engine is not None:
+            await self._db(store.set_state, store.RETRY_UNTIL, until, None, now)
+        log.warning("telegram.flood_wait", extra={"retry_after": seconds})
 
     async def _auth_failed(self) -> None:
         now = self._clock.now()
@@ -481,11 +527,11 @@ class TelegramNotifier:
         ids: list[str] = []
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
-            await self.pacer.acquire(chat_id)
-            message: Message = await self.bot.send_message(
-                chat_id=_chat(chat_id), text=part, parse_mode=parse_mode, disable_notification=silent,
-                reply_markup=outgoing.keyboard if last else None,
-                link_preview_options=LinkPreviewOptions(is_disabled=True))
+            async with self.pacer.slot(chat_id):
+                message: Message = await self.bot.send_message(
+                    chat_id=_chat(chat_id), text=part, parse_mode=parse_mode, disable_notification=silent,
+                    reply_markup=outgoing.keyboard if last else None,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True))
             ids.append(str(message.message_id))
             if last and outgoing.message_row is not None and self._engine is not None:
                 await self._db(partial(store.set_message_sent, row_id=outgoing.message_row,
@@ -497,20 +543,21 @@ class TelegramNotifier:
     async def reply(self, chat_id: int | str, body: str, *, html: bool = True) -> None:
         """A command reply: paced below alerts (H6); errors are logged, never raised."""
         try:
-            await self.pacer.acquire(str(chat_id), low=True)
-            await self.bot.send_message(chat_id=_chat(str(chat_id)), text=body,
-                                        parse_mode=ParseMode.HTML if html else None,
-                                        link_preview_options=LinkPreviewOptions(is_disabled=True))
+            async with self.pacer.slot(str(chat_id), low=True):
+                await self.bot.send_message(chat_id=_chat(str(chat_id)), text=body,
+                                            parse_mode=ParseMode.HTML if html else None,
+                                            link_preview_options=LinkPreviewOptions(is_disabled=True))
         except TelegramError as exc:
             log.warning("telegram.reply_failed", extra={"chat": chat_id, "error": classify(exc).message})
 
     async def edit(self, chat_id: int | str, message_id: int | str, body: str, *, parse_mode: str | None,
                    keyboard: InlineKeyboardMarkup | None) -> bool:
         try:
-            await self.pacer.acquire(str(chat_id), low=True)
-            await self.bot.edit_message_text(text=body, chat_id=_chat(str(chat_id)), message_id=int(message_id),
-                                             parse_mode=parse_mode, reply_markup=keyboard,
-                                             link_preview_options=LinkPreviewOptions(is_disabled=True))
+            async with self.pacer.slot(str(chat_id), low=True):
+                await self.bot.edit_message_text(text=body, chat_id=_chat(str(chat_id)),
+                                                 message_id=int(message_id), parse_mode=parse_mode,
+                                                 reply_markup=keyboard,
+                                                 link_preview_options=LinkPreviewOptions(is_disabled=True))
             return True
         except TelegramError as exc:
             log.warning("telegram.edit_failed", extra={"chat": chat_id, "error": classify(exc).message})

@@ -10,10 +10,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from veille.clock import utc
 from veille.store.engine import read_conn, write_tx
+from veille.store.schema import hits, outbox, sources
 from veille.store.schema_telegram import (
     telegram_callbacks,
     telegram_messages,
@@ -215,3 +216,71 @@ def mark_message_handled(engine: Engine, row_id: int, *, who: str, text: str, no
     with write_tx(engine) as conn:
         conn.execute(update(telegram_messages).where(telegram_messages.c.id == row_id)
                      .values(handled_by=who[:200], handled_at=now, html=text))
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonState:
+    token: str
+    action: str
+    incident_id: int | None
+    used_at: datetime | None
+
+
+def message_buttons(engine: Engine, row_id: int, now: datetime) -> list[ButtonState]:
+    """The message's buttons still valid (not expired), in creation order."""
+    with read_conn(engine) as conn:
+        rows = conn.execute(select(telegram_callbacks).where(
+            telegram_callbacks.c.message_row == row_id, telegram_callbacks.c.expires_at > now)).all()
+    order = {"ack": 0, "snooze": 1, "mute": 2, "show": 3}
+    states = [ButtonState(r.token, r.action, r.incident_id, r.used_at) for r in rows]
+    return sorted(states, key=lambda b: (b.incident_id or 0, order.get(b.action, 9)))
+
+
+# -- read-only queries for the bot's commands ------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class HitRow:
+    client_id: str
+    kind: str
+    author: str | None
+    title: str
+    text: str
+    url: str | None
+    sentiment_label: str | None
+    sentiment_score: float | None
+    fetched_at: datetime
+
+
+def recent_hits(engine: Engine, client_ids: list[str], since: datetime, limit: int) -> list[HitRow]:
+    """Newest first; bound parameters only (arguments come from a chat, H5)."""
+    if not client_ids:
+        return []
+    with read_conn(engine) as conn:
+        rows = conn.execute(
+            select(hits.c.client_id, hits.c.kind, hits.c.author, hits.c.title, hits.c.text, hits.c.url,
+                   hits.c.sentiment_label, hits.c.sentiment_score, hits.c.fetched_at)
+            .where(hits.c.client_id.in_(client_ids), hits.c.fetched_at >= since, hits.c.duplicate_of.is_(None))
+            .order_by(hits.c.fetched_at.desc(), hits.c.id.desc())
+            .limit(max(1, min(limit, 1000)))
+        ).all()
+    return [HitRow(*row) for row in rows]
+
+
+def failing_sources(engine: Engine, client_ids: list[str]) -> list[tuple[str, str, str]]:
+    """(client, source key, last error kind) of sources currently failing."""
+    if not client_ids:
+        return []
+    with read_conn(engine) as conn:
+        rows = conn.execute(
+            select(sources.c.client_id, sources.c.key, sources.c.last_error_kind)
+            .where(sources.c.client_id.in_(client_ids), sources.c.failing_since.is_not(None),
+                   sources.c.in_config.is_(True))
+            .order_by(sources.c.key)
+        ).all()
+    return [(r.client_id, r.key, r.last_error_kind or "?") for r in rows]
+
+
+def oldest_pending_alert(engine: Engine) -> datetime | None:
+    with read_conn(engine) as conn:
+        return conn.execute(select(func.min(outbox.c.created_at))
+                            .where(outbox.c.state.in_(("pending", "sending")))).scalar()
