@@ -108,7 +108,7 @@ async def test_first_poll_newest_page_then_since_and_cursor_paging(fake: Bluesky
     cache: dict = {}
     first = await poll(options(fake), cache=cache)
     assert len(first.items) == 100
-    since = json.loads(first.cursor)["gégé"]
+    since = json.loads(first.cursor)["search"]["gégé"]
     assert since.startswith("2026-11-20T12:02:29")
     fake.posts.extend(bsky_post(f"q{i:03}", f"gégé new {i}", when=T0 + timedelta(seconds=200 + i))
                       for i in range(130))
@@ -162,3 +162,27 @@ async def test_posts_with_missing_fields(fake: BlueskyFake) -> None:
                        "record": {"text": "gégé"}})
     [item] = (await poll(options(fake))).items
     assert item.author is None and item.text == "gégé" and item.published_at is not None
+
+
+async def test_mentions_replies_and_quotes_are_direct_and_read_forward(fake: BlueskyFake) -> None:
+    fake.notify(bsky_post("n1", "salut @acme", when=T0), "mention")
+    fake.notify(bsky_post("n2", "d'accord", when=T0 + timedelta(seconds=1)), "reply")
+    fake.notify(bsky_post("n3", "a liké", when=T0 + timedelta(seconds=2)), "like")
+    opts = options(fake, search=[], mentions=True)
+    cache: dict = {}
+    first = await poll(opts, cache=cache)
+    assert sorted(i.external_id.rsplit("/", 1)[-1] for i in first.items) == ["n1", "n2"]
+    assert all(i.direct for i in first.items)
+    request = fake.server.requests_to("/xrpc/app.bsky.notification.listNotifications")[0]
+    assert request.query["reasons"] == ["mention", "reply", "quote"]
+    fake.notify(bsky_post("n4", "cité", when=T0 + timedelta(seconds=9)), "quote")
+    second = await poll(opts, PollState(cursor=first.cursor), cache=cache)
+    assert [i.external_id.rsplit("/", 1)[-1] for i in second.items] == ["n4"]
+
+
+async def test_notifications_without_a_list_are_bad_response(fake: BlueskyFake) -> None:
+    cache: dict = {}
+    await poll(options(fake), cache=cache)
+    fake.fail_next(Response.json({"cursor": "1"}))
+    with pytest.raises(RetryableFetchError):
+        await poll(options(fake, search=[], mentions=True), cache=cache)

@@ -200,6 +200,7 @@ class BlueskyFake(FakeApi):
     password: str = "app-pass-1234"
     did: str = "did:plc:acme"
     posts: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
     creates: int = 0
     refreshes: int = 0
     access_exp: float = (T0 + timedelta(hours=2)).timestamp()
@@ -213,6 +214,26 @@ class BlueskyFake(FakeApi):
         self.route("/xrpc/com.atproto.server.refreshSession", self._refresh_session)
         self.route("/xrpc/app.bsky.feed.searchPosts", self._search)
         self.route("/xrpc/app.bsky.feed.getPosts", self._get_posts)
+        self.route("/xrpc/app.bsky.notification.listNotifications", self._notifications)
+
+    def notify(self, post: dict[str, Any], reason: str = "mention") -> None:
+        """A notification for the account: a post view plus `reason` (like, follow, mention...)."""
+        self.notifications.append({**{k: post[k] for k in ("uri", "cid", "author", "record", "indexedAt")},
+                                   "reason": reason, "isRead": False, "labels": []})
+
+    def _notifications(self, request: Request) -> Response:
+        refused = self._check(request)
+        if refused:
+            return refused
+        reasons = set(request.query.get("reasons", []))
+        rows = sorted((n for n in self.notifications if not reasons or n["reason"] in reasons),
+                      key=lambda n: n["indexedAt"], reverse=True)
+        limit = int(q1(request, "limit", "50") or 50)
+        start = int(q1(request, "cursor", "0") or 0)
+        body: dict[str, Any] = {"notifications": rows[start:start + limit]}
+        if start + limit < len(rows):
+            body["cursor"] = str(start + limit)
+        return Response.json(body, headers=self._headers())
 
     def expire_access_tokens(self) -> None:
         self._access.clear()

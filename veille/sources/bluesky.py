@@ -10,10 +10,13 @@ called only when there is no session yet or the refresh token is refused.
     identifier = "chezgege.bsky.social"      # the account whose app password is used
     password_env = "BLUESKY_APP_PASSWORD"
     search = ["chez gégé", "#chezgege"]
+    mentions = true                          # optional: the account's mentions, replies, quotes
     service = "https://bsky.social"          # the account's PDS (default)
 
 A post that mentions the session's account (a mention facet with its DID) or replies to one of
-its posts is `direct`. `refresh()` re-reads posts by AT URI with `app.bsky.feed.getPosts`.
+its posts is `direct`; so is every notification read with `mentions = true`. The cursor JSON is
+{"search": {query: newest sortAt}, "mentions": newest indexedAt}. `refresh()` re-reads posts by
+AT URI with `app.bsky.feed.getPosts`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -52,6 +55,8 @@ from veille.sources.base import PollContext, PollOutcome, PollState
 SESSION_KEY = "bluesky_session"
 PAGE_LIMIT = 100
 GET_POSTS_LIMIT = 25
+NOTIFICATIONS_LIMIT = 50
+DIRECT_REASONS = ("mention", "reply", "quote")
 _EXPIRED = {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing"}
 
 
@@ -61,12 +66,13 @@ class BlueskyOptions:
     password_env: str
     search: tuple[str, ...]
     service: str = "https://bsky.social"
+    mentions: bool = False
     lang: str | None = None
     max_pages: int = 5
 
     @property
     def target(self) -> str:
-        return "bluesky: " + " ".join(f"“{q}”" for q in self.search)
+        return "bluesky: " + " ".join([f"“{q}”" for q in self.search] + (["mentions"] if self.mentions else []))
 
     @property
     def secret_env(self) -> tuple[str, ...]:
@@ -144,6 +150,10 @@ def _sort_time(post: Any) -> datetime | None:
     return min(times) if times else None
 
 
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
 def _jwt_exp(token: str) -> float | None:
     """The `exp` claim of a JWT (not verified: only to refresh before it is refused)."""
     try:
@@ -175,13 +185,16 @@ class BlueskyDriver:
         service = reader.url("service", "https://bsky.social")
         lang = reader.str("lang", None)
         max_pages = reader.int("max_pages", 5, min=1, max=50)
+        mentions = reader.bool("mentions", False)
         reader.finish()
-        if not search or any(not q for q in search):
-            reader.add("search", "needs at least one non-empty query", 'write e.g. search = ["chez gégé"]')
+        if any(not q for q in search):
+            reader.add("search", "empty query", "remove the empty entries")
+        if not search and not mentions:
+            reader.add("search", "nothing to watch", 'write e.g. search = ["chez gégé"] or mentions = true')
         if len(problems) > before:
             return None
-        return BlueskyOptions(identifier.lstrip("@"), password_env, tuple(search), service.rstrip("/"), lang,
-                              max_pages)
+        return BlueskyOptions(identifier.lstrip("@"), password_env, tuple(search), service.rstrip("/"),
+                              bool(mentions), lang, max_pages)
 
     # --- session -----------------------------------------------------------------------------
 
@@ -262,9 +275,13 @@ class BlueskyDriver:
     # --- poll --------------------------------------------------------------------------------
 
     async def poll(self, ctx: PollContext, options: BlueskyOptions, state: PollState) -> PollOutcome:
-        cursor = load_cursor(state.cursor)
+        stored = load_cursor(state.cursor)
+        cursor: dict[str, Any] = stored.get("search") if isinstance(stored.get("search"), dict) else {}
         items: dict[str, Item] = {}
         wait: float | None = None
+        mentions = stored.get("mentions") if isinstance(stored.get("mentions"), str) else None
+        if options.mentions:
+            mentions, wait = await self._mentions(ctx, options, mentions, items)
         for query in options.search:
             since = cursor.get(query)
             newest = parse_time(since) if isinstance(since, str) else None
@@ -293,8 +310,47 @@ class BlueskyDriver:
                 if not since or not page_cursor or len(data["posts"]) < PAGE_LIMIT:
                     break  # first poll: newest page only; later: until the page is short
             if newest is not None:
-                cursor[query] = newest.isoformat().replace("+00:00", "Z")
-        return PollOutcome(items=list(items.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait)
+                cursor[query] = _iso(newest)
+        new_cursor: dict[str, Any] = {"search": cursor}
+        if mentions:
+            new_cursor["mentions"] = mentions
+        return PollOutcome(items=list(items.values()), cursor=dump_cursor(new_cursor), earliest_next_poll=wait)
+
+    async def _mentions(self, ctx: PollContext, options: BlueskyOptions, since_text: str | None,
+                        items: dict[str, Item]) -> tuple[str | None, float | None]:
+        """Mentions, replies and quotes of the account (`listNotifications`), newest first, as `direct`."""
+        since = parse_time(since_text)
+        newest = since
+        wait: float | None = None
+        page_cursor: str | None = None
+        for _page in range(options.max_pages):
+            params: list[tuple[str, Any]] = [("limit", NOTIFICATIONS_LIMIT)]
+            params += [("reasons", r) for r in DIRECT_REASONS]
+            if page_cursor:
+                params.append(("cursor", page_cursor))
+            data, suggested = await self._get(ctx, options, "app.bsky.notification.listNotifications", params)
+            wait = later(wait, suggested)
+            notes = data.get("notifications") if isinstance(data, Mapping) else None
+            if not isinstance(notes, list):
+                raise BadResponse("bluesky listNotifications: no `notifications` list")
+            own = (ctx.cache.get(SESSION_KEY) or {}).get("did")
+            reached_known = False
+            for note in notes:
+                if text_of(note, "reason") not in DIRECT_REASONS:
+                    continue  # servers without the `reasons` filter send likes and follows too
+                when = parse_time(text_of(note, "indexedAt"))
+                if since is not None and when is not None and when <= since:
+                    reached_known = True
+                    continue
+                item = post_item(note, own_did=own)
+                if item is not None:
+                    items[item.external_id] = replace(item, direct=True)
+                if when is not None and (newest is None or when > newest):
+                    newest = when
+            page_cursor = text_of(data, "cursor")
+            if since is None or reached_known or not page_cursor:
+                break
+        return (_iso(newest) if newest else since_text), wait
 
     async def refresh(self, ctx: PollContext, options: BlueskyOptions, external_ids: list[str]) -> list[Item]:
         """Current engagement of posts by AT URI (`getPosts`, 25 per call)."""
