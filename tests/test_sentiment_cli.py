@@ -31,6 +31,7 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     monkeypatch.chdir(tmp_path)  # no ./config.toml here
     for name in ("VEILLE_CONFIG", "VEILLE_HOME", "VEILLE_LANG", "VEILLE_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # never a model from the developer's home
     return CliRunner()
 
 

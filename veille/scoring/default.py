@@ -2,7 +2,7 @@
 
 MODEL CARD (bundled model, veille/scoring/model/default.json.gz)
     What: one multinomial logistic regression per language (fr, en) over TF-IDF word 1-2-grams,
-    negation-marked words and in-word character 2-5-grams of the SMS-normalised text, plus eight
+    negation-marked words and in-word character 2-5-grams of the SMS-normalised text, plus seven
     features from the rule layer (lexicon valence after negation, intensifiers and contrast,
     emoji polarity, irony markers). Built by scripts/train_default_model.py.
     Trained on: the shared training split `sentiment-train.tsv` only —

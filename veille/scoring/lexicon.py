@@ -100,7 +100,7 @@ STOPWORDS_FR = _words("""
     c'est j'ai d'un d'une l' d' c' j' qu' n' m' s' t' ça cela quand encore déjà ici là oui non merci
     aujourd'hui demain hier chez faut vais va avait était sera peut doit alors donc car rien trop
     quoi pourquoi comment avant après depuis contre entre vers selon sous leurs nos vos cet ceux
-    celle celui dont même autres autre fois jour nouveau nouvelle bonjour salut
+    celle celui dont même autres autre fois jour nouveau nouvelle bonjour salut quel quelle quels quelles
     jsui chui yavè g gétai kan tro dla oué bcp pk koi mdr ptdr jsp tkt
 """)
 STOPWORDS_EN = _words("""

@@ -53,7 +53,11 @@ class Evidence:
         return total / math.sqrt(total * total + 15.0)
 
     def features(self) -> list[float]:
-        """Bounded values only: an SMS rant must not land far outside what training tweets showed."""
+        """Bounded values only: an SMS rant must not land far outside what training tweets showed.
+
+        No "?" feature: in the political training tweets questions are rhetorical and lean
+        negative, but a customer asking "vous êtes ouverts dimanche ?" is not complaining.
+        """
         total = self.pos + self.neg
         emoji = self.emoji_pos - self.emoji_neg
         return [
@@ -62,7 +66,6 @@ class Evidence:
             emoji / (abs(emoji) + 2.0),
             min(self.negations, 3) / 3.0,
             min(self.exclamations, 3) / 3.0,
-            min(self.questions, 3) / 3.0,
             1.0 if self.irony else 0.0,
             1.0 if self.contrast else 0.0,
         ]
