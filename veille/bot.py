@@ -682,3 +682,68 @@ class StoreBackend:
 
     async def mute(self, client_id: str, contact: str, until: datetime) -> bool:
         return await self._need_actions().mute(client_id, contact, until)
+
+
+class AlertingActions:
+    """AlertActions over `veille.alerting.actions` (audited, in their own transactions)."""
+
+    def __init__(self, engine: Engine, clock: Clock, alerting_settings: Any) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._settings = alerting_settings
+
+    async def ack(self, incident_id: int, contact: str) -> bool:
+        return await asyncio.to_thread(self._ack, incident_id, contact, None)
+
+    async def snooze(self, incident_id: int, contact: str, until: datetime) -> bool:
+        return await asyncio.to_thread(self._ack, incident_id, contact, until - self._clock.now())
+
+    def _ack(self, incident_id: int, contact: str, duration: timedelta | None) -> bool:
+        from veille.alerting import actions
+
+        try:
+            return actions.ack(self._engine, self._clock, self._settings, incident_id, contact=contact,
+                               actor=f"telegram:{contact}", duration=duration)
+        except actions.UnknownIncident:
+            return False
+
+    async def mute(self, client_id: str, contact: str, until: datetime) -> bool:
+        from veille.alerting import actions
+
+        await asyncio.to_thread(actions.mute, self._engine, self._clock, client_id, until - self._clock.now(),
+                                actor=f"telegram:{contact}")
+        return True
+
+
+@dataclass
+class TelegramChannel:
+    """What the daemon wires: the notifier (outbox channel "telegram") and the command bot."""
+
+    notifier: TelegramNotifier
+    bot: TelegramBot | None
+
+    async def start(self) -> None:
+        """Check the token; raises NotifierAuthFailed (message without the token) if it is rejected."""
+        await self.notifier.start()
+
+    async def aclose(self) -> None:
+        await self.notifier.aclose()
+
+
+def build_telegram(config: Any, *, engine: Engine, clock: Clock | None = None,
+                   environ: Any = None) -> TelegramChannel | None:
+    """The Telegram channel for a validated Config, or None when the token variable is unset."""
+    from veille.secrets import read_secret
+
+    token = read_secret(config.telegram.token_env, environ)
+    if not token:
+        return None
+    clock = clock or SystemClock()
+    settings = config.telegram.with_alerting_contacts(getattr(config.alerting, "contacts", ()))
+    notifier = TelegramNotifier(settings, token, engine=engine, clock=clock)
+    bot = None
+    if settings.commands:
+        backend = StoreBackend(engine, AlertingActions(engine, clock, config.alerting))
+        bot = TelegramBot(settings, notifier, backend, client_ids=[c.id for c in config.clients], engine=engine,
+                          clock=clock, timezone=config.timezone)
+    return TelegramChannel(notifier, bot)

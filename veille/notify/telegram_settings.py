@@ -1,11 +1,18 @@
 """`[telegram]`: the bot token's variable name, contacts' chats, allow-lists, API base URL, pacing.
 
+Alert routes usually come from `[[contacts]]` (channel "telegram", address = chat id); see
+`with_alerting_contacts`. `[[telegram.contacts]]` is for people who only use commands, or to narrow
+someone's clients.
+
 ```toml
 [telegram]
 token_env = "VEILLE_TELEGRAM_TOKEN"          # the NAME of the variable holding the token
 api_base_url = "https://api.telegram.org/bot" # a self-hosted Bot API server or a test server
 allowed_chats = [-1001234567890]              # extra chats (groups) where commands are accepted
 commands = true                               # poll getUpdates for commands and button presses
+
+[telegram.users]        # for contacts whose address is a group: who may use commands there
+alice = 123456789
 
 [[telegram.contacts]]
 name = "alice"          # the contact name used by [alerting]
@@ -20,8 +27,10 @@ Both the chat and the user must be allow-listed for a command (H1, H2): a contac
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 from veille.configreader import Reader
 
@@ -65,6 +74,28 @@ class TelegramSettings:
     callback_ttl: timedelta = timedelta(days=7)  # buttons stop working after this
     auth_recheck: timedelta = timedelta(minutes=10)  # after a 401, one probe per this (B5)
     pacing: Pacing = field(default_factory=Pacing)
+    users: tuple[tuple[str, int], ...] = ()  # [telegram.users]: contact id -> Telegram user id
+
+    def with_alerting_contacts(self, contacts: Iterable[Any]) -> TelegramSettings:
+        """Add the `[[contacts]]` whose channel is telegram (id, address = chat id, clients).
+
+        A private chat's id IS its user's id, so such a contact may use commands with no extra
+        setting; a group address needs `[telegram.users] <contact id> = <user id>` for commands.
+        Entries of `[[telegram.contacts]]` with the same name win.
+        """
+        known = {c.name for c in self.contacts}
+        users = dict(self.users)
+        extra = []
+        for contact in contacts:
+            if getattr(contact, "channel", None) != "telegram" or contact.id in known:
+                continue
+            try:
+                chat_id: int | None = int(str(contact.address))
+            except ValueError:
+                chat_id = None
+            user_id = users.get(contact.id, chat_id if chat_id is not None and chat_id > 0 else None)
+            extra.append(TelegramContact(contact.id, chat_id, user_id, tuple(contact.clients) or ("*",)))
+        return replace(self, contacts=self.contacts + tuple(extra))
 
     def contact(self, name: str) -> TelegramContact | None:
         return next((c for c in self.contacts if c.name == name), None)
@@ -91,6 +122,10 @@ def parse_telegram(root: Reader, client_ids: set[str] | None = None) -> Telegram
     section = root.table("telegram")
     if section is None:
         return TelegramSettings()
+    if client_ids is None:  # config.py passes only the root: read the ids (validated there) ourselves
+        raw_clients = root.raw.get("clients")
+        client_ids = {c["id"] for c in raw_clients if isinstance(c, dict) and isinstance(c.get("id"), str)} \
+            if isinstance(raw_clients, list) else set()
     base = TelegramSettings()
     api = section.url("api_base_url", DEFAULT_API) or DEFAULT_API
     if not api.rstrip("/").endswith("/bot"):
@@ -105,6 +140,16 @@ def parse_telegram(root: Reader, client_ids: set[str] | None = None) -> Telegram
                         "find it with the bot's getUpdates, e.g. -1001234567890")
         else:
             chats.append(value)
+    users = []
+    users_table = section.table("users")
+    if users_table is not None:
+        for key, value in users_table.raw.items():
+            users_table.ignore(key)
+            if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _CHAT_ID_MAX:
+                users_table.add(key, "must be a Telegram user id (an integer)",
+                                "the user sends /start to the bot, which answers with the id")
+            else:
+                users.append((str(key), value))
     pacing = Pacing(
         per_chat_interval=section.float("per_chat_interval", base.pacing.per_chat_interval, min=0.0, max=60.0),
         group_per_minute=section.int("group_per_minute", base.pacing.group_per_minute, min=1, max=20),
@@ -124,6 +169,7 @@ def parse_telegram(root: Reader, client_ids: set[str] | None = None) -> Telegram
                                             min=1, max=600),
         callback_ttl=section.duration("callback_ttl", base.callback_ttl, min=timedelta(minutes=1)),
         pacing=pacing,
+        users=tuple(users),
     )
     section.finish()
     return settings
