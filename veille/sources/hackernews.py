@@ -34,14 +34,16 @@ from veille.sources._common import (
 from veille.sources.base import PollContext, PollOutcome, PollState
 
 PAGE_LIMIT = 100
+DEFAULT_API = "https://hn.algolia.com/api/v1"
+DEFAULT_TAGS = "(story,comment)"
 REFRESH_LIMIT = 50
 
 
 @dataclass(frozen=True, slots=True)
 class HackerNewsOptions:
     search: tuple[str, ...]
-    tags: str = "(story,comment)"
-    api_base: str = "https://hn.algolia.com/api/v1"
+    tags: str = DEFAULT_TAGS
+    api_base: str = DEFAULT_API
     max_pages: int = 3
 
     @property
@@ -85,8 +87,8 @@ class HackerNewsDriver:
         reader = Reader(raw, path, problems)
         raw_search = reader.str_list("search")
         search = [q.strip() for q in raw_search] if raw_search is not None else None
-        tags = reader.str("tags", HackerNewsOptions.tags)
-        api_base = reader.url("api_base", HackerNewsOptions.api_base)
+        tags = reader.str("tags", DEFAULT_TAGS)
+        api_base = reader.url("api_base", DEFAULT_API)
         max_pages = reader.int("max_pages", 3, min=1, max=20)
         reader.finish()
         if search is not None and (not search or any(not q for q in search)):

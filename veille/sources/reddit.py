@@ -49,6 +49,8 @@ from veille.sources.base import PollContext, PollOutcome, PollState
 
 TOKEN_KEY = "reddit_token"  # noqa: S105 (a cache key, not a secret)
 PAGE_LIMIT = 100
+DEFAULT_API = "https://oauth.reddit.com"
+DEFAULT_TOKEN_URL = "https://www.reddit.com/api/v1/access_token"  # noqa: S105 (a URL)
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9_]{2,21}$")
 
 
@@ -60,8 +62,8 @@ class RedditOptions:
     subreddits: tuple[str, ...] = ()
     comments: bool = False
     username: str | None = None
-    api_base: str = "https://oauth.reddit.com"
-    token_url: str = "https://www.reddit.com/api/v1/access_token"  # noqa: S105
+    api_base: str = DEFAULT_API
+    token_url: str = DEFAULT_TOKEN_URL
     max_pages: int = 3
 
     @property
@@ -119,8 +121,8 @@ class RedditDriver:
         subreddits = [s.strip().removeprefix("r/") for s in reader.str_list("subreddits", [])]
         comments = reader.bool("comments", False)
         username = reader.str("username", None)
-        api_base = reader.url("api_base", RedditOptions.api_base)
-        token_url = reader.url("token_url", RedditOptions.token_url)
+        api_base = reader.url("api_base", DEFAULT_API)
+        token_url = reader.url("token_url", DEFAULT_TOKEN_URL)
         max_pages = reader.int("max_pages", 3, min=1, max=20)
         reader.finish()
         for index, sub in enumerate(subreddits):

@@ -52,6 +52,7 @@ MIN_RESULTS, MAX_RESULTS = 10, 100  # the API refuses max_results outside [10, 1
 TWEET_FIELDS = "created_at,lang,public_metrics,author_id,entities,in_reply_to_user_id,conversation_id"
 USER_FIELDS = "username,name,public_metrics"
 BUDGET_CACHE = "x_budget"
+DEFAULT_API = "https://api.twitter.com/2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ class XOptions:
     bearer_env: str
     monthly_read_budget: int
     handle: str | None = None
-    api_base: str = "https://api.twitter.com/2"
+    api_base: str = DEFAULT_API
     max_pages: int = 5
 
     @property
@@ -139,7 +140,7 @@ class XDriver:
         bearer_env = reader.env_name("bearer_env")
         budget = reader.int("monthly_read_budget", min=0)
         handle = reader.str("handle", None)
-        api_base = reader.url("api_base", XOptions.api_base)
+        api_base = reader.url("api_base", DEFAULT_API)
         max_pages = reader.int("max_pages", 5, min=1, max=50)
         reader.finish()
         if query is not None and not query.strip():

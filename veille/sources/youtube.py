@@ -45,6 +45,7 @@ from veille.sources.base import PollContext, PollOutcome, PollState
 PACIFIC = ZoneInfo("America/Los_Angeles")
 LIST_COST = 1
 PAGE_LIMIT = 100
+DEFAULT_API = "https://www.googleapis.com/youtube/v3"
 _CHANNEL = re.compile(r"^UC[A-Za-z0-9_-]{22}$")
 _QUOTA = {"quotaExceeded", "dailyLimitExceeded", "dailyLimitExceededUnreg"}
 _RATE = {"rateLimitExceeded", "userRateLimitExceeded"}
@@ -57,7 +58,7 @@ class YoutubeOptions:
     channel_id: str
     key_env: str
     daily_quota: int = 500
-    api_base: str = "https://www.googleapis.com/youtube/v3"
+    api_base: str = DEFAULT_API
     max_pages: int = 5
 
     @property
@@ -126,7 +127,7 @@ class YoutubeDriver:
         channel_id = reader.str("channel_id")
         key_env = reader.env_name("key_env")
         daily_quota = reader.int("daily_quota", 500, min=1, max=1_000_000)
-        api_base = reader.url("api_base", YoutubeOptions.api_base)
+        api_base = reader.url("api_base", DEFAULT_API)
         max_pages = reader.int("max_pages", 5, min=1, max=50)
         reader.finish()
         if channel_id and not _CHANNEL.match(channel_id):
