@@ -78,10 +78,10 @@ def urls(n: int, hosts: int, port: int) -> list[str]:
 async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, float]]:
     from veille.clock import SystemClock
     from veille.config import parse_config
-    from veille.daemon import load_default_scorer
     from veille.feeds.parsepool import FeedParsePool
     from veille.http import HttpClient
     from veille.pipeline import Pipeline
+    from veille.scoring import load_scorer
     from veille.store.engine import make_engine
     from veille.store.migrate import upgrade
 
@@ -100,16 +100,20 @@ async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, floa
     clock = SystemClock()
     http = HttpClient(config.http, clock=clock)
     pool = FeedParsePool(workers=0, timeout=5.0, max_entries=200)
-    pipeline = Pipeline(config, engine, clock, http, scorer=load_default_scorer(config), parse_feed=pool.parse)
+    pipeline = Pipeline(config, engine, clock, http, scorer=load_scorer(config.sentiment), parse_feed=pool.parse)
     pipeline.load()
     await pipeline.start()
+    async def poll(key: str) -> tuple[int, bool]:
+        result = await pipeline.poll(key, force=True)  # keep counts only, as the daemon does
+        return (result.new_hits, result.error is not None) if result else (0, False)
+
     rounds = []
     for _ in ("cold", "warm"):
         cpu0, t0 = cpu_seconds(), time.perf_counter()
-        results = await asyncio.gather(*(pipeline.poll(k, force=True) for k in pipeline.runtimes))
+        results = await asyncio.gather(*(poll(k) for k in pipeline.runtimes))
         elapsed = time.perf_counter() - t0
-        new_hits = sum(r.new_hits for r in results if r)
-        errors = sum(1 for r in results if r and r.error)
+        new_hits = sum(hits for hits, _ in results)
+        errors = sum(1 for _, failed in results if failed)
         rounds.append({"seconds": elapsed, "sources_per_s": len(results) / elapsed, "hits": new_hits,
                        "hits_per_s": new_hits / elapsed, "cpu_s": cpu_seconds() - cpu0, "errors": errors})
     await pipeline.stop()

@@ -15,7 +15,7 @@ import os
 import random
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ from veille.health import HEARTBEAT_SECONDS, Health, write_health
 from veille.http import HttpClient, quiet_http_loggers
 from veille.models import SourceStatus
 from veille.pipeline import Pipeline, PipelineHooks, PollResult
-from veille.scoring.base import Scorer
 from veille.store.engine import make_engine, on_network_filesystem, sqlite_path
 from veille.store.migrate import check_schema
 
@@ -86,10 +85,15 @@ class Components:
     pipeline: Pipeline
     background: list[Callable[[asyncio.Event], Awaitable[None]]]
     closers: list[Callable[[], Awaitable[None] | None]]
+    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # e.g. check the bot token
+    health_sources: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
 
 
 def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = True) -> Components:
     """Open the database (refusing a schema that is behind or ahead), load the scorer, wire the pipeline."""
+    from veille.feeds.parsepool import FeedParsePool
+    from veille.scoring import load_scorer
+
     clock = clock or SystemClock()
     quiet_http_loggers()
     engine = make_engine(config.database_url)
@@ -98,47 +102,57 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
         log.warning("the database %s is on a network filesystem: SQLite WAL needs a local disk", path)
     check_schema(engine)
     http = HttpClient(config.http, clock=clock)
-    closers: list[Callable[[], Awaitable[None] | None]] = [http.aclose, engine.dispose]
-    background: list[Callable[[asyncio.Event], Awaitable[None]]] = []
+    components = Components(engine, http, None, [], [http.aclose, engine.dispose])  # type: ignore[arg-type]
     parse_feed = None
-    try:
-        from veille.feeds.parsepool import FeedParsePool
-    except ImportError:  # pragma: no cover - the RSS work ships it
-        FeedParsePool = None  # type: ignore[assignment,misc]
-    if FeedParsePool is not None and any(s.kind == "rss" for s in config.sources):
+    if any(s.kind == "rss" for s in config.sources):
         pool = FeedParsePool(workers=config.daemon.parse_workers, timeout=config.daemon.parse_timeout,
                              max_entries=config.daemon.max_entries)
         parse_feed = pool.parse
-        closers.append(pool.close)
-    scorer = load_default_scorer(config)
+        components.closers.append(pool.close)
     hooks: PipelineHooks | None = None
     if with_alerting and config.alerting.enabled:
-        hooks, alerting_tasks, alerting_closers = build_alerting(config, engine, clock)
-        background.extend(alerting_tasks)
-        closers.extend(alerting_closers)
-    pipeline = Pipeline(config, engine, clock, http, scorer=scorer, hooks=hooks, parse_feed=parse_feed)
-    pipeline.load()
-    return Components(engine, http, pipeline, background, closers)
+        hooks = build_alerting(config, engine, clock, components)
+    components.pipeline = Pipeline(config, engine, clock, http, scorer=load_scorer(config.sentiment), hooks=hooks,
+                                   parse_feed=parse_feed)
+    components.pipeline.load()
+    return components
 
 
-def load_default_scorer(config: Config) -> Scorer | None:
-    try:
-        from veille.scoring import load_scorer  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - sentiment work not present
-        return None
-    return load_scorer(config.sentiment)  # type: ignore[no-any-return]
+def build_alerting(config: Config, engine: Engine, clock: Clock, components: Components) -> PipelineHooks:
+    """The alerting service with its channels: the console always, Telegram when its token is set."""
+    from veille.alerting.service import AlertingService
+    from veille.bot import build_telegram
+    from veille.notify.base import Notifier
+    from veille.notify.console import ConsoleNotifier
 
-
-def build_alerting(config: Config, engine: Engine, clock: Clock) -> tuple[PipelineHooks | None, list[Any], list[Any]]:
-    try:
-        from veille.alerting.service import AlertingService  # type: ignore[import-not-found]
-        from veille.notify.select import build_notifiers  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - alerting work not present
-        return None, [], []
-    notifiers = build_notifiers(config)
+    notifiers: dict[str, Notifier] = {"console": ConsoleNotifier()}
+    telegram = build_telegram(config, engine=engine, clock=clock)
+    if telegram is not None:
+        notifiers["telegram"] = telegram.notifier
+        components.starters.append(telegram.start)
+        components.closers.append(telegram.aclose)
+        if telegram.bot is not None:
+            components.background.append(telegram.bot.run)
+        components.health_sources.append(lambda: telegram_health(telegram.notifier.status()))
     service = AlertingService(config, engine, clock, notifiers)
-    closers = [n.aclose for n in notifiers.values()]
-    return service, [service.run], closers
+    components.background.append(service.run)
+    components.health_sources.append(lambda: alerting_health(service.health()))
+    return service
+
+
+OLDEST_PENDING_ALERT = 15 * 60.0  # seconds: an alert stuck longer than this turns health red (J3)
+
+
+def alerting_health(report: dict[str, Any]) -> dict[str, Any]:
+    age = float(report.get("oldest_pending_seconds") or 0.0)
+    if age > OLDEST_PENDING_ALERT:
+        report["problems"] = [f"oldest pending alert is {age / 60:.0f} min old"]
+    return report
+
+
+def telegram_health(status: dict[str, Any]) -> dict[str, Any]:
+    problems = [] if status.get("auth_ok", True) else ["telegram: the bot token was rejected"]
+    return {"telegram": status, "problems": problems}
 
 
 async def close_all(components: Components) -> None:
@@ -216,15 +230,19 @@ class Daemon:
         if not self.scheduler.running:
             problems.append("scheduler not running")
         gone = sum(1 for r in pipeline.runtimes.values() if r.status is SourceStatus.AUTH_FAILED)
+        extra: dict[str, object] = {"auth_failed_sources": gone}
+        for source in self.components.health_sources:
+            report = source()
+            problems.extend(report.pop("problems", []))
+            extra.update(report)
         return Health(pid=os.getpid(), updated_at=self.clock.now().isoformat(), storage_ok=pipeline.storage_ok,
-                      sources=len(pipeline.runtimes), failing_sources=failing, problems=problems,
-                      extra={"auth_failed_sources": gone})
+                      sources=len(pipeline.runtimes), failing_sources=failing, problems=problems, extra=extra)
 
     async def _heartbeat(self) -> None:
         path = health_path(self.config)
         while not self.stop_event.is_set():
             try:
-                await asyncio.to_thread(write_health, path, self.health())
+                await asyncio.to_thread(lambda: write_health(path, self.health()))
             except OSError as exc:
                 log.error("cannot write health file %s: %s", path, exc)
             with contextlib.suppress(TimeoutError):
@@ -241,6 +259,8 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
         pipeline = self.components.pipeline
+        for starter in self.components.starters:  # a rejected bot token stops here, exit != 0 (B5)
+            await starter()
         await pipeline.start()
         self.schedule_sources()
         self.scheduler.start()
