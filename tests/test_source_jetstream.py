@@ -214,3 +214,23 @@ def test_word_index_never_hides_a_match(keywords: list[str], text: str) -> None:
     index = MatcherIndex({"c": matcher})
     if matcher.match(text).matched:
         assert "c" in index.candidates(fold(text))
+
+
+async def test_stop_during_a_hung_handshake_returns_promptly() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # takes the upgrade request, never answers it
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        store = Store()
+        c = consumer(f"ws://127.0.0.1:{port}/subscribe", open_timeout=30.0)
+        stop = asyncio.Event()
+        task = asyncio.create_task(c.run(stop, store.load, store.on_batch))
+        await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.wait_for(task, 3)  # not the 30 s open timeout
+        assert c.connections == 0
+    finally:
+        server.close()

@@ -253,6 +253,7 @@ class JetstreamConsumer:
             decompressor = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(zstd_dictionary))
             self._decompress = lambda data: decompressor.decompress(data, max_output_size=MAX_MESSAGE)
         self.posts_seen = 0
+        self.messages = 0
         self.connections = 0
         self.last_cursor: int | None = None
 
@@ -269,33 +270,52 @@ class JetstreamConsumer:
 
     async def run(self, stop: asyncio.Event, load_cursor: Callable[[], Awaitable[int | None]],
                   on_batch: OnBatch) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import WebSocketException
-
+        """Consume until `stop` is set; returns within about `batch_seconds + close_timeout` of it."""
         failures = 0
         while not stop.is_set():
             cursor = self.last_cursor if self.last_cursor is not None else await load_cursor()
-            url = self.subscribe_url(cursor)
-            received = 0
+            session = asyncio.ensure_future(self._session(self.subscribe_url(cursor), cursor, stop, on_batch))
+            stopped = asyncio.ensure_future(stop.wait())
             try:
-                async with connect(url, max_size=MAX_MESSAGE, max_queue=256, compression=None, proxy=None,
-                                   open_timeout=self.open_timeout, close_timeout=self.close_timeout,
-                                   user_agent_header="veille") as ws:
-                    self.connections += 1
-                    self.log.info("jetstream.connected", extra={"cursor": cursor})
-                    received = await self._consume(ws, stop, on_batch)
-            except (OSError, TimeoutError, WebSocketException) as exc:
-                self.log.warning("jetstream.disconnected", extra={"error": type(exc).__name__})
-            except _BatchFailed as exc:
-                # Nothing past the last stored cursor is lost: Jetstream replays it after the wait.
-                self.log.error("jetstream.batch_failed", exc_info=exc.__cause__)
-                received = 0
+                await asyncio.wait({session, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not session.done():
+                    # A consuming session notices `stop` within batch_seconds and stores its batch;
+                    # only a hung connect or close is cut short.
+                    await asyncio.wait({session}, timeout=self.batch_seconds + self.close_timeout + 1)
+            finally:
+                stopped.cancel()
+                if not session.done():
+                    session.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await session
             if stop.is_set():
                 break
+            received = session.result()
             failures = 0 if received else failures + 1
             delay = min(self.max_backoff, self.min_backoff * 2 ** failures) * random.uniform(0.5, 1.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    async def _session(self, url: str, cursor: int | None, stop: asyncio.Event, on_batch: OnBatch) -> int:
+        """One connection: returns the number of messages it received, also when it ended in a failure."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import WebSocketException
+
+        before = self.messages
+        try:
+            async with connect(url, max_size=MAX_MESSAGE, max_queue=256, compression=None, proxy=None,
+                               open_timeout=self.open_timeout, close_timeout=self.close_timeout,
+                               user_agent_header="veille") as ws:
+                self.connections += 1
+                self.log.info("jetstream.connected", extra={"cursor": cursor})
+                await self._consume(ws, stop, on_batch)
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            self.log.warning("jetstream.disconnected", extra={"error": type(exc).__name__})
+        except _BatchFailed as exc:
+            # Nothing past the last stored cursor is lost: Jetstream replays it after the wait.
+            self.log.error("jetstream.batch_failed", exc_info=exc.__cause__)
+            return 0  # count it as a failure: back off before replaying
+        return self.messages - before
 
     async def _consume(self, ws: Any, stop: asyncio.Event, on_batch: OnBatch) -> int:
         """Read until the connection ends or `stop` is set; return the number of messages."""
@@ -313,6 +333,7 @@ class JetstreamConsumer:
                     message = None
                 if message is not None:
                     received += 1
+                    self.messages += 1
                     self._handle(message, batch)
                 now = self.clock.monotonic()
                 full = batch.matched >= self.batch_size or now - started >= self.batch_seconds
