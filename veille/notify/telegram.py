@@ -298,14 +298,15 @@ class TelegramNotifier:
 
     def __init__(self, settings: TelegramSettings, token: str, *, engine: Engine | None = None,
                  clock: Clock | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 bot: Bot | None = None) -> None:
+                 bot: Bot | None = None, pacing_clock: Clock | None = None) -> None:
         protect_token(token)
         self.settings = settings
         self._engine = engine
         self._clock = clock or SystemClock()
         self._sleep = sleep
         self.bot = bot or make_bot(settings, token)
-        self.pacer = Pacer(settings.pacing, self._clock, sleep)
+        # Pacing is about real seconds at Telegram, even when the rest runs on a simulated clock.
+        self.pacer = Pacer(settings.pacing, pacing_clock or SystemClock(), sleep)
         self._lanes: dict[str, _Lane] = {}
         self._retry_until: datetime | None = None  # also persisted when there is an engine
         self._auth_failed_until: datetime | None = None
