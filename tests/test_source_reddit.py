@@ -155,3 +155,12 @@ async def test_refresh_by_fullname(fake: RedditFake) -> None:
         post["data"]["score"] = 900
         [item] = await RedditDriver().refresh(ctx, options(fake), ["t3_r1"])
     assert item.engagement is not None and item.engagement.score == 900
+
+
+async def test_a_missing_subreddit_does_not_stop_the_others(fake: RedditFake) -> None:
+    fake.add("/r/lyon/new", reddit_post("ok1", "x"))
+    fake.server.route("/r/gone/new", Response.json({"message": "Not Found", "error": 404}, 404))
+    outcome = await poll(options(fake, subreddits=["gone", "lyon"]))
+    assert [i.external_id for i in outcome.items] == ["t3_ok1"]
+    assert outcome.note == "1/2 flux Reddit en échec (http_4xx)"
+    assert "r/gone/new" not in json.loads(outcome.cursor)

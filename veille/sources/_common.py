@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from veille.errors import AuthFailed, RateLimited, RetryableFetchError
+from veille.errors import AuthFailed, FetchError, RateLimited, RetryableFetchError
 from veille.models import ErrorKind
 
 if TYPE_CHECKING:
@@ -335,3 +335,29 @@ def newest_id(ids: Iterable[str | None], start: str | None = None) -> str | None
         if value and (best is None or id_key(value) > id_key(best)):
             best = value
     return best
+
+
+class StreamFailures:
+    """Failure isolation between the streams of one source (hashtags, instances, subreddits...).
+
+    A stream that fails leaves its cursor where it was (so nothing is skipped) and the others go
+    on; the poll fails only when every stream failed, and otherwise its note says how many did.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.failures: list[FetchError] = []
+        self.succeeded = 0
+
+    def record(self, ctx: PollContext, stream: str, error: FetchError) -> None:
+        self.failures.append(error)
+        ctx.log.warning("source.stream_failed", extra={"stream": stream, "error_kind": error.kind.value})
+
+    def check(self, total: int) -> str | None:
+        """Raise the first failure if nothing worked; else return the note (None when all worked)."""
+        if self.failures and not self.succeeded:
+            raise self.failures[0]
+        if not self.failures:
+            return None
+        kinds = ", ".join(sorted({f.kind.value for f in self.failures}))
+        return f"{len(self.failures)}/{total} flux {self.label} en échec ({kinds})"

@@ -35,6 +35,7 @@ from veille.models import Engagement, Item
 from veille.sources._common import (
     BadResponse,
     RateGate,
+    StreamFailures,
     bounded,
     dump_cursor,
     html_to_text,
@@ -164,8 +165,7 @@ class MastodonDriver:
         gate = RateGate(ctx)
         by_uri: dict[str, Item] = {}
         wait: float | None = None
-        failures: list[FetchError] = []
-        succeeded = 0
+        failures = StreamFailures("Mastodon")
         streams: list[tuple[str, str, dict[str, Any], bool]] = []
         home = options.instances[0]  # the token belongs to it: never sent to another instance
         for instance in options.instances:
@@ -190,22 +190,16 @@ class MastodonDriver:
             except FetchError as exc:
                 # One instance down, rate limited or refusing public timelines must not stop the
                 # others; that stream's cursor stays where it was, so nothing is skipped.
-                failures.append(exc)
+                failures.record(ctx, key, exc)
                 if isinstance(exc, RateLimited):
                     done_hosts.add(host)
                     wait = later(wait, exc.retry_after)
-                ctx.log.warning("mastodon.stream_failed", extra={"host": host, "error_kind": exc.kind.value})
                 continue
-            succeeded += 1
+            failures.succeeded += 1
             if newest:
                 cursor[key] = newest
             wait = later(wait, stream_wait)
-        if failures and not succeeded:
-            raise failures[0]  # nothing worked: the scheduler classifies and backs off (cursor untouched)
-        note = None
-        if failures:
-            kinds = ", ".join(sorted({f.kind.value for f in failures}))
-            note = f"{len(failures)}/{len(streams)} flux Mastodon en échec ({kinds})"
+        note = failures.check(len(streams))
         return PollOutcome(items=list(by_uri.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait,
                            note=note)
 

@@ -26,11 +26,12 @@ from urllib.parse import quote, urlsplit
 
 from veille import __version__
 from veille.configreader import Reader
-from veille.errors import AuthFailed, Problems
+from veille.errors import AuthFailed, FetchError, Problems, RateLimited
 from veille.models import Engagement, Item
 from veille.sources._common import (
     BadResponse,
     RateGate,
+    StreamFailures,
     bounded,
     dump_cursor,
     int_of,
@@ -195,35 +196,54 @@ class RedditDriver:
         cursor = load_cursor(state.cursor)
         items: dict[str, Item] = {}
         wait: float | None = None
-        for key, path, params in self._streams(options):
-            since = cursor.get(key)
-            newest = float(since) if isinstance(since, int | float) else None
-            after: str | None = None
-            for _page in range(options.max_pages):
-                query = {**params, "limit": PAGE_LIMIT, **({"after": after} if after else {})}
-                data, suggested = await self._get(ctx, options, path, query)
-                wait = later(wait, suggested)
-                if text_of(data, "kind") != "Listing":
-                    raise BadResponse(f"reddit {path}: not a Listing")
-                children = list_of(data, "data", "children")
-                reached_known = False
-                for child in children:
-                    item = thing_item(child, username=options.username)
-                    if item is None:
-                        continue
-                    created = item.published_at.timestamp() if item.published_at else None
-                    if since is not None and created is not None and created < float(since):
-                        reached_known = True
-                        continue
-                    items.setdefault(item.external_id, item)
-                    if created is not None and (newest is None or created > newest):
-                        newest = created
-                after = text_of(data, "data", "after")
-                if since is None or reached_known or not after or len(children) < PAGE_LIMIT:
-                    break
+        streams = self._streams(options)
+        failures = StreamFailures("Reddit")
+        for key, path, params in streams:
+            try:
+                newest, suggested = await self._stream(ctx, options, path, params, cursor.get(key), items)
+            except (AuthFailed, RateLimited):
+                raise  # one token, one rate window: every stream would fail the same way
+            except FetchError as exc:
+                failures.record(ctx, key, exc)  # e.g. a banned or misspelt subreddit (404)
+                continue
+            failures.succeeded += 1
+            wait = later(wait, suggested)
             if newest is not None:
                 cursor[key] = newest
-        return PollOutcome(items=list(items.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait)
+        note = failures.check(len(streams))
+        return PollOutcome(items=list(items.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait,
+                           note=note)
+
+    async def _stream(self, ctx: PollContext, options: RedditOptions, path: str, params: dict[str, Any],
+                      since: Any, items: dict[str, Item]) -> tuple[float | None, float | None]:
+        """Read one listing down to the newest post already seen; return the newest time and a wait."""
+        wait: float | None = None
+        since = float(since) if isinstance(since, int | float) else None
+        newest = since
+        after: str | None = None
+        for _page in range(options.max_pages):
+            query = {**params, "limit": PAGE_LIMIT, **({"after": after} if after else {})}
+            data, suggested = await self._get(ctx, options, path, query)
+            wait = later(wait, suggested)
+            if text_of(data, "kind") != "Listing":
+                raise BadResponse(f"reddit {path}: not a Listing")
+            children = list_of(data, "data", "children")
+            reached_known = False
+            for child in children:
+                item = thing_item(child, username=options.username)
+                if item is None:
+                    continue
+                created = item.published_at.timestamp() if item.published_at else None
+                if since is not None and created is not None and created < since:
+                    reached_known = True
+                    continue
+                items.setdefault(item.external_id, item)
+                if created is not None and (newest is None or created > newest):
+                    newest = created
+            after = text_of(data, "data", "after")
+            if since is None or reached_known or not after or len(children) < PAGE_LIMIT:
+                break
+        return newest, wait
 
     async def refresh(self, ctx: PollContext, options: RedditOptions, external_ids: list[str]) -> list[Item]:
         """Current score and comment count of posts by fullname (`/api/info`, 100 per call)."""
