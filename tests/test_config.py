@@ -135,7 +135,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
     full_env = {**os.environ, "VEILLE_LANG": "en", **(env or {})}
     return subprocess.run([sys.executable, "-m", "veille", *args], capture_output=True, text=True, env=full_env,
-                          cwd=ROOT, timeout=60)
+                          check=False, cwd=ROOT, timeout=60)
 
 
 def test_config_check_exits_2_listing_all_problems(tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ def test_concurrent_inserts_of_same_hit_give_one_row(engine: Engine) -> None:
             for _ in range(5):
                 with write_tx(engine) as conn:
                     store_items(conn, source, [item(f"id-{n}") for n in range(20)], NOW)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:  # collected for the assertion
             errors.append(exc)
 
     threads = [threading.Thread(target=insert) for _ in range(4)]

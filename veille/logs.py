@@ -35,5 +35,5 @@ def setup_logging(level: str = "INFO", *, redactor: Redactor | None = None) -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "telegram.ext", "hpack", "alembic", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "telegram.ext", "hpack", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
