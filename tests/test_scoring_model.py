@@ -57,14 +57,29 @@ def test_read_tsv_accepts_the_shared_format_and_reports_bad_lines(tmp_path: Path
 def test_training_learns_the_agency_vocabulary_and_keeps_other_languages(tmp_path: Path) -> None:
     base = LinearModel.from_bytes(bundled_model_bytes())
     model, report = train_model(FR_ROWS, base=base)
-    assert report["fr"] == f"trained on {len(FR_ROWS)} rows"
-    assert report["en"].startswith("kept the previous model")
+    assert report["fr"] == f"trained on {len(FR_ROWS)} rows, on top of the base model"
+    assert report["en"].startswith("kept the base model")
     assert model.heads["en"] is base.heads["en"]
+    assert model.heads["fr"].prior is base.heads["fr"]
     path = tmp_path / "m.json.gz"
     model.save(path)
+    again = LinearModel.load(path)
+    assert again.heads["fr"].prior is not None and again.heads["fr"].prior.rows == base.heads["fr"].rows
     scorer = load_scorer(SentimentSettings(model_path=str(path)))
     assert scorer.score_batch(["pizza zorglub"])[0].label is NEG
     assert scorer.score_batch(["Worst service ever, avoid"])[0].label is NEG
+    # What the bundled model knew is still there: the agency's 42 posts did not replace it.
+    assert scorer.score_batch(["Service lamentable, je suis très déçu"])[0].label is NEG
+
+
+def test_retraining_never_stacks_heads() -> None:
+    base = LinearModel.from_bytes(bundled_model_bytes())
+    first, _ = train_model(FR_ROWS, base=base)
+    second, _ = train_model(FR_ROWS, base=first)
+    assert second.heads["fr"].prior is base.heads["fr"]
+    scratch, report = train_model(FR_ROWS, base=base, on_top=False)
+    assert scratch.heads["fr"].prior is None
+    assert report["fr"] == f"trained on {len(FR_ROWS)} rows"
 
 
 def test_too_few_rows_is_refused_without_a_base() -> None:

@@ -117,6 +117,7 @@ def test_label_then_train_uses_the_correction(cli, runner: CliRunner, configured
     assert "1 correction" in result.output
     model = LinearModel.load(target)
     assert model.heads["fr"].rows == 46  # 45 lines of the file + 1 correction
+    assert model.heads["fr"].prior is not None and model.heads["fr"].prior.rows > 1000  # on top of bundled
     assert model.heads["en"].rows > 40_000  # kept from the bundled model
     scored = runner.invoke(cli, ["score", "--config", str(config), "zorglub"])
     assert lines(scored.output)[0]["label"] == "neg"

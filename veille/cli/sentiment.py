@@ -136,16 +136,21 @@ def sentiment_group() -> None:
               help="Où écrire le modèle (défaut : sentiment-model.json.gz dans le dossier de données, "
                    "$VEILLE_HOME ou à côté de la base SQLite), que le démon préfère au modèle livré.")
 @click.option("--no-labels", is_flag=True, help="N'ajoute pas les corrections enregistrées avec `veille label`.")
+@click.option("--from-scratch", is_flag=True,
+              help="Entraîne sur vos seules données, sans s'appuyer sur le modèle livré.")
 @config_option
 @lang_option
-def train(tsv: Path, output: Path | None, no_labels: bool, config_file: str | None, ui_lang: str | None) -> None:
+def train(tsv: Path, output: Path | None, no_labels: bool, from_scratch: bool, config_file: str | None,
+          ui_lang: str | None) -> None:
     """Réentraîne le modèle sur FICHIER.tsv (id, lang, label, texte) plus vos corrections.
 
     Même format que les données partagées : une ligne d'en-tête puis
-    id<TAB>lang<TAB>label<TAB>texte, avec lang fr/en et label neg/neu/pos. Une langue avec
-    moins de 30 lignes garde le modèle actuel. Redémarrez le démon pour qu'il le charge.
+    id<TAB>lang<TAB>label<TAB>texte, avec lang fr/en et label neg/neu/pos. Le nouveau modèle
+    s'ajoute au modèle livré (sauf --from-scratch) ; une langue avec moins de 30 lignes garde
+    le modèle livré. Redémarrez le démon pour qu'il le charge.
     """
-    from veille.scoring.loader import default_data_dir, load_linear_model, trained_model_path
+    from veille.scoring.linear import LinearModel
+    from veille.scoring.loader import bundled_model_bytes, default_data_dir, trained_model_path
     from veille.scoring.training import Example, TrainingDataError, read_tsv, train_model
 
     config = _optional_config(config_file)
@@ -165,11 +170,11 @@ def train(tsv: Path, output: Path | None, no_labels: bool, config_file: str | No
         used_labels = [row.label_id for row in corrections]
     directory = default_data_dir(config.database_url if config else None)
     target = output or trained_model_path(directory)
-    base, origin = load_linear_model(config.sentiment if config else SentimentSettings(), directory)
+    base = LinearModel.from_bytes(bundled_model_bytes())
+    card = (f"Retrained by `veille sentiment train` on {tsv.name} plus {len(used_labels)} correction(s)"
+            + ("." if from_scratch else ", on top of the bundled model (see its MODEL_CARD.txt)."))
     try:
-        model, report = train_model(examples, base=base, card=f"Retrained by `veille sentiment train` on "
-                                    f"{tsv.name} plus {len(used_labels)} correction(s); other languages "
-                                    f"from {origin}.")
+        model, report = train_model(examples, base=base, card=card, on_top=not from_scratch)
     except TrainingDataError as exc:
         fail(f"veille: {exc}", 2)
     model.meta = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "file": tsv.name,
@@ -185,6 +190,11 @@ def train(tsv: Path, output: Path | None, no_labels: bool, config_file: str | No
                         "Redémarrez le démon pour l'utiliser.",
                   f"Model written to {target} ({len(used_labels)} correction(s) included). "
                   "Restart the daemon to use it."))
+    if output is not None and output.resolve() != trained_model_path(directory).resolve():
+        click.echo(tr(lang, f'Ce n\'est pas l\'emplacement par défaut : ajoutez model_path = "{target}" '
+                            "dans la section [sentiment] de la configuration pour que le démon le charge.",
+                      f'Not the default location: add model_path = "{target}" to the [sentiment] section '
+                      "of the config so that the daemon loads it."))
 
 
 @click.command()

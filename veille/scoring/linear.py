@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import numpy as np
 
 from veille.models import SentimentLabel
 from veille.scoring.features import Batch, Vectorizer
+from veille.scoring.rules import Evidence
+from veille.scoring.text import Parsed
 
 FORMAT = "veille-sentiment-linear"
 VERSION = 1
@@ -44,6 +47,9 @@ class Head:
     vectorizer: Vectorizer
     weights: np.ndarray  # (n_features, 3), the last row is the bias
     rows: int = 0  # training rows, for the model card
+    # A user's head is trained on top of the bundled one: their scores add up (a product of
+    # experts), so 60 labelled posts sharpen the bundled model instead of replacing it.
+    prior: Head | None = None
     _centered: np.ndarray | None = None
 
     @property
@@ -52,6 +58,13 @@ class Head:
         if self._centered is None:
             self._centered = self.weights - self.weights.mean(axis=1, keepdims=True)
         return self._centered
+
+    def score(self, parsed: Sequence[Parsed], evidence: Sequence[Evidence]) -> np.ndarray:
+        """(documents x 3) logits of this head plus its prior's."""
+        logits = self.logits(self.vectorizer.transform(parsed, evidence))
+        if self.prior is not None:
+            logits += self.prior.score(parsed, evidence)
+        return logits
 
     def logits(self, batch: Batch) -> np.ndarray:
         """(documents x 3) scores: a weighted bincount per class, no Python loop over features."""
@@ -74,15 +87,7 @@ class LinearModel:
         doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "card": self.card, "meta": self.meta,
                                "classes": [c.value for c in CLASSES], "heads": {}}
         for lang, head in self.heads.items():
-            vec = head.vectorizer
-            vocab = sorted(vec.vocabulary, key=vec.vocabulary.__getitem__)
-            doc["heads"][lang] = {
-                "vocabulary": vocab,
-                "idf": _encode(np.asarray(vec.idf)),
-                "weights": _encode(head.weights),
-                "n_features": int(head.weights.shape[0]),
-                "rows": head.rows,
-            }
+            doc["heads"][lang] = _head_doc(head)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as out:
@@ -108,13 +113,7 @@ class LinearModel:
                 raise ModelFileError(f"model format version {doc.get('version')} is not supported")
             heads = {}
             for lang, raw in doc["heads"].items():
-                vocab = {word: i for i, word in enumerate(raw["vocabulary"])}
-                idf = _decode(raw["idf"], (len(vocab),))
-                vectorizer = Vectorizer(vocab, idf)
-                weights = _decode(raw["weights"], (raw["n_features"], len(CLASSES)))
-                if weights.shape[0] != vectorizer.n_features:
-                    raise ModelFileError(f"head {lang!r} does not match this version's features")
-                heads[lang] = Head(vectorizer, weights, int(raw.get("rows", 0)))
+                heads[lang] = _head_from_doc(lang, raw)
         except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, ModelFileError):
                 raise
@@ -122,3 +121,29 @@ class LinearModel:
         if not heads:
             raise ModelFileError("the model has no language head")
         return cls(heads, str(doc.get("card", "")), dict(doc.get("meta", {})))
+
+
+def _head_doc(head: Head) -> dict[str, Any]:
+    vec = head.vectorizer
+    doc: dict[str, Any] = {
+        "vocabulary": sorted(vec.vocabulary, key=vec.vocabulary.__getitem__),
+        "idf": _encode(np.asarray(vec.idf)),
+        "weights": _encode(head.weights),
+        "n_features": int(head.weights.shape[0]),
+        "rows": head.rows,
+    }
+    if head.prior is not None:
+        doc["prior"] = _head_doc(head.prior)
+    return doc
+
+
+def _head_from_doc(lang: str, raw: dict[str, Any], depth: int = 0) -> Head:
+    if depth > 3:
+        raise ModelFileError(f"head {lang!r} nests too many priors")
+    vocab = {word: i for i, word in enumerate(raw["vocabulary"])}
+    vectorizer = Vectorizer(vocab, _decode(raw["idf"], (len(vocab),)))
+    weights = _decode(raw["weights"], (raw["n_features"], len(CLASSES)))
+    if weights.shape[0] != vectorizer.n_features:
+        raise ModelFileError(f"head {lang!r} does not match this version's features")
+    prior = _head_from_doc(lang, raw["prior"], depth + 1) if raw.get("prior") else None
+    return Head(vectorizer, weights, int(raw.get("rows", 0)), prior)

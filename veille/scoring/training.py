@@ -128,10 +128,13 @@ class Trainer:
 
 
 def train_model(examples: Sequence[Example], *, base: LinearModel | None = None,
-                options: dict[str, Options] | None = None, card: str = "") -> tuple[LinearModel, dict[str, str]]:
+                options: dict[str, Options] | None = None, card: str = "",
+                on_top: bool = True) -> tuple[LinearModel, dict[str, str]]:
     """One head per language with enough rows; other languages keep `base`'s head.
 
-    Returns the model and, per language, what happened ("trained on 812 rows", "kept bundled").
+    With `on_top`, a new head is trained on top of `base`'s head for that language (their
+    scores add up), so a few dozen labelled posts refine the base model rather than replace it.
+    Returns the model and, per language, what happened ("trained on 812 rows", "kept ...").
     """
     options = {**DEFAULT_OPTIONS, **(options or {})}
     heads: dict[str, Head] = {}
@@ -144,11 +147,17 @@ def train_model(examples: Sequence[Example], *, base: LinearModel | None = None,
         rows = by_lang.get(lang, [])
         classes = {e.label for e in rows}
         if len(rows) >= MIN_ROWS and len(classes) >= 2:
-            heads[lang] = Trainer(options[lang]).head(rows)
-            report[lang] = f"trained on {len(rows)} rows"
+            head = Trainer(options[lang]).head(rows)
+            if on_top and base is not None and lang in base.heads:
+                below = base.heads[lang]
+                head.prior = below.prior or below  # never stack a retrained head on an older one
+                report[lang] = f"trained on {len(rows)} rows, on top of the base model"
+            else:
+                report[lang] = f"trained on {len(rows)} rows"
+            heads[lang] = head
         elif base is not None and lang in base.heads:
             heads[lang] = base.heads[lang]
-            report[lang] = f"kept the previous model ({len(rows)} rows, need {MIN_ROWS} with 2 labels)"
+            report[lang] = f"kept the base model ({len(rows)} rows, need {MIN_ROWS} with 2 labels)"
     if not heads:
         raise TrainingDataError(f"not enough labelled rows: need at least {MIN_ROWS} in French or English")
     return LinearModel(heads, card), report
