@@ -21,7 +21,7 @@ from veille.scoring.lexicon import (
     Resources,
     fold,
 )
-from veille.scoring.text import EMOJI, HASHTAG, PUNCT, Parsed
+from veille.scoring.text import EMOJI, HASHTAG, PUNCT, Parsed, Token
 
 _NEGATORS = NEGATORS_FR | NEGATORS_EN
 BEFORE_CONTRAST, AFTER_CONTRAST = 0.5, 1.5
@@ -191,7 +191,7 @@ class Rules:
                 return len(words), value
         return None
 
-    def _context(self, tokens: list, i: int, value: float) -> tuple[float, str]:
+    def _context(self, tokens: list[Token], i: int, value: float) -> tuple[float, str]:
         """Apply the boosters and the negator found in the few words before position i."""
         scale = 1.0
         negator = ""
