@@ -289,6 +289,8 @@ def describe_secrets(config: Config, environ: Mapping[str, str] | None = None) -
 
     rows = [("telegram.token_env", config.telegram.token_env, bool(read_secret(config.telegram.token_env, environ)))]
     for source in config.sources:
+        if not source.enabled:
+            continue
         for name in getattr(source.options, "secret_env", ()):
             rows.append((f"sources.{source.key}", name, bool(read_secret(name, environ))))
     return rows

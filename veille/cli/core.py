@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
@@ -195,7 +196,8 @@ def config_check(config_file: str | None, show: bool) -> None:
     for source in config.sources:
         url = getattr(source.options, "url", None)
         if isinstance(url, str):
-            reason = check_url_static(url, allow_private=config.http.allow_private_addresses)
+            http_url = re.sub(r"^ws(s?):", r"http\1:", url)  # websockets: same address rules
+            reason = check_url_static(http_url, allow_private=config.http.allow_private_addresses)
             if reason:
                 problems.append(f"sources.{source.key}.url: {reason} (set [http] allow_private_addresses = true "
                                 "only for lab or local feeds)")
