@@ -336,6 +336,9 @@ class Pipeline:
                                     next_poll_at=next_poll_at)
         log.warning("source %s failed (%s, %d in a row): %s; next poll %s", source.key, error.kind.value,
                     errors, error.message, next_poll_at.isoformat(timespec="seconds"))
+        if status is SourceStatus.GONE and runtime.status is not SourceStatus.GONE:
+            log.error("source %s is gone (%s): remove it from the config or fix its URL; still retried every %s",
+                      source.key, error.message, self.config.daemon.max_backoff)
         notice_at = runtime.failing_notice_at
         if notice_at is None and now - failing_since >= self.config.daemon.failing_notice_after:
             log.error("source %s has been failing since %s (%s): check it with `veille sources --broken`",
