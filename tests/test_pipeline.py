@@ -199,3 +199,26 @@ async def test_failed_commit_does_not_advance_etag(
     assert result is not None and result.new_hits == 6
     assert "If-None-Match" not in server.requests_to("/feed")[1].headers
     assert pipeline.storage_ok
+
+
+async def test_gone_source_backs_off_to_the_cap_and_long_failures_are_noticed_once(
+        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    server.route("/gone", Response(410, b"gone"))
+    server.route("/down", Response(503, b"down"))
+    config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/gone"), server.url("/down")]})
+    pipeline = await started(config, http, clock)
+    gone, down = sorted(pipeline.runtimes)
+    result = await pipeline.poll(gone)
+    assert result is not None and result.error is not None and result.error.kind is ErrorKind.GONE
+    assert pipeline.runtimes[gone].status is SourceStatus.GONE
+    assert pipeline.runtimes[gone].next_poll_at >= clock.now() + timedelta(hours=24)  # type: ignore[operator]
+    notices = 0
+    for _ in range(12):  # seven hours of failures, polled whenever due
+        clock.advance(3600)
+        pipeline.runtimes[down].next_poll_at = None
+        await pipeline.poll(down)
+        notices = sum("has been failing since" in r.getMessage() for r in caplog.records)
+    await pipeline.stop()
+    assert notices == 1
+    assert pipeline.runtimes[down].failing_notice_at is not None
