@@ -218,8 +218,14 @@ async def test_b11_token_never_in_logs_errors_or_tracebacks(fake: FakeTelegram, 
     caplog.set_level(logging.DEBUG)
     logging.getLogger().setLevel(logging.DEBUG)
     n = TelegramNotifier(settings_for(fake), fake.token, engine=engine)
-    await n.start()
-    await n.send(note(), str(CHAT))
+    httpx_logger = logging.getLogger("httpx")
+    httpx_logger.setLevel(logging.DEBUG)  # even if someone turns httpx's URL logging back on
+    try:
+        await n.start()
+        await n.send(note(), str(CHAT))
+    finally:
+        httpx_logger.setLevel(logging.WARNING)
+    assert "HTTP Request: POST" in caplog.text and "/bot***/sendMessage" in caplog.text  # logged, redacted
     fake.fail_next("sendMessage", Failure.server(500))
     errors: list[BaseException] = []
     try:
@@ -273,3 +279,12 @@ def test_pacer_timeline_on_a_fake_clock() -> None:
     times = asyncio.run(run())
     assert [round(t - times[0], 3) for t in times] == [0.0, 1.2, 2.4]
     assert time.monotonic() > 0
+
+
+async def test_j4_telegram_down_at_boot_does_not_stop_the_start() -> None:
+    down = TelegramNotifier(TelegramSettings(api_base_url="http://127.0.0.1:9/bot", request_timeout=1.0),
+                            "123:abcdefabcdef")
+    await down.start()  # logged, not raised: polling and storage go on
+    with pytest.raises(NotifyRetryable):
+        await down.send(note(), str(CHAT))
+    await down.aclose()

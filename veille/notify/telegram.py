@@ -318,7 +318,11 @@ class TelegramNotifier:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Check the token (getMe). NotifierAuthFailed on 401/404: the daemon exits non-zero (B5)."""
+        """Check the token (getMe). NotifierAuthFailed on 401/404: the daemon exits non-zero (B5).
+
+        Any other failure (network, 5xx) is logged and start returns: the token is checked again by
+        the first send, and alerts wait in the outbox.
+        """
         if self._initialized:
             return
         try:
@@ -327,7 +331,10 @@ class TelegramNotifier:
             error = classify(exc)
             if isinstance(error, NotifierAuthFailed):
                 await self._auth_failed()
-            raise error from None
+                raise error from None
+            # Telegram unreachable at boot (J4): keep going; alerts queue in the outbox meanwhile.
+            log.warning("telegram.start_deferred", extra={"error": error.message})
+            return
         self._initialized = True
         self.username = self.bot.username
         log.info("telegram.ready", extra={"bot": self.username})
