@@ -90,6 +90,16 @@ def test_g_after_a_number_is_grams(tokenizer: Tokenizer) -> None:
     assert norms(tokenizer, "g adoré")[:2] == ["j'", "ai"]
 
 
+@pytest.mark.parametrize(("text", "label"), [
+    ("jpp de ce SAV, tjrs pas de réponse", SentimentLabel.NEG),
+    ("ce burger c'est une tuerie", SentimentLabel.POS),
+    ("le concert était de la bombe 🔥", SentimentLabel.POS),
+    ("chuis vnr, livraison ratée", SentimentLabel.NEG),
+])
+def test_french_slang(scorer, text: str, label: SentimentLabel) -> None:
+    assert one(scorer, text).label is label
+
+
 def test_missing_accents_still_hit_the_lexicon(scorer) -> None:
     result = one(scorer, "tres decu, le plat etait degueu")
     assert result.label is SentimentLabel.NEG
