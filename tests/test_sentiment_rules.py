@@ -274,3 +274,14 @@ def test_importing_scoring_does_no_work() -> None:
             "print(sorted(m for m in ('numpy', 'sklearn', 'veille.scoring.default') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_scoring_from_worker_threads_gives_the_same_verdicts(scorer) -> None:
+    """The daemon scores in a worker thread; the caches must not mix texts up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [SMS, "Service lamentable", "trop bien", "Great pizza", "😡", "ça m'a plu", "pas terrible"] * 30
+    expected = scorer.score_batch(texts)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        batches = list(pool.map(scorer.score_batch, [texts] * 8))
+    assert all(batch == expected for batch in batches)
