@@ -288,3 +288,27 @@ async def test_j4_telegram_down_at_boot_does_not_stop_the_start() -> None:
     with pytest.raises(NotifyRetryable):
         await down.send(note(), str(CHAT))
     await down.aclose()
+
+
+async def test_busy_database_never_turns_a_delivered_alert_into_a_failure(fake: FakeTelegram, engine: Engine) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    broken = {"on": True}
+
+    @event.listens_for(engine, "begin")
+    def _refuse_writes(connection) -> None:  # type: ignore[no-untyped-def]
+        if broken["on"] and connection.info.get("veille_begin") == "IMMEDIATE":
+            raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+
+    n = TelegramNotifier(settings_for(fake, per_chat_interval=0.0), fake.token, engine=engine)
+    delivery = await n.send(note(), str(CHAT))  # buttons cannot be stored: sent without them
+    [call] = fake.sent_to(CHAT)
+    assert delivery.message_ids and "reply_markup" not in call.params
+    fake.fail_next("sendMessage", Failure.flood(5))
+    with pytest.raises(NotifyRateLimited):
+        await n.send(note(43), str(CHAT))
+    with pytest.raises(NotifyRateLimited):  # the wait is still kept in memory
+        await n.send(note(44), str(CHAT))
+    broken["on"] = False
+    await n.aclose()

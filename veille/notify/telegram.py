@@ -46,6 +46,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from veille.clock import Clock, SystemClock, utc
+from veille.errors import StorageError
 from veille.notify.base import (
     Delivery,
     Notification,
@@ -438,7 +439,8 @@ class TelegramNotifier:
                 moved = True
                 log.warning("telegram.chat_migrated", extra={"address": address, "old": chat_id, "new": new_chat})
                 if self._engine is not None:
-                    await self._db(store.move_route, address, new_chat, self._clock.now())
+                    await self._db_soft("telegram.route_not_saved", None, store.move_route, address, new_chat,
+                                        self._clock.now())
                 chat_id = new_chat
                 outgoing = await self._prepare(chat_id, notifications, html_mode=outgoing.rendered.html)
             except BadRequest as exc:
@@ -458,7 +460,8 @@ class TelegramNotifier:
         elif isinstance(error, RecipientGone):
             first_time = True
             if self._engine is not None:
-                first_time = await self._db(store.mark_route_gone, address, error.message, self._clock.now())
+                first_time = await self._db_soft("telegram.route_not_saved", True, store.mark_route_gone, address,
+                                                 error.message, self._clock.now())
             if first_time:
                 log.error("telegram.recipient_gone", extra={"address": address, "chat": chat_id})
         elif isinstance(error, NotifierAuthFailed):
@@ -473,7 +476,7 @@ class TelegramNotifier:
         until = now + timedelta(seconds=seconds)
         self._retry_until = max(until, self._retry_until) if self._retry_until else until
         if self._engine is not None:
-            await self._db(store.set_state, store.RETRY_UNTIL, until, None, now)
+            await self._db_soft("telegram.wait_not_saved", None, store.set_state, store.RETRY_UNTIL, until, None, now)
         log.warning("telegram.flood_wait", extra={"retry_after": seconds})
 
     async def _auth_failed(self) -> None:
@@ -481,7 +484,8 @@ class TelegramNotifier:
         self._auth_failed_until = now + self.settings.auth_recheck
         log.error("telegram.auth_failed", extra={"retry_at": self._auth_failed_until.isoformat()})
         if self._engine is not None:
-            await self._db(store.set_state, store.AUTH_FAILED, self._auth_failed_until, "401", now)
+            await self._db_soft("telegram.auth_state_not_saved", None, store.set_state, store.AUTH_FAILED,
+                                self._auth_failed_until, "401", now)
 
     async def _prepare(self, chat_id: str, notifications: list[Notification], *, html_mode: bool) -> _Outgoing:
         max_parts = self.settings.max_parts
@@ -494,10 +498,13 @@ class TelegramNotifier:
             return _Outgoing(rendered, None, None)
         first = notifications[0]
         now = self._clock.now()
-        row, tokens = await self._db(partial(
+        created = await self._db_soft("telegram.buttons_unavailable", None, partial(
             store.create_message, chat_id=chat_id, incident_id=first.incident_id if len(notifications) == 1 else None,
             client_id=first.client_id if len(notifications) == 1 else None, tag=first.tag, lang=first.lang,
             buttons=buttons, expires_at=now + self.settings.callback_ttl, now=now))
+        if created is None:  # the alert matters more than its buttons: send it without them
+            return _Outgoing(rendered, None, None)
+        row, tokens = created
         rows: list[list[InlineKeyboardButton]] = []
         lang = first.lang
         if len(notifications) == 1:
@@ -542,7 +549,8 @@ class TelegramNotifier:
                     link_preview_options=LinkPreviewOptions(is_disabled=True))
             ids.append(str(message.message_id))
             if last and outgoing.message_row is not None and self._engine is not None:
-                await self._db(partial(store.set_message_sent, row_id=outgoing.message_row,
+                await self._db_soft("telegram.message_not_recorded", None, partial(
+                                       store.set_message_sent, row_id=outgoing.message_row,
                                        chat_id=str(message.chat_id), message_id=str(message.message_id),
                                        text=part, parse_mode=parse_mode))
         return ids
@@ -570,6 +578,14 @@ class TelegramNotifier:
         except TelegramError as exc:
             log.warning("telegram.edit_failed", extra={"chat": chat_id, "error": classify(exc).message})
             return False
+
+    async def _db_soft(self, event: str, default: T, func: Callable[..., T], *args: Any) -> T:
+        """A write that must not turn a delivered alert into a failed one (busy or read-only DB)."""
+        try:
+            return await self._db(func, *args)
+        except StorageError as exc:
+            log.warning(event, extra={"error": str(exc)})
+            return default
 
     async def _db(self, func: Callable[..., T], *args: Any) -> T:
         """Run a store function (engine first) in a thread: SQLite waits must not block the loop."""
