@@ -92,7 +92,7 @@ class Components:
 def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = True) -> Components:
     """Open the database (refusing a schema that is behind or ahead), load the scorer, wire the pipeline."""
     from veille.feeds.parsepool import FeedParsePool
-    from veille.scoring import load_scorer
+    from veille.scoring import default_data_dir, load_scorer
 
     clock = clock or SystemClock()
     quiet_http_loggers()
@@ -112,7 +112,8 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
     hooks: PipelineHooks | None = None
     if with_alerting and config.alerting.enabled:
         hooks = build_alerting(config, engine, clock, components)
-    components.pipeline = Pipeline(config, engine, clock, http, scorer=load_scorer(config.sentiment), hooks=hooks,
+    components.pipeline = Pipeline(config, engine, clock, http, scorer=load_scorer(config.sentiment, data_dir=default_data_dir(config.database_url)),
+                                   hooks=hooks,
                                    parse_feed=parse_feed)
     components.pipeline.load()
     return components
