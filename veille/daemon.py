@@ -112,8 +112,8 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
     hooks: PipelineHooks | None = None
     if with_alerting and config.alerting.enabled:
         hooks = build_alerting(config, engine, clock, components)
-    components.pipeline = Pipeline(config, engine, clock, http, scorer=load_scorer(config.sentiment, data_dir=default_data_dir(config.database_url)),
-                                   hooks=hooks,
+    scorer = load_scorer(config.sentiment, data_dir=default_data_dir(config.database_url))
+    components.pipeline = Pipeline(config, engine, clock, http, scorer=scorer, hooks=hooks,
                                    parse_feed=parse_feed)
     components.pipeline.load()
     return components
