@@ -343,9 +343,25 @@ async def test_poll_waits_out_flood_and_survives_bad_token(h: Harness, fake: Fak
     fake.fail_next("getUpdates", Failure.flood(3))
     await h.poll()
     assert h.slept == [3.5]
+    before = len(fake.calls_to("getUpdates"))
+    await h.poll()  # still inside the persisted flood wait: no request at all (B8)
+    assert len(fake.calls_to("getUpdates")) == before and 2.0 < h.slept[-1] <= 3.0
+    h.notifier._retry_until = None
+    from veille.store import telegram as tg_store
+
+    tg_store.clear_state(h.bot._engine, tg_store.RETRY_UNTIL, NOW)  # type: ignore[arg-type]
     fake.fail_next("getUpdates", Failure.unauthorized())
     await h.poll()
     assert h.slept[-1] == 600.0
+
+
+async def test_a_gone_route_comes_back_when_its_user_writes(h: Harness, engine: Engine) -> None:
+    from veille.store import telegram as tg_store
+
+    tg_store.mark_route_gone(engine, str(ALICE), "blocked", NOW)
+    h.fake.push_message(ALICE, ALICE, "/help")
+    await h.poll()
+    assert not tg_store.get_route(engine, str(ALICE)).gone
 
 
 async def test_run_loop_stops(h: Harness) -> None:

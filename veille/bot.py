@@ -38,6 +38,7 @@ from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError, Ti
 
 from veille.clock import Clock, SystemClock, utc
 from veille.durations import format_duration, parse_duration
+from veille.errors import StorageError
 from veille.notify.telegram import TelegramNotifier, classify, retry_after_seconds
 from veille.notify.telegram_render import escape, safe_link, utf16_len
 from veille.notify.telegram_render import text as label
@@ -270,8 +271,11 @@ class TelegramBot:
 
     async def poll_once(self, stop: asyncio.Event | None = None) -> int:
         """One getUpdates round; returns the number of updates handled."""
+        paused = await self.notifier.paused_for()
+        if paused > 0:
+            await self._wait(paused, stop)  # no request to Telegram during a flood wait (B8)
+            return 0
         try:
-            await self.notifier.wait_if_paused()
             updates = await self.notifier.bot.get_updates(
                 offset=self.state.offset, timeout=self._poll_timeout,
                 allowed_updates=["message", "callback_query"])
@@ -342,6 +346,7 @@ class TelegramBot:
             if command == "start" and chat.type == "private" and self._stranger_reply.allow(user.id):
                 await self.notifier.reply(chat.id, escape(self.t("start_stranger", chat=chat.id, user=user.id)))
             return
+        await self._restore_route(chat.id)
         if not self._commands.allow(user.id):
             if self._flood_notice.allow(user.id):
                 await self.notifier.reply(chat.id, escape(self.t("flood")))
@@ -365,6 +370,18 @@ class TelegramBot:
         contacts: tuple[TelegramContact, ...] = self.settings.contacts_for_user(user_id)
         clients = tuple(c for c in self.client_ids if any(contact.sees(c) for contact in contacts))
         return Caller(chat_id, user_id, name, contacts[0].name if contacts else str(user_id), clients)
+
+    async def _restore_route(self, chat_id: int) -> None:
+        """An allowed person writes from a chat marked gone (B3): they unblocked the bot, send again."""
+        if self._engine is None:
+            return
+        try:
+            route = await asyncio.to_thread(store.get_route, self._engine, str(chat_id))
+            if route.gone and await asyncio.to_thread(store.restore_route, self._engine, str(chat_id),
+                                                      self._clock.now()):
+                log.warning("bot.route_restored", extra={"chat": chat_id})
+        except StorageError:
+            pass  # tried again on the next command
 
     def _log_refusal(self, chat_id: int, user_id: int | None, what: str) -> None:
         if self._refusal_log.allow((chat_id, user_id)) and self._refusal_log_total.allow("all"):

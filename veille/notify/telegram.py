@@ -397,14 +397,15 @@ class TelegramNotifier:
         assert entry.delivery is not None
         return entry.delivery
 
-    async def wait_if_paused(self) -> None:
-        """For the command poller: sleep through a flood wait (B8) instead of failing."""
+    async def paused_for(self) -> float:
+        """Seconds left of a flood wait (B8), for the command poller; 0 when none."""
         try:
             await self._check_paused()
         except NotifyRateLimited as exc:
-            await self._sleep(exc.retry_after)
+            return exc.retry_after
         except NotifierAuthFailed:
-            return  # the poller's own getUpdates probe reports it
+            return 0.0  # the poller's own getUpdates probe reports it
+        return 0.0
 
     async def _check_paused(self) -> None:
         now = self._clock.now()
