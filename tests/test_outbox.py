@@ -305,3 +305,19 @@ async def test_console_notifier_prints_french_and_strips_control_characters() ->
     quiet = io.StringIO()
     await ConsoleNotifier(quiet, show_silent=False).send(replace(note, silent=True), "")
     assert quiet.getvalue() == ""
+
+
+async def test_finished_rows_are_purged_after_retention_pending_never(engine: Engine) -> None:
+    clock = FakeClock(DAY)
+    fake = FakeNotifier(clock=clock)
+    d = dispatcher(engine, clock, {"fake": fake})
+    enqueue(engine, clock, incident=1)
+    await d.pump()  # sent
+    (waiting,) = enqueue(engine, clock, incident=2)
+    fake.fail_next(1, NotifyRateLimited("429", retry_after=10**7))
+    await d.pump()  # still pending
+    clock.advance(31 * 86400)
+    with write_tx(engine) as conn:
+        assert store.purge_outbox(conn, clock.now() - timedelta(days=30)) == 1
+    with read_conn(engine) as conn:
+        assert [r.id for r in store.outbox_rows(conn)] == [waiting]

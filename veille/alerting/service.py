@@ -51,7 +51,8 @@ from veille.store import alerts as store
 from veille.store.engine import write_tx
 
 log = logging.getLogger("veille.alerting")
-RETENTION = timedelta(days=14)
+RETENTION = timedelta(days=14)  # per-hit risk rows: longer than any spike baseline
+OUTBOX_RETENTION = timedelta(days=30)  # finished outbox rows (`veille alerts` shows their deliveries)
 TICK_SECONDS = 1.0  # group_wait and escalations fire within a second of their due time
 CLOCK_STEP_WARNING = timedelta(minutes=2)
 RESYNC_AFTER = timedelta(hours=3)  # wall ahead of monotonic by more than this: a suspend, not a step
@@ -203,6 +204,7 @@ class AlertingService:
             self._evaluate(conn, incident, ctx, now)
         self._digests(conn, now)
         store.purge_alert_hits(conn, now - RETENTION)
+        store.purge_outbox(conn, now - OUTBOX_RETENTION)
         return self._next_due(conn, now, ctx, [i for i in active if i.active])
 
     async def run(self, stop: asyncio.Event) -> None:

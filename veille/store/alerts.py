@@ -351,6 +351,13 @@ def mark_dead(conn: Connection, row_id: int, token: str, error: str) -> bool:
         state="dead", last_error=error[:500], lease_owner=None, lease_until=None)).rowcount == 1
 
 
+def purge_outbox(conn: Connection, before: datetime, *, batch: int = 1000) -> int:
+    """Forget finished rows (sent, dead, cancelled) older than `before`, a batch at a time (G10)."""
+    ids = (select(outbox.c.id).where(outbox.c.state.in_(("sent", "dead", "cancelled")), outbox.c.created_at < before)
+           .limit(batch).scalar_subquery())
+    return conn.execute(delete(outbox).where(outbox.c.id.in_(ids))).rowcount
+
+
 def cancel_pending(conn: Connection, incident_id: int, kinds: Sequence[str]) -> int:
     """An ack cancels escalations and repeats that were queued but not yet sent (C6)."""
     result = conn.execute(update(outbox).where(
