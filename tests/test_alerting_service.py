@@ -312,3 +312,22 @@ async def test_run_ticks_dispatches_and_stops_within_grace(engine: Engine) -> No
     await asyncio.wait_for(task, timeout=8)
     assert [s.address for s in fake.sent] == ["chat-manager"]
     assert service.health()["outbox"] == {"sent": 1} and service.last_tick_at is not None
+
+
+def test_a_post_that_keeps_spreading_keeps_its_incident_open(engine: Engine) -> None:
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    first = hit(clock)
+    feed(service, engine, first)
+    for step in range(1, 9):  # 8 x 20 min: 2h40 of growth, past resolve_after (2h) since first seen
+        clock.advance(1200)
+        feed(service, engine, hit(clock, first.text, hit_id=first.id, reposts=40 * step))
+        service.tick()
+    with read_conn(engine) as conn:
+        (incident,) = store.list_incidents(conn)
+    assert incident.status is not Status.RESOLVED
+    clock.advance(2 * 3600 + 60)  # growth stops: resolved resolve_after later
+    service.tick()
+    with read_conn(engine) as conn:
+        (incident,) = store.list_incidents(conn)
+    assert incident.status is Status.RESOLVED

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("hit_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False),
         sa.Column("client_id", sa.String(length=40), nullable=False),
         sa.Column("seen_at", veille.store.schema.UtcDateTime(), nullable=False),
+        sa.Column("active_at", veille.store.schema.UtcDateTime(), nullable=False),
         sa.Column("published_at", veille.store.schema.UtcDateTime(), nullable=True),
         sa.Column("source_kind", sa.String(length=40), nullable=False),
         sa.Column("author", sa.String(length=300), nullable=True),

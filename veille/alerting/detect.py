@@ -40,6 +40,11 @@ class HitRow:
     text_key: str
     negative: bool
     risk: float
+    active_at: datetime | None = None  # last time its engagement grew (defaults to seen_at)
+
+    @property
+    def last_active(self) -> datetime:
+        return max(self.seen_at, self.active_at or self.seen_at)
 
 
 def _distinct_texts(rows: Sequence[HitRow]) -> int:
@@ -67,7 +72,7 @@ def detect(client_id: str, rows: Sequence[HitRow], new_hits: Sequence[int], sett
                           window=settings.spike_window, baseline_span=settings.spike_baseline,
                           p_value=settings.spike_p_value, floor=settings.spike_min_negative)
     hot_since = now - settings.resolve_after
-    risky = sorted((r for r in rows if r.seen_at >= hot_since and r.risk >= settings.risk_threshold),
+    risky = sorted((r for r in rows if r.last_active >= hot_since and r.risk >= settings.risk_threshold),
                    key=lambda r: (-r.risk, r.hit_id))
     new = set(new_hits)
     return [_buzz(client_id, risky, negative, new, settings.critical_risk),

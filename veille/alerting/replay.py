@@ -32,7 +32,7 @@ from veille.scoring.base import Scorer
 from veille.store import alerts as store
 from veille.store.engine import make_engine, read_conn, write_tx
 
-MAX_STEP = timedelta(hours=1)  # `tick` reports exact due times; this is a safety net
+MAX_STEP = timedelta(minutes=10)  # `tick` reports exact due times; resolutions land within this step
 DEFAULT_TAIL = timedelta(hours=12)
 
 

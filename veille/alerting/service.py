@@ -285,9 +285,11 @@ class AlertingService:
                 "source_kind": hit.kind, "author": hit.author, "author_followers": hit.author_followers,
                 "text_key": text_key(hit.text or hit.title), "snippet": (hit.text or hit.title)[:500],
                 "url": hit.url, "sentiment": sentiment, "first_total": first_total, "first_at": first_at,
-                **values,
+                "active_at": seen, **values,
             })
             return _Change.NEW_EVIDENCE
+        if total > existing.total:
+            values["active_at"] = now  # still spreading: keeps a risky post's incident open
         store.update_alert_hit(conn, hit.id, values)
         threshold = self.settings.risk_threshold
         if existing.risk < threshold <= risk.value:
@@ -301,7 +303,7 @@ class AlertingService:
 
     def _detect(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> list[Signal]:
         since = now - self.settings.spike_baseline - self.settings.spike_window
-        rows = [HitRow(r.hit_id, r.seen_at, r.author, r.text_key, r.negative, r.risk)
+        rows = [HitRow(r.hit_id, r.seen_at, r.author, r.text_key, r.negative, r.risk, r.active_at)
                 for r in store.hits_since(conn, client_id, since)]
         return detect(client_id, rows, changed, self.settings, now)
 

@@ -200,9 +200,10 @@ def alert_hits_by_id(conn: Connection, hit_ids: Sequence[int]) -> dict[int, Any]
 
 
 def hits_since(conn: Connection, client_id: str, since: datetime) -> list[Any]:
-    query = (select(alert_hits.c.hit_id, alert_hits.c.seen_at, alert_hits.c.author, alert_hits.c.text_key,
-                    alert_hits.c.negative, alert_hits.c.risk, alert_hits.c.reasons)
-             .where(alert_hits.c.client_id == client_id, alert_hits.c.seen_at >= since))
+    query = (select(alert_hits.c.hit_id, alert_hits.c.seen_at, alert_hits.c.active_at, alert_hits.c.author,
+                    alert_hits.c.text_key, alert_hits.c.negative, alert_hits.c.risk, alert_hits.c.reasons)
+             .where(alert_hits.c.client_id == client_id,
+                    or_(alert_hits.c.seen_at >= since, alert_hits.c.active_at >= since)))
     return list(conn.execute(query))
 
 

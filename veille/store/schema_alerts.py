@@ -89,6 +89,7 @@ alert_hits = Table(
     Column("hit_id", Id, primary_key=True, autoincrement=False),
     Column("client_id", String(40), nullable=False),
     Column("seen_at", UtcDateTime(), nullable=False),
+    Column("active_at", UtcDateTime(), nullable=False),  # last time it grew: a spreading post stays hot
     Column("published_at", UtcDateTime(), nullable=True),
     Column("source_kind", String(40), nullable=False),
     Column("author", String(300), nullable=True),
