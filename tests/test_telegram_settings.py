@@ -89,3 +89,18 @@ clients = ["nope"]
             "telegram.group_per_minute", "telegram.users.bob", "telegram.contacts[0].clients[0]",
             "telegram.contacts[0].chat_id"} <= paths
     assert "abc-secret" not in str(info.value)
+
+
+def test_the_documented_example_parses_and_covers_every_key() -> None:
+    import re
+
+    import veille.notify.telegram_settings as module
+
+    block = re.search(r"```toml\n(.*?)```", module.__doc__ or "", re.S).group(1)  # type: ignore[union-attr]
+    text = '[[clients]]\nid = "resto"\nkeywords = ["resto"]\n' + block
+    settings = parse_config(text, environ={}).telegram
+    assert settings.users == (("camille", 123456789),) and settings.contacts[0].name == "stagiaire"
+    documented = set(re.findall(r"^(\w+) =", block, re.M))
+    assert documented >= {"token_env", "api_base_url", "commands", "allowed_chats", "lang", "max_parts",
+                          "request_timeout", "command_rate_per_minute", "callback_ttl", "per_chat_interval",
+                          "group_per_minute", "global_per_second", "merge_above"}

@@ -6,19 +6,27 @@ someone's clients.
 
 ```toml
 [telegram]
-token_env = "VEILLE_TELEGRAM_TOKEN"          # the NAME of the variable holding the token
-api_base_url = "https://api.telegram.org/bot" # a self-hosted Bot API server or a test server
-allowed_chats = [-1001234567890]              # extra chats (groups) where commands are accepted
-commands = true                               # poll getUpdates for commands and button presses
+token_env = "VEILLE_TELEGRAM_TOKEN"          # the NAME of the variable holding the token (or NAME_FILE)
+api_base_url = "https://api.telegram.org/bot" # a self-hosted Bot API server or a test server; ends in /bot
+commands = true               # poll getUpdates for commands and button presses (one poller per token)
+allowed_chats = []            # extra group chats where contacts may use commands, e.g. [-1001234567890]
+lang = "fr"                   # language of command replies: fr | en
+max_parts = 4                 # a long alert is split in at most this many messages, then "…tronqué"
+request_timeout = 10.0        # seconds per Bot API call
+command_rate_per_minute = 20  # per user; more is refused with one notice
+callback_ttl = "7d"           # buttons stop working after this
+per_chat_interval = 1.0       # seconds between two messages to one chat
+group_per_minute = 20         # messages per minute to one group (Telegram's limit)
+global_per_second = 30        # messages per second overall (Telegram's limit)
+merge_above = 3               # more alerts than this waiting for one chat are merged into one message
 
-[telegram.users]        # for contacts whose address is a group: who may use commands there
-alice = 123456789
+[telegram.users]              # for contacts whose address is a group: who may use commands there
+camille = 123456789
 
-[[telegram.contacts]]
-name = "alice"          # the contact name used by [alerting]
-chat_id = 123456789     # where her alerts go (private chat id, or a group id)
-user_id = 123456789     # her Telegram user id: allowed to run commands and press buttons
-clients = ["acme"]      # clients she may see; ["*"] for all
+[[telegram.contacts]]         # people who only use commands (or a narrower client list)
+name = "stagiaire"
+user_id = 555555555           # commands from their private chat (a private chat id = the user id)
+clients = ["resto"]
 ```
 
 Both the chat and the user must be allow-listed for a command (H1, H2): a contact's own chat and any
