@@ -312,3 +312,30 @@ async def test_busy_database_never_turns_a_delivered_alert_into_a_failure(fake: 
         await n.send(note(44), str(CHAT))
     broken["on"] = False
     await n.aclose()
+
+
+async def test_h6_alerts_go_before_command_replies() -> None:
+    from veille.clock import FakeClock
+    from veille.notify.telegram import Pacer
+
+    clock = FakeClock()
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    pacer = Pacer(Pacing(), clock, sleep)
+    order: list[str] = []
+
+    async def take(name: str, low: bool) -> None:
+        async with pacer.slot("5", low=low):
+            order.append(name)
+
+    busy = await pacer.acquire("5")  # a message to this chat is in flight
+    reply = asyncio.create_task(take("reply", True))  # waiting first...
+    await asyncio.sleep(0)
+    alert = asyncio.create_task(take("alert", False))  # ...but the alert goes first
+    await asyncio.sleep(0)
+    pacer.release(busy)
+    await asyncio.gather(reply, alert)
+    assert order == ["alert", "reply"]
