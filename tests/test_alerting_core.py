@@ -411,3 +411,16 @@ def test_digest_lists_each_client_then_its_incidents() -> None:
                      "Tapis Royal : 2 publication(s), dont 0 négative(s)")
     _, english = digest.compose([], {"resto": (1, 0)}, {}, "en")
     assert english == ("resto: 1 post(s), 0 negative",)
+
+
+def test_daily_rush_is_not_a_spike_but_an_unusual_hour_is() -> None:
+    settings = AlertingSettings()
+    noon = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
+    rows = [HitRow(day * 100 + i, noon - timedelta(days=day, minutes=i * 2), f"a{i}",
+                   text_key(f"menu {'abcdefghijklmnopqrstuvwxyz'[i]} {'j' * day}"), False, 0.0)
+            for day in range(0, 8) for i in range(25)]  # 25 different posts every lunch for 8 days
+    assert not detect("resto", rows, [], settings, noon)[1].firing
+    night = noon - timedelta(hours=9)  # the same 25 posts at 02:00 would be a spike
+    moved = [HitRow(r.hit_id, r.seen_at - timedelta(hours=9) if r.seen_at > noon - timedelta(hours=1) else r.seen_at,
+                    r.author, r.text_key, r.negative, r.risk) for r in rows if r.seen_at > noon - timedelta(hours=1)]
+    assert detect("resto", moved, [], settings, night)[1].firing

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from veille.alerting.escalation import Cause, Signal
 from veille.alerting.risk import fold
@@ -22,6 +22,7 @@ from veille.notify.base import Urgency
 _NOISE = re.compile(r"https?://\S+|[@#]\w+|\d+|[^\w\s]", re.UNICODE)
 _SPACES = re.compile(r"\s+")
 MIN_RISKY_AUTHORS_FOR_HIGH = 3
+HISTORY_DAYS = 7  # same-window-of-day baselines use up to this many previous days
 
 
 def text_key(text: str) -> str:
@@ -58,19 +59,39 @@ def _distinct_negative_voices(rows: Sequence[HitRow]) -> int:
     return min(len(authors), len(texts))
 
 
+def _previous_days(rows: Sequence[HitRow], now: datetime, window: timedelta) -> list[list[HitRow]]:
+    """The same window on each previous day we have history for (up to HISTORY_DAYS)."""
+    if not rows or min(r.seen_at for r in rows) > now - window - timedelta(days=1):
+        return []
+    oldest = min(r.seen_at for r in rows)
+    days = []
+    for day in range(1, HISTORY_DAYS + 1):
+        end = now - timedelta(days=day)
+        if end - window < oldest:
+            break
+        days.append([r for r in rows if end - window <= r.seen_at < end])
+    return days
+
+
+def _mean(days: list[list[HitRow]], count: Callable[[Sequence[HitRow]], int]) -> float | None:
+    return sum(count(day) for day in days) / len(days) if days else None
+
+
 def detect(client_id: str, rows: Sequence[HitRow], new_hits: Sequence[int], settings: AlertingSettings,
            now: datetime) -> list[Signal]:
-    """Signals for one client from its hits of the last `spike_baseline + spike_window`."""
+    """Signals for one client from its recent hits (the service passes HISTORY_DAYS of them)."""
     window_start = now - settings.spike_window
     baseline_start = window_start - settings.spike_baseline
     recent = [r for r in rows if r.seen_at >= window_start]
     baseline = [r for r in rows if baseline_start <= r.seen_at < window_start]
+    days = _previous_days(rows, now, settings.spike_window)
     volume = spike_test(_distinct_texts(recent), _distinct_texts(baseline), window=settings.spike_window,
                         baseline_span=settings.spike_baseline, p_value=settings.spike_p_value,
-                        floor=settings.spike_min_hits)
+                        floor=settings.spike_min_hits, same_hour=_mean(days, _distinct_texts))
     negative = spike_test(_distinct_negative_voices(recent), _distinct_negative_voices(baseline),
                           window=settings.spike_window, baseline_span=settings.spike_baseline,
-                          p_value=settings.spike_p_value, floor=settings.spike_min_negative)
+                          p_value=settings.spike_p_value, floor=settings.spike_min_negative,
+                          same_hour=_mean(days, _distinct_negative_voices))
     hot_since = now - settings.resolve_after
     risky = sorted((r for r in rows if r.last_active >= hot_since and r.risk >= settings.risk_threshold),
                    key=lambda r: (-r.risk, r.hit_id))

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine
 
 from veille.alerting import actions, digest
 from veille.alerting.calendar import last_occurrence, next_occurrence
-from veille.alerting.detect import HitRow, detect, silence_signal, source_signal, text_key
+from veille.alerting.detect import HISTORY_DAYS, HitRow, detect, silence_signal, source_signal, text_key
 from veille.alerting.escalation import (
     Cause,
     Context,
@@ -302,7 +302,7 @@ class AlertingService:
         self._apply(conn, self._detect(conn, client_id, changed, now), now)
 
     def _detect(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> list[Signal]:
-        since = now - self.settings.spike_baseline - self.settings.spike_window
+        since = now - max(self.settings.spike_baseline, timedelta(days=HISTORY_DAYS)) - self.settings.spike_window
         rows = [HitRow(r.hit_id, r.seen_at, r.author, r.text_key, r.negative, r.risk, r.active_at)
                 for r in store.hits_since(conn, client_id, since)]
         return detect(client_id, rows, changed, self.settings, now)

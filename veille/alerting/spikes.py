@@ -54,10 +54,14 @@ class SpikeVerdict:
 
 
 def spike_test(recent: int, baseline: int, *, window: timedelta, baseline_span: timedelta,
-               p_value: float, floor: int) -> SpikeVerdict:
-    """Recent count vs the count over the trailing baseline span (which excludes the window)."""
+               p_value: float, floor: int, same_hour: float | None = None) -> SpikeVerdict:
+    """Recent count vs the count over the trailing baseline span (which excludes the window).
+
+    `same_hour` is the mean count in the same window of the previous days, when history exists:
+    the larger expectation wins, so a daily lunch rush is not a spike every day at noon.
+    """
     hours = max(baseline_span.total_seconds() / 3600, 1e-6)
     rate = max(baseline / hours, MIN_RATE_PER_HOUR)
-    expected = rate * window.total_seconds() / 3600
+    expected = max(rate * window.total_seconds() / 3600, same_hour or 0.0)
     p = poisson_sf(recent, expected)
     return SpikeVerdict(recent >= floor and p < p_value, recent, expected, p)
