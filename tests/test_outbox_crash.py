@@ -80,3 +80,50 @@ def test_a4_sigkill_after_accept_gives_one_tagged_duplicate(sqlite_url: str, tmp
     with read_conn(engine) as conn:
         final = next(r for r in store.outbox_rows(conn))
     assert (final.state, final.possible_duplicate, final.attempts) == ("sent", True, 2)
+
+
+RELAY = textwrap.dedent("""
+    import asyncio, sys
+    from veille.alerting.outbox import Dispatcher
+    from veille.alerting.settings import AlertingSettings
+    from veille.clock import SystemClock
+    from veille.notify.base import Delivery
+    from veille.store.engine import make_engine
+
+    class FileNotifier:
+        channel = "fake"
+        async def send(self, notification, address):
+            with open(sys.argv[2], "a") as out:
+                out.write(f"{notification.outbox_id}\\n")
+            return Delivery(("m",))
+        async def aclose(self):
+            pass
+
+    async def main():
+        dispatcher = Dispatcher(make_engine(sys.argv[1]), SystemClock(), AlertingSettings(), {"fake": FileNotifier()})
+        while await dispatcher.pump(limit=10):
+            pass
+
+    asyncio.run(main())
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.pg
+def test_a6_two_relay_processes_on_postgresql_deliver_each_row_once(pg_url: str, tmp_path: Path) -> None:
+    engine = make_db(pg_url)
+    clock = SystemClock()
+    note = Notification(outbox_id=0, incident_id=None, tag="#N", kind="notice", client_id=None, client_name=None,
+                        contact="manager", urgency=Urgency.LOW, silent=False, title="x")
+    with write_tx(engine) as conn:
+        ids = [store.enqueue(conn, incident_id=None, client_id=None, contact="manager", channel="fake",
+                             address="chat", kind="notice", urgency="low", silent=False, payload=to_payload(note),
+                             now=clock.now()) for _ in range(300)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    outs = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    relays = [subprocess.Popen([sys.executable, "-c", RELAY, pg_url, str(out)], env=env) for out in outs]
+    assert [relay.wait(timeout=120) for relay in relays] == [0, 0]
+    delivered = [int(x) for out in outs if out.exists() for x in out.read_text().split()]
+    assert sorted(delivered) == sorted(ids)  # every row once, no duplicate
+    with read_conn(engine) as conn:
+        assert store.outbox_counts(conn) == {"sent": 300}
