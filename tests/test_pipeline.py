@@ -222,3 +222,73 @@ async def test_gone_source_backs_off_to_the_cap_and_long_failures_are_noticed_on
     await pipeline.stop()
     assert notices == 1
     assert pipeline.runtimes[down].failing_notice_at is not None
+
+
+class RecordingHooks:
+    def __init__(self) -> None:
+        self.new: list[Any] = []
+        self.refreshed: list[Any] = []
+
+    def on_new_hits(self, conn: Any, hits: list[Any]) -> None:
+        self.new.extend(hits)
+
+    def on_hits_refreshed(self, conn: Any, hits: list[Any]) -> None:
+        self.refreshed.extend(hits)
+
+    def on_source_health(self, *args: Any) -> None:
+        return None
+
+
+class RefreshingDriver:
+    """The RSS driver plus a `refresh` that reports growing engagement, like the social drivers."""
+
+    kind: ClassVar[str] = "rss"
+
+    def __init__(self) -> None:
+        self.likes = 0
+
+    def parse_options(self, raw: Any, path: str, problems: Any) -> Any:
+        return registry.get_driver("rss").parse_options(raw, path, problems)
+
+    async def poll(self, ctx: Any, options: Any, state: Any) -> Any:
+        return await registry.get_driver("rss").poll(ctx, options, state)
+
+    async def refresh(self, ctx: Any, options: Any, external_ids: list[str]) -> list[Any]:
+        from veille.models import Engagement, Item
+
+        self.likes += 100
+        return [Item(external_id=e, text="Chez Gégé, scandale", engagement=Engagement(likes=self.likes, reposts=40))
+                for e in external_ids]
+
+
+async def test_risky_hits_are_refetched_and_engagement_recorded(
+        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    from veille.store.engine import read_conn as reader
+    from veille.store.hits import hits_for_refresh
+    from veille.store.schema import engagement
+
+    server.route("/feed", Response(200, rss(feed_items(6, 2, matching_ratio=1.0))))
+    config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/feed")]})
+    hooks = RecordingHooks()
+    pipeline = Pipeline(config, make_engine(config.database_url), clock, http, hooks=hooks)
+    pipeline.load()
+    await pipeline.start()
+    key = next(iter(pipeline.runtimes))
+    driver = RefreshingDriver()
+    pipeline.runtimes[key].driver = driver  # type: ignore[assignment]
+    await pipeline.poll(key)
+    first = hooks.new[0]
+    with reader(pipeline.engine) as conn:
+        grouped = hits_for_refresh(conn, [first.id])
+    assert grouped == {key: [first.external_id]}
+    state_before = pipeline.runtimes[key].state
+    for _ in range(2):
+        clock.advance(600)
+        assert await pipeline.refresh_hits(grouped) == 1
+    await pipeline.stop()
+    assert [h.engagement.likes for h in hooks.refreshed] == [100, 200]
+    assert hooks.refreshed[0].id == first.id and hooks.refreshed[0].sentiment == first.sentiment
+    assert pipeline.runtimes[key].state == state_before  # a refresh never moves the poll state
+    with reader(pipeline.engine) as conn:
+        likes = [r.likes for r in conn.execute(select(engagement).order_by(engagement.c.id))]
+    assert likes == [100, 200]

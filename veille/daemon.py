@@ -137,8 +137,35 @@ def build_alerting(config: Config, engine: Engine, clock: Clock, components: Com
         components.health_sources.append(lambda: telegram_health(telegram.notifier.status()))
     service = AlertingService(config, engine, clock, notifiers)
     components.background.append(service.run)
+    components.background.append(lambda stop: refresh_risky_hits(service, components, stop))
     components.health_sources.append(lambda: alerting_health(service.health()))
     return service
+
+
+REFRESH_EVERY = 10 * 60.0  # risky hits are re-fetched this often during their first hours
+
+
+async def refresh_risky_hits(service: Any, components: Components, stop: asyncio.Event) -> None:
+    """Re-fetch risky hits through their sources so the alerting work sees how fast they spread."""
+    from veille.store.engine import read_conn
+    from veille.store.hits import hits_for_refresh
+
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), REFRESH_EVERY)
+        if stop.is_set():
+            return
+        try:
+            def due() -> dict[str, list[str]]:
+                with read_conn(components.engine) as conn:
+                    return hits_for_refresh(conn, service.hits_to_refresh(conn))
+
+            grouped = await asyncio.to_thread(due)
+            if grouped:
+                count = await components.pipeline.refresh_hits(grouped)
+                log.info("re-fetched %d risky hits to measure their spread", count)
+        except Exception:  # never let this loop die: the next round tries again
+            log.exception("refresh of risky hits failed")
 
 
 OLDEST_PENDING_ALERT = 15 * 60.0  # seconds: an alert stuck longer than this turns health red (J3)

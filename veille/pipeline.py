@@ -29,7 +29,14 @@ from veille.sources.base import PollContext, PollOutcome, PollState, SourceDrive
 from veille.sources.registry import get_driver
 from veille.store import sources as source_store
 from veille.store.engine import read_conn, write_tx
-from veille.store.hits import MAX_FIELD, MatchedItem, SourceRef, known_external_ids, store_items
+from veille.store.hits import (
+    MAX_FIELD,
+    MatchedItem,
+    SourceRef,
+    known_external_ids,
+    store_items,
+    stored_versions,
+)
 from veille.store.urls import content_hash
 
 log = logging.getLogger("veille.pipeline")
@@ -42,6 +49,8 @@ class PipelineHooks(Protocol):
 
     def on_new_hits(self, conn: Connection, hits: list[StoredHit]) -> None: ...
 
+    def on_hits_refreshed(self, conn: Connection, hits: list[StoredHit]) -> None: ...
+
     def on_source_health(self, conn: Connection, source_key: str, client_id: str, ok: bool,
                          error_kind: str | None, failing_since: datetime | None) -> None: ...
 
@@ -50,6 +59,9 @@ class NoHooks:
     """Used when alerting is disabled (`[alerting] enabled = false`) and by `veille run --once` tests."""
 
     def on_new_hits(self, conn: Connection, hits: list[StoredHit]) -> None:
+        return None
+
+    def on_hits_refreshed(self, conn: Connection, hits: list[StoredHit]) -> None:
         return None
 
     def on_source_health(self, conn: Connection, source_key: str, client_id: str, ok: bool,
@@ -83,6 +95,7 @@ class PollResult:
     matched: list[MatchedItem] = field(default_factory=list)
     error: FetchError | None = None
     new_hits: int = 0
+    refresh: bool = False  # a re-fetch of known hits: engagement only, poll state untouched
 
 
 def failure_schedule(error: FetchError, *, every: timedelta, errors: int, cap: timedelta, jitter: float,
@@ -210,6 +223,29 @@ class Pipeline:
                 result.matched.append(MatchedItem(item, match))
         return result
 
+    async def refresh_hits(self, grouped: dict[str, list[str]]) -> int:
+        """Re-fetch known posts through their own source (drivers with `refresh`) to measure their spread."""
+        refreshed = 0
+        for key, external_ids in grouped.items():
+            runtime = self.runtimes.get(key)
+            refresh = getattr(runtime.driver, "refresh", None) if runtime else None
+            if runtime is None or refresh is None or runtime.in_flight:
+                continue
+            ctx = PollContext(http=self.http, clock=self.clock, client_id=runtime.config.client_id,
+                              source_key=key, log=logging.LoggerAdapter(log, {"source": key}), env=self.env,
+                              parse_feed=self.parse_feed, cache=runtime.cache)
+            try:
+                async with asyncio.timeout(self.config.http.timeout * 2), self._poll_slots:
+                    items = await refresh(ctx, runtime.config.options, external_ids[:100])
+            except (FetchError, TimeoutError) as exc:
+                log.info("refresh of %d hits from %s failed: %s", len(external_ids), key, exc)
+                continue
+            result = PollResult(runtime, self.clock.now(), refresh=True,
+                                matched=[MatchedItem(i, runtime.matcher.match(f"{i.title}\n{i.text}")) for i in items])
+            await self._submit(result)
+            refreshed += len(items)
+        return refreshed
+
     async def store_stream_batch(self, keys: Sequence[str], items_by_client: dict[str, list[Item]],
                                  cursor: int) -> None:
         """Store what a stream consumer matched, and its cursor, through the same single writer."""
@@ -302,6 +338,10 @@ class Pipeline:
     def _write_one(self, conn: Connection, result: PollResult, now: datetime) -> dict[str, Any]:
         runtime = result.runtime
         source = runtime.config
+        if result.refresh:
+            store_items(conn, runtime.ref, result.matched, now)  # appends engagement observations
+            self.hooks.on_hits_refreshed(conn, stored_versions(conn, runtime.ref, result.matched))
+            return {}
         if result.outcome is not None:
             outcome = result.outcome
             stored = store_items(conn, runtime.ref, result.matched, now)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from veille.matching import MatchResult
-from veille.models import Engagement, Item, SentimentResult, StoredHit
+from veille.models import Engagement, Item, SentimentLabel, SentimentResult, StoredHit
 from veille.store.schema import engagement, hits, sources
 from veille.store.urls import canonical_url, content_hash, text_fingerprint
 
@@ -208,6 +208,37 @@ def _latest_engagement(conn: Connection, hit_ids: list[int]) -> dict[int, Engage
               .where(engagement.c.hit_id.in_(hit_ids)).group_by(engagement.c.hit_id).subquery())
     rows = conn.execute(select(engagement).join(newest, and_(engagement.c.id == newest.c.eid)))
     return {r.hit_id: Engagement(r.likes, r.reposts, r.replies, r.score, r.views) for r in rows}
+
+
+def hits_for_refresh(conn: Connection, hit_ids: Sequence[int]) -> dict[str, list[str]]:
+    """source key -> external ids of these hits (the re-fetch goes through the hit's own source)."""
+    grouped: dict[str, list[str]] = {}
+    rows = conn.execute(select(sources.c.key, hits.c.external_id).join(sources, sources.c.id == hits.c.source_id)
+                        .where(hits.c.id.in_(list(hit_ids))))
+    for row in rows:
+        grouped.setdefault(row.key, []).append(row.external_id)
+    return grouped
+
+
+def stored_versions(conn: Connection, source: SourceRef, matched: Sequence[MatchedItem]) -> list[StoredHit]:
+    """The stored hits behind re-fetched items, carrying the engagement just observed."""
+    by_id = {m.item.external_id[:512]: m for m in matched}
+    if not by_id:
+        return []
+    rows = conn.execute(select(hits).where(hits.c.source_id == source.id, hits.c.external_id.in_(list(by_id))))
+    result = []
+    for r in rows:
+        item = by_id[r.external_id].item
+        sentiment = (SentimentResult(SentimentLabel(r.sentiment_label), r.sentiment_score or 0.0,
+                                     r.sentiment_lang or "und", tuple(r.sentiment_reasons or ()))
+                     if r.sentiment_label else None)
+        result.append(StoredHit(
+            id=r.id, client_id=r.client_id, source_key=source.key, kind=r.kind, external_id=r.external_id,
+            text=r.text, title=r.title, url=r.url, author=r.author, author_followers=item.author_followers
+            if item.author_followers is not None else r.author_followers, direct=r.direct,
+            published_at=r.published_at, fetched_at=r.fetched_at, sentiment=sentiment, engagement=item.engagement,
+            duplicate_of=r.duplicate_of))
+    return result
 
 
 @dataclass(frozen=True, slots=True)
