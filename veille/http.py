@@ -27,6 +27,7 @@ import logging
 import re
 import ssl
 import zlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ __all__ = [
 ]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_HOST_POOLS = 64  # idle per-host pools kept open (each holds at most per_host_limit connections)
 _MANAGED_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "trailer"})
 # Caller headers kept when a redirect leaves the origin; the rest may hold credentials.
 _CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-language"})
@@ -170,15 +172,22 @@ class HttpClient:
             allow_private=config.allow_private_addresses, resolver=resolver, inner=network_backend,
             trusted_hosts=trusted,
         )
+        # One connection pool per host: httpcore scans every connection of a pool on each request,
+        # so one big pool costs O(connections) per request (measured 2.7 ms/request with 100).
+        self._client = self._make_client(config.max_connections)  # builds requests; never sends
+        self._pools: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+        self._hosts: dict[str, _HostSlot] = {}
+
+    def _make_client(self, max_connections: int) -> httpx.AsyncClient:
+        config = self._config
         transport = httpx.AsyncHTTPTransport(
             verify=True,
             trust_env=False,
             proxy=config.proxy,
             retries=0,
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=min(config.max_connections, 20),
-            ),
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=min(max_connections, 20)),
         )
         # httpx has no public knob for httpcore's network backend; the pool reads this attribute
         # each time it opens a connection (plain and proxy pools alike).
@@ -186,7 +195,7 @@ class HttpClient:
         if not hasattr(pool, "_network_backend"):
             raise RuntimeError("httpcore changed: cannot install the address guard; refusing to run without it")
         pool._network_backend = self._guard
-        self._client = httpx.AsyncClient(
+        return httpx.AsyncClient(
             transport=transport,
             trust_env=False,
             follow_redirects=False,
@@ -194,7 +203,20 @@ class HttpClient:
             headers={"User-Agent": config.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
         )
-        self._hosts: dict[str, _HostSlot] = {}
+
+    def _client_for(self, host: str) -> httpx.AsyncClient:
+        """The host's own pool (least recently used idle pools are closed beyond MAX_HOST_POOLS)."""
+        client = self._pools.get(host)
+        if client is not None:
+            self._pools.move_to_end(host)
+            return client
+        client = self._pools[host] = self._make_client(self._config.per_host_limit)
+        idle = [h for h in self._pools if h not in self._hosts and h != host]
+        for victim in idle[: max(0, len(self._pools) - MAX_HOST_POOLS)]:
+            task = asyncio.get_running_loop().create_task(self._pools.pop(victim).aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return client
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -203,7 +225,9 @@ class HttpClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        clients = [self._client, *self._pools.values()]
+        self._pools.clear()
+        await asyncio.gather(*(c.aclose() for c in clients), *self._closing, return_exceptions=True)
 
     async def get(
         self,
@@ -299,7 +323,7 @@ class HttpClient:
                 if deadline is None:  # the clock starts once we hold a slot, not while queued
                     deadline = loop.time() + budget
                 async with asyncio.timeout_at(deadline):
-                    response = await self._client.send(request, stream=True)
+                    response = await self._client_for(request.url.host).send(request, stream=True)
                     try:
                         status = response.status_code
                         readable = status in accept or 200 <= status < 300 or status == 304
