@@ -291,6 +291,21 @@ async def test_h4_button_double_tap_acks_once_and_edits_the_message(h: Harness) 
     assert answers[1] == "Déjà fait."
 
 
+async def test_merged_digest_buttons_ack_one_incident_each(h: Harness) -> None:
+    results = await asyncio.gather(*(h.notifier.send(alert(i), str(BOB)) for i in range(50, 60)))
+    merged = next(c for c in h.fake.sent_to(BOB) if "alertes groupées" in c.params["text"])
+    tokens = buttons_of(merged)
+    assert len(results) == 10 and len(tokens) >= 4
+    first_label = next(iter(tokens))
+    incident = int(first_label.split("#INC-")[1])
+    h.fake.push_callback(BOB, BOB, tokens[first_label], int(merged.params["message_id"]), "Bob")
+    await h.poll()
+    assert h.actions.acked == [(incident, "bob")]
+    [edit] = h.fake.calls_to("editMessageText")
+    assert f"#INC-{incident} ✅ Pris en charge par Bob" in edit.params["text"]
+    assert first_label not in buttons_of(edit) and len(buttons_of(edit)) == len(tokens) - 1
+
+
 async def test_h4_forged_and_foreign_tokens_do_nothing(h: Harness) -> None:
     await h.notifier.send(alert(43, "beta"), str(BOB))
     bob_tokens = buttons_of(h.fake.sent_to(BOB)[0])

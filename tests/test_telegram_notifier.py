@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from tests.support.fake_telegram import Failure, FakeTelegram
@@ -339,3 +341,31 @@ async def test_h6_alerts_go_before_command_replies() -> None:
     pacer.release(busy)
     await asyncio.gather(reply, alert)
     assert order == ["alert", "reply"]
+
+
+@pytest.fixture(scope="module")
+def shared_fake() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as server:
+        yield server
+
+
+_outside = st.lists(st.one_of(st.sampled_from(["<", ">", "&", "&amp;", "<b>", "</a>", "<tg-spoiler>", '"', "😀",
+                                               "\ud83d", "\u202e", "javascript:x", "\x00"]), st.characters()),
+                    max_size=60).map("".join)
+
+
+@settings(max_examples=25, deadline=None)
+@given(title=_outside, reason=_outside)
+def test_b1_random_text_over_http_is_never_refused(shared_fake: FakeTelegram, title: str, reason: str) -> None:
+    """Through PTB and HTTP to the fake's Telegram-like HTML check: accepted first time, no fallback."""
+    async def go() -> None:
+        n = TelegramNotifier(settings_for(shared_fake, per_chat_interval=0.0), shared_fake.token)
+        before = len(shared_fake.calls_to("sendMessage"))
+        await n.send(Notification(outbox_id=1, incident_id=None, tag="#INC-1", kind="opened", client_id="a",
+                                  client_name=title, contact="c", urgency=Urgency.LOW, silent=True, title=title,
+                                  reasons=(reason,)), str(CHAT))
+        sends = shared_fake.calls_to("sendMessage")[before:]
+        assert [c.status for c in sends] == [200] and sends[0].params["parse_mode"] == "HTML"
+        await n.aclose()
+
+    asyncio.run(go())

@@ -555,7 +555,7 @@ class TelegramBot:
             new_text = stored.html
         await asyncio.to_thread(partial(store.mark_message_handled, self._engine, stored.row_id, who=who,
                                         text=new_text, now=now))
-        keyboard = await self._remaining_keyboard(stored, callback.action)
+        keyboard = await self._remaining_keyboard(stored, callback)
         if stored.message_id is not None:
             await self.notifier.edit(stored.chat_id, stored.message_id, new_text,
                                      parse_mode=stored.parse_mode, keyboard=keyboard)
@@ -577,11 +577,13 @@ class TelegramBot:
             return self.t("muted_by", client=callback.client_id, until=self._local(until), who=caller.name)
         raise ValueError(f"unknown button action {callback.action!r}")
 
-    async def _remaining_keyboard(self, stored: store.StoredMessage, action: str) -> InlineKeyboardMarkup | None:
-        """After an ack only "show hits" stays; otherwise the buttons not used yet."""
+    async def _remaining_keyboard(self, stored: store.StoredMessage,
+                                  pressed: store.Callback) -> InlineKeyboardMarkup | None:
+        """The buttons not used yet; after an ack, that incident keeps only "show hits"."""
         assert self._engine is not None
         buttons = await asyncio.to_thread(store.message_buttons, self._engine, stored.row_id, self._clock.now())
-        keep = [b for b in buttons if b.used_at is None and (action != "ack" or b.action == "show")]
+        keep = [b for b in buttons if b.used_at is None and not (
+            pressed.action == "ack" and b.incident_id == pressed.incident_id and b.action != "show")]
         if not keep:
             return None
         lang = stored.lang
