@@ -102,7 +102,8 @@ async def test_b3_blocked_marks_route_gone_once(notifier: TelegramNotifier, fake
             await notifier.send(note(), str(CHAT))
     assert len(fake.calls_to("sendMessage")) == 1  # no retry, no further attempts
     assert store.get_route(engine, str(CHAT)).gone
-    assert [r.message for r in caplog.records].count("telegram.recipient_gone") == 1
+    [gone] = [r for r in caplog.records if r.message.startswith("telegram.recipient_gone")]
+    assert gone.message == f"telegram.recipient_gone address={CHAT} chat={CHAT}"
     store.restore_route(engine, str(CHAT), notifier._clock.now())
     fake._blocked.clear()
     await notifier.send(note(), str(CHAT))

@@ -39,14 +39,14 @@ from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError, Ti
 from veille.clock import Clock, SystemClock, utc
 from veille.durations import format_duration, parse_duration
 from veille.errors import StorageError
-from veille.notify.telegram import TelegramNotifier, classify, retry_after_seconds
+from veille.notify.telegram import EventLogger, TelegramNotifier, classify, retry_after_seconds
 from veille.notify.telegram_render import escape, safe_link, utf16_len
 from veille.notify.telegram_render import text as label
 from veille.notify.telegram_settings import TelegramContact, TelegramSettings
 from veille.store import telegram as store
 from veille.store.engine import read_conn
 
-log = logging.getLogger("veille.bot")
+log = EventLogger(logging.getLogger("veille.bot"), {})
 _CLIENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _INCIDENT = re.compile(r"^(?:#?inc-)?(\d{1,12})$", re.IGNORECASE)
 MAX_ARGS = 3

@@ -63,7 +63,22 @@ from veille.notify.telegram_settings import Pacing, TelegramSettings
 from veille.secrets import Redactor
 from veille.store import telegram as store
 
-log = logging.getLogger("veille.telegram")
+
+class EventLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """`log.warning("telegram.flood_wait", extra={"retry_after": 5})` -> "telegram.flood_wait retry_after=5".
+
+    Stable event names with key=value fields in the text (the daemon's formatter prints only the
+    message), and the same fields as record attributes for tests and structured handlers.
+    """
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        fields = kwargs.get("extra") or {}
+        if fields:
+            msg = f"{msg} " + " ".join(f"{key}={value}" for key, value in fields.items())
+        return msg, kwargs
+
+
+log = EventLogger(logging.getLogger("veille.telegram"), {})
 T = TypeVar("T")
 BUTTON_KINDS = frozenset({"opened", "update", "repeat", "escalated"})
 
