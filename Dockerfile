@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     VEILLE_CONFIG=/app/config.toml \
     VEILLE_DATABASE_URL=sqlite:////data/veille.db \
-    VEILLE_MIGRATIONS=/app/migrations
+    VEILLE_MIGRATIONS=/app/migrations \
+    PTB_TIMEDELTA=1
 
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./

@@ -26,7 +26,7 @@ def test_every_key_read_appears_in_the_example(monkeypatch: pytest.MonkeyPatch) 
     load_config(str(ROOT / "config.toml"), environ={})
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\s*#?\s*([a-z_][a-z0-9_]*)\s*=", text, re.MULTILINE))
-    documented |= set(re.findall(r"^\s*\[+([a-z_.]+)\]+", text, re.MULTILINE))
+    documented |= set(re.findall(r"^\s*#?\s*\[+([a-z_.]+)\]+", text, re.MULTILINE))
     documented |= {part for name in list(documented) for part in name.split(".")}
     missing = sorted({f"{path}.{key}" if path else key for path, key in read if key not in documented})
     assert not missing, f"keys read but not documented in config.toml: {missing}"
