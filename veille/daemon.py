@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from veille.clock import Clock, SystemClock
 from veille.config import Config
+from veille.errors import ConfigError, ConfigProblem
 from veille.health import HEARTBEAT_SECONDS, Health, write_health
 from veille.http import HttpClient, quiet_http_loggers
 from veille.models import SourceStatus
@@ -135,6 +136,15 @@ def build_alerting(config: Config, engine: Engine, clock: Clock, components: Com
         if telegram.bot is not None:
             components.background.append(telegram.bot.run)
         components.health_sources.append(lambda: telegram_health(telegram.notifier.status()))
+    if any(contact.channel == "apprise" for contact in config.alerting.contacts):
+        try:
+            from veille.notify.apprise import AppriseNotifier
+
+            notifiers["apprise"] = AppriseNotifier()
+        except ImportError:
+            raise ConfigError(config.path, [ConfigProblem(
+                "contacts", 'a contact uses channel = "apprise" but Apprise is not installed',
+                'pip install "veille[apprise]"')]) from None
     service = AlertingService(config, engine, clock, notifiers)
     components.background.append(service.run)
     components.background.append(lambda stop: refresh_risky_hits(service, components, stop))
