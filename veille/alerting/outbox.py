@@ -23,7 +23,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
@@ -49,6 +49,9 @@ from veille.store.engine import write_tx
 
 log = logging.getLogger("veille.alerting.outbox")
 AUTH_PAUSE = timedelta(minutes=15)
+CLAIM_LIMIT = 50  # rows per claim: a burst for one chat is merged rather than fed 10 at a time
+PER_ADDRESS = 25  # at most this many per address in one claim: a backlog cannot hide other chats' rows
+BURST_CHANNELS = frozenset({"telegram"})  # notifiers that merge sends waiting together for one address
 
 
 def default_owner() -> str:
@@ -58,7 +61,8 @@ def default_owner() -> str:
 class Dispatcher:
     def __init__(self, engine: Engine, clock: Clock, settings: AlertingSettings, notifiers: Mapping[str, Notifier],
                  *, owner: str | None = None, rng: random.Random | None = None,
-                 on_dead: Callable[[store.Claimed, str], None] | None = None) -> None:
+                 on_dead: Callable[[store.Claimed, str], None] | None = None,
+                 burst_channels: Collection[str] = BURST_CHANNELS) -> None:
         self.engine = engine
         self.clock = clock
         self.settings = settings
@@ -68,6 +72,7 @@ class Dispatcher:
         self._paused: dict[str, datetime] = {}
         self.wake = asyncio.Event()
         self._on_dead = on_dead
+        self.burst_channels = frozenset(burst_channels)
 
     # --- loop ---------------------------------------------------------------------------------
 
@@ -86,7 +91,7 @@ class Dispatcher:
     async def _relay(self, stop: asyncio.Event, idle: float) -> None:
         while not stop.is_set():
             try:
-                count = await self.pump(stop=stop)
+                count = await self.pump(stop=stop, per_address=PER_ADDRESS)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a database hiccup must not kill the relay (G8)
@@ -98,25 +103,77 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=idle)
 
-    async def pump(self, *, limit: int = 10, stop: asyncio.Event | None = None) -> int:
-        """Claim up to `limit` due rows and send them one by one. Returns how many were claimed."""
+    async def pump(self, *, limit: int = CLAIM_LIMIT, stop: asyncio.Event | None = None,
+                   per_address: int | None = None) -> int:
+        """Claim up to `limit` due rows (`per_address` at most for one address) and send them.
+
+        Returns how many were claimed.
+
+        Rows for different addresses go out concurrently, so one chat's pacing never holds back
+        another's. Within one address rows go one by one, except on `burst_channels`, whose
+        notifier merges sends that wait together (Telegram, B7): there they are handed over at
+        once under one shared deadline. The claim holds at most one row per (incident, contact)
+        (A11), so rows sent side by side never belong to the same incident queue.
+        """
         if stop is not None and stop.is_set():
             return 0
-        claimed = await asyncio.to_thread(self._claim, limit)
-        for index, row in enumerate(claimed):
-            if stop is not None and stop.is_set():
-                for rest in claimed[index:]:
-                    await asyncio.to_thread(self._release, rest)
-                break
-            await self.deliver(row)
+        claimed = await asyncio.to_thread(self._claim, limit, per_address)
+        if not claimed:
+            return 0
+        lease_until = self.clock.now() + self.settings.lease
+        groups: dict[tuple[str, str], list[store.Claimed]] = {}
+        for row in claimed:
+            groups.setdefault((row.channel, row.address), []).append(row)
+        results = await asyncio.gather(*(self._deliver_group(rows, lease_until, stop) for rows in groups.values()),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return len(claimed)
+
+    async def _deliver_group(self, rows: list[store.Claimed], lease_until: datetime,
+                             stop: asyncio.Event | None) -> None:
+        """One address's share of a claim: together on a merging channel, else one by one."""
+        if rows[0].channel in self.burst_channels and len(rows) > 1:
+            if stop is not None and stop.is_set():
+                await asyncio.to_thread(self._unclaim, rows)
+                return
+            # One deadline for the whole burst: every unfinished send is cancelled in the same
+            # loop step, so no send of the burst can see another's merged batch half-abandoned.
+            deadline = asyncio.get_running_loop().time() + self.settings.send_timeout.total_seconds()
+            results = await asyncio.gather(*(self.deliver(row, deadline=deadline) for row in rows),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            return
+        for index, row in enumerate(rows):
+            late = self.clock.now() + self.settings.send_timeout > lease_until
+            if index and (late or (stop is not None and stop.is_set())):
+                # Stopping, or the lease would run out mid-send (another relay would resend): give
+                # the rest back untouched; they were never handed to the notifier.
+                await asyncio.to_thread(self._unclaim, rows[index:])
+                return
+            try:
+                await self.deliver(row)
+            except asyncio.CancelledError:
+                self._unclaim(rows[index + 1:])  # sync on purpose: the loop is shutting down
+                raise
 
     # --- one row ------------------------------------------------------------------------------
 
-    def _claim(self, limit: int) -> list[store.Claimed]:
+    def _claim(self, limit: int, per_address: int | None) -> list[store.Claimed]:
         now = self.clock.now()
         with write_tx(self.engine) as conn:
-            return store.claim(conn, self.owner, now, self.settings.lease, limit, lambda: uuid.uuid4().hex)
+            return store.claim(conn, self.owner, now, self.settings.lease, limit, lambda: uuid.uuid4().hex,
+                               per_address=per_address)
+
+    def _unclaim(self, rows: list[store.Claimed]) -> None:
+        if not rows:
+            return
+        with write_tx(self.engine) as conn:
+            for row in rows:
+                store.unclaim(conn, row.id, row.token, self.clock.now())
 
     def _release(self, row: store.Claimed) -> None:
         with write_tx(self.engine) as conn:
@@ -124,7 +181,8 @@ class Dispatcher:
         log.warning("outbox_released outbox=%s incident=%s (shutdown during send; tagged possible duplicate)",
                     row.id, row.incident_id)
 
-    async def deliver(self, row: store.Claimed) -> None:
+    async def deliver(self, row: store.Claimed, *, deadline: float | None = None) -> None:
+        """Send one claimed row and record the result; `deadline` (loop time) defaults to now + send_timeout."""
         if row.reclaimed:
             log.warning("outbox_possible_duplicate outbox=%s incident=%s contact=%s: previous attempt's "
                         "lease expired mid-send, resending", row.id, row.incident_id, row.contact)
@@ -139,10 +197,12 @@ class Dispatcher:
                                     False, None)
             return
         notification = from_payload(row.payload, outbox_id=row.id, possible_duplicate=row.possible_duplicate)
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self.settings.send_timeout.total_seconds()
         crash_point("outbox.before_send")
         try:
-            delivery = await asyncio.wait_for(notifier.send(notification, row.address),
-                                              timeout=self.settings.send_timeout.total_seconds())
+            async with asyncio.timeout_at(deadline):
+                delivery = await notifier.send(notification, row.address)
         except asyncio.CancelledError:
             self._release(row)  # sync on purpose: the loop is shutting down
             raise

@@ -292,16 +292,33 @@ def enqueue(conn: Connection, *, incident_id: int | None, client_id: str | None,
     return int(result.scalar_one())
 
 
-def claim(conn: Connection, owner: str, now: datetime, lease: timedelta, limit: int,
-          token_factory: Any) -> list[Claimed]:
-    """Claim due rows with a lease; only the head of each (incident, contact) queue (A11)."""
+def _claimable(table: Any, now: datetime) -> Any:
+    """Due rows that head their (incident, contact) queue (A11)."""
     earlier = aliased(outbox)
     head_only = ~exists(select(earlier.c.id).where(
-        earlier.c.incident_id == outbox.c.incident_id, earlier.c.contact == outbox.c.contact,
-        earlier.c.id < outbox.c.id, earlier.c.state.in_(("pending", "sending"))))
-    due = or_(and_(outbox.c.state == "pending", outbox.c.next_attempt_at <= now),
-              and_(outbox.c.state == "sending", outbox.c.lease_until < now))
-    query = select(outbox).where(due, head_only).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
+        earlier.c.incident_id == table.c.incident_id, earlier.c.contact == table.c.contact,
+        earlier.c.id < table.c.id, earlier.c.state.in_(("pending", "sending"))))
+    due = or_(and_(table.c.state == "pending", table.c.next_attempt_at <= now),
+              and_(table.c.state == "sending", table.c.lease_until < now))
+    return and_(due, head_only)
+
+
+def claim(conn: Connection, owner: str, now: datetime, lease: timedelta, limit: int,
+          token_factory: Any, *, per_address: int | None = None) -> list[Claimed]:
+    """Claim due rows with a lease; only the head of each (incident, contact) queue (A11).
+
+    `per_address` caps the rows taken for one (channel, address), so a backlog for one chat
+    cannot fill the claim and hold back the other chats' rows queued behind it.
+    """
+    query = select(outbox).where(_claimable(outbox, now))
+    if per_address is not None:
+        inner = aliased(outbox)
+        rank = func.row_number().over(partition_by=(inner.c.channel, inner.c.address),
+                                      order_by=(inner.c.next_attempt_at, inner.c.id)).label("rank")
+        ranked = select(inner.c.id, rank).where(_claimable(inner, now)).subquery()
+        # The outer conditions stay: PostgreSQL re-checks them on a row another relay just claimed.
+        query = query.where(outbox.c.id.in_(select(ranked.c.id).where(ranked.c.rank <= per_address)))
+    query = query.order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
     if is_pg(conn):
         query = query.with_for_update(skip_locked=True, of=outbox)
     claimed = []
@@ -344,6 +361,13 @@ def release(conn: Connection, row_id: int, token: str, now: datetime) -> bool:
     """Give a claimed row back at shutdown: it may have been sent, so it is tagged."""
     return conn.execute(update(outbox).where(_fenced(row_id, token)).values(
         state="pending", next_attempt_at=now, lease_owner=None, lease_until=None, possible_duplicate=True,
+        attempts=outbox.c.attempts - 1)).rowcount == 1
+
+
+def unclaim(conn: Connection, row_id: int, token: str, now: datetime) -> bool:
+    """Give back a claimed row that was never handed to a notifier: not a possible duplicate."""
+    return conn.execute(update(outbox).where(_fenced(row_id, token)).values(
+        state="pending", next_attempt_at=now, lease_owner=None, lease_until=None,
         attempts=outbox.c.attempts - 1)).rowcount == 1
 
 
