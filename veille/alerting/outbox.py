@@ -140,7 +140,9 @@ class Dispatcher:
                 return
             # One deadline for the whole burst: every unfinished send is cancelled in the same
             # loop step, so no send of the burst can see another's merged batch half-abandoned.
-            deadline = asyncio.get_running_loop().time() + self.settings.send_timeout.total_seconds()
+            # Never past the lease either: another relay would take the rows over and resend them.
+            budget = min(self.settings.send_timeout, lease_until - self.clock.now()).total_seconds()
+            deadline = asyncio.get_running_loop().time() + budget
             results = await asyncio.gather(*(self.deliver(row, deadline=deadline) for row in rows),
                                            return_exceptions=True)
             for result in results:
