@@ -51,7 +51,6 @@ log = logging.getLogger("veille.alerting.outbox")
 AUTH_PAUSE = timedelta(minutes=15)
 CLAIM_LIMIT = 50  # rows per claim: a burst for one chat is merged rather than fed 10 at a time
 PER_ADDRESS = 25  # at most this many per address in one claim: a backlog cannot hide other chats' rows
-BURST_CHANNELS = frozenset({"telegram"})  # notifiers that merge sends waiting together for one address
 
 
 def default_owner() -> str:
@@ -62,7 +61,7 @@ class Dispatcher:
     def __init__(self, engine: Engine, clock: Clock, settings: AlertingSettings, notifiers: Mapping[str, Notifier],
                  *, owner: str | None = None, rng: random.Random | None = None,
                  on_dead: Callable[[store.Claimed, str], None] | None = None,
-                 burst_channels: Collection[str] = BURST_CHANNELS) -> None:
+                 burst_channels: Collection[str] | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.settings = settings
@@ -72,7 +71,8 @@ class Dispatcher:
         self._paused: dict[str, datetime] = {}
         self.wake = asyncio.Event()
         self._on_dead = on_dead
-        self.burst_channels = frozenset(burst_channels)
+        # None: a channel bursts when its notifier says it merges concurrent sends safely.
+        self.burst_channels = frozenset(burst_channels) if burst_channels is not None else None
 
     # --- loop ---------------------------------------------------------------------------------
 
@@ -110,10 +110,11 @@ class Dispatcher:
         Returns how many were claimed.
 
         Rows for different addresses go out concurrently, so one chat's pacing never holds back
-        another's. Within one address rows go one by one, except on `burst_channels`, whose
-        notifier merges sends that wait together (Telegram, B7): there they are handed over at
-        once under one shared deadline. The claim holds at most one row per (incident, contact)
-        (A11), so rows sent side by side never belong to the same incident queue.
+        another's. Within one address rows go one by one, except on a channel whose notifier
+        merges sends that wait together (B7; `merges_concurrent_sends = True` on the notifier, or
+        `burst_channels`): there they are handed over at once under one shared deadline. The
+        claim holds at most one row per (incident, contact) (A11), so rows sent side by side
+        never belong to the same incident queue.
         """
         if stop is not None and stop.is_set():
             return 0
@@ -134,7 +135,7 @@ class Dispatcher:
     async def _deliver_group(self, rows: list[store.Claimed], lease_until: datetime,
                              stop: asyncio.Event | None) -> None:
         """One address's share of a claim: together on a merging channel, else one by one."""
-        if rows[0].channel in self.burst_channels and len(rows) > 1:
+        if len(rows) > 1 and self._bursts(rows[0].channel):
             if stop is not None and stop.is_set():
                 await asyncio.to_thread(self._unclaim, rows)
                 return
@@ -161,6 +162,12 @@ class Dispatcher:
             except asyncio.CancelledError:
                 self._unclaim(rows[index + 1:])  # sync on purpose: the loop is shutting down
                 raise
+
+    def _bursts(self, channel: str) -> bool:
+        """Hand one address's rows over together? Only to a notifier that merges them (B7)."""
+        if self.burst_channels is not None:
+            return channel in self.burst_channels
+        return getattr(self.notifiers.get(channel), "merges_concurrent_sends", False) is True
 
     # --- one row ------------------------------------------------------------------------------
 
