@@ -54,6 +54,10 @@ log = logging.getLogger("veille.alerting")
 RETENTION = timedelta(days=14)  # per-hit risk rows: longer than any spike baseline
 OUTBOX_RETENTION = timedelta(days=30)  # finished outbox rows (`veille alerts` shows their deliveries)
 TICK_SECONDS = 1.0  # group_wait and escalations fire within a second of their due time
+# A client with an open buzz/volume incident is re-examined by the tick at most this often (new hits are
+# examined at once in on_new_hits): with hundreds of open incidents, re-reading each client's week of
+# hits every second kept the write lock for seconds and starved the pipeline's writes.
+REDETECT_SECONDS = 30.0
 CLOCK_STEP_WARNING = timedelta(minutes=2)
 RESYNC_AFTER = timedelta(hours=3)  # wall ahead of monotonic by more than this: a suspend, not a step
 
@@ -120,6 +124,7 @@ class AlertingService:
         self.dispatcher = dispatcher or Dispatcher(engine, self.clock, self.settings, self.notifiers, owner=owner)
         self.tick_interval = tick_interval
         self._words: dict[str, CrisisWords] = {}
+        self._detected_at: dict[str, float] = {}  # client -> monotonic time of its last detection
         self.last_tick_at: datetime | None = None
 
     def now(self) -> datetime:
@@ -192,7 +197,8 @@ class AlertingService:
         store.lock_clients(conn, client_ids | {i.client_id for i in active})
         signals: list[Signal] = []
         for client_id in sorted({i.client_id for i in active if i.cause in (Cause.BUZZ, Cause.VOLUME)}):
-            signals.extend(self._detect(conn, client_id, (), now))
+            if self._redetect_due(client_id):
+                signals.extend(self._detect(conn, client_id, (), now))
         signals.extend(source_signal(row.client_id, row.source_key, row.ok, row.failing_since, row.error_kind,
                                      self.settings, now) for row in store.failing_sources(conn))
         signals.extend(self._silence_signals(conn, client_ids, {i.key for i in active}, now))
@@ -201,7 +207,7 @@ class AlertingService:
         active = store.active_incidents(conn, lock=True)
         ctx = self._context(conn, now, active)
         for incident in active:
-            self._evaluate(conn, incident, ctx, now)
+            self._evaluate(conn, incident, ctx, now, as_loaded=True)
         self._digests(conn, now)
         store.purge_alert_hits(conn, now - RETENTION)
         store.purge_outbox(conn, now - OUTBOX_RETENTION)
@@ -299,7 +305,15 @@ class AlertingService:
         return _Change.NONE
 
     def _detect_client(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> None:
+        self._detected_at[client_id] = self.clock.monotonic()
         self._apply(conn, self._detect(conn, client_id, changed, now), now)
+
+    def _redetect_due(self, client_id: str) -> bool:
+        last = self._detected_at.get(client_id)
+        if last is not None and self.clock.monotonic() - last < REDETECT_SECONDS:
+            return False
+        self._detected_at[client_id] = self.clock.monotonic()
+        return True
 
     def _detect(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> list[Signal]:
         since = now - max(self.settings.spike_baseline, timedelta(days=HISTORY_DAYS)) - self.settings.spike_window
@@ -331,9 +345,14 @@ class AlertingService:
                     ctx = replace(ctx, buzzing_clients=ctx.buzzing_clients | {updated.client_id})
             self._evaluate(conn, updated, ctx, now)
 
-    def _evaluate(self, conn: Connection, incident: Incident, ctx: Context, now: datetime) -> None:
+    def _evaluate(self, conn: Connection, incident: Incident, ctx: Context, now: datetime, *,
+                  as_loaded: bool = False) -> None:
+        """`as_loaded`: the incident is exactly as read from the database, so an unchanged one is not rewritten
+        (most ticks change nothing; rewriting every open incident each second held the write lock)."""
+        before = store.incident_state(incident) if as_loaded and incident.id is not None else None
         decisions = evaluate(incident, ctx, now)
-        store.save_incident(conn, incident, now)
+        if before is None or store.incident_state(incident) != before:
+            store.save_incident(conn, incident, now)
         if incident.status is Status.RESOLVED:
             store.add_event(conn, now, "resolved", incident_id=incident.id, client_id=incident.client_id,
                             detail={"notified": incident.notified_version > 0, "flaps": incident.flaps})

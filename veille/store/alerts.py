@@ -71,6 +71,13 @@ def _incident_values(incident: Incident, now: datetime) -> dict[str, Any]:
     }
 
 
+def incident_state(incident: Incident) -> dict[str, Any]:
+    """What `save_incident` would write, bar the timestamp: equal states need no UPDATE."""
+    values = _incident_values(incident, datetime.min)
+    values.pop("updated_at", None)
+    return values
+
+
 def save_incident(conn: Connection, incident: Incident, now: datetime) -> Incident:
     values = _incident_values(incident, now)
     if incident.id is None:
