@@ -118,10 +118,10 @@ class Dispatcher:
         """
         if stop is not None and stop.is_set():
             return 0
+        lease_until = self.clock.now() + self.settings.lease  # read before the claim: never later than its lease
         claimed = await asyncio.to_thread(self._claim, limit, per_address)
         if not claimed:
             return 0
-        lease_until = self.clock.now() + self.settings.lease
         groups: dict[tuple[str, str], list[store.Claimed]] = {}
         for row in claimed:
             groups.setdefault((row.channel, row.address), []).append(row)
