@@ -246,9 +246,6 @@ async def test_two_relays_with_the_cap_deliver_each_row_once(engine: Engine) -> 
         assert store.outbox_counts(conn) == {"sent": len(ids)}
 
 
-@pytest.mark.xfail(strict=True, reason="telegram.py: a merged batch whose leader fails with a non-NotifyError "
-                   "(DB error in _deliver, cancellation) leaves its members undone; one of them then sends the "
-                   "NEXT batch and reports it as its own delivery, so its alert is lost. Fix in TelegramNotifier.send.")
 async def test_a_merged_batch_whose_sender_crashes_loses_no_alert(telegram: FakeTelegram) -> None:
     class Flaky(TelegramNotifier):
         calls = 0

@@ -311,6 +311,7 @@ class TelegramNotifier:
     """
 
     channel = "telegram"
+    merges_concurrent_sends = True  # the outbox may hand one chat's rows over together (B7)
 
     def __init__(self, settings: TelegramSettings, token: str, *, engine: Engine | None = None,
                  clock: Clock | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -395,6 +396,14 @@ class TelegramNotifier:
                 except NotifyError as error:
                     for item in batch:
                         item.error = error
+                    raise
+                except BaseException as exc:
+                    # A crash or cancellation mid-send: the rest of the batch must get an outcome,
+                    # or one of them would send the next batch and report it as its own delivery.
+                    aborted = NotifyRetryable(f"telegram: merged send aborted ({type(exc).__name__})", ambiguous=True)
+                    for item in batch:
+                        if item is not entry:
+                            item.error = aborted
                     raise
                 for item in batch:
                     item.delivery = delivery
