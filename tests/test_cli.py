@@ -180,3 +180,15 @@ def test_every_command_has_help_and_is_documented(path: tuple[str, ...]) -> None
     assert command.help, f"`veille {' '.join(path)}` has no help text"
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"veille {' '.join(path)}" in readme, f"`veille {' '.join(path)}` is not in the README"
+
+
+def test_disabled_sources_say_so(setup: tuple[Path, str]) -> None:
+    config, url = setup
+    engine = make_engine(url)
+    with write_tx(engine) as conn:
+        conn.execute(sources.insert().values(
+            key="resto/x-1", client_id="resto", kind="x", target="x: chez gégé", every_seconds=600, enabled=False,
+            in_config=True, status="new", consecutive_errors=0, hits_count=0))
+    engine.dispose()
+    table = invoke("sources", "--config", str(config)).output
+    assert "disabled" in table and "x: chez gégé" in table

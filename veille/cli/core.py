@@ -157,7 +157,9 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, o
         row["next_poll_at"] = (tr(lang, "dès que possible", "as soon as possible") if nxt is None or nxt <= now
                                else tr(lang, "dans ", "in ") + format_duration(nxt - now))
         row["error"] = f"{row['last_error_kind']}: {row['last_error_message']}" if row["last_error_kind"] else ""
-        row["status"] = _status_label(row["status"], lang)
+        row["status"] = _status_label(row["status"] if row["enabled"] else "disabled", lang)
+        if not row["enabled"]:
+            row["next_poll_at"] = "-"
     headers = tr(lang, "client|type|cible|statut|dernier succès|erreurs|dernière erreur|hits|prochain|note",
                  "client|kind|target|status|last success|errors|last error|hits|next poll|note").split("|")
     emit(rows, ["client_id", "kind", "target", "status", "last_success_at", "consecutive_errors", "error",
@@ -165,7 +167,8 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, o
 
 
 _STATUS_FR = {"ok": "ok", "new": "nouvelle", "failing": "en échec", "backing_off": "en attente (backoff)",
-              "rate_limited": "limitée (rate limit)", "auth_failed": "identifiants refusés", "gone": "disparue"}
+              "rate_limited": "limitée (rate limit)", "auth_failed": "identifiants refusés", "gone": "disparue",
+              "disabled": "désactivée (enabled = false)"}
 
 
 def _status_label(status: str, lang: str) -> str:
