@@ -192,3 +192,24 @@ def test_disabled_sources_say_so(setup: tuple[Path, str]) -> None:
     engine.dispose()
     table = invoke("sources", "--config", str(config)).output
     assert "disabled" in table and "x: chez gégé" in table
+
+
+def test_hits_of_an_incident(setup: tuple[Path, str]) -> None:
+    """The Telegram "…tronqué, voir `veille hits --incident N`" hint leads somewhere real."""
+    from veille.store.schema_alerts import incidents
+
+    config, url = setup
+    engine = make_engine(url)
+    opened = datetime.now(UTC) - timedelta(minutes=30)
+    with write_tx(engine) as conn:
+        incident_id = conn.execute(incidents.insert().values(
+            key="resto:buzz", client_id="resto", cause="buzz", subject="", status="open", urgency="high",
+            firing=True, opened_at=opened, notify_at=opened, last_evidence_at=opened, title="Bad buzz", reasons=[],
+            hit_count=2, top_hits=[], score=0.9, version=1, notified_version=1, notified_contacts=[], held_for=[],
+            level=0, loops=0, flaps=0, updated_at=opened).returning(incidents.c.id)).scalar_one()
+    engine.dispose()
+    rows = json.loads(invoke("hits", "--config", str(config), "--incident", str(incident_id), "--format",
+                             "json").output)
+    assert sorted(r["title"] for r in rows) == ["Avis A", "Avis B"]  # not the 3-day-old one
+    result = CliRunner().invoke(cli, ["hits", "--config", str(config), "--incident", "999"])
+    assert result.exit_code != 0 and "unknown incident: 999" in result.output

@@ -83,11 +83,13 @@ def _since(value: str | None, option: str) -> datetime | None:
 @click.option("--until", help="Jusqu'à : durée ou date ISO.")
 @click.option("--search", help="Texte à chercher (titre, texte, auteur).")
 @click.option("--label", type=click.Choice(["neg", "neu", "pos"]), help="Sentiment.")
+@click.option("--incident", type=int, metavar="ID", help="Les hits d'un incident (période et client de l'incident).")
 @click.option("--all", "include_duplicates", is_flag=True, help="Inclure les doublons liés d'autres sources.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @format_option
 def hits(config_file: str | None, client: str | None, source: str | None, since: str | None, until: str | None,
-         search: str | None, label: str | None, include_duplicates: bool, limit: int, output_format: str) -> None:
+         search: str | None, label: str | None, incident: int | None, include_duplicates: bool, limit: int,
+         output_format: str) -> None:
     """Liste les hits trouvés, les plus récents d'abord."""
     from veille.store.hits import HitQuery, query_hits
 
@@ -101,6 +103,8 @@ def hits(config_file: str | None, client: str | None, source: str | None, since:
     query = HitQuery(client_id=client, source=source, since=_since(since, "--since"), until=_since(until, "--until"),
                      search=search, label=label, include_duplicates=include_duplicates, limit=limit)
     engine = open_database(config)
+    if incident is not None:
+        query = _incident_query(engine, incident, query, lang)
     with read_conn(engine) as conn:
         rows = query_hits(conn, query)
     columns = ["id", "fetched_at", "client_id", "kind", "author", "sentiment_label", "sentiment_score", "title",
@@ -117,6 +121,21 @@ def hits(config_file: str | None, client: str | None, source: str | None, since:
              headers=headers, styles={"sentiment": _sentiment_style})
         return
     emit(rows, columns, output_format)
+
+
+def _incident_query(engine: Any, incident_id: int, query: Any, lang: str) -> Any:
+    """Narrow a hit query to an incident's client and period (from an hour before it opened)."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from veille.store.alerts import get_incident
+
+    with read_conn(engine) as conn:
+        found = get_incident(conn, incident_id)
+    if found is None:
+        fail(tr(lang, f"incident inconnu : {incident_id}", f"unknown incident: {incident_id}"))
+    return replace(query, client_id=found.client_id, since=query.since or found.opened_at - timedelta(hours=1),
+                   until=query.until or found.resolved_at)
 
 
 def _sentiment_style(value: Any) -> str:
