@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from veille.alerting.escalation import Cause, Signal
-from veille.alerting.risk import fold
 from veille.alerting.settings import AlertingSettings
 from veille.alerting.spikes import SpikeVerdict, spike_test
+from veille.matching import fold
 from veille.notify.base import Urgency
 
 _NOISE = re.compile(r"https?://\S+|[@#]\w+|\d+|[^\w\s]", re.UNICODE)

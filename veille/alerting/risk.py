@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from veille.matching import fold
 from veille.models import Engagement, SentimentLabel, SentimentResult
-
-
-def fold(text: str) -> str:
-    """Lower-case without accents, so "Hygiene" matches "hygiène"."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 class CrisisWords:

@@ -42,13 +42,10 @@ def run(config_file: str | None, once: bool, log_level: str) -> None:
     """Lance le démon de veille (arrêt propre sur SIGTERM/Ctrl-C)."""
     from veille.daemon import run_daemon, run_once
     from veille.logs import setup_logging
-    from veille.secrets import Redactor, read_secret
+    from veille.secrets import read_secret
 
     config = load_or_exit(config_file)
-    redactor = Redactor()
-    for _where, name, _set in describe_secrets(config):
-        redactor.add(read_secret(name))
-    setup_logging(log_level.upper(), redactor=redactor)
+    setup_logging(log_level.upper(), secrets=tuple(read_secret(name) for _, name, _ in describe_secrets(config)))
     lang = current_lang(config.lang)
     try:
         if once:

@@ -16,6 +16,8 @@ import re
 
 import nh3
 
+from veille.textsafe import ANSI_ESCAPE
+
 MAX_FIELD = 64 * 1024  # characters kept per field (RELIABILITY E11)
 MAX_HTML_INPUT = 4 * MAX_FIELD  # markup examined per field; the rest cannot survive the cut anyway
 
@@ -34,8 +36,6 @@ _OTHER_TAG = re.compile(
     r"<\s*/?\s*(?!(?:br|" + "|".join(sorted(_DROP_WITH_CONTENT)) + r")\b)[a-zA-Z][^>]*>")
 _BR = re.compile(r"<br\s*/?>")
 _TAG = re.compile(r"<[^>]*>")
-# CSI, OSC (ended by BEL or ST), and two-byte escape sequences.
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 # C0 controls except tab and newline, DEL, C1 controls.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -49,7 +49,7 @@ def clean_text(value: str | None, *, limit: int = MAX_FIELD, single_line: bool =
         return ""
     text = value[: limit * 2]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _ANSI.sub("", text)
+    text = ANSI_ESCAPE.sub("", text)
     text = _CONTROL.sub("", text)
     text = _SURROGATE.sub("\ufffd", text)
     if single_line:

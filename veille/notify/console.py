@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import TextIO
 
 from veille.alerting.render import render_text
 from veille.notify.base import Delivery, Notification
+from veille.textsafe import terminal_safe
 
 # E9: feed text must not drive the operator's terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class ConsoleNotifier:
@@ -28,7 +27,7 @@ class ConsoleNotifier:
         if notification.silent and not self.show_silent:
             return Delivery((f"console-{self.count}",))
         stream = self._stream or sys.stdout
-        text = _CONTROL.sub("", render_text(notification))
+        text = terminal_safe(render_text(notification), keep_newlines=True)
         who = notification.contact + (f" <{address}>" if address else "")
         stream.write(f"--- {who}\n{text}\n")
         stream.flush()

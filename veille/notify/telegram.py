@@ -47,6 +47,7 @@ from telegram.request import HTTPXRequest
 
 from veille.clock import Clock, SystemClock, utc
 from veille.errors import StorageError
+from veille.logs import protect_secret, redact
 from veille.notify.base import (
     Delivery,
     Notification,
@@ -60,7 +61,6 @@ from veille.notify.base import (
 )
 from veille.notify.telegram_render import Rendered, render_merged, render_notification, text
 from veille.notify.telegram_settings import Pacing, TelegramSettings
-from veille.secrets import Redactor
 from veille.store import telegram as store
 
 
@@ -84,58 +84,14 @@ BUTTON_KINDS = frozenset({"opened", "update", "repeat", "escalated"})
 
 # -- token protection (B11) -----------------------------------------------------------------------
 
-_REDACTOR = Redactor()
-_INSTALLED: list[bool] = []  # the record factory is wrapped once per process
-
-
-def redact(value: str) -> str:
-    return _REDACTOR(value)
-
-
 def protect_token(token: str | None) -> None:
-    """Keep `token` out of every log record from now on (idempotent; call before any Bot call).
-
-    A log-record factory rather than a handler filter: handler filters miss handlers added later
-    (pytest's caplog, the daemon's own set-up) and logger filters miss child loggers.
-    """
-    _REDACTOR.add(token)
+    """Keep `token` out of every log record (see `veille.logs.protect_secret`), and keep httpx,
+    which logs full request URLs at INFO, at WARNING. Idempotent; call before any Bot call."""
+    protect_secret(token)
     for name in ("httpx", "httpcore"):
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET or logger.level < logging.WARNING:
-            logger.setLevel(logging.WARNING)  # httpx logs full request URLs at INFO
-    if _INSTALLED:
-        return
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        redact_record(record)
-        return record
-
-    logging.setLogRecordFactory(factory)
-    _INSTALLED.append(True)
-
-
-def redact_record(record: logging.LogRecord) -> None:
-    try:
-        message = record.getMessage()
-    except Exception:  # a broken format string: let logging report it as usual
-        return
-    cleaned = _REDACTOR(message)
-    if cleaned != message:
-        record.msg, record.args = cleaned, ()
-    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
-        record.exc_text = _REDACTOR(logging.Formatter().formatException(record.exc_info))
-    if record.stack_info:
-        record.stack_info = _REDACTOR(record.stack_info)
-
-
-class RedactingFilter(logging.Filter):
-    """For handlers set up by the daemon: belt and braces over `protect_token`'s record hook."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        redact_record(record)
-        return True
+            logger.setLevel(logging.WARNING)
 
 
 # -- classification ----------------------------------------------------------------------------
