@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from tests.test_alerting_helpers import CONFIG, hit
+from tests.support.alerting import CONFIG, hit
 from veille.alerting.service import AlertingService
 from veille.cli import alerts as alert_commands
 from veille.clock import SystemClock

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
-from tests.test_alerting_helpers import DAY, NIGHT, hit, make_config, make_db, make_service
+from tests.support.alerting import DAY, NIGHT, hit, make_config, make_db, make_service
 from veille.alerting import actions
 from veille.alerting.escalation import Status
 from veille.clock import FakeClock

@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from tests.test_alerting_helpers import CONFIG
+from tests.support.alerting import CONFIG
 from veille.alerting.settings import DEFAULT_CRISIS_WORDS, QuietHours
 from veille.config import load_config, parse_config
 from veille.errors import ConfigError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -88,6 +89,8 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, server: LocalServer) -> N
     try:
         assert wait_for(lambda: count_hits(db_url)[0] == expected, 40), "daemon stored nothing"
         assert check_health(tmp_path / "health.json", datetime.now(UTC)) == []
+        assert wait_for(lambda: json.loads((tmp_path / "health.json").read_text())["extra"]["parse_pool"]["parses"]
+                        >= 5, 15), "the health file reports the parse pool"
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=15)

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from tests.test_alerting_helpers import DAY, make_db
+from tests.support.alerting import DAY, make_db
 from veille.alerting.outbox import Dispatcher
 from veille.alerting.render import to_payload
 from veille.alerting.settings import AlertingSettings, Contact

@@ -7,8 +7,8 @@ import random
 import pytest
 from sqlalchemy import Engine
 
+from tests.support.alerting import DAY, make_db
 from tests.support.server import LocalServer, Response
-from tests.test_alerting_helpers import DAY, make_db
 from veille.alerting.outbox import Dispatcher
 from veille.alerting.render import to_payload
 from veille.alerting.settings import AlertingSettings

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Engine
 
 import veille.store.schema_telegram  # noqa: F401  (registers the Telegram tables on the shared metadata)
+from tests.support.alerting import DAY, make_db
 from tests.support.fake_telegram import FakeTelegram
-from tests.test_alerting_helpers import DAY, make_db
 from veille.alerting.outbox import Dispatcher
 from veille.alerting.render import to_payload
 from veille.alerting.settings import AlertingSettings, Contact

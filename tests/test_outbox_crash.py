@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_alerting_helpers import make_db
+from tests.support.alerting import make_db
 from veille.alerting.outbox import Dispatcher
 from veille.alerting.render import to_payload
 from veille.alerting.settings import AlertingSettings

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.test_alerting_helpers import CONFIG
+from tests.support.alerting import CONFIG
 from veille.alerting.replay import ReplayError, parse_lines, read_timeline, replay
 from veille.alerting.risk import fold
 from veille.config import parse_config

@@ -114,14 +114,15 @@ class Config:
         return ZoneInfo(self.timezone)
 
 
-def config_path(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("VEILLE_CONFIG") or DEFAULT_CONFIG
+def config_path(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """--config, else VEILLE_CONFIG, else ./config.toml."""
+    return explicit or (os.environ if environ is None else environ).get("VEILLE_CONFIG") or DEFAULT_CONFIG
 
 
 def load_config(path: str | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file; raise ConfigError listing every problem."""
     env = os.environ if environ is None else environ
-    file = config_path(path) if environ is None else (path or env.get("VEILLE_CONFIG") or DEFAULT_CONFIG)
+    file = config_path(path, env)
     try:
         text = Path(file).read_text(encoding="utf-8")
     except FileNotFoundError:

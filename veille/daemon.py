@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -30,9 +30,12 @@ from veille.errors import ConfigError, ConfigProblem
 from veille.health import HEARTBEAT_SECONDS, Health, write_health
 from veille.http import HttpClient, quiet_http_loggers
 from veille.models import SourceStatus
-from veille.pipeline import Pipeline, PipelineHooks, PollResult
+from veille.pipeline import Pipeline, PollResult
 from veille.store.engine import make_engine, on_network_filesystem, sqlite_path
 from veille.store.migrate import check_schema
+
+if TYPE_CHECKING:
+    from veille.alerting.service import AlertingService
 
 log = logging.getLogger("veille.daemon")
 
@@ -78,16 +81,22 @@ def health_path(config: Config) -> Path:
 
 
 @dataclass(slots=True)
-class Components:
+class Wiring:
+    """What the parts of the daemon register while it is built: tasks, start checks, closers, health."""
+
+    background: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
+    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # e.g. check the bot token
+    health_sources: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class Components(Wiring):
     """What the daemon runs; tests build their own (fake clock, fake notifiers)."""
 
     engine: Engine
     http: HttpClient
     pipeline: Pipeline
-    background: list[Callable[[asyncio.Event], Awaitable[None]]]
-    closers: list[Callable[[], Awaitable[None] | None]]
-    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # e.g. check the bot token
-    health_sources: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
 
 
 def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = True) -> Components:
@@ -103,24 +112,27 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
         log.warning("the database %s is on a network filesystem: SQLite WAL needs a local disk", path)
     check_schema(engine)
     http = HttpClient(config.http, clock=clock)
-    components = Components(engine, http, None, [], [http.aclose, engine.dispose])  # type: ignore[arg-type]
+    wiring = Wiring(closers=[http.aclose, engine.dispose])
     parse_feed = None
     if any(s.kind == "rss" for s in config.sources):
         pool = FeedParsePool(workers=config.daemon.parse_workers, timeout=config.daemon.parse_timeout,
                              max_entries=config.daemon.max_entries)
         parse_feed = pool.parse
-        components.closers.append(pool.close)
-    hooks: PipelineHooks | None = None
+        wiring.closers.append(pool.close)
+        wiring.health_sources.append(lambda: {"parse_pool": pool.stats()})
+    hooks: AlertingService | None = None
     if with_alerting and config.alerting.enabled:
-        hooks = build_alerting(config, engine, clock, components)
+        hooks = build_alerting(config, engine, clock, wiring)
     scorer = load_scorer(config.sentiment, data_dir=default_data_dir(config.database_url))
-    components.pipeline = Pipeline(config, engine, clock, http, scorer=scorer, hooks=hooks,
-                                   parse_feed=parse_feed)
-    components.pipeline.load()
-    return components
+    pipeline = Pipeline(config, engine, clock, http, scorer=scorer, hooks=hooks, parse_feed=parse_feed)
+    pipeline.load()
+    if hooks is not None:
+        wiring.background.append(lambda stop: refresh_risky_hits(hooks, engine, pipeline, stop))
+    return Components(engine=engine, http=http, pipeline=pipeline, background=wiring.background,
+                      closers=wiring.closers, starters=wiring.starters, health_sources=wiring.health_sources)
 
 
-def build_alerting(config: Config, engine: Engine, clock: Clock, components: Components) -> PipelineHooks:
+def build_alerting(config: Config, engine: Engine, clock: Clock, wiring: Wiring) -> AlertingService:
     """The alerting service with its channels: the console always, Telegram when its token is set."""
     from veille.alerting.service import AlertingService
     from veille.bot import build_telegram
@@ -131,11 +143,11 @@ def build_alerting(config: Config, engine: Engine, clock: Clock, components: Com
     telegram = build_telegram(config, engine=engine, clock=clock)
     if telegram is not None:
         notifiers["telegram"] = telegram.notifier
-        components.starters.append(telegram.start)
-        components.closers.append(telegram.aclose)
+        wiring.starters.append(telegram.start)
+        wiring.closers.append(telegram.aclose)
         if telegram.bot is not None:
-            components.background.append(telegram.bot.run)
-        components.health_sources.append(lambda: telegram_health(telegram.notifier.status()))
+            wiring.background.append(telegram.bot.run)
+        wiring.health_sources.append(lambda: telegram_health(telegram.notifier.status()))
     if any(contact.channel == "apprise" for contact in config.alerting.contacts):
         try:
             from veille.notify.apprise import AppriseNotifier
@@ -146,16 +158,16 @@ def build_alerting(config: Config, engine: Engine, clock: Clock, components: Com
                 "contacts", 'a contact uses channel = "apprise" but Apprise is not installed',
                 'pip install "veille[apprise]"')]) from None
     service = AlertingService(config, engine, clock, notifiers)
-    components.background.append(service.run)
-    components.background.append(lambda stop: refresh_risky_hits(service, components, stop))
-    components.health_sources.append(lambda: alerting_health(service.health()))
+    wiring.background.append(service.run)
+    wiring.health_sources.append(lambda: alerting_health(service.health()))
     return service
 
 
 REFRESH_EVERY = 10 * 60.0  # risky hits are re-fetched this often during their first hours
 
 
-async def refresh_risky_hits(service: Any, components: Components, stop: asyncio.Event) -> None:
+async def refresh_risky_hits(service: AlertingService, engine: Engine, pipeline: Pipeline,
+                             stop: asyncio.Event) -> None:
     """Re-fetch risky hits through their sources so the alerting work sees how fast they spread."""
     from veille.store.engine import read_conn
     from veille.store.hits import hits_for_refresh
@@ -167,12 +179,12 @@ async def refresh_risky_hits(service: Any, components: Components, stop: asyncio
             return
         try:
             def due() -> dict[str, list[str]]:
-                with read_conn(components.engine) as conn:
+                with read_conn(engine) as conn:
                     return hits_for_refresh(conn, service.hits_to_refresh(conn))
 
             grouped = await asyncio.to_thread(due)
             if grouped:
-                count = await components.pipeline.refresh_hits(grouped)
+                count = await pipeline.refresh_hits(grouped)
                 log.info("re-fetched %d risky hits to measure their spread", count)
         except Exception:  # never let this loop die: the next round tries again
             log.exception("refresh of risky hits failed")

@@ -68,8 +68,6 @@ class StorageError(VeilleError):
 class FetchError(VeilleError):
     """A source could not be polled this time."""
 
-    retryable: bool = True
-
     def __init__(self, kind: ErrorKind, message: str, *, retry_after: float | None = None) -> None:
         self.kind = kind
         self.message = message
@@ -90,8 +88,6 @@ class RateLimited(RetryableFetchError):
 
 class PermanentFetchError(FetchError):
     """Will not fix itself soon (4xx, unsafe feed, forbidden address): back off to the cap."""
-
-    retryable = False
 
 
 class AuthFailed(PermanentFetchError):

@@ -49,13 +49,6 @@ class SentimentLabel(StrEnum):
     POS = "pos"
 
 
-class MatchKind(StrEnum):
-    """How a hit concerns its client: addressed directly, or only mentions a keyword."""
-
-    DIRECT = "direct"  # @mention, reply, notification, comment on the client's channel
-    KEYWORD = "keyword"
-
-
 @dataclass(frozen=True, slots=True)
 class Engagement:
     """One observation of a post's reach. Kept as a time series per hit."""

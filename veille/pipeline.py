@@ -300,7 +300,10 @@ class Pipeline:
                     self._queue.task_done()
 
     def _score_new(self, results: Sequence[PollResult]) -> None:
-        """Score only items not stored yet, in one batch for the whole transaction."""
+        """Score only items not stored yet (or changed), in one batch for the whole transaction.
+
+        The stored ids are read here, outside the write lock, so scoring never holds it; `store_items`
+        checks them again under the lock, which is what decides what is inserted."""
         pending: list[tuple[PollResult, int]] = []
         with read_conn(self.engine) as conn:
             for result in results:

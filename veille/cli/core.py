@@ -9,13 +9,12 @@ import re
 import sys
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
 
 from veille.cli.common import config_option, emit, fail, format_option, load_or_exit, open_database
-from veille.config import config_path, describe_secrets
+from veille.config import describe_secrets
 from veille.durations import format_duration, parse_since
 from veille.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
 from veille.i18n import current_lang, tr
@@ -299,7 +298,3 @@ def health(config_file: str | None) -> None:
             click.echo(f"unhealthy: {problem}", err=True)
         sys.exit(1)
     click.echo("healthy")
-
-
-def default_config_path() -> Path:
-    return Path(config_path())

@@ -58,9 +58,6 @@ class _Worker:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     async def start(self) -> None:
         """Spawn the process, then wait on the loop for its "ready" (its imports take ~0.3 s)."""
         self._spawn()
@@ -170,6 +167,10 @@ class FeedParsePool:
         self.parses = 0
         self.timeouts = 0
         self.restarts = 0  # workers replaced after a timeout, a crash or a MemoryError
+
+    def stats(self) -> dict[str, int]:
+        """For the health file: how much parsing, and how often a worker had to be replaced."""
+        return {"workers": self.size, "parses": self.parses, "timeouts": self.timeouts, "restarts": self.restarts}
 
     @property
     def pids(self) -> list[int | None]:
