@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from veille.errors import PermanentFetchError
+from veille.feeds.fastpath import parse_plain_feed
 from veille.feeds.links import entry_url
 from veille.feeds.safety import check_xml_safety, root_element_start
 from veille.feeds.text import MAX_FIELD, clean_text, html_to_text
@@ -84,11 +85,14 @@ class ParsedFeed:
 
 
 def parse_document(body: bytes, url: str, headers: Mapping[str, str] | None = None, *,
-                   max_entries: int = DEFAULT_MAX_ENTRIES, now: float | None = None) -> ParsedFeed:
+                   max_entries: int = DEFAULT_MAX_ENTRIES, now: float | None = None,
+                   fast: bool = True) -> ParsedFeed:
     """Parse a fetched feed body. Raises PermanentFetchError (unsafe_xml, not_a_feed, parse_error).
 
     `now` (POSIX seconds) only decides which dates may order the entries when more than
     `max_entries` are present; the final date checks are made by `to_items` with the daemon's clock.
+    Plain RSS 2.0 / Atom documents take `veille.feeds.fastpath` (same result, ~20 times less CPU)
+    unless `fast` is False; everything else, and everything broken, goes to feedparser.
     """
     import feedparser  # imported here: only parse workers (and the in-process fallback) pay for it
 
@@ -100,13 +104,15 @@ def parse_document(body: bytes, url: str, headers: Mapping[str, str] | None = No
     # Checked on exactly what feedparser will read: trimming joins two distant parts of the
     # document, which could turn text that was inside a comment into a declaration.
     check_xml_safety(body, content_type)
+    result = parse_plain_feed(body, url, content_type) if fast else None
     try:
-        result = feedparser.parse(
-            io.BytesIO(body),
-            response_headers={"content-type": content_type, "content-location": url},
-            sanitize_html=False,  # we reduce everything to text with nh3 ourselves; saves ~40% of CPU
-            resolve_relative_uris=False,
-        )
+        if result is None:
+            result = feedparser.parse(
+                io.BytesIO(body),
+                response_headers={"content-type": content_type, "content-location": url},
+                sanitize_html=False,  # we reduce everything to text with nh3 ourselves; saves ~40% of CPU
+                resolve_relative_uris=False,
+            )
     except MemoryError:
         raise
     except Exception as exc:
@@ -125,7 +131,7 @@ def parse_document(body: bytes, url: str, headers: Mapping[str, str] | None = No
     exception = result.get("bozo_exception") if result.get("bozo") else None
     return ParsedFeed(
         version=version,
-        title=clean_text(_text_of(feed.get("title_detail"), feed.get("title")), limit=300, single_line=True),
+        title=_text_of(feed.get("title_detail"), feed.get("title"), limit=300, single_line=True),
         entries=tuple(_entry(entries[i]) for i in chosen),
         total_entries=max(len(entries), counted),
         bozo=type(exception).__name__ if exception is not None else None,
@@ -260,7 +266,7 @@ def _timestamp(entry: Any) -> float | None:
     return None
 
 
-def _text_of(detail: Any, fallback: Any) -> str:
+def _text_of(detail: Any, fallback: Any, *, limit: int = MAX_FIELD, single_line: bool = False) -> str:
     """A feedparser text construct as plain text: HTML types are stripped, text/plain kept literal."""
     value = (detail or {}).get("value") if detail else None
     if value is None:
@@ -269,8 +275,8 @@ def _text_of(detail: Any, fallback: Any) -> str:
         return ""
     kind = str((detail or {}).get("type") or "").lower()
     if kind in _HTML_TYPES:
-        return html_to_text(str(value))
-    return clean_text(str(value))
+        return html_to_text(str(value), limit=limit, single_line=single_line)
+    return clean_text(str(value), limit=limit, single_line=single_line)
 
 
 def _entry(entry: Any) -> ParsedEntry:
@@ -280,8 +286,7 @@ def _entry(entry: Any) -> ParsedEntry:
         text = _text_of(best, None)
     else:
         text = _text_of(entry.get("summary_detail"), entry.get("summary"))
-    title = _text_of(entry.get("title_detail"), entry.get("title"))
-    title = clean_text(title, limit=MAX_FIELD, single_line=True)
+    title = _text_of(entry.get("title_detail"), entry.get("title"), single_line=True)
     link = entry.get("link")
     guid = entry.get("id")
     author = clean_text(str(entry.get("author") or ""), limit=MAX_AUTHOR, single_line=True)

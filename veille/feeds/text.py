@@ -39,6 +39,8 @@ _TAG = re.compile(r"<[^>]*>")
 # C0 controls except tab and newline, DEL, C1 controls.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# What the escape, control and surrogate passes of clean_text remove (ESC and CSI are controls).
+_NEEDS_SCRUB = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\r]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -48,13 +50,16 @@ def clean_text(value: str | None, *, limit: int = MAX_FIELD, single_line: bool =
     if not value:
         return ""
     text = value[: limit * 2]
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = ANSI_ESCAPE.sub("", text)
-    text = _CONTROL.sub("", text)
-    text = _SURROGATE.sub("\ufffd", text)
+    if _NEEDS_SCRUB.search(text) is not None:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = ANSI_ESCAPE.sub("", text)
+        text = _CONTROL.sub("", text)
+        text = _SURROGATE.sub("\ufffd", text)
     if single_line:
         text = _SPACES.sub(" ", text.replace("\n", " ").replace("\t", " "))
         return text.strip()[:limit]
+    if "\n" not in text:
+        return _SPACES.sub(" ", text).strip()[:limit]
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
     return text[:limit]
