@@ -186,9 +186,11 @@ class Pipeline:
             return None
         runtime.in_flight = True
         try:
+            # The slot is held until the result is stored: when the writer falls behind, polling
+            # slows down instead of piling fetched items up in memory (backpressure).
             async with self._poll_slots:
                 result = await self._fetch(runtime)
-            await self._submit(result)
+                await self._submit(result)
             return result
         finally:
             runtime.in_flight = False
