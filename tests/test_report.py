@@ -568,3 +568,36 @@ def test_cli_errors(config: Path, tmp_path: Path) -> None:
     nowhere = CliRunner().invoke(cli, ["report", "--config", str(config), "--client", "resto", "--month", "2026-11",
                                        "--output", str(tmp_path / "missing" / "r.md"), "--lang", "en"])
     assert nowhere.exit_code == 1 and "cannot write" in nowhere.output
+
+
+def test_cli_on_a_terminal_strips_escapes_that_files_keep(config: Path, db_url: str) -> None:
+    """CSV keeps a post's raw text for spreadsheets, but not on a terminal, where ESC sequences would act."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the wiring is the same on PostgreSQL")
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    args = ["report", "--config", str(config), "--client", "resto", "--month", "2026-11", "--format", "csv"]
+    invoke(*args, "--output", str(config.parent / "r.csv"))
+    assert "\x1b[31m" in (config.parent / "r.csv").read_text(encoding="utf-8")  # a file: raw text
+    leader, follower = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with subprocess.Popen([sys.executable, "-m", "veille", *args], stdout=follower, stderr=subprocess.PIPE,
+                          env=env) as process:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(60) == 0, process.stderr.read() if process.stderr else ""
+    os.close(leader)
+    output = b"".join(chunks).decode("utf-8")
+    assert "<script>alert(1)</script>" in output and "rouge" in output
+    assert "\x1b" not in output
