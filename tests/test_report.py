@@ -282,7 +282,7 @@ def _incident(conn: object, cause: str, opened: str, *, subject: str = "", resol
         key=f"resto:{cause}:{subject}:{opened}", client_id="resto", cause=cause, subject=subject, status=status,
         urgency="high", firing=False, opened_at=at, notify_at=at, last_evidence_at=at, title=title, reasons=[],
         hit_count=2, top_hits=[], score=0.9, version=1, notified_version=1, notified_contacts=[], held_for=[],
-        level=0, loops=0, flaps=0, acked_by="cm" if acked else None, acked_at=utc(acked) if acked else None,
+        level=0, loops=0, flaps=0, acked_by="marc" if acked else None, acked_at=utc(acked) if acked else None,
         resolved_at=utc(resolved) if resolved else None, updated_at=at).returning(incidents.c.id)).scalar_one())
 
 
@@ -317,10 +317,13 @@ def seed(engine: Engine) -> None:
     with write_tx(engine) as conn:
         buzz = _incident(conn, "buzz", "2026-11-12T08:00", resolved="2026-11-12T12:00", acked="2026-11-12T08:30")
         alert_store.add_event(conn, utc("2026-11-12T08:01"), "notify", incident_id=buzz, client_id="resto")
-        alert_store.add_event(conn, utc("2026-11-12T08:21"), "ack", incident_id=buzz, client_id="resto")
-        alert_store.add_event(conn, utc("2026-11-12T08:30"), "ack", incident_id=buzz, client_id="resto")  # re-ack
+        alert_store.add_event(conn, utc("2026-11-12T08:21"), "snooze", incident_id=buzz, client_id="resto",
+                              contact="lea")
+        alert_store.add_event(conn, utc("2026-11-12T08:30"), "ack", incident_id=buzz, client_id="resto",
+                              contact="marc")  # a later ack overwrote incidents.acked_at/acked_by
         _incident(conn, "volume", "2026-11-25T10:00", status="open", title="Volume <b>x3</b>")
-        _incident(conn, "buzz", "2026-10-05T10:00", resolved="2026-10-05T12:00")  # October only
+        _incident(conn, "buzz", "2026-10-05T10:00", resolved="2026-10-05T12:00",  # October only, no events:
+                  acked="2026-10-05T10:30")  # the incident row's own ack is used
         _incident(conn, "source", "2026-11-15T10:00", subject="resto/masto", resolved="2026-11-16T10:00")
         conn.execute(update(sources).where(sources.c.key == "resto/rss-1").values(
             status="failing", failing_since=utc("2026-11-29T00:00"), consecutive_errors=40,
@@ -357,8 +360,8 @@ def test_report_figures_from_the_database(engine: Engine) -> None:
     assert report.top_authors == (Ranked("alice (mastodon)", 1, 1), Ranked("alice (rss)", 1, 1),
                                   Ranked("bob (mastodon)", 1, 0))
     assert report.top_terms == (Ranked("chez gege", 4, 2),)
-    assert [(i.cause, i.time_to_ack, i.acked_at) for i in report.incidents] == [
-        ("buzz", timedelta(minutes=20), utc("2026-11-12T08:21")), ("volume", None, None)]
+    assert [(i.cause, i.time_to_ack, i.acked_at, i.acked_by) for i in report.incidents] == [
+        ("buzz", timedelta(minutes=20), utc("2026-11-12T08:21"), "lea"), ("volume", None, None, None)]
     assert report.acks == AckSummary(2, 1, timedelta(minutes=20), timedelta(minutes=20))
     assert [(o.source_key, o.kind, o.duration) for o in report.outages] == [
         ("resto/masto", "mastodon", timedelta(hours=30)), ("resto/rss-1", "rss", timedelta(days=1, hours=23))]
@@ -369,7 +372,8 @@ def test_previous_month_is_october_in_paris(engine: Engine) -> None:
     assert (october.total, october.previous_total) == (5, 0)
     assert [(s.label, s.count, s.delta_points) for s in october.sentiment] == [
         ("neg", 1, None), ("neu", 0, None), ("pos", 4, None)]
-    assert [i.cause for i in october.incidents] == ["buzz"]
+    assert [(i.cause, i.acked_at, i.acked_by, i.time_to_ack) for i in october.incidents] == [
+        ("buzz", utc("2026-10-05T10:30"), "marc", timedelta(minutes=30))]
 
 
 def test_markdown_in_french_and_english(engine: Engine) -> None:
@@ -377,14 +381,14 @@ def test_markdown_in_french_and_english(engine: Engine) -> None:
     fr = render([report], "md", "fr")
     assert fr.startswith("# Rapport mensuel — Chez Gégé — novembre 2026\n")
     for expected in ("4 hits, contre 5 le mois précédent (−20,0\u202f%)", "50,0\u202f% négatif (+30,0 pts)",
-                     "## Volume par semaine", "| 01/11 – 01/11 | 1 |", "## Les plus engageants",
-                     "[lien](https://masto.example/@bob/1)", "#INC-", "20m", "toujours en panne",
+                     "## Volume par semaine", "| 01/11 | 1 |", "| 02/11 – 08/11 | 0 |", "## Les plus engageants",
+                     "[lien](https://masto.example/@bob/1)", "#INC-", "| 20m | lea |", "toujours en panne",
                      "2 ouvert(s), 1 pris en charge (délai médian 20m"):
         assert expected in fr, expected
     en = render([report], "md", "en")
     assert en.startswith("# Monthly report — Chez Gégé — November 2026\n")
     for expected in ("4 hits, against 5 the previous month (−20.0%)", "50.0% negative (+30.0 pts)",
-                     "## Volume by week", "| 11-01 – 11-01 | 1 |", "[link](https://masto.example/@bob/1)",
+                     "## Volume by week", "| 11-01 | 1 |", "[link](https://masto.example/@bob/1)",
                      "still down", "2 opened, 1 acknowledged (median time to acknowledge 20m"):
         assert expected in en, expected
     assert "négatif" not in en and "negative (" not in fr
@@ -469,7 +473,7 @@ def test_empty_month_says_so(engine: Engine) -> None:
 def test_month_without_hits_but_with_a_source_down_lists_it() -> None:
     start, _ = NOVEMBER.bounds(PARIS)
     report = build_report(
-        client_id="tapis", client_name="Tapis Royal", month=NOVEMBER, tz=PARIS, timezone="Europe/Paris",
+        client_id="tapis", client_name="Tapis Royal", month=NOVEMBER, timezone="Europe/Paris",
         now=REPORT_NOW, hits=[], previous_labels={"pos": 3}, incidents=[], source_incidents=[],
         failing_now=[FailingSource("tapis/rss", "rss", "gone", start - timedelta(days=3), "gone", 200)],
         source_kinds={}, failing_after=SIX_HOURS)

@@ -34,7 +34,7 @@ def monthly_report(conn: Connection, *, client_id: str, client_name: str, month:
     start, end = month.bounds(tz)
     before_start, before_end = month.previous().bounds(tz)
     return build_report(
-        client_id=client_id, client_name=client_name, month=month, tz=tz, timezone=timezone, now=now,
+        client_id=client_id, client_name=client_name, month=month, timezone=timezone, now=now,
         hits=store.month_hits(conn, client_id, start, end),
         previous_labels=store.label_counts(conn, client_id, before_start, before_end),
         incidents=store.month_incidents(conn, client_id, start, end, CLIENT_CAUSES),

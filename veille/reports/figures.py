@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 from veille.models import Engagement
 from veille.reports.period import Month, week_start
@@ -235,11 +236,12 @@ def _outage(key: str, kind: str, since: datetime, until: datetime | None, error_
     return Outage(key, kind, since, until, max(stop - max(since, start), timedelta(0)), error_kind)
 
 
-def build_report(*, client_id: str, client_name: str, month: Month, tz: tzinfo, timezone: str, now: datetime,
+def build_report(*, client_id: str, client_name: str, month: Month, timezone: str, now: datetime,
                  hits: Sequence[ReportHit], previous_labels: Mapping[str | None, int],
                  incidents: Sequence[IncidentFacts], source_incidents: Sequence[IncidentFacts],
                  failing_now: Sequence[FailingSource], source_kinds: Mapping[str, str],
                  failing_after: timedelta, top: int = 5) -> MonthlyReport:
+    tz = ZoneInfo(timezone)
     start, end = month.bounds(tz)
     labels = Counter(h.sentiment_label for h in hits)
     lines = incident_lines(incidents)

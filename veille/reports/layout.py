@@ -200,7 +200,8 @@ def _kinds(r: MonthlyReport, w: Words) -> Section:
 
 
 def _weeks(r: MonthlyReport, w: Words) -> Section:
-    rows = tuple((f"{w.day(k.start)} – {w.day(k.end)}", w.count(k.count)) for k in r.by_week)
+    rows = tuple((w.day(k.start) if k.start == k.end else f"{w.day(k.start)} – {w.day(k.end)}", w.count(k.count))
+                 for k in r.by_week)
     return Section(w.t("Volume par semaine", "Volume by week"),
                    table=Table((w.t("semaine", "week"), "hits"), rows, frozenset({1})))
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import ColumnElement, Connection, func, or_, select
 
 from veille.models import Engagement
 from veille.store.schema import engagement, hits, sources
@@ -51,7 +51,7 @@ class IncidentFacts:
     hit_count: int
     first_notified_at: datetime | None  # first "notify" event: when someone was told
     first_ack_at: datetime | None  # first "ack"/"snooze" event (acked_at is overwritten by re-acks)
-    acked_by: str | None
+    acked_by: str | None  # who did that first ack
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ class FailingSource:
     consecutive_errors: int
 
 
-def _own_hits(client_id: str, start: datetime, end: datetime) -> list[object]:
+def _own_hits(client_id: str, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
     return [hits.c.client_id == client_id, hits.c.fetched_at >= start, hits.c.fetched_at < end,
             hits.c.duplicate_of.is_(None)]
 
@@ -112,20 +112,26 @@ def month_incidents(conn: Connection, client_id: str, start: datetime, end: date
         .order_by(incidents.c.opened_at, incidents.c.id))
     rows = list(conn.execute(query))
     ids = [r.id for r in rows]
-    firsts: dict[tuple[int, str], datetime] = {}
+    firsts: dict[tuple[int, str], tuple[datetime, str | None]] = {}
     if ids:
-        events = (select(incident_events.c.incident_id, incident_events.c.kind, func.min(incident_events.c.at))
+        events = (select(incident_events.c.incident_id, incident_events.c.kind, incident_events.c.at,
+                         incident_events.c.contact)
                   .where(incident_events.c.incident_id.in_(ids),
                          incident_events.c.kind.in_(("notify", "ack", "snooze")))
-                  .group_by(incident_events.c.incident_id, incident_events.c.kind))
-        for incident_id, kind, at in conn.execute(events):
+                  .order_by(incident_events.c.at, incident_events.c.id))
+        for incident_id, kind, at, contact in conn.execute(events):
             key = (incident_id, "notify" if kind == "notify" else "ack")  # a snooze takes the incident too
-            firsts[key] = min(at, firsts.get(key, at))
-    return [IncidentFacts(
-        id=r.id, cause=r.cause, subject=r.subject, title=r.title, urgency=r.urgency, status=r.status,
-        opened_at=r.opened_at, resolved_at=r.resolved_at, hit_count=r.hit_count,
-        first_notified_at=firsts.get((r.id, "notify")),
-        first_ack_at=firsts.get((r.id, "ack")) or r.acked_at, acked_by=r.acked_by) for r in rows]
+            firsts.setdefault(key, (at, contact))
+    facts = []
+    for r in rows:
+        notified = firsts.get((r.id, "notify"))
+        acked = firsts.get((r.id, "ack")) or ((r.acked_at, r.acked_by) if r.acked_at else None)
+        facts.append(IncidentFacts(
+            id=r.id, cause=r.cause, subject=r.subject, title=r.title, urgency=r.urgency, status=r.status,
+            opened_at=r.opened_at, resolved_at=r.resolved_at, hit_count=r.hit_count,
+            first_notified_at=notified[0] if notified else None, first_ack_at=acked[0] if acked else None,
+            acked_by=acked[1] if acked else None))
+    return facts
 
 
 def failing_sources(conn: Connection, client_id: str) -> list[FailingSource]:
