@@ -16,6 +16,7 @@ from veille.feeds.entries import (
     ParsedEntry,
     ParsedFeed,
     external_id,
+    keep_matching,
     parse_document,
     published_at,
     repair_charset,
@@ -24,6 +25,7 @@ from veille.feeds.entries import (
     trim_entries,
 )
 from veille.feeds.safety import check_xml_safety
+from veille.matching import Matcher
 from veille.models import ErrorKind
 
 URL = "https://example.org/feed.xml"
@@ -296,3 +298,48 @@ def test_trimming_cannot_smuggle_an_entity_declaration_into_the_prolog() -> None
     with pytest.raises(PermanentFetchError) as info:
         parse_document(body, URL, max_entries=keep)
     assert info.value.kind is ErrorKind.UNSAFE_XML
+
+
+# -- selection and matching in the parse worker (keep_matching) ---------------------------------
+KEYWORDS = ("chez gégé", "@chezgege", "pizza -recette")
+WORDS = st.sampled_from(["Chez Gégé", "chez gege", "@chezgege", "pizza", "recette", "tapis", "le", "bon", "!"])
+
+
+def matched_in_daemon(feed: ParsedFeed, max_entries: int | None) -> list[tuple[str, tuple[str, ...], bool]]:
+    """What the pipeline stores without worker-side matching: to_items, then the matcher."""
+    matcher = Matcher(KEYWORDS)
+    kept = []
+    for item in to_items(feed, now=NOW, max_entries=max_entries):
+        match = matcher.match(f"{item.title}\n{item.text}")
+        if match.matched or item.direct:
+            kept.append((item.external_id, match.terms, item.direct or match.direct))
+    return kept
+
+
+def matched_in_worker(feed: ParsedFeed, max_entries: int | None) -> list[tuple[str, tuple[str, ...], bool]]:
+    selected = keep_matching(feed, Matcher(KEYWORDS), now=NOW.timestamp(), max_entries=max_entries)
+    items = to_items(ParsedFeed.from_wire(selected.to_wire()), now=NOW, max_entries=max_entries)
+    assert all(item.matched_terms is not None for item in items)
+    return [(item.external_id, item.matched_terms or (), item.direct) for item in items]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["g1", "g2", "g3", "g4"]), st.lists(WORDS, max_size=6).map(" ".join),
+                          st.integers(0, 48)), max_size=12),
+       st.one_of(st.none(), st.integers(1, 6)))
+def test_worker_side_matching_keeps_exactly_what_the_daemon_would(rows: list[tuple[str, str, int]],
+                                                                   max_entries: int | None) -> None:
+    """Same hits whatever the duplicates (first key wins) and the per-source cap (newest first)."""
+    entries = [Entry(guid=guid, title=text, description="avis", pub_date=f"Fri, 20 Nov 2026 {hour % 24:02d}:00:00 GMT")
+               for guid, text, hour in rows]
+    feed = parse_document(Feed(entries=entries).bytes(), URL, {})
+    assert matched_in_worker(feed, max_entries) == matched_in_daemon(feed, max_entries)
+
+
+def test_a_duplicate_key_that_matches_is_not_resurrected() -> None:
+    """The first entry of a key wins even when only a later copy matches (as to_items decides)."""
+    feed = parse_document(Feed(entries=[Entry(guid="g", title="sans rapport"),
+                                        Entry(guid="g", title="Chez Gégé, super")]).bytes(), URL, {})
+    assert matched_in_worker(feed, None) == matched_in_daemon(feed, None) == []
+    mention = parse_document(Feed(entries=[Entry(guid="m", title="merci @chezgege")]).bytes(), URL, {})
+    assert matched_in_worker(mention, None) == [("m", ("@chezgege",), True)]

@@ -147,3 +147,15 @@ async def test_close_stops_the_workers() -> None:
 
 def test_workers_zero_means_one_per_core() -> None:
     assert FeedParsePool(workers=0).size == len(os.sched_getaffinity(0))
+
+
+async def test_with_keywords_only_the_clients_matching_entries_come_back(pool: FeedParsePool) -> None:
+    entries = [feeds.Entry(guid=f"g{i}", title=title) for i, title in
+               enumerate(["Chez Gégé : super", "autre chose", "CHEZ GEGE encore", "merci @chezgege"])]
+    body = feeds.Feed(entries=entries).bytes()
+    parsed = await pool.parse(body, URL, {}, keywords=("chez gégé", "@chezgege"), now=1.8e9, max_entries=None)
+    assert [(e.guid, e.terms, e.direct) for e in parsed.entries] == [
+        ("g0", ("chez gege",), False), ("g2", ("chez gege",), False), ("g3", ("@chezgege",), True)]
+    assert parsed.total_entries == 4
+    capped = await pool.parse(body, URL, {}, keywords=("chez gégé",), now=1.8e9, max_entries=1)
+    assert [e.guid for e in capped.entries] == ["g0"]

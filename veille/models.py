@@ -83,6 +83,9 @@ class Item:
     engagement: Engagement | None = None
     direct: bool = False  # addresses the client (mention, reply, comment on its channel)
     extra: dict[str, str] = field(default_factory=dict)  # small source-specific facts
+    # Set when the source matched the client's keywords itself (the RSS parse workers do): the terms
+    # found, and the pipeline does not match again. None: not matched yet.
+    matched_terms: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from veille.clock import Clock
 from veille.config import Config, SourceConfig
 from veille.crashpoints import crash_point
 from veille.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, StorageError
-from veille.matching import Matcher
+from veille.matching import Matcher, MatchResult
 from veille.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.scoring.base import Scorer
 from veille.sources.base import PollContext, PollOutcome, PollState, SourceDriver
@@ -201,7 +201,7 @@ class Pipeline:
         source_log = logging.LoggerAdapter(log, {"source": runtime.config.key, "client": runtime.config.client_id})
         ctx = PollContext(http=self.http, clock=self.clock, client_id=runtime.config.client_id,
                           source_key=runtime.config.key, log=source_log, env=self.env,
-                          parse_feed=self.parse_feed, cache=runtime.cache)
+                          parse_feed=self.parse_feed, keywords=runtime.matcher.keywords, cache=runtime.cache)
         deadline = self.config.http.timeout * 2 + self.config.daemon.parse_timeout + 5
         try:
             async with asyncio.timeout(deadline):
@@ -220,7 +220,10 @@ class Pipeline:
             return result
         result.outcome = outcome
         for item in outcome.items:
-            match = runtime.matcher.match(f"{item.title}\n{item.text}")
+            if item.matched_terms is not None:  # matched by the source itself (RSS parse workers)
+                match = MatchResult(True, item.direct, item.matched_terms)
+            else:
+                match = runtime.matcher.match(f"{item.title}\n{item.text}")
             if match.matched or item.direct:
                 result.matched.append(MatchedItem(item, match))
         return result

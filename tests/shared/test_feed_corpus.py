@@ -65,8 +65,8 @@ async def test_every_corpus_feed() -> None:
     pool = FeedParsePool(workers=2, timeout=5.0, max_entries=MAX_ENTRIES)
     parsed: dict[str, ParsedFeed] = {}
 
-    async def parse_feed(body: bytes, url: str, headers: Any) -> ParsedFeed:
-        feed = await pool.parse(body, url, headers)
+    async def parse_feed(body: bytes, url: str, headers: Any, **selection: Any) -> ParsedFeed:
+        feed = await pool.parse(body, url, headers, **selection)
         parsed[url] = feed
         return feed
 

@@ -6,7 +6,9 @@ conversion of the newest entries to plain text. Its result holds only strings, f
 so it crosses a process boundary cheaply and never carries a feedparser object.
 
 `to_items` is the pure half that runs in the daemon: identity (D14), date sanity against the
-injected clock (D15) and the per-source entry cap.
+injected clock (D15) and the per-source entry cap. `keep_matching` lets a parse worker do the
+selection and the keyword matching too, so that the daemon neither matches nor receives the
+entries that do not concern the client (most of them).
 
 Identity (RELIABILITY D14), in order: the entry's guid/id, else its link as written in the feed,
 else `sha256:` + hash of title and text. Raw values are used, not the unwrapped URL, so that an
@@ -23,7 +25,7 @@ import io
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +34,7 @@ from veille.feeds.fastpath import parse_plain_feed
 from veille.feeds.links import entry_url
 from veille.feeds.safety import check_xml_safety, root_element_start
 from veille.feeds.text import MAX_FIELD, clean_text, html_to_text
+from veille.matching import Matcher
 from veille.models import ErrorKind, Item
 
 DEFAULT_MAX_ENTRIES = 200  # RELIABILITY E6: only the newest entries of a huge feed are processed
@@ -57,6 +60,8 @@ class ParsedEntry:
     text: str
     author: str | None
     published: float | None
+    terms: tuple[str, ...] | None = None  # keywords it matched, when matched in the parse worker
+    direct: bool = False  # it matched a @mention (set with `terms`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +81,15 @@ class ParsedFeed:
     def to_wire(self) -> tuple[Any, ...]:
         """Plain tuples for the pipe between a parse worker and the daemon."""
         return (self.version, self.title, self.total_entries, self.bozo,
-                [(e.guid, e.link, e.url, e.title, e.text, e.author, e.published) for e in self.entries])
+                [(e.guid, e.link, e.url, e.title, e.text, e.author, e.published, e.terms, e.direct)
+                 for e in self.entries])
 
     @classmethod
     def from_wire(cls, data: tuple[Any, ...]) -> ParsedFeed:
         version, title, total, bozo, rows = data
-        return cls(version, title, tuple(ParsedEntry(*row) for row in rows), total, bozo)
+        entries = tuple(ParsedEntry(*row[:7], tuple(row[7]) if row[7] is not None else None, bool(row[8]))
+                        for row in rows)
+        return cls(version, title, entries, total, bozo)
 
 
 def parse_document(body: bytes, url: str, headers: Mapping[str, str] | None = None, *,
@@ -325,28 +333,49 @@ def published_at(stamp: float | None, now: datetime) -> datetime | None:
     return when
 
 
-def to_items(feed: ParsedFeed, *, now: datetime, max_entries: int | None = None) -> list[Item]:
-    """Items for the pipeline: one per distinct key, at most `max_entries`, dates checked."""
-    items: list[Item] = []
-    seen: set[str] = set()
-    extra = {"feed_title": feed.title} if feed.title else {}
+def distinct_entries(feed: ParsedFeed, *, now: float, max_entries: int | None) -> list[tuple[str, ParsedEntry]]:
+    """(key, entry) for the entries that become items: the newest `max_entries`, the first of each key."""
     entries = list(feed.entries)
     if max_entries is not None and len(entries) > max_entries:
-        chosen = select_newest([e.published for e in entries], max_entries, now.timestamp())
+        chosen = select_newest([e.published for e in entries], max_entries, now)
         entries = [entries[i] for i in chosen]
+    selected: list[tuple[str, ParsedEntry]] = []
+    seen: set[str] = set()
     for entry in entries:
         key = external_id(entry)
-        if key in seen:
-            continue
-        seen.add(key)
-        items.append(Item(
+        if key not in seen:
+            seen.add(key)
+            selected.append((key, entry))
+    return selected
+
+
+def keep_matching(feed: ParsedFeed, matcher: Matcher, *, now: float, max_entries: int | None) -> ParsedFeed:
+    """The entries `to_items` would keep that match the client's keywords, each with its terms.
+
+    The pipeline would match the same text (`title` and `text`) and drop the rest; a feed entry is
+    never `direct` by itself, so nothing it would have stored is lost."""
+    kept = []
+    for _, entry in distinct_entries(feed, now=now, max_entries=max_entries):
+        match = matcher.match(f"{entry.title}\n{entry.text}")
+        if match.matched:
+            kept.append(replace(entry, terms=match.terms, direct=match.direct))
+    return replace(feed, entries=tuple(kept))
+
+
+def to_items(feed: ParsedFeed, *, now: datetime, max_entries: int | None = None) -> list[Item]:
+    """Items for the pipeline: one per distinct key, at most `max_entries`, dates checked."""
+    extra = {"feed_title": feed.title} if feed.title else {}
+    return [
+        Item(
             external_id=key,
             text=entry.text,
             title=entry.title,
             url=entry.url,
             author=entry.author,
             published_at=published_at(entry.published, now),
+            direct=entry.direct,
+            matched_terms=entry.terms,
             extra=dict(extra),
-        ))
-    return items
-
+        )
+        for key, entry in distinct_entries(feed, now=now.timestamp(), max_entries=max_entries)
+    ]

@@ -23,7 +23,8 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import urlsplit
@@ -177,17 +178,25 @@ class FeedParsePool:
         """Process ids of the workers (None before the first parse); for health output and tests."""
         return [w.pid for w in self._workers]
 
-    async def parse(self, body: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
+    async def parse(self, body: bytes, url: str, headers: Mapping[str, str] | None = None, *,
+                    keywords: Sequence[str] | None = None, now: float | None = None,
+                    max_entries: int | None = None) -> ParsedFeed:
         """Parse one fetched document; raises PermanentFetchError like `parse_document` does, plus
         `parse_timeout` (too slow, worker replaced), `too_large` (memory cap) and `parse_error`
-        (the parser crashed)."""
+        (the parser crashed).
+
+        With `keywords`, the worker also does what `keep_matching` does (selection of at most
+        `max_entries` as of `now`, then matching): only the client's matching entries come back."""
         if self._closed:
             raise RuntimeError("the feed parse pool is closed")
         if self._idle is None:
             self._idle = asyncio.Queue()
             for worker in self._workers:
                 self._idle.put_nowait(worker)
-        header = json.dumps([url, _content_type(headers), self.max_entries]).encode()
+        selection = None
+        if keywords is not None:
+            selection = [list(keywords), time.time() if now is None else now, max_entries]
+        header = json.dumps([url, _content_type(headers), self.max_entries, selection]).encode()
         message = len(header).to_bytes(4, "big") + header + body  # one message: fewer syscalls
         worker = await self._idle.get()
         # The round trip runs as its own task and the worker returns to the queue only when it is

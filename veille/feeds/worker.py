@@ -2,19 +2,25 @@
 
 Started by `FeedParsePool` as a fresh interpreter (not a fork of the daemon, and not through
 multiprocessing, which would re-import the daemon's main module in every worker). It caps its own
-address space, then answers one request at a time on its pipes: one message made of a 4-byte length, a JSON header
-`[url, content_type, max_entries]` and the raw body in; a JSON reply of plain lists out (no pickle either way:
-the daemon never unpickles what a process handling hostile input wrote). It holds no state between parses, so
+address space, then answers one request at a time on its pipes. A request is one message: a 4-byte
+length, a JSON header `[url, content_type, max_entries, selection]` and the raw body (`selection`,
+when not null, is `[keywords, now, source_max_entries]`: only the entries matching those keywords
+come back). A reply is JSON of plain lists (no pickle either way: the daemon never unpickles what
+a process handling hostile input wrote). It keeps nothing between parses but compiled keywords, so
 the pool can kill it at any moment (timeout, ReDoS) and start another.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from veille.matching import Matcher
 
 READY = b"ready"
 
@@ -34,17 +40,28 @@ def limit_memory(max_bytes: int) -> None:
         pass
 
 
+@functools.lru_cache(maxsize=512)
+def _matcher(keywords: tuple[str, ...]) -> Matcher:
+    """Each client's compiled keywords, kept between parses (the worker serves every client)."""
+    from veille.matching import Matcher
+
+    return Matcher(keywords)
+
+
 def handle(message: bytes) -> tuple[Any, ...]:
     """One parse; every outcome is a plain tuple (see `veille.feeds.parsepool.decode_reply`)."""
     from veille.errors import FetchError
-    from veille.feeds.entries import parse_document
+    from veille.feeds.entries import keep_matching, parse_document
 
     size = int.from_bytes(message[:4], "big")
-    url, content_type, max_entries = json.loads(message[4 : 4 + size])
-    body = message[4 + size :]
+    url, content_type, max_entries, selection = json.loads(message[4 : 4 + size])
     headers = {"content-type": content_type} if content_type else {}
     try:
+        body = message[4 + size :]  # a copy: may itself exceed the memory cap
         feed = parse_document(body, url, headers, max_entries=max_entries)
+        if selection is not None:
+            keywords, now, source_max_entries = selection
+            feed = keep_matching(feed, _matcher(tuple(keywords)), now=now, max_entries=source_max_entries)
     except FetchError as exc:
         return ("fetch", exc.kind.value, exc.message)
     except MemoryError:
@@ -73,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             message = requests.recv_bytes()
         except (EOFError, OSError):
             return 0
+        except MemoryError:  # a body too big for the cap even to be received
+            replies.send_bytes(b'["memory"]')
+            return 3
         if not message:  # the pool's polite "stop"
             return 0
         reply = handle(message)

@@ -71,6 +71,7 @@ class PollContext:
     log: logging.Logger | logging.LoggerAdapter[Any]
     env: Callable[[str], str | None]  # reads a secret by environment variable name
     parse_feed: Callable[..., Any] | None = None  # async feed parser with time/memory bounds
+    keywords: tuple[str, ...] | None = None  # the client's, for a parser that can match (FeedParsePool)
     cache: dict[str, Any] = field(default_factory=dict)  # per-source, per-process (session tokens)
 
 

@@ -74,7 +74,9 @@ class RssDriver:
         headers = {"content-type": response.headers.get("content-type", "")}
         feed: ParsedFeed
         if ctx.parse_feed is not None:
-            feed = await ctx.parse_feed(response.body, response.url, headers)
+            # The parse worker also selects and matches: only the client's matching entries come back.
+            feed = await ctx.parse_feed(response.body, response.url, headers, keywords=ctx.keywords,
+                                        now=ctx.clock.now().timestamp(), max_entries=options.max_entries)
         else:
             limit = options.max_entries or DEFAULT_MAX_ENTRIES
             feed = parse_document(response.body, response.url, headers, max_entries=limit,
