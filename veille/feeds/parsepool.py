@@ -17,12 +17,10 @@ to 1 MiB where the kernel allows it, so sending a usual body never blocks the lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
@@ -32,13 +30,12 @@ from urllib.parse import urlsplit
 from veille.errors import PermanentFetchError
 from veille.feeds.entries import DEFAULT_MAX_ENTRIES, ParsedFeed
 from veille.models import ErrorKind
+from veille.workerproc import spawn
 
 log = logging.getLogger("veille.feeds.parsepool")
 
 DEFAULT_MEMORY_LIMIT = 512 * 1024 * 1024
 START_TIMEOUT = 60.0  # a fresh interpreter importing feedparser; generous for a loaded machine
-PIPE_SIZE = 1024 * 1024
-_F_SETPIPE_SZ = 1031  # Linux fcntl; absent from Python's fcntl module before 3.10 on some builds
 
 
 class WorkerGone(Exception):
@@ -72,26 +69,7 @@ class _Worker:
 
     def _spawn(self) -> None:
         """fork+exec only (a few ms, rare: first use and replacements), so it runs on the loop."""
-        request_read, request_write = os.pipe()
-        reply_read, reply_write = os.pipe()
-        for fd in (request_write, reply_write):
-            _enlarge_pipe(fd)
-        try:
-            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-                [sys.executable, "-m", "veille.feeds.worker", str(request_read), str(reply_write),
-                 str(self.memory_limit)],
-                pass_fds=(request_read, reply_write),
-                stdin=subprocess.DEVNULL,
-                close_fds=True,
-            )
-        except BaseException:
-            for fd in (request_read, request_write, reply_read, reply_write):
-                os.close(fd)
-            raise
-        os.close(request_read)
-        os.close(reply_write)
-        self.requests = Connection(request_write, readable=False)
-        self.replies = Connection(reply_read, writable=False)
+        self.process, self.requests, self.replies = spawn("veille.feeds.worker", str(self.memory_limit))
 
     def send(self, message: bytes) -> None:
         """Write one request; the idle worker is blocked reading, so this returns promptly."""
@@ -296,13 +274,6 @@ def _host(url: str) -> str:
         return urlsplit(url).hostname or "?"
     except ValueError:
         return "?"
-
-
-def _enlarge_pipe(fd: int) -> None:
-    with contextlib.suppress(ImportError, OSError):
-        import fcntl
-
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", _F_SETPIPE_SZ), PIPE_SIZE)
 
 
 def _cpu_count() -> int:

@@ -19,25 +19,12 @@ import sys
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+from veille.workerproc import limit_memory
+
 if TYPE_CHECKING:
     from veille.matching import Matcher
 
 READY = b"ready"
-
-
-def limit_memory(max_bytes: int) -> None:
-    """Cap the address space so a parse that balloons raises MemoryError here, not in the daemon."""
-    if max_bytes <= 0:
-        return
-    try:
-        import resource
-
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            max_bytes = min(max_bytes, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (max_bytes, hard))
-    except (ImportError, ValueError, OSError):  # not on this platform: the wall-clock limit remains
-        pass
 
 
 @functools.lru_cache(maxsize=512)
