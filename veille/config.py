@@ -57,6 +57,7 @@ class DaemonConfig:
     jitter: float = 0.1  # each interval varies by +/- this fraction
     max_backoff: timedelta = timedelta(hours=24)
     failing_notice_after: timedelta = timedelta(hours=6)
+    gone_after: timedelta = timedelta(days=7)  # a source failing with 404 this long is GONE, like a 410
     drain_timeout: float = 8.0
     health_file: str | None = None  # defaults to <database dir>/veille-health.json
     startup_spread: timedelta = timedelta(seconds=60)  # first polls spread over this window
@@ -216,6 +217,7 @@ def _parse_daemon(root: Reader) -> DaemonConfig:
         jitter=section.float("jitter", base.jitter, min=0.0, max=0.5),
         max_backoff=section.duration("max_backoff", base.max_backoff, min=timedelta(minutes=1)),
         failing_notice_after=section.duration("failing_notice_after", base.failing_notice_after),
+        gone_after=section.duration("gone_after", base.gone_after, min=timedelta(hours=1)),
         health_file=section.str("health_file", None),
         startup_spread=section.duration("startup_spread", base.startup_spread),
         parse_workers=section.int("parse_workers", 0, min=0, max=64),

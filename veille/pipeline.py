@@ -99,9 +99,15 @@ class PollResult:
 
 
 def failure_schedule(error: FetchError, *, every: timedelta, errors: int, cap: timedelta, jitter: float,
-                     now: datetime, rng: random.Random) -> tuple[SourceStatus, datetime]:
-    """Status and next poll time after a failure: exponential backoff with jitter, capped, never infinite."""
+                     now: datetime, rng: random.Random, failing_for: timedelta = timedelta(0),
+                     gone_after: timedelta | None = None) -> tuple[SourceStatus, datetime]:
+    """Status and next poll time after a failure: exponential backoff with jitter, capped, never infinite.
+
+    A 404 lasting `gone_after` (the failure streak, `failing_for`, judged from `failing_since`) is
+    treated like a 410: a typo'd URL is as dead as a removed feed, but a brief 404 during a site
+    migration is not (D9). Gone sources are still polled, at the cap, in case they come back."""
     delay = source_store.backoff_delay(every, errors, cap)
+    long_404 = error.kind is ErrorKind.NOT_FOUND and gone_after is not None and failing_for >= gone_after
     status = SourceStatus.FAILING if errors < 3 else SourceStatus.BACKING_OFF
     if isinstance(error, RateLimited):
         status = SourceStatus.RATE_LIMITED
@@ -110,7 +116,7 @@ def failure_schedule(error: FetchError, *, every: timedelta, errors: int, cap: t
     elif isinstance(error, AuthFailed):
         status = SourceStatus.AUTH_FAILED
         delay = min(max(delay, AUTH_RETRY), cap)
-    elif error.kind is ErrorKind.GONE:
+    elif error.kind is ErrorKind.GONE or long_404:
         status = SourceStatus.GONE
         delay = cap
     elif isinstance(error, PermanentFetchError):
@@ -373,7 +379,8 @@ class Pipeline:
         failing_since = runtime.failing_since or result.started_at
         status, next_poll_at = failure_schedule(
             error, every=source.every, errors=errors, cap=self.config.daemon.max_backoff,
-            jitter=self.config.daemon.jitter, now=now, rng=self.rng)
+            jitter=self.config.daemon.jitter, now=now, rng=self.rng, failing_for=now - failing_since,
+            gone_after=self.config.daemon.gone_after)
         source_store.record_failure(conn, runtime.ref.id, kind=error.kind, message=error.message, status=status,
                                     consecutive_errors=errors, failing_since=failing_since, now=now,
                                     next_poll_at=next_poll_at)

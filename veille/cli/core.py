@@ -151,6 +151,8 @@ def _shorten(text: str, width: int) -> str:
 @format_option
 def sources_command(config_file: str | None, client: str | None, broken: bool, output_format: str) -> None:
     """État de chaque source : statut, dernier succès, erreurs, hits, prochain passage."""
+    from veille.sources.relocation import describe as describe_move
+    from veille.sources.relocation import from_cursor
     from veille.store.sources import list_sources
 
     config = load_or_exit(config_file)
@@ -161,6 +163,9 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, o
     with read_conn(engine) as conn:
         rows = list_sources(conn, client_id=client, broken=broken)
     now = datetime.now(UTC)
+    for row in rows:  # a moved feed's note in the reader's language (stored in French by the driver)
+        if row["kind"] == "rss":
+            row["note"] = describe_move(from_cursor(row["cursor"], row["target"]), lang) or row["note"]
     columns = ["client_id", "kind", "target", "status", "last_success_at", "consecutive_errors", "last_error_kind",
                "last_error_message", "hits_count", "next_poll_at", "note", "key"]
     if output_format != "table":
