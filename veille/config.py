@@ -67,6 +67,13 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long hits are kept (G10); None keeps them forever, the default."""
+
+    keep: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SourceConfig:
     key: str  # stable identity across restarts: "<client>/<id>"
     client_id: str
@@ -102,6 +109,7 @@ class Config:
     alerting: AlertingSettings
     telegram: TelegramSettings
     clients: tuple[ClientConfig, ...] = field(default_factory=tuple)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def client(self, client_id: str) -> ClientConfig | None:
         return next((c for c in self.clients if c.id == client_id), None)
@@ -152,6 +160,7 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
     database_url = _parse_database(root)
     http = _parse_http(root)
     daemon = _parse_daemon(root)
+    retention = _parse_retention(root)
     clients = _parse_clients(root)
     client_ids = {c.id for c in clients}
     sentiment = parse_sentiment(root)
@@ -171,6 +180,7 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
         alerting=alerting,
         telegram=telegram,
         clients=tuple(clients),
+        retention=retention,
     )
 
 
@@ -224,6 +234,15 @@ def _parse_daemon(root: Reader) -> DaemonConfig:
         parse_timeout=section.float("parse_timeout", base.parse_timeout, min=0.5, max=120),
         max_entries=section.int("max_entries", base.max_entries, min=1, max=10_000),
     )
+    section.finish()
+    return config
+
+
+def _parse_retention(root: Reader) -> RetentionConfig:
+    section = root.table("retention")
+    if section is None:
+        return RetentionConfig()
+    config = RetentionConfig(keep=section.duration("keep", None, min=timedelta(days=1)))
     section.finish()
     return config
 

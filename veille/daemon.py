@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from veille.clock import Clock, SystemClock
 from veille.config import Config
+from veille.durations import format_duration
 from veille.errors import ConfigError, ConfigProblem
 from veille.health import HEARTBEAT_SECONDS, Health, write_health
 from veille.http import HttpClient, quiet_http_loggers
@@ -128,6 +129,9 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
     pipeline.load()
     if hooks is not None:
         wiring.background.append(lambda stop: refresh_risky_hits(hooks, engine, pipeline, stop))
+    keep = config.retention.keep
+    if keep is not None:
+        wiring.background.append(lambda stop: purge_daily(engine, clock, keep, stop))
     return Components(engine=engine, http=http, pipeline=pipeline, background=wiring.background,
                       closers=wiring.closers, starters=wiring.starters, health_sources=wiring.health_sources)
 
@@ -188,6 +192,30 @@ async def refresh_risky_hits(service: AlertingService, engine: Engine, pipeline:
                 log.info("re-fetched %d risky hits to measure their spread", count)
         except Exception:  # never let this loop die: the next round tries again
             log.exception("refresh of risky hits failed")
+
+
+PURGE_FIRST_AFTER = 10 * 60.0  # seconds after start: not during the start-up burst of polls
+PURGE_EVERY = 24 * 3600.0
+
+
+async def purge_daily(engine: Engine, clock: Clock, keep: timedelta, stop: asyncio.Event, *,
+                      first_after: float = PURGE_FIRST_AFTER, every: float = PURGE_EVERY) -> None:
+    """`[retention] keep`: delete older hits once a day, in batches (each its own short transaction)."""
+    from veille.store.retention import purge_hits
+
+    delay = first_after
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return
+        delay = every
+        try:
+            report = await asyncio.to_thread(purge_hits, engine, clock.now() - keep, cancelled=stop.is_set)
+            log.info("retention: %d hits older than %s deleted in %d transactions", report.hits,
+                     format_duration(keep), report.batches)
+        except Exception:  # a locked or unreachable database: tomorrow's run tries again
+            log.exception("retention purge failed")
 
 
 OLDEST_PENDING_ALERT = 15 * 60.0  # seconds: an alert stuck longer than this turns health red (J3)

@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "veille.cli.core",
     "veille.cli.alerts",
     "veille.cli.sentiment",
+    "veille.cli.maintenance",
 ]
 
 

@@ -122,15 +122,14 @@ def hits(config_file: str | None, client: str | None, source: str | None, since:
 def _incident_query(engine: Any, incident_id: int, query: Any, lang: str) -> Any:
     """Narrow a hit query to an incident's client and period (from an hour before it opened)."""
     from dataclasses import replace
-    from datetime import timedelta
 
-    from veille.store.alerts import get_incident
+    from veille.store.alerts import INCIDENT_LEAD, get_incident
 
     with read_conn(engine) as conn:
         found = get_incident(conn, incident_id)
     if found is None:
         fail(tr(lang, f"incident inconnu : {incident_id}", f"unknown incident: {incident_id}"))
-    return replace(query, client_id=found.client_id, since=query.since or found.opened_at - timedelta(hours=1),
+    return replace(query, client_id=found.client_id, since=query.since or found.opened_at - INCIDENT_LEAD,
                    until=query.until or found.resolved_at)
 
 
