@@ -305,6 +305,27 @@ def _parse_sources(client: Reader, client_id: str) -> list[SourceConfig]:
     return sources
 
 
+def runtime_problems(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
+    """What `veille config check` reports beyond the file's validity: source addresses the SSRF
+    guard will refuse and source secrets that are not set (`veille run` starts anyway; those
+    sources fail). Names of variables only, never values."""
+    from veille.netguard import check_url_static
+
+    problems = []
+    for source in config.sources:
+        url = getattr(source.options, "url", None)
+        if isinstance(url, str):
+            http_url = re.sub(r"^ws(s?):", r"http\1:", url)  # websockets: same address rules
+            reason = check_url_static(http_url, allow_private=config.http.allow_private_addresses)
+            if reason:
+                problems.append(f"sources.{source.key}.url: {reason} (set [http] allow_private_addresses = true "
+                                "only for lab or local feeds)")
+    for where, name, is_set in describe_secrets(config, environ):
+        if not is_set and where != "telegram.token_env":
+            problems.append(f"{where}: environment variable {name} is not set (export it before `veille run`)")
+    return problems
+
+
 def describe_secrets(config: Config, environ: Mapping[str, str] | None = None) -> list[tuple[str, str, bool]]:
     """(where, variable, is_set) for every secret the config names; values are never returned."""
     from veille.secrets import read_secret

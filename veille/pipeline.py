@@ -98,6 +98,21 @@ class PollResult:
     refresh: bool = False  # a re-fetch of known hits: engagement only, poll state untouched
 
 
+@dataclass(slots=True)
+class ReloadChanges:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # options, interval or keywords
+
+
+def _runtime(source: SourceConfig, row: source_store.SourceRow, matcher: Matcher) -> SourceRuntime:
+    return SourceRuntime(
+        config=source, ref=row.ref, driver=get_driver(source.kind), matcher=matcher, state=row.state,
+        status=row.status, consecutive_errors=row.consecutive_errors, next_poll_at=row.next_poll_at,
+        failing_since=row.failing_since, failing_notice_at=row.failing_notice_at,
+    )
+
+
 def failure_schedule(error: FetchError, *, every: timedelta, errors: int, cap: timedelta, jitter: float,
                      now: datetime, rng: random.Random, failing_for: timedelta = timedelta(0),
                      gone_after: timedelta | None = None) -> tuple[SourceStatus, datetime]:
@@ -151,21 +166,45 @@ class Pipeline:
     # -- set-up ---------------------------------------------------------------------------------
     def load(self) -> None:
         """Sync the config into the database and load every source's state."""
-        now = self.clock.now()
-        with write_tx(self.engine) as conn:
-            refs = source_store.sync_config(conn, self.config, now)
+        rows = self._sync(self.config)
         matchers = {c.id: Matcher(c.keywords) for c in self.config.clients}
+        for source in self.config.sources:
+            if source.enabled:
+                self.runtimes[source.key] = _runtime(source, rows[source.key], matchers[source.client_id])
+
+    def _sync(self, config: Config) -> dict[str, source_store.SourceRow]:
+        """Upsert the config's clients and sources (removed ones are disabled); the enabled ones' rows."""
+        with write_tx(self.engine) as conn:
+            refs = source_store.sync_config(conn, config, self.clock.now())
         with read_conn(self.engine) as conn:
-            for source in self.config.sources:
-                if not source.enabled:
-                    continue
-                row = source_store.load_source(conn, refs[source.key].id)
-                self.runtimes[source.key] = SourceRuntime(
-                    config=source, ref=row.ref, driver=get_driver(source.kind), matcher=matchers[source.client_id],
-                    state=row.state, status=row.status, consecutive_errors=row.consecutive_errors,
-                    next_poll_at=row.next_poll_at, failing_since=row.failing_since,
-                    failing_notice_at=row.failing_notice_at,
-                )
+            return {s.key: source_store.load_source(conn, refs[s.key].id) for s in config.sources if s.enabled}
+
+    async def reload(self, config: Config) -> ReloadChanges:
+        """Adopt a new config's clients and sources between polls (SIGHUP, I4).
+
+        Sources that stay keep their runtime (poll state, backoff, a poll in flight) and get the new
+        options, interval and keywords; new ones are loaded from the database like at start; removed
+        ones are dropped (a poll in flight still stores its result: the row is only disabled)."""
+        rows = await asyncio.to_thread(self._sync, config)
+        matchers = {c.id: Matcher(c.keywords) for c in config.clients}
+        changes = ReloadChanges()
+        for key in [k for k in self.runtimes if k not in rows]:
+            del self.runtimes[key]
+            changes.removed.append(key)
+        for source in config.sources:
+            if not source.enabled:
+                continue
+            runtime = self.runtimes.get(source.key)
+            matcher = matchers[source.client_id]
+            if runtime is None or runtime.config.kind != source.kind:
+                self.runtimes[source.key] = _runtime(source, rows[source.key], matcher)
+                changes.added.append(source.key)
+                continue
+            if runtime.config != source or runtime.matcher.keywords != matcher.keywords:
+                changes.changed.append(source.key)
+            runtime.config, runtime.matcher = source, matcher
+        self.config = config
+        return changes
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -185,8 +224,8 @@ class Pipeline:
 
     async def poll(self, key: str, *, force: bool = False) -> PollResult | None:
         """Poll one source if it is due (or `force`, except inside a Retry-After window); store the result."""
-        runtime = self.runtimes[key]
-        if runtime.in_flight:
+        runtime = self.runtimes.get(key)
+        if runtime is None or runtime.in_flight:  # None: removed by a reload while its job was firing
             return None
         if not self.is_due(runtime) and not (force and runtime.status is not SourceStatus.RATE_LIMITED):
             return None

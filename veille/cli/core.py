@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import sys
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from typing import Any
 import click
 
 from veille.cli.common import config_option, emit, fail, format_option, load_or_exit, open_database
-from veille.config import describe_secrets
+from veille.config import describe_secrets, runtime_problems
 from veille.durations import format_duration, parse_since
 from veille.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
 from veille.i18n import current_lang, tr
@@ -210,26 +209,13 @@ def config_group() -> None:
 @click.option("--show", is_flag=True, help="Affiche la configuration validée (secrets masqués : ***).")
 def config_check(config_file: str | None, show: bool) -> None:
     """Signale tous les problèmes d'un coup (chemin pointé + correction) ; code 2 si invalide."""
-    from veille.netguard import check_url_static
-
     config = load_or_exit(config_file)
     lang = current_lang(config.lang)
-    problems = []
-    for source in config.sources:
-        url = getattr(source.options, "url", None)
-        if isinstance(url, str):
-            http_url = re.sub(r"^ws(s?):", r"http\1:", url)  # websockets: same address rules
-            reason = check_url_static(http_url, allow_private=config.http.allow_private_addresses)
-            if reason:
-                problems.append(f"sources.{source.key}.url: {reason} (set [http] allow_private_addresses = true "
-                                "only for lab or local feeds)")
-    missing = [(where, name) for where, name, is_set in describe_secrets(config) if not is_set]
-    for where, name in missing:
-        if where == "telegram.token_env":
+    problems = runtime_problems(config)
+    for where, name, is_set in describe_secrets(config):
+        if where == "telegram.token_env" and not is_set:
             click.echo(tr(lang, f"info : {name} n'est pas défini : les alertes s'afficheront dans la console",
                           f"info: {name} is not set: alerts will be printed to the console"))
-        else:
-            problems.append(f"{where}: environment variable {name} is not set (export it before `veille run`)")
     if show:
         click.echo(json.dumps(_redacted(config), ensure_ascii=False, indent=2, default=str))
     if problems:
