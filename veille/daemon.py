@@ -332,7 +332,7 @@ class Daemon:
                 if job is not None and job.trigger.interval.total_seconds() != every:
                     self.scheduler.reschedule_job(key, trigger=self._trigger(every))
             streams_after = {k for k, r in self.components.pipeline.runtimes.items() if r.config.kind in STREAM_KINDS}
-            if streams_before or streams_after:
+            if streams_before != streams_after or any(k in streams_after for k in changes.changed):
                 log.warning("config reload: bluesky-jetstream sources keep their previous set and keywords until "
                             "the next restart")
             for reloader in self.components.reloaders:

@@ -297,7 +297,9 @@ class Pipeline:
         started = self.clock.now()
         results = []
         for key in keys:
-            runtime = self.runtimes[key]
+            runtime = self.runtimes.get(key)
+            if runtime is None:  # removed by a reload; its consumer runs until the next restart
+                continue
             result = PollResult(runtime, started, outcome=PollOutcome(cursor=str(cursor)))
             for item in items_by_client.get(runtime.config.client_id, []):
                 match = runtime.matcher.match(f"{item.title}\n{item.text}")
@@ -308,7 +310,7 @@ class Pipeline:
 
     def stream_cursor(self, keys: Sequence[str]) -> int | None:
         """Where a restarted stream resumes: the oldest cursor among its sources (nothing skipped)."""
-        cursors = [int(c) for k in keys if (c := self.runtimes[k].state.cursor) and c.isdigit()]
+        cursors = [int(c) for k in keys if k in self.runtimes and (c := self.runtimes[k].state.cursor) and c.isdigit()]
         return min(cursors) if cursors else None
 
     async def _submit(self, result: PollResult) -> None:
