@@ -186,3 +186,36 @@ def test_first_polls_are_spread_by_jitter(tmp_path: Path) -> None:
     assert span > 50  # spread over the 60 s window
     buckets = {int(s - starts[0]) // 6 for s in starts}
     assert len(buckets) >= 9  # roughly uniform: every 6-second bucket used
+
+
+def test_sighup_reloads_a_valid_file_and_keeps_the_old_config_on_an_invalid_one(
+        tmp_path: Path, server: LocalServer) -> None:
+    """I4, as the operator does it: edit config.toml, `kill -HUP`."""
+    serve_feeds(server, 2, 10)
+    config, _db_url = write_config(tmp_path, server, 1)
+    original = config.read_text(encoding="utf-8")
+    log_file = tmp_path / "daemon.log"
+    with log_file.open("w") as output:
+        process = subprocess.Popen([sys.executable, "-m", "veille", "run", "--config", str(config)], cwd=ROOT,
+                                   stdout=output, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_for(lambda: server.requests_to("/f0"), 30), "the first source was never polled"
+        with_second = original.replace(server.url("/f0"), server.url("/f0") + '"\nevery = "30s"\n'
+                                       '[[clients.sources]]\nkind = "rss"\nid = "f1"\nurl = "' + server.url("/f1"), 1)
+        broken = with_second.replace('every = "30s"', 'every = "soon"', 1)
+        config.write_text(broken, encoding="utf-8")
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "config reload refused" in log_file.read_text(), 15), log_file.read_text()
+        config.write_text(with_second, encoding="utf-8")
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: server.requests_to("/f1"), 15), "the added source was never polled"
+        # Neither reload stopped the first source: its next poll comes at its 30 s interval.
+        assert wait_for(lambda: len(server.requests_to("/f0")) >= 2, 45), "the first source stopped"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = log_file.read_text()
+    assert "clients[0].sources[0].every" in log and "still running with the previous config" in log
+    assert "1 sources added, 0 removed" in log

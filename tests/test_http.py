@@ -165,7 +165,7 @@ def test_d1_http_date_needs_a_reference_time() -> None:
     (401, {}, AuthFailed, ErrorKind.AUTH, None),
     (403, {}, AuthFailed, ErrorKind.AUTH, None),
     (410, {}, PermanentFetchError, ErrorKind.GONE, None),
-    (404, {}, PermanentFetchError, ErrorKind.HTTP_4XX, None),
+    (404, {}, PermanentFetchError, ErrorKind.NOT_FOUND, None),
     (400, {}, PermanentFetchError, ErrorKind.HTTP_4XX, None),
 ])
 async def test_d1_statuses_are_classified(
@@ -306,6 +306,24 @@ async def test_d8_at_most_max_redirects_hops(http: HttpClient, site: LocalServer
         assert [status for status, _ in response.history] == [308, 301, 308, 301, 308]
     else:
         assert (await failure(http.get(site.url(f"/chain{hops}/0")))).kind is ErrorKind.TOO_MANY_REDIRECTS
+
+
+@pytest.mark.parametrize(("chain", "permanent"), [
+    ([301], "/perm/1"),
+    ([308, 301], "/perm/2"),
+    ([301, 302], "/perm/1"),  # moved for good to /perm/1, which redirects temporarily
+    ([302, 301], None),  # a temporary first hop: nothing permanent about the source's URL
+    ([], None),
+])
+async def test_permanent_url_is_where_the_leading_permanent_hops_end(
+        http: HttpClient, site: LocalServer, chain: list[int], permanent: str | None) -> None:
+    prefix = "/perm" + "".join(f"-{s}" for s in chain)
+    for index, status in enumerate(chain):
+        site.route(f"{prefix}/{index}", Response(status, "", {"Location": f"{prefix}/{index + 1}"}))
+    site.route(f"{prefix}/{len(chain)}", Response(200, "end"))
+    response = await http.get(site.url(f"{prefix}/0"))
+    expected = site.url(permanent.replace("/perm", prefix)) if permanent else None
+    assert response.body == b"end" and response.permanent_url == expected
 
 
 async def test_redirect_methods_follow_browser_rules(http: HttpClient, site: LocalServer) -> None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from veille.errors import SchemaVersionError
 from veille.store.engine import make_engine
-from veille.store.migrate import check_schema, code_heads, downgrade, migrations_dir, upgrade
+from veille.store.migrate import check_schema, code_heads, database_heads, downgrade, migrations_dir, upgrade
+from veille.store.schema import clients, engagement, hits, sources
 from veille.store.tables import all_metadata
 
 
@@ -63,3 +72,99 @@ def test_downgrade_to_base_and_back(db_url: str) -> None:
     downgrade(engine, "base")
     upgrade(engine)
     check_schema(engine)
+
+
+# --- G6: a revision that fails, or would break references, changes nothing ----------------------
+
+def add_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> str:
+    """A copy of migrations/ with one more revision on top (its upgrade() is `body`); returns the old head."""
+    head = next(iter(code_heads()))
+    copy = tmp_path / "migrations"
+    shutil.copytree(migrations_dir(), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "versions" / "9999_g6_probe.py").write_text(
+        "import sqlalchemy as sa\nfrom alembic import op\n\n"
+        f'revision = "g6probe"\ndown_revision = "{head}"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        "def upgrade() -> None:\n" + textwrap.indent(textwrap.dedent(body), "    ") + "\n\n"
+        "def downgrade() -> None:\n    pass\n", encoding="utf-8")
+    monkeypatch.setenv("VEILLE_MIGRATIONS", str(copy))
+    return head
+
+
+def seeded(db_url: str) -> Engine:
+    """A database at the current head with one client, one source, one hit and its engagement."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(clients.insert().values(id="resto", name="Resto", updated_at=now))
+        source_id = conn.execute(sources.insert().values(
+            key="resto/f0", client_id="resto", kind="rss", target="https://example.org/", every_seconds=600,
+            enabled=True, in_config=True, status="ok", consecutive_errors=0, hits_count=1)).inserted_primary_key[0]
+        hit_id = conn.execute(hits.insert().values(
+            source_id=source_id, client_id="resto", external_id="e1", text_hash="t", content_hash="c",
+            content_changes=0, kind="rss", title="", text="chez gégé", direct=False, published_at=now,
+            fetched_at=now)).inserted_primary_key[0]
+        conn.execute(engagement.insert().values(hit_id=hit_id, observed_at=now, likes=3))
+    return engine
+
+
+def snapshot(engine: Engine) -> tuple[Any, ...]:
+    names = set(inspect(engine).get_table_names())
+    columns = {c["name"] for c in inspect(engine).get_columns("sources")}
+    with engine.connect() as conn:
+        rows = conn.execute(select(hits.c.id, hits.c.source_id, hits.c.text)).all()
+        observed = conn.execute(select(func.count()).select_from(engagement)).scalar_one()
+    return database_heads(engine), "g6_probe" in names, "g6_col" in columns, rows, observed
+
+
+def test_g6_a_failing_revision_leaves_version_schema_and_data_unchanged(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = seeded(db_url)
+    before = snapshot(engine)
+    add_revision(tmp_path, monkeypatch, """
+        op.create_table("g6_probe", sa.Column("id", sa.Integer(), primary_key=True))
+        with op.batch_alter_table("sources") as batch:
+            batch.add_column(sa.Column("g6_col", sa.Text(), nullable=True))
+        op.execute("UPDATE hits SET text = 'rewritten'")
+        raise RuntimeError("injected failure inside the revision")
+    """)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        upgrade(engine)
+    assert snapshot(engine) == before  # SQLite too: DDL is transactional there, and each revision is one tx
+    engine.dispose()
+
+
+def test_g6_a_table_rebuild_keeps_the_rows_that_reference_it(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite batch mode rebuilds a table (copy, DROP, rename); with foreign keys on, the DROP
+    cascaded into hits and engagement and emptied them. env.py turns them off around migrations."""
+    engine = seeded(db_url)
+    _, _, _, rows, observed = snapshot(engine)
+    add_revision(tmp_path, monkeypatch, """
+        sqlite = op.get_bind().dialect.name == "sqlite"
+        with op.batch_alter_table("sources", recreate="always" if sqlite else "auto") as batch:
+            batch.add_column(sa.Column("g6_col", sa.Text(), nullable=True))
+    """)
+    upgrade(engine)
+    assert snapshot(engine) == ({"g6probe"}, False, True, rows, observed)
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:  # the pooled connection got its foreign keys back
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    engine.dispose()
+
+
+def test_g6_a_revision_leaving_dangling_references_is_rolled_back(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = seeded(db_url)
+    before = snapshot(engine)
+    add_revision(tmp_path, monkeypatch, """
+        op.create_table("g6_probe", sa.Column("id", sa.Integer(), primary_key=True))
+        op.execute("UPDATE hits SET source_id = 999999")
+    """)
+    # PostgreSQL refuses the UPDATE itself; SQLite (foreign keys off while migrating) at the check
+    # that runs before the revision's commit.
+    with pytest.raises((IntegrityError, RuntimeError)):
+        upgrade(engine)
+    assert snapshot(engine) == before
+    engine.dispose()

@@ -57,12 +57,20 @@ class DaemonConfig:
     jitter: float = 0.1  # each interval varies by +/- this fraction
     max_backoff: timedelta = timedelta(hours=24)
     failing_notice_after: timedelta = timedelta(hours=6)
+    gone_after: timedelta = timedelta(days=7)  # a source failing with 404 this long is GONE, like a 410
     drain_timeout: float = 8.0
     health_file: str | None = None  # defaults to <database dir>/veille-health.json
     startup_spread: timedelta = timedelta(seconds=60)  # first polls spread over this window
     parse_workers: int = 0  # 0 = one per core
     parse_timeout: float = 5.0
     max_entries: int = 200  # newest entries processed per feed
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long hits are kept (G10); None keeps them forever, the default."""
+
+    keep: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,7 @@ class Config:
     alerting: AlertingSettings
     telegram: TelegramSettings
     clients: tuple[ClientConfig, ...] = field(default_factory=tuple)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def client(self, client_id: str) -> ClientConfig | None:
         return next((c for c in self.clients if c.id == client_id), None)
@@ -151,6 +160,7 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
     database_url = _parse_database(root)
     http = _parse_http(root)
     daemon = _parse_daemon(root)
+    retention = _parse_retention(root)
     clients = _parse_clients(root)
     client_ids = {c.id for c in clients}
     sentiment = parse_sentiment(root)
@@ -170,6 +180,7 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
         alerting=alerting,
         telegram=telegram,
         clients=tuple(clients),
+        retention=retention,
     )
 
 
@@ -216,12 +227,22 @@ def _parse_daemon(root: Reader) -> DaemonConfig:
         jitter=section.float("jitter", base.jitter, min=0.0, max=0.5),
         max_backoff=section.duration("max_backoff", base.max_backoff, min=timedelta(minutes=1)),
         failing_notice_after=section.duration("failing_notice_after", base.failing_notice_after),
+        gone_after=section.duration("gone_after", base.gone_after, min=timedelta(hours=1)),
         health_file=section.str("health_file", None),
         startup_spread=section.duration("startup_spread", base.startup_spread),
         parse_workers=section.int("parse_workers", 0, min=0, max=64),
         parse_timeout=section.float("parse_timeout", base.parse_timeout, min=0.5, max=120),
         max_entries=section.int("max_entries", base.max_entries, min=1, max=10_000),
     )
+    section.finish()
+    return config
+
+
+def _parse_retention(root: Reader) -> RetentionConfig:
+    section = root.table("retention")
+    if section is None:
+        return RetentionConfig()
+    config = RetentionConfig(keep=section.duration("keep", None, min=timedelta(days=1)))
     section.finish()
     return config
 
@@ -282,6 +303,27 @@ def _parse_sources(client: Reader, client_id: str) -> list[SourceConfig]:
         seen.add(local_id)
         sources.append(SourceConfig(f"{client_id}/{local_id}", client_id, kind, every, options, enabled))
     return sources
+
+
+def runtime_problems(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
+    """What `veille config check` reports beyond the file's validity: source addresses the SSRF
+    guard will refuse and source secrets that are not set (`veille run` starts anyway; those
+    sources fail). Names of variables only, never values."""
+    from veille.netguard import check_url_static
+
+    problems = []
+    for source in config.sources:
+        url = getattr(source.options, "url", None)
+        if isinstance(url, str):
+            http_url = re.sub(r"^ws(s?):", r"http\1:", url)  # websockets: same address rules
+            reason = check_url_static(http_url, allow_private=config.http.allow_private_addresses)
+            if reason:
+                problems.append(f"sources.{source.key}.url: {reason} (set [http] allow_private_addresses = true "
+                                "only for lab or local feeds)")
+    for where, name, is_set in describe_secrets(config, environ):
+        if not is_set and where != "telegram.token_env":
+            problems.append(f"{where}: environment variable {name} is not set (export it before `veille run`)")
+    return problems
 
 
 def describe_secrets(config: Config, environ: Mapping[str, str] | None = None) -> list[tuple[str, str, bool]]:

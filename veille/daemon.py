@@ -14,9 +14,9 @@ import logging
 import os
 import random
 import signal
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from veille.clock import Clock, SystemClock
-from veille.config import Config
+from veille.config import Config, describe_secrets, load_config, runtime_problems
+from veille.durations import format_duration
 from veille.errors import ConfigError, ConfigProblem
 from veille.health import HEARTBEAT_SECONDS, Health, write_health
 from veille.http import HttpClient, quiet_http_loggers
@@ -88,6 +89,7 @@ class Wiring:
     closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
     starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # e.g. check the bot token
     health_sources: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
+    reloaders: list[Callable[[Config], None]] = field(default_factory=list)  # told of a reloaded config
 
 
 @dataclass(slots=True, kw_only=True)
@@ -128,8 +130,12 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
     pipeline.load()
     if hooks is not None:
         wiring.background.append(lambda stop: refresh_risky_hits(hooks, engine, pipeline, stop))
+    keep = config.retention.keep
+    if keep is not None:
+        wiring.background.append(lambda stop: purge_daily(engine, clock, keep, stop))
     return Components(engine=engine, http=http, pipeline=pipeline, background=wiring.background,
-                      closers=wiring.closers, starters=wiring.starters, health_sources=wiring.health_sources)
+                      closers=wiring.closers, starters=wiring.starters, health_sources=wiring.health_sources,
+                      reloaders=wiring.reloaders)
 
 
 def build_alerting(config: Config, engine: Engine, clock: Clock, wiring: Wiring) -> AlertingService:
@@ -158,6 +164,7 @@ def build_alerting(config: Config, engine: Engine, clock: Clock, wiring: Wiring)
                 "contacts", 'a contact uses channel = "apprise" but Apprise is not installed',
                 'pip install "veille[apprise]"')]) from None
     service = AlertingService(config, engine, clock, notifiers)
+    wiring.reloaders.append(service.use_clients)
     wiring.background.append(service.run)
     wiring.health_sources.append(lambda: alerting_health(service.health()))
     return service
@@ -188,6 +195,30 @@ async def refresh_risky_hits(service: AlertingService, engine: Engine, pipeline:
                 log.info("re-fetched %d risky hits to measure their spread", count)
         except Exception:  # never let this loop die: the next round tries again
             log.exception("refresh of risky hits failed")
+
+
+PURGE_FIRST_AFTER = 10 * 60.0  # seconds after start: not during the start-up burst of polls
+PURGE_EVERY = 24 * 3600.0
+
+
+async def purge_daily(engine: Engine, clock: Clock, keep: timedelta, stop: asyncio.Event, *,
+                      first_after: float = PURGE_FIRST_AFTER, every: float = PURGE_EVERY) -> None:
+    """`[retention] keep`: delete older hits once a day, in batches (each its own short transaction)."""
+    from veille.store.retention import purge_hits
+
+    delay = first_after
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return
+        delay = every
+        try:
+            report = await asyncio.to_thread(purge_hits, engine, clock.now() - keep, cancelled=stop.is_set)
+            log.info("retention: %d hits older than %s deleted in %d transactions", report.hits,
+                     format_duration(keep), report.batches)
+        except Exception:  # a locked or unreachable database: tomorrow's run tries again
+            log.exception("retention purge failed")
 
 
 OLDEST_PENDING_ALERT = 15 * 60.0  # seconds: an alert stuck longer than this turns health red (J3)
@@ -237,11 +268,15 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks_bg: set[asyncio.Task[Any]] = set()  # reloads in progress
+        self._reload_lock = asyncio.Lock()
 
-    def schedule_sources(self) -> None:
+    def schedule_sources(self, keys: Iterable[str] | None = None) -> None:
+        """One interval job per polled source (all, or `keys`), first runs spread over `startup_spread`."""
         pipeline = self.components.pipeline
         now = self.clock.now()
-        for key, runtime in pipeline.runtimes.items():
+        for key in pipeline.runtimes if keys is None else keys:
+            runtime = pipeline.runtimes[key]
             if runtime.config.kind in STREAM_KINDS:
                 continue
             every = runtime.config.every.total_seconds()
@@ -249,11 +284,62 @@ class Daemon:
             spread = min(every, self.config.daemon.startup_spread.total_seconds())
             first = now + timedelta(seconds=self.rng.uniform(0, spread))
             self.scheduler.add_job(
-                self._poll_job, IntervalTrigger(seconds=every, jitter=max(1, int(every * self.config.daemon.jitter)),
-                                                start_date=first),
+                self._poll_job, self._trigger(every, start=first),
                 args=[key], id=key, name=key, max_instances=1, coalesce=True, misfire_grace_time=None,
-                next_run_time=first,
+                next_run_time=first, replace_existing=True,
             )
+
+    def _trigger(self, every: float, *, start: datetime | None = None) -> IntervalTrigger:
+        return IntervalTrigger(seconds=every, jitter=max(1, int(every * self.config.daemon.jitter)), start_date=start)
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the config file, between polls (reloads run one at a time, in order)."""
+        task = asyncio.get_running_loop().create_task(self.reload(), name="veille-reload")
+        self._tasks_bg.add(task)
+        task.add_done_callback(self._tasks_bg.discard)
+
+    async def reload(self) -> bool:
+        """Apply the config file again if it is valid; otherwise keep the running one and log why (I4).
+
+        Clients, sources, keywords and intervals are applied in place; every other section is
+        compared and, if it changed, named in a warning: it takes effect at the next restart."""
+        async with self._reload_lock:
+            try:
+                new = await asyncio.to_thread(load_config, self.config.path)
+            except ConfigError as exc:
+                log.error("config reload refused: %s has %d problem(s); still running with the previous config",
+                          exc.file, len(exc.problems))
+                for problem in exc.problems:
+                    log.error("config reload: %s", problem)
+                return False
+            _protect_secrets(new)
+            for problem in runtime_problems(new):
+                log.warning("config reload: %s", problem)
+            applied = replace(self.config, clients=new.clients)
+            for section in restart_sections(self.config, new):
+                log.warning("config reload: %s changed; it takes effect at the next restart", section)
+            streams_before = {k for k, r in self.components.pipeline.runtimes.items() if r.config.kind in STREAM_KINDS}
+            changes = await self.components.pipeline.reload(applied)
+            self.config = applied
+            for key in changes.removed:
+                if self.scheduler.get_job(key) is not None:
+                    self.scheduler.remove_job(key)
+            self.schedule_sources(changes.added)
+            for key in changes.changed:
+                runtime = self.components.pipeline.runtimes[key]
+                job = self.scheduler.get_job(key)
+                every = runtime.config.every.total_seconds()
+                if job is not None and job.trigger.interval.total_seconds() != every:
+                    self.scheduler.reschedule_job(key, trigger=self._trigger(every))
+            streams_after = {k for k, r in self.components.pipeline.runtimes.items() if r.config.kind in STREAM_KINDS}
+            if streams_before != streams_after or any(k in streams_after for k in changes.changed):
+                log.warning("config reload: bluesky-jetstream sources keep their previous set and keywords until "
+                            "the next restart")
+            for reloader in self.components.reloaders:
+                reloader(applied)
+            log.info("config reloaded from %s: %d sources added, %d removed, %d changed", applied.path,
+                     len(changes.added), len(changes.removed), len(changes.changed))
+            return True
 
     async def _poll_job(self, key: str) -> None:
         if self.stop_event.is_set():
@@ -308,6 +394,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):  # no SIGHUP on Windows
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         pipeline = self.components.pipeline
         for starter in self.components.starters:  # a rejected bot token stops here, exit != 0 (B5)
             await starter()
@@ -346,6 +434,25 @@ class Daemon:
         await close_all(self.components)
         log.info("veille stopped cleanly")
         return 0
+
+
+RELOADED = frozenset({"clients", "path"})  # what a SIGHUP applies; the rest of Config needs a restart
+
+
+def restart_sections(old: Config, new: Config) -> list[str]:
+    """Config sections that differ between `old` and `new` but are applied only at start."""
+    names = {"database_url": "[database] url", "lang": "lang", "timezone": "timezone"}
+    return [names.get(f.name, f"[{f.name}]") for f in fields(Config)
+            if f.name not in RELOADED and getattr(old, f.name) != getattr(new, f.name)]
+
+
+def _protect_secrets(config: Config) -> None:
+    """Secrets a reloaded config names (maybe new variables) are kept out of logs like those at start."""
+    from veille.logs import protect_secret
+    from veille.secrets import read_secret
+
+    for _where, name, _is_set in describe_secrets(config):
+        protect_secret(read_secret(name))
 
 
 async def run_daemon(config: Config) -> int:

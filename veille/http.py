@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})
 MAX_HOST_POOLS = 64  # idle per-host pools kept open (each holds at most per_host_limit connections)
 _MANAGED_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "trailer"})
 # Caller headers kept when a redirect leaves the origin; the rest may hold credentials.
@@ -126,6 +127,9 @@ class HttpResponse:
     body: bytes
     elapsed: float  # seconds, whole exchange including redirects
     history: tuple[tuple[int, str], ...] = ()  # (status, URL it redirected from), oldest first
+    # Where the leading run of permanent redirects (301/308) ended: the resource's new home, which a
+    # source may adopt (D9). None without redirects or when the first hop was temporary.
+    permanent_url: str | None = None
     received_at: datetime | None = field(default=None, repr=False)
     max_retry_after: float = field(default=86_400.0, repr=False)
 
@@ -318,6 +322,7 @@ class HttpClient:
         loop = asyncio.get_running_loop()
         deadline: float | None = None
         history: list[tuple[int, str]] = []
+        permanent: str | None = None
         seen = {str(request.url)}
         while True:
             self._check_hop(request.url)
@@ -345,6 +350,8 @@ class HttpClient:
                 target = request.url.join(location)
             except httpx.InvalidURL:
                 raise PermanentFetchError(ErrorKind.BAD_RESPONSE, "redirect to an invalid URL") from None
+            if status in _PERMANENT and all(s in _PERMANENT for s, _ in history):
+                permanent = str(target)
             history.append((status, str(request.url)))
             if str(target) in seen:
                 raise PermanentFetchError(
@@ -359,6 +366,7 @@ class HttpClient:
             body=body,
             elapsed=self._clock.monotonic() - started,
             history=tuple(history),
+            permanent_url=permanent,
             received_at=self._clock.now(),
             max_retry_after=self._config.max_retry_after,
         )
@@ -553,6 +561,8 @@ def _status_error(response: HttpResponse) -> FetchError:
         return AuthFailed(message)
     if status == 410:
         return PermanentFetchError(ErrorKind.GONE, message)
+    if status == 404:  # gone too once it lasts `[daemon] gone_after` (D9, decided by the pipeline)
+        return PermanentFetchError(ErrorKind.NOT_FOUND, message)
     if status >= 400:
         return PermanentFetchError(ErrorKind.HTTP_4XX, message)
     # 1xx or an unfollowed 3xx (no Location): the caller cannot use it.

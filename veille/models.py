@@ -18,7 +18,8 @@ class ErrorKind(StrEnum):
     TLS = "tls"
     HTTP_5XX = "http_5xx"
     HTTP_4XX = "http_4xx"
-    GONE = "gone"  # 410, or 404 for long
+    NOT_FOUND = "not_found"  # 404: the source becomes GONE once it lasts `[daemon] gone_after`
+    GONE = "gone"  # 410
     RATE_LIMITED = "rate_limited"
     QUOTA = "quota"  # daily/monthly API budget exhausted
     AUTH = "auth"  # 401/403, missing or revoked credentials

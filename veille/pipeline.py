@@ -98,10 +98,31 @@ class PollResult:
     refresh: bool = False  # a re-fetch of known hits: engagement only, poll state untouched
 
 
+@dataclass(slots=True)
+class ReloadChanges:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # options, interval or keywords
+
+
+def _runtime(source: SourceConfig, row: source_store.SourceRow, matcher: Matcher) -> SourceRuntime:
+    return SourceRuntime(
+        config=source, ref=row.ref, driver=get_driver(source.kind), matcher=matcher, state=row.state,
+        status=row.status, consecutive_errors=row.consecutive_errors, next_poll_at=row.next_poll_at,
+        failing_since=row.failing_since, failing_notice_at=row.failing_notice_at,
+    )
+
+
 def failure_schedule(error: FetchError, *, every: timedelta, errors: int, cap: timedelta, jitter: float,
-                     now: datetime, rng: random.Random) -> tuple[SourceStatus, datetime]:
-    """Status and next poll time after a failure: exponential backoff with jitter, capped, never infinite."""
+                     now: datetime, rng: random.Random, failing_for: timedelta = timedelta(0),
+                     gone_after: timedelta | None = None) -> tuple[SourceStatus, datetime]:
+    """Status and next poll time after a failure: exponential backoff with jitter, capped, never infinite.
+
+    A 404 lasting `gone_after` (the failure streak, `failing_for`, judged from `failing_since`) is
+    treated like a 410: a typo'd URL is as dead as a removed feed, but a brief 404 during a site
+    migration is not (D9). Gone sources are still polled, at the cap, in case they come back."""
     delay = source_store.backoff_delay(every, errors, cap)
+    long_404 = error.kind is ErrorKind.NOT_FOUND and gone_after is not None and failing_for >= gone_after
     status = SourceStatus.FAILING if errors < 3 else SourceStatus.BACKING_OFF
     if isinstance(error, RateLimited):
         status = SourceStatus.RATE_LIMITED
@@ -110,7 +131,7 @@ def failure_schedule(error: FetchError, *, every: timedelta, errors: int, cap: t
     elif isinstance(error, AuthFailed):
         status = SourceStatus.AUTH_FAILED
         delay = min(max(delay, AUTH_RETRY), cap)
-    elif error.kind is ErrorKind.GONE:
+    elif error.kind is ErrorKind.GONE or long_404:
         status = SourceStatus.GONE
         delay = cap
     elif isinstance(error, PermanentFetchError):
@@ -145,21 +166,45 @@ class Pipeline:
     # -- set-up ---------------------------------------------------------------------------------
     def load(self) -> None:
         """Sync the config into the database and load every source's state."""
-        now = self.clock.now()
-        with write_tx(self.engine) as conn:
-            refs = source_store.sync_config(conn, self.config, now)
+        rows = self._sync(self.config)
         matchers = {c.id: Matcher(c.keywords) for c in self.config.clients}
+        for source in self.config.sources:
+            if source.enabled:
+                self.runtimes[source.key] = _runtime(source, rows[source.key], matchers[source.client_id])
+
+    def _sync(self, config: Config) -> dict[str, source_store.SourceRow]:
+        """Upsert the config's clients and sources (removed ones are disabled); the enabled ones' rows."""
+        with write_tx(self.engine) as conn:
+            refs = source_store.sync_config(conn, config, self.clock.now())
         with read_conn(self.engine) as conn:
-            for source in self.config.sources:
-                if not source.enabled:
-                    continue
-                row = source_store.load_source(conn, refs[source.key].id)
-                self.runtimes[source.key] = SourceRuntime(
-                    config=source, ref=row.ref, driver=get_driver(source.kind), matcher=matchers[source.client_id],
-                    state=row.state, status=row.status, consecutive_errors=row.consecutive_errors,
-                    next_poll_at=row.next_poll_at, failing_since=row.failing_since,
-                    failing_notice_at=row.failing_notice_at,
-                )
+            return {s.key: source_store.load_source(conn, refs[s.key].id) for s in config.sources if s.enabled}
+
+    async def reload(self, config: Config) -> ReloadChanges:
+        """Adopt a new config's clients and sources between polls (SIGHUP, I4).
+
+        Sources that stay keep their runtime (poll state, backoff, a poll in flight) and get the new
+        options, interval and keywords; new ones are loaded from the database like at start; removed
+        ones are dropped (a poll in flight still stores its result: the row is only disabled)."""
+        rows = await asyncio.to_thread(self._sync, config)
+        matchers = {c.id: Matcher(c.keywords) for c in config.clients}
+        changes = ReloadChanges()
+        for key in [k for k in self.runtimes if k not in rows]:
+            del self.runtimes[key]
+            changes.removed.append(key)
+        for source in config.sources:
+            if not source.enabled:
+                continue
+            runtime = self.runtimes.get(source.key)
+            matcher = matchers[source.client_id]
+            if runtime is None or runtime.config.kind != source.kind:
+                self.runtimes[source.key] = _runtime(source, rows[source.key], matcher)
+                changes.added.append(source.key)
+                continue
+            if runtime.config != source or runtime.matcher.keywords != matcher.keywords:
+                changes.changed.append(source.key)
+            runtime.config, runtime.matcher = source, matcher
+        self.config = config
+        return changes
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -179,8 +224,8 @@ class Pipeline:
 
     async def poll(self, key: str, *, force: bool = False) -> PollResult | None:
         """Poll one source if it is due (or `force`, except inside a Retry-After window); store the result."""
-        runtime = self.runtimes[key]
-        if runtime.in_flight:
+        runtime = self.runtimes.get(key)
+        if runtime is None or runtime.in_flight:  # None: removed by a reload while its job was firing
             return None
         if not self.is_due(runtime) and not (force and runtime.status is not SourceStatus.RATE_LIMITED):
             return None
@@ -257,7 +302,9 @@ class Pipeline:
         started = self.clock.now()
         results = []
         for key in keys:
-            runtime = self.runtimes[key]
+            runtime = self.runtimes.get(key)
+            if runtime is None:  # removed by a reload; its consumer runs until the next restart
+                continue
             result = PollResult(runtime, started, outcome=PollOutcome(cursor=str(cursor)))
             for item in items_by_client.get(runtime.config.client_id, []):
                 match = runtime.matcher.match(f"{item.title}\n{item.text}")
@@ -268,7 +315,7 @@ class Pipeline:
 
     def stream_cursor(self, keys: Sequence[str]) -> int | None:
         """Where a restarted stream resumes: the oldest cursor among its sources (nothing skipped)."""
-        cursors = [int(c) for k in keys if (c := self.runtimes[k].state.cursor) and c.isdigit()]
+        cursors = [int(c) for k in keys if k in self.runtimes and (c := self.runtimes[k].state.cursor) and c.isdigit()]
         return min(cursors) if cursors else None
 
     async def _submit(self, result: PollResult) -> None:
@@ -378,7 +425,8 @@ class Pipeline:
         failing_since = runtime.failing_since or result.started_at
         status, next_poll_at = failure_schedule(
             error, every=source.every, errors=errors, cap=self.config.daemon.max_backoff,
-            jitter=self.config.daemon.jitter, now=now, rng=self.rng)
+            jitter=self.config.daemon.jitter, now=now, rng=self.rng, failing_for=now - failing_since,
+            gone_after=self.config.daemon.gone_after)
         source_store.record_failure(conn, runtime.ref.id, kind=error.kind, message=error.message, status=status,
                                     consecutive_errors=errors, failing_since=failing_since, now=now,
                                     next_poll_at=next_poll_at)

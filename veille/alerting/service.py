@@ -130,6 +130,12 @@ class AlertingService:
     def now(self) -> datetime:
         return self.clock.now()
 
+    def use_clients(self, config: Config) -> None:
+        """A reloaded config (SIGHUP): its clients' names, languages and crisis words from now on.
+        The [alerting] settings themselves (contacts, thresholds) need a restart."""
+        self.config = replace(self.config, clients=config.clients)
+        self._words.clear()
+
     # --- pipeline hooks (inside the pipeline's write transaction) -------------------------------
 
     def on_new_hits(self, conn: Connection, hits: list[StoredHit]) -> None:

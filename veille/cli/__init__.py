@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "veille.cli.alerts",
     "veille.cli.sentiment",
     "veille.cli.report",
+    "veille.cli.maintenance",
 ]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import sys
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from typing import Any
 import click
 
 from veille.cli.common import config_option, emit, fail, format_option, load_or_exit, open_database
-from veille.config import describe_secrets
+from veille.config import describe_secrets, runtime_problems
 from veille.durations import format_duration, parse_since
 from veille.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
 from veille.i18n import current_lang, tr
@@ -122,15 +121,14 @@ def hits(config_file: str | None, client: str | None, source: str | None, since:
 def _incident_query(engine: Any, incident_id: int, query: Any, lang: str) -> Any:
     """Narrow a hit query to an incident's client and period (from an hour before it opened)."""
     from dataclasses import replace
-    from datetime import timedelta
 
-    from veille.store.alerts import get_incident
+    from veille.store.alerts import INCIDENT_LEAD, get_incident
 
     with read_conn(engine) as conn:
         found = get_incident(conn, incident_id)
     if found is None:
         fail(tr(lang, f"incident inconnu : {incident_id}", f"unknown incident: {incident_id}"))
-    return replace(query, client_id=found.client_id, since=query.since or found.opened_at - timedelta(hours=1),
+    return replace(query, client_id=found.client_id, since=query.since or found.opened_at - INCIDENT_LEAD,
                    until=query.until or found.resolved_at)
 
 
@@ -151,6 +149,8 @@ def _shorten(text: str, width: int) -> str:
 @format_option
 def sources_command(config_file: str | None, client: str | None, broken: bool, output_format: str) -> None:
     """État de chaque source : statut, dernier succès, erreurs, hits, prochain passage."""
+    from veille.sources.relocation import describe as describe_move
+    from veille.sources.relocation import from_cursor
     from veille.store.sources import list_sources
 
     config = load_or_exit(config_file)
@@ -161,6 +161,9 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, o
     with read_conn(engine) as conn:
         rows = list_sources(conn, client_id=client, broken=broken)
     now = datetime.now(UTC)
+    for row in rows:  # a moved feed's note in the reader's language (stored in French by the driver)
+        if row["kind"] == "rss":
+            row["note"] = describe_move(from_cursor(row["cursor"], row["target"]), lang) or row["note"]
     columns = ["client_id", "kind", "target", "status", "last_success_at", "consecutive_errors", "last_error_kind",
                "last_error_message", "hits_count", "next_poll_at", "note", "key"]
     if output_format != "table":
@@ -206,26 +209,13 @@ def config_group() -> None:
 @click.option("--show", is_flag=True, help="Affiche la configuration validée (secrets masqués : ***).")
 def config_check(config_file: str | None, show: bool) -> None:
     """Signale tous les problèmes d'un coup (chemin pointé + correction) ; code 2 si invalide."""
-    from veille.netguard import check_url_static
-
     config = load_or_exit(config_file)
     lang = current_lang(config.lang)
-    problems = []
-    for source in config.sources:
-        url = getattr(source.options, "url", None)
-        if isinstance(url, str):
-            http_url = re.sub(r"^ws(s?):", r"http\1:", url)  # websockets: same address rules
-            reason = check_url_static(http_url, allow_private=config.http.allow_private_addresses)
-            if reason:
-                problems.append(f"sources.{source.key}.url: {reason} (set [http] allow_private_addresses = true "
-                                "only for lab or local feeds)")
-    missing = [(where, name) for where, name, is_set in describe_secrets(config) if not is_set]
-    for where, name in missing:
-        if where == "telegram.token_env":
+    problems = runtime_problems(config)
+    for where, name, is_set in describe_secrets(config):
+        if where == "telegram.token_env" and not is_set:
             click.echo(tr(lang, f"info : {name} n'est pas défini : les alertes s'afficheront dans la console",
                           f"info: {name} is not set: alerts will be printed to the console"))
-        else:
-            problems.append(f"{where}: environment variable {name} is not set (export it before `veille run`)")
     if show:
         click.echo(json.dumps(_redacted(config), ensure_ascii=False, indent=2, default=str))
     if problems:

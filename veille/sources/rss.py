@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 from veille.configreader import Reader
 from veille.errors import Problems
 from veille.feeds.entries import DEFAULT_MAX_ENTRIES, ParsedFeed, parse_document, to_items
+from veille.http import redact_url
+from veille.sources import relocation
 from veille.sources.base import PollContext, PollOutcome, PollState
 
 # Set by the HTTP layer (conditional GET, decoding, connection management): not per source.
@@ -61,16 +63,24 @@ class RssDriver:
         return RssOptions(url=url, headers=headers, max_entries=max_entries)
 
     async def poll(self, ctx: PollContext, options: RssOptions, state: PollState) -> PollOutcome:
-        response = await ctx.http.get(options.url, headers=options.header_map or None, etag=state.etag,
+        previous = relocation.from_cursor(state.cursor, options.url)
+        url = previous.request_url() if previous else options.url  # every hop still passes the SSRF guard
+        response = await ctx.http.get(url, headers=options.header_map or None, etag=state.etag,
                                       last_modified=state.last_modified)
+        moved = relocation.advance(previous, origin=options.url, permanent_url=response.permanent_url)
+        _log_move(ctx, previous, moved)
+        # The cursor is written only when not None: "" clears a relocation that no longer applies.
+        cursor = moved.to_cursor() if moved else ("" if state.cursor else None)
+        note = relocation.describe(moved, "fr")
         etag = response.headers.get("etag") or state.etag
         last_modified = response.headers.get("last-modified") or state.last_modified
         if response.not_modified:
             return PollOutcome(not_modified=True, etag=etag, last_modified=last_modified,
-                               content_hash=state.content_hash)
+                               content_hash=state.content_hash, cursor=cursor, note=note)
         digest = hashlib.sha256(response.body).hexdigest()
         if digest == state.content_hash:  # same bytes as last time: nothing new to parse (D3)
-            return PollOutcome(not_modified=True, etag=etag, last_modified=last_modified, content_hash=digest)
+            return PollOutcome(not_modified=True, etag=etag, last_modified=last_modified, content_hash=digest,
+                               cursor=cursor, note=note)
         headers = {"content-type": response.headers.get("content-type", "")}
         feed: ParsedFeed
         if ctx.parse_feed is not None:
@@ -84,7 +94,22 @@ class RssDriver:
         items = to_items(feed, now=ctx.clock.now(), max_entries=options.max_entries)
         if feed.bozo:
             ctx.log.debug("feed read despite a problem: %s", feed.bozo)
-        return PollOutcome(items=items, etag=etag, last_modified=last_modified, content_hash=digest)
+        return PollOutcome(items=items, etag=etag, last_modified=last_modified, content_hash=digest,
+                           cursor=cursor, note=note)
+
+
+def _log_move(ctx: PollContext, previous: relocation.Relocation | None,
+              moved: relocation.Relocation | None) -> None:
+    """A new permanent target is logged once per sighting streak; its adoption once (host/path only)."""
+    if moved is None:
+        return
+    if moved.adopted and (previous is None or previous.adopted != moved.adopted):
+        ctx.log.warning("source %s: feed moved permanently to %s, now polled there directly after %d "
+                        "confirmations; update its url in config.toml", ctx.source_key,
+                        redact_url(moved.adopted), relocation.CONFIRMATIONS)
+    elif moved.target and moved.seen == 1:
+        ctx.log.info("source %s: permanent redirect to %s (1/%d before it is adopted)", ctx.source_key,
+                     redact_url(moved.target), relocation.CONFIRMATIONS)
 
 
 def _read_headers(reader: Reader) -> tuple[tuple[str, str], ...]:

@@ -22,6 +22,10 @@ from veille.notify.base import Urgency
 from veille.store.schema import outbox
 from veille.store.schema_alerts import alert_hits, alert_kv, alert_sources, incident_events, incidents, mutes
 
+# An incident's hits are its client's from this long before it opened (`veille hits --incident`);
+# retention keeps them while the incident is unresolved.
+INCIDENT_LEAD = timedelta(hours=1)
+
 
 def is_pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
