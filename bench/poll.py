@@ -101,7 +101,7 @@ async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, floa
     from veille.feeds.parsepool import FeedParsePool
     from veille.http import HttpClient
     from veille.pipeline import Pipeline
-    from veille.scoring import load_scorer
+    from veille.scoring.process import ScoringProcess
     from veille.store.engine import make_engine
     from veille.store.migrate import upgrade
 
@@ -120,7 +120,8 @@ async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, floa
     clock = SystemClock()
     http = HttpClient(config.http, clock=clock)
     pool = FeedParsePool(workers=0, timeout=5.0, max_entries=200)
-    pipeline = Pipeline(config, engine, clock, http, scorer=load_scorer(config.sentiment), parse_feed=pool.parse)
+    scorer = ScoringProcess(config.sentiment).start()  # as the daemon does
+    pipeline = Pipeline(config, engine, clock, http, scorer=scorer, parse_feed=pool.parse)
     pipeline.load()
     await pipeline.start()
     async def poll(key: str) -> tuple[int, bool]:
@@ -139,6 +140,7 @@ async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, floa
     await pipeline.stop()
     await http.aclose()
     pool.close()
+    scorer.close()
     return rounds
 
 

@@ -104,7 +104,8 @@ class Components(Wiring):
 def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = True) -> Components:
     """Open the database (refusing a schema that is behind or ahead), load the scorer, wire the pipeline."""
     from veille.feeds.parsepool import FeedParsePool
-    from veille.scoring import default_data_dir, load_scorer
+    from veille.scoring import default_data_dir
+    from veille.scoring.process import ScoringProcess
 
     clock = clock or SystemClock()
     quiet_http_loggers()
@@ -125,7 +126,11 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
     hooks: AlertingService | None = None
     if with_alerting and config.alerting.enabled:
         hooks = build_alerting(config, engine, clock, wiring)
-    scorer = load_scorer(config.sentiment, data_dir=default_data_dir(config.database_url))
+    # The model lives in a helper process: scoring runs on the other core, and the daemon's own
+    # memory stays small (veille.scoring.process explains the trade).
+    scorer = ScoringProcess(config.sentiment, data_dir=default_data_dir(config.database_url)).start()
+    wiring.closers.append(scorer.close)
+    wiring.health_sources.append(lambda: {"scorer": {"pid": scorer.pid, "restarts": scorer.restarts}})
     pipeline = Pipeline(config, engine, clock, http, scorer=scorer, hooks=hooks, parse_feed=parse_feed)
     pipeline.load()
     if hooks is not None:

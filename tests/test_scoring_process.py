@@ -1,0 +1,58 @@
+"""ScoringProcess: the daemon's scorer in a real helper process, replaced when it dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from veille.scoring import load_scorer
+from veille.scoring.loader import ScorerLoadError
+from veille.scoring.process import ScorerUnavailable, ScoringProcess
+from veille.scoring.settings import SentimentSettings
+
+TEXTS = ["jsui vennu hier yavè plu de pizzza gétai dégoutè 😥", "Super accueil, je recommande !",
+         "The service was awful and the pizza cold.", "", "Ouvert le dimanche."]
+
+
+@pytest.fixture
+def scorer() -> ScoringProcess:
+    process = ScoringProcess(SentimentSettings()).start()
+    yield process
+    process.close()
+
+
+def test_scores_exactly_like_the_in_process_scorer(scorer: ScoringProcess) -> None:
+    expected = load_scorer(SentimentSettings()).score_batch(TEXTS)
+    assert scorer.score_batch(TEXTS) == expected
+    assert scorer.name == load_scorer(SentimentSettings()).name
+    assert scorer.score_batch([]) == []
+
+
+def test_a_killed_helper_is_replaced_and_the_batch_still_scored(scorer: ScoringProcess) -> None:
+    first = scorer.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    assert len(scorer.score_batch(TEXTS)) == len(TEXTS)
+    assert scorer.restarts == 1 and scorer.pid not in (None, first)
+
+
+def test_an_unloadable_model_stops_the_start_with_the_reason(tmp_path) -> None:
+    settings = SentimentSettings(model_path=str(tmp_path / "absent.json.gz"))
+    with pytest.raises(ScorerLoadError, match=r"absent\.json\.gz"):
+        ScoringProcess(settings).start()
+
+
+class _NeverStarts(ScoringProcess):
+    module = "veille.no_such_module"  # the interpreter exits at once: every start fails
+
+
+def test_a_helper_that_keeps_failing_makes_the_batch_fail_without_hanging() -> None:
+    process = _NeverStarts(SentimentSettings())
+    with pytest.raises(ScorerLoadError):
+        process.start()
+    with pytest.raises(ScorerUnavailable):
+        process.score_batch(["un texte"])
+    assert process.restarts == 2
+    process.close()
