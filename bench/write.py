@@ -1,6 +1,6 @@
 """Writer micro-benchmark: CPU of `Pipeline._write_batch` for 1000 RSS sources, without HTTP or parsing.
 
-    PYTHONPATH=. .venv/bin/python bench/write.py [--sources 1000] [--batch 200] [--scorer null|default]
+    PYTHONPATH=. .venv/bin/python bench/write.py [--sources 1000] [--batch 200] [--scorer null|default] [--db-url URL]
 
 Builds a SQLite database in a temporary directory (migrations), a Pipeline for 5 clients and N RSS
 sources, and for each source the items of `bench/feedhost.py`'s generated feed (20 to 50 French
@@ -65,14 +65,14 @@ class TimedScorer:
             self.seconds += time.process_time() - start
 
 
-def build(workdir: Path, n_sources: int, scorer_name: str) -> tuple[Any, Any, Any]:
+def build(workdir: Path, n_sources: int, scorer_name: str, db_url: str | None = None) -> tuple[Any, Any, Any]:
     from veille.clock import FakeClock
     from veille.config import parse_config
     from veille.pipeline import Pipeline
     from veille.store.engine import make_engine
     from veille.store.migrate import upgrade
 
-    db_url = f"sqlite:///{workdir / 'veille.db'}"
+    db_url = db_url or f"sqlite:///{workdir / 'veille.db'}"
     parts = [f'[database]\nurl = "{db_url}"\n']
     clients = list(CLIENT_KEYWORDS)
     for client in clients:
@@ -140,13 +140,15 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--scorer", choices=["null", "default"], default="null")
+    parser.add_argument("--db-url", help="an EMPTY database (e.g. a fresh PostgreSQL schema); default: SQLite in a "
+                        "temporary directory")
     args = parser.parse_args()
 
     from sqlalchemy import event
 
     items = feed_items(args.sources)
     with tempfile.TemporaryDirectory() as tmp:
-        pipeline, engine, scorer = build(Path(tmp), args.sources, args.scorer)
+        pipeline, engine, scorer = build(Path(tmp), args.sources, args.scorer, args.db_url)
         counter = [0]
 
         @event.listens_for(engine, "before_cursor_execute")
