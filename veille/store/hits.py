@@ -5,6 +5,10 @@ a concurrent insert never raises. The same post reached through two sources of o
 canonical URL, or same normalised text) is stored with `duplicate_of` pointing at the first copy,
 so it is linked, not double-counted. Re-seen posts add an engagement observation when their counts
 moved, and an entry whose content churns is updated (and re-scored) at most CONTENT_CHANGE_LIMIT times.
+
+The single writer stores a whole batch of polls with `store_batch`: a fixed handful of set-based
+statements (known ids, duplicates, one insert, executemany updates) instead of a dozen per source,
+because per-statement overhead, not the database, was the writer's CPU. `store_items` is one part of it.
 """
 
 from __future__ import annotations
@@ -77,16 +81,17 @@ def _insert(conn: Connection, table: Any) -> Any:
     return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
 
 
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
 def _statement(conn: Connection, name: str, build: Callable[[str], Any]) -> Any:
-    """Build a statement once per dialect: same object, same cache key, no per-batch construction."""
+    """Build a statement once per dialect: the same object every batch, so SQLAlchemy's compiled cache
+    hits without rebuilding the expression, and one shape whatever the batch size (no IN list per size)."""
     key = (conn.dialect.name, name)
     statement = _STATEMENTS.get(key)
     if statement is None:
         statement = _STATEMENTS[key] = build(conn.dialect.name)
     return statement
-
-
-_STATEMENTS: dict[tuple[str, str], Any] = {}
 
 
 def _pairs(dialect: str, name: str, first: Any, second: Any) -> tuple[Any, Any, Any]:
@@ -232,9 +237,7 @@ def _store_segment(conn: Connection, parts: Sequence[Part], indexes: list[int], 
         _link_to_batch_originals(conn, fresh, inserted)
         added = Counter(source_id for source_id, _ in inserted)
         if added:
-            conn.execute(_statement(conn, "hits_count", lambda _: update(sources)
-                                    .where(sources.c.id == bindparam("_source_id"))
-                                    .values(hits_count=sources.c.hits_count + bindparam("_added", type_=Integer))),
+            conn.execute(_statement(conn, "hits_count", _count_statement),
                          [{"_source_id": source_id, "_added": n} for source_id, n in added.items()])
     _update_churned(conn, churned)
     by_id = [{m.item.external_id[:512]: m for m in parts[i][1]} for i in indexes]
@@ -279,6 +282,11 @@ def _insert_statement(dialect: str) -> Any:
         statement = sqlite_insert(hits)
     return statement.on_conflict_do_nothing(index_elements=[hits.c.source_id, hits.c.external_id]).returning(
         hits.c.id, hits.c.source_id, hits.c.external_id)
+
+
+def _count_statement(_dialect: str) -> Any:
+    return (update(sources).where(sources.c.id == bindparam("_source_id"))
+            .values(hits_count=sources.c.hits_count + bindparam("_added", type_=Integer)))
 
 
 def _originals_statement(dialect: str) -> Any:
@@ -346,7 +354,11 @@ def _link_to_batch_originals(conn: Connection, fresh: list[_Fresh], inserted: di
         if hit_id is not None and f.row["duplicate_of"] is not None:
             links.append({"_id": hit_id, "duplicate_of": f.row["duplicate_of"]})
     if links:
-        conn.execute(_statement(conn, "link", lambda _: update(hits).where(hits.c.id == bindparam("_id"))), links)
+        conn.execute(_statement(conn, "link", _by_id_statement), links)
+
+
+def _by_id_statement(_dialect: str) -> Any:
+    return update(hits).where(hits.c.id == bindparam("_id"))  # SET: the other keys of the parameters
 
 
 CHURN_FIELDS = ("title", "text", "content_hash", "text_hash", "sentiment_label", "sentiment_score",
@@ -361,10 +373,14 @@ def _update_churned(conn: Connection, rows: list[dict[str, Any]]) -> None:
         params.append({"_source_id": r["source_id"], "_external_id": r["external_id"], **values})
     # Runs of the same columns keep the order (an entry twice in one poll ends with its last version).
     for _, run in groupby(params, key=tuple):
-        conn.execute(_statement(conn, "churn", lambda _: update(hits).where(
-            hits.c.source_id == bindparam("_source_id"), hits.c.external_id == bindparam("_external_id"),
-            hits.c.content_changes < CONTENT_CHANGE_LIMIT,
-        ).values(content_changes=hits.c.content_changes + 1)), list(run))
+        conn.execute(_statement(conn, "churn", _churn_statement), list(run))
+
+
+def _churn_statement(_dialect: str) -> Any:
+    return update(hits).where(
+        hits.c.source_id == bindparam("_source_id"), hits.c.external_id == bindparam("_external_id"),
+        hits.c.content_changes < CONTENT_CHANGE_LIMIT,
+    ).values(content_changes=hits.c.content_changes + 1)  # SET also: the other keys of the parameters
 
 
 def _record_engagement(conn: Connection, parts: list[tuple[SourceRef, dict[str, MatchedItem]]],
