@@ -8,7 +8,7 @@ each offered rate (0 = as fast as it can send). The events are the recorded real
 posts when that folder is absent; 2 % of them are made to mention one of the clients. The consumer
 (`veille.sources.jetstream.JetstreamConsumer`, this process, pinned to one core) matches every post
 against 50 clients' keywords and stores the matches in a temporary SQLite database through
-`veille.store.hits.store_items`, one write transaction per batch.
+`veille.store.hits.store_batch`, one write transaction per batch.
 
 Prints, per offered rate: posts handled, wall time, posts/s, CPU seconds, posts per CPU-second (the
 one-core capacity, independent of other load on the machine), hits stored, and whether the consumer
@@ -196,14 +196,15 @@ class SqliteSink:
         self.cursor: int | None = None
 
     async def on_batch(self, items: dict[str, list[Item]], cursor: int) -> None:
-        from veille.store.hits import MatchedItem, store_items
+        from veille.store.hits import MatchedItem, store_batch
 
         now = datetime.now(UTC)
+        parts = [(self.refs[client_id],
+                  [MatchedItem(i, MatchResult(True, i.direct, tuple((i.extra.get("terms") or "").split(", "))))
+                   for i in found])
+                 for client_id, found in items.items()]
         with self._write_tx(self.engine) as conn:
-            for client_id, found in items.items():
-                matched = [MatchedItem(i, MatchResult(True, i.direct, tuple((i.extra.get("terms") or "").split(", "))))
-                           for i in found]
-                self.stored += len(store_items(conn, self.refs[client_id], matched, now))
+            self.stored += sum(len(new) for new in store_batch(conn, parts, now))
         self.batches += 1
         self.cursor = cursor
 

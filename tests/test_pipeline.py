@@ -292,3 +292,32 @@ async def test_risky_hits_are_refetched_and_engagement_recorded(
     with reader(pipeline.engine) as conn:
         likes = [r.likes for r in conn.execute(select(engagement).order_by(engagement.c.id))]
     assert likes == [100, 200]
+
+
+async def test_one_writer_batch_links_a_post_seen_by_two_sources_of_a_client(
+        tmp_path: Path, db_url: str, http: HttpClient, clock: FakeClock) -> None:
+    from veille.models import Item
+
+    config = make_config(tmp_path, db_url, {"resto": ["https://a.example/feed", "https://b.example/feed"],
+                                            "tapis": ["https://c.example/feed"]})
+    hooks = RecordingHooks()
+    pipeline = Pipeline(config, make_engine(config.database_url), clock, http, hooks=hooks)
+    pipeline.load()
+    transactions = itertools.count()
+    event.listen(pipeline.engine, "begin", lambda _conn: next(transactions))
+    await pipeline.start()
+    post = Item(external_id="at://post/1", text="Chez Gégé : pizza froide et serveur désagréable ce soir",
+                url="https://bsky.app/profile/x/post/1")
+    keys = sorted(pipeline.runtimes)
+    await pipeline.store_stream_batch(keys, {"resto": [post], "tapis": [post]}, cursor=42)
+    await pipeline.stop()
+    assert next(transactions) == 2  # the known-hits read, then one write for the three sources
+    by_source = {h.source_key: h for h in hooks.new}
+    assert sorted(by_source) == keys
+    assert by_source["resto/f0"].duplicate_of is None and by_source["tapis/f0"].duplicate_of is None
+    assert by_source["resto/f1"].duplicate_of == by_source["resto/f0"].id  # counted once for resto
+    assert all(pipeline.runtimes[k].state.cursor == "42" for k in keys)
+    with read_conn(pipeline.engine) as conn:
+        counts = dict(conn.execute(select(sources.c.key, sources.c.hits_count)).all())
+        cursors = {r.cursor for r in conn.execute(select(sources.c.cursor))}
+    assert counts == {"resto/f0": 1, "resto/f1": 1, "tapis/f0": 1} and cursors == {"42"}

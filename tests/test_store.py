@@ -10,11 +10,13 @@ from sqlalchemy import Engine, select
 
 from veille.matching import MatchResult
 from veille.models import Engagement, Item, SentimentLabel, SentimentResult
+from veille.sources.base import PollOutcome, PollState
 from veille.store import sources as source_store
 from veille.store.engine import make_engine, read_conn, write_tx
-from veille.store.hits import HitQuery, MatchedItem, SourceRef, query_hits, store_items
+from veille.store.hits import HitQuery, MatchedItem, SourceRef, query_hits, store_batch, store_items
 from veille.store.migrate import upgrade
 from veille.store.schema import clients, engagement, hits, sources
+from veille.store.sources import Success
 
 NOW = datetime(2026, 11, 20, 2, 13, tzinfo=UTC)
 MATCH = MatchResult(True, False, ("chez gege",))
@@ -168,3 +170,118 @@ def test_churning_content_updated_a_bounded_number_of_times(engine: Engine) -> N
         row = query_hits(conn, HitQuery())[0]
     assert row["content_changes"] == CONTENT_CHANGE_LIMIT
     assert row["text"] == f"Chez Gégé version {CONTENT_CHANGE_LIMIT}"
+
+
+# --- one writer batch across sources (store_batch, record_successes) ---------------------------------------
+
+def test_same_post_through_two_sources_in_one_batch_is_linked_and_counted_once(engine: Engine) -> None:
+    news = make_source(engine, "resto/news")
+    alerts = make_source(engine, "resto/alerts")
+    other_client = make_source(engine, "tapis/news", client="tapis")
+    text = "Chez Gégé a encore servi une pizza froide à toute la tablée, inadmissible"
+    url = "https://www.example.org/article/42?utm_source=rss"
+    with write_tx(engine) as conn:
+        first, copies, separate = store_batch(conn, [
+            (news, [item("n1", url=url), item("n2", text)]),
+            (alerts, [item("g1", "Chez Gégé: autre titre", url="https://example.org/article/42/"),
+                      item("g2", text + "  ")]),
+            (other_client, [item("t1", url=url)]),
+        ], NOW)
+    originals = {h.external_id: h.id for h in first}
+    assert [h.duplicate_of for h in first] == [None, None]
+    assert {h.external_id: h.duplicate_of for h in copies} == {"g1": originals["n1"], "g2": originals["n2"]}
+    assert separate[0].duplicate_of is None  # another client's copy is its own hit
+    with read_conn(engine) as conn:
+        stored = {r["external_id"]: r["duplicate_of"] for r in query_hits(conn, HitQuery(include_duplicates=True))}
+        assert stored == {"n1": None, "n2": None, "g1": originals["n1"], "g2": originals["n2"], "t1": None}
+        assert len(query_hits(conn, HitQuery(client_id="resto"))) == 2
+        counts = {s["key"]: s["hits_count"] for s in source_store.list_sources(conn)}
+    assert counts == {"resto/news": 2, "resto/alerts": 2, "tapis/news": 1}
+
+
+def test_batch_links_to_a_stored_original_before_one_of_the_batch(engine: Engine) -> None:
+    old = make_source(engine, "resto/old")
+    news = make_source(engine, "resto/news")
+    alerts = make_source(engine, "resto/alerts")
+    url = "https://example.org/article/7"
+    text = "Chez Gégé a encore servi une pizza froide à toute la tablée, inadmissible"
+    with write_tx(engine) as conn:
+        original, by_text = store_items(conn, old, [item("o1", url=url), item("o2", text)], NOW)
+    other_url = "https://example.org/article/8"
+    with write_tx(engine) as conn:
+        first, second = store_batch(conn, [
+            (news, [item("n1", url=url), item("n2", url=other_url), item("n3", text, url=other_url)]),
+            (alerts, [item("g1", url=url)]),
+        ], NOW)
+    assert first[0].duplicate_of == second[0].duplicate_of == original.id
+    # Rows of one poll never point at each other (as before batching), but still at a stored copy.
+    assert [h.duplicate_of for h in first[1:]] == [None, by_text.id]
+
+
+def test_batch_mixes_new_known_and_churned_items_across_sources(engine: Engine) -> None:
+    a = make_source(engine, "resto/a")
+    b = make_source(engine, "resto/b")
+    c = make_source(engine, "tapis/c", client="tapis", kind="mastodon")
+    with write_tx(engine) as conn:
+        store_batch(conn, [(a, [item("a1", "Chez Gégé, version 1"), item("a2", "Chez Gégé, stable")]),
+                           (b, [item("b1", "Chez Gégé, un avis de b")])], NOW)
+    later = NOW + timedelta(minutes=10)
+    verdict = SentimentResult(SentimentLabel.NEG, -0.6, "fr", ("froide",))
+    with write_tx(engine) as conn:
+        new = store_batch(conn, [
+            (a, [MatchedItem(Item("a1", "Chez Gégé, version 2"), MATCH, verdict), item("a2", "Chez Gégé, stable"),
+                 item("a3", "Chez Gégé, nouveau")]),
+            (b, [item("b1", "Chez Gégé, un avis de b"), item("b2", "Chez Gégé, encore b"),
+                 item("b2", "Chez Gégé, encore b")]),
+            (c, [item("c1", "Tapis Royal", engagement=Engagement(likes=3))]),
+        ], later)
+    assert [[h.external_id for h in part] for part in new] == [["a3"], ["b2"], ["c1"]]
+    with read_conn(engine) as conn:
+        rows = {r["external_id"]: r for r in query_hits(conn, HitQuery(include_duplicates=True, limit=100))}
+        counts = {s["key"]: s["hits_count"] for s in source_store.list_sources(conn)}
+        observations = conn.execute(select(engagement.c.hit_id, engagement.c.likes)).all()
+    assert sorted(rows) == ["a1", "a2", "a3", "b1", "b2", "c1"]
+    assert (rows["a1"]["text"], rows["a1"]["content_changes"], rows["a1"]["sentiment_label"]) == (
+        "Chez Gégé, version 2", 1, "neg")
+    assert rows["a2"]["content_changes"] == 0 and rows["b1"]["fetched_at"] == NOW  # known: untouched
+    assert counts == {"resto/a": 3, "resto/b": 2, "tapis/c": 1}
+    assert observations == [(rows["c1"]["id"], 3)]
+
+
+def test_a_source_twice_in_one_batch_is_stored_in_order(engine: Engine) -> None:
+    source = make_source(engine, kind="mastodon")
+    with write_tx(engine) as conn:
+        first, second = store_batch(conn, [
+            (source, [item("s1", "Chez Gégé, premier jet", engagement=Engagement(likes=1))]),
+            (source, [item("s1", "Chez Gégé, corrigé", engagement=Engagement(likes=5)), item("s2")]),
+        ], NOW)
+    assert [h.external_id for h in first] == ["s1"] and [h.external_id for h in second] == ["s2"]
+    with read_conn(engine) as conn:
+        row = next(r for r in query_hits(conn, HitQuery()) if r["external_id"] == "s1")
+        likes = [r.likes for r in conn.execute(select(engagement.c.likes).order_by(engagement.c.id))]
+        assert source_store.list_sources(conn)[0]["hits_count"] == 2
+    assert (row["text"], row["content_changes"]) == ("Chez Gégé, corrigé", 1)
+    assert likes == [1, 5]
+
+
+def test_poll_state_of_many_sources_recorded_together(engine: Engine) -> None:
+    fresh, unchanged, stream = (make_source(engine, key) for key in ("resto/fresh", "resto/same", "resto/stream"))
+    with write_tx(engine) as conn:
+        conn.execute(sources.update().where(sources.c.id == unchanged.id).values(
+            etag='"old"', last_modified="Mon, 01 Jan 2024 00:00:00 GMT", status="failing", consecutive_errors=2))
+    later = NOW + timedelta(minutes=5)
+    with write_tx(engine) as conn:
+        source_store.record_successes(conn, [
+            Success(fresh.id, PollOutcome(etag='"v2"', note="ok"), PollState(), None),
+            Success(unchanged.id, PollOutcome(not_modified=True), PollState(etag='"old"'), later),
+            Success(stream.id, PollOutcome(cursor="10"), PollState(), None),
+            Success(stream.id, PollOutcome(cursor="12", content_hash="h"), PollState(cursor="10"), None),
+        ], NOW)
+    with read_conn(engine) as conn:
+        rows = {s["key"]: s for s in source_store.list_sources(conn)}
+    assert (rows["resto/fresh"]["etag"], rows["resto/fresh"]["note"], rows["resto/fresh"]["status"]) == (
+        '"v2"', "ok", "ok")
+    same = rows["resto/same"]
+    assert (same["etag"], same["last_modified"]) == ('"old"', "Mon, 01 Jan 2024 00:00:00 GMT")  # 304: kept
+    assert (same["consecutive_errors"], same["next_poll_at"], same["last_success_at"]) == (0, later, NOW)
+    assert (rows["resto/stream"]["cursor"], rows["resto/stream"]["content_hash"]) == ("12", "h")  # later poll last

@@ -33,8 +33,8 @@ from veille.store.hits import (
     MAX_FIELD,
     MatchedItem,
     SourceRef,
-    known_external_ids,
-    store_items,
+    known_hits,
+    store_batch,
     stored_versions,
 )
 from veille.store.urls import content_hash
@@ -354,20 +354,21 @@ class Pipeline:
     def _score_new(self, results: Sequence[PollResult]) -> None:
         """Score only items not stored yet (or changed), in one batch for the whole transaction.
 
-        The stored ids are read here, outside the write lock, so scoring never holds it; `store_items`
-        checks them again under the lock, which is what decides what is inserted."""
-        pending: list[tuple[PollResult, int]] = []
+        The stored ids are read here, outside the write lock, so scoring never holds it; `store_batch`
+        reads them again under the lock, which is what decides what is inserted."""
+        wanted = {(r.runtime.ref.id, m.item.external_id[:512]) for r in results for m in r.matched}
+        if not wanted:
+            return
         with read_conn(self.engine) as conn:
-            for result in results:
-                if not result.matched:
-                    continue
-                known = known_external_ids(conn, result.runtime.ref.id,
-                                           [m.item.external_id[:512] for m in result.matched])
-                for index, matched in enumerate(result.matched):
-                    item = matched.item
-                    stored_hash = known.get(item.external_id[:512])
-                    if stored_hash != content_hash(item.title[:MAX_FIELD], item.text[:MAX_FIELD]):
-                        pending.append((result, index))  # new, or its content changed
+            known = known_hits(conn, wanted)
+        pending: list[tuple[PollResult, int]] = []
+        for result in results:
+            for index, matched in enumerate(result.matched):
+                item = matched.item
+                stored = known.get((result.runtime.ref.id, item.external_id[:512]))
+                if stored is None or stored.content_hash != content_hash(item.title[:MAX_FIELD],
+                                                                          item.text[:MAX_FIELD]):
+                    pending.append((result, index))  # new, or its content changed
         if not pending or self.scorer is None:
             return
         texts = [_scoring_text(r.matched[i]) for r, i in pending]
@@ -377,12 +378,17 @@ class Pipeline:
             result.matched[index] = MatchedItem(old.item, old.match, verdict)
 
     def _write_batch(self, results: list[PollResult]) -> None:
+        """Hits of every source in a few set-based statements, then each source's state and hooks, in order."""
         self._score_new(results)
         now = self.clock.now()
         updates: list[tuple[PollResult, dict[str, Any]]] = []
         with write_tx(self.engine) as conn:
-            for result in results:
-                updates.append((result, self._write_one(conn, result, now)))
+            stored = store_batch(conn, [(r.runtime.ref, r.matched) for r in results], now)
+            source_store.record_successes(conn, [
+                source_store.Success(r.runtime.ref.id, r.outcome, r.runtime.state, _next_poll_at(r.outcome, now))
+                for r in results if r.outcome is not None and not r.refresh], now)
+            for result, new_hits in zip(results, stored, strict=True):
+                updates.append((result, self._finish_one(conn, result, new_hits, now)))
             crash_point("pipeline.before_commit")
         crash_point("pipeline.after_commit")
         for result, new_state in updates:  # mirror the committed state only after the commit
@@ -390,21 +396,17 @@ class Pipeline:
             for name, value in new_state.items():
                 setattr(runtime, name, value)
 
-    def _write_one(self, conn: Connection, result: PollResult, now: datetime) -> dict[str, Any]:
+    def _finish_one(self, conn: Connection, result: PollResult, stored: list[StoredHit],
+                    now: datetime) -> dict[str, Any]:
+        """Hooks and failure bookkeeping of one source, once its hits are stored; its new in-memory state."""
         runtime = result.runtime
         source = runtime.config
-        if result.refresh:
-            store_items(conn, runtime.ref, result.matched, now)  # appends engagement observations
+        if result.refresh:  # its engagement observations were appended with the hits
             self.hooks.on_hits_refreshed(conn, stored_versions(conn, runtime.ref, result.matched))
             return {}
         if result.outcome is not None:
             outcome = result.outcome
-            stored = store_items(conn, runtime.ref, result.matched, now)
             result.new_hits = len(stored)
-            next_poll_at = None
-            if outcome.earliest_next_poll:
-                next_poll_at = now + timedelta(seconds=outcome.earliest_next_poll)
-            source_store.record_success(conn, runtime.ref.id, outcome, runtime.state, now, next_poll_at)
             if stored:
                 self.hooks.on_new_hits(conn, stored)
             if runtime.consecutive_errors:
@@ -418,7 +420,7 @@ class Pipeline:
                 content_hash=outcome.content_hash if outcome.content_hash is not None else state.content_hash,
             )
             return {"state": new_state, "status": SourceStatus.OK, "consecutive_errors": 0,
-                    "next_poll_at": next_poll_at, "failing_since": None, "failing_notice_at": None}
+                    "next_poll_at": _next_poll_at(outcome, now), "failing_since": None, "failing_notice_at": None}
         error = result.error
         assert error is not None
         errors = runtime.consecutive_errors + 1
@@ -444,6 +446,10 @@ class Pipeline:
         self.hooks.on_source_health(conn, source.key, source.client_id, False, error.kind.value, failing_since)
         return {"status": status, "consecutive_errors": errors, "next_poll_at": next_poll_at,
                 "failing_since": failing_since, "failing_notice_at": notice_at}
+
+
+def _next_poll_at(outcome: PollOutcome, now: datetime) -> datetime | None:
+    return now + timedelta(seconds=outcome.earliest_next_poll) if outcome.earliest_next_poll else None
 
 
 def _scoring_text(matched: MatchedItem) -> str:

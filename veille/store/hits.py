@@ -5,16 +5,40 @@ a concurrent insert never raises. The same post reached through two sources of o
 canonical URL, or same normalised text) is stored with `duplicate_of` pointing at the first copy,
 so it is linked, not double-counted. Re-seen posts add an engagement observation when their counts
 moved, and an entry whose content churns is updated (and re-scored) at most CONTENT_CHANGE_LIMIT times.
+
+The single writer stores a whole batch of polls with `store_batch`: a fixed handful of set-based
+statements (known ids, duplicates, one insert, executemany updates) instead of a dozen per source,
+because per-statement overhead, not the database, was the writer's CPU. `store_items` is one part of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    column,
+    func,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -42,22 +66,66 @@ class SourceRef:
     kind: str
 
 
+Pair = tuple[int, str]  # (source id, external id): what makes a hit unique
+Part = tuple[SourceRef, Sequence[MatchedItem]]  # one source's matched items, as one poll yields them
+PAGE = 1000  # ids per IN list, far below SQLite's and PostgreSQL's parameter limits
+
+
+@dataclass(frozen=True, slots=True)
+class KnownHit:
+    id: int
+    content_hash: str
+
+
 def _insert(conn: Connection, table: Any) -> Any:
     return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
 
 
-def known_external_ids(conn: Connection, source_id: int, external_ids: Sequence[str]) -> dict[str, str]:
-    """external_id -> content_hash for the ids already stored for this source."""
-    found: dict[str, str] = {}
-    for start in range(0, len(external_ids), 500):
-        chunk = list(external_ids[start : start + 500])
-        rows = conn.execute(
-            select(hits.c.external_id, hits.c.content_hash).where(
-                hits.c.source_id == source_id, hits.c.external_id.in_(chunk)
-            )
-        )
-        found.update({row.external_id: row.content_hash for row in rows})
-    return found
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _statement(conn: Connection, name: str, build: Callable[[str], Any]) -> Any:
+    """Build a statement once per dialect: the same object every batch, so SQLAlchemy's compiled cache
+    hits without rebuilding the expression, and one shape whatever the batch size (no IN list per size)."""
+    key = (conn.dialect.name, name)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build(conn.dialect.name)
+    return statement
+
+
+def _pairs(dialect: str, name: str, first: Any, second: Any) -> tuple[Any, Any, Any]:
+    """A relation of (first, second) pairs bound as one value whatever their number, to join on an index.
+
+    SQLite reads a JSON array with json_each, PostgreSQL unnests two arrays; both probe the unique
+    index per pair, where `(a, b) IN (...)` scans the table on SQLite and an IN list per column would
+    probe every combination."""
+    if dialect == "postgresql":
+        relation = func.unnest(bindparam(f"{name}_a", type_=ARRAY(first)), bindparam(f"{name}_b", type_=ARRAY(second)))
+        table = relation.table_valued(column("a", first), column("b", second)).render_derived(name=name)
+        return table, table.c.a, table.c.b
+    table = func.json_each(bindparam(name, type_=String)).table_valued("value").alias(name)
+    return table, func.json_extract(table.c.value, "$[0]"), func.json_extract(table.c.value, "$[1]")
+
+
+def _pair_params(conn: Connection, name: str, pairs: Collection[tuple[Any, Any]]) -> dict[str, Any]:
+    if conn.dialect.name == "postgresql":
+        return {f"{name}_a": [a for a, _ in pairs], f"{name}_b": [b for _, b in pairs]}
+    return {name: json.dumps(list(pairs), ensure_ascii=False)}
+
+
+def _known_statement(dialect: str) -> Any:
+    wanted, source_id, external_id = _pairs(dialect, "wanted", BigInteger(), Text())
+    return (select(hits.c.id, hits.c.source_id, hits.c.external_id, hits.c.content_hash).select_from(wanted)
+            .join(hits, and_(hits.c.source_id == source_id, hits.c.external_id == external_id)))
+
+
+def known_hits(conn: Connection, pairs: Collection[Pair]) -> dict[Pair, KnownHit]:
+    """The stored hits among these (source id, external id) pairs, in one statement for a whole batch."""
+    if not pairs:
+        return {}
+    rows = conn.execute(_statement(conn, "known", _known_statement), _pair_params(conn, "wanted", pairs))
+    return {(row.source_id, row.external_id): KnownHit(row.id, row.content_hash) for row in rows}
 
 
 def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, Any]:
@@ -95,104 +163,241 @@ def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, An
     }
 
 
-def _find_originals(conn: Connection, client_id: str, rows: list[dict[str, Any]]) -> None:
-    """Point each row at an earlier copy of the same post from another source of the client."""
-    urls = {r["canonical_url"] for r in rows if r["canonical_url"]}
-    texts = {r["text_hash"] for r in rows}
-    if not urls and not texts:
-        return
-    by_url: dict[str, int] = {}
-    by_text: dict[str, int] = {}
-    condition = hits.c.text_hash.in_(texts)
-    if urls:
-        condition = or_(condition, hits.c.canonical_url.in_(urls))
-    query = select(hits.c.id, hits.c.canonical_url, hits.c.text_hash, hits.c.source_id).where(
-        hits.c.client_id == client_id, hits.c.duplicate_of.is_(None), condition
-    ).order_by(hits.c.id)
-    for row in conn.execute(query):
-        if row.canonical_url:
-            by_url.setdefault(row.canonical_url, row.id)
-        by_text.setdefault(row.text_hash, row.id)
-    for r in rows:
-        r["duplicate_of"] = by_url.get(r["canonical_url"] or "") or by_text.get(r["text_hash"])
+# The keys of `_row`, in order: one array each on PostgreSQL.
+ROW_COLUMNS = tuple(_row(SourceRef(0, "", "", ""), MatchedItem(Item("", ""), MatchResult(True, False, ())),
+                         datetime(2000, 1, 1)))
+JSON_COLUMNS = frozenset(name for name in ROW_COLUMNS if isinstance(hits.c[name].type, JSON))
+
+
+@dataclass(slots=True)
+class _Fresh:
+    """A row to insert; `part` is its source's place in the batch, `original` an earlier row it copies."""
+
+    part: int
+    source: SourceRef
+    row: dict[str, Any]
+    original: _Fresh | None = None
+
+    @property
+    def key(self) -> Pair:
+        return (self.source.id, self.row["external_id"])
 
 
 def store_items(
     conn: Connection, source: SourceRef, matched: Sequence[MatchedItem], now: datetime
 ) -> list[StoredHit]:
     """Insert new hits, update churned ones, append engagement; return the hits that are new."""
-    if not matched:
-        return []
-    rows = [_row(source, m, now) for m in matched]
-    known = known_external_ids(conn, source.id, [r["external_id"] for r in rows])
-    fresh = [r for r in rows if r["external_id"] not in known]
-    seen_in_batch: set[str] = set()
-    unique_fresh = []
-    for r in fresh:
-        if r["external_id"] not in seen_in_batch:
-            seen_in_batch.add(r["external_id"])
-            unique_fresh.append(r)
-    _find_originals(conn, source.client_id, unique_fresh)
-    inserted: dict[str, int] = {}
-    if unique_fresh:
-        statement = _insert(conn, hits).on_conflict_do_nothing(
-            index_elements=[hits.c.source_id, hits.c.external_id]
-        ).returning(hits.c.id, hits.c.external_id)
-        for row in conn.execute(statement, unique_fresh):
-            inserted[row.external_id] = row.id
-        if inserted:
-            conn.execute(
-                update(sources).where(sources.c.id == source.id)
-                .values(hits_count=sources.c.hits_count + len(inserted))
-            )
-    _update_churned(conn, source, rows, known)
-    by_id = {m.item.external_id[:512]: m for m in matched}
-    _record_engagement(conn, source, by_id, inserted, now)
-    result = []
-    for r in unique_fresh:
-        hit_id = inserted.get(r["external_id"])
+    return store_batch(conn, [(source, matched)], now)[0]
+
+
+def store_batch(conn: Connection, parts: Sequence[Part], now: datetime) -> list[list[StoredHit]]:
+    """`store_items` for many sources in a handful of statements; the new hits of each part, in order.
+
+    The result is the same as storing the parts one after the other: a post of a later part links to
+    the copy an earlier part inserted. A source present twice is stored in two rounds, so its second
+    part sees what its first inserted (a churned entry, not a new one)."""
+    stored: list[list[StoredHit]] = [[] for _ in parts]
+    segment: list[int] = []
+    in_segment: set[int] = set()
+    for index, (source, matched) in enumerate(parts):
+        if not matched:
+            continue
+        if source.id in in_segment:
+            _store_segment(conn, parts, segment, now, stored)
+            segment, in_segment = [], set()
+        segment.append(index)
+        in_segment.add(source.id)
+    if segment:
+        _store_segment(conn, parts, segment, now, stored)
+    return stored
+
+
+def _store_segment(conn: Connection, parts: Sequence[Part], indexes: list[int], now: datetime,
+                   stored: list[list[StoredHit]]) -> None:
+    """Store parts of distinct sources: one lookup, one insert, then one statement per kind of update."""
+    known = known_hits(conn, {(parts[i][0].id, m.item.external_id[:512]) for i in indexes for m in parts[i][1]})
+    fresh: list[_Fresh] = []
+    churned: list[dict[str, Any]] = []
+    for position, index in enumerate(indexes):
+        source, matched = parts[index]
+        taken: set[str] = set()
+        for m in matched:
+            external_id = m.item.external_id[:512]
+            old = known.get((source.id, external_id))
+            if old is None:
+                if external_id not in taken:
+                    taken.add(external_id)
+                    fresh.append(_Fresh(position, source, _row(source, m, now)))
+            elif old.content_hash != content_hash(m.item.title[:MAX_FIELD], m.item.text[:MAX_FIELD]):
+                churned.append(_row(source, m, now))
+    _find_originals(conn, fresh)
+    inserted: dict[Pair, int] = {}
+    if fresh:
+        inserted = _insert_rows(conn, [f.row for f in fresh])
+        _link_to_batch_originals(conn, fresh, inserted)
+        added = Counter(source_id for source_id, _ in inserted)
+        if added:
+            conn.execute(_statement(conn, "hits_count", _count_statement),
+                         [{"_source_id": source_id, "_added": n} for source_id, n in added.items()])
+    _update_churned(conn, churned)
+    by_id = [{m.item.external_id[:512]: m for m in parts[i][1]} for i in indexes]
+    _record_engagement(conn, [(parts[i][0], by_id[p]) for p, i in enumerate(indexes)], inserted, known, now)
+    for f in fresh:
+        hit_id = inserted.get(f.key)
         if hit_id is None:
             continue
-        m = by_id[r["external_id"]]
-        result.append(StoredHit(
+        r, source = f.row, f.source
+        m = by_id[f.part][r["external_id"]]
+        stored[indexes[f.part]].append(StoredHit(
             id=hit_id, client_id=source.client_id, source_key=source.key, kind=source.kind,
             external_id=r["external_id"], text=r["text"], title=r["title"], url=r["url"], author=r["author"],
             author_followers=r["author_followers"], direct=r["direct"], published_at=r["published_at"],
             fetched_at=now, sentiment=m.sentiment, engagement=m.item.engagement, duplicate_of=r["duplicate_of"],
         ))
-    return result
 
 
-def _update_churned(conn: Connection, source: SourceRef, rows: list[dict[str, Any]], known: dict[str, str]) -> None:
-    for r in rows:
-        old_hash = known.get(r["external_id"])
-        if old_hash is None or old_hash == r["content_hash"]:
+def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> dict[Pair, int]:
+    """Insert (ON CONFLICT DO NOTHING) in one statement per page; the ids of the rows really inserted.
+
+    PostgreSQL gets one array per column and unnests them: psycopg re-parses the text of every
+    multi-row VALUES statement (30 placeholders a row), which cost more than the insert itself."""
+    if conn.dialect.name == "postgresql":
+        params: Any = {name: [json.dumps(r[name]) for r in rows] if name in JSON_COLUMNS else [r[name] for r in rows]
+                       for name in ROW_COLUMNS}
+    else:
+        params = rows
+    result = conn.execute(_statement(conn, "insert", _insert_statement), params)
+    return {(row.source_id, row.external_id): row.id for row in result}
+
+
+def _insert_statement(dialect: str) -> Any:
+    if dialect == "postgresql":  # JSON goes as text (an array of JSON lists would read as 2 dimensions)
+        types = {name: Text() if name in JSON_COLUMNS else hits.c[name].type for name in ROW_COLUMNS}
+        arrays = func.unnest(*[bindparam(name, type_=ARRAY(types[name])) for name in ROW_COLUMNS])
+        fresh = arrays.table_valued(*[column(name, types[name]) for name in ROW_COLUMNS]).render_derived(name="fresh")
+        values = [cast(fresh.c[name], hits.c[name].type) if name in JSON_COLUMNS else fresh.c[name]
+                  for name in ROW_COLUMNS]
+        statement = pg_insert(hits).from_select(list(ROW_COLUMNS), select(*values))
+    else:
+        statement = sqlite_insert(hits)
+    return statement.on_conflict_do_nothing(index_elements=[hits.c.source_id, hits.c.external_id]).returning(
+        hits.c.id, hits.c.source_id, hits.c.external_id)
+
+
+def _count_statement(_dialect: str) -> Any:
+    return (update(sources).where(sources.c.id == bindparam("_source_id"))
+            .values(hits_count=sources.c.hits_count + bindparam("_added", type_=Integer)))
+
+
+def _originals_statement(dialect: str) -> Any:
+    columns = (hits.c.id, hits.c.client_id, hits.c.canonical_url, hits.c.text_hash)
+    by_url, url_client, url = _pairs(dialect, "urls", Text(), Text())
+    by_text, text_client, text_hash = _pairs(dialect, "texts", Text(), Text())
+    return union_all(
+        select(*columns).select_from(by_url).join(hits, and_(hits.c.client_id == url_client,
+                                                             hits.c.canonical_url == url))
+        .where(hits.c.duplicate_of.is_(None)),
+        select(*columns).select_from(by_text).join(hits, and_(hits.c.client_id == text_client,
+                                                              hits.c.text_hash == text_hash))
+        .where(hits.c.duplicate_of.is_(None)),
+    )
+
+
+def _find_originals(conn: Connection, fresh: list[_Fresh]) -> None:
+    """Point each new row at the first copy of the same post of its client (same URL, else same text).
+
+    The first copy is a stored hit, else a row of an earlier part of this batch (`original`, resolved
+    once inserted). Rows of one part never point at each other, as when each poll was stored alone."""
+    if not fresh:
+        return
+    urls = {(f.source.client_id, f.row["canonical_url"]) for f in fresh if f.row["canonical_url"]}
+    texts = {(f.source.client_id, f.row["text_hash"]) for f in fresh}
+    params = {**_pair_params(conn, "urls", urls), **_pair_params(conn, "texts", texts)}
+    stored_url: dict[tuple[str, str], int] = {}
+    stored_text: dict[tuple[str, str], int] = {}
+    for row in conn.execute(_statement(conn, "originals", _originals_statement), params):
+        if row.canonical_url and row.id < stored_url.get((row.client_id, row.canonical_url), row.id + 1):
+            stored_url[(row.client_id, row.canonical_url)] = row.id
+        if row.id < stored_text.get((row.client_id, row.text_hash), row.id + 1):
+            stored_text[(row.client_id, row.text_hash)] = row.id
+    batch_url: dict[tuple[str, str], _Fresh] = {}
+    batch_text: dict[tuple[str, str], _Fresh] = {}
+    for f in fresh:
+        url = f.row["canonical_url"]
+        by_url = (f.source.client_id, url)
+        by_text = (f.source.client_id, f.row["text_hash"])
+        if url and by_url in stored_url:
+            f.row["duplicate_of"] = stored_url[by_url]
             continue
-        values = {k: r[k] for k in ("title", "text", "content_hash", "text_hash", "sentiment_label",
-                                     "sentiment_score", "sentiment_lang", "sentiment_reasons", "scored_at")
-                  if r[k] is not None or k in ("title", "text")}
-        values["content_changes"] = hits.c.content_changes + 1
-        conn.execute(update(hits).where(
-            hits.c.source_id == source.id, hits.c.external_id == r["external_id"],
-            hits.c.content_changes < CONTENT_CHANGE_LIMIT,
-        ).values(**values))
+        earlier = batch_url.get(by_url) if url else None
+        if earlier is None or earlier.part == f.part:
+            if by_text in stored_text:
+                f.row["duplicate_of"] = stored_text[by_text]
+                continue
+            earlier = batch_text.get(by_text)
+        if earlier is not None and earlier.part != f.part:
+            f.original = earlier
+            continue
+        if url:
+            batch_url.setdefault(by_url, f)
+        batch_text.setdefault(by_text, f)
 
 
-def _record_engagement(conn: Connection, source: SourceRef, by_id: dict[str, MatchedItem],
-                       inserted: dict[str, int], now: datetime) -> None:
-    observed = {eid: m.item.engagement for eid, m in by_id.items() if m.item.engagement is not None}
+def _link_to_batch_originals(conn: Connection, fresh: list[_Fresh], inserted: dict[Pair, int]) -> None:
+    """Copies of a post first inserted by this same batch: their original's id is known only now."""
+    links = []
+    for f in fresh:
+        if f.original is None:
+            continue
+        f.row["duplicate_of"] = inserted.get(f.original.key)
+        hit_id = inserted.get(f.key)
+        if hit_id is not None and f.row["duplicate_of"] is not None:
+            links.append({"_id": hit_id, "duplicate_of": f.row["duplicate_of"]})
+    if links:
+        conn.execute(_statement(conn, "link", _by_id_statement), links)
+
+
+def _by_id_statement(_dialect: str) -> Any:
+    return update(hits).where(hits.c.id == bindparam("_id"))  # SET: the other keys of the parameters
+
+
+CHURN_FIELDS = ("title", "text", "content_hash", "text_hash", "sentiment_label", "sentiment_score",
+                "sentiment_lang", "sentiment_reasons", "scored_at")
+
+
+def _update_churned(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Entries whose content changed: new text (and verdict, if scored), at most CONTENT_CHANGE_LIMIT times."""
+    params = []
+    for r in rows:
+        values = {k: r[k] for k in CHURN_FIELDS if r[k] is not None or k in ("title", "text")}
+        params.append({"_source_id": r["source_id"], "_external_id": r["external_id"], **values})
+    # Runs of the same columns keep the order (an entry twice in one poll ends with its last version).
+    for _, run in groupby(params, key=tuple):
+        conn.execute(_statement(conn, "churn", _churn_statement), list(run))
+
+
+def _churn_statement(_dialect: str) -> Any:
+    return update(hits).where(
+        hits.c.source_id == bindparam("_source_id"), hits.c.external_id == bindparam("_external_id"),
+        hits.c.content_changes < CONTENT_CHANGE_LIMIT,
+    ).values(content_changes=hits.c.content_changes + 1)  # SET also: the other keys of the parameters
+
+
+def _record_engagement(conn: Connection, parts: list[tuple[SourceRef, dict[str, MatchedItem]]],
+                       inserted: dict[Pair, int], known: dict[Pair, KnownHit], now: datetime) -> None:
+    observed = {(source.id, eid): m.item.engagement for source, by_id in parts for eid, m in by_id.items()
+                if m.item.engagement is not None}
     if not observed:
         return
-    ids = dict(inserted)
-    missing = [eid for eid in observed if eid not in ids]
-    if missing:
-        rows = conn.execute(select(hits.c.id, hits.c.external_id).where(
-            hits.c.source_id == source.id, hits.c.external_id.in_(missing)))
-        ids.update({row.external_id: row.id for row in rows})
-    latest = _latest_engagement(conn, [ids[e] for e in observed if e in ids])
+    ids = {key: inserted[key] if key in inserted else known[key].id
+           for key in observed if key in inserted or key in known}
+    missing = [key for key in observed if key not in ids]
+    if missing:  # inserted meanwhile by another writer (PostgreSQL): ON CONFLICT skipped ours
+        ids.update({key: hit.id for key, hit in known_hits(conn, missing).items()})
+    latest = _latest_engagement(conn, [ids[key] for key in observed if key in ids])
     new_rows = []
-    for eid, value in observed.items():
-        hit_id = ids.get(eid)
+    for key, value in observed.items():
+        hit_id = ids.get(key)
         if hit_id is None or latest.get(hit_id) == value:
             continue
         new_rows.append({"hit_id": hit_id, "observed_at": now, "likes": value.likes, "reposts": value.reposts,
@@ -202,13 +407,19 @@ def _record_engagement(conn: Connection, source: SourceRef, by_id: dict[str, Mat
 
 
 def _latest_engagement(conn: Connection, hit_ids: list[int]) -> dict[int, Engagement]:
-    if not hit_ids:
-        return {}
-    newest = (select(engagement.c.hit_id, func.max(engagement.c.id).label("eid"))
-              .where(engagement.c.hit_id.in_(hit_ids)).group_by(engagement.c.hit_id).subquery())
-    rows = conn.execute(select(engagement).join(newest, and_(engagement.c.id == newest.c.eid)))
-    return {r.hit_id: Engagement(r.likes, r.reposts, r.replies, r.score, r.views) for r in rows}
+    latest: dict[int, Engagement] = {}
+    for start in range(0, len(hit_ids), PAGE):
+        page = hit_ids[start:start + PAGE]
+        rows = conn.execute(_statement(conn, "latest_engagement", _latest_statement), {"ids": page})
+        latest.update({r.hit_id: Engagement(r.likes, r.reposts, r.replies, r.score, r.views) for r in rows})
+    return latest
 
+
+def _latest_statement(_dialect: str) -> Any:
+    newest = (select(engagement.c.hit_id, func.max(engagement.c.id).label("eid"))
+              .where(engagement.c.hit_id.in_(bindparam("ids", expanding=True))).group_by(engagement.c.hit_id)
+              .subquery())
+    return select(engagement).join(newest, engagement.c.id == newest.c.eid)
 
 def hits_for_refresh(conn: Connection, hit_ids: Sequence[int]) -> dict[str, list[str]]:
     """source key -> external ids of these hits (the re-fetch goes through the hit's own source)."""

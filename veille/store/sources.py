@@ -6,11 +6,12 @@ stores the hits it produced, so a crash or a failed commit re-fetches rather tha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from veille.config import Config
 from veille.models import ErrorKind, SourceStatus
@@ -66,12 +67,42 @@ def load_source(conn: Connection, source_id: int) -> SourceRow:
     )
 
 
-def record_success(conn: Connection, source_id: int, outcome: PollOutcome, state: PollState, now: datetime,
-                   next_poll_at: datetime | None) -> None:
+@dataclass(frozen=True, slots=True)
+class Success:
+    """A successful poll to record: its outcome, the state it started from, when to poll next."""
+
+    source_id: int
+    outcome: PollOutcome
+    state: PollState
+    next_poll_at: datetime | None
+
+
+_BY_ID = update(sources).where(sources.c.id == bindparam("_source_id"))  # SET: the keys of the parameters
+
+
+def record_successes(conn: Connection, successes: Sequence[Success], now: datetime) -> None:
+    """Advance the poll state of many sources: one UPDATE per set of changed columns (a handful per batch)."""
+    rounds: list[dict[tuple[str, ...], list[dict[str, Any]]]] = []
+    in_round: set[int] = set()
+    for success in successes:
+        if not rounds or success.source_id in in_round:  # a source twice: its later poll is applied last
+            rounds.append({})
+            in_round = set()
+        in_round.add(success.source_id)
+        values = _success_values(success, now)
+        rounds[-1].setdefault(tuple(values), []).append(values)
+    for shapes in rounds:
+        for params in shapes.values():
+            conn.execute(_BY_ID, params)
+
+
+def _success_values(success: Success, now: datetime) -> dict[str, Any]:
+    outcome, state = success.outcome, success.state
     values: dict[str, Any] = {
+        "_source_id": success.source_id,
         "status": SourceStatus.OK.value, "last_polled_at": now, "last_success_at": now,
         "consecutive_errors": 0, "failing_since": None, "failing_notice_at": None,
-        "last_error_kind": None, "last_error_message": None, "next_poll_at": next_poll_at,
+        "last_error_kind": None, "last_error_message": None, "next_poll_at": success.next_poll_at,
         "note": outcome.note,
     }
     if not outcome.not_modified or outcome.etag or outcome.last_modified:
@@ -82,7 +113,7 @@ def record_success(conn: Connection, source_id: int, outcome: PollOutcome, state
         values["cursor"] = outcome.cursor
     if outcome.content_hash is not None:
         values["content_hash"] = outcome.content_hash
-    conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
+    return values
 
 
 def record_failure(conn: Connection, source_id: int, *, kind: ErrorKind, message: str, status: SourceStatus,
