@@ -290,16 +290,20 @@ def _count_statement(_dialect: str) -> Any:
 
 
 def _originals_statement(dialect: str) -> Any:
-    columns = (hits.c.id, hits.c.client_id, hits.c.canonical_url, hits.c.text_hash)
+    """Stored hits with one of these (client, URL) or (client, text) pairs, copies included.
+
+    Copies (`duplicate_of` set) are skipped by the caller, not in SQL: with a `duplicate_of IS NULL`
+    condition SQLite chose the index on duplicate_of (nearly every hit is NULL there) over the
+    (client_id, text_hash) one and scanned the table for every batch (measured: 20 s of CPU over
+    the cold round of bench/poll.py instead of milliseconds)."""
+    columns = (hits.c.id, hits.c.client_id, hits.c.canonical_url, hits.c.text_hash, hits.c.duplicate_of)
     by_url, url_client, url = _pairs(dialect, "urls", Text(), Text())
     by_text, text_client, text_hash = _pairs(dialect, "texts", Text(), Text())
     return union_all(
         select(*columns).select_from(by_url).join(hits, and_(hits.c.client_id == url_client,
-                                                             hits.c.canonical_url == url))
-        .where(hits.c.duplicate_of.is_(None)),
+                                                             hits.c.canonical_url == url)),
         select(*columns).select_from(by_text).join(hits, and_(hits.c.client_id == text_client,
-                                                              hits.c.text_hash == text_hash))
-        .where(hits.c.duplicate_of.is_(None)),
+                                                              hits.c.text_hash == text_hash)),
     )
 
 
@@ -316,6 +320,8 @@ def _find_originals(conn: Connection, fresh: list[_Fresh]) -> None:
     stored_url: dict[tuple[str, str], int] = {}
     stored_text: dict[tuple[str, str], int] = {}
     for row in conn.execute(_statement(conn, "originals", _originals_statement), params):
+        if row.duplicate_of is not None:
+            continue
         if row.canonical_url and row.id < stored_url.get((row.client_id, row.canonical_url), row.id + 1):
             stored_url[(row.client_id, row.canonical_url)] = row.id
         if row.id < stored_text.get((row.client_id, row.text_hash), row.id + 1):
