@@ -61,6 +61,7 @@ _MANAGED_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-enco
 # Caller headers kept when a redirect leaves the origin; the rest may hold credentials.
 _CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-language"})
 _DECODE_STEP = 64 * 1024  # most bytes one decompression step may produce
+_DISCARD_LIMIT = 64 * 1024  # most bytes of an unwanted body read to keep its connection
 _TELEGRAM_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
 _RETRY_SECONDS = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*$")
 
@@ -330,7 +331,7 @@ class HttpClient:
                         status = response.status_code
                         readable = status in accept or 200 <= status < 300 or status == 304
                         has_body = readable and request.method != "HEAD" and status not in (204, 304)
-                        body = await _read_body(response, cap) if has_body else b""
+                        body = await _read_body(response, cap) if has_body else await _discard(response)
                     finally:
                         await response.aclose()
             location = response.headers.get("location")
@@ -532,6 +533,17 @@ async def _read_body(response: httpx.Response, cap: int) -> bytes:
             ErrorKind.BAD_RESPONSE, f"corrupt compressed body from {response.url.host}"
         ) from None
     return bytes(body)
+
+
+async def _discard(response: httpx.Response) -> bytes:
+    """Read an unwanted body (none for 304, 204 and HEAD; a short one for errors and redirects) so the
+    connection goes back to the pool: closing a half-read response closes its connection too."""
+    left = _DISCARD_LIMIT
+    async for chunk in response.aiter_raw():
+        left -= len(chunk)
+        if left < 0:
+            break  # not worth reading: the connection is dropped instead
+    return b""
 
 
 def _too_large(response: httpx.Response, cap: int) -> PermanentFetchError:

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 import httpcore
 
 from veille.errors import PermanentFetchError
+from veille.netbackend import AsyncioBackend
 from veille.models import ErrorKind
 
 __all__ = [
@@ -203,7 +204,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> None:
         self._allow_private = allow_private
         self._resolver: Resolver = resolver or system_resolver
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()
         self._trusted = frozenset(h.lower() for h in trusted_hosts)
 
     async def vet(self, host: str, port: int) -> list[IPAddress]:
