@@ -31,8 +31,8 @@ from urllib.parse import unquote, urlsplit
 import httpcore
 
 from veille.errors import PermanentFetchError
-from veille.netbackend import AsyncioBackend
 from veille.models import ErrorKind
+from veille.netbackend import AsyncioBackend
 
 __all__ = [
     "ALLOWED_SCHEMES",
