@@ -6,11 +6,13 @@ A loopback feed host (bench/feedhost.py, a child process) serves ~15 KB RSS docu
 70 % of them with an ETag. Each client runs in its own child process: one unmeasured round opens the
 connections, then `--repeat` times a round of plain GETs (all 200) and a round of conditional GETs
 (70 % 304, 30 % 200 with the same body), `--concurrency` requests in flight. Only the client's own CPU is
-counted (time.process_time: the server is another process). Clients:
-- httpcore: a bare httpcore pool, the floor under anything built on it;
+counted (time.process_time: the server is another process). To compare with another version of veille,
+put its directory first in PYTHONPATH. Clients:
 - httpx: a bare httpx.AsyncClient, `await client.get(url, headers=...)`, body read in full (one pool
   for all hosts: httpcore scans every connection of a pool for each request, so this one pays for that);
 - httpx/host: the same with one bare httpx.AsyncClient per host, as veille does: the fair reference;
+- httpcore/host: one bare httpcore pool per host on veille's asyncio network backend: the floor for
+  anything built on httpcore (its pool, h11, anyio locks and events);
 - veille: veille.http.HttpClient (per-host pools and limit, address guard, deadline, body cap, redirects).
 """
 
@@ -62,16 +64,25 @@ async def run_rounds(fetch: Fetch, urls: list[str], concurrency: int, repeat: in
     return figures
 
 
-async def run_httpcore(urls: list[str], concurrency: int, repeat: int) -> dict[str, list[float]]:
+async def run_httpcore_per_host(urls: list[str], concurrency: int, repeat: int) -> dict[str, list[float]]:
     import httpcore
 
-    async with httpcore.AsyncConnectionPool(max_connections=concurrency) as pool:
-        async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str | None]:
-            response = await pool.request("GET", url, headers=headers)
-            etag = next((v.decode() for k, v in response.headers if k.lower() == b"etag"), None)
-            return response.status, etag
+    from veille.netbackend import AsyncioBackend
 
+    hosts = {url.split("/")[2] for url in urls}
+    per_host = -(-concurrency // len(hosts))
+    pools = {host: httpcore.AsyncConnectionPool(max_connections=per_host, network_backend=AsyncioBackend())
+             for host in hosts}
+
+    async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str | None]:
+        response = await pools[url.split("/")[2]].request("GET", url, headers=headers)
+        etag = next((v.decode() for k, v in response.headers if k.lower() == b"etag"), None)
+        return response.status, etag
+
+    try:
         return await run_rounds(fetch, urls, concurrency, repeat)
+    finally:
+        await asyncio.gather(*(p.aclose() for p in pools.values()))
 
 
 async def run_httpx(urls: list[str], concurrency: int, repeat: int) -> dict[str, list[float]]:
@@ -118,7 +129,8 @@ async def run_httpx_per_host(urls: list[str], concurrency: int, repeat: int) -> 
         await asyncio.gather(*(c.aclose() for c in clients.values()))
 
 
-RUNNERS = {"httpcore": run_httpcore, "httpx": run_httpx, "httpx/host": run_httpx_per_host, "veille": run_veille}
+RUNNERS = {"httpx": run_httpx, "httpx/host": run_httpx_per_host, "httpcore/host": run_httpcore_per_host,
+           "veille": run_veille}
 
 
 def free_port() -> int:
@@ -147,11 +159,11 @@ def main() -> None:
     host = subprocess.Popen([sys.executable, str(ROOT / "bench" / "feedhost.py"), str(args.hosts), str(port),
                              str(args.requests), str(args.latency_ms)], stdout=subprocess.PIPE, text=True)
     assert host.stdout is not None and host.stdout.readline().strip() == "ready"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))}
     print(f"{args.requests} requests, {args.concurrency} in flight, {args.hosts} hosts, "
           f"{args.latency_ms:g} ms latency; client CPU ms per request (= CPU s per 1000), best / median of "
           f"{args.repeat}")
-    print(f"{'client':>10} {'200':>15} {'conditional':>15}")
+    print(f"{'client':>13} {'200':>15} {'conditional':>15}")
     try:
         for name in args.clients:
             out = subprocess.run(
@@ -160,7 +172,7 @@ def main() -> None:
                 capture_output=True, text=True, env=env, check=True)
             figures = json.loads(out.stdout.strip().splitlines()[-1])
             cells = [f"{min(v):.2f} / {statistics.median(v):.2f}" for v in figures.values()]
-            print(f"{name:>10} {cells[0]:>15} {cells[1]:>15}")
+            print(f"{name:>13} {cells[0]:>15} {cells[1]:>15}")
     finally:
         host.terminate()
         host.wait()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import json as jsonlib
 import logging
 import re
@@ -292,16 +293,13 @@ class HttpClient:
         caller = _checked_headers(headers)
         cap = self._config.max_body_bytes if max_bytes is None else max_bytes
         budget = self._config.timeout if timeout is None else timeout
-        problem = check_url_static(str(url), allow_private=self._config.allow_private_addresses)
-        if problem:  # before httpx parses it: httpx rejects some spellings browsers accept (0177.0.0.1)
-            raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{redact_url(url)}: {problem}")
-        method = method.upper()
-        try:
-            target = httpx.URL(url)
-            if params is not None:
+        target = _target(str(url), self._config.allow_private_addresses)
+        if params is not None:
+            try:
                 target = target.copy_merge_params(params)
-        except httpx.InvalidURL:
-            raise ValueError(f"invalid URL {redact_url(url)}") from None
+            except httpx.InvalidURL:
+                raise ValueError(f"invalid URL {redact_url(url)}") from None
+        method = method.upper()
         body, body_headers = _encode_body(method, target, json=json, data=data)
         hop = _Hop(method, target, caller, body, body_headers)
         extensions = {"timeout": {"connect": min(self._config.connect_timeout, budget)}}
@@ -432,6 +430,19 @@ class HttpClient:
         problem = host_problem(url.host, allow_private=self._config.allow_private_addresses)
         if problem:
             raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{problem}: refused")
+
+
+@functools.lru_cache(maxsize=4096)
+def _target(url: str, allow_private: bool) -> httpx.URL:
+    """The static address check, then httpx's parse, once per distinct URL: pollers fetch the same
+    URLs all day. Raises (uncached) PermanentFetchError for a refused URL, ValueError for a broken one."""
+    problem = check_url_static(url, allow_private=allow_private)
+    if problem:  # before httpx parses it: httpx rejects some spellings browsers accept (0177.0.0.1)
+        raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{redact_url(url)}: {problem}")
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL:
+        raise ValueError(f"invalid URL {redact_url(url)}") from None
 
 
 def _redirected(previous: _Hop, status: int, target: httpx.URL) -> _Hop:

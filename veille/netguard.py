@@ -21,6 +21,7 @@ use; schemes are always checked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
@@ -139,8 +140,11 @@ def _parse_number(part: str) -> int:
     return int(part)
 
 
+@functools.lru_cache(maxsize=4096)
 def host_problem(host: str, *, allow_private: bool) -> str | None:
-    """Why a URL host is refused before any DNS lookup, or None. Domain names pass (DNS decides)."""
+    """Why a URL host is refused before any DNS lookup, or None. Domain names pass (DNS decides).
+
+    Cached: it is pure, and the HTTP layer asks it again for every hop of every request."""
     if allow_private:
         return None
     try:
