@@ -102,7 +102,7 @@ async def run_veille(urls: list[str], concurrency: int, repeat: int) -> dict[str
     from veille.http import HttpClient
 
     per_host = -(-concurrency // len({u.split("/")[2] for u in urls}))  # the bench's concurrency, not the cap
-    config = HttpConfig(allow_private_addresses=True, per_host_limit=per_host, max_connections=concurrency)
+    config = HttpConfig(allow_private_addresses=True, per_host_limit=per_host)
     async with HttpClient(config) as client:
         async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str | None]:
             response = await client.get(url, etag=headers.get("If-None-Match"))

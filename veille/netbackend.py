@@ -111,8 +111,9 @@ class _Stream(httpcore.AsyncNetworkStream):
         if not connection.chunks:
             if self._closed:
                 raise httpcore.ReadError("read from a closed connection")
-            if not (connection.eof or connection.lost) and not await _wait(connection, timeout):
-                raise httpcore.ReadTimeout("read timed out")
+            while not (connection.chunks or connection.eof or connection.lost):
+                if not await _wait(connection, timeout):
+                    raise httpcore.ReadTimeout("read timed out")
             if not connection.chunks:
                 if connection.error is not None:
                     raise httpcore.ReadError(str(connection.error)) from connection.error
