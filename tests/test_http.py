@@ -346,6 +346,18 @@ async def test_cross_origin_redirect_drops_credentials(http: HttpClient, site: L
     assert "authorization" not in sent and "x-api-key" not in sent and sent["accept"] == "application/json"
 
 
+async def test_credentials_dropped_across_origins_stay_dropped(http: HttpClient, site: LocalServer) -> None:
+    """site -> other -> other: the last hop is same-origin with the one before, but the credentials were site's."""
+    with LocalServer() as other:
+        other.route("/hop", Response(302, "", {"Location": "/hop2"}))
+        other.route("/hop2", Response(200, "landed"))
+        site.route("/away", Response(302, "", {"Location": other.url("/hop")}))
+        response = await http.get(site.url("/away"), headers={"Authorization": "Bearer SECRET"})
+        assert response.body == b"landed"
+        assert [r.path for r in other.requests] == ["/hop", "/hop2"]
+        assert all("authorization" not in lowered(r) for r in other.requests)
+
+
 @pytest.mark.parametrize("location", ["file:///etc/passwd", "gopher://127.0.0.1:70/", "ftp://example.org/x"])
 async def test_redirect_to_other_schemes_is_refused(http: HttpClient, site: LocalServer, location: str) -> None:
     site.route("/scheme", Response(302, "", {"Location": location}))
@@ -452,6 +464,29 @@ async def test_d16_connections_opened_to_one_host_stay_within_the_limit() -> Non
         assert all(r.body == b"ok" for r in results)
         assert peak[0] <= 4 and server.connections <= 4, (peak[0], server.connections)
     print(f"\nD16: {server.connections} connections opened for 50 requests, peak {peak[0]} open (limit 4)")
+
+
+@pytest.mark.parametrize(("status", "body", "connections"), [
+    (304, b"", 1), (204, b"", 1), (404, b"not here", 1), (302, b"moved, no Location", 1),
+    (500, b"x" * 200_000, 4),  # past the 64 KiB worth reading: dropped with its connection
+])
+async def test_bodies_not_returned_are_read_so_the_connection_is_reused(
+    status: int, body: bytes, connections: int
+) -> None:
+    """A poll is mostly 304s: each one used to close its keep-alive connection and dial anew."""
+
+    def keep_alive(sock: socket.socket) -> None:
+        while read_head(sock):
+            sock.sendall(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+
+    with RawServer(keep_alive) as server:
+        async with HttpClient(LAB) as client:
+            for _ in range(4):
+                try:
+                    assert (await client.get(server.url("/again"), etag='"v1"')).status == status
+                except FetchError as exc:
+                    assert f"HTTP {status}" in exc.message
+        assert server.connections == connections
 
 
 # --- F1 to F5: SSRF and network identity ------------------------------------------------------------

@@ -45,7 +45,6 @@ class HttpConfig:
     max_body_bytes: int = 15 * 1024 * 1024  # counted after decompression
     max_redirects: int = 5
     per_host_limit: int = 4
-    max_connections: int = 100
     max_retry_after: float = 86_400.0  # absurd Retry-After values are capped to this
     user_agent: str = f"veille/{__version__} (+https://github.com/veille-project/veille)"
     proxy: str | None = None

@@ -9,7 +9,7 @@ What it guarantees, so that no source has to think about it:
 * redirects followed by hand, each hop re-checked by the address guard (`veille.netguard`), which
   also vets the address actually dialled (no SSRF, no DNS rebinding);
 * at most `http.per_host_limit` requests in flight per host;
-* no environment proxies, no cookie jar shared between sources, a User-Agent naming veille;
+* no environment proxies, no cookie jar, a User-Agent naming veille;
 * failures mapped onto the `veille.errors` tree by type, with messages that never carry a query
   string (API keys live there) or a header value.
 
@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import json as jsonlib
 import logging
 import re
 import ssl
 import zlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,13 +54,17 @@ __all__ = [
     "redact_url",
 ]
 
+_Pairs = tuple[tuple[bytes, bytes], ...]  # header (name, value) pairs as sent
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 MAX_HOST_POOLS = 64  # idle per-host pools kept open (each holds at most per_host_limit connections)
 _MANAGED_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "trailer"})
 # Caller headers kept when a redirect leaves the origin; the rest may hold credentials.
-_CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-language"})
+_CROSS_ORIGIN_HEADERS = frozenset({b"accept", b"accept-language"})
 _DECODE_STEP = 64 * 1024  # most bytes one decompression step may produce
+_DISCARD_LIMIT = 64 * 1024  # most bytes of an unwanted body read to keep its connection
+# What httpcore raises for a failed exchange, timeouts aside (its exceptions share no base class).
+_TRANSPORT_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError, httpcore.UnsupportedProtocol)
 _TELEGRAM_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
 _RETRY_SECONDS = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*$")
 
@@ -158,8 +161,24 @@ class _HostSlot:
     users: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    """One request of a fetch: the first one, then one per redirect followed."""
+
+    method: str
+    url: httpx.URL
+    headers: _Pairs  # the caller's, checked; those unsafe across origins dropped
+    body: bytes | None = None
+    body_headers: _Pairs = ()  # Content-Type/-Length, as httpx encodes the body
+
+
 class HttpClient:
-    """Shared async HTTP client; one per daemon. Use `async with HttpClient(config) as http:`."""
+    """Shared async HTTP client; one per daemon. Use `async with HttpClient(config) as http:`.
+
+    Requests go straight to httpcore's connection pools (public API): httpx's client would add, per
+    request, an auth flow, a redirect loop we do not use, a cookie jar, event hooks and two stream
+    wrappers, and normalise every header twice. httpx still parses URLs and encodes bodies.
+    """
 
     def __init__(
         self,
@@ -172,57 +191,56 @@ class HttpClient:
         """`resolver` and `network_backend` (the inner httpcore dialler) are for tests."""
         self._config = config
         self._clock = clock or SystemClock()
-        trusted = [httpx.URL(config.proxy).host] if config.proxy else []
+        self._proxy = httpx.Proxy(config.proxy) if config.proxy else None
         self._guard = GuardedBackend(
             allow_private=config.allow_private_addresses, resolver=resolver, inner=network_backend,
-            trusted_hosts=trusted,
+            trusted_hosts=[self._proxy.url.host] if self._proxy else [],
+        )
+        self._tls = ssl.create_default_context(cafile=certifi.where())  # built once: ~15 ms each
+        self._default_headers = (
+            (b"accept", (b"Accept", b"*/*")),
+            (b"accept-encoding", (b"Accept-Encoding", b"gzip, deflate")),
+            (b"connection", (b"Connection", b"keep-alive")),
+            (b"user-agent", (b"User-Agent", config.user_agent.encode())),
         )
         # One connection pool per host: httpcore scans every connection of a pool on each request,
         # so one big pool costs O(connections) per request (measured 2.7 ms/request with 100).
-        self._tls = ssl.create_default_context(cafile=certifi.where())  # built once: ~15 ms each
-        self._client = self._make_client(config.max_connections)  # builds requests; never sends
-        self._pools: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
+        self._pools: OrderedDict[str, httpcore.AsyncConnectionPool] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
         self._hosts: dict[str, _HostSlot] = {}
 
-    def _make_client(self, max_connections: int) -> httpx.AsyncClient:
-        config = self._config
-        transport = httpx.AsyncHTTPTransport(
-            verify=self._tls,
-            trust_env=False,
-            proxy=config.proxy,
-            retries=0,
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=min(max_connections, 20)),
-        )
-        # httpx has no public knob for httpcore's network backend; the pool reads this attribute
-        # each time it opens a connection (plain and proxy pools alike).
-        pool = transport._pool
-        if not hasattr(pool, "_network_backend"):
-            raise RuntimeError("httpcore changed: cannot install the address guard; refusing to run without it")
-        pool._network_backend = self._guard
-        return httpx.AsyncClient(
-            transport=transport,
-            trust_env=False,
-            follow_redirects=False,
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # store none
-            headers={"User-Agent": config.user_agent, "Accept-Encoding": "gzip, deflate"},
-            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
+    def _make_pool(self) -> httpcore.AsyncConnectionPool:
+        """A pool whose every connection is dialled by the address guard (the proxy's too)."""
+        limit = self._config.per_host_limit
+        common: dict[str, Any] = {
+            "ssl_context": self._tls, "max_connections": limit, "max_keepalive_connections": min(limit, 20),
+            "retries": 0, "network_backend": self._guard,
+        }
+        proxy = self._proxy
+        if proxy is None:
+            return httpcore.AsyncConnectionPool(**common)
+        url = httpcore.URL(scheme=proxy.url.raw_scheme, host=proxy.url.raw_host, port=proxy.url.port,
+                           target=proxy.url.raw_path)
+        if proxy.url.scheme == "socks5":  # needs the socksio package, as httpx does
+            return httpcore.AsyncSOCKSProxy(proxy_url=url, proxy_auth=proxy.raw_auth, **common)
+        return httpcore.AsyncHTTPProxy(
+            proxy_url=url, proxy_auth=proxy.raw_auth, proxy_headers=proxy.headers.raw,
+            proxy_ssl_context=self._tls if proxy.url.scheme == "https" else None, **common,
         )
 
-    def _client_for(self, host: str) -> httpx.AsyncClient:
+    def _pool_for(self, host: str) -> httpcore.AsyncConnectionPool:
         """The host's own pool (least recently used idle pools are closed beyond MAX_HOST_POOLS)."""
-        client = self._pools.get(host)
-        if client is not None:
+        pool = self._pools.get(host)
+        if pool is not None:
             self._pools.move_to_end(host)
-            return client
-        client = self._pools[host] = self._make_client(self._config.per_host_limit)
+            return pool
+        pool = self._pools[host] = self._make_pool()
         idle = [h for h in self._pools if h not in self._hosts and h != host]
         for victim in idle[: max(0, len(self._pools) - MAX_HOST_POOLS)]:
             task = asyncio.get_running_loop().create_task(self._pools.pop(victim).aclose())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
-        return client
+        return pool
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -231,9 +249,9 @@ class HttpClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        clients = [self._client, *self._pools.values()]
+        pools = list(self._pools.values())
         self._pools.clear()
-        await asyncio.gather(*(c.aclose() for c in clients), *self._closing, return_exceptions=True)
+        await asyncio.gather(*(p.aclose() for p in pools), *self._closing, return_exceptions=True)
 
     async def get(
         self,
@@ -276,69 +294,72 @@ class HttpClient:
         Statuses in `accept_statuses` are returned instead of raised (redirects included, unfollowed).
         Raises ValueError for a caller header the layer manages (Host, hop-by-hop) or an unparsable URL.
         """
-        extra = _checked_headers(headers)
+        caller = _checked_headers(headers)
         cap = self._config.max_body_bytes if max_bytes is None else max_bytes
         budget = self._config.timeout if timeout is None else timeout
-        body_kwargs: dict[str, Any] = {"json": json}
-        if isinstance(data, str | bytes):
-            body_kwargs["content"] = data
-        else:
-            body_kwargs["data"] = data
-        problem = check_url_static(str(url), allow_private=self._config.allow_private_addresses)
-        if problem:  # before httpx parses it: httpx rejects some spellings browsers accept (0177.0.0.1)
-            raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{redact_url(url)}: {problem}")
-        try:
-            request = self._client.build_request(
-                method, url, headers=extra, params=params,
-                timeout=httpx.Timeout(budget, connect=min(self._config.connect_timeout, budget)), **body_kwargs,
-            )
-        except httpx.InvalidURL:
-            raise ValueError(f"invalid URL {redact_url(url)}") from None
+        target = _target(str(url), self._config.allow_private_addresses)
+        if params is not None:
+            try:
+                target = target.copy_merge_params(params)
+            except httpx.InvalidURL:
+                raise ValueError(f"invalid URL {redact_url(url)}") from None
+        method = method.upper()
+        body, body_headers = _encode_body(method, target, json=json, data=data)
+        hop = _Hop(method, target, caller, body, body_headers)
+        extensions = {"timeout": {"connect": min(self._config.connect_timeout, budget)}}
         started = self._clock.monotonic()
         try:
-            return await self._follow(request, extra, cap=cap, budget=budget, accept=accept_statuses,
-                                      started=started)
+            return await self._follow(hop, cap=cap, budget=budget, accept=accept_statuses, started=started,
+                                      extensions=extensions)
         except FetchError:
             raise
         except TimeoutError:
             raise RetryableFetchError(
                 ErrorKind.TIMEOUT, f"no complete response within {budget:g} s from {redact_url(url)}"
             ) from None
-        except httpx.TimeoutException as exc:
+        except httpcore.TimeoutException as exc:
             raise RetryableFetchError(ErrorKind.TIMEOUT, f"{_phase(exc)} timed out ({redact_url(url)})") from None
-        except httpx.TransportError as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise _transport_error(exc, url) from None
 
     async def _follow(
         self,
-        request: httpx.Request,
-        caller_headers: httpx.Headers,
+        hop: _Hop,
         *,
         cap: int,
         budget: float,
         accept: frozenset[int],
         started: float,
+        extensions: dict[str, Any],
     ) -> HttpResponse:
         loop = asyncio.get_running_loop()
         deadline: float | None = None
         history: list[tuple[int, str]] = []
         permanent: str | None = None
-        seen = {str(request.url)}
         while True:
-            self._check_hop(request.url)
-            async with self._slot(request.url.host, deadline):
-                if deadline is None:  # the clock starts once we hold a slot, not while queued
-                    deadline = loop.time() + budget
-                async with asyncio.timeout_at(deadline):
-                    response = await self._client_for(request.url.host).send(request, stream=True)
+            self._check_hop(hop.url)
+            host = hop.url.host
+            slot = self._hosts.get(host)
+            if slot is None:
+                slot = self._hosts[host] = _HostSlot(asyncio.Semaphore(self._config.per_host_limit))
+            slot.users += 1
+            try:
+                # Waiting for one of the host's slots counts against the deadline only after the first
+                # hop: queueing behind our own requests is not the server's fault.
+                async with asyncio.timeout_at(deadline) as scope:
+                    await slot.semaphore.acquire()
                     try:
-                        status = response.status_code
-                        readable = status in accept or 200 <= status < 300 or status == 304
-                        has_body = readable and request.method != "HEAD" and status not in (204, 304)
-                        body = await _read_body(response, cap) if has_body else b""
+                        if deadline is None:
+                            deadline = loop.time() + budget
+                            scope.reschedule(deadline)
+                        status, headers, body, readable = await self._exchange(hop, cap, accept, extensions)
                     finally:
-                        await response.aclose()
-            location = response.headers.get("location")
+                        slot.semaphore.release()
+            finally:
+                slot.users -= 1
+                if slot.users == 0:
+                    del self._hosts[host]
+            location = headers.get("location")
             if status not in _REDIRECTS or status in accept or not location:
                 break
             if len(history) >= self._config.max_redirects:
@@ -347,22 +368,21 @@ class HttpClient:
                     f"more than {self._config.max_redirects} redirects from {redact_url(history[0][1])}",
                 )
             try:
-                target = request.url.join(location)
+                target = hop.url.join(location)
             except httpx.InvalidURL:
                 raise PermanentFetchError(ErrorKind.BAD_RESPONSE, "redirect to an invalid URL") from None
             if status in _PERMANENT and all(s in _PERMANENT for s, _ in history):
                 permanent = str(target)
-            history.append((status, str(request.url)))
-            if str(target) in seen:
+            history.append((status, str(hop.url)))
+            if str(target) in {url for _, url in history}:
                 raise PermanentFetchError(
                     ErrorKind.TOO_MANY_REDIRECTS, f"redirect loop at {redact_url(target)}"
                 )
-            seen.add(str(target))
-            request = self._redirect_request(request, status, target, caller_headers)
+            hop = _redirected(hop, status, target)
         result = HttpResponse(
             status=status,
-            url=str(request.url),
-            headers=response.headers,
+            url=str(hop.url),
+            headers=headers,
             body=body,
             elapsed=self._clock.monotonic() - started,
             history=tuple(history),
@@ -374,6 +394,41 @@ class HttpClient:
             return result
         raise _status_error(result)
 
+    async def _exchange(
+        self, hop: _Hop, cap: int, accept: frozenset[int], extensions: dict[str, Any]
+    ) -> tuple[int, httpx.Headers, bytes, bool]:
+        """One request and its whole response: (status, headers, decoded body, body wanted)."""
+        url = hop.url
+        pool = self._pool_for(url.host)
+        request = httpcore.Request(
+            hop.method,
+            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=self._wire_headers(hop),
+            content=hop.body,
+            extensions=extensions,
+        )
+        response = await pool.handle_async_request(request)
+        try:
+            status = response.status
+            headers = httpx.Headers(response.headers)
+            readable = status in accept or 200 <= status < 300 or status == 304
+            if readable and hop.method != "HEAD" and status not in (204, 304):
+                body = await _read_body(response, headers, url, cap)
+            else:
+                body = await _discard(response)
+        finally:
+            await response.aclose()
+        return status, headers, body, readable
+
+    def _wire_headers(self, hop: _Hop) -> list[tuple[bytes, bytes]]:
+        """Host, then veille's defaults unless the caller set them, the caller's, the body's."""
+        named = {name.lower() for name, _ in hop.headers}
+        headers = [(b"Host", hop.url.netloc)]
+        headers += [pair for lowered, pair in self._default_headers if lowered not in named]
+        headers += hop.headers
+        headers += [(name, value) for name, value in hop.body_headers if name.lower() not in named]
+        return headers
+
     def _check_hop(self, url: httpx.URL) -> None:
         """Scheme and literal-address check before each hop; the backend vets resolved names."""
         if url.scheme not in ("http", "https"):
@@ -384,49 +439,49 @@ class HttpClient:
         if problem:
             raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{problem}: refused")
 
-    def _redirect_request(
-        self, previous: httpx.Request, status: int, target: httpx.URL, caller_headers: httpx.Headers
-    ) -> httpx.Request:
-        """Browser rules: 303 (and 301/302 after POST) become GET without a body; credentials
-        and custom headers are dropped when the origin changes."""
-        method = previous.method
-        content: bytes | None = previous.content or None
-        headers = httpx.Headers(caller_headers)
-        if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
-            method, content = "GET", None
-        if _origin(target) != _origin(previous.url):
-            headers = httpx.Headers([(k, v) for k, v in _raw_pairs(headers) if k.lower() in _CROSS_ORIGIN_HEADERS])
-        if content is not None and "content-type" in previous.headers:
-            headers["Content-Type"] = previous.headers["content-type"]
-        return self._client.build_request(method, target, headers=headers, content=content,
-                                          extensions=previous.extensions)
 
-    @asynccontextmanager
-    async def _slot(self, host: str, deadline: float | None) -> AsyncIterator[None]:
-        """Hold one of the host's `per_host_limit` slots; waiting counts against the deadline
-        only after the first hop (queueing behind our own requests is not the server's fault)."""
-        slot = self._hosts.get(host)
-        if slot is None:
-            slot = self._hosts[host] = _HostSlot(asyncio.Semaphore(self._config.per_host_limit))
-        slot.users += 1
-        try:
-            if deadline is None:
-                await slot.semaphore.acquire()
-            else:
-                async with asyncio.timeout_at(deadline):
-                    await slot.semaphore.acquire()
-            try:
-                yield
-            finally:
-                slot.semaphore.release()
-        finally:
-            slot.users -= 1
-            if slot.users == 0:
-                del self._hosts[host]
+@functools.lru_cache(maxsize=4096)
+def _target(url: str, allow_private: bool) -> httpx.URL:
+    """The static address check, then httpx's parse, once per distinct URL: pollers fetch the same
+    URLs all day. Raises (uncached) PermanentFetchError for a refused URL, ValueError for a broken one."""
+    problem = check_url_static(url, allow_private=allow_private)
+    if problem:  # before httpx parses it: httpx rejects some spellings browsers accept (0177.0.0.1)
+        raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{redact_url(url)}: {problem}")
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL:
+        raise ValueError(f"invalid URL {redact_url(url)}") from None
 
 
-def _checked_headers(headers: Mapping[str, str] | None) -> httpx.Headers:
-    checked = httpx.Headers()
+def _redirected(previous: _Hop, status: int, target: httpx.URL) -> _Hop:
+    """Browser rules: 303 (and 301/302 after POST) become GET without a body; credentials and custom
+    headers are dropped when the origin changes, and stay dropped for the rest of the chain."""
+    method, body, body_headers = previous.method, previous.body, previous.body_headers
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, body, body_headers = "GET", None, ()
+    headers = previous.headers
+    if _origin(target) != _origin(previous.url):
+        headers = tuple((k, v) for k, v in headers if k.lower() in _CROSS_ORIGIN_HEADERS)
+    return _Hop(method, target, headers, body, body_headers)
+
+
+def _encode_body(method: str, url: httpx.URL, *, json: Any, data: Any) -> tuple[bytes | None, _Pairs]:
+    """The body and its Content-Type/-Length, encoded by httpx (form, JSON or raw bytes)."""
+    if json is None and data is None:
+        return None, ((b"Content-Length", b"0"),) if method in ("POST", "PUT", "PATCH") else ()
+    kwargs: dict[str, Any] = {"json": json}
+    if isinstance(data, str | bytes):
+        kwargs["content"] = data
+    else:
+        kwargs["data"] = data
+    encoded = httpx.Request(method, url, **kwargs)
+    return encoded.content, tuple((k, v) for k, v in encoded.headers.raw if k.lower() != b"host")
+
+
+def _checked_headers(headers: Mapping[str, str] | None) -> _Pairs:
+    """The caller's headers as sent (names spelled as given: some servers care), refused when the
+    layer manages them or when they could split the request."""
+    checked: dict[str, tuple[bytes, bytes]] = {}
     pairs = _raw_pairs(headers) if isinstance(headers, httpx.Headers) else (headers or {}).items()
     for name, value in pairs:
         lowered = name.lower()
@@ -434,8 +489,8 @@ def _checked_headers(headers: Mapping[str, str] | None) -> httpx.Headers:
             raise ValueError(f"header {name!r} is managed by the HTTP layer and may not be set")
         if any(ch in name + value for ch in "\r\n\0"):
             raise ValueError(f"header {name!r} contains a line break")
-        checked[name] = value
-    return checked
+        checked[lowered] = (name.encode(), value.encode())  # a repeated name: the last value wins
+    return tuple(checked.values())
 
 
 def _raw_pairs(headers: httpx.Headers) -> list[tuple[str, str]]:
@@ -497,17 +552,26 @@ class _Inflater:
                 yield tail
 
 
-async def _read_body(response: httpx.Response, cap: int) -> bytes:
-    encodings = [e.strip().lower() for e in response.headers.get("content-encoding", "").split(",")]
+async def _read_body(response: httpcore.Response, headers: httpx.Headers, url: httpx.URL, cap: int) -> bytes:
+    encodings = [e.strip().lower() for e in headers.get("content-encoding", "").split(",")]
     encodings = [e for e in encodings if e and e != "identity"]
     unsupported = [e for e in encodings if e not in ("gzip", "x-gzip", "deflate")]
     if unsupported:
         raise PermanentFetchError(
-            ErrorKind.BAD_RESPONSE, f"unsupported content-encoding {unsupported[0]!r} from {response.url.host}"
+            ErrorKind.BAD_RESPONSE, f"unsupported content-encoding {unsupported[0]!r} from {url.host}"
         )
-    length = response.headers.get("content-length", "")
+    length = headers.get("content-length", "")
     if not encodings and length.isdigit() and int(length) > cap:
-        raise _too_large(response, cap)
+        raise _too_large(url, cap)
+    if not encodings:
+        chunks: list[bytes] = []
+        size = 0
+        async for raw in response.aiter_stream():
+            size += len(raw)
+            if size > cap:
+                raise _too_large(url, cap)
+            chunks.append(raw)
+        return b"".join(chunks)
     layers = [_Inflater(e) for e in reversed(encodings)]  # the last encoding applied is undone first
     body = bytearray()
 
@@ -526,25 +590,36 @@ async def _read_body(response: httpx.Response, cap: int) -> bytes:
         yield from finished(depth + 1)
 
     try:
-        async for raw in response.aiter_raw():
+        async for raw in response.aiter_stream():
             for piece in decoded(raw):
                 if len(body) + len(piece) > cap:
-                    raise _too_large(response, cap)
+                    raise _too_large(url, cap)
                 body += piece
         for piece in finished():
             if len(body) + len(piece) > cap:
-                raise _too_large(response, cap)
+                raise _too_large(url, cap)
             body += piece
     except zlib.error:
         raise PermanentFetchError(
-            ErrorKind.BAD_RESPONSE, f"corrupt compressed body from {response.url.host}"
+            ErrorKind.BAD_RESPONSE, f"corrupt compressed body from {url.host}"
         ) from None
     return bytes(body)
 
 
-def _too_large(response: httpx.Response, cap: int) -> PermanentFetchError:
+async def _discard(response: httpcore.Response) -> bytes:
+    """Read an unwanted body (none for 304, 204 and HEAD; a short one for errors and redirects) so the
+    connection goes back to the pool: closing a half-read response closes its connection too."""
+    left = _DISCARD_LIMIT
+    async for chunk in response.aiter_stream():
+        left -= len(chunk)
+        if left < 0:
+            break  # not worth reading: the connection is dropped instead
+    return b""
+
+
+def _too_large(url: httpx.URL, cap: int) -> PermanentFetchError:
     return PermanentFetchError(
-        ErrorKind.TOO_LARGE, f"body over {cap} bytes (after decompression) from {redact_url(response.url)}"
+        ErrorKind.TOO_LARGE, f"body over {cap} bytes (after decompression) from {redact_url(url)}"
     )
 
 
@@ -578,15 +653,15 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _phase(exc: httpx.TimeoutException) -> str:
-    if isinstance(exc, httpx.ConnectTimeout):
+def _phase(exc: httpcore.TimeoutException) -> str:
+    if isinstance(exc, httpcore.ConnectTimeout):
         return "connect"
-    if isinstance(exc, httpx.PoolTimeout):
+    if isinstance(exc, httpcore.PoolTimeout):
         return "waiting for a connection"
-    return "read" if isinstance(exc, httpx.ReadTimeout) else "write"
+    return "read" if isinstance(exc, httpcore.ReadTimeout) else "write"
 
 
-def _transport_error(exc: httpx.TransportError, url: str) -> FetchError:
+def _transport_error(exc: Exception, url: str) -> FetchError:
     """TLS failures by type (ssl.SSLError anywhere in the cause chain); everything else is network."""
     host = redact_url(url)
     for cause in _causes(exc):
@@ -596,7 +671,7 @@ def _transport_error(exc: httpx.TransportError, url: str) -> FetchError:
             )
         if isinstance(cause, ssl.SSLError):
             return RetryableFetchError(ErrorKind.TLS, f"TLS failure with {host}: {cause.reason or 'handshake failed'}")
-    detail = "connection closed mid-response" if isinstance(exc, httpx.RemoteProtocolError) else "connection failed"
+    detail = "connection closed mid-response" if isinstance(exc, httpcore.RemoteProtocolError) else "connection failed"
     for cause in _causes(exc):
         if isinstance(cause, ResolutionError):
             detail = "DNS lookup failed"

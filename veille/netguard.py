@@ -21,6 +21,7 @@ use; schemes are always checked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
@@ -32,6 +33,7 @@ import httpcore
 
 from veille.errors import PermanentFetchError
 from veille.models import ErrorKind
+from veille.netbackend import AsyncioBackend
 
 __all__ = [
     "ALLOWED_SCHEMES",
@@ -138,8 +140,11 @@ def _parse_number(part: str) -> int:
     return int(part)
 
 
+@functools.lru_cache(maxsize=4096)
 def host_problem(host: str, *, allow_private: bool) -> str | None:
-    """Why a URL host is refused before any DNS lookup, or None. Domain names pass (DNS decides)."""
+    """Why a URL host is refused before any DNS lookup, or None. Domain names pass (DNS decides).
+
+    Cached: it is pure, and the HTTP layer asks it again for every hop of every request."""
     if allow_private:
         return None
     try:
@@ -203,7 +208,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> None:
         self._allow_private = allow_private
         self._resolver: Resolver = resolver or system_resolver
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()
         self._trusted = frozenset(h.lower() for h in trusted_hosts)
 
     async def vet(self, host: str, port: int) -> list[IPAddress]:
