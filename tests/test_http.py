@@ -23,6 +23,7 @@ from tests.support.http_peers import (
     LoopbackDialler,
     RawServer,
     ScriptedResolver,
+    connect_proxy,
     gzip_bomb,
     make_certificate,
     read_head,
@@ -620,3 +621,23 @@ def test_public_surface_is_honest() -> None:
         assert all(hasattr(module, name) for name in module.__all__)
     assert {"HttpClient", "HttpResponse", "redact_url", "quiet_http_loggers"} <= set(veille.http.__all__)
     assert {"forbidden_reason", "check_url_static"} <= set(veille.netguard.__all__)
+
+
+async def test_f5_https_through_a_connect_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TLS upgrade of a proxied stream (veille.netbackend's start_tls over a CONNECT tunnel)."""
+    certificate = make_certificate(tmp_path, ["feeds.example"])
+    monkeypatch.setattr("veille.http.certifi.where", lambda: str(certificate.ca_file))  # trust the test CA
+    names: list[str | None] = []
+    targets: list[str] = []
+    with RawServer(tls_handler(certificate, b"tunnelled", names)) as site, \
+            RawServer(connect_proxy(targets)) as proxy:
+        config = replace(GUARDED, proxy=proxy.url(""))
+        async with HttpClient(config) as client:
+            response = await client.get(f"https://feeds.example:{site.port}/flux")
+        assert response.body == b"tunnelled"
+        assert targets == [f"feeds.example:{site.port}"]  # the proxy resolved the name, not us
+        assert names == ["feeds.example"]  # SNI and certificate checked for the site, through the tunnel
+        with pytest.raises(RetryableFetchError) as caught:  # a certificate for another name is refused
+            async with HttpClient(config) as client:
+                await client.get(f"https://other.example:{site.port}/flux")
+        assert caught.value.kind is ErrorKind.TLS

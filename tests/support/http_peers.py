@@ -230,3 +230,31 @@ class LoopbackDialler(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+def connect_proxy(targets: list[str]) -> ConnectionHandler:
+    """An HTTP proxy that only tunnels (CONNECT host:port), to 127.0.0.1:port; records each target asked."""
+
+    def relay(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def handler(sock: socket.socket) -> None:
+        head = read_head(sock).decode("latin-1")
+        method, target, _ = head.split(" ", 2)
+        targets.append(target)
+        if method != "CONNECT":
+            send_quietly(sock, b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            return
+        port = int(target.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as upstream:
+            send_quietly(sock, b"HTTP/1.1 200 Connection established\r\n\r\n")
+            back = threading.Thread(target=relay, args=(upstream, sock), daemon=True)
+            back.start()
+            relay(sock, upstream)
+            back.join(timeout=5)
+
+    return handler
