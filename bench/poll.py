@@ -129,6 +129,7 @@ async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, floa
     scorer = ScoringProcess(config.sentiment).start()  # as the daemon does
     pipeline = Pipeline(config, engine, clock, http, scorer=scorer, parse_feed=pool.parse)
     pipeline.load()
+    await pool.start()  # as the daemon does at start-up
     await pipeline.start()
     async def poll(key: str) -> tuple[int, bool]:
         result = await pipeline.poll(key, force=True)  # keep counts only, as the daemon does

@@ -159,3 +159,16 @@ async def test_with_keywords_only_the_clients_matching_entries_come_back(pool: F
     assert parsed.total_entries == 4
     capped = await pool.parse(body, URL, {}, keywords=("chez gégé",), now=1.8e9, max_entries=1)
     assert [e.guid for e in capped.entries] == ["g0"]
+
+
+async def test_started_ahead_workers_serve_at_once_and_a_parse_during_start_waits() -> None:
+    pool = FeedParsePool(workers=2, timeout=5.0)
+    try:
+        starting = asyncio.create_task(pool.start())
+        early = asyncio.create_task(pool.parse(feeds.rss(3), URL, {}))  # queued until a worker is ready
+        await starting
+        assert all(pid is not None for pid in pool.pids)
+        assert len((await early).entries) == 3
+        assert pool.restarts == 0
+    finally:
+        pool.close()

@@ -121,6 +121,7 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
         pool = FeedParsePool(workers=config.daemon.parse_workers, timeout=config.daemon.parse_timeout,
                              max_entries=config.daemon.max_entries)
         parse_feed = pool.parse
+        wiring.starters.append(pool.start)
         wiring.closers.append(pool.close)
         wiring.health_sources.append(lambda: {"parse_pool": pool.stats()})
     hooks: AlertingService | None = None
