@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -48,11 +49,19 @@ class _NeverStarts(ScoringProcess):
     module = "veille.no_such_module"  # the interpreter exits at once: every start fails
 
 
-def test_a_helper_that_keeps_failing_makes_the_batch_fail_without_hanging() -> None:
+def test_a_helper_that_keeps_failing_falls_back_to_scoring_in_process(caplog: pytest.LogCaptureFixture) -> None:
+    """Hits keep being stored and scored (same scores) when the helper cannot run; one ERROR says so."""
     process = _NeverStarts(SentimentSettings())
     with pytest.raises(ScorerLoadError):
         process.start()
-    with pytest.raises(ScorerUnavailable):
-        process.score_batch(["un texte"])
-    assert process.restarts == 2
+    assert process.score_batch(TEXTS) == load_scorer(SentimentSettings()).score_batch(TEXTS)
+    assert process.restarts == 2 and process.degraded
+    assert len(process.score_batch(TEXTS[:1])) == 1
+    assert process.restarts == 2  # no helper is tried again during the fallback period
+    assert [r.levelname for r in caplog.records if "failed again" in r.getMessage()] == ["ERROR"]
     process.close()
+
+
+def test_an_answer_of_the_wrong_length_is_a_failure(scorer: ScoringProcess) -> None:
+    with pytest.raises(ScorerUnavailable):
+        scorer._round_trip(json.dumps(["un", "deux"]).encode(), 3)

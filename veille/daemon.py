@@ -131,7 +131,8 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
     # memory stays small (veille.scoring.process explains the trade).
     scorer = ScoringProcess(config.sentiment, data_dir=default_data_dir(config.database_url)).start()
     wiring.closers.append(scorer.close)
-    wiring.health_sources.append(lambda: {"scorer": {"pid": scorer.pid, "restarts": scorer.restarts}})
+    wiring.health_sources.append(lambda: {"scorer": {"pid": scorer.pid, "restarts": scorer.restarts,
+                                                     "in_process": scorer.degraded}})
     pipeline = Pipeline(config, engine, clock, http, scorer=scorer, hooks=hooks, parse_feed=parse_feed)
     pipeline.load()
     if hooks is not None:

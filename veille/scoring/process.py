@@ -5,9 +5,10 @@ own process is single-threaded where it matters: its event loop polls every sour
 stores what they found. Run there, scoring took a fifth of that process's time and its model 36 MB
 of its memory. `ScoringProcess` keeps the model in one helper (`veille.scoring.worker`) and
 implements the same `Scorer` interface; the writer thread blocks on the pipe (releasing the GIL)
-while the helper scores. A helper that dies or hangs is replaced and the batch tried once more; if
-that fails too, `ScorerUnavailable` makes the write fail, so the poll state does not advance and
-the items are fetched and scored again at the next poll (nothing is lost).
+while the helper scores. A helper that dies or hangs is replaced and the batch tried once more. If
+that fails too (a helper killed by the OOM killer in a loop, say), the daemon does not stop storing
+hits: it scores in its own process for FALLBACK_SECONDS, with one ERROR line, then tries a helper
+again. Scores are the same either way; only where the CPU and memory go changes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import logging
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from multiprocessing.connection import Connection
@@ -24,7 +26,8 @@ from typing import Any
 
 from veille.errors import VeilleError
 from veille.models import SentimentLabel, SentimentResult
-from veille.scoring.loader import ScorerLoadError
+from veille.scoring.base import Scorer
+from veille.scoring.loader import ScorerLoadError, load_scorer
 from veille.scoring.settings import SentimentSettings
 from veille.workerproc import spawn
 
@@ -33,10 +36,11 @@ log = logging.getLogger("veille.scoring.process")
 START_TIMEOUT = 120.0  # importing numpy and loading a model; a transformer takes longer
 BATCH_TIMEOUT = 120.0  # plus PER_TEXT_TIMEOUT per text: detects a hung helper, does not bound speed
 PER_TEXT_TIMEOUT = 0.2
+FALLBACK_SECONDS = 600.0  # in-process scoring after a helper failed twice, before trying one again
 
 
 class ScorerUnavailable(VeilleError):
-    """The scoring helper failed twice in a row on one batch."""
+    """The scoring helper did not answer (exited, hung, or said something unreadable)."""
 
 
 class ScoringProcess:
@@ -53,6 +57,8 @@ class ScoringProcess:
         self._requests: Connection | None = None
         self._replies: Connection | None = None
         self._lock = threading.Lock()  # one batch at a time through the pipes
+        self._fallback: Scorer | None = None
+        self._fallback_until: float | None = None
 
     def start(self) -> ScoringProcess:
         """Start the helper and wait until its model is loaded; ScorerLoadError if it cannot load it."""
@@ -76,23 +82,45 @@ class ScoringProcess:
     def score_batch(self, texts: Sequence[str]) -> list[SentimentResult]:
         if not texts:
             return []
-        message = json.dumps(list(texts)).encode()
         with self._lock:
+            if self._fallback_until is not None and time.monotonic() < self._fallback_until:
+                return self._in_process().score_batch(texts)
+            message = json.dumps(list(texts)).encode()
             for attempt in (1, 2):
                 try:
-                    if self._process is None:
-                        self._start()
-                    assert self._requests is not None
-                    self._requests.send_bytes(message)
-                    rows = self._receive(BATCH_TIMEOUT + PER_TEXT_TIMEOUT * len(texts))
-                    return [SentimentResult(SentimentLabel(label), float(score), str(lang), tuple(reasons))
-                            for label, score, lang, reasons in rows]
+                    return self._round_trip(message, len(texts))
                 except (ScorerUnavailable, ScorerLoadError, OSError, ValueError) as exc:
                     self._kill()
                     self.restarts += 1
-                    log.warning("sentiment scorer process failed (%s); %s", exc,
-                                "restarting it" if attempt == 1 else "the batch will be retried at the next poll")
-            raise ScorerUnavailable("the sentiment scorer process failed twice on this batch")
+                    if attempt == 1:
+                        log.warning("sentiment scorer process failed (%s); restarting it", exc)
+                    else:
+                        log.error("sentiment scorer process failed again (%s); scoring in the daemon's own "
+                                  "process for the next %.0f minutes", exc, FALLBACK_SECONDS / 60)
+            self._fallback_until = time.monotonic() + FALLBACK_SECONDS
+            return self._in_process().score_batch(texts)
+
+    def _round_trip(self, message: bytes, count: int) -> list[SentimentResult]:
+        if self._process is None:
+            self._start()
+        assert self._requests is not None
+        self._requests.send_bytes(message)
+        rows = self._receive(BATCH_TIMEOUT + PER_TEXT_TIMEOUT * count)
+        if not isinstance(rows, list) or len(rows) != count:
+            raise ScorerUnavailable("an answer of the wrong length")
+        return [SentimentResult(SentimentLabel(label), float(score), str(lang), tuple(reasons))
+                for label, score, lang, reasons in rows]
+
+    def _in_process(self) -> Scorer:
+        """The same scorer, loaded here on first need (it was checked loadable by the helper at start)."""
+        if self._fallback is None:
+            self._fallback = load_scorer(self.settings, data_dir=self.data_dir)
+        return self._fallback
+
+    @property
+    def degraded(self) -> bool:
+        """True while scoring runs in the daemon's process because the helper kept failing."""
+        return self._fallback_until is not None and time.monotonic() < self._fallback_until
 
     def _receive(self, timeout: float) -> Any:
         assert self._replies is not None
