@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -77,37 +78,26 @@ def angry_feed(name: str) -> str:
                 for n, text in enumerate(ANGRY)])
 
 
-def wait_for(predicate: object, timeout: float, process: subprocess.Popen[str] | None = None) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process is None or process.poll() is None, "the daemon exited"
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.2)
-    return False
+class Run:
+    """A real daemon on PostgreSQL through `proxy`, with calm growing feeds and two angry ones."""
 
-
-def test_postgres_outage_backs_off_quietly_and_resumes_without_duplicates(
-        tmp_path: Path, server: LocalServer, pg_url: str) -> None:
-    direct = make_url(pg_url)
-    with TcpProxy((direct.host or "127.0.0.1", direct.port or 5432)) as proxy:
+    def __init__(self, tmp_path: Path, server: LocalServer, pg_url: str, proxy: TcpProxy) -> None:
+        direct = make_url(pg_url)
         proxied = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        engine = make_engine(pg_url)  # the test's own view, not through the proxy
-        upgrade(engine)
-
-        news = [GrowingFeed(f"news{n}") for n in range(NEWS)]
-        for n, feed in enumerate(news):
+        self.engine = make_engine(pg_url)  # the test's own view, not through the proxy
+        upgrade(self.engine)
+        self.news = [GrowingFeed(f"news{n}") for n in range(NEWS)]
+        for n, feed in enumerate(self.news):
             server.route(f"/news{n}", feed)
-        tapis_body = {"rss": rss([])}
+        self.tapis_body = rss([])
         server.route("/resto-angry", lambda _r: Response(200, angry_feed("resto"),
                                                            {"Content-Type": "application/rss+xml"}))
-        server.route("/tapis-angry", lambda _r: Response(200, tapis_body["rss"],
-                                                           {"Content-Type": "application/rss+xml"}))
-        health_file = tmp_path / "health.json"
+        server.route("/tapis-angry", lambda _r: Response(200, self.tapis_body, {"Content-Type": "application/rss+xml"}))
+        self.health_file = tmp_path / "health.json"
         extra = f"""
 [daemon]
 startup_spread = "1s"
-health_file = "{health_file}"
+health_file = "{self.health_file}"
 
 [alerting]
 enabled = true
@@ -122,76 +112,129 @@ digest_at = "off"
 """
         feeds = {"resto": [server.url(f"/news{n}") for n in range(NEWS)] + [server.url("/resto-angry")],
                  "tapis": [server.url("/tapis-angry")]}
-        config = tmp_path / "config.toml"
-        config.write_text(config_text(proxied, feeds, extra=extra, every="30s"), encoding="utf-8")
-        log_file = tmp_path / "daemon.log"
-        output = log_file.open("w")
-        process = subprocess.Popen([sys.executable, "-m", "veille", "run", "--config", str(config)], cwd=ROOT,
-                                   stdout=output, stderr=subprocess.STDOUT, text=True)
+        self.config = tmp_path / "config.toml"
+        self.config.write_text(config_text(proxied, feeds, extra=extra, every="30s"), encoding="utf-8")
+        self.log_file = tmp_path / "daemon.log"
+        self._output = self.log_file.open("w")
+        self.process = subprocess.Popen([sys.executable, "-m", "veille", "run", "--config", str(self.config)],
+                                        cwd=ROOT, stdout=self._output, stderr=subprocess.STDOUT, text=True)
 
-        def alerts(client: str) -> list[str]:
-            with read_conn(engine) as conn:
-                return list(conn.execute(select(outbox.c.state).where(outbox.c.client_id == client)).scalars())
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._output.close()
+        self.engine.dispose()
 
-        try:
-            # Before: every source polled once, the first alert committed and delivered.
-            assert wait_for(lambda: alerts("resto") == ["sent"], 40, process), log_file.read_text()
-            assert wait_for(lambda: all(f.requests for f in news), 10, process)
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Poll `predicate`, failing at once if the daemon exited (a crash loop would be restarted by Docker)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"the daemon exited:\n{self.log_file.read_text()[-3000:]}"
+            if predicate():
+                return True
+            time.sleep(0.2)
+        return False
 
-            # The database dies; the feeds change; a second client's alert becomes due.
-            proxy.cut()
-            cut_at, log_at_cut = time.monotonic(), log_file.stat().st_size
-            tapis_body["rss"] = angry_feed("tapis")
-            assert wait_for(lambda: any("database writes are failing" in p or "storage" in p
-                                        for p in check_health(health_file, datetime.now(UTC))), 25, process), \
-                "veille health never reported the outage"
-            assert wait_for(lambda: all(f.polled_since(cut_at) for f in news), 45, process), \
-                "some source was not polled during the outage"
-            time.sleep(2)  # let the writer fail those polls and back off
-            outage = time.monotonic() - cut_at
-            log_at_restore = log_file.stat().st_size
-            proxy.restore()
-            restored_at = time.monotonic()
-            for feed in news:
-                feed.frozen = True  # what the next poll sees is final
+    def alerts(self, client: str) -> list[str]:
+        with read_conn(self.engine) as conn:
+            return list(conn.execute(select(outbox.c.state).where(outbox.c.client_id == client)).scalars())
 
-            # After: every item stored exactly once, the second alert delivered once, health green.
-            expected = sum(len(f.guids) for f in news) + 2 * len(ANGRY)
+    def stored(self) -> tuple[int, int]:
+        """Hits stored, and distinct (source, external_id) among them."""
+        with read_conn(self.engine) as conn:
+            total = conn.execute(select(func.count()).select_from(hits)).scalar_one()
+            distinct = conn.execute(select(func.count()).select_from(
+                select(hits.c.source_id, hits.c.external_id).distinct().subquery())).scalar_one()
+        return total, distinct
 
-            def stored() -> tuple[int, int]:
-                with read_conn(engine) as conn:
-                    total = conn.execute(select(func.count()).select_from(hits)).scalar_one()
-                    distinct = conn.execute(select(func.count()).select_from(
-                        select(hits.c.source_id, hits.c.external_id).distinct().subquery())).scalar_one()
-                return total, distinct
+    def storage_reported(self) -> bool:
+        return "database writes are failing" in check_health(self.health_file, datetime.now(UTC))
 
-            assert wait_for(lambda: stored()[1] >= expected, 60, process), (stored(), expected)
-            assert stored() == (expected, expected)
-            assert wait_for(lambda: alerts("tapis") == ["sent"], 30, process), alerts("tapis")
-            assert wait_for(lambda: check_health(health_file, datetime.now(UTC)) == [], 30, process), \
-                check_health(health_file, datetime.now(UTC))
-            recovered = time.monotonic() - restored_at
-            assert alerts("resto") == ["sent"]
+    def veille_health(self) -> subprocess.CompletedProcess[str]:
+        """`veille health`, the command Docker's HEALTHCHECK runs."""
+        return subprocess.run([sys.executable, "-m", "veille", "health", "--config", str(self.config)], check=False,
+                              cwd=ROOT, capture_output=True, text=True, timeout=30)
 
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=15) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            output.close()
-            engine.dispose()
 
-    log = log_file.read_text(encoding="utf-8")
-    during = log.encode()[log_at_cut:log_at_restore].decode(errors="replace")
-    after = log.encode()[log_at_restore:].decode(errors="replace")
+@pytest.fixture
+def proxy(pg_url: str) -> Iterator[TcpProxy]:
+    direct = make_url(pg_url)
+    with TcpProxy((direct.host or "127.0.0.1", direct.port or 5432)) as relay:
+        yield relay
+
+
+def test_postgres_outage_backs_off_quietly_and_resumes_without_duplicates(
+        tmp_path: Path, server: LocalServer, pg_url: str, proxy: TcpProxy) -> None:
+    run = Run(tmp_path, server, pg_url, proxy)
+    try:
+        # Before: every source polled once, the first alert committed and delivered.
+        assert run.wait_for(lambda: run.alerts("resto") == ["sent"], 40), run.log_file.read_text()
+        assert run.wait_for(lambda: all(f.requests for f in run.news), 10)
+
+        # The database dies; the feeds change; a second client's alert becomes due.
+        proxy.cut()
+        cut_at, log_at_cut = time.monotonic(), run.log_file.stat().st_size
+        run.tapis_body = angry_feed("tapis")
+        assert run.wait_for(run.storage_reported, 25), "the health file never reported the outage"
+        down = run.veille_health()
+        assert down.returncode == 1 and "database writes are failing" in down.stderr, down
+        assert run.wait_for(lambda: all(f.polled_since(cut_at) for f in run.news), 45), \
+            "some source was not polled during the outage"
+        time.sleep(2)  # let the writer fail those polls and back off
+        outage = time.monotonic() - cut_at
+        log_at_restore = run.log_file.stat().st_size
+        proxy.restore()
+        restored_at = time.monotonic()
+        for feed in run.news:
+            feed.frozen = True  # what the next poll sees is final
+
+        # After: every item stored exactly once, the second alert delivered once, health green.
+        expected = sum(len(f.guids) for f in run.news) + 2 * len(ANGRY)
+        assert run.wait_for(lambda: run.stored()[1] >= expected, 60), (run.stored(), expected)
+        assert run.stored() == (expected, expected)
+        assert run.wait_for(lambda: run.alerts("tapis") == ["sent"], 30), run.alerts("tapis")
+        assert run.wait_for(lambda: check_health(run.health_file, datetime.now(UTC)) == [], 30), \
+            check_health(run.health_file, datetime.now(UTC))
+        recovered = time.monotonic() - restored_at
+        assert run.veille_health().returncode == 0
+        assert run.alerts("resto") == ["sent"]
+
+        run.process.send_signal(signal.SIGTERM)
+        assert run.process.wait(timeout=15) == 0
+    finally:
+        run.close()
+
+    log = run.log_file.read_bytes()
+    during = log[log_at_cut:log_at_restore].decode(errors="replace")
+    after = log[log_at_restore:].decode(errors="replace")
     noisy = LOG_LINE.findall(during)
-    print(f"outage {outage:.1f}s, {len(noisy)} warning/error lines during it, recovered in {recovered:.1f}s")
-    assert "Traceback" not in log, log
+    print(f"outage {outage:.1f}s, {len(noisy)} warning/error lines during it, all stored and health green "
+          f"{recovered:.1f}s after the restore")
+    text = log.decode(errors="replace")
+    assert "Traceback" not in text, text
     assert len(noisy) <= 3, during  # one storage_lost warning, not one per poll, tick or relay
     assert during.count("storage_lost") == 1, during
     assert after.count("storage_back") == 1, after
     assert not LOG_LINE.findall(after), after  # no dead pooled connection reused after the restore
     # Each alert reached the console once: as many messages as sent rows, and none tagged as a copy.
-    assert log.count("--- camille") == 2, log
-    assert "outbox_possible_duplicate" not in log
+    assert text.count("--- camille") == 2, text
+    assert "outbox_possible_duplicate" not in text
+
+
+def test_sigterm_while_the_database_is_down_exits_cleanly_within_the_grace(
+        tmp_path: Path, server: LocalServer, pg_url: str, proxy: TcpProxy) -> None:
+    """A restart during an outage (the operator, or an orchestrator reacting to the red health)."""
+    run = Run(tmp_path, server, pg_url, proxy)
+    try:
+        assert run.wait_for(lambda: run.alerts("resto") == ["sent"], 40), run.log_file.read_text()
+        proxy.cut()
+        assert run.wait_for(lambda: "storage_lost" in run.log_file.read_text(), 15)
+        assert run.wait_for(run.storage_reported, 25)
+        started = time.monotonic()
+        run.process.send_signal(signal.SIGTERM)
+        assert run.process.wait(timeout=15) == 0, run.log_file.read_text()
+        assert time.monotonic() - started < 8  # Docker's 10 s stop timeout, with margin
+    finally:
+        run.close()
+    assert "Traceback" not in run.log_file.read_text()

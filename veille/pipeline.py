@@ -162,6 +162,7 @@ class Pipeline:
         self.storage = storage or StorageStatus()
         self._queue: asyncio.Queue[tuple[PollResult, asyncio.Future[None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._poll_slots = asyncio.Semaphore(config.daemon.concurrency)
 
     @property
@@ -217,11 +218,13 @@ class Pipeline:
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._stopping = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name="veille-writer")
 
     async def stop(self) -> None:
         """Flush what is queued, then stop the writer."""
         if self._queue is not None and self._writer is not None:
+            self._stopping.set()  # a writer backing off from a dead database fails the rest at once
             await self._queue.join()
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
@@ -366,7 +369,7 @@ class Pipeline:
             if failed:
                 # Database down: space the attempts out (polls wait in the queue meanwhile, holding
                 # their slots, so polling slows down too) instead of failing every poll at once.
-                await self.storage.pause(backoff)
+                await self.storage.pause(backoff, stop=self._stopping)
 
     def _score_new(self, results: Sequence[PollResult]) -> None:
         """Score only items not stored yet (or changed), in one batch for the whole transaction.

@@ -230,6 +230,10 @@ class Dispatcher:
         except asyncio.CancelledError:
             self._release(row)  # sync on purpose: the loop is shutting down
             raise
+        except StorageError:
+            # The notifier could not read its own state (database down): nothing was sent. Not a
+            # notifier bug; the relay backs off and the row is retried once its lease expires (G8).
+            raise
         except TimeoutError:
             await asyncio.to_thread(self._failed_retryable, row, "send timed out (may have been delivered)",
                                     True, None)
