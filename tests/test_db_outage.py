@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -34,7 +35,7 @@ from veille.store.migrate import upgrade
 from veille.store.schema import hits, outbox
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.slow, pytest.mark.pg]
+pytestmark = pytest.mark.slow
 NEWS = 3  # calm feeds that grow at every request
 ANGRY = [
     "Intoxication alimentaire après un repas chez Gégé, honte à eux, scandale !",
@@ -78,13 +79,15 @@ def angry_feed(name: str) -> str:
                 for n, text in enumerate(ANGRY)])
 
 
-class Run:
-    """A real daemon on PostgreSQL through `proxy`, with calm growing feeds and two angry ones."""
+def through(proxy: TcpProxy, url: str) -> str:
+    return make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
-    def __init__(self, tmp_path: Path, server: LocalServer, pg_url: str, proxy: TcpProxy) -> None:
-        direct = make_url(pg_url)
-        proxied = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        self.engine = make_engine(pg_url)  # the test's own view, not through the proxy
+
+class Run:
+    """A real daemon on `daemon_url`, with calm growing feeds and two angry ones; the test reads `url`."""
+
+    def __init__(self, tmp_path: Path, server: LocalServer, url: str, daemon_url: str) -> None:
+        self.engine = make_engine(url)  # the test's own view (not through the proxy)
         upgrade(self.engine)
         self.news = [GrowingFeed(f"news{n}") for n in range(NEWS)]
         for n, feed in enumerate(self.news):
@@ -113,7 +116,7 @@ digest_at = "off"
         feeds = {"resto": [server.url(f"/news{n}") for n in range(NEWS)] + [server.url("/resto-angry")],
                  "tapis": [server.url("/tapis-angry")]}
         self.config = tmp_path / "config.toml"
-        self.config.write_text(config_text(proxied, feeds, extra=extra, every="30s"), encoding="utf-8")
+        self.config.write_text(config_text(daemon_url, feeds, extra=extra, every="30s"), encoding="utf-8")
         self.log_file = tmp_path / "daemon.log"
         self._output = self.log_file.open("w")
         self.process = subprocess.Popen([sys.executable, "-m", "veille", "run", "--config", str(self.config)],
@@ -164,9 +167,10 @@ def proxy(pg_url: str) -> Iterator[TcpProxy]:
         yield relay
 
 
+@pytest.mark.pg
 def test_postgres_outage_backs_off_quietly_and_resumes_without_duplicates(
         tmp_path: Path, server: LocalServer, pg_url: str, proxy: TcpProxy) -> None:
-    run = Run(tmp_path, server, pg_url, proxy)
+    run = Run(tmp_path, server, pg_url, through(proxy, pg_url))
     try:
         # Before: every source polled once, the first alert committed and delivered.
         assert run.wait_for(lambda: run.alerts("resto") == ["sent"], 40), run.log_file.read_text()
@@ -222,10 +226,11 @@ def test_postgres_outage_backs_off_quietly_and_resumes_without_duplicates(
     assert "outbox_possible_duplicate" not in text
 
 
+@pytest.mark.pg
 def test_sigterm_while_the_database_is_down_exits_cleanly_within_the_grace(
         tmp_path: Path, server: LocalServer, pg_url: str, proxy: TcpProxy) -> None:
     """A restart during an outage (the operator, or an orchestrator reacting to the red health)."""
-    run = Run(tmp_path, server, pg_url, proxy)
+    run = Run(tmp_path, server, pg_url, through(proxy, pg_url))
     try:
         assert run.wait_for(lambda: run.alerts("resto") == ["sent"], 40), run.log_file.read_text()
         proxy.cut()
@@ -238,3 +243,33 @@ def test_sigterm_while_the_database_is_down_exits_cleanly_within_the_grace(
     finally:
         run.close()
     assert "Traceback" not in run.log_file.read_text()
+
+
+def test_sqlite_locked_by_another_process_is_the_same_outage(tmp_path: Path, server: LocalServer,
+                                                            sqlite_url: str) -> None:
+    """Another process holds SQLite's write lock (a backup, a stuck `sqlite3` shell) longer than the
+    busy timeout: every write fails with "database is locked", like PostgreSQL going away."""
+    run = Run(tmp_path, server, sqlite_url, sqlite_url)
+    try:
+        assert run.wait_for(lambda: run.alerts("resto") == ["sent"], 40), run.log_file.read_text()
+        before = run.stored()
+        holder = sqlite3.connect(str(make_url(sqlite_url).database), isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # WAL: readers go on, every writer waits, then fails
+        log_at_lock = run.log_file.stat().st_size
+        try:
+            assert run.wait_for(run.storage_reported, 40), "the health file never reported the lock"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        log_at_release = run.log_file.stat().st_size
+        assert run.wait_for(lambda: "storage_back" in run.log_file.read_text(), 40)
+        assert run.wait_for(lambda: check_health(run.health_file, datetime.now(UTC)) == [], 30)
+        assert run.stored()[0] == run.stored()[1] >= before[0]
+        run.process.send_signal(signal.SIGTERM)
+        assert run.process.wait(timeout=15) == 0
+    finally:
+        run.close()
+    log = run.log_file.read_bytes()
+    during = log[log_at_lock:log_at_release].decode(errors="replace")
+    assert "Traceback" not in log.decode(errors="replace")
+    assert during.count("storage_lost") == 1 and len(LOG_LINE.findall(during)) <= 3, during
