@@ -5,6 +5,7 @@ connections closed, new ones refused: the server died) and restores. The outage 
 source has been polled during it (about one poll interval, 30 s: the shortest interval the config
 allows), instead of the 60 s of the checklist: the behaviour is the same, only the number of
 backoff steps differs. Meanwhile the feeds keep changing and a new alert becomes due.
+The same daemon on SQLite whose write lock another process holds goes through the same states.
 """
 
 from __future__ import annotations
