@@ -27,13 +27,14 @@ from sqlalchemy import Engine
 from veille.clock import Clock, SystemClock
 from veille.config import Config, describe_secrets, load_config, runtime_problems
 from veille.durations import format_duration
-from veille.errors import ConfigError, ConfigProblem
+from veille.errors import ConfigError, ConfigProblem, StorageError
 from veille.health import HEARTBEAT_SECONDS, Health, write_health
 from veille.http import HttpClient, quiet_http_loggers
 from veille.models import SourceStatus
 from veille.pipeline import Pipeline, PollResult
 from veille.store.engine import make_engine, on_network_filesystem, sqlite_path
 from veille.store.migrate import check_schema
+from veille.store.outage import StorageStatus
 
 if TYPE_CHECKING:
     from veille.alerting.service import AlertingService
@@ -115,6 +116,7 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
         log.warning("the database %s is on a network filesystem: SQLite WAL needs a local disk", path)
     check_schema(engine)
     http = HttpClient(config.http, clock=clock)
+    storage = StorageStatus()  # one view of the database for the writer, the alerting tick and relays (G8)
     wiring = Wiring(closers=[http.aclose, engine.dispose])
     parse_feed = None
     if any(s.kind == "rss" for s in config.sources):
@@ -126,14 +128,15 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
         wiring.health_sources.append(lambda: {"parse_pool": pool.stats()})
     hooks: AlertingService | None = None
     if with_alerting and config.alerting.enabled:
-        hooks = build_alerting(config, engine, clock, wiring)
+        hooks = build_alerting(config, engine, clock, wiring, storage=storage)
     # The model lives in a helper process: scoring runs on the other core, and the daemon's own
     # memory stays small (veille.scoring.process explains the trade).
     scorer = ScoringProcess(config.sentiment, data_dir=default_data_dir(config.database_url)).start()
     wiring.closers.append(scorer.close)
     wiring.health_sources.append(lambda: {"scorer": {"pid": scorer.pid, "restarts": scorer.restarts,
                                                      "in_process": scorer.degraded}})
-    pipeline = Pipeline(config, engine, clock, http, scorer=scorer, hooks=hooks, parse_feed=parse_feed)
+    pipeline = Pipeline(config, engine, clock, http, scorer=scorer, hooks=hooks, parse_feed=parse_feed,
+                        storage=storage)
     pipeline.load()
     if hooks is not None:
         wiring.background.append(lambda stop: refresh_risky_hits(hooks, engine, pipeline, stop))
@@ -145,7 +148,8 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
                       reloaders=wiring.reloaders)
 
 
-def build_alerting(config: Config, engine: Engine, clock: Clock, wiring: Wiring) -> AlertingService:
+def build_alerting(config: Config, engine: Engine, clock: Clock, wiring: Wiring, *,
+                   storage: StorageStatus | None = None) -> AlertingService:
     """The alerting service with its channels: the console always, Telegram when its token is set."""
     from veille.alerting.service import AlertingService
     from veille.bot import build_telegram
@@ -170,7 +174,7 @@ def build_alerting(config: Config, engine: Engine, clock: Clock, wiring: Wiring)
             raise ConfigError(config.path, [ConfigProblem(
                 "contacts", 'a contact uses channel = "apprise" but Apprise is not installed',
                 'pip install "veille[apprise]"')]) from None
-    service = AlertingService(config, engine, clock, notifiers)
+    service = AlertingService(config, engine, clock, notifiers, storage=storage)
     wiring.reloaders.append(service.use_clients)
     wiring.background.append(service.run)
     wiring.health_sources.append(lambda: alerting_health(service.health()))
@@ -200,6 +204,8 @@ async def refresh_risky_hits(service: AlertingService, engine: Engine, pipeline:
             if grouped:
                 count = await pipeline.refresh_hits(grouped)
                 log.info("re-fetched %d risky hits to measure their spread", count)
+        except StorageError as exc:  # the database is down: already reported by the writer (G8)
+            log.warning("refresh of risky hits skipped: %s", exc)
         except Exception:  # never let this loop die: the next round tries again
             log.exception("refresh of risky hits failed")
 
@@ -358,6 +364,8 @@ class Daemon:
             await self.components.pipeline.poll(key)
         except asyncio.CancelledError:
             raise
+        except StorageError:  # reported once by the writer, which backs off; the next run fetches again (G8)
+            log.debug("poll of %s not stored: database unavailable", key)
         except Exception:  # the job survives whatever happens (D17)
             log.exception("poll of %s failed", key)
         finally:
@@ -375,7 +383,11 @@ class Daemon:
         gone = sum(1 for r in pipeline.runtimes.values() if r.status is SourceStatus.AUTH_FAILED)
         extra: dict[str, object] = {"auth_failed_sources": gone}
         for source in self.components.health_sources:
-            report = source()
+            try:
+                report = source()
+            except StorageError as exc:  # a report that reads the database must not stop the heartbeat (G8)
+                problems.append(f"storage: {exc}")
+                continue
             problems.extend(report.pop("problems", []))
             extra.update(report)
         return Health(pid=os.getpid(), updated_at=self.clock.now().isoformat(), storage_ok=pipeline.storage_ok,
@@ -388,6 +400,8 @@ class Daemon:
                 await asyncio.to_thread(lambda: write_health(path, self.health()))
             except OSError as exc:
                 log.error("cannot write health file %s: %s", path, exc)
+            except Exception:  # a bug in a report: log it, but a dead heartbeat would read as "stalled"
+                log.exception("health report failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), HEARTBEAT_SECONDS)
 

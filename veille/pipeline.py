@@ -37,6 +37,7 @@ from veille.store.hits import (
     store_batch,
     stored_versions,
 )
+from veille.store.outage import Backoff, StorageStatus
 from veille.store.urls import content_hash
 
 log = logging.getLogger("veille.pipeline")
@@ -144,7 +145,8 @@ def failure_schedule(error: FetchError, *, every: timedelta, errors: int, cap: t
 class Pipeline:
     def __init__(self, config: Config, engine: Engine, clock: Clock, http: Any, *, scorer: Scorer | None = None,
                  hooks: PipelineHooks | None = None, parse_feed: Callable[..., Any] | None = None,
-                 env: Callable[[str], str | None] | None = None, rng: random.Random | None = None) -> None:
+                 env: Callable[[str], str | None] | None = None, rng: random.Random | None = None,
+                 storage: StorageStatus | None = None) -> None:
         from veille.secrets import read_secret
 
         self.config = config
@@ -157,11 +159,19 @@ class Pipeline:
         self.env = env or read_secret
         self.rng = rng or random.Random()
         self.runtimes: dict[str, SourceRuntime] = {}
-        self.storage_ok = True
-        self.last_storage_error: str | None = None
+        self.storage = storage or StorageStatus()
         self._queue: asyncio.Queue[tuple[PollResult, asyncio.Future[None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._poll_slots = asyncio.Semaphore(config.daemon.concurrency)
+
+    @property
+    def storage_ok(self) -> bool:
+        return self.storage.ok
+
+    @property
+    def last_storage_error(self) -> str | None:
+        return self.storage.error
 
     # -- set-up ---------------------------------------------------------------------------------
     def load(self) -> None:
@@ -208,11 +218,13 @@ class Pipeline:
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._stopping = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name="veille-writer")
 
     async def stop(self) -> None:
         """Flush what is queued, then stop the writer."""
         if self._queue is not None and self._writer is not None:
+            self._stopping.set()  # a writer backing off from a dead database fails the rest at once
             await self._queue.join()
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
@@ -327,29 +339,37 @@ class Pipeline:
 
     # -- the single writer ----------------------------------------------------------------------
     async def _write_loop(self) -> None:
+        """Store queued poll results in batches; while the database is down, back off (G8)."""
         assert self._queue is not None
+        backoff = Backoff()
         while True:
             batch = [await self._queue.get()]
             await asyncio.sleep(0.02)  # let concurrent polls join this transaction
             while not self._queue.empty() and len(batch) < 200:
                 batch.append(self._queue.get_nowait())
+            failed = False
             try:
                 await asyncio.to_thread(self._write_batch, [r for r, _ in batch])
-                self.storage_ok = True
-                self.last_storage_error = None
+                self.storage.succeeded()
+                backoff.reset()
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
             except Exception as exc:  # StorageError, or a bug: nothing advanced, every poll is told
-                self.storage_ok = False
-                self.last_storage_error = str(exc)[:300]
-                log.error("write failed, poll state not advanced: %s", self.last_storage_error)
+                failed = True
+                if not isinstance(exc, StorageError):
+                    log.exception("write failed (not a storage error), poll state not advanced")
+                self.storage.failed(exc, where="writer")
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
             finally:
                 for _ in batch:
                     self._queue.task_done()
+            if failed:
+                # Database down: space the attempts out (polls wait in the queue meanwhile, holding
+                # their slots, so polling slows down too) instead of failing every poll at once.
+                await self.storage.pause(backoff, stop=self._stopping)
 
     def _score_new(self, results: Sequence[PollResult]) -> None:
         """Score only items not stored yet (or changed), in one batch for the whole transaction.

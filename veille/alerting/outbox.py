@@ -32,6 +32,7 @@ from veille.alerting.render import from_payload, to_payload
 from veille.alerting.settings import AlertingSettings
 from veille.clock import Clock
 from veille.crashpoints import crash_point
+from veille.errors import StorageError
 from veille.notify.base import (
     Notification,
     Notifier,
@@ -46,6 +47,7 @@ from veille.notify.base import (
 )
 from veille.store import alerts as store
 from veille.store.engine import write_tx
+from veille.store.outage import Backoff, StorageStatus
 
 log = logging.getLogger("veille.alerting.outbox")
 AUTH_PAUSE = timedelta(minutes=15)
@@ -61,7 +63,7 @@ class Dispatcher:
     def __init__(self, engine: Engine, clock: Clock, settings: AlertingSettings, notifiers: Mapping[str, Notifier],
                  *, owner: str | None = None, rng: random.Random | None = None,
                  on_dead: Callable[[store.Claimed, str], None] | None = None,
-                 burst_channels: Collection[str] | None = None) -> None:
+                 burst_channels: Collection[str] | None = None, storage: StorageStatus | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.settings = settings
@@ -73,6 +75,10 @@ class Dispatcher:
         self._on_dead = on_dead
         # None: a channel bursts when its notifier says it merges concurrent sends safely.
         self.burst_channels = frozenset(burst_channels) if burst_channels is not None else None
+        self.storage = storage or StorageStatus()
+        # Sends the notifier accepted but whose `mark_sent` could not be committed (database down).
+        # They are recorded before the next claim, so the row is not resent once its lease expires.
+        self._unrecorded: list[tuple[store.Claimed, tuple[str, ...]]] = []
 
     # --- loop ---------------------------------------------------------------------------------
 
@@ -89,12 +95,19 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _relay(self, stop: asyncio.Event, idle: float) -> None:
+        backoff = Backoff()
         while not stop.is_set():
             try:
                 count = await self.pump(stop=stop, per_address=PER_ADDRESS)
+                self.storage.succeeded()
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a database hiccup must not kill the relay (G8)
+            except StorageError as exc:  # database down: reported once for the daemon, retried with backoff (G8)
+                self.storage.failed(exc, where="outbox relay")
+                await self.storage.pause(backoff, stop=stop)
+                continue
+            except Exception:  # a bug must not kill the relay
                 log.exception("outbox_relay_error owner=%s", self.owner)
                 count = 0
                 await asyncio.sleep(idle * 4)
@@ -118,6 +131,8 @@ class Dispatcher:
         """
         if stop is not None and stop.is_set():
             return 0
+        if self._unrecorded:
+            await self._record_unrecorded()
         lease_until = self.clock.now() + self.settings.lease  # read before the claim: never later than its lease
         claimed = await asyncio.to_thread(self._claim, limit, per_address)
         if not claimed:
@@ -215,6 +230,10 @@ class Dispatcher:
         except asyncio.CancelledError:
             self._release(row)  # sync on purpose: the loop is shutting down
             raise
+        except StorageError:
+            # The notifier could not read its own state (database down): nothing was sent. Not a
+            # notifier bug; the relay backs off and the row is retried once its lease expires (G8).
+            raise
         except TimeoutError:
             await asyncio.to_thread(self._failed_retryable, row, "send timed out (may have been delivered)",
                                     True, None)
@@ -241,7 +260,21 @@ class Dispatcher:
             await asyncio.to_thread(self._failed_retryable, row, f"internal: {type(exc).__name__}", False, None)
         else:
             crash_point("outbox.after_send")  # A4: the peer has it, the row does not know yet
-            await asyncio.to_thread(self._sent, row, delivery.message_ids)
+            try:
+                await asyncio.to_thread(self._sent, row, delivery.message_ids)
+            except StorageError:
+                self._unrecorded.append((row, delivery.message_ids))  # G8: kept until the database is back
+                raise
+
+    async def _record_unrecorded(self) -> None:
+        """Commit the sends accepted while the database was down; those not committed stay queued."""
+        pending, self._unrecorded = self._unrecorded, []
+        for index, (row, message_ids) in enumerate(pending):
+            try:
+                await asyncio.to_thread(self._sent, row, message_ids)
+            except BaseException:
+                self._unrecorded.extend(pending[index:])
+                raise
 
     def _sent(self, row: store.Claimed, message_ids: tuple[str, ...]) -> None:
         with write_tx(self.engine) as conn:

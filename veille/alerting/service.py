@@ -49,6 +49,7 @@ from veille.models import Engagement, StoredHit
 from veille.notify.base import HitSummary, Notification, Notifier, Urgency
 from veille.store import alerts as store
 from veille.store.engine import write_tx
+from veille.store.outage import Backoff, StorageStatus
 
 log = logging.getLogger("veille.alerting")
 RETENTION = timedelta(days=14)  # per-hit risk rows: longer than any spike baseline
@@ -114,14 +115,16 @@ class AlertingService:
 
     def __init__(self, config: Config, engine: Engine, clock: Clock, notifiers: Mapping[str, Notifier], *,
                  owner: str | None = None, dispatcher: Dispatcher | None = None,
-                 tick_interval: float = TICK_SECONDS) -> None:
+                 tick_interval: float = TICK_SECONDS, storage: StorageStatus | None = None) -> None:
         self.config = config
         self.settings = config.alerting
         self.tz = config.tz
         self.engine = engine
         self.clock = SteadyClock(clock)
         self.notifiers = dict(notifiers)
-        self.dispatcher = dispatcher or Dispatcher(engine, self.clock, self.settings, self.notifiers, owner=owner)
+        self.storage = storage or StorageStatus()
+        self.dispatcher = dispatcher or Dispatcher(engine, self.clock, self.settings, self.notifiers, owner=owner,
+                                                   storage=self.storage)
         self.tick_interval = tick_interval
         self._words: dict[str, CrisisWords] = {}
         self._detected_at: dict[str, float] = {}  # client -> monotonic time of its last detection
@@ -224,11 +227,17 @@ class AlertingService:
         grace = max(1.0, min(6.0, self.config.daemon.drain_timeout - 1.5))
         dispatcher = asyncio.create_task(self.dispatcher.run(stop, grace=grace), name="outbox")
         interval = self.tick_interval
+        backoff = Backoff()
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self.tick)
+                self.storage.succeeded()
+                backoff.reset()
             except StorageError as exc:
-                log.error("alerting_tick_storage_error: %s", exc)
+                # Database down: one warning for the daemon, then ticks spaced out up to the cap (G8).
+                self.storage.failed(exc, where="alerting tick")
+                await self.storage.pause(backoff, stop=stop)
+                continue
             except Exception:
                 log.exception("alerting_tick_failed")
             with contextlib.suppress(TimeoutError):

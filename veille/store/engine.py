@@ -17,11 +17,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from veille.errors import StorageError
 
 BUSY_TIMEOUT_MS = 10_000
+PG_CONNECT_TIMEOUT = 10  # seconds
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -52,7 +53,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # pool_pre_ping: after a server restart or a network cut every pooled connection is dead; the
+    # ping replaces it at checkout instead of failing the first statement of each one (G8).
+    # connect_timeout: a server that does not answer (packets dropped) must fail a connect in
+    # seconds, not hang the writer thread for the kernel's TCP timeout (minutes).
+    connect_args: dict[str, Any] = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT}
+    return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                         connect_args=connect_args)
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:
@@ -88,15 +95,33 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
                     yield connection
             finally:
                 connection.info.pop("veille_begin", None)
-    except OperationalError as exc:
+    except DBAPIError as exc:
+        if not _is_storage_failure(exc):
+            raise
         raise StorageError(f"database write failed: {exc.orig}") from exc
 
 
 @contextmanager
 def read_conn(engine: Engine) -> Iterator[Connection]:
-    """A read-only transaction (deferred on SQLite: never takes the write lock)."""
-    with engine.connect() as connection, connection.begin():
-        yield connection
+    """A read-only transaction (deferred on SQLite: never takes the write lock).
+
+    An unreachable database becomes StorageError here too, so loops that only read (health,
+    the refresh of risky hits) back off like the writers instead of logging a traceback."""
+    try:
+        with engine.connect() as connection, connection.begin():
+            yield connection
+    except DBAPIError as exc:
+        if not _is_storage_failure(exc):
+            raise
+        raise StorageError(f"database read failed: {exc.orig}") from exc
+
+
+def _is_storage_failure(exc: DBAPIError) -> bool:
+    """The database, not the statement, failed: lock timeout, read-only, disk full, server gone.
+
+    `connection_invalidated` covers the disconnects psycopg reports as InterfaceError; integrity
+    and programming errors stay what they are (bugs, not outages)."""
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
 
 
 def on_network_filesystem(path: Path) -> bool:
