@@ -22,6 +22,7 @@ from veille.clock import Clock
 from veille.config import Config, SourceConfig
 from veille.crashpoints import crash_point
 from veille.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, StorageError
+from veille.leases import SourceLeases
 from veille.matching import Matcher, MatchResult
 from veille.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.scoring.base import Scorer
@@ -162,6 +163,7 @@ class Pipeline:
         self._queue: asyncio.Queue[tuple[PollResult, asyncio.Future[None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._poll_slots = asyncio.Semaphore(config.daemon.concurrency)
+        self.leases: SourceLeases | None = None  # set by the daemon: poll only the sources it holds (G7)
 
     # -- set-up ---------------------------------------------------------------------------------
     def load(self) -> None:
@@ -206,6 +208,30 @@ class Pipeline:
         self.config = config
         return changes
 
+    def adopt(self, rows: dict[int, source_store.SourceRow], *, takeover: bool) -> list[str]:
+        """Mirror the stored state of sources just leased: another daemon may have polled them since it was loaded.
+
+        On a `takeover` the source is not due before its previous holder's last poll + its interval
+        (it would have waited that long too). Returns the keys adopted."""
+        by_id = {runtime.ref.id: key for key, runtime in self.runtimes.items()}
+        adopted = []
+        for source_id, row in rows.items():
+            key = by_id.get(source_id)
+            runtime = self.runtimes[key] if key is not None else None
+            if runtime is None or runtime.in_flight:
+                continue
+            due = row.next_poll_at
+            if takeover and row.last_polled_at is not None:
+                due = max(due or row.last_polled_at, row.last_polled_at + runtime.config.every)
+            runtime.state, runtime.status = row.state, row.status
+            runtime.consecutive_errors, runtime.next_poll_at = row.consecutive_errors, due
+            runtime.failing_since, runtime.failing_notice_at = row.failing_since, row.failing_notice_at
+            adopted.append(key)
+        return adopted
+
+    def _holds(self, runtime: SourceRuntime) -> bool:
+        return self.leases is None or self.leases.holds(runtime.ref.id)
+
     async def start(self) -> None:
         self._queue = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="veille-writer")
@@ -226,6 +252,8 @@ class Pipeline:
         """Poll one source if it is due (or `force`, except inside a Retry-After window); store the result."""
         runtime = self.runtimes.get(key)
         if runtime is None or runtime.in_flight:  # None: removed by a reload while its job was firing
+            return None
+        if not self._holds(runtime):  # another daemon polls it
             return None
         if not self.is_due(runtime) and not (force and runtime.status is not SourceStatus.RATE_LIMITED):
             return None
@@ -279,7 +307,7 @@ class Pipeline:
         for key, external_ids in grouped.items():
             runtime = self.runtimes.get(key)
             refresh = getattr(runtime.driver, "refresh", None) if runtime else None
-            if runtime is None or refresh is None or runtime.in_flight:
+            if runtime is None or refresh is None or runtime.in_flight or not self._holds(runtime):
                 continue
             ctx = PollContext(http=self.http, clock=self.clock, client_id=runtime.config.client_id,
                               source_key=key, log=logging.LoggerAdapter(log, {"source": key}), env=self.env,
@@ -303,7 +331,7 @@ class Pipeline:
         results = []
         for key in keys:
             runtime = self.runtimes.get(key)
-            if runtime is None:  # removed by a reload; its consumer runs until the next restart
+            if runtime is None or not self._holds(runtime):  # removed by a reload, or another daemon's
                 continue
             result = PollResult(runtime, started, outcome=PollOutcome(cursor=str(cursor)))
             for item in items_by_client.get(runtime.config.client_id, []):

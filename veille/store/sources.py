@@ -6,7 +6,7 @@ stores the hits it produced, so a crash or a failed commit re-fetches rather tha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ class SourceRow:
     next_poll_at: datetime | None
     failing_since: datetime | None
     failing_notice_at: datetime | None
+    last_polled_at: datetime | None = None
 
 
 def sync_config(conn: Connection, config: Config, now: datetime) -> dict[str, SourceRef]:
@@ -55,7 +56,18 @@ def sync_config(conn: Connection, config: Config, now: datetime) -> dict[str, So
 
 
 def load_source(conn: Connection, source_id: int) -> SourceRow:
-    r = conn.execute(select(sources).where(sources.c.id == source_id)).one()
+    return _source_row(conn.execute(select(sources).where(sources.c.id == source_id)).one())
+
+
+def load_sources(conn: Connection, source_ids: Collection[int]) -> dict[int, SourceRow]:
+    """Many sources' poll state in one query (a daemon taking over another's sources, G7)."""
+    if not source_ids:
+        return {}
+    rows = conn.execute(select(sources).where(sources.c.id.in_(list(source_ids))))
+    return {r.id: _source_row(r) for r in rows}
+
+
+def _source_row(r: Any) -> SourceRow:
     return SourceRow(
         ref=SourceRef(r.id, r.key, r.client_id, r.kind),
         state=PollState(r.etag, r.last_modified, r.cursor, r.content_hash),
@@ -64,6 +76,7 @@ def load_source(conn: Connection, source_id: int) -> SourceRow:
         next_poll_at=r.next_poll_at,
         failing_since=r.failing_since,
         failing_notice_at=r.failing_notice_at,
+        last_polled_at=r.last_polled_at,
     )
 
 
