@@ -3,27 +3,35 @@ daemon's sources are taken over once its leases expire (at once after a clean st
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from tests.support.daemon import make_config
+from tests.support.daemon import config_text, make_config
 from tests.support.feedgen import feed_items, rss
 from tests.support.server import LocalServer, Request, Response
-from veille.clock import FakeClock
+from tests.test_daemon import ROOT, wait_for
+from veille.clock import FakeClock, SystemClock
 from veille.config import Config, HttpConfig
+from veille.daemon import skip_leased
 from veille.http import HttpClient
 from veille.leases import SourceLeases, dead_owners
 from veille.pipeline import Pipeline
 from veille.store import leases as lease_store
 from veille.store.engine import make_engine, read_conn, write_tx
-from veille.store.schema import sources
+from veille.store.migrate import upgrade
+from veille.store.schema import outbox, sources
 
 LEASE = timedelta(minutes=2)
 HOST = "lease-test-host"  # owners of another host: only expiry frees their leases
@@ -121,9 +129,6 @@ def test_concurrent_claims_on_postgresql_never_share_and_never_wait(tmp_path: Pa
 
 
 def test_dead_owners_are_processes_of_this_host_that_are_gone() -> None:
-    import os
-    import socket
-
     host = socket.gethostname()[:30]
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
@@ -202,3 +207,172 @@ async def test_a_takeover_polls_from_the_stored_state_not_a_stale_copy(
         for pipeline in pipelines:
             await pipeline.stop()
             pipeline.engine.dispose()
+
+
+ANGRY = ["Intoxication alimentaire après un repas chez Gégé, honte à eux, scandale !",
+         "Chez Gégé : plus jamais, service odieux et nourriture avariée, je porte plainte",
+         "Chez Gégé m'a rendu malade, arnaque totale, fuyez, c'est dégueulasse"]
+ALERTS = """
+[alerting]
+group_wait = "0s"
+digest_at = "off"
+
+[[contacts]]
+id = "camille"
+name = "Camille"
+channel = "console"
+address = ""
+clients = ["resto"]
+low_urgency_rings = true
+"""
+
+
+def daemon_config(tmp_path: Path, name: str, db_url: str, server: LocalServer, feeds: int) -> Path:
+    extra = (f'[daemon]\nstartup_spread = "1s"\nlease = "3s"\nhealth_file = "{tmp_path / name}-health.json"\n'
+             + ALERTS)
+    text = config_text(db_url, {"resto": [server.url(f"/f{n}") for n in range(feeds)]}, extra=extra, every="30s")
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def held_by(db_url: str) -> dict[str, str | None]:
+    """Source key -> the owner of its live lease."""
+    engine = make_engine(db_url)
+    with read_conn(engine) as conn:
+        rows = conn.execute(select(sources.c.key, sources.c.lease_owner, sources.c.lease_until)).all()
+    engine.dispose()
+    now = datetime.now(UTC)
+    return {key: owner if until is not None and until > now else None for key, owner, until in rows}
+
+
+def outbox_rows(db_url: str) -> list[tuple[str, int]]:
+    engine = make_engine(db_url)
+    with read_conn(engine) as conn:
+        rows = [(state, attempts) for state, attempts in conn.execute(select(outbox.c.state, outbox.c.attempts))]
+    engine.dispose()
+    return rows
+
+
+@pytest.mark.slow
+def test_two_daemons_on_postgresql_split_the_sources_and_one_takes_over_when_the_other_freezes(
+        tmp_path: Path, pg_url: str, server: LocalServer) -> None:
+    """a lists f0-f2, b lists f0-f5: b polls only f3-f5 while a runs. a freezes (SIGSTOP): b holds
+    all six once a's leases expire (lease + one renewal) and polls f0-f2 when due (a's last poll +
+    30 s); a wakes up, finds its leases lost and polls nothing; kill -9 a changes nothing. The alert
+    raised by the angry posts of f0 is printed by one daemon only."""
+    now = datetime.now(UTC)
+    angry = [{"title": text[:60], "text": text, "guid": f"urn:buzz:{n}", "link": f"https://news.example.org/{n}",
+              "date": format_datetime(now - timedelta(minutes=n))} for n, text in enumerate(ANGRY)]
+    for n in range(6):
+        body = rss(feed_items(n, 6) + (angry if n == 0 else []))
+        server.route(f"/f{n}", Response(200, body, {"Content-Type": "application/rss+xml"}))
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    engine.dispose()
+    configs = {name: daemon_config(tmp_path, name, pg_url, server, feeds) for name, feeds in (("a", 3), ("b", 6))}
+    outputs = {name: tmp_path / f"{name}.out" for name in configs}
+    processes: dict[str, subprocess.Popen[str]] = {}
+
+    def start(name: str) -> None:
+        with outputs[name].open("w") as output:
+            processes[name] = subprocess.Popen([sys.executable, "-m", "veille", "run", "--config", str(configs[name])],
+                                               cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, text=True)
+
+    def fetches(n: int) -> list[float]:
+        return [r.at for r in server.requests_to(f"/f{n}")]
+
+    def log(name: str) -> str:
+        return outputs[name].read_text(encoding="utf-8")
+
+    a_keys = {f"resto/f{n}" for n in range(3)}
+    b_keys = {f"resto/f{n}" for n in range(3, 6)}
+    try:
+        start("a")
+        assert wait_for(lambda: {k for k, o in held_by(pg_url).items() if o} == a_keys, 30), log("a")
+        [owner_a] = set(held_by(pg_url).values())
+        start("b")
+        assert wait_for(lambda: all(fetches(n) for n in range(6)), 30), log("b")
+        holders = held_by(pg_url)
+        assert {holders[k] for k in a_keys} == {owner_a}
+        assert len({holders[k] for k in b_keys}) == 1 and holders["resto/f3"] not in (None, owner_a)
+        assert wait_for(lambda: outbox_rows(pg_url) and all(s == "sent" for s, _ in outbox_rows(pg_url)), 20), \
+            (outbox_rows(pg_url), log("a"), log("b"))
+        time.sleep(2)  # both daemons run their lease, alerting and poll jobs meanwhile
+        assert [len(fetches(n)) for n in range(6)] == [1] * 6  # each feed fetched by one daemon only
+
+        processes["a"].send_signal(signal.SIGSTOP)  # frozen, not dead: only its leases' expiry frees f0-f2
+        frozen = time.monotonic()
+        assert wait_for(lambda: set(held_by(pg_url).values()) == {holders["resto/f3"]}, 3 + 1 + 2), held_by(pg_url)
+        taken_after = time.monotonic() - frozen
+        assert taken_after >= 3 * 5 / 6 - 1  # not before a's lease ran out (a renewed at most 1 s before)
+        processes["a"].send_signal(signal.SIGCONT)  # a wakes up: its leases are gone, it must not poll f0-f2
+        assert wait_for(lambda: all(len(fetches(n)) >= 2 for n in range(6)), 45), [fetches(n) for n in range(6)]
+        for n in range(3):  # taken over by b when due: a's poll + 30 s, not at once
+            first, second = fetches(n)
+            assert second - first >= 29, (n, second - first)
+        time.sleep(1)
+        assert [len(fetches(n)) for n in range(6)] == [2] * 6  # a, awake again, polled nothing
+        assert "lost the lease of 3 sources" in log("a")
+
+        processes["a"].kill()  # kill -9 while b holds everything: nothing moves
+        processes["a"].wait(timeout=10)
+        time.sleep(1.5)
+        assert set(held_by(pg_url).values()) == {holders["resto/f3"]}
+
+        sent = [row for row in outbox_rows(pg_url) if row[0] == "sent"]
+        printed = log("a").count("--- camille") + log("b").count("--- camille")
+        assert sent and printed == len(sent) and all(attempts == 1 for _, attempts in sent)
+
+        processes["b"].terminate()
+        assert processes["b"].wait(timeout=15) == 0, log("b")
+        assert set(held_by(pg_url).values()) == {None}  # released at a clean stop
+        assert "released 6 source leases" in log("b")
+        print(f"takeover {taken_after:.1f}s after SIGSTOP")
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def test_a_holder_frozen_inside_its_lease_transaction_does_not_block_the_takeover(
+        tmp_path: Path, pg_url: str, clock: FakeClock) -> None:
+    """PostgreSQL keeps a frozen session's row locks, and claims skip locked rows: the session is
+    ended after a lease of idleness in the lease transaction, and the rows are taken over."""
+    ids = source_ids(feeds_config(tmp_path, pg_url, 3))
+    lease = timedelta(seconds=1)
+    engine = make_engine(pg_url)
+    try:
+        frozen = engine.connect()
+        frozen.begin()
+        lease_store.limit_idle(frozen, lease)
+        assert lease_store.claim(frozen, "h:1:a", ids, clock.now(), lease) == set(ids)  # ...then freezes
+        with write_tx(engine) as conn:
+            assert lease_store.claim(conn, "h:2:b", ids, clock.now(), lease) == set()  # locked: skipped
+        time.sleep(lease.total_seconds() + 0.5)
+        with write_tx(engine) as conn:
+            assert lease_store.claim(conn, "h:2:b", ids, clock.now(), lease) == set(ids)
+        frozen.invalidate()
+    finally:
+        engine.dispose()
+
+
+def test_run_once_skips_the_sources_a_live_daemon_holds(tmp_path: Path, db_url: str) -> None:
+    """`veille run --once` beside a running daemon: it polls only what no live daemon holds; a lease
+    left by a crashed process of this host does not hold it back."""
+    config = feeds_config(tmp_path, db_url, 4)
+    engine = make_engine(db_url)
+    pipeline = Pipeline(config, engine, SystemClock(), http=None)
+    pipeline.load()
+    keys = sorted(pipeline.runtimes)
+    ids = [pipeline.runtimes[k].ref.id for k in keys]
+    crashed = f"{socket.gethostname()[:30]}:{os.getpid()}:previous-life"
+    try:
+        with write_tx(engine) as conn:
+            now = SystemClock().now()
+            lease_store.claim(conn, f"{HOST}:7:live", ids[:2], now, LEASE)
+            lease_store.claim(conn, crashed, ids[2:3], now, LEASE)
+        assert skip_leased(engine, pipeline, keys) == keys[2:]
+    finally:
+        engine.dispose()

@@ -61,6 +61,7 @@ class SourceLeases:
         The state is read in the claiming transaction: the previous holder's last write is in it."""
         now = self.clock.now()
         with write_tx(self.engine) as conn:
+            lease_store.limit_idle(conn, self.lease)
             dead = dead_owners(lease_store.live_owners(conn, now), self.owner)
             held = lease_store.renew(conn, self.owner, ids, now, self.lease)
             held |= lease_store.claim(conn, self.owner, ids, now, self.lease, dead=dead)

@@ -18,6 +18,15 @@ from veille.store.alerts import is_pg
 from veille.store.schema import sources
 
 
+def limit_idle(conn: Connection, lease: timedelta) -> None:
+    """PostgreSQL: end this session if its process freezes inside the lease transaction for a lease.
+
+    Its row locks would otherwise last as long as the freeze, and the other daemons' claims skip
+    locked rows: the frozen daemon's sources would never be taken over."""
+    if is_pg(conn):
+        conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {int(lease.total_seconds() * 1000)}")
+
+
 def live_owners(conn: Connection, now: datetime) -> set[str]:
     """Owners holding at least one unexpired lease (to find dead ones among them)."""
     query = select(sources.c.lease_owner).where(sources.c.lease_until > now).distinct()
