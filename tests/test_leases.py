@@ -376,3 +376,30 @@ def test_run_once_skips_the_sources_a_live_daemon_holds(tmp_path: Path, db_url: 
         assert skip_leased(engine, pipeline, keys) == keys[2:]
     finally:
         engine.dispose()
+
+
+def test_a_source_taken_back_after_failed_renewals_is_read_again(tmp_path: Path, db_url: str,
+                                                                 clock: FakeClock) -> None:
+    """a's renewals fail (database unreachable from a) past its lease; b takes the source, polls it
+    (a new ETag) and stops. When a claims it back, a still lists it as held, yet must read it again."""
+    from sqlalchemy import update
+
+    ids = source_ids(feeds_config(tmp_path, db_url, 1))
+    engine = make_engine(db_url)
+    a = SourceLeases(engine, clock, lease=LEASE, owner=f"{HOST}:1:a")
+    b = SourceLeases(engine, clock, lease=LEASE, owner=f"{HOST}:2:b")
+    try:
+        a.publish(first := a.take(ids))
+        assert set(first.acquired) == set(ids) and a.holds(ids[0])
+        clock.advance(LEASE.total_seconds() + 1)
+        assert not a.holds(ids[0])  # a's lease ran out unrenewed: a stops polling it
+        b.publish(b.take(ids))
+        with write_tx(engine) as conn:  # b's poll
+            conn.execute(update(sources).where(sources.c.id == ids[0]).values(etag='"b"'))
+        b.release()
+        again = a.take(ids)
+        assert again.held == frozenset(ids) and again.acquired[ids[0]].state.etag == '"b"'
+        clock.advance(10)
+        assert a.take(ids).acquired == {}  # a plain renewal reads nothing
+    finally:
+        engine.dispose()

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from veille.clock import Clock, SystemClock
 from veille.config import Config, describe_secrets, load_config, runtime_problems
 from veille.durations import format_duration
-from veille.errors import ConfigError, ConfigProblem
+from veille.errors import ConfigError, ConfigProblem, StorageError
 from veille.health import HEARTBEAT_SECONDS, Health, write_health
 from veille.http import HttpClient, quiet_http_loggers
 from veille.leases import SourceLeases
@@ -347,9 +347,9 @@ class Daemon:
             for key in changes.removed:
                 if self.scheduler.get_job(key) is not None:
                     self.scheduler.remove_job(key)
+            if changes.added:  # claimed before their first run is scheduled, not at the next renewal
+                await self._safe_refresh_leases()
             self.schedule_sources(changes.added)
-            if changes.added:
-                await self._safe_refresh_leases()  # claim the new sources now, not at the next renewal
             for key in changes.changed:
                 runtime = self.components.pipeline.runtimes[key]
                 job = self.scheduler.get_job(key)
@@ -401,7 +401,9 @@ class Daemon:
     async def _safe_refresh_leases(self) -> None:
         try:
             await self.refresh_leases()
-        except Exception:  # the database is unreachable: the leases run out, polls pause until it is back
+        except StorageError as exc:  # the leases run out: polls pause until the database is back
+            log.warning("source lease renewal failed: %s", exc)
+        except Exception:
             log.exception("source lease renewal failed")
 
     def _run_when_due(self, keys: Iterable[str]) -> None:

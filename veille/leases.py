@@ -63,10 +63,13 @@ class SourceLeases:
         with write_tx(self.engine) as conn:
             lease_store.limit_idle(conn, self.lease)
             dead = dead_owners(lease_store.live_owners(conn, now), self.owner)
-            held = lease_store.renew(conn, self.owner, ids, now, self.lease)
-            held |= lease_store.claim(conn, self.owner, ids, now, self.lease, dead=dead)
-            acquired = load_sources(conn, held - self.held)
-        return LeaseRound(frozenset(held), acquired, self.held - held, now + self.lease * TRUSTED_SHARE)
+            renewed = lease_store.renew(conn, self.owner, ids, now, self.lease)
+            # Claimed rows were not ours a moment ago: another daemon may have polled them since we
+            # last did (even ones we still think we hold, if our renewals failed meanwhile).
+            claimed = lease_store.claim(conn, self.owner, ids, now, self.lease, dead=dead)
+            acquired = load_sources(conn, claimed)
+        held = frozenset(renewed | claimed)
+        return LeaseRound(held, acquired, self.held - held, now + self.lease * TRUSTED_SHARE)
 
     def publish(self, lease_round: LeaseRound) -> None:
         """Poll by the new set (on the event loop, once the acquired sources' state is mirrored)."""
