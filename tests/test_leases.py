@@ -154,30 +154,36 @@ def etag_feed(body: str) -> object:
     return handler
 
 
+async def leased_pipelines(config: Config, clock: FakeClock, http: HttpClient) -> list[Pipeline]:
+    """Daemons a and b on one database: each pipeline polls what its leases hold."""
+    pipelines = []
+    for name in ("a", "b"):
+        pipeline = Pipeline(config, make_engine(config.database_url), clock, http, rng=random.Random(1))
+        pipeline.load()
+        pipeline.leases = SourceLeases(pipeline.engine, clock, lease=LEASE, owner=f"{HOST}:{name}:x")
+        await pipeline.start()
+        pipelines.append(pipeline)
+    return pipelines
+
+
+def renew(pipeline: Pipeline, *, takeover: bool) -> list[str]:
+    """What the daemon's lease job does every lease/3."""
+    assert pipeline.leases is not None
+    lease_round = pipeline.leases.take([r.ref.id for r in pipeline.runtimes.values()])
+    adopted = pipeline.adopt(lease_round.acquired, takeover=takeover)
+    pipeline.leases.publish(lease_round)
+    return adopted
+
+
 async def test_a_takeover_polls_from_the_stored_state_not_a_stale_copy(
         tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
     """b loaded its sources before a polled them; when it takes over it must send a's ETag (a 304),
     not re-read the feed from its own stale copy, and wait for the source's interval after a's poll."""
     server.route("/f0", etag_feed(rss(feed_items(0, 10))))  # type: ignore[arg-type]
     config = feeds_config(tmp_path, db_url, 1, server)
-    pipelines = []
-    for name in ("a", "b"):
-        pipeline = Pipeline(config, make_engine(db_url), clock, http, rng=random.Random(1))
-        pipeline.load()
-        pipeline.leases = SourceLeases(pipeline.engine, clock, lease=LEASE, owner=f"{HOST}:{name}:x")
-        await pipeline.start()
-        pipelines.append(pipeline)
+    pipelines = await leased_pipelines(config, clock, http)
     a, b = pipelines
     key = next(iter(a.runtimes))
-
-    def renew(pipeline: Pipeline, *, takeover: bool) -> list[str]:
-        """What the daemon's lease job does every lease/3."""
-        assert pipeline.leases is not None
-        lease_round = pipeline.leases.take([r.ref.id for r in pipeline.runtimes.values()])
-        adopted = pipeline.adopt(lease_round.acquired, takeover=takeover)
-        pipeline.leases.publish(lease_round)
-        return adopted
-
     try:
         assert renew(a, takeover=False) == [key]
         assert renew(b, takeover=False) == []
@@ -403,3 +409,31 @@ def test_a_source_taken_back_after_failed_renewals_is_read_again(tmp_path: Path,
         assert a.take(ids).acquired == {}  # a plain renewal reads nothing
     finally:
         engine.dispose()
+
+
+async def test_a_daemon_that_lost_a_source_mid_poll_does_not_overwrite_the_new_holders_state(
+        tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    """a freezes during its fetch past its lease; b takes the source over. a's late result stores its
+    hits (nobody had them) but not its poll state: the row keeps what its holder b knows (fencing)."""
+    config = feeds_config(tmp_path, db_url, 1, server)
+    a, b = await leased_pipelines(config, clock, http)
+    key = next(iter(a.runtimes))
+    body = rss(feed_items(0, 10))
+
+    def frozen_fetch(_: Request) -> Response:
+        clock.advance(LEASE.total_seconds() + 1)  # a is frozen meanwhile...
+        renew(b, takeover=True)  # ...and b takes the source over
+        return Response(200, body, {"ETag": '"a"', "Content-Type": "application/rss+xml"})
+
+    server.route("/f0", frozen_fetch)
+    try:
+        assert renew(a, takeover=False) == [key]
+        late = await a.poll(key)
+        assert late is not None and late.new_hits > 0
+        with read_conn(a.engine) as conn:
+            row = conn.execute(select(sources).where(sources.c.key == key)).one()
+        assert row.lease_owner == f"{HOST}:b:x" and row.etag is None and row.last_polled_at is None
+    finally:
+        for pipeline in (a, b):
+            await pipeline.stop()
+            pipeline.engine.dispose()

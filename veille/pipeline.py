@@ -232,6 +232,10 @@ class Pipeline:
     def _holds(self, runtime: SourceRuntime) -> bool:
         return self.leases is None or self.leases.holds(runtime.ref.id)
 
+    def _owner(self) -> str | None:
+        """Poll state is written only for sources this daemon still holds (fencing, G7)."""
+        return self.leases.owner if self.leases is not None else None
+
     async def start(self) -> None:
         self._queue = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="veille-writer")
@@ -414,7 +418,7 @@ class Pipeline:
             stored = store_batch(conn, [(r.runtime.ref, r.matched) for r in results], now)
             source_store.record_successes(conn, [
                 source_store.Success(r.runtime.ref.id, r.outcome, r.runtime.state, _next_poll_at(r.outcome, now))
-                for r in results if r.outcome is not None and not r.refresh], now)
+                for r in results if r.outcome is not None and not r.refresh], now, owner=self._owner())
             for result, new_hits in zip(results, stored, strict=True):
                 updates.append((result, self._finish_one(conn, result, new_hits, now)))
             crash_point("pipeline.before_commit")
@@ -459,7 +463,7 @@ class Pipeline:
             gone_after=self.config.daemon.gone_after)
         source_store.record_failure(conn, runtime.ref.id, kind=error.kind, message=error.message, status=status,
                                     consecutive_errors=errors, failing_since=failing_since, now=now,
-                                    next_poll_at=next_poll_at)
+                                    next_poll_at=next_poll_at, owner=self._owner())
         log.warning("source %s failed (%s, %d in a row): %s; next poll %s", source.key, error.kind.value,
                     errors, error.message, next_poll_at.isoformat(timespec="seconds"))
         if status is SourceStatus.GONE and runtime.status is not SourceStatus.GONE:

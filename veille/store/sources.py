@@ -93,7 +93,14 @@ class Success:
 _BY_ID = update(sources).where(sources.c.id == bindparam("_source_id"))  # SET: the keys of the parameters
 
 
-def record_successes(conn: Connection, successes: Sequence[Success], now: datetime) -> None:
+def _by_id(owner: str | None) -> Any:
+    """The UPDATE of one source's poll state; with `owner`, only while it holds the source's lease (G7):
+    a daemon that lost it mid-poll (frozen past its lease) must not overwrite the new holder's state."""
+    return _BY_ID if owner is None else _BY_ID.where(sources.c.lease_owner == owner)
+
+
+def record_successes(conn: Connection, successes: Sequence[Success], now: datetime, *,
+                     owner: str | None = None) -> None:
     """Advance the poll state of many sources: one UPDATE per set of changed columns (a handful per batch)."""
     rounds: list[dict[tuple[str, ...], list[dict[str, Any]]]] = []
     in_round: set[int] = set()
@@ -104,9 +111,10 @@ def record_successes(conn: Connection, successes: Sequence[Success], now: dateti
         in_round.add(success.source_id)
         values = _success_values(success, now)
         rounds[-1].setdefault(tuple(values), []).append(values)
+    statement = _by_id(owner)
     for shapes in rounds:
         for params in shapes.values():
-            conn.execute(_BY_ID, params)
+            conn.execute(statement, params)
 
 
 def _success_values(success: Success, now: datetime) -> dict[str, Any]:
@@ -131,8 +139,11 @@ def _success_values(success: Success, now: datetime) -> dict[str, Any]:
 
 def record_failure(conn: Connection, source_id: int, *, kind: ErrorKind, message: str, status: SourceStatus,
                    consecutive_errors: int, failing_since: datetime, now: datetime,
-                   next_poll_at: datetime) -> None:
-    conn.execute(update(sources).where(sources.c.id == source_id).values(
+                   next_poll_at: datetime, owner: str | None = None) -> None:
+    statement = update(sources).where(sources.c.id == source_id)
+    if owner is not None:  # see _by_id
+        statement = statement.where(sources.c.lease_owner == owner)
+    conn.execute(statement.values(
         status=status.value, last_polled_at=now, consecutive_errors=consecutive_errors,
         failing_since=failing_since, last_error_kind=kind.value, last_error_message=message[:500],
         next_poll_at=next_poll_at,
