@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
@@ -22,7 +22,6 @@ from veille.clock import Clock
 from veille.config import Config, SourceConfig
 from veille.crashpoints import crash_point
 from veille.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, StorageError
-from veille.leases import SourceLeases
 from veille.matching import Matcher, MatchResult
 from veille.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.scoring.base import Scorer
@@ -39,6 +38,9 @@ from veille.store.hits import (
     stored_versions,
 )
 from veille.store.urls import content_hash
+
+if TYPE_CHECKING:
+    from veille.leases import SourceLeases  # the daemon's; the pipeline alone (bench, tests) imports none of it
 
 log = logging.getLogger("veille.pipeline")
 
