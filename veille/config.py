@@ -63,6 +63,7 @@ class DaemonConfig:
     parse_workers: int = 0  # 0 = one per core
     parse_timeout: float = 5.0
     max_entries: int = 200  # newest entries processed per feed
+    lease: timedelta = timedelta(minutes=2)  # a source's poller is taken over this long after it dies (G7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +233,7 @@ def _parse_daemon(root: Reader) -> DaemonConfig:
         parse_workers=section.int("parse_workers", 0, min=0, max=64),
         parse_timeout=section.float("parse_timeout", base.parse_timeout, min=0.5, max=120),
         max_entries=section.int("max_entries", base.max_entries, min=1, max=10_000),
+        lease=section.duration("lease", base.lease, min=timedelta(seconds=3)),
     )
     section.finish()
     return config

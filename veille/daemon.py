@@ -30,6 +30,7 @@ from veille.durations import format_duration
 from veille.errors import ConfigError, ConfigProblem, StorageError
 from veille.health import HEARTBEAT_SECONDS, Health, write_health
 from veille.http import HttpClient, quiet_http_loggers
+from veille.leases import SourceLeases
 from veille.models import SourceStatus
 from veille.pipeline import Pipeline, PollResult
 from veille.store.engine import make_engine, on_network_filesystem, sqlite_path
@@ -263,12 +264,25 @@ async def run_once(config: Config, *, components: Components | None = None) -> l
     await pipeline.start()
     try:
         keys = [k for k, r in pipeline.runtimes.items() if r.config.kind not in STREAM_KINDS]
+        keys = await asyncio.to_thread(skip_leased, comps.engine, pipeline, keys)
         results = await asyncio.gather(*(pipeline.poll(key, force=True) for key in keys))
     finally:
         await pipeline.stop()
         if components is None:
             await close_all(comps)
     return [r for r in results if r is not None]
+
+
+def skip_leased(engine: Engine, pipeline: Pipeline, keys: list[str]) -> list[str]:
+    """`--once` while a daemon runs: leave the daemon's sources alone (no second poll, no cursor clash).
+
+    It takes no lease itself, so a `--once` killed midway blocks nothing."""
+    leases = SourceLeases(engine, pipeline.clock, lease=pipeline.config.daemon.lease)
+    held = leases.held_elsewhere([pipeline.runtimes[key].ref.id for key in keys])
+    if held:
+        log.warning("%d sources skipped: a running daemon polls them (%s)", len(held),
+                    ", ".join(sorted(set(held.values()))))
+    return [key for key in keys if pipeline.runtimes[key].ref.id not in held]
 
 
 class Daemon:
@@ -283,6 +297,8 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tasks_bg: set[asyncio.Task[Any]] = set()  # reloads in progress
         self._reload_lock = asyncio.Lock()
+        self.leases: SourceLeases | None = None  # made by run(): tests drive schedule_sources without a database
+        self._lease_lock = asyncio.Lock()
 
     def schedule_sources(self, keys: Iterable[str] | None = None) -> None:
         """One interval job per polled source (all, or `keys`), first runs spread over `startup_spread`."""
@@ -337,6 +353,8 @@ class Daemon:
             for key in changes.removed:
                 if self.scheduler.get_job(key) is not None:
                     self.scheduler.remove_job(key)
+            if changes.added:  # claimed before their first run is scheduled, not at the next renewal
+                await self._safe_refresh_leases()
             self.schedule_sources(changes.added)
             for key in changes.changed:
                 runtime = self.components.pipeline.runtimes[key]
@@ -372,6 +390,51 @@ class Daemon:
             if task is not None:
                 self._tasks.discard(task)
 
+    async def refresh_leases(self, *, takeover: bool = True) -> None:
+        """Renew this daemon's source leases and claim free ones; sources taken over run when due."""
+        pipeline = self.components.pipeline
+        if self.leases is None:
+            return
+        async with self._lease_lock:
+            ids = [runtime.ref.id for runtime in pipeline.runtimes.values()]
+            lease_round = await asyncio.to_thread(self.leases.take, ids)
+            adopted = pipeline.adopt(lease_round.acquired, takeover=takeover)
+            self.leases.publish(lease_round)
+        if lease_round.lost:
+            log.warning("lost the lease of %d sources: another daemon polls them now", len(lease_round.lost))
+        if takeover and adopted:
+            log.info("took over %d sources from another daemon", len(adopted))
+            self._run_when_due(adopted)
+
+    async def _safe_refresh_leases(self) -> None:
+        try:
+            await self.refresh_leases()
+        except StorageError as exc:  # the leases run out: polls pause until the database is back
+            log.warning("source lease renewal failed: %s", exc)
+        except Exception:
+            log.exception("source lease renewal failed")
+
+    def _run_when_due(self, keys: Iterable[str]) -> None:
+        """Sources just taken over run at their due time, not at the next tick of a job that idled meanwhile."""
+        pipeline = self.components.pipeline
+        now = self.clock.now()
+        for key in keys:
+            runtime = pipeline.runtimes[key]
+            if self.scheduler.get_job(key) is None:
+                continue
+            due = runtime.next_poll_at
+            if due is None or due <= now:  # overdue: spread, like a start
+                spread = min(runtime.config.every, self.config.daemon.startup_spread).total_seconds()
+                due = now + timedelta(seconds=self.rng.uniform(0, spread))
+            self.scheduler.modify_job(key, next_run_time=due)
+
+    async def _keep_leases(self, leases: SourceLeases, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), leases.renew_every)
+            if not stop.is_set():
+                await self._safe_refresh_leases()
+
     def health(self) -> Health:
         pipeline = self.components.pipeline
         failing = sum(1 for r in pipeline.runtimes.values() if r.consecutive_errors > 0)
@@ -382,6 +445,8 @@ class Daemon:
             problems.append("scheduler not running")
         gone = sum(1 for r in pipeline.runtimes.values() if r.status is SourceStatus.AUTH_FAILED)
         extra: dict[str, object] = {"auth_failed_sources": gone}
+        if self.leases is not None:
+            extra["leases"] = {"owner": self.leases.owner, "held": len(self.leases.held)}
         for source in self.components.health_sources:
             try:
                 report = source()
@@ -421,14 +486,19 @@ class Daemon:
         for starter in self.components.starters:  # a rejected bot token stops here, exit != 0 (B5)
             await starter()
         await pipeline.start()
+        leases = self.leases = pipeline.leases = SourceLeases(self.components.engine, self.clock,
+                                                              lease=self.config.daemon.lease)
+        await self.refresh_leases(takeover=False)  # before the first polls: only the sources it holds
         self.schedule_sources()
         self.scheduler.start()
-        background = [asyncio.create_task(self._heartbeat(), name="veille-heartbeat")]
+        background = [asyncio.create_task(self._heartbeat(), name="veille-heartbeat"),
+                      asyncio.create_task(self._keep_leases(leases, self.stop_event), name="veille-leases")]
         background += [asyncio.create_task(job(self.stop_event), name=getattr(job, "__qualname__", "bg"))
                        for job in self.components.background]
         background += [asyncio.create_task(stream(self.stop_event), name="veille-stream")
                        for stream in build_streams(self.config, pipeline, self.clock)]
-        log.info("veille started: %d clients, %d sources", len(self.config.clients), len(pipeline.runtimes))
+        log.info("veille started: %d clients, %d sources (%d held by this daemon, %s)", len(self.config.clients),
+                 len(pipeline.runtimes), len(leases.held), leases.owner)
         await self.stop_event.wait()
         return await self._drain(background)
 
@@ -452,6 +522,11 @@ class Daemon:
         for task in pending_bg:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        try:  # after the writer's flush: the next holder reads this daemon's last poll state
+            released = await asyncio.to_thread(self.leases.release) if self.leases is not None else 0
+            log.info("released %d source leases", released)
+        except Exception:  # they expire by themselves
+            log.exception("could not release the source leases")
         await close_all(self.components)
         log.info("veille stopped cleanly")
         return 0

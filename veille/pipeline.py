@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
@@ -39,6 +39,9 @@ from veille.store.hits import (
 )
 from veille.store.outage import Backoff, StorageStatus
 from veille.store.urls import content_hash
+
+if TYPE_CHECKING:
+    from veille.leases import SourceLeases  # the daemon's; the pipeline alone (bench, tests) imports none of it
 
 log = logging.getLogger("veille.pipeline")
 
@@ -164,6 +167,7 @@ class Pipeline:
         self._writer: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._poll_slots = asyncio.Semaphore(config.daemon.concurrency)
+        self.leases: SourceLeases | None = None  # set by the daemon: poll only the sources it holds (G7)
 
     @property
     def storage_ok(self) -> bool:
@@ -216,6 +220,34 @@ class Pipeline:
         self.config = config
         return changes
 
+    def adopt(self, rows: dict[int, source_store.SourceRow], *, takeover: bool) -> list[str]:
+        """Mirror the stored state of sources just leased: another daemon may have polled them since it was loaded.
+
+        On a `takeover` the source is not due before its previous holder's last poll + its interval
+        (it would have waited that long too). Returns the keys adopted."""
+        by_id = {runtime.ref.id: key for key, runtime in self.runtimes.items()}
+        adopted = []
+        for source_id, row in rows.items():
+            key = by_id.get(source_id)
+            runtime = self.runtimes[key] if key is not None else None
+            if runtime is None or runtime.in_flight:
+                continue
+            due = row.next_poll_at
+            if takeover and row.last_polled_at is not None:
+                due = max(due or row.last_polled_at, row.last_polled_at + runtime.config.every)
+            runtime.state, runtime.status = row.state, row.status
+            runtime.consecutive_errors, runtime.next_poll_at = row.consecutive_errors, due
+            runtime.failing_since, runtime.failing_notice_at = row.failing_since, row.failing_notice_at
+            adopted.append(key)
+        return adopted
+
+    def _holds(self, runtime: SourceRuntime) -> bool:
+        return self.leases is None or self.leases.holds(runtime.ref.id)
+
+    def _owner(self) -> str | None:
+        """Poll state is written only for sources this daemon still holds (fencing, G7)."""
+        return self.leases.owner if self.leases is not None else None
+
     async def start(self) -> None:
         self._queue = asyncio.Queue()
         self._stopping = asyncio.Event()
@@ -238,6 +270,8 @@ class Pipeline:
         """Poll one source if it is due (or `force`, except inside a Retry-After window); store the result."""
         runtime = self.runtimes.get(key)
         if runtime is None or runtime.in_flight:  # None: removed by a reload while its job was firing
+            return None
+        if not self._holds(runtime):  # another daemon polls it
             return None
         if not self.is_due(runtime) and not (force and runtime.status is not SourceStatus.RATE_LIMITED):
             return None
@@ -291,7 +325,7 @@ class Pipeline:
         for key, external_ids in grouped.items():
             runtime = self.runtimes.get(key)
             refresh = getattr(runtime.driver, "refresh", None) if runtime else None
-            if runtime is None or refresh is None or runtime.in_flight:
+            if runtime is None or refresh is None or runtime.in_flight or not self._holds(runtime):
                 continue
             ctx = PollContext(http=self.http, clock=self.clock, client_id=runtime.config.client_id,
                               source_key=key, log=logging.LoggerAdapter(log, {"source": key}), env=self.env,
@@ -315,7 +349,7 @@ class Pipeline:
         results = []
         for key in keys:
             runtime = self.runtimes.get(key)
-            if runtime is None:  # removed by a reload; its consumer runs until the next restart
+            if runtime is None or not self._holds(runtime):  # removed by a reload, or another daemon's
                 continue
             result = PollResult(runtime, started, outcome=PollOutcome(cursor=str(cursor)))
             for item in items_by_client.get(runtime.config.client_id, []):
@@ -406,7 +440,7 @@ class Pipeline:
             stored = store_batch(conn, [(r.runtime.ref, r.matched) for r in results], now)
             source_store.record_successes(conn, [
                 source_store.Success(r.runtime.ref.id, r.outcome, r.runtime.state, _next_poll_at(r.outcome, now))
-                for r in results if r.outcome is not None and not r.refresh], now)
+                for r in results if r.outcome is not None and not r.refresh], now, owner=self._owner())
             for result, new_hits in zip(results, stored, strict=True):
                 updates.append((result, self._finish_one(conn, result, new_hits, now)))
             crash_point("pipeline.before_commit")
@@ -451,7 +485,7 @@ class Pipeline:
             gone_after=self.config.daemon.gone_after)
         source_store.record_failure(conn, runtime.ref.id, kind=error.kind, message=error.message, status=status,
                                     consecutive_errors=errors, failing_since=failing_since, now=now,
-                                    next_poll_at=next_poll_at)
+                                    next_poll_at=next_poll_at, owner=self._owner())
         log.warning("source %s failed (%s, %d in a row): %s; next poll %s", source.key, error.kind.value,
                     errors, error.message, next_poll_at.isoformat(timespec="seconds"))
         if status is SourceStatus.GONE and runtime.status is not SourceStatus.GONE:

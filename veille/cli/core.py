@@ -165,7 +165,7 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, o
         if row["kind"] == "rss":
             row["note"] = describe_move(from_cursor(row["cursor"], row["target"]), lang) or row["note"]
     columns = ["client_id", "kind", "target", "status", "last_success_at", "consecutive_errors", "last_error_kind",
-               "last_error_message", "hits_count", "next_poll_at", "note", "key"]
+               "last_error_message", "hits_count", "next_poll_at", "note", "key", "lease_owner"]
     if output_format != "table":
         emit(rows, columns, output_format)
         return

@@ -6,7 +6,7 @@ stores the hits it produced, so a crash or a failed commit re-fetches rather tha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ class SourceRow:
     next_poll_at: datetime | None
     failing_since: datetime | None
     failing_notice_at: datetime | None
+    last_polled_at: datetime | None = None
 
 
 def sync_config(conn: Connection, config: Config, now: datetime) -> dict[str, SourceRef]:
@@ -55,7 +56,18 @@ def sync_config(conn: Connection, config: Config, now: datetime) -> dict[str, So
 
 
 def load_source(conn: Connection, source_id: int) -> SourceRow:
-    r = conn.execute(select(sources).where(sources.c.id == source_id)).one()
+    return _source_row(conn.execute(select(sources).where(sources.c.id == source_id)).one())
+
+
+def load_sources(conn: Connection, source_ids: Collection[int]) -> dict[int, SourceRow]:
+    """Many sources' poll state in one query (a daemon taking over another's sources, G7)."""
+    if not source_ids:
+        return {}
+    rows = conn.execute(select(sources).where(sources.c.id.in_(list(source_ids))))
+    return {r.id: _source_row(r) for r in rows}
+
+
+def _source_row(r: Any) -> SourceRow:
     return SourceRow(
         ref=SourceRef(r.id, r.key, r.client_id, r.kind),
         state=PollState(r.etag, r.last_modified, r.cursor, r.content_hash),
@@ -64,6 +76,7 @@ def load_source(conn: Connection, source_id: int) -> SourceRow:
         next_poll_at=r.next_poll_at,
         failing_since=r.failing_since,
         failing_notice_at=r.failing_notice_at,
+        last_polled_at=r.last_polled_at,
     )
 
 
@@ -80,7 +93,14 @@ class Success:
 _BY_ID = update(sources).where(sources.c.id == bindparam("_source_id"))  # SET: the keys of the parameters
 
 
-def record_successes(conn: Connection, successes: Sequence[Success], now: datetime) -> None:
+def _by_id(owner: str | None) -> Any:
+    """The UPDATE of one source's poll state; with `owner`, only while it holds the source's lease (G7):
+    a daemon that lost it mid-poll (frozen past its lease) must not overwrite the new holder's state."""
+    return _BY_ID if owner is None else _BY_ID.where(sources.c.lease_owner == owner)
+
+
+def record_successes(conn: Connection, successes: Sequence[Success], now: datetime, *,
+                     owner: str | None = None) -> None:
     """Advance the poll state of many sources: one UPDATE per set of changed columns (a handful per batch)."""
     rounds: list[dict[tuple[str, ...], list[dict[str, Any]]]] = []
     in_round: set[int] = set()
@@ -91,9 +111,10 @@ def record_successes(conn: Connection, successes: Sequence[Success], now: dateti
         in_round.add(success.source_id)
         values = _success_values(success, now)
         rounds[-1].setdefault(tuple(values), []).append(values)
+    statement = _by_id(owner)
     for shapes in rounds:
         for params in shapes.values():
-            conn.execute(_BY_ID, params)
+            conn.execute(statement, params)
 
 
 def _success_values(success: Success, now: datetime) -> dict[str, Any]:
@@ -118,8 +139,11 @@ def _success_values(success: Success, now: datetime) -> dict[str, Any]:
 
 def record_failure(conn: Connection, source_id: int, *, kind: ErrorKind, message: str, status: SourceStatus,
                    consecutive_errors: int, failing_since: datetime, now: datetime,
-                   next_poll_at: datetime) -> None:
-    conn.execute(update(sources).where(sources.c.id == source_id).values(
+                   next_poll_at: datetime, owner: str | None = None) -> None:
+    statement = update(sources).where(sources.c.id == source_id)
+    if owner is not None:  # see _by_id
+        statement = statement.where(sources.c.lease_owner == owner)
+    conn.execute(statement.values(
         status=status.value, last_polled_at=now, consecutive_errors=consecutive_errors,
         failing_since=failing_since, last_error_kind=kind.value, last_error_message=message[:500],
         next_poll_at=next_poll_at,
