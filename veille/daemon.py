@@ -406,6 +406,27 @@ class Daemon:
             log.info("took over %d sources from another daemon", len(adopted))
             self._run_when_due(adopted)
 
+    async def _release_leases(self, budget: float) -> None:
+        """Give the leases back after the writer's flush, so the next holder reads this daemon's last state.
+
+        Not tried while the database is known to be down, and never past the drain budget: a
+        connection attempt to an unreachable server could take longer than the stop allows, and the
+        leases expire by themselves anyway."""
+        if self.leases is None:
+            return
+        if not self.components.pipeline.storage.ok:
+            log.info("source leases not released (database unavailable): they expire within %s",
+                     self.config.daemon.lease)
+            return
+        try:
+            released = await asyncio.wait_for(asyncio.to_thread(self.leases.release), budget)
+            log.info("released %d source leases", released)
+        except (StorageError, TimeoutError) as exc:
+            log.warning("could not release the source leases (%s): they expire within %s",
+                        exc or "no answer in time", self.config.daemon.lease)
+        except Exception:  # a bug: they still expire by themselves
+            log.exception("could not release the source leases")
+
     async def _safe_refresh_leases(self) -> None:
         try:
             await self.refresh_leases()
@@ -522,11 +543,7 @@ class Daemon:
         for task in pending_bg:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        try:  # after the writer's flush: the next holder reads this daemon's last poll state
-            released = await asyncio.to_thread(self.leases.release) if self.leases is not None else 0
-            log.info("released %d source leases", released)
-        except Exception:  # they expire by themselves
-            log.exception("could not release the source leases")
+        await self._release_leases(max(0.5, deadline - self.clock.monotonic()))
         await close_all(self.components)
         log.info("veille stopped cleanly")
         return 0
