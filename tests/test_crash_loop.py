@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,7 +47,8 @@ SEED = 20261124
 CLIENTS = 8  # one buzz incident each: outbox rows for every start
 FEEDS_PER_CLIENT = 3
 NEW_PER_POLL = 3  # items a feed gains at every request: 50 starts stay under [daemon] max_entries
-KILL_WINDOW = 0.9  # seconds after a start's first poll: hits and rows commit at ~0.2 s, sends from ~0.6 s
+KILL_WINDOW = 0.8  # seconds after a start's first poll: hits and rows commit from ~0.15 s, sends from ~0.5 s
+ANSWER_LATE = 0.25  # seconds the fake Bot API holds each accepted message's answer: the A4 window, widened
 TOKEN_ENV = "CRASH_LOOP_TELEGRAM_TOKEN"
 TAG = re.compile(r"#INC-\d+")
 
@@ -136,7 +138,8 @@ class History:
     """What every kill left; each new snapshot must keep everything committed before."""
 
     last: Snapshot = field(default_factory=lambda: Snapshot(set(), {}))
-    sending_at_kill: set[int] = field(default_factory=set)  # rows a kill caught between claim and result
+    # Row id -> kills that caught it between claim and result (an upper bound on the sends a kill cut off).
+    sending_at_kill: Counter[int] = field(default_factory=Counter)
     kills_after_a_commit: int = 0
 
     def record(self, now: Snapshot, cycle: int) -> None:
@@ -150,7 +153,7 @@ class History:
                                                      f"{now.outbox[row_id]}"
         if now.hits != self.last.hits or now.outbox != self.last.outbox:
             self.kills_after_a_commit += 1
-        self.sending_at_kill |= {r.id for r in now.outbox.values() if r.state == "sending"}
+        self.sending_at_kill.update(r.id for r in now.outbox.values() if r.state == "sending")
         self.last = now
 
 
@@ -255,6 +258,7 @@ def test_g3_fifty_sigkills_during_write_bursts_lose_nothing_committed(tmp_path: 
     history = History()
     helpers: set[int] = set()
     with FakeTelegram() as fake:
+        fake.hang_next("sendMessage", ANSWER_LATE, times=1_000_000)
         config = write_config(tmp_path, server, fake)
         env = {TOKEN_ENV: fake.token}
         with daemons() as started:
@@ -265,8 +269,8 @@ def test_g3_fifty_sigkills_during_write_bursts_lose_nothing_committed(tmp_path: 
                 history.record(inspect(db), cycle)
 
             # The kills landed in the bursts, and some caught rows between claim and result.
-            assert history.kills_after_a_commit >= CYCLES // 2, history.kills_after_a_commit
-            assert history.sending_at_kill, "no kill caught a send in flight"
+            assert history.kills_after_a_commit >= CYCLES // 2, f"{history.kills_after_a_commit} kills after a commit"
+            assert history.sending_at_kill, "no kill caught a row between claim and result"
             assert helpers, "the daemon's helper processes were never seen"
 
             feeds.frozen = True
@@ -285,6 +289,8 @@ def test_g3_fifty_sigkills_during_write_bursts_lose_nothing_committed(tmp_path: 
         sessions = {p.pid for p in started}
         assert wait_for(lambda: not any(session_of(pid) in sessions for pid in helpers), 10)
         assert end.hits == expected
+        # Nothing in the log but the daemons' own records: no helper orphaned by a kill died noisily.
+        assert "Traceback" not in log.read_text(encoding="utf-8", errors="replace")
         check_deliveries(end, history, fake)
 
 
@@ -296,12 +302,16 @@ def check_deliveries(end: Snapshot, history: History, fake: FakeTelegram) -> Non
     recorded = {mid for r in rows for mid in r.message_ids}
     assert recorded <= accepted.keys(), "a row was marked sent without Telegram accepting it"
     tagged = [r for r in rows if r.possible_duplicate]
-    assert {r.id for r in tagged} <= history.sending_at_kill, "possible_duplicate outside the crash window"
+    assert {r.id for r in tagged} <= history.sending_at_kill.keys(), "possible_duplicate outside the crash window"
     for row in tagged:
         assert any("doublon possible" in str(accepted[m].params["text"]) for m in row.message_ids)
-    # A message Telegram accepted that no row recorded: a send the kill cut before `mark_sent`.
+    # A message Telegram accepted that no row recorded: a send a kill cut off before `mark_sent`. A
+    # kill cuts off at most one send of a row, and a row it caught is resent tagged; so an incident
+    # has at most as many such messages as kills caught its tagged rows in flight.
     unrecorded = [accepted[m] for m in accepted.keys() - recorded]
-    assert len(unrecorded) <= len(tagged)
-    tagged_incidents = {f"#INC-{r.incident_id}" for r in tagged}
-    for call in unrecorded:
-        assert set(TAG.findall(str(call.params["text"]))) <= tagged_incidents, call.params["text"][:200]
+    assert len(unrecorded) <= sum(history.sending_at_kill[r.id] for r in tagged)
+    cut_off: Counter[str] = Counter()
+    for row in tagged:
+        cut_off[f"#INC-{row.incident_id}"] += history.sending_at_kill[row.id]
+    mentions = Counter(tag for call in unrecorded for tag in set(TAG.findall(str(call.params["text"]))))
+    assert all(count <= cut_off[tag] for tag, count in mentions.items()), (mentions, cut_off)
