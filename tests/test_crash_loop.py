@@ -114,6 +114,7 @@ class OutboxRow:
     message_ids: tuple[str, ...]
     sent_at: str | None
     possible_duplicate: bool
+    attempts: int
 
 
 @dataclass(slots=True)
@@ -130,9 +131,10 @@ def inspect(db: Path) -> Snapshot:
         pairs = conn.execute("SELECT s.key, h.external_id FROM hits h JOIN sources s ON s.id = h.source_id").fetchall()
         hits = {(key, external_id) for key, external_id in pairs}
         assert len(hits) == len(pairs), "a hit was stored twice"
-        outbox = {row[0]: OutboxRow(row[0], row[1], row[2], tuple(json.loads(row[3] or "[]")), row[4], bool(row[5]))
-                  for row in conn.execute("SELECT id, state, incident_id, message_ids, sent_at, possible_duplicate "
-                                          "FROM outbox")}
+        outbox = {row[0]: OutboxRow(row[0], row[1], row[2], tuple(json.loads(row[3] or "[]")), row[4], bool(row[5]),
+                                    row[6])
+                  for row in conn.execute("SELECT id, state, incident_id, message_ids, sent_at, possible_duplicate, "
+                                          "attempts FROM outbox")}
     return Snapshot(hits, outbox)
 
 
@@ -141,8 +143,9 @@ class History:
     """What every kill left; each new snapshot must keep everything committed before."""
 
     last: Snapshot = field(default_factory=lambda: Snapshot(set(), {}))
-    # Row id -> kills that caught it between claim and result (an upper bound on the sends a kill cut off).
-    sending_at_kill: Counter[int] = field(default_factory=Counter)
+    # (row id, attempt) a kill caught between claim and result: each is at most one send cut off
+    # before `mark_sent` (a row still leased at the next kill is the same attempt, not a new send).
+    caught: set[tuple[int, int]] = field(default_factory=set)
     kills_after_a_commit: int = 0
 
     def record(self, now: Snapshot, cycle: int) -> None:
@@ -156,7 +159,7 @@ class History:
                                                      f"{now.outbox[row_id]}"
         if now.hits != self.last.hits or now.outbox != self.last.outbox:
             self.kills_after_a_commit += 1
-        self.sending_at_kill.update(r.id for r in now.outbox.values() if r.state == "sending")
+        self.caught |= {(r.id, r.attempts) for r in now.outbox.values() if r.state == "sending"}
         self.last = now
 
 
@@ -277,7 +280,7 @@ def test_g3_fifty_sigkills_during_write_bursts_lose_nothing_committed(tmp_path: 
 
             # The kills landed in the bursts, and some caught rows between claim and result.
             assert history.kills_after_a_commit >= CYCLES // 2, f"{history.kills_after_a_commit} kills after a commit"
-            assert history.sending_at_kill, "no kill caught a row between claim and result"
+            assert history.caught, "no kill caught a row between claim and result"
             assert helpers, "the daemon's helper processes were never seen"
 
             feeds.frozen = True
@@ -307,16 +310,17 @@ def check_deliveries(end: Snapshot, history: History, fake: FakeTelegram) -> Non
     recorded = {mid for r in rows for mid in r.message_ids}
     assert recorded <= accepted.keys(), "a row was marked sent without Telegram accepting it"
     tagged = [r for r in rows if r.possible_duplicate]
-    assert {r.id for r in tagged} <= history.sending_at_kill.keys(), "possible_duplicate outside the crash window"
+    caught = Counter(row_id for row_id, _attempt in history.caught)
+    assert {r.id for r in tagged} <= caught.keys(), "possible_duplicate outside the crash window"
     for row in tagged:
         assert any("doublon possible" in str(accepted[m].params["text"]) for m in row.message_ids)
     # A message Telegram accepted that no row recorded: a send a kill cut off before `mark_sent`. A
-    # kill cuts off at most one send of a row, and a row it caught is resent tagged; so an incident
-    # has at most as many such messages as kills caught its tagged rows in flight.
+    # kill cuts off at most the send of the attempt it caught, and a row it caught is resent tagged;
+    # so an incident has at most as many such messages as caught attempts of its tagged rows.
     unrecorded = [accepted[m] for m in accepted.keys() - recorded]
-    assert len(unrecorded) <= sum(history.sending_at_kill[r.id] for r in tagged)
+    assert len(unrecorded) <= sum(caught[r.id] for r in tagged)
     cut_off: Counter[str] = Counter()
     for row in tagged:
-        cut_off[f"#INC-{row.incident_id}"] += history.sending_at_kill[row.id]
+        cut_off[f"#INC-{row.incident_id}"] += caught[row.id]
     mentions = Counter(tag for call in unrecorded for tag in set(TAG.findall(str(call.params["text"]))))
     assert all(count <= cut_off[tag] for tag, count in mentions.items()), (mentions, cut_off)
