@@ -123,14 +123,16 @@ class Snapshot:
     outbox: dict[int, OutboxRow]
 
 
-def inspect(db: Path) -> Snapshot:
+def examine(db: Path, when: str) -> Snapshot:
     """Open the file as any SQLite client would after the crash: sound, constraints kept, then read it."""
     with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        integrity = conn.execute("PRAGMA integrity_check").fetchall()
+        assert integrity == [("ok",)], f"{when}: {integrity[:5]}"
+        violations = conn.execute("PRAGMA foreign_key_check").fetchall()
+        assert violations == [], f"{when}: {violations[:5]}"
         pairs = conn.execute("SELECT s.key, h.external_id FROM hits h JOIN sources s ON s.id = h.source_id").fetchall()
         hits = {(key, external_id) for key, external_id in pairs}
-        assert len(hits) == len(pairs), "a hit was stored twice"
+        assert len(hits) == len(pairs), f"{when}: a hit was stored twice"
         outbox = {row[0]: OutboxRow(row[0], row[1], row[2], tuple(json.loads(row[3] or "[]")), row[4], bool(row[5]),
                                     row[6])
                   for row in conn.execute("SELECT id, state, incident_id, message_ids, sent_at, possible_duplicate, "
@@ -189,6 +191,8 @@ def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
             for pid in session_members(process.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
 
 
 def launch(config: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -276,7 +280,7 @@ def test_g3_fifty_sigkills_during_write_bursts_lose_nothing_committed(tmp_path: 
                 feeds.polled.clear()
                 started.append(launch(config, log, env))
                 helpers |= kill_in_burst(started[-1], feeds.polled, rng.uniform(0, KILL_WINDOW), log)
-                history.record(inspect(db), cycle)
+                history.record(examine(db, f"after kill {cycle}"), cycle)
 
             # The kills landed in the bursts, and some caught rows between claim and result.
             assert history.kills_after_a_commit >= CYCLES // 2, f"{history.kills_after_a_commit} kills after a commit"
@@ -290,7 +294,7 @@ def test_g3_fifty_sigkills_during_write_bursts_lose_nothing_committed(tmp_path: 
             assert wait_for(lambda: drained(db, expected), 60), log.read_text()[-3000:]
             final.send_signal(signal.SIGTERM)
             assert final.wait(timeout=20) == 0, log.read_text()[-3000:]
-            end = inspect(db)
+            end = examine(db, "after the clean stop")
             history.record(end, CYCLES)
 
         # Helpers of killed daemons exit when their pipes close: none is left behind.
