@@ -13,12 +13,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.daemon import config_text
+from tests.support.daemon import config_text, wait_for
 from tests.support.feedgen import feed_items, rss
 from tests.support.server import LocalServer, Request, Response
 from veille.health import check_health
@@ -71,15 +70,6 @@ def serve_feeds(server: LocalServer, feeds: int, items: int, delay: float = 0.0)
 
         server.route(f"/f{n}", handler)
     return expected
-
-
-def wait_for(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_sigterm_drains_and_exits_zero(tmp_path: Path, server: LocalServer) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from tests.support.daemon import config_text
 from tests.support.fake_telegram import FakeTelegram
-from tests.support.feedgen import rss
+from tests.support.feedgen import ANGRY, rss
 from tests.support.server import LocalServer, Response
 from veille.alerting.service import AlertingService
 from veille.bot import TelegramBot
@@ -28,14 +28,6 @@ from veille.store.schema import hits
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # 10:00 in Paris
 CHAT = 111
-ANGRY = [
-    "Intoxication alimentaire après un repas chez Gégé, honte à eux, scandale !",
-    "Chez Gégé : plus jamais, service odieux et nourriture avariée, je porte plainte",
-    "Chez Gégé m'a rendu malade, arnaque totale, fuyez, c'est dégueulasse",
-    "Scandale chez Gégé, des cafards en cuisine, honteux, signalé aux services d'hygiène",
-    "Chez Gégé nous a empoisonnés, toute la famille malade, inadmissible",
-    "Boycott de Chez Gégé après cette intoxication, c'est une honte",
-]
 
 
 def items(start: int, count: int, at: datetime) -> list[dict[str, str]]:

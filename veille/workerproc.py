@@ -15,7 +15,9 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import Connection
+from typing import NoReturn
 
 PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = 1031  # Linux fcntl; absent from Python's fcntl module before 3.10 on some builds
@@ -41,6 +43,20 @@ def spawn(module: str, *args: str) -> tuple[subprocess.Popen[bytes], Connection,
     os.close(request_read)
     os.close(reply_write)
     return process, Connection(request_write, readable=False), Connection(reply_read, writable=False)
+
+
+def run_helper(main: Callable[[], int]) -> NoReturn:
+    """A helper's entry point: exit with `main()`'s code, quietly when the daemon is gone.
+
+    A daemon killed (SIGKILL, OOM) while a helper starts or works leaves it a reply pipe with no
+    reader: its next send raises BrokenPipeError. That is the daemon's crash, not the helper's, so
+    it ends without the traceback that would send the operator looking for a parser or scorer bug.
+    """
+    try:
+        code = main()
+    except BrokenPipeError:
+        code = 0
+    sys.exit(code)
 
 
 def limit_memory(max_bytes: int) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from veille.config import Config, parse_config
 from veille.store.engine import make_engine
@@ -29,3 +31,13 @@ def make_config(tmp_path: Path, db_url: str, feeds: dict[str, list[str]], **kwar
     upgrade(engine)
     engine.dispose()
     return parse_config(text, file=str(path), environ={})
+
+
+def wait_for(predicate: Any, timeout: float) -> bool:
+    """Poll `predicate` every 0.1 s until it is true (True) or `timeout` seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False

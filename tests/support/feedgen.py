@@ -15,6 +15,15 @@ PHRASES = [
     "{name} : nouvelle carte d'automne, à tester",
     "Article du journal local sur {name} et le quartier",
 ]
+# A bad buzz: each of these scores as a risky hit, so an incident opens and outbox rows are written.
+ANGRY = [
+    "Intoxication alimentaire après un repas chez Gégé, honte à eux, scandale !",
+    "Chez Gégé : plus jamais, service odieux et nourriture avariée, je porte plainte",
+    "Chez Gégé m'a rendu malade, arnaque totale, fuyez, c'est dégueulasse",
+    "Scandale chez Gégé, des cafards en cuisine, honteux, signalé aux services d'hygiène",
+    "Chez Gégé nous a empoisonnés, toute la famille malade, inadmissible",
+    "Boycott de Chez Gégé après cette intoxication, c'est une honte",
+]
 OTHER = [
     "Le marché de Noël ouvre ce week-end place de la mairie",
     "Travaux sur la ligne de tram jusqu'en décembre",

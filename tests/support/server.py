@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -107,6 +108,11 @@ class LocalServer:
         daemon_threads = True
         allow_reuse_address = True
         owner: LocalServer
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # A client that went away (a daemon killed mid-request) is not a server bug: no traceback.
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Handler] = {}

@@ -19,7 +19,7 @@ import sys
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from veille.workerproc import limit_memory
+from veille.workerproc import limit_memory, run_helper
 
 if TYPE_CHECKING:
     from veille.matching import Matcher
@@ -93,4 +93,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_helper(main)

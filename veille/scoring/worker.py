@@ -13,6 +13,8 @@ import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from veille.workerproc import run_helper
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
@@ -43,4 +45,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_helper(main)
