@@ -40,12 +40,13 @@ def test_defaults_and_contact_chain() -> None:
 
 def test_every_problem_reported_with_its_path() -> None:
     found = problems('group_wiat = "60s"\nquiet_low = "loud"\nnum_loops = 0\ncritical_risk = 0.1\n'
-                     'operator = "nobody"\ndigest_at = "8h"',
+                     'operator = "nobody"\ndigest_at = "8h"\nlease = "20s"',
                      '\n[[contacts]]\nid = "manager"\nchannel = "pigeon"\nquiet_hours = "22:00"\n'
                      'clients = ["resto", "nope"]\nfavourite = 1\n')
     joined = "\n".join(found)
     for fragment in ["alerting.group_wiat: unknown key", "alerting.quiet_low", "alerting.num_loops",
                      "alerting.critical_risk: is below risk_threshold", "alerting.operator: no contact",
+                     "alerting.lease: (20s) must be longer than send_timeout (30s)",
                      "alerting.digest_at", "contacts[2].id: duplicate contact id", "contacts[2].channel",
                      "contacts[2].quiet_hours", "contacts[2].clients[1]: no client has id 'nope'",
                      "contacts[2].favourite: unknown key", "contacts[2].address: is required"]:

@@ -224,6 +224,7 @@ group_interval = "2s"
 risk_threshold = 0.3
 critical_risk = 0.35
 lease = "5s"
+send_timeout = "4s"
 digest_at = "off"
 
 {contacts}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 
 from veille.configreader import Reader
+from veille.durations import format_duration
 
 CHANNELS = ("telegram", "console", "apprise")
 _CONTACT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -198,6 +199,11 @@ def parse_alerting(root: Reader, client_ids: set[str]) -> AlertingSettings:
         operator=section.str("operator", None),
         contacts=tuple(contacts),
     )
+    if settings.lease <= settings.send_timeout:
+        # A send may take send_timeout; a lease that runs out first lets another relay send it again.
+        section.add("lease", f"({format_duration(settings.lease)}) must be longer than send_timeout "
+                    f"({format_duration(settings.send_timeout)})",
+                    "make lease longer than send_timeout, e.g. lease = \"60s\" with send_timeout = \"30s\"")
     if settings.critical_risk < settings.risk_threshold:
         section.add("critical_risk", "is below risk_threshold", "critical_risk must be >= risk_threshold")
     if settings.operator and settings.contact(settings.operator) is None:
