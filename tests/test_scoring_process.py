@@ -65,3 +65,13 @@ def test_a_helper_that_keeps_failing_falls_back_to_scoring_in_process(caplog: py
 def test_an_answer_of_the_wrong_length_is_a_failure(scorer: ScoringProcess) -> None:
     with pytest.raises(ScorerUnavailable):
         scorer._round_trip(json.dumps(["un", "deux"]).encode(), 3)
+
+
+def test_a_launched_helper_is_waited_for_before_its_first_batch() -> None:
+    """launch() does not wait; a batch sent before "ready" must not take "ready" for its answer."""
+    process = ScoringProcess(SentimentSettings()).launch()
+    try:
+        assert process.score_batch(TEXTS) == load_scorer(SentimentSettings()).score_batch(TEXTS)
+        assert process.start() is process and process.restarts == 0
+    finally:
+        process.close()

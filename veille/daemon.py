@@ -39,6 +39,7 @@ from veille.store.outage import StorageStatus
 
 if TYPE_CHECKING:
     from veille.alerting.service import AlertingService
+    from veille.scoring.process import ScoringProcess
 
 log = logging.getLogger("veille.daemon")
 
@@ -105,7 +106,6 @@ class Components(Wiring):
 
 def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = True) -> Components:
     """Open the database (refusing a schema that is behind or ahead), load the scorer, wire the pipeline."""
-    from veille.feeds.parsepool import FeedParsePool
     from veille.scoring import default_data_dir
     from veille.scoring.process import ScoringProcess
 
@@ -116,6 +116,20 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
     if path is not None and on_network_filesystem(path):
         log.warning("the database %s is on a network filesystem: SQLite WAL needs a local disk", path)
     check_schema(engine)
+    # The model lives in a helper process: scoring runs on the other core, and the daemon's own
+    # memory stays small (veille.scoring.process explains the trade). It loads while the rest is wired.
+    scorer = ScoringProcess(config.sentiment, data_dir=default_data_dir(config.database_url)).launch()
+    try:
+        return _wire(config, engine, clock, scorer, with_alerting=with_alerting)
+    except BaseException:
+        scorer.close()
+        raise
+
+
+def _wire(config: Config, engine: Engine, clock: Clock, scorer: ScoringProcess, *,
+          with_alerting: bool) -> Components:
+    from veille.feeds.parsepool import FeedParsePool
+
     http = HttpClient(config.http, clock=clock)
     storage = StorageStatus()  # one view of the database for the writer, the alerting tick and relays (G8)
     wiring = Wiring(closers=[http.aclose, engine.dispose])
@@ -130,9 +144,7 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
     hooks: AlertingService | None = None
     if with_alerting and config.alerting.enabled:
         hooks = build_alerting(config, engine, clock, wiring, storage=storage)
-    # The model lives in a helper process: scoring runs on the other core, and the daemon's own
-    # memory stays small (veille.scoring.process explains the trade).
-    scorer = ScoringProcess(config.sentiment, data_dir=default_data_dir(config.database_url)).start()
+    scorer.start()  # waits for the model: a model that cannot load stops the daemon here
     wiring.closers.append(scorer.close)
     wiring.health_sources.append(lambda: {"scorer": {"pid": scorer.pid, "restarts": scorer.restarts,
                                                      "in_process": scorer.degraded}})

@@ -58,17 +58,30 @@ class ScoringProcess:
         self._replies: Connection | None = None
         self._lock = threading.Lock()  # one batch at a time through the pipes
         self._fallback: Scorer | None = None
+        self._ready = False  # the helper said "ready" (its model is loaded)
         self._fallback_until: float | None = None
 
-    def start(self) -> ScoringProcess:
-        """Start the helper and wait until its model is loaded; ScorerLoadError if it cannot load it."""
+    def launch(self) -> ScoringProcess:
+        """Start the helper without waiting: it loads its model while the daemon sets up the rest."""
         with self._lock:
-            self._start()
+            if self._process is None:
+                self._spawn()
         return self
 
-    def _start(self) -> None:
+    def start(self) -> ScoringProcess:
+        """Start the helper (unless launched) and wait until its model is loaded; ScorerLoadError if it cannot."""
+        with self._lock:
+            if not self._ready:
+                self._start()
+        return self
+
+    def _spawn(self) -> None:
         self._process, self._requests, self._replies = spawn(
             self.module, json.dumps(asdict(self.settings)), str(self.data_dir or ""))
+
+    def _start(self) -> None:
+        if self._process is None:
+            self._spawn()
         try:
             status, detail = self._receive(START_TIMEOUT)
         except ScorerUnavailable as exc:
@@ -78,6 +91,7 @@ class ScoringProcess:
             self._kill()
             raise ScorerLoadError(str(detail))
         self.name = str(detail)
+        self._ready = True
 
     def score_batch(self, texts: Sequence[str]) -> list[SentimentResult]:
         if not texts:
@@ -101,7 +115,7 @@ class ScoringProcess:
             return self._in_process().score_batch(texts)
 
     def _round_trip(self, message: bytes, count: int) -> list[SentimentResult]:
-        if self._process is None:
+        if not self._ready:
             self._start()
         assert self._requests is not None
         self._requests.send_bytes(message)
@@ -132,6 +146,7 @@ class ScoringProcess:
             raise ScorerUnavailable(f"the process exited ({type(exc).__name__})") from None
 
     def _kill(self) -> None:
+        self._ready = False
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
         if self._process is not None:
