@@ -2,15 +2,20 @@
 
 Serves /feed/<n>: generated French items (20 to 50 per feed), a simulated latency, and for 70 % of
 the feeds an ETag and Last-Modified with 304 on a matching conditional request.
-Run as a process: `python bench/feedhost.py HOSTS BASE_PORT FEEDS LATENCY_MS` prints "ready".
+Run as a process: `python bench/feedhost.py HOSTS BASE_PORT FEEDS LATENCY_MS` prints "ready";
+benchmarks use `running(...)`, which does that on a free port and stops it afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
+import socket
+import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from xml.sax.saxutils import escape
@@ -76,6 +81,22 @@ class Host:
             pass
         finally:
             writer.close()
+
+
+@contextlib.contextmanager
+def running(hosts: int, feeds: int, latency_ms: float) -> Iterator[int]:
+    """Serve in a child process (so its CPU is not the measured process's); yields the port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.2", 0))
+        port = int(probe.getsockname()[1])
+    host = subprocess.Popen([sys.executable, __file__, str(hosts), str(port), str(feeds), str(latency_ms)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout is not None and host.stdout.readline().strip() == "ready"
+        yield port
+    finally:
+        host.terminate()
+        host.wait(timeout=10)
 
 
 async def main(hosts: int, port: int, latency_ms: float) -> None:

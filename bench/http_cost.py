@@ -22,13 +22,14 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import feedhost
 
 ROOT = Path(__file__).resolve().parents[1]
 Fetch = Callable[[str, dict[str, str]], Awaitable[tuple[int, str | None]]]
@@ -133,11 +134,6 @@ RUNNERS = {"httpx": run_httpx, "httpx/host": run_httpx_per_host, "httpcore/host"
            "veille": run_veille}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.2", 0))
-        return int(s.getsockname()[1])
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,27 +151,24 @@ def main() -> None:
         figures = asyncio.run(RUNNERS[name](urls, args.concurrency, args.repeat))
         print(json.dumps(figures))
         return
-    port = free_port()
-    host = subprocess.Popen([sys.executable, str(ROOT / "bench" / "feedhost.py"), str(args.hosts), str(port),
-                             str(args.requests), str(args.latency_ms)], stdout=subprocess.PIPE, text=True)
-    assert host.stdout is not None and host.stdout.readline().strip() == "ready"
+    with feedhost.running(args.hosts, args.requests, args.latency_ms) as port:
+        _compare(args, port)
+
+
+def _compare(args: argparse.Namespace, port: int) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))}
     print(f"{args.requests} requests, {args.concurrency} in flight, {args.hosts} hosts, "
           f"{args.latency_ms:g} ms latency; client CPU ms per request (= CPU s per 1000), best / median of "
           f"{args.repeat}")
     print(f"{'client':>13} {'200':>15} {'conditional':>15}")
-    try:
-        for name in args.clients:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", name, str(port), "--requests", str(args.requests),
-                 "--hosts", str(args.hosts), "--concurrency", str(args.concurrency), "--repeat", str(args.repeat)],
-                capture_output=True, text=True, env=env, check=True)
-            figures = json.loads(out.stdout.strip().splitlines()[-1])
-            cells = [f"{min(v):.2f} / {statistics.median(v):.2f}" for v in figures.values()]
-            print(f"{name:>13} {cells[0]:>15} {cells[1]:>15}")
-    finally:
-        host.terminate()
-        host.wait()
+    for name in args.clients:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", name, str(port), "--requests", str(args.requests),
+             "--hosts", str(args.hosts), "--concurrency", str(args.concurrency), "--repeat", str(args.repeat)],
+            capture_output=True, text=True, env=env, check=True)
+        figures = json.loads(out.stdout.strip().splitlines()[-1])
+        cells = [f"{min(v):.2f} / {statistics.median(v):.2f}" for v in figures.values()]
+        print(f"{name:>13} {cells[0]:>15} {cells[1]:>15}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+import feedhost
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,11 +210,6 @@ def child(variant: str, feeds: int, hosts: int, port: int) -> None:
                       "peak_tree_rss_mb": sampler.peak_tree / 2**20}))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.2", 0))
-        return int(s.getsockname()[1])
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,31 +222,29 @@ def main() -> None:
         variant, feeds, hosts, port = args.child
         child(variant, int(feeds), int(hosts), int(port))
         return
-    port = free_port()
-    host = subprocess.Popen([sys.executable, str(ROOT / "bench" / "feedhost.py"), str(args.hosts), str(port),
-                             str(max(args.feeds)), str(args.latency_ms)], stdout=subprocess.PIPE, text=True)
-    assert host.stdout is not None and host.stdout.readline().strip() == "ready"
+    with feedhost.running(args.hosts, max(args.feeds), args.latency_ms) as port:
+        _compare(args, port)
+
+
+def _compare(args: argparse.Namespace, port: int) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     print(f"{'feeds':>6} {'poller':>8} {'round':>5} {'s':>7} {'feeds/s':>8} {'hits':>6} {'hits/s':>8} "
           f"{'CPU s':>6} {'peak RSS MB (main / with workers)':>34}")
-    try:
-        for feeds in args.feeds:
-            figures = {}
-            for variant in ("obvious", "veille"):
-                out = subprocess.run([sys.executable, __file__, "--child", variant, str(feeds), str(args.hosts),
-                                      str(port)], capture_output=True, text=True, env=env, check=True)
-                data = json.loads(out.stdout.strip().splitlines()[-1])
-                figures[variant] = data
-                for name, r in zip(("cold", "warm"), data["rounds"], strict=True):
-                    print(f"{feeds:>6} {variant:>8} {name:>5} {r['seconds']:>7.2f} {r['sources_per_s']:>8.1f} "
-                          f"{r['hits']:>6} {r['hits_per_s']:>8.1f} {r['cpu_s']:>6.2f} "
-                          f"{data['peak_rss_mb']:>16.0f} / {data['peak_tree_rss_mb']:.0f}")
-            for index, name in enumerate(("cold", "warm")):
-                ratio = (figures["veille"]["rounds"][index]["sources_per_s"]
-                         / figures["obvious"]["rounds"][index]["sources_per_s"])
-                print(f"{feeds:>6} speed-up {name}: x{ratio:.1f}")
-    finally:
-        host.terminate()
+    for feeds in args.feeds:
+        figures = {}
+        for variant in ("obvious", "veille"):
+            out = subprocess.run([sys.executable, __file__, "--child", variant, str(feeds), str(args.hosts),
+                                  str(port)], capture_output=True, text=True, env=env, check=True)
+            data = json.loads(out.stdout.strip().splitlines()[-1])
+            figures[variant] = data
+            for name, r in zip(("cold", "warm"), data["rounds"], strict=True):
+                print(f"{feeds:>6} {variant:>8} {name:>5} {r['seconds']:>7.2f} {r['sources_per_s']:>8.1f} "
+                      f"{r['hits']:>6} {r['hits_per_s']:>8.1f} {r['cpu_s']:>6.2f} "
+                      f"{data['peak_rss_mb']:>16.0f} / {data['peak_tree_rss_mb']:.0f}")
+        for index, name in enumerate(("cold", "warm")):
+            ratio = (figures["veille"]["rounds"][index]["sources_per_s"]
+                     / figures["obvious"]["rounds"][index]["sources_per_s"])
+            print(f"{feeds:>6} speed-up {name}: x{ratio:.1f}")
 
 
 if __name__ == "__main__":

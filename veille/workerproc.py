@@ -12,12 +12,16 @@ sending a usual request never blocks.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import NoReturn
+
+log = logging.getLogger("veille.workerproc")
 
 PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = 1031  # Linux fcntl; absent from Python's fcntl module before 3.10 on some builds
@@ -43,6 +47,73 @@ def spawn(module: str, *args: str) -> tuple[subprocess.Popen[bytes], Connection,
     os.close(request_read)
     os.close(reply_write)
     return process, Connection(request_write, readable=False), Connection(reply_read, writable=False)
+
+
+class Helper:
+    """The daemon's side of one helper process: the process and its two pipes.
+
+    Used by one caller at a time (the parse pool's idle queue, the scorer's lock). `kill` and `stop`
+    are safe to call twice and leave it ready for `spawn` again."""
+
+    def __init__(self, module: str, *args: str) -> None:
+        self.module = module
+        self.args = args
+        self.process: subprocess.Popen[bytes] | None = None
+        self.requests: Connection | None = None
+        self.replies: Connection | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def spawn(self) -> None:
+        """fork+exec only (a few ms): the helper's imports happen after, in the helper."""
+        self.process, self.requests, self.replies = spawn(self.module, *self.args)
+
+    def kill(self) -> None:
+        """Stop the process at once and release its pipes."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - a process stuck in the kernel
+                log.error("helper %s (%s) did not exit after SIGKILL", self.process.pid, self.module)
+        for conn in (self.requests, self.replies):
+            if conn is not None:
+                conn.close()
+        self.process = self.requests = self.replies = None
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Ask the helper to exit (an empty message), then kill it if it does not within `grace` seconds."""
+        if self.process is not None and self.requests is not None and self.process.poll() is None:
+            try:
+                self.requests.send_bytes(b"")
+                self.process.wait(timeout=grace)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+
+def helper_pipes(read_fd: int, write_fd: int) -> tuple[Connection, Connection]:
+    """The helper's side: its (requests, replies) pipes. Ctrl-C reaches the whole process group, but
+    only the daemon decides when its helpers stop, so SIGINT is ignored here."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+
+
+def incoming(requests: Connection) -> Iterator[bytes]:
+    """Requests until the daemon's polite "stop" (an empty message) or its end (the pipe closed).
+
+    A MemoryError while receiving (a request too big for the helper's cap) reaches the caller."""
+    while True:
+        try:
+            message = requests.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not message:
+            return
+        yield message
 
 
 def run_helper(main: Callable[[], int]) -> NoReturn:

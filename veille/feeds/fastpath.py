@@ -105,12 +105,14 @@ class _Reader:
     """Walks a parsed tree the way feedparser's handlers would, for the fields veille reads."""
 
     def __init__(self, base_url: str) -> None:
+        from feedparser.datetimes import _parse_date
         from feedparser.html import _cp1252
         from feedparser.mixin import _FeedParserMixin
         from feedparser.urls import _urljoin, make_safe_absolute_uri
 
         self.base = make_safe_absolute_uri("", base_url) or make_safe_absolute_uri(base_url) or ""
         self._cp1252 = _cp1252
+        self._parse_date = _parse_date
         self._looks_like_html = _FeedParserMixin.looks_like_html
         self._urljoin = _urljoin
 
@@ -315,6 +317,4 @@ class _Reader:
         return _LINK_REFERENCE.sub(r"&\g<1>", value.replace("&amp;", "&"))
 
     def _date(self, entry: dict[str, Any], name: str, node: ElementTree.Element) -> None:
-        from feedparser.datetimes import _parse_date
-
-        entry[name] = _parse_date(self._text(node))
+        entry[name] = self._parse_date(self._text(node))

@@ -20,17 +20,15 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import urlsplit
 
 from veille.errors import PermanentFetchError
 from veille.feeds.entries import DEFAULT_MAX_ENTRIES, ParsedFeed
 from veille.models import ErrorKind
-from veille.workerproc import spawn
+from veille.workerproc import Helper
 
 log = logging.getLogger("veille.feeds.parsepool")
 
@@ -42,23 +40,16 @@ class WorkerGone(Exception):
     """The worker exited or closed its pipe (crash, SIGKILL, MemoryError exit)."""
 
 
-class _Worker:
-    """One worker process and its two pipes. Used by one parse at a time (the pool's idle queue)."""
+class _Worker(Helper):
+    """One parse worker. Used by one parse at a time (the pool's idle queue)."""
 
     def __init__(self, index: int, memory_limit: int) -> None:
+        super().__init__("veille.feeds.worker", str(memory_limit))
         self.index = index
-        self.memory_limit = memory_limit
-        self.process: subprocess.Popen[bytes] | None = None
-        self.requests: Connection | None = None
-        self.replies: Connection | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
 
     async def start(self) -> None:
-        """Spawn the process, then wait on the loop for its "ready" (its imports take ~0.3 s)."""
-        self._spawn()
+        """Spawn the process (on the loop: fork+exec is a few ms), then wait on the loop for its "ready"."""
+        self.spawn()
         try:
             ready = await self.receive(START_TIMEOUT)
         except (TimeoutError, WorkerGone):
@@ -66,10 +57,6 @@ class _Worker:
         if ready != b"ready":
             self.kill()
             raise WorkerGone("the feed parse worker did not start")
-
-    def _spawn(self) -> None:
-        """fork+exec only (a few ms, rare: first use and replacements), so it runs on the loop."""
-        self.process, self.requests, self.replies = spawn("veille.feeds.worker", str(self.memory_limit))
 
     def send(self, message: bytes) -> None:
         """Write one request; the idle worker is blocked reading, so this returns promptly."""
@@ -100,30 +87,6 @@ class _Worker:
             return self.replies.recv_bytes()  # the worker writes a reply in one go
         except (EOFError, OSError) as exc:
             raise WorkerGone(type(exc).__name__) from None
-
-    def kill(self) -> None:
-        """Stop the process at once and release its pipes (safe to call twice)."""
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.kill()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # pragma: no cover - a process stuck in the kernel
-                log.error("parse worker %s did not exit after SIGKILL", self.process.pid)
-        for conn in (self.requests, self.replies):
-            if conn is not None:
-                conn.close()
-        self.process = self.requests = self.replies = None
-
-    def stop(self, grace: float = 1.0) -> None:
-        """Ask the worker to exit, then kill it if it does not within `grace` seconds."""
-        if self.process is not None and self.requests is not None and self.process.poll() is None:
-            try:
-                self.requests.send_bytes(b"")
-                self.process.wait(timeout=grace)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self.kill()
 
 
 class FeedParsePool:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import functools
 import json
-import signal
 import sys
-from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from veille.workerproc import limit_memory, run_helper
+from veille.workerproc import helper_pipes, incoming, limit_memory, run_helper
 
 if TYPE_CHECKING:
     from veille.matching import Matcher
@@ -62,34 +60,27 @@ def handle(message: bytes) -> tuple[Any, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    read_fd, write_fd, memory = int(args[0]), int(args[1]), int(args[2])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the daemon decides
-    limit_memory(memory)
+    requests, replies = helper_pipes(int(args[0]), int(args[1]))
+    limit_memory(int(args[2]))
     import feedparser  # noqa: F401  (warm the imports before announcing readiness)
 
     import veille.feeds.entries  # noqa: F401
 
-    requests = Connection(read_fd, writable=False)
-    replies = Connection(write_fd, readable=False)
     replies.send_bytes(READY)
-    while True:
-        try:
-            message = requests.recv_bytes()
-        except (EOFError, OSError):
-            return 0
-        except MemoryError:  # a body too big for the cap even to be received
-            replies.send_bytes(b'["memory"]')
-            return 3
-        if not message:  # the pool's polite "stop"
-            return 0
-        reply = handle(message)
-        try:
-            replies.send_bytes(json.dumps(reply, separators=(",", ":")).encode())
-        except MemoryError:
-            reply = ("memory",)
-            replies.send_bytes(b'["memory"]')
-        if reply[0] == "memory":
-            return 3  # the heap may be fragmented beyond use: let the pool start a fresh worker
+    try:
+        for message in incoming(requests):
+            reply = handle(message)
+            try:
+                replies.send_bytes(json.dumps(reply, separators=(",", ":")).encode())
+            except MemoryError:
+                reply = ("memory",)
+                replies.send_bytes(b'["memory"]')
+            if reply[0] == "memory":
+                return 3  # the heap may be fragmented beyond use: let the pool start a fresh worker
+    except MemoryError:  # a body too big for the cap even to be received
+        replies.send_bytes(b'["memory"]')
+        return 3
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from veille.models import SentimentLabel, SentimentResult
 from veille.scoring.base import Scorer
 from veille.scoring.loader import ScorerLoadError, load_scorer
 from veille.scoring.settings import SentimentSettings
-from veille.workerproc import spawn
+from veille.workerproc import Helper
 
 log = logging.getLogger("veille.scoring.process")
 
@@ -53,9 +51,7 @@ class ScoringProcess:
         self.data_dir = data_dir
         self.name = "?"
         self.restarts = 0
-        self._process: subprocess.Popen[bytes] | None = None
-        self._requests: Connection | None = None
-        self._replies: Connection | None = None
+        self._helper = Helper(self.module, json.dumps(asdict(settings)), str(data_dir or ""))
         self._lock = threading.Lock()  # one batch at a time through the pipes
         self._fallback: Scorer | None = None
         self._ready = False  # the helper said "ready" (its model is loaded)
@@ -64,8 +60,8 @@ class ScoringProcess:
     def launch(self) -> ScoringProcess:
         """Start the helper without waiting: it loads its model while the daemon sets up the rest."""
         with self._lock:
-            if self._process is None:
-                self._spawn()
+            if self._helper.process is None:
+                self._helper.spawn()
         return self
 
     def start(self) -> ScoringProcess:
@@ -75,13 +71,9 @@ class ScoringProcess:
                 self._start()
         return self
 
-    def _spawn(self) -> None:
-        self._process, self._requests, self._replies = spawn(
-            self.module, json.dumps(asdict(self.settings)), str(self.data_dir or ""))
-
     def _start(self) -> None:
-        if self._process is None:
-            self._spawn()
+        if self._helper.process is None:
+            self._helper.spawn()
         try:
             status, detail = self._receive(START_TIMEOUT)
         except ScorerUnavailable as exc:
@@ -117,8 +109,8 @@ class ScoringProcess:
     def _round_trip(self, message: bytes, count: int) -> list[SentimentResult]:
         if not self._ready:
             self._start()
-        assert self._requests is not None
-        self._requests.send_bytes(message)
+        assert self._helper.requests is not None
+        self._helper.requests.send_bytes(message)
         rows = self._receive(BATCH_TIMEOUT + PER_TEXT_TIMEOUT * count)
         if not isinstance(rows, list) or len(rows) != count:
             raise ScorerUnavailable("an answer of the wrong length")
@@ -137,36 +129,25 @@ class ScoringProcess:
         return self._fallback_until is not None and time.monotonic() < self._fallback_until
 
     def _receive(self, timeout: float) -> Any:
-        assert self._replies is not None
+        replies = self._helper.replies
+        assert replies is not None
         try:
-            if not self._replies.poll(timeout):
+            if not replies.poll(timeout):
                 raise ScorerUnavailable(f"no answer within {timeout:.0f} s")
-            return json.loads(self._replies.recv_bytes())
+            return json.loads(replies.recv_bytes())
         except (EOFError, OSError) as exc:
             raise ScorerUnavailable(f"the process exited ({type(exc).__name__})") from None
 
     def _kill(self) -> None:
         self._ready = False
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-        if self._process is not None:
-            self._process.wait(timeout=10)
-        for conn in (self._requests, self._replies):
-            if conn is not None:
-                conn.close()
-        self._process = self._requests = self._replies = None
+        self._helper.kill()
 
     def close(self) -> None:
         """Ask the helper to exit, then make sure it has."""
         with self._lock:
-            if self._process is not None and self._requests is not None and self._process.poll() is None:
-                try:
-                    self._requests.send_bytes(b"")
-                    self._process.wait(timeout=2)
-                except (OSError, subprocess.TimeoutExpired):
-                    pass
-            self._kill()
+            self._ready = False
+            self._helper.stop(grace=2)
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._helper.pid

@@ -8,20 +8,16 @@ of texts in, a JSON list of `[label, score, lang, reasons]` out. An empty messag
 from __future__ import annotations
 
 import json
-import signal
 import sys
-from multiprocessing.connection import Connection
 from pathlib import Path
 
-from veille.workerproc import run_helper
+from veille.workerproc import helper_pipes, incoming, run_helper
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    read_fd, write_fd, settings_json, data_dir = int(args[0]), int(args[1]), args[2], args[3]
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the daemon decides
-    requests = Connection(read_fd, writable=False)
-    replies = Connection(write_fd, readable=False)
+    requests, replies = helper_pipes(int(args[0]), int(args[1]))
+    settings_json, data_dir = args[2], args[3]
     from veille.scoring.loader import ScorerLoadError, load_scorer
     from veille.scoring.settings import SentimentSettings
 
@@ -32,16 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         replies.send_bytes(json.dumps(["error", str(exc)]).encode())
         return 2
     replies.send_bytes(json.dumps(["ready", scorer.name]).encode())
-    while True:
-        try:
-            message = requests.recv_bytes()
-        except (EOFError, OSError):
-            return 0
-        if not message:
-            return 0
+    for message in incoming(requests):
         results = scorer.score_batch(json.loads(message))
         replies.send_bytes(json.dumps([[r.label.value, r.score, r.lang, list(r.reasons)] for r in results],
                                       separators=(",", ":")).encode())
+    return 0
 
 
 if __name__ == "__main__":
