@@ -28,9 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.fake_telegram import FakeTelegram
-from veille.notify.base import Notification, Urgency
-from veille.notify.telegram import TelegramNotifier
-from veille.notify.telegram_settings import TelegramSettings
+from veille.core.incidents import Urgency
+from veille.notify.base import Notification
+from veille.notify.telegram.notifier import TelegramNotifier
+from veille.notify.telegram.settings import TelegramSettings
 
 
 def tag_number(text: str) -> int:
@@ -44,8 +45,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def report(name: str, latencies: list[float], extra: str = "") -> None:
-    print(f"{name:<44} n={len(latencies):5d}  p50={statistics.median(latencies) * 1000:7.1f} ms  "
-          f"p95={pct(latencies, 0.95) * 1000:7.1f} ms  max={max(latencies) * 1000:7.1f} ms  {extra}")
+    print(
+        f"{name:<44} n={len(latencies):5d}  p50={statistics.median(latencies) * 1000:7.1f} ms  "
+        f"p95={pct(latencies, 0.95) * 1000:7.1f} ms  max={max(latencies) * 1000:7.1f} ms  {extra}"
+    )
 
 
 def pacing_check(fake: FakeTelegram) -> str:
@@ -59,9 +62,19 @@ def pacing_check(fake: FakeTelegram) -> str:
 
 
 def note(i: int, chat: int) -> Notification:
-    return Notification(outbox_id=i, incident_id=i, tag=f"#INC-{i}", kind="opened", client_id=f"c{chat}",
-                        client_name=f"Client {chat}", contact=f"p{chat}", urgency=Urgency.HIGH, silent=False,
-                        title="Bad buzz possible", reasons=("8 voix négatives en 10 min",))
+    return Notification(
+        outbox_id=i,
+        incident_id=i,
+        tag=f"#INC-{i}",
+        kind="opened",
+        client_id=f"c{chat}",
+        client_name=f"Client {chat}",
+        contact=f"p{chat}",
+        urgency=Urgency.HIGH,
+        silent=False,
+        title="Bad buzz possible",
+        reasons=("8 voix négatives en 10 min",),
+    )
 
 
 async def bench_notifier(alerts: int, chats: int, rate: float) -> None:
@@ -85,23 +98,27 @@ async def bench_notifier(alerts: int, chats: int, rate: float) -> None:
 
         fake.accepted.clear()
         t0 = time.monotonic()
-        await asyncio.gather(*(notifier.send(note(10_000 + i, i % chats), str(2000 + i % chats))
-                               for i in range(alerts)))
+        await asyncio.gather(
+            *(notifier.send(note(10_000 + i, i % chats), str(2000 + i % chats)) for i in range(alerts))
+        )
         firsts: dict[str, float] = {}
         for call in fake.accepted:
             firsts.setdefault(call.chat_id, call.at - t0)
-        report(f"notifier, burst of {alerts} at once (first per chat)", list(firsts.values()),
-               f"messages={len(fake.accepted)} (merged)  {pacing_check(fake)}")
+        report(
+            f"notifier, burst of {alerts} at once (first per chat)",
+            list(firsts.values()),
+            f"messages={len(fake.accepted)} (merged)  {pacing_check(fake)}",
+        )
         await notifier.aclose()
 
 
 async def bench_service(alerts: int, chats: int, rate: float, tick: float) -> None:
     from sqlalchemy import insert
 
-    from veille.alerting.service import AlertingService
-    from veille.clock import SystemClock
     from veille.config import parse_config
-    from veille.models import SentimentLabel, SentimentResult, StoredHit
+    from veille.core.clock import SystemClock
+    from veille.core.models import SentimentLabel, SentimentResult, StoredHit
+    from veille.runtime.alerting import AlertingService
     from veille.store.engine import make_engine, write_tx
     from veille.store.migrate import upgrade
     from veille.store.schema import hits
@@ -110,19 +127,33 @@ async def bench_service(alerts: int, chats: int, rate: float, tick: float) -> No
     with FakeTelegram() as fake, tempfile.TemporaryDirectory() as tmp:
         lines = ['timezone = "Europe/Paris"', "[alerting]", 'group_wait = "0s"', "relays = 8", ""]
         for c in range(alerts):  # one client per alert: every hit opens a new incident
-            lines += ["[[clients]]", f'id = "c{c}"', f'name = "Client {c}"', f'keywords = ["marque{c}"]',
-                      "  [[clients.sources]]", '  kind = "rss"', f'  url = "https://example.org/{c}.xml"', ""]
+            lines += [
+                "[[clients]]",
+                f'id = "c{c}"',
+                f'name = "Client {c}"',
+                f'keywords = ["marque{c}"]',
+                "  [[clients.sources]]",
+                '  kind = "rss"',
+                f'  url = "https://example.org/{c}.xml"',
+                "",
+            ]
         for p in range(chats):
             mine = ", ".join(f'"c{c}"' for c in range(p, alerts, chats))
-            lines += ["[[contacts]]", f'id = "p{p}"', 'channel = "telegram"', f'address = "{1000 + p}"',
-                      f"clients = [{mine}]", ""]
+            lines += [
+                "[[contacts]]",
+                f'id = "p{p}"',
+                'channel = "telegram"',
+                f'address = "{1000 + p}"',
+                f"clients = [{mine}]",
+                "",
+            ]
         lines += ["[telegram]", f'api_base_url = "{fake.base_url}"']
         config = parse_config("\n".join(lines), environ={})
         engine = make_engine(f"sqlite:///{tmp}/bench.db")
         upgrade(engine)
         clock = SystemClock()
         with write_tx(engine) as conn:
-            refs = sync_config(conn, config, clock.now())
+            refs = sync_config(conn, config.clients, config.sources, clock.now())
         notifier = TelegramNotifier(config.telegram, fake.token, engine=engine)
         await notifier.start()
         service = AlertingService(config, engine, clock, {"telegram": notifier}, tick_interval=tick)
@@ -137,15 +168,40 @@ async def bench_service(alerts: int, chats: int, rate: float, tick: float) -> No
             source = source_of[f"c{c}"]
             now = datetime.now(UTC)
             with write_tx(engine) as conn:
-                hit_id = conn.execute(insert(hits).values(
-                    source_id=source.id, client_id=f"c{c}", external_id=f"h{i}", text_hash=f"t{i}",
-                    content_hash=f"h{i}", content_changes=0, kind="rss", title="", direct=True,
-                    text=f"Intoxication chez marque{c}, honte, scandale, plainte déposée ({i})",
-                    author="@angry", author_followers=50_000, published_at=now, fetched_at=now,
-                )).inserted_primary_key[0]
-                stored = StoredHit(hit_id, f"c{c}", f"c{c}/rss", "rss", f"h{i}",
-                                   "Intoxication, honte, scandale, plainte", "", None, "@angry", 50_000, True, now,
-                                   now, SentimentResult(SentimentLabel.NEG, -0.95, "fr", ("intoxication",)))
+                hit_id = conn.execute(
+                    insert(hits).values(
+                        source_id=source.id,
+                        client_id=f"c{c}",
+                        external_id=f"h{i}",
+                        text_hash=f"t{i}",
+                        content_hash=f"h{i}",
+                        content_changes=0,
+                        kind="rss",
+                        title="",
+                        direct=True,
+                        text=f"Intoxication chez marque{c}, honte, scandale, plainte déposée ({i})",
+                        author="@angry",
+                        author_followers=50_000,
+                        published_at=now,
+                        fetched_at=now,
+                    )
+                ).inserted_primary_key[0]
+                stored = StoredHit(
+                    hit_id,
+                    f"c{c}",
+                    f"c{c}/rss",
+                    "rss",
+                    f"h{i}",
+                    "Intoxication, honte, scandale, plainte",
+                    "",
+                    None,
+                    "@angry",
+                    50_000,
+                    True,
+                    now,
+                    now,
+                    SentimentResult(SentimentLabel.NEG, -0.95, "fr", ("intoxication",)),
+                )
                 service.on_new_hits(conn, [stored])
             committed[i] = time.monotonic()
 
@@ -167,8 +223,11 @@ async def bench_service(alerts: int, chats: int, rate: float, tick: float) -> No
                 first_per_incident.setdefault(tag_number(text), call.at)
         # incidents are numbered in commit order: incident k was opened by hit k-1
         lat = [first_per_incident[k + 1] - committed[k] for k in committed if k + 1 in first_per_incident]
-        report(f"service (tick {tick:g}s), {alerts} new incidents at {rate:g}/s", lat,
-               f"incidents notified={len(first_per_incident)}  {pacing_check(fake)}")
+        report(
+            f"service (tick {tick:g}s), {alerts} new incidents at {rate:g}/s",
+            lat,
+            f"incidents notified={len(first_per_incident)}  {pacing_check(fake)}",
+        )
         await notifier.aclose()
         engine.dispose()
 

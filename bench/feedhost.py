@@ -32,17 +32,23 @@ def make_feed(n: int) -> bytes:
     for i in range(rng.randint(20, 50)):
         client = rng.choice(CLIENTS)
         words = rng.choice(WORDS_NEG if rng.random() < 0.4 else WORDS_POS)
-        text = (f"Avis sur {client} : {words}. Nous y sommes allés samedi en famille, "
-                f"{rng.choice(WORDS_POS + WORDS_NEG)} et {rng.choice(WORDS_POS + WORDS_NEG)}. "
-                f"<b>Note</b> {rng.randint(1, 5)}/5")
+        text = (
+            f"Avis sur {client} : {words}. Nous y sommes allés samedi en famille, "
+            f"{rng.choice(WORDS_POS + WORDS_NEG)} et {rng.choice(WORDS_POS + WORDS_NEG)}. "
+            f"<b>Note</b> {rng.randint(1, 5)}/5"
+        )
         items.append(
             f"<item><title>{escape(client)} — {escape(words)}</title>"
             f"<link>https://avis.example.org/{n}/{i}</link><guid>urn:feed{n}:item{i}</guid>"
             f"<pubDate>{format_datetime(start - timedelta(minutes=i * 7))}</pubDate>"
-            f"<description>{escape(text)}</description></item>")
-    return ('<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
-            f"<title>Flux {n}</title><link>https://avis.example.org/{n}</link><description>avis</description>"
-            + "".join(items) + "</channel></rss>").encode()
+            f"<description>{escape(text)}</description></item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>Flux {n}</title><link>https://avis.example.org/{n}</link><description>avis</description>"
+        + "".join(items)
+        + "</channel></rss>"
+    ).encode()
 
 
 class Host:
@@ -74,8 +80,11 @@ class Host:
                         writer.write(f"HTTP/1.1 304 Not Modified\r\n{extra}Content-Length: 0\r\n\r\n".encode())
                         await writer.drain()
                         continue
-                writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n{extra}"
-                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                writer.write(
+                    f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n{extra}"
+                    f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, IndexError, ValueError):
             pass
@@ -89,8 +98,11 @@ def running(hosts: int, feeds: int, latency_ms: float) -> Iterator[int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.2", 0))
         port = int(probe.getsockname()[1])
-    host = subprocess.Popen([sys.executable, __file__, str(hosts), str(port), str(feeds), str(latency_ms)],
-                            stdout=subprocess.PIPE, text=True)
+    host = subprocess.Popen(
+        [sys.executable, __file__, str(hosts), str(port), str(feeds), str(latency_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert host.stdout is not None and host.stdout.readline().strip() == "ready"
         yield port
@@ -101,8 +113,7 @@ def running(hosts: int, feeds: int, latency_ms: float) -> Iterator[int]:
 
 async def main(hosts: int, port: int, latency_ms: float) -> None:
     host = Host(latency_ms / 1000)
-    servers = [await asyncio.start_server(host.handle, f"127.0.0.{2 + h}", port, backlog=1024)
-               for h in range(hosts)]
+    servers = [await asyncio.start_server(host.handle, f"127.0.0.{2 + h}", port, backlog=1024) for h in range(hosts)]
     print("ready", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 

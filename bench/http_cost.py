@@ -13,7 +13,7 @@ put its directory first in PYTHONPATH. Clients:
 - httpx/host: the same with one bare httpx.AsyncClient per host, as veille does: the fair reference;
 - httpcore/host: one bare httpcore pool per host on veille's asyncio network backend: the floor for
   anything built on httpcore (its pool, h11, anyio locks and events);
-- veille: veille.http.HttpClient (per-host pools and limit, address guard, deadline, body cap, redirects).
+- veille: veille.net.http.HttpClient (per-host pools and limit, address guard, deadline, body cap, redirects).
 """
 
 from __future__ import annotations
@@ -68,12 +68,13 @@ async def run_rounds(fetch: Fetch, urls: list[str], concurrency: int, repeat: in
 async def run_httpcore_per_host(urls: list[str], concurrency: int, repeat: int) -> dict[str, list[float]]:
     import httpcore
 
-    from veille.netbackend import AsyncioBackend
+    from veille.net.backend import AsyncioBackend
 
     hosts = {url.split("/")[2] for url in urls}
     per_host = -(-concurrency // len(hosts))
-    pools = {host: httpcore.AsyncConnectionPool(max_connections=per_host, network_backend=AsyncioBackend())
-             for host in hosts}
+    pools = {
+        host: httpcore.AsyncConnectionPool(max_connections=per_host, network_backend=AsyncioBackend()) for host in hosts
+    }
 
     async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str | None]:
         response = await pools[url.split("/")[2]].request("GET", url, headers=headers)
@@ -91,6 +92,7 @@ async def run_httpx(urls: list[str], concurrency: int, repeat: int) -> dict[str,
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits, trust_env=False) as client:
+
         async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str | None]:
             response = await client.get(url, headers=headers)
             return response.status_code, response.headers.get("etag")
@@ -99,12 +101,13 @@ async def run_httpx(urls: list[str], concurrency: int, repeat: int) -> dict[str,
 
 
 async def run_veille(urls: list[str], concurrency: int, repeat: int) -> dict[str, list[float]]:
-    from veille.config import HttpConfig
-    from veille.http import HttpClient
+    from veille.net.http import HttpClient
+    from veille.net.options import HttpConfig
 
     per_host = -(-concurrency // len({u.split("/")[2] for u in urls}))  # the bench's concurrency, not the cap
     config = HttpConfig(allow_private_addresses=True, per_host_limit=per_host)
     async with HttpClient(config) as client:
+
         async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str | None]:
             response = await client.get(url, etag=headers.get("If-None-Match"))
             return response.status, response.headers.get("etag")
@@ -130,9 +133,12 @@ async def run_httpx_per_host(urls: list[str], concurrency: int, repeat: int) -> 
         await asyncio.gather(*(c.aclose() for c in clients.values()))
 
 
-RUNNERS = {"httpx": run_httpx, "httpx/host": run_httpx_per_host, "httpcore/host": run_httpcore_per_host,
-           "veille": run_veille}
-
+RUNNERS = {
+    "httpx": run_httpx,
+    "httpx/host": run_httpx_per_host,
+    "httpcore/host": run_httpcore_per_host,
+    "veille": run_veille,
+}
 
 
 def main() -> None:
@@ -157,15 +163,34 @@ def main() -> None:
 
 def _compare(args: argparse.Namespace, port: int) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))}
-    print(f"{args.requests} requests, {args.concurrency} in flight, {args.hosts} hosts, "
-          f"{args.latency_ms:g} ms latency; client CPU ms per request (= CPU s per 1000), best / median of "
-          f"{args.repeat}")
+    print(
+        f"{args.requests} requests, {args.concurrency} in flight, {args.hosts} hosts, "
+        f"{args.latency_ms:g} ms latency; client CPU ms per request (= CPU s per 1000), best / median of "
+        f"{args.repeat}"
+    )
     print(f"{'client':>13} {'200':>15} {'conditional':>15}")
     for name in args.clients:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", name, str(port), "--requests", str(args.requests),
-             "--hosts", str(args.hosts), "--concurrency", str(args.concurrency), "--repeat", str(args.repeat)],
-            capture_output=True, text=True, env=env, check=True)
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                name,
+                str(port),
+                "--requests",
+                str(args.requests),
+                "--hosts",
+                str(args.hosts),
+                "--concurrency",
+                str(args.concurrency),
+                "--repeat",
+                str(args.repeat),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         figures = json.loads(out.stdout.strip().splitlines()[-1])
         cells = [f"{min(v):.2f} / {statistics.median(v):.2f}" for v in figures.values()]
         print(f"{name:>13} {cells[0]:>15} {cells[1]:>15}")

@@ -39,17 +39,57 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from veille.clock import SystemClock  # noqa: E402
-from veille.matching import Matcher, MatchResult  # noqa: E402
-from veille.models import Item  # noqa: E402
+from veille.core.clock import SystemClock  # noqa: E402
+from veille.core.matching import Matcher, MatchResult  # noqa: E402
+from veille.core.models import Item  # noqa: E402
 from veille.sources.jetstream import JetstreamConsumer  # noqa: E402
 
 RECORDED = ROOT.parent / "shared" / "fixtures" / "api" / "bluesky" / "jetstream"
 BASE_US = 1_780_000_000_000_000
-TRADES = ["pizzeria", "boulangerie", "garage", "salon", "fleuriste", "brasserie", "librairie", "bistrot", "cave",
-          "opticien", "pharmacie", "boucherie", "fromagerie", "atelier", "studio", "cabinet", "épicerie", "crêperie"]
-NAMES = ["martin", "dupont", "lemoine", "gégé", "lucie", "océane", "rené", "zoé", "hélène", "yannick", "maëlle",
-         "bastien", "chloé", "théo", "margaux", "jules", "inès", "noé", "léon", "camille", "aurore", "félix"]
+TRADES = [
+    "pizzeria",
+    "boulangerie",
+    "garage",
+    "salon",
+    "fleuriste",
+    "brasserie",
+    "librairie",
+    "bistrot",
+    "cave",
+    "opticien",
+    "pharmacie",
+    "boucherie",
+    "fromagerie",
+    "atelier",
+    "studio",
+    "cabinet",
+    "épicerie",
+    "crêperie",
+]
+NAMES = [
+    "martin",
+    "dupont",
+    "lemoine",
+    "gégé",
+    "lucie",
+    "océane",
+    "rené",
+    "zoé",
+    "hélène",
+    "yannick",
+    "maëlle",
+    "bastien",
+    "chloé",
+    "théo",
+    "margaux",
+    "jules",
+    "inès",
+    "noé",
+    "léon",
+    "camille",
+    "aurore",
+    "félix",
+]
 
 
 def client_keywords(count: int, seed: int = 7) -> dict[str, list[str]]:
@@ -58,8 +98,13 @@ def client_keywords(count: int, seed: int = 7) -> dict[str, list[str]]:
     for index in range(count):
         trade, name = rng.choice(TRADES), rng.choice(NAMES)
         tag = f"{trade}{name}".replace("é", "e").replace("è", "e").replace("ë", "e").replace("ô", "o")
-        clients[f"c{index:02}"] = [f"{trade} {name}", f"#{tag}{index}", f"@{tag}{index}.bsky.social",
-                                   f'"{name} {index}" {trade} -recrutement', f"{tag}{index} OR {name}-{trade}-{index}"]
+        clients[f"c{index:02}"] = [
+            f"{trade} {name}",
+            f"#{tag}{index}",
+            f"@{tag}{index}.bsky.social",
+            f'"{name} {index}" {trade} -recrutement',
+            f"{tag}{index} OR {name}-{trade}-{index}",
+        ]
     return clients
 
 
@@ -77,8 +122,33 @@ def source_texts() -> list[tuple[str, list[str]]]:
                 found.append((record["text"], record.get("langs") or []))
     if found:
         return found
-    words = ["le", "la", "les", "un", "une", "des", "et", "à", "pour", "avec", "sur", "dans", "the", "a", "of",
-             "and", "to", "in", "is", "it", "you", "that", "this", "post", "today"]
+    words = [
+        "le",
+        "la",
+        "les",
+        "un",
+        "une",
+        "des",
+        "et",
+        "à",
+        "pour",
+        "avec",
+        "sur",
+        "dans",
+        "the",
+        "a",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "it",
+        "you",
+        "that",
+        "this",
+        "post",
+        "today",
+    ]
     rng = random.Random(3)
     return [(" ".join(rng.choice(words) for _ in range(rng.randint(5, 40))), ["fr"]) for _ in range(200)]
 
@@ -92,11 +162,24 @@ def make_messages(total: int, clients: dict[str, list[str]]) -> list[str]:
         text, langs = texts[seq % len(texts)]
         if rng.random() < 0.02:
             text = f"{text} {rng.choice(keywords)}"
-        event = {"did": f"did:plc:bench{seq % 997:04}", "time_us": BASE_US + seq * 100, "kind": "commit",
-                 "commit": {"rev": f"r{seq}", "operation": "create", "collection": "app.bsky.feed.post",
-                            "rkey": f"b{seq:09}", "cid": f"bafy{seq}",
-                            "record": {"$type": "app.bsky.feed.post", "text": text, "langs": langs,
-                                       "createdAt": "2026-11-20T12:00:00.000Z"}}}
+        event = {
+            "did": f"did:plc:bench{seq % 997:04}",
+            "time_us": BASE_US + seq * 100,
+            "kind": "commit",
+            "commit": {
+                "rev": f"r{seq}",
+                "operation": "create",
+                "collection": "app.bsky.feed.post",
+                "rkey": f"b{seq:09}",
+                "cid": f"bafy{seq}",
+                "record": {
+                    "$type": "app.bsky.feed.post",
+                    "text": text,
+                    "langs": langs,
+                    "createdAt": "2026-11-20T12:00:00.000Z",
+                },
+            },
+        }
         messages.append(json.dumps(event, ensure_ascii=False))
     return messages
 
@@ -132,19 +215,24 @@ def serve(port_queue: Any, total: int, clients: dict[str, list[str]], core: int 
         lines = head.decode("latin-1").split("\r\n")
         path = lines[0].split(" ")[1]
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-        accept = base64.b64encode(hashlib.sha1(
-            (headers["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-        writer.write(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+        accept = base64.b64encode(
+            hashlib.sha1((headers["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+        ).decode()
+        writer.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode()
+        )
         query = parse_qs(urlsplit(path).query)
         rate = float(query.get("rate", ["0"])[0])
         start = int(query.get("start", ["0"])[0])
         count = int(query.get("count", [str(total)])[0])
-        chunk = frames[start:start + count]
+        chunk = frames[start : start + count]
         began = time.perf_counter()
         per_tick = max(1, int(rate * 0.01)) if rate else 1000
         for offset in range(0, len(chunk), per_tick):
-            writer.write(b"".join(chunk[offset:offset + per_tick]))
+            writer.write(b"".join(chunk[offset : offset + per_tick]))
             await writer.drain()
             if rate:
                 delay = began + (offset + per_tick) / rate - time.perf_counter()
@@ -186,11 +274,23 @@ class SqliteSink:
         with write_tx(self.engine) as conn:
             for client_id in clients:
                 conn.execute(clients_table.insert().values(id=client_id, name=client_id, updated_at=now))
-                result = conn.execute(sources.insert().values(
-                    key=f"{client_id}/jetstream", client_id=client_id, kind="bluesky-jetstream", target="jetstream",
-                    every_seconds=60, enabled=True, in_config=True, status="ok", consecutive_errors=0, hits_count=0))
-                self.refs[client_id] = SourceRef(result.inserted_primary_key[0], f"{client_id}/jetstream", client_id,
-                                                 "bluesky-jetstream")
+                result = conn.execute(
+                    sources.insert().values(
+                        key=f"{client_id}/jetstream",
+                        client_id=client_id,
+                        kind="bluesky-jetstream",
+                        target="jetstream",
+                        every_seconds=60,
+                        enabled=True,
+                        in_config=True,
+                        status="ok",
+                        consecutive_errors=0,
+                        hits_count=0,
+                    )
+                )
+                self.refs[client_id] = SourceRef(
+                    result.inserted_primary_key[0], f"{client_id}/jetstream", client_id, "bluesky-jetstream"
+                )
         self.stored = 0
         self.batches = 0
         self.cursor: int | None = None
@@ -199,10 +299,16 @@ class SqliteSink:
         from veille.store.hits import MatchedItem, store_batch
 
         now = datetime.now(UTC)
-        parts = [(self.refs[client_id],
-                  [MatchedItem(i, MatchResult(True, i.direct, tuple((i.extra.get("terms") or "").split(", "))))
-                   for i in found])
-                 for client_id, found in items.items()]
+        parts = [
+            (
+                self.refs[client_id],
+                [
+                    MatchedItem(i, MatchResult(True, i.direct, tuple((i.extra.get("terms") or "").split(", "))))
+                    for i in found
+                ],
+            )
+            for client_id, found in items.items()
+        ]
         with self._write_tx(self.engine) as conn:
             self.stored += sum(len(new) for new in store_batch(conn, parts, now))
         self.batches += 1
@@ -212,10 +318,17 @@ class SqliteSink:
         return None
 
 
-async def run_rate(url: str, rate: float, start: int, count: int, matchers: dict[str, Matcher],
-                   sink: SqliteSink) -> dict[str, float]:
-    consumer = JetstreamConsumer(f"{url}?rate={rate:g}&start={start}&count={count}", matchers, clock=SystemClock(),
-                                 log=logging.getLogger("bench"), batch_size=200, batch_seconds=0.5)
+async def run_rate(
+    url: str, rate: float, start: int, count: int, matchers: dict[str, Matcher], sink: SqliteSink
+) -> dict[str, float]:
+    consumer = JetstreamConsumer(
+        f"{url}?rate={rate:g}&start={start}&count={count}",
+        matchers,
+        clock=SystemClock(),
+        log=logging.getLogger("bench"),
+        batch_size=200,
+        batch_seconds=0.5,
+    )
     stop = asyncio.Event()
     stored_before = sink.stored
     task = asyncio.create_task(consumer.run(stop, sink.load, sink.on_batch))
@@ -227,8 +340,14 @@ async def run_rate(url: str, rate: float, start: int, count: int, matchers: dict
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0  # every post handled (matched)
     stop.set()
     await task  # the last batch is stored before run() returns
-    return {"rate": rate, "posts": consumer.posts_seen, "wall": wall, "posts_s": (consumer.posts_seen - seen0) / wall,
-            "cpu": cpu, "stored": sink.stored - stored_before}
+    return {
+        "rate": rate,
+        "posts": consumer.posts_seen,
+        "wall": wall,
+        "posts_s": (consumer.posts_seen - seen0) / wall,
+        "cpu": cpu,
+        "stored": sink.stored - stored_before,
+    }
 
 
 def main() -> None:
@@ -246,16 +365,21 @@ def main() -> None:
     counts = [int((r or 10_000) * args.seconds) for r in args.rates]
     total = sum(counts)
     queue: Any = multiprocessing.get_context("spawn").Queue()
-    server = multiprocessing.get_context("spawn").Process(target=serve, args=(queue, total, clients, server_core),
-                                                          daemon=True)
+    server = multiprocessing.get_context("spawn").Process(
+        target=serve, args=(queue, total, clients, server_core), daemon=True
+    )
     server.start()
     port = queue.get(timeout=120)
     url = f"ws://127.0.0.1:{port}/subscribe"
-    print(f"consumer on core {consumer_core}, server on core {server_core}; {args.clients} clients, "
-          f"{sum(len(v) for v in clients.values())} keyword entries; "
-          f"texts: {'recorded Jetstream posts' if RECORDED.exists() else 'synthetic'}")
-    print(f"{'offered/s':>10} {'posts':>7} {'wall s':>7} {'posts/s':>9} {'cpu s':>6} {'posts/cpu-s':>11} "
-          f"{'stored':>7}  kept up")
+    print(
+        f"consumer on core {consumer_core}, server on core {server_core}; {args.clients} clients, "
+        f"{sum(len(v) for v in clients.values())} keyword entries; "
+        f"texts: {'recorded Jetstream posts' if RECORDED.exists() else 'synthetic'}"
+    )
+    print(
+        f"{'offered/s':>10} {'posts':>7} {'wall s':>7} {'posts/s':>9} {'cpu s':>6} {'posts/cpu-s':>11} "
+        f"{'stored':>7}  kept up"
+    )
     with tempfile.TemporaryDirectory() as directory:
         sink = SqliteSink(directory, clients)
         start = 0
@@ -263,11 +387,15 @@ def main() -> None:
             result = asyncio.run(run_rate(url, rate, start, count, matchers, sink))
             start += count
             kept = "max" if not rate else ("yes" if result["posts_s"] >= 0.95 * rate else "NO")
-            print(f"{rate or 'max':>10} {result['posts']:>7.0f} {result['wall']:>7.2f} {result['posts_s']:>9.0f} "
-                  f"{result['cpu']:>6.2f} {result['posts'] / max(result['cpu'], 1e-9):>11.0f} "
-                  f"{result['stored']:>7.0f}  {kept}")
-    print("posts/cpu-s is the one-core capacity (CPU seconds of this process, matching + storing); wall-clock "
-          "rates also depend on other load on the machine (see `uptime`).")
+            print(
+                f"{rate or 'max':>10} {result['posts']:>7.0f} {result['wall']:>7.2f} {result['posts_s']:>9.0f} "
+                f"{result['cpu']:>6.2f} {result['posts'] / max(result['cpu'], 1e-9):>11.0f} "
+                f"{result['stored']:>7.0f}  {kept}"
+            )
+    print(
+        "posts/cpu-s is the one-core capacity (CPU seconds of this process, matching + storing); wall-clock "
+        "rates also depend on other load on the machine (see `uptime`)."
+    )
     server.terminate()
 
 

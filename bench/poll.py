@@ -28,8 +28,13 @@ import feedhost
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIENT_KEYWORDS = {"resto": "chez gégé", "tapis": "tapis royal", "osteo": "ostéo lemoine", "zoe": "boutique zoé",
-                   "garage": "garage martin"}
+CLIENT_KEYWORDS = {
+    "resto": "chez gégé",
+    "tapis": "tapis royal",
+    "osteo": "ostéo lemoine",
+    "zoe": "boutique zoé",
+    "garage": "garage martin",
+}
 
 
 class PeakSampler:
@@ -102,18 +107,20 @@ def urls(n: int, hosts: int, port: int) -> list[str]:
 
 
 async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, float]]:
-    from veille.clock import SystemClock
     from veille.config import parse_config
-    from veille.feeds.parsepool import FeedParsePool
-    from veille.http import HttpClient
-    from veille.pipeline import Pipeline
+    from veille.core.clock import SystemClock
+    from veille.net.http import HttpClient
+    from veille.runtime.pipeline import Pipeline
     from veille.scoring.process import ScoringProcess
+    from veille.sources.rss.parsepool import FeedParsePool
     from veille.store.engine import make_engine
     from veille.store.migrate import upgrade
 
     db_url = f"sqlite:///{workdir / 'veille.db'}"
-    parts = [f'[database]\nurl = "{db_url}"\n[http]\nallow_private_addresses = true\nper_host_limit = 8\n'
-             '[daemon]\nconcurrency = 100\n']
+    parts = [
+        f'[database]\nurl = "{db_url}"\n[http]\nallow_private_addresses = true\nper_host_limit = 8\n'
+        "[daemon]\nconcurrency = 100\n"
+    ]
     clients = list(CLIENT_KEYWORDS)
     for client in clients:
         parts.append(f'[[clients]]\nid = "{client}"\nkeywords = ["{CLIENT_KEYWORDS[client]}"]\n')
@@ -131,6 +138,7 @@ async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, floa
     pipeline.load()
     await pool.start()  # as the daemon does at start-up
     await pipeline.start()
+
     async def poll(key: str) -> tuple[int, bool]:
         result = await pipeline.poll(key, force=True)  # keep counts only, as the daemon does
         return (result.new_hits, result.error is not None) if result else (0, False)
@@ -142,8 +150,16 @@ async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, floa
         elapsed = time.perf_counter() - t0
         new_hits = sum(hits for hits, _ in results)
         errors = sum(1 for _, failed in results if failed)
-        rounds.append({"seconds": elapsed, "sources_per_s": len(results) / elapsed, "hits": new_hits,
-                       "hits_per_s": new_hits / elapsed, "cpu_s": cpu_seconds() - cpu0, "errors": errors})
+        rounds.append(
+            {
+                "seconds": elapsed,
+                "sources_per_s": len(results) / elapsed,
+                "hits": new_hits,
+                "hits_per_s": new_hits / elapsed,
+                "cpu_s": cpu_seconds() - cpu0,
+                "errors": errors,
+            }
+        )
     await pipeline.stop()
     await http.aclose()
     pool.close()
@@ -158,7 +174,7 @@ async def run_obvious(feed_urls: list[str], workdir: Path) -> list[dict[str, flo
     import feedparser
     import httpx
 
-    from veille.matching import Matcher
+    from veille.core.matching import Matcher
 
     db = sqlite3.connect(workdir / "obvious.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
@@ -181,8 +197,11 @@ async def run_obvious(feed_urls: list[str], workdir: Path) -> list[dict[str, flo
                 return 0
             parsed = feedparser.parse(response.content)
             matcher = matchers[clients[n % len(clients)]]
-            rows = [(url, e.get("id", e.get("link")), e.get("title", ""), e.get("summary", ""))
-                    for e in parsed.entries if matcher.match(f"{e.get('title', '')} {e.get('summary', '')}").matched]
+            rows = [
+                (url, e.get("id", e.get("link")), e.get("title", ""), e.get("summary", ""))
+                for e in parsed.entries
+                if matcher.match(f"{e.get('title', '')} {e.get('summary', '')}").matched
+            ]
             db.execute("BEGIN")
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO hits VALUES (?, ?, ?, ?)", rows)
@@ -196,8 +215,16 @@ async def run_obvious(feed_urls: list[str], workdir: Path) -> list[dict[str, flo
             cpu0, t0 = cpu_seconds(), time.perf_counter()
             counts = await asyncio.gather(*(poll(client, n, u) for n, u in enumerate(feed_urls)))
             elapsed = time.perf_counter() - t0
-            rounds.append({"seconds": elapsed, "sources_per_s": len(feed_urls) / elapsed, "hits": sum(counts),
-                           "hits_per_s": sum(counts) / elapsed, "cpu_s": cpu_seconds() - cpu0, "errors": 0})
+            rounds.append(
+                {
+                    "seconds": elapsed,
+                    "sources_per_s": len(feed_urls) / elapsed,
+                    "hits": sum(counts),
+                    "hits_per_s": sum(counts) / elapsed,
+                    "cpu_s": cpu_seconds() - cpu0,
+                    "errors": 0,
+                }
+            )
     return rounds
 
 
@@ -206,9 +233,11 @@ def child(variant: str, feeds: int, hosts: int, port: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, PeakSampler() as sampler:
         runner = run_veille if variant == "veille" else run_obvious
         rounds = asyncio.run(runner(feed_urls, Path(tmp)))
-    print(json.dumps({"rounds": rounds, "peak_rss_mb": sampler.peak_self / 2**20,
-                      "peak_tree_rss_mb": sampler.peak_tree / 2**20}))
-
+    print(
+        json.dumps(
+            {"rounds": rounds, "peak_rss_mb": sampler.peak_self / 2**20, "peak_tree_rss_mb": sampler.peak_tree / 2**20}
+        )
+    )
 
 
 def main() -> None:
@@ -228,22 +257,33 @@ def main() -> None:
 
 def _compare(args: argparse.Namespace, port: int) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    print(f"{'feeds':>6} {'poller':>8} {'round':>5} {'s':>7} {'feeds/s':>8} {'hits':>6} {'hits/s':>8} "
-          f"{'CPU s':>6} {'peak RSS MB (main / with workers)':>34}")
+    print(
+        f"{'feeds':>6} {'poller':>8} {'round':>5} {'s':>7} {'feeds/s':>8} {'hits':>6} {'hits/s':>8} "
+        f"{'CPU s':>6} {'peak RSS MB (main / with workers)':>34}"
+    )
     for feeds in args.feeds:
         figures = {}
         for variant in ("obvious", "veille"):
-            out = subprocess.run([sys.executable, __file__, "--child", variant, str(feeds), str(args.hosts),
-                                  str(port)], capture_output=True, text=True, env=env, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", variant, str(feeds), str(args.hosts), str(port)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
             data = json.loads(out.stdout.strip().splitlines()[-1])
             figures[variant] = data
             for name, r in zip(("cold", "warm"), data["rounds"], strict=True):
-                print(f"{feeds:>6} {variant:>8} {name:>5} {r['seconds']:>7.2f} {r['sources_per_s']:>8.1f} "
-                      f"{r['hits']:>6} {r['hits_per_s']:>8.1f} {r['cpu_s']:>6.2f} "
-                      f"{data['peak_rss_mb']:>16.0f} / {data['peak_tree_rss_mb']:.0f}")
+                print(
+                    f"{feeds:>6} {variant:>8} {name:>5} {r['seconds']:>7.2f} {r['sources_per_s']:>8.1f} "
+                    f"{r['hits']:>6} {r['hits_per_s']:>8.1f} {r['cpu_s']:>6.2f} "
+                    f"{data['peak_rss_mb']:>16.0f} / {data['peak_tree_rss_mb']:.0f}"
+                )
         for index, name in enumerate(("cold", "warm")):
-            ratio = (figures["veille"]["rounds"][index]["sources_per_s"]
-                     / figures["obvious"]["rounds"][index]["sources_per_s"])
+            ratio = (
+                figures["veille"]["rounds"][index]["sources_per_s"]
+                / figures["obvious"]["rounds"][index]["sources_per_s"]
+            )
             print(f"{feeds:>6} speed-up {name}: x{ratio:.1f}")
 
 

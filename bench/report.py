@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from veille.matching import MatchResult
-from veille.models import Engagement, Item, SentimentLabel, SentimentResult
+from veille.core.matching import MatchResult
+from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult
 from veille.reports import monthly_report, render
 from veille.reports.period import Month
 from veille.store.engine import make_engine, read_conn, write_tx
@@ -37,20 +37,41 @@ def seed(url: str, count: int, text_size: int) -> None:
         conn.execute(clients.insert().values(id="resto", name="Chez Gégé", updated_at=start))
         refs = []
         for kind in ("rss", "mastodon", "bluesky", "reddit"):
-            sid = conn.execute(sources.insert().values(
-                key=f"resto/{kind}", client_id="resto", kind=kind, target=kind, every_seconds=600, enabled=True,
-                in_config=True, status="ok", consecutive_errors=0, hits_count=0).returning(sources.c.id)).scalar_one()
+            sid = conn.execute(
+                sources.insert()
+                .values(
+                    key=f"resto/{kind}",
+                    client_id="resto",
+                    kind=kind,
+                    target=kind,
+                    every_seconds=600,
+                    enabled=True,
+                    in_config=True,
+                    status="ok",
+                    consecutive_errors=0,
+                    hits_count=0,
+                )
+                .returning(sources.c.id)
+            ).scalar_one()
             refs.append(SourceRef(sid, f"resto/{kind}", "resto", kind))
     filler = ("avis client chez gégé " * (text_size // 22 + 1))[:text_size]
     for batch in range(0, count, 500):
         at = start + timedelta(minutes=batch * 2)
         items = []
         for n in range(batch, min(batch + 500, count)):
-            items.append(MatchedItem(
-                Item(f"h{n}", f"{n} {filler}", author=f"user{n % 300}", url=f"https://example.org/{n}",
-                     engagement=Engagement(likes=n % 97, reposts=n % 13) if n % 2 else None),
-                MatchResult(True, False, ("chez gege",) if n % 3 else ("chez gege", "pizza")),
-                SentimentResult(LABELS[n % 3], (n % 200) / 100 - 1, "fr")))
+            items.append(
+                MatchedItem(
+                    Item(
+                        f"h{n}",
+                        f"{n} {filler}",
+                        author=f"user{n % 300}",
+                        url=f"https://example.org/{n}",
+                        engagement=Engagement(likes=n % 97, reposts=n % 13) if n % 2 else None,
+                    ),
+                    MatchResult(True, False, ("chez gege",) if n % 3 else ("chez gege", "pizza")),
+                    SentimentResult(LABELS[n % 3], (n % 200) / 100 - 1, "fr"),
+                )
+            )
         with write_tx(engine) as conn:
             store_items(conn, refs[batch // 500 % 4], items, at)
     engine.dispose()
@@ -67,11 +88,19 @@ def main() -> None:
         engine = make_engine(url)
         cpu, wall = time.process_time(), time.perf_counter()
         with read_conn(engine) as conn:
-            report = monthly_report(conn, client_id="resto", client_name="Chez Gégé", month=Month(2026, 11),
-                                    timezone="Europe/Paris", now=datetime(2026, 12, 1, 8, tzinfo=UTC),
-                                    failing_after=timedelta(hours=6))
-        print(f"read + figures: {report.total} hits, {time.process_time() - cpu:.2f} s CPU "
-              f"({time.perf_counter() - wall:.2f} s wall)")
+            report = monthly_report(
+                conn,
+                client_id="resto",
+                client_name="Chez Gégé",
+                month=Month(2026, 11),
+                timezone="Europe/Paris",
+                now=datetime(2026, 12, 1, 8, tzinfo=UTC),
+                failing_after=timedelta(hours=6),
+            )
+        print(
+            f"read + figures: {report.total} hits, {time.process_time() - cpu:.2f} s CPU "
+            f"({time.perf_counter() - wall:.2f} s wall)"
+        )
         for output_format in ("md", "html", "csv", "json"):
             cpu = time.process_time()
             text = render([report], output_format, "fr")

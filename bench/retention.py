@@ -40,11 +40,25 @@ def main() -> None:
     now = datetime.now(UTC)
     old = now - timedelta(days=500)
     with write_tx(engine) as conn:
-        source_id = next(iter(sync_config(conn, config, now).values())).id
-        conn.execute(hits.insert(), [
-            {"source_id": source_id, "client_id": "resto", "external_id": f"e{n}", "text_hash": f"t{n}",
-             "content_hash": f"c{n}", "kind": "rss", "text": f"chez gégé {n}", "title": "", "published_at": old,
-             "fetched_at": old} for n in range(args.hits)])
+        source_id = next(iter(sync_config(conn, config.clients, config.sources, now).values())).id
+        conn.execute(
+            hits.insert(),
+            [
+                {
+                    "source_id": source_id,
+                    "client_id": "resto",
+                    "external_id": f"e{n}",
+                    "text_hash": f"t{n}",
+                    "content_hash": f"c{n}",
+                    "kind": "rss",
+                    "text": f"chez gégé {n}",
+                    "title": "",
+                    "published_at": old,
+                    "fetched_at": old,
+                }
+                for n in range(args.hits)
+            ],
+        )
         ids = list(conn.execute(select(hits.c.id).order_by(hits.c.id)).scalars())
         conn.execute(engagement.insert(), [{"hit_id": i, "observed_at": old, "likes": 1} for i in ids])
         for original, copy in zip(ids[::10], ids[1::10], strict=False):
@@ -60,9 +74,11 @@ def main() -> None:
     cpu, wall = time.process_time(), time.perf_counter()
     last = wall
     report = purge_hits(engine, now - timedelta(days=400), on_batch=batch_done)
-    print(f"{engine.dialect.name}: {report.hits} hits in {report.batches} transactions; "
-          f"CPU {time.process_time() - cpu:.2f} s, wall {time.perf_counter() - wall:.2f} s, "
-          f"longest batch {longest * 1000:.0f} ms")
+    print(
+        f"{engine.dialect.name}: {report.hits} hits in {report.batches} transactions; "
+        f"CPU {time.process_time() - cpu:.2f} s, wall {time.perf_counter() - wall:.2f} s, "
+        f"longest batch {longest * 1000:.0f} ms"
+    )
     engine.dispose()
 
 

@@ -45,7 +45,7 @@ def throughput(scorer, texts: list[str], *, batch: int) -> tuple[float, float]:
     count = 0
     for _ in range(rounds):
         for start in range(0, len(texts), batch):
-            scorer.score_batch(texts[start:start + batch])
+            scorer.score_batch(texts[start : start + batch])
         count += len(texts)
     return count / (time.process_time() - cpu), count / (time.perf_counter() - wall)
 
@@ -64,8 +64,10 @@ def main() -> None:
     print(f"scorer {scorer.name} ({getattr(scorer, 'origin', args.model_path)}), loaded in {load_seconds:.2f} s")
 
     examples = read_tsv(args.tsv)
-    header = (f"{'lang':<5}{'rows':>6}{'acc':>7}{'macroF1':>9}{'negP':>7}{'negR':>7}{'negF1':>7}"
-              f"{'lang ok':>9}{'texts/s batch':>15}{'texts/s one':>13}{'(wall: batch / one)':>22}")
+    header = (
+        f"{'lang':<5}{'rows':>6}{'acc':>7}{'macroF1':>9}{'negP':>7}{'negR':>7}{'negF1':>7}"
+        f"{'lang ok':>9}{'texts/s batch':>15}{'texts/s one':>13}{'(wall: batch / one)':>22}"
+    )
     print(header)
     print("-" * len(header))
     for lang in sorted({e.lang for e in examples}):
@@ -80,8 +82,10 @@ def main() -> None:
         lang_ok = sum(r.lang == lang for r in results) / len(rows)
         batched, batched_wall = throughput(scorer, texts, batch=args.batch)
         single, single_wall = throughput(scorer, texts[:300], batch=1)
-        print(f"{lang:<5}{len(rows):>6}{accuracy:>7.3f}{macro:>9.3f}{neg_p:>7.3f}{neg_r:>7.3f}{neg_f:>7.3f}"
-              f"{lang_ok:>9.1%}{batched:>15,.0f}{single:>13,.0f}{f'{batched_wall:,.0f} / {single_wall:,.0f}':>22}")
+        print(
+            f"{lang:<5}{len(rows):>6}{accuracy:>7.3f}{macro:>9.3f}{neg_p:>7.3f}{neg_r:>7.3f}{neg_f:>7.3f}"
+            f"{lang_ok:>9.1%}{batched:>15,.0f}{single:>13,.0f}{f'{batched_wall:,.0f} / {single_wall:,.0f}':>22}"
+        )
 
     adversarial = ("😥a:(" * 250_000)[:1_000_000]
     started = time.perf_counter()

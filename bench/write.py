@@ -29,8 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from feedhost import make_feed
 
-CLIENT_KEYWORDS = {"resto": "chez gégé", "tapis": "tapis royal", "osteo": "ostéo lemoine", "zoe": "boutique zoé",
-                   "garage": "garage martin"}
+CLIENT_KEYWORDS = {
+    "resto": "chez gégé",
+    "tapis": "tapis royal",
+    "osteo": "ostéo lemoine",
+    "zoe": "boutique zoé",
+    "garage": "garage martin",
+}
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
@@ -40,7 +45,7 @@ class ConstScorer:
     name = "const"
 
     def __init__(self) -> None:
-        from veille.models import SentimentLabel, SentimentResult
+        from veille.core.models import SentimentLabel, SentimentResult
 
         self.verdict = SentimentResult(SentimentLabel.NEU, 0.0, "fr", ())
         self.seconds = 0.0
@@ -66,9 +71,9 @@ class TimedScorer:
 
 
 def build(workdir: Path, n_sources: int, scorer_name: str, db_url: str | None = None) -> tuple[Any, Any, Any]:
-    from veille.clock import FakeClock
     from veille.config import parse_config
-    from veille.pipeline import Pipeline
+    from veille.core.clock import FakeClock
+    from veille.runtime.pipeline import Pipeline
     from veille.store.engine import make_engine
     from veille.store.migrate import upgrade
 
@@ -79,8 +84,10 @@ def build(workdir: Path, n_sources: int, scorer_name: str, db_url: str | None = 
         parts.append(f'[[clients]]\nid = "{client}"\nkeywords = ["{CLIENT_KEYWORDS[client]}"]\n')
         for n in range(n_sources):
             if clients[n % len(clients)] == client:
-                parts.append(f'[[clients.sources]]\nkind = "rss"\nid = "f{n}"\n'
-                             f'url = "https://avis.example.org/feed/{n}"\nevery = "10m"\n')
+                parts.append(
+                    f'[[clients.sources]]\nkind = "rss"\nid = "f{n}"\n'
+                    f'url = "https://avis.example.org/feed/{n}"\nevery = "10m"\n'
+                )
     config = parse_config("\n".join(parts), environ={})
     engine = make_engine(db_url)
     upgrade(engine)
@@ -96,15 +103,17 @@ def build(workdir: Path, n_sources: int, scorer_name: str, db_url: str | None = 
 
 
 def feed_items(n_sources: int) -> dict[int, list[Any]]:
-    from veille.feeds.entries import parse_document, to_items
+    from veille.sources.rss.entries import parse_document, to_items
 
-    return {n: to_items(parse_document(make_feed(n), f"https://avis.example.org/feed/{n}"), now=NOW)
-            for n in range(n_sources)}
+    return {
+        n: to_items(parse_document(make_feed(n), f"https://avis.example.org/feed/{n}"), now=NOW)
+        for n in range(n_sources)
+    }
 
 
 def results_for(pipeline: Any, items: dict[int, list[Any]], *, not_modified: bool) -> list[Any]:
-    from veille.pipeline import PollResult
-    from veille.sources.base import PollOutcome
+    from veille.core.polling import PollOutcome
+    from veille.runtime.pipeline import PollResult
     from veille.store.hits import MatchedItem
 
     results = []
@@ -129,10 +138,14 @@ def run_round(pipeline: Any, results: list[Any], batch: int, counter: list[int])
     counter[0] = 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for start in range(0, len(results), batch):
-        pipeline._write_batch(results[start:start + batch])
-    return {"cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - wall0,
-            "hits": sum(r.new_hits for r in results), "statements": counter[0],
-            "batches": -(-len(results) // batch)}
+        pipeline._write_batch(results[start : start + batch])
+    return {
+        "cpu_s": time.process_time() - cpu0,
+        "wall_s": time.perf_counter() - wall0,
+        "hits": sum(r.new_hits for r in results),
+        "statements": counter[0],
+        "batches": -(-len(results) // batch),
+    }
 
 
 def main() -> None:
@@ -140,8 +153,9 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--scorer", choices=["null", "default"], default="null")
-    parser.add_argument("--db-url", help="an EMPTY database (e.g. a fresh PostgreSQL schema); default: SQLite in a "
-                        "temporary directory")
+    parser.add_argument(
+        "--db-url", help="an EMPTY database (e.g. a fresh PostgreSQL schema); default: SQLite in a temporary directory"
+    )
     args = parser.parse_args()
 
     from sqlalchemy import event
@@ -155,16 +169,21 @@ def main() -> None:
         def _count(*_args: Any) -> None:
             counter[0] += 1
 
-        print(f"{args.sources} sources, {sum(len(v) for v in items.values())} entries, batches of {args.batch}, "
-              f"scorer {args.scorer}")
-        print(f"{'round':<6} {'cpu s':>7} {'wall s':>7} {'hits':>6} {'stmts':>6} {'stmts/batch':>11}"
-              + (f" {'scorer cpu s':>12}" if args.scorer == "default" else ""))
+        print(
+            f"{args.sources} sources, {sum(len(v) for v in items.values())} entries, batches of {args.batch}, "
+            f"scorer {args.scorer}"
+        )
+        print(
+            f"{'round':<6} {'cpu s':>7} {'wall s':>7} {'hits':>6} {'stmts':>6} {'stmts/batch':>11}"
+            + (f" {'scorer cpu s':>12}" if args.scorer == "default" else "")
+        )
         for name, not_modified in (("cold", False), ("same", False), ("304", True)):
             before = scorer.seconds
-            figures = run_round(pipeline, results_for(pipeline, items, not_modified=not_modified), args.batch,
-                                counter)
-            line = (f"{name:<6} {figures['cpu_s']:>7.3f} {figures['wall_s']:>7.3f} {figures['hits']:>6} "
-                    f"{figures['statements']:>6} {figures['statements'] / figures['batches']:>11.1f}")
+            figures = run_round(pipeline, results_for(pipeline, items, not_modified=not_modified), args.batch, counter)
+            line = (
+                f"{name:<6} {figures['cpu_s']:>7.3f} {figures['wall_s']:>7.3f} {figures['hits']:>6} "
+                f"{figures['statements']:>6} {figures['statements'] / figures['batches']:>11.1f}"
+            )
             if args.scorer == "default":
                 line += f" {scorer.seconds - before:>12.3f}"
             print(line, flush=True)

@@ -29,8 +29,11 @@ def main() -> None:
     examples = read_tsv(args.train)
     digest = hashlib.sha256(args.train.read_bytes()).hexdigest()
     model, report = train_model(examples, card=(default.__doc__ or "").split("MODEL CARD", 1)[-1].strip())
-    model.meta = {"trained_on": args.train.name, "sha256": digest,
-                  "rows": {lang: head.rows for lang, head in model.heads.items()}}
+    model.meta = {
+        "trained_on": args.train.name,
+        "sha256": digest,
+        "rows": {lang: head.rows for lang, head in model.heads.items()},
+    }
     model.save(args.output)
     for lang, line in report.items():
         print(f"{lang}: {line}, vocabulary {model.heads[lang].vectorizer.size}")

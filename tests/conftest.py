@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.server import LocalServer
-from veille.clock import FakeClock
+from veille.core.clock import FakeClock
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PG_URL = os.environ.get("VEILLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

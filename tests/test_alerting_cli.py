@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.alerting import CONFIG, hit
-from veille.alerting.service import AlertingService
 from veille.cli import alerts as alert_commands
-from veille.clock import SystemClock
 from veille.config import load_config
+from veille.core.clock import SystemClock
+from veille.runtime.alerting import AlertingService
 from veille.store.engine import make_engine, write_tx
 from veille.store.migrate import upgrade
 
@@ -31,7 +31,8 @@ def cli() -> click.Group:
 def config_file(tmp_path: Path) -> str:
     path = tmp_path / "config.toml"
     text = CONFIG.format(channel="console", extra="").replace(
-        'timezone = "Europe/Paris"', f'timezone = "Europe/Paris"\n[database]\nurl = "sqlite:///{tmp_path}/v.db"')
+        'timezone = "Europe/Paris"', f'timezone = "Europe/Paris"\n[database]\nurl = "sqlite:///{tmp_path}/v.db"'
+    )
     path.write_text(text, encoding="utf-8")
     config = load_config(str(path), environ={})
     engine = make_engine(config.database_url)

@@ -12,23 +12,12 @@ from hypothesis import strategies as st
 
 from veille.alerting.calendar import is_quiet, last_occurrence, next_occurrence
 from veille.alerting.detect import HitRow, detect, text_key
-from veille.alerting.escalation import (
-    Cause,
-    Context,
-    Decision,
-    Incident,
-    Signal,
-    Status,
-    acknowledge,
-    evaluate,
-    next_due,
-    observe,
-)
+from veille.alerting.escalation import Context, Decision, acknowledge, evaluate, next_due, observe
 from veille.alerting.risk import CrisisWords, HitFacts, score_risk
 from veille.alerting.settings import AlertingSettings, Contact, QuietHours, parse_quiet_hours
 from veille.alerting.spikes import poisson_sf, spike_test
-from veille.models import Engagement, SentimentLabel, SentimentResult
-from veille.notify.base import Urgency
+from veille.core.incidents import Cause, Incident, Signal, Status, Urgency
+from veille.core.models import Engagement, SentimentLabel, SentimentResult
 
 PARIS = ZoneInfo("Europe/Paris")
 QUIET = QuietHours(time(22, 0), time(7, 30))
@@ -45,8 +34,9 @@ def policy(**overrides: object) -> AlertingSettings:
 class Timeline:
     """Feeds signals and evaluates every second, recording (seconds since start, decision)."""
 
-    def __init__(self, settings: AlertingSettings | None = None, start: datetime = DAY,
-                 muted: dict[str, datetime] | None = None) -> None:
+    def __init__(
+        self, settings: AlertingSettings | None = None, start: datetime = DAY, muted: dict[str, datetime] | None = None
+    ) -> None:
         self.settings = settings or policy()
         self.start = self.now = start
         self.muted = muted or {}
@@ -78,8 +68,9 @@ class Timeline:
 
     def hits(self, n: int, *, client: str = "resto", urgency: Urgency = Urgency.LOW, start_id: int = 0) -> None:
         for i in range(n):
-            self.signal(Signal("resto" if client == "resto" else client, Cause.BUZZ, True, urgency,
-                               new_hits=(start_id + i,)))
+            self.signal(
+                Signal("resto" if client == "resto" else client, Cause.BUZZ, True, urgency, new_hits=(start_id + i,))
+            )
 
     def evaluate(self) -> None:
         ctx = self.ctx
@@ -106,6 +97,7 @@ def buzz(firing: bool = True, urgency: Urgency = Urgency.LOW, hits: tuple[int, .
 
 # --- C1-C6: grouping, dedup, flapping, ack, escalation -------------------------------------------
 
+
 def test_c1_group_wait_makes_one_message_at_60s() -> None:
     tl = Timeline()
     for i in range(30):
@@ -113,7 +105,7 @@ def test_c1_group_wait_makes_one_message_at_60s() -> None:
         tl.advance(1.5)  # 30 hits within 45 s
     tl.advance(60)
     assert [(t, k) for t, k, *_ in tl.kinds()] == [(60.0, "opened")]
-    (_, decision), = tl.sent
+    ((_, decision),) = tl.sent
     assert decision.incident.hit_count == 30
 
 
@@ -206,8 +198,12 @@ def test_c6_escalation_walks_chain_num_loops_times_then_stops() -> None:
     tl.signal(buzz(urgency=Urgency.HIGH))
     tl.advance(4 * 3600, step=10)
     pages = [(t, k, c) for t, k, c, _ in tl.kinds() if k in ("opened", "escalated")]
-    assert pages == [(60.0, "opened", "manager"), (660.0, "escalated", "backup"),
-                     (1260.0, "escalated", "manager"), (1860.0, "escalated", "backup")]
+    assert pages == [
+        (60.0, "opened", "manager"),
+        (660.0, "escalated", "backup"),
+        (1260.0, "escalated", "manager"),
+        (1860.0, "escalated", "backup"),
+    ]
     assert all(mode == "wake" for *_, mode in tl.kinds() if _[1] in ("opened", "escalated"))
 
 
@@ -233,10 +229,16 @@ def test_urgency_raise_notifies_at_once() -> None:
 
 # --- C7-C10: quiet hours, bump, mute, inhibition --------------------------------------------------
 
-@pytest.mark.parametrize(("start", "urgency", "mode"), [
-    (NIGHT, Urgency.LOW, "held"), (NIGHT, Urgency.HIGH, "wake"), (DAY, Urgency.LOW, "silent"),
-    (DAY, Urgency.HIGH, "wake"),
-])
+
+@pytest.mark.parametrize(
+    ("start", "urgency", "mode"),
+    [
+        (NIGHT, Urgency.LOW, "held"),
+        (NIGHT, Urgency.HIGH, "wake"),
+        (DAY, Urgency.LOW, "silent"),
+        (DAY, Urgency.HIGH, "wake"),
+    ],
+)
 def test_c7_quiet_hours_and_urgency(start: datetime, urgency: Urgency, mode: str) -> None:
     tl = Timeline(start=start)
     tl.signal(buzz(urgency=urgency))
@@ -251,30 +253,43 @@ def test_c7_low_urgency_silent_instead_of_held() -> None:
     assert tl.kinds()[0][3] == "silent"
 
 
-@pytest.mark.parametrize(("utc_time", "quiet"), [
-    # Winter (UTC+1): 22:00 local = 21:00 UTC; 07:30 local = 06:30 UTC.
-    (datetime(2026, 1, 10, 20, 59, tzinfo=UTC), False), (datetime(2026, 1, 10, 21, 0, tzinfo=UTC), True),
-    (datetime(2026, 1, 11, 6, 29, tzinfo=UTC), True), (datetime(2026, 1, 11, 6, 30, tzinfo=UTC), False),
-    # Spring forward night 2026-03-29 (02:00 -> 03:00): 07:30 CEST = 05:30 UTC.
-    (datetime(2026, 3, 29, 1, 30, tzinfo=UTC), True), (datetime(2026, 3, 29, 5, 29, tzinfo=UTC), True),
-    (datetime(2026, 3, 29, 5, 30, tzinfo=UTC), False), (datetime(2026, 3, 28, 20, 59, tzinfo=UTC), False),
-    # Autumn back night 2026-10-25 (03:00 -> 02:00): 07:30 CET = 06:30 UTC; both 02:30s are quiet.
-    (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), True), (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), True),
-    (datetime(2026, 10, 25, 6, 29, tzinfo=UTC), True), (datetime(2026, 10, 25, 6, 30, tzinfo=UTC), False),
-    # Summer: 22:00 CEST = 20:00 UTC.
-    (datetime(2026, 7, 1, 19, 59, tzinfo=UTC), False), (datetime(2026, 7, 1, 20, 0, tzinfo=UTC), True),
-])
+@pytest.mark.parametrize(
+    ("utc_time", "quiet"),
+    [
+        # Winter (UTC+1): 22:00 local = 21:00 UTC; 07:30 local = 06:30 UTC.
+        (datetime(2026, 1, 10, 20, 59, tzinfo=UTC), False),
+        (datetime(2026, 1, 10, 21, 0, tzinfo=UTC), True),
+        (datetime(2026, 1, 11, 6, 29, tzinfo=UTC), True),
+        (datetime(2026, 1, 11, 6, 30, tzinfo=UTC), False),
+        # Spring forward night 2026-03-29 (02:00 -> 03:00): 07:30 CEST = 05:30 UTC.
+        (datetime(2026, 3, 29, 1, 30, tzinfo=UTC), True),
+        (datetime(2026, 3, 29, 5, 29, tzinfo=UTC), True),
+        (datetime(2026, 3, 29, 5, 30, tzinfo=UTC), False),
+        (datetime(2026, 3, 28, 20, 59, tzinfo=UTC), False),
+        # Autumn back night 2026-10-25 (03:00 -> 02:00): 07:30 CET = 06:30 UTC; both 02:30s are quiet.
+        (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), True),
+        (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), True),
+        (datetime(2026, 10, 25, 6, 29, tzinfo=UTC), True),
+        (datetime(2026, 10, 25, 6, 30, tzinfo=UTC), False),
+        # Summer: 22:00 CEST = 20:00 UTC.
+        (datetime(2026, 7, 1, 19, 59, tzinfo=UTC), False),
+        (datetime(2026, 7, 1, 20, 0, tzinfo=UTC), True),
+    ],
+)
 def test_c7_quiet_window_across_midnight_and_dst(utc_time: datetime, quiet: bool) -> None:
     assert is_quiet(QUIET, utc_time, PARIS) is quiet
 
 
 def test_calendar_next_and_last_occurrence_across_dst() -> None:
-    assert next_occurrence(time(7, 30), datetime(2026, 3, 29, 0, 0, tzinfo=UTC), PARIS) == \
-        datetime(2026, 3, 29, 5, 30, tzinfo=UTC)
-    assert next_occurrence(time(7, 30), datetime(2026, 10, 25, 0, 0, tzinfo=UTC), PARIS) == \
-        datetime(2026, 10, 25, 6, 30, tzinfo=UTC)
-    assert last_occurrence(time(8, 0), datetime(2026, 11, 20, 6, 59, tzinfo=UTC), PARIS) == \
-        datetime(2026, 11, 19, 7, 0, tzinfo=UTC)
+    assert next_occurrence(time(7, 30), datetime(2026, 3, 29, 0, 0, tzinfo=UTC), PARIS) == datetime(
+        2026, 3, 29, 5, 30, tzinfo=UTC
+    )
+    assert next_occurrence(time(7, 30), datetime(2026, 10, 25, 0, 0, tzinfo=UTC), PARIS) == datetime(
+        2026, 10, 25, 6, 30, tzinfo=UTC
+    )
+    assert last_occurrence(time(8, 0), datetime(2026, 11, 20, 6, 59, tzinfo=UTC), PARIS) == datetime(
+        2026, 11, 19, 7, 0, tzinfo=UTC
+    )
 
 
 def test_c8_bump_held_low_urgency_when_quiet_hours_end() -> None:
@@ -332,6 +347,7 @@ def test_next_due_points_at_group_wait_end() -> None:
 
 # --- risk, spikes, detection -----------------------------------------------------------------------
 
+
 def neg(score: float = -0.8) -> SentimentResult:
     return SentimentResult(SentimentLabel.NEG, score, "fr")
 
@@ -347,8 +363,16 @@ def test_risk_evidence_times_reach() -> None:
     words = CrisisWords(AlertingSettings().crisis_words)
     big = score_risk(HitFacts("Intoxication chez @resto, honte !", neg(), True, 1200, None), words)
     small = score_risk(HitFacts("Remboursez-moi, honte", neg(-0.7), True, 80, None), words)
-    viral_positive = score_risk(HitFacts("Meilleur resto !", SentimentResult(SentimentLabel.POS, 0.9, "fr"),
-                                         True, 50_000, Engagement(likes=5000, reposts=800)), words)
+    viral_positive = score_risk(
+        HitFacts(
+            "Meilleur resto !",
+            SentimentResult(SentimentLabel.POS, 0.9, "fr"),
+            True,
+            50_000,
+            Engagement(likes=5000, reposts=800),
+        ),
+        words,
+    )
     assert big.value >= AlertingSettings().critical_risk
     assert AlertingSettings().risk_threshold <= small.value < AlertingSettings().critical_risk
     assert viral_positive.value < 0.1 and not viral_positive.negative
@@ -357,8 +381,10 @@ def test_risk_evidence_times_reach() -> None:
 @given(st.text(max_size=300), st.integers(0, 10**7), st.floats(-1, 1))
 def test_risk_is_bounded(text: str, followers: int, score: float) -> None:
     words = CrisisWords(AlertingSettings().crisis_words)
-    risk = score_risk(HitFacts(text, SentimentResult(SentimentLabel.NEU, score, "fr"), True, followers,
-                               Engagement(likes=followers)), words)
+    risk = score_risk(
+        HitFacts(text, SentimentResult(SentimentLabel.NEU, score, "fr"), True, followers, Engagement(likes=followers)),
+        words,
+    )
     assert 0.0 <= risk.value <= 1.0
 
 
@@ -379,15 +405,19 @@ def test_spike_needs_both_significance_and_floor() -> None:
 def test_detect_counts_voices_not_posts() -> None:
     settings = AlertingSettings()
     now = NIGHT
-    angry = [HitRow(i, now - timedelta(minutes=i), "regular", text_key(f"honte {i} fois"), True, 0.5)
-             for i in range(10)]
+    angry = [
+        HitRow(i, now - timedelta(minutes=i), "regular", text_key(f"honte {i} fois"), True, 0.5) for i in range(10)
+    ]
     buzz_signal, _volume = detect("resto", angry, [0], settings, now)
     assert buzz_signal.firing and buzz_signal.urgency is Urgency.LOW  # one voice, low reach
-    spam = [HitRow(i, now - timedelta(minutes=i % 50), f"bot{i}", text_key(f"Promo {i} http://x.y/{i}"), False,
-                   0.0) for i in range(100)]
+    spam = [
+        HitRow(i, now - timedelta(minutes=i % 50), f"bot{i}", text_key(f"Promo {i} http://x.y/{i}"), False, 0.0)
+        for i in range(100)
+    ]
     assert not any(s.firing for s in detect("resto", spam, [], settings, now))
-    crowd = [HitRow(i, now - timedelta(minutes=i), f"user{i}", text_key(f"honte {'x' * i}"), True, 0.5)
-             for i in range(5)]
+    crowd = [
+        HitRow(i, now - timedelta(minutes=i), f"user{i}", text_key(f"honte {'x' * i}"), True, 0.5) for i in range(5)
+    ]
     assert detect("resto", crowd, [0], settings, now)[0].urgency is Urgency.HIGH
 
 
@@ -399,16 +429,20 @@ def test_quiet_hours_parse() -> None:
 
 
 def test_digest_lists_each_client_then_its_incidents() -> None:
-    from veille.alerting import digest
+    from veille.notify import digest
 
-    incident = Incident(7, "resto:buzz", "resto", Cause.BUZZ, "", Status.RESOLVED, Urgency.LOW, False, DAY, DAY,
-                        DAY, hit_count=4)
-    title, lines = digest.compose([incident], {"resto": (12, 3), "tapis": (2, 0)},
-                                  {"resto": "Chez Gégé", "tapis": "Tapis Royal"}, "fr")
+    incident = Incident(
+        7, "resto:buzz", "resto", Cause.BUZZ, "", Status.RESOLVED, Urgency.LOW, False, DAY, DAY, DAY, hit_count=4
+    )
+    title, lines = digest.compose(
+        [incident], {"resto": (12, 3), "tapis": (2, 0)}, {"resto": "Chez Gégé", "tapis": "Tapis Royal"}, "fr"
+    )
     assert title.startswith("Résumé")
-    assert lines == ("Chez Gégé : 12 publication(s), dont 3 négative(s)",
-                     "  #INC-7 Bad buzz possible : Chez Gégé — 4 hit(s), low, résolu",
-                     "Tapis Royal : 2 publication(s), dont 0 négative(s)")
+    assert lines == (
+        "Chez Gégé : 12 publication(s), dont 3 négative(s)",
+        "  #INC-7 Bad buzz possible : Chez Gégé — 4 hit(s), low, résolu",
+        "Tapis Royal : 2 publication(s), dont 0 négative(s)",
+    )
     _, english = digest.compose([], {"resto": (1, 0)}, {}, "en")
     assert english == ("resto: 1 post(s), 0 negative",)
 
@@ -416,11 +450,30 @@ def test_digest_lists_each_client_then_its_incidents() -> None:
 def test_daily_rush_is_not_a_spike_but_an_unusual_hour_is() -> None:
     settings = AlertingSettings()
     noon = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
-    rows = [HitRow(day * 100 + i, noon - timedelta(days=day, minutes=i * 2), f"a{i}",
-                   text_key(f"menu {'abcdefghijklmnopqrstuvwxyz'[i]} {'j' * day}"), False, 0.0)
-            for day in range(0, 8) for i in range(25)]  # 25 different posts every lunch for 8 days
+    rows = [
+        HitRow(
+            day * 100 + i,
+            noon - timedelta(days=day, minutes=i * 2),
+            f"a{i}",
+            text_key(f"menu {'abcdefghijklmnopqrstuvwxyz'[i]} {'j' * day}"),
+            False,
+            0.0,
+        )
+        for day in range(0, 8)
+        for i in range(25)
+    ]  # 25 different posts every lunch for 8 days
     assert not detect("resto", rows, [], settings, noon)[1].firing
     night = noon - timedelta(hours=9)  # the same 25 posts at 02:00 would be a spike
-    moved = [HitRow(r.hit_id, r.seen_at - timedelta(hours=9) if r.seen_at > noon - timedelta(hours=1) else r.seen_at,
-                    r.author, r.text_key, r.negative, r.risk) for r in rows if r.seen_at > noon - timedelta(hours=1)]
+    moved = [
+        HitRow(
+            r.hit_id,
+            r.seen_at - timedelta(hours=9) if r.seen_at > noon - timedelta(hours=1) else r.seen_at,
+            r.author,
+            r.text_key,
+            r.negative,
+            r.risk,
+        )
+        for r in rows
+        if r.seen_at > noon - timedelta(hours=1)
+    ]
     assert detect("resto", moved, [], settings, night)[1].firing

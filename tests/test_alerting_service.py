@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from tests.support.alerting import DAY, NIGHT, hit, make_config, make_db, make_service
-from veille.alerting import actions
-from veille.alerting.escalation import Status
-from veille.clock import FakeClock
+from veille.core.clock import FakeClock
+from veille.core.incidents import Status
 from veille.notify.fake import FakeNotifier
+from veille.runtime import actions
 from veille.store import alerts as store
 from veille.store.engine import read_conn, write_tx
 from veille.store.schema import clients, hits, outbox, sources
@@ -43,7 +43,12 @@ def test_night_bad_buzz_wakes_manager_after_group_wait(engine: Engine) -> None:
     service.tick()
     (row,) = rows(engine)
     assert (row.contact, row.kind, row.urgency, row.silent, row.address) == (
-        "manager", "opened", "high", False, "chat-manager")
+        "manager",
+        "opened",
+        "high",
+        False,
+        "chat-manager",
+    )
     assert row.payload["tag"] == f"#INC-{row.incident_id}" and row.payload["hits"][0]["author"]
     assert "Bad buzz" in row.payload["title"] and "Gégé" in row.payload["title"]
 
@@ -146,26 +151,56 @@ def test_a5_outbox_failure_rolls_back_hits_and_incident(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
         pytest.skip("the failing trigger is written for SQLite")
     with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TRIGGER outbox_full BEFORE INSERT ON outbox "
-                             "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        conn.exec_driver_sql(
+            "CREATE TRIGGER outbox_full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
     clock = FakeClock(DAY)
-    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")},
-                           config=make_config(extra='group_wait = "0s"'))
+    service = make_service(
+        engine, clock, {"telegram": FakeNotifier("telegram")}, config=make_config(extra='group_wait = "0s"')
+    )
     stored = hit(clock)
     with pytest.raises(Exception, match="disk full"), write_tx(engine) as conn:
         now = clock.now()
         conn.execute(insert(clients).values(id="resto", name="Chez Gégé", updated_at=now))
-        source_id = conn.execute(insert(sources).values(
-            key="resto/rss", client_id="resto", kind="rss", target="x", every_seconds=600, enabled=True,
-            in_config=True, status="new", consecutive_errors=0, hits_count=0).returning(sources.c.id)).scalar_one()
-        conn.execute(insert(hits).values(id=stored.id, source_id=source_id, client_id="resto", external_id="1",
-                                         text_hash="h", content_hash="h", content_changes=0, kind="rss",
-                                         text=stored.text, title="", direct=True, published_at=now,
-                                         fetched_at=now))
+        source_id = conn.execute(
+            insert(sources)
+            .values(
+                key="resto/rss",
+                client_id="resto",
+                kind="rss",
+                target="x",
+                every_seconds=600,
+                enabled=True,
+                in_config=True,
+                status="new",
+                consecutive_errors=0,
+                hits_count=0,
+            )
+            .returning(sources.c.id)
+        ).scalar_one()
+        conn.execute(
+            insert(hits).values(
+                id=stored.id,
+                source_id=source_id,
+                client_id="resto",
+                external_id="1",
+                text_hash="h",
+                content_hash="h",
+                content_changes=0,
+                kind="rss",
+                text=stored.text,
+                title="",
+                direct=True,
+                published_at=now,
+                fetched_at=now,
+            )
+        )
         service.on_new_hits(conn, [stored])
     with read_conn(engine) as conn:
-        counts = [conn.execute(select(func.count()).select_from(t)).scalar()
-                  for t in (hits, incidents, alert_hits, outbox, incident_events)]
+        counts = [
+            conn.execute(select(func.count()).select_from(t)).scalar()
+            for t in (hits, incidents, alert_hits, outbox, incident_events)
+        ]
     assert counts == [0, 0, 0, 0, 0]
 
 
@@ -238,7 +273,7 @@ def test_engagement_growth_raises_urgency_of_an_open_incident(engine: Engine) ->
 def test_a13_read_only_database_loses_no_alerting_state(engine: Engine) -> None:
     from sqlalchemy import event
 
-    from veille.errors import StorageError
+    from veille.core.errors import StorageError
 
     if engine.dialect.name != "sqlite":
         pytest.skip("query_only is a SQLite pragma")
@@ -280,7 +315,7 @@ def test_hits_to_refresh_lists_recent_risky_hits(engine: Engine) -> None:
 
 
 def test_steady_clock_ignores_steps_but_follows_a_long_suspend() -> None:
-    from veille.alerting.service import SteadyClock
+    from veille.runtime.alerting import SteadyClock
 
     clock = FakeClock(DAY)
     steady = SteadyClock(clock)
@@ -296,11 +331,15 @@ def test_steady_clock_ignores_steps_but_follows_a_long_suspend() -> None:
 async def test_run_ticks_dispatches_and_stops_within_grace(engine: Engine) -> None:
     import asyncio
 
-    from veille.clock import SystemClock
+    from veille.core.clock import SystemClock
 
     fake = FakeNotifier("telegram")
-    service = make_service(engine, SystemClock(), {"telegram": fake},  # type: ignore[arg-type]
-                           config=make_config(extra='group_wait = "0s"'))
+    service = make_service(
+        engine,
+        SystemClock(),
+        {"telegram": fake},  # type: ignore[arg-type]
+        config=make_config(extra='group_wait = "0s"'),
+    )
     feed(service, engine, hit(SystemClock()))  # type: ignore[arg-type]
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from tests.support.alerting import CONFIG
 from veille.alerting.settings import DEFAULT_CRISIS_WORDS, QuietHours
 from veille.config import load_config, parse_config
-from veille.errors import ConfigError
+from veille.core.errors import ConfigError
 from veille.store.engine import make_engine
 from veille.store.migrate import upgrade
 from veille.store.schema_alerts import metadata
@@ -39,25 +39,38 @@ def test_defaults_and_contact_chain() -> None:
 
 
 def test_every_problem_reported_with_its_path() -> None:
-    found = problems('group_wiat = "60s"\nquiet_low = "loud"\nnum_loops = 0\ncritical_risk = 0.1\n'
-                     'operator = "nobody"\ndigest_at = "8h"\nlease = "20s"',
-                     '\n[[contacts]]\nid = "manager"\nchannel = "pigeon"\nquiet_hours = "22:00"\n'
-                     'clients = ["resto", "nope"]\nfavourite = 1\n')
+    found = problems(
+        'group_wiat = "60s"\nquiet_low = "loud"\nnum_loops = 0\ncritical_risk = 0.1\n'
+        'operator = "nobody"\ndigest_at = "8h"\nlease = "20s"',
+        '\n[[contacts]]\nid = "manager"\nchannel = "pigeon"\nquiet_hours = "22:00"\n'
+        'clients = ["resto", "nope"]\nfavourite = 1\n',
+    )
     joined = "\n".join(found)
-    for fragment in ["alerting.group_wiat: unknown key", "alerting.quiet_low", "alerting.num_loops",
-                     "alerting.critical_risk: is below risk_threshold", "alerting.operator: no contact",
-                     "alerting.lease: (20s) must be longer than send_timeout (30s)",
-                     "alerting.digest_at", "contacts[2].id: duplicate contact id", "contacts[2].channel",
-                     "contacts[2].quiet_hours", "contacts[2].clients[1]: no client has id 'nope'",
-                     "contacts[2].favourite: unknown key", "contacts[2].address: is required"]:
+    for fragment in [
+        "alerting.group_wiat: unknown key",
+        "alerting.quiet_low",
+        "alerting.num_loops",
+        "alerting.critical_risk: is below risk_threshold",
+        "alerting.operator: no contact",
+        "alerting.lease: (20s) must be longer than send_timeout (30s)",
+        "alerting.digest_at",
+        "contacts[2].id: duplicate contact id",
+        "contacts[2].channel",
+        "contacts[2].quiet_hours",
+        "contacts[2].clients[1]: no client has id 'nope'",
+        "contacts[2].favourite: unknown key",
+        "contacts[2].address: is required",
+    ]:
         assert fragment in joined, fragment
 
 
 def test_crisis_words_extend_or_replace() -> None:
     extended = parse_config(CONFIG.format(channel="telegram", extra='crisis_words = ["moisi"]'), environ={})
     assert extended.alerting.crisis_words == (*DEFAULT_CRISIS_WORDS, "moisi")
-    replaced = parse_config(CONFIG.format(channel="telegram", extra='crisis_words = ["moisi"]\n'
-                                          'replace_default_crisis_words = true'), environ={})
+    replaced = parse_config(
+        CONFIG.format(channel="telegram", extra='crisis_words = ["moisi"]\nreplace_default_crisis_words = true'),
+        environ={},
+    )
     assert replaced.alerting.crisis_words == ("moisi",)
     off = parse_config(CONFIG.format(channel="telegram", extra='no_data_after = "off"'), environ={})
     assert off.alerting.no_data_after is None

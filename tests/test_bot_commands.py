@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from tests.support.fake_telegram import Failure, FakeTelegram
-from veille.bot import AlertLine, StoreBackend, TelegramBot
-from veille.notify.base import Notification, Urgency
-from veille.notify.telegram import TelegramNotifier
-from veille.notify.telegram_settings import Pacing, TelegramContact, TelegramSettings
+from veille.core.incidents import Urgency
+from veille.notify.base import Notification
+from veille.notify.telegram.notifier import TelegramNotifier
+from veille.notify.telegram.settings import Pacing, TelegramContact, TelegramSettings
+from veille.runtime.bot import AlertLine, StoreBackend, TelegramBot
 from veille.store.engine import make_engine, write_tx
 from veille.store.schema import clients, hits, metadata, sources
 
@@ -61,8 +62,11 @@ class Backend(StoreBackend):
         return await super().hits(client_ids, since, limit)
 
     async def alerts(self, client_ids: Sequence[str]) -> list[AlertLine]:
-        return [AlertLine(i, c, "open", "high", f"Bad buzz <b>{c}</b>", NOW) for i, c in self.fake.incidents.items()
-                if c in client_ids]
+        return [
+            AlertLine(i, c, "open", "high", f"Bad buzz <b>{c}</b>", NOW)
+            for i, c in self.fake.incidents.items()
+            if c in client_ids
+        ]
 
     async def incident_client(self, incident_id: int) -> str | None:
         return self.fake.incidents.get(incident_id)
@@ -83,27 +87,56 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     with write_tx(eng) as conn:
         for client in ("acme", "beta"):
             conn.execute(insert(clients).values(id=client, name=client.upper(), updated_at=NOW))
-            source_id = conn.execute(insert(sources).values(
-                key=f"{client}/rss", client_id=client, kind="rss", target="https://ex.org/feed", every_seconds=60,
-                enabled=True, in_config=True, status="failing" if client == "beta" else "ok",
-                failing_since=NOW if client == "beta" else None, last_error_kind="http_5xx",
-                consecutive_errors=0, hits_count=0)).inserted_primary_key[0]
+            source_id = conn.execute(
+                insert(sources).values(
+                    key=f"{client}/rss",
+                    client_id=client,
+                    kind="rss",
+                    target="https://ex.org/feed",
+                    every_seconds=60,
+                    enabled=True,
+                    in_config=True,
+                    status="failing" if client == "beta" else "ok",
+                    failing_since=NOW if client == "beta" else None,
+                    last_error_kind="http_5xx",
+                    consecutive_errors=0,
+                    hits_count=0,
+                )
+            ).inserted_primary_key[0]
             for i in range(3):
-                conn.execute(insert(hits).values(
-                    source_id=source_id, client_id=client, external_id=f"{client}-{i}", text_hash=f"t{client}{i}",
-                    content_hash=f"c{client}{i}", content_changes=0, kind="rss", url="javascript:alert(1)" if i
-                    else "https://ex.org/a?b=1&c=2", title="", text=f"{client} post {i} <script>", author="@x",
-                    direct=False, published_at=NOW, fetched_at=NOW - timedelta(minutes=i),
-                    sentiment_label="neg", sentiment_score=-0.8))
+                conn.execute(
+                    insert(hits).values(
+                        source_id=source_id,
+                        client_id=client,
+                        external_id=f"{client}-{i}",
+                        text_hash=f"t{client}{i}",
+                        content_hash=f"c{client}{i}",
+                        content_changes=0,
+                        kind="rss",
+                        url="javascript:alert(1)" if i else "https://ex.org/a?b=1&c=2",
+                        title="",
+                        text=f"{client} post {i} <script>",
+                        author="@x",
+                        direct=False,
+                        published_at=NOW,
+                        fetched_at=NOW - timedelta(minutes=i),
+                        sentiment_label="neg",
+                        sentiment_score=-0.8,
+                    )
+                )
     yield eng
     eng.dispose()
 
 
 def settings_for(fake: FakeTelegram) -> TelegramSettings:
     return TelegramSettings(
-        api_base_url=fake.base_url, request_timeout=3.0, allowed_chats=(TEAM,),
+        api_base_url=fake.base_url,
+        request_timeout=3.0,
+        allowed_chats=(TEAM,),
         contacts=(TelegramContact("alice", ALICE, ALICE, ("acme",)), TelegramContact("bob", BOB, BOB, ("*",))),
-        command_rate_per_minute=20, pacing=Pacing(per_chat_interval=0.0))
+        command_rate_per_minute=20,
+        pacing=Pacing(per_chat_interval=0.0),
+    )
 
 
 @dataclass
@@ -134,8 +167,9 @@ async def h(fake: FakeTelegram, engine: Engine) -> AsyncIterator[Harness]:
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    bot = TelegramBot(settings, notifier, backend, client_ids=["acme", "beta"], engine=engine, sleep=sleep,
-                      poll_timeout=0)
+    bot = TelegramBot(
+        settings, notifier, backend, client_ids=["acme", "beta"], engine=engine, sleep=sleep, poll_timeout=0
+    )
     yield Harness(fake, notifier, bot, actions, backend, slept)
     await notifier.aclose()
 
@@ -153,8 +187,9 @@ async def test_hits_for_an_allowed_contact(h: Harness) -> None:
 
 
 async def test_h1_stranger_gets_no_data_and_refusals_are_logged_with_ids_only(
-        h: Harness, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="veille.bot")
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="veille.runtime.bot")
     for _ in range(5):
         h.fake.push_message(EVE, EVE, "/hits acme secret-words")
     await h.poll()
@@ -210,8 +245,16 @@ async def test_ack_mute_status_digest(h: Harness, engine: Engine) -> None:
 
 
 async def test_h5_argument_abuse(h: Harness, engine: Engine) -> None:
-    for command in ("/hits " + "a" * 10_000, "/hits acme';DROP/**/TABLE/**/hits;--", "/hits %", "/hits acme 99999d",
-                    "/mute acme forever", "/ack 1 2", "/hits a b c d e", "/ack 99999999999999999"):
+    for command in (
+        "/hits " + "a" * 10_000,
+        "/hits acme';DROP/**/TABLE/**/hits;--",
+        "/hits %",
+        "/hits acme 99999d",
+        "/mute acme forever",
+        "/ack 1 2",
+        "/hits a b c d e",
+        "/ack 99999999999999999",
+    ):
         h.fake.push_message(BOB, BOB, command)
     await h.poll()
     replies = h.replies(BOB)
@@ -240,11 +283,21 @@ async def test_h7_odd_updates_do_not_crash(h: Harness) -> None:
     h.fake.push_message(-100900, None, "/hits", chat_type="channel", key="channel_post")
     h.fake.push_message(TEAM, None, "/hits")  # no from_user
     h.fake.push_message(ALICE, ALICE, "just text")
-    h.fake.push_update({"my_chat_member": {"chat": {"id": 5, "type": "private"}, "from": {
-        "id": 5, "is_bot": False, "first_name": "x"}, "date": 0,
-        "old_chat_member": {"status": "member", "user": {"id": 1, "is_bot": True, "first_name": "b"}},
-        "new_chat_member": {"status": "kicked", "until_date": 0,
-                            "user": {"id": 1, "is_bot": True, "first_name": "b"}}}})
+    h.fake.push_update(
+        {
+            "my_chat_member": {
+                "chat": {"id": 5, "type": "private"},
+                "from": {"id": 5, "is_bot": False, "first_name": "x"},
+                "date": 0,
+                "old_chat_member": {"status": "member", "user": {"id": 1, "is_bot": True, "first_name": "b"}},
+                "new_chat_member": {
+                    "status": "kicked",
+                    "until_date": 0,
+                    "user": {"id": 1, "is_bot": True, "first_name": "b"},
+                },
+            }
+        }
+    )
     h.fake.push_message(ALICE, ALICE, "/alerts@veille_test_bot")
     h.fake.push_message(ALICE, ALICE, "/alerts@other_bot")
     assert await h.poll() == 7
@@ -265,9 +318,19 @@ async def test_h8_start_enrols_nobody(h: Harness, engine: Engine) -> None:
 
 
 def alert(incident_id: int = 42, client: str = "acme") -> Notification:
-    return Notification(outbox_id=1, incident_id=incident_id, tag=f"#INC-{incident_id}", kind="opened",
-                        client_id=client, client_name=client.upper(), contact="alice", urgency=Urgency.HIGH,
-                        silent=False, title="Avis <b>négatifs</b>", reasons=("risque 0.93",))
+    return Notification(
+        outbox_id=1,
+        incident_id=incident_id,
+        tag=f"#INC-{incident_id}",
+        kind="opened",
+        client_id=client,
+        client_name=client.upper(),
+        contact="alice",
+        urgency=Urgency.HIGH,
+        silent=False,
+        title="Avis <b>négatifs</b>",
+        reasons=("risque 0.93",),
+    )
 
 
 def buttons_of(call: object) -> dict[str, str]:
@@ -319,8 +382,7 @@ async def test_h4_forged_and_foreign_tokens_do_nothing(h: Harness) -> None:
     await h.poll()
     assert h.actions.acked == []
     assert h.fake.calls_to("editMessageText") == []
-    assert {c.params.get("text") for c in h.fake.calls_to("answerCallbackQuery")} == {
-        "Bouton expiré ou invalide."}
+    assert {c.params.get("text") for c in h.fake.calls_to("answerCallbackQuery")} == {"Bouton expiré ou invalide."}
 
 
 async def test_snooze_then_mute_then_show_buttons(h: Harness) -> None:
@@ -341,8 +403,9 @@ async def test_snooze_then_mute_then_show_buttons(h: Harness) -> None:
 
 
 async def test_b6_conflict_backs_off_with_one_error_and_alerts_still_go(
-        h: Harness, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR, logger="veille.bot")
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="veille.runtime.bot")
     h.fake.conflict_polling(True)
     for _ in range(4):
         await h.poll()

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from veille.cli import cli
-from veille.matching import MatchResult
-from veille.models import Item
+from veille.core.matching import MatchResult
+from veille.core.models import Item
 from veille.store.engine import make_engine, write_tx
 from veille.store.hits import MatchedItem, SourceRef, store_items
 from veille.store.migrate import upgrade
@@ -32,7 +32,8 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
     monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
     url = f"sqlite:///{tmp_path / 'v.db'}"
     config = tmp_path / "config.toml"
-    config.write_text(f"""
+    config.write_text(
+        f"""
 [database]
 url = "{url}"
 [[clients]]
@@ -42,27 +43,64 @@ keywords = ["chez gégé"]
 [[clients]]
 id = "tapis"
 keywords = ["tapis royal"]
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     engine = make_engine(url)
     upgrade(engine)
     now = datetime.now(UTC)
     with write_tx(engine) as conn:
-        conn.execute(clients.insert(), [{"id": "resto", "name": "Chez Gégé", "updated_at": now},
-                                        {"id": "tapis", "name": "Tapis Royal", "updated_at": now}])
-        sid = conn.execute(sources.insert().values(
-            key="resto/rss-1", client_id="resto", kind="rss", target="https://example.org/f.xml", every_seconds=600,
-            enabled=True, in_config=True, status="ok", consecutive_errors=0, hits_count=0,
-        ).returning(sources.c.id)).scalar_one()
+        conn.execute(
+            clients.insert(),
+            [
+                {"id": "resto", "name": "Chez Gégé", "updated_at": now},
+                {"id": "tapis", "name": "Tapis Royal", "updated_at": now},
+            ],
+        )
+        sid = conn.execute(
+            sources.insert()
+            .values(
+                key="resto/rss-1",
+                client_id="resto",
+                kind="rss",
+                target="https://example.org/f.xml",
+                every_seconds=600,
+                enabled=True,
+                in_config=True,
+                status="ok",
+                consecutive_errors=0,
+                hits_count=0,
+            )
+            .returning(sources.c.id)
+        ).scalar_one()
         ref = SourceRef(sid, "resto/rss-1", "resto", "rss")
         match = MatchResult(True, False, ("chez gege",))
-        store_items(conn, ref, [
-            MatchedItem(Item("old", "Chez Gégé il y a longtemps", title="Ancien"), match),
-        ], now - timedelta(days=3))
-        store_items(conn, ref, [
-            MatchedItem(Item("a", "Chez Gégé: \x1b[31mrouge\x1b[0m [bold]gras[/bold]", title="Avis A",
-                             author="alice", url="https://example.org/a"), match),
-            MatchedItem(Item("b", "Chez Gégé, pizza froide, 100% déçu", title="Avis B", author="bob"), match),
-        ], now - timedelta(hours=1))
+        store_items(
+            conn,
+            ref,
+            [
+                MatchedItem(Item("old", "Chez Gégé il y a longtemps", title="Ancien"), match),
+            ],
+            now - timedelta(days=3),
+        )
+        store_items(
+            conn,
+            ref,
+            [
+                MatchedItem(
+                    Item(
+                        "a",
+                        "Chez Gégé: \x1b[31mrouge\x1b[0m [bold]gras[/bold]",
+                        title="Avis A",
+                        author="alice",
+                        url="https://example.org/a",
+                    ),
+                    match,
+                ),
+                MatchedItem(Item("b", "Chez Gégé, pizza froide, 100% déçu", title="Avis B", author="bob"), match),
+            ],
+            now - timedelta(hours=1),
+        )
     engine.dispose()
     return config, url
 
@@ -186,9 +224,20 @@ def test_disabled_sources_say_so(setup: tuple[Path, str]) -> None:
     config, url = setup
     engine = make_engine(url)
     with write_tx(engine) as conn:
-        conn.execute(sources.insert().values(
-            key="resto/x-1", client_id="resto", kind="x", target="x: chez gégé", every_seconds=600, enabled=False,
-            in_config=True, status="new", consecutive_errors=0, hits_count=0))
+        conn.execute(
+            sources.insert().values(
+                key="resto/x-1",
+                client_id="resto",
+                kind="x",
+                target="x: chez gégé",
+                every_seconds=600,
+                enabled=False,
+                in_config=True,
+                status="new",
+                consecutive_errors=0,
+                hits_count=0,
+            )
+        )
     engine.dispose()
     table = invoke("sources", "--config", str(config)).output
     assert "disabled" in table and "x: chez gégé" in table
@@ -202,14 +251,39 @@ def test_hits_of_an_incident(setup: tuple[Path, str]) -> None:
     engine = make_engine(url)
     opened = datetime.now(UTC) - timedelta(minutes=30)
     with write_tx(engine) as conn:
-        incident_id = conn.execute(incidents.insert().values(
-            key="resto:buzz", client_id="resto", cause="buzz", subject="", status="open", urgency="high",
-            firing=True, opened_at=opened, notify_at=opened, last_evidence_at=opened, title="Bad buzz", reasons=[],
-            hit_count=2, top_hits=[], score=0.9, version=1, notified_version=1, notified_contacts=[], held_for=[],
-            level=0, loops=0, flaps=0, updated_at=opened).returning(incidents.c.id)).scalar_one()
+        incident_id = conn.execute(
+            incidents.insert()
+            .values(
+                key="resto:buzz",
+                client_id="resto",
+                cause="buzz",
+                subject="",
+                status="open",
+                urgency="high",
+                firing=True,
+                opened_at=opened,
+                notify_at=opened,
+                last_evidence_at=opened,
+                title="Bad buzz",
+                reasons=[],
+                hit_count=2,
+                top_hits=[],
+                score=0.9,
+                version=1,
+                notified_version=1,
+                notified_contacts=[],
+                held_for=[],
+                level=0,
+                loops=0,
+                flaps=0,
+                updated_at=opened,
+            )
+            .returning(incidents.c.id)
+        ).scalar_one()
     engine.dispose()
-    rows = json.loads(invoke("hits", "--config", str(config), "--incident", str(incident_id), "--format",
-                             "json").output)
+    rows = json.loads(
+        invoke("hits", "--config", str(config), "--incident", str(incident_id), "--format", "json").output
+    )
     assert sorted(r["title"] for r in rows) == ["Avis A", "Avis B"]  # not the 3-day-old one
     result = CliRunner().invoke(cli, ["hits", "--config", str(config), "--incident", "999"])
     assert result.exit_code != 0 and "unknown incident: 999" in result.output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from veille.config import load_config, parse_config
-from veille.errors import ConfigError
+from veille.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,8 @@ keywords = []
 
 def test_source_unknown_key_and_url_with_credentials() -> None:
     text = GOOD.replace('every = "10m"', 'every = "10m"\n  urll = "x"').replace(
-        "https://example.org/feed.xml", "https://user:pw@example.org/feed.xml")
+        "https://example.org/feed.xml", "https://user:pw@example.org/feed.xml"
+    )
     joined = "\n".join(problems_of(text))
     assert "clients[0].sources[0].urll: unknown key" in joined
     assert "must not contain a user name or password" in joined
@@ -111,7 +112,7 @@ def test_secret_written_in_file_is_refused_without_echoing_it() -> None:
 
 
 def test_database_password_refused() -> None:
-    text = GOOD.replace('sqlite:///x.db', 'postgresql+psycopg://veille:hunter22@db/veille')
+    text = GOOD.replace("sqlite:///x.db", "postgresql+psycopg://veille:hunter22@db/veille")
     found = "\n".join(problems_of(text))
     assert "database.url: must not contain a password" in found and "hunter22" not in found
 
@@ -134,8 +135,15 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     import os
 
     full_env = {**os.environ, "VEILLE_LANG": "en", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "veille", *args], capture_output=True, text=True, env=full_env,
-                          check=False, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "veille", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def test_config_check_exits_2_listing_all_problems(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from veille.config import load_config
-from veille.configreader import Reader
+from veille.core.configreader import Reader
 
 ROOT = Path(__file__).resolve().parents[1]
 

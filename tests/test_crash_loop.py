@@ -96,14 +96,24 @@ class GrowingFeeds:
             text, matches = self._rng.choice(PHRASES).format(name="Chez Gégé"), "1"
         else:
             text, matches = self._rng.choice(OTHER), ""
-        return {"title": text[:60], "text": f"{text} ({path} n°{n})", "guid": f"urn:crash-loop:{path}:{n}",
-                "link": f"https://news.example.org{path}/{n}", "date": format_datetime(now), "matches": matches}
+        return {
+            "title": text[:60],
+            "text": f"{text} ({path} n°{n})",
+            "guid": f"urn:crash-loop:{path}:{n}",
+            "link": f"https://news.example.org{path}/{n}",
+            "date": format_datetime(now),
+            "matches": matches,
+        }
 
     def expected_hits(self) -> set[tuple[str, str]]:
         """(source key, external id) of every matching item served so far."""
         with self._lock:
-            return {(path.strip("/"), item["guid"]) for path, items in self._items.items() for item in items
-                    if item["matches"]}
+            return {
+                (path.strip("/"), item["guid"])
+                for path, items in self._items.items()
+                for item in items
+                if item["matches"]
+            }
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +143,12 @@ def examine(db: Path, when: str) -> Snapshot:
         pairs = conn.execute("SELECT s.key, h.external_id FROM hits h JOIN sources s ON s.id = h.source_id").fetchall()
         hits = {(key, external_id) for key, external_id in pairs}
         assert len(hits) == len(pairs), f"{when}: a hit was stored twice"
-        outbox = {row[0]: OutboxRow(row[0], row[1], row[2], tuple(json.loads(row[3] or "[]")), row[4], bool(row[5]),
-                                    row[6])
-                  for row in conn.execute("SELECT id, state, incident_id, message_ids, sent_at, possible_duplicate, "
-                                          "attempts FROM outbox")}
+        outbox = {
+            row[0]: OutboxRow(row[0], row[1], row[2], tuple(json.loads(row[3] or "[]")), row[4], bool(row[5]), row[6])
+            for row in conn.execute(
+                "SELECT id, state, incident_id, message_ids, sent_at, possible_duplicate, attempts FROM outbox"
+            )
+        }
     return Snapshot(hits, outbox)
 
 
@@ -157,8 +169,9 @@ class History:
         assert not gone, f"cycle {cycle}: committed outbox rows {sorted(gone)} disappeared"
         for row_id, before in self.last.outbox.items():
             if before.state == "sent":
-                assert now.outbox[row_id] == before, f"cycle {cycle}: delivered row changed: {before} -> " \
-                                                     f"{now.outbox[row_id]}"
+                assert now.outbox[row_id] == before, (
+                    f"cycle {cycle}: delivered row changed: {before} -> {now.outbox[row_id]}"
+                )
         if now.hits != self.last.hits or now.outbox != self.last.outbox:
             self.kills_after_a_commit += 1
         self.caught |= {(r.id, r.attempts) for r in now.outbox.values() if r.state == "sending"}
@@ -171,7 +184,7 @@ def session_of(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return None if fields[0] == "Z" else int(fields[3])
 
 
@@ -197,9 +210,14 @@ def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 def launch(config: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "veille", "run", "--config", str(config)], cwd=ROOT,
-                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "veille", "run", "--config", str(config)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def write_config(tmp_path: Path, server: LocalServer, fake: FakeTelegram) -> Path:
@@ -207,8 +225,9 @@ def write_config(tmp_path: Path, server: LocalServer, fake: FakeTelegram) -> Pat
     per_contact = CLIENTS // CONTACTS
     contacts = "".join(
         f'[[contacts]]\nid = "k{k}"\nname = "K{k}"\nchannel = "telegram"\naddress = "{1001 + k}"\n'
-        f'clients = {json.dumps([f"c{c}" for c in range(k * per_contact, (k + 1) * per_contact)])}\n\n'
-        for k in range(CONTACTS))
+        f"clients = {json.dumps([f'c{c}' for c in range(k * per_contact, (k + 1) * per_contact)])}\n\n"
+        for k in range(CONTACTS)
+    )
     # An RSS item has no reach figures, so the angriest scores a risk of about 0.4: the thresholds
     # are lowered for every angry item to be new evidence (an incident update every other start).
     # lease: the minimum, so rows a kill left in `sending` are taken over within the test.

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from tests.support.daemon import config_text, wait_for
 from tests.support.feedgen import feed_items, rss
 from tests.support.server import LocalServer, Request, Response
-from veille.health import check_health
+from veille.runtime.health import check_health
 from veille.store.engine import make_engine, read_conn
 from veille.store.migrate import upgrade
 from veille.store.schema import hits
@@ -42,9 +42,14 @@ def write_config(tmp_path: Path, server: LocalServer, feeds: int, *, every: str 
 
 
 def start(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "veille", "run", "--config", str(config), *args],
-                            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "veille", "run", "--config", str(config), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def count_hits(db_url: str) -> tuple[int, int]:
@@ -79,8 +84,9 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, server: LocalServer) -> N
     try:
         assert wait_for(lambda: count_hits(db_url)[0] == expected, 40), "daemon stored nothing"
         assert check_health(tmp_path / "health.json", datetime.now(UTC)) == []
-        assert wait_for(lambda: json.loads((tmp_path / "health.json").read_text())["extra"]["parse_pool"]["parses"]
-                        >= 5, 15), "the health file reports the parse pool"
+        assert wait_for(
+            lambda: json.loads((tmp_path / "health.json").read_text())["extra"]["parse_pool"]["parses"] >= 5, 15
+        ), "the health file reports the parse pool"
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=15)
@@ -142,8 +148,14 @@ async def test_scheduler_never_overlaps_a_source_and_coalesces_after_a_pause() -
         running -= 1
 
     scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(slow_poll, IntervalTrigger(seconds=0.5), max_instances=1, coalesce=True,
-                      misfire_grace_time=None, next_run_time=datetime.now(UTC))
+    scheduler.add_job(
+        slow_poll,
+        IntervalTrigger(seconds=0.5),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        next_run_time=datetime.now(UTC),
+    )
     scheduler.start()
     await asyncio.sleep(3.2)
     assert peak == 1
@@ -160,11 +172,12 @@ async def test_scheduler_never_overlaps_a_source_and_coalesces_after_a_pause() -
 def test_first_polls_are_spread_by_jitter(tmp_path: Path) -> None:
     """D19: 1,000 sources with one interval start across the spread window, not at once."""
     from veille.config import parse_config
-    from veille.daemon import Daemon
+    from veille.runtime.daemon import Daemon
 
     feeds = {"resto": [f"https://example.org/f{n}" for n in range(1000)]}
     text = config_text(f"sqlite:///{tmp_path / 'x.db'}", feeds, every="10m").replace(
-        "allow_private_addresses = true", "allow_private_addresses = false")
+        "allow_private_addresses = true", "allow_private_addresses = false"
+    )
     config = parse_config(text, environ={})
 
     runtimes = {s.key: SimpleNamespace(config=s) for s in config.sources}
@@ -179,19 +192,29 @@ def test_first_polls_are_spread_by_jitter(tmp_path: Path) -> None:
 
 
 def test_sighup_reloads_a_valid_file_and_keeps_the_old_config_on_an_invalid_one(
-        tmp_path: Path, server: LocalServer) -> None:
+    tmp_path: Path, server: LocalServer
+) -> None:
     """I4, as the operator does it: edit config.toml, `kill -HUP`."""
     serve_feeds(server, 2, 10)
     config, _db_url = write_config(tmp_path, server, 1)
     original = config.read_text(encoding="utf-8")
     log_file = tmp_path / "daemon.log"
     with log_file.open("w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "veille", "run", "--config", str(config)], cwd=ROOT,
-                                   stdout=output, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "veille", "run", "--config", str(config)],
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     try:
         assert wait_for(lambda: server.requests_to("/f0"), 30), "the first source was never polled"
-        with_second = original.replace(server.url("/f0"), server.url("/f0") + '"\nevery = "30s"\n'
-                                       '[[clients.sources]]\nkind = "rss"\nid = "f1"\nurl = "' + server.url("/f1"), 1)
+        with_second = original.replace(
+            server.url("/f0"),
+            server.url("/f0") + '"\nevery = "30s"\n'
+            '[[clients.sources]]\nkind = "rss"\nid = "f1"\nurl = "' + server.url("/f1"),
+            1,
+        )
         broken = with_second.replace('every = "30s"', 'every = "soon"', 1)
         config.write_text(broken, encoding="utf-8")
         process.send_signal(signal.SIGHUP)

@@ -30,7 +30,7 @@ from tests.support.daemon import config_text
 from tests.support.feedgen import rss
 from tests.support.server import LocalServer, Request, Response
 from tests.support.tcpproxy import TcpProxy
-from veille.health import check_health
+from veille.runtime.health import check_health
 from veille.store.engine import make_engine, read_conn
 from veille.store.migrate import upgrade
 from veille.store.schema import hits, outbox
@@ -63,9 +63,16 @@ class GrowingFeed:
                 self.guids.append(f"urn:{self.name}:{len(self.guids)}")
             guids = list(self.guids)
         now = datetime.now(UTC)
-        items = [{"title": f"Article sur Chez Gégé n°{n}", "text": f"Chez Gégé ouvre une terrasse, article {n}",
-                  "guid": guid, "link": f"https://news.example.org/{self.name}/{n}",
-                  "date": format_datetime(now - timedelta(minutes=n))} for n, guid in enumerate(guids)]
+        items = [
+            {
+                "title": f"Article sur Chez Gégé n°{n}",
+                "text": f"Chez Gégé ouvre une terrasse, article {n}",
+                "guid": guid,
+                "link": f"https://news.example.org/{self.name}/{n}",
+                "date": format_datetime(now - timedelta(minutes=n)),
+            }
+            for n, guid in enumerate(guids)
+        ]
         return Response(200, rss(items), {"Content-Type": "application/rss+xml"})
 
     def polled_since(self, moment: float) -> bool:
@@ -75,9 +82,18 @@ class GrowingFeed:
 
 def angry_feed(name: str) -> str:
     now = datetime.now(UTC)
-    return rss([{"title": text[:60], "text": f"{text} ({name} {n})", "guid": f"urn:{name}:{n}",
-                 "link": f"https://news.example.org/{name}/{n}", "date": format_datetime(now - timedelta(minutes=n))}
-                for n, text in enumerate(ANGRY)])
+    return rss(
+        [
+            {
+                "title": text[:60],
+                "text": f"{text} ({name} {n})",
+                "guid": f"urn:{name}:{n}",
+                "link": f"https://news.example.org/{name}/{n}",
+                "date": format_datetime(now - timedelta(minutes=n)),
+            }
+            for n, text in enumerate(ANGRY)
+        ]
+    )
 
 
 def through(proxy: TcpProxy, url: str) -> str:
@@ -94,8 +110,9 @@ class Run:
         for n, feed in enumerate(self.news):
             server.route(f"/news{n}", feed)
         self.tapis_body = rss([])
-        server.route("/resto-angry", lambda _r: Response(200, angry_feed("resto"),
-                                                           {"Content-Type": "application/rss+xml"}))
+        server.route(
+            "/resto-angry", lambda _r: Response(200, angry_feed("resto"), {"Content-Type": "application/rss+xml"})
+        )
         server.route("/tapis-angry", lambda _r: Response(200, self.tapis_body, {"Content-Type": "application/rss+xml"}))
         self.health_file = tmp_path / "health.json"
         extra = f"""
@@ -114,14 +131,21 @@ channel = "console"
 clients = ["*"]
 digest_at = "off"
 """
-        feeds = {"resto": [server.url(f"/news{n}") for n in range(NEWS)] + [server.url("/resto-angry")],
-                 "tapis": [server.url("/tapis-angry")]}
+        feeds = {
+            "resto": [server.url(f"/news{n}") for n in range(NEWS)] + [server.url("/resto-angry")],
+            "tapis": [server.url("/tapis-angry")],
+        }
         self.config = tmp_path / "config.toml"
         self.config.write_text(config_text(daemon_url, feeds, extra=extra, every="30s"), encoding="utf-8")
         self.log_file = tmp_path / "daemon.log"
         self._output = self.log_file.open("w")
-        self.process = subprocess.Popen([sys.executable, "-m", "veille", "run", "--config", str(self.config)],
-                                        cwd=ROOT, stdout=self._output, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "veille", "run", "--config", str(self.config)],
+            cwd=ROOT,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -148,8 +172,9 @@ digest_at = "off"
         """Hits stored, and distinct (source, external_id) among them."""
         with read_conn(self.engine) as conn:
             total = conn.execute(select(func.count()).select_from(hits)).scalar_one()
-            distinct = conn.execute(select(func.count()).select_from(
-                select(hits.c.source_id, hits.c.external_id).distinct().subquery())).scalar_one()
+            distinct = conn.execute(
+                select(func.count()).select_from(select(hits.c.source_id, hits.c.external_id).distinct().subquery())
+            ).scalar_one()
         return total, distinct
 
     def storage_reported(self) -> bool:
@@ -157,8 +182,14 @@ digest_at = "off"
 
     def veille_health(self) -> subprocess.CompletedProcess[str]:
         """`veille health`, the command Docker's HEALTHCHECK runs."""
-        return subprocess.run([sys.executable, "-m", "veille", "health", "--config", str(self.config)], check=False,
-                              cwd=ROOT, capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            [sys.executable, "-m", "veille", "health", "--config", str(self.config)],
+            check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
 
 @pytest.fixture
@@ -170,7 +201,8 @@ def proxy(pg_url: str) -> Iterator[TcpProxy]:
 
 @pytest.mark.pg
 def test_postgres_outage_backs_off_quietly_and_resumes_without_duplicates(
-        tmp_path: Path, server: LocalServer, pg_url: str, proxy: TcpProxy) -> None:
+    tmp_path: Path, server: LocalServer, pg_url: str, proxy: TcpProxy
+) -> None:
     run = Run(tmp_path, server, pg_url, through(proxy, pg_url))
     try:
         # Before: every source polled once, the first alert committed and delivered.
@@ -184,8 +216,9 @@ def test_postgres_outage_backs_off_quietly_and_resumes_without_duplicates(
         assert run.wait_for(run.storage_reported, 25), "the health file never reported the outage"
         down = run.veille_health()
         assert down.returncode == 1 and "database writes are failing" in down.stderr, down
-        assert run.wait_for(lambda: all(f.polled_since(cut_at) for f in run.news), 45), \
+        assert run.wait_for(lambda: all(f.polled_since(cut_at) for f in run.news), 45), (
             "some source was not polled during the outage"
+        )
         time.sleep(2)  # let the writer fail those polls and back off
         outage = time.monotonic() - cut_at
         log_at_restore = run.log_file.stat().st_size
@@ -199,8 +232,9 @@ def test_postgres_outage_backs_off_quietly_and_resumes_without_duplicates(
         assert run.wait_for(lambda: run.stored()[1] >= expected, 60), (run.stored(), expected)
         assert run.stored() == (expected, expected)
         assert run.wait_for(lambda: run.alerts("tapis") == ["sent"], 30), run.alerts("tapis")
-        assert run.wait_for(lambda: check_health(run.health_file, datetime.now(UTC)) == [], 30), \
-            check_health(run.health_file, datetime.now(UTC))
+        assert run.wait_for(lambda: check_health(run.health_file, datetime.now(UTC)) == [], 30), check_health(
+            run.health_file, datetime.now(UTC)
+        )
         recovered = time.monotonic() - restored_at
         assert run.veille_health().returncode == 0
         assert run.alerts("resto") == ["sent"]
@@ -214,8 +248,10 @@ def test_postgres_outage_backs_off_quietly_and_resumes_without_duplicates(
     during = log[log_at_cut:log_at_restore].decode(errors="replace")
     after = log[log_at_restore:].decode(errors="replace")
     noisy = LOG_LINE.findall(during)
-    print(f"outage {outage:.1f}s, {len(noisy)} warning/error lines during it, all stored and health green "
-          f"{recovered:.1f}s after the restore")
+    print(
+        f"outage {outage:.1f}s, {len(noisy)} warning/error lines during it, all stored and health green "
+        f"{recovered:.1f}s after the restore"
+    )
     text = log.decode(errors="replace")
     assert "Traceback" not in text, text
     assert len(noisy) <= 3, during  # one storage_lost warning, not one per poll, tick or relay
@@ -229,7 +265,8 @@ def test_postgres_outage_backs_off_quietly_and_resumes_without_duplicates(
 
 @pytest.mark.pg
 def test_sigterm_while_the_database_is_down_exits_cleanly_within_the_grace(
-        tmp_path: Path, server: LocalServer, pg_url: str, proxy: TcpProxy) -> None:
+    tmp_path: Path, server: LocalServer, pg_url: str, proxy: TcpProxy
+) -> None:
     """A restart during an outage (the operator, or an orchestrator reacting to the red health)."""
     run = Run(tmp_path, server, pg_url, through(proxy, pg_url))
     try:
@@ -246,8 +283,9 @@ def test_sigterm_while_the_database_is_down_exits_cleanly_within_the_grace(
     assert "Traceback" not in run.log_file.read_text()
 
 
-def test_sqlite_locked_by_another_process_is_the_same_outage(tmp_path: Path, server: LocalServer,
-                                                            sqlite_url: str) -> None:
+def test_sqlite_locked_by_another_process_is_the_same_outage(
+    tmp_path: Path, server: LocalServer, sqlite_url: str
+) -> None:
     """Another process holds SQLite's write lock (a backup, a stuck `sqlite3` shell) longer than the
     busy timeout: every write fails with "database is locked", like PostgreSQL going away."""
     run = Run(tmp_path, server, sqlite_url, sqlite_url)

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from tests.support import feeds
 from tests.support.feeds import Entry, Feed
-from veille.errors import PermanentFetchError
-from veille.feeds.entries import (
+from veille.core.errors import PermanentFetchError
+from veille.core.matching import Matcher
+from veille.core.models import ErrorKind
+from veille.sources.rss.entries import (
     ParsedEntry,
     ParsedFeed,
     external_id,
@@ -24,9 +26,7 @@ from veille.feeds.entries import (
     to_items,
     trim_entries,
 )
-from veille.feeds.safety import check_xml_safety
-from veille.matching import Matcher
-from veille.models import ErrorKind
+from veille.sources.rss.safety import check_xml_safety
 
 URL = "https://example.org/feed.xml"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -63,12 +63,15 @@ def test_atom_entries_resolve_relative_links_and_strip_html() -> None:
 
 # --- D14 identity --------------------------------------------------------------------------------
 
+
 def test_identity_is_guid_then_link_then_hash() -> None:
-    body = Feed(entries=[
-        Entry(guid="g1", link="https://example.org/1"),
-        Entry(guid=None, link="https://example.org/2", title="B"),
-        Entry(guid=None, link=None, title="C", description="texte C"),
-    ]).bytes()
+    body = Feed(
+        entries=[
+            Entry(guid="g1", link="https://example.org/1"),
+            Entry(guid=None, link="https://example.org/2", title="B"),
+            Entry(guid=None, link=None, title="C", description="texte C"),
+        ]
+    ).bytes()
     keys = [i.external_id for i in items_of(body)]
     expected_hash = "sha256:" + hashlib.sha256(b"C\ntexte C").hexdigest()
     assert keys == ["g1", "https://example.org/2", expected_hash]
@@ -108,8 +111,19 @@ def test_google_alerts_links_are_unwrapped() -> None:
 
 # --- D15 dates -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("pub_date", [None, "Sun, 01 Jan 2099 00:00:00 GMT", "Thu, 01 Jan 1970 00:00:00 GMT",
-                                      "Fri, 31 Dec 1989 23:00:00 GMT", "hier soir", "32/13/2026", ""])
+
+@pytest.mark.parametrize(
+    "pub_date",
+    [
+        None,
+        "Sun, 01 Jan 2099 00:00:00 GMT",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+        "Fri, 31 Dec 1989 23:00:00 GMT",
+        "hier soir",
+        "32/13/2026",
+        "",
+    ],
+)
 def test_unusable_dates_become_none(pub_date: str | None) -> None:
     body = Feed(entries=[Entry(pub_date=pub_date)]).bytes()
     assert items_of(body)[0].published_at is None
@@ -127,6 +141,7 @@ def test_published_at_bounds() -> None:
 
 
 # --- E6 entry cap --------------------------------------------------------------------------------
+
 
 def test_only_the_newest_entries_are_kept() -> None:
     body = feeds.rss(2000)
@@ -147,6 +162,7 @@ def test_driver_cap_applies_after_parsing() -> None:
 
 
 # --- D12 / E10 classification --------------------------------------------------------------------
+
 
 def test_html_page_is_not_a_feed() -> None:
     assert kind_of(feeds.HTML_LOGIN_PAGE, "text/html; charset=utf-8") is ErrorKind.NOT_A_FEED
@@ -185,6 +201,7 @@ def test_nul_and_control_bytes_are_handled() -> None:
 
 
 # --- D13 encodings -------------------------------------------------------------------------------
+
 
 def test_declared_latin1_but_utf8_bytes() -> None:
     body = Feed(entries=[Entry(title="Café crème 😀")], encoding="iso-8859-1").xml().encode("utf-8")
@@ -241,8 +258,11 @@ def test_mutated_feeds_never_raise_anything_but_fetch_errors(data: st.DataObject
             if not body:
                 body = bytearray(b"<")
         else:
-            body[position:position] = data.draw(st.sampled_from(
-                [b"<!ENTITY", b"&amp;", b"<![CDATA[", b"]]>", b"\x00", b"\xff\xfe", b"<item>", b"</", b"&#xD800;"]))
+            body[position:position] = data.draw(
+                st.sampled_from(
+                    [b"<!ENTITY", b"&amp;", b"<![CDATA[", b"]]>", b"\x00", b"\xff\xfe", b"<item>", b"</", b"&#xD800;"]
+                )
+            )
     try:
         parsed = parse_document(bytes(body), URL)
     except PermanentFetchError:
@@ -254,12 +274,16 @@ def test_mutated_feeds_never_raise_anything_but_fetch_errors(data: st.DataObject
 @pytest.mark.parametrize("oldest_first", [False, True])
 def test_huge_feeds_are_trimmed_before_parsing_but_keep_the_newest(oldest_first: bool) -> None:
     count = 5000
-    entries = [Entry(title=f"T{i}", guid=f"g{i}", pub_date=None, raw=f"<dc:date>{_date(i)}</dc:date>")
-               for i in range(count)]
+    entries = [
+        Entry(title=f"T{i}", guid=f"g{i}", pub_date=None, raw=f"<dc:date>{_date(i)}</dc:date>") for i in range(count)
+    ]
     if oldest_first:
         entries.reverse()
-    body = Feed(entries=entries).xml().replace('<rss version="2.0">',
-                                               '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">')
+    body = (
+        Feed(entries=entries)
+        .xml()
+        .replace('<rss version="2.0">', '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">')
+    )
     parsed = parse_document(body.encode(), URL, max_entries=100, now=NOW.timestamp())
     assert parsed.total_entries == count and parsed.bozo is None
     assert sorted(int(e.guid[1:]) for e in parsed.entries) == list(range(100))  # g0 is the newest
@@ -290,9 +314,11 @@ def test_trimming_cannot_smuggle_an_entity_declaration_into_the_prolog() -> None
     before = "".join(f"<item><title>{i}</title></item>" for i in range(4 * keep))
     after = "".join(f"<item><title>{i}</title></item>" for i in range(2 * keep - 1))  # puts the cut end there
     smuggled = '<![CDATA[</item> --><!ENTITY a "BBBB">]>]]>'  # ...and ends inside this CDATA section
-    body = (f'<?xml version="1.0"?><!DOCTYPE rss [<!-- {decoys} -->]>'  # the cut removes this -->
-            f'<rss version="2.0"><channel><title>t</title>{before}<item><description>{smuggled}'
-            f"</description></item>{after}</channel></rss>").encode()
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!-- {decoys} -->]>'  # the cut removes this -->
+        f'<rss version="2.0"><channel><title>t</title>{before}<item><description>{smuggled}'
+        f"</description></item>{after}</channel></rss>"
+    ).encode()
     assert not refused_before_trimming(body)
     assert b"<!ENTITY" in trim_entries(body, keep)[0]
     with pytest.raises(PermanentFetchError) as info:
@@ -324,22 +350,34 @@ def matched_in_worker(feed: ParsedFeed, max_entries: int | None) -> list[tuple[s
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["g1", "g2", "g3", "g4"]), st.lists(WORDS, max_size=6).map(" ".join),
-                          st.integers(0, 48)), max_size=12),
-       st.one_of(st.none(), st.integers(1, 6)))
-def test_worker_side_matching_keeps_exactly_what_the_daemon_would(rows: list[tuple[str, str, int]],
-                                                                   max_entries: int | None) -> None:
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["g1", "g2", "g3", "g4"]), st.lists(WORDS, max_size=6).map(" ".join), st.integers(0, 48)
+        ),
+        max_size=12,
+    ),
+    st.one_of(st.none(), st.integers(1, 6)),
+)
+def test_worker_side_matching_keeps_exactly_what_the_daemon_would(
+    rows: list[tuple[str, str, int]], max_entries: int | None
+) -> None:
     """Same hits whatever the duplicates (first key wins) and the per-source cap (newest first)."""
-    entries = [Entry(guid=guid, title=text, description="avis", pub_date=f"Fri, 20 Nov 2026 {hour % 24:02d}:00:00 GMT")
-               for guid, text, hour in rows]
+    entries = [
+        Entry(guid=guid, title=text, description="avis", pub_date=f"Fri, 20 Nov 2026 {hour % 24:02d}:00:00 GMT")
+        for guid, text, hour in rows
+    ]
     feed = parse_document(Feed(entries=entries).bytes(), URL, {})
     assert matched_in_worker(feed, max_entries) == matched_in_daemon(feed, max_entries)
 
 
 def test_a_duplicate_key_that_matches_is_not_resurrected() -> None:
     """The first entry of a key wins even when only a later copy matches (as to_items decides)."""
-    feed = parse_document(Feed(entries=[Entry(guid="g", title="sans rapport"),
-                                        Entry(guid="g", title="Chez Gégé, super")]).bytes(), URL, {})
+    feed = parse_document(
+        Feed(entries=[Entry(guid="g", title="sans rapport"), Entry(guid="g", title="Chez Gégé, super")]).bytes(),
+        URL,
+        {},
+    )
     assert matched_in_worker(feed, None) == matched_in_daemon(feed, None) == []
     mention = parse_document(Feed(entries=[Entry(guid="m", title="merci @chezgege")]).bytes(), URL, {})
     assert matched_in_worker(mention, None) == [("m", ("@chezgege",), True)]

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import feeds
-from veille.feeds.entries import parse_document, repair_charset, trim_entries
-from veille.feeds.fastpath import parse_plain_feed
+from veille.sources.rss.entries import parse_document, repair_charset, trim_entries
+from veille.sources.rss.fastpath import parse_plain_feed
 
 URL = "https://exemple.fr/flux/actu.xml"
 RSS_TYPE = "application/rss+xml"
@@ -37,30 +37,37 @@ def assert_same_as_feedparser(body: bytes, content_type: str = RSS_TYPE) -> None
 
 
 def rss_document(items: list[str], channel_extra: str = "", namespaces: str = "") -> bytes:
-    return ('<?xml version="1.0" encoding="UTF-8"?>'
-            f'<rss version="2.0"{namespaces}><channel><title>Actu &amp; avis</title>'
-            f"<link>https://exemple.fr/</link>{channel_extra}{''.join(items)}</channel></rss>").encode()
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<rss version="2.0"{namespaces}><channel><title>Actu &amp; avis</title>'
+        f"<link>https://exemple.fr/</link>{channel_extra}{''.join(items)}</channel></rss>"
+    ).encode()
 
 
-NAMESPACES = (' xmlns:content="http://purl.org/rss/1.0/modules/content/"'
-              ' xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:atom="http://www.w3.org/2005/Atom"'
-              ' xmlns:media="http://search.yahoo.com/mrss/"')
+NAMESPACES = (
+    ' xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+    ' xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:atom="http://www.w3.org/2005/Atom"'
+    ' xmlns:media="http://search.yahoo.com/mrss/"'
+)
 
 
 def atom_document(entries: list[str]) -> bytes:
-    return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-            '<title type="text">Alertes Google</title><id>tag:google.com,2005:reader/user/1/state</id>'
-            f"{''.join(entries)}</feed>").encode()
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        '<title type="text">Alertes Google</title><id>tag:google.com,2005:reader/user/1/state</id>'
+        f"{''.join(entries)}</feed>"
+    ).encode()
 
 
 # -- documents written by hand: the shapes users poll --------------------------------------------
 GOOGLE_NEWS_ITEM = (
-    '<item><title>Chez Gégé : la pizzeria rouvre - Ouest-France</title>'
+    "<item><title>Chez Gégé : la pizzeria rouvre - Ouest-France</title>"
     "<link>https://news.google.com/rss/articles/CBMiSGh0dHBzOi8vd3d3Lm91ZXN0LWZyYW5jZS5mci9hcnRpY2xlLmh0bWzSAQA?oc=5</link>"
     '<guid isPermaLink="false">CBMiSGh0dHBzOi8vd3d3</guid><pubDate>Mon, 23 Nov 2026 07:45:00 GMT</pubDate>'
     '<description>&lt;a href="https://news.google.com/rss/articles/CBMi?oc=5" target="_blank"&gt;Chez Gégé&lt;/a&gt;'
     '&amp;nbsp;&amp;nbsp;&lt;font color="#6f6f6f"&gt;Ouest-France&lt;/font&gt;</description>'
-    '<source url="https://www.ouest-france.fr">Ouest-France</source></item>')
+    '<source url="https://www.ouest-france.fr">Ouest-France</source></item>'
+)
 WORDPRESS_ITEM = (
     "<item><title>Nouveau tapis &#8211; soldes</title><link>https://tapis-royal.fr/?p=12</link>"
     "<comments>https://tapis-royal.fr/?p=12#respond</comments><dc:creator><![CDATA[Zoé]]></dc:creator>"
@@ -68,48 +75,95 @@ WORDPRESS_ITEM = (
     '<guid isPermaLink="false">https://tapis-royal.fr/?p=12</guid>'
     "<description><![CDATA[Le résumé [&#8230;]]]></description>"
     "<content:encoded><![CDATA[<p>Le texte <b>entier</b> de l'article</p>]]></content:encoded>"
-    '<media:thumbnail url="https://tapis-royal.fr/t.jpg"/></item>')
+    '<media:thumbnail url="https://tapis-royal.fr/t.jpg"/></item>'
+)
 GOOGLE_ALERTS_ENTRY = (
     "<entry><id>tag:google.com,2013:googlealerts/feed:1029384756</id>"
     '<title type="html">Avis sur &lt;b&gt;Cabinet Ostéo&lt;/b&gt; Lemoine</title>'
     '<link href="https://www.google.com/url?rct=j&amp;sa=t&amp;url=https://avis.fr/osteo&amp;ct=ga"/>'
     "<published>2026-11-23T06:00:00Z</published><updated>2026-11-23T06:00:00Z</updated>"
     '<content type="html">Un &lt;b&gt;excellent&lt;/b&gt; ostéopathe</content>'
-    "<author><name></name></author></entry>")
+    "<author><name></name></author></entry>"
+)
 
 
-@pytest.mark.parametrize("body", [
-    rss_document([GOOGLE_NEWS_ITEM] * 3),
-    rss_document([WORDPRESS_ITEM], '<atom:link href="https://tapis-royal.fr/feed/" rel="self" '
-                 'type="application/rss+xml"/>', NAMESPACES),
-    atom_document([GOOGLE_ALERTS_ENTRY]),
-    feeds.rss(30),
-    feeds.atom(5).replace(b' xml:base="https://blog.example.org/"', b""),
-], ids=["google-news", "wordpress", "google-alerts", "generated-rss", "atom-relative-links"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        rss_document([GOOGLE_NEWS_ITEM] * 3),
+        rss_document(
+            [WORDPRESS_ITEM],
+            '<atom:link href="https://tapis-royal.fr/feed/" rel="self" type="application/rss+xml"/>',
+            NAMESPACES,
+        ),
+        atom_document([GOOGLE_ALERTS_ENTRY]),
+        feeds.rss(30),
+        feeds.atom(5).replace(b' xml:base="https://blog.example.org/"', b""),
+    ],
+    ids=["google-news", "wordpress", "google-alerts", "generated-rss", "atom-relative-links"],
+)
 def test_usual_feeds_take_the_fast_path_and_agree(body: bytes) -> None:
     assert accepted(body)
     assert_same_as_feedparser(body)
 
 
-@pytest.mark.parametrize(("body", "content_type"), [
-    (feeds.Feed(encoding="iso-8859-1").bytes(), RSS_TYPE),  # another declared encoding
-    (feeds.rss(2), "application/rss+xml; charset=windows-1252"),
-    (feeds.rss(2), "text/html"),  # feedparser's non-XML media type handling
-    (feeds.Feed(doctype='<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
-                       '"http://my.netscape.com/publish/formats/rss-0.91.dtd">').bytes(), RSS_TYPE),
-    (feeds.atom(2), RSS_TYPE),  # xml:base changes how links resolve
-    (rss_document(['<item><title>x</title><itunes:author xmlns:itunes="http://www.itunes.com/dtds/'
-                   'podcast-1.0.dtd">A</itunes:author></item>']), RSS_TYPE),  # an unknown namespace
-    (rss_document(["<item><title>a</title><title>b</title></item>"]), RSS_TYPE),  # a repeated field
-    (rss_document(["<item><description><p>du XHTML brut</p></description></item>"]), RSS_TYPE),
-    (rss_document(["<item><title>a</title>"]), RSS_TYPE),  # malformed: feedparser's loose parser
-    (b'<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
-     b'xmlns="http://purl.org/rss/1.0/"><channel><title>t</title></channel></rdf:RDF>', RSS_TYPE),
-    (b'<rss version="0.91"><channel><title>t</title></channel></rss>', RSS_TYPE),
-    (atom_document(['<entry><id>x</id><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
-                    "<p>x</p></div></content></entry>"]), RSS_TYPE),
-], ids=["latin1", "charset-header", "html-type", "doctype", "xml-base", "itunes", "repeated", "raw-xhtml",
-        "truncated", "rdf", "rss091", "atom-xhtml"])
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (feeds.Feed(encoding="iso-8859-1").bytes(), RSS_TYPE),  # another declared encoding
+        (feeds.rss(2), "application/rss+xml; charset=windows-1252"),
+        (feeds.rss(2), "text/html"),  # feedparser's non-XML media type handling
+        (
+            feeds.Feed(
+                doctype='<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+                '"http://my.netscape.com/publish/formats/rss-0.91.dtd">'
+            ).bytes(),
+            RSS_TYPE,
+        ),
+        (feeds.atom(2), RSS_TYPE),  # xml:base changes how links resolve
+        (
+            rss_document(
+                [
+                    '<item><title>x</title><itunes:author xmlns:itunes="http://www.itunes.com/dtds/'
+                    'podcast-1.0.dtd">A</itunes:author></item>'
+                ]
+            ),
+            RSS_TYPE,
+        ),  # an unknown namespace
+        (rss_document(["<item><title>a</title><title>b</title></item>"]), RSS_TYPE),  # a repeated field
+        (rss_document(["<item><description><p>du XHTML brut</p></description></item>"]), RSS_TYPE),
+        (rss_document(["<item><title>a</title>"]), RSS_TYPE),  # malformed: feedparser's loose parser
+        (
+            b'<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+            b'xmlns="http://purl.org/rss/1.0/"><channel><title>t</title></channel></rdf:RDF>',
+            RSS_TYPE,
+        ),
+        (b'<rss version="0.91"><channel><title>t</title></channel></rss>', RSS_TYPE),
+        (
+            atom_document(
+                [
+                    '<entry><id>x</id><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+                    "<p>x</p></div></content></entry>"
+                ]
+            ),
+            RSS_TYPE,
+        ),
+    ],
+    ids=[
+        "latin1",
+        "charset-header",
+        "html-type",
+        "doctype",
+        "xml-base",
+        "itunes",
+        "repeated",
+        "raw-xhtml",
+        "truncated",
+        "rdf",
+        "rss091",
+        "atom-xhtml",
+    ],
+)
 def test_anything_unusual_goes_to_feedparser(body: bytes, content_type: str) -> None:
     assert not accepted(body, content_type)
     try:
@@ -122,31 +176,104 @@ def test_anything_unusual_goes_to_feedparser(body: bytes, content_type: str) -> 
 
 
 # -- generated documents: the two readers must agree whenever the fast one accepts --------------
-TEXT_PIECES = st.sampled_from([
-    "Chez Gégé", "pizza", " ", "  ", "\n", "\t", "<b>gras</b>", "<p>", "</p>", "<br/>", "&amp;", "&eacute;",
-    "&#233;", "&nbsp;", "&bogus;", "é", "Ã©", "\u0080", "\u0092", "€", "😥", "<script>x()</script>", "a < b",
-    "5 > 3", '"', "'", "</em>", "<unknowntag>", "http://x.fr/?a=1&b=2", "\x1b[31m", "\u200b",
-])
+TEXT_PIECES = st.sampled_from(
+    [
+        "Chez Gégé",
+        "pizza",
+        " ",
+        "  ",
+        "\n",
+        "\t",
+        "<b>gras</b>",
+        "<p>",
+        "</p>",
+        "<br/>",
+        "&amp;",
+        "&eacute;",
+        "&#233;",
+        "&nbsp;",
+        "&bogus;",
+        "é",
+        "Ã©",
+        "\u0080",
+        "\u0092",
+        "€",
+        "😥",
+        "<script>x()</script>",
+        "a < b",
+        "5 > 3",
+        '"',
+        "'",
+        "</em>",
+        "<unknowntag>",
+        "http://x.fr/?a=1&b=2",
+        "\x1b[31m",
+        "\u200b",
+    ]
+)
 TEXT = st.lists(TEXT_PIECES, max_size=8).map("".join)
-URLS = st.sampled_from([
-    "https://exemple.fr/a/1", "http://exemple.fr/a?b=1&c=2", "https://exemple.fr/a;p?q=1", "/relatif/2",
-    "relatif", "../haut", "https://exemple.fr/a/../b", "HTTPS://Exemple.fr/A", "urn:uuid:1234", "tag:g.com,2013:x",
-    "mailto:a@b.fr", "https://exemple.fr/a?", "https://exemple.fr/a#frag", "https:///trois", "", " https://e.fr/x ",
-    "javascript:alert(1)", "https://exemple.fr/é", "//autre.fr/x", "https://exemple.fr:8443/x?y=1#z",
-    "https://exemple.fr/a?x=&amp;y", "ftp://exemple.fr/f",
-])
-DATES = st.sampled_from([
-    "Mon, 23 Nov 2026 07:45:00 GMT", "Mon, 23 Nov 2026 07:45:00 +0100", "23 Nov 2026 07:45 EST",
-    "2026-11-23T07:45:00Z", "2026-11-23T07:45:00+01:00", "2026-11-23", "lundi 23 novembre", "",
-    "Sun, 31 Feb 2026 25:99:00 GMT", "Thu, 01 Jan 1970 00:00:00 GMT", "Fri, 31 Dec 2099 00:00:00 GMT",
-])
+URLS = st.sampled_from(
+    [
+        "https://exemple.fr/a/1",
+        "http://exemple.fr/a?b=1&c=2",
+        "https://exemple.fr/a;p?q=1",
+        "/relatif/2",
+        "relatif",
+        "../haut",
+        "https://exemple.fr/a/../b",
+        "HTTPS://Exemple.fr/A",
+        "urn:uuid:1234",
+        "tag:g.com,2013:x",
+        "mailto:a@b.fr",
+        "https://exemple.fr/a?",
+        "https://exemple.fr/a#frag",
+        "https:///trois",
+        "",
+        " https://e.fr/x ",
+        "javascript:alert(1)",
+        "https://exemple.fr/é",
+        "//autre.fr/x",
+        "https://exemple.fr:8443/x?y=1#z",
+        "https://exemple.fr/a?x=&amp;y",
+        "ftp://exemple.fr/f",
+    ]
+)
+DATES = st.sampled_from(
+    [
+        "Mon, 23 Nov 2026 07:45:00 GMT",
+        "Mon, 23 Nov 2026 07:45:00 +0100",
+        "23 Nov 2026 07:45 EST",
+        "2026-11-23T07:45:00Z",
+        "2026-11-23T07:45:00+01:00",
+        "2026-11-23",
+        "lundi 23 novembre",
+        "",
+        "Sun, 31 Feb 2026 25:99:00 GMT",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+        "Fri, 31 Dec 2099 00:00:00 GMT",
+    ]
+)
 
 
 @st.composite
 def rss_items(draw: st.DrawFn) -> str:
     parts = []
-    for tag in draw(st.permutations(["title", "link", "guid", "pubDate", "description", "author",
-                                     "content:encoded", "dc:creator", "category", "media:thumbnail"])):
+    for tag in draw(
+        st.permutations(
+            [
+                "title",
+                "link",
+                "guid",
+                "pubDate",
+                "description",
+                "author",
+                "content:encoded",
+                "dc:creator",
+                "category",
+                "media:thumbnail",
+            ]
+        )
+    ):
         if not draw(st.booleans()):
             continue
         if tag == "link":
@@ -168,8 +295,9 @@ def rss_items(draw: st.DrawFn) -> str:
 @st.composite
 def atom_entries(draw: st.DrawFn) -> str:
     parts = []
-    for tag in draw(st.permutations(["id", "title", "link", "link2", "published", "updated", "summary",
-                                     "content", "author"])):
+    for tag in draw(
+        st.permutations(["id", "title", "link", "link2", "published", "updated", "summary", "content", "author"])
+    ):
         if not draw(st.booleans()):
             continue
         if tag.startswith("link"):
@@ -184,7 +312,8 @@ def atom_entries(draw: st.DrawFn) -> str:
             name = draw(st.one_of(st.none(), TEXT))
             email = draw(st.one_of(st.none(), st.just("zoe@exemple.fr")))
             inner = (f"<name>{escape(name)}</name>" if name is not None else "") + (
-                f"<email>{email}</email>" if email else "")
+                f"<email>{email}</email>" if email else ""
+            )
             parts.append(f"<author>{inner}</author>")
         else:
             kind = draw(st.sampled_from(["", ' type="text"', ' type="html"']))
@@ -211,5 +340,6 @@ def test_generated_atom_agrees_with_feedparser(entries: list[str]) -> None:
 def test_generated_documents_mostly_take_the_fast_path() -> None:
     """The agreement tests above would pass vacuously if the fast path refused everything."""
     assert accepted(rss_document([GOOGLE_NEWS_ITEM, WORDPRESS_ITEM], "", NAMESPACES))
-    assert accepted(atom_document([GOOGLE_ALERTS_ENTRY, "<entry><id>x</id><title>t</title></entry>"]),
-                    "application/atom+xml")
+    assert accepted(
+        atom_document([GOOGLE_ALERTS_ENTRY, "<entry><id>x</id><title>t</title></entry>"]), "application/atom+xml"
+    )

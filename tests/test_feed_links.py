@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from veille.feeds.links import decode_google_news_id, entry_url, safe_url, unwrap_google
+from veille.sources.rss.links import decode_google_news_id, entry_url, safe_url, unwrap_google
 
 ARTICLE = "https://www.ouest-france.fr/bretagne/rennes/un-article-123.html"
 
@@ -17,11 +17,25 @@ def old_google_news_id(url: str) -> str:
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("value", [
-    "javascript:alert(1)", "data:text/html,<b>x</b>", "file:///etc/passwd", "tg://resolve?domain=x",
-    "ftp://example.org/x", "//example.org/x", "/relative", "https://", "http://exa mple.org/",
-    "https://example.org/\x00", "https://[::1/", None, 42, "https://example.org/" + "a" * 5000,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "javascript:alert(1)",
+        "data:text/html,<b>x</b>",
+        "file:///etc/passwd",
+        "tg://resolve?domain=x",
+        "ftp://example.org/x",
+        "//example.org/x",
+        "/relative",
+        "https://",
+        "http://exa mple.org/",
+        "https://example.org/\x00",
+        "https://[::1/",
+        None,
+        42,
+        "https://example.org/" + "a" * 5000,
+    ],
+)
 def test_only_http_and_https_links_are_kept(value: object) -> None:
     assert safe_url(value) is None
     assert entry_url(value) is None
@@ -33,8 +47,10 @@ def test_plain_links_pass_unchanged() -> None:
 
 
 def test_google_alerts_redirect_is_unwrapped() -> None:
-    link = ("https://www.google.com/url?rct=j&sa=t&url=https://www.lemonde.fr/a%3Fx%3D1%26y%3D2"
-            "&ct=ga&cd=CAIyGjA&usg=AOvVaw1")
+    link = (
+        "https://www.google.com/url?rct=j&sa=t&url=https://www.lemonde.fr/a%3Fx%3D1%26y%3D2"
+        "&ct=ga&cd=CAIyGjA&usg=AOvVaw1"
+    )
     assert entry_url(link) == "https://www.lemonde.fr/a?x=1&y=2"
     assert unwrap_google("https://www.google.fr/url?q=https://example.org/p&sa=U") == "https://example.org/p"
 
@@ -66,10 +82,16 @@ def test_long_urls_use_a_two_byte_length() -> None:
     assert decode_google_news_id(article_id) == url
 
 
-@pytest.mark.parametrize("article_id", [
-    "CBMiAU_yqLOkn1w7ZMmF0Ixx1vSl3m3e1hCkP4ZJkVq",  # newer format: an opaque token, no URL inside
-    "not-base64-!!!", "", "CBMi", "CBMi" + "A" * 50,
-])
+@pytest.mark.parametrize(
+    "article_id",
+    [
+        "CBMiAU_yqLOkn1w7ZMmF0Ixx1vSl3m3e1hCkP4ZJkVq",  # newer format: an opaque token, no URL inside
+        "not-base64-!!!",
+        "",
+        "CBMi",
+        "CBMi" + "A" * 50,
+    ],
+)
 def test_undecodable_google_news_ids_keep_the_link(article_id: str) -> None:
     link = f"https://news.google.com/rss/articles/{article_id}"
     assert decode_google_news_id(article_id) is None

@@ -11,10 +11,10 @@ import pytest
 
 from tests.support import feeds
 from tests.support.server import LocalServer, Response
-from veille.errors import PermanentFetchError
-from veille.feeds.entries import parse_document
-from veille.feeds.parsepool import FeedParsePool
-from veille.models import ErrorKind
+from veille.core.errors import PermanentFetchError
+from veille.core.models import ErrorKind
+from veille.sources.rss.entries import parse_document
+from veille.sources.rss.parsepool import FeedParsePool
 
 URL = "https://example.org/feed.xml"
 
@@ -39,8 +39,11 @@ async def test_max_entries_is_applied_in_the_worker(pool: FeedParsePool) -> None
 
 
 async def test_error_kinds_cross_the_process_boundary(pool: FeedParsePool) -> None:
-    cases = {feeds.quadratic_blowup(): ErrorKind.UNSAFE_XML, feeds.HTML_LOGIN_PAGE: ErrorKind.NOT_A_FEED,
-             feeds.GARBAGE: ErrorKind.PARSE_ERROR}
+    cases = {
+        feeds.quadratic_blowup(): ErrorKind.UNSAFE_XML,
+        feeds.HTML_LOGIN_PAGE: ErrorKind.NOT_A_FEED,
+        feeds.GARBAGE: ErrorKind.PARSE_ERROR,
+    }
     for body, kind in cases.items():
         with pytest.raises(PermanentFetchError) as info:
             await pool.parse(body, URL, {})
@@ -63,8 +66,9 @@ async def test_redos_author_times_out_and_the_worker_is_replaced(pool: FeedParse
     async def good() -> int:
         return len((await pool.parse(feeds.rss(3), URL, {})).entries)
 
-    results = await asyncio.gather(pool.parse(feeds.redos_authors(), URL, {}), *(good() for _ in range(6)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        pool.parse(feeds.redos_authors(), URL, {}), *(good() for _ in range(6)), return_exceptions=True
+    )
     error = results[0]
     assert isinstance(error, PermanentFetchError) and error.kind is ErrorKind.PARSE_TIMEOUT
     assert results[1:] == [3] * 6  # the other parses were unaffected
@@ -150,12 +154,17 @@ def test_workers_zero_means_one_per_core() -> None:
 
 
 async def test_with_keywords_only_the_clients_matching_entries_come_back(pool: FeedParsePool) -> None:
-    entries = [feeds.Entry(guid=f"g{i}", title=title) for i, title in
-               enumerate(["Chez Gégé : super", "autre chose", "CHEZ GEGE encore", "merci @chezgege"])]
+    entries = [
+        feeds.Entry(guid=f"g{i}", title=title)
+        for i, title in enumerate(["Chez Gégé : super", "autre chose", "CHEZ GEGE encore", "merci @chezgege"])
+    ]
     body = feeds.Feed(entries=entries).bytes()
     parsed = await pool.parse(body, URL, {}, keywords=("chez gégé", "@chezgege"), now=1.8e9, max_entries=None)
     assert [(e.guid, e.terms, e.direct) for e in parsed.entries] == [
-        ("g0", ("chez gege",), False), ("g2", ("chez gege",), False), ("g3", ("@chezgege",), True)]
+        ("g0", ("chez gege",), False),
+        ("g2", ("chez gege",), False),
+        ("g3", ("@chezgege",), True),
+    ]
     assert parsed.total_entries == 4
     capped = await pool.parse(body, URL, {}, keywords=("chez gégé",), now=1.8e9, max_entries=1)
     assert [e.guid for e in capped.entries] == ["g0"]

@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 
 from tests.support import feeds
 from tests.support.server import LocalServer, Response
-from veille.errors import PermanentFetchError
-from veille.feeds.entries import parse_document
-from veille.feeds.safety import check_xml_safety, find_entity_declaration, root_element_start
-from veille.models import ErrorKind
+from veille.core.errors import PermanentFetchError
+from veille.core.models import ErrorKind
+from veille.sources.rss.entries import parse_document
+from veille.sources.rss.safety import check_xml_safety, find_entity_declaration, root_element_start
 
 
 def refused(body: bytes, content_type: str | None = None) -> bool:
@@ -60,22 +60,26 @@ def test_xxe_sentinel_never_appears(tmp_path) -> None:
     assert "SENTINEL" not in str(info.value) and "SENTINEL" not in repr(info.value)
 
 
-@pytest.mark.parametrize("prolog", [
-    '<!DOCTYPE rss [<!entity a "x">]>',  # lower case
-    '<!-- c --><?pi x?><!DOCTYPE rss [<!-- ] > --><!ENTITY a "x">]>',  # comment hiding a bracket
-    '<!DOCTYPE rss SYSTEM "a>b[" [<!ENTITY a "x">]>',  # quoted > and [ before the subset
-    '<!DOCTYPE rss SYSTEM "<![CDATA[" [<!ENTITY a "x">]>',  # fake CDATA start inside a literal
-    '</x>\n<!ENTITY a "BBBB">\n<!DOCTYPE x>',  # junk before: feedparser's own split would keep it
-    '<!DOCTYPE rss [<!ATTLIST a b CDATA "]>"><!ENTITY a "x">]>',  # quoted ]> in an attribute default
-])
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        '<!DOCTYPE rss [<!entity a "x">]>',  # lower case
+        '<!-- c --><?pi x?><!DOCTYPE rss [<!-- ] > --><!ENTITY a "x">]>',  # comment hiding a bracket
+        '<!DOCTYPE rss SYSTEM "a>b[" [<!ENTITY a "x">]>',  # quoted > and [ before the subset
+        '<!DOCTYPE rss SYSTEM "<![CDATA[" [<!ENTITY a "x">]>',  # fake CDATA start inside a literal
+        '</x>\n<!ENTITY a "BBBB">\n<!DOCTYPE x>',  # junk before: feedparser's own split would keep it
+        '<!DOCTYPE rss [<!ATTLIST a b CDATA "]>"><!ENTITY a "x">]>',  # quoted ]> in an attribute default
+    ],
+)
 def test_tricky_prologs_are_refused(prolog: str) -> None:
     body = f'<?xml version="1.0"?>{prolog}<rss version="2.0"><channel><title>&a;</title></channel></rss>'
     assert refused(body.encode())
 
 
 def test_entity_text_inside_cdata_in_the_body_is_allowed() -> None:
-    feed = feeds.Feed(entries=[feeds.Entry(description='Exemple XXE : <!ENTITY xxe SYSTEM "file:///etc/passwd">',
-                                           cdata=True)])
+    feed = feeds.Feed(
+        entries=[feeds.Entry(description='Exemple XXE : <!ENTITY xxe SYSTEM "file:///etc/passwd">', cdata=True)]
+    )
     body = feed.bytes()
     assert not refused(body)
     parsed = parse_document(body, "https://example.org/feed")
@@ -95,8 +99,10 @@ def test_scan_is_linear_with_many_cdata_sections() -> None:
 
 
 def test_netscape_doctype_without_entities_is_allowed() -> None:
-    feed = feeds.Feed(doctype='<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
-                              '"http://my.netscape.com/publish/formats/rss-0.91.dtd">')
+    feed = feeds.Feed(
+        doctype='<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+        '"http://my.netscape.com/publish/formats/rss-0.91.dtd">'
+    )
     assert not refused(feed.bytes())
 
 
@@ -123,8 +129,10 @@ def test_external_dtd_is_never_fetched(server: LocalServer) -> None:
 
 def test_external_parameter_and_general_entities_are_refused_without_a_request(server: LocalServer) -> None:
     _dtd_server(server)
-    for body in (feeds.parameter_entity(server.url("/evil.dtd")),
-                 feeds.xxe_file(server.url("/evil.xml").replace("http://", "")).replace(b"file://", b"http://")):
+    for body in (
+        feeds.parameter_entity(server.url("/evil.dtd")),
+        feeds.xxe_file(server.url("/evil.xml").replace("http://", "")).replace(b"file://", b"http://"),
+    ):
         with pytest.raises(PermanentFetchError) as info:
             parse_document(body, "https://example.org/feed")
         assert info.value.kind is ErrorKind.UNSAFE_XML

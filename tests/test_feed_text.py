@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import feeds
-from veille.feeds.entries import parse_document
-from veille.feeds.text import MAX_FIELD, clean_text, html_to_text
+from veille.sources.rss.entries import parse_document
+from veille.sources.rss.text import MAX_FIELD, clean_text, html_to_text
 
 
 def test_deep_nesting_raises_no_recursion_error() -> None:
@@ -30,7 +30,8 @@ def test_active_content_is_stripped() -> None:
 
 def test_block_tags_become_line_breaks_and_entities_are_decoded() -> None:
     assert html_to_text("<p>Un &amp; deux</p><p>trois<br>quatre</p>cinq\nsix &lt;b&gt;") == (
-        "Un & deux\n\ntrois\nquatre\ncinq six <b>")
+        "Un & deux\n\ntrois\nquatre\ncinq six <b>"
+    )
 
 
 def test_ansi_and_control_characters_are_removed() -> None:

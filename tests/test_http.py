@@ -32,11 +32,11 @@ from tests.support.http_peers import (
     tls_handler,
 )
 from tests.support.server import LocalServer, Request, Response
-from veille.clock import FakeClock
-from veille.config import HttpConfig
-from veille.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, RetryableFetchError
-from veille.http import HttpClient, HttpResponse, parse_retry_after, quiet_http_loggers, redact_url
-from veille.models import ErrorKind
+from veille.core.clock import FakeClock
+from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, RetryableFetchError
+from veille.core.models import ErrorKind
+from veille.net.http import HttpClient, HttpResponse, parse_retry_after, quiet_http_loggers, redact_url
+from veille.net.options import HttpConfig
 
 PUBLIC = "93.184.215.14"
 LAB = HttpConfig(allow_private_addresses=True)
@@ -68,6 +68,7 @@ async def failure(coro: object) -> FetchError:
 
 # --- basics, F6 ---------------------------------------------------------------------------------
 
+
 async def test_get_returns_the_body_and_names_veille_in_the_user_agent(http: HttpClient, site: LocalServer) -> None:
     site.route("/basic", Response(200, "bonjour", {"X-Thing": "1"}))
     response = await http.get(site.url("/basic"), params={"q": "café"})
@@ -78,8 +79,21 @@ async def test_get_returns_the_body_and_names_veille_in_the_user_agent(http: Htt
     assert sent["accept-encoding"] == "gzip, deflate"
 
 
-@pytest.mark.parametrize("name", ["Host", "host", "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Upgrade",
-                                  "Trailer", "Proxy-Authorization", "Proxy-Connection"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Host",
+        "host",
+        "Connection",
+        "Keep-Alive",
+        "Transfer-Encoding",
+        "TE",
+        "Upgrade",
+        "Trailer",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+    ],
+)
 async def test_f6_callers_cannot_set_host_or_hop_by_hop_headers(http: HttpClient, site: LocalServer, name: str) -> None:
     site.route("/f6", Response(200, "x"))
     with pytest.raises(ValueError, match="managed by the HTTP layer"):
@@ -117,6 +131,7 @@ async def test_json_helper_reports_malformed_json_as_bad_response(http: HttpClie
 
 # --- D2 conditional GET -------------------------------------------------------------------------
 
+
 async def test_d2_conditional_headers_and_304(http: HttpClient, site: LocalServer) -> None:
     def feed(request: Request) -> Response:
         if lowered(request).get("if-none-match") == '"v1"':
@@ -138,14 +153,25 @@ async def test_d2_conditional_headers_and_304(http: HttpClient, site: LocalServe
 NOW = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("120", 120.0), (" 120 ", 120.0), ("0", 0.0), ("-5", 0.0), ("1.5", 1.5),
-    ("315360000", 86_400.0),  # ten years -> 24 h
-    (format_datetime(NOW + timedelta(minutes=2), usegmt=True), 120.0),
-    (format_datetime(NOW - timedelta(minutes=2), usegmt=True), 0.0),
-    (format_datetime(NOW + timedelta(days=3650), usegmt=True), 86_400.0),
-    ("soon", None), ("", None), (None, None), ("12abc", None), ("nan", None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 120 ", 120.0),
+        ("0", 0.0),
+        ("-5", 0.0),
+        ("1.5", 1.5),
+        ("315360000", 86_400.0),  # ten years -> 24 h
+        (format_datetime(NOW + timedelta(minutes=2), usegmt=True), 120.0),
+        (format_datetime(NOW - timedelta(minutes=2), usegmt=True), 0.0),
+        (format_datetime(NOW + timedelta(days=3650), usegmt=True), 86_400.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("12abc", None),
+        ("nan", None),
+    ],
+)
 def test_d1_retry_after_parsing(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, now=NOW, cap=86_400.0) == expected
 
@@ -155,23 +181,31 @@ def test_d1_http_date_needs_a_reference_time() -> None:
     assert HttpResponse(429, "http://x/", httpx.Headers({"Retry-After": "30"}), b"", 0.0).retry_after() == 30.0
 
 
-@pytest.mark.parametrize(("status", "headers", "error", "kind", "retry_after"), [
-    (429, {"Retry-After": "120"}, RateLimited, ErrorKind.RATE_LIMITED, 120.0),
-    (429, {}, RateLimited, ErrorKind.RATE_LIMITED, None),
-    (429, {"Retry-After": "315360000"}, RateLimited, ErrorKind.RATE_LIMITED, 86_400.0),
-    (503, {"Retry-After": "Fri, 20 Nov 2026 01:02:00 GMT"}, RateLimited, ErrorKind.RATE_LIMITED, 120.0),
-    (503, {}, RetryableFetchError, ErrorKind.HTTP_5XX, None),
-    (500, {}, RetryableFetchError, ErrorKind.HTTP_5XX, None),
-    (502, {"Retry-After": "10"}, RetryableFetchError, ErrorKind.HTTP_5XX, None),
-    (401, {}, AuthFailed, ErrorKind.AUTH, None),
-    (403, {}, AuthFailed, ErrorKind.AUTH, None),
-    (410, {}, PermanentFetchError, ErrorKind.GONE, None),
-    (404, {}, PermanentFetchError, ErrorKind.NOT_FOUND, None),
-    (400, {}, PermanentFetchError, ErrorKind.HTTP_4XX, None),
-])
+@pytest.mark.parametrize(
+    ("status", "headers", "error", "kind", "retry_after"),
+    [
+        (429, {"Retry-After": "120"}, RateLimited, ErrorKind.RATE_LIMITED, 120.0),
+        (429, {}, RateLimited, ErrorKind.RATE_LIMITED, None),
+        (429, {"Retry-After": "315360000"}, RateLimited, ErrorKind.RATE_LIMITED, 86_400.0),
+        (503, {"Retry-After": "Fri, 20 Nov 2026 01:02:00 GMT"}, RateLimited, ErrorKind.RATE_LIMITED, 120.0),
+        (503, {}, RetryableFetchError, ErrorKind.HTTP_5XX, None),
+        (500, {}, RetryableFetchError, ErrorKind.HTTP_5XX, None),
+        (502, {"Retry-After": "10"}, RetryableFetchError, ErrorKind.HTTP_5XX, None),
+        (401, {}, AuthFailed, ErrorKind.AUTH, None),
+        (403, {}, AuthFailed, ErrorKind.AUTH, None),
+        (410, {}, PermanentFetchError, ErrorKind.GONE, None),
+        (404, {}, PermanentFetchError, ErrorKind.NOT_FOUND, None),
+        (400, {}, PermanentFetchError, ErrorKind.HTTP_4XX, None),
+    ],
+)
 async def test_d1_statuses_are_classified(
-    http: HttpClient, site: LocalServer, status: int, headers: dict[str, str],
-    error: type[FetchError], kind: ErrorKind, retry_after: float | None,
+    http: HttpClient,
+    site: LocalServer,
+    status: int,
+    headers: dict[str, str],
+    error: type[FetchError],
+    kind: ErrorKind,
+    retry_after: float | None,
 ) -> None:
     path = f"/status/{status}/{len(headers)}"
     site.route(path, Response(status, "nope", headers))
@@ -189,6 +223,7 @@ async def test_accepted_statuses_are_returned(http: HttpClient, site: LocalServe
 
 # --- D6 body cap after decoding ---------------------------------------------------------------------
 
+
 async def test_d6_gzip_bomb_is_cut_at_the_cap(http: HttpClient) -> None:
     bomb = gzip_bomb(1024)
     head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
@@ -200,8 +235,10 @@ async def test_d6_gzip_bomb_is_cut_at_the_cap(http: HttpClient) -> None:
         took = time.perf_counter() - started
         rss_growth = process.memory_info().rss - rss_before
     assert isinstance(caught, PermanentFetchError) and caught.kind is ErrorKind.TOO_LARGE
-    print(f"\nD6: 1 GiB gzip bomb ({len(bomb)} bytes on the wire) cut at 15 MiB in {took * 1000:.0f} ms, "
-          f"RSS growth {rss_growth / 2**20:.1f} MiB")
+    print(
+        f"\nD6: 1 GiB gzip bomb ({len(bomb)} bytes on the wire) cut at 15 MiB in {took * 1000:.0f} ms, "
+        f"RSS growth {rss_growth / 2**20:.1f} MiB"
+    )
 
 
 async def test_d6_default_cap_comes_from_config(site: LocalServer) -> None:
@@ -239,7 +276,7 @@ async def test_compressed_bodies_are_decoded(http: HttpClient, site: LocalServer
 
 
 def test_decoding_is_stepwise_and_survives_any_chunking() -> None:
-    from veille.http import _DECODE_STEP, _Inflater  # the decoder is the risky part: test it directly
+    from veille.net.http import _DECODE_STEP, _Inflater  # the decoder is the risky part: test it directly
 
     text = b"Avis clients: " + bytes(range(256)) * 40
     stream = gzip.compress(text[:5000]) + gzip.compress(text[5000:]) + b"\r\n<trailing junk>"
@@ -267,6 +304,7 @@ async def test_corrupt_or_unknown_encodings_are_bad_responses(http: HttpClient, 
 
 # --- D7 total deadline ----------------------------------------------------------------------------
 
+
 async def test_d7_drip_server_is_cut_at_the_total_deadline(http: HttpClient) -> None:
     with LocalServer() as server:
         server.route("/drip", Response(200, b"x" * 400, drip=0.05))  # 20 s of body, a byte every 50 ms
@@ -287,6 +325,7 @@ async def test_d7_default_deadline_comes_from_config(site: LocalServer) -> None:
 
 
 # --- D8 redirects ---------------------------------------------------------------------------------
+
 
 async def test_d8_redirect_loop(http: HttpClient, site: LocalServer) -> None:
     site.route("/loop/a", Response(302, "", {"Location": "/loop/b"}))
@@ -309,15 +348,19 @@ async def test_d8_at_most_max_redirects_hops(http: HttpClient, site: LocalServer
         assert (await failure(http.get(site.url(f"/chain{hops}/0")))).kind is ErrorKind.TOO_MANY_REDIRECTS
 
 
-@pytest.mark.parametrize(("chain", "permanent"), [
-    ([301], "/perm/1"),
-    ([308, 301], "/perm/2"),
-    ([301, 302], "/perm/1"),  # moved for good to /perm/1, which redirects temporarily
-    ([302, 301], None),  # a temporary first hop: nothing permanent about the source's URL
-    ([], None),
-])
+@pytest.mark.parametrize(
+    ("chain", "permanent"),
+    [
+        ([301], "/perm/1"),
+        ([308, 301], "/perm/2"),
+        ([301, 302], "/perm/1"),  # moved for good to /perm/1, which redirects temporarily
+        ([302, 301], None),  # a temporary first hop: nothing permanent about the source's URL
+        ([], None),
+    ],
+)
 async def test_permanent_url_is_where_the_leading_permanent_hops_end(
-        http: HttpClient, site: LocalServer, chain: list[int], permanent: str | None) -> None:
+    http: HttpClient, site: LocalServer, chain: list[int], permanent: str | None
+) -> None:
     prefix = "/perm" + "".join(f"-{s}" for s in chain)
     for index, status in enumerate(chain):
         site.route(f"{prefix}/{index}", Response(status, "", {"Location": f"{prefix}/{index + 1}"}))
@@ -341,8 +384,10 @@ async def test_cross_origin_redirect_drops_credentials(http: HttpClient, site: L
     with LocalServer() as other:
         other.route("/elsewhere", Response(200, "moved"))
         site.route("/leave", Response(302, "", {"Location": other.url("/elsewhere")}))
-        await http.get(site.url("/leave"), headers={"Authorization": "Bearer SECRET", "X-Api-Key": "K",
-                                                    "Accept": "application/json"})
+        await http.get(
+            site.url("/leave"),
+            headers={"Authorization": "Bearer SECRET", "X-Api-Key": "K", "Accept": "application/json"},
+        )
         sent = lowered(other.requests_to("/elsewhere")[-1])
     assert "authorization" not in sent and "x-api-key" not in sent and sent["accept"] == "application/json"
 
@@ -373,6 +418,7 @@ async def test_accepted_redirect_is_returned_unfollowed(http: HttpClient, site: 
 
 # --- D10 TLS ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("expired", [False, True])
 async def test_d10_untrusted_or_expired_certificate_is_tls(http: HttpClient, tmp_path: Path, expired: bool) -> None:
     certificate = make_certificate(tmp_path, ["127.0.0.1", "localhost"], expired=expired)
@@ -393,6 +439,7 @@ async def test_d10_plain_http_on_a_tls_port_is_tls(http: HttpClient) -> None:
 
 
 # --- D11 network errors ----------------------------------------------------------------------------
+
 
 async def test_d11_dns_failure_is_retryable_network() -> None:
     async with HttpClient(GUARDED, resolver=ScriptedResolver({})) as client:
@@ -422,6 +469,7 @@ async def test_d11_truncated_body_is_retryable_network(http: HttpClient, site: L
 
 
 # --- D16 per-host limit ----------------------------------------------------------------------------
+
 
 async def test_d16_fifty_requests_to_one_host_keep_within_the_limit(site: LocalServer) -> None:
     lock, active, peak = threading.Lock(), [0], [0]
@@ -467,10 +515,16 @@ async def test_d16_connections_opened_to_one_host_stay_within_the_limit() -> Non
     print(f"\nD16: {server.connections} connections opened for 50 requests, peak {peak[0]} open (limit 4)")
 
 
-@pytest.mark.parametrize(("status", "body", "connections"), [
-    (304, b"", 1), (204, b"", 1), (404, b"not here", 1), (302, b"moved, no Location", 1),
-    (500, b"x" * 200_000, 4),  # past the 64 KiB worth reading: dropped with its connection
-])
+@pytest.mark.parametrize(
+    ("status", "body", "connections"),
+    [
+        (304, b"", 1),
+        (204, b"", 1),
+        (404, b"not here", 1),
+        (302, b"moved, no Location", 1),
+        (500, b"x" * 200_000, 4),  # past the 64 KiB worth reading: dropped with its connection
+    ],
+)
 async def test_bodies_not_returned_are_read_so_the_connection_is_reused(
     status: int, body: bytes, connections: int
 ) -> None:
@@ -492,9 +546,27 @@ async def test_bodies_not_returned_are_read_so_the_connection_is_reused(
 
 # --- F1 to F5: SSRF and network identity ------------------------------------------------------------
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "2130706433", "0177.0.0.1", "0x7f.1", "127.1",
-                                  "[::ffff:127.0.0.1]", "0.0.0.0", "10.0.0.1", "172.16.0.1", "192.168.1.1",
-                                  "169.254.169.254", "100.64.0.1", "[fc00::1]", "localhost"])
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "[::1]",
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.1",
+        "127.1",
+        "[::ffff:127.0.0.1]",
+        "0.0.0.0",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "[fc00::1]",
+        "localhost",
+    ],
+)
 async def test_f1_client_refuses_forbidden_hosts(site: LocalServer, host: str) -> None:
     dialler = LoopbackDialler(site.port)
     site.route("/f1", Response(200, "secret"))
@@ -547,8 +619,9 @@ async def test_public_hosts_are_fetched_in_guarded_mode(site: LocalServer) -> No
     assert dialler.dialled == [PUBLIC]
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/feed", "gopher://example.org/",
-                                 "data:text/plain,hi"])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.org/feed", "gopher://example.org/", "data:text/plain,hi"]
+)
 async def test_f4_other_schemes_are_refused(http: HttpClient, url: str) -> None:
     caught = await failure(http.get(url))
     assert caught.kind is ErrorKind.FORBIDDEN_ADDRESS
@@ -581,16 +654,28 @@ async def test_f5_a_configured_proxy_is_used(site: LocalServer) -> None:
 
 # --- helpers others use -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("url", "expected"), [
-    ("https://api.example.org/v1/search?key=SECRET&q=x#frag", "https://api.example.org/v1/search"),
-    ("https://user:pass@example.org:8443/feed", "https://example.org:8443/feed"),
-    ("https://api.telegram.org/bot123456:AAE-secret_token/sendMessage", "https://api.telegram.org/bot***/sendMessage"),
-    ("http://[::1]:8080/x?y", "http://[::1]:8080/x"),
-    ("http://[::1", "<invalid URL>"),
-    ("https://hooks.example.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX1",
-     "https://hooks.example.com/services/T00000000/B00000000/***"),
-    ("https://example.org/feeds/2024/posts-0123456789abcdef.xml", "https://example.org/feeds/2024/posts-0123456789abcdef.xml"),
-])
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://api.example.org/v1/search?key=SECRET&q=x#frag", "https://api.example.org/v1/search"),
+        ("https://user:pass@example.org:8443/feed", "https://example.org:8443/feed"),
+        (
+            "https://api.telegram.org/bot123456:AAE-secret_token/sendMessage",
+            "https://api.telegram.org/bot***/sendMessage",
+        ),
+        ("http://[::1]:8080/x?y", "http://[::1]:8080/x"),
+        ("http://[::1", "<invalid URL>"),
+        (
+            "https://hooks.example.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX1",
+            "https://hooks.example.com/services/T00000000/B00000000/***",
+        ),
+        (
+            "https://example.org/feeds/2024/posts-0123456789abcdef.xml",
+            "https://example.org/feeds/2024/posts-0123456789abcdef.xml",
+        ),
+    ],
+)
 def test_redact_url(url: str, expected: str) -> None:
     assert redact_url(url) == expected
 
@@ -604,8 +689,9 @@ def test_quiet_http_loggers() -> None:
 
 async def test_elapsed_and_received_at_use_the_injected_clock(site: LocalServer) -> None:
     clock = FakeClock()
-    site.route("/clock", Response(429, "", {"Retry-After": format_datetime(clock.now() + timedelta(seconds=90),
-                                                                            usegmt=True)}))
+    site.route(
+        "/clock", Response(429, "", {"Retry-After": format_datetime(clock.now() + timedelta(seconds=90), usegmt=True)})
+    )
     async with HttpClient(LAB, clock=clock) as client:
         response = await client.get(site.url("/clock"), accept_statuses=frozenset({429}))
     assert response.elapsed == 0.0 and response.received_at == clock.now()
@@ -613,24 +699,23 @@ async def test_elapsed_and_received_at_use_the_injected_clock(site: LocalServer)
 
 
 def test_public_surface_is_honest() -> None:
-    import veille.http
-    import veille.netguard
+    import veille.net.guard
+    import veille.net.http
 
-    for module in (veille.http, veille.netguard):
+    for module in (veille.net.http, veille.net.guard):
         assert sorted(module.__all__) == module.__all__
         assert all(hasattr(module, name) for name in module.__all__)
-    assert {"HttpClient", "HttpResponse", "redact_url", "quiet_http_loggers"} <= set(veille.http.__all__)
-    assert {"forbidden_reason", "check_url_static"} <= set(veille.netguard.__all__)
+    assert {"HttpClient", "HttpResponse", "redact_url", "quiet_http_loggers"} <= set(veille.net.http.__all__)
+    assert {"forbidden_reason", "check_url_static"} <= set(veille.net.guard.__all__)
 
 
 async def test_f5_https_through_a_connect_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The TLS upgrade of a proxied stream (veille.netbackend's start_tls over a CONNECT tunnel)."""
+    """The TLS upgrade of a proxied stream (veille.net.backend's start_tls over a CONNECT tunnel)."""
     certificate = make_certificate(tmp_path, ["feeds.example"])
-    monkeypatch.setattr("veille.http.certifi.where", lambda: str(certificate.ca_file))  # trust the test CA
+    monkeypatch.setattr("veille.net.http.certifi.where", lambda: str(certificate.ca_file))  # trust the test CA
     names: list[str | None] = []
     targets: list[str] = []
-    with RawServer(tls_handler(certificate, b"tunnelled", names)) as site, \
-            RawServer(connect_proxy(targets)) as proxy:
+    with RawServer(tls_handler(certificate, b"tunnelled", names)) as site, RawServer(connect_proxy(targets)) as proxy:
         config = replace(GUARDED, proxy=proxy.url(""))
         async with HttpClient(config) as client:
             response = await client.get(f"https://feeds.example:{site.port}/flux")

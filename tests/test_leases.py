@@ -22,12 +22,13 @@ from tests.support.daemon import config_text, make_config
 from tests.support.feedgen import feed_items, rss
 from tests.support.server import LocalServer, Request, Response
 from tests.test_daemon import ROOT, wait_for
-from veille.clock import FakeClock, SystemClock
-from veille.config import Config, HttpConfig
-from veille.daemon import skip_leased
-from veille.http import HttpClient
-from veille.leases import SourceLeases, dead_owners
-from veille.pipeline import Pipeline
+from veille.config import Config
+from veille.core.clock import FakeClock, SystemClock
+from veille.net.http import HttpClient
+from veille.net.options import HttpConfig
+from veille.runtime.daemon import skip_leased
+from veille.runtime.leases import SourceLeases, dead_owners
+from veille.runtime.pipeline import Pipeline
 from veille.store import leases as lease_store
 from veille.store.engine import make_engine, read_conn, write_tx
 from veille.store.migrate import upgrade
@@ -105,8 +106,9 @@ def test_a_claim_only_takes_the_sources_it_names(tmp_path: Path, db_url: str, cl
         engine.dispose()
 
 
-def test_concurrent_claims_on_postgresql_never_share_and_never_wait(tmp_path: Path, pg_url: str,
-                                                                     clock: FakeClock) -> None:
+def test_concurrent_claims_on_postgresql_never_share_and_never_wait(
+    tmp_path: Path, pg_url: str, clock: FakeClock
+) -> None:
     """A claim in progress (uncommitted) is skipped by the other daemon's claim, not waited for."""
     ids = source_ids(feeds_config(tmp_path, pg_url, 6))
     engine = make_engine(pg_url)
@@ -130,12 +132,19 @@ def test_concurrent_claims_on_postgresql_never_share_and_never_wait(tmp_path: Pa
 
 def test_dead_owners_are_processes_of_this_host_that_are_gone() -> None:
     host = socket.gethostname()[:30]
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(gone.stdout)
     me = f"{host}:{os.getpid()}:mine"
-    owners_seen = {me, f"{host}:{dead_pid}:old", f"{host}:{os.getpid()}:prevlife", f"{host}:{os.getppid()}:live",
-                   f"elsewhere:{dead_pid}:x", "garbage"}
+    owners_seen = {
+        me,
+        f"{host}:{dead_pid}:old",
+        f"{host}:{os.getpid()}:prevlife",
+        f"{host}:{os.getppid()}:live",
+        f"elsewhere:{dead_pid}:x",
+        "garbage",
+    }
     assert dead_owners(owners_seen, me) == {f"{host}:{dead_pid}:old", f"{host}:{os.getpid()}:prevlife"}
 
 
@@ -151,6 +160,7 @@ def etag_feed(body: str) -> object:
         if request.headers.get("If-None-Match") == '"v1"':
             return Response(304, b"", {"ETag": '"v1"'})
         return Response(200, body, {"ETag": '"v1"', "Content-Type": "application/rss+xml"})
+
     return handler
 
 
@@ -176,7 +186,8 @@ def renew(pipeline: Pipeline, *, takeover: bool) -> list[str]:
 
 
 async def test_a_takeover_polls_from_the_stored_state_not_a_stale_copy(
-        tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
     """b loaded its sources before a polled them; when it takes over it must send a's ETag (a 304),
     not re-read the feed from its own stale copy, and wait for the source's interval after a's poll."""
     server.route("/f0", etag_feed(rss(feed_items(0, 10))))  # type: ignore[arg-type]
@@ -215,9 +226,11 @@ async def test_a_takeover_polls_from_the_stored_state_not_a_stale_copy(
             pipeline.engine.dispose()
 
 
-ANGRY = ["Intoxication alimentaire après un repas chez Gégé, honte à eux, scandale !",
-         "Chez Gégé : plus jamais, service odieux et nourriture avariée, je porte plainte",
-         "Chez Gégé m'a rendu malade, arnaque totale, fuyez, c'est dégueulasse"]
+ANGRY = [
+    "Intoxication alimentaire après un repas chez Gégé, honte à eux, scandale !",
+    "Chez Gégé : plus jamais, service odieux et nourriture avariée, je porte plainte",
+    "Chez Gégé m'a rendu malade, arnaque totale, fuyez, c'est dégueulasse",
+]
 ALERTS = """
 [alerting]
 group_wait = "0s"
@@ -234,8 +247,7 @@ low_urgency_rings = true
 
 
 def daemon_config(tmp_path: Path, name: str, db_url: str, server: LocalServer, feeds: int) -> Path:
-    extra = (f'[daemon]\nstartup_spread = "1s"\nlease = "3s"\nhealth_file = "{tmp_path / name}-health.json"\n'
-             + ALERTS)
+    extra = f'[daemon]\nstartup_spread = "1s"\nlease = "3s"\nhealth_file = "{tmp_path / name}-health.json"\n' + ALERTS
     text = config_text(db_url, {"resto": [server.url(f"/f{n}") for n in range(feeds)]}, extra=extra, every="30s")
     path = tmp_path / f"{name}.toml"
     path.write_text(text, encoding="utf-8")
@@ -262,14 +274,23 @@ def outbox_rows(db_url: str) -> list[tuple[str, int]]:
 
 @pytest.mark.slow
 def test_two_daemons_on_postgresql_split_the_sources_and_one_takes_over_when_the_other_freezes(
-        tmp_path: Path, pg_url: str, server: LocalServer) -> None:
+    tmp_path: Path, pg_url: str, server: LocalServer
+) -> None:
     """a lists f0-f2, b lists f0-f5: b polls only f3-f5 while a runs. a freezes (SIGSTOP): b holds
     all six once a's leases expire (lease + one renewal) and polls f0-f2 when due (a's last poll +
     30 s); a wakes up, finds its leases lost and polls nothing; kill -9 a changes nothing. The alert
     raised by the angry posts of f0 is printed by one daemon only."""
     now = datetime.now(UTC)
-    angry = [{"title": text[:60], "text": text, "guid": f"urn:buzz:{n}", "link": f"https://news.example.org/{n}",
-              "date": format_datetime(now - timedelta(minutes=n))} for n, text in enumerate(ANGRY)]
+    angry = [
+        {
+            "title": text[:60],
+            "text": text,
+            "guid": f"urn:buzz:{n}",
+            "link": f"https://news.example.org/{n}",
+            "date": format_datetime(now - timedelta(minutes=n)),
+        }
+        for n, text in enumerate(ANGRY)
+    ]
     for n in range(6):
         body = rss(feed_items(n, 6) + (angry if n == 0 else []))
         server.route(f"/f{n}", Response(200, body, {"Content-Type": "application/rss+xml"}))
@@ -282,8 +303,13 @@ def test_two_daemons_on_postgresql_split_the_sources_and_one_takes_over_when_the
 
     def start(name: str) -> None:
         with outputs[name].open("w") as output:
-            processes[name] = subprocess.Popen([sys.executable, "-m", "veille", "run", "--config", str(configs[name])],
-                                               cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, text=True)
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "veille", "run", "--config", str(configs[name])],
+                cwd=ROOT,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
 
     def fetches(n: int) -> list[float]:
         return [r.at for r in server.requests_to(f"/f{n}")]
@@ -302,8 +328,11 @@ def test_two_daemons_on_postgresql_split_the_sources_and_one_takes_over_when_the
         holders = held_by(pg_url)
         assert {holders[k] for k in a_keys} == {owner_a}
         assert len({holders[k] for k in b_keys}) == 1 and holders["resto/f3"] not in (None, owner_a)
-        assert wait_for(lambda: outbox_rows(pg_url) and all(s == "sent" for s, _ in outbox_rows(pg_url)), 20), \
-            (outbox_rows(pg_url), log("a"), log("b"))
+        assert wait_for(lambda: outbox_rows(pg_url) and all(s == "sent" for s, _ in outbox_rows(pg_url)), 20), (
+            outbox_rows(pg_url),
+            log("a"),
+            log("b"),
+        )
         time.sleep(2)  # both daemons run their lease, alerting and poll jobs meanwhile
         assert [len(fetches(n)) for n in range(6)] == [1] * 6  # each feed fetched by one daemon only
 
@@ -343,7 +372,8 @@ def test_two_daemons_on_postgresql_split_the_sources_and_one_takes_over_when_the
 
 
 def test_a_holder_frozen_inside_its_lease_transaction_does_not_block_the_takeover(
-        tmp_path: Path, pg_url: str, clock: FakeClock) -> None:
+    tmp_path: Path, pg_url: str, clock: FakeClock
+) -> None:
     """PostgreSQL keeps a frozen session's row locks, and claims skip locked rows: the session is
     ended after a lease of idleness in the lease transaction, and the rows are taken over."""
     ids = source_ids(feeds_config(tmp_path, pg_url, 3))
@@ -384,8 +414,7 @@ def test_run_once_skips_the_sources_a_live_daemon_holds(tmp_path: Path, db_url: 
         engine.dispose()
 
 
-def test_a_source_taken_back_after_failed_renewals_is_read_again(tmp_path: Path, db_url: str,
-                                                                 clock: FakeClock) -> None:
+def test_a_source_taken_back_after_failed_renewals_is_read_again(tmp_path: Path, db_url: str, clock: FakeClock) -> None:
     """a's renewals fail (database unreachable from a) past its lease; b takes the source, polls it
     (a new ETag) and stops. When a claims it back, a still lists it as held, yet must read it again."""
     from sqlalchemy import update
@@ -412,7 +441,8 @@ def test_a_source_taken_back_after_failed_renewals_is_read_again(tmp_path: Path,
 
 
 async def test_a_daemon_that_lost_a_source_mid_poll_does_not_overwrite_the_new_holders_state(
-        tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
     """a freezes during its fetch past its lease; b takes the source over. a's late result stores its
     hits (nobody had them) but not its poll state: the row keeps what its holder b knows (fencing)."""
     config = feeds_config(tmp_path, db_url, 1, server)

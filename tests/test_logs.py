@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from veille.logs import protect_secret, redact
+from veille.core.logs import protect_secret, redact
 
 
 def test_protected_secret_is_redacted_everywhere(caplog: pytest.LogCaptureFixture) -> None:

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from veille.matching import Matcher, fold, validate_keywords
+from veille.core.matching import Matcher, fold, validate_keywords
 
 RESTO = Matcher(["chez gégé", "#chezgege", "@chezgege", "-recrutement", "pizza -recette", "pâtes OR lasagnes"])
 
 
-@pytest.mark.parametrize(("text", "matched", "direct"), [
-    ("Super soirée chez Gege hier !", True, False),
-    ("CHEZ   GÉGÉ, le meilleur", True, False),
-    ("Chez Gégé recrute : RECRUTEMENT serveur", False, False),
-    ("#ChezGégé au top", True, False),
-    ("#chezgegefan club", False, False),
-    ("merci @chezgege pour l'accueil", True, True),
-    ("@chezgege@mastodon.social bof", True, True),
-    ("email test@chezgege.fr", False, False),
-    ("gégé chez", False, False),
-    ("la pizza était froide", True, False),
-    ("une recette de pizza maison", False, False),
-    ("des lasagnes brûlées", True, False),
-    ("des Pâtes trop cuites", True, False),
-    ("rien à voir", False, False),
-])
+@pytest.mark.parametrize(
+    ("text", "matched", "direct"),
+    [
+        ("Super soirée chez Gege hier !", True, False),
+        ("CHEZ   GÉGÉ, le meilleur", True, False),
+        ("Chez Gégé recrute : RECRUTEMENT serveur", False, False),
+        ("#ChezGégé au top", True, False),
+        ("#chezgegefan club", False, False),
+        ("merci @chezgege pour l'accueil", True, True),
+        ("@chezgege@mastodon.social bof", True, True),
+        ("email test@chezgege.fr", False, False),
+        ("gégé chez", False, False),
+        ("la pizza était froide", True, False),
+        ("une recette de pizza maison", False, False),
+        ("des lasagnes brûlées", True, False),
+        ("des Pâtes trop cuites", True, False),
+        ("rien à voir", False, False),
+    ],
+)
 def test_matches(text: str, matched: bool, direct: bool) -> None:
     result = RESTO.match(text)
     assert result.matched is matched
@@ -44,7 +47,10 @@ def test_fold_handles_ligatures_and_accents() -> None:
 
 def test_invalid_keywords_are_reported() -> None:
     assert validate_keywords(['"unbalanced', "ok", "   ", "!!!"]) == [
-        "[0]: unbalanced quote in '\"unbalanced'", "[2]: empty keyword", "[3]: '!!!' has no letters or digits"]
+        "[0]: unbalanced quote in '\"unbalanced'",
+        "[2]: empty keyword",
+        "[3]: '!!!' has no letters or digits",
+    ]
 
 
 def test_linear_on_huge_text() -> None:

@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from veille.errors import SchemaVersionError
+from veille.core.errors import SchemaVersionError
 from veille.store.engine import make_engine
 from veille.store.migrate import check_schema, code_heads, database_heads, downgrade, migrations_dir, upgrade
 from veille.store.schema import clients, engagement, hits, sources
@@ -76,6 +76,7 @@ def test_downgrade_to_base_and_back(db_url: str) -> None:
 
 # --- G6: a revision that fails, or would break references, changes nothing ----------------------
 
+
 def add_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> str:
     """A copy of migrations/ with one more revision on top (its upgrade() is `body`); returns the old head."""
     head = next(iter(code_heads()))
@@ -85,7 +86,9 @@ def add_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> 
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
         f'revision = "g6probe"\ndown_revision = "{head}"\nbranch_labels = None\ndepends_on = None\n\n\n'
         "def upgrade() -> None:\n" + textwrap.indent(textwrap.dedent(body), "    ") + "\n\n"
-        "def downgrade() -> None:\n    pass\n", encoding="utf-8")
+        "def downgrade() -> None:\n    pass\n",
+        encoding="utf-8",
+    )
     monkeypatch.setenv("VEILLE_MIGRATIONS", str(copy))
     return head
 
@@ -97,13 +100,36 @@ def seeded(db_url: str) -> Engine:
     now = datetime(2026, 11, 20, tzinfo=UTC)
     with engine.begin() as conn:
         conn.execute(clients.insert().values(id="resto", name="Resto", updated_at=now))
-        source_id = conn.execute(sources.insert().values(
-            key="resto/f0", client_id="resto", kind="rss", target="https://example.org/", every_seconds=600,
-            enabled=True, in_config=True, status="ok", consecutive_errors=0, hits_count=1)).inserted_primary_key[0]
-        hit_id = conn.execute(hits.insert().values(
-            source_id=source_id, client_id="resto", external_id="e1", text_hash="t", content_hash="c",
-            content_changes=0, kind="rss", title="", text="chez gégé", direct=False, published_at=now,
-            fetched_at=now)).inserted_primary_key[0]
+        source_id = conn.execute(
+            sources.insert().values(
+                key="resto/f0",
+                client_id="resto",
+                kind="rss",
+                target="https://example.org/",
+                every_seconds=600,
+                enabled=True,
+                in_config=True,
+                status="ok",
+                consecutive_errors=0,
+                hits_count=1,
+            )
+        ).inserted_primary_key[0]
+        hit_id = conn.execute(
+            hits.insert().values(
+                source_id=source_id,
+                client_id="resto",
+                external_id="e1",
+                text_hash="t",
+                content_hash="c",
+                content_changes=0,
+                kind="rss",
+                title="",
+                text="chez gégé",
+                direct=False,
+                published_at=now,
+                fetched_at=now,
+            )
+        ).inserted_primary_key[0]
         conn.execute(engagement.insert().values(hit_id=hit_id, observed_at=now, likes=3))
     return engine
 
@@ -118,16 +144,21 @@ def snapshot(engine: Engine) -> tuple[Any, ...]:
 
 
 def test_g6_a_failing_revision_leaves_version_schema_and_data_unchanged(
-        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = seeded(db_url)
     before = snapshot(engine)
-    add_revision(tmp_path, monkeypatch, """
+    add_revision(
+        tmp_path,
+        monkeypatch,
+        """
         op.create_table("g6_probe", sa.Column("id", sa.Integer(), primary_key=True))
         with op.batch_alter_table("sources") as batch:
             batch.add_column(sa.Column("g6_col", sa.Text(), nullable=True))
         op.execute("UPDATE hits SET text = 'rewritten'")
         raise RuntimeError("injected failure inside the revision")
-    """)
+    """,
+    )
     with pytest.raises(RuntimeError, match="injected failure"):
         upgrade(engine)
     assert snapshot(engine) == before  # SQLite too: DDL is transactional there, and each revision is one tx
@@ -135,16 +166,21 @@ def test_g6_a_failing_revision_leaves_version_schema_and_data_unchanged(
 
 
 def test_g6_a_table_rebuild_keeps_the_rows_that_reference_it(
-        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SQLite batch mode rebuilds a table (copy, DROP, rename); with foreign keys on, the DROP
     cascaded into hits and engagement and emptied them. env.py turns them off around migrations."""
     engine = seeded(db_url)
     _, _, _, rows, observed = snapshot(engine)
-    add_revision(tmp_path, monkeypatch, """
+    add_revision(
+        tmp_path,
+        monkeypatch,
+        """
         sqlite = op.get_bind().dialect.name == "sqlite"
         with op.batch_alter_table("sources", recreate="always" if sqlite else "auto") as batch:
             batch.add_column(sa.Column("g6_col", sa.Text(), nullable=True))
-    """)
+    """,
+    )
     upgrade(engine)
     assert snapshot(engine) == ({"g6probe"}, False, True, rows, observed)
     if engine.dialect.name == "sqlite":
@@ -155,13 +191,18 @@ def test_g6_a_table_rebuild_keeps_the_rows_that_reference_it(
 
 
 def test_g6_a_revision_leaving_dangling_references_is_rolled_back(
-        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = seeded(db_url)
     before = snapshot(engine)
-    add_revision(tmp_path, monkeypatch, """
+    add_revision(
+        tmp_path,
+        monkeypatch,
+        """
         op.create_table("g6_probe", sa.Column("id", sa.Integer(), primary_key=True))
         op.execute("UPDATE hits SET source_id = 999999")
-    """)
+    """,
+    )
     # PostgreSQL refuses the UPDATE itself; SQLite (foreign keys off while migrating) at the check
     # that runs before the revision's commit.
     with pytest.raises((IntegrityError, RuntimeError)):

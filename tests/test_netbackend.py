@@ -17,7 +17,7 @@ import httpcore
 import pytest
 
 from tests.support.http_peers import RawServer, read_head
-from veille.netbackend import AsyncioBackend
+from veille.net.backend import AsyncioBackend
 
 MIB = 1 << 20
 

@@ -21,9 +21,9 @@ from tests.support.http_peers import (
     tls_handler,
 )
 from tests.support.server import LocalServer, Response
-from veille.errors import PermanentFetchError
-from veille.models import ErrorKind
-from veille.netguard import GuardedBackend, check_url_static, forbidden_reason, parse_host_address
+from veille.core.errors import PermanentFetchError
+from veille.core.models import ErrorKind
+from veille.net.guard import GuardedBackend, check_url_static, forbidden_reason, parse_host_address
 
 PUBLIC = "93.184.215.14"
 
@@ -61,8 +61,17 @@ FORBIDDEN = {
     "198.18.0.1": "not publicly routable",
     "2001:db8::1": "not publicly routable",
 }
-PUBLIC_ADDRESSES = [PUBLIC, "8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808",
-                    "172.32.0.1", "100.128.0.1", "11.0.0.1"]
+PUBLIC_ADDRESSES = [
+    PUBLIC,
+    "8.8.8.8",
+    "1.1.1.1",
+    "2606:4700::1111",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",
+    "172.32.0.1",
+    "100.128.0.1",
+    "11.0.0.1",
+]
 
 
 @pytest.mark.parametrize(("address", "reason"), FORBIDDEN.items())
@@ -77,9 +86,22 @@ def test_public_addresses_pass(address: str) -> None:
 
 
 LOOPBACK_SPELLINGS = [
-    "127.0.0.1", "2130706433", "0177.0.0.1", "0x7f.1", "0x7f000001", "127.1", "017700000001",
-    "0x7f.0.0.0x1", "127.0.0.1.", "0177.0.1", "[::ffff:127.0.0.1]", "::ffff:7f00:1",
-    "\uff11\uff12\uff17.0.0.1", "127\u30020.0.1", "%31%32%37.0.0.1", "0X7F.0.0.1",
+    "127.0.0.1",
+    "2130706433",
+    "0177.0.0.1",
+    "0x7f.1",
+    "0x7f000001",
+    "127.1",
+    "017700000001",
+    "0x7f.0.0.0x1",
+    "127.0.0.1.",
+    "0177.0.1",
+    "[::ffff:127.0.0.1]",
+    "::ffff:7f00:1",
+    "\uff11\uff12\uff17.0.0.1",
+    "127\u30020.0.1",
+    "%31%32%37.0.0.1",
+    "0X7F.0.0.1",
 ]
 
 
@@ -125,12 +147,29 @@ def test_decoding_agrees_with_libc_inet_aton(value: int, parts: int, radices: li
 
 
 F1_URLS = [
-    "http://127.0.0.1/feed", "http://[::1]/", "http://10.0.0.1/", "http://172.16.5.4/", "http://192.168.0.10/",
-    "http://169.254.169.254/latest/meta-data/", "http://100.64.0.1/", "http://0.0.0.0:8080/",
-    "http://[::ffff:127.0.0.1]/", "http://[fc00::1]/", "http://2130706433/", "http://0177.0.0.1/",
-    "http://0x7f.1/", "https://127.1/", "http://localhost:8080/", "http://admin.localhost/",
-    "http://[fe80::1%25eth0]/", "http://0/", "http://[0:0:0:0:0:ffff:7f00:1]/", "http://127.0.0.1./",
-    "http://[::]/", "http://0x0a.0.0.1/", "http://3232235777/",
+    "http://127.0.0.1/feed",
+    "http://[::1]/",
+    "http://10.0.0.1/",
+    "http://172.16.5.4/",
+    "http://192.168.0.10/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://100.64.0.1/",
+    "http://0.0.0.0:8080/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://[fc00::1]/",
+    "http://2130706433/",
+    "http://0177.0.0.1/",
+    "http://0x7f.1/",
+    "https://127.1/",
+    "http://localhost:8080/",
+    "http://admin.localhost/",
+    "http://[fe80::1%25eth0]/",
+    "http://0/",
+    "http://[0:0:0:0:0:ffff:7f00:1]/",
+    "http://127.0.0.1./",
+    "http://[::]/",
+    "http://0x0a.0.0.1/",
+    "http://3232235777/",
 ]
 
 
@@ -141,16 +180,32 @@ def test_f1_static_check_refuses_forbidden_literals(url: str) -> None:
     assert check_url_static(url, allow_private=True) is None  # the lab opt-in
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/feed", "gopher://example.org:70/",
-                                 "data:text/plain,hello", "javascript:alert(1)", "example.org/feed"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.org/feed",
+        "gopher://example.org:70/",
+        "data:text/plain,hello",
+        "javascript:alert(1)",
+        "example.org/feed",
+    ],
+)
 def test_f4_schemes_other_than_http_are_refused_even_in_lab_mode(url: str) -> None:
     for allow in (False, True):
         problem = check_url_static(url, allow_private=allow)
         assert problem is not None and "scheme must be http or https" in problem
 
 
-@pytest.mark.parametrize("url", ["https://example.org/feed.xml", "http://93.184.215.14/rss", "https://[2606:4700::1]/",
-                                 "HTTPS://Example.ORG:8443/a?b=c"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/feed.xml",
+        "http://93.184.215.14/rss",
+        "https://[2606:4700::1]/",
+        "HTTPS://Example.ORG:8443/a?b=c",
+    ],
+)
 def test_public_urls_pass_the_static_check(url: str) -> None:
     assert check_url_static(url, allow_private=False) is None
 
@@ -162,16 +217,33 @@ def test_malformed_urls_get_a_message(url: str) -> None:
 
 # --- connect time -----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def module_server() -> Iterator[LocalServer]:
     with LocalServer() as server:  # each LocalServer costs 0.5 s to stop: share one
         yield server
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "0177.0.0.1", "0x7f.1", "127.1", "::1",
-                                  "::ffff:127.0.0.1", "0.0.0.0", "10.0.0.1", "172.16.0.1", "192.168.1.1",
-                                  "169.254.169.254", "100.64.0.1",
-                                  "fc00::1", "localhost"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.1",
+        "127.1",
+        "::1",
+        "::ffff:127.0.0.1",
+        "0.0.0.0",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "fc00::1",
+        "localhost",
+    ],
+)
 async def test_f1_connect_time_refuses_with_the_system_resolver(host: str, module_server: LocalServer) -> None:
     dialler = LoopbackDialler(module_server.port)
     guard = GuardedBackend(allow_private=False, inner=dialler)

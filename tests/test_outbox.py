@@ -14,13 +14,14 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.support.alerting import DAY, make_db
-from veille.alerting.outbox import Dispatcher
-from veille.alerting.render import to_payload
 from veille.alerting.settings import AlertingSettings, Contact
-from veille.clock import FakeClock, SystemClock
-from veille.notify.base import Notification, NotifyPermanent, NotifyRateLimited, NotifyRetryable, Urgency
+from veille.core.clock import FakeClock, SystemClock
+from veille.core.incidents import Urgency
+from veille.notify.base import Notification, NotifyPermanent, NotifyRateLimited, NotifyRetryable
 from veille.notify.console import ConsoleNotifier
 from veille.notify.fake import FakeNotifier
+from veille.notify.render import to_payload
+from veille.runtime.outbox import Dispatcher
 from veille.store import alerts as store
 from veille.store.engine import read_conn, write_tx
 
@@ -33,17 +34,47 @@ def engine(db_url: str) -> Engine:
     return make_db(db_url)
 
 
-def enqueue(engine: Engine, clock, *, incident: int | None = 1, contact: str = "manager",  # type: ignore[no-untyped-def]
-            kind: str = "opened", channel: str = "fake", n: int = 1) -> list[int]:
+def enqueue(
+    engine: Engine,
+    clock,
+    *,
+    incident: int | None = 1,
+    contact: str = "manager",  # type: ignore[no-untyped-def]
+    kind: str = "opened",
+    channel: str = "fake",
+    n: int = 1,
+) -> list[int]:
     ids = []
     with write_tx(engine) as conn:
         for _ in range(n):
-            note = Notification(outbox_id=0, incident_id=incident, tag=f"#INC-{incident}", kind=kind,
-                                client_id="resto", client_name="Chez Gégé", contact=contact, urgency=Urgency.HIGH,
-                                silent=False, title="Bad buzz", created_at=clock.now())
-            ids.append(store.enqueue(conn, incident_id=incident, client_id="resto", contact=contact,
-                                     channel=channel, address=f"chat-{contact}", kind=kind, urgency="high",
-                                     silent=False, payload=to_payload(note), now=clock.now()))
+            note = Notification(
+                outbox_id=0,
+                incident_id=incident,
+                tag=f"#INC-{incident}",
+                kind=kind,
+                client_id="resto",
+                client_name="Chez Gégé",
+                contact=contact,
+                urgency=Urgency.HIGH,
+                silent=False,
+                title="Bad buzz",
+                created_at=clock.now(),
+            )
+            ids.append(
+                store.enqueue(
+                    conn,
+                    incident_id=incident,
+                    client_id="resto",
+                    contact=contact,
+                    channel=channel,
+                    address=f"chat-{contact}",
+                    kind=kind,
+                    urgency="high",
+                    silent=False,
+                    payload=to_payload(note),
+                    now=clock.now(),
+                )
+            )
     return ids
 
 
@@ -52,8 +83,13 @@ def row(engine: Engine, outbox_id: int):  # type: ignore[no-untyped-def]
         return next(r for r in store.outbox_rows(conn) if r.id == outbox_id)
 
 
-def dispatcher(engine: Engine, clock, notifiers, settings: AlertingSettings = SETTINGS,  # type: ignore[no-untyped-def]
-               owner: str = "relay-1") -> Dispatcher:
+def dispatcher(
+    engine: Engine,
+    clock,
+    notifiers,
+    settings: AlertingSettings = SETTINGS,  # type: ignore[no-untyped-def]
+    owner: str = "relay-1",
+) -> Dispatcher:
     return Dispatcher(engine, clock, settings, notifiers, owner=owner, rng=random.Random(7))
 
 
@@ -111,7 +147,7 @@ async def test_a4_crash_after_accept_resends_once_after_lease_tagged(engine: Eng
     (oid,) = enqueue(engine, clock)
     with write_tx(engine) as conn:
         (claimed,) = store.claim(conn, "crashed-relay", clock.now(), SETTINGS.lease, 10, lambda: "t1")
-    from veille.alerting.render import from_payload
+    from veille.notify.render import from_payload
 
     await fake.send(from_payload(claimed.payload, outbox_id=oid, possible_duplicate=False), claimed.address)
     # ...and the relay dies before mark_sent.
@@ -121,7 +157,7 @@ async def test_a4_crash_after_accept_resends_once_after_lease_tagged(engine: Eng
         await survivor.pump()
     assert fake.delivered(oid) == 1  # no tight loop before the lease expires
     clock.advance(2)
-    with caplog.at_level(logging.WARNING, logger="veille.alerting.outbox"):
+    with caplog.at_level(logging.WARNING, logger="veille.runtime.outbox"):
         await survivor.pump()
     assert fake.delivered(oid) == 2
     first, second = (s.notification for s in fake.sent)
@@ -138,8 +174,10 @@ async def test_a6_two_concurrent_relays_deliver_each_row_once(engine: Engine) ->
     ids = enqueue(engine, clock, incident=None, n=n)
     fake = FakeNotifier()
     second_engine = make_db(str(engine.url.render_as_string(hide_password=False)))
-    relays = [dispatcher(engine, clock, {"fake": fake}, owner="a"),
-              dispatcher(second_engine, clock, {"fake": fake}, owner="b")]
+    relays = [
+        dispatcher(engine, clock, {"fake": fake}, owner="a"),
+        dispatcher(second_engine, clock, {"fake": fake}, owner="b"),
+    ]
 
     async def drain(d: Dispatcher) -> None:
         while await d.pump(limit=20):
@@ -175,7 +213,7 @@ async def test_a8_ambiguous_timeout_resent_at_most_twice_and_logged(engine: Engi
     fake.accept_but_hang(1)
     (oid,) = enqueue(engine, clock)
     d = dispatcher(engine, clock, {"fake": fake}, replace(SETTINGS, send_timeout=timedelta(seconds=0.2)))
-    with caplog.at_level(logging.WARNING, logger="veille.alerting.outbox"):
+    with caplog.at_level(logging.WARNING, logger="veille.runtime.outbox"):
         await run_for(d, clock, 60)
     assert fake.delivered(oid) == 2
     assert row(engine, oid).state == "sent" and row(engine, oid).possible_duplicate
@@ -217,7 +255,7 @@ async def test_a10_poison_message_dead_one_notice_others_flow(engine: Engine, ca
     console = ConsoleNotifier(out)
     poison, other = enqueue(engine, clock, incident=1)[0], enqueue(engine, clock, incident=2)[0]
     fake.fail_next(1, NotifyPermanent("400 bad request"))
-    with caplog.at_level(logging.ERROR, logger="veille.alerting.outbox"):
+    with caplog.at_level(logging.ERROR, logger="veille.runtime.outbox"):
         await run_for(dispatcher(engine, clock, {"fake": fake, "console": console}), clock, 30)
     assert row(engine, poison).state == "dead" and fake.delivered(other) == 1
     assert caplog.text.count("outbox_dead") == 1
@@ -295,9 +333,19 @@ async def test_a12_hung_send_is_released_within_grace(engine: Engine) -> None:
 
 async def test_console_notifier_prints_french_and_strips_control_characters() -> None:
     out = io.StringIO()
-    note = Notification(outbox_id=1, incident_id=4, tag="#INC-4", kind="opened", client_id="resto",
-                        client_name="Chez Gégé", contact="manager", urgency=Urgency.HIGH, silent=False,
-                        title="Bad buzz possible : Chez Gégé", reasons=("risk 0.91\x1b[2J",))
+    note = Notification(
+        outbox_id=1,
+        incident_id=4,
+        tag="#INC-4",
+        kind="opened",
+        client_id="resto",
+        client_name="Chez Gégé",
+        contact="manager",
+        urgency=Urgency.HIGH,
+        silent=False,
+        title="Bad buzz possible : Chez Gégé",
+        reasons=("risk 0.91\x1b[2J",),
+    )
     await ConsoleNotifier(out).send(note, "")
     text = out.getvalue()
     assert "🔔 #INC-4 Bad buzz possible : Chez Gégé [URGENT]" in text and "\x1b" not in text

@@ -9,17 +9,19 @@ from sqlalchemy import Engine
 
 from tests.support.alerting import DAY, make_db
 from tests.support.server import LocalServer, Response
-from veille.alerting.outbox import Dispatcher
-from veille.alerting.render import to_payload
 from veille.alerting.settings import AlertingSettings
-from veille.clock import FakeClock
+from veille.core.clock import FakeClock
+from veille.core.incidents import Urgency
 from veille.notify.apprise import AppriseNotifier
-from veille.notify.base import Notification, Urgency
+from veille.notify.base import Notification
+from veille.notify.render import to_payload
+from veille.runtime.outbox import Dispatcher
 from veille.store import alerts as store
 from veille.store.engine import read_conn, write_tx
 
 pytestmark = pytest.mark.filterwarnings("ignore:.imghdr. is deprecated:DeprecationWarning")
 pytest.importorskip("apprise")
+
 
 @pytest.fixture
 def engine(sqlite_url: str) -> Engine:
@@ -27,13 +29,33 @@ def engine(sqlite_url: str) -> Engine:
 
 
 def enqueue(engine: Engine, clock: FakeClock, address: str) -> int:
-    note = Notification(outbox_id=0, incident_id=3, tag="#INC-3", kind="opened", client_id="resto",
-                        client_name="Chez Gégé", contact="manager", urgency=Urgency.HIGH, silent=False,
-                        title="Bad buzz possible : Chez Gégé", reasons=("risk 0.91",))
+    note = Notification(
+        outbox_id=0,
+        incident_id=3,
+        tag="#INC-3",
+        kind="opened",
+        client_id="resto",
+        client_name="Chez Gégé",
+        contact="manager",
+        urgency=Urgency.HIGH,
+        silent=False,
+        title="Bad buzz possible : Chez Gégé",
+        reasons=("risk 0.91",),
+    )
     with write_tx(engine) as conn:
-        return store.enqueue(conn, incident_id=3, client_id="resto", contact="manager", channel="apprise",
-                             address=address, kind="opened", urgency="high", silent=False,
-                             payload=to_payload(note), now=clock.now())
+        return store.enqueue(
+            conn,
+            incident_id=3,
+            client_id="resto",
+            contact="manager",
+            channel="apprise",
+            address=address,
+            kind="opened",
+            urgency="high",
+            silent=False,
+            payload=to_payload(note),
+            now=clock.now(),
+        )
 
 
 def state(engine: Engine, outbox_id: int) -> str:
@@ -41,8 +63,7 @@ def state(engine: Engine, outbox_id: int) -> str:
         return next(r.state for r in store.outbox_rows(conn) if r.id == outbox_id)
 
 
-async def test_apprise_delivers_retries_and_reads_url_from_environment(engine: Engine,
-                                                                       server: LocalServer) -> None:
+async def test_apprise_delivers_retries_and_reads_url_from_environment(engine: Engine, server: LocalServer) -> None:
     answers = iter([Response(500, b"down"), Response(200, b"ok")])
     server.route("/hook", lambda _request: next(answers))
     clock = FakeClock(DAY)

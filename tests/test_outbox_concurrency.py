@@ -19,14 +19,15 @@ from sqlalchemy import Engine
 import veille.store.schema_telegram  # noqa: F401  (registers the Telegram tables on the shared metadata)
 from tests.support.alerting import DAY, make_db
 from tests.support.fake_telegram import FakeTelegram
-from veille.alerting.outbox import Dispatcher
-from veille.alerting.render import to_payload
 from veille.alerting.settings import AlertingSettings, Contact
-from veille.clock import FakeClock, SystemClock
-from veille.notify.base import Delivery, Notification, NotifyRateLimited, Urgency
+from veille.core.clock import FakeClock, SystemClock
+from veille.core.incidents import Urgency
+from veille.notify.base import Delivery, Notification, NotifyRateLimited
 from veille.notify.fake import FakeNotifier
-from veille.notify.telegram import TelegramNotifier
-from veille.notify.telegram_settings import Pacing, TelegramSettings
+from veille.notify.render import to_payload
+from veille.notify.telegram.notifier import TelegramNotifier
+from veille.notify.telegram.settings import Pacing, TelegramSettings
+from veille.runtime.outbox import Dispatcher
 from veille.store import alerts as store
 from veille.store.engine import read_conn, write_tx
 
@@ -38,19 +39,51 @@ def engine(db_url: str) -> Engine:
     return make_db(db_url)
 
 
-def enqueue(engine: Engine, clock, *, address: str, incident: int | None = None, kind: str = "opened",  # type: ignore[no-untyped-def]
-            channel: str = "fake", n: int = 1, first_incident: int | None = None) -> list[int]:
+def enqueue(
+    engine: Engine,
+    clock,
+    *,
+    address: str,
+    incident: int | None = None,
+    kind: str = "opened",  # type: ignore[no-untyped-def]
+    channel: str = "fake",
+    n: int = 1,
+    first_incident: int | None = None,
+) -> list[int]:
     """`n` rows for `address`; with `first_incident`, each row belongs to its own incident."""
     ids = []
     with write_tx(engine) as conn:
         for i in range(n):
             inc = first_incident + i if first_incident is not None else incident
-            note = Notification(outbox_id=0, incident_id=inc, tag=f"#INC-{inc}", kind=kind, client_id="resto",
-                                client_name="Chez Gégé", contact=address, urgency=Urgency.HIGH, silent=False,
-                                title=f"Bad buzz {inc}", reasons=("risque 0.9",), created_at=clock.now())
-            ids.append(store.enqueue(conn, incident_id=inc, client_id="resto", contact=address, channel=channel,
-                                     address=address, kind=kind, urgency="high", silent=False,
-                                     payload=to_payload(note), now=clock.now()))
+            note = Notification(
+                outbox_id=0,
+                incident_id=inc,
+                tag=f"#INC-{inc}",
+                kind=kind,
+                client_id="resto",
+                client_name="Chez Gégé",
+                contact=address,
+                urgency=Urgency.HIGH,
+                silent=False,
+                title=f"Bad buzz {inc}",
+                reasons=("risque 0.9",),
+                created_at=clock.now(),
+            )
+            ids.append(
+                store.enqueue(
+                    conn,
+                    incident_id=inc,
+                    client_id="resto",
+                    contact=address,
+                    channel=channel,
+                    address=address,
+                    kind=kind,
+                    urgency="high",
+                    silent=False,
+                    payload=to_payload(note),
+                    now=clock.now(),
+                )
+            )
     return ids
 
 
@@ -132,8 +165,9 @@ async def test_a_hung_send_in_a_burst_times_out_alone_and_is_resent_tagged(engin
     fake.accept_but_hang(1)  # the first send of the burst is accepted, then never answers (A8)
     ids = enqueue(engine, clock, address="chat-a", n=4, first_incident=1)
     settings = replace(SETTINGS, send_timeout=timedelta(seconds=0.3))
-    d = Dispatcher(engine, clock, settings, {"fake": fake}, owner="relay", rng=random.Random(1),
-                   burst_channels={"fake"})
+    d = Dispatcher(
+        engine, clock, settings, {"fake": fake}, owner="relay", rng=random.Random(1), burst_channels={"fake"}
+    )
     assert await d.pump() == 4
     after_first = rows(engine)
     assert [after_first[i].state for i in ids] == ["pending", "sent", "sent", "sent"]  # type: ignore[attr-defined]
@@ -179,19 +213,37 @@ def telegram() -> Iterator[FakeTelegram]:
 
 
 async def test_100_alerts_for_one_chat_are_merged_and_do_not_delay_another_chat(
-        engine: Engine, telegram: FakeTelegram) -> None:
+    engine: Engine, telegram: FakeTelegram
+) -> None:
     clock = SystemClock()
     settings = TelegramSettings(api_base_url=telegram.base_url, request_timeout=5.0, pacing=Pacing())
     notifier = TelegramNotifier(settings, telegram.token, engine=engine)
     await notifier.start()
-    warm = Notification(outbox_id=0, incident_id=None, tag="#W", kind="notice", client_id="resto", client_name=None,
-                        contact="c", urgency=Urgency.LOW, silent=True, title="déjà envoyé")
+    warm = Notification(
+        outbox_id=0,
+        incident_id=None,
+        tag="#W",
+        kind="notice",
+        client_id="resto",
+        client_name=None,
+        contact="c",
+        urgency=Urgency.LOW,
+        silent=True,
+        title="déjà envoyé",
+    )
     await notifier.send(warm, str(CHAT))  # CHAT was just written to: its next message waits for the pacing
     burst = enqueue(engine, clock, address=str(CHAT), channel="telegram", n=100, first_incident=1)
     (lone,) = enqueue(engine, clock, address=str(OTHER), channel="telegram", first_incident=1000)
     stop = asyncio.Event()
-    d = Dispatcher(engine, clock, SETTINGS, {"telegram": notifier}, owner="relay", rng=random.Random(1),
-                   burst_channels={"telegram"})
+    d = Dispatcher(
+        engine,
+        clock,
+        SETTINGS,
+        {"telegram": notifier},
+        owner="relay",
+        rng=random.Random(1),
+        burst_channels={"telegram"},
+    )
     task = asyncio.create_task(d.run(stop, relays=2, idle=0.05))
     try:
         for _ in range(3000):
@@ -209,7 +261,8 @@ async def test_100_alerts_for_one_chat_are_merged_and_do_not_delay_another_chat(
     assert to_other[0].at < to_chat[0].at  # the other chat did not wait behind this chat's pacing
     final = rows(engine)
     assert {final[i].state for i in final} == {"sent"} and not any(  # type: ignore[attr-defined]
-        final[i].possible_duplicate for i in final)  # type: ignore[attr-defined]
+        final[i].possible_duplicate for i in final
+    )  # type: ignore[attr-defined]
     chat_ids = {str(c.params["message_id"]) for c in to_chat}
     assert {final[i].message_ids.strip('[]"') for i in burst} == chat_ids  # type: ignore[attr-defined]
     assert final[lone].message_ids == f'["{to_other[0].params["message_id"]}"]'  # type: ignore[attr-defined]
@@ -233,8 +286,10 @@ async def test_two_relays_with_the_cap_deliver_each_row_once(engine: Engine) -> 
     ids = [i for a in range(4) for i in enqueue(engine, clock, address=f"chat-{a}", n=60)]
     fake = FakeNotifier()
     second = make_db(engine.url.render_as_string(hide_password=False))
-    relays = [Dispatcher(e, clock, SETTINGS, {"fake": fake}, owner=o, burst_channels={"fake"})
-              for e, o in ((engine, "a"), (second, "b"))]
+    relays = [
+        Dispatcher(e, clock, SETTINGS, {"fake": fake}, owner=o, burst_channels={"fake"})
+        for e, o in ((engine, "a"), (second, "b"))
+    ]
 
     async def drain(d: Dispatcher) -> None:
         while await d.pump(limit=30, per_address=10):
@@ -257,13 +312,24 @@ async def test_a_merged_batch_whose_sender_crashes_loses_no_alert(telegram: Fake
                 raise RuntimeError("database connection lost")  # not a NotifyError
             return await super()._deliver(address, notifications)
 
-    settings = TelegramSettings(api_base_url=telegram.base_url, request_timeout=5.0,
-                                pacing=Pacing(per_chat_interval=0.3))
+    settings = TelegramSettings(
+        api_base_url=telegram.base_url, request_timeout=5.0, pacing=Pacing(per_chat_interval=0.3)
+    )
     n = Flaky(settings, telegram.token)
 
     def alert(i: int) -> Notification:
-        return Notification(outbox_id=i, incident_id=i, tag=f"#INC-{i}", kind="opened", client_id="resto",
-                            client_name=None, contact="c", urgency=Urgency.HIGH, silent=False, title=f"alerte {i}")
+        return Notification(
+            outbox_id=i,
+            incident_id=i,
+            tag=f"#INC-{i}",
+            kind="opened",
+            client_id="resto",
+            client_name=None,
+            contact="c",
+            urgency=Urgency.HIGH,
+            silent=False,
+            title=f"alerte {i}",
+        )
 
     first = [asyncio.create_task(n.send(alert(i), str(CHAT))) for i in range(5)]  # 0 alone, then 1-4 merged
     await asyncio.sleep(0.3)

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.alerting import make_db
-from veille.alerting.outbox import Dispatcher
-from veille.alerting.render import to_payload
 from veille.alerting.settings import AlertingSettings
-from veille.clock import SystemClock
-from veille.notify.base import Notification, Urgency
+from veille.core.clock import SystemClock
+from veille.core.incidents import Urgency
+from veille.notify.base import Notification
 from veille.notify.fake import FakeNotifier
+from veille.notify.render import to_payload
+from veille.runtime.outbox import Dispatcher
 from veille.store import alerts as store
 from veille.store.engine import read_conn, write_tx
 
@@ -29,9 +30,9 @@ CHILD = textwrap.dedent("""
     import asyncio, sys
     from datetime import timedelta
     from pathlib import Path
-    from veille.alerting.outbox import Dispatcher
+    from veille.runtime.outbox import Dispatcher
     from veille.alerting.settings import AlertingSettings
-    from veille.clock import SystemClock
+    from veille.core.clock import SystemClock
     from veille.notify.base import Delivery
     from veille.store.engine import make_engine
 
@@ -54,16 +55,35 @@ CHILD = textwrap.dedent("""
 def test_a4_sigkill_after_accept_gives_one_tagged_duplicate(sqlite_url: str, tmp_path: Path) -> None:
     engine = make_db(sqlite_url)
     clock = SystemClock()
-    note = Notification(outbox_id=0, incident_id=42, tag="#INC-42", kind="opened", client_id="resto",
-                        client_name="Chez Gégé", contact="manager", urgency=Urgency.HIGH, silent=False, title="x")
+    note = Notification(
+        outbox_id=0,
+        incident_id=42,
+        tag="#INC-42",
+        kind="opened",
+        client_id="resto",
+        client_name="Chez Gégé",
+        contact="manager",
+        urgency=Urgency.HIGH,
+        silent=False,
+        title="x",
+    )
     with write_tx(engine) as conn:
-        oid = store.enqueue(conn, incident_id=42, client_id="resto", contact="manager", channel="fake",
-                            address="chat", kind="opened", urgency="high", silent=False,
-                            payload=to_payload(note), now=clock.now())
+        oid = store.enqueue(
+            conn,
+            incident_id=42,
+            client_id="resto",
+            contact="manager",
+            channel="fake",
+            address="chat",
+            kind="opened",
+            urgency="high",
+            silent=False,
+            payload=to_payload(note),
+            now=clock.now(),
+        )
     delivered = tmp_path / "delivered.txt"
     env = {**os.environ, "VEILLE_TEST_CRASH_AT": "outbox.after_send", "PYTHONPATH": str(ROOT)}
-    child = subprocess.run([sys.executable, "-c", CHILD, sqlite_url, str(delivered)], env=env, timeout=60,
-                           check=False)
+    child = subprocess.run([sys.executable, "-c", CHILD, sqlite_url, str(delivered)], env=env, timeout=60, check=False)
     assert child.returncode == 137
     assert delivered.read_text().split() == [str(oid), "#INC-42"]
     with read_conn(engine) as conn:
@@ -84,9 +104,9 @@ def test_a4_sigkill_after_accept_gives_one_tagged_duplicate(sqlite_url: str, tmp
 
 RELAY = textwrap.dedent("""
     import asyncio, sys
-    from veille.alerting.outbox import Dispatcher
+    from veille.runtime.outbox import Dispatcher
     from veille.alerting.settings import AlertingSettings
-    from veille.clock import SystemClock
+    from veille.core.clock import SystemClock
     from veille.notify.base import Delivery
     from veille.store.engine import make_engine
 
@@ -113,12 +133,35 @@ RELAY = textwrap.dedent("""
 def test_a6_two_relay_processes_on_postgresql_deliver_each_row_once(pg_url: str, tmp_path: Path) -> None:
     engine = make_db(pg_url)
     clock = SystemClock()
-    note = Notification(outbox_id=0, incident_id=None, tag="#N", kind="notice", client_id=None, client_name=None,
-                        contact="manager", urgency=Urgency.LOW, silent=False, title="x")
+    note = Notification(
+        outbox_id=0,
+        incident_id=None,
+        tag="#N",
+        kind="notice",
+        client_id=None,
+        client_name=None,
+        contact="manager",
+        urgency=Urgency.LOW,
+        silent=False,
+        title="x",
+    )
     with write_tx(engine) as conn:
-        ids = [store.enqueue(conn, incident_id=None, client_id=None, contact="manager", channel="fake",
-                             address="chat", kind="notice", urgency="low", silent=False, payload=to_payload(note),
-                             now=clock.now()) for _ in range(300)]
+        ids = [
+            store.enqueue(
+                conn,
+                incident_id=None,
+                client_id=None,
+                contact="manager",
+                channel="fake",
+                address="chat",
+                kind="notice",
+                urgency="low",
+                silent=False,
+                payload=to_payload(note),
+                now=clock.now(),
+            )
+            for _ in range(300)
+        ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     outs = [tmp_path / "a.txt", tmp_path / "b.txt"]
     relays = [subprocess.Popen([sys.executable, "-c", RELAY, pg_url, str(out)], env=env) for out in outs]

@@ -16,12 +16,12 @@ from sqlalchemy import event, select
 from tests.support.daemon import make_config
 from tests.support.feedgen import feed_items, rss
 from tests.support.server import LocalServer, Request, Response
-from veille.clock import FakeClock
 from veille.config import Config
-from veille.errors import RateLimited, RetryableFetchError, StorageError
-from veille.http import HttpClient
-from veille.models import ErrorKind, SourceStatus
-from veille.pipeline import Pipeline, failure_schedule
+from veille.core.clock import FakeClock
+from veille.core.errors import RateLimited, RetryableFetchError, StorageError
+from veille.core.models import ErrorKind, SourceStatus
+from veille.net.http import HttpClient
+from veille.runtime.pipeline import Pipeline, failure_schedule
 from veille.sources import registry
 from veille.store.engine import make_engine, read_conn
 from veille.store.schema import hits, sources
@@ -32,12 +32,13 @@ def etag_feed(body: str, etag: str = '"v1"') -> Any:
         if request.headers.get("If-None-Match") == etag:
             return Response(304, b"", {"ETag": etag})
         return Response(200, body, {"ETag": etag, "Content-Type": "application/rss+xml"})
+
     return handler
 
 
 @pytest.fixture
 async def http(clock: FakeClock) -> AsyncIterator[HttpClient]:
-    from veille.config import HttpConfig
+    from veille.net.options import HttpConfig
 
     client = HttpClient(HttpConfig(allow_private_addresses=True, timeout=5.0), clock=clock)
     yield client
@@ -61,7 +62,8 @@ def stored(config: Config) -> list[Any]:
 
 
 async def test_poll_stores_matching_items_once_and_uses_conditional_get(
-        tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
     items = feed_items(1, 30)
     server.route("/feed", etag_feed(rss(items)))
     config = make_config(tmp_path, db_url, {"resto": [server.url("/feed")]})
@@ -81,7 +83,8 @@ async def test_poll_stores_matching_items_once_and_uses_conditional_get(
 
 
 async def test_failures_back_off_then_recovery_resets(
-        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
     state = {"fail": True}
     body = rss(feed_items(2, 5, matching_ratio=1.0))
     server.route("/flaky", lambda r: Response(500, b"boom") if state["fail"] else Response(200, body))
@@ -112,7 +115,8 @@ async def test_failures_back_off_then_recovery_resets(
 
 
 async def test_retry_after_is_honoured_and_others_unaffected(
-        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
     server.route("/limited", Response(429, b"slow down", {"Retry-After": "120"}))
     server.route("/fine", Response(200, rss(feed_items(3, 4, matching_ratio=1.0))))
     config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/limited"), server.url("/fine")]})
@@ -137,11 +141,19 @@ def test_backoff_schedule_is_capped_and_never_infinite() -> None:
     rng = random.Random(0)
     error = RetryableFetchError(ErrorKind.NETWORK, "refused")
     for errors in (1, 5, 50, 10_000):
-        _status, at = failure_schedule(error, every=timedelta(minutes=10), errors=errors, cap=timedelta(hours=24),
-                                      jitter=0.1, now=now, rng=rng)
+        _status, at = failure_schedule(
+            error, every=timedelta(minutes=10), errors=errors, cap=timedelta(hours=24), jitter=0.1, now=now, rng=rng
+        )
         assert now < at <= now + timedelta(hours=24) * 1.1
-    _, at = failure_schedule(RateLimited("x", retry_after=10 * 365 * 86400), every=timedelta(minutes=10),
-                             errors=1, cap=timedelta(hours=24), jitter=0.0, now=now, rng=rng)
+    _, at = failure_schedule(
+        RateLimited("x", retry_after=10 * 365 * 86400),
+        every=timedelta(minutes=10),
+        errors=1,
+        cap=timedelta(hours=24),
+        jitter=0.0,
+        now=now,
+        rng=rng,
+    )
     assert at == now + timedelta(hours=24)
 
 
@@ -158,7 +170,8 @@ class ExplodingDriver:
 
 
 async def test_unexpected_exception_is_isolated(
-        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
     server.route("/fine", Response(200, rss(feed_items(4, 3, matching_ratio=1.0))))
     config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/explode"), server.url("/fine")]})
     pipeline = await started(config, http, clock)
@@ -173,7 +186,8 @@ async def test_unexpected_exception_is_isolated(
 
 
 async def test_failed_commit_does_not_advance_etag(
-        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
     """A13: the database refuses the write; the next poll re-fetches (no If-None-Match) and stores."""
     server.route("/feed", etag_feed(rss(feed_items(5, 6, matching_ratio=1.0))))
     config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/feed")]})
@@ -202,8 +216,13 @@ async def test_failed_commit_does_not_advance_etag(
 
 
 async def test_gone_source_backs_off_to_the_cap_and_long_failures_are_noticed_once(
-        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock,
-        caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path,
+    sqlite_url: str,
+    server: LocalServer,
+    http: HttpClient,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     server.route("/gone", Response(410, b"gone"))
     server.route("/down", Response(503, b"down"))
     config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/gone"), server.url("/down")]})
@@ -254,15 +273,18 @@ class RefreshingDriver:
         return await registry.get_driver("rss").poll(ctx, options, state)
 
     async def refresh(self, ctx: Any, options: Any, external_ids: list[str]) -> list[Any]:
-        from veille.models import Engagement, Item
+        from veille.core.models import Engagement, Item
 
         self.likes += 100
-        return [Item(external_id=e, text="Chez Gégé, scandale", engagement=Engagement(likes=self.likes, reposts=40))
-                for e in external_ids]
+        return [
+            Item(external_id=e, text="Chez Gégé, scandale", engagement=Engagement(likes=self.likes, reposts=40))
+            for e in external_ids
+        ]
 
 
 async def test_risky_hits_are_refetched_and_engagement_recorded(
-        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
     from veille.store.engine import read_conn as reader
     from veille.store.hits import hits_for_refresh
     from veille.store.schema import engagement
@@ -295,19 +317,26 @@ async def test_risky_hits_are_refetched_and_engagement_recorded(
 
 
 async def test_one_writer_batch_links_a_post_seen_by_two_sources_of_a_client(
-        tmp_path: Path, db_url: str, http: HttpClient, clock: FakeClock) -> None:
-    from veille.models import Item
+    tmp_path: Path, db_url: str, http: HttpClient, clock: FakeClock
+) -> None:
+    from veille.core.models import Item
 
-    config = make_config(tmp_path, db_url, {"resto": ["https://a.example/feed", "https://b.example/feed"],
-                                            "tapis": ["https://c.example/feed"]})
+    config = make_config(
+        tmp_path,
+        db_url,
+        {"resto": ["https://a.example/feed", "https://b.example/feed"], "tapis": ["https://c.example/feed"]},
+    )
     hooks = RecordingHooks()
     pipeline = Pipeline(config, make_engine(config.database_url), clock, http, hooks=hooks)
     pipeline.load()
     transactions = itertools.count()
     event.listen(pipeline.engine, "begin", lambda _conn: next(transactions))
     await pipeline.start()
-    post = Item(external_id="at://post/1", text="Chez Gégé : pizza froide et serveur désagréable ce soir",
-                url="https://bsky.app/profile/x/post/1")
+    post = Item(
+        external_id="at://post/1",
+        text="Chez Gégé : pizza froide et serveur désagréable ce soir",
+        url="https://bsky.app/profile/x/post/1",
+    )
     keys = sorted(pipeline.runtimes)
     await pipeline.store_stream_batch(keys, {"resto": [post], "tapis": [post]}, cursor=42)
     await pipeline.stop()

@@ -14,26 +14,29 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.daemon import config_text, make_config
-from veille.clock import FakeClock
-from veille.config import HttpConfig
-from veille.daemon import Components, Daemon
-from veille.http import HttpClient
-from veille.pipeline import Pipeline
+from veille.core.clock import FakeClock
+from veille.net.http import HttpClient
+from veille.net.options import HttpConfig
+from veille.runtime.daemon import Components, Daemon
+from veille.runtime.pipeline import Pipeline
 from veille.store.engine import make_engine, read_conn
 from veille.store.schema import sources
 
 
 @pytest.fixture
 async def daemon(tmp_path: Path, sqlite_url: str, clock: FakeClock) -> AsyncIterator[Daemon]:
-    config = make_config(tmp_path, sqlite_url, {"resto": ["https://a.example/feed", "https://b.example/feed"],
-                                                "tapis": ["https://c.example/feed"]}, every="10m")
+    config = make_config(
+        tmp_path,
+        sqlite_url,
+        {"resto": ["https://a.example/feed", "https://b.example/feed"], "tapis": ["https://c.example/feed"]},
+        every="10m",
+    )
     http = HttpClient(HttpConfig(), clock=clock)
     engine = make_engine(sqlite_url)
     pipeline = Pipeline(config, engine, clock, http, rng=random.Random(1))
     pipeline.load()
     await pipeline.start()
-    running = Daemon(config, Components(engine=engine, http=http, pipeline=pipeline), clock=clock,
-                     rng=random.Random(2))
+    running = Daemon(config, Components(engine=engine, http=http, pipeline=pipeline), clock=clock, rng=random.Random(2))
     running.scheduler.start(paused=True)  # jobs are scheduled, never run: this test is about the plan
     running.schedule_sources()
     yield running
@@ -52,13 +55,22 @@ def jobs(daemon: Daemon) -> dict[str, float]:
 
 
 async def test_valid_file_adds_removes_and_changes_sources_in_place(
-        daemon: Daemon, sqlite_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    daemon: Daemon, sqlite_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kept = daemon.components.pipeline.runtimes["resto/f0"]
     assert jobs(daemon) == {"resto/f0": 600, "resto/f1": 600, "tapis/f0": 600}
     monkeypatch.setenv("RELOAD_TEST_TOKEN", "s3cr3t-value-xyz")
-    rewrite(daemon, config_text(sqlite_url, {"resto": ["https://a.example/feed"], "bijou": ["https://d.example/x"]},
-                                keywords='["nouveau mot"]', every="20m", timeout="7s",
-                                extra='[telegram]\ntoken_env = "RELOAD_TEST_TOKEN"\n'))
+    rewrite(
+        daemon,
+        config_text(
+            sqlite_url,
+            {"resto": ["https://a.example/feed"], "bijou": ["https://d.example/x"]},
+            keywords='["nouveau mot"]',
+            every="20m",
+            timeout="7s",
+            extra='[telegram]\ntoken_env = "RELOAD_TEST_TOKEN"\n',
+        ),
+    )
     with caplog.at_level(logging.INFO):
         assert await daemon.reload()
     pipeline = daemon.components.pipeline
@@ -79,7 +91,8 @@ async def test_valid_file_adds_removes_and_changes_sources_in_place(
 
 
 async def test_invalid_file_keeps_the_running_config_and_logs_every_problem(
-        daemon: Daemon, sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    daemon: Daemon, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     before = (daemon.config, dict(daemon.components.pipeline.runtimes), jobs(daemon))
     text = config_text(sqlite_url, {"resto": ["https://a.example/feed"]}, every="banana")
     rewrite(daemon, text.replace("[http]", "[http]\ncolour = 1"))

@@ -10,15 +10,37 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.alerting import CONFIG
-from veille.alerting.replay import ReplayError, parse_lines, read_timeline, replay
 from veille.alerting.risk import fold
 from veille.config import parse_config
-from veille.models import SentimentLabel, SentimentResult
+from veille.core.models import SentimentLabel, SentimentResult
+from veille.runtime.replay import ReplayError, parse_lines, read_timeline, replay
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "scenarios"
-NEGATIVE = ("intoxication", "honte", "malade", "scandale", "boycott", "plainte", "dangereux", "lent", "cher",
-            "tiede", "inadmissible", "inexistant", "rembours", "arnaque", "deconseille", "respect", "jamais",
-            "rien", "attends", "douteuse", "cafard", "degoutant", "fuyez")
+NEGATIVE = (
+    "intoxication",
+    "honte",
+    "malade",
+    "scandale",
+    "boycott",
+    "plainte",
+    "dangereux",
+    "lent",
+    "cher",
+    "tiede",
+    "inadmissible",
+    "inexistant",
+    "rembours",
+    "arnaque",
+    "deconseille",
+    "respect",
+    "jamais",
+    "rien",
+    "attends",
+    "douteuse",
+    "cafard",
+    "degoutant",
+    "fuyez",
+)
 POSITIVE = ("super", "merci", "meilleur", "parfait", "top", "recommande", "bon", "gagnez", "offre")
 
 
@@ -49,21 +71,25 @@ def config():  # type: ignore[no-untyped-def]
 def test_parse_lines_reports_the_bad_line() -> None:
     good = '{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "text": "x", "url": "u"}'
     assert parse_lines([good])[0].ts.isoformat() == "2026-11-20T01:13:00+00:00"
-    for bad, message in [("{", "not JSON"), ('{"client": "resto", "text": "x"}', "ts"),
-                         ('{"ts": "2026-11-20T02:13:00", "client": "resto", "text": "x"}', "offset"),
-                         ('{"ts": "2026-11-20T02:13:00+01:00", "client": "resto"}', "text"),
-                         ('{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "text": "x", "likes": -1}',
-                          "likes")]:
+    for bad, message in [
+        ("{", "not JSON"),
+        ('{"client": "resto", "text": "x"}', "ts"),
+        ('{"ts": "2026-11-20T02:13:00", "client": "resto", "text": "x"}', "offset"),
+        ('{"ts": "2026-11-20T02:13:00+01:00", "client": "resto"}', "text"),
+        ('{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "text": "x", "likes": -1}', "likes"),
+    ]:
         with pytest.raises(ReplayError, match=message):
             parse_lines([good, bad], name="t.jsonl")
 
 
 def test_replay_of_a_night_bad_buzz_wakes_then_escalates(tmp_path: Path) -> None:
-    lines = parse_lines([
-        '{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "author": "a", "author_followers": 1200, '
-        '"text": "Intoxication chez Gégé, une honte", "url": "u1", "likes": 3, "reposts": 1, "replies": 0}',
-        '{"ts": "2026-11-20T02:20:00+01:00", "client": "resto", "url": "u1", "likes": 30, "reposts": 40}',
-    ])
+    lines = parse_lines(
+        [
+            '{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "author": "a", "author_followers": 1200, '
+            '"text": "Intoxication chez Gégé, une honte", "url": "u1", "likes": 3, "reposts": 1, "replies": 0}',
+            '{"ts": "2026-11-20T02:20:00+01:00", "client": "resto", "url": "u1", "likes": 30, "reposts": 40}',
+        ]
+    )
     results = replay(config(), lines, StandInScorer(), workdir=tmp_path)
     first, woke = results[0], next(r for r in results if r.wakes)
     # One furious post from a mid-size account: held for the digest at night...
@@ -77,10 +103,18 @@ def test_replay_of_a_night_bad_buzz_wakes_then_escalates(tmp_path: Path) -> None
     assert as_json["at"] == "2026-11-20T02:20:00+01:00" and as_json["incident"] == 1 and as_json["wakes"]
 
 
-@pytest.mark.parametrize(("name", "must_wake"), [
-    ("bad_buzz", True), ("bad_buzz_small_account", True), ("quiet_week", False), ("viral_positive", False),
-    ("spam_bursts", False), ("source_outage", False), ("angry_regular", False),
-])
+@pytest.mark.parametrize(
+    ("name", "must_wake"),
+    [
+        ("bad_buzz", True),
+        ("bad_buzz_small_account", True),
+        ("quiet_week", False),
+        ("viral_positive", False),
+        ("spam_bursts", False),
+        ("source_outage", False),
+        ("angry_regular", False),
+    ],
+)
 def test_bench_scenarios_meet_the_goal_with_a_stand_in_scorer(name: str, must_wake: bool) -> None:
     lines = read_timeline(BENCH / f"{name}.jsonl")
     results = replay(config(), lines, StandInScorer())
@@ -99,10 +133,16 @@ def real_scorer():  # type: ignore[no-untyped-def]
     return load_scorer(config().sentiment)
 
 
-@pytest.mark.parametrize(("name", "must_wake"), [
-    ("bad_buzz", True), ("bad_buzz_small_account", True), ("viral_positive", False), ("spam_bursts", False),
-    ("quiet_week", False),
-])
+@pytest.mark.parametrize(
+    ("name", "must_wake"),
+    [
+        ("bad_buzz", True),
+        ("bad_buzz_small_account", True),
+        ("viral_positive", False),
+        ("spam_bursts", False),
+        ("quiet_week", False),
+    ],
+)
 def test_bench_goals_hold_with_the_real_scorer(real_scorer, name: str, must_wake: bool) -> None:  # type: ignore[no-untyped-def]
     lines = read_timeline(BENCH / f"{name}.jsonl")
     wakes = [r for r in replay(config(), lines, real_scorer) if r.wakes]
@@ -124,12 +164,14 @@ def test_cli_replay_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     (tmp_path / "config.toml").write_text(CONFIG.format(channel="console", extra=""), encoding="utf-8")
     monkeypatch.setattr(cli_alerts, "_load_scorer", lambda _config: StandInScorer())
-    result = CliRunner().invoke(cli, ["replay", str(BENCH / "bad_buzz.jsonl"), "--config",
-                                      str(tmp_path / "config.toml"), "--format", "json"])
+    result = CliRunner().invoke(
+        cli, ["replay", str(BENCH / "bad_buzz.jsonl"), "--config", str(tmp_path / "config.toml"), "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     objects = [json.loads(line) for line in result.output.splitlines()]
     assert objects and {"at", "client", "contact", "urgency", "wakes", "incident"} <= set(objects[0])
     assert any(o["wakes"] for o in objects)
-    table = CliRunner().invoke(cli, ["replay", str(BENCH / "bad_buzz.jsonl"), "--config",
-                                     str(tmp_path / "config.toml")])
+    table = CliRunner().invoke(
+        cli, ["replay", str(BENCH / "bad_buzz.jsonl"), "--config", str(tmp_path / "config.toml")]
+    )
     assert table.exit_code == 0 and "réveillé le téléphone" in table.output

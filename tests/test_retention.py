@@ -18,10 +18,10 @@ from sqlalchemy import Engine, event, func, select, update
 
 from tests.support.daemon import make_config
 from veille.cli import cli
-from veille.clock import FakeClock
 from veille.config import Config, parse_config
-from veille.daemon import purge_daily
-from veille.errors import ConfigError
+from veille.core.clock import FakeClock
+from veille.core.errors import ConfigError
+from veille.runtime.daemon import purge_daily
 from veille.store.engine import make_engine, read_conn, write_tx
 from veille.store.retention import BATCH, purge_hits
 from veille.store.schema import engagement, hits, labels, sources
@@ -35,16 +35,39 @@ KEEP = timedelta(days=400)
 
 
 def hit_row(source_id: int, n: int, fetched_at: datetime, **extra: Any) -> dict[str, Any]:
-    return {"source_id": source_id, "client_id": "resto", "external_id": f"e{n}", "text_hash": f"t{n}",
-            "content_hash": f"c{n}", "kind": "rss", "text": f"chez gégé {n}", "title": "",
-            "published_at": fetched_at, "fetched_at": fetched_at, **extra}
+    return {
+        "source_id": source_id,
+        "client_id": "resto",
+        "external_id": f"e{n}",
+        "text_hash": f"t{n}",
+        "content_hash": f"c{n}",
+        "kind": "rss",
+        "text": f"chez gégé {n}",
+        "title": "",
+        "published_at": fetched_at,
+        "fetched_at": fetched_at,
+        **extra,
+    }
 
 
 def incident_row(status: str, top_hits: list[int], opened_at: datetime) -> dict[str, Any]:
-    return {"key": f"resto:buzz:{status}", "client_id": "resto", "cause": "buzz", "subject": "", "status": status,
-            "urgency": "high", "firing": status != "resolved", "opened_at": opened_at, "notify_at": opened_at,
-            "last_evidence_at": opened_at, "reasons": [], "top_hits": top_hits, "notified_contacts": [],
-            "held_for": [], "updated_at": opened_at}
+    return {
+        "key": f"resto:buzz:{status}",
+        "client_id": "resto",
+        "cause": "buzz",
+        "subject": "",
+        "status": status,
+        "urgency": "high",
+        "firing": status != "resolved",
+        "opened_at": opened_at,
+        "notify_at": opened_at,
+        "last_evidence_at": opened_at,
+        "reasons": [],
+        "top_hits": top_hits,
+        "notified_contacts": [],
+        "held_for": [],
+        "updated_at": opened_at,
+    }
 
 
 class Fixture:
@@ -54,21 +77,35 @@ class Fixture:
     def __init__(self, config: Config, purgeable: int = 3500, recent: int = 20) -> None:
         self.engine = make_engine(config.database_url)
         with write_tx(self.engine) as conn:
-            refs = sync_config(conn, config, NOW)
+            refs = sync_config(conn, config.clients, config.sources, NOW)
             source_id = next(iter(refs.values())).id
             conn.execute(hits.insert(), [hit_row(source_id, n, OLD + timedelta(seconds=n)) for n in range(purgeable)])
             old_ids = list(conn.execute(select(hits.c.id).order_by(hits.c.id)).scalars())
             conn.execute(hits.insert(), [hit_row(source_id, n, OLD) for n in range(purgeable, purgeable + 2)])
             self.labelled, self.evidence = conn.execute(
-                select(hits.c.id).where(hits.c.id.not_in(old_ids)).order_by(hits.c.id)).scalars()
+                select(hits.c.id).where(hits.c.id.not_in(old_ids)).order_by(hits.c.id)
+            ).scalars()
             conn.execute(labels.insert().values(hit_id=self.labelled, label="neg", created_at=OLD))
-            conn.execute(hits.insert(), [hit_row(source_id, purgeable + 2 + n, RECENT,
-                                                 duplicate_of=old_ids[n % purgeable]) for n in range(recent)])
-            conn.execute(engagement.insert(), [{"hit_id": i, "observed_at": OLD, "likes": 3} for i in old_ids[:1500]]
-                         + [{"hit_id": self.labelled, "observed_at": OLD, "likes": 1}])
+            conn.execute(
+                hits.insert(),
+                [
+                    hit_row(source_id, purgeable + 2 + n, RECENT, duplicate_of=old_ids[n % purgeable])
+                    for n in range(recent)
+                ],
+            )
+            conn.execute(
+                engagement.insert(),
+                [{"hit_id": i, "observed_at": OLD, "likes": 3} for i in old_ids[:1500]]
+                + [{"hit_id": self.labelled, "observed_at": OLD, "likes": 1}],
+            )
             conn.execute(alert_hits.insert(), [_alert_row(i) for i in old_ids[:10]])
-            conn.execute(incidents.insert(), [incident_row("open", [self.evidence], NOW - timedelta(days=1)),
-                                              incident_row("resolved", [old_ids[0]], OLD)])
+            conn.execute(
+                incidents.insert(),
+                [
+                    incident_row("open", [self.evidence], NOW - timedelta(days=1)),
+                    incident_row("resolved", [old_ids[0]], OLD),
+                ],
+            )
             conn.execute(update(sources).values(hits_count=purgeable + 2 + recent))
         self.purgeable = purgeable
         self.total = purgeable + 2 + recent
@@ -79,9 +116,20 @@ class Fixture:
 
 
 def _alert_row(hit_id: int) -> dict[str, Any]:
-    return {"hit_id": hit_id, "client_id": "resto", "seen_at": OLD, "active_at": OLD, "source_kind": "rss",
-            "text_key": "k", "snippet": "s", "negative": True, "risk": 0.9, "reasons": [], "first_at": OLD,
-            "total_at": OLD}
+    return {
+        "hit_id": hit_id,
+        "client_id": "resto",
+        "seen_at": OLD,
+        "active_at": OLD,
+        "source_kind": "rss",
+        "text_key": "k",
+        "snippet": "s",
+        "negative": True,
+        "risk": 0.9,
+        "reasons": [],
+        "first_at": OLD,
+        "total_at": OLD,
+    }
 
 
 def commits(engine: Engine) -> list[int]:
@@ -159,8 +207,9 @@ def test_purge_command(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.Monk
 
 
 def test_retention_setting_is_validated_and_drives_the_daily_job(tmp_path: Path, sqlite_url: str) -> None:
-    config = make_config(tmp_path, sqlite_url, {"resto": ["https://example.org/feed"]},
-                         extra='[retention]\nkeep = "400d"\n')
+    config = make_config(
+        tmp_path, sqlite_url, {"resto": ["https://example.org/feed"]}, extra='[retention]\nkeep = "400d"\n'
+    )
     assert config.retention.keep == KEEP
     with pytest.raises(ConfigError, match=r"retention\.keep"):
         parse_config('[retention]\nkeep = "2h"\n', environ={})

@@ -1,4 +1,4 @@
-"""RssDriver over real loopback HTTP (LocalServer + veille.http.HttpClient): 200/304, D3, D12, E1-E4, E10."""
+"""RssDriver over real loopback HTTP (LocalServer + veille.net.http.HttpClient): 200/304, D3, D12, E1-E4, E10."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ import pytest
 
 from tests.support import feeds
 from tests.support.server import LocalServer, Request, Response
-from veille.clock import FakeClock
-from veille.config import HttpConfig
-from veille.errors import FetchError, PermanentFetchError, Problems, RetryableFetchError
-from veille.feeds.entries import ParsedFeed, parse_document
-from veille.feeds.parsepool import FeedParsePool
-from veille.http import HttpClient
-from veille.models import ErrorKind
-from veille.sources.base import PollContext, PollState, SourceDriver
+from veille.core.clock import FakeClock
+from veille.core.errors import FetchError, PermanentFetchError, Problems, RetryableFetchError
+from veille.core.models import ErrorKind
+from veille.core.polling import PollState
+from veille.net.http import HttpClient
+from veille.net.options import HttpConfig
+from veille.sources.base import PollContext, SourceDriver
 from veille.sources.registry import get_driver
-from veille.sources.rss import RssDriver, RssOptions
+from veille.sources.rss.driver import RssDriver, RssOptions
+from veille.sources.rss.entries import ParsedFeed, parse_document
+from veille.sources.rss.parsepool import FeedParsePool
 
 LAST_MODIFIED = "Mon, 16 Nov 2026 10:00:00 GMT"
 
@@ -47,8 +48,15 @@ class CountingParser:
 
 
 def context(http: HttpClient, parse_feed: Any = None) -> PollContext:
-    return PollContext(http=http, clock=FakeClock(), client_id="resto", source_key="resto/feed",
-                       log=logging.getLogger("test.rss"), env=lambda name: None, parse_feed=parse_feed)
+    return PollContext(
+        http=http,
+        clock=FakeClock(),
+        client_id="resto",
+        source_key="resto/feed",
+        log=logging.getLogger("test.rss"),
+        env=lambda name: None,
+        parse_feed=parse_feed,
+    )
 
 
 def options(url: str, **raw: Any) -> RssOptions:
@@ -60,6 +68,7 @@ def options(url: str, **raw: Any) -> RssOptions:
 
 # --- options -------------------------------------------------------------------------------------
 
+
 def test_registered_and_implements_the_protocol() -> None:
     driver = get_driver("rss")
     assert isinstance(driver, RssDriver) and isinstance(driver, SourceDriver)
@@ -68,22 +77,29 @@ def test_registered_and_implements_the_protocol() -> None:
 def test_valid_options() -> None:
     opts = options("https://example.org/feed", headers={"Accept-Language": "fr"}, max_entries=50)
     assert (opts.target, opts.secret_env, opts.header_map, opts.max_entries) == (
-        "https://example.org/feed", (), {"Accept-Language": "fr"}, 50)
+        "https://example.org/feed",
+        (),
+        {"Accept-Language": "fr"},
+        50,
+    )
 
 
-@pytest.mark.parametrize(("raw", "where"), [
-    ({}, "url"),
-    ({"url": "ftp://example.org/feed"}, "url"),
-    ({"url": "file:///etc/passwd"}, "url"),
-    ({"url": "https://example.org/", "colour": "red"}, "colour"),
-    ({"url": "https://example.org/", "max_entries": 0}, "max_entries"),
-    ({"url": "https://example.org/", "max_entries": "10"}, "max_entries"),
-    ({"url": "https://example.org/", "headers": {"Host": "evil.example"}}, "headers.Host"),
-    ({"url": "https://example.org/", "headers": {"Connection": "close"}}, "headers.Connection"),
-    ({"url": "https://example.org/", "headers": {"X-A": 3}}, "headers.X-A"),
-    ({"url": "https://example.org/", "headers": {"X-A": "a\r\nB: c"}}, "headers.X-A"),
-    ({"url": "https://example.org/", "headers": "x"}, "headers"),
-])
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({}, "url"),
+        ({"url": "ftp://example.org/feed"}, "url"),
+        ({"url": "file:///etc/passwd"}, "url"),
+        ({"url": "https://example.org/", "colour": "red"}, "colour"),
+        ({"url": "https://example.org/", "max_entries": 0}, "max_entries"),
+        ({"url": "https://example.org/", "max_entries": "10"}, "max_entries"),
+        ({"url": "https://example.org/", "headers": {"Host": "evil.example"}}, "headers.Host"),
+        ({"url": "https://example.org/", "headers": {"Connection": "close"}}, "headers.Connection"),
+        ({"url": "https://example.org/", "headers": {"X-A": 3}}, "headers.X-A"),
+        ({"url": "https://example.org/", "headers": {"X-A": "a\r\nB: c"}}, "headers.X-A"),
+        ({"url": "https://example.org/", "headers": "x"}, "headers"),
+    ],
+)
 def test_invalid_options_are_reported_with_their_path(raw: dict[str, Any], where: str) -> None:
     problems = Problems()
     assert RssDriver().parse_options(raw, "clients[0].sources[1]", problems) is None
@@ -91,6 +107,7 @@ def test_invalid_options_are_reported_with_their_path(raw: dict[str, Any], where
 
 
 # --- polling -------------------------------------------------------------------------------------
+
 
 async def test_first_poll_returns_items_and_validators(server: LocalServer, http: HttpClient) -> None:
     headers = {**rss_headers(), "ETag": '"v1"', "Last-Modified": LAST_MODIFIED}
@@ -114,8 +131,11 @@ async def test_conditional_get_and_304(server: LocalServer, http: HttpClient) ->
     state = PollState(etag=first.etag, last_modified=first.last_modified, content_hash=first.content_hash)
     second = await driver.poll(context(http, parser), opts, state)
     assert second.not_modified and second.items == []
-    assert (second.etag, second.last_modified, second.content_hash) == (first.etag, first.last_modified,
-                                                                         first.content_hash)
+    assert (second.etag, second.last_modified, second.content_hash) == (
+        first.etag,
+        first.last_modified,
+        first.content_hash,
+    )
     assert server.requests[1].headers.get("If-Modified-Since") == "Mon, 16 Nov 2026 10:00:00 GMT"
     assert parser.calls == 1
 
@@ -158,8 +178,9 @@ async def test_html_login_page_is_not_a_feed(server: LocalServer, http: HttpClie
     assert info.value.kind is ErrorKind.NOT_A_FEED
 
 
-@pytest.mark.parametrize("body", [feeds.quadratic_blowup(), feeds.billion_laughs().encode(),
-                                  feeds.billion_laughs().encode("utf-16")])
+@pytest.mark.parametrize(
+    "body", [feeds.quadratic_blowup(), feeds.billion_laughs().encode(), feeds.billion_laughs().encode("utf-16")]
+)
 async def test_entity_bombs_are_refused(server: LocalServer, http: HttpClient, body: bytes) -> None:
     server.route("/feed", Response(200, body, {"Content-Type": "application/xml"}))
     with pytest.raises(PermanentFetchError) as info:
@@ -196,8 +217,13 @@ async def test_malformed_and_truncated_xml(server: LocalServer, http: HttpClient
 
 
 async def test_hostile_text_is_cleaned(server: LocalServer, http: HttpClient) -> None:
-    entry = feeds.Entry(title=f"Alerte {feeds.ANSI_TEXT}", description=feeds.ACTIVE_HTML, cdata=True,
-                        link="javascript:alert(1)", guid="g")
+    entry = feeds.Entry(
+        title=f"Alerte {feeds.ANSI_TEXT}",
+        description=feeds.ACTIVE_HTML,
+        cdata=True,
+        link="javascript:alert(1)",
+        guid="g",
+    )
     server.route("/feed", Response(200, feeds.Feed(entries=[entry]).bytes(), rss_headers()))
     item = (await RssDriver().poll(context(http), options(server.url("/feed")), PollState())).items[0]
     assert item.url is None

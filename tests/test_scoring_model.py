@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from veille.config import parse_config
-from veille.errors import ConfigError
-from veille.models import SentimentLabel
-from veille.scoring import ScorerLoadError, default_data_dir, load_scorer, trained_model_path
+from veille.core.errors import ConfigError
+from veille.core.models import SentimentLabel
+from veille.core.paths import data_dir
+from veille.scoring import ScorerLoadError, load_scorer, trained_model_path
 from veille.scoring.linear import LinearModel, ModelFileError
 from veille.scoring.loader import bundled_model_bytes
 from veille.scoring.settings import SentimentSettings
@@ -106,15 +107,24 @@ def test_save_is_atomic_and_round_trips(tmp_path: Path) -> None:
     assert again.heads["fr"].vectorizer.vocabulary == model.heads["fr"].vectorizer.vocabulary
 
 
-@pytest.mark.parametrize("content", [
-    b"",
-    b"not gzip at all",
-    gzip.compress(b"{}"),
-    gzip.compress(json.dumps({"format": "veille-sentiment-linear", "version": 99, "heads": {}}).encode()),
-    gzip.compress(json.dumps({"format": "veille-sentiment-linear", "version": 1,
-                              "heads": {"fr": {"vocabulary": ["a"], "idf": "AAAA", "weights": "AA",
-                                               "n_features": 3}}}).encode()),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"not gzip at all",
+        gzip.compress(b"{}"),
+        gzip.compress(json.dumps({"format": "veille-sentiment-linear", "version": 99, "heads": {}}).encode()),
+        gzip.compress(
+            json.dumps(
+                {
+                    "format": "veille-sentiment-linear",
+                    "version": 1,
+                    "heads": {"fr": {"vocabulary": ["a"], "idf": "AAAA", "weights": "AA", "n_features": 3}},
+                }
+            ).encode()
+        ),
+    ],
+)
 def test_damaged_model_files_raise_model_file_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "m.json.gz"
     path.write_bytes(content)
@@ -146,22 +156,21 @@ def test_explicit_model_path_must_exist(tmp_path: Path) -> None:
 
 
 def test_data_dir_resolution(tmp_path: Path) -> None:
-    assert default_data_dir(None, environ={"VEILLE_HOME": str(tmp_path)}) == tmp_path
+    assert data_dir(None, environ={"VEILLE_HOME": str(tmp_path)}) == tmp_path
     db = tmp_path / "db" / "veille.db"
-    assert default_data_dir(f"sqlite:///{db}", environ={}) == db.parent
-    assert default_data_dir("postgresql+psycopg://u@h/db", environ={"XDG_DATA_HOME": str(tmp_path)}) == (
-        tmp_path / "veille")
+    assert data_dir(f"sqlite:///{db}", environ={}) == db.parent
+    assert data_dir("postgresql+psycopg://u@h/db", environ={"XDG_DATA_HOME": str(tmp_path)}) == (tmp_path / "veille")
 
 
 def test_sentiment_settings_are_validated(tmp_path: Path) -> None:
-    config = parse_config("[sentiment]\nscorer = \"default\"\nbatch_size = 64\n", environ={})
+    config = parse_config('[sentiment]\nscorer = "default"\nbatch_size = 64\n', environ={})
     assert config.sentiment == SentimentSettings(scorer="default", batch_size=64)
     with pytest.raises(ConfigError) as error:
-        parse_config("[sentiment]\nscorer = \"transformer\"\nmodel_pth = \"x\"\n", environ={})
+        parse_config('[sentiment]\nscorer = "transformer"\nmodel_pth = "x"\n', environ={})
     paths = {p.path for p in error.value.problems}
     assert {"sentiment.model_path", "sentiment.model_pth"} <= paths
     with pytest.raises(ConfigError) as error:
-        parse_config(f"[sentiment]\nscorer = \"transformer\"\nmodel_path = \"{tmp_path / 'nope'}\"\n", environ={})
+        parse_config(f'[sentiment]\nscorer = "transformer"\nmodel_path = "{tmp_path / "nope"}"\n', environ={})
     assert any("not a local directory" in p.message for p in error.value.problems)
     with pytest.raises(ConfigError):
-        parse_config("[sentiment]\nscorer = \"bert\"\n", environ={})
+        parse_config('[sentiment]\nscorer = "bert"\n', environ={})

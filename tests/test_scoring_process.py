@@ -13,8 +13,13 @@ from veille.scoring.loader import ScorerLoadError
 from veille.scoring.process import ScorerUnavailable, ScoringProcess
 from veille.scoring.settings import SentimentSettings
 
-TEXTS = ["jsui vennu hier yavè plu de pizzza gétai dégoutè 😥", "Super accueil, je recommande !",
-         "The service was awful and the pizza cold.", "", "Ouvert le dimanche."]
+TEXTS = [
+    "jsui vennu hier yavè plu de pizzza gétai dégoutè 😥",
+    "Super accueil, je recommande !",
+    "The service was awful and the pizza cold.",
+    "",
+    "Ouvert le dimanche.",
+]
 
 
 @pytest.fixture

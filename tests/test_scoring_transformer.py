@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from veille.models import SentimentLabel
+from veille.core.models import SentimentLabel
 from veille.scoring import ScorerLoadError, load_scorer
 from veille.scoring.settings import SentimentSettings
 
@@ -27,15 +27,27 @@ def build_tiny_model(path: Path, id2label: dict[int, str]) -> Path:
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(WORDS)}}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    backend.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0),
-                                                                                                  ("</s>", 2)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
-                                        unk_token="<unk>", pad_token="<pad>")
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
     torch.manual_seed(0)
-    config = XLMRobertaConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                              intermediate_size=32, max_position_embeddings=80, num_labels=len(id2label),
-                              id2label=id2label, label2id={v: k for k, v in id2label.items()}, pad_token_id=1,
-                              bos_token_id=0, eos_token_id=2)
+    config = XLMRobertaConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=80,
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
     model = XLMRobertaForSequenceClassification(config)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

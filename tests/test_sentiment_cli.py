@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from tests.test_sentiment_labels import add_hit
 from veille.cli.sentiment import register
-from veille.models import SentimentLabel
+from veille.core.models import SentimentLabel
 from veille.scoring import trained_model_path
 from veille.scoring.linear import LinearModel
 from veille.store.engine import make_engine

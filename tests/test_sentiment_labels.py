@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from veille.models import SentimentLabel
+from veille.core.models import SentimentLabel
 from veille.store.engine import make_engine, read_conn, write_tx
 from veille.store.labels import UnknownHit, list_training_rows, mark_used, record_label
 from veille.store.schema import clients, hits, labels, metadata, sources
@@ -19,13 +19,27 @@ def add_hit(engine, external_id: str, text: str, *, lang: str | None = "fr", tit
     with write_tx(engine) as conn:
         if conn.execute(select(clients.c.id)).first() is None:
             conn.execute(clients.insert().values(id="resto", name="Resto", updated_at=NOW))
-            conn.execute(sources.insert().values(key="resto/rss", client_id="resto", kind="rss",
-                                                 target="https://example.org/feed", every_seconds=600))
+            conn.execute(
+                sources.insert().values(
+                    key="resto/rss", client_id="resto", kind="rss", target="https://example.org/feed", every_seconds=600
+                )
+            )
         source_id = conn.execute(select(sources.c.id)).scalar_one()
-        result = conn.execute(hits.insert().values(
-            source_id=source_id, client_id="resto", external_id=external_id, text_hash=external_id,
-            content_hash=external_id, kind="rss", text=text, title=title, sentiment_lang=lang,
-            published_at=NOW, fetched_at=NOW))
+        result = conn.execute(
+            hits.insert().values(
+                source_id=source_id,
+                client_id="resto",
+                external_id=external_id,
+                text_hash=external_id,
+                content_hash=external_id,
+                kind="rss",
+                text=text,
+                title=title,
+                sentiment_lang=lang,
+                published_at=NOW,
+                fetched_at=NOW,
+            )
+        )
         return int(result.inserted_primary_key[0])
 
 

@@ -9,15 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veille.models import SentimentLabel
+from veille.core.models import SentimentLabel
 from veille.scoring import load_scorer
 from veille.scoring.lexicon import load_resources
 from veille.scoring.rules import Rules
 from veille.scoring.settings import SentimentSettings
 from veille.scoring.text import MAX_CHARS, Tokenizer
 
-SMS = ("Oué vasy, jsui vennu hier yavè plu de pizzza gétai dégoutè dla vie 😥 😥 "
-       "Mai g kan mème tro kiffé la salade nissoise ❤ ❤")
+SMS = (
+    "Oué vasy, jsui vennu hier yavè plu de pizzza gétai dégoutè dla vie 😥 😥 "
+    "Mai g kan mème tro kiffé la salade nissoise ❤ ❤"
+)
 
 
 _SCORERS: list = []
@@ -55,6 +57,7 @@ def one(scorer, text: str):
 
 # --- SMS French --------------------------------------------------------------------------------
 
+
 def test_sms_spelling_is_normalised(tokenizer: Tokenizer) -> None:
     words = norms(tokenizer, SMS)
     assert words[:12] == ["ouais", "vas-y", ",", "je", "suis", "venu", "hier", "il", "y", "avait", "plus", "de"]
@@ -90,12 +93,15 @@ def test_g_after_a_number_is_grams(tokenizer: Tokenizer) -> None:
     assert norms(tokenizer, "g adoré")[:2] == ["j'", "ai"]
 
 
-@pytest.mark.parametrize(("text", "label"), [
-    ("jpp de ce SAV, tjrs pas de réponse", SentimentLabel.NEG),
-    ("ce burger c'est une tuerie", SentimentLabel.POS),
-    ("le concert était de la bombe 🔥", SentimentLabel.POS),
-    ("chuis vnr, livraison ratée", SentimentLabel.NEG),
-])
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("jpp de ce SAV, tjrs pas de réponse", SentimentLabel.NEG),
+        ("ce burger c'est une tuerie", SentimentLabel.POS),
+        ("le concert était de la bombe 🔥", SentimentLabel.POS),
+        ("chuis vnr, livraison ratée", SentimentLabel.NEG),
+    ],
+)
 def test_french_slang(scorer, text: str, label: SentimentLabel) -> None:
     assert one(scorer, text).label is label
 
@@ -106,6 +112,7 @@ def test_missing_accents_still_hit_the_lexicon(scorer) -> None:
 
 
 # --- elongation ----------------------------------------------------------------------------------
+
 
 def test_elongations_are_undone_and_amplify(tokenizer: Tokenizer, rules: Rules) -> None:
     assert norms(tokenizer, "trooop bonne la pizzzza")[:1] == ["trop"]
@@ -121,6 +128,7 @@ def test_elongated_praise_is_positive(scorer) -> None:
 
 
 # --- negation ------------------------------------------------------------------------------------
+
 
 def test_pas_terrible_is_negative(scorer) -> None:
     result = one(scorer, "Le service n'était pas terrible ce midi")
@@ -154,6 +162,7 @@ def test_english_negation(scorer) -> None:
 
 # --- intensifiers, contrast ----------------------------------------------------------------------
 
+
 def test_intensifiers_scale(tokenizer: Tokenizer, rules: Rules) -> None:
     plain = rules.evaluate(tokenizer.parse("c'est bon"))
     strong = rules.evaluate(tokenizer.parse("c'est vraiment très bon"))
@@ -167,14 +176,22 @@ def test_later_clause_weighs_more(scorer) -> None:
     assert one(scorer, "The food was cold but the staff were lovely and so helpful").label is SentimentLabel.POS
 
 
-@pytest.mark.parametrize("text", ["Super accueil, on reviendra !", "trop bien", "Top 👍",
-                                  "Franchement rien à redire, service impeccable"])
+@pytest.mark.parametrize(
+    "text", ["Super accueil, on reviendra !", "trop bien", "Top 👍", "Franchement rien à redire, service impeccable"]
+)
 def test_short_french_praise(scorer, text: str) -> None:
     assert one(scorer, text).label is SentimentLabel.POS
 
 
-@pytest.mark.parametrize("text", ["Personne ne répond au téléphone depuis 3 jours", "trop cher pour ce que c'est",
-                                  "Franchement bof", "jsui vénère, colis perdu 😡"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Personne ne répond au téléphone depuis 3 jours",
+        "trop cher pour ce que c'est",
+        "Franchement bof",
+        "jsui vénère, colis perdu 😡",
+    ],
+)
 def test_short_french_complaints(scorer, text: str) -> None:
     assert one(scorer, text).label is SentimentLabel.NEG
 
@@ -186,15 +203,19 @@ def test_booster_alone_is_praise(tokenizer: Tokenizer, rules: Rules) -> None:
 
 # --- emojis and emoticons ------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "label"), [
-    ("😡😡😡", SentimentLabel.NEG),
-    ("🤮", SentimentLabel.NEG),
-    ("👎 👎", SentimentLabel.NEG),
-    ("❤️❤️", SentimentLabel.POS),
-    ("😍🔥👏", SentimentLabel.POS),
-    (":-)", SentimentLabel.POS),
-    (":(", SentimentLabel.NEG),
-])
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("😡😡😡", SentimentLabel.NEG),
+        ("🤮", SentimentLabel.NEG),
+        ("👎 👎", SentimentLabel.NEG),
+        ("❤️❤️", SentimentLabel.POS),
+        ("😍🔥👏", SentimentLabel.POS),
+        (":-)", SentimentLabel.POS),
+        (":(", SentimentLabel.NEG),
+    ],
+)
 def test_emoji_only_posts(scorer, text: str, label: SentimentLabel) -> None:
     result = one(scorer, text)
     assert result.label is label
@@ -208,6 +229,7 @@ def test_emoticons_are_not_found_inside_urls(tokenizer: Tokenizer) -> None:
 
 # --- irony ---------------------------------------------------------------------------------------
 
+
 def test_explicit_irony_marker_turns_praise_into_complaint(scorer) -> None:
     result = one(scorer, "Super, encore 2h de retard, merci la compagnie #ironie")
     assert result.label is SentimentLabel.NEG
@@ -216,6 +238,7 @@ def test_explicit_irony_marker_turns_praise_into_complaint(scorer) -> None:
 
 
 # --- English, language, result shape -------------------------------------------------------------
+
 
 def test_english_posts(scorer) -> None:
     assert one(scorer, "Absolutely loved the brunch, great coffee and friendly staff!").label is SentimentLabel.POS
@@ -270,8 +293,10 @@ def test_any_text_gets_a_bounded_verdict(texts: list[str]) -> None:
 
 def test_importing_scoring_does_no_work() -> None:
     """The config imports veille.scoring: that must not load numpy, scikit-learn or the model."""
-    code = ("import sys, veille.config, veille.scoring; "
-            "print(sorted(m for m in ('numpy', 'sklearn', 'veille.scoring.default') if m in sys.modules))")
+    code = (
+        "import sys, veille.config, veille.scoring; "
+        "print(sorted(m for m in ('numpy', 'sklearn', 'veille.scoring.default') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

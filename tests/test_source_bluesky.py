@@ -9,9 +9,9 @@ import pytest
 
 from tests.support.fake_apis import T0, BlueskyFake, bsky_post, poll_context
 from tests.support.server import LocalServer, Response
-from veille.clock import FakeClock
-from veille.errors import AuthFailed, PermanentFetchError, Problems, RateLimited, RetryableFetchError
-from veille.sources.base import PollState
+from veille.core.clock import FakeClock
+from veille.core.errors import AuthFailed, PermanentFetchError, Problems, RateLimited, RetryableFetchError
+from veille.core.polling import PollState
 from veille.sources.bluesky import BlueskyDriver, BlueskyOptions
 
 ENV = {"BSKY_PASSWORD": "app-pass-1234"}
@@ -24,16 +24,26 @@ def fake(server: LocalServer) -> BlueskyFake:
 
 def options(fake: BlueskyFake, **raw: object) -> BlueskyOptions:
     problems = Problems()
-    base: dict[str, object] = {"identifier": "acme.bsky.social", "password_env": "BSKY_PASSWORD",
-                               "search": ["gégé"], "service": fake.url().rstrip("/")}
+    base: dict[str, object] = {
+        "identifier": "acme.bsky.social",
+        "password_env": "BSKY_PASSWORD",
+        "search": ["gégé"],
+        "service": fake.url().rstrip("/"),
+    }
     parsed = BlueskyDriver().parse_options({**base, **raw}, "c.s", problems)
     assert not problems, problems.items
     assert parsed is not None
     return parsed
 
 
-async def poll(opts: BlueskyOptions, state: PollState | None = None, *, cache: dict | None = None,
-               env: dict[str, str] | None = None, clock: FakeClock | None = None):
+async def poll(
+    opts: BlueskyOptions,
+    state: PollState | None = None,
+    *,
+    cache: dict | None = None,
+    env: dict[str, str] | None = None,
+    clock: FakeClock | None = None,
+):
     async with poll_context(clock=clock, env=ENV if env is None else env, cache=cache) as ctx:
         return await BlueskyDriver().poll(ctx, opts, state or PollState())
 
@@ -95,9 +105,17 @@ async def test_missing_password_is_auth_failed_without_request(fake: BlueskyFake
 
 
 async def test_create_session_rate_limited(fake: BlueskyFake) -> None:
-    fake.fail_next(Response.json({"error": "RateLimitExceeded"}, 429, headers={
-        "RateLimit-Limit": "30", "RateLimit-Remaining": "0",
-        "RateLimit-Reset": str(int((T0 + timedelta(seconds=200)).timestamp()))}))
+    fake.fail_next(
+        Response.json(
+            {"error": "RateLimitExceeded"},
+            429,
+            headers={
+                "RateLimit-Limit": "30",
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(int((T0 + timedelta(seconds=200)).timestamp())),
+            },
+        )
+    )
     with pytest.raises(RateLimited) as caught:
         await poll(options(fake), clock=FakeClock(T0))
     assert caught.value.retry_after == pytest.approx(200, abs=1)
@@ -110,8 +128,7 @@ async def test_first_poll_newest_page_then_since_and_cursor_paging(fake: Bluesky
     assert len(first.items) == 100
     since = json.loads(first.cursor)["search"]["gégé"]
     assert since.startswith("2026-11-20T12:02:29")
-    fake.posts.extend(bsky_post(f"q{i:03}", f"gégé new {i}", when=T0 + timedelta(seconds=200 + i))
-                      for i in range(130))
+    fake.posts.extend(bsky_post(f"q{i:03}", f"gégé new {i}", when=T0 + timedelta(seconds=200 + i)) for i in range(130))
     second = await poll(options(fake), PollState(cursor=first.cursor), cache=cache)
     new = {i.external_id for i in second.items if "/q" in i.external_id}
     assert len(new) == 130  # two pages followed through `cursor`
@@ -142,13 +159,16 @@ async def test_refresh_rereads_engagement(fake: BlueskyFake) -> None:
     assert item.engagement is not None and item.engagement.likes == 250
 
 
-@pytest.mark.parametrize(("response", "error"), [
-    (Response(503, "down"), RetryableFetchError),
-    (Response(200, "{not json", {"Content-Type": "application/json"}), RetryableFetchError),
-    (Response.json({"cursor": "x"}), RetryableFetchError),  # no posts list
-    (Response.json({"error": "InvalidRequest", "message": "bad query"}, 400), PermanentFetchError),
-    (Response.json({"error": "RateLimitExceeded"}, 429, headers={"Retry-After": "30"}), RateLimited),
-])
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (Response(503, "down"), RetryableFetchError),
+        (Response(200, "{not json", {"Content-Type": "application/json"}), RetryableFetchError),
+        (Response.json({"cursor": "x"}), RetryableFetchError),  # no posts list
+        (Response.json({"error": "InvalidRequest", "message": "bad query"}, 400), PermanentFetchError),
+        (Response.json({"error": "RateLimitExceeded"}, 429, headers={"Retry-After": "30"}), RateLimited),
+    ],
+)
 async def test_search_failures(fake: BlueskyFake, response: Response, error: type[Exception]) -> None:
     cache: dict = {}
     await poll(options(fake), cache=cache)  # session ready
@@ -158,8 +178,9 @@ async def test_search_failures(fake: BlueskyFake, response: Response, error: typ
 
 
 async def test_posts_with_missing_fields(fake: BlueskyFake) -> None:
-    fake.posts.append({"uri": "at://did:plc:z/app.bsky.feed.post/1", "indexedAt": "2026-11-20T12:00:00Z",
-                       "record": {"text": "gégé"}})
+    fake.posts.append(
+        {"uri": "at://did:plc:z/app.bsky.feed.post/1", "indexedAt": "2026-11-20T12:00:00Z", "record": {"text": "gégé"}}
+    )
     [item] = (await poll(options(fake))).items
     assert item.author is None and item.text == "gégé" and item.published_at is not None
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from veille.config import parse_config
-from veille.errors import ConfigError
+from veille.core.errors import ConfigError
 from veille.sources._common import (
     dig,
     html_to_text,
@@ -25,20 +25,40 @@ from veille.sources._common import (
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    # Mastodon: reset is an ISO date
-    ({"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "12", "X-RateLimit-Reset": "2026-11-20T12:03:00.123Z"},
-     (300, 12, 180.123)),
-    # X: reset is epoch seconds
-    ({"x-rate-limit-limit": "450", "x-rate-limit-remaining": "0",
-      "x-rate-limit-reset": str(int(NOW.timestamp()) + 900)},
-     (450, 0, 900.0)),
-    # Reddit: floats, reset in seconds from now, no limit header (used + remaining)
-    ({"X-Ratelimit-Used": "576", "X-Ratelimit-Remaining": "24.0", "X-Ratelimit-Reset": "240"}, (600, 24, 240.0)),
-    # Bluesky: RateLimit-* with epoch reset
-    ({"RateLimit-Limit": "3000", "RateLimit-Remaining": "2983", "RateLimit-Reset": str(int(NOW.timestamp()) + 60)},
-     (3000, 2983, 60.0)),
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        # Mastodon: reset is an ISO date
+        (
+            {
+                "X-RateLimit-Limit": "300",
+                "X-RateLimit-Remaining": "12",
+                "X-RateLimit-Reset": "2026-11-20T12:03:00.123Z",
+            },
+            (300, 12, 180.123),
+        ),
+        # X: reset is epoch seconds
+        (
+            {
+                "x-rate-limit-limit": "450",
+                "x-rate-limit-remaining": "0",
+                "x-rate-limit-reset": str(int(NOW.timestamp()) + 900),
+            },
+            (450, 0, 900.0),
+        ),
+        # Reddit: floats, reset in seconds from now, no limit header (used + remaining)
+        ({"X-Ratelimit-Used": "576", "X-Ratelimit-Remaining": "24.0", "X-Ratelimit-Reset": "240"}, (600, 24, 240.0)),
+        # Bluesky: RateLimit-* with epoch reset
+        (
+            {
+                "RateLimit-Limit": "3000",
+                "RateLimit-Remaining": "2983",
+                "RateLimit-Reset": str(int(NOW.timestamp()) + 60),
+            },
+            (3000, 2983, 60.0),
+        ),
+    ],
+)
 def test_rate_window_reads_every_header_family(headers: dict[str, str], expected: tuple) -> None:
     window = rate_window(httpx.Headers(headers), NOW)
     assert window is not None
@@ -54,8 +74,16 @@ def test_rate_window_absent_or_garbage() -> None:
 
 def test_rate_window_wait_only_when_nearly_exhausted() -> None:
     def window(remaining: int):
-        return rate_window(httpx.Headers({"x-rate-limit-limit": "100", "x-rate-limit-remaining": str(remaining),
-                                          "x-rate-limit-reset": str(int(NOW.timestamp()) + 50)}), NOW)
+        return rate_window(
+            httpx.Headers(
+                {
+                    "x-rate-limit-limit": "100",
+                    "x-rate-limit-remaining": str(remaining),
+                    "x-rate-limit-reset": str(int(NOW.timestamp()) + 50),
+                }
+            ),
+            NOW,
+        )
 
     assert window(50).wait() is None
     assert window(10).wait() == pytest.approx(50)
@@ -63,8 +91,10 @@ def test_rate_window_wait_only_when_nearly_exhausted() -> None:
 
 
 def test_link_rel_parses_mastodon_links() -> None:
-    header = ('<https://m.example/api/v1/timelines/tag/x?max_id=5>; rel="next", '
-              '<https://m.example/api/v1/timelines/tag/x?min_id=9>; rel="prev"')
+    header = (
+        '<https://m.example/api/v1/timelines/tag/x?max_id=5>; rel="next", '
+        '<https://m.example/api/v1/timelines/tag/x?min_id=9>; rel="prev"'
+    )
     assert link_rel(header, "prev") == "https://m.example/api/v1/timelines/tag/x?min_id=9"
     assert link_rel(header, "next").endswith("max_id=5")
     assert link_rel(None, "prev") is None
@@ -83,10 +113,19 @@ def test_json_field_helpers() -> None:
     assert int_of(data, "n") == 12 and int_of(data, "t") is None and int_of(data, "a") is None
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2026-11-20T12:00:00Z", NOW), ("2026-11-20T13:00:00+01:00", NOW), ("2026-11-20T12:00:00", NOW),
-    (NOW.timestamp(), NOW), ("not a date", None), (None, None), (True, None), (1e30, None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-20T12:00:00Z", NOW),
+        ("2026-11-20T13:00:00+01:00", NOW),
+        ("2026-11-20T12:00:00", NOW),
+        (NOW.timestamp(), NOW),
+        ("not a date", None),
+        (None, None),
+        (True, None),
+        (1e30, None),
+    ],
+)
 def test_parse_time(value: object, expected: datetime | None) -> None:
     assert parse_time(value) == expected
 
@@ -150,14 +189,21 @@ def test_every_social_kind_reads_from_config_toml() -> None:
     kinds = [s.kind for s in config.sources]
     assert kinds == ["mastodon", "bluesky", "bluesky-jetstream", "reddit", "x", "youtube", "hackernews"]
     secrets = {name for s in config.sources for name in s.options.secret_env}
-    assert secrets == {"MASTODON_TOKEN", "BLUESKY_APP_PASSWORD", "REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET",
-                       "X_BEARER_TOKEN", "YOUTUBE_API_KEY"}
+    assert secrets == {
+        "MASTODON_TOKEN",
+        "BLUESKY_APP_PASSWORD",
+        "REDDIT_CLIENT_ID",
+        "REDDIT_CLIENT_SECRET",
+        "X_BEARER_TOKEN",
+        "YOUTUBE_API_KEY",
+    }
     assert all(s.target for s in config.sources)
 
 
 def test_secret_values_in_config_are_refused_with_paths() -> None:
     bad = CONFIG.replace('bearer_env = "X_BEARER_TOKEN"', 'bearer_env = "AAAA-real-token-value"').replace(
-        'monthly_read_budget = 1000', 'monthly_read_budget = "lots"')
+        "monthly_read_budget = 1000", 'monthly_read_budget = "lots"'
+    )
     with pytest.raises(ConfigError) as caught:
         parse_config(bad, environ={})
     paths = {p.path for p in caught.value.problems}

@@ -8,8 +8,8 @@ import pytest
 
 from tests.support.fake_apis import T0, HackerNewsFake, hn_hit, poll_context
 from tests.support.server import LocalServer, Response
-from veille.errors import PermanentFetchError, Problems, RateLimited, RetryableFetchError
-from veille.sources.base import PollState
+from veille.core.errors import PermanentFetchError, Problems, RateLimited, RetryableFetchError
+from veille.core.polling import PollState
 from veille.sources.hackernews import HackerNewsDriver, HackerNewsOptions
 
 
@@ -64,14 +64,17 @@ async def test_item_fields(fake: HackerNewsFake) -> None:
     assert comment.published_at is not None and comment.published_at.tzinfo is not None
 
 
-@pytest.mark.parametrize(("response", "error"), [
-    (Response(429, "slow down", {"Retry-After": "5"}), RateLimited),
-    (Response(429, "slow down"), RateLimited),
-    (Response(503, "x"), RetryableFetchError),
-    (Response(400, "bad"), PermanentFetchError),
-    (Response(200, "[", {"Content-Type": "application/json"}), RetryableFetchError),
-    (Response.json({"nbHits": 0}), RetryableFetchError),
-])
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (Response(429, "slow down", {"Retry-After": "5"}), RateLimited),
+        (Response(429, "slow down"), RateLimited),
+        (Response(503, "x"), RetryableFetchError),
+        (Response(400, "bad"), PermanentFetchError),
+        (Response(200, "[", {"Content-Type": "application/json"}), RetryableFetchError),
+        (Response.json({"nbHits": 0}), RetryableFetchError),
+    ],
+)
 async def test_failures(fake: HackerNewsFake, response: Response, error: type[Exception]) -> None:
     fake.fail_next(response)
     with pytest.raises(error):
@@ -85,8 +88,19 @@ async def test_hits_with_missing_fields(fake: HackerNewsFake) -> None:
 
 
 async def test_refresh_reads_items(fake: HackerNewsFake, server: LocalServer) -> None:
-    server.route("/api/v1/items/8", Response.json({"id": 8, "type": "story", "title": "gege", "points": 300,
-                                                   "author": "erin", "created_at_i": int(T0.timestamp())}))
+    server.route(
+        "/api/v1/items/8",
+        Response.json(
+            {
+                "id": 8,
+                "type": "story",
+                "title": "gege",
+                "points": 300,
+                "author": "erin",
+                "created_at_i": int(T0.timestamp()),
+            }
+        ),
+    )
     async with poll_context() as ctx:
         items = await HackerNewsDriver().refresh(ctx, options(fake), ["8", "9", "abc"])
     assert [(i.external_id, i.engagement.score if i.engagement else None) for i in items] == [("8", 300)]

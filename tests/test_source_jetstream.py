@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.fake_jetstream import BASE_US, FakeJetstream, other_event, post_event
-from veille.clock import SystemClock
-from veille.errors import PermanentFetchError, Problems
-from veille.matching import Matcher, fold
-from veille.models import Item
-from veille.sources.base import PollState
+from veille.core.clock import SystemClock
+from veille.core.errors import PermanentFetchError, Problems
+from veille.core.matching import Matcher, fold
+from veille.core.models import Item
+from veille.core.polling import PollState
 from veille.sources.jetstream import DEFAULT_URL, JetstreamConsumer, JetstreamDriver, MatcherIndex, event_item
 
 LOG = logging.getLogger("tests.jetstream")
@@ -55,13 +55,25 @@ class Store:
 
 
 def consumer(url: str, **kw: object) -> JetstreamConsumer:
-    settings_ = {"batch_size": 50, "batch_seconds": 0.05, "cursor_every": 0.05, "min_backoff": 0.01,
-                 "close_timeout": 0.2, "max_backoff": 0.05, **kw}
+    settings_ = {
+        "batch_size": 50,
+        "batch_seconds": 0.05,
+        "cursor_every": 0.05,
+        "min_backoff": 0.01,
+        "close_timeout": 0.2,
+        "max_backoff": 0.05,
+        **kw,
+    }
     return JetstreamConsumer(url, MATCHERS, clock=SystemClock(), log=LOG, **settings_)  # type: ignore[arg-type]
 
 
-async def run_until(c: JetstreamConsumer, store: Store, done: Callable[[], bool], timeout: float = 10.0,
-                    on_batch: Callable[..., Awaitable[None]] | None = None) -> None:
+async def run_until(
+    c: JetstreamConsumer,
+    store: Store,
+    done: Callable[[], bool],
+    timeout: float = 10.0,
+    on_batch: Callable[..., Awaitable[None]] | None = None,
+) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(c.run(stop, store.load, on_batch or store.on_batch))
     try:
@@ -197,14 +209,52 @@ async def test_poll_says_it_is_a_stream() -> None:
         await JetstreamDriver().poll(None, None, PollState())  # type: ignore[arg-type]
 
 
-KEYWORDS = st.lists(st.sampled_from(["chez gégé", "pizza OR pâtes", '"la cave" -vin', "#painlucie", "@gege",
-                                     "œuf", "l'atelier", "zero-dechet", "-spam", "or noir", "c++ dev"]),
-                    min_size=1, max_size=4)
-WORDS = ["gégé", "gege", "pizza", "pâtes", "cave", "chez", "Œuf", "oeuf", "or", "noir", "dev", "c", "zero", "dechet",
-         "atelier", "l", "painlucie", "la", "vin", "spam", "x"]
+KEYWORDS = st.lists(
+    st.sampled_from(
+        [
+            "chez gégé",
+            "pizza OR pâtes",
+            '"la cave" -vin',
+            "#painlucie",
+            "@gege",
+            "œuf",
+            "l'atelier",
+            "zero-dechet",
+            "-spam",
+            "or noir",
+            "c++ dev",
+        ]
+    ),
+    min_size=1,
+    max_size=4,
+)
+WORDS = [
+    "gégé",
+    "gege",
+    "pizza",
+    "pâtes",
+    "cave",
+    "chez",
+    "Œuf",
+    "oeuf",
+    "or",
+    "noir",
+    "dev",
+    "c",
+    "zero",
+    "dechet",
+    "atelier",
+    "l",
+    "painlucie",
+    "la",
+    "vin",
+    "spam",
+    "x",
+]
 SEPARATORS = ["", " ", " ", " ", "'", "-", " #", " @", "+", "+ ", ".", "\n"]
 TEXT = st.lists(st.tuples(st.sampled_from(WORDS), st.sampled_from(SEPARATORS)), max_size=12).map(
-    lambda pairs: "".join(word + sep for word, sep in pairs))
+    lambda pairs: "".join(word + sep for word, sep in pairs)
+)
 
 
 @settings(max_examples=300, deadline=None)

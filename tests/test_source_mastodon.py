@@ -9,9 +9,9 @@ import pytest
 
 from tests.support.fake_apis import MastodonFake, header, mastodon_status, poll_context
 from tests.support.server import LocalServer, Response
-from veille.clock import FakeClock
-from veille.errors import AuthFailed, Problems, RateLimited, RetryableFetchError
-from veille.sources.base import PollState
+from veille.core.clock import FakeClock
+from veille.core.errors import AuthFailed, Problems, RateLimited, RetryableFetchError
+from veille.core.polling import PollState
 from veille.sources.mastodon import MastodonDriver, MastodonOptions
 from veille.sources.registry import get_driver
 
@@ -32,8 +32,13 @@ def options(fake: MastodonFake, **raw: object) -> MastodonOptions:
     return parsed
 
 
-async def poll(opts: MastodonOptions, state: PollState | None = None, env: dict[str, str] | None = None,
-               clock: FakeClock | None = None, cache: dict | None = None):
+async def poll(
+    opts: MastodonOptions,
+    state: PollState | None = None,
+    env: dict[str, str] | None = None,
+    clock: FakeClock | None = None,
+    cache: dict | None = None,
+):
     async with poll_context(clock=clock, env=ENV if env is None else env, cache=cache) as ctx:
         return await MastodonDriver().poll(ctx, opts, state or PollState())
 
@@ -44,8 +49,7 @@ def test_registered() -> None:
 
 def test_options_report_every_problem() -> None:
     problems = Problems()
-    result = MastodonDriver().parse_options(
-        {"instances": ["ftp://x"], "search": ["a"], "typo": 1}, "c.s", problems)
+    result = MastodonDriver().parse_options({"instances": ["ftp://x"], "search": ["a"], "typo": 1}, "c.s", problems)
     assert result is None
     paths = {p.path for p in problems.items}
     assert {"c.s.instances[0]", "c.s.token_env", "c.s.typo"} <= paths
@@ -67,8 +71,9 @@ async def test_first_poll_takes_newest_page_then_pages_forward(fake: MastodonFak
 
 
 async def test_item_fields(fake: MastodonFake) -> None:
-    fake.add_tag("chezgege", mastodon_status(7, "Super <b>pizza</b> &amp; accueil", likes=9,
-                                             mentions=("chezgege@piaille.fr",)))
+    fake.add_tag(
+        "chezgege", mastodon_status(7, "Super <b>pizza</b> &amp; accueil", likes=9, mentions=("chezgege@piaille.fr",))
+    )
     outcome = await poll(options(fake, account="chezgege@piaille.fr"))
     [item] = outcome.items
     assert item.external_id == "https://social.example/users/alice/statuses/7"
@@ -101,15 +106,19 @@ async def test_search_and_mentions_use_the_token_on_the_home_instance_only(serve
         remote.add_tag("chezgege", mastodon_status(3, "remote"))
         home.search_results.append(mastodon_status(4, "chez gégé est top"))
         home.mention(20, mastodon_status(8, "@chezgege bonjour"))
-        opts = options(home, instances=[home.url(), remote.url()], search=["chez gégé"], mentions=True,
-                       token_env="MASTODON_TOKEN")
+        opts = options(
+            home, instances=[home.url(), remote.url()], search=["chez gégé"], mentions=True, token_env="MASTODON_TOKEN"
+        )
         outcome = await poll(opts)
         by_id = {i.extra["id"]: i for i in outcome.items}
         assert set(by_id) == {"3", "4", "8"}
         assert by_id["8"].direct and not by_id["4"].direct
         assert all(not header(r, "Authorization") for r in remote.server.requests)
-        assert all(header(r, "Authorization") == "Bearer good-token" for r in home.server.requests
-                   if r.path != "/api/v1/timelines/tag/chezgege")
+        assert all(
+            header(r, "Authorization") == "Bearer good-token"
+            for r in home.server.requests
+            if r.path != "/api/v1/timelines/tag/chezgege"
+        )
         note = home.server.requests_to("/api/v1/notifications")[0]
         assert note.query["types[]"] == ["mention"]
         cursor = json.loads(outcome.cursor)
@@ -139,9 +148,18 @@ async def test_403_is_auth_failed(fake: MastodonFake) -> None:
 @pytest.mark.parametrize(("headers", "expected"), [({"Retry-After": "120"}, 120.0), ({}, 300.0)])
 async def test_429_with_and_without_retry_after(fake: MastodonFake, headers: dict, expected: float) -> None:
     fake.add_tag("chezgege")
-    fake.fail_next(Response.json({"error": "Too many requests"}, 429, headers={
-        **headers, "X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "0",
-        "X-RateLimit-Reset": "2026-11-20T12:05:00.000Z"}))
+    fake.fail_next(
+        Response.json(
+            {"error": "Too many requests"},
+            429,
+            headers={
+                **headers,
+                "X-RateLimit-Limit": "300",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": "2026-11-20T12:05:00.000Z",
+            },
+        )
+    )
     with pytest.raises(RateLimited) as caught:
         await poll(options(fake))
     assert caught.value.retry_after == pytest.approx(expected, abs=1)
@@ -229,6 +247,8 @@ async def test_refresh_reads_local_statuses_and_resolves_remote_ones(fake: Masto
     async with poll_context(env=ENV) as ctx:
         items = await MastodonDriver().refresh(ctx, opts, [local["uri"], remote["uri"]])
     assert {(i.external_id, i.engagement.likes if i.engagement else None) for i in items} == {
-        (local["uri"], 50), (remote["uri"], 99)}
+        (local["uri"], 50),
+        (remote["uri"], 99),
+    }
     search = fake.server.requests_to("/api/v2/search")[0]
     assert search.query["q"] == [remote["uri"]] and search.query["resolve"] == ["true"]

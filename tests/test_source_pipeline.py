@@ -16,12 +16,13 @@ from sqlalchemy import select
 
 from tests.support.fake_apis import T0, MastodonFake, XFake, mastodon_status, tweet
 from tests.support.server import LocalServer
-from veille.clock import FakeClock
-from veille.config import Config, HttpConfig, parse_config
-from veille.http import HttpClient
-from veille.models import SourceStatus
-from veille.pipeline import Pipeline
-from veille.sources.base import PollState
+from veille.config import Config, parse_config
+from veille.core.clock import FakeClock
+from veille.core.models import SourceStatus
+from veille.core.polling import PollState
+from veille.net.http import HttpClient
+from veille.net.options import HttpConfig
+from veille.runtime.pipeline import Pipeline
 from veille.store.engine import make_engine, read_conn
 from veille.store.migrate import upgrade
 from veille.store.schema import engagement, hits, sources
@@ -80,11 +81,11 @@ async def http() -> AsyncIterator[HttpClient]:
     await client.aclose()
 
 
-async def test_social_sources_through_the_pipeline(tmp_path: Path, sqlite_url: str, server: LocalServer,
-                                                   http: HttpClient) -> None:
+async def test_social_sources_through_the_pipeline(
+    tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient
+) -> None:
     masto, x = MastodonFake(server), XFake(server)
-    masto.add_tag("resto", mastodon_status(1, "Dîner chez Gégé, parfait", likes=3),
-                  mastodon_status(2, "rien à voir"))
+    masto.add_tag("resto", mastodon_status(1, "Dîner chez Gégé, parfait", likes=3), mastodon_status(2, "rien à voir"))
     masto.mention(30, mastodon_status(5, "@resto vous êtes ouverts dimanche ?"))  # no keyword: direct
     x.tweets.extend([tweet(100, "chez gégé encore"), tweet(101, "autre chose")])
     config = social_config(sqlite_url, server.url().rstrip("/"), server.url("/2"))
@@ -120,8 +121,11 @@ async def test_social_sources_through_the_pipeline(tmp_path: Path, sqlite_url: s
     assert notes["resto/x"][1] == "budget X : 498/500 lectures restantes ce mois-ci"
     assert notes["resto/x-nokey"][0] == "auth_failed" and notes["resto/x-nokey"][2] == "auth"
     with read_conn(engine) as conn:
-        likes = [r.likes for r in conn.execute(
-            select(engagement).where(engagement.c.hit_id == rows[f"{uri}1"].id).order_by(engagement.c.id))]
+        likes = [
+            r.likes
+            for r in conn.execute(
+                select(engagement).where(engagement.c.hit_id == rows[f"{uri}1"].id).order_by(engagement.c.id)
+            )
+        ]
     assert likes[0] == 3 and likes[-1] == 40
     engine.dispose()
-

@@ -8,8 +8,8 @@ import pytest
 
 from tests.support.fake_apis import T0, RedditFake, header, poll_context, reddit_post
 from tests.support.server import LocalServer, Response
-from veille.errors import AuthFailed, Problems, RateLimited, RetryableFetchError
-from veille.sources.base import PollState
+from veille.core.errors import AuthFailed, Problems, RateLimited, RetryableFetchError
+from veille.core.polling import PollState
 from veille.sources.reddit import RedditDriver, RedditOptions
 
 ENV = {"REDDIT_ID": "cid", "REDDIT_SECRET": "csecret"}
@@ -22,25 +22,35 @@ def fake(server: LocalServer) -> RedditFake:
 
 def options(fake: RedditFake, **raw: object) -> RedditOptions:
     problems = Problems()
-    base: dict[str, object] = {"client_id_env": "REDDIT_ID", "client_secret_env": "REDDIT_SECRET",
-                               "subreddits": ["lyon"], "username": "chezgege",
-                               "api_base": fake.url().rstrip("/"), "token_url": fake.url("/api/v1/access_token")}
+    base: dict[str, object] = {
+        "client_id_env": "REDDIT_ID",
+        "client_secret_env": "REDDIT_SECRET",
+        "subreddits": ["lyon"],
+        "username": "chezgege",
+        "api_base": fake.url().rstrip("/"),
+        "token_url": fake.url("/api/v1/access_token"),
+    }
     parsed = RedditDriver().parse_options({**base, **raw}, "c.s", problems)
     assert not problems, problems.items
     assert parsed is not None
     return parsed
 
 
-async def poll(opts: RedditOptions, state: PollState | None = None, *, cache: dict | None = None,
-               env: dict[str, str] | None = None):
+async def poll(
+    opts: RedditOptions, state: PollState | None = None, *, cache: dict | None = None, env: dict[str, str] | None = None
+):
     async with poll_context(env=ENV if env is None else env, cache=cache) as ctx:
         return await RedditDriver().poll(ctx, opts, state or PollState())
 
 
 def test_options_validate_subreddit_names() -> None:
     problems = Problems()
-    assert RedditDriver().parse_options({"client_id_env": "A", "client_secret_env": "B",
-                                         "subreddits": ["not a sub!"]}, "c.s", problems) is None
+    assert (
+        RedditDriver().parse_options(
+            {"client_id_env": "A", "client_secret_env": "B", "subreddits": ["not a sub!"]}, "c.s", problems
+        )
+        is None
+    )
     assert [p.path for p in problems.items] == ["c.s.subreddits[0]"]
 
 
@@ -103,8 +113,9 @@ async def test_item_fields(fake: RedditFake) -> None:
 
 @pytest.mark.parametrize("status", [403, 429])
 @pytest.mark.parametrize(("retry_after", "expected"), [("17", 17.0), (None, 240.0)])
-async def test_403_and_429_are_rate_limiting(fake: RedditFake, status: int, retry_after: str | None,
-                                             expected: float) -> None:
+async def test_403_and_429_are_rate_limiting(
+    fake: RedditFake, status: int, retry_after: str | None, expected: float
+) -> None:
     fake.add("/r/lyon/new")
     headers = {"X-Ratelimit-Remaining": "0.0", "X-Ratelimit-Used": "600", "X-Ratelimit-Reset": "240"}
     if retry_after:
@@ -125,11 +136,14 @@ async def test_remaining_header_drives_the_next_poll(fake: RedditFake) -> None:
     assert outcome.earliest_next_poll == pytest.approx(240)
 
 
-@pytest.mark.parametrize(("response", "kind"), [
-    (Response(500, "oops"), "http_5xx"),
-    (Response(200, "<html>", {"Content-Type": "text/html"}), "bad_response"),
-    (Response.json({"kind": "t3"}), "bad_response"),
-])
+@pytest.mark.parametrize(
+    ("response", "kind"),
+    [
+        (Response(500, "oops"), "http_5xx"),
+        (Response(200, "<html>", {"Content-Type": "text/html"}), "bad_response"),
+        (Response.json({"kind": "t3"}), "bad_response"),
+    ],
+)
 async def test_failures(fake: RedditFake, response: Response, kind: str) -> None:
     fake.add("/r/lyon/new")
     cache: dict = {}
@@ -142,8 +156,11 @@ async def test_failures(fake: RedditFake, response: Response, kind: str) -> None
 
 
 async def test_children_with_missing_fields(fake: RedditFake) -> None:
-    fake.add("/r/lyon/new", {"kind": "t3", "data": {"name": "t3_q", "created_utc": T0.timestamp()}},
-             {"kind": "t3", "data": {"title": "no name", "created_utc": 1.0}})
+    fake.add(
+        "/r/lyon/new",
+        {"kind": "t3", "data": {"name": "t3_q", "created_utc": T0.timestamp()}},
+        {"kind": "t3", "data": {"title": "no name", "created_utc": 1.0}},
+    )
     [item] = (await poll(options(fake))).items
     assert item.external_id == "t3_q" and item.text == "" and item.author is None
 

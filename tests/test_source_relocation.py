@@ -21,12 +21,13 @@ from tests.support.daemon import make_config
 from tests.support.feedgen import feed_items, rss
 from tests.support.server import LocalServer, Response
 from veille.cli import cli
-from veille.clock import FakeClock
-from veille.config import Config, HttpConfig, parse_config
-from veille.errors import PermanentFetchError
-from veille.http import HttpClient
-from veille.models import ErrorKind, SourceStatus
-from veille.pipeline import Pipeline, failure_schedule
+from veille.config import Config, parse_config
+from veille.core.clock import FakeClock
+from veille.core.errors import PermanentFetchError
+from veille.core.models import ErrorKind, SourceStatus
+from veille.net.http import HttpClient
+from veille.net.options import HttpConfig
+from veille.runtime.pipeline import Pipeline, failure_schedule
 from veille.sources.relocation import CONFIRMATIONS, Relocation, advance, describe, from_cursor
 from veille.store.engine import make_engine
 
@@ -64,14 +65,18 @@ def moved_feed(server: LocalServer, status: int = 301, target: str = "/new") -> 
 
 # --- the decision, as a table ---------------------------------------------------------------------
 
-@pytest.mark.parametrize(("targets", "adopted"), [
-    (["B", "B"], None),
-    (["B", "B", "B"], "B"),
-    (["B", "C", "B", "C", "B", "C"], None),
-    (["B", "B", None, "B", "B"], None),  # a poll without a permanent redirect resets the count
-    (["B", "B", "C", "C", "C"], "C"),
-    (["B", "B", "B", None, None], "B"),  # adopted stays adopted (the new URL answers directly)
-])
+
+@pytest.mark.parametrize(
+    ("targets", "adopted"),
+    [
+        (["B", "B"], None),
+        (["B", "B", "B"], "B"),
+        (["B", "C", "B", "C", "B", "C"], None),
+        (["B", "B", None, "B", "B"], None),  # a poll without a permanent redirect resets the count
+        (["B", "B", "C", "C", "C"], "C"),
+        (["B", "B", "B", None, None], "B"),  # adopted stays adopted (the new URL answers directly)
+    ],
+)
 def test_adoption_needs_consecutive_confirmations(targets: list[str | None], adopted: str | None) -> None:
     state = None
     for target in targets:
@@ -81,17 +86,24 @@ def test_adoption_needs_consecutive_confirmations(targets: list[str | None], ado
 
 def test_stored_relocation_is_forgotten_when_the_config_url_changes() -> None:
     cursor = Relocation("https://a.example/feed", adopted="https://b.example/feed").to_cursor()
-    assert from_cursor(cursor, "https://a.example/feed") == Relocation("https://a.example/feed",
-                                                                       adopted="https://b.example/feed")
+    assert from_cursor(cursor, "https://a.example/feed") == Relocation(
+        "https://a.example/feed", adopted="https://b.example/feed"
+    )
     assert from_cursor(cursor, "https://c.example/feed") is None
     assert from_cursor("12345", "https://a.example/feed") is None  # not ours: ignored
 
 
 # --- over HTTP, through the pipeline --------------------------------------------------------------
 
+
 async def test_301_seen_twice_is_not_adopted_three_times_is(
-        tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock,
-        caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path,
+    db_url: str,
+    server: LocalServer,
+    http: HttpClient,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     moved_feed(server, 301)
     config = make_config(tmp_path, db_url, {"resto": [server.url("/old")]})
     pipeline = await open_pipeline(config, http, clock)
@@ -108,8 +120,13 @@ async def test_301_seen_twice_is_not_adopted_three_times_is(
 
 
 async def test_308_is_adopted_and_the_user_is_told_once_without_the_query(
-        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock,
-        caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path,
+    sqlite_url: str,
+    server: LocalServer,
+    http: HttpClient,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     moved_feed(server, 308, "/new?token=S3CRET")
     config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/old")]})
     pipeline = await open_pipeline(config, http, clock)
@@ -128,8 +145,8 @@ async def test_308_is_adopted_and_the_user_is_told_once_without_the_query(
 
 @pytest.mark.parametrize("status", [302, 307])
 async def test_temporary_redirects_are_never_adopted(
-        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock,
-        status: int) -> None:
+    tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock, status: int
+) -> None:
     moved_feed(server, status)
     config = make_config(tmp_path, sqlite_url, {"resto": [server.url("/old")]})
     pipeline = await open_pipeline(config, http, clock)
@@ -139,7 +156,8 @@ async def test_temporary_redirects_are_never_adopted(
 
 
 async def test_alternating_targets_are_never_adopted(
-        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock) -> None:
+    tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
     flip = iter(range(100))
     server.route("/old", lambda _r: Response(301, "", {"Location": "/b" if next(flip) % 2 else "/a"}))
     for path in ("/a", "/b"):
@@ -152,8 +170,13 @@ async def test_alternating_targets_are_never_adopted(
 
 
 async def test_adoption_survives_a_restart_and_shows_in_sources_until_the_url_changes(
-        tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path,
+    db_url: str,
+    server: LocalServer,
+    http: HttpClient,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     moved_feed(server, 301)
     config = make_config(tmp_path, db_url, {"resto": [server.url("/old")]})
     first = await open_pipeline(config, http, clock)
@@ -190,8 +213,9 @@ async def test_adoption_survives_a_restart_and_shows_in_sources_until_the_url_ch
 
 
 def test_notes_name_host_and_path_only() -> None:
-    state = Relocation("https://a.example/f", target="https://b.example/f?key=K", seen=1,
-                       adopted="https://c.example/g?key=K")
+    state = Relocation(
+        "https://a.example/f", target="https://b.example/f?key=K", seen=1, adopted="https://c.example/g?key=K"
+    )
     for lang in ("fr", "en"):
         note = describe(state, lang)
         assert note is not None and "key=K" not in note and "https://c.example/g" in note
@@ -200,8 +224,10 @@ def test_notes_name_host_and_path_only() -> None:
 
 # --- 404 for long -> gone ------------------------------------------------------------------------
 
-async def failing_for(days: float, tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient,
-                      clock: FakeClock) -> Pipeline:
+
+async def failing_for(
+    days: float, tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> Pipeline:
     """Poll a 404 feed whenever it is due for `days` days."""
     server.route("/missing", Response(404, b"not found"))
     config = make_config(tmp_path, db_url, {"resto": [server.url("/missing")]})
@@ -220,8 +246,13 @@ async def failing_for(days: float, tmp_path: Path, db_url: str, server: LocalSer
 
 
 async def test_404_for_eight_days_is_gone_with_one_error(
-        tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock,
-        caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path,
+    db_url: str,
+    server: LocalServer,
+    http: HttpClient,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING):
         pipeline = await failing_for(8, tmp_path, db_url, server, http, clock)
     runtime = next(iter(pipeline.runtimes.values()))
@@ -235,8 +266,13 @@ async def test_404_for_eight_days_is_gone_with_one_error(
 
 
 async def test_404_for_one_day_only_backs_off(
-        tmp_path: Path, sqlite_url: str, server: LocalServer, http: HttpClient, clock: FakeClock,
-        caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path,
+    sqlite_url: str,
+    server: LocalServer,
+    http: HttpClient,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     pipeline = await failing_for(1, tmp_path, sqlite_url, server, http, clock)
     runtime = next(iter(pipeline.runtimes.values()))
     assert runtime.status is SourceStatus.BACKING_OFF
@@ -246,11 +282,20 @@ async def test_404_for_one_day_only_backs_off(
 def test_gone_after_applies_to_404s_only(clock: FakeClock) -> None:
     """The streak is judged from `failing_since` (whatever failed first); only a 404 turns it gone."""
     now = clock.now()
-    args = {"every": timedelta(minutes=10), "errors": 40, "cap": timedelta(hours=24), "jitter": 0.0,
-            "now": now, "rng": random.Random(0), "gone_after": timedelta(days=7)}
+    args = {
+        "every": timedelta(minutes=10),
+        "errors": 40,
+        "cap": timedelta(hours=24),
+        "jitter": 0.0,
+        "now": now,
+        "rng": random.Random(0),
+        "gone_after": timedelta(days=7),
+    }
     not_found = PermanentFetchError(ErrorKind.NOT_FOUND, "HTTP 404")
     assert failure_schedule(not_found, failing_for=timedelta(days=6), **args)[0] is SourceStatus.BACKING_OFF
-    assert failure_schedule(not_found, failing_for=timedelta(days=7), **args) == (SourceStatus.GONE,
-                                                                                  now + timedelta(hours=24))
+    assert failure_schedule(not_found, failing_for=timedelta(days=7), **args) == (
+        SourceStatus.GONE,
+        now + timedelta(hours=24),
+    )
     other = PermanentFetchError(ErrorKind.HTTP_4XX, "HTTP 400")
     assert failure_schedule(other, failing_for=timedelta(days=30), **args)[0] is SourceStatus.BACKING_OFF

@@ -9,10 +9,10 @@ import pytest
 
 from tests.support.fake_apis import T0, XFake, poll_context, tweet
 from tests.support.server import LocalServer, Response
-from veille.clock import FakeClock
-from veille.errors import AuthFailed, PermanentFetchError, Problems, RateLimited, RetryableFetchError
-from veille.models import ErrorKind
-from veille.sources.base import PollState
+from veille.core.clock import FakeClock
+from veille.core.errors import AuthFailed, PermanentFetchError, Problems, RateLimited, RetryableFetchError
+from veille.core.models import ErrorKind
+from veille.core.polling import PollState
 from veille.sources.x import XDriver, XOptions, seconds_to_next_month
 
 ENV = {"X_BEARER": "bearer-ok"}
@@ -25,16 +25,27 @@ def fake(server: LocalServer) -> XFake:
 
 def options(fake: XFake, **raw: object) -> XOptions:
     problems = Problems()
-    base: dict[str, object] = {"query": "gégé", "bearer_env": "X_BEARER", "monthly_read_budget": 1000,
-                               "handle": "chezgege", "api_base": fake.url("/2")}
+    base: dict[str, object] = {
+        "query": "gégé",
+        "bearer_env": "X_BEARER",
+        "monthly_read_budget": 1000,
+        "handle": "chezgege",
+        "api_base": fake.url("/2"),
+    }
     parsed = XDriver().parse_options({**base, **raw}, "c.s", problems)
     assert not problems, problems.items
     assert parsed is not None
     return parsed
 
 
-async def poll(opts: XOptions, state: PollState | None = None, *, env: dict[str, str] | None = None,
-               clock: FakeClock | None = None, cache: dict | None = None):
+async def poll(
+    opts: XOptions,
+    state: PollState | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    clock: FakeClock | None = None,
+    cache: dict | None = None,
+):
     async with poll_context(env=ENV if env is None else env, clock=clock, cache=cache) as ctx:
         return await XDriver().poll(ctx, opts, state or PollState())
 
@@ -114,8 +125,11 @@ async def test_missing_bearer_and_revoked_bearer(fake: XFake) -> None:
 
 @pytest.mark.parametrize(("retry_after", "expected"), [("60", 60.0), (None, 900.0)])
 async def test_429(fake: XFake, retry_after: str | None, expected: float) -> None:
-    headers = {"x-rate-limit-limit": "450", "x-rate-limit-remaining": "0",
-               "x-rate-limit-reset": str(int(T0.timestamp()) + 900)}
+    headers = {
+        "x-rate-limit-limit": "450",
+        "x-rate-limit-remaining": "0",
+        "x-rate-limit-reset": str(int(T0.timestamp()) + 900),
+    }
     if retry_after:
         headers["Retry-After"] = retry_after
     fake.fail_next(Response.json({"title": "Too Many Requests", "status": 429}, 429, headers=headers))
@@ -157,10 +171,21 @@ async def test_empty_result_and_missing_fields(fake: XFake) -> None:
 
 async def test_since_id_older_than_the_search_window_restarts_from_the_newest_page(fake: XFake) -> None:
     fake.tweets.extend(tweet(5000 + i, "gégé") for i in range(3))
-    fake.fail_next(Response.json({"errors": [{"parameters": {"since_id": ["12"]},
-                                              "message": "Invalid 'since_id': must be within the last 7 days"}],
-                                  "title": "Invalid Request", "type": "https://api.twitter.com/2/problems/invalid-request"},
-                                 400))
+    fake.fail_next(
+        Response.json(
+            {
+                "errors": [
+                    {
+                        "parameters": {"since_id": ["12"]},
+                        "message": "Invalid 'since_id': must be within the last 7 days",
+                    }
+                ],
+                "title": "Invalid Request",
+                "type": "https://api.twitter.com/2/problems/invalid-request",
+            },
+            400,
+        )
+    )
     state = PollState(cursor=json.dumps({"month": "2026-11", "reads": 0, "since_id": "12"}))
     outcome = await poll(options(fake), state)
     assert len(outcome.items) == 3 and json.loads(outcome.cursor)["since_id"] == "5002"

@@ -11,10 +11,10 @@ import pytest
 
 from tests.support.fake_apis import T0, YoutubeFake, google_error, poll_context, yt_thread
 from tests.support.server import LocalServer, Response
-from veille.errors import AuthFailed, FetchError, PermanentFetchError, Problems, RateLimited, RetryableFetchError
-from veille.http import quiet_http_loggers
-from veille.models import ErrorKind
-from veille.sources.base import PollState
+from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, Problems, RateLimited, RetryableFetchError
+from veille.core.models import ErrorKind
+from veille.core.polling import PollState
+from veille.net.http import quiet_http_loggers
 from veille.sources.youtube import YoutubeDriver, YoutubeOptions, quota_day, seconds_to_quota_reset
 
 KEY = "AIzaKEY123"
@@ -36,8 +36,12 @@ def fake(server: LocalServer) -> YoutubeFake:
 
 def options(fake: YoutubeFake, **raw: object) -> YoutubeOptions:
     problems = Problems()
-    base: dict[str, object] = {"channel_id": CHANNEL, "key_env": "YT_KEY", "daily_quota": 50,
-                               "api_base": fake.url("/youtube/v3")}
+    base: dict[str, object] = {
+        "channel_id": CHANNEL,
+        "key_env": "YT_KEY",
+        "daily_quota": 50,
+        "api_base": fake.url("/youtube/v3"),
+    }
     parsed = YoutubeDriver().parse_options({**base, **raw}, "c.s", problems)
     assert not problems, problems.items
     assert parsed is not None
@@ -91,20 +95,23 @@ async def test_source_quota_is_respected(fake: YoutubeFake) -> None:
     assert caught.value.kind is ErrorKind.QUOTA and fake.calls == 0
 
 
-@pytest.mark.parametrize(("response", "error", "kind"), [
-    (google_error(403, "quotaExceeded"), RateLimited, ErrorKind.QUOTA),
-    (google_error(403, "rateLimitExceeded"), RateLimited, ErrorKind.RATE_LIMITED),
-    (google_error(403, "forbidden"), AuthFailed, ErrorKind.AUTH),
-    (google_error(403, "commentsDisabled"), PermanentFetchError, ErrorKind.HTTP_4XX),
-    (google_error(400, "keyInvalid"), AuthFailed, ErrorKind.AUTH),
-    (Response.json({"error": "error message"}, 403), AuthFailed, ErrorKind.AUTH),
-    (Response(500, "backend error"), RetryableFetchError, ErrorKind.HTTP_5XX),
-    (Response(200, "{", {"Content-Type": "application/json"}), RetryableFetchError, ErrorKind.BAD_RESPONSE),
-    (Response.json({"kind": "youtube#commentThreadListResponse"}), RetryableFetchError, ErrorKind.BAD_RESPONSE),
-])
+@pytest.mark.parametrize(
+    ("response", "error", "kind"),
+    [
+        (google_error(403, "quotaExceeded"), RateLimited, ErrorKind.QUOTA),
+        (google_error(403, "rateLimitExceeded"), RateLimited, ErrorKind.RATE_LIMITED),
+        (google_error(403, "forbidden"), AuthFailed, ErrorKind.AUTH),
+        (google_error(403, "commentsDisabled"), PermanentFetchError, ErrorKind.HTTP_4XX),
+        (google_error(400, "keyInvalid"), AuthFailed, ErrorKind.AUTH),
+        (Response.json({"error": "error message"}, 403), AuthFailed, ErrorKind.AUTH),
+        (Response(500, "backend error"), RetryableFetchError, ErrorKind.HTTP_5XX),
+        (Response(200, "{", {"Content-Type": "application/json"}), RetryableFetchError, ErrorKind.BAD_RESPONSE),
+        (Response.json({"kind": "youtube#commentThreadListResponse"}), RetryableFetchError, ErrorKind.BAD_RESPONSE),
+    ],
+)
 async def test_errors_are_classified_and_never_show_the_key(
-        fake: YoutubeFake, caplog: pytest.LogCaptureFixture, response: Response, error: type[FetchError],
-        kind: ErrorKind) -> None:
+    fake: YoutubeFake, caplog: pytest.LogCaptureFixture, response: Response, error: type[FetchError], kind: ErrorKind
+) -> None:
     caplog.set_level(logging.DEBUG)
     quiet_http_loggers()  # as the daemon does: httpx logs full URLs (with the key) at INFO
     fake.fail_next(response)

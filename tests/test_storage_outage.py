@@ -16,10 +16,10 @@ from sqlalchemy.exc import OperationalError
 
 from tests.support.alerting import DAY, make_db
 from tests.test_outbox import SETTINGS, enqueue, row
-from veille.alerting.outbox import Dispatcher
-from veille.clock import FakeClock
-from veille.errors import StorageError
+from veille.core.clock import FakeClock
+from veille.core.errors import StorageError
 from veille.notify.base import Delivery, Notification
+from veille.runtime.outbox import Dispatcher
 from veille.store.engine import read_conn
 from veille.store.outage import Backoff, StorageStatus
 

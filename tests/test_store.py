@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Engine, select
 
-from veille.matching import MatchResult
-from veille.models import Engagement, Item, SentimentLabel, SentimentResult
-from veille.sources.base import PollOutcome, PollState
+from veille.core.matching import MatchResult
+from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult
+from veille.core.polling import PollOutcome, PollState
 from veille.store import sources as source_store
 from veille.store.engine import make_engine, read_conn, write_tx
 from veille.store.hits import HitQuery, MatchedItem, SourceRef, query_hits, store_batch, store_items
@@ -34,9 +34,22 @@ def make_source(engine: Engine, key: str = "resto/rss-a", client: str = "resto",
     with write_tx(engine) as conn:
         if conn.execute(select(clients.c.id).where(clients.c.id == client)).first() is None:
             conn.execute(clients.insert().values(id=client, name=client, updated_at=NOW))
-        source_id = conn.execute(sources.insert().values(
-            key=key, client_id=client, kind=kind, target=key, every_seconds=600, enabled=True, in_config=True,
-            status="new", consecutive_errors=0, hits_count=0).returning(sources.c.id)).scalar_one()
+        source_id = conn.execute(
+            sources.insert()
+            .values(
+                key=key,
+                client_id=client,
+                kind=kind,
+                target=key,
+                every_seconds=600,
+                enabled=True,
+                in_config=True,
+                status="new",
+                consecutive_errors=0,
+                hits_count=0,
+            )
+            .returning(sources.c.id)
+        ).scalar_one()
     return SourceRef(source_id, key, client, kind)
 
 
@@ -95,8 +108,9 @@ def test_same_post_through_two_sources_is_linked(engine: Engine) -> None:
     url = "https://www.example.org/article/42?utm_source=rss#top"
     with write_tx(engine) as conn:
         store_items(conn, news, [item("n1", url=url)], NOW)
-        linked = store_items(conn, alerts, [item("g1", "Chez Gégé: autre titre", url="https://example.org/article/42/")],
-                             NOW)
+        linked = store_items(
+            conn, alerts, [item("g1", "Chez Gégé: autre titre", url="https://example.org/article/42/")], NOW
+        )
         text = "Chez Gégé a encore servi une pizza froide à toute la tablée, inadmissible"
         store_items(conn, news, [item("n2", text)], NOW)
         by_text = store_items(conn, alerts, [item("g2", text + "  ")], NOW)
@@ -149,8 +163,12 @@ def test_sentiment_and_query_filters(engine: Engine) -> None:
     source = make_source(engine)
     verdict = SentimentResult(SentimentLabel.NEG, -0.8, "fr", ("dégoûté", "😥"))
     with write_tx(engine) as conn:
-        store_items(conn, source, [MatchedItem(Item("n", "Chez Gégé dégoûté 😥"), MATCH, verdict),
-                                   item("p", "Chez Gégé 100%_top")], NOW)
+        store_items(
+            conn,
+            source,
+            [MatchedItem(Item("n", "Chez Gégé dégoûté 😥"), MATCH, verdict), item("p", "Chez Gégé 100%_top")],
+            NOW,
+        )
     with read_conn(engine) as conn:
         negative = query_hits(conn, HitQuery(label="neg"))
         assert negative[0]["sentiment_reasons"] == ["dégoûté", "😥"]
@@ -174,6 +192,7 @@ def test_churning_content_updated_a_bounded_number_of_times(engine: Engine) -> N
 
 # --- one writer batch across sources (store_batch, record_successes) ---------------------------------------
 
+
 def test_same_post_through_two_sources_in_one_batch_is_linked_and_counted_once(engine: Engine) -> None:
     news = make_source(engine, "resto/news")
     alerts = make_source(engine, "resto/alerts")
@@ -181,12 +200,21 @@ def test_same_post_through_two_sources_in_one_batch_is_linked_and_counted_once(e
     text = "Chez Gégé a encore servi une pizza froide à toute la tablée, inadmissible"
     url = "https://www.example.org/article/42?utm_source=rss"
     with write_tx(engine) as conn:
-        first, copies, separate = store_batch(conn, [
-            (news, [item("n1", url=url), item("n2", text)]),
-            (alerts, [item("g1", "Chez Gégé: autre titre", url="https://example.org/article/42/"),
-                      item("g2", text + "  ")]),
-            (other_client, [item("t1", url=url)]),
-        ], NOW)
+        first, copies, separate = store_batch(
+            conn,
+            [
+                (news, [item("n1", url=url), item("n2", text)]),
+                (
+                    alerts,
+                    [
+                        item("g1", "Chez Gégé: autre titre", url="https://example.org/article/42/"),
+                        item("g2", text + "  "),
+                    ],
+                ),
+                (other_client, [item("t1", url=url)]),
+            ],
+            NOW,
+        )
     originals = {h.external_id: h.id for h in first}
     assert [h.duplicate_of for h in first] == [None, None]
     assert {h.external_id: h.duplicate_of for h in copies} == {"g1": originals["n1"], "g2": originals["n2"]}
@@ -209,10 +237,14 @@ def test_batch_links_to_a_stored_original_before_one_of_the_batch(engine: Engine
         original, by_text = store_items(conn, old, [item("o1", url=url), item("o2", text)], NOW)
     other_url = "https://example.org/article/8"
     with write_tx(engine) as conn:
-        first, second = store_batch(conn, [
-            (news, [item("n1", url=url), item("n2", url=other_url), item("n3", text, url=other_url)]),
-            (alerts, [item("g1", url=url)]),
-        ], NOW)
+        first, second = store_batch(
+            conn,
+            [
+                (news, [item("n1", url=url), item("n2", url=other_url), item("n3", text, url=other_url)]),
+                (alerts, [item("g1", url=url)]),
+            ],
+            NOW,
+        )
     assert first[0].duplicate_of == second[0].duplicate_of == original.id
     # Rows of one poll never point at each other (as before batching), but still at a stored copy.
     assert [h.duplicate_of for h in first[1:]] == [None, by_text.id]
@@ -223,18 +255,40 @@ def test_batch_mixes_new_known_and_churned_items_across_sources(engine: Engine) 
     b = make_source(engine, "resto/b")
     c = make_source(engine, "tapis/c", client="tapis", kind="mastodon")
     with write_tx(engine) as conn:
-        store_batch(conn, [(a, [item("a1", "Chez Gégé, version 1"), item("a2", "Chez Gégé, stable")]),
-                           (b, [item("b1", "Chez Gégé, un avis de b")])], NOW)
+        store_batch(
+            conn,
+            [
+                (a, [item("a1", "Chez Gégé, version 1"), item("a2", "Chez Gégé, stable")]),
+                (b, [item("b1", "Chez Gégé, un avis de b")]),
+            ],
+            NOW,
+        )
     later = NOW + timedelta(minutes=10)
     verdict = SentimentResult(SentimentLabel.NEG, -0.6, "fr", ("froide",))
     with write_tx(engine) as conn:
-        new = store_batch(conn, [
-            (a, [MatchedItem(Item("a1", "Chez Gégé, version 2"), MATCH, verdict), item("a2", "Chez Gégé, stable"),
-                 item("a3", "Chez Gégé, nouveau")]),
-            (b, [item("b1", "Chez Gégé, un avis de b"), item("b2", "Chez Gégé, encore b"),
-                 item("b2", "Chez Gégé, encore b")]),
-            (c, [item("c1", "Tapis Royal", engagement=Engagement(likes=3))]),
-        ], later)
+        new = store_batch(
+            conn,
+            [
+                (
+                    a,
+                    [
+                        MatchedItem(Item("a1", "Chez Gégé, version 2"), MATCH, verdict),
+                        item("a2", "Chez Gégé, stable"),
+                        item("a3", "Chez Gégé, nouveau"),
+                    ],
+                ),
+                (
+                    b,
+                    [
+                        item("b1", "Chez Gégé, un avis de b"),
+                        item("b2", "Chez Gégé, encore b"),
+                        item("b2", "Chez Gégé, encore b"),
+                    ],
+                ),
+                (c, [item("c1", "Tapis Royal", engagement=Engagement(likes=3))]),
+            ],
+            later,
+        )
     assert [[h.external_id for h in part] for part in new] == [["a3"], ["b2"], ["c1"]]
     with read_conn(engine) as conn:
         rows = {r["external_id"]: r for r in query_hits(conn, HitQuery(include_duplicates=True, limit=100))}
@@ -242,7 +296,10 @@ def test_batch_mixes_new_known_and_churned_items_across_sources(engine: Engine) 
         observations = conn.execute(select(engagement.c.hit_id, engagement.c.likes)).all()
     assert sorted(rows) == ["a1", "a2", "a3", "b1", "b2", "c1"]
     assert (rows["a1"]["text"], rows["a1"]["content_changes"], rows["a1"]["sentiment_label"]) == (
-        "Chez Gégé, version 2", 1, "neg")
+        "Chez Gégé, version 2",
+        1,
+        "neg",
+    )
     assert rows["a2"]["content_changes"] == 0 and rows["b1"]["fetched_at"] == NOW  # known: untouched
     assert counts == {"resto/a": 3, "resto/b": 2, "tapis/c": 1}
     assert observations == [(rows["c1"]["id"], 3)]
@@ -251,10 +308,14 @@ def test_batch_mixes_new_known_and_churned_items_across_sources(engine: Engine) 
 def test_a_source_twice_in_one_batch_is_stored_in_order(engine: Engine) -> None:
     source = make_source(engine, kind="mastodon")
     with write_tx(engine) as conn:
-        first, second = store_batch(conn, [
-            (source, [item("s1", "Chez Gégé, premier jet", engagement=Engagement(likes=1))]),
-            (source, [item("s1", "Chez Gégé, corrigé", engagement=Engagement(likes=5)), item("s2")]),
-        ], NOW)
+        first, second = store_batch(
+            conn,
+            [
+                (source, [item("s1", "Chez Gégé, premier jet", engagement=Engagement(likes=1))]),
+                (source, [item("s1", "Chez Gégé, corrigé", engagement=Engagement(likes=5)), item("s2")]),
+            ],
+            NOW,
+        )
     assert [h.external_id for h in first] == ["s1"] and [h.external_id for h in second] == ["s2"]
     with read_conn(engine) as conn:
         row = next(r for r in query_hits(conn, HitQuery()) if r["external_id"] == "s1")
@@ -267,20 +328,30 @@ def test_a_source_twice_in_one_batch_is_stored_in_order(engine: Engine) -> None:
 def test_poll_state_of_many_sources_recorded_together(engine: Engine) -> None:
     fresh, unchanged, stream = (make_source(engine, key) for key in ("resto/fresh", "resto/same", "resto/stream"))
     with write_tx(engine) as conn:
-        conn.execute(sources.update().where(sources.c.id == unchanged.id).values(
-            etag='"old"', last_modified="Mon, 01 Jan 2024 00:00:00 GMT", status="failing", consecutive_errors=2))
+        conn.execute(
+            sources.update()
+            .where(sources.c.id == unchanged.id)
+            .values(etag='"old"', last_modified="Mon, 01 Jan 2024 00:00:00 GMT", status="failing", consecutive_errors=2)
+        )
     later = NOW + timedelta(minutes=5)
     with write_tx(engine) as conn:
-        source_store.record_successes(conn, [
-            Success(fresh.id, PollOutcome(etag='"v2"', note="ok"), PollState(), None),
-            Success(unchanged.id, PollOutcome(not_modified=True), PollState(etag='"old"'), later),
-            Success(stream.id, PollOutcome(cursor="10"), PollState(), None),
-            Success(stream.id, PollOutcome(cursor="12", content_hash="h"), PollState(cursor="10"), None),
-        ], NOW)
+        source_store.record_successes(
+            conn,
+            [
+                Success(fresh.id, PollOutcome(etag='"v2"', note="ok"), PollState(), None),
+                Success(unchanged.id, PollOutcome(not_modified=True), PollState(etag='"old"'), later),
+                Success(stream.id, PollOutcome(cursor="10"), PollState(), None),
+                Success(stream.id, PollOutcome(cursor="12", content_hash="h"), PollState(cursor="10"), None),
+            ],
+            NOW,
+        )
     with read_conn(engine) as conn:
         rows = {s["key"]: s for s in source_store.list_sources(conn)}
     assert (rows["resto/fresh"]["etag"], rows["resto/fresh"]["note"], rows["resto/fresh"]["status"]) == (
-        '"v2"', "ok", "ok")
+        '"v2"',
+        "ok",
+        "ok",
+    )
     same = rows["resto/same"]
     assert (same["etag"], same["last_modified"]) == ('"old"', "Mon, 01 Jan 2024 00:00:00 GMT")  # 304: kept
     assert (same["consecutive_errors"], same["next_poll_at"], same["last_success_at"]) == (0, later, NOW)

@@ -16,11 +16,11 @@ from tests.support.daemon import config_text
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.feedgen import ANGRY, rss
 from tests.support.server import LocalServer, Response
-from veille.alerting.service import AlertingService
-from veille.bot import TelegramBot
-from veille.clock import FakeClock
 from veille.config import parse_config
-from veille.daemon import build, close_all
+from veille.core.clock import FakeClock
+from veille.runtime.alerting import AlertingService
+from veille.runtime.bot import TelegramBot
+from veille.runtime.daemon import build, close_all
 from veille.store import alerts as alert_store
 from veille.store.engine import make_engine, read_conn
 from veille.store.migrate import upgrade
@@ -31,9 +31,16 @@ CHAT = 111
 
 
 def items(start: int, count: int, at: datetime) -> list[dict[str, str]]:
-    return [{"title": ANGRY[n % len(ANGRY)][:60], "text": ANGRY[n % len(ANGRY)] + f" (#{n})",
-             "guid": f"urn:buzz:{n}", "link": f"https://news.example.org/buzz/{n}",
-             "date": format_datetime(at - timedelta(seconds=30 * (n - start)))} for n in range(start, start + count)]
+    return [
+        {
+            "title": ANGRY[n % len(ANGRY)][:60],
+            "text": ANGRY[n % len(ANGRY)] + f" (#{n})",
+            "guid": f"urn:buzz:{n}",
+            "link": f"https://news.example.org/buzz/{n}",
+            "date": format_datetime(at - timedelta(seconds=30 * (n - start))),
+        }
+        for n in range(start, start + count)
+    ]
 
 
 @pytest.fixture
@@ -43,7 +50,8 @@ def fake() -> Iterator[FakeTelegram]:
 
 
 async def test_bad_buzz_rings_once_button_acks_and_nothing_rings_before_repeat(
-        tmp_path: Path, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("E2E_TELEGRAM_TOKEN", fake.token)
     db_url = f"sqlite:///{tmp_path / 'veille.db'}"
     with LocalServer() as feeds:
@@ -78,8 +86,9 @@ api_base_url = "{fake.base_url}"
         pipeline = components.pipeline
         service = pipeline.hooks
         assert isinstance(service, AlertingService)
-        [bot] = [task.__self__ for task in components.background if isinstance(getattr(task, "__self__", None),
-                                                                                 TelegramBot)]
+        [bot] = [
+            task.__self__ for task in components.background if isinstance(getattr(task, "__self__", None), TelegramBot)
+        ]
         await pipeline.start()
         key = next(iter(pipeline.runtimes))
 
@@ -99,8 +108,9 @@ api_base_url = "{fake.base_url}"
             assert len(sent) == 1, [c.params["text"][:80] for c in sent]
             assert sent[0].params["disable_notification"] in ("false", False)  # it rings
             assert "resto" in sent[0].params["text"] and "#INC-" in sent[0].params["text"]
-            buttons = {b["text"]: b["callback_data"] for row in sent[0].params["reply_markup"]["inline_keyboard"]
-                       for b in row}
+            buttons = {
+                b["text"]: b["callback_data"] for row in sent[0].params["reply_markup"]["inline_keyboard"] for b in row
+            }
 
             fake.push_callback(CHAT, CHAT, buttons["Je gère"], int(sent[0].params["message_id"]), "Camille")
             fake.push_callback(CHAT, CHAT, buttons["Je gère"], int(sent[0].params["message_id"]), "Camille")

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from tests.support.fake_telegram import Failure, FakeTelegram
+from veille.core.incidents import Urgency
 from veille.notify.base import (
     Notification,
     NotifierAuthFailed,
@@ -23,10 +24,9 @@ from veille.notify.base import (
     NotifyRateLimited,
     NotifyRetryable,
     RecipientGone,
-    Urgency,
 )
-from veille.notify.telegram import TelegramNotifier
-from veille.notify.telegram_settings import Pacing, TelegramSettings
+from veille.notify.telegram.notifier import TelegramNotifier
+from veille.notify.telegram.settings import Pacing, TelegramSettings
 from veille.store import telegram as store
 from veille.store.engine import make_engine
 from veille.store.schema import metadata
@@ -36,9 +36,19 @@ GROUP = -100200
 
 
 def note(incident_id: int = 42, *, silent: bool = False, title: str = "Bad buzz", kind: str = "opened") -> Notification:
-    return Notification(outbox_id=incident_id, incident_id=incident_id, tag=f"#INC-{incident_id}", kind=kind,
-                        client_id="acme", client_name="ACME", contact="alice", urgency=Urgency.HIGH, silent=silent,
-                        title=title, reasons=("risque 0.9",))
+    return Notification(
+        outbox_id=incident_id,
+        incident_id=incident_id,
+        tag=f"#INC-{incident_id}",
+        kind=kind,
+        client_id="acme",
+        client_name="ACME",
+        contact="alice",
+        urgency=Urgency.HIGH,
+        silent=silent,
+        title=title,
+        reasons=("risque 0.9",),
+    )
 
 
 @pytest.fixture
@@ -94,8 +104,9 @@ async def test_b1_entity_error_resent_once_as_plain_text(notifier: TelegramNotif
     assert len(fake.calls_to("sendMessage")) == 4  # never retried as is
 
 
-async def test_b3_blocked_marks_route_gone_once(notifier: TelegramNotifier, fake: FakeTelegram, engine: Engine,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+async def test_b3_blocked_marks_route_gone_once(
+    notifier: TelegramNotifier, fake: FakeTelegram, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     fake.block_chat(CHAT)
     for _ in range(3):
         with pytest.raises(RecipientGone):
@@ -109,8 +120,9 @@ async def test_b3_blocked_marks_route_gone_once(notifier: TelegramNotifier, fake
     await notifier.send(note(), str(CHAT))
 
 
-async def test_b4_migrated_group_is_updated_and_resent_once(notifier: TelegramNotifier, fake: FakeTelegram,
-                                                            engine: Engine) -> None:
+async def test_b4_migrated_group_is_updated_and_resent_once(
+    notifier: TelegramNotifier, fake: FakeTelegram, engine: Engine
+) -> None:
     fake.migrate_chat(GROUP, -100999)
     await notifier.send(note(), str(GROUP))
     assert [c.chat_id for c in fake.calls_to("sendMessage")] == [str(GROUP), "-100999"]
@@ -156,10 +168,10 @@ async def test_b7_burst_to_one_chat_is_paced_and_merged(fake: FakeTelegram, engi
 
 
 async def test_b7_group_and_global_limits(fake: FakeTelegram) -> None:
-    n = TelegramNotifier(settings_for(fake, per_chat_interval=0.0, group_per_minute=5, global_per_second=30,
-                                      merge_above=100), fake.token)
-    sends = [n.send(note(i), str(-100 - i % 2)) for i in range(8)] + [n.send(note(i), str(1000 + i))
-                                                                        for i in range(40)]
+    n = TelegramNotifier(
+        settings_for(fake, per_chat_interval=0.0, group_per_minute=5, global_per_second=30, merge_above=100), fake.token
+    )
+    sends = [n.send(note(i), str(-100 - i % 2)) for i in range(8)] + [n.send(note(i), str(1000 + i)) for i in range(40)]
     tasks = [asyncio.create_task(s) for s in sends]
     await asyncio.sleep(1.6)
     for task in tasks:
@@ -173,8 +185,9 @@ async def test_b7_group_and_global_limits(fake: FakeTelegram) -> None:
     await n.aclose()
 
 
-async def test_b8_global_flood_wait_is_persisted(notifier: TelegramNotifier, fake: FakeTelegram,
-                                                 engine: Engine) -> None:
+async def test_b8_global_flood_wait_is_persisted(
+    notifier: TelegramNotifier, fake: FakeTelegram, engine: Engine
+) -> None:
     fake.fail_next("sendMessage", Failure.flood(30))
     with pytest.raises(NotifyRateLimited) as info:
         await notifier.send(note(), str(CHAT))
@@ -208,16 +221,16 @@ async def test_5xx_and_connection_refused_are_retryable_not_ambiguous(fake: Fake
         await n.send(note(), str(CHAT))
     assert not info.value.ambiguous
     await n.aclose()
-    dead = TelegramNotifier(TelegramSettings(api_base_url="http://127.0.0.1:9/bot", request_timeout=1.0),
-                            fake.token)
+    dead = TelegramNotifier(TelegramSettings(api_base_url="http://127.0.0.1:9/bot", request_timeout=1.0), fake.token)
     with pytest.raises(NotifyRetryable) as refused:
         await dead.send(note(), str(CHAT))
     assert not refused.value.ambiguous
     await dead.aclose()
 
 
-async def test_b11_token_never_in_logs_errors_or_tracebacks(fake: FakeTelegram, engine: Engine,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+async def test_b11_token_never_in_logs_errors_or_tracebacks(
+    fake: FakeTelegram, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     logging.getLogger().setLevel(logging.DEBUG)
     n = TelegramNotifier(settings_for(fake), fake.token, engine=engine)
@@ -249,8 +262,7 @@ async def test_b11_token_never_in_logs_errors_or_tracebacks(fake: FakeTelegram, 
     await bad.aclose()
     await n.aclose()
     assert errors and any(fake.token in p for p in fake.requests_seen())  # it was really used
-    handler_text = caplog.text + "".join(
-        logging.Formatter("%(message)s").format(r) for r in caplog.records)
+    handler_text = caplog.text + "".join(logging.Formatter("%(message)s").format(r) for r in caplog.records)
     assert fake.token not in handler_text
     assert fake.token[:20] not in handler_text
     for exc in errors:
@@ -260,8 +272,8 @@ async def test_b11_token_never_in_logs_errors_or_tracebacks(fake: FakeTelegram, 
 
 
 def test_pacer_timeline_on_a_fake_clock() -> None:
-    from veille.clock import FakeClock
-    from veille.notify.telegram import Pacer
+    from veille.core.clock import FakeClock
+    from veille.notify.telegram.notifier import Pacer
 
     clock = FakeClock()
     slept: list[float] = []
@@ -285,8 +297,9 @@ def test_pacer_timeline_on_a_fake_clock() -> None:
 
 
 async def test_j4_telegram_down_at_boot_does_not_stop_the_start() -> None:
-    down = TelegramNotifier(TelegramSettings(api_base_url="http://127.0.0.1:9/bot", request_timeout=1.0),
-                            "123:abcdefabcdef")
+    down = TelegramNotifier(
+        TelegramSettings(api_base_url="http://127.0.0.1:9/bot", request_timeout=1.0), "123:abcdefabcdef"
+    )
     await down.start()  # logged, not raised: polling and storage go on
     with pytest.raises(NotifyRetryable):
         await down.send(note(), str(CHAT))
@@ -318,8 +331,8 @@ async def test_busy_database_never_turns_a_delivered_alert_into_a_failure(fake: 
 
 
 async def test_h6_alerts_go_before_command_replies() -> None:
-    from veille.clock import FakeClock
-    from veille.notify.telegram import Pacer
+    from veille.core.clock import FakeClock
+    from veille.notify.telegram.notifier import Pacer
 
     clock = FakeClock()
 
@@ -350,21 +363,55 @@ def shared_fake() -> Iterator[FakeTelegram]:
         yield server
 
 
-_outside = st.lists(st.one_of(st.sampled_from(["<", ">", "&", "&amp;", "<b>", "</a>", "<tg-spoiler>", '"', "😀",
-                                               "\ud83d", "\u202e", "javascript:x", "\x00"]), st.characters()),
-                    max_size=60).map("".join)
+_outside = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "<",
+                ">",
+                "&",
+                "&amp;",
+                "<b>",
+                "</a>",
+                "<tg-spoiler>",
+                '"',
+                "😀",
+                "\ud83d",
+                "\u202e",
+                "javascript:x",
+                "\x00",
+            ]
+        ),
+        st.characters(),
+    ),
+    max_size=60,
+).map("".join)
 
 
 @settings(max_examples=25, deadline=None)
 @given(title=_outside, reason=_outside)
 def test_b1_random_text_over_http_is_never_refused(shared_fake: FakeTelegram, title: str, reason: str) -> None:
     """Through PTB and HTTP to the fake's Telegram-like HTML check: accepted first time, no fallback."""
+
     async def go() -> None:
         n = TelegramNotifier(settings_for(shared_fake, per_chat_interval=0.0), shared_fake.token)
         before = len(shared_fake.calls_to("sendMessage"))
-        await n.send(Notification(outbox_id=1, incident_id=None, tag="#INC-1", kind="opened", client_id="a",
-                                  client_name=title, contact="c", urgency=Urgency.LOW, silent=True, title=title,
-                                  reasons=(reason,)), str(CHAT))
+        await n.send(
+            Notification(
+                outbox_id=1,
+                incident_id=None,
+                tag="#INC-1",
+                kind="opened",
+                client_id="a",
+                client_name=title,
+                contact="c",
+                urgency=Urgency.LOW,
+                silent=True,
+                title=title,
+                reasons=(reason,),
+            ),
+            str(CHAT),
+        )
         sends = shared_fake.calls_to("sendMessage")[before:]
         assert [c.status for c in sends] == [200] and sends[0].params["parse_mode"] == "HTML"
         await n.aclose()

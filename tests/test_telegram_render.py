@@ -8,8 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.fake_telegram import EntityError, parse_telegram_html
-from veille.notify.base import HitSummary, Notification, Urgency
-from veille.notify.telegram_render import (
+from veille.core.incidents import Urgency
+from veille.notify.base import HitSummary, Notification
+from veille.notify.telegram.render import (
     TELEGRAM_LIMIT,
     render_merged,
     render_notification,
@@ -18,17 +19,48 @@ from veille.notify.telegram_render import (
 )
 
 
-def make(title: str = "Avis négatifs en hausse", *, text: str = "c'est nul", url: str | None = "https://ex.org/1",
-         author: str | None = "@bob", reasons: tuple[str, ...] = ("risque 0.91",), hits: int = 1,
-         incident_id: int | None = 42, urgency: Urgency = Urgency.HIGH, lang: str = "fr",
-         client_name: str = "Chez Gégé") -> Notification:
+def make(
+    title: str = "Avis négatifs en hausse",
+    *,
+    text: str = "c'est nul",
+    url: str | None = "https://ex.org/1",
+    author: str | None = "@bob",
+    reasons: tuple[str, ...] = ("risque 0.91",),
+    hits: int = 1,
+    incident_id: int | None = 42,
+    urgency: Urgency = Urgency.HIGH,
+    lang: str = "fr",
+    client_name: str = "Chez Gégé",
+) -> Notification:
     summaries = tuple(
-        HitSummary(hit_id=i, source_kind="rss", text=text, url=url, author=author, author_followers=1200,
-                   engagement="312 partages", sentiment="neg -0.82", published_at=None)
-        for i in range(hits))
-    return Notification(outbox_id=1, incident_id=incident_id, tag=f"#INC-{incident_id}", kind="opened",
-                        client_id="gege", client_name=client_name, contact="alice", urgency=urgency,
-                        silent=False, title=title, reasons=reasons, hits=summaries, lang=lang)
+        HitSummary(
+            hit_id=i,
+            source_kind="rss",
+            text=text,
+            url=url,
+            author=author,
+            author_followers=1200,
+            engagement="312 partages",
+            sentiment="neg -0.82",
+            published_at=None,
+        )
+        for i in range(hits)
+    )
+    return Notification(
+        outbox_id=1,
+        incident_id=incident_id,
+        tag=f"#INC-{incident_id}",
+        kind="opened",
+        client_id="gege",
+        client_name=client_name,
+        contact="alice",
+        urgency=urgency,
+        silent=False,
+        title=title,
+        reasons=reasons,
+        hits=summaries,
+        lang=lang,
+    )
 
 
 def visible(parts: tuple[str, ...]) -> str:
@@ -36,9 +68,35 @@ def visible(parts: tuple[str, ...]) -> str:
 
 
 _pieces = st.one_of(
-    st.sampled_from(["<", ">", "&", '"', "'", "/", "=", ";", "#", "\u200f", "\u202e", "😀", "👩‍👩‍👧", "\ud800",
-                     "\udfff", "&amp;", "<b>", "</a>", "<tg-spoiler>", "&#0;", "\x00", "\n", "javascript:",
-                     "https://ex.org/", " "]),
+    st.sampled_from(
+        [
+            "<",
+            ">",
+            "&",
+            '"',
+            "'",
+            "/",
+            "=",
+            ";",
+            "#",
+            "\u200f",
+            "\u202e",
+            "😀",
+            "👩‍👩‍👧",
+            "\ud800",
+            "\udfff",
+            "&amp;",
+            "<b>",
+            "</a>",
+            "<tg-spoiler>",
+            "&#0;",
+            "\x00",
+            "\n",
+            "javascript:",
+            "https://ex.org/",
+            " ",
+        ]
+    ),
     st.characters(),
 )
 nasty = st.lists(_pieces, max_size=120).map("".join)
@@ -46,8 +104,9 @@ nasty = st.lists(_pieces, max_size=120).map("".join)
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(title=nasty, text=nasty, author=nasty, reason=nasty, url=nasty, client=nasty)
-def test_b1_any_outside_text_renders_valid_telegram_html(title: str, text: str, author: str, reason: str,
-                                                          url: str, client: str) -> None:
+def test_b1_any_outside_text_renders_valid_telegram_html(
+    title: str, text: str, author: str, reason: str, url: str, client: str
+) -> None:
     n = make(title, text=text, author=author, reasons=(reason,), url=url, client_name=client, hits=2)
     rendered = render_notification(n)
     for part in rendered.parts:
@@ -69,7 +128,7 @@ def test_b2_emoji_flood_is_split_on_utf16_units_without_cutting_pairs() -> None:
 
 
 def test_b2_huge_snippet_is_bounded_with_a_truncation_note() -> None:
-    big = ("<b>&amp; " * 2500)  # 22 KB, escapes triple its size
+    big = "<b>&amp; " * 2500  # 22 KB, escapes triple its size
     n = make(big, reasons=tuple(big for _ in range(4)))
     rendered = render_notification(n, max_parts=3)
     assert rendered.truncated
@@ -87,8 +146,15 @@ def test_b2_plain_fallback_is_split_too() -> None:
 
 
 def test_b9_only_http_and_https_become_links() -> None:
-    for bad in ("javascript:alert(1)", "data:text/html,<script>x</script>", "file:///etc/passwd",
-                "tg://resolve?domain=x", "JaVaScRiPt:alert(1)", "https://", "http://ex.org/a b"):
+    for bad in (
+        "javascript:alert(1)",
+        "data:text/html,<script>x</script>",
+        "file:///etc/passwd",
+        "tg://resolve?domain=x",
+        "JaVaScRiPt:alert(1)",
+        "https://",
+        "http://ex.org/a b",
+    ):
         assert safe_link(bad) is None
         rendered = render_notification(make(url=bad))
         joined = "".join(rendered.parts)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from veille.config import parse_config
-from veille.errors import ConfigError
-from veille.notify.telegram_settings import DEFAULT_API, TelegramContact, TelegramSettings
+from veille.core.errors import ConfigError
+from veille.notify.telegram.settings import DEFAULT_API, TelegramContact, TelegramSettings
 
 BASE = """
 [[clients]]
@@ -36,7 +36,9 @@ def test_defaults_without_a_section() -> None:
 
 
 def test_full_section_and_contact_merge() -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 [telegram]
 token_env = "MY_BOT_TOKEN"
 api_base_url = "http://127.0.0.1:8081/bot/"
@@ -53,6 +55,7 @@ name = "ops"
 user_id = 42
 clients = ["beta"]
 """
+    )
     settings = parse_config(text, environ={}).telegram
     assert settings.token_env == "MY_BOT_TOKEN"
     assert settings.api_base_url == "http://127.0.0.1:8081/bot"
@@ -67,7 +70,9 @@ clients = ["beta"]
 
 
 def test_every_problem_is_reported_with_its_path() -> None:
-    text = BASE + """
+    text = (
+        BASE
+        + """
 [telegram]
 token_env = "123:abc-secret"
 api_base_url = "https://api.telegram.org/"
@@ -82,25 +87,45 @@ bob = "me"
 name = "x"
 clients = ["nope"]
 """
+    )
     with pytest.raises(ConfigError) as info:
         parse_config(text, environ={})
     paths = {p.path for p in info.value.problems}
-    assert {"telegram.token_env", "telegram.api_base_url", "telegram.allowed_chats[0]", "telegram.colour",
-            "telegram.group_per_minute", "telegram.users.bob", "telegram.contacts[0].clients[0]",
-            "telegram.contacts[0].chat_id"} <= paths
+    assert {
+        "telegram.token_env",
+        "telegram.api_base_url",
+        "telegram.allowed_chats[0]",
+        "telegram.colour",
+        "telegram.group_per_minute",
+        "telegram.users.bob",
+        "telegram.contacts[0].clients[0]",
+        "telegram.contacts[0].chat_id",
+    } <= paths
     assert "abc-secret" not in str(info.value)
 
 
 def test_the_documented_example_parses_and_covers_every_key() -> None:
     import re
 
-    import veille.notify.telegram_settings as module
+    import veille.notify.telegram.settings as module
 
     block = re.search(r"```toml\n(.*?)```", module.__doc__ or "", re.S).group(1)  # type: ignore[union-attr]
     text = '[[clients]]\nid = "resto"\nkeywords = ["resto"]\n' + block
     settings = parse_config(text, environ={}).telegram
     assert settings.users == (("camille", 123456789),) and settings.contacts[0].name == "stagiaire"
     documented = set(re.findall(r"^(\w+) =", block, re.M))
-    assert documented >= {"token_env", "api_base_url", "commands", "allowed_chats", "lang", "max_parts",
-                          "request_timeout", "command_rate_per_minute", "callback_ttl", "per_chat_interval",
-                          "group_per_minute", "global_per_second", "merge_above"}
+    assert documented >= {
+        "token_env",
+        "api_base_url",
+        "commands",
+        "allowed_chats",
+        "lang",
+        "max_parts",
+        "request_timeout",
+        "command_rate_per_minute",
+        "callback_ttl",
+        "per_chat_interval",
+        "group_per_minute",
+        "global_per_second",
+        "merge_above",
+    }

@@ -47,9 +47,16 @@ def test_flood_wait_keeps_the_longest(engine: Engine) -> None:
 
 def test_callback_tokens_are_claimed_once_even_concurrently(engine: Engine) -> None:
     row, tokens = store.create_message(
-        engine, chat_id="5", incident_id=42, client_id="acme", tag="#INC-42", lang="fr",
+        engine,
+        chat_id="5",
+        incident_id=42,
+        client_id="acme",
+        tag="#INC-42",
+        lang="fr",
         buttons=[store.Button("ack", 42, "acme"), store.Button("show", 42, "acme")],
-        expires_at=NOW + timedelta(days=7), now=NOW)
+        expires_at=NOW + timedelta(days=7),
+        now=NOW,
+    )
     assert len(set(tokens)) == 2 and all(len(t) <= 64 for t in tokens)
     store.set_message_sent(engine, row, chat_id="5", message_id="77", text="<b>x</b>", parse_mode="HTML")
     callback = store.get_callback(engine, tokens[0])

@@ -16,19 +16,27 @@ from veille.scoring.settings import SentimentSettings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(("module", "args"), [
-    ("veille.feeds.worker", ["0"]),
-    ("veille.scoring.worker", [json.dumps(asdict(SentimentSettings())), ""]),
-])
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("veille.sources.rss.worker", ["0"]),
+        ("veille.scoring.worker", [json.dumps(asdict(SentimentSettings())), ""]),
+    ],
+)
 def test_a_helper_whose_daemon_died_exits_without_a_traceback(module: str, args: list[str]) -> None:
     request_read, request_write = os.pipe()
     reply_read, reply_write = os.pipe()
     os.close(request_write)  # the daemon is gone: its ends of both pipes are closed
     os.close(reply_read)
     try:
-        child = subprocess.run([sys.executable, "-m", module, str(request_read), str(reply_write), *args],
-                               pass_fds=(request_read, reply_write), capture_output=True, timeout=60, cwd=ROOT,
-                               check=False)
+        child = subprocess.run(
+            [sys.executable, "-m", module, str(request_read), str(reply_write), *args],
+            pass_fds=(request_read, reply_write),
+            capture_output=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
     finally:
         os.close(request_read)
         os.close(reply_write)

@@ -1,3 +1,5 @@
 """veille: a social-listening daemon that wakes a community manager only for a bad buzz."""
 
-__version__ = "0.1.0"
+from veille.core.version import __version__
+
+__all__ = ["__version__"]

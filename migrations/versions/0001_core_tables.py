@@ -30,9 +30,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("incident_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("client_id", sa.String(length=40), nullable=True),
         sa.Column("contact", sa.String(length=80), nullable=False),
@@ -57,15 +55,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbox_incident_id_id"), ["incident_id", "id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_outbox_state_next_attempt_at"), ["state", "next_attempt_at"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_outbox_state_next_attempt_at"), ["state", "next_attempt_at"], unique=False)
 
     op.create_table(
         "sources",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("client_id", sa.String(length=40), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
@@ -101,9 +95,7 @@ def upgrade() -> None:
 
     op.create_table(
         "hits",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("source_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("client_id", sa.String(length=40), nullable=False),
         sa.Column("external_id", sa.String(length=512), nullable=False),
@@ -147,19 +139,13 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_hits_client_id_canonical_url"), ["client_id", "canonical_url"], unique=False
         )
-        batch_op.create_index(
-            batch_op.f("ix_hits_client_id_fetched_at"), ["client_id", "fetched_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_hits_client_id_text_hash"), ["client_id", "text_hash"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_hits_client_id_fetched_at"), ["client_id", "fetched_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_hits_client_id_text_hash"), ["client_id", "text_hash"], unique=False)
         batch_op.create_index(batch_op.f("ix_hits_scored_at"), ["scored_at"], unique=False)
 
     op.create_table(
         "engagement",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("hit_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("observed_at", veille.store.schema.UtcDateTime(), nullable=False),
         sa.Column("likes", sa.Integer(), nullable=True),
@@ -167,28 +153,20 @@ def upgrade() -> None:
         sa.Column("replies", sa.Integer(), nullable=True),
         sa.Column("score", sa.Integer(), nullable=True),
         sa.Column("views", sa.BigInteger(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["hit_id"], ["hits.id"], name=op.f("fk_engagement_hit_id_hits"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["hit_id"], ["hits.id"], name=op.f("fk_engagement_hit_id_hits"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_engagement")),
     )
     with op.batch_alter_table("engagement", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_engagement_hit_id_observed_at"), ["hit_id", "observed_at"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_engagement_hit_id_observed_at"), ["hit_id", "observed_at"], unique=False)
 
     op.create_table(
         "labels",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("hit_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("label", sa.String(length=3), nullable=False),
         sa.Column("created_at", veille.store.schema.UtcDateTime(), nullable=False),
         sa.Column("used_in_training_at", veille.store.schema.UtcDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["hit_id"], ["hits.id"], name=op.f("fk_labels_hit_id_hits"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["hit_id"], ["hits.id"], name=op.f("fk_labels_hit_id_hits"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_labels")),
     )
     with op.batch_alter_table("labels", schema=None) as batch_op:

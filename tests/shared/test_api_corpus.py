@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SHARED, requires_shared
-from veille.models import Item
+from veille.core.models import Item
 from veille.sources._common import BadResponse, parse_json
 from veille.sources.bluesky import post_item
 from veille.sources.jetstream import event_item, event_post
@@ -84,8 +84,10 @@ def mastodon_statuses(body: Any) -> Iterator[tuple[Any, bool]]:
 def test_mastodon_bodies(name: str) -> None:
     body = load("mastodon", name)
     for status, mention in mastodon_statuses(body):
-        item = check(status_item(status, instance_host="mastodon.social", direct=mention),
-                     text_source=(status.get("reblog") or status).get("content", "") + status.get("spoiler_text", ""))
+        item = check(
+            status_item(status, instance_host="mastodon.social", direct=mention),
+            text_source=(status.get("reblog") or status).get("content", "") + status.get("spoiler_text", ""),
+        )
         assert item.direct == mention or item.direct
 
 

@@ -19,16 +19,17 @@ import pytest
 
 from tests.conftest import SHARED, requires_shared
 from tests.support.server import LocalServer, Request, Response
-from veille.clock import SystemClock
-from veille.config import HttpConfig
-from veille.errors import FetchError
-from veille.feeds.entries import ParsedFeed
-from veille.feeds.parsepool import FeedParsePool
-from veille.feeds.safety import find_entity_declaration
-from veille.http import HttpClient
-from veille.models import ErrorKind
-from veille.sources.base import PollContext, PollState
-from veille.sources.rss import RssDriver, RssOptions
+from veille.core.clock import SystemClock
+from veille.core.errors import FetchError
+from veille.core.models import ErrorKind
+from veille.core.polling import PollState
+from veille.net.http import HttpClient
+from veille.net.options import HttpConfig
+from veille.sources.base import PollContext
+from veille.sources.rss.driver import RssDriver, RssOptions
+from veille.sources.rss.entries import ParsedFeed
+from veille.sources.rss.parsepool import FeedParsePool
+from veille.sources.rss.safety import find_entity_declaration
 
 pytestmark = [pytest.mark.shared, requires_shared]
 
@@ -39,16 +40,20 @@ CONTENT_TYPE = "application/xml"
 
 
 def corpus_files() -> list[Path]:
-    return sorted(p for p in CORPUS.rglob("*")
-                  if p.is_file() and p.name != "MANIFEST.tsv" and "LICENSES" not in p.relative_to(CORPUS).parts)
+    return sorted(
+        p
+        for p in CORPUS.rglob("*")
+        if p.is_file() and p.name != "MANIFEST.tsv" and "LICENSES" not in p.relative_to(CORPUS).parts
+    )
 
 
 def feedparser_reference(body: bytes, url: str) -> tuple[bool, int]:
     """(well-formed feed according to feedparser, number of entries it finds)."""
     import feedparser
 
-    result = feedparser.parse(io.BytesIO(body), response_headers={"content-type": CONTENT_TYPE,
-                                                                  "content-location": url})
+    result = feedparser.parse(
+        io.BytesIO(body), response_headers={"content-type": CONTENT_TYPE, "content-location": url}
+    )
     return bool(result.get("version")) and not result.get("bozo"), len(result.get("entries") or [])
 
 
@@ -77,9 +82,15 @@ async def test_every_corpus_feed() -> None:
         with LocalServer() as server:
             server.route("*", serve)
             async with HttpClient(HttpConfig(allow_private_addresses=True)) as http:
-                ctx = PollContext(http=http, clock=SystemClock(), client_id="corpus", source_key="corpus/feed",
-                                  log=logging.getLogger("test.corpus"), env=lambda name: None,
-                                  parse_feed=parse_feed)
+                ctx = PollContext(
+                    http=http,
+                    clock=SystemClock(),
+                    client_id="corpus",
+                    source_key="corpus/feed",
+                    log=logging.getLogger("test.corpus"),
+                    env=lambda name: None,
+                    parse_feed=parse_feed,
+                )
                 driver = RssDriver()
                 for path, body in bodies.items():
                     url = server.url(path)
@@ -113,7 +124,9 @@ async def test_every_corpus_feed() -> None:
                         problems.append(f"{names[path]}: {kind}, {got} entries, feedparser finds {expected}")
     finally:
         pool.close()
-    summary = (f"{len(files)} files: {dict(outcomes)}; well-formed compared {compared}, matched {matched}; "
-               f"refused by design (entities): {len(refused_by_design)}; slowest {slowest[0]:.2f} s ({slowest[1]})")
+    summary = (
+        f"{len(files)} files: {dict(outcomes)}; well-formed compared {compared}, matched {matched}; "
+        f"refused by design (entities): {len(refused_by_design)}; slowest {slowest[0]:.2f} s ({slowest[1]})"
+    )
     print(summary)
     assert not problems, summary + "\n" + "\n".join(problems)

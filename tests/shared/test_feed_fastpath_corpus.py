@@ -13,8 +13,8 @@ import pytest
 from tests.conftest import requires_shared
 from tests.shared.test_feed_corpus import CONTENT_TYPE, corpus_files
 from tests.test_feed_fastpath import URL, accepted
-from veille.errors import FetchError
-from veille.feeds.entries import parse_document
+from veille.core.errors import FetchError
+from veille.sources.rss.entries import parse_document
 
 pytestmark = [pytest.mark.shared, requires_shared]
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 import veille.store.schema_alerts  # noqa: F401  (registers the alerting tables on `metadata`)
-from veille.alerting.service import AlertingService
-from veille.clock import FakeClock
 from veille.config import Config, parse_config
-from veille.models import Engagement, SentimentLabel, SentimentResult, StoredHit
+from veille.core.clock import FakeClock
+from veille.core.models import Engagement, SentimentLabel, SentimentResult, StoredHit
 from veille.notify.base import Notifier
+from veille.runtime.alerting import AlertingService
 from veille.store.engine import make_engine
 from veille.store.schema import metadata
 
@@ -71,19 +71,40 @@ def make_db(url: str) -> Engine:
     return engine
 
 
-def make_service(engine: Engine, clock: FakeClock, notifiers: Mapping[str, Notifier], *,
-                 config: Config | None = None) -> AlertingService:
+def make_service(
+    engine: Engine, clock: FakeClock, notifiers: Mapping[str, Notifier], *, config: Config | None = None
+) -> AlertingService:
     return AlertingService(config or make_config(), engine, clock, notifiers)
 
 
-def hit(clock: FakeClock, text: str = "Intoxication chez Gégé, honte !", *, client: str = "resto",
-        score: float = -0.85, followers: int | None = 1200, author: str | None = None, direct: bool = True,
-        hit_id: int | None = None, reposts: int = 0) -> StoredHit:
+def hit(
+    clock: FakeClock,
+    text: str = "Intoxication chez Gégé, honte !",
+    *,
+    client: str = "resto",
+    score: float = -0.85,
+    followers: int | None = 1200,
+    author: str | None = None,
+    direct: bool = True,
+    hit_id: int | None = None,
+    reposts: int = 0,
+) -> StoredHit:
     number = hit_id if hit_id is not None else next(_ids)
     label = SentimentLabel.NEG if score <= -0.3 else SentimentLabel.POS if score >= 0.3 else SentimentLabel.NEU
     return StoredHit(
-        id=number, client_id=client, source_key=f"{client}/rss", kind="mastodon", external_id=str(number),
-        text=text, title="", url=f"https://example.org/p/{number}", author=author or f"user{number}",
-        author_followers=followers, direct=direct, published_at=clock.now(), fetched_at=clock.now(),
-        sentiment=SentimentResult(label, score, "fr"), engagement=Engagement(reposts=reposts),
+        id=number,
+        client_id=client,
+        source_key=f"{client}/rss",
+        kind="mastodon",
+        external_id=str(number),
+        text=text,
+        title="",
+        url=f"https://example.org/p/{number}",
+        author=author or f"user{number}",
+        author_followers=followers,
+        direct=direct,
+        published_at=clock.now(),
+        fetched_at=clock.now(),
+        sentiment=SentimentResult(label, score, "fr"),
+        engagement=Engagement(reposts=reposts),
     )

@@ -11,11 +11,21 @@ from veille.store.engine import make_engine
 from veille.store.migrate import upgrade
 
 
-def config_text(db_url: str, feeds: dict[str, list[str]], *, keywords: str = '["chez gégé"]',
-                extra: str = "", every: str = "10m", timeout: str = "5s") -> str:
+def config_text(
+    db_url: str,
+    feeds: dict[str, list[str]],
+    *,
+    keywords: str = '["chez gégé"]',
+    extra: str = "",
+    every: str = "10m",
+    timeout: str = "5s",
+) -> str:
     """One client per key of `feeds` (client id -> feed URLs), all with the same keywords."""
-    parts = [f'[database]\nurl = "{db_url}"\n', f'[http]\nallow_private_addresses = true\ntimeout = "{timeout}"\n',
-             extra]
+    parts = [
+        f'[database]\nurl = "{db_url}"\n',
+        f'[http]\nallow_private_addresses = true\ntimeout = "{timeout}"\n',
+        extra,
+    ]
     for client, urls in feeds.items():
         parts.append(f'[[clients]]\nid = "{client}"\nname = "{client}"\nkeywords = {keywords}\n')
         for n, url in enumerate(urls):

@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.support.server import LocalServer, Request, Response
-from veille.clock import Clock, FakeClock
-from veille.config import HttpConfig
-from veille.http import HttpClient
+from veille.core.clock import Clock, FakeClock
+from veille.net.http import HttpClient
+from veille.net.options import HttpConfig
 from veille.sources.base import PollContext
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -32,14 +32,21 @@ def iso(when: datetime) -> str:
 
 
 @asynccontextmanager
-async def poll_context(clock: Clock | None = None, env: Mapping[str, str] | None = None,
-                       cache: dict[str, Any] | None = None) -> AsyncIterator[PollContext]:
+async def poll_context(
+    clock: Clock | None = None, env: Mapping[str, str] | None = None, cache: dict[str, Any] | None = None
+) -> AsyncIterator[PollContext]:
     """A real `HttpClient` allowed to reach 127.0.0.1, and a PollContext around it."""
     async with HttpClient(HttpConfig(allow_private_addresses=True, timeout=10.0)) as http:
         values = dict(env or {})
-        yield PollContext(http=http, clock=clock or FakeClock(T0), client_id="acme", source_key="acme/test",
-                          log=logging.getLogger("tests.sources"), env=values.get,
-                          cache=cache if cache is not None else {})
+        yield PollContext(
+            http=http,
+            clock=clock or FakeClock(T0),
+            client_id="acme",
+            source_key="acme/test",
+            log=logging.getLogger("tests.sources"),
+            env=values.get,
+            cache=cache if cache is not None else {},
+        )
 
 
 def header(request: Request, name: str) -> str:
@@ -78,17 +85,40 @@ class FakeApi:
 # --- Mastodon --------------------------------------------------------------------------------
 
 
-def mastodon_status(status_id: int, text: str, *, acct: str = "alice", host: str = "social.example",
-                    when: datetime | None = None, mentions: tuple[str, ...] = (), likes: int = 0) -> dict[str, Any]:
+def mastodon_status(
+    status_id: int,
+    text: str,
+    *,
+    acct: str = "alice",
+    host: str = "social.example",
+    when: datetime | None = None,
+    mentions: tuple[str, ...] = (),
+    likes: int = 0,
+) -> dict[str, Any]:
     return {
-        "id": str(status_id), "uri": f"https://{host}/users/{acct}/statuses/{status_id}",
-        "url": f"https://{host}/@{acct}/{status_id}", "created_at": iso(when or T0 + timedelta(seconds=status_id)),
-        "content": f"<p>{text}</p>", "spoiler_text": "", "language": "fr", "visibility": "public",
-        "replies_count": 1, "reblogs_count": 2, "favourites_count": likes, "reblog": None,
-        "account": {"id": "1", "username": acct, "acct": acct, "display_name": acct.title(),
-                    "followers_count": 42, "url": f"https://{host}/@{acct}"},
-        "mentions": [{"id": "9", "username": m.split("@")[0], "acct": m, "url": f"https://{host}/@{m}"}
-                     for m in mentions],
+        "id": str(status_id),
+        "uri": f"https://{host}/users/{acct}/statuses/{status_id}",
+        "url": f"https://{host}/@{acct}/{status_id}",
+        "created_at": iso(when or T0 + timedelta(seconds=status_id)),
+        "content": f"<p>{text}</p>",
+        "spoiler_text": "",
+        "language": "fr",
+        "visibility": "public",
+        "replies_count": 1,
+        "reblogs_count": 2,
+        "favourites_count": likes,
+        "reblog": None,
+        "account": {
+            "id": "1",
+            "username": acct,
+            "acct": acct,
+            "display_name": acct.title(),
+            "followers_count": 42,
+            "url": f"https://{host}/@{acct}",
+        },
+        "mentions": [
+            {"id": "9", "username": m.split("@")[0], "acct": m, "url": f"https://{host}/@{m}"} for m in mentions
+        ],
     }
 
 
@@ -111,13 +141,23 @@ class MastodonFake(FakeApi):
         self.tags.setdefault(tag, []).extend(statuses)
 
     def mention(self, note_id: int, status: dict[str, Any]) -> None:
-        self.notifications.append({"id": str(note_id), "type": "mention", "created_at": status["created_at"],
-                                   "account": status["account"], "status": status})
+        self.notifications.append(
+            {
+                "id": str(note_id),
+                "type": "mention",
+                "created_at": status["created_at"],
+                "account": status["account"],
+                "status": status,
+            }
+        )
 
     def _headers(self) -> dict[str, str]:
         self.remaining = max(self.remaining - 1, 0)
-        return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
-                "X-RateLimit-Reset": self.reset.isoformat().replace("+00:00", "Z")}
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": self.reset.isoformat().replace("+00:00", "Z"),
+        }
 
     def _authorized(self, request: Request) -> bool:
         return header(request, "Authorization") == f"Bearer {self.token}"
@@ -125,6 +165,7 @@ class MastodonFake(FakeApi):
     def _page(self, request: Request, rows: list[dict[str, Any]], path: str) -> tuple[list[dict[str, Any]], str]:
         """Mastodon paging: newest first; `min_id` gives the page just above it."""
         limit = min(int(q1(request, "limit", "20") or 20), 40)
+
         def key(row: Any) -> int:
             return int(row.get("id", 0)) if isinstance(row, dict) else 0
 
@@ -140,8 +181,10 @@ class MastodonFake(FakeApi):
         link = ""
         if page:
             base = self.url(path)
-            link = (f'<{base}?limit={limit}&max_id={key(page[-1])}>; rel="next", '
-                    f'<{base}?limit={limit}&min_id={key(page[0])}>; rel="prev"')
+            link = (
+                f'<{base}?limit={limit}&max_id={key(page[-1])}>; rel="next", '
+                f'<{base}?limit={limit}&min_id={key(page[0])}>; rel="prev"'
+            )
         return page, link
 
     def _timeline(self, request: Request, tag: str) -> Response:
@@ -177,20 +220,42 @@ def jwt(claims: dict[str, Any]) -> str:
     return f"{part({'alg': 'ES256K', 'typ': 'JWT'})}.{part(claims)}.c2ln"
 
 
-def bsky_post(rkey: str, text: str, *, did: str = "did:plc:alice", handle: str = "alice.bsky.social",
-              when: datetime | None = None, mention_did: str | None = None,
-              reply_to: str | None = None) -> dict[str, Any]:
-    record: dict[str, Any] = {"$type": "app.bsky.feed.post", "text": text,
-                              "createdAt": iso(when or T0), "langs": ["fr"]}
+def bsky_post(
+    rkey: str,
+    text: str,
+    *,
+    did: str = "did:plc:alice",
+    handle: str = "alice.bsky.social",
+    when: datetime | None = None,
+    mention_did: str | None = None,
+    reply_to: str | None = None,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "$type": "app.bsky.feed.post",
+        "text": text,
+        "createdAt": iso(when or T0),
+        "langs": ["fr"],
+    }
     if mention_did:
-        record["facets"] = [{"index": {"byteStart": 0, "byteEnd": 5},
-                             "features": [{"$type": "app.bsky.richtext.facet#mention", "did": mention_did}]}]
+        record["facets"] = [
+            {
+                "index": {"byteStart": 0, "byteEnd": 5},
+                "features": [{"$type": "app.bsky.richtext.facet#mention", "did": mention_did}],
+            }
+        ]
     if reply_to:
         record["reply"] = {"parent": {"uri": reply_to, "cid": "bafy"}, "root": {"uri": reply_to, "cid": "bafy"}}
-    return {"uri": f"at://{did}/app.bsky.feed.post/{rkey}", "cid": f"bafy{rkey}",
-            "author": {"did": did, "handle": handle, "displayName": handle.split(".", maxsplit=1)[0].title()},
-            "record": record, "replyCount": 1, "repostCount": 2, "likeCount": 3, "quoteCount": 1,
-            "indexedAt": iso(when or T0)}
+    return {
+        "uri": f"at://{did}/app.bsky.feed.post/{rkey}",
+        "cid": f"bafy{rkey}",
+        "author": {"did": did, "handle": handle, "displayName": handle.split(".", maxsplit=1)[0].title()},
+        "record": record,
+        "replyCount": 1,
+        "repostCount": 2,
+        "likeCount": 3,
+        "quoteCount": 1,
+        "indexedAt": iso(when or T0),
+    }
 
 
 @dataclass
@@ -218,19 +283,28 @@ class BlueskyFake(FakeApi):
 
     def notify(self, post: dict[str, Any], reason: str = "mention") -> None:
         """A notification for the account: a post view plus `reason` (like, follow, mention...)."""
-        self.notifications.append({**{k: post[k] for k in ("uri", "cid", "author", "record", "indexedAt")},
-                                   "reason": reason, "isRead": False, "labels": []})
+        self.notifications.append(
+            {
+                **{k: post[k] for k in ("uri", "cid", "author", "record", "indexedAt")},
+                "reason": reason,
+                "isRead": False,
+                "labels": [],
+            }
+        )
 
     def _notifications(self, request: Request) -> Response:
         refused = self._check(request)
         if refused:
             return refused
         reasons = set(request.query.get("reasons", []))
-        rows = sorted((n for n in self.notifications if not reasons or n["reason"] in reasons),
-                      key=lambda n: n["indexedAt"], reverse=True)
+        rows = sorted(
+            (n for n in self.notifications if not reasons or n["reason"] in reasons),
+            key=lambda n: n["indexedAt"],
+            reverse=True,
+        )
         limit = int(q1(request, "limit", "50") or 50)
         start = int(q1(request, "cursor", "0") or 0)
-        body: dict[str, Any] = {"notifications": rows[start:start + limit]}
+        body: dict[str, Any] = {"notifications": rows[start : start + limit]}
         if start + limit < len(rows):
             body["cursor"] = str(start + limit)
         return Response.json(body, headers=self._headers())
@@ -271,8 +345,12 @@ class BlueskyFake(FakeApi):
         return None
 
     def _headers(self) -> dict[str, str]:
-        return {"RateLimit-Limit": "3000", "RateLimit-Remaining": "2990",
-                "RateLimit-Reset": str(int((T0 + timedelta(minutes=5)).timestamp())), "RateLimit-Policy": "3000;w=300"}
+        return {
+            "RateLimit-Limit": "3000",
+            "RateLimit-Remaining": "2990",
+            "RateLimit-Reset": str(int((T0 + timedelta(minutes=5)).timestamp())),
+            "RateLimit-Policy": "3000;w=300",
+        }
 
     def _search(self, request: Request) -> Response:
         refused = self._check(request)
@@ -281,13 +359,14 @@ class BlueskyFake(FakeApi):
         query = (q1(request, "q") or "").lower()
         limit = int(q1(request, "limit", "25") or 25)
         since = q1(request, "since")
-        rows = sorted((p for p in self.posts if query in p["record"]["text"].lower()),
-                      key=lambda p: p["indexedAt"], reverse=True)
+        rows = sorted(
+            (p for p in self.posts if query in p["record"]["text"].lower()), key=lambda p: p["indexedAt"], reverse=True
+        )
         if since:
             floor = datetime.fromisoformat(since)
             rows = [p for p in rows if datetime.fromisoformat(p["record"]["createdAt"]) >= floor]
         start = int(q1(request, "cursor", "0") or 0)
-        page = rows[start:start + limit]
+        page = rows[start : start + limit]
         body: dict[str, Any] = {"posts": page, "hitsTotal": len(rows)}
         if start + limit < len(rows):
             body["cursor"] = str(start + limit)
@@ -304,12 +383,32 @@ class BlueskyFake(FakeApi):
 # --- Reddit ----------------------------------------------------------------------------------
 
 
-def reddit_post(base36: str, title: str, text: str = "", *, author: str = "bob", sub: str = "lyon",
-                created: float | None = None, score: int = 5) -> dict[str, Any]:
-    return {"kind": "t3", "data": {
-        "name": f"t3_{base36}", "id": base36, "title": title, "selftext": text, "author": author,
-        "subreddit": sub, "permalink": f"/r/{sub}/comments/{base36}/x/", "url": f"https://www.reddit.com/r/{sub}/",
-        "created_utc": created if created is not None else T0.timestamp(), "score": score, "num_comments": 3}}
+def reddit_post(
+    base36: str,
+    title: str,
+    text: str = "",
+    *,
+    author: str = "bob",
+    sub: str = "lyon",
+    created: float | None = None,
+    score: int = 5,
+) -> dict[str, Any]:
+    return {
+        "kind": "t3",
+        "data": {
+            "name": f"t3_{base36}",
+            "id": base36,
+            "title": title,
+            "selftext": text,
+            "author": author,
+            "subreddit": sub,
+            "permalink": f"/r/{sub}/comments/{base36}/x/",
+            "url": f"https://www.reddit.com/r/{sub}/",
+            "created_utc": created if created is not None else T0.timestamp(),
+            "score": score,
+            "num_comments": 3,
+        },
+    }
 
 
 class RedditFake(FakeApi):
@@ -342,8 +441,11 @@ class RedditFake(FakeApi):
 
     def _headers(self) -> dict[str, str]:
         self.remaining -= 1
-        return {"X-Ratelimit-Used": str(int(600 - self.remaining)), "X-Ratelimit-Remaining": f"{self.remaining:.1f}",
-                "X-Ratelimit-Reset": "240"}
+        return {
+            "X-Ratelimit-Used": str(int(600 - self.remaining)),
+            "X-Ratelimit-Remaining": f"{self.remaining:.1f}",
+            "X-Ratelimit-Reset": "240",
+        }
 
     def _auth(self, request: Request) -> Response | None:
         if header(request, "Authorization").removeprefix("Bearer ") not in self.valid:
@@ -358,12 +460,14 @@ class RedditFake(FakeApi):
         after = q1(request, "after")
         if after:
             names = [t["data"]["name"] for t in rows]
-            rows = rows[names.index(after) + 1:] if after in names else []
+            rows = rows[names.index(after) + 1 :] if after in names else []
         limit = int(q1(request, "limit", "25") or 25)
         page = rows[:limit]
         next_after = page[-1]["data"]["name"] if len(rows) > limit else None
-        return Response.json({"kind": "Listing", "data": {"after": next_after, "before": None, "dist": len(page),
-                                                          "children": page}}, headers=self._headers())
+        return Response.json(
+            {"kind": "Listing", "data": {"after": next_after, "before": None, "dist": len(page), "children": page}},
+            headers=self._headers(),
+        )
 
     def _info(self, request: Request) -> Response:
         refused = self._auth(request)
@@ -377,13 +481,24 @@ class RedditFake(FakeApi):
 # --- X ---------------------------------------------------------------------------------------
 
 
-def tweet(tweet_id: int, text: str, *, author_id: str = "u1", mentions: tuple[str, ...] = (),
-          when: datetime | None = None) -> dict[str, Any]:
+def tweet(
+    tweet_id: int, text: str, *, author_id: str = "u1", mentions: tuple[str, ...] = (), when: datetime | None = None
+) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "id": str(tweet_id), "text": text, "author_id": author_id, "lang": "fr",
-        "created_at": iso(when or T0), "edit_history_tweet_ids": [str(tweet_id)],
-        "public_metrics": {"retweet_count": 1, "reply_count": 2, "like_count": 3, "quote_count": 0,
-                           "impression_count": 100}}
+        "id": str(tweet_id),
+        "text": text,
+        "author_id": author_id,
+        "lang": "fr",
+        "created_at": iso(when or T0),
+        "edit_history_tweet_ids": [str(tweet_id)],
+        "public_metrics": {
+            "retweet_count": 1,
+            "reply_count": 2,
+            "like_count": 3,
+            "quote_count": 0,
+            "impression_count": 100,
+        },
+    }
     if mentions:
         data["entities"] = {"mentions": [{"start": 0, "end": len(m) + 1, "username": m} for m in mentions]}
     return data
@@ -401,22 +516,31 @@ class XFake(FakeApi):
 
     def _search(self, request: Request) -> Response:
         if header(request, "Authorization") != f"Bearer {self.bearer}":
-            return Response.json({"title": "Unauthorized", "type": "about:blank", "status": 401,
-                                  "detail": "Unauthorized"}, 401)
+            return Response.json(
+                {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}, 401
+            )
         max_results = int(q1(request, "max_results", "10") or 10)
         if not 10 <= max_results <= 100:
-            return Response.json({"errors": [{"parameters": {"max_results": [str(max_results)]},
-                                              "message": "out of range"}], "title": "Invalid Request"}, 400)
+            return Response.json(
+                {
+                    "errors": [{"parameters": {"max_results": [str(max_results)]}, "message": "out of range"}],
+                    "title": "Invalid Request",
+                },
+                400,
+            )
         rows = sorted(self.tweets, key=lambda t: int(t["id"]), reverse=True)
         since_id = q1(request, "since_id")
         if since_id:
             rows = [t for t in rows if int(t["id"]) > int(since_id)]
         start = int(q1(request, "next_token", "0") or 0)
-        page = rows[start:start + max_results]
+        page = rows[start : start + max_results]
         self.posts_served += len(page)
         self.remaining -= 1
-        headers = {"x-rate-limit-limit": "450", "x-rate-limit-remaining": str(self.remaining),
-                   "x-rate-limit-reset": str(int((T0 + timedelta(minutes=15)).timestamp()))}
+        headers = {
+            "x-rate-limit-limit": "450",
+            "x-rate-limit-remaining": str(self.remaining),
+            "x-rate-limit-reset": str(int((T0 + timedelta(minutes=15)).timestamp())),
+        }
         meta: dict[str, Any] = {"result_count": len(page)}
         if page:
             meta.update(newest_id=page[0]["id"], oldest_id=page[-1]["id"])
@@ -432,21 +556,54 @@ class XFake(FakeApi):
 # --- YouTube ---------------------------------------------------------------------------------
 
 
-def yt_thread(comment_id: str, text: str, *, when: datetime | None = None, video: str = "vid1",
-              channel: str = "UCa-vrCLQHviTOVnEKDOdetQ") -> dict[str, Any]:
-    return {"kind": "youtube#commentThread", "id": comment_id, "snippet": {
-        "channelId": channel, "videoId": video, "totalReplyCount": 2, "canReply": True, "isPublic": True,
-        "topLevelComment": {"kind": "youtube#comment", "id": comment_id, "snippet": {
-            "authorDisplayName": "Dan", "authorChannelUrl": "http://www.youtube.com/channel/UCdan",
-            "authorChannelId": {"value": "UCdan"}, "channelId": channel, "videoId": video,
-            "textDisplay": text, "textOriginal": text, "likeCount": 4,
-            "publishedAt": iso(when or T0), "updatedAt": iso(when or T0)}}}}
+def yt_thread(
+    comment_id: str,
+    text: str,
+    *,
+    when: datetime | None = None,
+    video: str = "vid1",
+    channel: str = "UCa-vrCLQHviTOVnEKDOdetQ",
+) -> dict[str, Any]:
+    return {
+        "kind": "youtube#commentThread",
+        "id": comment_id,
+        "snippet": {
+            "channelId": channel,
+            "videoId": video,
+            "totalReplyCount": 2,
+            "canReply": True,
+            "isPublic": True,
+            "topLevelComment": {
+                "kind": "youtube#comment",
+                "id": comment_id,
+                "snippet": {
+                    "authorDisplayName": "Dan",
+                    "authorChannelUrl": "http://www.youtube.com/channel/UCdan",
+                    "authorChannelId": {"value": "UCdan"},
+                    "channelId": channel,
+                    "videoId": video,
+                    "textDisplay": text,
+                    "textOriginal": text,
+                    "likeCount": 4,
+                    "publishedAt": iso(when or T0),
+                    "updatedAt": iso(when or T0),
+                },
+            },
+        },
+    }
 
 
 def google_error(code: int, reason: str) -> Response:
-    return Response.json({"error": {"code": code, "message": reason,
-                                    "errors": [{"message": reason, "domain": "youtube.quota", "reason": reason}]}},
-                         code)
+    return Response.json(
+        {
+            "error": {
+                "code": code,
+                "message": reason,
+                "errors": [{"message": reason, "domain": "youtube.quota", "reason": reason}],
+            }
+        },
+        code,
+    )
 
 
 class YoutubeFake(FakeApi):
@@ -461,12 +618,16 @@ class YoutubeFake(FakeApi):
         self.calls += 1
         if q1(request, "key") != self.key:
             return google_error(400, "keyInvalid")
-        rows = sorted(self.threads, key=lambda t: t["snippet"]["topLevelComment"]["snippet"]["publishedAt"],
-                      reverse=True)
+        rows = sorted(
+            self.threads, key=lambda t: t["snippet"]["topLevelComment"]["snippet"]["publishedAt"], reverse=True
+        )
         size = int(q1(request, "maxResults", "20") or 20)
         start = int(q1(request, "pageToken", "0") or 0)
-        body: dict[str, Any] = {"kind": "youtube#commentThreadListResponse", "items": rows[start:start + size],
-                                "pageInfo": {"totalResults": len(rows), "resultsPerPage": size}}
+        body: dict[str, Any] = {
+            "kind": "youtube#commentThreadListResponse",
+            "items": rows[start : start + size],
+            "pageInfo": {"totalResults": len(rows), "resultsPerPage": size},
+        }
         if start + size < len(rows):
             body["nextPageToken"] = str(start + size)
         return Response.json(body)
@@ -477,9 +638,14 @@ class YoutubeFake(FakeApi):
 
 def hn_hit(object_id: int, text: str, *, created: int | None = None, story: bool = False) -> dict[str, Any]:
     created = created if created is not None else int(T0.timestamp()) + object_id
-    hit: dict[str, Any] = {"objectID": str(object_id), "author": "erin", "created_at_i": created,
-                           "created_at": iso(datetime.fromtimestamp(created, UTC)), "points": 7,
-                           "_tags": ["story" if story else "comment", "author_erin"]}
+    hit: dict[str, Any] = {
+        "objectID": str(object_id),
+        "author": "erin",
+        "created_at_i": created,
+        "created_at": iso(datetime.fromtimestamp(created, UTC)),
+        "points": 7,
+        "_tags": ["story" if story else "comment", "author_erin"],
+    }
     if story:
         hit.update(title=text, url="https://example.org/a", num_comments=4, story_text=None)
     else:
@@ -501,5 +667,13 @@ class HackerNewsFake(FakeApi):
         per_page = int(q1(request, "hitsPerPage", "20") or 20)
         page = int(q1(request, "page", "0") or 0)
         pages = max(1, -(-len(rows) // per_page))
-        return Response.json({"hits": rows[page * per_page:(page + 1) * per_page], "nbHits": len(rows), "page": page,
-                              "nbPages": pages, "hitsPerPage": per_page, "query": q1(request, "query")})
+        return Response.json(
+            {
+                "hits": rows[page * per_page : (page + 1) * per_page],
+                "nbHits": len(rows),
+                "page": page,
+                "nbPages": pages,
+                "hitsPerPage": per_page,
+                "query": q1(request, "query"),
+            }
+        )

@@ -20,22 +20,54 @@ from websockets.asyncio.server import ServerConnection, serve
 BASE_US = 1_763_640_000_000_000  # 2025-11-20T12:00:00Z in microseconds
 
 
-def post_event(seq: int, text: str, *, did: str = "did:plc:alice", langs: tuple[str, ...] = ("fr",),
-               time_us: int | None = None, operation: str = "create") -> dict[str, Any]:
-    return {"did": did, "time_us": time_us if time_us is not None else BASE_US + seq * 1000, "kind": "commit",
-            "commit": {"rev": f"rev{seq}", "operation": operation, "collection": "app.bsky.feed.post",
-                       "rkey": f"rk{seq:06}", "cid": f"bafy{seq}",
-                       "record": {"$type": "app.bsky.feed.post", "text": text, "langs": list(langs),
-                                  "createdAt": "2025-11-20T12:00:00.000Z"}}}
+def post_event(
+    seq: int,
+    text: str,
+    *,
+    did: str = "did:plc:alice",
+    langs: tuple[str, ...] = ("fr",),
+    time_us: int | None = None,
+    operation: str = "create",
+) -> dict[str, Any]:
+    return {
+        "did": did,
+        "time_us": time_us if time_us is not None else BASE_US + seq * 1000,
+        "kind": "commit",
+        "commit": {
+            "rev": f"rev{seq}",
+            "operation": operation,
+            "collection": "app.bsky.feed.post",
+            "rkey": f"rk{seq:06}",
+            "cid": f"bafy{seq}",
+            "record": {
+                "$type": "app.bsky.feed.post",
+                "text": text,
+                "langs": list(langs),
+                "createdAt": "2025-11-20T12:00:00.000Z",
+            },
+        },
+    }
 
 
 def other_event(seq: int, kind: str = "identity") -> dict[str, Any]:
     if kind == "like":
-        return {"did": "did:plc:bob", "time_us": BASE_US + seq * 1000, "kind": "commit",
-                "commit": {"operation": "create", "collection": "app.bsky.feed.like", "rkey": f"l{seq}",
-                           "record": {"$type": "app.bsky.feed.like", "subject": {"uri": "at://x"}}}}
-    return {"did": "did:plc:bob", "time_us": BASE_US + seq * 1000, "kind": kind,
-            kind: {"did": "did:plc:bob", "seq": seq, "time": "2025-11-20T12:00:00Z"}}
+        return {
+            "did": "did:plc:bob",
+            "time_us": BASE_US + seq * 1000,
+            "kind": "commit",
+            "commit": {
+                "operation": "create",
+                "collection": "app.bsky.feed.like",
+                "rkey": f"l{seq}",
+                "record": {"$type": "app.bsky.feed.like", "subject": {"uri": "at://x"}},
+            },
+        }
+    return {
+        "did": "did:plc:bob",
+        "time_us": BASE_US + seq * 1000,
+        "kind": kind,
+        kind: {"did": "did:plc:bob", "seq": seq, "time": "2025-11-20T12:00:00Z"},
+    }
 
 
 @dataclass

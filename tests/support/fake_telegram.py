@@ -23,8 +23,24 @@ from typing import Any
 
 from tests.support.server import LocalServer, Request, Response
 
-ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
-                "tg-spoiler", "span", "blockquote", "tg-emoji"}
+ALLOWED_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "a",
+    "code",
+    "pre",
+    "tg-spoiler",
+    "span",
+    "blockquote",
+    "tg-emoji",
+}
 _TOKEN = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^<>]*)?)>|&(#x[0-9a-fA-F]+|#[0-9]+|[a-zA-Z]+);|[<>&]")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 
@@ -45,10 +61,10 @@ def parse_telegram_html(text: str) -> str:
         if match.group(2):
             closing, tag = match.group(1) == "/", match.group(2).lower()
             if tag not in ALLOWED_TAGS:
-                raise EntityError(f"Can't parse entities: unsupported start tag \"{tag}\"")
+                raise EntityError(f'Can\'t parse entities: unsupported start tag "{tag}"')
             if closing:
                 if not stack or stack.pop() != tag:
-                    raise EntityError(f"Can't parse entities: unmatched end tag \"{tag}\"")
+                    raise EntityError(f'Can\'t parse entities: unmatched end tag "{tag}"')
             else:
                 if tag == "a" and not re.fullmatch(r'\s+href="[^"<>]*"', match.group(3) or ""):
                     raise EntityError("Can't parse entities: bad <a> attributes")
@@ -97,7 +113,7 @@ class Failure:
 
     @classmethod
     def entities(cls) -> Failure:
-        return cls(400, "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0")
+        return cls(400, 'Bad Request: can\'t parse entities: Unsupported start tag "x" at byte offset 0')
 
     @classmethod
     def blocked(cls) -> Failure:
@@ -117,8 +133,9 @@ class Failure:
 
     @classmethod
     def conflict(cls) -> Failure:
-        return cls(409, "Conflict: terminated by other getUpdates request; make sure that only one bot "
-                        "instance is running")
+        return cls(
+            409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+        )
 
 
 @dataclass
@@ -201,25 +218,33 @@ class FakeTelegram:
             self._new_update.notify_all()
             return self._update_id
 
-    def push_message(self, chat_id: int, user_id: int | None, text: str, *, chat_type: str | None = None,
-                     key: str = "message") -> int:
-        message: dict[str, Any] = {"message_id": self._next_message_id(), "date": int(time.time()),
-                                   "chat": self._chat(chat_id, chat_type), "text": text}
+    def push_message(
+        self, chat_id: int, user_id: int | None, text: str, *, chat_type: str | None = None, key: str = "message"
+    ) -> int:
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(),
+            "date": int(time.time()),
+            "chat": self._chat(chat_id, chat_type),
+            "text": text,
+        }
         if user_id is not None:
             message["from"] = {"id": user_id, "is_bot": False, "first_name": f"U{user_id}"}
         if text.startswith("/"):
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split(maxsplit=1)[0])}]
         return self.push_update({key: message})
 
-    def push_callback(self, chat_id: int, user_id: int, data: str, message_id: int,
-                      first_name: str = "Alice") -> int:
+    def push_callback(self, chat_id: int, user_id: int, data: str, message_id: int, first_name: str = "Alice") -> int:
         query = {
             "id": f"cq{self._next_message_id()}",
             "from": {"id": user_id, "is_bot": False, "first_name": first_name},
             "chat_instance": "ci",
             "data": data,
-            "message": {"message_id": message_id, "date": int(time.time()), "chat": self._chat(chat_id),
-                        "text": self._texts.get((str(chat_id), message_id), "")},
+            "message": {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": self._chat(chat_id),
+                "text": self._texts.get((str(chat_id), message_id), ""),
+            },
         }
         return self.push_update({"callback_query": query})
 
@@ -283,9 +308,18 @@ class FakeTelegram:
         return Response.json({"ok": True, "result": result})
 
     def _api_getMe(self, call: Call) -> Response:
-        return self._ok(call, {"id": self.bot_id, "is_bot": True, "first_name": "Veille",
-                               "username": self.username, "can_join_groups": True,
-                               "can_read_all_group_messages": False, "supports_inline_queries": False})
+        return self._ok(
+            call,
+            {
+                "id": self.bot_id,
+                "is_bot": True,
+                "first_name": "Veille",
+                "username": self.username,
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            },
+        )
 
     def _api_deleteWebhook(self, call: Call) -> Response:
         return self._ok(call, True)
@@ -309,8 +343,11 @@ class FakeTelegram:
     def _route(self, call: Call) -> Failure | None:
         chat = call.chat_id
         if chat in self._migrated:
-            return Failure(400, "Bad Request: group chat was upgraded to a supergroup chat",
-                           {"migrate_to_chat_id": self._migrated[chat]})
+            return Failure(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self._migrated[chat]},
+            )
         if chat in self._blocked:
             return Failure.blocked() if not chat.startswith("-") else Failure.kicked()
         return self._check_text(call)
@@ -324,8 +361,15 @@ class FakeTelegram:
         chat_id = int(call.params["chat_id"])
         self._texts[(str(chat_id), message_id)] = str(call.params.get("text"))
         call.params["message_id"] = message_id
-        return self._ok(call, {"message_id": message_id, "date": int(time.time()), "chat": self._chat(chat_id),
-                               "text": call.params.get("text")})
+        return self._ok(
+            call,
+            {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": self._chat(chat_id),
+                "text": call.params.get("text"),
+            },
+        )
 
     def _api_editMessageText(self, call: Call) -> Response:
         failure = self._route(call)
@@ -335,8 +379,16 @@ class FakeTelegram:
         chat_id = int(call.params["chat_id"])
         message_id = int(call.params["message_id"])
         self._texts[(str(chat_id), message_id)] = str(call.params.get("text"))
-        return self._ok(call, {"message_id": message_id, "date": int(time.time()), "chat": self._chat(chat_id),
-                               "text": call.params.get("text"), "edit_date": int(time.time())})
+        return self._ok(
+            call,
+            {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": self._chat(chat_id),
+                "text": call.params.get("text"),
+                "edit_date": int(time.time()),
+            },
+        )
 
     def _api_getUpdates(self, call: Call) -> Response:
         if self._conflict:

@@ -38,21 +38,35 @@ def rss(items: list[dict[str, str]], title: str = "Flux") -> str:
         f"<description>{escape(i['text'])}</description></item>"
         for i in items
     )
-    return (f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>{escape(title)}</title>'
-            f"<link>https://example.org/</link><description>test</description>{body}</channel></rss>")
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>{escape(title)}</title>'
+        f"<link>https://example.org/</link><description>test</description>{body}</channel></rss>"
+    )
 
 
-def feed_items(feed: int, count: int, *, name: str = "Chez Gégé", matching_ratio: float = 0.5,
-               seed: int = 0, start: datetime | None = None) -> list[dict[str, str]]:
+def feed_items(
+    feed: int,
+    count: int,
+    *,
+    name: str = "Chez Gégé",
+    matching_ratio: float = 0.5,
+    seed: int = 0,
+    start: datetime | None = None,
+) -> list[dict[str, str]]:
     rng = random.Random(seed * 7919 + feed)
     start = start or datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
     items = []
     for n in range(count):
         matches = rng.random() < matching_ratio
         text = rng.choice(PHRASES).format(name=name) if matches else rng.choice(OTHER)
-        items.append({
-            "title": text[:60], "text": f"{text}. (avis n°{n})", "guid": f"urn:veille-test:feed{feed}:item{n}",
-            "link": f"https://news.example.org/{feed}/{n}",
-            "date": format_datetime(start - timedelta(minutes=n)), "matches": "1" if matches else "",
-        })
+        items.append(
+            {
+                "title": text[:60],
+                "text": f"{text}. (avis n°{n})",
+                "guid": f"urn:veille-test:feed{feed}:item{n}",
+                "link": f"https://news.example.org/{feed}/{n}",
+                "date": format_datetime(start - timedelta(minutes=n)),
+                "matches": "1" if matches else "",
+            }
+        )
     return items

@@ -135,9 +135,12 @@ def make_certificate(directory: Path, names: Iterable[str], *, expired: bool = F
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "veille test CA")])
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
@@ -149,21 +152,27 @@ def make_certificate(directory: Path, names: Iterable[str], *, expired: bool = F
         except ValueError:
             alt.append(x509.DNSName(name))
     key = ec.generate_private_key(ec.SECP256R1())
-    start, end = (now - dt.timedelta(days=10), now - dt.timedelta(days=5)) if expired else (
-        now - dt.timedelta(days=1), now + dt.timedelta(days=1))
+    start, end = (
+        (now - dt.timedelta(days=10), now - dt.timedelta(days=5))
+        if expired
+        else (now - dt.timedelta(days=1), now + dt.timedelta(days=1))
+    )
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_name).public_key(key.public_key())
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     result = Certificate(directory / "server.pem", directory / "server.key", directory / "ca.pem")
     result.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    result.key_file.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    result.key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     result.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     return result
 

@@ -13,11 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from veille.alerting.escalation import Cause, Signal
 from veille.alerting.settings import AlertingSettings
 from veille.alerting.spikes import SpikeVerdict, spike_test
-from veille.matching import fold
-from veille.notify.base import Urgency
+from veille.core.incidents import Cause, Signal, Urgency
+from veille.core.matching import fold
 
 _NOISE = re.compile(r"https?://\S+|[@#]\w+|\d+|[^\w\s]", re.UNICODE)
 _SPACES = re.compile(r"\s+")
@@ -77,27 +76,40 @@ def _mean(days: list[list[HitRow]], count: Callable[[Sequence[HitRow]], int]) ->
     return sum(count(day) for day in days) / len(days) if days else None
 
 
-def detect(client_id: str, rows: Sequence[HitRow], new_hits: Sequence[int], settings: AlertingSettings,
-           now: datetime) -> list[Signal]:
+def detect(
+    client_id: str, rows: Sequence[HitRow], new_hits: Sequence[int], settings: AlertingSettings, now: datetime
+) -> list[Signal]:
     """Signals for one client from its recent hits (the service passes HISTORY_DAYS of them)."""
     window_start = now - settings.spike_window
     baseline_start = window_start - settings.spike_baseline
     recent = [r for r in rows if r.seen_at >= window_start]
     baseline = [r for r in rows if baseline_start <= r.seen_at < window_start]
     days = _previous_days(rows, now, settings.spike_window)
-    volume = spike_test(_distinct_texts(recent), _distinct_texts(baseline), window=settings.spike_window,
-                        baseline_span=settings.spike_baseline, p_value=settings.spike_p_value,
-                        floor=settings.spike_min_hits, same_hour=_mean(days, _distinct_texts))
-    negative = spike_test(_distinct_negative_voices(recent), _distinct_negative_voices(baseline),
-                          window=settings.spike_window, baseline_span=settings.spike_baseline,
-                          p_value=settings.spike_p_value, floor=settings.spike_min_negative,
-                          same_hour=_mean(days, _distinct_negative_voices))
+    volume = spike_test(
+        _distinct_texts(recent),
+        _distinct_texts(baseline),
+        window=settings.spike_window,
+        baseline_span=settings.spike_baseline,
+        p_value=settings.spike_p_value,
+        floor=settings.spike_min_hits,
+        same_hour=_mean(days, _distinct_texts),
+    )
+    negative = spike_test(
+        _distinct_negative_voices(recent),
+        _distinct_negative_voices(baseline),
+        window=settings.spike_window,
+        baseline_span=settings.spike_baseline,
+        p_value=settings.spike_p_value,
+        floor=settings.spike_min_negative,
+        same_hour=_mean(days, _distinct_negative_voices),
+    )
     hot_since = now - settings.resolve_after
-    risky = sorted((r for r in rows if r.last_active >= hot_since and r.risk >= settings.risk_threshold),
-                   key=lambda r: (-r.risk, r.hit_id))
+    risky = sorted(
+        (r for r in rows if r.last_active >= hot_since and r.risk >= settings.risk_threshold),
+        key=lambda r: (-r.risk, r.hit_id),
+    )
     new = set(new_hits)
-    return [_buzz(client_id, risky, negative, new, settings.critical_risk),
-            _volume(client_id, recent, volume, new)]
+    return [_buzz(client_id, risky, negative, new, settings.critical_risk), _volume(client_id, recent, volume, new)]
 
 
 def _buzz(client_id: str, risky: list[HitRow], negative: SpikeVerdict, new: set[int], critical: float) -> Signal:
@@ -113,33 +125,53 @@ def _buzz(client_id: str, risky: list[HitRow], negative: SpikeVerdict, new: set[
         reasons.append(f"{voices} risky authors")
     evidence = [r.hit_id for r in risky]
     return Signal(
-        client_id=client_id, cause=Cause.BUZZ, firing=bool(risky) or negative.firing,
-        urgency=Urgency.HIGH if high else Urgency.LOW, reasons=tuple(reasons),
-        new_hits=tuple(h for h in evidence if h in new), top_hits=tuple(evidence[:5]),
-        score=risky[0].risk if risky else 0.0, evidence_count=len(risky),
+        client_id=client_id,
+        cause=Cause.BUZZ,
+        firing=bool(risky) or negative.firing,
+        urgency=Urgency.HIGH if high else Urgency.LOW,
+        reasons=tuple(reasons),
+        new_hits=tuple(h for h in evidence if h in new),
+        top_hits=tuple(evidence[:5]),
+        score=risky[0].risk if risky else 0.0,
+        evidence_count=len(risky),
     )
 
 
 def _volume(client_id: str, recent: list[HitRow], volume: SpikeVerdict, new: set[int]) -> Signal:
     return Signal(
-        client_id=client_id, cause=Cause.VOLUME, firing=volume.firing, urgency=Urgency.LOW,
+        client_id=client_id,
+        cause=Cause.VOLUME,
+        firing=volume.firing,
+        urgency=Urgency.LOW,
         reasons=(volume.describe("posts"),) if volume.firing else (),
         new_hits=tuple(r.hit_id for r in recent if r.hit_id in new) if volume.firing else (),
-        top_hits=(), score=0.0, evidence_count=volume.count,
+        top_hits=(),
+        score=0.0,
+        evidence_count=volume.count,
     )
 
 
-def source_signal(client_id: str, source_key: str, ok: bool, failing_since: datetime | None,
-                  error_kind: str | None, settings: AlertingSettings, now: datetime) -> Signal:
+def source_signal(
+    client_id: str,
+    source_key: str,
+    ok: bool,
+    failing_since: datetime | None,
+    error_kind: str | None,
+    settings: AlertingSettings,
+    now: datetime,
+) -> Signal:
     firing = not ok and failing_since is not None and now - failing_since >= settings.source_failing_after
-    reasons = (f"failing since {failing_since:%Y-%m-%d %H:%M} UTC ({error_kind or 'error'})",) if firing and \
-        failing_since else ()
-    return Signal(client_id=client_id, cause=Cause.SOURCE, subject=source_key, firing=firing,
-                  urgency=Urgency.LOW, reasons=reasons)
+    reasons = (
+        (f"failing since {failing_since:%Y-%m-%d %H:%M} UTC ({error_kind or 'error'})",)
+        if firing and failing_since
+        else ()
+    )
+    return Signal(
+        client_id=client_id, cause=Cause.SOURCE, subject=source_key, firing=firing, urgency=Urgency.LOW, reasons=reasons
+    )
 
 
-def silence_signal(client_id: str, last_data_at: datetime | None, settings: AlertingSettings,
-                   now: datetime) -> Signal:
+def silence_signal(client_id: str, last_data_at: datetime | None, settings: AlertingSettings, now: datetime) -> Signal:
     limit = settings.no_data_after
     firing = limit is not None and last_data_at is not None and now - last_data_at >= limit
     reasons = (f"no data since {last_data_at:%Y-%m-%d %H:%M} UTC",) if firing and last_data_at else ()

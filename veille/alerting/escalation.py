@@ -20,114 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from veille.alerting.calendar import is_quiet
 from veille.alerting.settings import AlertingSettings, Contact
-from veille.notify.base import Urgency
-
-
-class Cause(StrEnum):
-    BUZZ = "buzz"  # risky hits or a spike of negative hits
-    VOLUME = "volume"  # unusual volume, not negative
-    SOURCE = "source"  # one source failing for hours
-    SILENCE = "silence"  # a client receiving no data at all
-
-
-class Status(StrEnum):
-    PENDING = "pending"  # inside group_wait: nobody told yet
-    OPEN = "open"
-    ACKED = "acked"  # acknowledged or snoozed until `ack_until`
-    RESOLVED = "resolved"
-
-
-class Mode(StrEnum):
-    """How a notification reaches a contact."""
-
-    WAKE = "wake"  # rings the phone
-    SILENT = "silent"  # delivered without sound
-    HELD = "held"  # not sent now: goes into the contact's next digest
-
-
-class Kind(StrEnum):
-    OPENED = "opened"
-    UPDATE = "update"
-    REPEAT = "repeat"
-    ESCALATED = "escalated"
-    RESOLVED = "resolved"
-    DIGEST = "digest"
-    NOTICE = "notice"
-
+from veille.core.incidents import Cause, Incident, Kind, Mode, Signal, Status, Urgency
 
 _SUPPRESSIBLE_BY_BUZZ = (Cause.SOURCE, Cause.SILENCE, Cause.VOLUME)
-
-
-def incident_key(client_id: str, cause: Cause, subject: str = "") -> str:
-    return f"{client_id}:{cause.value}" + (f":{subject}" if subject else "")
-
-
-@dataclass(slots=True)
-class Signal:
-    """What detection says about one dedup key right now."""
-
-    client_id: str
-    cause: Cause
-    firing: bool
-    urgency: Urgency = Urgency.LOW
-    subject: str = ""
-    title: str = ""
-    reasons: tuple[str, ...] = ()
-    new_hits: tuple[int, ...] = ()  # hit ids that are new evidence
-    top_hits: tuple[int, ...] = ()  # best evidence so far, most risky first
-    score: float = 0.0
-    evidence_count: int | None = None  # total evidence in the window, when detection knows it
-
-    @property
-    def key(self) -> str:
-        return incident_key(self.client_id, self.cause, self.subject)
-
-
-@dataclass(slots=True)
-class Incident:
-    id: int | None
-    key: str
-    client_id: str
-    cause: Cause
-    subject: str
-    status: Status
-    urgency: Urgency
-    firing: bool
-    opened_at: datetime
-    notify_at: datetime  # end of group_wait (or of the cool-down)
-    last_evidence_at: datetime
-    title: str = ""
-    reasons: tuple[str, ...] = ()
-    hit_count: int = 0
-    top_hits: tuple[int, ...] = ()
-    score: float = 0.0
-    version: int = 1  # bumped by every meaningful change
-    notified_version: int = 0
-    notified_urgency: Urgency | None = None
-    last_notified_at: datetime | None = None
-    notified_contacts: tuple[str, ...] = ()
-    held_for: tuple[str, ...] = ()  # contacts whose last notification waits for their digest
-    level: int = 0  # index in the contact chain
-    loops: int = 0
-    escalate_at: datetime | None = None
-    acked_by: str | None = None
-    acked_at: datetime | None = None
-    ack_until: datetime | None = None
-    resolved_at: datetime | None = None
-    flaps: int = 0
-
-    @property
-    def tag(self) -> str:
-        return f"#INC-{self.id}" if self.id is not None else "#INC-?"
-
-    @property
-    def active(self) -> bool:
-        return self.status is not Status.RESOLVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +70,9 @@ def route(contact: Contact, urgency: Urgency, ctx: Context, now: datetime) -> Mo
     return Mode.WAKE if contact.low_urgency_rings else Mode.SILENT
 
 
-def observe(incident: Incident | None, signal: Signal, ctx: Context, now: datetime, *,
-            last_resolved_at: datetime | None = None) -> Incident | None:
+def observe(
+    incident: Incident | None, signal: Signal, ctx: Context, now: datetime, *, last_resolved_at: datetime | None = None
+) -> Incident | None:
     """Fold one detection signal into the open incident for its key, or open a new one.
 
     Returns the incident to persist (None when nothing is firing and nothing is open).
@@ -187,11 +87,22 @@ def observe(incident: Incident | None, signal: Signal, ctx: Context, now: dateti
         if cooling and signal.urgency is Urgency.LOW and last_resolved_at is not None:
             notify_at = max(notify_at, last_resolved_at + s.cooldown)
         return Incident(
-            id=None, key=signal.key, client_id=signal.client_id, cause=signal.cause, subject=signal.subject,
-            status=Status.PENDING, urgency=signal.urgency, firing=True, opened_at=now, notify_at=notify_at,
-            last_evidence_at=now, title=signal.title, reasons=signal.reasons,
+            id=None,
+            key=signal.key,
+            client_id=signal.client_id,
+            cause=signal.cause,
+            subject=signal.subject,
+            status=Status.PENDING,
+            urgency=signal.urgency,
+            firing=True,
+            opened_at=now,
+            notify_at=notify_at,
+            last_evidence_at=now,
+            title=signal.title,
+            reasons=signal.reasons,
             hit_count=max(len(signal.new_hits), signal.evidence_count or 0),
-            top_hits=signal.top_hits, score=signal.score,
+            top_hits=signal.top_hits,
+            score=signal.score,
         )
     if signal.firing != incident.firing:
         incident.flaps += 1
@@ -250,12 +161,17 @@ def _open(incident: Incident, ctx: Context, now: datetime) -> list[Decision]:
     raised = incident.urgency is Urgency.HIGH and incident.notified_urgency is Urgency.LOW
     if incident.notified_version == 0:
         out.append(_notify(incident, Kind.OPENED, contact, ctx, now))
-    elif raised or (incident.version > incident.notified_version
-                    and incident.last_notified_at is not None
-                    and now >= incident.last_notified_at + s.group_interval):
+    elif raised or (
+        incident.version > incident.notified_version
+        and incident.last_notified_at is not None
+        and now >= incident.last_notified_at + s.group_interval
+    ):
         out.append(_notify(incident, Kind.UPDATE, contact, ctx, now))
-    elif (incident.urgency is Urgency.HIGH and incident.last_notified_at is not None
-          and now >= incident.last_notified_at + s.repeat_interval):
+    elif (
+        incident.urgency is Urgency.HIGH
+        and incident.last_notified_at is not None
+        and now >= incident.last_notified_at + s.repeat_interval
+    ):
         out.append(_notify(incident, Kind.REPEAT, contact, ctx, now))  # low urgency waits for the digest
     elif incident.escalate_at is not None and now >= incident.escalate_at:
         out.extend(_escalate(incident, chain, ctx, now))
@@ -341,13 +257,13 @@ def _resolve(incident: Incident, ctx: Context, now: datetime) -> list[Decision]:
     for contact_id in incident.notified_contacts:
         contact = ctx.settings.contact(contact_id)
         if contact is not None:
-            out.append(Decision(Kind.RESOLVED, incident, contact, Urgency.LOW,
-                                route(contact, Urgency.LOW, ctx, now)))
+            out.append(Decision(Kind.RESOLVED, incident, contact, Urgency.LOW, route(contact, Urgency.LOW, ctx, now)))
     return out
 
 
-def acknowledge(incident: Incident, contact_id: str, now: datetime, ctx: Context, *,
-                duration: timedelta | None = None) -> bool:
+def acknowledge(
+    incident: Incident, contact_id: str, now: datetime, ctx: Context, *, duration: timedelta | None = None
+) -> bool:
     """Ack (or snooze for `duration`): cancels pending escalation until the ack expires."""
     if not incident.active:
         return False

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from veille.matching import fold
-from veille.models import Engagement, SentimentLabel, SentimentResult
+from veille.core.matching import fold
+from veille.core.models import Engagement, SentimentLabel, SentimentResult
 
 
 class CrisisWords:

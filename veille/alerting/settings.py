@@ -1,6 +1,6 @@
 """`[alerting]` and `[[contacts]]`: who gets woken, when, and how hard to insist.
 
-Parsed through `veille.configreader.Reader` so every problem is reported at once with its dotted
+Parsed through `veille.core.configreader.Reader` so every problem is reported at once with its dotted
 path, and unknown keys are reported (a typo must never silently disable the night alarm).
 """
 
@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 
-from veille.configreader import Reader
-from veille.durations import format_duration
+from veille.core.configreader import Reader
+from veille.core.durations import format_duration
 
 CHANNELS = ("telegram", "console", "apprise")
 _CONTACT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -20,13 +20,61 @@ _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 # Crisis vocabulary, French first. Matched accent- and case-insensitively on word boundaries;
 # each client's `crisis_words` are added to these.
 DEFAULT_CRISIS_WORDS: tuple[str, ...] = (
-    "arnaque", "arnaqueur", "escroc", "escroquerie", "intoxication", "intoxiqué", "intoxiqués",
-    "empoisonnement", "scandale", "scandaleux", "boycott", "boycotter", "honte", "honteux",
-    "plainte", "porter plainte", "remboursement", "remboursez", "avocat", "hygiène", "insalubre",
-    "cafard", "cafards", "rats", "malade", "malades", "urgences", "dangereux", "mensonge", "menteur",
-    "raciste", "harcèlement", "agression", "fuyez", "à éviter", "inadmissible", "inacceptable",
-    "food poisoning", "scam", "scammer", "fraud", "boycott", "lawsuit", "lawyer", "refund", "disgusting",
-    "shame", "cockroach", "cockroaches", "sick", "hospital", "dangerous", "liar", "racist", "avoid",
+    "arnaque",
+    "arnaqueur",
+    "escroc",
+    "escroquerie",
+    "intoxication",
+    "intoxiqué",
+    "intoxiqués",
+    "empoisonnement",
+    "scandale",
+    "scandaleux",
+    "boycott",
+    "boycotter",
+    "honte",
+    "honteux",
+    "plainte",
+    "porter plainte",
+    "remboursement",
+    "remboursez",
+    "avocat",
+    "hygiène",
+    "insalubre",
+    "cafard",
+    "cafards",
+    "rats",
+    "malade",
+    "malades",
+    "urgences",
+    "dangereux",
+    "mensonge",
+    "menteur",
+    "raciste",
+    "harcèlement",
+    "agression",
+    "fuyez",
+    "à éviter",
+    "inadmissible",
+    "inacceptable",
+    "food poisoning",
+    "scam",
+    "scammer",
+    "fraud",
+    "boycott",
+    "lawsuit",
+    "lawyer",
+    "refund",
+    "disgusting",
+    "shame",
+    "cockroach",
+    "cockroaches",
+    "sick",
+    "hospital",
+    "dangerous",
+    "liar",
+    "racist",
+    "avoid",
 )
 
 
@@ -186,8 +234,9 @@ def parse_alerting(root: Reader, client_ids: set[str]) -> AlertingSettings:
         spike_p_value=section.float("spike_p_value", base.spike_p_value, min=1e-9, max=0.5),
         spike_min_hits=section.int("spike_min_hits", base.spike_min_hits, min=1),
         spike_min_negative=section.int("spike_min_negative", base.spike_min_negative, min=1),
-        source_failing_after=section.duration("source_failing_after", base.source_failing_after,
-                                              min=timedelta(minutes=5)),
+        source_failing_after=section.duration(
+            "source_failing_after", base.source_failing_after, min=timedelta(minutes=5)
+        ),
         no_data_after=no_data,
         max_attempts=section.int("max_attempts", base.max_attempts, min=1, max=10_000),
         max_age=section.duration("max_age", base.max_age, min=timedelta(minutes=1)),
@@ -201,9 +250,12 @@ def parse_alerting(root: Reader, client_ids: set[str]) -> AlertingSettings:
     )
     if settings.lease <= settings.send_timeout:
         # A send may take send_timeout; a lease that runs out first lets another relay send it again.
-        section.add("lease", f"({format_duration(settings.lease)}) must be longer than send_timeout "
-                    f"({format_duration(settings.send_timeout)})",
-                    "make lease longer than send_timeout, e.g. lease = \"60s\" with send_timeout = \"30s\"")
+        section.add(
+            "lease",
+            f"({format_duration(settings.lease)}) must be longer than send_timeout "
+            f"({format_duration(settings.send_timeout)})",
+            'make lease longer than send_timeout, e.g. lease = "60s" with send_timeout = "30s"',
+        )
     if settings.critical_risk < settings.risk_threshold:
         section.add("critical_risk", "is below risk_threshold", "critical_risk must be >= risk_threshold")
     if settings.operator and settings.contact(settings.operator) is None:
@@ -219,7 +271,7 @@ def _parse_contacts(root: Reader, client_ids: set[str]) -> list[Contact]:
         contact_id = reader.str("id")
         if contact_id is not None:
             if not _CONTACT_ID.match(contact_id):
-                reader.add("id", f"{contact_id!r} is not a valid id", 'use lower-case letters, digits, - and _')
+                reader.add("id", f"{contact_id!r} is not a valid id", "use lower-case letters, digits, - and _")
             elif contact_id in seen:
                 reader.add("id", f"duplicate contact id {contact_id!r}", "give each contact its own id")
             seen.add(contact_id)
@@ -227,27 +279,47 @@ def _parse_contacts(root: Reader, client_ids: set[str]) -> list[Contact]:
         channel = reader.str("channel", "telegram", choices=CHANNELS)
         address = reader.str("address", "") if channel == "console" else reader.str("address")
         if channel == "apprise" and address and "://" not in address and not address.startswith("env:"):
-            reader.add("address", "must be an Apprise URL or env:VARIABLE",
-                       'write e.g. "ntfys://ntfy.sh/my-topic", or "env:VEILLE_NTFY_URL" if it holds a token')
+            reader.add(
+                "address",
+                "must be an Apprise URL or env:VARIABLE",
+                'write e.g. "ntfys://ntfy.sh/my-topic", or "env:VEILLE_NTFY_URL" if it holds a token',
+            )
         clients = reader.str_list("clients", ["*"])
         for index, client in enumerate(clients or []):
             if client != "*" and client not in client_ids:
-                reader.add(f"clients[{index}]", f"no client has id {client!r}",
-                           f"use one of: {', '.join(sorted(client_ids)) or '(no clients)'}, or \"*\"")
+                reader.add(
+                    f"clients[{index}]",
+                    f"no client has id {client!r}",
+                    f'use one of: {", ".join(sorted(client_ids)) or "(no clients)"}, or "*"',
+                )
         quiet: QuietHours | None = None
         quiet_raw = reader.str("quiet_hours", None)
         if quiet_raw:
             quiet = parse_quiet_hours(quiet_raw)
             if quiet is None:
-                reader.add("quiet_hours", f"{quiet_raw!r} is not a time window",
-                           'write "HH:MM-HH:MM", e.g. "22:00-07:30" (may cross midnight)')
+                reader.add(
+                    "quiet_hours",
+                    f"{quiet_raw!r} is not a time window",
+                    'write "HH:MM-HH:MM", e.g. "22:00-07:30" (may cross midnight)',
+                )
         digest_on = reader.raw.get("digest_at") != "off"
         digest_at = _clock_key(reader, "digest_at", None)
         lang = reader.str("lang", "fr", choices=("fr", "en"))
         rings = reader.bool("low_urgency_rings", False)
         reader.finish()
         if contact_id and channel and address is not None:
-            contacts.append(Contact(contact_id, name or contact_id, channel, str(address),
-                                    tuple(clients or ("*",)), quiet, digest_at, lang or "fr", bool(rings),
-                                    digest_on))
+            contacts.append(
+                Contact(
+                    contact_id,
+                    name or contact_id,
+                    channel,
+                    str(address),
+                    tuple(clients or ("*",)),
+                    quiet,
+                    digest_at,
+                    lang or "fr",
+                    bool(rings),
+                    digest_on,
+                )
+            )
     return contacts

@@ -53,8 +53,16 @@ class SpikeVerdict:
         return f"{self.count} {what} in the window vs {self.expected:.1f} expected (p={self.p_value:.1e})"
 
 
-def spike_test(recent: int, baseline: int, *, window: timedelta, baseline_span: timedelta,
-               p_value: float, floor: int, same_hour: float | None = None) -> SpikeVerdict:
+def spike_test(
+    recent: int,
+    baseline: int,
+    *,
+    window: timedelta,
+    baseline_span: timedelta,
+    p_value: float,
+    floor: int,
+    same_hour: float | None = None,
+) -> SpikeVerdict:
     """Recent count vs the count over the trailing baseline span (which excludes the window).
 
     `same_hour` is the mean count in the same window of the previous days, when history exists:

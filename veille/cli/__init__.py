@@ -6,7 +6,7 @@ import importlib
 
 import click
 
-from veille import __version__
+from veille.core.version import __version__
 
 COMMAND_MODULES = [
     "veille.cli.core",

@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from veille.cli.common import config_option, emit, fail, load_or_exit, open_database
-from veille.clock import SystemClock
 from veille.config import Config
-from veille.durations import format_duration, parse_duration, parse_since
-from veille.i18n import current_lang, tr
+from veille.core.clock import SystemClock
+from veille.core.durations import format_duration, parse_duration, parse_since
+from veille.core.i18n import current_lang, tr
 from veille.store.engine import read_conn
 
 
@@ -37,8 +37,9 @@ def _local(moment: datetime | None, config: Config) -> str:
 @click.option("--open", "open_only", is_flag=True, help="Seulement les incidents non résolus.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def alerts_command(config_file: str | None, client: str | None, since: str, open_only: bool, limit: int,
-                   output_format: str) -> None:
+def alerts_command(
+    config_file: str | None, client: str | None, since: str, open_only: bool, limit: int, output_format: str
+) -> None:
     """Liste les incidents : état, urgence, client, premier et dernier hit, acquittements, envois."""
     from veille.store import alerts as store
 
@@ -64,13 +65,23 @@ def alerts_command(config_file: str | None, client: str | None, since: str, open
         counts[row.state] = counts.get(row.state, 0) + 1
     rows: list[dict[str, Any]] = []
     for incident in incidents:
-        rows.append({
-            "id": incident.id, "status": incident.status.value, "urgency": incident.urgency.value,
-            "client": incident.client_id, "cause": incident.cause.value, "subject": incident.subject,
-            "hits": incident.hit_count, "opened_at": incident.opened_at, "last_hit_at": incident.last_evidence_at,
-            "resolved_at": incident.resolved_at, "acks": acks.get(incident.id or 0, []),
-            "deliveries": sent.get(incident.id or 0, {}), "reasons": list(incident.reasons),
-        })
+        rows.append(
+            {
+                "id": incident.id,
+                "status": incident.status.value,
+                "urgency": incident.urgency.value,
+                "client": incident.client_id,
+                "cause": incident.cause.value,
+                "subject": incident.subject,
+                "hits": incident.hit_count,
+                "opened_at": incident.opened_at,
+                "last_hit_at": incident.last_evidence_at,
+                "resolved_at": incident.resolved_at,
+                "acks": acks.get(incident.id or 0, []),
+                "deliveries": sent.get(incident.id or 0, {}),
+                "reasons": list(incident.reasons),
+            }
+        )
     if output_format == "json":
         emit(rows, list(rows[0].keys()) if rows else ["id"], "json")
         return
@@ -83,10 +94,17 @@ def alerts_command(config_file: str | None, client: str | None, since: str, open
         row["acks"] = "; ".join(row["acks"])
         row["deliveries"] = " ".join(f"{k}:{v}" for k, v in sorted(row["deliveries"].items()))
         row["cause"] = row["cause"] + (f" {row['subject']}" if row["subject"] else "")
-    headers = tr(lang, "id|état|urgence|client|cause|hits|premier|dernier|acquittements|envois",
-                 "id|state|urgency|client|cause|hits|first|last|acks|deliveries").split("|")
-    emit(rows, ["id", "status", "urgency", "client", "cause", "hits", "opened_at", "last_hit_at", "acks",
-                "deliveries"], "table", headers=headers)
+    headers = tr(
+        lang,
+        "id|état|urgence|client|cause|hits|premier|dernier|acquittements|envois",
+        "id|state|urgency|client|cause|hits|first|last|acks|deliveries",
+    ).split("|")
+    emit(
+        rows,
+        ["id", "status", "urgency", "client", "cause", "hits", "opened_at", "last_hit_at", "acks", "deliveries"],
+        "table",
+        headers=headers,
+    )
 
 
 @click.command("ack")
@@ -96,7 +114,7 @@ def alerts_command(config_file: str | None, client: str | None, since: str, open
 @click.option("--for", "snooze", metavar="DURÉE", help="Reporter (snooze) pour cette durée au lieu de l'ack standard.")
 def ack_command(config_file: str | None, incident_id: int, contact: str | None, snooze: str | None) -> None:
     """Prend en charge un incident : arrête les relances et escalades (jusqu'à ack_timeout)."""
-    from veille.alerting.actions import UnknownIncident, ack
+    from veille.runtime.actions import UnknownIncident, ack
 
     config = load_or_exit(config_file)
     lang = current_lang(config.lang)
@@ -116,8 +134,13 @@ def ack_command(config_file: str | None, incident_id: int, contact: str | None, 
         fail(tr(lang, f"incident inconnu : {incident_id}", f"unknown incident: {incident_id}"))
     if not done:
         fail(tr(lang, f"l'incident {incident_id} est déjà résolu", f"incident {incident_id} is already resolved"))
-    click.echo(tr(lang, f"Incident #INC-{incident_id} pris en charge par {who}.",
-                  f"Incident #INC-{incident_id} acknowledged by {who}."))
+    click.echo(
+        tr(
+            lang,
+            f"Incident #INC-{incident_id} pris en charge par {who}.",
+            f"Incident #INC-{incident_id} acknowledged by {who}.",
+        )
+    )
 
 
 @click.command("mute")
@@ -127,7 +150,7 @@ def ack_command(config_file: str | None, incident_id: int, contact: str | None, 
 @click.option("--reason", help="Pourquoi (gardé dans l'historique).")
 def mute_command(config_file: str | None, client: str, duration: str, reason: str | None) -> None:
     """Coupe toutes les notifications d'un client pendant une durée (audité, survit aux redémarrages)."""
-    from veille.alerting.actions import mute
+    from veille.runtime.actions import mute
 
     config = load_or_exit(config_file)
     lang = current_lang(config.lang)
@@ -142,8 +165,13 @@ def mute_command(config_file: str | None, client: str, duration: str, reason: st
         fail("--for: > 0", 2)
     engine = open_database(config)
     until = mute(engine, SystemClock(), client, span, actor="cli", reason=reason)
-    click.echo(tr(lang, f"{client} : notifications coupées jusqu'au {_local(until, config)}.",
-                  f"{client}: muted until {_local(until, config)}."))
+    click.echo(
+        tr(
+            lang,
+            f"{client} : notifications coupées jusqu'au {_local(until, config)}.",
+            f"{client}: muted until {_local(until, config)}.",
+        )
+    )
 
 
 @click.command("unmute")
@@ -151,19 +179,21 @@ def mute_command(config_file: str | None, client: str, duration: str, reason: st
 @click.argument("client")
 def unmute_command(config_file: str | None, client: str) -> None:
     """Réactive les notifications d'un client avant la fin de sa sourdine."""
-    from veille.alerting.actions import unmute
+    from veille.runtime.actions import unmute
 
     config = load_or_exit(config_file)
     engine = open_database(config)
     count = unmute(engine, SystemClock(), client, actor="cli")
-    click.echo(tr(current_lang(config.lang), f"{client} : {count} sourdine(s) levée(s).",
-                  f"{client}: {count} mute(s) lifted."))
+    click.echo(
+        tr(current_lang(config.lang), f"{client} : {count} sourdine(s) levée(s).", f"{client}: {count} mute(s) lifted.")
+    )
 
 
 def _load_scorer(config: Config) -> Any:
-    from veille.scoring import default_data_dir, load_scorer
+    from veille.core.paths import data_dir
+    from veille.scoring import load_scorer
 
-    return load_scorer(config.sentiment, data_dir=default_data_dir(config.database_url))
+    return load_scorer(config.sentiment, data_dir=data_dir(config.database_url))
 
 
 @click.command("replay")
@@ -176,8 +206,8 @@ def replay_command(config_file: str | None, timeline: str, output_format: str, t
 
     Rien n'est envoyé : le vrai scoring, la détection et l'escalade tournent sur une horloge simulée.
     """
-    from veille.alerting.replay import ReplayError, read_timeline, replay
-    from veille.errors import VeilleError
+    from veille.core.errors import VeilleError
+    from veille.runtime.replay import ReplayError, read_timeline, replay
 
     config = load_or_exit(config_file)
     lang = current_lang(config.lang)
@@ -195,16 +225,28 @@ def replay_command(config_file: str | None, timeline: str, output_format: str, t
         for result in results:
             click.echo(json.dumps(result.as_json(config.tz), ensure_ascii=False))
         return
-    rows = [{**r.as_json(config.tz), "at": r.at.astimezone(config.tz).strftime("%d/%m %H:%M:%S"),
-             "wakes": tr(lang, "OUI", "YES") if r.wakes else ("" if r.mode != "held" else tr(lang, "résumé", "digest"))}
-            for r in results]
-    headers = tr(lang, "heure|client|contact|type|urgence|réveille|incident|titre",
-                 "time|client|contact|kind|urgency|wakes|incident|title").split("|")
-    emit(rows, ["at", "client", "contact", "kind", "urgency", "wakes", "incident", "title"], "table",
-         headers=headers)
+    rows = [
+        {
+            **r.as_json(config.tz),
+            "at": r.at.astimezone(config.tz).strftime("%d/%m %H:%M:%S"),
+            "wakes": tr(lang, "OUI", "YES") if r.wakes else ("" if r.mode != "held" else tr(lang, "résumé", "digest")),
+        }
+        for r in results
+    ]
+    headers = tr(
+        lang,
+        "heure|client|contact|type|urgence|réveille|incident|titre",
+        "time|client|contact|kind|urgency|wakes|incident|title",
+    ).split("|")
+    emit(rows, ["at", "client", "contact", "kind", "urgency", "wakes", "incident", "title"], "table", headers=headers)
     woke = sum(1 for r in results if r.wakes)
-    click.echo(tr(lang, f"{len(results)} notification(s), dont {woke} auraient réveillé le téléphone.",
-                  f"{len(results)} notification(s), {woke} would have woken the phone."))
+    click.echo(
+        tr(
+            lang,
+            f"{len(results)} notification(s), dont {woke} auraient réveillé le téléphone.",
+            f"{len(results)} notification(s), {woke} would have woken the phone.",
+        )
+    )
 
 
 @click.command("status")
@@ -224,19 +266,38 @@ def status_command(config_file: str | None, output_format: str) -> None:
         active = store.list_incidents(conn, active_only=True, limit=10_000)
         mutes = store.active_mutes(conn, now)
     age = (now - oldest).total_seconds() if oldest else 0.0
-    data = {"open_incidents": len(active), "high_urgency": sum(1 for i in active if i.urgency.value == "high"),
-            "outbox": counts, "oldest_pending_seconds": round(age, 1),
-            "muted": {k: v.isoformat() for k, v in mutes.items()}}
+    data = {
+        "open_incidents": len(active),
+        "high_urgency": sum(1 for i in active if i.urgency.value == "high"),
+        "outbox": counts,
+        "oldest_pending_seconds": round(age, 1),
+        "muted": {k: v.isoformat() for k, v in mutes.items()},
+    }
     if output_format == "json":
         click.echo(json.dumps(data, ensure_ascii=False))
         return
     out = sys.stdout
-    out.write(tr(lang, f"Incidents ouverts : {len(active)} (dont {data['high_urgency']} urgents)\n",
-                 f"Open incidents: {len(active)} ({data['high_urgency']} high urgency)\n"))
+    out.write(
+        tr(
+            lang,
+            f"Incidents ouverts : {len(active)} (dont {data['high_urgency']} urgents)\n",
+            f"Open incidents: {len(active)} ({data['high_urgency']} high urgency)\n",
+        )
+    )
     queue = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"
     out.write(tr(lang, f"File d'envoi : {queue}\n", f"Outbox: {queue}\n"))
-    out.write(tr(lang, f"Plus vieux message en attente : {format_duration(age) if oldest else '-'}\n",
-                 f"Oldest pending message: {format_duration(age) if oldest else '-'}\n"))
+    out.write(
+        tr(
+            lang,
+            f"Plus vieux message en attente : {format_duration(age) if oldest else '-'}\n",
+            f"Oldest pending message: {format_duration(age) if oldest else '-'}\n",
+        )
+    )
     for client, until in sorted(mutes.items()):
-        out.write(tr(lang, f"Sourdine : {client} jusqu'au {_local(until, config)}\n",
-                     f"Muted: {client} until {_local(until, config)}\n"))
+        out.write(
+            tr(
+                lang,
+                f"Sourdine : {client} jusqu'au {_local(until, config)}\n",
+                f"Muted: {client} until {_local(until, config)}\n",
+            )
+        )

@@ -17,18 +17,25 @@ from rich.text import Text
 from sqlalchemy import Engine
 
 from veille.config import Config, load_config
-from veille.errors import ConfigError, SchemaVersionError
-from veille.i18n import current_lang, tr
+from veille.core.errors import ConfigError, SchemaVersionError
+from veille.core.i18n import current_lang, tr
+from veille.core.textsafe import terminal_safe
 from veille.store.engine import make_engine
 from veille.store.migrate import check_schema
-from veille.textsafe import terminal_safe
 
 config_option = click.option(
-    "--config", "config_file", metavar="CHEMIN", default=None,
+    "--config",
+    "config_file",
+    metavar="CHEMIN",
+    default=None,
     help="Fichier de configuration (défaut : $VEILLE_CONFIG, sinon ./config.toml).",
 )
 format_option = click.option(
-    "--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
     help="table pour les humains, json/csv pour les scripts et tableurs.",
 )
 
@@ -65,12 +72,20 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], output_format: str, *, title: str = "",
-         headers: Sequence[str] | None = None, styles: dict[str, Callable[[Any], str]] | None = None) -> None:
+def emit(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    output_format: str,
+    *,
+    title: str = "",
+    headers: Sequence[str] | None = None,
+    styles: dict[str, Callable[[Any], str]] | None = None,
+) -> None:
     """Write rows as a rich table, JSON lines array, or CSV. Cells from outside are terminal-safe."""
     if output_format == "json":
-        click.echo(json.dumps([{c: _json_value(r.get(c)) for c in columns} for r in rows], ensure_ascii=False,
-                              indent=1))
+        click.echo(
+            json.dumps([{c: _json_value(r.get(c)) for c in columns} for r in rows], ensure_ascii=False, indent=1)
+        )
         return
     if output_format == "csv":
         buffer = io.StringIO()

@@ -14,9 +14,9 @@ import click
 
 from veille.cli.common import config_option, emit, fail, format_option, load_or_exit, open_database
 from veille.config import describe_secrets, runtime_problems
-from veille.durations import format_duration, parse_since
-from veille.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
-from veille.i18n import current_lang, tr
+from veille.core.durations import format_duration, parse_since
+from veille.core.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
+from veille.core.i18n import current_lang, tr
 from veille.store.engine import make_engine, read_conn
 
 log = logging.getLogger("veille.cli")
@@ -34,13 +34,17 @@ def register(group: click.Group) -> None:
 @click.command()
 @config_option
 @click.option("--once", is_flag=True, help="Interroge chaque source une fois, enregistre, puis quitte (cron).")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 def run(config_file: str | None, once: bool, log_level: str) -> None:
     """Lance le démon de veille (arrêt propre sur SIGTERM/Ctrl-C)."""
-    from veille.daemon import run_daemon, run_once
-    from veille.logs import setup_logging
-    from veille.secrets import read_secret
+    from veille.core.logs import setup_logging
+    from veille.core.secrets import read_secret
+    from veille.runtime.daemon import run_daemon, run_once
 
     config = load_or_exit(config_file)
     setup_logging(log_level.upper(), secrets=tuple(read_secret(name) for _, name, _ in describe_secrets(config)))
@@ -50,8 +54,11 @@ def run(config_file: str | None, once: bool, log_level: str) -> None:
             results = asyncio.run(run_once(config))
             failed = [r for r in results if r.error is not None]
             for r in results:
-                status = (f"ERREUR {r.error.kind.value}: {r.error.message}" if r.error
-                          else tr(lang, f"ok, {r.new_hits} nouveau(x) hit(s)", f"ok, {r.new_hits} new hit(s)"))
+                status = (
+                    f"ERREUR {r.error.kind.value}: {r.error.message}"
+                    if r.error
+                    else tr(lang, f"ok, {r.new_hits} nouveau(x) hit(s)", f"ok, {r.new_hits} new hit(s)")
+                )
                 click.echo(f"{r.runtime.config.key}: {status}")
             sys.exit(1 if failed else 0)
         sys.exit(asyncio.run(run_daemon(config)))
@@ -82,9 +89,19 @@ def _since(value: str | None, option: str) -> datetime | None:
 @click.option("--all", "include_duplicates", is_flag=True, help="Inclure les doublons liés d'autres sources.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @format_option
-def hits(config_file: str | None, client: str | None, source: str | None, since: str | None, until: str | None,
-         search: str | None, label: str | None, incident: int | None, include_duplicates: bool, limit: int,
-         output_format: str) -> None:
+def hits(
+    config_file: str | None,
+    client: str | None,
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    search: str | None,
+    label: str | None,
+    incident: int | None,
+    include_duplicates: bool,
+    limit: int,
+    output_format: str,
+) -> None:
     """Liste les hits trouvés, les plus récents d'abord."""
     from veille.store.hits import HitQuery, query_hits
 
@@ -95,25 +112,57 @@ def hits(config_file: str | None, client: str | None, source: str | None, since:
         fail(tr(lang, f"client inconnu : {client!r} (clients : {known})", f"unknown client: {client!r} ({known})"))
     if search is not None and len(search) > 500:
         fail(tr(lang, "--search : 500 caractères au plus", "--search: 500 characters at most"))
-    query = HitQuery(client_id=client, source=source, since=_since(since, "--since"), until=_since(until, "--until"),
-                     search=search, label=label, include_duplicates=include_duplicates, limit=limit)
+    query = HitQuery(
+        client_id=client,
+        source=source,
+        since=_since(since, "--since"),
+        until=_since(until, "--until"),
+        search=search,
+        label=label,
+        include_duplicates=include_duplicates,
+        limit=limit,
+    )
     engine = open_database(config)
     if incident is not None:
         query = _incident_query(engine, incident, query, lang)
     with read_conn(engine) as conn:
         rows = query_hits(conn, query)
-    columns = ["id", "fetched_at", "client_id", "kind", "author", "sentiment_label", "sentiment_score", "title",
-               "text", "url", "published_at", "source_key", "author_followers", "direct", "duplicate_of"]
+    columns = [
+        "id",
+        "fetched_at",
+        "client_id",
+        "kind",
+        "author",
+        "sentiment_label",
+        "sentiment_score",
+        "title",
+        "text",
+        "url",
+        "published_at",
+        "source_key",
+        "author_followers",
+        "direct",
+        "duplicate_of",
+    ]
     if output_format == "table":
         for row in rows:
             row["text"] = _shorten(row["text"], 160)
             row["fetched_at"] = row["fetched_at"].astimezone(config.tz).strftime("%d/%m %H:%M")
-            row["sentiment"] = (f"{row['sentiment_label']} {row['sentiment_score']:+.2f}"
-                                if row["sentiment_label"] else "")
-        headers = tr(lang, "id|vu le|client|source|auteur|sentiment|texte|lien",
-                     "id|seen|client|source|author|sentiment|text|link").split("|")
-        emit(rows, ["id", "fetched_at", "client_id", "kind", "author", "sentiment", "text", "url"], "table",
-             headers=headers, styles={"sentiment": _sentiment_style})
+            row["sentiment"] = (
+                f"{row['sentiment_label']} {row['sentiment_score']:+.2f}" if row["sentiment_label"] else ""
+            )
+        headers = tr(
+            lang,
+            "id|vu le|client|source|auteur|sentiment|texte|lien",
+            "id|seen|client|source|author|sentiment|text|link",
+        ).split("|")
+        emit(
+            rows,
+            ["id", "fetched_at", "client_id", "kind", "author", "sentiment", "text", "url"],
+            "table",
+            headers=headers,
+            styles={"sentiment": _sentiment_style},
+        )
         return
     emit(rows, columns, output_format)
 
@@ -128,8 +177,12 @@ def _incident_query(engine: Any, incident_id: int, query: Any, lang: str) -> Any
         found = get_incident(conn, incident_id)
     if found is None:
         fail(tr(lang, f"incident inconnu : {incident_id}", f"unknown incident: {incident_id}"))
-    return replace(query, client_id=found.client_id, since=query.since or found.opened_at - INCIDENT_LEAD,
-                   until=query.until or found.resolved_at)
+    return replace(
+        query,
+        client_id=found.client_id,
+        since=query.since or found.opened_at - INCIDENT_LEAD,
+        until=query.until or found.resolved_at,
+    )
 
 
 def _sentiment_style(value: Any) -> str:
@@ -149,8 +202,7 @@ def _shorten(text: str, width: int) -> str:
 @format_option
 def sources_command(config_file: str | None, client: str | None, broken: bool, output_format: str) -> None:
     """État de chaque source : statut, dernier succès, erreurs, hits, prochain passage."""
-    from veille.sources.relocation import describe as describe_move
-    from veille.sources.relocation import from_cursor
+    from veille.sources.registry import DRIVERS, get_driver
     from veille.store.sources import list_sources
 
     config = load_or_exit(config_file)
@@ -161,32 +213,73 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, o
     with read_conn(engine) as conn:
         rows = list_sources(conn, client_id=client, broken=broken)
     now = datetime.now(UTC)
-    for row in rows:  # a moved feed's note in the reader's language (stored in French by the driver)
-        if row["kind"] == "rss":
-            row["note"] = describe_move(from_cursor(row["cursor"], row["target"]), lang) or row["note"]
-    columns = ["client_id", "kind", "target", "status", "last_success_at", "consecutive_errors", "last_error_kind",
-               "last_error_message", "hits_count", "next_poll_at", "note", "key", "lease_owner"]
+    for row in rows:  # a driver's own note in the reader's language (a moved feed...)
+        if row["kind"] in DRIVERS:
+            row["note"] = get_driver(row["kind"]).describe_state(row["cursor"], row["target"], lang) or row["note"]
+    columns = [
+        "client_id",
+        "kind",
+        "target",
+        "status",
+        "last_success_at",
+        "consecutive_errors",
+        "last_error_kind",
+        "last_error_message",
+        "hits_count",
+        "next_poll_at",
+        "note",
+        "key",
+        "lease_owner",
+    ]
     if output_format != "table":
         emit(rows, columns, output_format)
         return
     for row in rows:
         row["last_success_at"] = _ago(row["last_success_at"], now, lang)
         nxt = row["next_poll_at"]
-        row["next_poll_at"] = (tr(lang, "dès que possible", "as soon as possible") if nxt is None or nxt <= now
-                               else tr(lang, "dans ", "in ") + format_duration(nxt - now))
+        row["next_poll_at"] = (
+            tr(lang, "dès que possible", "as soon as possible")
+            if nxt is None or nxt <= now
+            else tr(lang, "dans ", "in ") + format_duration(nxt - now)
+        )
         row["error"] = f"{row['last_error_kind']}: {row['last_error_message']}" if row["last_error_kind"] else ""
         row["status"] = _status_label(row["status"] if row["enabled"] else "disabled", lang)
         if not row["enabled"]:
             row["next_poll_at"] = "-"
-    headers = tr(lang, "client|type|cible|statut|dernier succès|erreurs|dernière erreur|hits|prochain|note",
-                 "client|kind|target|status|last success|errors|last error|hits|next poll|note").split("|")
-    emit(rows, ["client_id", "kind", "target", "status", "last_success_at", "consecutive_errors", "error",
-                "hits_count", "next_poll_at", "note"], "table", headers=headers)
+    headers = tr(
+        lang,
+        "client|type|cible|statut|dernier succès|erreurs|dernière erreur|hits|prochain|note",
+        "client|kind|target|status|last success|errors|last error|hits|next poll|note",
+    ).split("|")
+    emit(
+        rows,
+        [
+            "client_id",
+            "kind",
+            "target",
+            "status",
+            "last_success_at",
+            "consecutive_errors",
+            "error",
+            "hits_count",
+            "next_poll_at",
+            "note",
+        ],
+        "table",
+        headers=headers,
+    )
 
 
-_STATUS_FR = {"ok": "ok", "new": "nouvelle", "failing": "en échec", "backing_off": "en attente (backoff)",
-              "rate_limited": "limitée (rate limit)", "auth_failed": "identifiants refusés", "gone": "disparue",
-              "disabled": "désactivée (enabled = false)"}
+_STATUS_FR = {
+    "ok": "ok",
+    "new": "nouvelle",
+    "failing": "en échec",
+    "backing_off": "en attente (backoff)",
+    "rate_limited": "limitée (rate limit)",
+    "auth_failed": "identifiants refusés",
+    "gone": "disparue",
+    "disabled": "désactivée (enabled = false)",
+}
 
 
 def _status_label(status: str, lang: str) -> str:
@@ -214,8 +307,13 @@ def config_check(config_file: str | None, show: bool) -> None:
     problems = runtime_problems(config)
     for where, name, is_set in describe_secrets(config):
         if where == "telegram.token_env" and not is_set:
-            click.echo(tr(lang, f"info : {name} n'est pas défini : les alertes s'afficheront dans la console",
-                          f"info: {name} is not set: alerts will be printed to the console"))
+            click.echo(
+                tr(
+                    lang,
+                    f"info : {name} n'est pas défini : les alertes s'afficheront dans la console",
+                    f"info: {name} is not set: alerts will be printed to the console",
+                )
+            )
     if show:
         click.echo(json.dumps(_redacted(config), ensure_ascii=False, indent=2, default=str))
     if problems:
@@ -223,9 +321,13 @@ def config_check(config_file: str | None, show: bool) -> None:
         for problem in problems:
             click.echo(f"  - {problem}", err=True)
         sys.exit(2)
-    click.echo(tr(lang, f"{config.path} : configuration valide ({len(config.clients)} clients, "
-                        f"{len(config.sources)} sources)",
-                  f"{config.path}: valid ({len(config.clients)} clients, {len(config.sources)} sources)"))
+    click.echo(
+        tr(
+            lang,
+            f"{config.path} : configuration valide ({len(config.clients)} clients, {len(config.sources)} sources)",
+            f"{config.path}: valid ({len(config.clients)} clients, {len(config.sources)} sources)",
+        )
+    )
 
 
 def _redacted(value: Any) -> Any:
@@ -258,8 +360,10 @@ def db_upgrade(config_file: str | None) -> None:
     config = load_or_exit(config_file)
     engine = make_engine(config.database_url)
     upgrade(engine)
-    click.echo(tr(current_lang(config.lang), "base à jour : ", "database at revision: ")
-               + ", ".join(sorted(database_heads(engine))))
+    click.echo(
+        tr(current_lang(config.lang), "base à jour : ", "database at revision: ")
+        + ", ".join(sorted(database_heads(engine)))
+    )
 
 
 @db_group.command("current")
@@ -278,8 +382,8 @@ def db_current(config_file: str | None) -> None:
 @config_option
 def health(config_file: str | None) -> None:
     """Code 0 si le démon est en bonne santé, 1 sinon (HEALTHCHECK Docker)."""
-    from veille.daemon import health_path
-    from veille.health import check_health
+    from veille.runtime.daemon import health_path
+    from veille.runtime.health import check_health
 
     config = load_or_exit(config_file)
     problems = check_health(health_path(config), datetime.now(UTC))

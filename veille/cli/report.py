@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 
 from veille.cli.common import config_option, fail, load_or_exit, open_database
-from veille.i18n import current_lang, tr
+from veille.core.i18n import current_lang, tr
+from veille.core.textsafe import terminal_safe
 from veille.reports import EXTENSIONS, FORMATS, monthly_report, render
 from veille.reports.period import Month, previous_month
 from veille.store.engine import read_conn
-from veille.textsafe import terminal_safe
 
 
 def register(group: click.Group) -> None:
@@ -25,16 +25,36 @@ def register(group: click.Group) -> None:
 @click.command("report")
 @config_option
 @click.option("--client", help="Identifiant du client (défaut : un rapport par client).")
-@click.option("--month", metavar="AAAA-MM", help="Mois du rapport (défaut : le mois précédent, dans le fuseau "
-              "configuré).")
-@click.option("--format", "output_format", type=click.Choice(FORMATS), default="md", show_default=True,
-              help="md lisible tel quel, html autonome, csv (un hit par ligne), json (les chiffres).")
-@click.option("--output", "-o", metavar="CHEMIN", help="Fichier à écrire ; un dossier existant reçoit un fichier "
-              "par client (défaut : sortie standard).")
-@click.option("--lang", type=click.Choice(["fr", "en"]), help="Langue du rapport (défaut : VEILLE_LANG, sinon "
-              "lang de la configuration).")
-def report_command(config_file: str | None, client: str | None, month: str | None, output_format: str,
-                   output: str | None, lang: str | None) -> None:
+@click.option(
+    "--month", metavar="AAAA-MM", help="Mois du rapport (défaut : le mois précédent, dans le fuseau configuré)."
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="md",
+    show_default=True,
+    help="md lisible tel quel, html autonome, csv (un hit par ligne), json (les chiffres).",
+)
+@click.option(
+    "--output",
+    "-o",
+    metavar="CHEMIN",
+    help="Fichier à écrire ; un dossier existant reçoit un fichier par client (défaut : sortie standard).",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["fr", "en"]),
+    help="Langue du rapport (défaut : VEILLE_LANG, sinon lang de la configuration).",
+)
+def report_command(
+    config_file: str | None,
+    client: str | None,
+    month: str | None,
+    output_format: str,
+    output: str | None,
+    lang: str | None,
+) -> None:
     """Rapport mensuel d'un client : volumes, sentiment et évolution, hits marquants, incidents, sources en panne."""
     config = load_or_exit(config_file)
     lang = lang or current_lang(config.lang)
@@ -51,10 +71,19 @@ def report_command(config_file: str | None, client: str | None, month: str | Non
         raise click.BadParameter(str(exc), param_hint="--month") from None
     engine = open_database(config)
     with read_conn(engine) as conn:
-        reports = [monthly_report(conn, client_id=c.id, client_name=c.name, month=period,
-                                  timezone=config.timezone, now=now,
-                                  failing_after=config.alerting.source_failing_after)
-                   for c in chosen if c is not None]
+        reports = [
+            monthly_report(
+                conn,
+                client_id=c.id,
+                client_name=c.name,
+                month=period,
+                timezone=config.timezone,
+                now=now,
+                failing_after=config.alerting.source_failing_after,
+            )
+            for c in chosen
+            if c is not None
+        ]
     engine.dispose()
     many = client is None
     if output is None:
@@ -88,6 +117,11 @@ def _write(path: Path, text: str, lang: str) -> None:
             Path(temporary).unlink(missing_ok=True)
             raise
     except OSError as exc:
-        fail(tr(lang, f"impossible d'écrire {path} : {exc.strerror or exc}", f"cannot write {path}: "
-                f"{exc.strerror or exc}"))
+        fail(
+            tr(
+                lang,
+                f"impossible d'écrire {path} : {exc.strerror or exc}",
+                f"cannot write {path}: {exc.strerror or exc}",
+            )
+        )
     click.echo(tr(lang, f"rapport écrit : {path}", f"report written: {path}"), err=True)

@@ -17,13 +17,18 @@ import click
 
 from veille.cli.common import config_option, fail, load_or_exit, open_database
 from veille.config import Config, config_path
-from veille.i18n import current_lang, tr
-from veille.models import SentimentLabel, SentimentResult
+from veille.core.i18n import current_lang, tr
+from veille.core.models import SentimentLabel, SentimentResult
 from veille.scoring.settings import SentimentSettings
 
 BATCH = 256
-lang_option = click.option("--lang", "ui_lang", type=click.Choice(["fr", "en"]), default=None,
-                           help="Langue des messages (défaut : $VEILLE_LANG, sinon la config, sinon fr).")
+lang_option = click.option(
+    "--lang",
+    "ui_lang",
+    type=click.Choice(["fr", "en"]),
+    default=None,
+    help="Langue des messages (défaut : $VEILLE_LANG, sinon la config, sinon fr).",
+)
 
 
 def register(group: click.Group) -> None:
@@ -41,11 +46,12 @@ def _optional_config(config_file: str | None) -> Config | None:
 
 
 def _scorer(config: Config | None):
-    from veille.scoring import ScorerLoadError, default_data_dir, load_scorer
+    from veille.core.paths import data_dir
+    from veille.scoring import ScorerLoadError, load_scorer
 
     settings = config.sentiment if config else SentimentSettings()
     try:
-        return load_scorer(settings, data_dir=default_data_dir(config.database_url if config else None))
+        return load_scorer(settings, data_dir=data_dir(config.database_url if config else None))
     except ScorerLoadError as exc:
         fail(f"veille: {exc}", 2)
 
@@ -69,20 +75,34 @@ def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def result_json(result: SentimentResult) -> str:
-    return json.dumps({"label": result.label.value, "score": result.score, "lang": result.lang,
-                       "reasons": list(result.reasons)}, ensure_ascii=False)
+    return json.dumps(
+        {"label": result.label.value, "score": result.score, "lang": result.lang, "reasons": list(result.reasons)},
+        ensure_ascii=False,
+    )
 
 
 @click.command()
 @click.argument("texts", nargs=-1)
-@click.option("--file", "file", type=click.File("r", encoding="utf-8", errors="replace", lazy=False),
-              default=None, help="Un texte par ligne ; « - » pour l'entrée standard.")
-@click.option("--format", "output_format", type=click.Choice(["json", "table"]), default="json",
-              show_default=True, help="json : une ligne JSON par texte, dans l'ordre ; table : pour les humains.")
+@click.option(
+    "--file",
+    "file",
+    type=click.File("r", encoding="utf-8", errors="replace", lazy=False),
+    default=None,
+    help="Un texte par ligne ; « - » pour l'entrée standard.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "table"]),
+    default="json",
+    show_default=True,
+    help="json : une ligne JSON par texte, dans l'ordre ; table : pour les humains.",
+)
 @config_option
 @lang_option
-def score(texts: tuple[str, ...], file: IO[str] | None, output_format: str, config_file: str | None,
-          ui_lang: str | None) -> None:
+def score(
+    texts: tuple[str, ...], file: IO[str] | None, output_format: str, config_file: str | None, ui_lang: str | None
+) -> None:
     """Score le sentiment de textes : label, score [-1, 1], langue et raisons.
 
     Exemple : veille score "jsui dégoutè 😥 mais la salade était trop bonne ❤"
@@ -90,8 +110,14 @@ def score(texts: tuple[str, ...], file: IO[str] | None, output_format: str, conf
     config = _optional_config(config_file)
     lang = ui_lang or current_lang(config.lang if config else None)
     if not texts and file is None:
-        fail(tr(lang, "Donnez un ou plusieurs textes, ou --file FICHIER (« - » pour l'entrée standard).",
-                "Give one or more texts, or --file FILE ('-' for standard input)."), 2)
+        fail(
+            tr(
+                lang,
+                "Donnez un ou plusieurs textes, ou --file FICHIER (« - » pour l'entrée standard).",
+                "Give one or more texts, or --file FILE ('-' for standard input).",
+            ),
+            2,
+        )
     scorer = _scorer(config)
     if output_format == "json":
         for batch in _batches(_inputs(texts, file), BATCH):
@@ -106,11 +132,17 @@ def _table(scorer, inputs: Iterable[str], lang: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from veille.textsafe import terminal_safe
+    from veille.core.textsafe import terminal_safe
 
     table = Table(show_lines=False)
-    for header in ("#", tr(lang, "texte", "text"), "label", "score", tr(lang, "langue", "lang"),
-                   tr(lang, "raisons", "reasons")):
+    for header in (
+        "#",
+        tr(lang, "texte", "text"),
+        "label",
+        "score",
+        tr(lang, "langue", "lang"),
+        tr(lang, "raisons", "reasons"),
+    ):
         table.add_column(header, overflow="fold")
     colours = {SentimentLabel.NEG: "red", SentimentLabel.NEU: "", SentimentLabel.POS: "green"}
     number = 0
@@ -118,9 +150,14 @@ def _table(scorer, inputs: Iterable[str], lang: str) -> None:
         for text, result in zip(batch, scorer.score_batch(batch), strict=True):
             number += 1
             short = text if len(text) <= 70 else text[:69] + "…"
-            table.add_row(str(number), Text(terminal_safe(short)),
-                          Text(result.label.value, style=colours[result.label]), f"{result.score:+.2f}",
-                          result.lang, Text(terminal_safe(", ".join(result.reasons))))
+            table.add_row(
+                str(number),
+                Text(terminal_safe(short)),
+                Text(result.label.value, style=colours[result.label]),
+                f"{result.score:+.2f}",
+                result.lang,
+                Text(terminal_safe(", ".join(result.reasons))),
+            )
     width = None if sys.stdout.isatty() else 200
     Console(highlight=False, soft_wrap=False, width=width).print(table)
 
@@ -132,16 +169,22 @@ def sentiment_group() -> None:
 
 @sentiment_group.command("train")
 @click.argument("tsv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Où écrire le modèle (défaut : sentiment-model.json.gz dans le dossier de données, "
-                   "$VEILLE_HOME ou à côté de la base SQLite), que le démon préfère au modèle livré.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Où écrire le modèle (défaut : sentiment-model.json.gz dans le dossier de données, "
+    "$VEILLE_HOME ou à côté de la base SQLite), que le démon préfère au modèle livré.",
+)
 @click.option("--no-labels", is_flag=True, help="N'ajoute pas les corrections enregistrées avec `veille label`.")
-@click.option("--from-scratch", is_flag=True,
-              help="Entraîne sur vos seules données, sans s'appuyer sur le modèle livré.")
+@click.option(
+    "--from-scratch", is_flag=True, help="Entraîne sur vos seules données, sans s'appuyer sur le modèle livré."
+)
 @config_option
 @lang_option
-def train(tsv: Path, output: Path | None, no_labels: bool, from_scratch: bool, config_file: str | None,
-          ui_lang: str | None) -> None:
+def train(
+    tsv: Path, output: Path | None, no_labels: bool, from_scratch: bool, config_file: str | None, ui_lang: str | None
+) -> None:
     """Réentraîne le modèle sur FICHIER.tsv (id, lang, label, texte) plus vos corrections.
 
     Même format que les données partagées : une ligne d'en-tête puis
@@ -149,8 +192,9 @@ def train(tsv: Path, output: Path | None, no_labels: bool, from_scratch: bool, c
     s'ajoute au modèle livré (sauf --from-scratch) ; une langue avec moins de 30 lignes garde
     le modèle livré. Redémarrez le démon pour qu'il le charge.
     """
+    from veille.core.paths import data_dir
     from veille.scoring.linear import LinearModel
-    from veille.scoring.loader import bundled_model_bytes, default_data_dir, trained_model_path
+    from veille.scoring.loader import bundled_model_bytes, trained_model_path
     from veille.scoring.training import Example, TrainingDataError, read_tsv, train_model
 
     config = _optional_config(config_file)
@@ -168,17 +212,21 @@ def train(tsv: Path, output: Path | None, no_labels: bool, from_scratch: bool, c
         corrections = list_training_rows(engine)
         examples.extend(Example(row.lang, row.label, row.text) for row in corrections)
         used_labels = [row.label_id for row in corrections]
-    directory = default_data_dir(config.database_url if config else None)
+    directory = data_dir(config.database_url if config else None)
     target = output or trained_model_path(directory)
     base = LinearModel.from_bytes(bundled_model_bytes())
-    card = (f"Retrained by `veille sentiment train` on {tsv.name} plus {len(used_labels)} correction(s)"
-            + ("." if from_scratch else ", on top of the bundled model (see its MODEL_CARD.txt)."))
+    card = f"Retrained by `veille sentiment train` on {tsv.name} plus {len(used_labels)} correction(s)" + (
+        "." if from_scratch else ", on top of the bundled model (see its MODEL_CARD.txt)."
+    )
     try:
         model, report = train_model(examples, base=base, card=card, on_top=not from_scratch)
     except TrainingDataError as exc:
         fail(f"veille: {exc}", 2)
-    model.meta = {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "file": tsv.name,
-                  "corrections": len(used_labels)}
+    model.meta = {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "file": tsv.name,
+        "corrections": len(used_labels),
+    }
     model.save(target)
     if engine is not None and used_labels:
         from veille.store.labels import mark_used
@@ -186,15 +234,24 @@ def train(tsv: Path, output: Path | None, no_labels: bool, from_scratch: bool, c
         mark_used(engine, used_labels, now=datetime.now(UTC))
     for code, line in report.items():
         click.echo(f"{code}: {line}")
-    click.echo(tr(lang, f"Modèle écrit dans {target} ({len(used_labels)} correction(s) incluse(s)). "
-                        "Redémarrez le démon pour l'utiliser.",
-                  f"Model written to {target} ({len(used_labels)} correction(s) included). "
-                  "Restart the daemon to use it."))
+    click.echo(
+        tr(
+            lang,
+            f"Modèle écrit dans {target} ({len(used_labels)} correction(s) incluse(s)). "
+            "Redémarrez le démon pour l'utiliser.",
+            f"Model written to {target} ({len(used_labels)} correction(s) included). Restart the daemon to use it.",
+        )
+    )
     if output is not None and output.resolve() != trained_model_path(directory).resolve():
-        click.echo(tr(lang, f'Ce n\'est pas l\'emplacement par défaut : ajoutez model_path = "{target}" '
-                            "dans la section [sentiment] de la configuration pour que le démon le charge.",
-                      f'Not the default location: add model_path = "{target}" to the [sentiment] section '
-                      "of the config so that the daemon loads it."))
+        click.echo(
+            tr(
+                lang,
+                f"Ce n'est pas l'emplacement par défaut : ajoutez model_path = \"{target}\" "
+                "dans la section [sentiment] de la configuration pour que le démon le charge.",
+                f'Not the default location: add model_path = "{target}" to the [sentiment] section '
+                "of the config so that the daemon loads it.",
+            )
+        )
 
 
 @click.command()
@@ -213,5 +270,10 @@ def label(hit_id: int, value: str, config_file: str | None, ui_lang: str | None)
         record_label(engine, hit_id, SentimentLabel(value), now=datetime.now(UTC))
     except UnknownHit:
         fail(tr(lang, f"Aucun hit n°{hit_id}.", f"No hit #{hit_id}."), 1)
-    click.echo(tr(lang, f"Hit {hit_id} annoté « {value} ». Il servira au prochain `veille sentiment train`.",
-                  f"Hit {hit_id} labelled '{value}'. The next `veille sentiment train` will use it."))
+    click.echo(
+        tr(
+            lang,
+            f"Hit {hit_id} annoté « {value} ». Il servira au prochain `veille sentiment train`.",
+            f"Hit {hit_id} labelled '{value}'. The next `veille sentiment train` will use it.",
+        )
+    )

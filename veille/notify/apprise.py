@@ -12,8 +12,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from veille.alerting.render import render_text
-from veille.notify.base import Delivery, Notification, NotifyPermanent, NotifyRetryable, Urgency
+from veille.core.incidents import Urgency
+from veille.notify.base import Delivery, Notification, NotifyPermanent, NotifyRetryable
+from veille.notify.render import render_text
 
 
 class AppriseNotifier:
@@ -40,10 +41,12 @@ class AppriseNotifier:
         client: Any = self._apprise.Apprise()
         if not client.add(target):
             raise NotifyPermanent("Apprise cannot use this address (check the URL scheme)")
-        notify_type = (self._apprise.NotifyType.FAILURE if notification.urgency is Urgency.HIGH
-                       else self._apprise.NotifyType.INFO)
-        result = await client.async_notify(body=render_text(notification), title=notification.title,
-                                           notify_type=notify_type, timeout=self._timeout)
+        notify_type = (
+            self._apprise.NotifyType.FAILURE if notification.urgency is Urgency.HIGH else self._apprise.NotifyType.INFO
+        )
+        result = await client.async_notify(
+            body=render_text(notification), title=notification.title, notify_type=notify_type, timeout=self._timeout
+        )
         if not result:
             raise NotifyRetryable("Apprise reported a failed delivery", ambiguous=False)
         return Delivery((f"apprise-{notification.outbox_id}",))

@@ -16,15 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from veille.errors import VeilleError
-
-
-class Urgency(StrEnum):
-    LOW = "low"
-    HIGH = "high"
+from veille.core.errors import VeilleError
+from veille.core.incidents import Urgency
 
 
 @dataclass(frozen=True, slots=True)

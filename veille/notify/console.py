@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from veille.alerting.render import render_text
+from veille.core.textsafe import terminal_safe
 from veille.notify.base import Delivery, Notification
-from veille.textsafe import terminal_safe
+from veille.notify.render import render_text
 
 # E9: feed text must not drive the operator's terminal.
 

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
-from veille.clock import Clock, SystemClock
+from veille.core.clock import Clock, SystemClock
 from veille.notify.base import Delivery, Notification, NotifyError, RecipientGone
 
 

@@ -27,22 +27,34 @@ FORMATS = ("md", "html", "csv", "json")
 EXTENSIONS = {"md": "md", "html": "html", "csv": "csv", "json": "json"}
 
 
-def monthly_report(conn: Connection, *, client_id: str, client_name: str, month: Month, timezone: str,
-                   now: datetime, failing_after: timedelta) -> MonthlyReport:
+def monthly_report(
+    conn: Connection,
+    *,
+    client_id: str,
+    client_name: str,
+    month: Month,
+    timezone: str,
+    now: datetime,
+    failing_after: timedelta,
+) -> MonthlyReport:
     """Everything one client's report needs, read in the caller's transaction (one consistent snapshot)."""
     tz = ZoneInfo(timezone)
     start, end = month.bounds(tz)
     before_start, before_end = month.previous().bounds(tz)
     return build_report(
-        client_id=client_id, client_name=client_name, month=month, timezone=timezone, now=now,
+        client_id=client_id,
+        client_name=client_name,
+        month=month,
+        timezone=timezone,
+        now=now,
         hits=store.month_hits(conn, client_id, start, end),
         previous_labels=store.label_counts(conn, client_id, before_start, before_end),
         incidents=store.month_incidents(conn, client_id, start, end, CLIENT_CAUSES),
         source_incidents=store.month_incidents(conn, client_id, start, end, (SOURCE_CAUSE,)),
         failing_now=store.failing_sources(conn, client_id),
-        source_kinds={row["key"]: row["kind"] for row in list_sources(conn, client_id=client_id,
-                                                                          include_removed=True)},
-        failing_after=failing_after)
+        source_kinds={row["key"]: row["kind"] for row in list_sources(conn, client_id=client_id, include_removed=True)},
+        failing_after=failing_after,
+    )
 
 
 def render(reports: Sequence[MonthlyReport], output_format: str, lang: str, *, many: bool = False) -> str:

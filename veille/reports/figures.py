@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-from veille.models import Engagement
+from veille.core.models import Engagement
 from veille.reports.period import Month, week_start
 from veille.store.reports import FailingSource, IncidentFacts, ReportHit
 
@@ -131,8 +131,7 @@ def by_week(hits: Iterable[ReportHit], month: Month, tz: tzinfo) -> tuple[WeekCo
     return tuple(weeks)
 
 
-def sentiment_shares(current: Mapping[str | None, int],
-                     previous: Mapping[str | None, int]) -> tuple[Share, ...]:
+def sentiment_shares(current: Mapping[str | None, int], previous: Mapping[str | None, int]) -> tuple[Share, ...]:
     """Share of each label among scored hits, and its move since the previous month in points."""
     scored = sum(current.get(label, 0) for label in LABELS)
     scored_before = sum(previous.get(label, 0) for label in LABELS)
@@ -153,15 +152,26 @@ def top_engaged(hits: Iterable[ReportHit], limit: int) -> tuple[ReportHit, ...]:
 def most_negative(hits: Iterable[ReportHit], limit: int) -> tuple[ReportHit, ...]:
     """Negative hits, the most negative score first; equal scores: the most engaged first."""
     negative = [h for h in hits if h.sentiment_label == "neg"]
-    return tuple(sorted(negative, key=lambda h: (h.sentiment_score if h.sentiment_score is not None else 0.0,
-                                                 -interactions(h.engagement), h.id))[:limit])
+    return tuple(
+        sorted(
+            negative,
+            key=lambda h: (
+                h.sentiment_score if h.sentiment_score is not None else 0.0,
+                -interactions(h.engagement),
+                h.id,
+            ),
+        )[:limit]
+    )
 
 
 def top_authors(hits: Iterable[ReportHit], limit: int) -> tuple[Ranked, ...]:
     """Handles by number of hits; the same handle on two networks is two people."""
     named = [h for h in hits if h.author]
-    return _ranked(Counter(f"{h.author} ({h.kind})" for h in named),
-                   Counter(f"{h.author} ({h.kind})" for h in named if h.sentiment_label == "neg"), limit)
+    return _ranked(
+        Counter(f"{h.author} ({h.kind})" for h in named),
+        Counter(f"{h.author} ({h.kind})" for h in named if h.sentiment_label == "neg"),
+        limit,
+    )
 
 
 def split_terms(matched_terms: str | None) -> list[str]:
@@ -190,10 +200,22 @@ def incident_lines(facts: Iterable[IncidentFacts]) -> tuple[IncidentLine, ...]:
     for f in facts:
         told = f.first_notified_at or f.opened_at
         tta = max(f.first_ack_at - told, timedelta(0)) if f.first_ack_at else None
-        lines.append(IncidentLine(
-            id=f.id, cause=f.cause, title=f.title, urgency=f.urgency, status=f.status, opened_at=f.opened_at,
-            notified_at=f.first_notified_at, acked_at=f.first_ack_at, acked_by=f.acked_by, time_to_ack=tta,
-            resolved_at=f.resolved_at, hit_count=f.hit_count))
+        lines.append(
+            IncidentLine(
+                id=f.id,
+                cause=f.cause,
+                title=f.title,
+                urgency=f.urgency,
+                status=f.status,
+                opened_at=f.opened_at,
+                notified_at=f.first_notified_at,
+                acked_at=f.first_ack_at,
+                acked_by=f.acked_by,
+                time_to_ack=tta,
+                resolved_at=f.resolved_at,
+                hit_count=f.hit_count,
+            )
+        )
     return tuple(lines)
 
 
@@ -205,9 +227,16 @@ def ack_summary(lines: Sequence[IncidentLine], start: datetime, end: datetime) -
     return AckSummary(len(opened), len(delays), median, delays[-1] if delays else None)
 
 
-def outages(source_incidents: Iterable[IncidentFacts], failing_now: Iterable[FailingSource],
-            kinds: Mapping[str, str], *, start: datetime, end: datetime, now: datetime,
-            failing_after: timedelta) -> tuple[Outage, ...]:
+def outages(
+    source_incidents: Iterable[IncidentFacts],
+    failing_now: Iterable[FailingSource],
+    kinds: Mapping[str, str],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    failing_after: timedelta,
+) -> tuple[Outage, ...]:
     """Sources that failed for at least `failing_after` during the month.
 
     History comes from source incidents (opened once a source had failed for `failing_after`, so the
@@ -220,8 +249,9 @@ def outages(source_incidents: Iterable[IncidentFacts], failing_now: Iterable[Fai
         if f.resolved_at is None and f.subject in current:
             continue
         since = f.opened_at - failing_after
-        found[(f.subject, f.opened_at)] = _outage(f.subject, kinds.get(f.subject, ""), since, f.resolved_at, None,
-                                                  start, end, now)
+        found[(f.subject, f.opened_at)] = _outage(
+            f.subject, kinds.get(f.subject, ""), since, f.resolved_at, None, start, end, now
+        )
     for f in current.values():
         if f.failing_since >= end or min(now, end) - f.failing_since < failing_after:
             continue
@@ -230,30 +260,60 @@ def outages(source_incidents: Iterable[IncidentFacts], failing_now: Iterable[Fai
     return tuple(sorted(kept, key=lambda o: (o.since, o.source_key)))
 
 
-def _outage(key: str, kind: str, since: datetime, until: datetime | None, error_kind: str | None,
-            start: datetime, end: datetime, now: datetime) -> Outage:
+def _outage(
+    key: str,
+    kind: str,
+    since: datetime,
+    until: datetime | None,
+    error_kind: str | None,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> Outage:
     stop = min(until or now, end)
     return Outage(key, kind, since, until, max(stop - max(since, start), timedelta(0)), error_kind)
 
 
-def build_report(*, client_id: str, client_name: str, month: Month, timezone: str, now: datetime,
-                 hits: Sequence[ReportHit], previous_labels: Mapping[str | None, int],
-                 incidents: Sequence[IncidentFacts], source_incidents: Sequence[IncidentFacts],
-                 failing_now: Sequence[FailingSource], source_kinds: Mapping[str, str],
-                 failing_after: timedelta, top: int = 5) -> MonthlyReport:
+def build_report(
+    *,
+    client_id: str,
+    client_name: str,
+    month: Month,
+    timezone: str,
+    now: datetime,
+    hits: Sequence[ReportHit],
+    previous_labels: Mapping[str | None, int],
+    incidents: Sequence[IncidentFacts],
+    source_incidents: Sequence[IncidentFacts],
+    failing_now: Sequence[FailingSource],
+    source_kinds: Mapping[str, str],
+    failing_after: timedelta,
+    top: int = 5,
+) -> MonthlyReport:
     tz = ZoneInfo(timezone)
     start, end = month.bounds(tz)
     labels = Counter(h.sentiment_label for h in hits)
     lines = incident_lines(incidents)
     return MonthlyReport(
-        client_id=client_id, client_name=client_name, month=month, timezone=timezone, generated_at=now,
-        total=len(hits), previous_total=sum(previous_labels.values()),
-        by_kind=by_kind(hits), by_week=by_week(hits, month, tz),
-        sentiment=sentiment_shares(labels, previous_labels), unscored=labels.get(None, 0),
-        top_engaged=top_engaged(hits, top), most_negative=most_negative(hits, top),
-        top_authors=top_authors(hits, top * 2), top_terms=top_terms(hits, top * 2),
-        incidents=lines, acks=ack_summary(lines, start, end),
-        outages=outages(source_incidents, failing_now, source_kinds, start=start, end=end, now=now,
-                        failing_after=failing_after),
+        client_id=client_id,
+        client_name=client_name,
+        month=month,
+        timezone=timezone,
+        generated_at=now,
+        total=len(hits),
+        previous_total=sum(previous_labels.values()),
+        by_kind=by_kind(hits),
+        by_week=by_week(hits, month, tz),
+        sentiment=sentiment_shares(labels, previous_labels),
+        unscored=labels.get(None, 0),
+        top_engaged=top_engaged(hits, top),
+        most_negative=most_negative(hits, top),
+        top_authors=top_authors(hits, top * 2),
+        top_terms=top_terms(hits, top * 2),
+        incidents=lines,
+        acks=ack_summary(lines, start, end),
+        outages=outages(
+            source_incidents, failing_now, source_kinds, start=start, end=end, now=now, failing_after=failing_after
+        ),
         hits=tuple(hits),
     )

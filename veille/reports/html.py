@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from veille.core.textsafe import terminal_safe
 from veille.reports.layout import Cell, Document, Link, Table
-from veille.textsafe import terminal_safe
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;margin:2rem auto;max-width:72rem;
@@ -43,13 +43,14 @@ def _table(table: Table) -> str:
         return ' class="n"' if i in table.numeric else ""
 
     head = "".join(f"<th{cls(i)}>{text(h)}</th>" for i, h in enumerate(table.headers))
-    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{_cell(c)}</td>" for i, c in enumerate(row)) + "</tr>\n"
-                   for row in table.rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td{cls(i)}>{_cell(c)}</td>" for i, c in enumerate(row)) + "</tr>\n" for row in table.rows
+    )
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
 
 
 def _article(doc: Document) -> str:
-    parts = [f"<article>\n<h1>{text(doc.title)}</h1>\n<p class=\"sub\">{text(doc.subtitle)}</p>\n"]
+    parts = [f'<article>\n<h1>{text(doc.title)}</h1>\n<p class="sub">{text(doc.subtitle)}</p>\n']
     for section in doc.sections:
         parts.append(f"<section>\n<h2>{text(section.title)}</h2>\n")
         if section.lines:
@@ -65,8 +66,11 @@ def render_html(documents: Sequence[Document]) -> str:
     """One page holding one or several reports (each starts on a new printed page)."""
     lang = documents[0].lang if documents else "fr"
     title = documents[0].title if len(documents) == 1 else ("Monthly reports" if lang == "en" else "Rapports mensuels")
-    return (f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{text(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            + "".join(_article(doc) for doc in documents) + "</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{text(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "".join(_article(doc) for doc in documents)
+        + "</body>\n</html>\n"
+    )

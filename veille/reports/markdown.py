@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from veille.core.textsafe import terminal_safe
 from veille.reports.layout import Cell, Document, Link, Table
-from veille.textsafe import terminal_safe
 
 _MARKUP = re.compile(r"([\\`*\[\]<>|~])")  # cells never start a line: # and - stay as they are
 _EDGE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")  # _ between letters never makes emphasis: http_5xx
@@ -28,8 +28,10 @@ def _cell(value: Cell) -> str:
 
 
 def _table(table: Table) -> list[str]:
-    lines = ["| " + " | ".join(text(h) for h in table.headers) + " |",
-             "|" + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.headers))) + "|"]
+    lines = [
+        "| " + " | ".join(text(h) for h in table.headers) + " |",
+        "|" + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.headers))) + "|",
+    ]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
     return lines
 

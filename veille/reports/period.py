@@ -20,7 +20,7 @@ class Month:
 
     @classmethod
     def parse(cls, text: str) -> Month:
-        """"2026-11" -> Month(2026, 11); ValueError that shows the expected form otherwise."""
+        """ "2026-11" -> Month(2026, 11); ValueError that shows the expected form otherwise."""
         match = _MONTH.match(text.strip())
         if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
             raise ValueError(f"{text!r} is not a month; write YYYY-MM, e.g. 2026-11")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from veille.models import SentimentResult
+from veille.core.errors import VeilleError
+from veille.core.models import SentimentResult
 
 
 @runtime_checkable
@@ -15,3 +16,7 @@ class Scorer(Protocol):
     def score_batch(self, texts: Sequence[str]) -> list[SentimentResult]:
         """One result per text, in order. Must be linear in input size and never raise on odd text."""
         ...
+
+
+class ScorerLoadError(VeilleError):
+    """The configured scorer cannot be loaded (missing extra, missing or damaged model): fix the config."""

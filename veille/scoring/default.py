@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from veille.models import SentimentLabel, SentimentResult
+from veille.core.models import SentimentLabel, SentimentResult
 from veille.scoring.lexicon import STOPWORDS_EN, STOPWORDS_FR, Resources, load_resources
 from veille.scoring.linear import CLASSES, Head, LinearModel
 from veille.scoring.rules import Evidence, Rules
@@ -94,8 +94,13 @@ class DefaultScorer:
 
 def _rules_verdict(parsed: Parsed, evidence: Evidence) -> SentimentResult:
     compound = evidence.compound
-    label = (SentimentLabel.POS if compound >= RULES_THRESHOLD else
-             SentimentLabel.NEG if compound <= -RULES_THRESHOLD else SentimentLabel.NEU)
+    label = (
+        SentimentLabel.POS
+        if compound >= RULES_THRESHOLD
+        else SentimentLabel.NEG
+        if compound <= -RULES_THRESHOLD
+        else SentimentLabel.NEU
+    )
     return SentimentResult(label, round(compound, 4), parsed.lang, evidence.reasons[:MAX_REASONS])
 
 
@@ -111,8 +116,13 @@ def _model_reasons(head: Head, parsed: Parsed, evidence: Evidence, best: int) ->
     centered = head.centered
     pulls: dict[str, float] = {}
     for token in parsed.tokens:
-        if (token.kind in (PUNCT, EMOJI) or len(token.norm) < 3 or token.raw in seen
-                or token.norm in STOPWORDS_FR or token.norm in STOPWORDS_EN):
+        if (
+            token.kind in (PUNCT, EMOJI)
+            or len(token.norm) < 3
+            or token.raw in seen
+            or token.norm in STOPWORDS_FR
+            or token.norm in STOPWORDS_EN
+        ):
             continue  # "model:the" explains nothing to a person
         j = vocabulary.get("\t" + token.norm)
         if j is None:

@@ -47,7 +47,7 @@ def word_features(parsed: Parsed) -> list[str]:
 def char_grams(word: str) -> list[str]:
     padded = f" {word} "
     size = len(padded)
-    return [padded[k:k + n] for n in range(CHAR_MIN, CHAR_MAX + 1) for k in range(size - n + 1)]
+    return [padded[k : k + n] for n in range(CHAR_MIN, CHAR_MAX + 1) for k in range(size - n + 1)]
 
 
 def words_for_chars(parsed: Parsed) -> Iterator[str]:

@@ -89,6 +89,7 @@ CONTRAST = frozenset(
 )
 IRONY_MARKERS = frozenset({"#ironie", "#sarcasme", "#irony", "#sarcasm", "#not", "🙃"})
 
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 

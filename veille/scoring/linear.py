@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from veille.models import SentimentLabel
+from veille.core.models import SentimentLabel
 from veille.scoring.features import Batch, Vectorizer
 from veille.scoring.rules import Evidence
 from veille.scoring.text import Parsed
@@ -69,8 +69,10 @@ class Head:
     def logits(self, batch: Batch) -> np.ndarray:
         """(documents x 3) scores: a weighted bincount per class, no Python loop over features."""
         contributions = self.weights[batch.idx] * batch.val[:, None]
-        return np.stack([np.bincount(batch.doc, weights=contributions[:, k], minlength=batch.size)
-                         for k in range(len(CLASSES))], axis=1)
+        return np.stack(
+            [np.bincount(batch.doc, weights=contributions[:, k], minlength=batch.size) for k in range(len(CLASSES))],
+            axis=1,
+        )
 
 
 @dataclass(slots=True)
@@ -84,8 +86,14 @@ class LinearModel:
         return self.heads.get(lang) or self.heads.get("fr") or next(iter(self.heads.values()))
 
     def save(self, path: Path) -> None:
-        doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "card": self.card, "meta": self.meta,
-                               "classes": [c.value for c in CLASSES], "heads": {}}
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "card": self.card,
+            "meta": self.meta,
+            "classes": [c.value for c in CLASSES],
+            "heads": {},
+        }
         for lang, head in self.heads.items():
             doc["heads"][lang] = _head_doc(head)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,37 +13,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
-from veille.errors import VeilleError
-from veille.scoring.base import Scorer
+from veille.scoring.base import Scorer, ScorerLoadError
 from veille.scoring.settings import SentimentSettings
 
 log = logging.getLogger(__name__)
 
 TRAINED_MODEL_NAME = "sentiment-model.json.gz"
 BUNDLED_MODEL = ("model", "default.json.gz")
-
-
-class ScorerLoadError(VeilleError):
-    """The configured scorer cannot be loaded (missing extra, missing or damaged model): fix the config."""
-
-
-def default_data_dir(database_url: str | None = None, *, environ: Mapping[str, str] | None = None) -> Path:
-    """Where veille keeps the files it makes besides the database (the retrained model)."""
-    env = os.environ if environ is None else environ
-    if env.get("VEILLE_HOME"):
-        return Path(env["VEILLE_HOME"]).expanduser()
-    if database_url:
-        from veille.store.engine import sqlite_path
-
-        path = sqlite_path(database_url)
-        if path is not None:
-            return path.expanduser().resolve().parent
-    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "veille"
 
 
 def trained_model_path(directory: Path) -> Path:
@@ -85,14 +64,14 @@ def load_linear_model(settings: SentimentSettings, directory: Path | None):  # -
 def load_scorer(settings: SentimentSettings, *, data_dir: Path | None = None) -> Scorer:
     """Build the configured scorer. Call once at start; `score_batch` is then safe in a worker thread.
 
-    `data_dir` defaults to `$VEILLE_HOME` when set (pass `veille.scoring.default_data_dir(config.database_url)`
+    `data_dir` defaults to `$VEILLE_HOME` when set (pass `veille.core.paths.data_dir(config.database_url)`
     so that a model retrained next to the database is found).
     """
     if settings.scorer == "transformer":
         from veille.scoring.transformer import TransformerScorer
 
         if not settings.model_path:
-            raise ScorerLoadError("sentiment.model_path is required when scorer = \"transformer\"")
+            raise ScorerLoadError('sentiment.model_path is required when scorer = "transformer"')
         return TransformerScorer.load(Path(settings.model_path).expanduser())
     from veille.scoring.default import DefaultScorer
 

@@ -22,12 +22,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from veille.errors import VeilleError
-from veille.models import SentimentLabel, SentimentResult
+from veille.core.errors import VeilleError
+from veille.core.models import SentimentLabel, SentimentResult
+from veille.core.workerproc import Helper
 from veille.scoring.base import Scorer
 from veille.scoring.loader import ScorerLoadError, load_scorer
 from veille.scoring.settings import SentimentSettings
-from veille.workerproc import Helper
 
 log = logging.getLogger("veille.scoring.process")
 
@@ -101,8 +101,12 @@ class ScoringProcess:
                     if attempt == 1:
                         log.warning("sentiment scorer process failed (%s); restarting it", exc)
                     else:
-                        log.error("sentiment scorer process failed again (%s); scoring in the daemon's own "
-                                  "process for the next %.0f minutes", exc, FALLBACK_SECONDS / 60)
+                        log.error(
+                            "sentiment scorer process failed again (%s); scoring in the daemon's own "
+                            "process for the next %.0f minutes",
+                            exc,
+                            FALLBACK_SECONDS / 60,
+                        )
             self._fallback_until = time.monotonic() + FALLBACK_SECONDS
             return self._in_process().score_batch(texts)
 
@@ -114,8 +118,10 @@ class ScoringProcess:
         rows = self._receive(BATCH_TIMEOUT + PER_TEXT_TIMEOUT * count)
         if not isinstance(rows, list) or len(rows) != count:
             raise ScorerUnavailable("an answer of the wrong length")
-        return [SentimentResult(SentimentLabel(label), float(score), str(lang), tuple(reasons))
-                for label, score, lang, reasons in rows]
+        return [
+            SentimentResult(SentimentLabel(label), float(score), str(lang), tuple(reasons))
+            for label, score, lang, reasons in rows
+        ]
 
     def _in_process(self) -> Scorer:
         """The same scorer, loaded here on first need (it was checked loadable by the helper at start)."""

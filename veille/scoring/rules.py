@@ -142,7 +142,7 @@ class Rules:
             idiom = self._idiom(norms, i)
             if idiom is not None:
                 length, value = idiom
-                label = " ".join(t.raw for t in tokens[i:i + length] if t.kind != PUNCT)
+                label = " ".join(t.raw for t in tokens[i : i + length] if t.kind != PUNCT)
                 value *= weight
                 items[label] = items.get(label, 0.0) + value
                 if value > 0:
@@ -152,8 +152,12 @@ class Rules:
                 i += length
                 continue
             # "super" before a word intensifies it; "super," alone is praise.
-            modifies = (word in BOOSTERS and i + 1 < n and tokens[i + 1].kind not in (PUNCT, EMOJI)
-                        and self._valence(tokens[i + 1].norm, parsed.lang) is not None)
+            modifies = (
+                word in BOOSTERS
+                and i + 1 < n
+                and tokens[i + 1].kind not in (PUNCT, EMOJI)
+                and self._valence(tokens[i + 1].norm, parsed.lang) is not None
+            )
             value = None if modifies else self._valence(word, parsed.lang)
             if value:
                 value, negator = self._context(tokens, i, value)
@@ -173,21 +177,34 @@ class Rules:
             # "Super, encore 2h de retard #ironie": the praise is the complaint.
             neg, pos = neg + pos, 0.0
             items = {k: -abs(v) for k, v in items.items()}
-        reasons = [f"{'+' if v > 0 else '-'}{k}" for k, v in
-                   sorted(items.items(), key=lambda kv: -abs(kv[1]))[:MAX_REASONS] if abs(v) >= 0.3]
+        reasons = [
+            f"{'+' if v > 0 else '-'}{k}"
+            for k, v in sorted(items.items(), key=lambda kv: -abs(kv[1]))[:MAX_REASONS]
+            if abs(v) >= 0.3
+        ]
         if last_contrast >= 0 and items:
             reasons.append(f"contrast:{contrast_raw}")
         if irony:
             reasons.append("irony")
-        return Evidence(pos, neg, emoji_pos, emoji_neg, negations, exclamations, questions, irony,
-                        last_contrast >= 0, tuple(reasons))
+        return Evidence(
+            pos,
+            neg,
+            emoji_pos,
+            emoji_neg,
+            negations,
+            exclamations,
+            questions,
+            irony,
+            last_contrast >= 0,
+            tuple(reasons),
+        )
 
     def _idiom(self, norms: list[str], i: int) -> tuple[int, float] | None:
         candidates = self.res.idioms.get(norms[i])
         if not candidates:
             return None
         for words, value in candidates:
-            if tuple(norms[i:i + len(words)]) == words:
+            if tuple(norms[i : i + len(words)]) == words:
                 return len(words), value
         return None
 

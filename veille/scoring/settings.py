@@ -1,10 +1,10 @@
 """`[sentiment]`: which scorer runs on new hits, and where its model lives.
 
-    [sentiment]
-    scorer = "default"          # "default" (bundled, offline) or "transformer" (extra, local model)
-    model_path = "..."          # transformer: a local model directory (required; never a hub name)
-                                # default: optional, a model file made by `veille sentiment train`
-    batch_size = 256
+[sentiment]
+scorer = "default"          # "default" (bundled, offline) or "transformer" (extra, local model)
+model_path = "..."          # transformer: a local model directory (required; never a hub name)
+                            # default: optional, a model file made by `veille sentiment train`
+batch_size = 256
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from veille.configreader import Reader
+from veille.core.configreader import Reader
 
 SCORERS = ("default", "transformer")
 
@@ -38,13 +38,22 @@ def parse_sentiment(root: Reader) -> SentimentSettings:
     )
     if scorer == "transformer":
         if not model_path:
-            section.add("model_path", "is required when scorer = \"transformer\"",
-                        'give the local directory of a downloaded model, e.g. model_path = "/opt/models/xlm-t"')
+            section.add(
+                "model_path",
+                'is required when scorer = "transformer"',
+                'give the local directory of a downloaded model, e.g. model_path = "/opt/models/xlm-t"',
+            )
         elif not Path(model_path).expanduser().is_dir():
-            section.add("model_path", f"{model_path!r} is not a local directory",
-                        "models are never downloaded at run time: download it once and give its directory")
+            section.add(
+                "model_path",
+                f"{model_path!r} is not a local directory",
+                "models are never downloaded at run time: download it once and give its directory",
+            )
         if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
-            section.add("scorer", "the transformer scorer needs the optional packages transformers and torch",
-                        "install them with: pip install 'veille[transformer]'")
+            section.add(
+                "scorer",
+                "the transformer scorer needs the optional packages transformers and torch",
+                "install them with: pip install 'veille[transformer]'",
+            )
     section.finish()
     return settings

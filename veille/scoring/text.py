@@ -58,8 +58,15 @@ class Tokenizer:
         )
         expansions = {word for value in res.sms.values() for word in value.split()}
         self._cache: dict[tuple[str, bool, bool], tuple[Token, ...]] = {}
-        self._known = (set(res.sms) | expansions | set(res.lexicons["fr"]) | set(res.lexicons["en"])
-                       | STOPWORDS_FR | STOPWORDS_EN | set(BOOSTERS))
+        self._known = (
+            set(res.sms)
+            | expansions
+            | set(res.lexicons["fr"])
+            | set(res.lexicons["en"])
+            | STOPWORDS_FR
+            | STOPWORDS_EN
+            | set(BOOSTERS)
+        )
 
     def parse(self, text: str) -> Parsed:
         text = text[:MAX_CHARS]
@@ -151,7 +158,7 @@ class Tokenizer:
         return tuple(out)
 
     def _unelongate(self, word: str) -> str:
-        """"pizzzza" -> "pizza", "trooop" -> "trop": try doubled letters, then single ones."""
+        """ "pizzzza" -> "pizza", "trooop" -> "trop": try doubled letters, then single ones."""
         doubled = _ELONGATED.sub(r"\1\1", word)
         if doubled in self._known:
             return doubled
@@ -164,7 +171,7 @@ def _french_context(tokens: list[Token]) -> None:
     for i, token in enumerate(tokens):
         norm = token.norm
         if norm == "plu":
-            before = {t.norm for t in tokens[max(0, i - 3):i]}
+            before = {t.norm for t in tokens[max(0, i - 3) : i]}
             # "ça m'a plu" is "plaire"; "yavè plu de pizza" ("il y avait") is SMS for "plus".
             plaire = bool(before & _PLAIRE_AUX) and "y" not in before
             tokens[i] = token._replace(norm="plaire" if plaire else "plus")

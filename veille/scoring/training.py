@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from veille.models import SentimentLabel
+from veille.core.models import SentimentLabel
 from veille.scoring.features import Vectorizer, all_grams
 from veille.scoring.lexicon import load_resources
 from veille.scoring.linear import CLASSES, Head, LinearModel
@@ -101,8 +101,9 @@ class Trainer:
         batch = vectorizer.transform(parsed, [self.rules.evaluate(item) for item in parsed])
         # The constant bias column is left to the solver's own (unpenalised) intercept.
         keep = batch.idx != vectorizer.n_features - 1
-        return csr_matrix((batch.val[keep], (batch.doc[keep], batch.idx[keep])),
-                          shape=(batch.size, vectorizer.n_features - 1))
+        return csr_matrix(
+            (batch.val[keep], (batch.doc[keep], batch.idx[keep])), shape=(batch.size, vectorizer.n_features - 1)
+        )
 
     def _fit(self, matrix, y: np.ndarray) -> np.ndarray:
         from sklearn.linear_model import LogisticRegression
@@ -127,9 +128,14 @@ class Trainer:
         return weights
 
 
-def train_model(examples: Sequence[Example], *, base: LinearModel | None = None,
-                options: dict[str, Options] | None = None, card: str = "",
-                on_top: bool = True) -> tuple[LinearModel, dict[str, str]]:
+def train_model(
+    examples: Sequence[Example],
+    *,
+    base: LinearModel | None = None,
+    options: dict[str, Options] | None = None,
+    card: str = "",
+    on_top: bool = True,
+) -> tuple[LinearModel, dict[str, str]]:
     """One head per language with enough rows; other languages keep `base`'s head.
 
     With `on_top`, a new head is trained on top of `base`'s head for that language (their

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from veille.models import SentimentLabel, SentimentResult
+from veille.core.models import SentimentLabel, SentimentResult
+from veille.scoring.base import ScorerLoadError
 from veille.scoring.lexicon import load_resources
-from veille.scoring.loader import ScorerLoadError
 from veille.scoring.rules import Rules
 from veille.scoring.text import MAX_CHARS, Tokenizer
 
@@ -65,14 +65,16 @@ class TransformerScorer:
         try:
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
         except ImportError as exc:
-            raise ScorerLoadError("the transformer scorer needs transformers and torch: "
-                                  "pip install 'veille[transformer]'") from exc
+            raise ScorerLoadError(
+                "the transformer scorer needs transformers and torch: pip install 'veille[transformer]'"
+            ) from exc
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise ScorerLoadError(f"sentiment.model_path: {path} does not hold a usable model "
-                                  f"({type(exc).__name__})") from exc
+            raise ScorerLoadError(
+                f"sentiment.model_path: {path} does not hold a usable model ({type(exc).__name__})"
+            ) from exc
         return cls(tokenizer, model)
 
     def score_batch(self, texts: Sequence[str]) -> list[SentimentResult]:
@@ -80,9 +82,10 @@ class TransformerScorer:
         clipped = [(text if isinstance(text, str) else str(text))[:MAX_CHARS] for text in texts]
         results: list[SentimentResult] = []
         for start in range(0, len(clipped), self.batch_size):
-            chunk = clipped[start:start + self.batch_size]
-            encoded = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="pt")
+            chunk = clipped[start : start + self.batch_size]
+            encoded = self.tokenizer(
+                chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            )
             with torch.inference_mode():
                 probs = torch.softmax(self.model(**encoded).logits, dim=-1).tolist()
             for text, row in zip(chunk, probs, strict=True):

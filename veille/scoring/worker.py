@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from veille.workerproc import helper_pipes, incoming, run_helper
+from veille.core.workerproc import helper_pipes, incoming, run_helper
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,16 +22,20 @@ def main(argv: list[str] | None = None) -> int:
     from veille.scoring.settings import SentimentSettings
 
     try:
-        scorer = load_scorer(SentimentSettings(**json.loads(settings_json)),
-                             data_dir=Path(data_dir) if data_dir else None)
+        scorer = load_scorer(
+            SentimentSettings(**json.loads(settings_json)), data_dir=Path(data_dir) if data_dir else None
+        )
     except ScorerLoadError as exc:
         replies.send_bytes(json.dumps(["error", str(exc)]).encode())
         return 2
     replies.send_bytes(json.dumps(["ready", scorer.name]).encode())
     for message in incoming(requests):
         results = scorer.score_batch(json.loads(message))
-        replies.send_bytes(json.dumps([[r.label.value, r.score, r.lang, list(r.reasons)] for r in results],
-                                      separators=(",", ":")).encode())
+        replies.send_bytes(
+            json.dumps(
+                [[r.label.value, r.score, r.lang, list(r.reasons)] for r in results], separators=(",", ":")
+            ).encode()
+        )
     return 0
 
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from veille.errors import AuthFailed, FetchError, RateLimited, RetryableFetchError
-from veille.models import ErrorKind
+from veille.core.errors import AuthFailed, FetchError, RateLimited, RetryableFetchError
+from veille.core.models import ErrorKind
 
 if TYPE_CHECKING:
     from veille.sources.base import PollContext
@@ -237,13 +237,18 @@ def rate_window(headers: Mapping[str, str], now: datetime) -> RateWindow | None:
     a number larger than ten years of seconds is taken as an epoch.
     """
     limit = _header_number(headers, ("x-ratelimit-limit", "x-rate-limit-limit", "ratelimit-limit"))
-    remaining = _header_number(
-        headers, ("x-ratelimit-remaining", "x-rate-limit-remaining", "ratelimit-remaining"))
+    remaining = _header_number(headers, ("x-ratelimit-remaining", "x-rate-limit-remaining", "ratelimit-remaining"))
     used = _header_number(headers, ("x-ratelimit-used",))
     if limit is None and remaining is not None and used is not None:
         limit = remaining + used
-    reset_raw = next((headers.get(n) for n in ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset")
-                      if headers.get(n) is not None), None)
+    reset_raw = next(
+        (
+            headers.get(n)
+            for n in ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset")
+            if headers.get(n) is not None
+        ),
+        None,
+    )
     reset_in: float | None = None
     if reset_raw is not None:
         try:

@@ -10,18 +10,21 @@ to the database, and never build an HTTP client: they use `ctx.http`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from veille.errors import Problems
-from veille.models import Item
+from veille.core.errors import Problems
+from veille.core.models import Item
+from veille.core.polling import PollOutcome, PollState
 
 if TYPE_CHECKING:
+    import asyncio
     import logging
 
-    from veille.clock import Clock
-    from veille.http import HttpClient
+    from veille.core.clock import Clock
+    from veille.core.matching import Matcher
+    from veille.net.http import HttpClient
 
 
 class SourceOptions(Protocol):
@@ -34,30 +37,6 @@ class SourceOptions(Protocol):
     def secret_env(self) -> tuple[str, ...]:
         """Names of the environment variables this source needs (never their values)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class PollState:
-    """What a source remembers between polls (persisted by the store)."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-    cursor: str | None = None  # driver-owned, opaque (JSON text is fine): since_id, min_id, page token
-    content_hash: str | None = None  # hash of the last body parsed: same body -> skip the parse
-
-
-@dataclass(slots=True)
-class PollOutcome:
-    """The result of one successful poll."""
-
-    items: list[Item] = field(default_factory=list)
-    etag: str | None = None
-    last_modified: str | None = None
-    cursor: str | None = None
-    content_hash: str | None = None
-    not_modified: bool = False  # 304 or identical body: nothing parsed
-    note: str | None = None  # shown by `veille sources` (e.g. "budget: 812/1000 reads left")
-    earliest_next_poll: float | None = None  # seconds; e.g. rate-limit window nearly exhausted
 
 
 @dataclass(slots=True)
@@ -78,6 +57,8 @@ class PollContext:
 @runtime_checkable
 class SourceDriver(Protocol):
     kind: ClassVar[str]
+    parses_feeds: ClassVar[bool]
+    streams: ClassVar[bool]
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> SourceOptions | None:
         """Validate the source's own keys (`kind` and `every` are already handled).
@@ -88,5 +69,46 @@ class SourceDriver(Protocol):
         ...
 
     async def poll(self, ctx: PollContext, options: Any, state: PollState) -> PollOutcome:
-        """Fetch new items. Raise a `veille.errors.FetchError` subclass on failure."""
+        """Fetch new items. Raise a `veille.core.errors.FetchError` subclass on failure."""
         ...
+
+    def stream_group(self, options: Any) -> str: ...
+
+    def open_stream(
+        self, options: Any, matchers: Mapping[str, Matcher], *, clock: Clock, log: logging.Logger
+    ) -> StreamConsumer: ...
+
+    def describe_state(self, cursor: str | None, target: str, lang: str) -> str | None: ...
+
+
+class StreamConsumer(Protocol):
+    """A long-lived consumer that feeds several sources at once (one connection per stream group)."""
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        load_cursor: Callable[[], Awaitable[int | None]],
+        store: Callable[[dict[str, list[Item]], int], Awaitable[None]],
+    ) -> None: ...
+
+
+class DriverBase:
+    """What a driver declares besides its options and its poll; the runtime and the CLI ask these,
+    never the kind's name. A driver overrides only what it needs."""
+
+    parses_feeds: ClassVar[bool] = False  # its polls parse feeds in the parse-worker pool
+    streams: ClassVar[bool] = False  # fed by one long-lived consumer per stream group instead of polls
+
+    def stream_group(self, options: Any) -> str:
+        """Sources of one group share one consumer (for example one Jetstream URL)."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
+
+    def open_stream(
+        self, options: Any, matchers: Mapping[str, Matcher], *, clock: Clock, log: logging.Logger
+    ) -> StreamConsumer:
+        """The consumer of a stream group, matching each post against every subscribed client."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
+
+    def describe_state(self, cursor: str | None, target: str, lang: str) -> str | None:
+        """A note for `veille sources` read from the stored cursor (for example a feed that moved)."""
+        return None

@@ -30,9 +30,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from veille.configreader import Reader
-from veille.errors import AuthFailed, PermanentFetchError, Problems
-from veille.models import Engagement, ErrorKind, Item
+from veille.core.configreader import Reader
+from veille.core.errors import AuthFailed, PermanentFetchError, Problems
+from veille.core.models import Engagement, ErrorKind, Item
+from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
     BadResponse,
     RateGate,
@@ -50,7 +51,7 @@ from veille.sources._common import (
     require_secret,
     text_of,
 )
-from veille.sources.base import PollContext, PollOutcome, PollState
+from veille.sources.base import DriverBase, PollContext
 
 SESSION_KEY = "bluesky_session"
 PAGE_LIMIT = 100
@@ -135,7 +136,8 @@ def post_item(post: Any, *, own_did: str | None = None) -> Item | None:
         engagement=Engagement(
             likes=int_of(post, "likeCount"),
             reposts=(int_of(post, "repostCount") or 0) + (int_of(post, "quoteCount") or 0)
-            if post.get("repostCount") is not None else None,
+            if post.get("repostCount") is not None
+            else None,
             replies=int_of(post, "replyCount"),
         ),
         direct=addresses(record, own_did),
@@ -145,8 +147,11 @@ def post_item(post: Any, *, own_did: str | None = None) -> Item | None:
 
 def _sort_time(post: Any) -> datetime | None:
     """searchPosts' `since` works on sortAt = min(createdAt, indexedAt)."""
-    times = [t for t in (parse_time(text_of(post, "record", "createdAt")), parse_time(text_of(post, "indexedAt")))
-             if t is not None]
+    times = [
+        t
+        for t in (parse_time(text_of(post, "record", "createdAt")), parse_time(text_of(post, "indexedAt")))
+        if t is not None
+    ]
     return min(times) if times else None
 
 
@@ -173,7 +178,7 @@ def _xrpc_error(body: bytes) -> str | None:
     return text_of(data, "error")
 
 
-class BlueskyDriver:
+class BlueskyDriver(DriverBase):
     kind: ClassVar[str] = "bluesky"
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> BlueskyOptions | None:
@@ -193,18 +198,22 @@ class BlueskyDriver:
             reader.add("search", "nothing to watch", 'write e.g. search = ["chez gégé"] or mentions = true')
         if len(problems) > before:
             return None
-        return BlueskyOptions(identifier.lstrip("@"), password_env, tuple(search), service.rstrip("/"),
-                              bool(mentions), lang, max_pages)
+        return BlueskyOptions(
+            identifier.lstrip("@"), password_env, tuple(search), service.rstrip("/"), bool(mentions), lang, max_pages
+        )
 
     # --- session -----------------------------------------------------------------------------
 
-    async def _xrpc_post(self, ctx: PollContext, url: str, *, headers: dict[str, str] | None = None,
-                         json_body: Any = None) -> Any:
-        response = await ctx.http.request("POST", url, headers=headers, json=json_body,
-                                          accept_statuses=frozenset({400, 401, 429}))
+    async def _xrpc_post(
+        self, ctx: PollContext, url: str, *, headers: dict[str, str] | None = None, json_body: Any = None
+    ) -> Any:
+        response = await ctx.http.request(
+            "POST", url, headers=headers, json=json_body, accept_statuses=frozenset({400, 401, 429})
+        )
         if response.status == 429:
-            raise rate_limited("bluesky session", response.retry_after(),
-                               rate_window(response.headers, ctx.clock.now()))
+            raise rate_limited(
+                "bluesky session", response.retry_after(), rate_window(response.headers, ctx.clock.now())
+            )
         if response.status in (400, 401):
             error = _xrpc_error(response.body)
             if error in _EXPIRED or response.status == 401:
@@ -231,19 +240,24 @@ class BlueskyDriver:
         if session:
             try:
                 data = await self._xrpc_post(
-                    ctx, f"{options.service}/xrpc/com.atproto.server.refreshSession",
-                    headers={"Authorization": f"Bearer {session['refresh']}"})
+                    ctx,
+                    f"{options.service}/xrpc/com.atproto.server.refreshSession",
+                    headers={"Authorization": f"Bearer {session['refresh']}"},
+                )
                 return self._store_session(ctx, data)
             except AuthFailed:
                 ctx.cache.pop(SESSION_KEY, None)  # refresh token refused: create a new session
         data = await self._xrpc_post(
-            ctx, f"{options.service}/xrpc/com.atproto.server.createSession",
-            json_body={"identifier": options.identifier, "password": password})
+            ctx,
+            f"{options.service}/xrpc/com.atproto.server.createSession",
+            json_body={"identifier": options.identifier, "password": password},
+        )
         ctx.log.info("bluesky.session_created")
         return self._store_session(ctx, data)
 
-    async def _get(self, ctx: PollContext, options: BlueskyOptions, method: str,
-                   params: Any) -> tuple[Any, float | None]:
+    async def _get(
+        self, ctx: PollContext, options: BlueskyOptions, method: str, params: Any
+    ) -> tuple[Any, float | None]:
         """GET an XRPC query with the session, refreshing once on an expired token.
 
         Returns the decoded answer and the wait to suggest when the rate window is nearly used.
@@ -254,9 +268,11 @@ class BlueskyDriver:
         for attempt in range(2):
             session = await self.session(ctx, options, expired=attempt > 0)
             response = await ctx.http.get(
-                f"{options.service}/xrpc/{method}", params=params,
+                f"{options.service}/xrpc/{method}",
+                params=params,
                 headers={"Authorization": f"Bearer {session['access']}"},
-                accept_statuses=frozenset({400, 401, 429}))
+                accept_statuses=frozenset({400, 401, 429}),
+            )
             window = rate_window(response.headers, ctx.clock.now())
             if response.status == 429:
                 gate.observe(host, window)
@@ -316,8 +332,9 @@ class BlueskyDriver:
             new_cursor["mentions"] = mentions
         return PollOutcome(items=list(items.values()), cursor=dump_cursor(new_cursor), earliest_next_poll=wait)
 
-    async def _mentions(self, ctx: PollContext, options: BlueskyOptions, since_text: str | None,
-                        items: dict[str, Item]) -> tuple[str | None, float | None]:
+    async def _mentions(
+        self, ctx: PollContext, options: BlueskyOptions, since_text: str | None, items: dict[str, Item]
+    ) -> tuple[str | None, float | None]:
         """Mentions, replies and quotes of the account (`listNotifications`), newest first, as `direct`."""
         since = parse_time(since_text)
         newest = since
@@ -357,8 +374,9 @@ class BlueskyDriver:
         found: list[Item] = []
         uris = [u for u in external_ids if u.startswith("at://")]
         for start in range(0, len(uris), GET_POSTS_LIMIT):
-            data, _ = await self._get(ctx, options, "app.bsky.feed.getPosts",
-                                   [("uris", u) for u in uris[start:start + GET_POSTS_LIMIT]])
+            data, _ = await self._get(
+                ctx, options, "app.bsky.feed.getPosts", [("uris", u) for u in uris[start : start + GET_POSTS_LIMIT]]
+            )
             own = (ctx.cache.get(SESSION_KEY) or {}).get("did")
             for post in list_of(data, "posts"):
                 item = post_item(post, own_did=own)

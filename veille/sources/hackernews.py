@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from veille.configreader import Reader
-from veille.errors import FetchError, Problems
-from veille.models import Engagement, Item
+from veille.core.configreader import Reader
+from veille.core.errors import FetchError, Problems
+from veille.core.models import Engagement, Item
+from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
     BadResponse,
     bounded,
@@ -31,7 +32,7 @@ from veille.sources._common import (
     text_of,
     web_url,
 )
-from veille.sources.base import PollContext, PollOutcome, PollState
+from veille.sources.base import DriverBase, PollContext
 
 PAGE_LIMIT = 100
 DEFAULT_API = "https://hn.algolia.com/api/v1"
@@ -72,14 +73,19 @@ def hit_item(hit: Any) -> Item | None:
         author=text_of(hit, "author"),
         author_name=text_of(hit, "author"),
         published_at=published or parse_time(text_of(hit, "created_at")),
-        engagement=Engagement(score=int_of(hit, "points"),
-                              replies=None if is_comment else int_of(hit, "num_comments")),
-        extra={k: v for k, v in (("link", web_url(text_of(hit, "url") or text_of(hit, "story_url"))),
-                                 ("story_id", text_of(hit, "story_id"))) if v},
+        engagement=Engagement(score=int_of(hit, "points"), replies=None if is_comment else int_of(hit, "num_comments")),
+        extra={
+            k: v
+            for k, v in (
+                ("link", web_url(text_of(hit, "url") or text_of(hit, "story_url"))),
+                ("story_id", text_of(hit, "story_id")),
+            )
+            if v
+        },
     )
 
 
-class HackerNewsDriver:
+class HackerNewsDriver(DriverBase):
     kind: ClassVar[str] = "hackernews"
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> HackerNewsOptions | None:
@@ -105,8 +111,7 @@ class HackerNewsDriver:
             since = int(since) if isinstance(since, int | float) else None
             newest = since
             for page in range(options.max_pages):
-                params: dict[str, Any] = {"query": query, "tags": options.tags, "hitsPerPage": PAGE_LIMIT,
-                                          "page": page}
+                params: dict[str, Any] = {"query": query, "tags": options.tags, "hitsPerPage": PAGE_LIMIT, "page": page}
                 if since is not None:
                     params["numericFilters"] = f"created_at_i>{since}"
                 response = await ctx.http.get(f"{options.api_base}/search_by_date", params=params)
@@ -140,4 +145,3 @@ class HackerNewsDriver:
             if item is not None:
                 found.append(item)
         return found
-

@@ -10,7 +10,7 @@ reconnects with capped, jittered exponential backoff.
 Matching 50 clients per post would cost 50 regex scans; instead a word index (for each keyword
 alternative, one word it cannot match without -> clients) finds the few candidate clients of a post
 from its words, and only those run their real matcher. This is exact, not a heuristic: every term
-of a keyword matches whole alphanumeric runs of the folded text (see `veille.matching`), so a
+of a keyword matches whole alphanumeric runs of the folded text (see `veille.core.matching`), so a
 client none of whose index words occurs in the post cannot match it (tested as a property).
 
 The source kind "bluesky-jetstream" only validates options: the daemon runs `JetstreamConsumer`
@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from veille.clock import Clock
-from veille.configreader import Reader
-from veille.errors import PermanentFetchError, Problems
-from veille.matching import Matcher, fold
-from veille.models import ErrorKind, Item
+from veille.core.clock import Clock
+from veille.core.configreader import Reader
+from veille.core.errors import PermanentFetchError, Problems
+from veille.core.matching import Matcher, fold
+from veille.core.models import ErrorKind, Item
+from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import bounded, dig, parse_time, text_of, web_url
-from veille.sources.base import PollContext, PollOutcome, PollState
+from veille.sources.base import DriverBase, PollContext
 from veille.sources.bluesky import post_url, record_lang
 
 DEFAULT_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
@@ -67,10 +68,20 @@ class JetstreamOptions:
         return ()
 
 
-class JetstreamDriver:
+class JetstreamDriver(DriverBase):
     """Config validation for kind "bluesky-jetstream"; the daemon runs `JetstreamConsumer`."""
 
     kind: ClassVar[str] = "bluesky-jetstream"
+    streams: ClassVar[bool] = True
+
+    def stream_group(self, options: JetstreamOptions) -> str:
+        return options.url
+
+    def open_stream(
+        self, options: JetstreamOptions, matchers: Mapping[str, Matcher], *, clock: Clock, log: logging.Logger
+    ) -> JetstreamConsumer:
+        dictionary = Path(options.zstd_dictionary).read_bytes() if options.zstd_dictionary else None
+        return JetstreamConsumer(options.url, dict(matchers), clock=clock, log=log, zstd_dictionary=dictionary)
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> JetstreamOptions | None:
         before = len(problems)
@@ -79,28 +90,32 @@ class JetstreamDriver:
         dictionary = reader.str("zstd_dictionary", None)
         reader.finish()
         if dictionary is not None and not Path(dictionary).is_file():
-            reader.add("zstd_dictionary", f"{dictionary!r} is not a file",
-                       "give the path of Jetstream's zstd dictionary, or remove the key for plain JSON")
+            reader.add(
+                "zstd_dictionary",
+                f"{dictionary!r} is not a file",
+                "give the path of Jetstream's zstd dictionary, or remove the key for plain JSON",
+            )
         if len(problems) > before:
             return None
         return JetstreamOptions(url, dictionary)
 
     async def poll(self, ctx: PollContext, options: JetstreamOptions, state: PollState) -> PollOutcome:
-        raise PermanentFetchError(ErrorKind.INTERNAL,
-                                  "bluesky-jetstream is a stream: the daemon runs JetstreamConsumer, not poll()")
+        raise PermanentFetchError(
+            ErrorKind.INTERNAL, "bluesky-jetstream is a stream: the daemon runs JetstreamConsumer, not poll()"
+        )
 
 
 # --- matching --------------------------------------------------------------------------------
 
 
-_TOKEN = re.compile(r'-?"[^"]*"|\S+')  # the same tokenising as veille.matching
+_TOKEN = re.compile(r'-?"[^"]*"|\S+')  # the same tokenising as veille.core.matching
 _OR = re.compile(r"\s+or\s+")
 
 
 def entry_words(entry: str) -> set[str] | None:
     """Words of which at least one occurs in every text the keyword entry can match.
 
-    Mirrors `veille.matching`'s grammar: an entry is alternatives split on OR; an alternative
+    Mirrors `veille.core.matching`'s grammar: an entry is alternatives split on OR; an alternative
     needs all its positive tokens; a token matches whole alphanumeric runs of the folded text. So
     one word of one positive token per alternative is a necessary condition; the longest is kept
     (the rarest, roughly). Returns an empty set for an exclusion-only entry (it never makes a
@@ -199,8 +214,17 @@ def event_item(event: Any, *, direct: bool = False, terms: tuple[str, ...] = ())
         extra["terms"] = ", ".join(terms)
     if dig(record, "reply", "parent", "uri"):
         extra["reply_to"] = text_of(record, "reply", "parent", "uri") or ""
-    return Item(external_id=uri, text=text, title=title, url=post_url(did, uri), author=did,
-                published_at=published, lang=record_lang(record), direct=direct, extra=extra)
+    return Item(
+        external_id=uri,
+        text=text,
+        title=title,
+        url=post_url(did, uri),
+        author=did,
+        published_at=published,
+        lang=record_lang(record),
+        direct=direct,
+        extra=extra,
+    )
 
 
 # --- consumer --------------------------------------------------------------------------------
@@ -227,11 +251,23 @@ class JetstreamConsumer:
     every `cursor_every` seconds so that a restart does not replay hours of unmatched posts.
     """
 
-    def __init__(self, url: str, matchers: Mapping[str, Matcher], *, clock: Clock,
-                 log: logging.Logger | logging.LoggerAdapter[Any], batch_size: int = 200,
-                 batch_seconds: float = 0.5, cursor_every: float = 5.0, rewind_us: int = REWIND_US,
-                 min_backoff: float = 1.0, max_backoff: float = 120.0, zstd_dictionary: bytes | None = None,
-                 open_timeout: float = 10.0, close_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        matchers: Mapping[str, Matcher],
+        *,
+        clock: Clock,
+        log: logging.Logger | logging.LoggerAdapter[Any],
+        batch_size: int = 200,
+        batch_seconds: float = 0.5,
+        cursor_every: float = 5.0,
+        rewind_us: int = REWIND_US,
+        min_backoff: float = 1.0,
+        max_backoff: float = 120.0,
+        zstd_dictionary: bytes | None = None,
+        open_timeout: float = 10.0,
+        close_timeout: float = 2.0,
+    ) -> None:
         self.url = url
         self.index = MatcherIndex(matchers)
         self.clock = clock
@@ -268,8 +304,9 @@ class JetstreamConsumer:
             query.append(("cursor", str(max(cursor - self.rewind_us, 0))))
         return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
-    async def run(self, stop: asyncio.Event, load_cursor: Callable[[], Awaitable[int | None]],
-                  on_batch: OnBatch) -> None:
+    async def run(
+        self, stop: asyncio.Event, load_cursor: Callable[[], Awaitable[int | None]], on_batch: OnBatch
+    ) -> None:
         """Consume until `stop` is set; returns within about `batch_seconds + close_timeout` of it."""
         failures = 0
         while not stop.is_set():
@@ -292,7 +329,7 @@ class JetstreamConsumer:
                 break
             received = session.result()
             failures = 0 if received else failures + 1
-            delay = min(self.max_backoff, self.min_backoff * 2 ** failures) * random.uniform(0.5, 1.0)
+            delay = min(self.max_backoff, self.min_backoff * 2**failures) * random.uniform(0.5, 1.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
@@ -303,9 +340,16 @@ class JetstreamConsumer:
 
         before = self.messages
         try:
-            async with connect(url, max_size=MAX_MESSAGE, max_queue=256, compression=None, proxy=None,
-                               open_timeout=self.open_timeout, close_timeout=self.close_timeout,
-                               user_agent_header="veille") as ws:
+            async with connect(
+                url,
+                max_size=MAX_MESSAGE,
+                max_queue=256,
+                compression=None,
+                proxy=None,
+                open_timeout=self.open_timeout,
+                close_timeout=self.close_timeout,
+                user_agent_header="veille",
+            ) as ws:
                 self.connections += 1
                 self.log.info("jetstream.connected", extra={"cursor": cursor})
                 await self._consume(ws, stop, on_batch)

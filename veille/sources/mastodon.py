@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from veille.configreader import Reader
-from veille.errors import FetchError, Problems, RateLimited
-from veille.models import Engagement, Item
+from veille.core.configreader import Reader
+from veille.core.errors import FetchError, Problems, RateLimited
+from veille.core.models import Engagement, Item
+from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
     BadResponse,
     RateGate,
@@ -53,7 +54,7 @@ from veille.sources._common import (
     text_of,
     web_url,
 )
-from veille.sources.base import PollContext, PollOutcome, PollState
+from veille.sources.base import DriverBase, PollContext
 
 PAGE_LIMIT = 40  # the API's maximum for timelines, search and notifications
 REFRESH_LIMIT = 40
@@ -120,7 +121,7 @@ def status_item(status: Any, *, instance_host: str, direct: bool = False, accoun
     )
 
 
-class MastodonDriver:
+class MastodonDriver(DriverBase):
     kind: ClassVar[str] = "mastodon"
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> MastodonOptions | None:
@@ -138,8 +139,11 @@ class MastodonDriver:
         for index, value in enumerate(instances_raw or []):
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                problems.add(f"{reader.sub('instances')}[{index}]", f"{value!r} is not an instance URL",
-                             'write e.g. "https://mastodon.social"')
+                problems.add(
+                    f"{reader.sub('instances')}[{index}]",
+                    f"{value!r} is not an instance URL",
+                    'write e.g. "https://mastodon.social"',
+                )
                 continue
             instances.append(f"{parts.scheme}://{parts.netloc}")
         if instances_raw is not None and not instances:
@@ -149,14 +153,18 @@ class MastodonDriver:
         if not hashtags and not search and not mentions:
             reader.add("hashtags", "nothing to watch", "set hashtags, search or mentions = true")
         if (search or mentions) and not token_env:
-            reader.add("token_env", "search and mentions need a user token",
-                       'add token_env = "MASTODON_TOKEN" (a read-scoped token of the home instance)')
+            reader.add(
+                "token_env",
+                "search and mentions need a user token",
+                'add token_env = "MASTODON_TOKEN" (a read-scoped token of the home instance)',
+            )
         if account is not None and not account.startswith("@"):
             account = f"@{account}"
         if len(problems) > before:
             return None
-        return MastodonOptions(tuple(instances), tuple(hashtags), tuple(search), bool(mentions), token_env,
-                               account, max_pages)
+        return MastodonOptions(
+            tuple(instances), tuple(hashtags), tuple(search), bool(mentions), token_env, account, max_pages
+        )
 
     async def poll(self, ctx: PollContext, options: MastodonOptions, state: PollState) -> PollOutcome:
         cursor = load_cursor(state.cursor)
@@ -172,8 +180,7 @@ class MastodonDriver:
             for tag in options.hashtags:
                 streams.append((instance, f"/api/v1/timelines/tag/{quote(tag, safe='')}", {}, False))
         for query in options.search:
-            streams.append((home, "/api/v2/search", {"q": query, "type": "statuses", "resolve": "false"},
-                            False))
+            streams.append((home, "/api/v2/search", {"q": query, "type": "statuses", "resolve": "false"}, False))
         if options.mentions:
             streams.append((home, "/api/v1/notifications", {"types[]": "mention"}, True))
         done_hosts: set[str] = set()
@@ -185,8 +192,17 @@ class MastodonDriver:
             try:
                 gate.check(host)
                 newest, stream_wait = await self._stream(
-                    ctx, gate, options, instance, path, params, auth if instance == home else {},
-                    cursor.get(key), is_mentions, by_uri)
+                    ctx,
+                    gate,
+                    options,
+                    instance,
+                    path,
+                    params,
+                    auth if instance == home else {},
+                    cursor.get(key),
+                    is_mentions,
+                    by_uri,
+                )
             except FetchError as exc:
                 # One instance down, rate limited or refusing public timelines must not stop the
                 # others; that stream's cursor stays where it was, so nothing is skipped.
@@ -200,12 +216,21 @@ class MastodonDriver:
                 cursor[key] = newest
             wait = later(wait, stream_wait)
         note = failures.check(len(streams))
-        return PollOutcome(items=list(by_uri.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait,
-                           note=note)
+        return PollOutcome(items=list(by_uri.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait, note=note)
 
-    async def _stream(self, ctx: PollContext, gate: RateGate, options: MastodonOptions, instance: str, path: str,
-                      params: dict[str, Any], headers: dict[str, str], since: str | None, is_mentions: bool,
-                      by_uri: dict[str, Item]) -> tuple[str | None, float | None]:
+    async def _stream(
+        self,
+        ctx: PollContext,
+        gate: RateGate,
+        options: MastodonOptions,
+        instance: str,
+        path: str,
+        params: dict[str, Any],
+        headers: dict[str, str],
+        since: str | None,
+        is_mentions: bool,
+        by_uri: dict[str, Item],
+    ) -> tuple[str | None, float | None]:
         """Read one stream forward from `since`; return its newest id and a suggested wait."""
         host = urlsplit(instance).netloc
         host_name = urlsplit(instance).hostname or host
@@ -236,8 +261,9 @@ class MastodonDriver:
                 break  # first poll takes one page; a short page is the last one
             newest = newest_id([page_newest], newest)
             prev = link_rel(response.headers.get("link"), "prev")
-            url, query = (prev, None) if prev else (f"{instance}{path}", {**params, "limit": PAGE_LIMIT,
-                                                                          "min_id": page_newest})
+            url, query = (
+                (prev, None) if prev else (f"{instance}{path}", {**params, "limit": PAGE_LIMIT, "min_id": page_newest})
+            )
             if window is not None and window.exhausted:
                 break
         return newest, wait
@@ -263,8 +289,10 @@ class MastodonDriver:
                 elif token:
                     instance = home
                     response = await ctx.http.get(
-                        f"{home}/api/v2/search", headers={"Authorization": f"Bearer {token}"},
-                        params={"q": uri, "type": "statuses", "resolve": "true", "limit": 1})
+                        f"{home}/api/v2/search",
+                        headers={"Authorization": f"Bearer {token}"},
+                        params={"q": uri, "type": "statuses", "resolve": "true", "limit": 1},
+                    )
                     statuses = list_of(parse_json(response.body, "mastodon search"), "statuses")
                     status = statuses[0] if statuses else None
                 else:
@@ -289,6 +317,8 @@ class MastodonDriver:
             raise BadResponse(f"mastodon {path}: expected a list")
         if is_mentions:
             notes = [n for n in data if isinstance(n, Mapping)]
-            return ([n.get("status") for n in notes if text_of(n, "type") in (None, "mention")],
-                    [text_of(n, "id") for n in notes])
+            return (
+                [n.get("status") for n in notes if text_of(n, "type") in (None, "mention")],
+                [text_of(n, "id") for n in notes],
+            )
         return data, [text_of(s, "id") for s in data]

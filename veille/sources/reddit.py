@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from veille import __version__
-from veille.configreader import Reader
-from veille.errors import AuthFailed, FetchError, Problems, RateLimited
-from veille.models import Engagement, Item
+from veille.core.configreader import Reader
+from veille.core.errors import AuthFailed, FetchError, Problems, RateLimited
+from veille.core.models import Engagement, Item
+from veille.core.polling import PollOutcome, PollState
+from veille.core.version import __version__
 from veille.sources._common import (
     BadResponse,
     RateGate,
@@ -46,7 +47,7 @@ from veille.sources._common import (
     text_of,
     web_url,
 )
-from veille.sources.base import PollContext, PollOutcome, PollState
+from veille.sources.base import DriverBase, PollContext
 
 TOKEN_KEY = "reddit_token"  # noqa: S105 (a cache key, not a secret)
 PAGE_LIMIT = 100
@@ -110,7 +111,7 @@ def thing_item(thing: Any, *, username: str | None = None) -> Item | None:
     )
 
 
-class RedditDriver:
+class RedditDriver(DriverBase):
     kind: ClassVar[str] = "reddit"
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> RedditOptions | None:
@@ -128,17 +129,28 @@ class RedditDriver:
         reader.finish()
         for index, sub in enumerate(subreddits):
             if not _SUBREDDIT.match(sub):
-                problems.add(f"{reader.sub('subreddits')}[{index}]", f"{sub!r} is not a subreddit name",
-                             'write e.g. "lyon" (without r/)')
+                problems.add(
+                    f"{reader.sub('subreddits')}[{index}]",
+                    f"{sub!r} is not a subreddit name",
+                    'write e.g. "lyon" (without r/)',
+                )
         if not search and not subreddits:
             reader.add("search", "nothing to watch", "set search or subreddits")
         if any(not q for q in search):
             reader.add("search", "empty query", "remove the empty entries")
         if len(problems) > before:
             return None
-        return RedditOptions(client_id_env, client_secret_env, tuple(search), tuple(subreddits), bool(comments),
-                             username.removeprefix("u/") if username else None, api_base.rstrip("/"),
-                             token_url, max_pages)
+        return RedditOptions(
+            client_id_env,
+            client_secret_env,
+            tuple(search),
+            tuple(subreddits),
+            bool(comments),
+            username.removeprefix("u/") if username else None,
+            api_base.rstrip("/"),
+            token_url,
+            max_pages,
+        )
 
     async def _token(self, ctx: PollContext, options: RedditOptions) -> str:
         cached = ctx.cache.get(TOKEN_KEY)
@@ -148,9 +160,12 @@ class RedditDriver:
         secret = require_secret(ctx, options.client_secret_env)
         basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
         response = await ctx.http.request(
-            "POST", options.token_url, data={"grant_type": "client_credentials"},
+            "POST",
+            options.token_url,
+            data={"grant_type": "client_credentials"},
             headers={"Authorization": f"Basic {basic}", "User-Agent": options.user_agent},
-            accept_statuses=frozenset({429}))
+            accept_statuses=frozenset({429}),
+        )
         if response.status == 429:
             raise rate_limited("reddit token", response.retry_after(), None)
         data = parse_json(response.body, "reddit token")
@@ -161,17 +176,20 @@ class RedditDriver:
         ctx.cache[TOKEN_KEY] = (token, ctx.clock.monotonic() + float(int_of(data, "expires_in") or 3600))
         return token
 
-    async def _get(self, ctx: PollContext, options: RedditOptions, path: str,
-                   params: dict[str, Any]) -> tuple[Any, float | None]:
+    async def _get(
+        self, ctx: PollContext, options: RedditOptions, path: str, params: dict[str, Any]
+    ) -> tuple[Any, float | None]:
         gate = RateGate(ctx)
         host = urlsplit(options.api_base).netloc
         gate.check(host)
         for attempt in range(2):
             token = await self._token(ctx, options)
             response = await ctx.http.get(
-                f"{options.api_base}{path}", params={**params, "raw_json": 1},
+                f"{options.api_base}{path}",
+                params={**params, "raw_json": 1},
                 headers={"Authorization": f"Bearer {token}", "User-Agent": options.user_agent},
-                accept_statuses=frozenset({401, 403, 429}))
+                accept_statuses=frozenset({401, 403, 429}),
+            )
             window = rate_window(response.headers, ctx.clock.now())
             if response.status == 401:
                 ctx.cache.pop(TOKEN_KEY, None)  # expired or revoked: one fresh token, then give up
@@ -211,11 +229,17 @@ class RedditDriver:
             if newest is not None:
                 cursor[key] = newest
         note = failures.check(len(streams))
-        return PollOutcome(items=list(items.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait,
-                           note=note)
+        return PollOutcome(items=list(items.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait, note=note)
 
-    async def _stream(self, ctx: PollContext, options: RedditOptions, path: str, params: dict[str, Any],
-                      since: Any, items: dict[str, Item]) -> tuple[float | None, float | None]:
+    async def _stream(
+        self,
+        ctx: PollContext,
+        options: RedditOptions,
+        path: str,
+        params: dict[str, Any],
+        since: Any,
+        items: dict[str, Item],
+    ) -> tuple[float | None, float | None]:
         """Read one listing down to the newest post already seen; return the newest time and a wait."""
         wait: float | None = None
         since = float(since) if isinstance(since, int | float) else None
@@ -250,7 +274,7 @@ class RedditDriver:
         names = [n for n in external_ids if n.startswith(("t1_", "t3_"))]
         found: list[Item] = []
         for start in range(0, len(names), 100):
-            data, _ = await self._get(ctx, options, "/api/info", {"id": ",".join(names[start:start + 100])})
+            data, _ = await self._get(ctx, options, "/api/info", {"id": ",".join(names[start : start + 100])})
             for child in list_of(data, "data", "children"):
                 item = thing_item(child, username=options.username)
                 if item is not None:

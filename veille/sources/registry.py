@@ -9,7 +9,7 @@ from veille.sources.base import SourceDriver
 
 # kind -> "module:Class". Imported lazily so that `veille hits` never imports websockets & co.
 DRIVERS: dict[str, str] = {
-    "rss": "veille.sources.rss:RssDriver",
+    "rss": "veille.sources.rss.driver:RssDriver",
     "mastodon": "veille.sources.mastodon:MastodonDriver",
     "bluesky": "veille.sources.bluesky:BlueskyDriver",
     "bluesky-jetstream": "veille.sources.jetstream:JetstreamDriver",
@@ -31,3 +31,13 @@ def get_driver(kind: str) -> SourceDriver:
     driver = getattr(importlib.import_module(module_name), class_name)()
     assert isinstance(driver, SourceDriver)
     return driver
+
+
+def streams(kind: str) -> bool:
+    """Whether sources of this kind are fed by a stream consumer instead of polls."""
+    return kind in DRIVERS and get_driver(kind).streams
+
+
+def parses_feeds(kind: str) -> bool:
+    """Whether polls of this kind need the feed parse-worker pool."""
+    return kind in DRIVERS and get_driver(kind).parses_feeds

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from veille.http import redact_url
-from veille.i18n import tr
+from veille.core.i18n import tr
+from veille.net.http import redact_url
 
 CONFIRMATIONS = 3  # consecutive polls ending on the same permanent target before it is adopted
 
@@ -34,8 +34,10 @@ class Relocation:
         return self.adopted or self.origin
 
     def to_cursor(self) -> str:
-        return json.dumps({"relocation": {"origin": self.origin, "target": self.target, "seen": self.seen,
-                                          "adopted": self.adopted}}, separators=(",", ":"))
+        return json.dumps(
+            {"relocation": {"origin": self.origin, "target": self.target, "seen": self.seen, "adopted": self.adopted}},
+            separators=(",", ":"),
+        )
 
 
 def from_cursor(cursor: str | None, origin: str) -> Relocation | None:
@@ -44,15 +46,20 @@ def from_cursor(cursor: str | None, origin: str) -> Relocation | None:
         return None
     try:
         data = json.loads(cursor)["relocation"]
-        stored = Relocation(origin=str(data["origin"]), target=data.get("target"), seen=int(data.get("seen", 0)),
-                            adopted=data.get("adopted"))
+        stored = Relocation(
+            origin=str(data["origin"]),
+            target=data.get("target"),
+            seen=int(data.get("seen", 0)),
+            adopted=data.get("adopted"),
+        )
     except (ValueError, TypeError, KeyError):
         return None  # not ours (written by an older version or by hand): start afresh
     return stored if stored.origin == origin else None
 
 
-def advance(previous: Relocation | None, *, origin: str, permanent_url: str | None,
-            confirmations: int = CONFIRMATIONS) -> Relocation | None:
+def advance(
+    previous: Relocation | None, *, origin: str, permanent_url: str | None, confirmations: int = CONFIRMATIONS
+) -> Relocation | None:
     """The state after a poll whose redirects ended (permanently) on `permanent_url`, or had none."""
     adopted = previous.adopted if previous else None
     if permanent_url is None or permanent_url == adopted:
@@ -70,10 +77,20 @@ def describe(relocation: Relocation | None, lang: str, *, confirmations: int = C
     parts = []
     if relocation.adopted:
         where = redact_url(relocation.adopted)
-        parts.append(tr(lang, f"déplacé vers {where} (adopté ; mettez à jour url dans config.toml)",
-                        f"moved to {where} (adopted; update url in config.toml)"))
+        parts.append(
+            tr(
+                lang,
+                f"déplacé vers {where} (adopté ; mettez à jour url dans config.toml)",
+                f"moved to {where} (adopted; update url in config.toml)",
+            )
+        )
     if relocation.target:
         where = redact_url(relocation.target)
-        parts.append(tr(lang, f"redirection permanente vers {where} ({relocation.seen}/{confirmations} confirmations)",
-                        f"permanent redirect to {where} ({relocation.seen}/{confirmations} confirmations)"))
+        parts.append(
+            tr(
+                lang,
+                f"redirection permanente vers {where} ({relocation.seen}/{confirmations} confirmations)",
+                f"permanent redirect to {where} ({relocation.seen}/{confirmations} confirmations)",
+            )
+        )
     return " ; ".join(parts) or None

@@ -25,9 +25,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from veille.configreader import Reader
-from veille.errors import FetchError, PermanentFetchError, Problems, RateLimited
-from veille.models import Engagement, ErrorKind, Item
+from veille.core.configreader import Reader
+from veille.core.errors import FetchError, PermanentFetchError, Problems, RateLimited
+from veille.core.models import Engagement, ErrorKind, Item
+from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
     BadResponse,
     RateGate,
@@ -46,7 +47,7 @@ from veille.sources._common import (
     require_secret,
     text_of,
 )
-from veille.sources.base import PollContext, PollOutcome, PollState
+from veille.sources.base import DriverBase, PollContext
 
 MIN_RESULTS, MAX_RESULTS = 10, 100  # the API refuses max_results outside [10, 100]
 TWEET_FIELDS = "created_at,lang,public_metrics,author_id,entities,in_reply_to_user_id,conversation_id"
@@ -130,7 +131,7 @@ def users_index(page: Any) -> dict[str, Any]:
     return {uid: u for u in list_of(page, "includes", "users") if (uid := text_of(u, "id"))}
 
 
-class XDriver:
+class XDriver(DriverBase):
     kind: ClassVar[str] = "x"
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> XOptions | None:
@@ -149,8 +150,9 @@ class XDriver:
             reader.add("query", "is longer than 512 characters (the recent-search limit)", "shorten it")
         if len(problems) > before:
             return None
-        return XOptions(query.strip(), bearer_env, budget, handle.lstrip("@") if handle else None,
-                        api_base.rstrip("/"), max_pages)
+        return XOptions(
+            query.strip(), bearer_env, budget, handle.lstrip("@") if handle else None, api_base.rstrip("/"), max_pages
+        )
 
     async def poll(self, ctx: PollContext, options: XOptions, state: PollState) -> PollOutcome:
         token = require_secret(ctx, options.bearer_env)
@@ -173,21 +175,31 @@ class XDriver:
             left = options.monthly_read_budget - reads
             if left < MIN_RESULTS:
                 if page == 0:
-                    raise RateLimited(f"X monthly read budget spent ({reads}/{options.monthly_read_budget})",
-                                      retry_after=seconds_to_next_month(now), kind=ErrorKind.QUOTA)
+                    raise RateLimited(
+                        f"X monthly read budget spent ({reads}/{options.monthly_read_budget})",
+                        retry_after=seconds_to_next_month(now),
+                        kind=ErrorKind.QUOTA,
+                    )
                 break
             params: dict[str, Any] = {
-                "query": options.query, "max_results": min(MAX_RESULTS, left), "tweet.fields": TWEET_FIELDS,
-                "expansions": "author_id", "user.fields": USER_FIELDS}
+                "query": options.query,
+                "max_results": min(MAX_RESULTS, left),
+                "tweet.fields": TWEET_FIELDS,
+                "expansions": "author_id",
+                "user.fields": USER_FIELDS,
+            }
             if since_id:
                 params["since_id"] = since_id
             if next_token:
                 params["next_token"] = next_token
             try:
                 gate.check(host)
-                response = await ctx.http.get(f"{options.api_base}/tweets/search/recent", params=params,
-                                              headers={"Authorization": f"Bearer {token}"},
-                                              accept_statuses=frozenset({400, 429}))
+                response = await ctx.http.get(
+                    f"{options.api_base}/tweets/search/recent",
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                    accept_statuses=frozenset({400, 429}),
+                )
                 window = rate_window(response.headers, ctx.clock.now())
                 if response.status == 400:
                     refused = refused_parameters(response.body)
@@ -196,8 +208,9 @@ class XDriver:
                         # start again from the newest page rather than fail forever.
                         since_id = newest = None
                         continue
-                    raise PermanentFetchError(ErrorKind.HTTP_4XX,
-                                              f"x search: invalid request ({', '.join(refused) or 'no detail'})")
+                    raise PermanentFetchError(
+                        ErrorKind.HTTP_4XX, f"x search: invalid request ({', '.join(refused) or 'no detail'})"
+                    )
                 if response.status == 429:
                     gate.observe(host, window)
                     raise rate_limited("x search", response.retry_after(), window)
@@ -227,6 +240,9 @@ class XDriver:
         # After a failure mid-paging the older part of the gap is unread: keep since_id to re-read it.
         # Past max_pages or the budget, the oldest posts of the gap are skipped on purpose.
         new_cursor = {"month": month, "reads": reads, "since_id": (since_id or newest) if failure else newest}
-        return PollOutcome(items=list(items.values()), cursor=dump_cursor(new_cursor),
-                           note=budget_note(options.monthly_read_budget - reads, options.monthly_read_budget),
-                           earliest_next_poll=wait)
+        return PollOutcome(
+            items=list(items.values()),
+            cursor=dump_cursor(new_cursor),
+            note=budget_note(options.monthly_read_budget - reads, options.monthly_read_budget),
+            earliest_next_poll=wait,
+        )

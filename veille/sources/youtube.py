@@ -23,9 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from veille.configreader import Reader
-from veille.errors import AuthFailed, FetchError, PermanentFetchError, Problems, RateLimited
-from veille.models import Engagement, ErrorKind, Item
+from veille.core.configreader import Reader
+from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, Problems, RateLimited
+from veille.core.models import Engagement, ErrorKind, Item
+from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
     BadResponse,
     bounded,
@@ -40,7 +41,7 @@ from veille.sources._common import (
     text_of,
     web_url,
 )
-from veille.sources.base import PollContext, PollOutcome, PollState
+from veille.sources.base import DriverBase, PollContext
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 LIST_COST = 1
@@ -49,8 +50,16 @@ DEFAULT_API = "https://www.googleapis.com/youtube/v3"
 _CHANNEL = re.compile(r"^UC[A-Za-z0-9_-]{22}$")
 _QUOTA = {"quotaExceeded", "dailyLimitExceeded", "dailyLimitExceededUnreg"}
 _RATE = {"rateLimitExceeded", "userRateLimitExceeded"}
-_AUTH = {"keyInvalid", "keyExpired", "accessNotConfigured", "ipRefererBlocked", "forbidden",
-         "API_KEY_INVALID", "PERMISSION_DENIED", "SERVICE_DISABLED"}
+_AUTH = {
+    "keyInvalid",
+    "keyExpired",
+    "accessNotConfigured",
+    "ipRefererBlocked",
+    "forbidden",
+    "API_KEY_INVALID",
+    "PERMISSION_DENIED",
+    "SERVICE_DISABLED",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +127,7 @@ def _reason(body: bytes) -> str | None:
     return text_of(data, "error", "errors", 0, "reason") or text_of(data, "error", "status")
 
 
-class YoutubeDriver:
+class YoutubeDriver(DriverBase):
     kind: ClassVar[str] = "youtube"
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> YoutubeOptions | None:
@@ -131,8 +140,11 @@ class YoutubeDriver:
         max_pages = reader.int("max_pages", 5, min=1, max=50)
         reader.finish()
         if channel_id and not _CHANNEL.match(channel_id):
-            reader.add("channel_id", f"{channel_id!r} is not a channel id",
-                       "use the id starting with UC (24 characters) from the channel's page")
+            reader.add(
+                "channel_id",
+                f"{channel_id!r} is not a channel id",
+                "use the id starting with UC (24 characters) from the channel's page",
+            )
         if len(problems) > before:
             return None
         return YoutubeOptions(channel_id, key_env, daily_quota, api_base.rstrip("/"), max_pages)
@@ -140,8 +152,9 @@ class YoutubeDriver:
     def _raise_for(self, status: int, body: bytes, now: datetime) -> None:
         reason = _reason(body)
         if reason in _QUOTA:
-            raise RateLimited("youtube: daily API quota exhausted", retry_after=seconds_to_quota_reset(now),
-                              kind=ErrorKind.QUOTA)
+            raise RateLimited(
+                "youtube: daily API quota exhausted", retry_after=seconds_to_quota_reset(now), kind=ErrorKind.QUOTA
+            )
         if reason in _RATE or status == 429:
             raise RateLimited(f"youtube: {reason or 'rate limited'}", retry_after=60.0)
         if reason in _AUTH or (status == 403 and reason is None):
@@ -162,18 +175,27 @@ class YoutubeDriver:
         for page in range(options.max_pages):
             if units + LIST_COST > options.daily_quota:
                 if page == 0:
-                    raise RateLimited(f"youtube: source quota spent ({units}/{options.daily_quota})",
-                                      retry_after=seconds_to_quota_reset(now), kind=ErrorKind.QUOTA)
+                    raise RateLimited(
+                        f"youtube: source quota spent ({units}/{options.daily_quota})",
+                        retry_after=seconds_to_quota_reset(now),
+                        kind=ErrorKind.QUOTA,
+                    )
                 break
-            params: dict[str, Any] = {"part": "snippet", "allThreadsRelatedToChannelId": options.channel_id,
-                                      "maxResults": PAGE_LIMIT, "order": "time", "textFormat": "plainText",
-                                      "key": key}
+            params: dict[str, Any] = {
+                "part": "snippet",
+                "allThreadsRelatedToChannelId": options.channel_id,
+                "maxResults": PAGE_LIMIT,
+                "order": "time",
+                "textFormat": "plainText",
+                "key": key,
+            }
             if page_token:
                 params["pageToken"] = page_token
             try:
                 units += LIST_COST  # Google counts the call even when it fails
-                response = await ctx.http.get(f"{options.api_base}/commentThreads", params=params,
-                                              accept_statuses=frozenset({400, 403, 429}))
+                response = await ctx.http.get(
+                    f"{options.api_base}/commentThreads", params=params, accept_statuses=frozenset({400, 403, 429})
+                )
                 if response.status != 200:
                     self._raise_for(response.status, response.body, now)
                 data = parse_json(response.body, "youtube commentThreads")
@@ -203,7 +225,9 @@ class YoutubeDriver:
         kept = since if failure else newest
         if kept is not None:
             new_cursor["newest"] = kept.isoformat()
-        return PollOutcome(items=list(items.values()), cursor=dump_cursor(new_cursor),
-                           note=quota_note(options.daily_quota - units, options.daily_quota),
-                           earliest_next_poll=failure.retry_after if failure else None)
-
+        return PollOutcome(
+            items=list(items.values()),
+            cursor=dump_cursor(new_cursor),
+            note=quota_note(options.daily_quota - units, options.daily_quota),
+            earliest_next_poll=failure.retry_after if failure else None,
+        )

@@ -17,8 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from veille.alerting.escalation import Cause, Incident, Status
-from veille.notify.base import Urgency
+from veille.core.incidents import Cause, Incident, Status, Urgency
 from veille.store.schema import outbox
 from veille.store.schema_alerts import alert_hits, alert_kv, alert_sources, incident_events, incidents, mutes
 
@@ -45,32 +44,70 @@ def lock_clients(conn: Connection, client_ids: Iterable[str]) -> None:
 
 def _to_incident(row: Any) -> Incident:
     return Incident(
-        id=row.id, key=row.key, client_id=row.client_id, cause=Cause(row.cause), subject=row.subject,
-        status=Status(row.status), urgency=Urgency(row.urgency), firing=row.firing, opened_at=row.opened_at,
-        notify_at=row.notify_at, last_evidence_at=row.last_evidence_at, title=row.title,
-        reasons=tuple(row.reasons or ()), hit_count=row.hit_count, top_hits=tuple(row.top_hits or ()),
-        score=row.score, version=row.version, notified_version=row.notified_version,
+        id=row.id,
+        key=row.key,
+        client_id=row.client_id,
+        cause=Cause(row.cause),
+        subject=row.subject,
+        status=Status(row.status),
+        urgency=Urgency(row.urgency),
+        firing=row.firing,
+        opened_at=row.opened_at,
+        notify_at=row.notify_at,
+        last_evidence_at=row.last_evidence_at,
+        title=row.title,
+        reasons=tuple(row.reasons or ()),
+        hit_count=row.hit_count,
+        top_hits=tuple(row.top_hits or ()),
+        score=row.score,
+        version=row.version,
+        notified_version=row.notified_version,
         notified_urgency=Urgency(row.notified_urgency) if row.notified_urgency else None,
-        last_notified_at=row.last_notified_at, notified_contacts=tuple(row.notified_contacts or ()),
-        held_for=tuple(row.held_for or ()), level=row.level, loops=row.loops, escalate_at=row.escalate_at,
-        acked_by=row.acked_by, acked_at=row.acked_at, ack_until=row.ack_until, resolved_at=row.resolved_at,
+        last_notified_at=row.last_notified_at,
+        notified_contacts=tuple(row.notified_contacts or ()),
+        held_for=tuple(row.held_for or ()),
+        level=row.level,
+        loops=row.loops,
+        escalate_at=row.escalate_at,
+        acked_by=row.acked_by,
+        acked_at=row.acked_at,
+        ack_until=row.ack_until,
+        resolved_at=row.resolved_at,
         flaps=row.flaps,
     )
 
 
 def _incident_values(incident: Incident, now: datetime) -> dict[str, Any]:
     return {
-        "key": incident.key, "client_id": incident.client_id, "cause": incident.cause.value,
-        "subject": incident.subject, "status": incident.status.value, "urgency": incident.urgency.value,
-        "firing": incident.firing, "opened_at": incident.opened_at, "notify_at": incident.notify_at,
-        "last_evidence_at": incident.last_evidence_at, "title": incident.title,
-        "reasons": list(incident.reasons), "hit_count": incident.hit_count, "top_hits": list(incident.top_hits),
-        "score": incident.score, "version": incident.version, "notified_version": incident.notified_version,
+        "key": incident.key,
+        "client_id": incident.client_id,
+        "cause": incident.cause.value,
+        "subject": incident.subject,
+        "status": incident.status.value,
+        "urgency": incident.urgency.value,
+        "firing": incident.firing,
+        "opened_at": incident.opened_at,
+        "notify_at": incident.notify_at,
+        "last_evidence_at": incident.last_evidence_at,
+        "title": incident.title,
+        "reasons": list(incident.reasons),
+        "hit_count": incident.hit_count,
+        "top_hits": list(incident.top_hits),
+        "score": incident.score,
+        "version": incident.version,
+        "notified_version": incident.notified_version,
         "notified_urgency": incident.notified_urgency.value if incident.notified_urgency else None,
-        "last_notified_at": incident.last_notified_at, "notified_contacts": list(incident.notified_contacts),
-        "held_for": list(incident.held_for), "level": incident.level, "loops": incident.loops,
-        "escalate_at": incident.escalate_at, "acked_by": incident.acked_by, "acked_at": incident.acked_at,
-        "ack_until": incident.ack_until, "resolved_at": incident.resolved_at, "flaps": incident.flaps,
+        "last_notified_at": incident.last_notified_at,
+        "notified_contacts": list(incident.notified_contacts),
+        "held_for": list(incident.held_for),
+        "level": incident.level,
+        "loops": incident.loops,
+        "escalate_at": incident.escalate_at,
+        "acked_by": incident.acked_by,
+        "acked_at": incident.acked_at,
+        "ack_until": incident.ack_until,
+        "resolved_at": incident.resolved_at,
+        "flaps": incident.flaps,
         "updated_at": now,
     }
 
@@ -118,8 +155,14 @@ def last_resolved_at(conn: Connection, key: str) -> datetime | None:
     return conn.execute(select(func.max(incidents.c.resolved_at)).where(incidents.c.key == key)).scalar()
 
 
-def list_incidents(conn: Connection, *, since: datetime | None = None, client_id: str | None = None,
-                   active_only: bool = False, limit: int = 100) -> list[Incident]:
+def list_incidents(
+    conn: Connection,
+    *,
+    since: datetime | None = None,
+    client_id: str | None = None,
+    active_only: bool = False,
+    limit: int = 100,
+) -> list[Incident]:
     query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
     if since is not None:
         query = query.where(or_(incidents.c.opened_at >= since, incidents.c.status != Status.RESOLVED.value))
@@ -132,29 +175,50 @@ def list_incidents(conn: Connection, *, since: datetime | None = None, client_id
 
 def incidents_touching(conn: Connection, client_ids: Sequence[str], since: datetime) -> list[Incident]:
     """Incidents of these clients opened, still open, or resolved since `since` (digest)."""
-    query = select(incidents).where(
-        incidents.c.client_id.in_(list(client_ids)),
-        or_(incidents.c.opened_at >= since, incidents.c.status != Status.RESOLVED.value,
-            incidents.c.resolved_at >= since),
-    ).order_by(incidents.c.client_id, incidents.c.id)
+    query = (
+        select(incidents)
+        .where(
+            incidents.c.client_id.in_(list(client_ids)),
+            or_(
+                incidents.c.opened_at >= since,
+                incidents.c.status != Status.RESOLVED.value,
+                incidents.c.resolved_at >= since,
+            ),
+        )
+        .order_by(incidents.c.client_id, incidents.c.id)
+    )
     return [_to_incident(r) for r in conn.execute(query)]
 
 
 # --- events (audit) ---------------------------------------------------------------------------
 
 
-def add_event(conn: Connection, at: datetime, kind: str, *, incident_id: int | None = None,
-              client_id: str | None = None, contact: str | None = None, actor: str | None = None,
-              detail: dict[str, Any] | None = None) -> None:
-    conn.execute(insert(incident_events).values(incident_id=incident_id, client_id=client_id, at=at, kind=kind,
-                                                contact=contact, actor=actor, detail=detail))
+def add_event(
+    conn: Connection,
+    at: datetime,
+    kind: str,
+    *,
+    incident_id: int | None = None,
+    client_id: str | None = None,
+    contact: str | None = None,
+    actor: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        insert(incident_events).values(
+            incident_id=incident_id, client_id=client_id, at=at, kind=kind, contact=contact, actor=actor, detail=detail
+        )
+    )
 
 
 def events_for(conn: Connection, incident_ids: Sequence[int]) -> list[Any]:
     if not incident_ids:
         return []
-    query = (select(incident_events).where(incident_events.c.incident_id.in_(list(incident_ids)))
-             .order_by(incident_events.c.id))
+    query = (
+        select(incident_events)
+        .where(incident_events.c.incident_id.in_(list(incident_ids)))
+        .order_by(incident_events.c.id)
+    )
     return list(conn.execute(query))
 
 
@@ -168,23 +232,32 @@ def events_of_kind(conn: Connection, kind: str, *, since: datetime | None = None
 # --- mutes ------------------------------------------------------------------------------------
 
 
-def add_mute(conn: Connection, client_id: str, now: datetime, until: datetime, by: str,
-             reason: str | None = None) -> int:
-    result = conn.execute(insert(mutes).values(client_id=client_id, created_at=now, until=until, created_by=by,
-                                               reason=reason).returning(mutes.c.id))
+def add_mute(
+    conn: Connection, client_id: str, now: datetime, until: datetime, by: str, reason: str | None = None
+) -> int:
+    result = conn.execute(
+        insert(mutes)
+        .values(client_id=client_id, created_at=now, until=until, created_by=by, reason=reason)
+        .returning(mutes.c.id)
+    )
     return int(result.scalar_one())
 
 
 def cancel_mutes(conn: Connection, client_id: str, now: datetime) -> int:
-    result = conn.execute(update(mutes).where(mutes.c.client_id == client_id, mutes.c.until > now,
-                                              mutes.c.cancelled_at.is_(None)).values(cancelled_at=now))
+    result = conn.execute(
+        update(mutes)
+        .where(mutes.c.client_id == client_id, mutes.c.until > now, mutes.c.cancelled_at.is_(None))
+        .values(cancelled_at=now)
+    )
     return result.rowcount
 
 
 def active_mutes(conn: Connection, now: datetime) -> dict[str, datetime]:
-    query = (select(mutes.c.client_id, func.max(mutes.c.until)).where(mutes.c.until > now,
-                                                                      mutes.c.cancelled_at.is_(None))
-             .group_by(mutes.c.client_id))
+    query = (
+        select(mutes.c.client_id, func.max(mutes.c.until))
+        .where(mutes.c.until > now, mutes.c.cancelled_at.is_(None))
+        .group_by(mutes.c.client_id)
+    )
     return {client: until for client, until in conn.execute(query)}
 
 
@@ -211,25 +284,36 @@ def alert_hits_by_id(conn: Connection, hit_ids: Sequence[int]) -> dict[int, Any]
 
 
 def hits_since(conn: Connection, client_id: str, since: datetime) -> list[Any]:
-    query = (select(alert_hits.c.hit_id, alert_hits.c.seen_at, alert_hits.c.active_at, alert_hits.c.author,
-                    alert_hits.c.text_key, alert_hits.c.negative, alert_hits.c.risk, alert_hits.c.reasons)
-             .where(alert_hits.c.client_id == client_id,
-                    or_(alert_hits.c.seen_at >= since, alert_hits.c.active_at >= since)))
+    query = select(
+        alert_hits.c.hit_id,
+        alert_hits.c.seen_at,
+        alert_hits.c.active_at,
+        alert_hits.c.author,
+        alert_hits.c.text_key,
+        alert_hits.c.negative,
+        alert_hits.c.risk,
+        alert_hits.c.reasons,
+    ).where(alert_hits.c.client_id == client_id, or_(alert_hits.c.seen_at >= since, alert_hits.c.active_at >= since))
     return list(conn.execute(query))
 
 
 def client_counts(conn: Connection, client_ids: Sequence[str], since: datetime) -> dict[str, tuple[int, int]]:
     """Per client: hits seen since `since`, and how many of them were negative (digest)."""
     negative = func.sum(case((alert_hits.c.negative.is_(True), 1), else_=0))
-    query = (select(alert_hits.c.client_id, func.count(), negative)
-             .where(alert_hits.c.client_id.in_(list(client_ids)), alert_hits.c.seen_at >= since)
-             .group_by(alert_hits.c.client_id))
+    query = (
+        select(alert_hits.c.client_id, func.count(), negative)
+        .where(alert_hits.c.client_id.in_(list(client_ids)), alert_hits.c.seen_at >= since)
+        .group_by(alert_hits.c.client_id)
+    )
     return {client: (int(total), int(neg or 0)) for client, total, neg in conn.execute(query)}
 
 
 def risky_hit_ids(conn: Connection, since: datetime, min_risk: float) -> list[int]:
-    query = (select(alert_hits.c.hit_id).where(alert_hits.c.seen_at >= since, alert_hits.c.risk >= min_risk)
-             .order_by(alert_hits.c.risk.desc()))
+    query = (
+        select(alert_hits.c.hit_id)
+        .where(alert_hits.c.seen_at >= since, alert_hits.c.risk >= min_risk)
+        .order_by(alert_hits.c.risk.desc())
+    )
     return [int(x) for x in conn.execute(query).scalars()]
 
 
@@ -241,10 +325,22 @@ def purge_alert_hits(conn: Connection, before: datetime, *, batch: int = 1000) -
 # --- source health ----------------------------------------------------------------------------
 
 
-def upsert_source_health(conn: Connection, source_key: str, client_id: str, ok: bool, error_kind: str | None,
-                         failing_since: datetime | None, now: datetime) -> None:
-    values = {"client_id": client_id, "ok": ok, "error_kind": error_kind, "failing_since": failing_since,
-              "updated_at": now}
+def upsert_source_health(
+    conn: Connection,
+    source_key: str,
+    client_id: str,
+    ok: bool,
+    error_kind: str | None,
+    failing_since: datetime | None,
+    now: datetime,
+) -> None:
+    values = {
+        "client_id": client_id,
+        "ok": ok,
+        "error_kind": error_kind,
+        "failing_since": failing_since,
+        "updated_at": now,
+    }
     done = conn.execute(update(alert_sources).where(alert_sources.c.source_key == source_key).values(**values))
     if done.rowcount == 0:
         conn.execute(insert(alert_sources).values(source_key=source_key, **values))
@@ -263,7 +359,7 @@ def kv_get(conn: Connection, key: str) -> Any:
 
 def kv_get_prefix(conn: Connection, prefix: str) -> dict[str, Any]:
     rows = conn.execute(select(alert_kv.c.key, alert_kv.c.value).where(alert_kv.c.key.startswith(prefix)))
-    return {key[len(prefix):]: value for key, value in rows}
+    return {key[len(prefix) :]: value for key, value in rows}
 
 
 def kv_set(conn: Connection, key: str, value: Any, now: datetime) -> None:
@@ -292,30 +388,71 @@ class Claimed:
     reclaimed: bool  # the previous holder's lease expired mid-send: the peer may have it already
 
 
-def enqueue(conn: Connection, *, incident_id: int | None, client_id: str | None, contact: str, channel: str,
-            address: str, kind: str, urgency: str, silent: bool, payload: dict[str, Any],
-            now: datetime) -> int:
-    result = conn.execute(insert(outbox).values(
-        incident_id=incident_id, client_id=client_id, contact=contact, channel=channel, address=address,
-        kind=kind, urgency=urgency, silent=silent, payload=payload, state="pending", created_at=now,
-        next_attempt_at=now, attempts=0, possible_duplicate=False,
-    ).returning(outbox.c.id))
+def enqueue(
+    conn: Connection,
+    *,
+    incident_id: int | None,
+    client_id: str | None,
+    contact: str,
+    channel: str,
+    address: str,
+    kind: str,
+    urgency: str,
+    silent: bool,
+    payload: dict[str, Any],
+    now: datetime,
+) -> int:
+    result = conn.execute(
+        insert(outbox)
+        .values(
+            incident_id=incident_id,
+            client_id=client_id,
+            contact=contact,
+            channel=channel,
+            address=address,
+            kind=kind,
+            urgency=urgency,
+            silent=silent,
+            payload=payload,
+            state="pending",
+            created_at=now,
+            next_attempt_at=now,
+            attempts=0,
+            possible_duplicate=False,
+        )
+        .returning(outbox.c.id)
+    )
     return int(result.scalar_one())
 
 
 def _claimable(table: Any, now: datetime) -> Any:
     """Due rows that head their (incident, contact) queue (A11)."""
     earlier = aliased(outbox)
-    head_only = ~exists(select(earlier.c.id).where(
-        earlier.c.incident_id == table.c.incident_id, earlier.c.contact == table.c.contact,
-        earlier.c.id < table.c.id, earlier.c.state.in_(("pending", "sending"))))
-    due = or_(and_(table.c.state == "pending", table.c.next_attempt_at <= now),
-              and_(table.c.state == "sending", table.c.lease_until < now))
+    head_only = ~exists(
+        select(earlier.c.id).where(
+            earlier.c.incident_id == table.c.incident_id,
+            earlier.c.contact == table.c.contact,
+            earlier.c.id < table.c.id,
+            earlier.c.state.in_(("pending", "sending")),
+        )
+    )
+    due = or_(
+        and_(table.c.state == "pending", table.c.next_attempt_at <= now),
+        and_(table.c.state == "sending", table.c.lease_until < now),
+    )
     return and_(due, head_only)
 
 
-def claim(conn: Connection, owner: str, now: datetime, lease: timedelta, limit: int,
-          token_factory: Any, *, per_address: int | None = None) -> list[Claimed]:
+def claim(
+    conn: Connection,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    token_factory: Any,
+    *,
+    per_address: int | None = None,
+) -> list[Claimed]:
     """Claim due rows with a lease; only the head of each (incident, contact) queue (A11).
 
     `per_address` caps the rows taken for one (channel, address), so a backlog for one chat
@@ -324,8 +461,11 @@ def claim(conn: Connection, owner: str, now: datetime, lease: timedelta, limit: 
     query = select(outbox).where(_claimable(outbox, now))
     if per_address is not None:
         inner = aliased(outbox)
-        rank = func.row_number().over(partition_by=(inner.c.channel, inner.c.address),
-                                      order_by=(inner.c.next_attempt_at, inner.c.id)).label("rank")
+        rank = (
+            func.row_number()
+            .over(partition_by=(inner.c.channel, inner.c.address), order_by=(inner.c.next_attempt_at, inner.c.id))
+            .label("rank")
+        )
         ranked = select(inner.c.id, rank).where(_claimable(inner, now)).subquery()
         # The outer conditions stay: PostgreSQL re-checks them on a row another relay just claimed.
         query = query.where(outbox.c.id.in_(select(ranked.c.id).where(ranked.c.rank <= per_address)))
@@ -336,12 +476,35 @@ def claim(conn: Connection, owner: str, now: datetime, lease: timedelta, limit: 
     for row in conn.execute(query).all():
         token = token_factory()
         reclaimed = row.state == "sending"
-        conn.execute(update(outbox).where(outbox.c.id == row.id).values(
-            state="sending", lease_owner=owner, lease_until=now + lease, attempt_token=token,
-            attempts=row.attempts + 1, possible_duplicate=row.possible_duplicate or reclaimed))
-        claimed.append(Claimed(row.id, row.incident_id, row.client_id, row.contact, row.channel, row.address,
-                               row.kind, dict(row.payload), row.attempts + 1, token, row.created_at,
-                               bool(row.possible_duplicate or reclaimed), reclaimed))
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id)
+            .values(
+                state="sending",
+                lease_owner=owner,
+                lease_until=now + lease,
+                attempt_token=token,
+                attempts=row.attempts + 1,
+                possible_duplicate=row.possible_duplicate or reclaimed,
+            )
+        )
+        claimed.append(
+            Claimed(
+                row.id,
+                row.incident_id,
+                row.client_id,
+                row.contact,
+                row.channel,
+                row.address,
+                row.kind,
+                dict(row.payload),
+                row.attempts + 1,
+                token,
+                row.created_at,
+                bool(row.possible_duplicate or reclaimed),
+                reclaimed,
+            )
+        )
     return claimed
 
 
@@ -351,16 +514,38 @@ def _fenced(row_id: int, token: str) -> Any:
 
 def mark_sent(conn: Connection, row_id: int, token: str, now: datetime, message_ids: Sequence[str]) -> bool:
     """False when the token is stale (another relay took the row over): A7 fencing."""
-    result = conn.execute(update(outbox).where(_fenced(row_id, token)).values(
-        state="sent", sent_at=now, message_ids=json.dumps(list(message_ids)), lease_owner=None,
-        lease_until=None, last_error=None))
+    result = conn.execute(
+        update(outbox)
+        .where(_fenced(row_id, token))
+        .values(
+            state="sent",
+            sent_at=now,
+            message_ids=json.dumps(list(message_ids)),
+            lease_owner=None,
+            lease_until=None,
+            last_error=None,
+        )
+    )
     return result.rowcount == 1
 
 
-def mark_retry(conn: Connection, row_id: int, token: str, next_at: datetime, error: str, *,
-               possible_duplicate: bool = False, address: str | None = None) -> bool:
-    values: dict[str, Any] = {"state": "pending", "next_attempt_at": next_at, "last_error": error[:500],
-                              "lease_owner": None, "lease_until": None}
+def mark_retry(
+    conn: Connection,
+    row_id: int,
+    token: str,
+    next_at: datetime,
+    error: str,
+    *,
+    possible_duplicate: bool = False,
+    address: str | None = None,
+) -> bool:
+    values: dict[str, Any] = {
+        "state": "pending",
+        "next_attempt_at": next_at,
+        "last_error": error[:500],
+        "lease_owner": None,
+        "lease_until": None,
+    }
     if possible_duplicate:
         values["possible_duplicate"] = True
     if address is not None:
@@ -370,45 +555,78 @@ def mark_retry(conn: Connection, row_id: int, token: str, next_at: datetime, err
 
 def release(conn: Connection, row_id: int, token: str, now: datetime) -> bool:
     """Give a claimed row back at shutdown: it may have been sent, so it is tagged."""
-    return conn.execute(update(outbox).where(_fenced(row_id, token)).values(
-        state="pending", next_attempt_at=now, lease_owner=None, lease_until=None, possible_duplicate=True,
-        attempts=outbox.c.attempts - 1)).rowcount == 1
+    return (
+        conn.execute(
+            update(outbox)
+            .where(_fenced(row_id, token))
+            .values(
+                state="pending",
+                next_attempt_at=now,
+                lease_owner=None,
+                lease_until=None,
+                possible_duplicate=True,
+                attempts=outbox.c.attempts - 1,
+            )
+        ).rowcount
+        == 1
+    )
 
 
 def unclaim(conn: Connection, row_id: int, token: str, now: datetime) -> bool:
     """Give back a claimed row that was never handed to a notifier: not a possible duplicate."""
-    return conn.execute(update(outbox).where(_fenced(row_id, token)).values(
-        state="pending", next_attempt_at=now, lease_owner=None, lease_until=None,
-        attempts=outbox.c.attempts - 1)).rowcount == 1
+    return (
+        conn.execute(
+            update(outbox)
+            .where(_fenced(row_id, token))
+            .values(
+                state="pending", next_attempt_at=now, lease_owner=None, lease_until=None, attempts=outbox.c.attempts - 1
+            )
+        ).rowcount
+        == 1
+    )
 
 
 def mark_dead(conn: Connection, row_id: int, token: str, error: str) -> bool:
-    return conn.execute(update(outbox).where(_fenced(row_id, token)).values(
-        state="dead", last_error=error[:500], lease_owner=None, lease_until=None)).rowcount == 1
+    return (
+        conn.execute(
+            update(outbox)
+            .where(_fenced(row_id, token))
+            .values(state="dead", last_error=error[:500], lease_owner=None, lease_until=None)
+        ).rowcount
+        == 1
+    )
 
 
 def purge_outbox(conn: Connection, before: datetime, *, batch: int = 1000) -> int:
     """Forget finished rows (sent, dead, cancelled) older than `before`, a batch at a time (G10)."""
-    ids = (select(outbox.c.id).where(outbox.c.state.in_(("sent", "dead", "cancelled")), outbox.c.created_at < before)
-           .limit(batch).scalar_subquery())
+    ids = (
+        select(outbox.c.id)
+        .where(outbox.c.state.in_(("sent", "dead", "cancelled")), outbox.c.created_at < before)
+        .limit(batch)
+        .scalar_subquery()
+    )
     return conn.execute(delete(outbox).where(outbox.c.id.in_(ids))).rowcount
 
 
 def cancel_pending(conn: Connection, incident_id: int, kinds: Sequence[str]) -> int:
     """An ack cancels escalations and repeats that were queued but not yet sent (C6)."""
-    result = conn.execute(update(outbox).where(
-        outbox.c.incident_id == incident_id, outbox.c.state == "pending", outbox.c.kind.in_(list(kinds)))
-        .values(state="cancelled"))
+    result = conn.execute(
+        update(outbox)
+        .where(outbox.c.incident_id == incident_id, outbox.c.state == "pending", outbox.c.kind.in_(list(kinds)))
+        .values(state="cancelled")
+    )
     return result.rowcount
 
 
 def oldest_pending(conn: Connection) -> datetime | None:
-    return conn.execute(select(func.min(outbox.c.created_at))
-                        .where(outbox.c.state.in_(("pending", "sending")))).scalar()
+    return conn.execute(
+        select(func.min(outbox.c.created_at)).where(outbox.c.state.in_(("pending", "sending")))
+    ).scalar()
 
 
-def outbox_rows(conn: Connection, *, incident_ids: Sequence[int] | None = None,
-                since: datetime | None = None) -> list[Any]:
+def outbox_rows(
+    conn: Connection, *, incident_ids: Sequence[int] | None = None, since: datetime | None = None
+) -> list[Any]:
     query = select(outbox).order_by(outbox.c.id)
     if incident_ids is not None:
         query = query.where(outbox.c.incident_id.in_(list(incident_ids)))
@@ -423,5 +641,8 @@ def outbox_counts(conn: Connection) -> dict[str, int]:
 
 def escalate_now(conn: Connection, incident_id: int, now: datetime) -> None:
     """B3: the current contact is unreachable, so the next tick escalates to the next one."""
-    conn.execute(update(incidents).where(incidents.c.id == incident_id,
-                                         incidents.c.status == Status.OPEN.value).values(escalate_at=now))
+    conn.execute(
+        update(incidents)
+        .where(incidents.c.id == incident_id, incidents.c.status == Status.OPEN.value)
+        .values(escalate_at=now)
+    )

@@ -19,7 +19,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from veille.errors import StorageError
+from veille.core.errors import StorageError
+from veille.core.paths import sqlite_path
 
 BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT = 10  # seconds
@@ -27,13 +28,6 @@ PG_CONNECT_TIMEOUT = 10  # seconds
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
-
-
-def sqlite_path(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-        return None
-    return Path(parsed.database)
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -58,8 +52,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     # connect_timeout: a server that does not answer (packets dropped) must fail a connect in
     # seconds, not hang the writer thread for the kernel's TCP timeout (minutes).
     connect_args: dict[str, Any] = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT}
-    return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5,
-                         connect_args=connect_args)
+    return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:

@@ -42,8 +42,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from veille.matching import MatchResult
-from veille.models import Engagement, Item, SentimentLabel, SentimentResult, StoredHit
+from veille.core.matching import MatchResult
+from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult, StoredHit
 from veille.store.schema import engagement, hits, sources
 from veille.store.urls import canonical_url, content_hash, text_fingerprint
 
@@ -116,8 +116,11 @@ def _pair_params(conn: Connection, name: str, pairs: Collection[tuple[Any, Any]]
 
 def _known_statement(dialect: str) -> Any:
     wanted, source_id, external_id = _pairs(dialect, "wanted", BigInteger(), Text())
-    return (select(hits.c.id, hits.c.source_id, hits.c.external_id, hits.c.content_hash).select_from(wanted)
-            .join(hits, and_(hits.c.source_id == source_id, hits.c.external_id == external_id)))
+    return (
+        select(hits.c.id, hits.c.source_id, hits.c.external_id, hits.c.content_hash)
+        .select_from(wanted)
+        .join(hits, and_(hits.c.source_id == source_id, hits.c.external_id == external_id))
+    )
 
 
 def known_hits(conn: Connection, pairs: Collection[Pair]) -> dict[Pair, KnownHit]:
@@ -164,8 +167,9 @@ def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, An
 
 
 # The keys of `_row`, in order: one array each on PostgreSQL.
-ROW_COLUMNS = tuple(_row(SourceRef(0, "", "", ""), MatchedItem(Item("", ""), MatchResult(True, False, ())),
-                         datetime(2000, 1, 1)))
+ROW_COLUMNS = tuple(
+    _row(SourceRef(0, "", "", ""), MatchedItem(Item("", ""), MatchResult(True, False, ())), datetime(2000, 1, 1))
+)
 JSON_COLUMNS = frozenset(name for name in ROW_COLUMNS if isinstance(hits.c[name].type, JSON))
 
 
@@ -183,9 +187,7 @@ class _Fresh:
         return (self.source.id, self.row["external_id"])
 
 
-def store_items(
-    conn: Connection, source: SourceRef, matched: Sequence[MatchedItem], now: datetime
-) -> list[StoredHit]:
+def store_items(conn: Connection, source: SourceRef, matched: Sequence[MatchedItem], now: datetime) -> list[StoredHit]:
     """Insert new hits, update churned ones, append engagement; return the hits that are new."""
     return store_batch(conn, [(source, matched)], now)[0]
 
@@ -212,8 +214,9 @@ def store_batch(conn: Connection, parts: Sequence[Part], now: datetime) -> list[
     return stored
 
 
-def _store_segment(conn: Connection, parts: Sequence[Part], indexes: list[int], now: datetime,
-                   stored: list[list[StoredHit]]) -> None:
+def _store_segment(
+    conn: Connection, parts: Sequence[Part], indexes: list[int], now: datetime, stored: list[list[StoredHit]]
+) -> None:
     """Store parts of distinct sources: one lookup, one insert, then one statement per kind of update."""
     known = known_hits(conn, {(parts[i][0].id, m.item.external_id[:512]) for i in indexes for m in parts[i][1]})
     fresh: list[_Fresh] = []
@@ -237,8 +240,10 @@ def _store_segment(conn: Connection, parts: Sequence[Part], indexes: list[int], 
         _link_to_batch_originals(conn, fresh, inserted)
         added = Counter(source_id for source_id, _ in inserted)
         if added:
-            conn.execute(_statement(conn, "hits_count", _count_statement),
-                         [{"_source_id": source_id, "_added": n} for source_id, n in added.items()])
+            conn.execute(
+                _statement(conn, "hits_count", _count_statement),
+                [{"_source_id": source_id, "_added": n} for source_id, n in added.items()],
+            )
     _update_churned(conn, churned)
     by_id = [{m.item.external_id[:512]: m for m in parts[i][1]} for i in indexes]
     _record_engagement(conn, [(parts[i][0], by_id[p]) for p, i in enumerate(indexes)], inserted, known, now)
@@ -248,12 +253,26 @@ def _store_segment(conn: Connection, parts: Sequence[Part], indexes: list[int], 
             continue
         r, source = f.row, f.source
         m = by_id[f.part][r["external_id"]]
-        stored[indexes[f.part]].append(StoredHit(
-            id=hit_id, client_id=source.client_id, source_key=source.key, kind=source.kind,
-            external_id=r["external_id"], text=r["text"], title=r["title"], url=r["url"], author=r["author"],
-            author_followers=r["author_followers"], direct=r["direct"], published_at=r["published_at"],
-            fetched_at=now, sentiment=m.sentiment, engagement=m.item.engagement, duplicate_of=r["duplicate_of"],
-        ))
+        stored[indexes[f.part]].append(
+            StoredHit(
+                id=hit_id,
+                client_id=source.client_id,
+                source_key=source.key,
+                kind=source.kind,
+                external_id=r["external_id"],
+                text=r["text"],
+                title=r["title"],
+                url=r["url"],
+                author=r["author"],
+                author_followers=r["author_followers"],
+                direct=r["direct"],
+                published_at=r["published_at"],
+                fetched_at=now,
+                sentiment=m.sentiment,
+                engagement=m.item.engagement,
+                duplicate_of=r["duplicate_of"],
+            )
+        )
 
 
 def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> dict[Pair, int]:
@@ -262,8 +281,10 @@ def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> dict[Pair, int
     PostgreSQL gets one array per column and unnests them: psycopg re-parses the text of every
     multi-row VALUES statement (30 placeholders a row), which cost more than the insert itself."""
     if conn.dialect.name == "postgresql":
-        params: Any = {name: [json.dumps(r[name]) for r in rows] if name in JSON_COLUMNS else [r[name] for r in rows]
-                       for name in ROW_COLUMNS}
+        params: Any = {
+            name: [json.dumps(r[name]) for r in rows] if name in JSON_COLUMNS else [r[name] for r in rows]
+            for name in ROW_COLUMNS
+        }
     else:
         params = rows
     result = conn.execute(_statement(conn, "insert", _insert_statement), params)
@@ -275,18 +296,23 @@ def _insert_statement(dialect: str) -> Any:
         types = {name: Text() if name in JSON_COLUMNS else hits.c[name].type for name in ROW_COLUMNS}
         arrays = func.unnest(*[bindparam(name, type_=ARRAY(types[name])) for name in ROW_COLUMNS])
         fresh = arrays.table_valued(*[column(name, types[name]) for name in ROW_COLUMNS]).render_derived(name="fresh")
-        values = [cast(fresh.c[name], hits.c[name].type) if name in JSON_COLUMNS else fresh.c[name]
-                  for name in ROW_COLUMNS]
+        values = [
+            cast(fresh.c[name], hits.c[name].type) if name in JSON_COLUMNS else fresh.c[name] for name in ROW_COLUMNS
+        ]
         statement = pg_insert(hits).from_select(list(ROW_COLUMNS), select(*values))
     else:
         statement = sqlite_insert(hits)
     return statement.on_conflict_do_nothing(index_elements=[hits.c.source_id, hits.c.external_id]).returning(
-        hits.c.id, hits.c.source_id, hits.c.external_id)
+        hits.c.id, hits.c.source_id, hits.c.external_id
+    )
 
 
 def _count_statement(_dialect: str) -> Any:
-    return (update(sources).where(sources.c.id == bindparam("_source_id"))
-            .values(hits_count=sources.c.hits_count + bindparam("_added", type_=Integer)))
+    return (
+        update(sources)
+        .where(sources.c.id == bindparam("_source_id"))
+        .values(hits_count=sources.c.hits_count + bindparam("_added", type_=Integer))
+    )
 
 
 def _originals_statement(dialect: str) -> Any:
@@ -300,10 +326,12 @@ def _originals_statement(dialect: str) -> Any:
     by_url, url_client, url = _pairs(dialect, "urls", Text(), Text())
     by_text, text_client, text_hash = _pairs(dialect, "texts", Text(), Text())
     return union_all(
-        select(*columns).select_from(by_url).join(hits, and_(hits.c.client_id == url_client,
-                                                             hits.c.canonical_url == url)),
-        select(*columns).select_from(by_text).join(hits, and_(hits.c.client_id == text_client,
-                                                              hits.c.text_hash == text_hash)),
+        select(*columns)
+        .select_from(by_url)
+        .join(hits, and_(hits.c.client_id == url_client, hits.c.canonical_url == url)),
+        select(*columns)
+        .select_from(by_text)
+        .join(hits, and_(hits.c.client_id == text_client, hits.c.text_hash == text_hash)),
     )
 
 
@@ -367,8 +395,17 @@ def _by_id_statement(_dialect: str) -> Any:
     return update(hits).where(hits.c.id == bindparam("_id"))  # SET: the other keys of the parameters
 
 
-CHURN_FIELDS = ("title", "text", "content_hash", "text_hash", "sentiment_label", "sentiment_score",
-                "sentiment_lang", "sentiment_reasons", "scored_at")
+CHURN_FIELDS = (
+    "title",
+    "text",
+    "content_hash",
+    "text_hash",
+    "sentiment_label",
+    "sentiment_score",
+    "sentiment_lang",
+    "sentiment_reasons",
+    "scored_at",
+)
 
 
 def _update_churned(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -383,20 +420,35 @@ def _update_churned(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def _churn_statement(_dialect: str) -> Any:
-    return update(hits).where(
-        hits.c.source_id == bindparam("_source_id"), hits.c.external_id == bindparam("_external_id"),
-        hits.c.content_changes < CONTENT_CHANGE_LIMIT,
-    ).values(content_changes=hits.c.content_changes + 1)  # SET also: the other keys of the parameters
+    return (
+        update(hits)
+        .where(
+            hits.c.source_id == bindparam("_source_id"),
+            hits.c.external_id == bindparam("_external_id"),
+            hits.c.content_changes < CONTENT_CHANGE_LIMIT,
+        )
+        .values(content_changes=hits.c.content_changes + 1)
+    )  # SET also: the other keys of the parameters
 
 
-def _record_engagement(conn: Connection, parts: list[tuple[SourceRef, dict[str, MatchedItem]]],
-                       inserted: dict[Pair, int], known: dict[Pair, KnownHit], now: datetime) -> None:
-    observed = {(source.id, eid): m.item.engagement for source, by_id in parts for eid, m in by_id.items()
-                if m.item.engagement is not None}
+def _record_engagement(
+    conn: Connection,
+    parts: list[tuple[SourceRef, dict[str, MatchedItem]]],
+    inserted: dict[Pair, int],
+    known: dict[Pair, KnownHit],
+    now: datetime,
+) -> None:
+    observed = {
+        (source.id, eid): m.item.engagement
+        for source, by_id in parts
+        for eid, m in by_id.items()
+        if m.item.engagement is not None
+    }
     if not observed:
         return
-    ids = {key: inserted[key] if key in inserted else known[key].id
-           for key in observed if key in inserted or key in known}
+    ids = {
+        key: inserted[key] if key in inserted else known[key].id for key in observed if key in inserted or key in known
+    }
     missing = [key for key in observed if key not in ids]
     if missing:  # inserted meanwhile by another writer (PostgreSQL): ON CONFLICT skipped ours
         ids.update({key: hit.id for key, hit in known_hits(conn, missing).items()})
@@ -406,8 +458,17 @@ def _record_engagement(conn: Connection, parts: list[tuple[SourceRef, dict[str, 
         hit_id = ids.get(key)
         if hit_id is None or latest.get(hit_id) == value:
             continue
-        new_rows.append({"hit_id": hit_id, "observed_at": now, "likes": value.likes, "reposts": value.reposts,
-                         "replies": value.replies, "score": value.score, "views": value.views})
+        new_rows.append(
+            {
+                "hit_id": hit_id,
+                "observed_at": now,
+                "likes": value.likes,
+                "reposts": value.reposts,
+                "replies": value.replies,
+                "score": value.score,
+                "views": value.views,
+            }
+        )
     if new_rows:
         conn.execute(engagement.insert(), new_rows)
 
@@ -415,23 +476,30 @@ def _record_engagement(conn: Connection, parts: list[tuple[SourceRef, dict[str, 
 def _latest_engagement(conn: Connection, hit_ids: list[int]) -> dict[int, Engagement]:
     latest: dict[int, Engagement] = {}
     for start in range(0, len(hit_ids), PAGE):
-        page = hit_ids[start:start + PAGE]
+        page = hit_ids[start : start + PAGE]
         rows = conn.execute(_statement(conn, "latest_engagement", _latest_statement), {"ids": page})
         latest.update({r.hit_id: Engagement(r.likes, r.reposts, r.replies, r.score, r.views) for r in rows})
     return latest
 
 
 def _latest_statement(_dialect: str) -> Any:
-    newest = (select(engagement.c.hit_id, func.max(engagement.c.id).label("eid"))
-              .where(engagement.c.hit_id.in_(bindparam("ids", expanding=True))).group_by(engagement.c.hit_id)
-              .subquery())
+    newest = (
+        select(engagement.c.hit_id, func.max(engagement.c.id).label("eid"))
+        .where(engagement.c.hit_id.in_(bindparam("ids", expanding=True)))
+        .group_by(engagement.c.hit_id)
+        .subquery()
+    )
     return select(engagement).join(newest, engagement.c.id == newest.c.eid)
+
 
 def hits_for_refresh(conn: Connection, hit_ids: Sequence[int]) -> dict[str, list[str]]:
     """source key -> external ids of these hits (the re-fetch goes through the hit's own source)."""
     grouped: dict[str, list[str]] = {}
-    rows = conn.execute(select(sources.c.key, hits.c.external_id).join(sources, sources.c.id == hits.c.source_id)
-                        .where(hits.c.id.in_(list(hit_ids))))
+    rows = conn.execute(
+        select(sources.c.key, hits.c.external_id)
+        .join(sources, sources.c.id == hits.c.source_id)
+        .where(hits.c.id.in_(list(hit_ids)))
+    )
     for row in rows:
         grouped.setdefault(row.key, []).append(row.external_id)
     return grouped
@@ -446,15 +514,36 @@ def stored_versions(conn: Connection, source: SourceRef, matched: Sequence[Match
     result = []
     for r in rows:
         item = by_id[r.external_id].item
-        sentiment = (SentimentResult(SentimentLabel(r.sentiment_label), r.sentiment_score or 0.0,
-                                     r.sentiment_lang or "und", tuple(r.sentiment_reasons or ()))
-                     if r.sentiment_label else None)
-        result.append(StoredHit(
-            id=r.id, client_id=r.client_id, source_key=source.key, kind=r.kind, external_id=r.external_id,
-            text=r.text, title=r.title, url=r.url, author=r.author, author_followers=item.author_followers
-            if item.author_followers is not None else r.author_followers, direct=r.direct,
-            published_at=r.published_at, fetched_at=r.fetched_at, sentiment=sentiment, engagement=item.engagement,
-            duplicate_of=r.duplicate_of))
+        sentiment = (
+            SentimentResult(
+                SentimentLabel(r.sentiment_label),
+                r.sentiment_score or 0.0,
+                r.sentiment_lang or "und",
+                tuple(r.sentiment_reasons or ()),
+            )
+            if r.sentiment_label
+            else None
+        )
+        result.append(
+            StoredHit(
+                id=r.id,
+                client_id=r.client_id,
+                source_key=source.key,
+                kind=r.kind,
+                external_id=r.external_id,
+                text=r.text,
+                title=r.title,
+                url=r.url,
+                author=r.author,
+                author_followers=item.author_followers if item.author_followers is not None else r.author_followers,
+                direct=r.direct,
+                published_at=r.published_at,
+                fetched_at=r.fetched_at,
+                sentiment=sentiment,
+                engagement=item.engagement,
+                duplicate_of=r.duplicate_of,
+            )
+        )
     return result
 
 
@@ -482,18 +571,27 @@ def query_hits(conn: Connection, q: HitQuery) -> list[dict[str, Any]]:
         statement = statement.where(hits.c.client_id == q.client_id)
     if q.source:
         pattern = f"%{_escape_like(q.source)}%"
-        statement = statement.where(or_(sources.c.key == q.source, sources.c.kind == q.source,
-                                        sources.c.key.like(pattern, escape="\\"),
-                                        sources.c.target.like(pattern, escape="\\")))
+        statement = statement.where(
+            or_(
+                sources.c.key == q.source,
+                sources.c.kind == q.source,
+                sources.c.key.like(pattern, escape="\\"),
+                sources.c.target.like(pattern, escape="\\"),
+            )
+        )
     if q.since:
         statement = statement.where(hits.c.fetched_at >= q.since)
     if q.until:
         statement = statement.where(hits.c.fetched_at < q.until)
     if q.search:
         pattern = f"%{_escape_like(q.search.lower())}%"
-        statement = statement.where(or_(func.lower(hits.c.text).like(pattern, escape="\\"),
-                                        func.lower(hits.c.title).like(pattern, escape="\\"),
-                                        func.lower(hits.c.author).like(pattern, escape="\\")))
+        statement = statement.where(
+            or_(
+                func.lower(hits.c.text).like(pattern, escape="\\"),
+                func.lower(hits.c.title).like(pattern, escape="\\"),
+                func.lower(hits.c.author).like(pattern, escape="\\"),
+            )
+        )
     if q.label:
         statement = statement.where(hits.c.sentiment_label == q.label)
     if not q.include_duplicates:

@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select, update
 
-from veille.errors import VeilleError
-from veille.models import SentimentLabel
+from veille.core.errors import VeilleError
+from veille.core.models import SentimentLabel
 from veille.store.engine import read_conn, write_tx
 from veille.store.schema import hits, labels
 
@@ -41,8 +41,7 @@ def record_label(engine: Engine, hit_id: int, label: SentimentLabel, *, now: dat
         exists = conn.execute(select(hits.c.id).where(hits.c.id == hit_id)).first()
         if exists is None:
             raise UnknownHit(hit_id)
-        result = conn.execute(labels.insert().values(hit_id=hit_id, label=SentimentLabel(label).value,
-                                                     created_at=now))
+        result = conn.execute(labels.insert().values(hit_id=hit_id, label=SentimentLabel(label).value, created_at=now))
         return int(result.inserted_primary_key[0])
 
 
@@ -50,8 +49,9 @@ def list_training_rows(engine: Engine) -> list[TrainingRow]:
     """The latest correction of each labelled hit, with the hit's text and language."""
     latest = (select(func.max(labels.c.id).label("id")).group_by(labels.c.hit_id)).subquery()
     query = (
-        select(labels.c.id, labels.c.hit_id, labels.c.label, hits.c.text, hits.c.title,
-               hits.c.sentiment_lang, hits.c.lang)
+        select(
+            labels.c.id, labels.c.hit_id, labels.c.label, hits.c.text, hits.c.title, hits.c.sentiment_lang, hits.c.lang
+        )
         .join(latest, latest.c.id == labels.c.id)
         .join(hits, hits.c.id == labels.c.hit_id)
         .order_by(labels.c.id)
@@ -74,7 +74,6 @@ def mark_used(engine: Engine, label_ids: Iterable[int], *, now: datetime) -> int
     with write_tx(engine) as conn:
         total = 0
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            total += conn.execute(update(labels).where(labels.c.id.in_(chunk))
-                                  .values(used_in_training_at=now)).rowcount
+            chunk = ids[start : start + 500]
+            total += conn.execute(update(labels).where(labels.c.id.in_(chunk)).values(used_in_training_at=now)).rowcount
         return total

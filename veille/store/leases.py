@@ -40,13 +40,18 @@ def renew(conn: Connection, owner: str, ids: Collection[int], now: datetime, lea
     in-memory state is current); one another daemon took is lost."""
     if not ids:
         return set()
-    statement = (update(sources).where(sources.c.lease_owner == owner, sources.c.id.in_(list(ids)))
-                 .values(lease_until=now + lease).returning(sources.c.id))
+    statement = (
+        update(sources)
+        .where(sources.c.lease_owner == owner, sources.c.id.in_(list(ids)))
+        .values(lease_until=now + lease)
+        .returning(sources.c.id)
+    )
     return {source_id for (source_id,) in conn.execute(statement)}
 
 
-def claim(conn: Connection, owner: str, ids: Collection[int], now: datetime, lease: timedelta, *,
-          dead: Collection[str] = ()) -> set[int]:
+def claim(
+    conn: Connection, owner: str, ids: Collection[int], now: datetime, lease: timedelta, *, dead: Collection[str] = ()
+) -> set[int]:
     """Take the free or expired leases among `ids` (and those of `dead` owners); the ids taken."""
     if not ids:
         return set()
@@ -55,8 +60,9 @@ def claim(conn: Connection, owner: str, ids: Collection[int], now: datetime, lea
         # Rows another daemon's claim has locked are skipped, not waited for: it is taking them.
         locked = select(sources.c.id).where(takeable).with_for_update(skip_locked=True)
         takeable = and_(sources.c.id.in_(locked.scalar_subquery()), _free(now, dead))
-    statement = (update(sources).where(takeable).values(lease_owner=owner, lease_until=now + lease)
-                 .returning(sources.c.id))
+    statement = (
+        update(sources).where(takeable).values(lease_owner=owner, lease_until=now + lease).returning(sources.c.id)
+    )
     return {source_id for (source_id,) in conn.execute(statement)}
 
 
@@ -66,13 +72,15 @@ def release(conn: Connection, owner: str) -> int:
     return int(conn.execute(statement).rowcount or 0)
 
 
-def held_elsewhere(conn: Connection, owner: str, ids: Collection[int], now: datetime, *,
-                   dead: Collection[str] = ()) -> dict[int, str]:
+def held_elsewhere(
+    conn: Connection, owner: str, ids: Collection[int], now: datetime, *, dead: Collection[str] = ()
+) -> dict[int, str]:
     """Among `ids`, the sources another live process holds: id -> its owner (`veille run --once` skips them)."""
     if not ids:
         return {}
     query = select(sources.c.id, sources.c.lease_owner).where(
-        sources.c.id.in_(list(ids)), sources.c.lease_owner != owner, ~_free(now, dead))
+        sources.c.id.in_(list(ids)), sources.c.lease_owner != owner, ~_free(now, dead)
+    )
     return {source_id: holder for source_id, holder in conn.execute(query)}
 
 

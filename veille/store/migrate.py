@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from veille.errors import SchemaVersionError
+from veille.core.errors import SchemaVersionError
 
 
 def migrations_dir() -> Path:

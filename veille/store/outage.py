@@ -43,8 +43,9 @@ class StorageStatus:
             self.ok = False
             self._down_at = self._monotonic()
             self._back.clear()
-            log.warning("storage_lost where=%s: %s; retrying with backoff (at most every %.0fs)",
-                        where, self.error, RETRY_CAP)
+            log.warning(
+                "storage_lost where=%s: %s; retrying with backoff (at most every %.0fs)", where, self.error, RETRY_CAP
+            )
         else:
             log.debug("storage still down where=%s: %s", where, self.error)
 

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, exists, func, not_, select, update
 
-from veille.alerting.escalation import Status
+from veille.core.incidents import Status
 from veille.store.alerts import INCIDENT_LEAD
 from veille.store.engine import read_conn, write_tx
 from veille.store.schema import engagement, hits, labels, sources
@@ -38,9 +38,15 @@ class PurgeReport:
     batches: int  # write transactions committed (0 with dry_run)
 
 
-def purge_hits(engine: Engine, before: datetime, *, dry_run: bool = False, batch: int = BATCH,
-               on_batch: Callable[[int, int], None] | None = None,
-               cancelled: Callable[[], bool] | None = None) -> PurgeReport:
+def purge_hits(
+    engine: Engine,
+    before: datetime,
+    *,
+    dry_run: bool = False,
+    batch: int = BATCH,
+    on_batch: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> PurgeReport:
     """Delete purgeable hits fetched before `before`, `batch` per transaction; `on_batch(n, deleted)`
     runs after each commit (progress; tests read the database there). `cancelled()` is checked
     between batches, so a daemon stopping does not wait for a long purge."""
@@ -62,26 +68,33 @@ def purge_hits(engine: Engine, before: datetime, *, dry_run: bool = False, batch
 
 
 def _purge_batch(conn: Connection, before: datetime, limit: int) -> int:
-    ids = [int(i) for i in conn.execute(
-        select(hits.c.id).where(_purgeable(conn, before)).order_by(hits.c.id).limit(limit)).scalars()]
+    ids = [
+        int(i)
+        for i in conn.execute(
+            select(hits.c.id).where(_purgeable(conn, before)).order_by(hits.c.id).limit(limit)
+        ).scalars()
+    ]
     if not ids:
         return 0
-    per_source = conn.execute(select(hits.c.source_id, func.count()).where(hits.c.id.in_(ids))
-                              .group_by(hits.c.source_id)).all()
+    per_source = conn.execute(
+        select(hits.c.source_id, func.count()).where(hits.c.id.in_(ids)).group_by(hits.c.source_id)
+    ).all()
     conn.execute(delete(engagement).where(engagement.c.hit_id.in_(ids)))
     conn.execute(delete(alert_hits).where(alert_hits.c.hit_id.in_(ids)))
     conn.execute(update(hits).where(hits.c.duplicate_of.in_(ids)).values(duplicate_of=None))
     conn.execute(delete(hits).where(hits.c.id.in_(ids)))
     for source_id, count in per_source:
-        conn.execute(update(sources).where(sources.c.id == source_id)
-                     .values(hits_count=sources.c.hits_count - count))
+        conn.execute(update(sources).where(sources.c.id == source_id).values(hits_count=sources.c.hits_count - count))
     return len(ids)
 
 
 def _purgeable(conn: Connection, before: datetime) -> ColumnElement[bool]:
     """Old enough, not labelled, not the evidence of an unresolved incident."""
-    open_rows = conn.execute(select(incidents.c.client_id, incidents.c.opened_at, incidents.c.top_hits)
-                             .where(incidents.c.status != Status.RESOLVED.value)).all()
+    open_rows = conn.execute(
+        select(incidents.c.client_id, incidents.c.opened_at, incidents.c.top_hits).where(
+            incidents.c.status != Status.RESOLVED.value
+        )
+    ).all()
     condition = and_(hits.c.fetched_at < before, not_(exists().where(labels.c.hit_id == hits.c.id)))
     evidence = {int(i) for row in open_rows for i in (row.top_hits or ())}
     if evidence:

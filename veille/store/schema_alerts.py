@@ -45,8 +45,13 @@ incidents = Table(
     Column("flaps", Integer(), nullable=False, default=0),
     Column("updated_at", UtcDateTime(), nullable=False),
     # At most one unresolved incident per key, on both backends (partial unique index).
-    Index("uq_incidents_open_key", "key", unique=True,
-          sqlite_where=text("status != 'resolved'"), postgresql_where=text("status != 'resolved'")),
+    Index(
+        "uq_incidents_open_key",
+        "key",
+        unique=True,
+        sqlite_where=text("status != 'resolved'"),
+        postgresql_where=text("status != 'resolved'"),
+    ),
     Index(None, "status"),
     Index(None, "key", "resolved_at"),
     Index(None, "client_id", "opened_at"),

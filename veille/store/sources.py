@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from veille.config import Config
-from veille.models import ErrorKind, SourceStatus
-from veille.sources.base import PollOutcome, PollState
+from veille.core.models import ErrorKind, SourceStatus
+from veille.core.polling import PollOutcome, PollState
 from veille.store.hits import SourceRef, _insert
 from veille.store.schema import clients, hits, sources
 
@@ -32,26 +31,67 @@ class SourceRow:
     last_polled_at: datetime | None = None
 
 
-def sync_config(conn: Connection, config: Config, now: datetime) -> dict[str, SourceRef]:
+class ConfiguredClient(Protocol):
+    """A client as the config declares it (the store needs only these fields)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+class ConfiguredSource(Protocol):
+    """A source as the config declares it."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def every(self) -> timedelta: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
+def sync_config(
+    conn: Connection,
+    clients_in_config: Sequence[ConfiguredClient],
+    sources_in_config: Sequence[ConfiguredSource],
+    now: datetime,
+) -> dict[str, SourceRef]:
     """Upsert clients and sources from the config; keep removed ones (history) but disable them."""
-    for client in config.clients:
+    for client in clients_in_config:
         statement = _insert(conn, clients).values(id=client.id, name=client.name, updated_at=now)
-        conn.execute(statement.on_conflict_do_update(index_elements=[clients.c.id],
-                                                     set_={"name": client.name, "updated_at": now}))
-    wanted = {s.key: s for s in config.sources}
-    for source in config.sources:
-        values = {"client_id": source.client_id, "kind": source.kind, "target": source.target,
-                  "every_seconds": int(source.every.total_seconds()), "enabled": source.enabled,
-                  "in_config": True}
-        statement = _insert(conn, sources).values(key=source.key, status=SourceStatus.NEW.value,
-                                                  consecutive_errors=0, hits_count=0, **values)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[clients.c.id], set_={"name": client.name, "updated_at": now}
+            )
+        )
+    wanted = {s.key: s for s in sources_in_config}
+    for source in sources_in_config:
+        values = {
+            "client_id": source.client_id,
+            "kind": source.kind,
+            "target": source.target,
+            "every_seconds": int(source.every.total_seconds()),
+            "enabled": source.enabled,
+            "in_config": True,
+        }
+        statement = _insert(conn, sources).values(
+            key=source.key, status=SourceStatus.NEW.value, consecutive_errors=0, hits_count=0, **values
+        )
         conn.execute(statement.on_conflict_do_update(index_elements=[sources.c.key], set_=values))
     stale = select(sources.c.key).where(sources.c.in_config.is_(True))
     removed = [k for (k,) in conn.execute(stale) if k not in wanted]
     if removed:
         conn.execute(update(sources).where(sources.c.key.in_(removed)).values(in_config=False, enabled=False))
-    rows = conn.execute(select(sources.c.id, sources.c.key, sources.c.client_id, sources.c.kind)
-                        .where(sources.c.key.in_(list(wanted))))
+    rows = conn.execute(
+        select(sources.c.id, sources.c.key, sources.c.client_id, sources.c.kind).where(sources.c.key.in_(list(wanted)))
+    )
     return {r.key: SourceRef(r.id, r.key, r.client_id, r.kind) for r in rows}
 
 
@@ -99,8 +139,9 @@ def _by_id(owner: str | None) -> Any:
     return _BY_ID if owner is None else _BY_ID.where(sources.c.lease_owner == owner)
 
 
-def record_successes(conn: Connection, successes: Sequence[Success], now: datetime, *,
-                     owner: str | None = None) -> None:
+def record_successes(
+    conn: Connection, successes: Sequence[Success], now: datetime, *, owner: str | None = None
+) -> None:
     """Advance the poll state of many sources: one UPDATE per set of changed columns (a handful per batch)."""
     rounds: list[dict[tuple[str, ...], list[dict[str, Any]]]] = []
     in_round: set[int] = set()
@@ -121,15 +162,22 @@ def _success_values(success: Success, now: datetime) -> dict[str, Any]:
     outcome, state = success.outcome, success.state
     values: dict[str, Any] = {
         "_source_id": success.source_id,
-        "status": SourceStatus.OK.value, "last_polled_at": now, "last_success_at": now,
-        "consecutive_errors": 0, "failing_since": None, "failing_notice_at": None,
-        "last_error_kind": None, "last_error_message": None, "next_poll_at": success.next_poll_at,
+        "status": SourceStatus.OK.value,
+        "last_polled_at": now,
+        "last_success_at": now,
+        "consecutive_errors": 0,
+        "failing_since": None,
+        "failing_notice_at": None,
+        "last_error_kind": None,
+        "last_error_message": None,
+        "next_poll_at": success.next_poll_at,
         "note": outcome.note,
     }
     if not outcome.not_modified or outcome.etag or outcome.last_modified:
         values["etag"] = outcome.etag if not outcome.not_modified else (outcome.etag or state.etag)
-        values["last_modified"] = (outcome.last_modified if not outcome.not_modified
-                                   else (outcome.last_modified or state.last_modified))
+        values["last_modified"] = (
+            outcome.last_modified if not outcome.not_modified else (outcome.last_modified or state.last_modified)
+        )
     if outcome.cursor is not None:
         values["cursor"] = outcome.cursor
     if outcome.content_hash is not None:
@@ -137,25 +185,42 @@ def _success_values(success: Success, now: datetime) -> dict[str, Any]:
     return values
 
 
-def record_failure(conn: Connection, source_id: int, *, kind: ErrorKind, message: str, status: SourceStatus,
-                   consecutive_errors: int, failing_since: datetime, now: datetime,
-                   next_poll_at: datetime, owner: str | None = None) -> None:
+def record_failure(
+    conn: Connection,
+    source_id: int,
+    *,
+    kind: ErrorKind,
+    message: str,
+    status: SourceStatus,
+    consecutive_errors: int,
+    failing_since: datetime,
+    now: datetime,
+    next_poll_at: datetime,
+    owner: str | None = None,
+) -> None:
     statement = update(sources).where(sources.c.id == source_id)
     if owner is not None:  # see _by_id
         statement = statement.where(sources.c.lease_owner == owner)
-    conn.execute(statement.values(
-        status=status.value, last_polled_at=now, consecutive_errors=consecutive_errors,
-        failing_since=failing_since, last_error_kind=kind.value, last_error_message=message[:500],
-        next_poll_at=next_poll_at,
-    ))
+    conn.execute(
+        statement.values(
+            status=status.value,
+            last_polled_at=now,
+            consecutive_errors=consecutive_errors,
+            failing_since=failing_since,
+            last_error_kind=kind.value,
+            last_error_message=message[:500],
+            next_poll_at=next_poll_at,
+        )
+    )
 
 
 def mark_failing_notice(conn: Connection, source_id: int, now: datetime) -> None:
     conn.execute(update(sources).where(sources.c.id == source_id).values(failing_notice_at=now))
 
 
-def list_sources(conn: Connection, *, client_id: str | None = None, broken: bool = False,
-                 include_removed: bool = False) -> list[dict[str, Any]]:
+def list_sources(
+    conn: Connection, *, client_id: str | None = None, broken: bool = False, include_removed: bool = False
+) -> list[dict[str, Any]]:
     statement = select(sources).order_by(sources.c.client_id, sources.c.key)
     if client_id:
         statement = statement.where(sources.c.client_id == client_id)

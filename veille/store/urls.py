@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from veille.matching import fold
+from veille.core.matching import fold
 
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref_src", "igshid", "si")
 
@@ -20,8 +20,7 @@ def canonical_url(url: str | None) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if not k.lower().startswith(_TRACKING)]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING)]
     host = parts.hostname.lower().removeprefix("www.")
     if parts.port and parts.port not in (80, 443):
         host = f"{host}:{parts.port}"

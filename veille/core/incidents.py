@@ -1,0 +1,113 @@
+"""Incidents and their vocabulary: what detection signals, what the escalation core decides on, what the
+store keeps. Value types only, so that the pure core, the store and the notifiers share them without
+importing one another."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Urgency(StrEnum):
+    LOW = "low"
+    HIGH = "high"
+
+
+class Cause(StrEnum):
+    BUZZ = "buzz"  # risky hits or a spike of negative hits
+    VOLUME = "volume"  # unusual volume, not negative
+    SOURCE = "source"  # one source failing for hours
+    SILENCE = "silence"  # a client receiving no data at all
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # inside group_wait: nobody told yet
+    OPEN = "open"
+    ACKED = "acked"  # acknowledged or snoozed until `ack_until`
+    RESOLVED = "resolved"
+
+
+class Mode(StrEnum):
+    """How a notification reaches a contact."""
+
+    WAKE = "wake"  # rings the phone
+    SILENT = "silent"  # delivered without sound
+    HELD = "held"  # not sent now: goes into the contact's next digest
+
+
+class Kind(StrEnum):
+    OPENED = "opened"
+    UPDATE = "update"
+    REPEAT = "repeat"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    DIGEST = "digest"
+    NOTICE = "notice"
+
+
+def incident_key(client_id: str, cause: Cause, subject: str = "") -> str:
+    return f"{client_id}:{cause.value}" + (f":{subject}" if subject else "")
+
+
+@dataclass(slots=True)
+class Signal:
+    """What detection says about one dedup key right now."""
+
+    client_id: str
+    cause: Cause
+    firing: bool
+    urgency: Urgency = Urgency.LOW
+    subject: str = ""
+    title: str = ""
+    reasons: tuple[str, ...] = ()
+    new_hits: tuple[int, ...] = ()  # hit ids that are new evidence
+    top_hits: tuple[int, ...] = ()  # best evidence so far, most risky first
+    score: float = 0.0
+    evidence_count: int | None = None  # total evidence in the window, when detection knows it
+
+    @property
+    def key(self) -> str:
+        return incident_key(self.client_id, self.cause, self.subject)
+
+
+@dataclass(slots=True)
+class Incident:
+    id: int | None
+    key: str
+    client_id: str
+    cause: Cause
+    subject: str
+    status: Status
+    urgency: Urgency
+    firing: bool
+    opened_at: datetime
+    notify_at: datetime  # end of group_wait (or of the cool-down)
+    last_evidence_at: datetime
+    title: str = ""
+    reasons: tuple[str, ...] = ()
+    hit_count: int = 0
+    top_hits: tuple[int, ...] = ()
+    score: float = 0.0
+    version: int = 1  # bumped by every meaningful change
+    notified_version: int = 0
+    notified_urgency: Urgency | None = None
+    last_notified_at: datetime | None = None
+    notified_contacts: tuple[str, ...] = ()
+    held_for: tuple[str, ...] = ()  # contacts whose last notification waits for their digest
+    level: int = 0  # index in the contact chain
+    loops: int = 0
+    escalate_at: datetime | None = None
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    ack_until: datetime | None = None
+    resolved_at: datetime | None = None
+    flaps: int = 0
+
+    @property
+    def tag(self) -> str:
+        return f"#INC-{self.id}" if self.id is not None else "#INC-?"
+
+    @property
+    def active(self) -> bool:
+        return self.status is not Status.RESOLVED

@@ -1,0 +1,331 @@
+"""Notification -> Telegram HTML parts. Pure functions, no I/O.
+
+Why so careful: every string here comes from the outside (feed titles, authors, snippets, URLs) and
+Telegram rejects the whole message with a 400 "can't parse entities" on one stray `<` (B1), so
+everything is escaped; markup inside titles is shown literally (B10); only http/https URLs become
+links (B9, feedparser passes `javascript:` through verbatim); and messages are split at 4096 UTF-16
+units (Telegram counts UTF-16 code units, an emoji is 2) without cutting a tag, an entity or a
+surrogate pair, in a bounded number of parts (B2).
+
+A message is built from sections of `Block`s. A block renders as balanced markup around escaped
+text, so cutting between blocks is always safe, and a block too long for a part is cut inside its
+*raw* text (before escaping), which can never cut an entity.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from veille.core.incidents import Urgency
+from veille.notify.base import HitSummary, Notification
+
+TELEGRAM_LIMIT = 4096  # UTF-16 code units per message
+DEFAULT_MAX_PARTS = 4
+SNIPPET_CHARS = 600  # per hit; the CLI shows the full text
+MAX_HITS = 5
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def clean(text: str | None) -> str:
+    """Make outside text sendable: pair or replace lone surrogates, drop control characters.
+
+    A lone surrogate cannot be encoded as UTF-8 at all, so it would fail the request before Telegram
+    even parses it.
+    """
+    if not text:
+        return ""
+    fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return _CONTROL.sub("", fixed)
+
+
+def escape(text: str | None) -> str:
+    return html.escape(clean(text), quote=False)
+
+
+def safe_link(url: str | None) -> str | None:
+    """The URL if it is an absolute http(s) URL with a host, else None (shown as text instead)."""
+    if not url:
+        return None
+    candidate = clean(url).strip()
+    if any(ch.isspace() for ch in candidate):
+        return None
+    try:
+        parts = urlsplit(candidate)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Outside `text` wrapped in at most one tag, with literal `pre`/`post` text around it."""
+
+    text: str
+    tag: str | None = None  # "b", "i", "code" or "a" (with href)
+    href: str | None = None
+    pre: str = ""
+    post: str = ""
+
+    def html(self, text: str | None = None) -> str:
+        body = escape(self.text if text is None else text)
+        if self.tag == "a" and self.href:
+            body = f'<a href="{html.escape(self.href, quote=True)}">{body}</a>'
+        elif self.tag and self.tag != "a":
+            body = f"<{self.tag}>{body}</{self.tag}>"
+        return escape(self.pre) + body + escape(self.post)
+
+    def plain(self, text: str | None = None) -> str:
+        body = clean(self.text if text is None else text)
+        if self.tag == "a" and self.href:
+            body = f"{body} ({clean(self.href)})"
+        return clean(self.pre) + body + clean(self.post)
+
+
+Section = Sequence[Block]
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    parts: tuple[str, ...]
+    truncated: bool = False
+    html: bool = True
+
+
+_TEXTS = {
+    "fr": {
+        "opened": "Bad buzz",
+        "update": "Mise à jour",
+        "repeat": "Rappel",
+        "escalated": "Escalade",
+        "resolved": "Résolu",
+        "digest": "Résumé",
+        "notice": "Info veille",
+        "urgency": "urgence",
+        "high": "haute",
+        "low": "basse",
+        "why": "Pourquoi :",
+        "hits": "Publications :",
+        "followers": "abonnés",
+        "link": "ouvrir",
+        "more": "et {n} autre(s)",
+        "truncated": "…tronqué, voir ",
+        "merged": "{n} alertes groupées pour ce chat",
+        "ack": "Je gère",
+        "snooze": "Rappelle-moi dans 1 h",
+        "mute": "Muet 24 h",
+        "show": "Voir les hits",
+        "dup": "⚠ doublon possible",
+    },
+    "en": {
+        "opened": "Bad buzz",
+        "update": "Update",
+        "repeat": "Reminder",
+        "escalated": "Escalation",
+        "resolved": "Resolved",
+        "digest": "Digest",
+        "notice": "veille notice",
+        "urgency": "urgency",
+        "high": "high",
+        "low": "low",
+        "why": "Why:",
+        "hits": "Posts:",
+        "followers": "followers",
+        "link": "open",
+        "more": "and {n} more",
+        "truncated": "…truncated, see ",
+        "merged": "{n} alerts merged for this chat",
+        "ack": "I'm on it",
+        "snooze": "Remind me in 1 h",
+        "mute": "Mute 24 h",
+        "show": "Show hits",
+        "dup": "⚠ possible duplicate",
+    },
+}
+
+
+def text(lang: str, key: str) -> str:
+    return _TEXTS.get(lang, _TEXTS["fr"])[key]
+
+
+def cli_hint(notification: Notification) -> str:
+    if notification.incident_id is not None:
+        return f"veille hits --incident {notification.incident_id}"
+    if notification.client_id:
+        return f"veille hits --client {clean(notification.client_id)}"
+    return "veille hits"
+
+
+def _header(n: Notification) -> list[Block]:
+    lang = n.lang
+    icon = "✅" if n.kind == "resolved" else ("🔴" if n.urgency == Urgency.HIGH else "🟠")
+    kind = _TEXTS.get(lang, _TEXTS["fr"]).get(n.kind, n.kind)
+    blocks = [Block(f"{kind} {n.tag}".strip(), "b", pre=f"{icon} ")]
+    client = n.client_name or n.client_id
+    if client:
+        blocks.append(Block(client, pre=" · "))
+    level = text(lang, "high" if n.urgency == Urgency.HIGH else "low")
+    blocks.append(Block(f"{text(lang, 'urgency')} {level}", pre=" · ", post="\n"))
+    if n.possible_duplicate:
+        blocks.append(Block(text(lang, "dup"), "i", post="\n"))
+    blocks.append(Block(n.title, "b", post="\n"))
+    return blocks
+
+
+def _hit_section(index: int, hit: HitSummary, lang: str) -> list[Block]:
+    meta = [hit.source_kind]
+    if hit.author:
+        who = hit.author
+        if hit.author_followers is not None:
+            who += f" ({hit.author_followers} {text(lang, 'followers')})"
+        meta.append(who)
+    if hit.engagement:
+        meta.append(hit.engagement)
+    if hit.sentiment:
+        meta.append(hit.sentiment)
+    snippet = clean(hit.text)
+    if len(snippet) > SNIPPET_CHARS:
+        snippet = snippet[:SNIPPET_CHARS].rstrip() + "…"
+    blocks = [Block(" · ".join(meta), "i", pre=f"\n{index}. ", post="\n"), Block(snippet, post="\n")]
+    link = safe_link(hit.url)
+    if link:
+        blocks.append(Block(text(lang, "link"), "a", href=link, post="\n"))
+    elif hit.url:
+        blocks.append(Block(hit.url, "code", post="\n"))  # shown, never clickable (B9)
+    return blocks
+
+
+def sections(n: Notification) -> list[list[Block]]:
+    """The message as sections; a split prefers section boundaries."""
+    out: list[list[Block]] = [_header(n)]
+    if n.reasons:
+        reasons = [Block(text(n.lang, "why"), "b", pre="\n", post="\n")]
+        reasons += [Block(reason, pre="• ", post="\n") for reason in n.reasons]
+        out.append(reasons)
+    if n.hits:
+        out.append([Block(text(n.lang, "hits"), "b", pre="\n")])
+        for index, hit in enumerate(n.hits[:MAX_HITS], 1):
+            out.append(_hit_section(index, hit, n.lang))
+        if len(n.hits) > MAX_HITS:
+            out.append([Block(text(n.lang, "more").format(n=len(n.hits) - MAX_HITS), "i", pre="\n")])
+    return out
+
+
+def render_notification(
+    n: Notification, *, html_mode: bool = True, limit: int = TELEGRAM_LIMIT, max_parts: int = DEFAULT_MAX_PARTS
+) -> Rendered:
+    """HTML parts (or plain-text parts for the one fallback resend after a 400)."""
+    note = _truncation_note(n.lang, cli_hint(n))
+    return split(sections(n), html_mode=html_mode, limit=limit, max_parts=max_parts, note=note)
+
+
+def render_merged(
+    notifications: Sequence[Notification],
+    *,
+    html_mode: bool = True,
+    limit: int = TELEGRAM_LIMIT,
+    max_parts: int = DEFAULT_MAX_PARTS,
+) -> Rendered:
+    """One digest for a burst to one chat (B7): each alert's header, most urgent first."""
+    lang = notifications[0].lang if notifications else "fr"
+    ordered = sorted(notifications, key=lambda n: n.urgency != Urgency.HIGH)
+    out: list[list[Block]] = [[Block(text(lang, "merged").format(n=len(notifications)), "b", post="\n")]]
+    for n in ordered:
+        header = [Block("", post="\n"), *_header(n)]
+        if n.reasons:
+            header.append(Block("; ".join(n.reasons), "i", post="\n"))
+        out.append(header)
+    note = _truncation_note(lang, "veille alerts")
+    return split(out, html_mode=html_mode, limit=limit, max_parts=max_parts, note=note)
+
+
+def _truncation_note(lang: str, hint: str) -> Block:
+    return Block(hint, "code", pre="\n" + text(lang, "truncated"))
+
+
+def split(parts_sections: Iterable[Section], *, html_mode: bool, limit: int, max_parts: int, note: Block) -> Rendered:
+    """Pack sections into messages of at most `limit` UTF-16 units and at most `max_parts` parts.
+
+    Every part keeps room for the truncation note, so appending it never overflows.
+    """
+    render = Block.html if html_mode else Block.plain
+    note_text = render(note)
+    budget = limit - utf16_len(note_text)
+    if budget < 64:
+        raise ValueError("limit too small for the truncation note")
+    parts: list[str] = []
+    current = ""
+
+    def fits(value: str) -> bool:
+        return utf16_len(value) <= budget
+
+    def flush() -> None:
+        nonlocal current
+        if current:
+            parts.append(current)
+            current = ""
+
+    for section in parts_sections:
+        whole = "".join(render(block) for block in section)
+        if fits(current + whole):
+            current += whole
+            continue
+        flush()
+        if fits(whole):
+            current = whole
+            continue
+        for block in section:
+            rendered = render(block)
+            if fits(current + rendered):
+                current += rendered
+                continue
+            flush()
+            if fits(rendered):
+                current = rendered
+                continue
+            for piece in _cut_block(block, render, budget):
+                flush()
+                current = piece
+    flush()
+    truncated = len(parts) > max_parts
+    if truncated:
+        parts = parts[:max_parts]
+        parts[-1] += note_text
+    return Rendered(tuple(part.strip("\n") or "…" for part in parts) or ("…",), truncated, html_mode)
+
+
+def _cut_block(block: Block, render: object, budget: int) -> list[str]:
+    """Cut an oversized block inside its raw text, preferring whitespace; each piece is balanced."""
+    assert callable(render)
+    raw = clean(block.text)
+    pieces: list[str] = []
+    start = 0
+    while start < len(raw):
+        low, high = start + 1, len(raw)
+        best = start + 1
+        while low <= high:  # the longest prefix whose rendered form fits
+            mid = (low + high) // 2
+            if utf16_len(render(block, raw[start:mid])) <= budget:
+                best, low = mid, mid + 1
+            else:
+                high = mid - 1
+        end = best
+        if end < len(raw):
+            space = raw.rfind(" ", start + 1, end)
+            newline = raw.rfind("\n", start + 1, end)
+            cut = max(space, newline)
+            if cut > start + (end - start) // 2:
+                end = cut + 1
+        pieces.append(render(block, raw[start:end]))
+        start = end
+    return pieces

@@ -1,0 +1,617 @@
+"""The alerting runner: the thin I/O shell around the pure detection and escalation core.
+
+The pipeline calls `on_new_hits` and `on_source_health` inside its own write transaction, so
+incident changes and outbox rows commit atomically with the hits and poll results that caused
+them (A5): either all of it is stored or none of it. `run` drives the periodic tick (group waits,
+repeats, escalations, resolutions, digests, source silence) and the outbox dispatcher.
+
+Time: wall time is read once at start and then advanced by the monotonic clock (`SteadyClock`),
+so an NTP or VM clock step never fires a wait early or twice (C12). All stored times are UTC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from veille.alerting.calendar import last_occurrence, next_occurrence
+from veille.alerting.detect import HISTORY_DAYS, HitRow, detect, silence_signal, source_signal, text_key
+from veille.alerting.escalation import Context, Decision, evaluate, next_due, observe
+from veille.alerting.risk import CrisisWords, HitFacts, score_risk, velocity
+from veille.alerting.settings import Contact
+from veille.config import Config
+from veille.core.clock import Clock
+from veille.core.errors import StorageError
+from veille.core.incidents import Cause, Incident, Mode, Signal, Status, Urgency
+from veille.core.models import Engagement, StoredHit
+from veille.notify import digest
+from veille.notify.base import HitSummary, Notification, Notifier
+from veille.notify.render import incident_title, to_payload
+from veille.runtime import actions
+from veille.runtime.outbox import Dispatcher
+from veille.store import alerts as store
+from veille.store.engine import write_tx
+from veille.store.outage import Backoff, StorageStatus
+
+log = logging.getLogger("veille.alerting")
+RETENTION = timedelta(days=14)  # per-hit risk rows: longer than any spike baseline
+OUTBOX_RETENTION = timedelta(days=30)  # finished outbox rows (`veille alerts` shows their deliveries)
+TICK_SECONDS = 1.0  # group_wait and escalations fire within a second of their due time
+# A client with an open buzz/volume incident is re-examined by the tick at most this often (new hits are
+# examined at once in on_new_hits): with hundreds of open incidents, re-reading each client's week of
+# hits every second kept the write lock for seconds and starved the pipeline's writes.
+REDETECT_SECONDS = 30.0
+CLOCK_STEP_WARNING = timedelta(minutes=2)
+RESYNC_AFTER = timedelta(hours=3)  # wall ahead of monotonic by more than this: a suspend, not a step
+
+
+class _Change(Enum):
+    NONE = "none"
+    NEW_EVIDENCE = "new_evidence"  # a new hit, or a known one that just became risky
+    RESCORED = "rescored"  # a known hit whose risk moved (engagement growth)
+
+
+class SteadyClock:
+    """Wall time anchored once, advanced by monotonic time: immune to wall-clock steps (C12).
+
+    Only a forward gap larger than RESYNC_AFTER (a suspended laptop or VM) re-anchors on the wall clock.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._wall0 = clock.now()
+        self._mono0 = clock.monotonic()
+        self._warned = False
+
+    def now(self) -> datetime:
+        steady = self._wall0 + timedelta(seconds=self._clock.monotonic() - self._mono0)
+        wall = self._clock.now()
+        drift = wall - steady
+        if drift > RESYNC_AFTER:
+            # The machine was suspended (monotonic time stops during suspend on Linux): follow the wall
+            # clock again, or quiet hours and digests would stay shifted until the next restart.
+            log.warning("clock_resync drift=%ss: the host was probably suspended", int(drift.total_seconds()))
+            self._wall0, self._mono0, self._warned = wall, self._clock.monotonic(), False
+            return wall
+        if abs(drift) > CLOCK_STEP_WARNING and not self._warned:
+            self._warned = True
+            log.warning("clock_step_detected drift=%ss: alert timing keeps monotonic time", int(drift.total_seconds()))
+        return steady
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+
+def engagement_text(engagement: Engagement | None, lang: str = "fr") -> str:
+    if engagement is None:
+        return ""
+    words = (("likes", "j'aime", "likes"), ("reposts", "partages", "reposts"), ("replies", "réponses", "replies"))
+    parts = [
+        f"{getattr(engagement, attr)} {fr if lang == 'fr' else en}"
+        for attr, fr, en in words
+        if getattr(engagement, attr)
+    ]
+    return ", ".join(parts)
+
+
+class AlertingService:
+    """Detection, escalation and delivery for one daemon (several may share a PostgreSQL DB)."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        clock: Clock,
+        notifiers: Mapping[str, Notifier],
+        *,
+        owner: str | None = None,
+        dispatcher: Dispatcher | None = None,
+        tick_interval: float = TICK_SECONDS,
+        storage: StorageStatus | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.alerting
+        self.tz = config.tz
+        self.engine = engine
+        self.clock = SteadyClock(clock)
+        self.notifiers = dict(notifiers)
+        self.storage = storage or StorageStatus()
+        self.dispatcher = dispatcher or Dispatcher(
+            engine, self.clock, self.settings, self.notifiers, owner=owner, storage=self.storage
+        )
+        self.tick_interval = tick_interval
+        self._words: dict[str, CrisisWords] = {}
+        self._detected_at: dict[str, float] = {}  # client -> monotonic time of its last detection
+        self.last_tick_at: datetime | None = None
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def use_clients(self, config: Config) -> None:
+        """A reloaded config (SIGHUP): its clients' names, languages and crisis words from now on.
+        The [alerting] settings themselves (contacts, thresholds) need a restart."""
+        self.config = replace(self.config, clients=config.clients)
+        self._words.clear()
+
+    # --- pipeline hooks (inside the pipeline's write transaction) -------------------------------
+
+    def on_new_hits(self, conn: Connection, hits: list[StoredHit]) -> None:
+        """Score risk, update incidents and enqueue notifications, in the caller's transaction.
+
+        Also accepts hits already seen (re-fetched for engagement): their risk and velocity are
+        updated, and an incident is updated if the hit became risky.
+        """
+        if not self.settings.enabled or not hits:
+            return
+        now = self.now()
+        evidence: dict[str, list[int]] = defaultdict(list)
+        rescored: set[str] = set()
+        store.lock_clients(conn, {h.client_id for h in hits})
+        for hit in hits:
+            if hit.duplicate_of is not None:
+                continue  # the same post through another source: counted once
+            change = self._record_hit(conn, hit, now)
+            if change is _Change.NEW_EVIDENCE:
+                evidence[hit.client_id].append(hit.id)
+            elif change is _Change.RESCORED:
+                rescored.add(hit.client_id)
+        for client_id in sorted(set(evidence) | rescored):
+            if client_id in evidence:
+                store.kv_set(conn, f"last_data:{client_id}", now.isoformat(), now)
+            self._detect_client(conn, client_id, evidence.get(client_id, ()), now)
+
+    def on_hits_refreshed(self, conn: Connection, hits: list[StoredHit]) -> None:
+        """Re-fetched hits (new engagement figures): same as `on_new_hits`, named for the caller's sake."""
+        self.on_new_hits(conn, hits)
+
+    def hits_to_refresh(self, conn: Connection, *, within: timedelta = timedelta(hours=6)) -> list[int]:
+        """Ids of risky hits seen in the last `within`: re-fetch them to measure how fast they spread."""
+        floor = self.settings.risk_threshold * 0.8
+        return store.risky_hit_ids(conn, self.now() - within, floor)
+
+    def on_source_health(
+        self,
+        conn: Connection,
+        source_key: str,
+        client_id: str,
+        ok: bool,
+        error_kind: str | None,
+        failing_since: datetime | None,
+    ) -> None:
+        """Record a poll result; a source failing for `source_failing_after` becomes an incident."""
+        if not self.settings.enabled:
+            return
+        now = self.now()
+        store.lock_clients(conn, [client_id])
+        store.upsert_source_health(conn, source_key, client_id, ok, error_kind, failing_since, now)
+        if ok:
+            store.kv_set(conn, f"last_data:{client_id}", now.isoformat(), now)
+        signal = source_signal(client_id, source_key, ok, failing_since, error_kind, self.settings, now)
+        if signal.firing or store.active_incident(conn, signal.key) is not None:
+            self._apply(conn, [signal], now)
+
+    # --- periodic work ----------------------------------------------------------------------------
+
+    def tick(self) -> datetime | None:
+        """Advance every incident to now in one write transaction; returns when next work is due."""
+        with write_tx(self.engine) as conn:
+            return self.tick_in(conn)
+
+    def tick_in(self, conn: Connection) -> datetime | None:
+        now = self.now()
+        self.last_tick_at = now
+        if not self.settings.enabled:
+            return None
+        client_ids = {c.id for c in self.config.clients}
+        active = store.active_incidents(conn)
+        store.lock_clients(conn, client_ids | {i.client_id for i in active})
+        signals: list[Signal] = []
+        for client_id in sorted({i.client_id for i in active if i.cause in (Cause.BUZZ, Cause.VOLUME)}):
+            if self._redetect_due(client_id):
+                signals.extend(self._detect(conn, client_id, (), now))
+        signals.extend(
+            source_signal(row.client_id, row.source_key, row.ok, row.failing_since, row.error_kind, self.settings, now)
+            for row in store.failing_sources(conn)
+        )
+        signals.extend(self._silence_signals(conn, client_ids, {i.key for i in active}, now))
+        if signals:
+            self._apply(conn, signals, now)
+        active = store.active_incidents(conn, lock=True)
+        ctx = self._context(conn, now, active)
+        for incident in active:
+            self._evaluate(conn, incident, ctx, now, as_loaded=True)
+        self._digests(conn, now)
+        store.purge_alert_hits(conn, now - RETENTION)
+        store.purge_outbox(conn, now - OUTBOX_RETENTION)
+        return self._next_due(conn, now, ctx, [i for i in active if i.active])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick and dispatch until `stop`; the in-flight send finishes or is released (A12)."""
+        grace = max(1.0, min(6.0, self.config.daemon.drain_timeout - 1.5))
+        dispatcher = asyncio.create_task(self.dispatcher.run(stop, grace=grace), name="outbox")
+        interval = self.tick_interval
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.tick)
+                self.storage.succeeded()
+                backoff.reset()
+            except StorageError as exc:
+                # Database down: one warning for the daemon, then ticks spaced out up to the cap (G8).
+                self.storage.failed(exc, where="alerting tick")
+                await self.storage.pause(backoff, stop=stop)
+                continue
+            except Exception:
+                log.exception("alerting_tick_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+        await dispatcher
+
+    def health(self) -> dict[str, Any]:
+        """For `veille status` and the health file: oldest pending alert age, outbox states."""
+        from veille.store.engine import read_conn
+
+        now = self.now()
+        with read_conn(self.engine) as conn:
+            oldest = store.oldest_pending(conn)
+            counts = store.outbox_counts(conn)
+        return {
+            "oldest_pending_seconds": (now - oldest).total_seconds() if oldest else 0.0,
+            "outbox": counts,
+            "last_tick_at": self.last_tick_at.isoformat() if self.last_tick_at else None,
+        }
+
+    # --- human actions ----------------------------------------------------------------------------
+
+    def acknowledge(self, incident_id: int, contact: str, *, actor: str, duration: timedelta | None = None) -> bool:
+        return actions.ack(
+            self.engine, self.clock, self.settings, incident_id, contact=contact, actor=actor, duration=duration
+        )
+
+    def mute(self, client_id: str, duration: timedelta, *, actor: str) -> datetime:
+        return actions.mute(self.engine, self.clock, client_id, duration, actor=actor)
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _words_for(self, client_id: str) -> CrisisWords:
+        words = self._words.get(client_id)
+        if words is None:
+            client = self.config.client(client_id)
+            extra = client.crisis_words if client else ()
+            words = self._words[client_id] = CrisisWords((*self.settings.crisis_words, *extra))
+        return words
+
+    def _record_hit(self, conn: Connection, hit: StoredHit, now: datetime) -> _Change:
+        """Store the hit's risk and say whether it is new evidence, or only changes the risk picture.
+
+        Engagement growth of a known post re-scores it (it may raise the urgency) without counting
+        as a new post, so an incident that already rang is not updated at every re-fetch.
+        """
+        existing = store.get_alert_hit(conn, hit.id)
+        total = hit.engagement.total() if hit.engagement else 0
+        if existing is None:
+            speed, first_total, first_at = 0.0, total, now
+        else:
+            first_total, first_at = existing.first_total, existing.first_at
+            speed = max(existing.velocity, velocity(first_total, first_at, total, now))
+        facts = HitFacts(
+            text=f"{hit.title} {hit.text}",
+            sentiment=hit.sentiment,
+            direct=hit.direct,
+            author_followers=hit.author_followers,
+            engagement=hit.engagement,
+            velocity_per_hour=speed,
+        )
+        risk = score_risk(facts, self._words_for(hit.client_id))
+        sentiment = f"{hit.sentiment.label.value} {hit.sentiment.score:+.2f}" if hit.sentiment else None
+        client = self.config.client(hit.client_id)
+        lang = client.lang if client else self.config.lang
+        values = {
+            "negative": risk.negative,
+            "risk": risk.value,
+            "reasons": list(risk.reasons),
+            "total": total,
+            "total_at": now,
+            "engagement": engagement_text(hit.engagement, lang)[:100],
+            "velocity": speed,
+        }
+        if existing is None:
+            seen = min(now, hit.published_at) if hit.published_at else now
+            store.insert_alert_hit(
+                conn,
+                {
+                    "hit_id": hit.id,
+                    "client_id": hit.client_id,
+                    "seen_at": seen,
+                    "published_at": hit.published_at,
+                    "source_kind": hit.kind,
+                    "author": hit.author,
+                    "author_followers": hit.author_followers,
+                    "text_key": text_key(hit.text or hit.title),
+                    "snippet": (hit.text or hit.title)[:500],
+                    "url": hit.url,
+                    "sentiment": sentiment,
+                    "first_total": first_total,
+                    "first_at": first_at,
+                    "active_at": seen,
+                    **values,
+                },
+            )
+            return _Change.NEW_EVIDENCE
+        if total > existing.total:
+            values["active_at"] = now  # still spreading: keeps a risky post's incident open
+        store.update_alert_hit(conn, hit.id, values)
+        threshold = self.settings.risk_threshold
+        if existing.risk < threshold <= risk.value:
+            return _Change.NEW_EVIDENCE  # it just became risky
+        if abs(risk.value - existing.risk) > 0.02:
+            return _Change.RESCORED
+        return _Change.NONE
+
+    def _detect_client(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> None:
+        self._detected_at[client_id] = self.clock.monotonic()
+        self._apply(conn, self._detect(conn, client_id, changed, now), now)
+
+    def _redetect_due(self, client_id: str) -> bool:
+        last = self._detected_at.get(client_id)
+        if last is not None and self.clock.monotonic() - last < REDETECT_SECONDS:
+            return False
+        self._detected_at[client_id] = self.clock.monotonic()
+        return True
+
+    def _detect(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> list[Signal]:
+        since = now - max(self.settings.spike_baseline, timedelta(days=HISTORY_DAYS)) - self.settings.spike_window
+        rows = [
+            HitRow(r.hit_id, r.seen_at, r.author, r.text_key, r.negative, r.risk, r.active_at)
+            for r in store.hits_since(conn, client_id, since)
+        ]
+        return detect(client_id, rows, changed, self.settings, now)
+
+    def _context(self, conn: Connection, now: datetime, active: Sequence[Incident] | None = None) -> Context:
+        incidents = store.active_incidents(conn) if active is None else active
+        buzzing = frozenset(i.client_id for i in incidents if i.cause is Cause.BUZZ and i.active)
+        return Context(self.settings, self.tz, store.active_mutes(conn, now), buzzing)
+
+    def _apply(self, conn: Connection, signals: Iterable[Signal], now: datetime) -> None:
+        ctx = self._context(conn, now)
+        for signal in sorted(signals, key=lambda s: s.cause is not Cause.BUZZ):
+            incident = store.active_incident(conn, signal.key)
+            if incident is None and not signal.firing:
+                continue
+            last_resolved = store.last_resolved_at(conn, signal.key) if incident is None else None
+            updated = observe(incident, signal, ctx, now, last_resolved_at=last_resolved)
+            if updated is None:
+                continue
+            if incident is None:
+                store.save_incident(conn, updated, now)
+                store.add_event(
+                    conn,
+                    now,
+                    "opened",
+                    incident_id=updated.id,
+                    client_id=updated.client_id,
+                    detail={"key": updated.key, "urgency": updated.urgency.value, "reasons": list(updated.reasons)},
+                )
+                if updated.cause is Cause.BUZZ:
+                    ctx = replace(ctx, buzzing_clients=ctx.buzzing_clients | {updated.client_id})
+            self._evaluate(conn, updated, ctx, now)
+
+    def _evaluate(
+        self, conn: Connection, incident: Incident, ctx: Context, now: datetime, *, as_loaded: bool = False
+    ) -> None:
+        """`as_loaded`: the incident is exactly as read from the database, so an unchanged one is not rewritten
+        (most ticks change nothing; rewriting every open incident each second held the write lock)."""
+        before = store.incident_state(incident) if as_loaded and incident.id is not None else None
+        decisions = evaluate(incident, ctx, now)
+        if before is None or store.incident_state(incident) != before:
+            store.save_incident(conn, incident, now)
+        if incident.status is Status.RESOLVED:
+            store.add_event(
+                conn,
+                now,
+                "resolved",
+                incident_id=incident.id,
+                client_id=incident.client_id,
+                detail={"notified": incident.notified_version > 0, "flaps": incident.flaps},
+            )
+        self._emit(conn, decisions, now)
+
+    def _route(self, conn: Connection, contact: Contact) -> tuple[str, str]:
+        channel = contact.channel
+        if self.notifiers and channel not in self.notifiers and "console" in self.notifiers:
+            channel = "console"
+        override = store.kv_get(conn, f"route:{contact.id}:{channel}")
+        return channel, str(override) if override else contact.address
+
+    def _summaries(self, conn: Connection, hit_ids: Sequence[int]) -> tuple[HitSummary, ...]:
+        rows = store.alert_hits_by_id(conn, hit_ids)
+        return tuple(
+            HitSummary(
+                hit_id=r.hit_id,
+                source_kind=r.source_kind,
+                text=r.snippet,
+                url=r.url,
+                author=r.author,
+                author_followers=r.author_followers,
+                engagement=r.engagement,
+                sentiment=r.sentiment,
+                published_at=r.published_at,
+            )
+            for r in (rows[h] for h in hit_ids if h in rows)
+        )
+
+    def _emit(self, conn: Connection, decisions: Sequence[Decision], now: datetime) -> None:
+        for decision in decisions:
+            incident = decision.incident
+            contact = decision.contact
+            detail = {"kind": decision.kind.value, "urgency": decision.urgency.value, "mode": decision.mode.value}
+            if decision.mode is Mode.HELD:
+                store.add_event(
+                    conn,
+                    now,
+                    "held",
+                    incident_id=incident.id,
+                    client_id=incident.client_id,
+                    contact=contact.id,
+                    detail=detail,
+                )
+                continue
+            client = self.config.client(incident.client_id)
+            name = client.name if client else incident.client_id
+            notification = Notification(
+                outbox_id=0,
+                incident_id=incident.id,
+                tag=incident.tag,
+                kind=decision.kind.value,
+                client_id=incident.client_id,
+                client_name=name,
+                contact=contact.id,
+                urgency=decision.urgency,
+                silent=decision.mode is Mode.SILENT,
+                title=incident_title(incident.cause, decision.kind, name, incident.subject, contact.lang),
+                reasons=incident.reasons,
+                hits=self._summaries(conn, incident.top_hits[:3]),
+                lang=contact.lang,
+                created_at=now,
+                extra={
+                    "wakes": "true" if decision.mode is Mode.WAKE else "false",
+                    "hit_count": str(incident.hit_count),
+                },
+            )
+            channel, address = self._route(conn, contact)
+            outbox_id = store.enqueue(
+                conn,
+                incident_id=incident.id,
+                client_id=incident.client_id,
+                contact=contact.id,
+                channel=channel,
+                address=address,
+                kind=decision.kind.value,
+                urgency=decision.urgency.value,
+                silent=notification.silent,
+                payload=to_payload(notification),
+                now=now,
+            )
+            store.add_event(
+                conn,
+                now,
+                "notify",
+                incident_id=incident.id,
+                client_id=incident.client_id,
+                contact=contact.id,
+                detail={**detail, "outbox_id": outbox_id},
+            )
+
+    def _silence_signals(
+        self, conn: Connection, client_ids: set[str], open_keys: set[str], now: datetime
+    ) -> list[Signal]:
+        if self.settings.no_data_after is None:
+            return []
+        last_data = store.kv_get_prefix(conn, "last_data:")
+        watching = store.kv_get_prefix(conn, "watch_since:")
+        signals = []
+        for client_id in sorted(client_ids):
+            if client_id not in watching:
+                store.kv_set(conn, f"watch_since:{client_id}", now.isoformat(), now)
+            raw = last_data.get(client_id) or watching.get(client_id) or now.isoformat()
+            signal = silence_signal(client_id, datetime.fromisoformat(raw), self.settings, now)
+            if signal.firing or signal.key in open_keys:
+                signals.append(signal)
+        return signals
+
+    def _silence_due(self, conn: Connection) -> list[datetime]:
+        limit = self.settings.no_data_after
+        if limit is None:
+            return []
+        seen = {**store.kv_get_prefix(conn, "watch_since:"), **store.kv_get_prefix(conn, "last_data:")}
+        return [datetime.fromisoformat(raw) + limit for raw in seen.values()]
+
+    def _digests(self, conn: Connection, now: datetime) -> None:
+        for contact in self.settings.contacts:
+            at = contact.digest_at or self.settings.digest_at
+            if at is None or not contact.digest:
+                continue
+            key = f"digest:{contact.id}"
+            raw = store.kv_get(conn, key)
+            if raw is None:
+                store.kv_set(conn, key, now.isoformat(), now)  # first run: the next digest covers from now
+                continue
+            last = datetime.fromisoformat(raw)
+            if last >= last_occurrence(at, now, self.tz):
+                continue
+            store.kv_set(conn, key, now.isoformat(), now)
+            self._send_digest(conn, contact, last, now)
+
+    def _send_digest(self, conn: Connection, contact: Contact, since: datetime, now: datetime) -> None:
+        clients = [c.id for c in self.config.clients if contact.covers(c.id)]
+        incidents = store.incidents_touching(conn, clients, since)
+        for incident in incidents:
+            if contact.id in incident.held_for:
+                incident.held_for = tuple(c for c in incident.held_for if c != contact.id)
+                store.save_incident(conn, incident, now)
+        counts = store.client_counts(conn, clients, since)
+        if not incidents and not any(total for total, _ in counts.values()):
+            return
+        names = {c.id: c.name for c in self.config.clients}
+        title, lines = digest.compose(incidents, counts, names, contact.lang)
+        notification = Notification(
+            outbox_id=0,
+            incident_id=None,
+            tag=f"#DIGEST-{now:%Y%m%d}",
+            kind="digest",
+            client_id=None,
+            client_name=None,
+            contact=contact.id,
+            urgency=Urgency.LOW,
+            silent=True,
+            title=title,
+            reasons=lines,
+            lang=contact.lang,
+            created_at=now,
+            extra={"wakes": "false", "since": since.isoformat()},
+        )
+        channel, address = self._route(conn, contact)
+        outbox_id = store.enqueue(
+            conn,
+            incident_id=None,
+            client_id=None,
+            contact=contact.id,
+            channel=channel,
+            address=address,
+            kind="digest",
+            urgency="low",
+            silent=True,
+            payload=to_payload(notification),
+            now=now,
+        )
+        store.add_event(
+            conn, now, "digest", contact=contact.id, detail={"outbox_id": outbox_id, "incidents": len(incidents)}
+        )
+
+    def _next_due(self, conn: Connection, now: datetime, ctx: Context, active: Sequence[Incident]) -> datetime | None:
+        times: list[datetime] = self._silence_due(conn)
+        for incident in active:
+            due = next_due(incident, ctx)
+            if due is not None:
+                times.append(due)
+            if incident.cause in (Cause.BUZZ, Cause.VOLUME):
+                times.append(incident.last_evidence_at + min(self.settings.resolve_after, self.settings.spike_window))
+        active_clients = {i.client_id for i in active}
+        times.extend(until for client_id, until in ctx.muted_until.items() if client_id in active_clients)
+        for contact in self.settings.contacts:
+            at = contact.digest_at or self.settings.digest_at
+            if at is not None and contact.digest:
+                times.append(next_occurrence(at, now, self.tz))
+            if self.settings.bump_at_quiet_end and contact.quiet_hours is not None:
+                times.append(next_occurrence(contact.quiet_hours.end, now, self.tz))
+        future = [t for t in times if t > now]
+        return min(future) if future else None

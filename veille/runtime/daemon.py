@@ -1,0 +1,661 @@
+"""Daemon lifecycle: start, schedule every source, drain on SIGTERM/SIGINT, report health.
+
+Each source is an APScheduler interval job with jitter, `max_instances=1` (never two polls of the
+same source at once) and `coalesce=True` with no misfire limit (after a laptop sleep or container
+freeze, one catch-up poll per source, not a burst). Backoff and Retry-After are honoured by the
+pipeline, which skips a run until the source's `next_poll_at`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from veille.config import Config, describe_secrets, load_config, runtime_problems
+from veille.core.clock import Clock, SystemClock
+from veille.core.durations import format_duration
+from veille.core.errors import ConfigError, ConfigProblem, StorageError
+from veille.core.models import SourceStatus
+from veille.core.paths import sqlite_path
+from veille.net.http import HttpClient, quiet_http_loggers
+from veille.runtime.health import HEARTBEAT_SECONDS, Health, write_health
+from veille.runtime.leases import SourceLeases
+from veille.runtime.pipeline import Pipeline, PollResult
+from veille.sources.registry import parses_feeds, streams
+from veille.store.engine import make_engine, on_network_filesystem
+from veille.store.migrate import check_schema
+from veille.store.outage import StorageStatus
+
+if TYPE_CHECKING:
+    from veille.runtime.alerting import AlertingService
+    from veille.scoring.process import ScoringProcess
+    from veille.sources.base import StreamConsumer
+
+log = logging.getLogger("veille.runtime.daemon")
+
+
+def build_streams(config: Config, pipeline: Pipeline, clock: Clock) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
+    """One consumer per stream group (one Jetstream URL...), matching every post against all its clients."""
+    from veille.sources.registry import get_driver
+
+    groups: dict[tuple[str, str], list[str]] = {}
+    for key, runtime in pipeline.runtimes.items():
+        driver = get_driver(runtime.config.kind)
+        if driver.streams:
+            groups.setdefault((runtime.config.kind, driver.stream_group(runtime.config.options)), []).append(key)
+    streams = []
+    for (kind, _group), keys in groups.items():
+        matchers = {pipeline.runtimes[k].config.client_id: pipeline.runtimes[k].matcher for k in keys}
+        consumer = get_driver(kind).open_stream(
+            pipeline.runtimes[keys[0]].config.options,
+            matchers,
+            clock=clock,
+            log=logging.getLogger(f"veille.stream.{kind}"),
+        )
+
+        async def load_cursor(keys: list[str] = keys) -> int | None:
+            return pipeline.stream_cursor(keys)
+
+        async def on_batch(items: dict[str, list[Any]], cursor: int, keys: list[str] = keys) -> None:
+            await pipeline.store_stream_batch(keys, items, cursor)
+
+        async def run(
+            stop: asyncio.Event, consumer: StreamConsumer = consumer, load: Any = load_cursor, store: Any = on_batch
+        ) -> None:
+            await consumer.run(stop, load, store)
+
+        streams.append(run)
+    return streams
+
+
+def health_path(config: Config) -> Path:
+    if config.daemon.health_file:
+        return Path(config.daemon.health_file)
+    db = sqlite_path(config.database_url)
+    return (db.parent if db else Path(".")) / "veille-health.json"
+
+
+@dataclass(slots=True)
+class Wiring:
+    """What the parts of the daemon register while it is built: tasks, start checks, closers, health."""
+
+    background: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
+    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # e.g. check the bot token
+    health_sources: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
+    reloaders: list[Callable[[Config], None]] = field(default_factory=list)  # told of a reloaded config
+
+
+@dataclass(slots=True, kw_only=True)
+class Components(Wiring):
+    """What the daemon runs; tests build their own (fake clock, fake notifiers)."""
+
+    engine: Engine
+    http: HttpClient
+    pipeline: Pipeline
+
+
+def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = True) -> Components:
+    """Open the database (refusing a schema that is behind or ahead), load the scorer, wire the pipeline."""
+    from veille.core.paths import data_dir
+    from veille.scoring.process import ScoringProcess
+
+    clock = clock or SystemClock()
+    quiet_http_loggers()
+    engine = make_engine(config.database_url)
+    path = sqlite_path(config.database_url)
+    if path is not None and on_network_filesystem(path):
+        log.warning("the database %s is on a network filesystem: SQLite WAL needs a local disk", path)
+    check_schema(engine)
+    # The model lives in a helper process: scoring runs on the other core, and the daemon's own
+    # memory stays small (veille.scoring.process explains the trade). It loads while the rest is wired.
+    scorer = ScoringProcess(config.sentiment, data_dir=data_dir(config.database_url)).launch()
+    try:
+        return _wire(config, engine, clock, scorer, with_alerting=with_alerting)
+    except BaseException:
+        scorer.close()
+        raise
+
+
+def _wire(config: Config, engine: Engine, clock: Clock, scorer: ScoringProcess, *, with_alerting: bool) -> Components:
+    from veille.sources.rss.parsepool import FeedParsePool
+
+    http = HttpClient(config.http, clock=clock)
+    storage = StorageStatus()  # one view of the database for the writer, the alerting tick and relays (G8)
+    wiring = Wiring(closers=[http.aclose, engine.dispose])
+    parse_feed = None
+    if any(parses_feeds(s.kind) for s in config.sources):
+        pool = FeedParsePool(
+            workers=config.daemon.parse_workers,
+            timeout=config.daemon.parse_timeout,
+            max_entries=config.daemon.max_entries,
+        )
+        parse_feed = pool.parse
+        wiring.starters.append(pool.start)
+        wiring.closers.append(pool.close)
+        wiring.health_sources.append(lambda: {"parse_pool": pool.stats()})
+    hooks: AlertingService | None = None
+    if with_alerting and config.alerting.enabled:
+        hooks = build_alerting(config, engine, clock, wiring, storage=storage)
+    scorer.start()  # waits for the model: a model that cannot load stops the daemon here
+    wiring.closers.append(scorer.close)
+    wiring.health_sources.append(
+        lambda: {"scorer": {"pid": scorer.pid, "restarts": scorer.restarts, "in_process": scorer.degraded}}
+    )
+    pipeline = Pipeline(config, engine, clock, http, scorer=scorer, hooks=hooks, parse_feed=parse_feed, storage=storage)
+    pipeline.load()
+    if hooks is not None:
+        wiring.background.append(lambda stop: refresh_risky_hits(hooks, engine, pipeline, stop))
+    keep = config.retention.keep
+    if keep is not None:
+        wiring.background.append(lambda stop: purge_daily(engine, clock, keep, stop))
+    return Components(
+        engine=engine,
+        http=http,
+        pipeline=pipeline,
+        background=wiring.background,
+        closers=wiring.closers,
+        starters=wiring.starters,
+        health_sources=wiring.health_sources,
+        reloaders=wiring.reloaders,
+    )
+
+
+def build_alerting(
+    config: Config, engine: Engine, clock: Clock, wiring: Wiring, *, storage: StorageStatus | None = None
+) -> AlertingService:
+    """The alerting service with its channels: the console always, Telegram when its token is set."""
+    from veille.notify.base import Notifier
+    from veille.notify.console import ConsoleNotifier
+    from veille.runtime.alerting import AlertingService
+    from veille.runtime.bot import build_telegram
+
+    notifiers: dict[str, Notifier] = {"console": ConsoleNotifier()}
+    telegram = build_telegram(config, engine=engine, clock=clock)
+    if telegram is not None:
+        notifiers["telegram"] = telegram.notifier
+        wiring.starters.append(telegram.start)
+        wiring.closers.append(telegram.aclose)
+        if telegram.bot is not None:
+            wiring.background.append(telegram.bot.run)
+        wiring.health_sources.append(lambda: telegram_health(telegram.notifier.status()))
+    if any(contact.channel == "apprise" for contact in config.alerting.contacts):
+        try:
+            from veille.notify.apprise import AppriseNotifier
+
+            notifiers["apprise"] = AppriseNotifier()
+        except ImportError:
+            raise ConfigError(
+                config.path,
+                [
+                    ConfigProblem(
+                        "contacts",
+                        'a contact uses channel = "apprise" but Apprise is not installed',
+                        'pip install "veille[apprise]"',
+                    )
+                ],
+            ) from None
+    service = AlertingService(config, engine, clock, notifiers, storage=storage)
+    wiring.reloaders.append(service.use_clients)
+    wiring.background.append(service.run)
+    wiring.health_sources.append(lambda: alerting_health(service.health()))
+    return service
+
+
+REFRESH_EVERY = 10 * 60.0  # risky hits are re-fetched this often during their first hours
+
+
+async def refresh_risky_hits(service: AlertingService, engine: Engine, pipeline: Pipeline, stop: asyncio.Event) -> None:
+    """Re-fetch risky hits through their sources so the alerting work sees how fast they spread."""
+    from veille.store.engine import read_conn
+    from veille.store.hits import hits_for_refresh
+
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), REFRESH_EVERY)
+        if stop.is_set():
+            return
+        try:
+
+            def due() -> dict[str, list[str]]:
+                with read_conn(engine) as conn:
+                    return hits_for_refresh(conn, service.hits_to_refresh(conn))
+
+            grouped = await asyncio.to_thread(due)
+            if grouped:
+                count = await pipeline.refresh_hits(grouped)
+                log.info("re-fetched %d risky hits to measure their spread", count)
+        except StorageError as exc:  # the database is down: already reported by the writer (G8)
+            log.warning("refresh of risky hits skipped: %s", exc)
+        except Exception:  # never let this loop die: the next round tries again
+            log.exception("refresh of risky hits failed")
+
+
+PURGE_FIRST_AFTER = 10 * 60.0  # seconds after start: not during the start-up burst of polls
+PURGE_EVERY = 24 * 3600.0
+
+
+async def purge_daily(
+    engine: Engine,
+    clock: Clock,
+    keep: timedelta,
+    stop: asyncio.Event,
+    *,
+    first_after: float = PURGE_FIRST_AFTER,
+    every: float = PURGE_EVERY,
+) -> None:
+    """`[retention] keep`: delete older hits once a day, in batches (each its own short transaction)."""
+    from veille.store.retention import purge_hits
+
+    delay = first_after
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return
+        delay = every
+        try:
+            report = await asyncio.to_thread(purge_hits, engine, clock.now() - keep, cancelled=stop.is_set)
+            log.info(
+                "retention: %d hits older than %s deleted in %d transactions",
+                report.hits,
+                format_duration(keep),
+                report.batches,
+            )
+        except Exception:  # a locked or unreachable database: tomorrow's run tries again
+            log.exception("retention purge failed")
+
+
+OLDEST_PENDING_ALERT = 15 * 60.0  # seconds: an alert stuck longer than this turns health red (J3)
+
+
+def alerting_health(report: dict[str, Any]) -> dict[str, Any]:
+    age = float(report.get("oldest_pending_seconds") or 0.0)
+    if age > OLDEST_PENDING_ALERT:
+        report["problems"] = [f"oldest pending alert is {age / 60:.0f} min old"]
+    return report
+
+
+def telegram_health(status: dict[str, Any]) -> dict[str, Any]:
+    problems = [] if status.get("auth_ok", True) else ["telegram: the bot token was rejected"]
+    return {"telegram": status, "problems": problems}
+
+
+async def close_all(components: Components) -> None:
+    for closer in components.closers:
+        result = closer()
+        if asyncio.iscoroutine(result):
+            await result
+
+
+async def run_once(config: Config, *, components: Components | None = None) -> list[PollResult]:
+    """Poll every enabled source once (honouring Retry-After windows), store, and return the results."""
+    comps = components or build(config, with_alerting=True)
+    pipeline = comps.pipeline
+    await pipeline.start()
+    try:
+        keys = [k for k, r in pipeline.runtimes.items() if not streams(r.config.kind)]
+        keys = await asyncio.to_thread(skip_leased, comps.engine, pipeline, keys)
+        results = await asyncio.gather(*(pipeline.poll(key, force=True) for key in keys))
+    finally:
+        await pipeline.stop()
+        if components is None:
+            await close_all(comps)
+    return [r for r in results if r is not None]
+
+
+def skip_leased(engine: Engine, pipeline: Pipeline, keys: list[str]) -> list[str]:
+    """`--once` while a daemon runs: leave the daemon's sources alone (no second poll, no cursor clash).
+
+    It takes no lease itself, so a `--once` killed midway blocks nothing."""
+    leases = SourceLeases(engine, pipeline.clock, lease=pipeline.config.daemon.lease)
+    held = leases.held_elsewhere([pipeline.runtimes[key].ref.id for key in keys])
+    if held:
+        log.warning(
+            "%d sources skipped: a running daemon polls them (%s)", len(held), ", ".join(sorted(set(held.values())))
+        )
+    return [key for key in keys if pipeline.runtimes[key].ref.id not in held]
+
+
+class Daemon:
+    def __init__(
+        self, config: Config, components: Components, *, clock: Clock | None = None, rng: random.Random | None = None
+    ) -> None:
+        self.config = config
+        self.components = components
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.stop_event = asyncio.Event()
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks_bg: set[asyncio.Task[Any]] = set()  # reloads in progress
+        self._reload_lock = asyncio.Lock()
+        self.leases: SourceLeases | None = None  # made by run(): tests drive schedule_sources without a database
+        self._lease_lock = asyncio.Lock()
+
+    def schedule_sources(self, keys: Iterable[str] | None = None) -> None:
+        """One interval job per polled source (all, or `keys`), first runs spread over `startup_spread`."""
+        pipeline = self.components.pipeline
+        now = self.clock.now()
+        for key in pipeline.runtimes if keys is None else keys:
+            runtime = pipeline.runtimes[key]
+            if streams(runtime.config.kind):
+                continue
+            every = runtime.config.every.total_seconds()
+            # Spread first polls (no thundering herd at start) but start soon.
+            spread = min(every, self.config.daemon.startup_spread.total_seconds())
+            first = now + timedelta(seconds=self.rng.uniform(0, spread))
+            self.scheduler.add_job(
+                self._poll_job,
+                self._trigger(every, start=first),
+                args=[key],
+                id=key,
+                name=key,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=first,
+                replace_existing=True,
+            )
+
+    def _trigger(self, every: float, *, start: datetime | None = None) -> IntervalTrigger:
+        return IntervalTrigger(seconds=every, jitter=max(1, int(every * self.config.daemon.jitter)), start_date=start)
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the config file, between polls (reloads run one at a time, in order)."""
+        task = asyncio.get_running_loop().create_task(self.reload(), name="veille-reload")
+        self._tasks_bg.add(task)
+        task.add_done_callback(self._tasks_bg.discard)
+
+    async def reload(self) -> bool:
+        """Apply the config file again if it is valid; otherwise keep the running one and log why (I4).
+
+        Clients, sources, keywords and intervals are applied in place; every other section is
+        compared and, if it changed, named in a warning: it takes effect at the next restart."""
+        async with self._reload_lock:
+            try:
+                new = await asyncio.to_thread(load_config, self.config.path)
+            except ConfigError as exc:
+                log.error(
+                    "config reload refused: %s has %d problem(s); still running with the previous config",
+                    exc.file,
+                    len(exc.problems),
+                )
+                for problem in exc.problems:
+                    log.error("config reload: %s", problem)
+                return False
+            _protect_secrets(new)
+            for problem in runtime_problems(new):
+                log.warning("config reload: %s", problem)
+            applied = replace(self.config, clients=new.clients)
+            for section in restart_sections(self.config, new):
+                log.warning("config reload: %s changed; it takes effect at the next restart", section)
+            streams_before = {k for k, r in self.components.pipeline.runtimes.items() if streams(r.config.kind)}
+            changes = await self.components.pipeline.reload(applied)
+            self.config = applied
+            for key in changes.removed:
+                if self.scheduler.get_job(key) is not None:
+                    self.scheduler.remove_job(key)
+            if changes.added:  # claimed before their first run is scheduled, not at the next renewal
+                await self._safe_refresh_leases()
+            self.schedule_sources(changes.added)
+            for key in changes.changed:
+                runtime = self.components.pipeline.runtimes[key]
+                job = self.scheduler.get_job(key)
+                every = runtime.config.every.total_seconds()
+                if job is not None and job.trigger.interval.total_seconds() != every:
+                    self.scheduler.reschedule_job(key, trigger=self._trigger(every))
+            streams_after = {k for k, r in self.components.pipeline.runtimes.items() if streams(r.config.kind)}
+            if streams_before != streams_after or any(k in streams_after for k in changes.changed):
+                log.warning(
+                    "config reload: streamed sources keep their previous set and keywords until the next restart"
+                )
+            for reloader in self.components.reloaders:
+                reloader(applied)
+            log.info(
+                "config reloaded from %s: %d sources added, %d removed, %d changed",
+                applied.path,
+                len(changes.added),
+                len(changes.removed),
+                len(changes.changed),
+            )
+            return True
+
+    async def _poll_job(self, key: str) -> None:
+        if self.stop_event.is_set():
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self.components.pipeline.poll(key)
+        except asyncio.CancelledError:
+            raise
+        except StorageError:  # reported once by the writer, which backs off; the next run fetches again (G8)
+            log.debug("poll of %s not stored: database unavailable", key)
+        except Exception:  # the job survives whatever happens (D17)
+            log.exception("poll of %s failed", key)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def refresh_leases(self, *, takeover: bool = True) -> None:
+        """Renew this daemon's source leases and claim free ones; sources taken over run when due."""
+        pipeline = self.components.pipeline
+        if self.leases is None:
+            return
+        async with self._lease_lock:
+            ids = [runtime.ref.id for runtime in pipeline.runtimes.values()]
+            lease_round = await asyncio.to_thread(self.leases.take, ids)
+            adopted = pipeline.adopt(lease_round.acquired, takeover=takeover)
+            self.leases.publish(lease_round)
+        if lease_round.lost:
+            log.warning("lost the lease of %d sources: another daemon polls them now", len(lease_round.lost))
+        if takeover and adopted:
+            log.info("took over %d sources from another daemon", len(adopted))
+            self._run_when_due(adopted)
+
+    async def _release_leases(self, budget: float) -> None:
+        """Give the leases back after the writer's flush, so the next holder reads this daemon's last state.
+
+        Not tried while the database is known to be down, and never past the drain budget: a
+        connection attempt to an unreachable server could take longer than the stop allows, and the
+        leases expire by themselves anyway."""
+        if self.leases is None:
+            return
+        if not self.components.pipeline.storage.ok:
+            log.info(
+                "source leases not released (database unavailable): they expire within %s", self.config.daemon.lease
+            )
+            return
+        try:
+            released = await asyncio.wait_for(asyncio.to_thread(self.leases.release), budget)
+            log.info("released %d source leases", released)
+        except (StorageError, TimeoutError) as exc:
+            log.warning(
+                "could not release the source leases (%s): they expire within %s",
+                exc or "no answer in time",
+                self.config.daemon.lease,
+            )
+        except Exception:  # a bug: they still expire by themselves
+            log.exception("could not release the source leases")
+
+    async def _safe_refresh_leases(self) -> None:
+        try:
+            await self.refresh_leases()
+        except StorageError as exc:  # the leases run out: polls pause until the database is back
+            log.warning("source lease renewal failed: %s", exc)
+        except Exception:
+            log.exception("source lease renewal failed")
+
+    def _run_when_due(self, keys: Iterable[str]) -> None:
+        """Sources just taken over run at their due time, not at the next tick of a job that idled meanwhile."""
+        pipeline = self.components.pipeline
+        now = self.clock.now()
+        for key in keys:
+            runtime = pipeline.runtimes[key]
+            if self.scheduler.get_job(key) is None:
+                continue
+            due = runtime.next_poll_at
+            if due is None or due <= now:  # overdue: spread, like a start
+                spread = min(runtime.config.every, self.config.daemon.startup_spread).total_seconds()
+                due = now + timedelta(seconds=self.rng.uniform(0, spread))
+            self.scheduler.modify_job(key, next_run_time=due)
+
+    async def _keep_leases(self, leases: SourceLeases, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), leases.renew_every)
+            if not stop.is_set():
+                await self._safe_refresh_leases()
+
+    def health(self) -> Health:
+        pipeline = self.components.pipeline
+        failing = sum(1 for r in pipeline.runtimes.values() if r.consecutive_errors > 0)
+        problems = []
+        if not pipeline.storage_ok:
+            problems.append(f"storage: {pipeline.last_storage_error}")
+        if not self.scheduler.running:
+            problems.append("scheduler not running")
+        gone = sum(1 for r in pipeline.runtimes.values() if r.status is SourceStatus.AUTH_FAILED)
+        extra: dict[str, object] = {"auth_failed_sources": gone}
+        if self.leases is not None:
+            extra["leases"] = {"owner": self.leases.owner, "held": len(self.leases.held)}
+        for source in self.components.health_sources:
+            try:
+                report = source()
+            except StorageError as exc:  # a report that reads the database must not stop the heartbeat (G8)
+                problems.append(f"storage: {exc}")
+                continue
+            problems.extend(report.pop("problems", []))
+            extra.update(report)
+        return Health(
+            pid=os.getpid(),
+            updated_at=self.clock.now().isoformat(),
+            storage_ok=pipeline.storage_ok,
+            sources=len(pipeline.runtimes),
+            failing_sources=failing,
+            problems=problems,
+            extra=extra,
+        )
+
+    async def _heartbeat(self) -> None:
+        path = health_path(self.config)
+        while not self.stop_event.is_set():
+            try:
+                await asyncio.to_thread(lambda: write_health(path, self.health()))
+            except OSError as exc:
+                log.error("cannot write health file %s: %s", path, exc)
+            except Exception:  # a bug in a report: log it, but a dead heartbeat would read as "stalled"
+                log.exception("health report failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), HEARTBEAT_SECONDS)
+
+    def request_stop(self, signame: str = "signal") -> None:
+        if not self.stop_event.is_set():
+            log.info("%s received: draining (at most %.0fs)", signame, self.config.daemon.drain_timeout)
+            self.stop_event.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):  # no SIGHUP on Windows
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        pipeline = self.components.pipeline
+        for starter in self.components.starters:  # a rejected bot token stops here, exit != 0 (B5)
+            await starter()
+        await pipeline.start()
+        leases = self.leases = pipeline.leases = SourceLeases(
+            self.components.engine, self.clock, lease=self.config.daemon.lease
+        )
+        await self.refresh_leases(takeover=False)  # before the first polls: only the sources it holds
+        self.schedule_sources()
+        self.scheduler.start()
+        background = [
+            asyncio.create_task(self._heartbeat(), name="veille-heartbeat"),
+            asyncio.create_task(self._keep_leases(leases, self.stop_event), name="veille-leases"),
+        ]
+        background += [
+            asyncio.create_task(job(self.stop_event), name=getattr(job, "__qualname__", "bg"))
+            for job in self.components.background
+        ]
+        background += [
+            asyncio.create_task(stream(self.stop_event), name="veille-stream")
+            for stream in build_streams(self.config, pipeline, self.clock)
+        ]
+        log.info(
+            "veille started: %d clients, %d sources (%d held by this daemon, %s)",
+            len(self.config.clients),
+            len(pipeline.runtimes),
+            len(leases.held),
+            leases.owner,
+        )
+        await self.stop_event.wait()
+        return await self._drain(background)
+
+    async def _drain(self, background: list[asyncio.Task[Any]]) -> int:
+        """Stop scheduling, let in-flight polls finish within the grace period, flush the writer."""
+        grace = self.config.daemon.drain_timeout
+        deadline = self.clock.monotonic() + grace - 1.0
+        self.scheduler.shutdown(wait=False)
+        in_flight = list(self._tasks)
+        if in_flight:
+            _, pending = await asyncio.wait(in_flight, timeout=max(0.1, deadline - self.clock.monotonic() - 1.0))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        remaining = max(0.1, deadline - self.clock.monotonic())
+        try:
+            await asyncio.wait_for(self.components.pipeline.stop(), timeout=remaining)
+        except TimeoutError:
+            log.error("writer did not flush within the grace period; unflushed polls will be re-fetched")
+        _, pending_bg = await asyncio.wait(background, timeout=max(0.1, deadline - self.clock.monotonic()))
+        for task in pending_bg:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await self._release_leases(max(0.5, deadline - self.clock.monotonic()))
+        await close_all(self.components)
+        log.info("veille stopped cleanly")
+        return 0
+
+
+RELOADED = frozenset({"clients", "path"})  # what a SIGHUP applies; the rest of Config needs a restart
+
+
+def restart_sections(old: Config, new: Config) -> list[str]:
+    """Config sections that differ between `old` and `new` but are applied only at start."""
+    names = {"database_url": "[database] url", "lang": "lang", "timezone": "timezone"}
+    return [
+        names.get(f.name, f"[{f.name}]")
+        for f in fields(Config)
+        if f.name not in RELOADED and getattr(old, f.name) != getattr(new, f.name)
+    ]
+
+
+def _protect_secrets(config: Config) -> None:
+    """Secrets a reloaded config names (maybe new variables) are kept out of logs like those at start."""
+    from veille.core.logs import protect_secret
+    from veille.core.secrets import read_secret
+
+    for _where, name, _is_set in describe_secrets(config):
+        protect_secret(read_secret(name))
+
+
+async def run_daemon(config: Config) -> int:
+    components = build(config)
+    return await Daemon(config, components).run()

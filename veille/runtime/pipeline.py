@@ -1,0 +1,625 @@
+"""From a poll to stored, scored hits: one poll per source, one writer for all.
+
+Polls run concurrently (bounded); their results go to a single writer task that batches many
+sources into one transaction (BEGIN IMMEDIATE on SQLite): new items are scored in one batch, hits
+inserted, poll state advanced and the alerting hooks called, all in that transaction. If the commit
+fails, nothing advances (ETag included), so the next poll re-fetches and no hit is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import Connection, Engine
+
+from veille.config import Config, SourceConfig
+from veille.core.clock import Clock
+from veille.core.crashpoints import crash_point
+from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, StorageError
+from veille.core.matching import Matcher, MatchResult
+from veille.core.models import ErrorKind, Item, SourceStatus, StoredHit
+from veille.core.polling import PollOutcome, PollState
+from veille.scoring.base import Scorer
+from veille.sources.base import PollContext, SourceDriver
+from veille.sources.registry import get_driver
+from veille.store import sources as source_store
+from veille.store.engine import read_conn, write_tx
+from veille.store.hits import (
+    MAX_FIELD,
+    MatchedItem,
+    SourceRef,
+    known_hits,
+    store_batch,
+    stored_versions,
+)
+from veille.store.outage import Backoff, StorageStatus
+from veille.store.urls import content_hash
+
+if TYPE_CHECKING:
+    from veille.runtime.leases import SourceLeases  # the daemon's; the pipeline alone (bench, tests) imports none of it
+
+log = logging.getLogger("veille.runtime.pipeline")
+
+AUTH_RETRY = timedelta(hours=6)  # revoked credentials: retried rarely, never in a loop
+
+
+class PipelineHooks(Protocol):
+    """Called inside the write transaction (the alerting work implements it)."""
+
+    def on_new_hits(self, conn: Connection, hits: list[StoredHit]) -> None: ...
+
+    def on_hits_refreshed(self, conn: Connection, hits: list[StoredHit]) -> None: ...
+
+    def on_source_health(
+        self,
+        conn: Connection,
+        source_key: str,
+        client_id: str,
+        ok: bool,
+        error_kind: str | None,
+        failing_since: datetime | None,
+    ) -> None: ...
+
+
+class NoHooks:
+    """Used when alerting is disabled (`[alerting] enabled = false`) and by `veille run --once` tests."""
+
+    def on_new_hits(self, conn: Connection, hits: list[StoredHit]) -> None:
+        return None
+
+    def on_hits_refreshed(self, conn: Connection, hits: list[StoredHit]) -> None:
+        return None
+
+    def on_source_health(
+        self,
+        conn: Connection,
+        source_key: str,
+        client_id: str,
+        ok: bool,
+        error_kind: str | None,
+        failing_since: datetime | None,
+    ) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class SourceRuntime:
+    """A configured source with its driver, matcher and the poll state mirrored from the database."""
+
+    config: SourceConfig
+    ref: SourceRef
+    driver: SourceDriver
+    matcher: Matcher
+    state: PollState
+    status: SourceStatus
+    consecutive_errors: int = 0
+    next_poll_at: datetime | None = None
+    failing_since: datetime | None = None
+    failing_notice_at: datetime | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+    in_flight: bool = False
+
+
+@dataclass(slots=True)
+class PollResult:
+    runtime: SourceRuntime
+    started_at: datetime
+    outcome: PollOutcome | None = None
+    matched: list[MatchedItem] = field(default_factory=list)
+    error: FetchError | None = None
+    new_hits: int = 0
+    refresh: bool = False  # a re-fetch of known hits: engagement only, poll state untouched
+
+
+@dataclass(slots=True)
+class ReloadChanges:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # options, interval or keywords
+
+
+def _runtime(source: SourceConfig, row: source_store.SourceRow, matcher: Matcher) -> SourceRuntime:
+    return SourceRuntime(
+        config=source,
+        ref=row.ref,
+        driver=get_driver(source.kind),
+        matcher=matcher,
+        state=row.state,
+        status=row.status,
+        consecutive_errors=row.consecutive_errors,
+        next_poll_at=row.next_poll_at,
+        failing_since=row.failing_since,
+        failing_notice_at=row.failing_notice_at,
+    )
+
+
+def failure_schedule(
+    error: FetchError,
+    *,
+    every: timedelta,
+    errors: int,
+    cap: timedelta,
+    jitter: float,
+    now: datetime,
+    rng: random.Random,
+    failing_for: timedelta = timedelta(0),
+    gone_after: timedelta | None = None,
+) -> tuple[SourceStatus, datetime]:
+    """Status and next poll time after a failure: exponential backoff with jitter, capped, never infinite.
+
+    A 404 lasting `gone_after` (the failure streak, `failing_for`, judged from `failing_since`) is
+    treated like a 410: a typo'd URL is as dead as a removed feed, but a brief 404 during a site
+    migration is not (D9). Gone sources are still polled, at the cap, in case they come back."""
+    delay = source_store.backoff_delay(every, errors, cap)
+    long_404 = error.kind is ErrorKind.NOT_FOUND and gone_after is not None and failing_for >= gone_after
+    status = SourceStatus.FAILING if errors < 3 else SourceStatus.BACKING_OFF
+    if isinstance(error, RateLimited):
+        status = SourceStatus.RATE_LIMITED
+        if error.retry_after is not None:
+            delay = max(timedelta(seconds=min(error.retry_after, cap.total_seconds())), timedelta(seconds=1))
+    elif isinstance(error, AuthFailed):
+        status = SourceStatus.AUTH_FAILED
+        delay = min(max(delay, AUTH_RETRY), cap)
+    elif error.kind is ErrorKind.GONE or long_404:
+        status = SourceStatus.GONE
+        delay = cap
+    elif isinstance(error, PermanentFetchError):
+        delay = min(max(delay, every * 4), cap)
+    spread = delay.total_seconds() * jitter
+    delay += timedelta(seconds=rng.uniform(0, spread))  # only later, never before Retry-After
+    return status, now + delay
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        clock: Clock,
+        http: Any,
+        *,
+        scorer: Scorer | None = None,
+        hooks: PipelineHooks | None = None,
+        parse_feed: Callable[..., Any] | None = None,
+        env: Callable[[str], str | None] | None = None,
+        rng: random.Random | None = None,
+        storage: StorageStatus | None = None,
+    ) -> None:
+        from veille.core.secrets import read_secret
+
+        self.config = config
+        self.engine = engine
+        self.clock = clock
+        self.http = http
+        self.scorer = scorer
+        self.hooks: PipelineHooks = hooks or NoHooks()
+        self.parse_feed = parse_feed
+        self.env = env or read_secret
+        self.rng = rng or random.Random()
+        self.runtimes: dict[str, SourceRuntime] = {}
+        self.storage = storage or StorageStatus()
+        self._queue: asyncio.Queue[tuple[PollResult, asyncio.Future[None]]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._poll_slots = asyncio.Semaphore(config.daemon.concurrency)
+        self.leases: SourceLeases | None = None  # set by the daemon: poll only the sources it holds (G7)
+
+    @property
+    def storage_ok(self) -> bool:
+        return self.storage.ok
+
+    @property
+    def last_storage_error(self) -> str | None:
+        return self.storage.error
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Sync the config into the database and load every source's state."""
+        rows = self._sync(self.config)
+        matchers = {c.id: Matcher(c.keywords) for c in self.config.clients}
+        for source in self.config.sources:
+            if source.enabled:
+                self.runtimes[source.key] = _runtime(source, rows[source.key], matchers[source.client_id])
+
+    def _sync(self, config: Config) -> dict[str, source_store.SourceRow]:
+        """Upsert the config's clients and sources (removed ones are disabled); the enabled ones' rows."""
+        with write_tx(self.engine) as conn:
+            refs = source_store.sync_config(conn, config.clients, config.sources, self.clock.now())
+        with read_conn(self.engine) as conn:
+            return {s.key: source_store.load_source(conn, refs[s.key].id) for s in config.sources if s.enabled}
+
+    async def reload(self, config: Config) -> ReloadChanges:
+        """Adopt a new config's clients and sources between polls (SIGHUP, I4).
+
+        Sources that stay keep their runtime (poll state, backoff, a poll in flight) and get the new
+        options, interval and keywords; new ones are loaded from the database like at start; removed
+        ones are dropped (a poll in flight still stores its result: the row is only disabled)."""
+        rows = await asyncio.to_thread(self._sync, config)
+        matchers = {c.id: Matcher(c.keywords) for c in config.clients}
+        changes = ReloadChanges()
+        for key in [k for k in self.runtimes if k not in rows]:
+            del self.runtimes[key]
+            changes.removed.append(key)
+        for source in config.sources:
+            if not source.enabled:
+                continue
+            runtime = self.runtimes.get(source.key)
+            matcher = matchers[source.client_id]
+            if runtime is None or runtime.config.kind != source.kind:
+                self.runtimes[source.key] = _runtime(source, rows[source.key], matcher)
+                changes.added.append(source.key)
+                continue
+            if runtime.config != source or runtime.matcher.keywords != matcher.keywords:
+                changes.changed.append(source.key)
+            runtime.config, runtime.matcher = source, matcher
+        self.config = config
+        return changes
+
+    def adopt(self, rows: dict[int, source_store.SourceRow], *, takeover: bool) -> list[str]:
+        """Mirror the stored state of sources just leased: another daemon may have polled them since it was loaded.
+
+        On a `takeover` the source is not due before its previous holder's last poll + its interval
+        (it would have waited that long too). Returns the keys adopted."""
+        by_id = {runtime.ref.id: key for key, runtime in self.runtimes.items()}
+        adopted = []
+        for source_id, row in rows.items():
+            key = by_id.get(source_id)
+            runtime = self.runtimes[key] if key is not None else None
+            if runtime is None or runtime.in_flight:
+                continue
+            due = row.next_poll_at
+            if takeover and row.last_polled_at is not None:
+                due = max(due or row.last_polled_at, row.last_polled_at + runtime.config.every)
+            runtime.state, runtime.status = row.state, row.status
+            runtime.consecutive_errors, runtime.next_poll_at = row.consecutive_errors, due
+            runtime.failing_since, runtime.failing_notice_at = row.failing_since, row.failing_notice_at
+            adopted.append(key)
+        return adopted
+
+    def _holds(self, runtime: SourceRuntime) -> bool:
+        return self.leases is None or self.leases.holds(runtime.ref.id)
+
+    def _owner(self) -> str | None:
+        """Poll state is written only for sources this daemon still holds (fencing, G7)."""
+        return self.leases.owner if self.leases is not None else None
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._stopping = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_loop(), name="veille-writer")
+
+    async def stop(self) -> None:
+        """Flush what is queued, then stop the writer."""
+        if self._queue is not None and self._writer is not None:
+            self._stopping.set()  # a writer backing off from a dead database fails the rest at once
+            await self._queue.join()
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+
+    # -- polling --------------------------------------------------------------------------------
+    def is_due(self, runtime: SourceRuntime) -> bool:
+        return runtime.next_poll_at is None or runtime.next_poll_at <= self.clock.now()
+
+    async def poll(self, key: str, *, force: bool = False) -> PollResult | None:
+        """Poll one source if it is due (or `force`, except inside a Retry-After window); store the result."""
+        runtime = self.runtimes.get(key)
+        if runtime is None or runtime.in_flight:  # None: removed by a reload while its job was firing
+            return None
+        if not self._holds(runtime):  # another daemon polls it
+            return None
+        if not self.is_due(runtime) and not (force and runtime.status is not SourceStatus.RATE_LIMITED):
+            return None
+        runtime.in_flight = True
+        try:
+            # The slot is held until the result is stored: when the writer falls behind, polling
+            # slows down instead of piling fetched items up in memory (backpressure).
+            async with self._poll_slots:
+                result = await self._fetch(runtime)
+                await self._submit(result)
+            return result
+        finally:
+            runtime.in_flight = False
+
+    async def _fetch(self, runtime: SourceRuntime) -> PollResult:
+        started = self.clock.now()
+        result = PollResult(runtime, started)
+        source_log = logging.LoggerAdapter(log, {"source": runtime.config.key, "client": runtime.config.client_id})
+        ctx = PollContext(
+            http=self.http,
+            clock=self.clock,
+            client_id=runtime.config.client_id,
+            source_key=runtime.config.key,
+            log=source_log,
+            env=self.env,
+            parse_feed=self.parse_feed,
+            keywords=runtime.matcher.keywords,
+            cache=runtime.cache,
+        )
+        deadline = self.config.http.timeout * 2 + self.config.daemon.parse_timeout + 5
+        try:
+            async with asyncio.timeout(deadline):
+                outcome = await runtime.driver.poll(ctx, runtime.config.options, runtime.state)
+        except FetchError as exc:
+            result.error = exc
+            return result
+        except TimeoutError:
+            result.error = FetchError(ErrorKind.TIMEOUT, f"poll exceeded {deadline:.0f}s")
+            return result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in a driver must never stop the other sources (D17)
+            log.exception("source %s: unexpected error", runtime.config.key)
+            result.error = FetchError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {str(exc)[:200]}")
+            return result
+        result.outcome = outcome
+        for item in outcome.items:
+            if item.matched_terms is not None:  # matched by the source itself (RSS parse workers)
+                match = MatchResult(True, item.direct, item.matched_terms)
+            else:
+                match = runtime.matcher.match(f"{item.title}\n{item.text}")
+            if match.matched or item.direct:
+                result.matched.append(MatchedItem(item, match))
+        return result
+
+    async def refresh_hits(self, grouped: dict[str, list[str]]) -> int:
+        """Re-fetch known posts through their own source (drivers with `refresh`) to measure their spread."""
+        refreshed = 0
+        for key, external_ids in grouped.items():
+            runtime = self.runtimes.get(key)
+            refresh = getattr(runtime.driver, "refresh", None) if runtime else None
+            if runtime is None or refresh is None or runtime.in_flight or not self._holds(runtime):
+                continue
+            ctx = PollContext(
+                http=self.http,
+                clock=self.clock,
+                client_id=runtime.config.client_id,
+                source_key=key,
+                log=logging.LoggerAdapter(log, {"source": key}),
+                env=self.env,
+                parse_feed=self.parse_feed,
+                cache=runtime.cache,
+            )
+            try:
+                async with asyncio.timeout(self.config.http.timeout * 2), self._poll_slots:
+                    items = await refresh(ctx, runtime.config.options, external_ids[:100])
+            except (FetchError, TimeoutError) as exc:
+                log.info("refresh of %d hits from %s failed: %s", len(external_ids), key, exc)
+                continue
+            result = PollResult(
+                runtime,
+                self.clock.now(),
+                refresh=True,
+                matched=[MatchedItem(i, runtime.matcher.match(f"{i.title}\n{i.text}")) for i in items],
+            )
+            await self._submit(result)
+            refreshed += len(items)
+        return refreshed
+
+    async def store_stream_batch(
+        self, keys: Sequence[str], items_by_client: dict[str, list[Item]], cursor: int
+    ) -> None:
+        """Store what a stream consumer matched, and its cursor, through the same single writer."""
+        started = self.clock.now()
+        results = []
+        for key in keys:
+            runtime = self.runtimes.get(key)
+            if runtime is None or not self._holds(runtime):  # removed by a reload, or another daemon's
+                continue
+            result = PollResult(runtime, started, outcome=PollOutcome(cursor=str(cursor)))
+            for item in items_by_client.get(runtime.config.client_id, []):
+                match = runtime.matcher.match(f"{item.title}\n{item.text}")
+                if match.matched or item.direct:
+                    result.matched.append(MatchedItem(item, match))
+            results.append(result)
+        await asyncio.gather(*(self._submit(r) for r in results))
+
+    def stream_cursor(self, keys: Sequence[str]) -> int | None:
+        """Where a restarted stream resumes: the oldest cursor among its sources (nothing skipped)."""
+        cursors = [int(c) for k in keys if k in self.runtimes and (c := self.runtimes[k].state.cursor) and c.isdigit()]
+        return min(cursors) if cursors else None
+
+    async def _submit(self, result: PollResult) -> None:
+        if self._queue is None:
+            raise RuntimeError("Pipeline.start() was not called")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((result, done))
+        await done
+
+    # -- the single writer ----------------------------------------------------------------------
+    async def _write_loop(self) -> None:
+        """Store queued poll results in batches; while the database is down, back off (G8)."""
+        assert self._queue is not None
+        backoff = Backoff()
+        while True:
+            batch = [await self._queue.get()]
+            await asyncio.sleep(0.02)  # let concurrent polls join this transaction
+            while not self._queue.empty() and len(batch) < 200:
+                batch.append(self._queue.get_nowait())
+            failed = False
+            try:
+                await asyncio.to_thread(self._write_batch, [r for r, _ in batch])
+                self.storage.succeeded()
+                backoff.reset()
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+            except Exception as exc:  # StorageError, or a bug: nothing advanced, every poll is told
+                failed = True
+                if not isinstance(exc, StorageError):
+                    log.exception("write failed (not a storage error), poll state not advanced")
+                self.storage.failed(exc, where="writer")
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if failed:
+                # Database down: space the attempts out (polls wait in the queue meanwhile, holding
+                # their slots, so polling slows down too) instead of failing every poll at once.
+                await self.storage.pause(backoff, stop=self._stopping)
+
+    def _score_new(self, results: Sequence[PollResult]) -> None:
+        """Score only items not stored yet (or changed), in one batch for the whole transaction.
+
+        The stored ids are read here, outside the write lock, so scoring never holds it; `store_batch`
+        reads them again under the lock, which is what decides what is inserted."""
+        wanted = {(r.runtime.ref.id, m.item.external_id[:512]) for r in results for m in r.matched}
+        if not wanted:
+            return
+        with read_conn(self.engine) as conn:
+            known = known_hits(conn, wanted)
+        pending: list[tuple[PollResult, int]] = []
+        for result in results:
+            for index, matched in enumerate(result.matched):
+                item = matched.item
+                stored = known.get((result.runtime.ref.id, item.external_id[:512]))
+                if stored is None or stored.content_hash != content_hash(item.title[:MAX_FIELD], item.text[:MAX_FIELD]):
+                    pending.append((result, index))  # new, or its content changed
+        if not pending or self.scorer is None:
+            return
+        texts = [_scoring_text(r.matched[i]) for r, i in pending]
+        verdicts = self.scorer.score_batch(texts)
+        for (result, index), verdict in zip(pending, verdicts, strict=True):
+            old = result.matched[index]
+            result.matched[index] = MatchedItem(old.item, old.match, verdict)
+
+    def _write_batch(self, results: list[PollResult]) -> None:
+        """Hits of every source in a few set-based statements, then each source's state and hooks, in order."""
+        self._score_new(results)
+        now = self.clock.now()
+        updates: list[tuple[PollResult, dict[str, Any]]] = []
+        with write_tx(self.engine) as conn:
+            stored = store_batch(conn, [(r.runtime.ref, r.matched) for r in results], now)
+            source_store.record_successes(
+                conn,
+                [
+                    source_store.Success(r.runtime.ref.id, r.outcome, r.runtime.state, _next_poll_at(r.outcome, now))
+                    for r in results
+                    if r.outcome is not None and not r.refresh
+                ],
+                now,
+                owner=self._owner(),
+            )
+            for result, new_hits in zip(results, stored, strict=True):
+                updates.append((result, self._finish_one(conn, result, new_hits, now)))
+            crash_point("pipeline.before_commit")
+        crash_point("pipeline.after_commit")
+        for result, new_state in updates:  # mirror the committed state only after the commit
+            runtime = result.runtime
+            for name, value in new_state.items():
+                setattr(runtime, name, value)
+
+    def _finish_one(
+        self, conn: Connection, result: PollResult, stored: list[StoredHit], now: datetime
+    ) -> dict[str, Any]:
+        """Hooks and failure bookkeeping of one source, once its hits are stored; its new in-memory state."""
+        runtime = result.runtime
+        source = runtime.config
+        if result.refresh:  # its engagement observations were appended with the hits
+            self.hooks.on_hits_refreshed(conn, stored_versions(conn, runtime.ref, result.matched))
+            return {}
+        if result.outcome is not None:
+            outcome = result.outcome
+            result.new_hits = len(stored)
+            if stored:
+                self.hooks.on_new_hits(conn, stored)
+            if runtime.consecutive_errors:
+                self.hooks.on_source_health(conn, source.key, source.client_id, True, None, None)
+            state = runtime.state
+            new_state = PollState(
+                etag=outcome.etag if not outcome.not_modified else (outcome.etag or state.etag),
+                last_modified=(
+                    outcome.last_modified
+                    if not outcome.not_modified
+                    else (outcome.last_modified or state.last_modified)
+                ),
+                cursor=outcome.cursor if outcome.cursor is not None else state.cursor,
+                content_hash=outcome.content_hash if outcome.content_hash is not None else state.content_hash,
+            )
+            return {
+                "state": new_state,
+                "status": SourceStatus.OK,
+                "consecutive_errors": 0,
+                "next_poll_at": _next_poll_at(outcome, now),
+                "failing_since": None,
+                "failing_notice_at": None,
+            }
+        error = result.error
+        assert error is not None
+        errors = runtime.consecutive_errors + 1
+        failing_since = runtime.failing_since or result.started_at
+        status, next_poll_at = failure_schedule(
+            error,
+            every=source.every,
+            errors=errors,
+            cap=self.config.daemon.max_backoff,
+            jitter=self.config.daemon.jitter,
+            now=now,
+            rng=self.rng,
+            failing_for=now - failing_since,
+            gone_after=self.config.daemon.gone_after,
+        )
+        source_store.record_failure(
+            conn,
+            runtime.ref.id,
+            kind=error.kind,
+            message=error.message,
+            status=status,
+            consecutive_errors=errors,
+            failing_since=failing_since,
+            now=now,
+            next_poll_at=next_poll_at,
+            owner=self._owner(),
+        )
+        log.warning(
+            "source %s failed (%s, %d in a row): %s; next poll %s",
+            source.key,
+            error.kind.value,
+            errors,
+            error.message,
+            next_poll_at.isoformat(timespec="seconds"),
+        )
+        if status is SourceStatus.GONE and runtime.status is not SourceStatus.GONE:
+            log.error(
+                "source %s is gone (%s): remove it from the config or fix its URL; still retried every %s",
+                source.key,
+                error.message,
+                self.config.daemon.max_backoff,
+            )
+        notice_at = runtime.failing_notice_at
+        if notice_at is None and now - failing_since >= self.config.daemon.failing_notice_after:
+            log.error(
+                "source %s has been failing since %s (%s): check it with `veille sources --broken`",
+                source.key,
+                failing_since.isoformat(timespec="minutes"),
+                error.kind.value,
+            )
+            source_store.mark_failing_notice(conn, runtime.ref.id, now)
+            notice_at = now
+        self.hooks.on_source_health(conn, source.key, source.client_id, False, error.kind.value, failing_since)
+        return {
+            "status": status,
+            "consecutive_errors": errors,
+            "next_poll_at": next_poll_at,
+            "failing_since": failing_since,
+            "failing_notice_at": notice_at,
+        }
+
+
+def _next_poll_at(outcome: PollOutcome, now: datetime) -> datetime | None:
+    return now + timedelta(seconds=outcome.earliest_next_poll) if outcome.earliest_next_poll else None
+
+
+def _scoring_text(matched: MatchedItem) -> str:
+    item = matched.item
+    if item.title and not item.text.startswith(item.title):
+        return f"{item.title}. {item.text}"[:5000]
+    return item.text[:5000]

@@ -1,0 +1,289 @@
+"""Backtesting: run the real scoring, detection and escalation over a recorded timeline.
+
+A community manager replays last month's hits to tune thresholds before trusting them at night.
+Nothing is sent: the real `AlertingService` runs on a throw-away SQLite database and a simulated
+clock, and every notification it would have sent (and every one it would have held for the
+digest) is read back from its outbox and audit trail.
+
+One hit per line (JSON): `{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "source": "mastodon",
+"author": "...", "author_followers": 1200, "text": "...", "url": "...", "likes": 3, "reposts": 1,
+"replies": 0}`; optional `"direct": true`. Later lines with the same `url` update its engagement.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from veille.config import Config
+from veille.core.clock import FakeClock, utc
+from veille.core.incidents import Kind
+from veille.core.models import Engagement, SentimentResult, StoredHit
+from veille.notify.render import incident_title
+from veille.runtime.alerting import AlertingService
+from veille.scoring.base import Scorer
+from veille.store import alerts as store
+from veille.store.engine import make_engine, read_conn, write_tx
+
+MAX_STEP = timedelta(minutes=10)  # `tick` reports exact due times; resolutions land within this step
+DEFAULT_TAIL = timedelta(hours=12)
+
+
+class ReplayError(ValueError):
+    """A timeline line is malformed; the message names the line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    ts: datetime
+    client: str
+    url: str | None
+    text: str | None
+    source: str = "replay"
+    author: str | None = None
+    author_followers: int | None = None
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    direct: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Simulated:
+    """One notification the pipeline would have produced."""
+
+    at: datetime
+    client: str | None
+    contact: str
+    kind: str
+    urgency: str
+    wakes: bool
+    mode: str  # wake | silent | held
+    incident: int | None
+    title: str
+    cause: str | None = None  # buzz | volume | source | silence (None for digests)
+
+    def as_json(self, tz: Any) -> dict[str, Any]:
+        return {
+            "at": self.at.astimezone(tz).isoformat(),
+            "client": self.client,
+            "contact": self.contact,
+            "kind": self.kind,
+            "urgency": self.urgency,
+            "wakes": self.wakes,
+            "mode": self.mode,
+            "incident": self.incident,
+            "cause": self.cause,
+            "title": self.title,
+        }
+
+
+def _int(raw: dict[str, Any], key: str, where: str) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ReplayError(f"{where}: {key!r} must be a non-negative integer")
+    return value
+
+
+def parse_lines(lines: Iterable[str], *, name: str = "timeline") -> list[Line]:
+    out: list[Line] = []
+    for number, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ReplayError(f"{where}: not JSON ({exc.msg})") from None
+        if not isinstance(raw, dict):
+            raise ReplayError(f"{where}: each line must be a JSON object")
+        try:
+            ts = datetime.fromisoformat(str(raw["ts"]))
+        except (KeyError, ValueError):
+            raise ReplayError(f"{where}: 'ts' must be an ISO 8601 time with offset") from None
+        if ts.tzinfo is None:
+            raise ReplayError(f"{where}: 'ts' needs a UTC offset, e.g. +01:00")
+        client = raw.get("client")
+        if not isinstance(client, str) or not client:
+            raise ReplayError(f"{where}: 'client' is required")
+        url = raw.get("url")
+        body = raw.get("text")
+        if url is None and body is None:
+            raise ReplayError(f"{where}: a line needs 'text' (a new post) or 'url' (an engagement update)")
+        out.append(
+            Line(
+                ts=utc(ts),
+                client=client,
+                url=str(url) if url else None,
+                text=str(body) if body is not None else None,
+                source=str(raw.get("source", "replay")),
+                author=raw.get("author"),
+                author_followers=_int(raw, "author_followers", where),
+                likes=_int(raw, "likes", where),
+                reposts=_int(raw, "reposts", where),
+                replies=_int(raw, "replies", where),
+                direct=bool(raw.get("direct", False)),
+            )
+        )
+    out.sort(key=lambda line: line.ts)  # stable: same-time lines keep file order
+    return out
+
+
+def read_timeline(path: str | Path) -> list[Line]:
+    file = Path(path)
+    with file.open(encoding="utf-8") as handle:
+        return parse_lines(handle, name=file.name)
+
+
+def replay(
+    config: Config,
+    lines: Sequence[Line],
+    scorer: Scorer,
+    *,
+    tail: timedelta = DEFAULT_TAIL,
+    workdir: str | Path | None = None,
+) -> list[Simulated]:
+    """Run the timeline through scoring, detection and escalation; return what would have been sent."""
+    if not lines:
+        return []
+    # Only the timeline's clients are watched: the others would all look silent.
+    seen = {line.client for line in lines}
+    config = replace(config, clients=tuple(c for c in config.clients if c.id in seen))
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'replay.db'}")
+        event.listen(engine, "connect", _throwaway)
+        try:
+            import veille.store.schema_alerts  # noqa: F401  (registers the alerting tables)
+            from veille.store.schema import metadata
+
+            metadata.create_all(engine)
+            return _run(config, engine, lines, scorer, tail)
+        finally:
+            engine.dispose()
+
+
+def _throwaway(dbapi_connection: Any, _record: Any) -> None:
+    """The replay database is deleted afterwards: no fsync per tick."""
+    dbapi_connection.execute("PRAGMA synchronous = OFF")
+
+
+def _run(config: Config, engine: Any, lines: Sequence[Line], scorer: Scorer, tail: timedelta) -> list[Simulated]:
+    clock = FakeClock(lines[0].ts - timedelta(seconds=1))
+    service = AlertingService(config, engine, clock, {})
+    verdicts = _score(lines, scorer)
+    known: dict[str, StoredHit] = {}
+    next_id = 0
+    service.tick()
+    for index, line in enumerate(lines):
+        _advance(service, clock, line.ts)
+        engagement = Engagement(likes=line.likes, reposts=line.reposts, replies=line.replies)
+        previous = known.get(line.url) if line.url else None
+        if previous is not None:
+            hit = replace(previous, engagement=engagement, fetched_at=clock.now())
+        elif line.text is None:
+            continue  # an update for a post the timeline never showed
+        else:
+            next_id += 1
+            hit = StoredHit(
+                id=next_id,
+                client_id=line.client,
+                source_key=f"{line.client}/{line.source}",
+                kind=line.source,
+                external_id=line.url or f"line-{index}",
+                text=line.text,
+                title="",
+                url=line.url,
+                author=line.author,
+                author_followers=line.author_followers,
+                direct=line.direct,
+                published_at=line.ts,
+                fetched_at=line.ts,
+                sentiment=verdicts[index],
+                engagement=engagement,
+            )
+        if line.url:
+            known[line.url] = hit
+        with write_tx(engine) as conn:
+            service.on_new_hits(conn, [hit])
+    _advance(service, clock, lines[-1].ts + tail)
+    return _collect(engine, config)
+
+
+def _score(lines: Sequence[Line], scorer: Scorer) -> list[SentimentResult | None]:
+    indexes = [i for i, line in enumerate(lines) if line.text is not None]
+    results = scorer.score_batch([lines[i].text or "" for i in indexes]) if indexes else []
+    verdicts: list[SentimentResult | None] = [None] * len(lines)
+    for i, result in zip(indexes, results, strict=True):
+        verdicts[i] = result
+    return verdicts
+
+
+def _advance(service: AlertingService, clock: FakeClock, target: datetime) -> None:
+    """Tick at every moment something is due (and at least every MAX_STEP) until `target`."""
+    while True:
+        due = service.tick()
+        now = clock.now()
+        if now >= target:
+            return
+        step_to = min(target, now + MAX_STEP, due if due is not None and due > now else target)
+        clock.advance((step_to - now).total_seconds())
+
+
+def _collect(engine: Any, config: Config) -> list[Simulated]:
+    with read_conn(engine) as conn:
+        incidents = {i.id: i for i in store.list_incidents(conn, limit=100_000)}
+        causes = {i.id: i.cause.value for i in incidents.values()}
+        sent = [
+            Simulated(
+                at=r.created_at,
+                client=r.client_id,
+                contact=r.contact,
+                kind=r.kind,
+                urgency=r.urgency,
+                wakes=not r.silent,
+                mode="silent" if r.silent else "wake",
+                incident=r.incident_id,
+                title=str(r.payload.get("title", "")),
+                cause=causes.get(r.incident_id),
+            )
+            for r in store.outbox_rows(conn)
+        ]
+        held = []
+        for event in store.events_of_kind(conn, "held"):
+            detail = event.detail or {}
+            incident = incidents.get(event.incident_id)
+            kind = str(detail.get("kind", ""))
+            title = ""
+            if incident is not None:
+                client = config.client(incident.client_id)
+                title = incident_title(
+                    incident.cause,
+                    Kind(kind) if kind in Kind._value2member_map_ else Kind.OPENED,
+                    client.name if client else incident.client_id,
+                    incident.subject,
+                    config.lang,
+                )
+            held.append(
+                Simulated(
+                    at=event.at,
+                    client=event.client_id,
+                    contact=event.contact or "",
+                    kind=kind,
+                    urgency=str(detail.get("urgency", "low")),
+                    wakes=False,
+                    mode="held",
+                    incident=event.incident_id,
+                    title=title,
+                    cause=causes.get(event.incident_id),
+                )
+            )
+    return sorted(sent + held, key=lambda s: (s.at, s.incident or 0, s.contact))

@@ -1,0 +1,85 @@
+"""Feed HTML and text fields turned into bounded, plain, terminal-safe text.
+
+Everything a feed says is hostile until proven otherwise: markup is removed (the sanitiser, nh3,
+drops scripts, iframes and `on*` handlers with their content, RELIABILITY E8), ANSI escapes and
+control characters are stripped (E9), lone surrogates become U+FFFD so the text is valid UTF-8
+(D13), and each field is cut at 64 KB (E11). Every step is linear in the input size: html5ever
+(inside nh3) is quadratic in the nesting depth of block elements (measured: 20,000 nested divs
+took 0.9 s, 40,000 took 4.7 s), so block tags are first flattened into `<br>` by a regex (keeping the
+line breaks) and other tags are dropped, leaving nothing to nest (E7).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import nh3
+
+from veille.core.textsafe import ANSI_ESCAPE
+
+MAX_FIELD = 64 * 1024  # characters kept per field (RELIABILITY E11)
+MAX_HTML_INPUT = 4 * MAX_FIELD  # markup examined per field; the rest cannot survive the cut anyway
+
+# Block-level tags become line breaks before sanitising (see the module docstring).
+_BLOCK_TAG = re.compile(
+    r"<\s*/?\s*(?:p|div|li|ul|ol|dl|dt|dd|h[1-6]|blockquote|pre|section|article|header|footer|aside|nav|"
+    r"main|figure|figcaption|table|thead|tbody|tfoot|tr|td|th|caption|form|fieldset|address|details|"
+    r"summary|center|hr|br)\b[^>]*>",
+    re.IGNORECASE,
+)
+# Removed with their content: active content and things that are not text for a reader.
+_DROP_WITH_CONTENT = {"script", "style", "iframe", "noscript", "template", "object", "embed", "svg", "math"}
+# Any other tag is removed before sanitising, so nh3 never sees deep nesting (dir, menu, rt... are
+# quadratic too); only the tags whose content must go are left for it to handle.
+_OTHER_TAG = re.compile(r"<\s*/?\s*(?!(?:br|" + "|".join(sorted(_DROP_WITH_CONTENT)) + r")\b)[a-zA-Z][^>]*>")
+_BR = re.compile(r"<br\s*/?>")
+_TAG = re.compile(r"<[^>]*>")
+# C0 controls except tab and newline, DEL, C1 controls.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# What the escape, control and surrogate passes of clean_text remove (ESC and CSI are controls).
+_NEEDS_SCRUB = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\r]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def clean_text(value: str | None, *, limit: int = MAX_FIELD, single_line: bool = False) -> str:
+    """Plain text from a feed: no escapes, no control characters, valid UTF-8, at most `limit` chars."""
+    if not value:
+        return ""
+    text = value[: limit * 2]
+    if _NEEDS_SCRUB.search(text) is not None:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = ANSI_ESCAPE.sub("", text)
+        text = _CONTROL.sub("", text)
+        text = _SURROGATE.sub("\ufffd", text)
+    if single_line:
+        text = _SPACES.sub(" ", text.replace("\n", " ").replace("\t", " "))
+        return text.strip()[:limit]
+    if "\n" not in text:
+        return _SPACES.sub(" ", text).strip()[:limit]
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+    return text[:limit]
+
+
+def html_to_text(fragment: str | None, *, limit: int = MAX_FIELD, single_line: bool = False) -> str:
+    """Sanitise an HTML fragment with nh3, then reduce it to text in one linear pass."""
+    if not fragment:
+        return ""
+    markup = fragment[:MAX_HTML_INPUT]
+    if len(fragment) > MAX_HTML_INPUT and markup.rfind("<") > markup.rfind(">"):
+        markup = markup[: markup.rfind("<")]  # do not leave half a tag to be shown as text
+    flat = _OTHER_TAG.sub("", _BLOCK_TAG.sub("<br>", markup))
+    safe = nh3.clean(
+        _SURROGATE.sub("\ufffd", flat),
+        tags={"br"},
+        attributes={},
+        clean_content_tags=_DROP_WITH_CONTENT,
+        strip_comments=True,
+    )
+    # In HTML a raw newline is a space; only <br> and block ends (already <br>) break lines.
+    safe = _SPACES.sub(" ", safe.replace("\r", " ").replace("\n", " "))
+    text = html.unescape(_TAG.sub("", _BR.sub("\n", safe)))
+    return clean_text(text, limit=limit, single_line=single_line)
