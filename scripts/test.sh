@@ -10,9 +10,9 @@ if ! .venv/bin/python -c "import torch, transformers" 2>/dev/null; then
   if .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-index --no-deps "torch==2.13.0" \
       2>/dev/null; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" "transformers>=4.40" \
-      || echo "transformers unavailable: tests/test_scoring_transformer.py will skip"
+      || echo "transformers unavailable: tests/scoring/test_transformer.py will skip"
   else
-    echo "no local PyTorch wheel: tests/test_scoring_transformer.py will skip"
+    echo "no local PyTorch wheel: tests/scoring/test_transformer.py will skip"
   fi
 fi
 .venv/bin/ruff check .

@@ -14,10 +14,11 @@ import hashlib
 import time
 from pathlib import Path
 
+from tests.support.paths import REPO_ROOT
 from veille.scoring import default
 from veille.scoring.training import read_tsv, train_model
 
-OUTPUT = Path(__file__).resolve().parents[1] / "veille" / "scoring" / "model" / "default.json.gz"
+OUTPUT = REPO_ROOT / "veille" / "scoring" / "model" / "default.json.gz"
 
 
 def main() -> None:

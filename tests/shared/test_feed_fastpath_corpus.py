@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import requires_shared
 from tests.shared.test_feed_corpus import CONTENT_TYPE, corpus_files
-from tests.test_feed_fastpath import URL, accepted
+from tests.sources.rss.test_fastpath import URL, accepted
 from veille.core.errors import FetchError
 from veille.sources.rss.entries import parse_document
 

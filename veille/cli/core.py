@@ -44,7 +44,8 @@ def run(config_file: str | None, once: bool, log_level: str) -> None:
     """Lance le démon de veille (arrêt propre sur SIGTERM/Ctrl-C)."""
     from veille.core.logs import setup_logging
     from veille.core.secrets import read_secret
-    from veille.runtime.daemon import run_daemon, run_once
+    from veille.runtime.daemon import run_daemon
+    from veille.runtime.once import run_once
 
     config = load_or_exit(config_file)
     setup_logging(log_level.upper(), secrets=tuple(read_secret(name) for _, name, _ in describe_secrets(config)))
@@ -382,8 +383,7 @@ def db_current(config_file: str | None) -> None:
 @config_option
 def health(config_file: str | None) -> None:
     """Code 0 si le démon est en bonne santé, 1 sinon (HEALTHCHECK Docker)."""
-    from veille.runtime.daemon import health_path
-    from veille.runtime.health import check_health
+    from veille.runtime.health import check_health, health_path
 
     config = load_or_exit(config_file)
     problems = check_health(health_path(config), datetime.now(UTC))

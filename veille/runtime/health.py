@@ -12,6 +12,12 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from veille.core.paths import sqlite_path
+
+if TYPE_CHECKING:
+    from veille.config import Config
 
 HEARTBEAT_SECONDS = 10.0
 
@@ -51,3 +57,25 @@ def check_health(path: Path, now: datetime, *, max_age: float = 2 * HEARTBEAT_SE
     if not data.get("storage_ok", True):
         problems.append("database writes are failing")
     return problems
+
+
+def health_path(config: Config) -> Path:
+    if config.daemon.health_file:
+        return Path(config.daemon.health_file)
+    db = sqlite_path(config.database_url)
+    return (db.parent if db else Path(".")) / "veille-health.json"
+
+
+OLDEST_PENDING_ALERT = 15 * 60.0  # seconds: an alert stuck longer than this turns health red (J3)
+
+
+def alerting_health(report: dict[str, Any]) -> dict[str, Any]:
+    age = float(report.get("oldest_pending_seconds") or 0.0)
+    if age > OLDEST_PENDING_ALERT:
+        report["problems"] = [f"oldest pending alert is {age / 60:.0f} min old"]
+    return report
+
+
+def telegram_health(status: dict[str, Any]) -> dict[str, Any]:
+    problems = [] if status.get("auth_ok", True) else ["telegram: the bot token was rejected"]
+    return {"telegram": status, "problems": problems}

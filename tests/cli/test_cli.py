@@ -1,0 +1,290 @@
+"""CLI: deterministic output in three formats, clear errors, read-only under a busy writer (K1, K2, K3)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tests.support.paths import REPO_ROOT
+from veille.cli import cli
+from veille.core.matching import MatchResult
+from veille.core.models import Item
+from veille.store.engine import make_engine, write_tx
+from veille.store.hits import MatchedItem, SourceRef, store_items
+from veille.store.migrate import upgrade
+from veille.store.schema import clients, sources
+
+ROOT = REPO_ROOT
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    monkeypatch.setenv("VEILLE_LANG", "en")
+    monkeypatch.delenv("VEILLE_CONFIG", raising=False)
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[database]
+url = "{url}"
+[[clients]]
+id = "resto"
+name = "Chez Gégé"
+keywords = ["chez gégé"]
+[[clients]]
+id = "tapis"
+keywords = ["tapis royal"]
+""",
+        encoding="utf-8",
+    )
+    engine = make_engine(url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with write_tx(engine) as conn:
+        conn.execute(
+            clients.insert(),
+            [
+                {"id": "resto", "name": "Chez Gégé", "updated_at": now},
+                {"id": "tapis", "name": "Tapis Royal", "updated_at": now},
+            ],
+        )
+        sid = conn.execute(
+            sources.insert()
+            .values(
+                key="resto/rss-1",
+                client_id="resto",
+                kind="rss",
+                target="https://example.org/f.xml",
+                every_seconds=600,
+                enabled=True,
+                in_config=True,
+                status="ok",
+                consecutive_errors=0,
+                hits_count=0,
+            )
+            .returning(sources.c.id)
+        ).scalar_one()
+        ref = SourceRef(sid, "resto/rss-1", "resto", "rss")
+        match = MatchResult(True, False, ("chez gege",))
+        store_items(
+            conn,
+            ref,
+            [
+                MatchedItem(Item("old", "Chez Gégé il y a longtemps", title="Ancien"), match),
+            ],
+            now - timedelta(days=3),
+        )
+        store_items(
+            conn,
+            ref,
+            [
+                MatchedItem(
+                    Item(
+                        "a",
+                        "Chez Gégé: \x1b[31mrouge\x1b[0m [bold]gras[/bold]",
+                        title="Avis A",
+                        author="alice",
+                        url="https://example.org/a",
+                    ),
+                    match,
+                ),
+                MatchedItem(Item("b", "Chez Gégé, pizza froide, 100% déçu", title="Avis B", author="bob"), match),
+            ],
+            now - timedelta(hours=1),
+        )
+    engine.dispose()
+    return config, url
+
+
+def invoke(*args: str) -> click.testing.Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_hits_json_is_deterministic_and_filtered(setup: tuple[Path, str]) -> None:
+    config, _ = setup
+    first = invoke("hits", "--config", str(config), "--client", "resto", "--since", "24h", "--format", "json")
+    second = invoke("hits", "--config", str(config), "--client", "resto", "--since", "24h", "--format", "json")
+    assert first.exit_code == 0 and first.output == second.output
+    rows = json.loads(first.output)
+    assert [r["external_id"] if "external_id" in r else r["title"] for r in rows] == ["Avis B", "Avis A"]
+    assert rows[0]["client_id"] == "resto"
+
+
+def test_hits_csv_and_search(setup: tuple[Path, str]) -> None:
+    config, _ = setup
+    result = invoke("hits", "--config", str(config), "--search", "100%", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [r["title"] for r in rows] == ["Avis B"]
+
+
+def test_hits_table_strips_terminal_escapes_and_markup_is_literal(setup: tuple[Path, str]) -> None:
+    config, _ = setup
+    result = invoke("hits", "--config", str(config), "--limit", "5")
+    assert result.exit_code == 0
+    assert "\x1b" not in result.output
+    assert "[bold]gras[/bold]" in result.output
+
+
+def test_empty_result_exits_0(setup: tuple[Path, str]) -> None:
+    config, _ = setup
+    result = invoke("hits", "--config", str(config), "--client", "tapis", "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.output) == []
+
+
+def test_unknown_client_is_one_line_error(setup: tuple[Path, str]) -> None:
+    config, _ = setup
+    result = CliRunner().invoke(cli, ["hits", "--config", str(config), "--client", "nope"])
+    assert result.exit_code != 0
+    assert "unknown client: 'nope'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_since_is_explained(setup: tuple[Path, str]) -> None:
+    config, _ = setup
+    result = CliRunner().invoke(cli, ["hits", "--config", str(config), "--since", "yesterday"])
+    assert result.exit_code == 2 and "24h" in result.output
+
+
+def test_sources_table_and_json(setup: tuple[Path, str]) -> None:
+    config, _ = setup
+    rows = json.loads(invoke("sources", "--config", str(config), "--format", "json").output)
+    assert rows[0]["kind"] == "rss" and rows[0]["hits_count"] == 3
+    table = invoke("sources", "--config", str(config)).output
+    assert "example.org" in table
+    assert json.loads(invoke("sources", "--config", str(config), "--broken", "--format", "json").output) == []
+
+
+def test_database_not_migrated_says_what_to_run(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "new.db"}"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["hits", "--config", str(config)])
+    assert result.exit_code == 2 and "veille db upgrade" in result.output
+
+
+def test_reads_never_wait_for_the_writer(setup: tuple[Path, str]) -> None:
+    """A writer holding the write lock does not block or fail `veille hits` (WAL + deferred reads)."""
+    config, url = setup
+    engine = make_engine(url)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        with write_tx(engine) as conn:
+            conn.execute(clients.update().values(name="busy"))
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert holding.wait(5)
+    try:
+        started = time.monotonic()
+        for _ in range(20):
+            result = invoke("hits", "--config", str(config), "--format", "json")
+            assert result.exit_code == 0 and "locked" not in result.output
+        assert time.monotonic() - started < 20
+    finally:
+        release.set()
+        thread.join()
+        engine.dispose()
+
+
+def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        found.append(path)
+        if isinstance(command, click.Group):
+            found.extend(_all_commands(command, path))
+    return found
+
+
+@pytest.mark.parametrize("path", _all_commands(cli), ids=" ".join)
+def test_every_command_has_help_and_is_documented(path: tuple[str, ...]) -> None:
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+    command = cli
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    assert command.help, f"`veille {' '.join(path)}` has no help text"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"veille {' '.join(path)}" in readme, f"`veille {' '.join(path)}` is not in the README"
+
+
+def test_disabled_sources_say_so(setup: tuple[Path, str]) -> None:
+    config, url = setup
+    engine = make_engine(url)
+    with write_tx(engine) as conn:
+        conn.execute(
+            sources.insert().values(
+                key="resto/x-1",
+                client_id="resto",
+                kind="x",
+                target="x: chez gégé",
+                every_seconds=600,
+                enabled=False,
+                in_config=True,
+                status="new",
+                consecutive_errors=0,
+                hits_count=0,
+            )
+        )
+    engine.dispose()
+    table = invoke("sources", "--config", str(config)).output
+    assert "disabled" in table and "x: chez gégé" in table
+
+
+def test_hits_of_an_incident(setup: tuple[Path, str]) -> None:
+    """The Telegram "…tronqué, voir `veille hits --incident N`" hint leads somewhere real."""
+    from veille.store.schema_alerts import incidents
+
+    config, url = setup
+    engine = make_engine(url)
+    opened = datetime.now(UTC) - timedelta(minutes=30)
+    with write_tx(engine) as conn:
+        incident_id = conn.execute(
+            incidents.insert()
+            .values(
+                key="resto:buzz",
+                client_id="resto",
+                cause="buzz",
+                subject="",
+                status="open",
+                urgency="high",
+                firing=True,
+                opened_at=opened,
+                notify_at=opened,
+                last_evidence_at=opened,
+                title="Bad buzz",
+                reasons=[],
+                hit_count=2,
+                top_hits=[],
+                score=0.9,
+                version=1,
+                notified_version=1,
+                notified_contacts=[],
+                held_for=[],
+                level=0,
+                loops=0,
+                flaps=0,
+                updated_at=opened,
+            )
+            .returning(incidents.c.id)
+        ).scalar_one()
+    engine.dispose()
+    rows = json.loads(
+        invoke("hits", "--config", str(config), "--incident", str(incident_id), "--format", "json").output
+    )
+    assert sorted(r["title"] for r in rows) == ["Avis A", "Avis B"]  # not the 3-day-old one
+    result = CliRunner().invoke(cli, ["hits", "--config", str(config), "--incident", "999"])
+    assert result.exit_code != 0 and "unknown incident: 999" in result.output

@@ -1,0 +1,178 @@
+"""`veille replay` and the bench timelines, with a stand-in scorer (tests only; shipped code uses load_scorer)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.support.alerting import CONFIG
+from tests.support.paths import REPO_ROOT
+from veille.alerting.risk import fold
+from veille.config import parse_config
+from veille.core.models import SentimentLabel, SentimentResult
+from veille.runtime.replay import ReplayError, parse_lines, read_timeline, replay
+
+BENCH = REPO_ROOT / "bench" / "scenarios"
+NEGATIVE = (
+    "intoxication",
+    "honte",
+    "malade",
+    "scandale",
+    "boycott",
+    "plainte",
+    "dangereux",
+    "lent",
+    "cher",
+    "tiede",
+    "inadmissible",
+    "inexistant",
+    "rembours",
+    "arnaque",
+    "deconseille",
+    "respect",
+    "jamais",
+    "rien",
+    "attends",
+    "douteuse",
+    "cafard",
+    "degoutant",
+    "fuyez",
+)
+POSITIVE = ("super", "merci", "meilleur", "parfait", "top", "recommande", "bon", "gagnez", "offre")
+
+
+class StandInScorer:
+    """A keyword scorer: enough to drive detection in tests, never used by shipped code."""
+
+    name = "stand-in"
+
+    def score_batch(self, texts: Sequence[str]) -> list[SentimentResult]:
+        out = []
+        for text in texts:
+            folded = fold(text)
+            neg = sum(w in folded for w in NEGATIVE)
+            pos = sum(w in folded for w in POSITIVE)
+            if neg > pos:
+                out.append(SentimentResult(SentimentLabel.NEG, -min(0.95, 0.5 + 0.15 * neg), "fr"))
+            elif pos > neg:
+                out.append(SentimentResult(SentimentLabel.POS, min(0.95, 0.5 + 0.15 * pos), "fr"))
+            else:
+                out.append(SentimentResult(SentimentLabel.NEU, 0.0, "fr"))
+        return out
+
+
+def config():  # type: ignore[no-untyped-def]
+    return parse_config(CONFIG.format(channel="console", extra='no_data_after = "24h"'), environ={})
+
+
+def test_parse_lines_reports_the_bad_line() -> None:
+    good = '{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "text": "x", "url": "u"}'
+    assert parse_lines([good])[0].ts.isoformat() == "2026-11-20T01:13:00+00:00"
+    for bad, message in [
+        ("{", "not JSON"),
+        ('{"client": "resto", "text": "x"}', "ts"),
+        ('{"ts": "2026-11-20T02:13:00", "client": "resto", "text": "x"}', "offset"),
+        ('{"ts": "2026-11-20T02:13:00+01:00", "client": "resto"}', "text"),
+        ('{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "text": "x", "likes": -1}', "likes"),
+    ]:
+        with pytest.raises(ReplayError, match=message):
+            parse_lines([good, bad], name="t.jsonl")
+
+
+def test_replay_of_a_night_bad_buzz_wakes_then_escalates(tmp_path: Path) -> None:
+    lines = parse_lines(
+        [
+            '{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "author": "a", "author_followers": 1200, '
+            '"text": "Intoxication chez Gégé, une honte", "url": "u1", "likes": 3, "reposts": 1, "replies": 0}',
+            '{"ts": "2026-11-20T02:20:00+01:00", "client": "resto", "url": "u1", "likes": 30, "reposts": 40}',
+        ]
+    )
+    results = replay(config(), lines, StandInScorer(), workdir=tmp_path)
+    first, woke = results[0], next(r for r in results if r.wakes)
+    # One furious post from a mid-size account: held for the digest at night...
+    assert (first.contact, first.kind, first.urgency, first.mode) == ("manager", "opened", "low", "held")
+    assert first.at.isoformat() == "2026-11-20T01:14:00+00:00"  # group_wait after the first post
+    # ...until it spreads (40 reposts in 7 minutes): then the phone rings, at once.
+    assert (woke.contact, woke.kind, woke.urgency) == ("manager", "update", "high")
+    assert woke.at.isoformat() == "2026-11-20T01:20:00+00:00"
+    assert [r.contact for r in results if r.kind == "escalated"][:1] == ["backup"]
+    as_json = woke.as_json(config().tz)
+    assert as_json["at"] == "2026-11-20T02:20:00+01:00" and as_json["incident"] == 1 and as_json["wakes"]
+
+
+@pytest.mark.parametrize(
+    ("name", "must_wake"),
+    [
+        ("bad_buzz", True),
+        ("bad_buzz_small_account", True),
+        ("quiet_week", False),
+        ("viral_positive", False),
+        ("spam_bursts", False),
+        ("source_outage", False),
+        ("angry_regular", False),
+    ],
+)
+def test_bench_scenarios_meet_the_goal_with_a_stand_in_scorer(name: str, must_wake: bool) -> None:
+    lines = read_timeline(BENCH / f"{name}.jsonl")
+    results = replay(config(), lines, StandInScorer())
+    wakes = [r for r in results if r.wakes]
+    if must_wake:
+        first_post = next(line.ts for line in lines if line.author in ("foodie_lyon", "marie_l"))
+        assert wakes and (wakes[0].at - first_post).total_seconds() <= 600
+    else:
+        assert wakes == []
+
+
+@pytest.fixture(scope="module")
+def real_scorer():  # type: ignore[no-untyped-def]
+    from veille.scoring import load_scorer
+
+    return load_scorer(config().sentiment)
+
+
+@pytest.mark.parametrize(
+    ("name", "must_wake"),
+    [
+        ("bad_buzz", True),
+        ("bad_buzz_small_account", True),
+        ("viral_positive", False),
+        ("spam_bursts", False),
+        ("quiet_week", False),
+    ],
+)
+def test_bench_goals_hold_with_the_real_scorer(real_scorer, name: str, must_wake: bool) -> None:  # type: ignore[no-untyped-def]
+    lines = read_timeline(BENCH / f"{name}.jsonl")
+    wakes = [r for r in replay(config(), lines, real_scorer) if r.wakes]
+    if must_wake:
+        first_post = next(line.ts for line in lines if line.author in ("foodie_lyon", "marie_l"))
+        assert wakes and (wakes[0].at - first_post).total_seconds() <= 600
+    else:
+        assert wakes == []
+
+
+def test_source_outage_scenario_opens_a_silence_incident() -> None:
+    results = replay(config(), read_timeline(BENCH / "source_outage.jsonl"), StandInScorer())
+    assert any("silence" in r.title or "Aucune donnée" in r.title for r in results)
+
+
+def test_cli_replay_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from veille.cli import alerts as cli_alerts
+    from veille.cli import cli
+
+    (tmp_path / "config.toml").write_text(CONFIG.format(channel="console", extra=""), encoding="utf-8")
+    monkeypatch.setattr(cli_alerts, "_load_scorer", lambda _config: StandInScorer())
+    result = CliRunner().invoke(
+        cli, ["replay", str(BENCH / "bad_buzz.jsonl"), "--config", str(tmp_path / "config.toml"), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    objects = [json.loads(line) for line in result.output.splitlines()]
+    assert objects and {"at", "client", "contact", "urgency", "wakes", "incident"} <= set(objects[0])
+    assert any(o["wakes"] for o in objects)
+    table = CliRunner().invoke(
+        cli, ["replay", str(BENCH / "bad_buzz.jsonl"), "--config", str(tmp_path / "config.toml")]
+    )
+    assert table.exit_code == 0 and "réveillé le téléphone" in table.output

@@ -1,0 +1,49 @@
+"""`veille run --once`: poll every source once, store, and leave the sources a running daemon holds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from veille.config import Config
+from veille.runtime.leases import SourceLeases
+from veille.runtime.pipeline import Pipeline, PollResult
+from veille.runtime.wiring import Components, build, close_all
+from veille.sources.registry import streams
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("veille.runtime.once")
+
+
+async def run_once(config: Config, *, components: Components | None = None) -> list[PollResult]:
+    """Poll every enabled source once (honouring Retry-After windows), store, and return the results."""
+    comps = components or build(config, with_alerting=True)
+    pipeline = comps.pipeline
+    await pipeline.start()
+    try:
+        keys = [k for k, r in pipeline.runtimes.items() if not streams(r.config.kind)]
+        keys = await asyncio.to_thread(skip_leased, comps.engine, pipeline, keys)
+        results = await asyncio.gather(*(pipeline.poll(key, force=True) for key in keys))
+    finally:
+        await pipeline.stop()
+        if components is None:
+            await close_all(comps)
+    return [r for r in results if r is not None]
+
+
+def skip_leased(engine: Engine, pipeline: Pipeline, keys: list[str]) -> list[str]:
+    """`--once` while a daemon runs: leave the daemon's sources alone (no second poll, no cursor clash).
+
+    It takes no lease itself, so a `--once` killed midway blocks nothing."""
+    leases = SourceLeases(engine, pipeline.clock, lease=pipeline.config.daemon.lease)
+    held = leases.held_elsewhere([pipeline.runtimes[key].ref.id for key in keys])
+    if held:
+        log.warning(
+            "%d sources skipped: a running daemon polls them (%s)", len(held), ", ".join(sorted(set(held.values())))
+        )
+    return [key for key in keys if pipeline.runtimes[key].ref.id not in held]
