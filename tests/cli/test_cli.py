@@ -127,6 +127,27 @@ def test_hits_csv_and_search(setup: tuple[Path, str]) -> None:
     assert [r["title"] for r in rows] == ["Avis B"]
 
 
+def _store(url: str, *items: Item) -> None:
+    """More hits on the fixture's one source (resto/rss-1)."""
+    engine = make_engine(url)
+    with write_tx(engine) as conn:
+        sid = conn.execute(sources.select().where(sources.c.key == "resto/rss-1")).one().id
+        ref = SourceRef(sid, "resto/rss-1", "resto", "rss")
+        match = MatchResult(True, False, ("chez gege",))
+        store_items(conn, ref, [MatchedItem(item, match) for item in items], datetime.now(UTC))
+    engine.dispose()
+
+
+def test_hits_csv_never_writes_a_formula(setup: tuple[Path, str]) -> None:
+    config, url = setup
+    _store(url, Item("f", '=HYPERLINK("http://evil","x") chez gégé', title="=cmd|' /C calc'!A0", author="@SUM(1)"))
+    result = invoke("hits", "--config", str(config), "--search", "HYPERLINK", "--format", "csv")
+    (row,) = list(csv.DictReader(io.StringIO(result.output)))
+    assert row["title"] == "'=cmd|' /C calc'!A0"
+    assert row["author"] == "'@SUM(1)"
+    assert row["text"].startswith("'=HYPERLINK(")
+
+
 def test_hits_table_strips_terminal_escapes_and_markup_is_literal(setup: tuple[Path, str]) -> None:
     config, _ = setup
     result = invoke("hits", "--config", str(config), "--limit", "5")

@@ -42,7 +42,7 @@ from veille.reports.figures import (
 from veille.reports.layout import safe_url
 from veille.reports.markdown import text as markdown_text
 from veille.reports.period import Month, previous_month
-from veille.reports.tabular import CSV_COLUMNS, inert
+from veille.reports.tabular import CSV_COLUMNS
 from veille.store import alerts as alert_store
 from veille.store.engine import make_engine, read_conn, write_tx
 from veille.store.hits import MatchedItem, SourceRef, store_items
@@ -318,21 +318,6 @@ def test_outages_from_incidents_and_current_streaks() -> None:
 )
 def test_safe_url(url: str | None, expected: str | None) -> None:
     assert safe_url(url) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ('=HYPERLINK("http://evil")', '\'=HYPERLINK("http://evil")'),
-        ("+33 6 12", "'+33 6 12"),
-        ("-1", "'-1"),
-        ("@alice", "'@alice"),
-        ("plain", "plain"),
-        (None, ""),
-    ],
-)
-def test_csv_cells_from_outside_are_never_formulas(value: str | None, expected: str) -> None:
-    assert inert(value) == expected
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +15,7 @@ from rich.text import Text
 from sqlalchemy import Engine
 
 from veille.config import Config, load_config
+from veille.core.csvtext import csv_text
 from veille.core.errors import ConfigError, SchemaVersionError
 from veille.core.i18n import current_lang, tr
 from veille.core.textsafe import terminal_safe
@@ -88,12 +87,7 @@ def emit(
         )
         return
     if output_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for r in rows:
-            writer.writerow([_cell(r.get(c)) for c in columns])
-        click.echo(buffer.getvalue(), nl=False)
+        click.echo(csv_text(columns, ([r.get(c) for c in columns] for r in rows)), nl=False)
         return
     table = Table(title=title or None, show_lines=False, expand=False)
     for header in headers or columns:

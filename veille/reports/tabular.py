@@ -1,18 +1,16 @@
 """The report for spreadsheets (CSV: one row per hit) and scripts (JSON: the figures).
 
-Field names are English and stable whatever the language. In CSV, text that came from outside and
-starts like a formula (=, +, -, @) is prefixed with an apostrophe: a spreadsheet shows it as text
-instead of running `=HYPERLINK(...)` planted in a post (OWASP "CSV injection").
+Field names are English and stable whatever the language. The CSV goes through the one writer every
+command uses (veille.core.csvtext), which keeps text from outside from being read as a formula.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from veille.core.csvtext import csv_text
 from veille.reports.figures import MonthlyReport, interactions
 from veille.reports.layout import snippet
 from veille.store.reports import ReportHit
@@ -39,13 +37,6 @@ CSV_COLUMNS = (
     "text",
     "url",
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def inert(value: str | None) -> str:
-    """Outside text as a spreadsheet cell that is never read as a formula."""
-    value = value or ""
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def _local(value: datetime | None, tz: tzinfo) -> str:
@@ -64,29 +55,24 @@ def csv_rows(report: MonthlyReport, tz: tzinfo) -> list[list[Any]]:
                 _local(h.fetched_at, tz),
                 _local(h.published_at, tz),
                 h.kind,
-                inert(h.source_key),
-                inert(h.author),
-                inert(h.author_name),
+                h.source_key,
+                h.author,
+                h.author_name,
                 h.sentiment_label or "",
                 "" if h.sentiment_score is None else round(h.sentiment_score, 4),
                 interactions(e),
                 *("" if v is None else v for v in counts),
-                inert(h.matched_terms),
-                inert(h.title),
-                inert(h.text),
-                inert(h.url),
+                h.matched_terms,
+                h.title,
+                h.text,
+                h.url,
             ]
         )
     return rows
 
 
 def render_csv(reports: Sequence[MonthlyReport], tz: tzinfo) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for report in reports:
-        writer.writerows(csv_rows(report, tz))
-    return buffer.getvalue()
+    return csv_text(CSV_COLUMNS, (row for report in reports for row in csv_rows(report, tz)))
 
 
 def _seconds(value: timedelta | None) -> float | None:
