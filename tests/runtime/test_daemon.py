@@ -97,7 +97,7 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, server: LocalServer) -> N
         if process.poll() is None:
             process.kill()
     stale = datetime.now(UTC) + timedelta(minutes=5)
-    assert any("stalled" in p for p in check_health(tmp_path / "health.json", stale))
+    assert any("not running" in p for p in check_health(tmp_path / "health.json", stale))
 
 
 def test_crash_before_commit_loses_nothing(tmp_path: Path, server: LocalServer) -> None:

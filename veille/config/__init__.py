@@ -43,7 +43,7 @@ class DaemonConfig:
     failing_notice_after: timedelta = timedelta(hours=6)
     gone_after: timedelta = timedelta(days=7)  # a source failing with 404 this long is GONE, like a 410
     drain_timeout: float = 8.0
-    health_file: str | None = None  # defaults to <database dir>/veille-health.json
+    health_file: str | None = None  # defaults to veille.core.paths.data_dir()/veille-health.json
     startup_spread: timedelta = timedelta(seconds=60)  # first polls spread over this window
     parse_workers: int = 0  # 0 = one per core
     parse_timeout: float = 5.0

@@ -26,7 +26,7 @@ from veille.config import Config, describe_secrets, load_config, runtime_problem
 from veille.core.clock import Clock, SystemClock
 from veille.core.errors import ConfigError, StorageError
 from veille.core.models import SourceStatus
-from veille.runtime.health import HEARTBEAT_SECONDS, Health, health_path, write_health
+from veille.runtime.health import HEARTBEAT_SECONDS, Health, health_path, this_process, write_health
 from veille.runtime.leases import SourceLeases
 from veille.runtime.wiring import Components, build, build_streams, close_all
 from veille.sources.registry import streams
@@ -249,8 +249,11 @@ class Daemon:
                 continue
             problems.extend(report.pop("problems", []))
             extra.update(report)
+        host, process_started = this_process()
         return Health(
             pid=os.getpid(),
+            host=host,
+            process_started=process_started,
             updated_at=self.clock.now().isoformat(),
             storage_ok=pipeline.storage_ok,
             sources=len(pipeline.runtimes),

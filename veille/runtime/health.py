@@ -1,20 +1,26 @@
 """The health file the daemon rewrites every few seconds, and the check `veille health` runs on it.
 
-Docker's HEALTHCHECK runs `veille health`: it fails when the scheduler has stalled (the file has not
-been refreshed within twice the heartbeat), when storage writes fail, or when the daemon says so.
+Docker's HEALTHCHECK runs `veille health`: it fails when the daemon's process is gone (same host: its
+pid no longer exists, or belongs to a process started later), when the scheduler has stalled (the file
+has not been refreshed within twice the heartbeat), when storage writes fail, or when the daemon says so.
+The file lives beside the SQLite database, or in $VEILLE_HOME (veille.core.paths.data_dir), never in
+whatever directory the daemon was started from.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from veille.core.paths import sqlite_path
+import psutil
+
+from veille.core.paths import data_dir
 
 if TYPE_CHECKING:
     from veille.config import Config
@@ -31,6 +37,30 @@ class Health:
     failing_sources: int = 0
     problems: list[str] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
+    host: str = ""  # where pid means something
+    process_started: float = 0.0  # the process's start time (epoch s): a reused pid is another process
+
+
+def this_process() -> tuple[str, float]:
+    """(host, start time) of the calling process, for Health.host and Health.process_started."""
+    return socket.gethostname(), psutil.Process().create_time()
+
+
+def _process_gone(data: dict[str, Any]) -> str | None:
+    """Why the daemon that wrote the file is not running, when this host can tell (else None)."""
+    pid, host = data.get("pid"), data.get("host")
+    if not isinstance(pid, int) or not host or host != socket.gethostname():
+        return None  # another machine's (or an older veille's) daemon: only the heartbeat's age can tell
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return f"the daemon is not running (its process {pid} is gone)"
+    except psutil.Error:
+        return None  # exists but unreadable (another user): assume alive
+    recorded = data.get("process_started") or 0.0
+    if recorded and abs(started - float(recorded)) > 1.0:
+        return f"the daemon is not running (process {pid} is gone; that pid is now another program)"
+    return None
 
 
 def write_health(path: Path, health: Health) -> None:
@@ -50,6 +80,9 @@ def check_health(path: Path, now: datetime, *, max_age: float = 2 * HEARTBEAT_SE
         return [f"no health file at {path}: is the daemon running?"]
     except (OSError, ValueError) as exc:
         return [f"unreadable health file {path}: {exc}"]
+    gone = _process_gone(data)
+    if gone:
+        return [gone]  # the file's other problems are stale
     problems = list(data.get("problems") or [])
     age = (now - datetime.fromisoformat(data["updated_at"])).total_seconds()
     if age > max_age:
@@ -60,10 +93,10 @@ def check_health(path: Path, now: datetime, *, max_age: float = 2 * HEARTBEAT_SE
 
 
 def health_path(config: Config) -> Path:
+    """[daemon] health_file, else beside the SQLite database or in $VEILLE_HOME (PostgreSQL: the data dir)."""
     if config.daemon.health_file:
         return Path(config.daemon.health_file)
-    db = sqlite_path(config.database_url)
-    return (db.parent if db else Path(".")) / "veille-health.json"
+    return data_dir(config.database_url) / "veille-health.json"
 
 
 OLDEST_PENDING_ALERT = 15 * 60.0  # seconds: an alert stuck longer than this turns health red (J3)
