@@ -16,4 +16,6 @@ if ! .venv/bin/python -c "import torch, transformers" 2>/dev/null; then
   fi
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

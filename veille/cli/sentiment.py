@@ -19,6 +19,7 @@ from veille.cli.common import config_option, fail, load_or_exit, open_database
 from veille.config import Config, config_path
 from veille.core.i18n import current_lang, tr
 from veille.core.models import SentimentLabel, SentimentResult
+from veille.scoring.base import Scorer
 from veille.scoring.settings import SentimentSettings
 
 BATCH = 256
@@ -45,7 +46,7 @@ def _optional_config(config_file: str | None) -> Config | None:
     return load_or_exit(path)
 
 
-def _scorer(config: Config | None):
+def _scorer(config: Config | None) -> Scorer:
     from veille.core.paths import data_dir
     from veille.scoring import ScorerLoadError, load_scorer
 
@@ -127,7 +128,7 @@ def score(
     _table(scorer, _inputs(texts, file), lang)
 
 
-def _table(scorer, inputs: Iterable[str], lang: str) -> None:
+def _table(scorer: Scorer, inputs: Iterable[str], lang: str) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

@@ -88,7 +88,8 @@ async def _wait(connection: _Connection, timeout: float | None) -> bool:  # noqa
     waiter = connection.waiter = loop.create_future()
     timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
     try:
-        return await waiter
+        woken: bool = await waiter
+        return woken
     finally:
         connection.waiter = None
         if timer is not None:

@@ -685,7 +685,7 @@ def _transport_error(exc: Exception, url: str) -> FetchError:
         if isinstance(cause, ResolutionError):
             detail = "DNS lookup failed"
             break
-        if isinstance(cause, OSError) and cause.errno in errno.errorcode:
+        if isinstance(cause, OSError) and cause.errno is not None and cause.errno in errno.errorcode:
             detail = errno.errorcode[cause.errno]
             break
     return RetryableFetchError(ErrorKind.NETWORK, f"{detail} ({host})")

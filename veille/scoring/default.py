@@ -106,7 +106,8 @@ def _rules_verdict(parsed: Parsed, evidence: Evidence) -> SentimentResult:
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def _model_reasons(head: Head, parsed: Parsed, evidence: Evidence, best: int) -> list[str]:

@@ -15,9 +15,13 @@ import logging
 import os
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from veille.scoring.base import Scorer, ScorerLoadError
 from veille.scoring.settings import SentimentSettings
+
+if TYPE_CHECKING:
+    from veille.scoring.linear import LinearModel
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +37,8 @@ def bundled_model_bytes() -> bytes:
     return resources.files("veille.scoring").joinpath(*BUNDLED_MODEL).read_bytes()
 
 
-def load_linear_model(settings: SentimentSettings, directory: Path | None):  # -> (LinearModel, origin)
-    """The model the default scorer would use, and where it came from."""
+def load_linear_model(settings: SentimentSettings, directory: Path | None) -> tuple[LinearModel, str]:
+    """The model the default scorer would use, and where it came from (a path or "bundled")."""
     from veille.scoring.linear import LinearModel, ModelFileError
 
     candidates: list[Path] = []

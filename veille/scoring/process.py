@@ -25,8 +25,8 @@ from typing import Any
 from veille.core.errors import VeilleError
 from veille.core.models import SentimentLabel, SentimentResult
 from veille.core.workerproc import Helper
-from veille.scoring.base import Scorer
-from veille.scoring.loader import ScorerLoadError, load_scorer
+from veille.scoring.base import Scorer, ScorerLoadError
+from veille.scoring.loader import load_scorer
 from veille.scoring.settings import SentimentSettings
 
 log = logging.getLogger("veille.scoring.process")

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from veille.scoring.lexicon import load_resources
 from veille.scoring.linear import CLASSES, Head, LinearModel
 from veille.scoring.rules import Rules
 from veille.scoring.text import Parsed, Tokenizer
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 LANGS = ("fr", "en")
 MIN_ROWS = 30  # fewer labelled rows than this in a language: keep the previous head for it
@@ -95,7 +99,7 @@ class Trainer:
         idf = [math.log((1 + n) / (1 + count)) + 1.0 for _, count in kept]
         return Vectorizer(vocabulary, idf)
 
-    def _matrix(self, vectorizer: Vectorizer, parsed: Sequence[Parsed]):  # -> scipy.sparse.csr_matrix
+    def _matrix(self, vectorizer: Vectorizer, parsed: Sequence[Parsed]) -> csr_matrix:
         from scipy.sparse import csr_matrix
 
         batch = vectorizer.transform(parsed, [self.rules.evaluate(item) for item in parsed])
@@ -105,7 +109,7 @@ class Trainer:
             (batch.val[keep], (batch.doc[keep], batch.idx[keep])), shape=(batch.size, vectorizer.n_features - 1)
         )
 
-    def _fit(self, matrix, y: np.ndarray) -> np.ndarray:
+    def _fit(self, matrix: csr_matrix, y: np.ndarray) -> np.ndarray:
         from sklearn.linear_model import LogisticRegression
 
         present = sorted(set(y.tolist()))

@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     requests, replies = helper_pipes(int(args[0]), int(args[1]))
     settings_json, data_dir = args[2], args[3]
-    from veille.scoring.loader import ScorerLoadError, load_scorer
+    from veille.scoring.base import ScorerLoadError
+    from veille.scoring.loader import load_scorer
     from veille.scoring.settings import SentimentSettings
 
     try:

@@ -636,7 +636,7 @@ def outbox_rows(
 
 
 def outbox_counts(conn: Connection) -> dict[str, int]:
-    return dict(conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all())  # type: ignore[arg-type]
+    return dict(conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).tuples().all())
 
 
 def escalate_now(conn: Connection, incident_id: int, now: datetime) -> None:

@@ -39,7 +39,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from veille.core.matching import MatchResult
@@ -292,6 +294,7 @@ def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> dict[Pair, int
 
 
 def _insert_statement(dialect: str) -> Any:
+    statement: PgInsert | SqliteInsert
     if dialect == "postgresql":  # JSON goes as text (an array of JSON lists would read as 2 dimensions)
         types = {name: Text() if name in JSON_COLUMNS else hits.c[name].type for name in ROW_COLUMNS}
         arrays = func.unnest(*[bindparam(name, type_=ARRAY(types[name])) for name in ROW_COLUMNS])

@@ -41,8 +41,8 @@ def record_label(engine: Engine, hit_id: int, label: SentimentLabel, *, now: dat
         exists = conn.execute(select(hits.c.id).where(hits.c.id == hit_id)).first()
         if exists is None:
             raise UnknownHit(hit_id)
-        result = conn.execute(labels.insert().values(hit_id=hit_id, label=SentimentLabel(label).value, created_at=now))
-        return int(result.inserted_primary_key[0])
+        row = labels.insert().values(hit_id=hit_id, label=SentimentLabel(label).value, created_at=now)
+        return int(conn.execute(row.returning(labels.c.id)).scalar_one())
 
 
 def list_training_rows(engine: Engine) -> list[TrainingRow]:

@@ -87,7 +87,7 @@ class Backoff:
 
     def next(self) -> float:
         self.attempts += 1
-        delay = min(self.cap, self.base * 2 ** (self.attempts - 1))
+        delay: float = min(self.cap, self.base * 2 ** (self.attempts - 1))
         return delay / 2 + self._rng.random() * delay / 2
 
     def reset(self) -> None:

@@ -163,7 +163,8 @@ def create_message(
     """Store a message before sending it, with one fresh token per button: (row id, tokens in order)."""
     with write_tx(engine) as conn:
         row_id = conn.execute(
-            insert(telegram_messages).values(
+            insert(telegram_messages)
+            .values(
                 chat_id=chat_id,
                 incident_id=incident_id,
                 client_id=client_id,
@@ -172,7 +173,8 @@ def create_message(
                 html="",
                 created_at=now,
             )
-        ).inserted_primary_key[0]
+            .returning(telegram_messages.c.id)
+        ).scalar_one()
         tokens = []
         for button in buttons:
             token = secrets.token_urlsafe(24)  # 32 chars, well under the 64-byte callback_data limit
