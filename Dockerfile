@@ -9,7 +9,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     VEILLE_CONFIG=/app/config.toml \
     VEILLE_DATABASE_URL=sqlite:////data/veille.db \
-    VEILLE_MIGRATIONS=/app/migrations \
     PTB_TIMEDELTA=1
 
 WORKDIR /app

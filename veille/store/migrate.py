@@ -19,10 +19,13 @@ from veille.core.errors import SchemaVersionError
 
 
 def migrations_dir() -> Path:
+    """$VEILLE_MIGRATIONS, else the copy a wheel installs as veille/migrations, else the checkout's migrations/."""
     configured = os.environ.get("VEILLE_MIGRATIONS")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[2] / "migrations"
+    here = Path(__file__).resolve().parents[1]
+    installed = here / "migrations"  # setup.py installs the top-level folder there
+    return installed if installed.is_dir() else here.parent / "migrations"
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
