@@ -231,9 +231,11 @@ def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tupl
 
 
 @pytest.mark.parametrize("path", _all_commands(cli), ids=" ".join)
-def test_every_command_has_help_and_is_documented(path: tuple[str, ...]) -> None:
-    result = invoke(*path, "--help")
-    assert result.exit_code == 0 and "Usage:" in result.output
+def test_every_command_has_help_and_is_documented(path: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    for lang, usage in (("en", "Usage: "), ("fr", "Utilisation : ")):
+        monkeypatch.setenv("VEILLE_LANG", lang)
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0 and result.output.startswith(usage)
     command = cli
     for name in path:
         command = command.commands[name]  # type: ignore[attr-defined]

@@ -6,6 +6,8 @@ import importlib
 
 import click
 
+from veille.cli.wording import group
+from veille.core.i18n import N_
 from veille.core.version import __version__
 
 COMMAND_MODULES = [
@@ -17,14 +19,17 @@ COMMAND_MODULES = [
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="veille")
+@group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    help=N_(
+        "veille: social listening for community managers.\n\n"
+        "Watches every source of every client, scores sentiment, detects bad buzz and wakes the phone "
+        "only when it matters."
+    ),
+)
+@click.version_option(__version__, prog_name="veille", help=N_("Show the version and exit."))
 def cli() -> None:
-    """veille : veille des réseaux sociaux pour community managers.
-
-    Surveille les sources de chaque client, score le sentiment, détecte les bad buzz
-    et réveille le téléphone seulement quand c'est grave.
-    """
+    pass
 
 
 for _name in COMMAND_MODULES:

@@ -14,10 +14,11 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
+from veille.cli.wording import _
 from veille.config import Config, load_config
 from veille.core.csvtext import csv_text
 from veille.core.errors import ConfigError, SchemaVersionError
-from veille.core.i18n import current_lang, tr
+from veille.core.i18n import N_
 from veille.core.textsafe import terminal_safe
 from veille.store.engine import make_engine
 from veille.store.migrate import check_schema
@@ -25,9 +26,9 @@ from veille.store.migrate import check_schema
 config_option = click.option(
     "--config",
     "config_file",
-    metavar="CHEMIN",
+    metavar="PATH",
     default=None,
-    help="Fichier de configuration (défaut : $VEILLE_CONFIG, sinon ./config.toml).",
+    help=N_("Configuration file (default: $VEILLE_CONFIG, else ./config.toml)."),
 )
 format_option = click.option(
     "--format",
@@ -35,7 +36,7 @@ format_option = click.option(
     type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
-    help="table pour les humains, json/csv pour les scripts et tableurs.",
+    help=N_("table for humans, json/csv for scripts and spreadsheets."),
 )
 
 
@@ -48,8 +49,7 @@ def load_or_exit(config_file: str | None) -> Config:
     try:
         return load_config(config_file)
     except ConfigError as exc:
-        lang = current_lang()
-        click.echo(tr(lang, f"Configuration invalide : {exc}", f"Invalid configuration: {exc}"), err=True)
+        click.echo(_("Invalid configuration: {problem}").format(problem=exc), err=True)
         sys.exit(2)
 
 
