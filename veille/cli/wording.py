@@ -15,7 +15,7 @@ import inspect
 import os
 import sys
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -140,17 +140,17 @@ class Group(click.Group):
         with _help_in_run_language(self, ctx):
             super().format_help(ctx, formatter)
 
-    def main(self, args: Sequence[str] | None = None, *rest: Any, **extra: Any) -> Any:  # type: ignore[override]
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **extra: Any) -> Any:
         arguments = list(sys.argv[1:] if args is None else args)
         with speaking(configured_lang(arguments)):
             return super().main(arguments, *rest, **extra)
 
 
-def command(*args: Any, **kwargs: Any) -> Any:
+def command(name: str | None = None, **attrs: Any) -> Callable[[Callable[..., Any]], Command]:
     """`click.command` making a Command whose help follows the run's language."""
-    return click.command(*args, cls=Command, **kwargs)
+    return click.command(name, cls=Command, **attrs)
 
 
-def group(*args: Any, **kwargs: Any) -> Any:
+def group(name: str | None = None, **attrs: Any) -> Callable[[Callable[..., Any]], Group]:
     """`click.group` making a Group whose help follows the run's language."""
-    return click.group(*args, cls=Group, **kwargs)
+    return click.group(name, cls=Group, **attrs)
