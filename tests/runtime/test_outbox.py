@@ -241,7 +241,7 @@ async def test_a9_sustained_5xx_backs_off_exponentially_capped_then_delivers(eng
 
 def test_a9_backoff_is_capped_so_attempts_per_hour_are_bounded() -> None:
     d = Dispatcher(None, FakeClock(DAY), SETTINGS, {}, rng=random.Random(3))  # type: ignore[arg-type]
-    delays = [d.backoff(n) for n in range(1, 60)]
+    delays = [d.retry.delay(n, rng=d.rng) for n in range(1, 60)]
     cap = SETTINGS.retry_cap.total_seconds()
     assert delays[0] >= SETTINGS.retry_base.total_seconds() and max(delays) <= cap
     assert min(delays[10:]) >= cap / 2  # at most 3600 / (cap / 2) = 24 attempts an hour at the cap

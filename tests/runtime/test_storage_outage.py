@@ -16,12 +16,13 @@ from sqlalchemy.exc import OperationalError
 
 from tests.runtime.test_outbox import SETTINGS, enqueue, row
 from tests.support.alerting import DAY, make_db
+from veille.core.backoff import BackoffPolicy
 from veille.core.clock import FakeClock
 from veille.core.errors import StorageError
 from veille.notify.base import Delivery, Notification
 from veille.runtime.outbox import Dispatcher
 from veille.store.engine import read_conn
-from veille.store.outage import Backoff, StorageStatus
+from veille.store.outage import STORAGE_RETRY, StorageStatus
 
 
 def test_one_warning_when_storage_is_lost_and_one_info_when_it_is_back(caplog: pytest.LogCaptureFixture) -> None:
@@ -37,20 +38,17 @@ def test_one_warning_when_storage_is_lost_and_one_info_when_it_is_back(caplog: p
     assert status.ok and status.error is None
 
 
-def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:
-    backoff = Backoff(base=1.0, cap=30.0, rng=random.Random(1))
-    delays = [backoff.next() for _ in range(10)]
+def test_storage_retries_double_with_jitter_up_to_the_cap() -> None:
+    rng = random.Random(1)
+    delays = [STORAGE_RETRY.delay(attempt, rng=rng) for attempt in range(1, 11)]
     ceilings = [1, 2, 4, 8, 16, 30, 30, 30, 30, 30]
     assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True))
-    backoff.reset()
-    assert backoff.next() <= 1.0
 
 
 async def test_a_waiting_loop_retries_as_soon_as_another_loop_sees_the_database_back() -> None:
     status = StorageStatus()
     status.failed(StorageError("down"), where="writer")
-    long = Backoff(base=3600.0, cap=3600.0)
-    waiting = asyncio.create_task(status.pause(long))
+    waiting = asyncio.create_task(status.pause(1, policy=BackoffPolicy(base=3600.0, cap=3600.0)))
     await asyncio.sleep(0)
     assert not waiting.done()
     status.succeeded()

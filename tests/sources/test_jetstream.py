@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.fake_jetstream import BASE_US, FakeJetstream, other_event, post_event
+from veille.core.backoff import EQUAL, BackoffPolicy
 from veille.core.clock import SystemClock
 from veille.core.errors import PermanentFetchError, Problems
 from veille.core.matching import Matcher, fold
@@ -59,9 +60,8 @@ def consumer(url: str, **kw: object) -> JetstreamConsumer:
         "batch_size": 50,
         "batch_seconds": 0.05,
         "cursor_every": 0.05,
-        "min_backoff": 0.01,
+        "reconnect": BackoffPolicy(base=0.01, cap=0.05, jitter=EQUAL),
         "close_timeout": 0.2,
-        "max_backoff": 0.05,
         **kw,
     }
     return JetstreamConsumer(url, MATCHERS, clock=SystemClock(), log=LOG, **settings_)  # type: ignore[arg-type]
@@ -159,7 +159,7 @@ async def test_connection_refused_backs_off_and_stops_promptly() -> None:
     async with fake.running():
         url = fake.url
     store = Store()
-    c = consumer(url, min_backoff=0.01, max_backoff=0.02)
+    c = consumer(url, reconnect=BackoffPolicy(base=0.01, cap=0.02, jitter=EQUAL))
     stop = asyncio.Event()
     task = asyncio.create_task(c.run(stop, store.load, store.on_batch))
     await asyncio.sleep(0.3)

@@ -40,7 +40,7 @@ from veille.runtime import actions
 from veille.runtime.outbox import Dispatcher
 from veille.store import alerts as store
 from veille.store.engine import write_tx
-from veille.store.outage import Backoff, StorageStatus
+from veille.store.outage import StorageStatus
 
 log = logging.getLogger("veille.alerting")
 RETENTION = timedelta(days=14)  # per-hit risk rows: longer than any spike baseline
@@ -239,16 +239,17 @@ class AlertingService:
         grace = max(1.0, min(6.0, self.config.daemon.drain_timeout - 1.5))
         dispatcher = asyncio.create_task(self.dispatcher.run(stop, grace=grace), name="outbox")
         interval = self.tick_interval
-        backoff = Backoff()
+        failures = 0  # in a row, for this loop's backoff
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self.tick)
                 self.storage.succeeded()
-                backoff.reset()
+                failures = 0
             except StorageError as exc:
                 # Database down: one warning for the daemon, then ticks spaced out up to the cap (G8).
                 self.storage.failed(exc, where="alerting tick")
-                await self.storage.pause(backoff, stop=stop)
+                failures += 1
+                await self.storage.pause(failures, stop=stop)
                 continue
             except Exception:
                 log.exception("alerting_tick_failed")

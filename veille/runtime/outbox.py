@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine
 
 from veille.alerting.settings import AlertingSettings
+from veille.core.backoff import EQUAL, BackoffPolicy, later
 from veille.core.clock import Clock
 from veille.core.crashpoints import crash_point
 from veille.core.errors import StorageError
@@ -47,7 +48,7 @@ from veille.notify.base import (
 from veille.notify.render import from_payload, to_payload
 from veille.store import alerts as store
 from veille.store.engine import write_tx
-from veille.store.outage import Backoff, StorageStatus
+from veille.store.outage import StorageStatus
 
 log = logging.getLogger("veille.runtime.outbox")
 AUTH_PAUSE = timedelta(minutes=15)
@@ -79,6 +80,15 @@ class Dispatcher:
         self.notifiers = notifiers
         self.owner = owner or default_owner()
         self.rng = rng or random.Random()
+        # Equal jitter, never under `retry_base`; a peer's retry_after is waited in full plus up to 10%
+        # so that rows paused by one flood wait do not all come back in the same second.
+        self.retry = BackoffPolicy(
+            base=settings.retry_base.total_seconds(),
+            cap=settings.retry_cap.total_seconds(),
+            jitter=EQUAL,
+            floor=settings.retry_base.total_seconds(),
+            retry_after_jitter=later(0.1),
+        )
         self._paused: dict[str, datetime] = {}
         self.wake = asyncio.Event()
         self._on_dead = on_dead
@@ -107,17 +117,18 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _relay(self, stop: asyncio.Event, idle: float) -> None:
-        backoff = Backoff()
+        failures = 0  # in a row, for this loop's backoff
         while not stop.is_set():
             try:
                 count = await self.pump(stop=stop, per_address=PER_ADDRESS)
                 self.storage.succeeded()
-                backoff.reset()
+                failures = 0
             except asyncio.CancelledError:
                 raise
             except StorageError as exc:  # database down: reported once for the daemon, retried with backoff (G8)
                 self.storage.failed(exc, where="outbox relay")
-                await self.storage.pause(backoff, stop=stop)
+                failures += 1
+                await self.storage.pause(failures, stop=stop)
                 continue
             except Exception:  # a bug must not kill the relay
                 log.exception("outbox_relay_error owner=%s", self.owner)
@@ -318,13 +329,6 @@ class Dispatcher:
                 row.id,
             )
 
-    def backoff(self, attempts: int) -> float:
-        """Exponential with equal jitter: half fixed, half random; capped."""
-        base = self.settings.retry_base.total_seconds()
-        cap = self.settings.retry_cap.total_seconds()
-        delay = min(cap, base * 2 ** max(0, attempts - 1))
-        return max(base, delay / 2 + self.rng.random() * delay / 2)
-
     def _failed_retryable(self, row: store.Claimed, error: str, ambiguous: bool, retry_after: float | None) -> None:
         now = self.clock.now()
         if ambiguous:
@@ -338,8 +342,7 @@ class Dispatcher:
         if row.attempts >= self.settings.max_attempts or now - row.created_at >= self.settings.max_age:
             self._dead(row, f"gave up after {row.attempts} attempts: {error}")
             return
-        jittered = retry_after * (1 + self.rng.random() * 0.1) if retry_after is not None else None
-        delay = jittered if jittered is not None else self.backoff(row.attempts)
+        delay = self.retry.delay(row.attempts, rng=self.rng, retry_after=retry_after)
         self._record_retry(row, now + timedelta(seconds=delay), error, ambiguous, None)
 
     def _record_retry(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Connection, Engine
 
 from veille.config import Config, SourceConfig
+from veille.core.backoff import BackoffPolicy, later
 from veille.core.clock import Clock
 from veille.core.crashpoints import crash_point
 from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, StorageError
@@ -38,7 +39,7 @@ from veille.store.hits import (
     store_batch,
     stored_versions,
 )
-from veille.store.outage import Backoff, StorageStatus
+from veille.store.outage import StorageStatus
 from veille.store.urls import content_hash
 
 if TYPE_CHECKING:
@@ -155,25 +156,32 @@ def failure_schedule(
 
     A 404 lasting `gone_after` (the failure streak, `failing_for`, judged from `failing_since`) is
     treated like a 410: a typo'd URL is as dead as a removed feed, but a brief 404 during a site
-    migration is not (D9). Gone sources are still polled, at the cap, in case they come back."""
-    delay = source_store.backoff_delay(every, errors, cap)
+    migration is not (D9). Gone sources are still polled, at the cap, in case they come back.
+    Jitter only ever adds time: a source is never polled before its interval or the server's Retry-After."""
+    limit = cap.total_seconds()
+    policy = BackoffPolicy(
+        base=every.total_seconds(),  # interval x 2^(errors-1): 10m, 20m, 40m... up to the cap, never infinite
+        cap=limit,
+        jitter=later(jitter),
+        retry_after_jitter=later(jitter),
+        retry_after_cap=limit,
+    )
+    delay = policy.scheduled(errors)
     long_404 = error.kind is ErrorKind.NOT_FOUND and gone_after is not None and failing_for >= gone_after
     status = SourceStatus.FAILING if errors < 3 else SourceStatus.BACKING_OFF
     if isinstance(error, RateLimited):
         status = SourceStatus.RATE_LIMITED
         if error.retry_after is not None:
-            delay = max(timedelta(seconds=min(error.retry_after, cap.total_seconds())), timedelta(seconds=1))
+            return status, now + timedelta(seconds=policy.delay(errors, rng=rng, retry_after=error.retry_after))
     elif isinstance(error, AuthFailed):
         status = SourceStatus.AUTH_FAILED
-        delay = min(max(delay, AUTH_RETRY), cap)
+        delay = min(max(delay, AUTH_RETRY.total_seconds()), limit)
     elif error.kind is ErrorKind.GONE or long_404:
         status = SourceStatus.GONE
-        delay = cap
+        delay = limit
     elif isinstance(error, PermanentFetchError):
-        delay = min(max(delay, every * 4), cap)
-    spread = delay.total_seconds() * jitter
-    delay += timedelta(seconds=rng.uniform(0, spread))  # only later, never before Retry-After
-    return status, now + delay
+        delay = min(max(delay, every.total_seconds() * 4), limit)
+    return status, now + timedelta(seconds=policy.jittered(delay, rng))
 
 
 class Pipeline:
@@ -436,7 +444,7 @@ class Pipeline:
     async def _write_loop(self) -> None:
         """Store queued poll results in batches; while the database is down, back off (G8)."""
         assert self._queue is not None
-        backoff = Backoff()
+        failures = 0  # in a row, for this loop's backoff
         while True:
             batch = [await self._queue.get()]
             await asyncio.sleep(0.02)  # let concurrent polls join this transaction
@@ -446,7 +454,7 @@ class Pipeline:
             try:
                 await asyncio.to_thread(self._write_batch, [r for r, _ in batch])
                 self.storage.succeeded()
-                backoff.reset()
+                failures = 0
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
@@ -464,7 +472,8 @@ class Pipeline:
             if failed:
                 # Database down: space the attempts out (polls wait in the queue meanwhile, holding
                 # their slots, so polling slows down too) instead of failing every poll at once.
-                await self.storage.pause(backoff, stop=self._stopping)
+                failures += 1
+                await self.storage.pause(failures, stop=self._stopping)
 
     def _score_new(self, results: Sequence[PollResult]) -> None:
         """Score only items not stored yet (or changed), in one batch for the whole transaction.

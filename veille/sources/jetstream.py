@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from veille.core.backoff import EQUAL, BackoffPolicy
 from veille.core.clock import Clock
 from veille.core.configreader import Reader
 from veille.core.errors import PermanentFetchError, Problems
@@ -48,6 +48,8 @@ from veille.sources.bluesky import post_url, record_lang
 DEFAULT_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 POST_COLLECTION = "app.bsky.feed.post"
 REWIND_US = 5_000_000  # resume a few seconds before the stored cursor: nothing falls in the gap
+# 1 s, 2 s, 4 s... up to 2 min between reconnects, equal jitter so that restarted consumers spread out.
+RECONNECT = BackoffPolicy(base=1.0, cap=120.0, jitter=EQUAL)
 MAX_MESSAGE = 2 * 1024 * 1024
 _WORDS = re.compile(r"[a-z0-9]+")
 
@@ -262,8 +264,7 @@ class JetstreamConsumer:
         batch_seconds: float = 0.5,
         cursor_every: float = 5.0,
         rewind_us: int = REWIND_US,
-        min_backoff: float = 1.0,
-        max_backoff: float = 120.0,
+        reconnect: BackoffPolicy = RECONNECT,
         zstd_dictionary: bytes | None = None,
         open_timeout: float = 10.0,
         close_timeout: float = 2.0,
@@ -276,8 +277,7 @@ class JetstreamConsumer:
         self.batch_seconds = batch_seconds
         self.cursor_every = cursor_every
         self.rewind_us = rewind_us
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
+        self.reconnect = reconnect
         self.open_timeout = open_timeout
         # After a failed batch the read queue may be full, so the peer's close frame is never read:
         # a short close timeout keeps the reconnect prompt.
@@ -329,7 +329,7 @@ class JetstreamConsumer:
                 break
             received = session.result()
             failures = 0 if received else failures + 1
-            delay = min(self.max_backoff, self.min_backoff * 2**failures) * random.uniform(0.5, 1.0)
+            delay = self.reconnect.delay(failures + 1)  # a session that received data: the shortest wait
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 

@@ -16,10 +16,13 @@ import random
 import time
 from collections.abc import Callable
 
+from veille.core.backoff import EQUAL, BackoffPolicy
+
 log = logging.getLogger("veille.storage")
 
-RETRY_BASE = 1.0  # seconds before the first retry of a loop
-RETRY_CAP = 30.0  # never longer: a 60 s outage is noticed as over within 30 s even by a lone loop
+# 1 s before a loop's first retry, never more than 30 s (a 60 s outage is noticed as over within 30 s
+# even by a lone loop); equal jitter so that the loops do not retry in lockstep.
+STORAGE_RETRY = BackoffPolicy(base=1.0, cap=30.0, jitter=EQUAL)
 
 
 class StorageStatus:
@@ -44,7 +47,10 @@ class StorageStatus:
             self._down_at = self._monotonic()
             self._back.clear()
             log.warning(
-                "storage_lost where=%s: %s; retrying with backoff (at most every %.0fs)", where, self.error, RETRY_CAP
+                "storage_lost where=%s: %s; retrying with backoff (at most every %.0fs)",
+                where,
+                self.error,
+                STORAGE_RETRY.cap,
             )
         else:
             log.debug("storage still down where=%s: %s", where, self.error)
@@ -57,12 +63,20 @@ class StorageStatus:
         self.ok, self.error, self.failures, self._down_at = True, None, 0, None
         self._back.set()
 
-    async def pause(self, backoff: Backoff, *, stop: asyncio.Event | None = None) -> None:
-        """Wait the loop's next backoff delay, less if another loop sees the database again or `stop` is set."""
-        delay = backoff.next()
+    async def pause(
+        self,
+        attempt: int,
+        *,
+        stop: asyncio.Event | None = None,
+        policy: BackoffPolicy = STORAGE_RETRY,
+        rng: random.Random | None = None,
+    ) -> None:
+        """Wait a loop's delay before its retry number `attempt`, less if another loop sees the database
+        again or `stop` is set."""
+        delay = policy.delay(attempt, rng=rng)
         events = [] if stop is None else [stop]
         if self.ok:  # another loop saw it back in the meantime: only a short pause
-            delay = min(delay, RETRY_BASE)
+            delay = min(delay, policy.base)
         else:
             events.append(self._back)
         waiters = [asyncio.ensure_future(event.wait()) for event in events]
@@ -74,21 +88,3 @@ class StorageStatus:
         finally:
             for waiter in waiters:
                 waiter.cancel()
-
-
-class Backoff:
-    """One loop's retry delays: exponential from `base`, capped, with equal jitter (no lockstep)."""
-
-    def __init__(self, *, base: float = RETRY_BASE, cap: float = RETRY_CAP, rng: random.Random | None = None) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempts = 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        self.attempts += 1
-        delay: float = min(self.cap, self.base * 2 ** (self.attempts - 1))
-        return delay / 2 + self._rng.random() * delay / 2
-
-    def reset(self) -> None:
-        self.attempts = 0

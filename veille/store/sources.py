@@ -237,9 +237,3 @@ def client_ids(conn: Connection) -> set[str]:
 
 def count_hits(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(hits)).scalar_one())
-
-
-def backoff_delay(every: timedelta, errors: int, cap: timedelta) -> timedelta:
-    """interval x 2^(errors-1), capped: 10m, 20m, 40m... up to the cap (24 h by default). Never infinite."""
-    factor: int = 2 ** min(max(errors - 1, 0), 20)
-    return min(every * factor, cap)

@@ -36,6 +36,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.constants import ParseMode
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError, TimedOut
 
+from veille.core.backoff import BackoffPolicy
 from veille.core.clock import Clock, SystemClock, utc
 from veille.core.durations import format_duration, parse_duration
 from veille.core.errors import StorageError
@@ -222,10 +223,14 @@ class Caller:
         return client_id in self.clients
 
 
+# 5 s, 10 s, 20 s... up to 5 min, without jitter: one poller per bot token, nobody to collide with.
+POLL_RETRY = BackoffPolicy(base=5.0, cap=300.0)
+
+
 @dataclass
 class _PollState:
     offset: int | None = None
-    backoff: float = 0.0
+    backoff: float = 0.0  # the wait in force after the last failure; 0 while polling normally
     errors: int = 0
     last_error_log: float = field(default=-1e9)
 
@@ -245,7 +250,7 @@ class TelegramBot:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         timezone: str = "Europe/Paris",
         poll_timeout: int = 25,
-        max_backoff: float = 300.0,
+        retry: BackoffPolicy = POLL_RETRY,
     ) -> None:
         self.settings = settings
         self.notifier = notifier
@@ -256,7 +261,7 @@ class TelegramBot:
         self._sleep = sleep
         self._tz = ZoneInfo(timezone)
         self._poll_timeout = poll_timeout
-        self._max_backoff = max_backoff
+        self._retry = retry
         self._lang = settings.lang
         self._commands = RateGate(settings.command_rate_per_minute, 60.0, self._clock)
         self._flood_notice = RateGate(1, 60.0, self._clock)
@@ -328,7 +333,7 @@ class TelegramBot:
     ) -> None:
         state = self.state
         state.errors += 1
-        state.backoff = max(floor, min(self._max_backoff, 5.0 if state.backoff == 0 else state.backoff * 2))
+        state.backoff = max(floor, self._retry.delay(state.errors))
         now = self._clock.monotonic()
         if state.errors == 1 or now - state.last_error_log >= 600:  # one line, not one per attempt
             state.last_error_log = now
