@@ -6,10 +6,12 @@ problems look the same everywhere and unknown keys are always reported (typos mu
 
 from __future__ import annotations
 
+import builtins
+import enum
 import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar, overload
 from urllib.parse import urlsplit
 
 from veille.core.durations import parse_duration
@@ -17,7 +19,16 @@ from veille.core.errors import Problems
 
 T = TypeVar("T")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-_MISSING: Any = object()
+Number = TypeVar("Number", int, float)
+
+
+class _Missing(enum.Enum):
+    """The default of a required key (None is a real default: "optional, no value")."""
+
+    MISSING = enum.auto()
+
+
+_MISSING = _Missing.MISSING
 
 
 def _type_name(value: object) -> str:
@@ -32,7 +43,10 @@ def _type_name(value: object) -> str:
 
 
 class Reader:
-    def __init__(self, raw: Mapping[str, Any], path: str, problems: Problems) -> None:
+    """One table of the config. Every accessor records a problem for a missing or wrong value; with a
+    default it then returns the default (so the result always has its type), without one it returns None."""
+
+    def __init__(self, raw: Mapping[str, object], path: str, problems: Problems) -> None:
         self.raw = raw
         self.path = path
         self.problems = problems
@@ -44,7 +58,8 @@ class Reader:
     def add(self, key: str, message: str, fix: str = "") -> None:
         self.problems.add(self.sub(key), message, fix)
 
-    def _get(self, key: str, kinds: tuple[type, ...], default: Any, expected: str) -> Any:
+    def _get(self, key: str, kinds: tuple[type, ...], default: object, expected: str) -> object:
+        """The raw value if it has one of `kinds`; else the default (None for a required key)."""
         self._used.add(key)
         if key not in self.raw:
             if default is _MISSING:
@@ -55,32 +70,106 @@ class Reader:
         ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not ok:
             self.add(key, f"must be {expected}, not {_type_name(value)}", f"write e.g. {key} = {_example(expected)}")
-            return None if default is _MISSING else default
+            return _or_none(default)
         return value
 
-    def str(self, key: str, default: Any = _MISSING, *, choices: Iterable[str] | None = None) -> Any:
+    @overload
+    def str(
+        self, key: builtins.str, default: builtins.str, *, choices: Iterable[builtins.str] | None = None
+    ) -> builtins.str: ...
+    @overload
+    def str(
+        self, key: builtins.str, default: _Missing | None = ..., *, choices: Iterable[builtins.str] | None = None
+    ) -> builtins.str | None: ...
+    def str(
+        self,
+        key: builtins.str,
+        default: builtins.str | _Missing | None = _MISSING,
+        *,
+        choices: Iterable[builtins.str] | None = None,
+    ) -> builtins.str | None:
         value = self._get(key, (str,), default, "a string")
-        if value is not None and choices is not None and value not in set(choices):
+        if not isinstance(value, str):
+            return None
+        if choices is not None and value not in set(choices):
             options = ", ".join(sorted(choices))
             self.add(key, f"{value!r} is not one of: {options}", f"use one of: {options}")
-            return None if default is _MISSING else default
+            return _or_none(default)
         return value
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
-        return self._get(key, (bool,), default, "true or false")
+    @overload
+    def bool(self, key: builtins.str, default: builtins.bool) -> builtins.bool: ...
+    @overload
+    def bool(self, key: builtins.str, default: _Missing | None = ...) -> builtins.bool | None: ...
+    def bool(self, key: builtins.str, default: builtins.bool | _Missing | None = _MISSING) -> builtins.bool | None:
+        value = self._get(key, (bool,), default, "true or false")
+        return value if isinstance(value, bool) else None
 
-    def int(self, key: str, default: Any = _MISSING, *, min: int | None = None, max: int | None = None) -> Any:
+    @overload
+    def int(
+        self,
+        key: builtins.str,
+        default: builtins.int,
+        *,
+        min: builtins.int | None = None,
+        max: builtins.int | None = None,
+    ) -> builtins.int: ...
+    @overload
+    def int(
+        self,
+        key: builtins.str,
+        default: _Missing | None = ...,
+        *,
+        min: builtins.int | None = None,
+        max: builtins.int | None = None,
+    ) -> builtins.int | None: ...
+    def int(
+        self,
+        key: builtins.str,
+        default: builtins.int | _Missing | None = _MISSING,
+        *,
+        min: builtins.int | None = None,
+        max: builtins.int | None = None,
+    ) -> builtins.int | None:
         value = self._get(key, (int,), default, "an integer")
-        return self._bounded(key, value, default, min, max)
+        if not isinstance(value, int):
+            return None
+        return value if value is default or self._in_range(key, value, min, max) else _or_none(default)
 
-    def float(self, key: str, default: Any = _MISSING, *, min: float | None = None, max: float | None = None) -> Any:
+    @overload
+    def float(
+        self,
+        key: builtins.str,
+        default: builtins.float,
+        *,
+        min: builtins.float | None = None,
+        max: builtins.float | None = None,
+    ) -> builtins.float: ...
+    @overload
+    def float(
+        self,
+        key: builtins.str,
+        default: _Missing | None = ...,
+        *,
+        min: builtins.float | None = None,
+        max: builtins.float | None = None,
+    ) -> builtins.float | None: ...
+    def float(
+        self,
+        key: builtins.str,
+        default: builtins.float | _Missing | None = _MISSING,
+        *,
+        min: builtins.float | None = None,
+        max: builtins.float | None = None,
+    ) -> builtins.float | None:
         value = self._get(key, (int, float), default, "a number")
-        value = float(value) if value is not None else None
-        return self._bounded(key, value, default, min, max)
+        if not isinstance(value, int | float):
+            return None
+        value = float(value)
+        return value if value is default or self._in_range(key, value, min, max) else _or_none(default)
 
-    def _bounded(self, key: str, value: Any, default: Any, low: Any, high: Any) -> Any:
-        if value is None or value is default:
-            return value
+    def _in_range(self, key: builtins.str, value: Number, low: Number | None, high: Number | None) -> builtins.bool:
+        """True when `value` is within its bounds; else the problem is recorded."""
         if (low is not None and value < low) or (high is not None and value > high):
             span = (
                 f"between {low} and {high}"
@@ -88,45 +177,85 @@ class Reader:
                 else (f"at least {low}" if low is not None else f"at most {high}")
             )
             self.add(key, f"{value} is out of range", f"use a value {span}")
-            return None if default is _MISSING else default
-        return value
+            return False
+        return True
 
-    def duration(self, key: str, default: Any = _MISSING, *, min: timedelta | None = None) -> Any:
+    @overload
+    def duration(self, key: builtins.str, default: timedelta, *, min: timedelta | None = None) -> timedelta: ...
+    @overload
+    def duration(
+        self, key: builtins.str, default: _Missing | None = ..., *, min: timedelta | None = None
+    ) -> timedelta | None: ...
+    def duration(
+        self, key: builtins.str, default: timedelta | _Missing | None = _MISSING, *, min: timedelta | None = None
+    ) -> timedelta | None:
         value = self._get(key, (str,), default, 'a duration string like "10m"')
-        if value is None or isinstance(value, timedelta):
-            return value
+        if not isinstance(value, str):
+            return value if isinstance(value, timedelta) else None
         try:
             parsed = parse_duration(value)
         except ValueError as exc:
-            self.add(key, str(exc), 'write e.g. "30s", "10m", "2h" or "7d"')
-            return None if default is _MISSING else default
+            self.add(key, builtins.str(exc), 'write e.g. "30s", "10m", "2h" or "7d"')
+            return _or_none(default)
         if min is not None and parsed < min:
-            self.add(key, f"{value!r} is too short", f"use at least {int(min.total_seconds())}s")
-            return None if default is _MISSING else default
+            self.add(key, f"{value!r} is too short", f"use at least {builtins.int(min.total_seconds())}s")
+            return _or_none(default)
         return parsed
 
-    def str_list(self, key: str, default: Any = _MISSING) -> Any:
+    @overload
+    def str_list(self, key: builtins.str, default: list[builtins.str]) -> list[builtins.str]: ...
+    @overload
+    def str_list(self, key: builtins.str, default: _Missing | None = ...) -> list[builtins.str] | None: ...
+    def str_list(
+        self, key: builtins.str, default: list[builtins.str] | _Missing | None = _MISSING
+    ) -> list[builtins.str] | None:
         value = self._get(key, (list,), default, "a list of strings")
-        if value is None or value is default:
+        if not isinstance(value, list):
+            return None
+        if value is default:
             return value
         bad = [i for i, item in enumerate(value) if not isinstance(item, str)]
         for index in bad:
             self.add(f"{key}[{index}]", "must be a string", 'quote it: "..."')
         return [item for item in value if isinstance(item, str)]
 
-    def env_name(self, key: str, default: Any = _MISSING) -> Any:
+    @overload
+    def env_name(self, key: builtins.str, default: builtins.str) -> builtins.str: ...
+    @overload
+    def env_name(self, key: builtins.str, default: _Missing | None = ...) -> builtins.str | None: ...
+    def env_name(self, key: builtins.str, default: builtins.str | _Missing | None = _MISSING) -> builtins.str | None:
         """The NAME of an environment variable holding a secret (never the secret itself)."""
         value = self._get(key, (str,), default, "an environment variable name")
+        if not isinstance(value, str):
+            return None
         if value and not _ENV_NAME.match(value):
             self.add(
                 key,
                 "must name an environment variable (A-Z, 0-9, _), not hold a secret",
                 f'write e.g. {key} = "VEILLE_TOKEN" and export that variable',
             )
-            return None
+            return _or_none(default)
         return value
 
-    def url(self, key: str, default: Any = _MISSING, *, schemes: tuple[str, ...] = ("http", "https")) -> Any:
+    @overload
+    def url(
+        self, key: builtins.str, default: builtins.str, *, schemes: tuple[builtins.str, ...] = ("http", "https")
+    ) -> builtins.str: ...
+    @overload
+    def url(
+        self,
+        key: builtins.str,
+        default: _Missing | None = ...,
+        *,
+        schemes: tuple[builtins.str, ...] = ("http", "https"),
+    ) -> builtins.str | None: ...
+    def url(
+        self,
+        key: builtins.str,
+        default: builtins.str | _Missing | None = _MISSING,
+        *,
+        schemes: tuple[builtins.str, ...] = ("http", "https"),
+    ) -> builtins.str | None:
         value = self.str(key, default)
         if not value or value is default:
             return value
@@ -137,27 +266,27 @@ class Reader:
                 f"scheme must be {' or '.join(schemes)}, not {parts.scheme or 'missing'!r}",
                 "use a full https:// URL",
             )
-            return None
+            return _or_none(default)
         if not parts.hostname:
             self.add(key, "has no host name", "use a full URL such as https://example.org/feed.xml")
-            return None
+            return _or_none(default)
         if parts.username or parts.password:
             self.add(
                 key,
                 "must not contain a user name or password",
                 "put credentials in an environment variable named by the source's *_env key",
             )
-            return None
+            return _or_none(default)
         return value
 
-    def table(self, key: str, *, required: bool = False) -> Reader | None:
+    def table(self, key: builtins.str, *, required: builtins.bool = False) -> Reader | None:
         value = self._get(key, (dict,), _MISSING if required else None, "a table")
-        return Reader(value, self.sub(key), self.problems) if value is not None else None
+        return Reader(value, self.sub(key), self.problems) if isinstance(value, dict) else None
 
-    def tables(self, key: str) -> list[Reader]:
+    def tables(self, key: builtins.str) -> list[Reader]:
         value = self._get(key, (list,), [], "an array of tables ([[...]])")
         readers = []
-        for index, item in enumerate(value or []):
+        for index, item in enumerate(value if isinstance(value, list) else []):
             path = f"{self.sub(key)}[{index}]"
             if not isinstance(item, dict):
                 self.problems.add(path, "must be a table", f"write it as [[{key}]]")
@@ -165,7 +294,7 @@ class Reader:
             readers.append(Reader(item, path, self.problems))
         return readers
 
-    def ignore(self, *keys: str) -> None:
+    def ignore(self, *keys: builtins.str) -> None:
         self._used.update(keys)
 
     def finish(self) -> None:
@@ -174,6 +303,11 @@ class Reader:
             if key not in self._used:
                 known = ", ".join(sorted(self._used)) or "none"
                 self.add(key, "unknown key", f"remove it or fix its spelling (known here: {known})")
+
+
+def _or_none(default: T | _Missing) -> T | None:
+    """What an accessor returns after recording a problem: the default, or None for a required key."""
+    return None if isinstance(default, _Missing) else default
 
 
 def _example(expected: str) -> str:

@@ -138,7 +138,7 @@ class RedditDriver(DriverBase):
             reader.add("search", "nothing to watch", "set search or subreddits")
         if any(not q for q in search):
             reader.add("search", "empty query", "remove the empty entries")
-        if len(problems) > before:
+        if len(problems) > before or client_id_env is None or client_secret_env is None:
             return None
         return RedditOptions(
             client_id_env,

@@ -148,7 +148,7 @@ class XDriver(DriverBase):
             reader.add("query", "is empty", "write an X search query")
         if query and len(query) > 512:
             reader.add("query", "is longer than 512 characters (the recent-search limit)", "shorten it")
-        if len(problems) > before:
+        if len(problems) > before or query is None or bearer_env is None or budget is None:
             return None
         return XOptions(
             query.strip(), bearer_env, budget, handle.lstrip("@") if handle else None, api_base.rstrip("/"), max_pages

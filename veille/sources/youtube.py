@@ -145,7 +145,7 @@ class YoutubeDriver(DriverBase):
                 f"{channel_id!r} is not a channel id",
                 "use the id starting with UC (24 characters) from the channel's page",
             )
-        if len(problems) > before:
+        if len(problems) > before or channel_id is None or key_env is None:
             return None
         return YoutubeOptions(channel_id, key_env, daily_quota, api_base.rstrip("/"), max_pages)
 
