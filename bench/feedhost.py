@@ -1,7 +1,11 @@
 """A fast loopback feed host for benchmarks: an asyncio HTTP/1.1 server on several 127.0.0.x addresses.
 
-Serves /feed/<n>: generated French items (20 to 50 per feed), a simulated latency, and for 70 % of
-the feeds an ETag and Last-Modified with 304 on a matching conditional request.
+Serves two deterministic profiles, each with a simulated latency and, for 70 % of the feeds, an ETag
+and Last-Modified with 304 on a matching conditional request:
+- /feed/<n>: short generated French reviews (20 to 50 RSS items, a one-line description);
+- /article/<n>: full-length French news articles (20 to 50 per feed): an HTML description (the lead),
+  a 1 to 3 KB `content:encoded` (RSS) or Atom `content` body, categories. The client is named in the
+  title, the lead alone, the body alone or a category alone, as news sites do.
 Run as a process: `python bench/feedhost.py HOSTS BASE_PORT FEEDS LATENCY_MS` prints "ready";
 benchmarks use `running(...)`, which does that on a free port and stops it afterwards.
 """
@@ -51,16 +55,117 @@ def make_feed(n: int) -> bytes:
     ).encode()
 
 
+ARTICLE_CLIENT = "Chez Gégé"  # the example config's client (keywords "chez gégé", "-recrutement")
+_LEADS = [
+    "Le tribunal de commerce examinera le dossier la semaine prochaine, selon nos informations.",
+    "Les habitants du quartier se mobilisent depuis plusieurs jours pour défendre leur commerce.",
+    "La municipalité a présenté mardi son plan pour redynamiser le centre-ville.",
+    "Une inspection sanitaire a été menée vendredi dans plusieurs établissements de la ville.",
+    "Le salon de la gastronomie ouvre ses portes ce week-end avec une centaine d'exposants.",
+    "Les restaurateurs dénoncent la hausse des prix de l'énergie et des matières premières.",
+]
+_BODY = [
+    "Selon le maire, les travaux de la place centrale devraient durer jusqu'au printemps.",
+    "Les commerçants interrogés se disent inquiets mais restent optimistes pour la saison.",
+    "La fréquentation a reculé de près de quinze pour cent sur un an, d'après la chambre de commerce.",
+    "Plusieurs clients regrettent une attente interminable et un accueil désagréable le samedi soir.",
+    "D'autres saluent au contraire une équipe adorable et une cuisine délicieuse, à un prix raisonnable.",
+    "La préfecture rappelle que les contrôles d'hygiène sont réguliers et le plus souvent sans suite.",
+    "Une réunion publique est prévue jeudi à la salle des fêtes pour présenter le projet aux riverains.",
+    "Le conseil municipal votera le budget définitif lors de sa prochaine séance, fin du mois.",
+    "Les associations de consommateurs appellent à la vigilance face aux faux avis publiés en ligne.",
+    "Le chef, installé depuis vingt ans, assure que la carte ne changera pas malgré la conjoncture.",
+]
+_MENTIONS = [
+    f"Le restaurant {ARTICLE_CLIENT} a été cité à plusieurs reprises lors des débats.",
+    f"Chez {ARTICLE_CLIENT.split()[1]}, on reconnaît une intoxication alimentaire et l'on présente ses excuses.",
+    f"Les clients de {ARTICLE_CLIENT} saluent un accueil chaleureux et une cuisine généreuse.",
+    f"{ARTICLE_CLIENT} recherche deux serveurs : une offre de recrutement est publiée en ligne.",
+]
+_CATEGORIES = ["Économie", "Société", "Gastronomie", "Commerce", "Faits divers", "Municipales"]
+
+
+def _paragraphs(rng: random.Random, size: int, mention: str | None) -> list[str]:
+    """About `size` characters of French prose, the mention (if any) somewhere in the middle."""
+    sentences: list[str] = []
+    while sum(len(s) + 1 for s in sentences) < size:
+        sentences.append(rng.choice(_BODY))
+    if mention:
+        sentences.insert(rng.randint(1, len(sentences)), mention)
+    return [" ".join(sentences[i : i + 3]) for i in range(0, len(sentences), 3)]
+
+
+def make_article_feed(n: int) -> bytes:
+    """Full-length news articles; Atom for one feed in four, RSS 2.0 with content:encoded otherwise.
+
+    Per article: 8 % name the client in the title, 6 % in the lead alone, 14 % in the body alone, 3 %
+    in a category alone; half the bodies repeat the lead as their first paragraph."""
+    rng = random.Random(f"article-{n}")
+    atom = n % 4 == 3
+    start = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    entries = []
+    for i in range(rng.randint(20, 50)):
+        where = rng.choices(["title", "lead", "body", "category", None], [8, 6, 14, 3, 69])[0]
+        mention = rng.choice(_MENTIONS)
+        title = rng.choice(_LEADS).split(",")[0].rstrip(".")
+        if where == "title":
+            title = f"{ARTICLE_CLIENT} : {title.lower()}"
+        lead = rng.choice(_LEADS) + (f" {mention}" if where == "lead" else "")
+        body = _paragraphs(rng, rng.randint(1000, 3000), mention if where == "body" else None)
+        if rng.random() < 0.5:
+            body.insert(0, lead)
+        categories = rng.sample(_CATEGORIES, rng.randint(1, 3)) + ([ARTICLE_CLIENT] if where == "category" else [])
+        when = start - timedelta(minutes=i * 23)
+        link = f"https://actu.example.fr/{n}/{i}-article.html"
+        lead_html = f"<p><strong>{escape(lead)}</strong></p>"
+        body_html = "".join(f"<p>{escape(p)}</p>" for p in body) + '<p><a href="/abonnement">Abonnez-vous</a></p>'
+        if atom:
+            tags = "".join(f'<category term="{escape(c)}"/>' for c in categories)
+            entries.append(
+                f"<entry><id>urn:actu:{n}:{i}</id><title>{escape(title)}</title>"
+                f'<link rel="alternate" type="text/html" href="{link}"/>'
+                f"<published>{when.isoformat()}</published><updated>{when.isoformat()}</updated>"
+                f"<author><name>Rédaction</name></author>{tags}"
+                f'<summary type="html">{escape(lead_html)}</summary>'
+                f'<content type="html">{escape(body_html)}</content></entry>'
+            )
+        else:
+            tags = "".join(f"<category>{escape(c)}</category>" for c in categories)
+            entries.append(
+                f"<item><title>{escape(title)}</title><link>{link}</link>"
+                f'<guid isPermaLink="false">urn:actu:{n}:{i}</guid>'
+                f"<pubDate>{format_datetime(when)}</pubDate><dc:creator>Rédaction</dc:creator>{tags}"
+                f"<description>{escape(lead_html)}</description>"
+                f"<content:encoded><![CDATA[{body_html}]]></content:encoded></item>"
+            )
+    if atom:
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            f"<title>Actualités {n}</title><id>urn:actu:{n}</id><updated>{start.isoformat()}</updated>"
+            + "".join(entries)
+            + "</feed>"
+        ).encode()
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
+        'xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f"<channel><title>Actualités {n}</title><link>https://actu.example.fr/{n}</link>"
+        "<description>actualités</description>" + "".join(entries) + "</channel></rss>"
+    ).encode()
+
+
+PROFILES = {"feed": make_feed, "article": make_article_feed}
+
+
 class Host:
     def __init__(self, latency: float) -> None:
         self.latency = latency
-        self.cache: dict[int, tuple[bytes, str]] = {}
+        self.cache: dict[tuple[str, int], tuple[bytes, str]] = {}
 
-    def feed(self, n: int) -> tuple[bytes, str]:
-        if n not in self.cache:
-            body = make_feed(n)
-            self.cache[n] = (body, hashlib.md5(body).hexdigest())
-        return self.cache[n]
+    def feed(self, profile: str, n: int) -> tuple[bytes, str]:
+        if (profile, n) not in self.cache:
+            body = PROFILES[profile](n)
+            self.cache[profile, n] = (body, hashlib.md5(body).hexdigest())
+        return self.cache[profile, n]
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -70,8 +175,9 @@ class Host:
                 path = lines[0].split(" ")[1]
                 headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
                 await asyncio.sleep(self.latency)
-                n = int(path.rsplit("/", 1)[1])
-                body, tag = self.feed(n)
+                profile, _, number = path.strip("/").partition("/")
+                n = int(number)
+                body, tag = self.feed(profile, n)
                 cacheable = n % 10 < 7
                 extra = ""
                 if cacheable:
@@ -86,7 +192,7 @@ class Host:
                     + body
                 )
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, IndexError, ValueError):
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError, ValueError, KeyError):
             pass
         finally:
             writer.close()

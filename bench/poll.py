@@ -1,88 +1,74 @@
-"""Polling benchmark: veille's poller and store against the obvious poller, over N loopback feeds.
+"""Polling benchmark: `veille run --once`, as a user runs it, against the obvious poller, over N loopback feeds.
 
-    .venv/bin/python bench/poll.py [--feeds 100 1000] [--hosts 16] [--latency-ms 50]
+    .venv/bin/python bench/poll.py [--feeds 100 1000] [--profiles feed article] [--hosts 16] [--latency-ms 50]
 
-Serves N generated feeds (20-50 French items each, 50 ms latency, 70 % with ETag/Last-Modified) on
-16 loopback addresses (127.0.0.2...), then, each in its own child process, runs:
-- veille: the real Pipeline (shared HttpClient, parse worker processes, batching writer, scorer);
-- obvious: one httpx client, a semaphore of 50, feedparser on the event loop, one transaction per feed.
-Cold is the first poll of every feed, warm the second. Prints sources/s, hits stored/s, CPU seconds
-(process and its children) and peak RSS (process, plus its parse workers).
+Serves N generated feeds per profile (bench/feedhost.py, in its own process) on 16 loopback addresses
+(127.0.0.2...) with 50 ms latency, 70 % of them with ETag/Last-Modified:
+- `feed`: short French reviews (20-50 items, one-line description);
+- `article`: full-length French news articles (20-50 per feed, an HTML lead in the description, a 1-3 KB
+  `content:encoded` or Atom `content`, categories; the client named in the title, lead, body or a category).
+Then, for each profile and N, in the same run:
+- obvious: one process, one httpx client, a semaphore of 50, feedparser on the event loop, matching on
+  title + summary, one transaction per feed (it neither scores nor alerts). Cold is its first poll of every
+  feed, warm the second (with the ETags it kept);
+- veille: `veille db upgrade` (not timed), then `veille run --once --config ...` twice on the same database
+  (cold, then warm), exactly as from cron: one client with the example config's kind of keywords and crisis
+  words, alerting on with a console contact, the bundled scorer, the parse workers.
+Each run is timed from the process start to its exit (interpreter, imports and model load included). Prints
+wall seconds, feeds/s, new hits, CPU seconds per process kind (daemon = the main process, parse workers,
+scorer; sampled every 0.1 s from /proc, the main process's share being the exact total from wait4 minus its
+helpers'), peak RSS of the main process and of the whole tree (sum of each process's own peak: an upper
+bound), and the speed-up (feeds/s of veille / feeds/s of obvious, per round). After the warm round it checks
+that every entry naming the client in any field (title, description, content, categories), minus the
+client's exclusion word, is stored exactly once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import html
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import feedhost
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIENT_KEYWORDS = {
-    "resto": "chez gégé",
-    "tapis": "tapis royal",
-    "osteo": "ostéo lemoine",
-    "zoe": "boutique zoé",
-    "garage": "garage martin",
-}
+VEILLE = Path(sys.executable).with_name("veille")
+KEYWORDS = ["chez gégé", "#chezgege", "@chezgege", "-recrutement"]  # the example config's client
+CRISIS_WORDS = ["intoxication", "cafard", "hygiène"]
+TICK = os.sysconf("SC_CLK_TCK")
+_TAG = re.compile(r"<[^>]*>")
 
 
-class PeakSampler:
-    """Peak RSS of this process and of its children (parse workers), from the kernel's high-water marks.
-
-    VmHWM is the kernel's own peak, so rare sampling misses nothing: the thread only has to look at
-    each child (every 0.25 s; new children are looked for every 5 s after the first 2 s) before it
-    exits. Scanning /proc for children every few milliseconds, as an earlier version did, cost the
-    measured process a whole second of CPU per round. The tree figure is the sum of each process's own
-    peak (an upper bound: the peaks need not coincide).
-    """
-
-    def __init__(self) -> None:
-        self.peak_self = 0
-        self._children: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @property
-    def peak_tree(self) -> int:
-        return self.peak_self + sum(self._children.values())
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        ticks = 0
-        while True:
-            self.peak_self = max(self.peak_self, high_water_mark(me.pid))
-            if ticks < 8 or ticks % 20 == 0:  # listing children scans all of /proc: rarely once started
-                for child in me.children(recursive=True):
-                    self._children.setdefault(child.pid, 0)
-            for pid, peak in list(self._children.items()):
-                self._children[pid] = max(peak, high_water_mark(pid))
-            ticks += 1
-            if self._stop.wait(0.25):
-                return
-
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_self = max(self.peak_self, high_water_mark(os.getpid()))
+def feed_urls(profile: str, n: int, hosts: int, port: int) -> list[str]:
+    return [f"http://127.0.0.{2 + i % hosts}:{port}/{profile}/{i}" for i in range(n)]
 
 
-def high_water_mark(pid: int) -> int:
-    """Peak resident set size of a live process in bytes (0 once it is gone)."""
+# --- measuring a process tree from outside ---------------------------------------------------------
+
+
+def _proc_cpu(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _proc_hwm(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
@@ -93,84 +79,151 @@ def high_water_mark(pid: int) -> int:
     return 0
 
 
-def cpu_seconds() -> float:
-    me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
-    for child in me.children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            total += sum(child.cpu_times()[:2])
-    return total
+def _kind(process: psutil.Process) -> str:
+    try:
+        command = " ".join(process.cmdline())
+    except psutil.Error:
+        return "other"
+    if "veille.sources.rss.worker" in command:
+        return "parse workers"
+    if "veille.scoring" in command:
+        return "scorer"
+    return "other"
 
 
-def urls(n: int, hosts: int, port: int) -> list[str]:
-    return [f"http://127.0.0.{2 + i % hosts}:{port}/feed/{i}" for i in range(n)]
+@dataclass
+class Measure:
+    seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # per process kind
+    peak_main: int = 0
+    peak_tree: int = 0
+    stdout: str = ""
+    returncode: int = 0
+
+    @property
+    def cpu_total(self) -> float:
+        return sum(self.cpu.values())
 
 
-async def run_veille(feed_urls: list[str], workdir: Path) -> list[dict[str, float]]:
-    from veille.config import parse_config
-    from veille.core.clock import SystemClock
-    from veille.net.http import HttpClient
-    from veille.runtime.pipeline import Pipeline
-    from veille.scoring.process import ScoringProcess
-    from veille.sources.rss.parsepool import FeedParsePool
-    from veille.store.engine import make_engine
-    from veille.store.migrate import upgrade
+def measure(command: list[str], env: dict[str, str]) -> Measure:
+    """Run `command`, sampling its tree every 0.1 s (the kernel's VmHWM is a peak, so sampling misses none)."""
+    result = Measure()
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, env=env, text=True)
+        main = psutil.Process(proc.pid)
+        helpers: dict[int, tuple[str, float, int]] = {}  # pid -> (kind, cpu, peak)
+        stop = threading.Event()
 
-    db_url = f"sqlite:///{workdir / 'veille.db'}"
-    parts = [
-        f'[database]\nurl = "{db_url}"\n[http]\nallow_private_addresses = true\nper_host_limit = 8\n'
-        "[daemon]\nconcurrency = 100\n"
+        def sample() -> None:
+            ticks = 0
+            while not stop.is_set():
+                result.peak_main = max(result.peak_main, _proc_hwm(proc.pid))
+                if ticks % 5 == 0:
+                    try:
+                        for child in main.children(recursive=True):
+                            if child.pid not in helpers:
+                                helpers[child.pid] = (_kind(child), 0.0, 0)
+                    except psutil.Error:
+                        pass
+                for pid, (kind, cpu, peak) in list(helpers.items()):
+                    now_cpu = _proc_cpu(pid)
+                    helpers[pid] = (kind, cpu if now_cpu is None else now_cpu, max(peak, _proc_hwm(pid)))
+                ticks += 1
+                stop.wait(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        result.seconds = time.perf_counter() - started
+        stop.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        result.returncode = proc.returncode
+        out.seek(0)
+        result.stdout = out.read()
+    total = usage.ru_utime + usage.ru_stime  # the process and every helper it waited for
+    for kind, cpu, _ in helpers.values():
+        result.cpu[kind] = result.cpu.get(kind, 0.0) + cpu
+    result.cpu["daemon"] = max(0.0, total - sum(result.cpu.values()))
+    result.peak_tree = result.peak_main + sum(peak for _, _, peak in helpers.values())
+    return result
+
+
+# --- veille, as a user runs it -----------------------------------------------------------------
+
+
+def veille_config(workdir: Path, urls: list[str]) -> Path:
+    lines = [
+        'lang = "fr"',
+        'timezone = "Europe/Paris"',
+        f'[database]\nurl = "sqlite:///{workdir / "veille.db"}"',
+        "[http]\nallow_private_addresses = true\nper_host_limit = 8",
+        "[daemon]\nconcurrency = 100",
+        '[alerting]\nenabled = true\ndigest_at = "off"',
+        '[[contacts]]\nid = "camille"\nchannel = "console"\naddress = "-"\nclients = ["*"]',
+        "[[clients]]",
+        'id = "resto"\nname = "Chez Gégé"\nlang = "fr"',
+        f"keywords = {json.dumps(KEYWORDS, ensure_ascii=False)}",
+        f"crisis_words = {json.dumps(CRISIS_WORDS, ensure_ascii=False)}",
     ]
-    clients = list(CLIENT_KEYWORDS)
-    for client in clients:
-        parts.append(f'[[clients]]\nid = "{client}"\nkeywords = ["{CLIENT_KEYWORDS[client]}"]\n')
-        for n, url in enumerate(feed_urls):
-            if clients[n % len(clients)] == client:
-                parts.append(f'[[clients.sources]]\nkind = "rss"\nid = "f{n}"\nurl = "{url}"\nevery = "10m"\n')
-    config = parse_config("\n".join(parts), environ={})
-    engine = make_engine(db_url)
-    upgrade(engine)
-    clock = SystemClock()
-    http = HttpClient(config.http, clock=clock)
-    pool = FeedParsePool(workers=0, timeout=5.0, max_entries=200)
-    scorer = ScoringProcess(config.sentiment).start()  # as the daemon does
-    pipeline = Pipeline(config, engine, clock, http, scorer=scorer, parse_feed=pool.parse)
-    pipeline.load()
-    await pool.start()  # as the daemon does at start-up
-    await pipeline.start()
+    for n, url in enumerate(urls):
+        lines.append(f'[[clients.sources]]\nkind = "rss"\nid = "f{n}"\nurl = "{url}"\nevery = "10m"')
+    path = workdir / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
-    async def poll(key: str) -> tuple[int, bool]:
-        result = await pipeline.poll(key, force=True)  # keep counts only, as the daemon does
-        return (result.new_hits, result.error is not None) if result else (0, False)
 
+def run_veille(urls: list[str], workdir: Path) -> list[tuple[Measure, int, int]]:
+    """(measure, new hits, failed sources) of the cold and the warm `veille run --once`."""
+    config = veille_config(workdir, urls)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("VEILLE_TELEGRAM_TOKEN", None)
+    subprocess.run([str(VEILLE), "db", "upgrade", "--config", str(config)], env=env, check=True, capture_output=True)
     rounds = []
     for _ in ("cold", "warm"):
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        results = await asyncio.gather(*(poll(k) for k in pipeline.runtimes))
-        elapsed = time.perf_counter() - t0
-        new_hits = sum(hits for hits, _ in results)
-        errors = sum(1 for _, failed in results if failed)
-        rounds.append(
-            {
-                "seconds": elapsed,
-                "sources_per_s": len(results) / elapsed,
-                "hits": new_hits,
-                "hits_per_s": new_hits / elapsed,
-                "cpu_s": cpu_seconds() - cpu0,
-                "errors": errors,
-            }
-        )
-    await pipeline.stop()
-    await http.aclose()
-    pool.close()
-    scorer.close()
+        result = measure([str(VEILLE), "run", "--once", "--config", str(config)], env)
+        lines = result.stdout.splitlines()
+        new_hits = sum(int(m.group(1)) for line in lines if (m := re.search(r"ok, (\d+) nouveau", line)))
+        failed = sum(1 for line in lines if ": ERREUR" in line)
+        rounds.append((result, new_hits, failed))
     return rounds
 
 
-async def run_obvious(feed_urls: list[str], workdir: Path) -> list[dict[str, float]]:
-    """What most people write first: correct, simple, and single-core."""
-    import sqlite3
+def stored_hits(workdir: Path) -> tuple[int, int]:
+    """(hits stored, distinct (source, entry) keys among them)."""
+    with sqlite3.connect(workdir / "veille.db") as db:
+        total, distinct = db.execute(
+            "SELECT count(*), count(DISTINCT source_id || ' ' || external_id) FROM hits"
+        ).fetchone()
+    return int(total), int(distinct)
 
+
+def expected_hits(profile: str, count: int) -> int:
+    """Entries that name the client in any field (exclusion word honoured), read straight from the XML."""
+    from veille.core.matching import Matcher
+
+    matcher = Matcher(KEYWORDS)
+    make = feedhost.PROFILES[profile]
+    expected = 0
+    for n in range(count):
+        root = ElementTree.fromstring(make(n))  # our own generated document
+        for node in root.iter():
+            if node.tag in ("item", "{http://www.w3.org/2005/Atom}entry"):
+                parts = [
+                    *(child.text or "" for child in node.iter()),
+                    *(child.get("term", "") for child in node.iter()),
+                ]
+                text = html.unescape(_TAG.sub(" ", html.unescape(" ".join(parts))))
+                expected += matcher.match(text).matched
+    return expected
+
+
+# --- the obvious poller ----------------------------------------------------------------------------
+
+
+async def run_obvious(urls: list[str], workdir: Path) -> list[dict[str, float]]:
+    """What most people write first: correct, simple, and single-core."""
     import feedparser
     import httpx
 
@@ -179,12 +232,11 @@ async def run_obvious(feed_urls: list[str], workdir: Path) -> list[dict[str, flo
     db = sqlite3.connect(workdir / "obvious.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE hits (feed TEXT, guid TEXT, title TEXT, text TEXT, UNIQUE(feed, guid))")
-    clients = list(CLIENT_KEYWORDS)
-    matchers = {c: Matcher([CLIENT_KEYWORDS[c]]) for c in clients}
+    matcher = Matcher(KEYWORDS)
     state: dict[str, tuple[str | None, str | None]] = {}
     semaphore = asyncio.Semaphore(50)
 
-    async def poll(client: httpx.AsyncClient, n: int, url: str) -> int:
+    async def poll(client: httpx.AsyncClient, url: str) -> int:
         async with semaphore:
             etag, modified = state.get(url, (None, None))
             headers = {}
@@ -196,7 +248,6 @@ async def run_obvious(feed_urls: list[str], workdir: Path) -> list[dict[str, flo
             if response.status_code == 304:
                 return 0
             parsed = feedparser.parse(response.content)
-            matcher = matchers[clients[n % len(clients)]]
             rows = [
                 (url, e.get("id", e.get("link")), e.get("title", ""), e.get("summary", ""))
                 for e in parsed.entries
@@ -212,79 +263,78 @@ async def run_obvious(feed_urls: list[str], workdir: Path) -> list[dict[str, flo
     rounds = []
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as client:
         for _ in ("cold", "warm"):
-            cpu0, t0 = cpu_seconds(), time.perf_counter()
-            counts = await asyncio.gather(*(poll(client, n, u) for n, u in enumerate(feed_urls)))
-            elapsed = time.perf_counter() - t0
-            rounds.append(
-                {
-                    "seconds": elapsed,
-                    "sources_per_s": len(feed_urls) / elapsed,
-                    "hits": sum(counts),
-                    "hits_per_s": sum(counts) / elapsed,
-                    "cpu_s": cpu_seconds() - cpu0,
-                    "errors": 0,
-                }
-            )
+            t0 = time.perf_counter()
+            counts = await asyncio.gather(*(poll(client, u) for u in urls))
+            rounds.append({"seconds": time.perf_counter() - t0, "hits": sum(counts)})
     return rounds
 
 
-def child(variant: str, feeds: int, hosts: int, port: int) -> None:
-    feed_urls = urls(feeds, hosts, port)
-    with tempfile.TemporaryDirectory() as tmp, PeakSampler() as sampler:
-        runner = run_veille if variant == "veille" else run_obvious
-        rounds = asyncio.run(runner(feed_urls, Path(tmp)))
+def obvious_child(profile: str, feeds: int, hosts: int, port: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rounds = asyncio.run(run_obvious(feed_urls(profile, feeds, hosts, port), Path(tmp)))
+    print(json.dumps(rounds))
+
+
+# --- the comparison ------------------------------------------------------------------------------
+
+
+def _row(feeds: int, profile: str, poller: str, name: str, seconds: float, hits: int, m: Measure, cpu: str) -> str:
+    return (
+        f"{profile:>8} {feeds:>6} {poller:>8} {name:>5} {seconds:>7.2f} {feeds / seconds:>8.1f} {hits:>6} "
+        f"{cpu:>32} {m.peak_main / 2**20:>9.0f} {m.peak_tree / 2**20:>9.0f}"
+    )
+
+
+def compare(profile: str, feeds: int, hosts: int, port: int) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    urls = feed_urls(profile, feeds, hosts, port)
+    obvious = measure([sys.executable, __file__, "--child", profile, str(feeds), str(hosts), str(port)], env)
+    if obvious.returncode != 0:
+        raise SystemExit(f"the obvious poller failed (exit {obvious.returncode})")
+    obvious_rounds = json.loads(obvious.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        veille_rounds = run_veille(urls, Path(tmp))
+        stored, distinct = stored_hits(Path(tmp))
+    for name, r in zip(("cold", "warm"), obvious_rounds, strict=True):
+        print(_row(feeds, profile, "obvious", name, r["seconds"], r["hits"], obvious, "(one process, both rounds)"))
+    print(f"{'':>8} {'':>6} {'obvious':>8} {'both':>5} CPU s {obvious.cpu_total:.1f}")
+    for name, (m, hits, failed) in zip(("cold", "warm"), veille_rounds, strict=True):
+        cpu = " / ".join(f"{m.cpu.get(k, 0.0):.1f}" for k in ("daemon", "parse workers", "scorer"))
+        print(_row(feeds, profile, "veille", name, m.seconds, hits, m, f"{cpu} (= {m.cpu_total:.1f})"))
+        if failed or m.returncode:
+            print(f"{'':>8} {'':>6} {'veille':>8} {name:>5} {failed} sources failed, exit {m.returncode}")
+    for index, name in enumerate(("cold", "warm")):
+        ratio = obvious_rounds[index]["seconds"] / veille_rounds[index][0].seconds
+        print(f"{profile:>8} {feeds:>6} speed-up {name}: x{ratio:.1f}")
+    expected = expected_hits(profile, feeds)
     print(
-        json.dumps(
-            {"rounds": rounds, "peak_rss_mb": sampler.peak_self / 2**20, "peak_tree_rss_mb": sampler.peak_tree / 2**20}
-        )
+        f"{profile:>8} {feeds:>6} entries naming the client: {expected}; veille stored {stored} "
+        f"({distinct} distinct){'' if stored == distinct == expected else '  <-- MISMATCH'}"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--feeds", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--profiles", nargs="+", default=["feed", "article"], choices=sorted(feedhost.PROFILES))
     parser.add_argument("--hosts", type=int, default=16)
     parser.add_argument("--latency-ms", type=float, default=50)
-    parser.add_argument("--child", nargs=4, metavar=("VARIANT", "FEEDS", "HOSTS", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("PROFILE", "FEEDS", "HOSTS", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        variant, feeds, hosts, port = args.child
-        child(variant, int(feeds), int(hosts), int(port))
+        profile, feeds, hosts, port = args.child
+        obvious_child(profile, int(feeds), int(hosts), int(port))
         return
-    with feedhost.running(args.hosts, max(args.feeds), args.latency_ms) as port:
-        _compare(args, port)
-
-
-def _compare(args: argparse.Namespace, port: int) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    print(f"{os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
-        f"{'feeds':>6} {'poller':>8} {'round':>5} {'s':>7} {'feeds/s':>8} {'hits':>6} {'hits/s':>8} "
-        f"{'CPU s':>6} {'peak RSS MB (main / with workers)':>34}"
+        f"{'profile':>8} {'feeds':>6} {'poller':>8} {'round':>5} {'s':>7} {'feeds/s':>8} {'hits':>6} "
+        f"{'CPU s daemon / workers / scorer':>32} {'RSS main':>9} {'RSS tree':>9}"
     )
-    for feeds in args.feeds:
-        figures = {}
-        for variant in ("obvious", "veille"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", variant, str(feeds), str(args.hosts), str(port)],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            )
-            data = json.loads(out.stdout.strip().splitlines()[-1])
-            figures[variant] = data
-            for name, r in zip(("cold", "warm"), data["rounds"], strict=True):
-                print(
-                    f"{feeds:>6} {variant:>8} {name:>5} {r['seconds']:>7.2f} {r['sources_per_s']:>8.1f} "
-                    f"{r['hits']:>6} {r['hits_per_s']:>8.1f} {r['cpu_s']:>6.2f} "
-                    f"{data['peak_rss_mb']:>16.0f} / {data['peak_tree_rss_mb']:.0f}"
-                )
-        for index, name in enumerate(("cold", "warm")):
-            ratio = (
-                figures["veille"]["rounds"][index]["sources_per_s"]
-                / figures["obvious"]["rounds"][index]["sources_per_s"]
-            )
-            print(f"{feeds:>6} speed-up {name}: x{ratio:.1f}")
+    with feedhost.running(args.hosts, max(args.feeds), args.latency_ms) as port:
+        for profile in args.profiles:
+            for feeds in args.feeds:
+                compare(profile, feeds, args.hosts, port)
+    print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
