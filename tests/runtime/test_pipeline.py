@@ -350,3 +350,58 @@ async def test_one_writer_batch_links_a_post_seen_by_two_sources_of_a_client(
         counts = dict(conn.execute(select(sources.c.key, sources.c.hits_count)).all())
         cursors = {r.cursor for r in conn.execute(select(sources.c.cursor))}
     assert counts == {"resto/f0": 1, "resto/f1": 1, "tapis/f0": 1} and cursors == {"42"}
+
+
+NEWS_RSS = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>Actu</title>
+<item><guid>urn:lead-only</guid><title>Le centre-ville se réinvente</title>
+<description>&lt;p&gt;Le restaurant Chez Gégé rouvre ses portes lundi.&lt;/p&gt;</description>
+<content:encoded><![CDATA[<p>La municipalité a présenté son plan.</p>
+<p>Les travaux dureront un an.</p>]]></content:encoded>
+</item>
+<item><guid>urn:lead-repeated</guid><title>Inspection sanitaire</title>
+<description>&lt;p&gt;Chez Gégé reconnaît une intoxication.&lt;/p&gt;</description>
+<content:encoded><![CDATA[<p>Chez Gégé reconnaît une intoxication.</p>
+<p>Le gérant présente ses excuses.</p>]]></content:encoded>
+</item>
+<item><guid>urn:category-only</guid><title>Le salon de la gastronomie ouvre</title><category>Économie</category>
+<category>Chez Gégé</category><description>Une centaine d'exposants.</description></item>
+<item><guid>urn:elsewhere</guid><title>Le budget voté</title><description>Rien à voir.</description>
+<content:encoded><![CDATA[<p>Le conseil municipal a voté.</p>]]></content:encoded></item>
+</channel></rss>"""
+
+
+@pytest.mark.parametrize("parse_workers", [0, 1], ids=["in-process", "parse-worker"])
+async def test_every_field_is_matched_and_the_lead_is_stored_once(
+    tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock, parse_workers: int
+) -> None:
+    """A news article naming the client in its description alone, or in a category alone, is stored once;
+    a description the content repeats is not stored twice."""
+    from veille.sources.rss.parsepool import FeedParsePool
+
+    server.route("/news", etag_feed(NEWS_RSS))
+    config = make_config(tmp_path, db_url, {"resto": [server.url("/news")]})
+    pool = FeedParsePool(workers=parse_workers, timeout=5.0, max_entries=200) if parse_workers else None
+    engine = make_engine(config.database_url)
+    pipeline = Pipeline(config, engine, clock, http, parse_feed=pool.parse if pool else None)
+    pipeline.load()
+    await pipeline.start()
+    try:
+        for key in pipeline.runtimes:
+            await pipeline.poll(key, force=True)
+        clock.advance(3600)
+        for key in pipeline.runtimes:  # the same entries again: nothing new
+            await pipeline.poll(key, force=True)
+    finally:
+        await pipeline.stop()
+        if pool is not None:
+            pool.close()
+    rows = {row.external_id: row for row in stored(config)}
+    assert sorted(rows) == ["urn:category-only", "urn:lead-only", "urn:lead-repeated"]
+    lead_only = rows["urn:lead-only"].text
+    assert lead_only == (
+        "Le restaurant Chez Gégé rouvre ses portes lundi.\n\nLa municipalité a présenté son plan.\n\n"
+        "Les travaux dureront un an."
+    )
+    assert rows["urn:lead-repeated"].text.count("intoxication") == 1
+    assert rows["urn:category-only"].extra["categories"] == "Économie, Chez Gégé"

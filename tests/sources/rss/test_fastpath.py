@@ -270,6 +270,7 @@ def rss_items(draw: st.DrawFn) -> str:
                 "content:encoded",
                 "dc:creator",
                 "category",
+                "category2",  # a second <category>: repeatable
                 "media:thumbnail",
             ]
         )
@@ -286,9 +287,11 @@ def rss_items(draw: st.DrawFn) -> str:
         elif tag == "media:thumbnail":
             parts.append('<media:thumbnail url="https://exemple.fr/t.jpg"/>')
         elif draw(st.booleans()):
-            parts.append(f"<{tag}><![CDATA[{draw(TEXT).replace(']]>', '')}]]></{tag}>")
+            name = tag.rstrip("2")
+            parts.append(f"<{name}><![CDATA[{draw(TEXT).replace(']]>', '')}]]></{name}>")
         else:
-            parts.append(f"<{tag}>{escape(draw(TEXT))}</{tag}>")
+            name = tag.rstrip("2")
+            parts.append(f"<{name}>{escape(draw(TEXT))}</{name}>")
     return "<item>" + "".join(parts) + "</item>"
 
 
@@ -296,7 +299,9 @@ def rss_items(draw: st.DrawFn) -> str:
 def atom_entries(draw: st.DrawFn) -> str:
     parts = []
     for tag in draw(
-        st.permutations(["id", "title", "link", "link2", "published", "updated", "summary", "content", "author"])
+        st.permutations(
+            ["id", "title", "link", "link2", "published", "updated", "summary", "content", "author", "cat", "cat2"]
+        )
     ):
         if not draw(st.booleans()):
             continue
@@ -304,6 +309,11 @@ def atom_entries(draw: st.DrawFn) -> str:
             rel = draw(st.sampled_from(["", ' rel="alternate"', ' rel="self"', ' rel="enclosure"']))
             kind = draw(st.sampled_from(["", ' type="text/html"', ' type="application/pdf"', ' type="HTML"']))
             parts.append(f"<link{rel}{kind} href={quoteattr(draw(URLS))}/>")
+        elif tag.startswith("cat"):
+            attributes = "".join(
+                f" {name}={quoteattr(draw(TEXT))}" for name in ("term", "scheme", "label") if draw(st.booleans())
+            )
+            parts.append(f"<category{attributes}/>")
         elif tag == "id":
             parts.append(f"<id>{escape(draw(st.one_of(URLS, TEXT)))}</id>")
         elif tag in ("published", "updated"):

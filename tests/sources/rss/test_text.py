@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import feeds
 from veille.sources.rss.entries import parse_document
-from veille.sources.rss.text import MAX_FIELD, clean_text, html_to_text
+from veille.sources.rss.text import MAX_FIELD, clean_text, html_to_text, merge_summary_and_content
 
 
 def test_deep_nesting_raises_no_recursion_error() -> None:
@@ -74,3 +75,26 @@ def test_any_input_gives_clean_valid_text(value: str) -> None:
         text.encode("utf-8")
         assert not any(ord(ch) < 32 and ch not in "\n\t" for ch in text)
         assert "\x1b" not in text and len(text) <= MAX_FIELD
+
+
+@pytest.mark.parametrize(
+    ("summary", "content", "stored"),
+    [
+        ("Le chapô.", "Le corps.", "Le chapô.\n\nLe corps."),  # the lead only in the summary: both, lead first
+        ("Le chapô.", "Le chapô.\n\nLe corps.", "Le chapô.\n\nLe corps."),  # repeated by the content: once
+        ("Le  chapô\n et la suite.", "Le chapô et la suite. Le corps.", "Le chapô et la suite. Le corps."),
+        ("Le début du corps […]", "Le début du corps et la fin.", "Le début du corps et la fin."),  # a cut
+        ("Le début du corps...", "Le début du corps et la fin.", "Le début du corps et la fin."),
+        ("Un long résumé qui dit tout.", "Un long résumé", "Un long résumé qui dit tout."),
+        ("", "Le corps.", "Le corps."),
+        ("Le chapô.", "", "Le chapô."),
+    ],
+)
+def test_summary_and_content_are_stored_without_repeating_what_they_share(
+    summary: str, content: str, stored: str
+) -> None:
+    assert merge_summary_and_content(summary, content) == stored
+
+
+def test_merged_text_stays_within_the_field_limit() -> None:
+    assert len(merge_summary_and_content("a" * 10, "b" * 10, limit=15)) == 15

@@ -20,7 +20,14 @@ from veille.core.polling import PollOutcome, PollState
 from veille.net.http import redact_url
 from veille.sources import relocation
 from veille.sources.base import DriverBase, PollContext
-from veille.sources.rss.entries import DEFAULT_MAX_ENTRIES, ParsedFeed, parse_document, to_items
+from veille.sources.rss.entries import (
+    DEFAULT_MAX_ENTRIES,
+    ParsedFeed,
+    keep_matching,
+    matcher_for,
+    parse_document,
+    to_items,
+)
 
 # Set by the HTTP layer (conditional GET, decoding, connection management): not per source.
 _RESERVED_HEADERS = frozenset(
@@ -121,9 +128,10 @@ class RssDriver(DriverBase):
             )
         else:
             limit = options.max_entries or DEFAULT_MAX_ENTRIES
-            feed = parse_document(
-                response.body, response.url, headers, max_entries=limit, now=ctx.clock.now().timestamp()
-            )
+            now = ctx.clock.now().timestamp()
+            feed = parse_document(response.body, response.url, headers, max_entries=limit, now=now)
+            if ctx.keywords:  # matched here as in a parse worker: on every field of the entry
+                feed = keep_matching(feed, matcher_for(tuple(ctx.keywords)), now=now, max_entries=options.max_entries)
         items = to_items(feed, now=ctx.clock.now(), max_entries=options.max_entries)
         if feed.bozo:
             ctx.log.debug("feed read despite a problem: %s", feed.bozo)

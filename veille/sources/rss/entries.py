@@ -20,6 +20,7 @@ characters (the column size) is replaced by `sha256:` + its hash. Within one doc
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import io
 import re
@@ -35,11 +36,13 @@ from veille.core.models import ErrorKind, Item
 from veille.sources.rss.fastpath import parse_plain_feed
 from veille.sources.rss.links import entry_url
 from veille.sources.rss.safety import check_xml_safety, root_element_start
-from veille.sources.rss.text import MAX_FIELD, clean_text, html_to_text
+from veille.sources.rss.text import MAX_FIELD, clean_text, html_to_text, merge_summary_and_content
 
 DEFAULT_MAX_ENTRIES = 200  # RELIABILITY E6: only the newest entries of a huge feed are processed
 MAX_EXTERNAL_ID = 512  # hits.external_id column size
 MAX_AUTHOR = 300  # hits.author column size
+MAX_CATEGORIES = 20  # categories read per entry (matched, and kept in the hit's `extra`)
+MAX_CATEGORY = 200  # characters per category
 OLDEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -62,6 +65,11 @@ class ParsedEntry:
     published: float | None
     terms: tuple[str, ...] | None = None  # keywords it matched, when matched in the parse worker
     direct: bool = False  # it matched a @mention (set with `terms`)
+    categories: tuple[str, ...] = ()  # its categories / tags (RSS <category>, Atom category term or label)
+
+    def matching_text(self) -> str:
+        """Everything the entry says, for keyword matching: title, text (summary and content), categories."""
+        return "\n".join((self.title, self.text, *self.categories))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +93,18 @@ class ParsedFeed:
             self.title,
             self.total_entries,
             self.bozo,
-            [(e.guid, e.link, e.url, e.title, e.text, e.author, e.published, e.terms, e.direct) for e in self.entries],
+            [
+                (e.guid, e.link, e.url, e.title, e.text, e.author, e.published, e.terms, e.direct, e.categories)
+                for e in self.entries
+            ],
         )
 
     @classmethod
     def from_wire(cls, data: tuple[Any, ...]) -> ParsedFeed:
         version, title, total, bozo, rows = data
         entries = tuple(
-            ParsedEntry(*row[:7], tuple(row[7]) if row[7] is not None else None, bool(row[8])) for row in rows
+            ParsedEntry(*row[:7], tuple(row[7]) if row[7] is not None else None, bool(row[8]), tuple(row[9]))
+            for row in rows
         )
         return cls(version, title, entries, total, bozo)
 
@@ -301,11 +313,28 @@ def _text_of(detail: Any, fallback: Any, *, limit: int = MAX_FIELD, single_line:
     return clean_text(str(value), limit=limit, single_line=single_line)
 
 
+def _categories(entry: Any) -> tuple[str, ...]:
+    """Distinct category names (a tag's term, else its label), in document order."""
+    names: dict[str, None] = {}
+    for tag in entry.get("tags") or ():
+        name = clean_text(str(tag.get("term") or tag.get("label") or ""), limit=MAX_CATEGORY, single_line=True)
+        if name:
+            names.setdefault(name, None)
+        if len(names) >= MAX_CATEGORIES:
+            break
+    return tuple(names)
+
+
 def _entry(entry: Any) -> ParsedEntry:
+    """The entry as plain text. Its text holds the summary and the longest content, their shared part once
+    (`merge_summary_and_content`): a lead paragraph given only in the summary is kept, and matched."""
     content = entry.get("content") or []
     if content:
         best = max(content, key=lambda c: len(c.get("value") or ""))
-        text = _text_of(best, None)
+        # A summary without its detail is feedparser's own copy of an Atom content, not the feed's.
+        detail = entry.get("summary_detail")
+        summary = _text_of(detail, entry.get("summary")) if detail else ""
+        text = merge_summary_and_content(summary, _text_of(best, None))
     else:
         text = _text_of(entry.get("summary_detail"), entry.get("summary"))
     title = _text_of(entry.get("title_detail"), entry.get("title"), single_line=True)
@@ -320,6 +349,7 @@ def _entry(entry: Any) -> ParsedEntry:
         text=text,
         author=author or None,
         published=_timestamp(entry),
+        categories=_categories(entry),
     )
 
 
@@ -363,14 +393,21 @@ def distinct_entries(feed: ParsedFeed, *, now: float, max_entries: int | None) -
     return selected
 
 
+@functools.lru_cache(maxsize=512)
+def matcher_for(keywords: tuple[str, ...]) -> Matcher:
+    """Each client's compiled keywords, kept between parses (a parse worker serves every client)."""
+    return Matcher(keywords)
+
+
 def keep_matching(feed: ParsedFeed, matcher: Matcher, *, now: float, max_entries: int | None) -> ParsedFeed:
     """The entries `to_items` would keep that match the client's keywords, each with its terms.
 
-    The pipeline would match the same text (`title` and `text`) and drop the rest; a feed entry is
-    never `direct` by itself, so nothing it would have stored is lost."""
+    Matching reads everything the entry says (`ParsedEntry.matching_text`: title, summary and content,
+    categories). Every feed is matched here, in the parse worker or in-process by the driver, so the
+    pipeline never matches feed items again."""
     kept = []
     for _, entry in distinct_entries(feed, now=now, max_entries=max_entries):
-        match = matcher.match(f"{entry.title}\n{entry.text}")
+        match = matcher.match(entry.matching_text())
         if match.matched:
             kept.append(replace(entry, terms=match.terms, direct=match.direct))
     return replace(feed, entries=tuple(kept))
@@ -379,6 +416,10 @@ def keep_matching(feed: ParsedFeed, matcher: Matcher, *, now: float, max_entries
 def to_items(feed: ParsedFeed, *, now: datetime, max_entries: int | None = None) -> list[Item]:
     """Items for the pipeline: one per distinct key, at most `max_entries`, dates checked."""
     extra = {"feed_title": feed.title} if feed.title else {}
+
+    def facts(entry: ParsedEntry) -> dict[str, str]:
+        return {**extra, "categories": ", ".join(entry.categories)[:500]} if entry.categories else dict(extra)
+
     return [
         Item(
             external_id=key,
@@ -389,7 +430,7 @@ def to_items(feed: ParsedFeed, *, now: datetime, max_entries: int | None = None)
             published_at=published_at(entry.published, now),
             direct=entry.direct,
             matched_terms=entry.terms,
-            extra=dict(extra),
+            extra=facts(entry),
         )
         for key, entry in distinct_entries(feed, now=now.timestamp(), max_entries=max_entries)
     ]

@@ -57,7 +57,6 @@ _MEDIA = ("{http://search.yahoo.com/mrss/}", "{http://search.yahoo.com/mrss}")
 # Elements that set none of the fields veille reads (checked against feedparser's handlers).
 _RSS_ITEM_IGNORED = frozenset(
     {
-        "category",
         "comments",
         "enclosure",
         "source",
@@ -66,7 +65,7 @@ _RSS_ITEM_IGNORED = frozenset(
         *(prefix + name for prefix in _MEDIA for name in ("thumbnail", "content")),
     }
 )
-_ATOM_ENTRY_IGNORED = frozenset({ATOM + "category", *(prefix + "thumbnail" for prefix in _MEDIA)})
+_ATOM_ENTRY_IGNORED = frozenset(prefix + "thumbnail" for prefix in _MEDIA)
 _RSS_CHANNEL_IGNORED = frozenset(
     {
         ATOM + "link",
@@ -172,6 +171,10 @@ class _Reader:
                 if len(child):
                     raise Unsupported(f"structured item/{tag}")
                 continue
+            if tag == "category":  # repeatable; a `domain` attribute changes feedparser's bookkeeping
+                self._leaf(child, ())
+                self._tag(entry, self._text(child), None, None)
+                continue
             if tag not in _RSS_ITEM_TEXT or tag in seen or len(child):
                 raise Unsupported(f"item/{tag}")
             seen.add(tag)
@@ -224,6 +227,12 @@ class _Reader:
         for child in node:
             tag = child.tag
             if tag in _ATOM_ENTRY_IGNORED:
+                continue
+            if tag == ATOM + "category":
+                self._leaf(child, ("term", "scheme", "label"))
+                if (child.text or "").strip():
+                    raise Unsupported("category with text")
+                self._tag(entry, child.get("term"), child.get("scheme"), child.get("label"))
                 continue
             if tag == ATOM + "link":
                 self._atom_link(entry, child)
@@ -323,6 +332,14 @@ class _Reader:
             value = self._resolve(value)
             entry.setdefault("link", value)  # feedparser: a permalink guid is the link unless one came first
         entry["id"] = value
+
+    @staticmethod
+    def _tag(entry: dict[str, Any], term: str | None, scheme: str | None, label: str | None) -> None:
+        """feedparser's `_add_tag`: an entry's `tags`, each (term, scheme, label) once, empty ones skipped."""
+        tags = entry.setdefault("tags", [])
+        value = {"term": term, "scheme": scheme, "label": label}
+        if (term or scheme or label) and value not in tags:
+            tags.append(value)
 
     def _resolve(self, value: str) -> str:
         """feedparser's `resolve_uri`, skipping urljoin where it provably returns its input."""

@@ -83,3 +83,32 @@ def html_to_text(fragment: str | None, *, limit: int = MAX_FIELD, single_line: b
     safe = _SPACES.sub(" ", safe.replace("\r", " ").replace("\n", " "))
     text = html.unescape(_TAG.sub("", _BR.sub("\n", safe)))
     return clean_text(text, limit=limit, single_line=single_line)
+
+
+_ELLIPSIS = re.compile(r"\s*(?:\[\s*(?:…|\.\.\.)\s*\]|…|\.\.\.)\s*$")
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def merge_summary_and_content(summary: str, content: str, *, limit: int = MAX_FIELD) -> str:
+    """One text holding an entry's summary and its content, without saying twice what they share.
+
+    News sites often put the lead paragraph in the summary (`description`) and the body in the
+    content (`content:encoded`), sometimes repeating the lead, sometimes not; blogs put a cut of the
+    body, ending in "…" or "[...]", in the summary. The rule: when one holds the other (white space
+    aside), or the summary is a cut of the content's beginning, keep the longer one; otherwise the
+    summary, a blank line, then the content.
+    """
+    if not summary or not content:
+        return (summary or content)[:limit]
+    flat_summary, flat_content = _flat(summary), _flat(content)
+    if flat_summary in flat_content:
+        return content[:limit]
+    if flat_content in flat_summary:
+        return summary[:limit]
+    cut = _ELLIPSIS.sub("", flat_summary)
+    if cut != flat_summary and cut and flat_content.startswith(cut):
+        return content[:limit]
+    return f"{summary}\n\n{content}"[:limit]

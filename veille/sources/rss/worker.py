@@ -12,31 +12,19 @@ the pool can kill it at any moment (timeout, ReDoS) and start another.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from veille.core.workerproc import helper_pipes, incoming, limit_memory, run_helper
 
-if TYPE_CHECKING:
-    from veille.core.matching import Matcher
-
 READY = b"ready"
-
-
-@functools.lru_cache(maxsize=512)
-def _matcher(keywords: tuple[str, ...]) -> Matcher:
-    """Each client's compiled keywords, kept between parses (the worker serves every client)."""
-    from veille.core.matching import Matcher
-
-    return Matcher(keywords)
 
 
 def handle(message: bytes) -> tuple[Any, ...]:
     """One parse; every outcome is a plain tuple (see `veille.sources.rss.parsepool.decode_reply`)."""
     from veille.core.errors import FetchError
-    from veille.sources.rss.entries import keep_matching, parse_document
+    from veille.sources.rss.entries import keep_matching, matcher_for, parse_document
 
     size = int.from_bytes(message[:4], "big")
     url, content_type, max_entries, selection = json.loads(message[4 : 4 + size])
@@ -46,7 +34,7 @@ def handle(message: bytes) -> tuple[Any, ...]:
         feed = parse_document(body, url, headers, max_entries=max_entries)
         if selection is not None:
             keywords, now, source_max_entries = selection
-            feed = keep_matching(feed, _matcher(tuple(keywords)), now=now, max_entries=source_max_entries)
+            feed = keep_matching(feed, matcher_for(tuple(keywords)), now=now, max_entries=source_max_entries)
     except FetchError as exc:
         return ("fetch", exc.kind.value, exc.message)
     except MemoryError:
