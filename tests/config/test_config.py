@@ -175,3 +175,17 @@ def test_config_check_refuses_private_address_feed(tmp_path: Path) -> None:
     result = _cli("config", "check", "--config", str(path))
     assert result.returncode == 2
     assert "allow_private_addresses" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://veille@db/veille", "only SQLite and PostgreSQL"),
+        ("postgresql+asyncpg://veille@db/veille", "only SQLite and PostgreSQL"),
+        ("postgresql://veille@db:port/veille", "is not a database URL"),
+    ],
+)
+def test_database_url_veille_cannot_use(url: str, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f'[database]\nurl = "{url}"\n', environ={})
+    assert any(p.path == "database.url" and says in p.message for p in caught.value.problems)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import logging
+from typing import Any
 
 import click
 
-from veille.cli.wording import group
+from veille.cli.common import DATABASE_URL_KEY, LOG_LEVEL_KEY, LOG_LEVELS
+from veille.cli.wording import Group
 from veille.core.i18n import N_
 from veille.core.version import __version__
+
+log = logging.getLogger("veille.cli")
 
 COMMAND_MODULES = [
     "veille.cli.core",
@@ -19,7 +24,27 @@ COMMAND_MODULES = [
 ]
 
 
-@group(
+class RootGroup(Group):
+    """Every command's database failure ends in one line with its fix (exit 2 or 1); the traceback is
+    logged at --log-level debug only. Anything else (a bug) keeps its traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from veille.cli.failures import explain
+
+            explained = explain(exc, ctx.meta.get(DATABASE_URL_KEY))
+            if explained is None:
+                raise
+            log.debug("the failure behind the next line", exc_info=exc)
+            message, code = explained
+            click.echo(message, err=True)
+            ctx.exit(code)
+
+
+@click.group(
+    cls=RootGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     help=N_(
         "veille: social listening for community managers.\n\n"
@@ -28,8 +53,18 @@ COMMAND_MODULES = [
     ),
 )
 @click.version_option(__version__, prog_name="veille", help=N_("Show the version and exit."))
-def cli() -> None:
-    pass
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help=N_("Log level of every command (debug also shows the traceback behind an error)."),
+)
+def cli(log_level: str | None) -> None:
+    if log_level:
+        from veille.core.logs import setup_logging
+
+        setup_logging(log_level.upper())
+        click.get_current_context().meta[LOG_LEVEL_KEY] = log_level.upper()
 
 
 for _name in COMMAND_MODULES:

@@ -45,12 +45,22 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+# In click's context meta (shared by a command and the root group):
+DATABASE_URL_KEY = "veille.database_url"  # what a database failure is about
+LOG_LEVEL_KEY = "veille.log_level"  # `veille --log-level X run` without run's own option
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def load_or_exit(config_file: str | None) -> Config:
     try:
-        return load_config(config_file)
+        config = load_config(config_file)
     except ConfigError as exc:
         click.echo(_("Invalid configuration: {problem}").format(problem=exc), err=True)
         sys.exit(2)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[DATABASE_URL_KEY] = config.database_url
+    return config
 
 
 def open_database(config: Config) -> Engine:

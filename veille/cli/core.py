@@ -12,11 +12,20 @@ from typing import Any
 
 import click
 
-from veille.cli.common import config_option, emit, fail, format_option, load_or_exit, open_database
+from veille.cli.common import (
+    LOG_LEVEL_KEY,
+    LOG_LEVELS,
+    config_option,
+    emit,
+    fail,
+    format_option,
+    load_or_exit,
+    open_database,
+)
 from veille.config import describe_secrets, runtime_problems
 from veille.core.durations import format_duration, parse_since
 from veille.core.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
-from veille.core.i18n import current_lang, tr
+from veille.core.i18n import N_, current_lang, tr
 from veille.store.engine import make_engine, read_conn
 
 log = logging.getLogger("veille.cli")
@@ -36,11 +45,11 @@ def register(group: click.Group) -> None:
 @click.option("--once", is_flag=True, help="Interroge chaque source une fois, enregistre, puis quitte (cron).")
 @click.option(
     "--log-level",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help=N_("Default: the root option's (veille --log-level ...), else INFO."),
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
 )
-def run(config_file: str | None, once: bool, log_level: str) -> None:
+def run(config_file: str | None, once: bool, log_level: str | None) -> None:
     """Lance le démon de veille (arrêt propre sur SIGTERM/Ctrl-C)."""
     from veille.core.logs import setup_logging
     from veille.core.secrets import read_secret
@@ -48,7 +57,8 @@ def run(config_file: str | None, once: bool, log_level: str) -> None:
     from veille.runtime.once import run_once
 
     config = load_or_exit(config_file)
-    setup_logging(log_level.upper(), secrets=tuple(read_secret(name) for _, name, _ in describe_secrets(config)))
+    level = (log_level or click.get_current_context().meta.get(LOG_LEVEL_KEY) or "INFO").upper()
+    setup_logging(level, secrets=tuple(read_secret(name) for _, name, _ in describe_secrets(config)))
     lang = current_lang(config.lang)
     try:
         if once:

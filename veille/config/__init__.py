@@ -153,6 +153,10 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
     alerting = parse_alerting(root, client_ids)
     telegram = parse_telegram(root)
     root.finish()
+    override = env.get("VEILLE_DATABASE_URL")
+    problem = database_url_problem(override) if override else None
+    if problem:
+        problems.add("VEILLE_DATABASE_URL (environment)", *problem)
     if problems:
         raise ConfigError(file, problems.items)
     return Config(
@@ -175,18 +179,35 @@ def _parse_database(root: Reader) -> str:
     if section is None:
         return DEFAULT_DATABASE_URL
     url = section.str("url", DEFAULT_DATABASE_URL)
-    if url and not url.startswith(("sqlite://", "postgresql")):
-        section.add(
-            "url",
-            "only SQLite and PostgreSQL are supported",
-            'use "sqlite:///veille.db" or "postgresql+psycopg://user@host/db"',
-        )
+    problem = database_url_problem(url) if url else None
+    if problem:
+        section.add("url", *problem)
     if url and "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
         section.add(
             "url", "must not contain a password", "set VEILLE_DATABASE_URL in the environment, or use a .pgpass file"
         )
     section.finish()
     return url or DEFAULT_DATABASE_URL
+
+
+_DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+_DATABASE_URL_FIX = 'use "sqlite:///veille.db" or "postgresql+psycopg://user@host/db"'
+
+
+def database_url_problem(url: str) -> tuple[str, str] | None:
+    """(what is wrong, how to fix it) for a database URL veille cannot use, else None: checked when the
+    config is read, so a bad URL (or VEILLE_DATABASE_URL) is one config problem, not a driver's traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - a port that is not a number only fails when read
+    except (ArgumentError, ValueError):
+        return "is not a database URL", _DATABASE_URL_FIX
+    if parsed.drivername not in _DATABASE_DRIVERS:
+        return f"{parsed.drivername!r}: only SQLite and PostgreSQL (psycopg) are supported", _DATABASE_URL_FIX
+    return None
 
 
 def _parse_http(root: Reader) -> HttpConfig:

@@ -9,6 +9,7 @@ and never take the write lock. PostgreSQL: a normal pool, READ COMMITTED.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,7 +37,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None and path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # A folder that cannot be made is reported by SQLite's own "unable to open database file" at
+            # the first connection, where the caller says what to fix.
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
             echo=echo,
