@@ -77,6 +77,24 @@ def test_alerts_ack_mute_status(cli: click.Group, config_file: str) -> None:
     assert text.exit_code == 0 and "Incidents ouverts : 1" in text.output
 
 
+def test_ack_of_a_taken_incident_says_by_whom_and_records_nothing(
+    cli: click.Group, config_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VEILLE_LANG", "en")
+    runner = CliRunner()
+    (incident,) = json.loads(runner.invoke(cli, ["alerts", "--config", config_file, "--format", "json"]).output)
+    first = runner.invoke(cli, ["ack", str(incident["id"]), "--config", config_file, "--contact", "backup"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(cli, ["ack", str(incident["id"]), "--config", config_file])
+    assert second.exit_code == 1
+    assert f"Incident #INC-{incident['id']} is already taken by backup since " in second.output
+    assert len(second.output.strip().splitlines()) == 1
+    (after,) = json.loads(runner.invoke(cli, ["alerts", "--config", config_file, "--format", "json"]).output)
+    assert len(after["acks"]) == 1 and after["acks"][0].startswith("ack backup")
+    snoozed = runner.invoke(cli, ["ack", str(incident["id"]), "--config", config_file, "--for", "2h"])
+    assert snoozed.exit_code == 0, snoozed.output
+
+
 def test_replay_rejects_a_malformed_timeline(cli: click.Group, config_file: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"ts": "yesterday", "client": "resto", "text": "x"}\n', encoding="utf-8")

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from veille.cli.common import config_option, emit, fail, load_or_exit, open_database
+from veille.cli.wording import _
 from veille.config import Config
 from veille.core.clock import SystemClock
 from veille.core.durations import format_duration, parse_duration, parse_since
@@ -114,7 +115,7 @@ def alerts_command(
 @click.option("--for", "snooze", metavar="DURÉE", help="Reporter (snooze) pour cette durée au lieu de l'ack standard.")
 def ack_command(config_file: str | None, incident_id: int, contact: str | None, snooze: str | None) -> None:
     """Prend en charge un incident : arrête les relances et escalades (jusqu'à ack_timeout)."""
-    from veille.runtime.actions import UnknownIncident, ack
+    from veille.runtime.actions import AlreadyTaken, UnknownIncident, ack
 
     config = load_or_exit(config_file)
     lang = current_lang(config.lang)
@@ -129,7 +130,24 @@ def ack_command(config_file: str | None, incident_id: int, contact: str | None, 
         fail(tr(lang, f"contact inconnu : {contact!r}", f"unknown contact: {contact!r}"), 2)
     engine = open_database(config)
     try:
-        done = ack(engine, SystemClock(), config.alerting, incident_id, contact=who, actor="cli", duration=duration)
+        done = ack(
+            engine,
+            SystemClock(),
+            config.alerting,
+            incident_id,
+            contact=who,
+            actor="cli",
+            duration=duration,
+            refuse_taken=duration is None,
+        )
+    except AlreadyTaken as taken:
+        local = taken.acked_at.astimezone(config.tz)
+        fail(
+            _(
+                "Incident #INC-{id} is already taken by {who} since {day} {time}: nothing recorded "
+                "(veille ack {id} --for 2h postpones it anyway)"
+            ).format(id=incident_id, who=taken.acked_by, day=local.strftime("%d/%m"), time=local.strftime("%H:%M"))
+        )
     except UnknownIncident:
         fail(tr(lang, f"incident inconnu : {incident_id}", f"unknown incident: {incident_id}"))
     if not done:

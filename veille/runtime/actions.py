@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from veille.alerting.escalation import Context, acknowledge
 from veille.alerting.settings import AlertingSettings
 from veille.core.clock import Clock
+from veille.core.incidents import Status
 from veille.store import alerts as store
 from veille.store.engine import write_tx
 
@@ -23,6 +24,16 @@ CANCELLED_BY_ACK = ("escalated", "repeat")
 
 class UnknownIncident(LookupError):
     pass
+
+
+class AlreadyTaken(Exception):
+    """Someone already took the incident and their ack still runs: a second ack would hide who has it."""
+
+    def __init__(self, acked_by: str, acked_at: datetime, ack_until: datetime | None) -> None:
+        super().__init__(acked_by)
+        self.acked_by = acked_by
+        self.acked_at = acked_at
+        self.ack_until = ack_until
 
 
 def ack(
@@ -34,13 +45,18 @@ def ack(
     contact: str,
     actor: str,
     duration: timedelta | None = None,
+    refuse_taken: bool = False,
 ) -> bool:
-    """Acknowledge (or snooze for `duration`). False if the incident is already resolved."""
+    """Acknowledge (or snooze for `duration`). False if the incident is already resolved. With
+    `refuse_taken`, an incident whose ack still runs raises AlreadyTaken and records nothing."""
     now = clock.now()
     with write_tx(engine) as conn:
         incident = store.get_incident(conn, incident_id, lock=True)
         if incident is None:
             raise UnknownIncident(incident_id)
+        taken = incident.status is Status.ACKED and incident.ack_until is not None and incident.ack_until > now
+        if refuse_taken and taken and incident.acked_by and incident.acked_at:
+            raise AlreadyTaken(incident.acked_by, incident.acked_at, incident.ack_until)
         ctx = Context(settings, ZoneInfo("UTC"))
         if not acknowledge(incident, contact, now, ctx, duration=duration):
             return False
