@@ -323,9 +323,9 @@ _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([^";]+)"?')
 
 def link_rel(header: str | None, rel: str) -> str | None:
     """The URL of `rel` in an RFC 8288 Link header (Mastodon paging), else None."""
-    for url, rels in _LINK.findall(header or ""):
-        if rel in rels.split():
-            return url
+    for link in _LINK.finditer(header or ""):
+        if rel in link.group(2).split():
+            return link.group(1)
     return None
 
 

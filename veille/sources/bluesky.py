@@ -196,7 +196,7 @@ class BlueskyDriver(DriverBase):
             reader.add("search", "empty query", "remove the empty entries")
         if not search and not mentions:
             reader.add("search", "nothing to watch", 'write e.g. search = ["chez gégé"] or mentions = true')
-        if len(problems) > before:
+        if len(problems) > before or identifier is None or password_env is None:
             return None
         return BlueskyOptions(
             identifier.lstrip("@"), password_env, tuple(search), service.rstrip("/"), bool(mentions), lang, max_pages
@@ -232,7 +232,7 @@ class BlueskyDriver(DriverBase):
     async def session(self, ctx: PollContext, options: BlueskyOptions, *, expired: bool = False) -> dict[str, Any]:
         """The cached session; refreshed when (nearly) expired; created only as a last resort."""
         password = require_secret(ctx, options.password_env)
-        session = ctx.cache.get(SESSION_KEY)
+        session: dict[str, Any] | None = ctx.cache.get(SESSION_KEY)
         if session and not expired:
             exp = session.get("exp")
             if exp is None or exp - ctx.clock.now().timestamp() > 60:
@@ -292,7 +292,8 @@ class BlueskyDriver(DriverBase):
 
     async def poll(self, ctx: PollContext, options: BlueskyOptions, state: PollState) -> PollOutcome:
         stored = load_cursor(state.cursor)
-        cursor: dict[str, Any] = stored.get("search") if isinstance(stored.get("search"), dict) else {}
+        search = stored.get("search")
+        cursor: dict[str, Any] = search if isinstance(search, dict) else {}
         items: dict[str, Item] = {}
         wait: float | None = None
         mentions = stored.get("mentions") if isinstance(stored.get("mentions"), str) else None

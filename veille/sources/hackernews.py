@@ -99,7 +99,7 @@ class HackerNewsDriver(DriverBase):
         reader.finish()
         if search is not None and (not search or any(not q for q in search)):
             reader.add("search", "needs at least one non-empty query", 'write e.g. search = ["chez gégé"]')
-        if len(problems) > before:
+        if len(problems) > before or search is None:
             return None
         return HackerNewsOptions(tuple(search), tags, api_base.rstrip("/"), max_pages)
 

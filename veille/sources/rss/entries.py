@@ -103,8 +103,19 @@ class ParsedFeed:
     def from_wire(cls, data: tuple[Any, ...]) -> ParsedFeed:
         version, title, total, bozo, rows = data
         entries = tuple(
-            ParsedEntry(*row[:7], tuple(row[7]) if row[7] is not None else None, bool(row[8]), tuple(row[9]))
-            for row in rows
+            ParsedEntry(
+                guid,
+                link,
+                url,
+                entry_title,
+                text,
+                author,
+                published,
+                tuple(terms) if terms is not None else None,
+                bool(direct),
+                tuple(categories),
+            )
+            for guid, link, url, entry_title, text, author, published, terms, direct, categories in rows
         )
         return cls(version, title, entries, total, bozo)
 

@@ -348,7 +348,8 @@ class _Reader:
         scheme = _SCHEME.match(value)
         if scheme is not None and "://" not in value and scheme.group(1).lower() not in uses_relative:
             return value
-        return self._urljoin(self.base, value)
+        joined: str = self._urljoin(self.base, value)
+        return joined
 
     @staticmethod
     def _link_fix(value: str) -> str:
