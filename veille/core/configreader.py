@@ -279,6 +279,11 @@ class Reader:
             return _or_none(default)
         return value
 
+    def raw_list(self, key: builtins.str, expected: builtins.str) -> list[object]:
+        """An optional list whose items the caller checks itself (e.g. chat ids); `expected` names it."""
+        value = self._get(key, (list,), [], expected)
+        return value if isinstance(value, list) else []
+
     def table(self, key: builtins.str, *, required: builtins.bool = False) -> Reader | None:
         value = self._get(key, (dict,), _MISSING if required else None, "a table")
         return Reader(value, self.sub(key), self.problems) if isinstance(value, dict) else None

@@ -536,7 +536,7 @@ class TelegramBot:
         chat_id = message.chat.id if message is not None else None
         token = query.data or ""
         caller = self._authorise(chat_id, user.id, user.first_name or str(user.id)) if chat_id else None
-        if caller is None or self._engine is None or len(token) > 64:
+        if not chat_id or caller is None or self._engine is None or len(token) > 64:
             self._log_refusal(chat_id or 0, user.id, "button")
             await self._answer(query, self.t("expired"))
             return

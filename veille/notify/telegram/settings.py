@@ -148,7 +148,7 @@ def parse_telegram(root: Reader, client_ids: set[str] | None = None) -> Telegram
         api = DEFAULT_API
     contacts = _parse_contacts(section, client_ids)
     chats = []
-    for index, value in enumerate(section._get("allowed_chats", (list,), [], "a list of chat ids") or []):
+    for index, value in enumerate(section.raw_list("allowed_chats", "a list of chat ids")):
         if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _CHAT_ID_MAX:
             section.add(
                 f"allowed_chats[{index}]",
