@@ -7,6 +7,7 @@ included): each folder is one part and the arrows point down, so a newcomer know
     config                    builds every part's settings: core, net, alerting, scoring, notify, sources
     reports                   core, store
     runtime                   wires everything (the only part that joins store and a pure part)
+    web                       the dashboard: anything but cli (reads store, acts through runtime)
     cli                       the commands: anything
 """
 
@@ -32,8 +33,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "config": frozenset({"core", "net", "alerting", "scoring", "notify", "sources"}),
     "reports": frozenset({"core", "store"}),
     "runtime": frozenset({"core", "net", "store", "alerting", "scoring", "sources", "notify", "config", "reports"}),
-    "cli": frozenset(
+    "web": frozenset(
         {"core", "net", "store", "alerting", "scoring", "sources", "notify", "config", "reports", "runtime"}
+    ),
+    "cli": frozenset(
+        {"core", "net", "store", "alerting", "scoring", "sources", "notify", "config", "reports", "runtime", "web"}
     ),
     # the package's own entry points
     "__init__": frozenset({"core"}),
@@ -211,7 +215,8 @@ def write_tree(root: Path, files: Mapping[str, str]) -> Path:
             {"scoring/a.py": "from ..store import engine\n", "store/engine.py": ""},
             "veille.scoring.a imports veille.store.engine",
         ),
-        ({"web/a.py": ""}, "the folder 'web' is not in the layout"),
+        ({"webhooks/a.py": ""}, "the folder 'webhooks' is not in the layout"),
+        ({"web/a.py": "from veille.cli import main\n", "cli/__init__.py": ""}, "veille.web.a imports veille.cli"),
     ],
 )
 def test_a_bad_import_is_reported(tmp_path: Path, files: dict[str, str], expected: str) -> None:

@@ -189,3 +189,18 @@ def test_database_url_veille_cannot_use(url: str, says: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(f'[database]\nurl = "{url}"\n', environ={})
     assert any(p.path == "database.url" and says in p.message for p in caught.value.problems)
+
+
+def test_web_section_defaults_values_and_problems() -> None:
+    default = parse_config(GOOD, environ={}).web
+    assert (default.enabled, default.host, default.port, default.secure_cookies) == (False, "127.0.0.1", 8080, False)
+    web = parse_config(
+        GOOD + '[web]\nenabled = true\nport = 9000\npublic_url = "https://veille.example.org/"\n', environ={}
+    ).web
+    assert web.enabled and web.port == 9000 and web.public_url == "https://veille.example.org"
+    assert web.secure_cookies
+    problems = problems_of(GOOD + '[web]\nport = 0\npublic_url = "ftp://x"\nsecret_env = "abc def"\ntypo = 1\n')
+    assert any(p.startswith("web.port") for p in problems)
+    assert any(p.startswith("web.public_url") for p in problems)
+    assert any(p.startswith("web.secret_env") for p in problems)
+    assert any("typo" in p for p in problems)

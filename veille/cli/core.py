@@ -72,7 +72,9 @@ def run(config_file: str | None, once: bool, log_level: str | None) -> None:
                 )
                 click.echo(f"{r.runtime.config.key}: {status}")
             sys.exit(1 if failed else 0)
-        sys.exit(asyncio.run(run_daemon(config)))
+        from veille.web.server import attach_to_daemon
+
+        sys.exit(asyncio.run(run_daemon(config, extensions=[attach_to_daemon])))
     except (SchemaVersionError, ConfigError, SecretMissing) as exc:
         fail(f"veille: {exc}", 2)
     except VeilleError as exc:  # anything else veille refuses to start with, said in one line

@@ -59,6 +59,25 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebConfig:
+    """`[web]`: the dashboard (`veille web`, or inside `veille run` when enabled)."""
+
+    enabled: bool = False  # also serve the dashboard from `veille run`
+    host: str = "127.0.0.1"  # loopback by default: put a reverse proxy with HTTPS in front
+    port: int = 8080
+    public_url: str | None = None  # e.g. "https://veille.example.org": https makes session cookies Secure
+    secret_env: str = "VEILLE_WEB_SECRET"  # noqa: S105 - the NAME of the variable holding the cookie-signing key
+    session_max_age: timedelta = timedelta(hours=12)
+    login_attempts: int = 5  # failed logins per name or address within login_window, then refused
+    login_window: timedelta = timedelta(minutes=15)
+    page_size: int = 50  # hits per page on a client's page
+
+    @property
+    def secure_cookies(self) -> bool:
+        return bool(self.public_url and self.public_url.lower().startswith("https://"))
+
+
+@dataclass(frozen=True, slots=True)
 class SourceConfig:
     key: str  # stable identity across restarts: "<client>/<id>"
     client_id: str
@@ -95,6 +114,7 @@ class Config:
     telegram: TelegramSettings
     clients: tuple[ClientConfig, ...] = field(default_factory=tuple)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     def client(self, client_id: str) -> ClientConfig | None:
         return next((c for c in self.clients if c.id == client_id), None)
@@ -147,6 +167,7 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
     http = _parse_http(root)
     daemon = _parse_daemon(root)
     retention = _parse_retention(root)
+    web = _parse_web(root)
     clients = _parse_clients(root)
     client_ids = {c.id for c in clients}
     sentiment = parse_sentiment(root)
@@ -171,6 +192,7 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
         telegram=telegram,
         clients=tuple(clients),
         retention=retention,
+        web=web,
     )
 
 
@@ -255,6 +277,27 @@ def _parse_retention(root: Reader) -> RetentionConfig:
     if section is None:
         return RetentionConfig()
     config = RetentionConfig(keep=section.duration("keep", None, min=timedelta(days=1)))
+    section.finish()
+    return config
+
+
+def _parse_web(root: Reader) -> WebConfig:
+    section = root.table("web")
+    if section is None:
+        return WebConfig()
+    base = WebConfig()
+    public_url = section.url("public_url", None)
+    config = WebConfig(
+        enabled=section.bool("enabled", base.enabled),
+        host=section.str("host", base.host) or base.host,
+        port=section.int("port", base.port, min=1, max=65535),
+        public_url=public_url.rstrip("/") if public_url else None,
+        secret_env=section.env_name("secret_env", base.secret_env) or base.secret_env,
+        session_max_age=section.duration("session_max_age", base.session_max_age, min=timedelta(minutes=5)),
+        login_attempts=section.int("login_attempts", base.login_attempts, min=1, max=100),
+        login_window=section.duration("login_window", base.login_window, min=timedelta(minutes=1)),
+        page_size=section.int("page_size", base.page_size, min=10, max=500),
+    )
     section.finish()
     return config
 

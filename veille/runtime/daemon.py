@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -238,7 +238,10 @@ class Daemon:
         if not self.scheduler.running:
             problems.append("scheduler not running")
         gone = sum(1 for r in pipeline.runtimes.values() if r.status is SourceStatus.AUTH_FAILED)
-        extra: dict[str, object] = {"auth_failed_sources": gone}
+        polls: dict[str, dict[str, int]] = {}
+        for (kind, outcome), count in pipeline.poll_counts.items():
+            polls.setdefault(kind, {})[outcome] = count
+        extra: dict[str, object] = {"auth_failed_sources": gone, "polls": polls}
         if self.leases is not None:
             extra["leases"] = {"owner": self.leases.owner, "held": len(self.leases.held)}
         for source in self.components.health_sources:
@@ -366,6 +369,9 @@ def _protect_secrets(config: Config) -> None:
         protect_secret(read_secret(name))
 
 
-async def run_daemon(config: Config) -> int:
+async def run_daemon(config: Config, *, extensions: Iterable[Callable[[Config, Components], None]] = ()) -> int:
+    """Build and run the daemon; each extension adds its tasks to the components first (the dashboard)."""
     components = build(config)
+    for extend in extensions:
+        extend(config, components)
     return await Daemon(config, components).run()

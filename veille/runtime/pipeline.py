@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -217,6 +218,7 @@ class Pipeline:
         self._stopping = asyncio.Event()
         self._poll_slots = asyncio.Semaphore(config.daemon.concurrency)
         self.leases: SourceLeases | None = None  # set by the daemon: poll only the sources it holds (G7)
+        self.poll_counts: Counter[tuple[str, str]] = Counter()  # (kind, "ok" | "error") since start: /metrics
 
     @property
     def storage_ok(self) -> bool:
@@ -330,6 +332,7 @@ class Pipeline:
             # slows down instead of piling fetched items up in memory (backpressure).
             async with self._poll_slots:
                 result = await self._fetch(runtime)
+                self.poll_counts[runtime.config.kind, "error" if result.error else "ok"] += 1
                 await self._submit(result)
             return result
         finally:

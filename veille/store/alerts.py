@@ -162,8 +162,11 @@ def list_incidents(
     client_id: str | None = None,
     active_only: bool = False,
     limit: int = 100,
+    client_ids: Sequence[str] | None = None,
 ) -> list[Incident]:
     query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
+    if client_ids is not None:
+        query = query.where(incidents.c.client_id.in_(list(client_ids)))
     if since is not None:
         query = query.where(or_(incidents.c.opened_at >= since, incidents.c.status != Status.RESOLVED.value))
     if client_id is not None:

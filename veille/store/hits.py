@@ -560,6 +560,9 @@ class HitQuery:
     label: str | None = None
     include_duplicates: bool = False
     limit: int = 50
+    offset: int = 0  # paging (the dashboard)
+    source_key: str | None = None  # exactly this source
+    ids: tuple[int, ...] | None = None  # only these hits (an incident's evidence)
 
 
 def query_hits(conn: Connection, q: HitQuery) -> list[dict[str, Any]]:
@@ -569,7 +572,12 @@ def query_hits(conn: Connection, q: HitQuery) -> list[dict[str, Any]]:
         .join(sources, sources.c.id == hits.c.source_id)
         .order_by(hits.c.fetched_at.desc(), hits.c.id.desc())
         .limit(q.limit)
+        .offset(q.offset)
     )
+    if q.source_key:
+        statement = statement.where(sources.c.key == q.source_key)
+    if q.ids is not None:
+        statement = statement.where(hits.c.id.in_(list(q.ids)))
     if q.client_id:
         statement = statement.where(hits.c.client_id == q.client_id)
     if q.source:

@@ -219,9 +219,16 @@ def mark_failing_notice(conn: Connection, source_id: int, now: datetime) -> None
 
 
 def list_sources(
-    conn: Connection, *, client_id: str | None = None, broken: bool = False, include_removed: bool = False
+    conn: Connection,
+    *,
+    client_id: str | None = None,
+    broken: bool = False,
+    include_removed: bool = False,
+    client_ids: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     statement = select(sources).order_by(sources.c.client_id, sources.c.key)
+    if client_ids is not None:
+        statement = statement.where(sources.c.client_id.in_(list(client_ids)))
     if client_id:
         statement = statement.where(sources.c.client_id == client_id)
     if broken:

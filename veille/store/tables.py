@@ -10,6 +10,7 @@ TABLE_MODULES = [
     "veille.store.schema",
     "veille.store.schema_alerts",
     "veille.store.schema_telegram",
+    "veille.store.schema_web",
 ]
 
 

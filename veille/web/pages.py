@@ -1,0 +1,376 @@
+"""The dashboard's pages (overview, client, incidents, sources) and the phone's actions on incidents.
+
+Reads go through `veille.store` on read connections; actions go through `veille.runtime.actions`,
+the same audited functions the Telegram buttons use, with `web:<user>` as the actor.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from veille.core.incidents import Incident, Status, Urgency
+from veille.reports.figures import Ranked, split_terms
+from veille.runtime import actions
+from veille.sources.registry import get_driver, known_kinds
+from veille.store import alerts as alert_store
+from veille.store import dashboard
+from veille.store.hits import HitQuery, query_hits
+from veille.store.reports import label_counts
+from veille.store.sources import list_sources
+from veille.web.charts import buckets, timeline
+from veille.web.context import Viewer, action, db, flash, lang_of, not_found, page, render, state_of
+from veille.web.wording import translator
+
+SNOOZE = timedelta(hours=1)  # "remind me in 1 h", as the phone's button
+MUTE = timedelta(hours=24)  # "mute 24 h", as the phone's button
+PERIODS = {"24h": (timedelta(hours=24), False), "7d": (timedelta(days=7), True), "30d": (timedelta(days=30), True)}
+LABELS = ("neg", "neu", "pos")
+TEXT_CHARS = 400
+EVIDENCE = 20  # hits shown behind an incident that names none
+
+
+# -- overview --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLine:
+    id: str
+    name: str
+    activity: dashboard.Activity
+    open_incidents: int
+    high_incidents: int
+    failing_sources: int
+    muted_until: datetime | None
+
+    @property
+    def surge(self) -> bool:
+        """Clearly above its usual level: twice the usual week, and not a handful of hits."""
+        return self.activity.week >= max(10, 2 * self.activity.usual_week)
+
+    @property
+    def attention(self) -> tuple[int, int, int, int, float, int]:
+        share = self.activity.negative_share or 0.0
+        return (
+            self.high_incidents,
+            self.open_incidents,
+            int(self.surge),
+            self.failing_sources,
+            share,
+            self.activity.week,
+        )
+
+
+def _overview_data(conn: Any, client_ids: list[str], now: datetime, day_start: datetime) -> dict[str, Any]:
+    return {
+        "activity": dashboard.activity(
+            conn, client_ids, day_start=day_start, week_start=now - timedelta(days=7), since=now - timedelta(days=35)
+        ),
+        "incidents": dashboard.open_incidents(conn, client_ids),
+        "failing": dashboard.failing_counts(conn, client_ids),
+        "mutes": alert_store.active_mutes(conn, now),
+    }
+
+
+@page
+async def overview(request: Request, viewer: Viewer) -> Response:
+    state = state_of(request)
+    now = state.clock.now()
+    local = now.astimezone(state.config.tz)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    data = await db(request, _overview_data, viewer.client_ids, now, day_start)
+    lines = [
+        ClientLine(
+            c.id,
+            c.name,
+            data["activity"].get(c.id, dashboard.Activity()),
+            *data["incidents"].get(c.id, (0, 0)),
+            data["failing"].get(c.id, 0),
+            data["mutes"].get(c.id),
+        )
+        for c in viewer.clients
+    ]
+    lines.sort(key=lambda line: (tuple(-v for v in line.attention), line.name.lower()))
+    return render(request, "overview.html", {"user": viewer.user, "lines": lines, "page_name": "overview"})
+
+
+# -- a client ----------------------------------------------------------------------------------------------
+
+
+def _client_data(conn: Any, client_id: str, since: datetime, until: datetime, query: HitQuery) -> dict[str, Any]:
+    terms: Counter[str] = Counter()
+    negative_terms: Counter[str] = Counter()
+    for stored, count, negative in dashboard.term_groups(conn, client_id, since):
+        for term in set(split_terms(stored)):
+            terms[term] += count
+            negative_terms[term] += negative
+    ordered = sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    return {
+        "hourly": dashboard.hourly_counts(conn, client_id, since),
+        "labels": label_counts(conn, client_id, since, until),
+        "authors": dashboard.top_authors(conn, client_id, since, 10),
+        "terms": [Ranked(name, count, negative_terms[name]) for name, count in ordered],
+        "hits": query_hits(conn, query),
+        "sources": dashboard.source_keys(conn, client_id),
+    }
+
+
+def _safe_link(url: str | None) -> str | None:
+    """Only http(s) links are shown as links (never javascript: or data:)."""
+    if not url:
+        return None
+    return url if urlsplit(url).scheme.lower() in ("http", "https") else None
+
+
+def _hit_line(row: dict[str, Any]) -> dict[str, Any]:
+    text = row.get("text") or ""
+    return {
+        "id": row["id"],
+        "fetched_at": row["fetched_at"],
+        "published_at": row["published_at"],
+        "kind": row["kind"],
+        "source_key": row.get("source_key"),
+        "author": row.get("author_name") or row.get("author") or "",
+        "title": row.get("title") or "",
+        "text": text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS] + "…",
+        "url": _safe_link(row.get("url")),
+        "label": row.get("sentiment_label"),
+        "score": row.get("sentiment_score"),
+    }
+
+
+def _shares(counts: dict[str | None, int]) -> list[tuple[str, int, float]]:
+    scored = sum(counts.get(label, 0) for label in LABELS)
+    return [(label, counts.get(label, 0), counts.get(label, 0) / scored if scored else 0.0) for label in LABELS]
+
+
+@page
+async def client_page(request: Request, viewer: Viewer) -> Response:
+    client = viewer.client(request.path_params["client_id"])
+    if client is None:
+        return not_found(request)
+    state = state_of(request)
+    params = request.query_params
+    period = params.get("period") if params.get("period") in PERIODS else "7d"
+    span, daily = PERIODS[period]
+    label = params.get("sentiment") if params.get("sentiment") in LABELS else None
+    search = (params.get("q") or "").strip()[:200] or None
+    source = params.get("source") or None
+    try:
+        page_number = max(1, min(int(params.get("page") or 1), 10_000))
+    except ValueError:
+        page_number = 1
+    size = state.config.web.page_size
+    now = state.clock.now()
+    since = now - span
+    query = HitQuery(
+        client_id=client.id,
+        source_key=source,
+        since=since,
+        search=search,
+        label=label,
+        limit=size + 1,
+        offset=(page_number - 1) * size,
+    )
+    data = await db(request, _client_data, client.id, since, now + timedelta(minutes=1), query)
+    if source is not None and source not in data["sources"]:
+        source = None
+    hits = [_hit_line(row) for row in data["hits"][:size]]
+    chart = timeline(buckets(data["hourly"], since, now, state.config.tz, daily=daily), daily=daily)
+    filters = {"period": period, "source": source or "", "sentiment": label or "", "q": search or ""}
+
+    def link(**changes: Any) -> str:
+        merged = {**filters, **changes}
+        return "?" + urlencode({k: v for k, v in merged.items() if v not in ("", None, 1)})
+
+    return render(
+        request,
+        "client.html",
+        {
+            "user": viewer.user,
+            "page_name": "client",
+            "client": client,
+            "filters": filters,
+            "periods": list(PERIODS),
+            "labels": LABELS,
+            "chart": chart,
+            "shares": _shares(data["labels"]),
+            "unscored": data["labels"].get(None, 0),
+            "authors": data["authors"],
+            "terms": data["terms"],
+            "hits": hits,
+            "sources": data["sources"],
+            "page": page_number,
+            "previous_link": link(page=page_number - 1) if page_number > 1 else None,
+            "next_link": link(page=page_number + 1) if len(data["hits"]) > size else None,
+            "period_links": {p: link(period=p, page=1) for p in PERIODS},
+        },
+    )
+
+
+# -- incidents ---------------------------------------------------------------------------------------------
+
+
+@page
+async def incidents_page(request: Request, viewer: Viewer) -> Response:
+    show_all = request.query_params.get("all") == "1"
+    found = await db(
+        request, alert_store.list_incidents, client_ids=viewer.client_ids, active_only=not show_all, limit=200
+    )
+    names = {c.id: c.name for c in viewer.clients}
+    return render(
+        request,
+        "incidents.html",
+        {"user": viewer.user, "page_name": "incidents", "incidents": found, "names": names, "show_all": show_all},
+    )
+
+
+def _incident_data(conn: Any, incident_id: int) -> dict[str, Any] | None:
+    incident = alert_store.get_incident(conn, incident_id)
+    if incident is None:
+        return None
+    hit_ids = tuple(incident.top_hits)
+    if hit_ids:
+        rows = query_hits(
+            conn, HitQuery(client_id=incident.client_id, ids=hit_ids, limit=len(hit_ids), include_duplicates=True)
+        )
+    else:  # a volume incident names no hit: its period's negative hits, else all of them (as `veille hits --incident`)
+        period = HitQuery(
+            client_id=incident.client_id,
+            since=incident.opened_at - alert_store.INCIDENT_LEAD,
+            until=incident.resolved_at,
+            label="neg",
+            limit=EVIDENCE,
+        )
+        rows = query_hits(conn, period) or query_hits(conn, replace(period, label=None))
+    return {
+        "incident": incident,
+        "events": alert_store.events_for(conn, [incident_id]),
+        "deliveries": alert_store.outbox_rows(conn, incident_ids=[incident_id]),
+        "hits": rows,
+    }
+
+
+async def _visible_incident(request: Request, viewer: Viewer) -> Incident | None:
+    incident = await db(request, alert_store.get_incident, request.path_params["incident_id"])
+    if incident is None or viewer.client(incident.client_id) is None:
+        return None
+    return incident
+
+
+@page
+async def incident_page(request: Request, viewer: Viewer) -> Response:
+    data = await db(request, _incident_data, request.path_params["incident_id"])
+    if data is None or viewer.client(data["incident"].client_id) is None:
+        return not_found(request)
+    incident: Incident = data["incident"]
+    order = {hit_id: index for index, hit_id in enumerate(incident.top_hits)}
+    hits = sorted((_hit_line(row) for row in data["hits"]), key=lambda h: order.get(h["id"], 0))
+    return render(
+        request,
+        "incident.html",
+        {
+            "user": viewer.user,
+            "page_name": "incidents",
+            "incident": incident,
+            "client": viewer.client(incident.client_id),
+            "active": incident.status is not Status.RESOLVED,
+            "high": incident.urgency is Urgency.HIGH,
+            "events": data["events"],
+            "deliveries": data["deliveries"],
+            "hits": hits,
+        },
+    )
+
+
+def _back_to(incident_id: int) -> Response:
+    return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
+
+
+async def _acknowledge(request: Request, viewer: Viewer, duration: timedelta | None) -> Response:
+    incident = await _visible_incident(request, viewer)
+    if incident is None or incident.id is None:
+        return not_found(request)
+    state = state_of(request)
+    _ = translator(lang_of(request))
+    try:
+        done = await run_in_threadpool(
+            actions.ack,
+            state.engine,
+            state.clock,
+            state.config.alerting,
+            incident.id,
+            contact=viewer.user.name,
+            actor=f"web:{viewer.user.name}",
+            duration=duration,
+        )
+    except actions.UnknownIncident:
+        return not_found(request)
+    if not done:
+        flash(request, _("This incident is already resolved."))
+    elif duration is None:
+        flash(request, _("You have taken this incident."))
+    else:
+        flash(request, _("Reminder in 1 h."))
+    return _back_to(incident.id)
+
+
+@action
+async def take_incident(request: Request, viewer: Viewer) -> Response:
+    return await _acknowledge(request, viewer, None)
+
+
+@action
+async def snooze_incident(request: Request, viewer: Viewer) -> Response:
+    return await _acknowledge(request, viewer, SNOOZE)
+
+
+@action
+async def mute_client(request: Request, viewer: Viewer) -> Response:
+    incident = await _visible_incident(request, viewer)
+    if incident is None or incident.id is None:
+        return not_found(request)
+    state = state_of(request)
+    _ = translator(lang_of(request))
+    until = await run_in_threadpool(
+        actions.mute,
+        state.engine,
+        state.clock,
+        incident.client_id,
+        MUTE,
+        actor=f"web:{viewer.user.name}",
+        reason=f"incident {incident.id}",
+    )
+    flash(
+        request,
+        _("Notifications about {client} are muted until {until}.").format(
+            client=incident.client_id, until=until.astimezone(state.config.tz).strftime("%d/%m %H:%M")
+        ),
+    )
+    return _back_to(incident.id)
+
+
+# -- sources -------------------------------------------------------------------------------------------------
+
+
+@page
+async def sources_page(request: Request, viewer: Viewer) -> Response:
+    rows = await db(request, list_sources, client_ids=viewer.client_ids)
+    lang = lang_of(request)
+    kinds = set(known_kinds())
+    for row in rows:
+        if row["kind"] in kinds:  # a driver's own note (a budget left, a feed that moved), in the reader's language
+            row["note"] = get_driver(row["kind"]).describe_state(row["cursor"], row["target"], lang) or row["note"]
+        row["trouble"] = row["failing_since"] is not None or row["status"] not in ("ok", "new")
+    rows.sort(key=lambda r: (not r["trouble"], r["client_id"], r["key"]))
+    names = {c.id: c.name for c in viewer.clients}
+    return render(
+        request, "sources.html", {"user": viewer.user, "page_name": "sources", "sources": rows, "names": names}
+    )

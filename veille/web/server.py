@@ -1,0 +1,92 @@
+"""Serving the dashboard with uvicorn: alone (`veille web`) or as one more task of `veille run`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Generator
+
+import uvicorn
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+
+from veille.config import Config
+from veille.core.clock import Clock
+from veille.runtime.health import health_path
+from veille.runtime.wiring import Components
+from veille.web.app import create_app
+from veille.web.metrics import health_file_figures
+
+log = logging.getLogger("veille.web")
+
+
+def build_app(config: Config, engine: Engine, *, clock: Clock | None = None) -> Starlette:
+    """The app with the daemon's figures read from its health file (the same for both ways to serve)."""
+    return create_app(config, engine, clock=clock, figures=health_file_figures(health_path(config)))
+
+
+def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    # proxy_headers: X-Forwarded-For/-Proto are believed only from forwarded_allow_ips (127.0.0.1 by
+    # default), i.e. a reverse proxy on this host; the login limiter then sees the real address.
+    return uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="off", proxy_headers=True
+    )
+
+
+def serve(config: Config, engine: Engine, *, host: str, port: int) -> None:
+    """`veille web`: serve until SIGINT/SIGTERM."""
+    app = build_app(config, engine)
+    log.info("dashboard on http://%s:%d/", host, port)
+    uvicorn.Server(server_config(app, host, port)).run()
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """Inside the daemon: the daemon owns the signals and tells the server when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def attach_to_daemon(config: Config, components: Components) -> None:
+    """`veille run` with `[web] enabled = true`: the dashboard runs as one of the daemon's tasks."""
+    if config.web.enabled:
+        run, reload = daemon_task(config, components.engine)
+        components.background.append(run)
+        components.reloaders.append(reload)
+
+
+def daemon_task(
+    config: Config, engine: Engine, *, clock: Clock | None = None
+) -> tuple[Callable[[asyncio.Event], Awaitable[None]], Callable[[Config], None]]:
+    """The dashboard as a background task of `veille run` (stops with it), and the reloader that
+    hands it a reloaded config (clients)."""
+    app = build_app(config, engine, clock=clock)
+    host, port = config.web.host, config.web.port
+
+    async def run(stop: asyncio.Event) -> None:
+        server = _EmbeddedServer(server_config(app, host, port))
+
+        async def guarded() -> None:
+            try:
+                await server.serve()
+            except SystemExit:  # uvicorn exits when it cannot listen: the daemon must keep polling
+                log.error("dashboard could not listen on %s:%d; the daemon runs without it", host, port)
+
+        serving = asyncio.create_task(guarded(), name="veille-web")
+        stopping = asyncio.create_task(stop.wait())
+        log.info("dashboard on http://%s:%d/", host, port)
+        done, _ = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if serving in done:  # it could not start (port taken...): the daemon keeps polling
+            stopping.cancel()
+            if serving.exception() is not None:
+                log.error("dashboard stopped: %s", serving.exception())
+            return
+        server.should_exit = True
+        await serving
+
+    def reload(new: Config) -> None:
+        app.state.web.config = new
+
+    return run, reload
