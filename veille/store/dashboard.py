@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, case, func, literal_column, select
+from sqlalchemy import ColumnElement, Connection, case, func, literal_column, select
 
 from veille.core.incidents import Status, Urgency
 from veille.store.schema import hits, sources
@@ -36,8 +37,8 @@ class Activity:
         return self.week_negative / self.week_scored if self.week_scored else None
 
 
-def _count_if(condition: object) -> object:
-    return func.sum(case((condition, 1), else_=0))  # type: ignore[arg-type]
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.sum(case((condition, 1), else_=0))
 
 
 def activity(
@@ -60,10 +61,7 @@ def activity(
         .where(hits.c.client_id.in_(list(client_ids)), fetched >= since, hits.c.duplicate_of.is_(None))
         .group_by(hits.c.client_id)
     )
-    return {
-        row[0]: Activity(*(int(value or 0) for value in row[1:]))  # type: ignore[arg-type]
-        for row in conn.execute(query)
-    }
+    return {row[0]: Activity(*(int(value or 0) for value in row[1:])) for row in conn.execute(query)}
 
 
 def open_incidents(conn: Connection, client_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
@@ -71,7 +69,7 @@ def open_incidents(conn: Connection, client_ids: Sequence[str]) -> dict[str, tup
     if not client_ids:
         return {}
     query = (
-        select(incidents.c.client_id, func.count(), _count_if(incidents.c.urgency == Urgency.HIGH.value))  # type: ignore[call-overload]
+        select(incidents.c.client_id, func.count(), _count_if(incidents.c.urgency == Urgency.HIGH.value))
         .where(incidents.c.client_id.in_(list(client_ids)), incidents.c.status != Status.RESOLVED.value)
         .group_by(incidents.c.client_id)
     )
@@ -94,7 +92,7 @@ def failing_counts(conn: Connection, client_ids: Sequence[str]) -> dict[str, int
     return {row[0]: int(row[1]) for row in conn.execute(query)}
 
 
-def _hour_bucket(conn: Connection) -> object:
+def _hour_bucket(conn: Connection) -> ColumnElement[str]:
     if conn.dialect.name == "postgresql":
         return func.to_char(func.date_trunc("hour", hits.c.fetched_at), "YYYY-MM-DD HH24")
     return func.strftime("%Y-%m-%d %H", hits.c.fetched_at)
@@ -102,7 +100,7 @@ def _hour_bucket(conn: Connection) -> object:
 
 def hourly_counts(conn: Connection, client_id: str, since: datetime) -> list[tuple[datetime, int, int]]:
     """(UTC hour, hits, negative hits) for every hour since `since` that has hits, oldest first."""
-    bucket = _hour_bucket(conn).label("bucket")  # type: ignore[attr-defined]
+    bucket = _hour_bucket(conn).label("bucket")
     query = (
         select(bucket, func.count(), _count_if(hits.c.sentiment_label == "neg"))
         .where(hits.c.client_id == client_id, hits.c.fetched_at >= since, hits.c.duplicate_of.is_(None))

@@ -60,7 +60,7 @@ async def current_user(request: Request) -> WebUser | None:
     name = request.session.get("user")
     if not isinstance(name, str):
         return None
-    user = await db(request, get_user, name)
+    user: WebUser | None = await db(request, get_user, name)
     if user is None or request.session.get("pw") != password_mark(user):
         request.session.clear()
         return None

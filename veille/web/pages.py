@@ -86,17 +86,12 @@ async def overview(request: Request, viewer: Viewer) -> Response:
     local = now.astimezone(state.config.tz)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     data = await db(request, _overview_data, viewer.client_ids, now, day_start)
-    lines = [
-        ClientLine(
-            c.id,
-            c.name,
-            data["activity"].get(c.id, dashboard.Activity()),
-            *data["incidents"].get(c.id, (0, 0)),
-            data["failing"].get(c.id, 0),
-            data["mutes"].get(c.id),
-        )
-        for c in viewer.clients
-    ]
+    lines = []
+    for c in viewer.clients:
+        open_count, high_count = data["incidents"].get(c.id, (0, 0))
+        activity = data["activity"].get(c.id, dashboard.Activity())
+        failing, muted = data["failing"].get(c.id, 0), data["mutes"].get(c.id)
+        lines.append(ClientLine(c.id, c.name, activity, open_count, high_count, failing, muted))
     lines.sort(key=lambda line: (tuple(-v for v in line.attention), line.name.lower()))
     return render(request, "overview.html", {"user": viewer.user, "lines": lines, "page_name": "overview"})
 
@@ -158,7 +153,9 @@ async def client_page(request: Request, viewer: Viewer) -> Response:
         return not_found(request)
     state = state_of(request)
     params = request.query_params
-    period = params.get("period") if params.get("period") in PERIODS else "7d"
+    period = params.get("period") or "7d"
+    if period not in PERIODS:
+        period = "7d"
     span, daily = PERIODS[period]
     label = params.get("sentiment") if params.get("sentiment") in LABELS else None
     search = (params.get("q") or "").strip()[:200] or None
@@ -259,7 +256,7 @@ def _incident_data(conn: Any, incident_id: int) -> dict[str, Any] | None:
 
 
 async def _visible_incident(request: Request, viewer: Viewer) -> Incident | None:
-    incident = await db(request, alert_store.get_incident, request.path_params["incident_id"])
+    incident: Incident | None = await db(request, alert_store.get_incident, request.path_params["incident_id"])
     if incident is None or viewer.client(incident.client_id) is None:
         return None
     return incident
