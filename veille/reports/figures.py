@@ -245,17 +245,19 @@ def outages(
     """
     found: dict[tuple[str, datetime | None], Outage] = {}
     current = {f.key: f for f in failing_now}
-    for f in source_incidents:
-        if f.resolved_at is None and f.subject in current:
+    for incident in source_incidents:
+        if incident.resolved_at is None and incident.subject in current:
             continue
-        since = f.opened_at - failing_after
-        found[(f.subject, f.opened_at)] = _outage(
-            f.subject, kinds.get(f.subject, ""), since, f.resolved_at, None, start, end, now
+        since = incident.opened_at - failing_after
+        found[(incident.subject, incident.opened_at)] = _outage(
+            incident.subject, kinds.get(incident.subject, ""), since, incident.resolved_at, None, start, end, now
         )
-    for f in current.values():
-        if f.failing_since >= end or min(now, end) - f.failing_since < failing_after:
+    for source in current.values():
+        if source.failing_since >= end or min(now, end) - source.failing_since < failing_after:
             continue
-        found[(f.key, None)] = _outage(f.key, f.kind, f.failing_since, None, f.last_error_kind, start, end, now)
+        found[(source.key, None)] = _outage(
+            source.key, source.kind, source.failing_since, None, source.last_error_kind, start, end, now
+        )
     kept = (o for o in found.values() if o.duration > timedelta(0))  # down, but not during this month
     return tuple(sorted(kept, key=lambda o: (o.since, o.source_key)))
 

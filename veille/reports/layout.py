@@ -191,7 +191,7 @@ def document(report: MonthlyReport, lang: str, tz: tzinfo) -> Document:
                 f"(Previous month: {w.hits(report.previous_total)}.)",
             )
         return Document(lang, title, subtitle, (Section(w.t("En bref", "Summary"), (line,)),))
-    sections = [_summary(report, w, month)]
+    sections: list[Section | None] = [_summary(report, w, month)]
     if report.total:
         sections += [
             _kinds(report, w),
@@ -280,7 +280,7 @@ def _sentiment(r: MonthlyReport, w: Words) -> Section:
         )
         for s in r.sentiment
     )
-    lines = ()
+    lines: tuple[str, ...] = ()
     if r.unscored:
         lines = (
             w.t(
