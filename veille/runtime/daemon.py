@@ -101,8 +101,8 @@ class Daemon:
                     exc.file,
                     len(exc.problems),
                 )
-                for problem in exc.problems:
-                    log.error("config reload: %s", problem)
+                for config_problem in exc.problems:
+                    log.error("config reload: %s", config_problem)
                 return False
             _protect_secrets(new)
             for problem in runtime_problems(new):

@@ -281,7 +281,7 @@ class Pipeline:
         for source_id, row in rows.items():
             key = by_id.get(source_id)
             runtime = self.runtimes[key] if key is not None else None
-            if runtime is None or runtime.in_flight:
+            if key is None or runtime is None or runtime.in_flight:
                 continue
             due = row.next_poll_at
             if takeover and row.last_polled_at is not None:

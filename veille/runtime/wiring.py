@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +25,18 @@ from veille.store.migrate import check_schema
 from veille.store.outage import StorageStatus
 
 if TYPE_CHECKING:
+    from veille.core.models import Item
     from veille.runtime.alerting import AlertingService
     from veille.scoring.process import ScoringProcess
     from veille.sources.base import StreamConsumer
 
 log = logging.getLogger("veille.runtime.wiring")
 
+# A task that runs until `stop` is set. A coroutine function, not any awaitable: asyncio.create_task takes coroutines.
+BackgroundJob = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
-def build_streams(config: Config, pipeline: Pipeline, clock: Clock) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
+
+def build_streams(config: Config, pipeline: Pipeline, clock: Clock) -> list[BackgroundJob]:
     """One consumer per stream group (one Jetstream URL...), matching every post against all its clients."""
     from veille.sources.registry import get_driver
 
@@ -41,7 +45,7 @@ def build_streams(config: Config, pipeline: Pipeline, clock: Clock) -> list[Call
         driver = get_driver(runtime.config.kind)
         if driver.streams:
             groups.setdefault((runtime.config.kind, driver.stream_group(runtime.config.options)), []).append(key)
-    streams = []
+    streams: list[BackgroundJob] = []
     for (kind, _group), keys in groups.items():
         matchers = {pipeline.runtimes[k].config.client_id: pipeline.runtimes[k].matcher for k in keys}
         consumer = get_driver(kind).open_stream(
@@ -54,11 +58,14 @@ def build_streams(config: Config, pipeline: Pipeline, clock: Clock) -> list[Call
         async def load_cursor(keys: list[str] = keys) -> int | None:
             return pipeline.stream_cursor(keys)
 
-        async def on_batch(items: dict[str, list[Any]], cursor: int, keys: list[str] = keys) -> None:
+        async def on_batch(items: dict[str, list[Item]], cursor: int, keys: list[str] = keys) -> None:
             await pipeline.store_stream_batch(keys, items, cursor)
 
         async def run(
-            stop: asyncio.Event, consumer: StreamConsumer = consumer, load: Any = load_cursor, store: Any = on_batch
+            stop: asyncio.Event,
+            consumer: StreamConsumer = consumer,
+            load: Callable[[], Awaitable[int | None]] = load_cursor,
+            store: Callable[[dict[str, list[Item]], int], Awaitable[None]] = on_batch,
         ) -> None:
             await consumer.run(stop, load, store)
 
@@ -70,7 +77,7 @@ def build_streams(config: Config, pipeline: Pipeline, clock: Clock) -> list[Call
 class Wiring:
     """What the parts of the daemon register while it is built: tasks, start checks, closers, health."""
 
-    background: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
+    background: list[BackgroundJob] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
     starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # e.g. check the bot token
     health_sources: list[Callable[[], dict[str, Any]]] = field(default_factory=list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Callable, Generator
 
 import uvicorn
 from sqlalchemy import Engine
@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from veille.config import Config
 from veille.core.clock import Clock
 from veille.runtime.health import health_path
-from veille.runtime.wiring import Components
+from veille.runtime.wiring import BackgroundJob, Components
 from veille.web.app import create_app
 from veille.web.metrics import health_file_figures
 
@@ -59,7 +59,7 @@ def attach_to_daemon(config: Config, components: Components) -> None:
 
 def daemon_task(
     config: Config, engine: Engine, *, clock: Clock | None = None
-) -> tuple[Callable[[asyncio.Event], Awaitable[None]], Callable[[Config], None]]:
+) -> tuple[BackgroundJob, Callable[[Config], None]]:
     """The dashboard as a background task of `veille run` (stops with it), and the reloader that
     hands it a reloaded config (clients)."""
     app = build_app(config, engine, clock=clock)
