@@ -12,6 +12,7 @@ from datetime import time, timedelta
 
 from veille.core.configreader import Reader
 from veille.core.durations import format_duration
+from veille.core.i18n import N_
 
 CHANNELS = ("telegram", "console", "apprise")
 _CONTACT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -192,7 +193,9 @@ def _clock_key(section: Reader, key: str, default: time | None) -> time | None:
         return None
     value = parse_clock(raw)
     if value is None:
-        section.add(key, f"{raw!r} is not a time of day", 'write e.g. "08:00" (24-hour clock) or "off"')
+        section.add(
+            key, N_("{raw!r} is not a time of day").format(raw=raw), N_('write e.g. "08:00" (24-hour clock) or "off"')
+        )
         return default
     return value
 
@@ -252,14 +255,19 @@ def parse_alerting(root: Reader, client_ids: set[str]) -> AlertingSettings:
         # A send may take send_timeout; a lease that runs out first lets another relay send it again.
         section.add(
             "lease",
-            f"({format_duration(settings.lease)}) must be longer than send_timeout "
-            f"({format_duration(settings.send_timeout)})",
-            'make lease longer than send_timeout, e.g. lease = "60s" with send_timeout = "30s"',
+            N_("({lease}) must be longer than send_timeout ({send_timeout})").format(
+                lease=format_duration(settings.lease), send_timeout=format_duration(settings.send_timeout)
+            ),
+            N_('make lease longer than send_timeout, e.g. lease = "60s" with send_timeout = "30s"'),
         )
     if settings.critical_risk < settings.risk_threshold:
-        section.add("critical_risk", "is below risk_threshold", "critical_risk must be >= risk_threshold")
+        section.add("critical_risk", N_("is below risk_threshold"), N_("critical_risk must be >= risk_threshold"))
     if settings.operator and settings.contact(settings.operator) is None:
-        section.add("operator", f"no contact has id {settings.operator!r}", "use the id of a [[contacts]] entry")
+        section.add(
+            "operator",
+            N_("no contact has id {operator!r}").format(operator=settings.operator),
+            N_("use the id of a [[contacts]] entry"),
+        )
     section.finish()
     return settings
 
@@ -271,9 +279,17 @@ def _parse_contacts(root: Reader, client_ids: set[str]) -> list[Contact]:
         contact_id = reader.str("id")
         if contact_id is not None:
             if not _CONTACT_ID.match(contact_id):
-                reader.add("id", f"{contact_id!r} is not a valid id", "use lower-case letters, digits, - and _")
+                reader.add(
+                    "id",
+                    N_("{contact_id!r} is not a valid id").format(contact_id=contact_id),
+                    N_("use lower-case letters, digits, - and _"),
+                )
             elif contact_id in seen:
-                reader.add("id", f"duplicate contact id {contact_id!r}", "give each contact its own id")
+                reader.add(
+                    "id",
+                    N_("duplicate contact id {contact_id!r}").format(contact_id=contact_id),
+                    N_("give each contact its own id"),
+                )
             seen.add(contact_id)
         name = reader.str("name", contact_id or "")
         channel = reader.str("channel", "telegram", choices=CHANNELS)
@@ -281,16 +297,18 @@ def _parse_contacts(root: Reader, client_ids: set[str]) -> list[Contact]:
         if channel == "apprise" and address and "://" not in address and not address.startswith("env:"):
             reader.add(
                 "address",
-                "must be an Apprise URL or env:VARIABLE",
-                'write e.g. "ntfys://ntfy.sh/my-topic", or "env:VEILLE_NTFY_URL" if it holds a token',
+                N_("must be an Apprise URL or env:VARIABLE"),
+                N_('write e.g. "ntfys://ntfy.sh/my-topic", or "env:VEILLE_NTFY_URL" if it holds a token'),
             )
         clients = reader.str_list("clients", ["*"])
         for index, client in enumerate(clients or []):
             if client != "*" and client not in client_ids:
                 reader.add(
                     f"clients[{index}]",
-                    f"no client has id {client!r}",
-                    f'use one of: {", ".join(sorted(client_ids)) or "(no clients)"}, or "*"',
+                    N_("no client has id {client!r}").format(client=client),
+                    N_('use one of: {clients}, or "*"').format(
+                        clients=", ".join(sorted(client_ids)) or N_("(no clients)")
+                    ),
                 )
         quiet: QuietHours | None = None
         quiet_raw = reader.str("quiet_hours", None)
@@ -299,8 +317,8 @@ def _parse_contacts(root: Reader, client_ids: set[str]) -> list[Contact]:
             if quiet is None:
                 reader.add(
                     "quiet_hours",
-                    f"{quiet_raw!r} is not a time window",
-                    'write "HH:MM-HH:MM", e.g. "22:00-07:30" (may cross midnight)',
+                    N_("{quiet_raw!r} is not a time window").format(quiet_raw=quiet_raw),
+                    N_('write "HH:MM-HH:MM", e.g. "22:00-07:30" (may cross midnight)'),
                 )
         digest_on = reader.raw.get("digest_at") != "off"
         digest_at = _clock_key(reader, "digest_at", None)

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
-from veille.cli.wording import _
+from veille.cli.wording import ngettext, text
 from veille.config import Config, load_config
 from veille.core.csvtext import csv_text
 from veille.core.errors import ConfigError, SchemaVersionError
@@ -55,7 +55,13 @@ def load_or_exit(config_file: str | None) -> Config:
     try:
         config = load_config(config_file)
     except ConfigError as exc:
-        click.echo(_("Invalid configuration: {problem}").format(problem=exc), err=True)
+        count = len(exc.problems)
+        heading = ngettext(
+            "Invalid configuration: {file}: {n} problem:", "Invalid configuration: {file}: {n} problems:", count
+        )
+        click.echo(heading.format(file=exc.file, n=count), err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {text(str(problem))}", err=True)
         sys.exit(2)
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
@@ -69,7 +75,7 @@ def open_database(config: Config) -> Engine:
     try:
         check_schema(engine)
     except SchemaVersionError as exc:
-        fail(f"veille: {exc}", 2)
+        fail(f"veille: {text(str(exc))}", 2)
     return engine
 
 

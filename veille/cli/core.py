@@ -22,10 +22,12 @@ from veille.cli.common import (
     load_or_exit,
     open_database,
 )
+from veille.cli.wording import _, cli_wording, command, group, ngettext, text
 from veille.config import describe_secrets, runtime_problems
 from veille.core.durations import format_duration, parse_since
 from veille.core.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
-from veille.core.i18n import N_, current_lang, tr
+from veille.core.i18n import N_
+from veille.core.models import ErrorKind
 from veille.store.engine import make_engine, read_conn
 
 log = logging.getLogger("veille.cli")
@@ -40,9 +42,9 @@ def register(group: click.Group) -> None:
     group.add_command(health)
 
 
-@click.command()
+@command(help=N_("Run the listening daemon (clean stop on SIGTERM/Ctrl-C)."))
 @config_option
-@click.option("--once", is_flag=True, help="Interroge chaque source une fois, enregistre, puis quitte (cron).")
+@click.option("--once", is_flag=True, help=N_("Poll every source once, store, then exit (cron)."))
 @click.option(
     "--log-level",
     default=None,
@@ -50,7 +52,6 @@ def register(group: click.Group) -> None:
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
 )
 def run(config_file: str | None, once: bool, log_level: str | None) -> None:
-    """Lance le démon de veille (arrêt propre sur SIGTERM/Ctrl-C)."""
     from veille.core.logs import setup_logging
     from veille.core.secrets import read_secret
     from veille.runtime.daemon import run_daemon
@@ -59,16 +60,15 @@ def run(config_file: str | None, once: bool, log_level: str | None) -> None:
     config = load_or_exit(config_file)
     level = (log_level or click.get_current_context().meta.get(LOG_LEVEL_KEY) or "INFO").upper()
     setup_logging(level, secrets=tuple(read_secret(name) for _, name, _ in describe_secrets(config)))
-    lang = current_lang(config.lang)
     try:
         if once:
             results = asyncio.run(run_once(config))
             failed = [r for r in results if r.error is not None]
             for r in results:
                 status = (
-                    f"ERREUR {r.error.kind.value}: {r.error.message}"
+                    _("ERROR {kind}: {message}").format(kind=text(r.error.kind.label), message=text(r.error.message))
                     if r.error
-                    else tr(lang, f"ok, {r.new_hits} nouveau(x) hit(s)", f"ok, {r.new_hits} new hit(s)")
+                    else ngettext("ok, {n} new hit", "ok, {n} new hits", r.new_hits).format(n=r.new_hits)
                 )
                 click.echo(f"{r.runtime.config.key}: {status}")
             sys.exit(1 if failed else 0)
@@ -76,9 +76,9 @@ def run(config_file: str | None, once: bool, log_level: str | None) -> None:
 
         sys.exit(asyncio.run(run_daemon(config, extensions=[attach_to_daemon])))
     except (SchemaVersionError, ConfigError, SecretMissing) as exc:
-        fail(f"veille: {exc}", 2)
+        fail(f"veille: {text(str(exc))}", 2)
     except VeilleError as exc:  # anything else veille refuses to start with, said in one line
-        fail(f"veille: {exc}", 1)
+        fail(f"veille: {text(str(exc))}", 1)
 
 
 def _since(value: str | None, option: str) -> datetime | None:
@@ -87,20 +87,22 @@ def _since(value: str | None, option: str) -> datetime | None:
     try:
         return parse_since(value, datetime.now(UTC))
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
+        raise click.BadParameter(text(str(exc)), param_hint=option) from None
 
 
-@click.command()
+@command(help=N_("List the hits found, most recent first."))
 @config_option
-@click.option("--client", help="Identifiant du client (ex. resto).")
-@click.option("--source", help="Source : clé, type (rss, mastodon...) ou partie de l'URL.")
-@click.option("--since", help="Depuis : durée (24h, 7d) ou date ISO (2026-11-01).")
-@click.option("--until", help="Jusqu'à : durée ou date ISO.")
-@click.option("--search", help="Texte à chercher (titre, texte, auteur).")
-@click.option("--label", type=click.Choice(["neg", "neu", "pos"]), help="Sentiment.")
-@click.option("--incident", type=int, metavar="ID", help="Les hits d'un incident (période et client de l'incident).")
-@click.option("--all", "include_duplicates", is_flag=True, help="Inclure les doublons liés d'autres sources.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--client", help=N_("Client id (e.g. resto)."))
+@click.option("--source", help=N_("Source: key, kind (rss, mastodon...) or part of the URL."))
+@click.option("--since", help=N_("Since: a duration (24h, 7d) or an ISO date (2026-11-01)."))
+@click.option("--until", help=N_("Until: a duration or an ISO date."))
+@click.option("--search", help=N_("Text to look for (title, text, author)."))
+@click.option("--label", type=click.Choice(["neg", "neu", "pos"]), help=N_("Sentiment."))
+@click.option("--incident", type=int, metavar="ID", help=N_("The hits of an incident (its client and period)."))
+@click.option("--all", "include_duplicates", is_flag=True, help=N_("Include linked duplicates from other sources."))
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help=N_("At most this many rows.")
+)
 @format_option
 def hits(
     config_file: str | None,
@@ -115,16 +117,14 @@ def hits(
     limit: int,
     output_format: str,
 ) -> None:
-    """Liste les hits trouvés, les plus récents d'abord."""
     from veille.store.hits import HitQuery, query_hits
 
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
     if client and config.client(client) is None:
         known = ", ".join(c.id for c in config.clients)
-        fail(tr(lang, f"client inconnu : {client!r} (clients : {known})", f"unknown client: {client!r} ({known})"))
+        fail(_("unknown client: {client} (clients: {known})").format(client=repr(client), known=known))
     if search is not None and len(search) > 500:
-        fail(tr(lang, "--search : 500 caractères au plus", "--search: 500 characters at most"))
+        fail(_("--search: 500 characters at most"))
     query = HitQuery(
         client_id=client,
         source=source,
@@ -137,7 +137,7 @@ def hits(
     )
     engine = open_database(config)
     if incident is not None:
-        query = _incident_query(engine, incident, query, lang)
+        query = _incident_query(engine, incident, query)
     with read_conn(engine) as conn:
         rows = query_hits(conn, query)
     columns = [
@@ -164,11 +164,7 @@ def hits(
             row["sentiment"] = (
                 f"{row['sentiment_label']} {row['sentiment_score']:+.2f}" if row["sentiment_label"] else ""
             )
-        headers = tr(
-            lang,
-            "id|vu le|client|source|auteur|sentiment|texte|lien",
-            "id|seen|client|source|author|sentiment|text|link",
-        ).split("|")
+        headers = [_("id"), _("seen"), _("client"), _("source"), _("author"), _("sentiment"), _("text"), _("link")]
         emit(
             rows,
             ["id", "fetched_at", "client_id", "kind", "author", "sentiment", "text", "url"],
@@ -180,7 +176,7 @@ def hits(
     emit(rows, columns, output_format)
 
 
-def _incident_query(engine: Any, incident_id: int, query: Any, lang: str) -> Any:
+def _incident_query(engine: Any, incident_id: int, query: Any) -> Any:
     """Narrow a hit query to an incident's client and period (from an hour before it opened)."""
     from dataclasses import replace
 
@@ -189,7 +185,7 @@ def _incident_query(engine: Any, incident_id: int, query: Any, lang: str) -> Any
     with read_conn(engine) as conn:
         found = get_incident(conn, incident_id)
     if found is None:
-        fail(tr(lang, f"incident inconnu : {incident_id}", f"unknown incident: {incident_id}"))
+        fail(_("unknown incident: {id}").format(id=incident_id))
     return replace(
         query,
         client_id=found.client_id,
@@ -199,8 +195,8 @@ def _incident_query(engine: Any, incident_id: int, query: Any, lang: str) -> Any
 
 
 def _sentiment_style(value: Any) -> str:
-    text = str(value or "")
-    return "red" if text.startswith("neg") else "green" if text.startswith("pos") else ""
+    label = str(value or "")
+    return "red" if label.startswith("neg") else "green" if label.startswith("pos") else ""
 
 
 def _shorten(text: str, width: int) -> str:
@@ -208,20 +204,19 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@click.command("sources")
+@command("sources", help=N_("Each source's state: status, last success, errors, hits, next poll."))
 @config_option
-@click.option("--client", help="Seulement ce client.")
-@click.option("--broken", is_flag=True, help="Seulement les sources en erreur.")
+@click.option("--client", help=N_("Only this client."))
+@click.option("--broken", is_flag=True, help=N_("Only the failing sources."))
 @format_option
 def sources_command(config_file: str | None, client: str | None, broken: bool, output_format: str) -> None:
-    """État de chaque source : statut, dernier succès, erreurs, hits, prochain passage."""
     from veille.sources.registry import DRIVERS, get_driver
     from veille.store.sources import list_sources
 
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
+    lang = cli_wording().lang
     if client and config.client(client) is None:
-        fail(tr(lang, f"client inconnu : {client!r}", f"unknown client: {client!r}"))
+        fail(_("unknown client: {client}").format(client=repr(client)))
     engine = open_database(config)
     with read_conn(engine) as conn:
         rows = list_sources(conn, client_id=client, broken=broken)
@@ -248,22 +243,35 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, o
         emit(rows, columns, output_format)
         return
     for row in rows:
-        row["last_success_at"] = _ago(row["last_success_at"], now, lang)
+        row["last_success_at"] = _ago(row["last_success_at"], now)
         nxt = row["next_poll_at"]
         row["next_poll_at"] = (
-            tr(lang, "dès que possible", "as soon as possible")
+            _("as soon as possible")
             if nxt is None or nxt <= now
-            else tr(lang, "dans ", "in ") + format_duration(nxt - now)
+            else _("in {duration}").format(duration=format_duration(nxt - now))
         )
-        row["error"] = f"{row['last_error_kind']}: {row['last_error_message']}" if row["last_error_kind"] else ""
-        row["status"] = _status_label(row["status"] if row["enabled"] else "disabled", lang)
+        row["error"] = (
+            _("{kind}: {message}").format(
+                kind=_kind_label(row["last_error_kind"]), message=text(row["last_error_message"])
+            )
+            if row["last_error_kind"]
+            else ""
+        )
+        row["status"] = _(_STATUS[row["status"] if row["enabled"] else "disabled"])
         if not row["enabled"]:
             row["next_poll_at"] = "-"
-    headers = tr(
-        lang,
-        "client|type|cible|statut|dernier succès|erreurs|dernière erreur|hits|prochain|note",
-        "client|kind|target|status|last success|errors|last error|hits|next poll|note",
-    ).split("|")
+    headers = [
+        _("client"),
+        _("kind"),
+        _("target"),
+        _("status"),
+        _("last success"),
+        _("errors"),
+        _("last error"),
+        _("hits"),
+        _("next poll"),
+        _("note"),
+    ]
     emit(
         rows,
         [
@@ -283,62 +291,60 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, o
     )
 
 
-_STATUS_FR = {
-    "ok": "ok",
-    "new": "nouvelle",
-    "failing": "en échec",
-    "backing_off": "en attente (backoff)",
-    "rate_limited": "limitée (rate limit)",
-    "auth_failed": "identifiants refusés",
-    "gone": "disparue",
-    "disabled": "désactivée (enabled = false)",
+_STATUS = {
+    "ok": N_("ok"),
+    "new": N_("new"),
+    "failing": N_("failing"),
+    "backing_off": N_("backing off"),
+    "rate_limited": N_("rate limited"),
+    "auth_failed": N_("credentials refused"),
+    "gone": N_("gone"),
+    "disabled": N_("disabled (enabled = false)"),
 }
 
 
-def _status_label(status: str, lang: str) -> str:
-    return _STATUS_FR.get(status, status) if lang == "fr" else status.replace("_", " ")
+def _kind_label(value: str) -> str:
+    try:
+        return _(ErrorKind(value).label)
+    except ValueError:  # a kind from a newer version
+        return value
 
 
-def _ago(moment: datetime | None, now: datetime, lang: str) -> str:
+def _ago(moment: datetime | None, now: datetime) -> str:
     if moment is None:
-        return tr(lang, "jamais", "never")
-    return tr(lang, f"il y a {format_duration(now - moment)}", f"{format_duration(now - moment)} ago")
+        return _("never")
+    return _("{duration} ago").format(duration=format_duration(now - moment))
 
 
-@click.group("config")
+@group("config", help=N_("Check the configuration."))
 def config_group() -> None:
-    """Vérifier la configuration."""
+    pass
 
 
-@config_group.command("check")
+@config_group.command(
+    "check", help=N_("Report every problem at once (where, and how to fix it); exit code 2 when invalid.")
+)
 @config_option
-@click.option("--show", is_flag=True, help="Affiche la configuration validée (secrets masqués : ***).")
+@click.option("--show", is_flag=True, help=N_("Show the validated configuration (secrets masked: ***)."))
 def config_check(config_file: str | None, show: bool) -> None:
-    """Signale tous les problèmes d'un coup (chemin pointé + correction) ; code 2 si invalide."""
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
     problems = runtime_problems(config)
     for where, name, is_set in describe_secrets(config):
         if where == "telegram.token_env" and not is_set:
-            click.echo(
-                tr(
-                    lang,
-                    f"info : {name} n'est pas défini : les alertes s'afficheront dans la console",
-                    f"info: {name} is not set: alerts will be printed to the console",
-                )
-            )
+            click.echo(_("info: {name} is not set: alerts will be printed to the console").format(name=name))
     if show:
         click.echo(json.dumps(_redacted(config), ensure_ascii=False, indent=2, default=str))
     if problems:
-        click.echo(f"{config.path}: {len(problems)} problem(s):", err=True)
+        count = len(problems)
+        click.echo(
+            ngettext("{file}: {n} problem:", "{file}: {n} problems:", count).format(file=config.path, n=count), err=True
+        )
         for problem in problems:
-            click.echo(f"  - {problem}", err=True)
+            click.echo(f"  - {text(str(problem))}", err=True)
         sys.exit(2)
     click.echo(
-        tr(
-            lang,
-            f"{config.path} : configuration valide ({len(config.clients)} clients, {len(config.sources)} sources)",
-            f"{config.path}: valid ({len(config.clients)} clients, {len(config.sources)} sources)",
+        _("{file}: valid ({clients} clients, {sources} sources)").format(
+            file=config.path, clients=len(config.clients), sources=len(config.sources)
         )
     )
 
@@ -359,48 +365,42 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-@click.group("db")
+@group("db", help=N_("Database: migrations."))
 def db_group() -> None:
-    """Base de données : migrations."""
+    pass
 
 
-@db_group.command("upgrade")
+@db_group.command("upgrade", help=N_("Apply the Alembic migrations (SQLite or PostgreSQL)."))
 @config_option
 def db_upgrade(config_file: str | None) -> None:
-    """Applique les migrations Alembic (SQLite ou PostgreSQL)."""
     from veille.store.migrate import database_heads, upgrade
 
     config = load_or_exit(config_file)
     engine = make_engine(config.database_url)
     upgrade(engine)
-    click.echo(
-        tr(current_lang(config.lang), "base à jour : ", "database at revision: ")
-        + ", ".join(sorted(database_heads(engine)))
-    )
+    click.echo(_("database at revision: {revisions}").format(revisions=", ".join(sorted(database_heads(engine)))))
 
 
-@db_group.command("current")
+@db_group.command("current", help=N_("Show the database's revision and the code's."))
 @config_option
 def db_current(config_file: str | None) -> None:
-    """Affiche la révision de la base et celle du code."""
     from veille.store.migrate import code_heads, database_heads
 
     config = load_or_exit(config_file)
     engine = make_engine(config.database_url)
-    click.echo(f"database: {', '.join(sorted(database_heads(engine))) or '(empty)'}")
-    click.echo(f"code:     {', '.join(sorted(code_heads()))}")
+    click.echo(_("database: {revisions}").format(revisions=", ".join(sorted(database_heads(engine))) or _("(empty)")))
+    click.echo(_("code: {revisions}").format(revisions=", ".join(sorted(code_heads()))))
 
 
-@click.command()
+@command(help=N_("Exit code 0 when the daemon is healthy, 1 otherwise (Docker HEALTHCHECK)."))
 @config_option
 def health(config_file: str | None) -> None:
-    """Code 0 si le démon est en bonne santé, 1 sinon (HEALTHCHECK Docker)."""
     from veille.runtime.health import check_health, health_path
 
     config = load_or_exit(config_file)
     problems = check_health(health_path(config), datetime.now(UTC))
     if problems:
         for problem in problems:
-            click.echo(f"unhealthy: {problem}", err=True)
+            click.echo(_("unhealthy: {problem}").format(problem=text(problem)), err=True)
         sys.exit(1)
-    click.echo("healthy")
+    click.echo(_("healthy"))

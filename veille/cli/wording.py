@@ -53,6 +53,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return cli_wording().ngettext(singular, plural, n)
 
 
+def text(english: str) -> str:
+    """English text made elsewhere (an error, a config problem) in this run's language."""
+    return cli_wording().text(english)
+
+
 def _click_gettext(message: str) -> str:
     return cli_wording()._(message)
 

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from veille.alerting.settings import AlertingSettings, parse_alerting
 from veille.core.configreader import Reader
 from veille.core.errors import ConfigError, ConfigProblem, Problems
+from veille.core.i18n import N_
 from veille.core.matching import validate_keywords
 from veille.net.options import HttpConfig
 from veille.notify.telegram.settings import TelegramSettings, parse_telegram
@@ -141,10 +142,11 @@ def load_config(path: str | None = None, *, environ: Mapping[str, str] | None = 
         text = Path(file).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            file, [ConfigProblem("(file)", "not found", "create it from the example config.toml or pass --config")]
+            file,
+            [ConfigProblem("(file)", N_("not found"), N_("create it from the example config.toml or pass --config"))],
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(file, [ConfigProblem("(file)", f"cannot be read: {exc}")]) from None
+        raise ConfigError(file, [ConfigProblem("(file)", N_("cannot be read: {exc}").format(exc=exc))]) from None
     return parse_config(text, file=file, environ=env)
 
 
@@ -153,7 +155,7 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(file, [ConfigProblem("(syntax)", str(exc), "fix the TOML syntax at that line")]) from None
+        raise ConfigError(file, [ConfigProblem("(syntax)", str(exc), N_("fix the TOML syntax at that line"))]) from None
     problems = Problems()
     root = Reader(raw, "", problems)
     lang = root.str("lang", "fr", choices=("fr", "en"))
@@ -161,7 +163,11 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
     try:
         ZoneInfo(timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
-        root.add("timezone", f"{timezone!r} is not a known time zone", 'use an IANA name like "Europe/Paris"')
+        root.add(
+            "timezone",
+            N_("{timezone!r} is not a known time zone").format(timezone=timezone),
+            N_('use an IANA name like "Europe/Paris"'),
+        )
         timezone = "UTC"
     database_url = _parse_database(root)
     http = _parse_http(root)
@@ -206,7 +212,9 @@ def _parse_database(root: Reader) -> str:
         section.add("url", *problem)
     if url and "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
         section.add(
-            "url", "must not contain a password", "set VEILLE_DATABASE_URL in the environment, or use a .pgpass file"
+            "url",
+            N_("must not contain a password"),
+            N_("set VEILLE_DATABASE_URL in the environment, or use a .pgpass file"),
         )
     section.finish()
     return url or DEFAULT_DATABASE_URL
@@ -311,17 +319,23 @@ def _parse_clients(root: Reader) -> list[ClientConfig]:
         if client_id is not None:
             if not _CLIENT_ID.match(client_id):
                 reader.add(
-                    "id", f"{client_id!r} is not a valid id", 'use lower-case letters, digits, - and _ (e.g. "resto")'
+                    "id",
+                    N_("{client_id!r} is not a valid id").format(client_id=client_id),
+                    N_('use lower-case letters, digits, - and _ (e.g. "resto")'),
                 )
             elif client_id in seen:
-                reader.add("id", f"duplicate client id {client_id!r}", "give each client its own id")
+                reader.add(
+                    "id",
+                    N_("duplicate client id {client_id!r}").format(client_id=client_id),
+                    N_("give each client its own id"),
+                )
             seen.add(client_id)
         name = reader.str("name", client_id or "")
         keywords = reader.str_list("keywords", [])
         for message in validate_keywords(keywords or []):
-            reader.add("keywords", message, "see the keyword syntax in config.toml")
+            reader.add("keywords", message, N_("see the keyword syntax in config.toml"))
         if keywords == []:
-            reader.add("keywords", "is empty", 'list at least one term, e.g. keywords = ["chez gégé"]')
+            reader.add("keywords", N_("is empty"), N_('list at least one term, e.g. keywords = ["chez gégé"]'))
         crisis_words = reader.str_list("crisis_words", [])
         lang = reader.str("lang", "fr", choices=("fr", "en"))
         sources = _parse_sources(reader, client_id or "?")
@@ -349,7 +363,11 @@ def _parse_sources(client: Reader, client_id: str) -> list[SourceConfig]:
         enabled = reader.bool("enabled", True)
         source_id = reader.str("id", None)
         if source_id is not None and not _SOURCE_ID.match(source_id):
-            reader.add("id", f"{source_id!r} is not a valid id", "use lower-case letters, digits, . - _")
+            reader.add(
+                "id",
+                N_("{source_id!r} is not a valid id").format(source_id=source_id),
+                N_("use lower-case letters, digits, . - _"),
+            )
             source_id = None
         if kind is None:
             reader.ignore(*reader.raw.keys())
@@ -363,8 +381,10 @@ def _parse_sources(client: Reader, client_id: str) -> list[SourceConfig]:
         if local_id in seen:
             reader.add(
                 "id",
-                f"duplicate source {local_id!r} in client {client_id!r}",
-                "remove the duplicate or give each an explicit id",
+                N_("duplicate source {local_id!r} in client {client_id!r}").format(
+                    local_id=local_id, client_id=client_id
+                ),
+                N_("remove the duplicate or give each an explicit id"),
             )
             continue
         seen.add(local_id)
@@ -386,12 +406,17 @@ def runtime_problems(config: Config, environ: Mapping[str, str] | None = None) -
             reason = check_url_static(http_url, allow_private=config.http.allow_private_addresses)
             if reason:
                 problems.append(
-                    f"sources.{source.key}.url: {reason} (set [http] allow_private_addresses = true "
-                    "only for lab or local feeds)"
+                    N_(
+                        "{path}: {reason} (set [http] allow_private_addresses = true only for lab or local feeds)"
+                    ).format(path=f"sources.{source.key}.url", reason=reason)
                 )
     for where, name, is_set in describe_secrets(config, environ):
         if not is_set and where != "telegram.token_env":
-            problems.append(f"{where}: environment variable {name} is not set (export it before `veille run`)")
+            problems.append(
+                N_("{path}: environment variable {name} is not set (export it before `veille run`)").format(
+                    path=where, name=name
+                )
+            )
     return problems
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from veille.core.durations import parse_duration
 from veille.core.errors import Problems
+from veille.core.i18n import N_
 
 T = TypeVar("T")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -63,13 +64,17 @@ class Reader:
         self._used.add(key)
         if key not in self.raw:
             if default is _MISSING:
-                self.add(key, "is required", f"add `{key} = ...`")
+                self.add(key, N_("is required"), N_("add `{key} = ...`").format(key=key))
                 return None
             return default
         value = self.raw[key]
         ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not ok:
-            self.add(key, f"must be {expected}, not {_type_name(value)}", f"write e.g. {key} = {_example(expected)}")
+            self.add(
+                key,
+                N_("must be {expected}, not {type_name}").format(expected=expected, type_name=_type_name(value)),
+                N_("write e.g. {key} = {example}").format(key=key, example=_example(expected)),
+            )
             return _or_none(default)
         return value
 
@@ -93,7 +98,11 @@ class Reader:
             return None
         if choices is not None and value not in set(choices):
             options = ", ".join(sorted(choices))
-            self.add(key, f"{value!r} is not one of: {options}", f"use one of: {options}")
+            self.add(
+                key,
+                N_("{value!r} is not one of: {options}").format(value=value, options=options),
+                N_("use one of: {options}").format(options=options),
+            )
             return _or_none(default)
         return value
 
@@ -176,7 +185,7 @@ class Reader:
                 if low is not None and high is not None
                 else (f"at least {low}" if low is not None else f"at most {high}")
             )
-            self.add(key, f"{value} is out of range", f"use a value {span}")
+            self.add(key, N_("{value} is out of range").format(value=value), N_("use a value {span}").format(span=span))
             return False
         return True
 
@@ -195,10 +204,14 @@ class Reader:
         try:
             parsed = parse_duration(value)
         except ValueError as exc:
-            self.add(key, builtins.str(exc), 'write e.g. "30s", "10m", "2h" or "7d"')
+            self.add(key, builtins.str(exc), N_('write e.g. "30s", "10m", "2h" or "7d"'))
             return _or_none(default)
         if min is not None and parsed < min:
-            self.add(key, f"{value!r} is too short", f"use at least {builtins.int(min.total_seconds())}s")
+            self.add(
+                key,
+                N_("{value!r} is too short").format(value=value),
+                N_("use at least {seconds}s").format(seconds=builtins.int(min.total_seconds())),
+            )
             return _or_none(default)
         return parsed
 
@@ -216,7 +229,7 @@ class Reader:
             return value
         bad = [i for i, item in enumerate(value) if not isinstance(item, str)]
         for index in bad:
-            self.add(f"{key}[{index}]", "must be a string", 'quote it: "..."')
+            self.add(f"{key}[{index}]", N_("must be a string"), N_('quote it: "..."'))
         return [item for item in value if isinstance(item, str)]
 
     @overload
@@ -231,8 +244,8 @@ class Reader:
         if value and not _ENV_NAME.match(value):
             self.add(
                 key,
-                "must name an environment variable (A-Z, 0-9, _), not hold a secret",
-                f'write e.g. {key} = "VEILLE_TOKEN" and export that variable',
+                N_("must name an environment variable (A-Z, 0-9, _), not hold a secret"),
+                N_('write e.g. {key} = "VEILLE_TOKEN" and export that variable').format(key=key),
             )
             return _or_none(default)
         return value
@@ -263,18 +276,20 @@ class Reader:
         if parts.scheme.lower() not in schemes:
             self.add(
                 key,
-                f"scheme must be {' or '.join(schemes)}, not {parts.scheme or 'missing'!r}",
-                "use a full https:// URL",
+                N_("scheme must be {schemes}, not {scheme!r}").format(
+                    schemes=" or ".join(schemes), scheme=parts.scheme or "missing"
+                ),
+                N_("use a full https:// URL"),
             )
             return _or_none(default)
         if not parts.hostname:
-            self.add(key, "has no host name", "use a full URL such as https://example.org/feed.xml")
+            self.add(key, N_("has no host name"), N_("use a full URL such as https://example.org/feed.xml"))
             return _or_none(default)
         if parts.username or parts.password:
             self.add(
                 key,
-                "must not contain a user name or password",
-                "put credentials in an environment variable named by the source's *_env key",
+                N_("must not contain a user name or password"),
+                N_("put credentials in an environment variable named by the source's *_env key"),
             )
             return _or_none(default)
         return value
@@ -294,7 +309,7 @@ class Reader:
         for index, item in enumerate(value if isinstance(value, list) else []):
             path = f"{self.sub(key)}[{index}]"
             if not isinstance(item, dict):
-                self.problems.add(path, "must be a table", f"write it as [[{key}]]")
+                self.problems.add(path, N_("must be a table"), N_("write it as [[{key}]]").format(key=key))
                 continue
             readers.append(Reader(item, path, self.problems))
         return readers
@@ -307,7 +322,11 @@ class Reader:
         for key in self.raw:
             if key not in self._used:
                 known = ", ".join(sorted(self._used)) or "none"
-                self.add(key, "unknown key", f"remove it or fix its spelling (known here: {known})")
+                self.add(
+                    key,
+                    N_("unknown key"),
+                    N_("remove it or fix its spelling (known here: {known})").format(known=known),
+                )
 
 
 def _or_none(default: T | _Missing) -> T | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from veille.core.i18n import N_
 from veille.core.models import ErrorKind
 
 
@@ -35,8 +36,10 @@ class ConfigProblem:
     fix: str = ""
 
     def __str__(self) -> str:
-        text = f"{self.path}: {self.message}"
-        return f"{text} ({self.fix})" if self.fix else text
+        """English, from msgid templates: shown through `Wording.text` in the reader's language."""
+        if not self.fix:
+            return N_("{path}: {message}").format(path=self.path, message=self.message)
+        return N_("{path}: {message} ({fix})").format(path=self.path, message=self.message, fix=self.fix)
 
 
 class ConfigError(VeilleError):
@@ -54,7 +57,9 @@ class SecretMissing(VeilleError):
 
     def __init__(self, variable: str, purpose: str) -> None:
         self.variable = variable
-        super().__init__(f"environment variable {variable} is not set ({purpose})")
+        super().__init__(
+            N_("environment variable {variable} is not set ({purpose})").format(variable=variable, purpose=purpose)
+        )
 
 
 class SchemaVersionError(VeilleError):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import gettext
 import os
-from functools import cache
+import re
+from functools import cache, cached_property
 from pathlib import Path
 
 DOMAIN = "veille"
@@ -55,10 +56,16 @@ def current_lang(configured: str | None = None) -> str:
     return normalise(os.environ.get("VEILLE_LANG")) or normalise(configured) or DEFAULT_LANG
 
 
-class Wording:
-    """The catalogue of one language: `w._(msg)`, `w.ngettext(one, many, n)`, `w.pgettext(context, msg)`."""
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
-    __slots__ = ("_catalogue", "lang")
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values[m[0]], template)
+
+
+class Wording:
+    """The catalogue of one language: `w._(msg)`, `w.ngettext(one, many, n)`, `w.pgettext(context, msg)`,
+    and `w.text(stored)` for English text made elsewhere (errors, config problems) shown to a reader."""
 
     def __init__(self, lang: str, catalogue: gettext.NullTranslations) -> None:
         self.lang = lang
@@ -75,6 +82,60 @@ class Wording:
 
     def pgettext(self, context: str, message: str) -> str:
         return self._catalogue.pgettext(context, message)
+
+    def text(self, english: str) -> str:
+        """Translate English text built from msgid templates (`N_("{detail} ({host})").format(...)`): errors
+        and problems are stored and logged in English, and shown in the reader's language. Of the templates
+        that match, the reading that recognises the most literal text (values included, recursively) wins."""
+        return self._best(english, {})[0]
+
+    def _best(self, english: str, seen: dict[str, tuple[str, int]]) -> tuple[str, int]:
+        if english in seen:
+            return seen[english]
+        exact = self._translated(english)
+        best = (exact, len(english)) if exact is not None else (english, 0)
+        if exact is None:
+            for literal, pattern, names, template in self._templates:
+                found = pattern.fullmatch(english)
+                if found is None:
+                    continue
+                values = {name: self._best(value, seen) for name, value in zip(names, found.groups(), strict=True)}
+                score = literal + sum(score for _, score in values.values())
+                if score > best[1]:
+                    best = (_fill(template, {name: text for name, (text, _) in values.items()}), score)
+        seen[english] = best
+        return best
+
+    def _translated(self, message: str) -> str | None:
+        found = self._catalogue.gettext(message)
+        return found if found != message or message in self._messages else None
+
+    @cached_property
+    def _messages(self) -> dict[str, str]:
+        """msgid -> msgstr of every singular message of this language's catalogues (English: none)."""
+        found: dict[str, str] = {}
+        catalogue: gettext.NullTranslations | None = self._catalogue
+        while isinstance(catalogue, gettext.GNUTranslations):
+            for key, value in catalogue._catalog.items():  # type: ignore[attr-defined]
+                if isinstance(key, str) and key and key not in found:
+                    found[key] = value
+            catalogue = catalogue._fallback  # type: ignore[attr-defined]
+        return found
+
+    @cached_property
+    def _templates(self) -> list[tuple[int, re.Pattern[str], list[str], str]]:
+        """The messages with {placeholders} as patterns, most literal text first."""
+        templates = []
+        for msgid, msgstr in self._messages.items():
+            parts = _PLACEHOLDER.split(msgid)
+            names = _PLACEHOLDER.findall(msgid)
+            literal = sum(len(p.strip()) for p in parts)
+            if not names or not literal or len(set(names)) != len(names):
+                continue
+            regex = "".join(re.escape(p) + ("(.+?)" if i < len(names) else "") for i, p in enumerate(parts))
+            templates.append((literal, re.compile(regex, re.DOTALL), names, msgstr))
+        templates.sort(key=lambda t: -t[0])
+        return templates
 
 
 def wording(lang: str | None = None) -> Wording:

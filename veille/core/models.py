@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from veille.core.i18n import N_
+
 
 class ErrorKind(StrEnum):
     """Why a poll failed; stored on the source and shown by `veille sources`."""
@@ -32,6 +34,34 @@ class ErrorKind(StrEnum):
     NOT_A_FEED = "not_a_feed"
     BAD_RESPONSE = "bad_response"  # malformed JSON, missing fields
     INTERNAL = "internal"  # a bug in veille; logged with a traceback
+
+    @property
+    def label(self) -> str:
+        """The kind in words: an English msgid, shown through the wording catalogue."""
+        return _ERROR_KIND_LABELS[self]
+
+
+_ERROR_KIND_LABELS = {
+    ErrorKind.NETWORK: N_("network"),
+    ErrorKind.TIMEOUT: N_("timeout"),
+    ErrorKind.TLS: N_("TLS"),
+    ErrorKind.HTTP_5XX: N_("server error (5xx)"),
+    ErrorKind.HTTP_4XX: N_("request refused (4xx)"),
+    ErrorKind.NOT_FOUND: N_("not found"),
+    ErrorKind.GONE: N_("gone"),
+    ErrorKind.RATE_LIMITED: N_("rate limited"),
+    ErrorKind.QUOTA: N_("quota exhausted"),
+    ErrorKind.AUTH: N_("credentials"),
+    ErrorKind.TOO_LARGE: N_("too large"),
+    ErrorKind.TOO_MANY_REDIRECTS: N_("too many redirects"),
+    ErrorKind.FORBIDDEN_ADDRESS: N_("forbidden address"),
+    ErrorKind.UNSAFE_XML: N_("unsafe XML"),
+    ErrorKind.PARSE_ERROR: N_("parse error"),
+    ErrorKind.PARSE_TIMEOUT: N_("parse timeout"),
+    ErrorKind.NOT_A_FEED: N_("not a feed"),
+    ErrorKind.BAD_RESPONSE: N_("bad response"),
+    ErrorKind.INTERNAL: N_("internal error"),
+}
 
 
 class SourceStatus(StrEnum):

@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 import httpcore
 
 from veille.core.errors import PermanentFetchError
+from veille.core.i18n import N_
 from veille.core.models import ErrorKind
 from veille.net.backend import AsyncioBackend
 
@@ -58,25 +59,25 @@ _V4 = ipaddress.IPv4Network
 _V6 = ipaddress.IPv6Network
 _NAT64 = _V6("64:ff9b::/96")  # well-known NAT64 prefix: judge the IPv4 address it carries
 _V4_RULES: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
-    (_V4("0.0.0.0/32"), "unspecified"),
-    (_V4("127.0.0.0/8"), "loopback"),
-    (_V4("169.254.169.254/32"), "link-local (cloud metadata)"),
-    (_V4("169.254.0.0/16"), "link-local"),
-    (_V4("10.0.0.0/8"), "private"),
-    (_V4("172.16.0.0/12"), "private"),
-    (_V4("192.168.0.0/16"), "private"),
-    (_V4("100.64.0.0/10"), "shared (CGNAT)"),
-    (_V4("0.0.0.0/8"), "this-network"),
-    (_V4("224.0.0.0/4"), "multicast"),
-    (_V4("240.0.0.0/4"), "reserved"),
+    (_V4("0.0.0.0/32"), N_("unspecified")),
+    (_V4("127.0.0.0/8"), N_("loopback")),
+    (_V4("169.254.169.254/32"), N_("link-local (cloud metadata)")),
+    (_V4("169.254.0.0/16"), N_("link-local")),
+    (_V4("10.0.0.0/8"), N_("private")),
+    (_V4("172.16.0.0/12"), N_("private")),
+    (_V4("192.168.0.0/16"), N_("private")),
+    (_V4("100.64.0.0/10"), N_("shared (CGNAT)")),
+    (_V4("0.0.0.0/8"), N_("this-network")),
+    (_V4("224.0.0.0/4"), N_("multicast")),
+    (_V4("240.0.0.0/4"), N_("reserved")),
 )
 _V6_RULES: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
-    (_V6("::/128"), "unspecified"),
-    (_V6("::1/128"), "loopback"),
-    (_V6("fe80::/10"), "link-local"),
-    (_V6("fec0::/10"), "site-local"),
-    (_V6("fc00::/7"), "unique-local (private)"),
-    (_V6("ff00::/8"), "multicast"),
+    (_V6("::/128"), N_("unspecified")),
+    (_V6("::1/128"), N_("loopback")),
+    (_V6("fe80::/10"), N_("link-local")),
+    (_V6("fec0::/10"), N_("site-local")),
+    (_V6("fc00::/7"), N_("unique-local (private)")),
+    (_V6("ff00::/8"), N_("multicast")),
 )
 _NUMBER_PART = re.compile(r"^(?:0[xX][0-9a-fA-F]*|[0-9]+)$")
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})  # IDNA maps these to "."
@@ -90,7 +91,7 @@ def forbidden_reason(ip: IPAddress) -> str | None:
             embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None:
             reason = forbidden_reason(embedded)
-            return f"{reason}, embedded in IPv6" if reason else None
+            return N_("{reason}, embedded in IPv6").format(reason=reason) if reason else None
         rules: Iterable[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = _V6_RULES
     else:
         rules = _V4_RULES
@@ -98,9 +99,9 @@ def forbidden_reason(ip: IPAddress) -> str | None:
         if ip in network:
             return reason
     if ip.is_reserved:
-        return "reserved"
+        return N_("reserved")
     if not ip.is_global:
-        return "not publicly routable"
+        return N_("not publicly routable")
     return None
 
 
@@ -150,15 +151,17 @@ def host_problem(host: str, *, allow_private: bool) -> str | None:
     try:
         address = parse_host_address(host)
     except ValueError:
-        return f"host {host!r} is not a valid address"
+        return N_("host {host!r} is not a valid address").format(host=host)
     if address is not None:
         reason = forbidden_reason(address)
         if reason:
-            return f"host {host} is a forbidden address ({reason}: {address})"
+            return N_("host {host} is a forbidden address ({reason}: {address})").format(
+                host=host, reason=reason, address=address
+            )
         return None
     name = host.lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
-        return f"host {host} is a loopback name"
+        return N_("host {host} is a loopback name").format(host=host)
     return None
 
 
@@ -172,12 +175,12 @@ def check_url_static(url: str, *, allow_private: bool) -> str | None:
         host = parts.hostname
         _ = parts.port  # raises ValueError for a bad port
     except ValueError:
-        return "is not a valid URL"
+        return N_("is not a valid URL")
     scheme = parts.scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
-        return f"scheme must be http or https, not {scheme or 'missing'!r}"
+        return N_("scheme must be http or https, not {scheme!r}").format(scheme=scheme or "missing")
     if not host:
-        return "has no host name"
+        return N_("has no host name")
     return host_problem(host, allow_private=allow_private)
 
 
@@ -219,16 +222,18 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         try:
             literal = parse_host_address(host)
         except ValueError:
-            raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"host {host!r} is not a valid address") from None
+            raise PermanentFetchError(
+                ErrorKind.FORBIDDEN_ADDRESS, N_("host {host!r} is not a valid address").format(host=host)
+            ) from None
         if literal is not None:
             addresses: list[IPAddress] = [literal]
         else:
             try:
                 addresses = list(dict.fromkeys(await self._resolver(host, port)))
             except (OSError, UnicodeError) as exc:
-                raise ResolutionError(f"cannot resolve {host}") from exc
+                raise ResolutionError(N_("cannot resolve {host}").format(host=host)) from exc
             if not addresses:
-                raise ResolutionError(f"cannot resolve {host}: no address")
+                raise ResolutionError(N_("cannot resolve {host}: no address").format(host=host))
         if self._allow_private or host.lower() in self._trusted:
             return addresses
         for address in addresses:
@@ -236,7 +241,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             if reason:
                 where = host if literal is not None else f"{host} resolves to {address}, which"
                 raise PermanentFetchError(
-                    ErrorKind.FORBIDDEN_ADDRESS, f"{where} is a forbidden address ({reason}): refused"
+                    ErrorKind.FORBIDDEN_ADDRESS,
+                    N_("{where} is a forbidden address ({reason}): refused").format(where=where, reason=reason),
                 )
         return addresses
 

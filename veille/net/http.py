@@ -42,6 +42,7 @@ import httpx
 
 from veille.core.clock import Clock, SystemClock
 from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, RetryableFetchError
+from veille.core.i18n import N_
 from veille.core.models import ErrorKind
 from veille.net.guard import GuardedBackend, ResolutionError, Resolver, check_url_static, host_problem
 from veille.net.options import HttpConfig
@@ -148,7 +149,9 @@ class HttpResponse:
         try:
             return jsonlib.loads(self.body)
         except (ValueError, UnicodeDecodeError):
-            raise PermanentFetchError(ErrorKind.BAD_RESPONSE, f"malformed JSON from {redact_url(self.url)}") from None
+            raise PermanentFetchError(
+                ErrorKind.BAD_RESPONSE, N_("malformed JSON from {url}").format(url=redact_url(self.url))
+            ) from None
 
     def retry_after(self) -> float | None:
         """Retry-After in seconds, negative -> 0, capped at `http.max_retry_after`; None if absent."""
@@ -330,10 +333,13 @@ class HttpClient:
             raise
         except TimeoutError:
             raise RetryableFetchError(
-                ErrorKind.TIMEOUT, f"no complete response within {budget:g} s from {redact_url(url)}"
+                ErrorKind.TIMEOUT,
+                N_("no complete response within {budget:g} s from {url}").format(budget=budget, url=redact_url(url)),
             ) from None
         except httpcore.TimeoutException as exc:
-            raise RetryableFetchError(ErrorKind.TIMEOUT, f"{_phase(exc)} timed out ({redact_url(url)})") from None
+            raise RetryableFetchError(
+                ErrorKind.TIMEOUT, N_("{phase} timed out ({url})").format(phase=_phase(exc), url=redact_url(url))
+            ) from None
         except _TRANSPORT_ERRORS as exc:
             raise _transport_error(exc, url) from None
 
@@ -380,17 +386,21 @@ class HttpClient:
             if len(history) >= self._config.max_redirects:
                 raise PermanentFetchError(
                     ErrorKind.TOO_MANY_REDIRECTS,
-                    f"more than {self._config.max_redirects} redirects from {redact_url(history[0][1])}",
+                    N_("more than {max_redirects} redirects from {url}").format(
+                        max_redirects=self._config.max_redirects, url=redact_url(history[0][1])
+                    ),
                 )
             try:
                 target = hop.url.join(location)
             except httpx.InvalidURL:
-                raise PermanentFetchError(ErrorKind.BAD_RESPONSE, "redirect to an invalid URL") from None
+                raise PermanentFetchError(ErrorKind.BAD_RESPONSE, N_("redirect to an invalid URL")) from None
             if status in _PERMANENT and all(s in _PERMANENT for s, _ in history):
                 permanent = str(target)
             history.append((status, str(hop.url)))
             if str(target) in {url for _, url in history}:
-                raise PermanentFetchError(ErrorKind.TOO_MANY_REDIRECTS, f"redirect loop at {redact_url(target)}")
+                raise PermanentFetchError(
+                    ErrorKind.TOO_MANY_REDIRECTS, N_("redirect loop at {url}").format(url=redact_url(target))
+                )
             hop = _redirected(hop, status, target)
         result = HttpResponse(
             status=status,
@@ -445,10 +455,12 @@ class HttpClient:
     def _check_hop(self, url: httpx.URL) -> None:
         """Scheme and literal-address check before each hop; the backend vets resolved names."""
         if url.scheme not in ("http", "https"):
-            raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"refused non-http(s) URL (scheme {url.scheme!r})")
+            raise PermanentFetchError(
+                ErrorKind.FORBIDDEN_ADDRESS, N_("refused non-http(s) URL (scheme {scheme!r})").format(scheme=url.scheme)
+            )
         problem = host_problem(url.host, allow_private=self._config.allow_private_addresses)
         if problem:
-            raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{problem}: refused")
+            raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, N_("{problem}: refused").format(problem=problem))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -457,7 +469,9 @@ def _target(url: str, allow_private: bool) -> httpx.URL:
     URLs all day. Raises (uncached) PermanentFetchError for a refused URL, ValueError for a broken one."""
     problem = check_url_static(url, allow_private=allow_private)
     if problem:  # before httpx parses it: httpx rejects some spellings browsers accept (0177.0.0.1)
-        raise PermanentFetchError(ErrorKind.FORBIDDEN_ADDRESS, f"{redact_url(url)}: {problem}")
+        raise PermanentFetchError(
+            ErrorKind.FORBIDDEN_ADDRESS, N_("{url}: {problem}").format(url=redact_url(url), problem=problem)
+        )
     try:
         return httpx.URL(url)
     except httpx.InvalidURL:
@@ -569,7 +583,10 @@ async def _read_body(response: httpcore.Response, headers: httpx.Headers, url: h
     unsupported = [e for e in encodings if e not in ("gzip", "x-gzip", "deflate")]
     if unsupported:
         raise PermanentFetchError(
-            ErrorKind.BAD_RESPONSE, f"unsupported content-encoding {unsupported[0]!r} from {url.host}"
+            ErrorKind.BAD_RESPONSE,
+            N_("unsupported content-encoding {unsupported!r} from {host}").format(
+                unsupported=unsupported[0], host=url.host
+            ),
         )
     length = headers.get("content-length", "")
     if not encodings and length.isdigit() and int(length) > cap:
@@ -611,7 +628,9 @@ async def _read_body(response: httpcore.Response, headers: httpx.Headers, url: h
                 raise _too_large(url, cap)
             body += piece
     except zlib.error:
-        raise PermanentFetchError(ErrorKind.BAD_RESPONSE, f"corrupt compressed body from {url.host}") from None
+        raise PermanentFetchError(
+            ErrorKind.BAD_RESPONSE, N_("corrupt compressed body from {host}").format(host=url.host)
+        ) from None
     return bytes(body)
 
 
@@ -628,13 +647,14 @@ async def _discard(response: httpcore.Response) -> bytes:
 
 def _too_large(url: httpx.URL, cap: int) -> PermanentFetchError:
     return PermanentFetchError(
-        ErrorKind.TOO_LARGE, f"body over {cap} bytes (after decompression) from {redact_url(url)}"
+        ErrorKind.TOO_LARGE,
+        N_("body over {cap} bytes (after decompression) from {url}").format(cap=cap, url=redact_url(url)),
     )
 
 
 def _status_error(response: HttpResponse) -> FetchError:
     status, where = response.status, redact_url(response.url)
-    message = f"HTTP {status} from {where}"
+    message = N_("HTTP {status} from {url}").format(status=status, url=where)
     if status == 429:
         return RateLimited(message, retry_after=response.retry_after())
     if status == 503 and response.retry_after() is not None:
@@ -664,10 +684,10 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _phase(exc: httpcore.TimeoutException) -> str:
     if isinstance(exc, httpcore.ConnectTimeout):
-        return "connect"
+        return N_("connect")
     if isinstance(exc, httpcore.PoolTimeout):
-        return "waiting for a connection"
-    return "read" if isinstance(exc, httpcore.ReadTimeout) else "write"
+        return N_("waiting for a connection")
+    return N_("read") if isinstance(exc, httpcore.ReadTimeout) else N_("write")
 
 
 def _transport_error(exc: Exception, url: str) -> FetchError:
@@ -676,16 +696,28 @@ def _transport_error(exc: Exception, url: str) -> FetchError:
     for cause in _causes(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
             return RetryableFetchError(
-                ErrorKind.TLS, f"certificate rejected for {host}: {cause.verify_message or 'verification failed'}"
+                ErrorKind.TLS,
+                N_("certificate rejected for {host}: {verify_message}").format(
+                    host=host, verify_message=cause.verify_message or N_("verification failed")
+                ),
             )
         if isinstance(cause, ssl.SSLError):
-            return RetryableFetchError(ErrorKind.TLS, f"TLS failure with {host}: {cause.reason or 'handshake failed'}")
-    detail = "connection closed mid-response" if isinstance(exc, httpcore.RemoteProtocolError) else "connection failed"
+            return RetryableFetchError(
+                ErrorKind.TLS,
+                N_("TLS failure with {host}: {reason}").format(
+                    host=host, reason=cause.reason or N_("handshake failed")
+                ),
+            )
+    detail = (
+        N_("connection closed mid-response")
+        if isinstance(exc, httpcore.RemoteProtocolError)
+        else N_("connection failed")
+    )
     for cause in _causes(exc):
         if isinstance(cause, ResolutionError):
-            detail = "DNS lookup failed"
+            detail = N_("DNS lookup failed")
             break
         if isinstance(cause, OSError) and cause.errno is not None and cause.errno in errno.errorcode:
             detail = errno.errorcode[cause.errno]
             break
-    return RetryableFetchError(ErrorKind.NETWORK, f"{detail} ({host})")
+    return RetryableFetchError(ErrorKind.NETWORK, N_("{detail} ({host})").format(detail=detail, host=host))

@@ -25,6 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from veille.config import Config, describe_secrets, load_config, runtime_problems
 from veille.core.clock import Clock, SystemClock
 from veille.core.errors import ConfigError, StorageError
+from veille.core.i18n import N_
 from veille.core.models import SourceStatus
 from veille.runtime.health import HEARTBEAT_SECONDS, Health, health_path, this_process, write_health
 from veille.runtime.leases import SourceLeases
@@ -234,9 +235,9 @@ class Daemon:
         failing = sum(1 for r in pipeline.runtimes.values() if r.consecutive_errors > 0)
         problems = []
         if not pipeline.storage_ok:
-            problems.append(f"storage: {pipeline.last_storage_error}")
+            problems.append(N_("storage: {error}").format(error=pipeline.last_storage_error))
         if not self.scheduler.running:
-            problems.append("scheduler not running")
+            problems.append(N_("scheduler not running"))
         gone = sum(1 for r in pipeline.runtimes.values() if r.status is SourceStatus.AUTH_FAILED)
         polls: dict[str, dict[str, int]] = {}
         for (kind, outcome), count in pipeline.poll_counts.items():
@@ -248,7 +249,7 @@ class Daemon:
             try:
                 report = source()
             except StorageError as exc:  # a report that reads the database must not stop the heartbeat (G8)
-                problems.append(f"storage: {exc}")
+                problems.append(N_("storage: {error}").format(error=exc))
                 continue
             problems.extend(report.pop("problems", []))
             extra.update(report)

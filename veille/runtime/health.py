@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from veille.core.i18n import N_
 from veille.core.paths import data_dir
 
 if TYPE_CHECKING:
@@ -54,12 +55,12 @@ def _process_gone(data: dict[str, Any]) -> str | None:
     try:
         started = psutil.Process(pid).create_time()
     except psutil.NoSuchProcess:
-        return f"the daemon is not running (its process {pid} is gone)"
+        return N_("the daemon is not running (its process {pid} is gone)").format(pid=pid)
     except psutil.Error:
         return None  # exists but unreadable (another user): assume alive
     recorded = data.get("process_started") or 0.0
     if recorded and abs(started - float(recorded)) > 1.0:
-        return f"the daemon is not running (process {pid} is gone; that pid is now another program)"
+        return N_("the daemon is not running (process {pid} is gone; that pid is now another program)").format(pid=pid)
     return None
 
 
@@ -77,18 +78,18 @@ def check_health(path: Path, now: datetime, *, max_age: float = 2 * HEARTBEAT_SE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return [f"no health file at {path}: is the daemon running?"]
+        return [N_("no health file at {path}: is the daemon running?").format(path=path)]
     except (OSError, ValueError) as exc:
-        return [f"unreadable health file {path}: {exc}"]
+        return [N_("unreadable health file {path}: {error}").format(path=path, error=exc)]
     gone = _process_gone(data)
     if gone:
         return [gone]  # the file's other problems are stale
     problems = list(data.get("problems") or [])
     age = (now - datetime.fromisoformat(data["updated_at"])).total_seconds()
     if age > max_age:
-        problems.append(f"scheduler stalled: last heartbeat {age:.0f}s ago")
+        problems.append(N_("scheduler stalled: last heartbeat {age:.0f}s ago").format(age=age))
     if not data.get("storage_ok", True):
-        problems.append("database writes are failing")
+        problems.append(N_("database writes are failing"))
     return problems
 
 
@@ -105,10 +106,10 @@ OLDEST_PENDING_ALERT = 15 * 60.0  # seconds: an alert stuck longer than this tur
 def alerting_health(report: dict[str, Any]) -> dict[str, Any]:
     age = float(report.get("oldest_pending_seconds") or 0.0)
     if age > OLDEST_PENDING_ALERT:
-        report["problems"] = [f"oldest pending alert is {age / 60:.0f} min old"]
+        report["problems"] = [N_("oldest pending alert is {minutes:.0f} min old").format(minutes=age / 60)]
     return report
 
 
 def telegram_health(status: dict[str, Any]) -> dict[str, Any]:
-    problems = [] if status.get("auth_ok", True) else ["telegram: the bot token was rejected"]
+    problems = [] if status.get("auth_ok", True) else [N_("telegram: the bot token was rejected")]
     return {"telegram": status, "problems": problems}

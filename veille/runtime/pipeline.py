@@ -24,6 +24,7 @@ from veille.core.backoff import BackoffPolicy, later
 from veille.core.clock import Clock
 from veille.core.crashpoints import crash_point
 from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, StorageError
+from veille.core.i18n import N_
 from veille.core.matching import Matcher, MatchResult
 from veille.core.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.core.polling import PollOutcome, PollState
@@ -361,13 +362,15 @@ class Pipeline:
             result.error = exc
             return result
         except TimeoutError:
-            result.error = FetchError(ErrorKind.TIMEOUT, f"poll exceeded {deadline:.0f}s")
+            result.error = FetchError(ErrorKind.TIMEOUT, N_("poll exceeded {deadline:.0f}s").format(deadline=deadline))
             return result
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in a driver must never stop the other sources (D17)
             log.exception("source %s: unexpected error", runtime.config.key)
-            result.error = FetchError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {str(exc)[:200]}")
+            result.error = FetchError(
+                ErrorKind.INTERNAL, N_("{name}: {exc}").format(name=type(exc).__name__, exc=str(exc)[:200])
+            )
             return result
         result.outcome = outcome
         for item in outcome.items:

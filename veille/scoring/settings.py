@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from veille.core.configreader import Reader
+from veille.core.i18n import N_
 
 SCORERS = ("default", "transformer")
 
@@ -40,20 +41,20 @@ def parse_sentiment(root: Reader) -> SentimentSettings:
         if not model_path:
             section.add(
                 "model_path",
-                'is required when scorer = "transformer"',
-                'give the local directory of a downloaded model, e.g. model_path = "/opt/models/xlm-t"',
+                N_('is required when scorer = "transformer"'),
+                N_('give the local directory of a downloaded model, e.g. model_path = "/opt/models/xlm-t"'),
             )
         elif not Path(model_path).expanduser().is_dir():
             section.add(
                 "model_path",
-                f"{model_path!r} is not a local directory",
-                "models are never downloaded at run time: download it once and give its directory",
+                N_("{model_path!r} is not a local directory").format(model_path=model_path),
+                N_("models are never downloaded at run time: download it once and give its directory"),
             )
         if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
             section.add(
                 "scorer",
-                "the transformer scorer needs the optional packages transformers and torch",
-                "install them with: pip install 'veille[transformer]'",
+                N_("the transformer scorer needs the optional packages transformers and torch"),
+                N_("install them with: pip install 'veille[transformer]'"),
             )
     section.finish()
     return settings

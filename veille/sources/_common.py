@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from veille.core.errors import AuthFailed, FetchError, RateLimited, RetryableFetchError
+from veille.core.i18n import N_
 from veille.core.models import ErrorKind
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def require_secret(ctx: PollContext, name: str) -> str:
     """Read a secret by environment variable name; missing -> AuthFailed naming the variable."""
     value = ctx.env(name)
     if not value:
-        raise AuthFailed(f"environment variable {name} is not set")
+        raise AuthFailed(N_("environment variable {name} is not set").format(name=name))
     return value
 
 
@@ -272,7 +273,9 @@ def rate_limited(what: str, retry_after: float | None, window: RateWindow | None
     wait = retry_after
     if wait is None and window is not None and window.reset_in is not None:
         wait = window.reset_in
-    return RateLimited(f"{what}: rate limited", retry_after=cap_wait(wait) if wait is not None else None)
+    return RateLimited(
+        N_("{what}: rate limited").format(what=what), retry_after=cap_wait(wait) if wait is not None else None
+    )
 
 
 class RateGate:
@@ -294,7 +297,7 @@ class RateGate:
             return
         left = until - self._ctx.clock.monotonic()
         if left > 0:
-            raise RateLimited(f"{host}: rate-limit window exhausted", retry_after=cap_wait(left))
+            raise RateLimited(N_("{host}: rate-limit window exhausted").format(host=host), retry_after=cap_wait(left))
         del self._until[host]
 
     def observe(self, host: str, window: RateWindow | None) -> float | None:

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from veille.core.configreader import Reader
 from veille.core.errors import AuthFailed, PermanentFetchError, Problems
+from veille.core.i18n import N_
 from veille.core.models import Engagement, ErrorKind, Item
 from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
@@ -193,9 +194,9 @@ class BlueskyDriver(DriverBase):
         mentions = reader.bool("mentions", False)
         reader.finish()
         if any(not q for q in search):
-            reader.add("search", "empty query", "remove the empty entries")
+            reader.add("search", N_("empty query"), N_("remove the empty entries"))
         if not search and not mentions:
-            reader.add("search", "nothing to watch", 'write e.g. search = ["chez gégé"] or mentions = true')
+            reader.add("search", N_("nothing to watch"), N_('write e.g. search = ["chez gégé"] or mentions = true'))
         if len(problems) > before or identifier is None or password_env is None:
             return None
         return BlueskyOptions(
@@ -212,13 +213,15 @@ class BlueskyDriver(DriverBase):
         )
         if response.status == 429:
             raise rate_limited(
-                "bluesky session", response.retry_after(), rate_window(response.headers, ctx.clock.now())
+                N_("bluesky session"), response.retry_after(), rate_window(response.headers, ctx.clock.now())
             )
         if response.status in (400, 401):
             error = _xrpc_error(response.body)
             if error in _EXPIRED or response.status == 401:
-                raise AuthFailed(f"bluesky: session refused ({error or response.status})")
-            raise PermanentFetchError(ErrorKind.HTTP_4XX, f"bluesky: {error or 'bad request'}")
+                raise AuthFailed(N_("bluesky: session refused ({error})").format(error=error or response.status))
+            raise PermanentFetchError(
+                ErrorKind.HTTP_4XX, N_("bluesky: {error}").format(error=error or N_("bad request"))
+            )
         return parse_json(response.body, "bluesky session")
 
     def _store_session(self, ctx: PollContext, data: Any) -> dict[str, Any]:
@@ -276,14 +279,21 @@ class BlueskyDriver(DriverBase):
             window = rate_window(response.headers, ctx.clock.now())
             if response.status == 429:
                 gate.observe(host, window)
-                raise rate_limited(f"bluesky {method}", response.retry_after(), window)
+                raise rate_limited(N_("bluesky {method}").format(method=method), response.retry_after(), window)
             if response.status in (400, 401):
                 error = _xrpc_error(response.body)
                 if (error in _EXPIRED or response.status == 401) and attempt == 0:
                     continue
                 if error in _EXPIRED or response.status == 401:
-                    raise AuthFailed(f"bluesky: {method} refused the session ({error or response.status})")
-                raise PermanentFetchError(ErrorKind.HTTP_4XX, f"bluesky {method}: {error or 'bad request'}")
+                    raise AuthFailed(
+                        N_("bluesky: {method} refused the session ({error})").format(
+                            method=method, error=error or response.status
+                        )
+                    )
+                raise PermanentFetchError(
+                    ErrorKind.HTTP_4XX,
+                    N_("bluesky {method}: {error}").format(method=method, error=error or N_("bad request")),
+                )
             suggested = gate.observe(host, window)
             return parse_json(response.body, f"bluesky {method}"), suggested
         raise AssertionError("unreachable")

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from veille.core.configreader import Reader
 from veille.core.errors import FetchError, Problems
+from veille.core.i18n import N_
 from veille.core.models import Engagement, Item
 from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
@@ -98,7 +99,7 @@ class HackerNewsDriver(DriverBase):
         max_pages = reader.int("max_pages", 3, min=1, max=20)
         reader.finish()
         if search is not None and (not search or any(not q for q in search)):
-            reader.add("search", "needs at least one non-empty query", 'write e.g. search = ["chez gégé"]')
+            reader.add("search", N_("needs at least one non-empty query"), N_('write e.g. search = ["chez gégé"]'))
         if len(problems) > before or search is None:
             return None
         return HackerNewsOptions(tuple(search), tags, api_base.rstrip("/"), max_pages)

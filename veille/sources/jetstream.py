@@ -38,6 +38,7 @@ from veille.core.backoff import EQUAL, BackoffPolicy
 from veille.core.clock import Clock
 from veille.core.configreader import Reader
 from veille.core.errors import PermanentFetchError, Problems
+from veille.core.i18n import N_
 from veille.core.matching import Matcher, fold
 from veille.core.models import ErrorKind, Item
 from veille.core.polling import PollOutcome, PollState
@@ -94,8 +95,8 @@ class JetstreamDriver(DriverBase):
         if dictionary is not None and not Path(dictionary).is_file():
             reader.add(
                 "zstd_dictionary",
-                f"{dictionary!r} is not a file",
-                "give the path of Jetstream's zstd dictionary, or remove the key for plain JSON",
+                N_("{dictionary!r} is not a file").format(dictionary=dictionary),
+                N_("give the path of Jetstream's zstd dictionary, or remove the key for plain JSON"),
             )
         if len(problems) > before:
             return None
@@ -103,7 +104,7 @@ class JetstreamDriver(DriverBase):
 
     async def poll(self, ctx: PollContext, options: JetstreamOptions, state: PollState) -> PollOutcome:
         raise PermanentFetchError(
-            ErrorKind.INTERNAL, "bluesky-jetstream is a stream: the daemon runs JetstreamConsumer, not poll()"
+            ErrorKind.INTERNAL, N_("bluesky-jetstream is a stream: the daemon runs JetstreamConsumer, not poll()")
         )
 
 

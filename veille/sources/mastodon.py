@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 
 from veille.core.configreader import Reader
 from veille.core.errors import FetchError, Problems, RateLimited
+from veille.core.i18n import N_
 from veille.core.models import Engagement, Item
 from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
@@ -141,22 +142,24 @@ class MastodonDriver(DriverBase):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 problems.add(
                     f"{reader.sub('instances')}[{index}]",
-                    f"{value!r} is not an instance URL",
-                    'write e.g. "https://mastodon.social"',
+                    N_("{value!r} is not an instance URL").format(value=value),
+                    N_('write e.g. "https://mastodon.social"'),
                 )
                 continue
             instances.append(f"{parts.scheme}://{parts.netloc}")
         if instances_raw is not None and not instances:
-            reader.add("instances", "needs at least one instance", 'write e.g. instances = ["https://mastodon.social"]')
+            reader.add(
+                "instances", N_("needs at least one instance"), N_('write e.g. instances = ["https://mastodon.social"]')
+            )
         if any(not t for t in hashtags) or any(not q for q in search):
-            reader.add("hashtags", "empty hashtag or search query", "remove the empty entries")
+            reader.add("hashtags", N_("empty hashtag or search query"), N_("remove the empty entries"))
         if not hashtags and not search and not mentions:
-            reader.add("hashtags", "nothing to watch", "set hashtags, search or mentions = true")
+            reader.add("hashtags", N_("nothing to watch"), N_("set hashtags, search or mentions = true"))
         if (search or mentions) and not token_env:
             reader.add(
                 "token_env",
-                "search and mentions need a user token",
-                'add token_env = "MASTODON_TOKEN" (a read-scoped token of the home instance)',
+                N_("search and mentions need a user token"),
+                N_('add token_env = "MASTODON_TOKEN" (a read-scoped token of the home instance)'),
             )
         if account is not None and not account.startswith("@"):
             account = f"@{account}"
@@ -245,7 +248,7 @@ class MastodonDriver(DriverBase):
             window = rate_window(response.headers, ctx.clock.now())
             if response.status == 429:
                 gate.observe(host, window)
-                raise rate_limited(f"mastodon {host}", response.retry_after(), window)
+                raise rate_limited(N_("mastodon {host}").format(host=host), response.retry_after(), window)
             wait = later(wait, gate.observe(host, window))
             data = parse_json(response.body, f"mastodon {host}{path}")
             statuses, ids = self._page(data, is_mentions, path)

@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 
 from veille.core.configreader import Reader
 from veille.core.errors import AuthFailed, FetchError, Problems, RateLimited
+from veille.core.i18n import N_
 from veille.core.models import Engagement, Item
 from veille.core.polling import PollOutcome, PollState
 from veille.core.version import __version__
@@ -131,13 +132,13 @@ class RedditDriver(DriverBase):
             if not _SUBREDDIT.match(sub):
                 problems.add(
                     f"{reader.sub('subreddits')}[{index}]",
-                    f"{sub!r} is not a subreddit name",
-                    'write e.g. "lyon" (without r/)',
+                    N_("{sub!r} is not a subreddit name").format(sub=sub),
+                    N_('write e.g. "lyon" (without r/)'),
                 )
         if not search and not subreddits:
-            reader.add("search", "nothing to watch", "set search or subreddits")
+            reader.add("search", N_("nothing to watch"), N_("set search or subreddits"))
         if any(not q for q in search):
-            reader.add("search", "empty query", "remove the empty entries")
+            reader.add("search", N_("empty query"), N_("remove the empty entries"))
         if len(problems) > before or client_id_env is None or client_secret_env is None:
             return None
         return RedditOptions(
@@ -167,12 +168,14 @@ class RedditDriver(DriverBase):
             accept_statuses=frozenset({429}),
         )
         if response.status == 429:
-            raise rate_limited("reddit token", response.retry_after(), None)
+            raise rate_limited(N_("reddit token"), response.retry_after(), None)
         data = parse_json(response.body, "reddit token")
         token = text_of(data, "access_token")
         if not token:
             # Reddit answers 200 {"error": "invalid_grant"} for some refused credentials.
-            raise AuthFailed(f"reddit: token refused ({text_of(data, 'error') or 'no access_token'})")
+            raise AuthFailed(
+                N_("reddit: token refused ({error})").format(error=text_of(data, "error") or N_("no access_token"))
+            )
         ctx.cache[TOKEN_KEY] = (token, ctx.clock.monotonic() + float(int_of(data, "expires_in") or 3600))
         return token
 
@@ -195,10 +198,10 @@ class RedditDriver(DriverBase):
                 ctx.cache.pop(TOKEN_KEY, None)  # expired or revoked: one fresh token, then give up
                 if attempt == 0:
                     continue
-                raise AuthFailed("reddit: the API refused a fresh token")
+                raise AuthFailed(N_("reddit: the API refused a fresh token"))
             if response.status in (403, 429):
                 gate.observe(host, window)
-                raise rate_limited(f"reddit {response.status}", response.retry_after(), window)
+                raise rate_limited(N_("reddit {status}").format(status=response.status), response.retry_after(), window)
             return parse_json(response.body, f"reddit {path}"), gate.observe(host, window)
         raise AssertionError("unreachable")
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from veille.core.configreader import Reader
 from veille.core.errors import FetchError, PermanentFetchError, Problems, RateLimited
+from veille.core.i18n import N_
 from veille.core.models import Engagement, ErrorKind, Item
 from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
@@ -145,9 +146,9 @@ class XDriver(DriverBase):
         max_pages = reader.int("max_pages", 5, min=1, max=50)
         reader.finish()
         if query is not None and not query.strip():
-            reader.add("query", "is empty", "write an X search query")
+            reader.add("query", N_("is empty"), N_("write an X search query"))
         if query and len(query) > 512:
-            reader.add("query", "is longer than 512 characters (the recent-search limit)", "shorten it")
+            reader.add("query", N_("is longer than 512 characters (the recent-search limit)"), N_("shorten it"))
         if len(problems) > before or query is None or bearer_env is None or budget is None:
             return None
         return XOptions(
@@ -176,7 +177,9 @@ class XDriver(DriverBase):
             if left < MIN_RESULTS:
                 if page == 0:
                     raise RateLimited(
-                        f"X monthly read budget spent ({reads}/{options.monthly_read_budget})",
+                        N_("X monthly read budget spent ({reads}/{monthly_read_budget})").format(
+                            reads=reads, monthly_read_budget=options.monthly_read_budget
+                        ),
                         retry_after=seconds_to_next_month(now),
                         kind=ErrorKind.QUOTA,
                     )
@@ -209,11 +212,12 @@ class XDriver(DriverBase):
                         since_id = newest = None
                         continue
                     raise PermanentFetchError(
-                        ErrorKind.HTTP_4XX, f"x search: invalid request ({', '.join(refused) or 'no detail'})"
+                        ErrorKind.HTTP_4XX,
+                        N_("x search: invalid request ({errors})").format(errors=", ".join(refused) or N_("no detail")),
                     )
                 if response.status == 429:
                     gate.observe(host, window)
-                    raise rate_limited("x search", response.retry_after(), window)
+                    raise rate_limited(N_("x search"), response.retry_after(), window)
                 wait = later(wait, gate.observe(host, window))
                 data = parse_json(response.body, "x search")
                 if not isinstance(data, Mapping):

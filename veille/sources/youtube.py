@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from veille.core.configreader import Reader
 from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, Problems, RateLimited
+from veille.core.i18n import N_
 from veille.core.models import Engagement, ErrorKind, Item
 from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
@@ -142,8 +143,8 @@ class YoutubeDriver(DriverBase):
         if channel_id and not _CHANNEL.match(channel_id):
             reader.add(
                 "channel_id",
-                f"{channel_id!r} is not a channel id",
-                "use the id starting with UC (24 characters) from the channel's page",
+                N_("{channel_id!r} is not a channel id").format(channel_id=channel_id),
+                N_("use the id starting with UC (24 characters) from the channel's page"),
             )
         if len(problems) > before or channel_id is None or key_env is None:
             return None
@@ -153,13 +154,13 @@ class YoutubeDriver(DriverBase):
         reason = _reason(body)
         if reason in _QUOTA:
             raise RateLimited(
-                "youtube: daily API quota exhausted", retry_after=seconds_to_quota_reset(now), kind=ErrorKind.QUOTA
+                N_("youtube: daily API quota exhausted"), retry_after=seconds_to_quota_reset(now), kind=ErrorKind.QUOTA
             )
         if reason in _RATE or status == 429:
-            raise RateLimited(f"youtube: {reason or 'rate limited'}", retry_after=60.0)
+            raise RateLimited(N_("youtube: {reason}").format(reason=reason or N_("rate limited")), retry_after=60.0)
         if reason in _AUTH or (status == 403 and reason is None):
-            raise AuthFailed(f"youtube: API key refused ({reason or status})")
-        raise PermanentFetchError(ErrorKind.HTTP_4XX, f"youtube: {reason or status}")
+            raise AuthFailed(N_("youtube: API key refused ({reason})").format(reason=reason or status))
+        raise PermanentFetchError(ErrorKind.HTTP_4XX, N_("youtube: {reason}").format(reason=reason or status))
 
     async def poll(self, ctx: PollContext, options: YoutubeOptions, state: PollState) -> PollOutcome:
         key = require_secret(ctx, options.key_env)
@@ -176,7 +177,9 @@ class YoutubeDriver(DriverBase):
             if units + LIST_COST > options.daily_quota:
                 if page == 0:
                     raise RateLimited(
-                        f"youtube: source quota spent ({units}/{options.daily_quota})",
+                        N_("youtube: source quota spent ({units}/{daily_quota})").format(
+                            units=units, daily_quota=options.daily_quota
+                        ),
                         retry_after=seconds_to_quota_reset(now),
                         kind=ErrorKind.QUOTA,
                     )

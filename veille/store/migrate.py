@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from veille.core.errors import SchemaVersionError
+from veille.core.i18n import N_
 
 
 def migrations_dir() -> Path:
@@ -65,13 +66,16 @@ def check_schema(engine: Engine) -> None:
     if current == heads:
         return
     if not current:
-        raise SchemaVersionError("the database has no schema yet: run `veille db upgrade`")
+        raise SchemaVersionError(N_("the database has no schema yet: run `veille db upgrade`"))
     unknown = current - known_revisions()
     if unknown:
         raise SchemaVersionError(
-            f"the database schema ({', '.join(sorted(unknown))}) is newer than this veille: upgrade veille"
+            N_("the database schema ({revisions}) is newer than this veille: upgrade veille").format(
+                revisions=", ".join(sorted(unknown))
+            )
         )
     raise SchemaVersionError(
-        f"the database schema ({', '.join(sorted(current))}) is behind the code "
-        f"({', '.join(sorted(heads))}): run `veille db upgrade`"
+        N_("the database schema ({revisions}) is behind the code ({heads}): run `veille db upgrade`").format(
+            revisions=", ".join(sorted(current)), heads=", ".join(sorted(heads))
+        )
     )

@@ -41,6 +41,7 @@ from datetime import timedelta
 from typing import Any
 
 from veille.core.configreader import Reader
+from veille.core.i18n import N_
 
 DEFAULT_API = "https://api.telegram.org/bot"
 _CHAT_ID_MAX = 10**16
@@ -142,8 +143,8 @@ def parse_telegram(root: Reader, client_ids: set[str] | None = None) -> Telegram
     if not api.rstrip("/").endswith("/bot"):
         section.add(
             "api_base_url",
-            "must end with /bot (the token is appended to it)",
-            f'write e.g. api_base_url = "{DEFAULT_API}"',
+            N_("must end with /bot (the token is appended to it)"),
+            N_('write e.g. api_base_url = "{url}"').format(url=DEFAULT_API),
         )
         api = DEFAULT_API
     contacts = _parse_contacts(section, client_ids)
@@ -152,8 +153,8 @@ def parse_telegram(root: Reader, client_ids: set[str] | None = None) -> Telegram
         if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _CHAT_ID_MAX:
             section.add(
                 f"allowed_chats[{index}]",
-                "must be a chat id (an integer)",
-                "find it with the bot's getUpdates, e.g. -1001234567890",
+                N_("must be a chat id (an integer)"),
+                N_("find it with the bot's getUpdates, e.g. -1001234567890"),
             )
         else:
             chats.append(value)
@@ -165,8 +166,8 @@ def parse_telegram(root: Reader, client_ids: set[str] | None = None) -> Telegram
             if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _CHAT_ID_MAX:
                 users_table.add(
                     key,
-                    "must be a Telegram user id (an integer)",
-                    "the user sends /start to the bot, which answers with the id",
+                    N_("must be a Telegram user id (an integer)"),
+                    N_("the user sends /start to the bot, which answers with the id"),
                 )
             else:
                 users.append((str(key), value))
@@ -201,7 +202,7 @@ def _parse_contacts(section: Reader, client_ids: set[str] | None) -> list[Telegr
         name = reader.str("name")
         if name is not None:
             if name in seen:
-                reader.add("name", f"duplicate contact {name!r}", "list each contact once")
+                reader.add("name", N_("duplicate contact {name!r}").format(name=name), N_("list each contact once"))
             seen.add(name)
         chat_id = _id(reader, "chat_id")
         user_id = _id(reader, "user_id")
@@ -210,13 +211,15 @@ def _parse_contacts(section: Reader, client_ids: set[str] | None) -> list[Telegr
             for index, client in enumerate(clients):
                 if client != "*" and client not in client_ids:
                     reader.add(
-                        f"clients[{index}]", f"unknown client {client!r}", 'use an id from [[clients]] or "*" for all'
+                        f"clients[{index}]",
+                        N_("unknown client {client!r}").format(client=client),
+                        N_('use an id from [[clients]] or "*" for all'),
                     )
         if chat_id is None and user_id is None:
             reader.add(
                 "chat_id",
-                "a contact needs a chat_id (alerts) or a user_id (commands)",
-                "send /start to the bot, then read the id with getUpdates",
+                N_("a contact needs a chat_id (alerts) or a user_id (commands)"),
+                N_("send /start to the bot, then read the id with getUpdates"),
             )
         reader.finish()
         if name:
@@ -227,6 +230,6 @@ def _parse_contacts(section: Reader, client_ids: set[str] | None) -> list[Telegr
 def _id(reader: Reader, key: str) -> int | None:
     value = reader.int(key, None)
     if value is not None and abs(value) > _CHAT_ID_MAX:
-        reader.add(key, "is not a Telegram id", "copy the number given by getUpdates")
+        reader.add(key, N_("is not a Telegram id"), N_("copy the number given by getUpdates"))
         return None
     return value

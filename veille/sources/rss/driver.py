@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from veille.core.configreader import Reader
 from veille.core.errors import Problems
+from veille.core.i18n import N_
 from veille.core.polling import PollOutcome, PollState
 from veille.net.http import redact_url
 from veille.sources import relocation
@@ -169,13 +170,13 @@ def _read_headers(reader: Reader) -> tuple[tuple[str, str], ...]:
     for name, value in table.raw.items():
         table.ignore(name)
         if not isinstance(value, str):
-            table.add(name, "must be a string", f'write e.g. {name} = "..."')
+            table.add(name, N_("must be a string"), N_('write e.g. {name} = "..."').format(name=name))
             continue
         if name.lower() in _RESERVED_HEADERS or name.lower().startswith("proxy-"):
-            table.add(name, "is set by veille's HTTP layer and cannot be configured", "remove it")
+            table.add(name, N_("is set by veille's HTTP layer and cannot be configured"), N_("remove it"))
             continue
         if not name or any(ch in name for ch in " :\t\r\n\0") or any(ch in value for ch in "\r\n\0"):
-            table.add(name, "is not a valid HTTP header", "use a plain header name and a one-line value")
+            table.add(name, N_("is not a valid HTTP header"), N_("use a plain header name and a one-line value"))
             continue
         headers.append((name, value))
     return tuple(headers)

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from veille.core.errors import PermanentFetchError
+from veille.core.i18n import N_
 from veille.core.matching import Matcher
 from veille.core.models import ErrorKind, Item
 from veille.sources.rss.fastpath import parse_plain_feed
@@ -140,7 +141,7 @@ def parse_document(
 
     content_type = _header(headers, "content-type")
     if not body.strip():
-        raise PermanentFetchError(ErrorKind.NOT_A_FEED, "the server returned an empty document")
+        raise PermanentFetchError(ErrorKind.NOT_A_FEED, N_("the server returned an empty document"))
     body, counted = trim_entries(body, max_entries)
     body, content_type = repair_charset(body, content_type)
     # Checked on exactly what feedparser will read: trimming joins two distant parts of the
@@ -161,7 +162,8 @@ def parse_document(
         # feedparser bugs on hostile bytes (found by fuzzing): an encoding name with a NUL byte
         # (ValueError in convert_to_utf8), "&#xD800;" in the loose parser (UnicodeEncodeError)...
         raise PermanentFetchError(
-            ErrorKind.PARSE_ERROR, f"the feed parser failed on this document ({type(exc).__name__})"
+            ErrorKind.PARSE_ERROR,
+            N_("the feed parser failed on this document ({name})").format(name=type(exc).__name__),
         ) from exc
     version = result.get("version") or ""
     if not version:
@@ -205,12 +207,14 @@ def _not_a_feed(body: bytes, content_type: str, result: Any) -> PermanentFetchEr
         or ("<!doctype html" in head[:root])
     )
     if is_html:
-        return PermanentFetchError(ErrorKind.NOT_A_FEED, "the server returned an HTML page, not a feed")
+        return PermanentFetchError(ErrorKind.NOT_A_FEED, N_("the server returned an HTML page, not a feed"))
     exception = result.get("bozo_exception")
     if result.get("bozo") and not isinstance(exception, ThingsNobodyCaresAboutButMe):
         problem = type(exception).__name__
-        return PermanentFetchError(ErrorKind.PARSE_ERROR, f"the document is not well-formed XML ({problem})")
-    return PermanentFetchError(ErrorKind.NOT_A_FEED, "the document is XML but not RSS, Atom or RDF")
+        return PermanentFetchError(
+            ErrorKind.PARSE_ERROR, N_("the document is not well-formed XML ({problem})").format(problem=problem)
+        )
+    return PermanentFetchError(ErrorKind.NOT_A_FEED, N_("the document is XML but not RSS, Atom or RDF"))
 
 
 def trim_entries(body: bytes, keep: int) -> tuple[bytes, int]:

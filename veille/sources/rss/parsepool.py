@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from veille.core.errors import PermanentFetchError
+from veille.core.i18n import N_
 from veille.core.models import ErrorKind
 from veille.core.workerproc import Helper
 from veille.sources.rss.entries import DEFAULT_MAX_ENTRIES, ParsedFeed
@@ -250,17 +251,19 @@ def decode_reply(reply: tuple[Any, ...], *, timeout: float, memory_limit: int) -
         raise PermanentFetchError(kind, str(reply[2]))
     if status == "timeout":
         raise PermanentFetchError(
-            ErrorKind.PARSE_TIMEOUT, f"parsing took longer than {timeout:g} s; the parser was stopped"
+            ErrorKind.PARSE_TIMEOUT,
+            N_("parsing took longer than {timeout:g} s; the parser was stopped").format(timeout=timeout),
         )
     if status == "memory":
         raise PermanentFetchError(
-            ErrorKind.TOO_LARGE, f"parsing needed more than {memory_limit // (1024 * 1024)} MB of memory"
+            ErrorKind.TOO_LARGE,
+            N_("parsing needed more than {megabytes} MB of memory").format(megabytes=memory_limit // (1024 * 1024)),
         )
     if status == "error":
-        raise PermanentFetchError(ErrorKind.PARSE_ERROR, f"the feed parser failed ({reply[1]})")
+        raise PermanentFetchError(ErrorKind.PARSE_ERROR, N_("the feed parser failed ({reply})").format(reply=reply[1]))
     if status == "closed":
-        raise PermanentFetchError(ErrorKind.PARSE_ERROR, "the daemon is stopping")
-    raise PermanentFetchError(ErrorKind.PARSE_ERROR, "the feed parser process died")
+        raise PermanentFetchError(ErrorKind.PARSE_ERROR, N_("the daemon is stopping"))
+    raise PermanentFetchError(ErrorKind.PARSE_ERROR, N_("the feed parser process died"))
 
 
 def _content_type(headers: Mapping[str, str] | None) -> str | None:

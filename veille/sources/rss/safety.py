@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 
 from veille.core.errors import PermanentFetchError
+from veille.core.i18n import N_
 from veille.core.models import ErrorKind
 
 _ENTITY = re.compile(r"<!ENTITY", re.IGNORECASE)
@@ -54,7 +55,7 @@ def check_xml_safety(body: bytes, content_type: str | None = None) -> None:
         if position is not None:
             raise PermanentFetchError(
                 ErrorKind.UNSAFE_XML,
-                "the document declares XML entities (refused: entity expansion and XXE attacks)",
+                N_("the document declares XML entities (refused: entity expansion and XXE attacks)"),
             )
 
 

@@ -1,0 +1,141 @@
+"""One language at a time: the same commands in French and in English, and no fragment of the other
+language in either (click's own messages, errors made by the network layer, config problems, health)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from veille.cli import cli
+from veille.store.engine import make_engine, write_tx
+from veille.store.migrate import upgrade
+from veille.store.schema import clients, sources
+
+# Words that only the other language would print; the fixture data below avoids them (and accents).
+ENGLISH = re.compile(
+    r"\b(the|is|not|and|with|failed|lookup|unhealthy|healthy|problems?|never|ago|usage|this|exit|unknown|"
+    r"yet|must|write|remove|running|found|refused|network|commands|message|valid|schema)\b",
+    re.IGNORECASE,
+)
+FRENCH = re.compile(
+    r"[éèêàâçùûôî]|\b(le|la|les|des|du|une|est|pas|aucun|pour|avec|dans|depuis|jamais|erreur|utilisation|"
+    r"commandes|affiche|inconnue?|ligne)\b",
+    re.IGNORECASE,
+)
+OTHER = {"fr": ENGLISH, "en": FRENCH}
+
+
+@pytest.fixture
+def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("VEILLE_CONFIG", "VEILLE_DATABASE_URL", "VEILLE_HOME", "VEILLE_LANG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    (tmp_path / "config.toml").write_text(
+        f"""
+[database]
+url = "{url}"
+[[clients]]
+id = "resto"
+keywords = ["pizza"]
+[[clients.sources]]
+kind = "rss"
+url = "http://10.0.0.1/feed.xml"
+[[clients.sources]]
+kind = "mastodon"
+instances = ["https://mastodon.example"]
+search = ["pizza"]
+token_env = "VEILLE_TEST_MASTODON_TOKEN_UNSET"
+""",
+        encoding="utf-8",
+    )
+    (tmp_path / "broken.toml").write_text('timezone = "Mars/Base"\nmystery = 1\n', encoding="utf-8")
+    (tmp_path / "empty.toml").write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "empty.db"}"\n[[clients]]\nid = "resto"\nkeywords = ["pizza"]\n',
+        encoding="utf-8",
+    )
+    engine = make_engine(url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with write_tx(engine) as conn:
+        conn.execute(clients.insert().values(id="resto", name="Resto", updated_at=now))
+        conn.execute(
+            sources.insert().values(
+                key="resto/rss-1",
+                client_id="resto",
+                kind="rss",
+                target="https://feed.example.org/rss",
+                every_seconds=600,
+                enabled=True,
+                in_config=True,
+                status="backing_off",
+                consecutive_errors=3,
+                hits_count=0,
+                last_error_kind="network",
+                last_error_message="DNS lookup failed (https://feed.example.org/rss)",
+            )
+        )
+    engine.dispose()
+    return tmp_path
+
+
+RUNS: list[tuple[str, ...]] = [
+    ("hits", "--help"),
+    ("sources", "--help"),
+    ("config", "--help"),
+    ("config", "check", "--help"),
+    ("db", "--help"),
+    ("health", "--help"),
+    ("run", "--help"),
+    ("hits", "--bogus"),
+    ("hits", "--limit", "0"),
+    ("nosuchcommand",),
+    ("hits", "--client", "nobody"),
+    ("sources",),
+    ("config", "check"),
+    ("hits", "--config", "broken.toml"),
+    ("hits", "--config", "empty.toml"),
+    ("health",),
+]
+
+
+def _outputs(lang: str) -> dict[tuple[str, ...], str]:
+    runner = CliRunner()
+    return {args: runner.invoke(cli, list(args), env={"VEILLE_LANG": lang}).output for args in RUNS}
+
+
+def test_each_language_speaks_alone(place: Path) -> None:
+    mixed = []
+    for lang in ("fr", "en"):
+        for args, output in _outputs(lang).items():
+            assert output.strip(), args
+            fragment = OTHER[lang].search(output)
+            if fragment is not None:
+                mixed.append(f"{lang} `veille {' '.join(args)}` shows {fragment[0]!r}:\n{output}")
+    assert not mixed, "\n".join(mixed)
+
+
+def test_the_translations_say_the_same_things(place: Path) -> None:
+    french, english = _outputs("fr"), _outputs("en")
+    pairs = {
+        ("hits", "--help"): ("Utilisation : ", "Usage: "),
+        ("hits", "--bogus"): ("Erreur : Option inconnue : '--bogus'.", "Error: No such option '--bogus'."),
+        ("sources",): ("échec de la résolution DNS (https://feed.example.org/rss)", "DNS lookup failed"),
+        ("config", "check"): ("variable d'environnement VEILLE_TEST_MASTODON_TOKEN_UNSET", "10.0.0.1"),
+        ("hits", "--config", "broken.toml"): ("n'est pas un fuseau horaire connu", "clé inconnue"),
+        ("hits", "--config", "empty.toml"): ("lancez `veille db upgrade`", "run `veille db upgrade`"),
+        ("health",): ("pas de fichier de santé", "no health file"),
+    }
+    for args, (in_french, in_english) in pairs.items():
+        assert in_french in french[args], french[args]
+        assert in_english in (english if args != ("hits", "--config", "broken.toml") else french)[args]
+
+
+def test_the_config_file_language_is_used_for_help_too(place: Path) -> None:
+    (place / "config.toml").write_text('lang = "en"\n' + (place / "config.toml").read_text(), encoding="utf-8")
+    assert CliRunner().invoke(cli, ["--help"]).output.startswith("Usage: ")
+    assert CliRunner().invoke(cli, ["--help"], env={"VEILLE_LANG": "fr"}).output.startswith("Utilisation : ")
