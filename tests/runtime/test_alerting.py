@@ -370,3 +370,101 @@ def test_a_post_that_keeps_spreading_keeps_its_incident_open(engine: Engine) -> 
     with read_conn(engine) as conn:
         (incident,) = store.list_incidents(conn)
     assert incident.status is Status.RESOLVED
+
+
+# --- the in-memory windows and batched bookkeeping (issue 12) -------------------------------------------
+
+
+def window_since(service, clock: FakeClock):  # type: ignore[no-untyped-def]
+    return clock.now() - timedelta(days=8)
+
+
+def stored_window(engine: Engine, since) -> set:  # type: ignore[no-untyped-def]
+    with read_conn(engine) as conn:
+        return {
+            (r.hit_id, r.seen_at, r.author, r.text_key, r.negative, round(r.risk, 6), r.active_at)
+            for r in store.hits_since(conn, "resto", since)
+        }
+
+
+def memory_window(service, engine: Engine, since) -> set:  # type: ignore[no-untyped-def]
+    with read_conn(engine) as conn:
+        return {
+            (r.hit_id, r.seen_at, r.author, r.text_key, r.negative, round(r.risk, 6), r.active_at)
+            for r in service.windows.rows(conn, "resto", since)
+        }
+
+
+class Statements:
+    """Counts the SQL statements sent to the database (an executemany is one)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.seen: list[str] = []
+        from sqlalchemy import event
+
+        event.listen(engine, "before_cursor_execute", lambda *args: self.seen.append(args[2]))
+
+    def count(self, *needles: str) -> int:
+        return sum(all(n in statement for n in needles) for statement in self.seen)
+
+
+def test_window_is_read_once_and_kept_equal_to_the_database(engine: Engine) -> None:
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    statements = Statements(engine)
+    for batch in range(5):
+        feed(service, engine, *(hit(clock, f"Avis {batch}-{i} sur Chez Gégé", score=0.2) for i in range(40)))
+        clock.advance(30)  # (the window is read again after WINDOW_RESYNC_SECONDS)
+    old = hit(clock, "Un vieil avis sur Chez Gégé", score=0.2)
+    feed(service, engine, old)
+    feed(service, engine, replace_engagement(old, reposts=50))  # engagement growth: active again
+    assert statements.count("FROM alert_hits", "seen_at >=") == 1  # read once, never per batch
+    assert statements.count("INSERT INTO alert_hits") == 6  # one statement per batch, not per hit
+    since = window_since(service, clock)
+    assert memory_window(service, engine, since) == stored_window(engine, since)
+    assert len(stored_window(engine, since)) == 201
+
+
+def replace_engagement(stored, *, reposts: int):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from veille.core.models import Engagement
+
+    return replace(stored, engagement=Engagement(reposts=reposts))
+
+
+def test_window_drops_what_a_rolled_back_transaction_added(engine: Engine) -> None:
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    feed(service, engine, hit(clock, "Premier avis sur Chez Gégé", score=0.2))
+    with pytest.raises(RuntimeError), write_tx(engine) as conn:
+        service.on_new_hits(conn, [hit(clock, "Jamais stocké, Chez Gégé", score=0.2)])
+        raise RuntimeError("the commit fails")
+    since = window_since(service, clock)
+    assert len(memory_window(service, engine, since)) == 1
+    assert memory_window(service, engine, since) == stored_window(engine, since)
+
+
+def test_window_sees_other_processes_hits_after_the_resync_delay(engine: Engine) -> None:
+    from veille.runtime.alerting import WINDOW_RESYNC_SECONDS
+
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    other = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})  # another daemon, or --once
+    feed(service, engine, hit(clock, "Premier avis sur Chez Gégé", score=0.2))
+    feed(other, engine, hit(clock, "Avis vu par l'autre démon, Chez Gégé", score=0.2))
+    since = window_since(service, clock)
+    assert len(memory_window(service, engine, since)) == 1
+    clock.advance(WINDOW_RESYNC_SECONDS)
+    assert memory_window(service, engine, since) == stored_window(engine, since)
+    assert len(stored_window(engine, since)) == 2
+
+
+def test_hits_leave_the_window_as_time_passes(engine: Engine) -> None:
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    feed(service, engine, hit(clock, "Avis sur Chez Gégé", score=0.2))
+    clock.advance(3600)
+    since = window_since(service, clock)
+    assert len(memory_window(service, engine, since)) == 1
+    assert memory_window(service, engine, clock.now()) == set()

@@ -16,12 +16,12 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 
 from veille.alerting.calendar import last_occurrence, next_occurrence
 from veille.alerting.detect import HISTORY_DAYS, HitRow, detect, silence_signal, source_signal, text_key
@@ -50,6 +50,10 @@ TICK_SECONDS = 1.0  # group_wait and escalations fire within a second of their d
 # examined at once in on_new_hits): with hundreds of open incidents, re-reading each client's week of
 # hits every second kept the write lock for seconds and starved the pipeline's writes.
 REDETECT_SECONDS = 30.0
+# A client's window of hits is read from the database on its first detection, then kept up to date in memory
+# by every hit this service records; it is read again after this long, for the hits that other processes
+# sharing the database recorded meanwhile (another daemon on PostgreSQL, a `veille run --once`).
+WINDOW_RESYNC_SECONDS = 300.0
 CLOCK_STEP_WARNING = timedelta(minutes=2)
 RESYNC_AFTER = timedelta(hours=3)  # wall ahead of monotonic by more than this: a suspend, not a step
 
@@ -91,6 +95,69 @@ class SteadyClock:
         return self._clock.monotonic()
 
 
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What the risk bookkeeping needs of a hit's previous row."""
+
+    first_total: int
+    first_at: datetime
+    velocity: float
+    total: int
+    risk: float
+    row: HitRow
+
+
+class HitWindows:
+    """Each client's recent hits as detection reads them (the rows of `store.hits_since`), kept in memory.
+
+    Re-reading a client's whole window for every batch of new hits made a first poll bringing thousands of
+    hits quadratic: the window is read once (on the client's first detection, so at start), then every hit
+    the service records updates it, and detection only drops what left the window. It is read again after
+    WINDOW_RESYNC_SECONDS (hits other processes recorded) and after a transaction that changed it rolled
+    back (the rows it added were never stored)."""
+
+    _TOUCHED = "veille_alerting_windows"  # Connection.info key: clients changed in the open transaction
+
+    def __init__(self, engine: Engine, clock: SteadyClock) -> None:
+        self._clock = clock
+        self._rows: dict[str, dict[int, HitRow]] = {}
+        self._read_at: dict[str, float] = {}
+        event.listen(engine, "commit", self._on_commit)
+        event.listen(engine, "rollback", self._on_rollback)
+
+    def rows(self, conn: Connection, client_id: str, since: datetime) -> list[HitRow]:
+        """The client's hits seen or active since `since`, in this transaction's view."""
+        window = self._rows.get(client_id)
+        if window is None or self._clock.monotonic() - self._read_at[client_id] >= WINDOW_RESYNC_SECONDS:
+            window = {
+                r.hit_id: HitRow(r.hit_id, r.seen_at, r.author, r.text_key, r.negative, r.risk, r.active_at)
+                for r in store.hits_since(conn, client_id, since)
+            }
+            self._rows[client_id], self._read_at[client_id] = window, self._clock.monotonic()
+            self._touch(conn, client_id)
+        else:
+            for hit_id in [h for h, r in window.items() if r.last_active < since]:
+                del window[hit_id]
+        return list(window.values())
+
+    def record(self, conn: Connection, client_id: str, row: HitRow) -> None:
+        """A hit just written in `conn`'s transaction (a client not read yet will read it from the database)."""
+        window = self._rows.get(client_id)
+        if window is not None:
+            window[row.hit_id] = row
+            self._touch(conn, client_id)
+
+    def _touch(self, conn: Connection, client_id: str) -> None:
+        conn.info.setdefault(self._TOUCHED, set()).add(client_id)
+
+    def _on_commit(self, conn: Connection) -> None:
+        conn.info.pop(self._TOUCHED, None)
+
+    def _on_rollback(self, conn: Connection) -> None:
+        for client_id in conn.info.pop(self._TOUCHED, ()):
+            self._rows.pop(client_id, None)
+
+
 def engagement_text(engagement: Engagement | None, lang: str = "fr") -> str:
     if engagement is None:
         return ""
@@ -130,6 +197,7 @@ class AlertingService:
         )
         self.tick_interval = tick_interval
         self._words: dict[str, CrisisWords] = {}
+        self.windows = HitWindows(engine, self.clock)
         self._detected_at: dict[str, float] = {}  # client -> monotonic time of its last detection
         self.last_tick_at: datetime | None = None
 
@@ -156,10 +224,8 @@ class AlertingService:
         evidence: dict[str, list[int]] = defaultdict(list)
         rescored: set[str] = set()
         store.lock_clients(conn, {h.client_id for h in hits})
-        for hit in hits:
-            if hit.duplicate_of is not None:
-                continue  # the same post through another source: counted once
-            change = self._record_hit(conn, hit, now)
+        changes = self._record_hits(conn, [h for h in hits if h.duplicate_of is None], now)
+        for hit, change in changes:
             if change is _Change.NEW_EVIDENCE:
                 evidence[hit.client_id].append(hit.id)
             elif change is _Change.RESCORED:
@@ -291,72 +357,99 @@ class AlertingService:
             words = self._words[client_id] = CrisisWords((*self.settings.crisis_words, *extra))
         return words
 
-    def _record_hit(self, conn: Connection, hit: StoredHit, now: datetime) -> _Change:
-        """Store the hit's risk and say whether it is new evidence, or only changes the risk picture.
+    def _record_hits(
+        self, conn: Connection, hits: Sequence[StoredHit], now: datetime
+    ) -> list[tuple[StoredHit, _Change]]:
+        """Store each hit's risk and say whether it is new evidence, or only changes the risk picture.
 
         Engagement growth of a known post re-scores it (it may raise the urgency) without counting
-        as a new post, so an incident that already rang is not updated at every re-fetch.
+        as a new post, so an incident that already rang is not updated at every re-fetch. The known rows
+        are read in one query and the new ones inserted in one statement (a first poll brings thousands).
+        (A hit that the same source of the same client brings twice here is counted once.)
         """
-        existing = store.get_alert_hit(conn, hit.id)
-        total = hit.engagement.total() if hit.engagement else 0
-        if existing is None:
-            speed, first_total, first_at = 0.0, total, now
-        else:
-            first_total, first_at = existing.first_total, existing.first_at
-            speed = max(existing.velocity, velocity(first_total, first_at, total, now))
-        facts = HitFacts(
-            text=f"{hit.title} {hit.text}",
-            sentiment=hit.sentiment,
-            direct=hit.direct,
-            author_followers=hit.author_followers,
-            engagement=hit.engagement,
-            velocity_per_hour=speed,
-        )
-        risk = score_risk(facts, self._words_for(hit.client_id))
-        sentiment = f"{hit.sentiment.label.value} {hit.sentiment.score:+.2f}" if hit.sentiment else None
-        client = self.config.client(hit.client_id)
-        lang = client.lang if client else self.config.lang
-        values = {
-            "negative": risk.negative,
-            "risk": risk.value,
-            "reasons": list(risk.reasons),
-            "total": total,
-            "total_at": now,
-            "engagement": engagement_text(hit.engagement, lang)[:100],
-            "velocity": speed,
-        }
-        if existing is None:
-            seen = min(now, hit.published_at) if hit.published_at else now
-            store.insert_alert_hit(
-                conn,
-                {
-                    "hit_id": hit.id,
-                    "client_id": hit.client_id,
-                    "seen_at": seen,
-                    "published_at": hit.published_at,
-                    "source_kind": hit.kind,
-                    "author": hit.author,
-                    "author_followers": hit.author_followers,
-                    "text_key": text_key(hit.text or hit.title),
-                    "snippet": (hit.text or hit.title)[:500],
-                    "url": hit.url,
-                    "sentiment": sentiment,
-                    "first_total": first_total,
-                    "first_at": first_at,
-                    "active_at": seen,
-                    **values,
-                },
+        known = {
+            hit_id: _Known(
+                r.first_total,
+                r.first_at,
+                r.velocity,
+                r.total,
+                r.risk,
+                HitRow(r.hit_id, r.seen_at, r.author, r.text_key, r.negative, r.risk, r.active_at),
             )
-            return _Change.NEW_EVIDENCE
-        if total > existing.total:
-            values["active_at"] = now  # still spreading: keeps a risky post's incident open
-        store.update_alert_hit(conn, hit.id, values)
-        threshold = self.settings.risk_threshold
-        if existing.risk < threshold <= risk.value:
-            return _Change.NEW_EVIDENCE  # it just became risky
-        if abs(risk.value - existing.risk) > 0.02:
-            return _Change.RESCORED
-        return _Change.NONE
+            for hit_id, r in store.alert_hits_by_id(conn, [h.id for h in hits]).items()
+        }
+        inserts: list[dict[str, Any]] = []
+        changes: list[tuple[StoredHit, _Change]] = []
+        for hit in hits:
+            existing = known.get(hit.id)
+            total = hit.engagement.total() if hit.engagement else 0
+            if existing is None:
+                speed, first_total, first_at = 0.0, total, now
+            else:
+                first_total, first_at = existing.first_total, existing.first_at
+                speed = max(existing.velocity, velocity(first_total, first_at, total, now))
+            facts = HitFacts(
+                text=f"{hit.title} {hit.text}",
+                sentiment=hit.sentiment,
+                direct=hit.direct,
+                author_followers=hit.author_followers,
+                engagement=hit.engagement,
+                velocity_per_hour=speed,
+            )
+            risk = score_risk(facts, self._words_for(hit.client_id))
+            client = self.config.client(hit.client_id)
+            lang = client.lang if client else self.config.lang
+            values = {
+                "negative": risk.negative,
+                "risk": risk.value,
+                "reasons": list(risk.reasons),
+                "total": total,
+                "total_at": now,
+                "engagement": engagement_text(hit.engagement, lang)[:100],
+                "velocity": speed,
+            }
+            if existing is None:
+                seen = min(now, hit.published_at) if hit.published_at else now
+                sentiment = f"{hit.sentiment.label.value} {hit.sentiment.score:+.2f}" if hit.sentiment else None
+                row = HitRow(hit.id, seen, hit.author, text_key(hit.text or hit.title), risk.negative, risk.value, seen)
+                inserts.append(
+                    {
+                        "hit_id": hit.id,
+                        "client_id": hit.client_id,
+                        "seen_at": seen,
+                        "published_at": hit.published_at,
+                        "source_kind": hit.kind,
+                        "author": hit.author,
+                        "author_followers": hit.author_followers,
+                        "text_key": row.text_key,
+                        "snippet": (hit.text or hit.title)[:500],
+                        "url": hit.url,
+                        "sentiment": sentiment,
+                        "first_total": first_total,
+                        "first_at": first_at,
+                        "active_at": seen,
+                        **values,
+                    }
+                )
+                change = _Change.NEW_EVIDENCE
+            else:
+                active_at = existing.row.active_at
+                if total > existing.total:
+                    values["active_at"] = active_at = now  # still spreading: keeps a risky post's incident open
+                store.update_alert_hit(conn, hit.id, values)
+                row = replace(existing.row, negative=risk.negative, risk=risk.value, active_at=active_at)
+                threshold = self.settings.risk_threshold
+                if existing.risk < threshold <= risk.value:
+                    change = _Change.NEW_EVIDENCE  # it just became risky
+                elif abs(risk.value - existing.risk) > 0.02:
+                    change = _Change.RESCORED
+                else:
+                    change = _Change.NONE
+            known[hit.id] = _Known(first_total, first_at, speed, total, risk.value, row)
+            self.windows.record(conn, hit.client_id, row)
+            changes.append((hit, change))
+        store.insert_alert_hits(conn, inserts)
+        return changes
 
     def _detect_client(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> None:
         self._detected_at[client_id] = self.clock.monotonic()
@@ -371,11 +464,7 @@ class AlertingService:
 
     def _detect(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> list[Signal]:
         since = now - max(self.settings.spike_baseline, timedelta(days=HISTORY_DAYS)) - self.settings.spike_window
-        rows = [
-            HitRow(r.hit_id, r.seen_at, r.author, r.text_key, r.negative, r.risk, r.active_at)
-            for r in store.hits_since(conn, client_id, since)
-        ]
-        return detect(client_id, rows, changed, self.settings, now)
+        return detect(client_id, self.windows.rows(conn, client_id, since), changed, self.settings, now)
 
     def _context(self, conn: Connection, now: datetime, active: Sequence[Incident] | None = None) -> Context:
         incidents = store.active_incidents(conn) if active is None else active

@@ -525,6 +525,9 @@ class Pipeline:
             )
             for result, new_hits in zip(results, stored, strict=True):
                 updates.append((result, self._finish_one(conn, result, new_hits, now)))
+            new_hits = [hit for result, hits in zip(results, stored, strict=True) if not result.refresh for hit in hits]
+            if new_hits:  # once per batch: detection runs once per client, not once per source
+                self.hooks.on_new_hits(conn, new_hits)
             crash_point("pipeline.before_commit")
         crash_point("pipeline.after_commit")
         for result, new_state in updates:  # mirror the committed state only after the commit
@@ -543,9 +546,7 @@ class Pipeline:
             return {}
         if result.outcome is not None:
             outcome = result.outcome
-            result.new_hits = len(stored)
-            if stored:
-                self.hooks.on_new_hits(conn, stored)
+            result.new_hits = len(stored)  # the alerting hooks see them with the whole batch's
             if runtime.consecutive_errors:
                 self.hooks.on_source_health(conn, source.key, source.client_id, True, None, None)
             state = runtime.state

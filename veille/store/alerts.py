@@ -267,23 +267,24 @@ def active_mutes(conn: Connection, now: datetime) -> dict[str, datetime]:
 # --- per-hit risk -----------------------------------------------------------------------------
 
 
-def get_alert_hit(conn: Connection, hit_id: int) -> Any:
-    return conn.execute(select(alert_hits).where(alert_hits.c.hit_id == hit_id)).first()
-
-
-def insert_alert_hit(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(alert_hits).values(**values))
+def insert_alert_hits(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Many rows in one executemany (every row has the same keys)."""
+    if rows:
+        conn.execute(insert(alert_hits), list(rows))
 
 
 def update_alert_hit(conn: Connection, hit_id: int, values: dict[str, Any]) -> None:
     conn.execute(update(alert_hits).where(alert_hits.c.hit_id == hit_id).values(**values))
 
 
-def alert_hits_by_id(conn: Connection, hit_ids: Sequence[int]) -> dict[int, Any]:
-    if not hit_ids:
-        return {}
-    rows = conn.execute(select(alert_hits).where(alert_hits.c.hit_id.in_(list(hit_ids))))
-    return {row.hit_id: row for row in rows}
+def alert_hits_by_id(conn: Connection, hit_ids: Sequence[int], *, chunk: int = 500) -> dict[int, Any]:
+    """The rows of these hits (chunked: a first poll can bring thousands at once)."""
+    found: dict[int, Any] = {}
+    ids = list(dict.fromkeys(hit_ids))
+    for start in range(0, len(ids), chunk):
+        rows = conn.execute(select(alert_hits).where(alert_hits.c.hit_id.in_(ids[start : start + chunk])))
+        found.update((row.hit_id, row) for row in rows)
+    return found
 
 
 def hits_since(conn: Connection, client_id: str, since: datetime) -> list[Any]:
