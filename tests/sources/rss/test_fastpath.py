@@ -87,6 +87,14 @@ GOOGLE_ALERTS_ENTRY = (
 )
 
 
+WORDPRESS_IMAGE = (
+    "<image><url>https://tapis-royal.fr/logo-32.png</url><title>Tapis Royal</title>"
+    "<link>https://tapis-royal.fr</link><width>32</width><height>32</height></image>"
+)
+RSS_ITEM = "<item><title>Chez Gégé</title><link>https://exemple.fr/1</link><guid>https://exemple.fr/1</guid></item>"
+ATOM_ENTRY = '<entry><id>tag:exemple.fr,1</id><title>Chez Gégé</title><link href="https://exemple.fr/1"/></entry>'
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -99,8 +107,18 @@ GOOGLE_ALERTS_ENTRY = (
         atom_document([GOOGLE_ALERTS_ENTRY]),
         feeds.rss(30),
         feeds.atom(5).replace(b' xml:base="https://blog.example.org/"', b""),
+        rss_document([GOOGLE_NEWS_ITEM], WORDPRESS_IMAGE),
+        atom_document(["<author><name>Zoé</name><uri>https://exemple.fr/</uri></author>", GOOGLE_ALERTS_ENTRY]),
     ],
-    ids=["google-news", "wordpress", "google-alerts", "generated-rss", "atom-relative-links"],
+    ids=[
+        "google-news",
+        "wordpress",
+        "google-alerts",
+        "generated-rss",
+        "atom-relative-links",
+        "rss-channel-image",
+        "atom-feed-author",
+    ],
 )
 def test_usual_feeds_take_the_fast_path_and_agree(body: bytes) -> None:
     assert accepted(body)
@@ -173,6 +191,40 @@ def test_anything_unusual_goes_to_feedparser(body: bytes, content_type: str) -> 
             parse_document(body, URL, {"content-type": content_type}, now=1.8e9)
         return
     assert parse_document(body, URL, {"content-type": content_type}, now=1.8e9) == reference
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        atom_document(['<item><title>Un item</title><link href="https://exemple.fr/2"/></item>', ATOM_ENTRY]),
+        atom_document(["<item/>", ATOM_ENTRY]),  # even empty, an <item> is an entry for feedparser
+        atom_document([f"<wrap>{ATOM_ENTRY}</wrap>"]),
+        rss_document([f"<wrap>{RSS_ITEM}</wrap>"]),
+        rss_document([f"<items>{RSS_ITEM}</items>"]),
+        rss_document([RSS_ITEM], f"<image><url>https://exemple.fr/i.png</url>{RSS_ITEM}</image>"),
+        atom_document([f"<author><name>a</name><title>Titre de l'auteur</title></author>{ATOM_ENTRY}"]),
+        atom_document(
+            ['<entry><id>x</id><category term="c"><title>Titre dans la catégorie</title></category></entry>']
+        ),
+        rss_document([RSS_ITEM], "<textInput><title>Chercher</title><name>q</name></textInput>"),
+    ],
+    ids=[
+        "atom-item",
+        "atom-empty-item",
+        "atom-wrapped-entry",
+        "rss-wrapped-item",
+        "rss-items-item",
+        "item-in-image",
+        "title-in-feed-author",
+        "title-in-entry-category",
+        "title-in-textinput",
+    ],
+)
+def test_an_unread_element_with_children_goes_to_feedparser(body: bytes) -> None:
+    """feedparser acts on element names at any depth, so an element this path skips must be a leaf."""
+    assert not accepted(body, "application/atom+xml")
+    headers = {"content-type": "application/atom+xml"}
+    assert parse_document(body, URL, headers, now=1.8e9) == parse_document(body, URL, headers, now=1.8e9, fast=False)
 
 
 # -- generated documents: the two readers must agree whenever the fast one accepts --------------
@@ -353,3 +405,67 @@ def test_generated_documents_mostly_take_the_fast_path() -> None:
     assert accepted(
         atom_document([GOOGLE_ALERTS_ENTRY, "<entry><id>x</id><title>t</title></entry>"]), "application/atom+xml"
     )
+
+
+# -- known elements nested inside unknown ones, and unknown inside known ---------------------------
+NESTED_TEXT = st.sampled_from(
+    ["", "Chez Gégé", "https://exemple.fr/n/1", "Mon, 23 Nov 2026 07:45:00 GMT", "2026-11-23"]
+)
+RSS_NAMES = [
+    *("item", "title", "link", "guid", "pubDate", "description", "author", "category", "image", "url", "source"),
+    *("wrap", "items", "textInput", "skipHours", "cloud", "entry", "channel"),
+]
+ATOM_NAMES = [
+    *("entry", "item", "title", "link", "id", "published", "updated", "summary", "content", "author", "name"),
+    *("email", "category", "wrap", "items", "source", "feed"),
+]
+
+
+def nested(names: list[str]) -> st.SearchStrategy[str]:
+    """Small element trees over `names`: leaves with text, or elements holding 1 to 3 others."""
+
+    def leaf(name: str, text: str) -> str:
+        if name == "link" and "entry" in names:  # an Atom link is an href, not text
+            return '<link href="https://exemple.fr/n/2"/>'
+        return f"<{name}>{escape(text)}</{name}>"
+
+    leaves = st.builds(leaf, st.sampled_from(names), NESTED_TEXT)
+    return st.recursive(
+        leaves,
+        lambda inner: st.builds(
+            lambda name, kids: f"<{name}>{''.join(kids)}</{name}>",
+            st.sampled_from(names),
+            st.lists(inner, min_size=1, max_size=3),
+        ),
+        max_leaves=6,
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_nested_rss_elements_agree_with_feedparser_or_are_handed_off(data: st.DataObject) -> None:
+    extra = data.draw(st.lists(nested(RSS_NAMES), min_size=1, max_size=3))
+    inside = data.draw(st.lists(nested(RSS_NAMES), max_size=2))
+    item = f"<item><title>Chez Gégé</title>{''.join(inside)}<link>https://exemple.fr/1</link></item>"
+    pieces = data.draw(st.permutations([item, RSS_ITEM, *extra]))
+    body = rss_document(pieces)
+    if accepted(body):
+        assert_same_as_feedparser(body)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_nested_atom_elements_agree_with_feedparser_or_are_handed_off(data: st.DataObject) -> None:
+    extra = data.draw(st.lists(nested(ATOM_NAMES), min_size=1, max_size=3))
+    inside = data.draw(st.lists(nested(ATOM_NAMES), max_size=2))
+    entry = f"<entry><id>tag:exemple.fr,2</id>{''.join(inside)}<title>Chez Gégé</title></entry>"
+    body = atom_document(data.draw(st.permutations([entry, ATOM_ENTRY, *extra])))
+    if accepted(body, "application/atom+xml"):
+        assert_same_as_feedparser(body, "application/atom+xml")
+
+
+def test_nested_documents_are_not_all_handed_off() -> None:
+    """Leaves the fast path skips (and the <image> and feed <author> it reads) keep it: the two tests
+    above are not vacuous."""
+    assert accepted(rss_document([RSS_ITEM], f"<wrap>texte</wrap><items/>{WORDPRESS_IMAGE}"))
+    assert accepted(atom_document(["<wrap/>", "<author><name>Zoé</name></author>", ATOM_ENTRY]), "application/atom+xml")

@@ -11,10 +11,13 @@ dates): the same date parser, URL joining, HTML guessing for RSS titles and the 
 It is deliberately narrow: anything it does not recognise (another encoding, a DOCTYPE, xml:base,
 an unknown element or namespace inside an entry, a repeated field, markup inside a text element,
 RSS 0.9x or RDF, Atom xhtml content, a malformed document...) returns None and the document goes
-to feedparser, which stays the reference for everything broken or unusual. The result is the small
-subset of feedparser's result dictionary that `veille.sources.rss.entries` reads, so everything after
-the parse is shared. `tests/test_feed_fastpath.py` checks field by field that both agree on every
-document this path accepts, over generated feeds and (when present) the shared corpus.
+to feedparser, which stays the reference for everything broken or unusual. feedparser acts on element
+names at any depth (an <item> inside <image> or <items> is an entry, a <title> inside <category> the
+entry's title), so an element this path skips must be a leaf: one with children, anywhere, means
+feedparser. The result is the small subset of feedparser's result dictionary that
+`veille.sources.rss.entries` reads, so everything after the parse is shared.
+`tests/sources/rss/test_fastpath.py` checks field by field that both agree on every document this path
+accepts, over generated and nested feeds; `tests/shared/test_feed_fastpath_corpus.py` over the shared corpus.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ _ATOM_ENTRY_TEXT = frozenset(
 )
 _ATOM_TEXT_TYPES = {"text": "text/plain", "html": "text/html"}
 _ATOM_PERSON = frozenset({ATOM + "name", ATOM + "email", ATOM + "uri"})
+# What an RSS <image> may hold: feedparser keeps these in `feed.image` (its `inimage` context).
+_RSS_IMAGE_PARTS = frozenset({"url", "title", "link", "width", "height", "description"})
 
 
 class Unsupported(Exception):
@@ -152,12 +157,16 @@ class _Reader:
                 entries.append(self._rss_item(child))
             elif child.tag == "title" and "title" not in feed:
                 self._text_field(feed, "title", child, "text/plain", guess_html=True)
+            elif child.tag == "image":
+                self._rss_image(child)
             elif ("}" in child.tag and child.tag not in _RSS_CHANNEL_IGNORED) or child.tag in (
                 "title",
                 "channel",
                 "entry",
             ):
                 raise Unsupported(child.tag)  # other namespaced elements can set feed fields
+            else:
+                self._skip(child)
         return {"version": "rss20", "feed": feed, "entries": entries, "bozo": False}
 
     def _rss_item(self, item: ElementTree.Element) -> dict[str, Any]:
@@ -168,8 +177,7 @@ class _Reader:
         for child in item:
             tag = child.tag
             if tag in _RSS_ITEM_IGNORED:
-                if len(child):
-                    raise Unsupported(f"structured item/{tag}")
+                self._skip(child)
                 continue
             if tag == "category":  # repeatable; a `domain` attribute changes feedparser's bookkeeping
                 self._leaf(child, ())
@@ -204,6 +212,15 @@ class _Reader:
                 entry["author"] = self._text(child)
         return entry
 
+    def _rss_image(self, image: ElementTree.Element) -> None:
+        """Read only to be sure it holds nothing feedparser would take for a feed or entry field."""
+        if image.attrib:
+            raise Unsupported("image attributes")
+        for child in image:
+            if child.tag not in _RSS_IMAGE_PARTS:
+                raise Unsupported(f"image/{child.tag}")
+            self._leaf(child, ())
+
     # -- Atom 1.0 -----------------------------------------------------------------------------
     def _atom(self, root: ElementTree.Element) -> dict[str, Any]:
         if any(not name.startswith("{http://www.w3.org/XML/1998/namespace}") for name in root.attrib):
@@ -215,8 +232,12 @@ class _Reader:
                 entries.append(self._atom_entry(child))
             elif child.tag == ATOM + "title" and "title" not in feed:
                 self._atom_text(feed, "title", child)
-            elif not child.tag.startswith(ATOM) or child.tag in (ATOM + "title", ATOM + "content"):
-                raise Unsupported(child.tag)
+            elif child.tag == ATOM + "author":
+                self._atom_author(child)  # the feed's own author: not kept, but read to be sure it is one
+            elif not child.tag.startswith(ATOM) or child.tag in (ATOM + "title", ATOM + "content", ATOM + "item"):
+                raise Unsupported(child.tag)  # feedparser starts an entry at an <item> in any namespace it knows
+            else:
+                self._skip(child)
         return {"version": "atom10", "feed": feed, "entries": entries, "bozo": False}
 
     def _atom_entry(self, node: ElementTree.Element) -> dict[str, Any]:
@@ -227,6 +248,7 @@ class _Reader:
         for child in node:
             tag = child.tag
             if tag in _ATOM_ENTRY_IGNORED:
+                self._skip(child)
                 continue
             if tag == ATOM + "category":
                 self._leaf(child, ("term", "scheme", "label"))
@@ -241,7 +263,7 @@ class _Reader:
                 if "author" in seen:
                     raise Unsupported("two authors")
                 seen.add("author")
-                self._atom_author(entry, child)
+                entry["author"] = self._atom_author(child)
                 continue
             if tag not in _ATOM_ENTRY_TEXT or tag in seen:
                 raise Unsupported(f"entry/{tag}")
@@ -284,7 +306,7 @@ class _Reader:
         if rel == "alternate" and kind in ("text/html", "application/xhtml+xml", "html", "xhtml"):
             entry["link"] = self._urljoin(self.base, href)
 
-    def _atom_author(self, entry: dict[str, Any], node: ElementTree.Element) -> None:
+    def _atom_author(self, node: ElementTree.Element) -> str:
         if node.attrib or (node.text or "").strip():
             raise Unsupported("author attributes or text")
         parts: dict[str, str] = {}
@@ -295,11 +317,18 @@ class _Reader:
             parts[child.tag] = (child.text or "").strip()  # feedparser pushes these "not expecting text": no repairs
         name, email = parts.get(ATOM + "name"), parts.get(ATOM + "email")
         if name and email:
-            entry["author"] = f"{name} ({email})"
-        else:  # feedparser keeps the element's own (blank) text when there is no name or e-mail
-            entry["author"] = name or email or ""
+            return f"{name} ({email})"
+        return name or email or ""  # feedparser keeps the element's own (blank) text when there is no name or e-mail
 
     # -- feedparser's rules for one value ---------------------------------------------------------
+    @staticmethod
+    def _skip(node: ElementTree.Element) -> None:
+        """An element this path does not read: only a leaf may be skipped, because feedparser acts on
+        element names at any depth (an <item> in <image> is an entry, a <title> in <category> the
+        entry's title...)."""
+        if len(node):
+            raise Unsupported(f"{node.tag} with children")
+
     @staticmethod
     def _leaf(node: ElementTree.Element, allowed: tuple[str, ...]) -> None:
         if len(node) or any(name not in allowed for name in node.attrib):
