@@ -15,6 +15,15 @@ if ! .venv/bin/python -c "import torch, transformers" 2>/dev/null; then
     echo "no local PyTorch wheel: tests/scoring/test_transformer.py will skip"
   fi
 fi
+# The dashboard's browser test drives Debian's chromium (tests/web/test_browser.py skips, saying why, without it).
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "chromium could not be installed: tests/web/test_browser.py will skip"
+  else
+    echo "no apt-get (or not root): tests/web/test_browser.py will skip without /usr/bin/chromium"
+  fi
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -137,8 +137,9 @@ def make_users(config_path: Path) -> None:
 
 
 @contextmanager
-def filled_site(tmp_path: Path, db_url: str) -> Iterator[Site]:
-    """Config + database filled by one real poll of every source, with an incident open on resto."""
+def filled_site(tmp_path: Path, db_url: str, *, poll: bool = True, extra: str = "") -> Iterator[Site]:
+    """Config + database filled by one real poll of every source, with an incident open on resto and on
+    tapis (`poll=False`: configured and migrated only). `extra` is appended to the config file."""
     from veille.runtime.once import run_once
 
     with LocalServer() as feeds:
@@ -152,14 +153,16 @@ def filled_site(tmp_path: Path, db_url: str) -> Iterator[Site]:
                 resto_feed=feeds.url("/resto.xml"),
                 tapis_feed=feeds.url("/tapis.xml"),
                 broken_feed=feeds.url("/broken.xml"),
-            ),
+            )
+            + extra,
             encoding="utf-8",
         )
         engine = make_engine(db_url)
         upgrade(engine)
         engine.dispose()
         config = load_config(str(path), environ={})
-        asyncio.run(run_once(config))
+        if poll:
+            asyncio.run(run_once(config))
         make_users(path)
         yield Site(config, path, feeds)
 
