@@ -61,6 +61,8 @@ GOALS = {
     "viral_positive": False,
     "spam_bursts": False,
     "source_outage": False,
+    "press_severe": True,  # an RSS-only client: a severe article rings although a feed gives no audience figure
+    "press_mild": False,
 }
 
 POSITIVE = [
@@ -313,6 +315,56 @@ def spam_bursts(rng: random.Random) -> list[dict[str, object]]:
     return lines
 
 
+PRESS = [
+    "Lyon : Chez Gégé rouvre sa terrasse pour l'été",
+    "Les dix adresses où bien manger à la Croix-Rousse, dont Chez Gégé",
+    "Chez Gégé lance un menu du midi à 14 euros",
+    "Fête des Lumières : les restaurants du quartier, Chez Gégé compris, ouvrent tard",
+]
+
+
+def _press(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str, object]]:
+    """A local paper and the Google feeds: an article each morning and evening, no audience, no engagement."""
+    for day in range(days):
+        for n, (first, last) in enumerate(((8, 11), (17, 20))):
+            ts = start + timedelta(days=day, minutes=rng.randint(first * 60, last * 60))
+            yield _article(ts, rng.choice(PRESS), "redaction", f"https://presse.example/{day}-{n}")
+
+
+def _article(ts: datetime, text: str, author: str, url: str) -> dict[str, object]:
+    line = _line(ts, text, author=author, url=url, source="rss")
+    return {k: v for k, v in line.items() if k not in ("author_followers", "likes", "reposts", "replies")}
+
+
+def press_severe(rng: random.Random) -> list[dict[str, object]]:
+    """Issue 11: an RSS-only client, one severe article at 23:05 (quiet hours): the phone must ring."""
+    lines = list(_press(rng, datetime(2026, 11, 18, tzinfo=PARIS), 3))
+    lines.append(
+        _article(
+            datetime(2026, 11, 20, 23, 5, tzinfo=PARIS),
+            "Intoxication alimentaire chez Gégé : douze clients aux urgences, les familles portent plainte. "
+            "Une enquête sanitaire est ouverte après le dîner de samedi.",
+            "le_progres",
+            "https://presse.example/intoxication-chez-gege",
+        )
+    )
+    return lines
+
+
+def press_mild(rng: random.Random) -> list[dict[str, object]]:
+    """The same client, one mildly negative review: nobody is woken."""
+    lines = list(_press(rng, datetime(2026, 11, 18, tzinfo=PARIS), 3))
+    lines.append(
+        _article(
+            datetime(2026, 11, 20, 23, 5, tzinfo=PARIS),
+            "Chez Gégé : attente un peu longue, mais service efficace et assiettes copieuses.",
+            "lyon_blog",
+            "https://presse.example/avis-chez-gege",
+        )
+    )
+    return lines
+
+
 def source_outage(rng: random.Random) -> list[dict[str, object]]:
     lines = list(_daily_chatter(rng, datetime(2026, 11, 16, tzinfo=PARIS), 2, (10, 14), "before"))
     # Then nothing for 40 hours (the feed is down), then life resumes.
@@ -333,6 +385,8 @@ BUILDERS = {
     "viral_positive": viral_positive,
     "spam_bursts": spam_bursts,
     "source_outage": source_outage,
+    "press_severe": press_severe,
+    "press_mild": press_mild,
 }
 
 
@@ -390,6 +444,8 @@ def _first_post(name: str, lines: list) -> datetime | None:  # type: ignore[type
         "angry_regular": "jean_regular",
         "viral_positive": "lyon_eats",
         "spam_bursts": "bot0_0",
+        "press_severe": "le_progres",
+        "press_mild": "lyon_blog",
     }
     author = markers.get(name)
     for line in lines:

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 
 from tests.support.alerting import CONFIG
 from tests.support.paths import REPO_ROOT
-from veille.alerting.settings import DEFAULT_CRISIS_WORDS, QuietHours
+from veille.alerting.settings import DEFAULT_CRISIS_WORDS, DEFAULT_SEVERE_WORDS, QuietHours
 from veille.config import load_config, parse_config
 from veille.core.errors import ConfigError
 from veille.store.engine import make_engine
@@ -73,7 +73,17 @@ def test_crisis_words_extend_or_replace() -> None:
     )
     assert replaced.alerting.crisis_words == ("moisi",)
     off = parse_config(CONFIG.format(channel="telegram", extra='no_data_after = "off"'), environ={})
+    assert replaced.alerting.severe_words == ()
     assert off.alerting.no_data_after is None
+
+
+def test_severe_words_extend_the_graded_vocabulary_globally_and_per_client() -> None:
+    text = CONFIG.format(channel="telegram", extra='severe_words = ["salmonelle"]').replace(
+        'crisis_words = ["gégé pue"]', 'crisis_words = ["gégé pue"]\nsevere_words = ["listeria"]'
+    )
+    config = parse_config(text, environ={})
+    assert config.alerting.severe_words == (*DEFAULT_SEVERE_WORDS, "salmonelle")
+    assert config.client("resto").severe_words == ("listeria",)  # type: ignore[union-attr]
 
 
 def test_example_config_has_a_manager_with_quiet_hours_and_a_backup() -> None:

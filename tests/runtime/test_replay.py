@@ -42,6 +42,7 @@ NEGATIVE = (
     "degoutant",
     "fuyez",
 )
+FIRST_AUTHORS = ("foodie_lyon", "marie_l", "le_progres")  # the post each waking scenario is about
 POSITIVE = ("super", "merci", "meilleur", "parfait", "top", "recommande", "bon", "gagnez", "offre")
 
 
@@ -114,6 +115,8 @@ def test_replay_of_a_night_bad_buzz_wakes_then_escalates(tmp_path: Path) -> None
         ("spam_bursts", False),
         ("source_outage", False),
         ("angry_regular", False),
+        ("press_severe", True),
+        ("press_mild", False),
     ],
 )
 def test_bench_scenarios_meet_the_goal_with_a_stand_in_scorer(name: str, must_wake: bool) -> None:
@@ -121,7 +124,7 @@ def test_bench_scenarios_meet_the_goal_with_a_stand_in_scorer(name: str, must_wa
     results = replay(config(), lines, StandInScorer())
     wakes = [r for r in results if r.wakes]
     if must_wake:
-        first_post = next(line.ts for line in lines if line.author in ("foodie_lyon", "marie_l"))
+        first_post = next(line.ts for line in lines if line.author in FIRST_AUTHORS)
         assert wakes and (wakes[0].at - first_post).total_seconds() <= 600
     else:
         assert wakes == []
@@ -142,16 +145,43 @@ def real_scorer():  # type: ignore[no-untyped-def]
         ("viral_positive", False),
         ("spam_bursts", False),
         ("quiet_week", False),
+        ("press_severe", True),
+        ("press_mild", False),
     ],
 )
 def test_bench_goals_hold_with_the_real_scorer(real_scorer, name: str, must_wake: bool) -> None:  # type: ignore[no-untyped-def]
     lines = read_timeline(BENCH / f"{name}.jsonl")
     wakes = [r for r in replay(config(), lines, real_scorer) if r.wakes]
     if must_wake:
-        first_post = next(line.ts for line in lines if line.author in ("foodie_lyon", "marie_l"))
+        first_post = next(line.ts for line in lines if line.author in FIRST_AUTHORS)
         assert wakes and (wakes[0].at - first_post).total_seconds() <= 600
     else:
         assert wakes == []
+
+
+def test_an_rss_only_clients_severe_article_at_night_rings_within_ten_minutes(tmp_path: Path) -> None:
+    """Issue 11: a feed gives no audience figure, yet a press article about food poisoning rings at 23:05."""
+    article = (
+        '{"ts": "2026-11-20T23:05:00+01:00", "client": "tapis", "source": "rss", "url": "https://presse.example/1", '
+        '"text": "Intoxication alimentaire chez Tapis Dupont : douze clients aux urgences, les familles portent '
+        'plainte"}'
+    )
+    results = replay(config(), parse_lines([article]), StandInScorer(), workdir=tmp_path)
+    woke = next(r for r in results if r.wakes)
+    assert (woke.contact, woke.kind, woke.urgency, woke.cause) == ("manager", "opened", "high", "buzz")
+    assert woke.at.isoformat() == "2026-11-20T22:06:00+00:00"  # group_wait after the article
+    # The same sentence from a source that gives no prior (an unknown kind) opens only a low-urgency incident.
+    bare = replay(config(), parse_lines([article.replace('"rss"', '"other"')]), StandInScorer(), workdir=tmp_path)
+    assert bare and not any(r.wakes for r in bare) and {r.urgency for r in bare} == {"low"}
+
+
+def test_a_mildly_negative_article_rings_nobody(real_scorer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    review = (
+        '{"ts": "2026-11-20T23:05:00+01:00", "client": "tapis", "source": "rss", "url": "https://presse.example/2", '
+        '"text": "Tapis Dupont : attente un peu longue, mais séance efficace"}'
+    )
+    results = replay(config(), parse_lines([review]), real_scorer, workdir=tmp_path)
+    assert [r for r in results if r.incident is not None] == []  # only the morning digests
 
 
 def test_source_outage_scenario_opens_a_silence_incident() -> None:

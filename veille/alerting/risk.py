@@ -4,6 +4,12 @@ Negativity and crisis vocabulary are the *evidence* that a post is an attack; au
 engagement and velocity are its *reach*. Risk is evidence scaled by reach, so a furious post
 from a big account rings, a viral positive post never does, and an angry regular with 80
 followers opens a quiet, low-urgency incident.
+
+Two things stand in for figures a source does not give. Each source kind declares a *reach prior*
+(a press article is read by many although its feed gives no count), the floor of the hit's reach.
+And crisis words are graded: a severe one (health and safety, legal action, fraud) in a negative
+post whose author's audience is unknown lifts its risk to SEVERE_FLOOR, above the default
+risk_threshold, whatever its reach: "douze clients aux urgences" is an incident even in a feed.
 """
 
 from __future__ import annotations
@@ -17,13 +23,21 @@ from datetime import datetime
 from veille.core.matching import fold
 from veille.core.models import Engagement, SentimentLabel, SentimentResult
 
+SEVERE_WEIGHT = 0.6  # share of full crisis evidence per severe word (health and safety, legal action, fraud)
+COMPLAINT_WEIGHT = 0.4  # per other crisis word (bad service, shame, refund...)
+SEVERE_FLOOR = 0.5  # risk of a negative post with a severe word and no audience figure (> risk_threshold 0.45)
+
 
 class CrisisWords:
-    """A compiled, accent-insensitive, word-boundary matcher (one regex, linear time)."""
+    """A compiled, accent-insensitive, word-boundary matcher (one regex, linear time).
 
-    def __init__(self, words: Iterable[str]) -> None:
-        folded = sorted({fold(w).strip() for w in words if w.strip()}, key=len, reverse=True)
+    `severe` words are matched too and weigh more (see SEVERE_WEIGHT)."""
+
+    def __init__(self, words: Iterable[str], severe: Iterable[str] = ()) -> None:
+        severe_folded = {fold(w).strip() for w in severe if w.strip()}
+        folded = sorted({fold(w).strip() for w in words if w.strip()} | severe_folded, key=len, reverse=True)
         self.words = tuple(folded)
+        self.severe = frozenset(" ".join(w.split()) for w in severe_folded)
         if folded:
             alternatives = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in folded)
             self._pattern: re.Pattern[str] | None = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
@@ -36,6 +50,10 @@ class CrisisWords:
         found = dict.fromkeys(" ".join(m.group(0).split()) for m in self._pattern.finditer(fold(text)))
         return tuple(found)
 
+    def weight(self, found: Iterable[str]) -> float:
+        """Crisis evidence of the words found, in [0, 1]: severe words count more."""
+        return min(1.0, sum(SEVERE_WEIGHT if w in self.severe else COMPLAINT_WEIGHT for w in found))
+
 
 @dataclass(frozen=True, slots=True)
 class HitFacts:
@@ -47,6 +65,7 @@ class HitFacts:
     author_followers: int | None
     engagement: Engagement | None
     velocity_per_hour: float = 0.0  # engagement growth measured between observations
+    reach_prior: float = 0.0  # the source kind's reach when the hit gives no figure (StoredHit.reach_prior)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +89,24 @@ def score_risk(facts: HitFacts, words: CrisisWords) -> Risk:
     negative = sentiment is not None and (sentiment.label is SentimentLabel.NEG or sentiment.score <= -0.3)
     found = words.find(facts.text)
     positive = sentiment is not None and sentiment.label is SentimentLabel.POS and sentiment.score >= 0.3
-    crisis = 0.0 if positive and not negative else min(1.0, 0.4 * len(found))
+    crisis = 0.0 if positive and not negative else words.weight(found)
     evidence = min(1.0, 0.6 * negativity + 0.4 * crisis + (0.15 if facts.direct and (negative or found) else 0.0))
     audience = _log_scale(facts.author_followers or 0, 100_000)
     engaged = _log_scale(facts.engagement.total() if facts.engagement else 0, 1_000)
     velocity = _log_scale(facts.velocity_per_hour, 300)
-    reach = max(audience, engaged, velocity)
+    prior = min(1.0, max(0.0, facts.reach_prior))
+    reach = max(audience, engaged, velocity, prior)
     value = round(evidence * (0.4 + 0.6 * reach), 4)
+    severe = tuple(w for w in found if w in words.severe) if negative else ()
+    if severe and facts.author_followers is None:
+        value = max(value, SEVERE_FLOOR)  # a known small audience is a fact; an unknown one is not
     reasons: list[str] = []
     if negativity >= 0.3:
         reasons.append(f"negative {-negativity:.2f}")
-    if found:
-        reasons.append("crisis words: " + ", ".join(found))
+    if severe:
+        reasons.append("severe: " + ", ".join(severe))
+    if found and found != severe:
+        reasons.append("crisis words: " + ", ".join(w for w in found if w not in severe))
     if facts.direct:
         reasons.append("addresses the client")
     if audience >= 0.6:

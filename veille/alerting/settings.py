@@ -78,6 +78,49 @@ DEFAULT_CRISIS_WORDS: tuple[str, ...] = (
     "avoid",
 )
 
+# The graded part of that vocabulary: health and safety, legal action, fraud. One of these in a negative
+# post weighs more than bad service or shame, and can open an incident by itself (veille.alerting.risk).
+DEFAULT_SEVERE_WORDS: tuple[str, ...] = (
+    # health and safety
+    "intoxication",
+    "intoxiqué",
+    "intoxiqués",
+    "empoisonnement",
+    "hygiène",
+    "insalubre",
+    "cafard",
+    "cafards",
+    "rats",
+    "malade",
+    "malades",
+    "urgences",
+    "dangereux",
+    "agression",
+    "harcèlement",
+    "raciste",
+    "food poisoning",
+    "cockroach",
+    "cockroaches",
+    "sick",
+    "hospital",
+    "dangerous",
+    "racist",
+    # legal action
+    "plainte",
+    "porter plainte",
+    "avocat",
+    "lawsuit",
+    "lawyer",
+    # fraud
+    "arnaque",
+    "arnaqueur",
+    "escroc",
+    "escroquerie",
+    "scam",
+    "scammer",
+    "fraud",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class QuietHours:
@@ -137,6 +180,7 @@ class AlertingSettings:
     risk_threshold: float = 0.45  # opens a (low-urgency) bad-buzz incident
     critical_risk: float = 0.7  # makes it high urgency: rings even during quiet hours
     crisis_words: tuple[str, ...] = DEFAULT_CRISIS_WORDS
+    severe_words: tuple[str, ...] = DEFAULT_SEVERE_WORDS  # graded above the other crisis words
     # Per-client spikes (Poisson tail test against the client's trailing baseline).
     spike_window: timedelta = timedelta(hours=1)
     spike_baseline: timedelta = timedelta(hours=12)
@@ -210,6 +254,8 @@ def parse_alerting(root: Reader, client_ids: set[str]) -> AlertingSettings:
     extra_words = section.str_list("crisis_words", [])
     replace_words = section.bool("replace_default_crisis_words", False)
     words = tuple(extra_words or ()) if replace_words else base.crisis_words + tuple(extra_words or ())
+    extra_severe = tuple(section.str_list("severe_words", []) or ())
+    severe = extra_severe if replace_words else base.severe_words + extra_severe
     no_data_raw = section.str("no_data_after", None)
     no_data: timedelta | None = base.no_data_after
     if no_data_raw == "off":
@@ -232,6 +278,7 @@ def parse_alerting(root: Reader, client_ids: set[str]) -> AlertingSettings:
         risk_threshold=section.float("risk_threshold", base.risk_threshold, min=0.0, max=1.0),
         critical_risk=section.float("critical_risk", base.critical_risk, min=0.0, max=1.0),
         crisis_words=words,
+        severe_words=severe,
         spike_window=section.duration("spike_window", base.spike_window, min=timedelta(minutes=5)),
         spike_baseline=section.duration("spike_baseline", base.spike_baseline, min=timedelta(hours=1)),
         spike_p_value=section.float("spike_p_value", base.spike_p_value, min=1e-9, max=0.5),

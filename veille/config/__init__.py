@@ -100,6 +100,7 @@ class ClientConfig:
     sources: tuple[SourceConfig, ...]
     crisis_words: tuple[str, ...] = ()
     lang: str = "fr"
+    severe_words: tuple[str, ...] = ()  # added to [alerting] severe_words for this client
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +338,7 @@ def _parse_clients(root: Reader) -> list[ClientConfig]:
         if keywords == []:
             reader.add("keywords", N_("is empty"), N_('list at least one term, e.g. keywords = ["chez gégé"]'))
         crisis_words = reader.str_list("crisis_words", [])
+        severe_words = reader.str_list("severe_words", [])
         lang = reader.str("lang", "fr", choices=("fr", "en"))
         sources = _parse_sources(reader, client_id or "?")
         reader.finish()
@@ -349,6 +351,7 @@ def _parse_clients(root: Reader) -> list[ClientConfig]:
                     tuple(sources),
                     tuple(crisis_words or ()),
                     lang or "fr",
+                    tuple(severe_words or ()),
                 )
             )
     return clients

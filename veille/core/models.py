@@ -149,3 +149,4 @@ class StoredHit:
     sentiment: SentimentResult | None = None
     engagement: Engagement | None = None
     duplicate_of: int | None = None  # same post already stored through another source
+    reach_prior: float = 0.0  # its source kind's reach when the hit gives no figure (DriverBase.reach_prior)

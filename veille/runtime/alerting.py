@@ -354,7 +354,10 @@ class AlertingService:
         if words is None:
             client = self.config.client(client_id)
             extra = client.crisis_words if client else ()
-            words = self._words[client_id] = CrisisWords((*self.settings.crisis_words, *extra))
+            severe = client.severe_words if client else ()
+            words = self._words[client_id] = CrisisWords(
+                (*self.settings.crisis_words, *extra), (*self.settings.severe_words, *severe)
+            )
         return words
 
     def _record_hits(
@@ -395,6 +398,7 @@ class AlertingService:
                 author_followers=hit.author_followers,
                 engagement=hit.engagement,
                 velocity_per_hour=speed,
+                reach_prior=hit.reach_prior,
             )
             risk = score_risk(facts, self._words_for(hit.client_id))
             client = self.config.client(hit.client_id)

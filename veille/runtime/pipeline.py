@@ -13,7 +13,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -130,7 +130,7 @@ class ReloadChanges:
 def _runtime(source: SourceConfig, row: source_store.SourceRow, matcher: Matcher) -> SourceRuntime:
     return SourceRuntime(
         config=source,
-        ref=row.ref,
+        ref=replace(row.ref, reach_prior=get_driver(source.kind).reach_prior),
         driver=get_driver(source.kind),
         matcher=matcher,
         state=row.state,

@@ -8,6 +8,7 @@ digest) is read back from its outbox and audit trail.
 One hit per line (JSON): `{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "source": "mastodon",
 "author": "...", "author_followers": 1200, "text": "...", "url": "...", "likes": 3, "reposts": 1,
 "replies": 0}`; optional `"direct": true`. Later lines with the same `url` update its engagement.
+`source` is a source kind (`rss`, `mastodon`...): a hit gets that kind's reach prior, as in the daemon.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from veille.core.models import Engagement, SentimentResult, StoredHit
 from veille.notify.render import incident_title
 from veille.runtime.alerting import AlertingService
 from veille.scoring.base import Scorer
+from veille.sources.registry import reach_prior
 from veille.store import alerts as store
 from veille.store.engine import make_engine, read_conn, write_tx
 
@@ -209,6 +211,7 @@ def _run(config: Config, engine: Any, lines: Sequence[Line], scorer: Scorer, tai
                 fetched_at=line.ts,
                 sentiment=verdicts[index],
                 engagement=engagement,
+                reach_prior=reach_prior(line.source),
             )
         if line.url:
             known[line.url] = hit

@@ -59,6 +59,7 @@ class SourceDriver(Protocol):
     kind: ClassVar[str]
     parses_feeds: ClassVar[bool]
     streams: ClassVar[bool]
+    reach_prior: ClassVar[float]
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> SourceOptions | None:
         """Validate the source's own keys (`kind` and `every` are already handled).
@@ -98,6 +99,11 @@ class DriverBase:
 
     parses_feeds: ClassVar[bool] = False  # its polls parse feeds in the parse-worker pool
     streams: ClassVar[bool] = False  # fed by one long-lived consumer per stream group instead of polls
+    # How many people a hit of this kind reaches when it carries no audience figure, on risk's 0-1 reach
+    # scale (0.2 ~ 10 followers, 0.4 ~ 100, 0.5 ~ 300, 0.6 ~ 1,000, 0.7 ~ 3,000, 0.8 ~ 10,000). It is the floor of
+    # the hit's reach: without it a press article, which gives no follower count, could never ring.
+    # A kind that gives its authors' followers keeps 0 (a small audience is then a fact).
+    reach_prior: ClassVar[float] = 0.0
 
     def stream_group(self, options: Any) -> str:
         """Sources of one group share one consumer (for example one Jetstream URL)."""

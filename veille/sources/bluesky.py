@@ -181,6 +181,8 @@ def _xrpc_error(body: bytes) -> str | None:
 
 class BlueskyDriver(DriverBase):
     kind: ClassVar[str] = "bluesky"
+    # Search results give likes and reposts but rarely the author's followers: a public post, a few readers.
+    reach_prior: ClassVar[float] = 0.2
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> BlueskyOptions | None:
         before = len(problems)

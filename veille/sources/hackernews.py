@@ -88,6 +88,8 @@ def hit_item(hit: Any) -> Item | None:
 
 class HackerNewsDriver(DriverBase):
     kind: ClassVar[str] = "hackernews"
+    # Points and comments but no followers; a story or comment there is read by a large technical audience.
+    reach_prior: ClassVar[float] = 0.5
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> HackerNewsOptions | None:
         before = len(problems)

@@ -76,6 +76,8 @@ class JetstreamDriver(DriverBase):
 
     kind: ClassVar[str] = "bluesky-jetstream"
     streams: ClassVar[bool] = True
+    # The firehose gives no figure at all: a public post, a few readers.
+    reach_prior: ClassVar[float] = 0.2
 
     def stream_group(self, options: JetstreamOptions) -> str:
         return options.url

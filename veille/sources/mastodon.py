@@ -124,6 +124,7 @@ def status_item(status: Any, *, instance_host: str, direct: bool = False, accoun
 
 class MastodonDriver(DriverBase):
     kind: ClassVar[str] = "mastodon"
+    reach_prior: ClassVar[float] = 0.0  # every status gives its author's followers
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> MastodonOptions | None:
         before = len(problems)

@@ -114,6 +114,9 @@ def thing_item(thing: Any, *, username: str | None = None) -> Item | None:
 
 class RedditDriver(DriverBase):
     kind: ClassVar[str] = "reddit"
+    # Votes and comments but no followers; a thread in a city or topic subreddit is read well beyond its
+    # voters and ranks in search engines: a few hundred readers.
+    reach_prior: ClassVar[float] = 0.5
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> RedditOptions | None:
         before = len(problems)

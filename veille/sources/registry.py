@@ -38,6 +38,11 @@ def streams(kind: str) -> bool:
     return kind in DRIVERS and get_driver(kind).streams
 
 
+def reach_prior(kind: str) -> float:
+    """The reach a hit of this kind is given when it carries no audience figure (0 for an unknown kind)."""
+    return get_driver(kind).reach_prior if kind in DRIVERS else 0.0
+
+
 def parses_feeds(kind: str) -> bool:
     """Whether polls of this kind need the feed parse-worker pool."""
     return kind in DRIVERS and get_driver(kind).parses_feeds

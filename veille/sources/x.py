@@ -134,6 +134,7 @@ def users_index(page: Any) -> dict[str, Any]:
 
 class XDriver(DriverBase):
     kind: ClassVar[str] = "x"
+    reach_prior: ClassVar[float] = 0.0  # every post gives its author's followers
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> XOptions | None:
         before = len(problems)

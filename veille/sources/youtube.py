@@ -130,6 +130,8 @@ def _reason(body: bytes) -> str | None:
 
 class YoutubeDriver(DriverBase):
     kind: ClassVar[str] = "youtube"
+    # Comments on the client's own channel: seen by the video's viewers, likes given, no followers.
+    reach_prior: ClassVar[float] = 0.3
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> YoutubeOptions | None:
         before = len(problems)

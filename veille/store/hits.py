@@ -66,6 +66,7 @@ class SourceRef:
     key: str
     client_id: str
     kind: str
+    reach_prior: float = 0.0  # the driver's (the runtime fills it in): carried on the hits it stores
 
 
 Pair = tuple[int, str]  # (source id, external id): what makes a hit unique
@@ -273,6 +274,7 @@ def _store_segment(
                 sentiment=m.sentiment,
                 engagement=m.item.engagement,
                 duplicate_of=r["duplicate_of"],
+                reach_prior=source.reach_prior,
             )
         )
 
@@ -545,6 +547,7 @@ def stored_versions(conn: Connection, source: SourceRef, matched: Sequence[Match
                 sentiment=sentiment,
                 engagement=item.engagement,
                 duplicate_of=r.duplicate_of,
+                reach_prior=source.reach_prior,
             )
         )
     return result
