@@ -233,3 +233,40 @@ def test_sighup_reloads_a_valid_file_and_keeps_the_old_config_on_an_invalid_one(
     log = log_file.read_text()
     assert "clients[0].sources[0].every" in log and "still running with the previous config" in log
     assert "1 sources added, 0 removed" in log
+
+
+def test_sigterm_during_slow_polls_logs_each_cancelled_poll_calmly(tmp_path: Path, server: LocalServer) -> None:
+    """Polls still waiting on their feeds when the drain gives up: one INFO line each, no ERROR, no traceback."""
+
+    import threading
+
+    polling = threading.Event()
+    started: list[str] = []
+
+    def slow(request: Request) -> Response:
+        started.append(request.path)
+        polling.set()
+        time.sleep(9)  # longer than the drain waits (drain_timeout 8 s), shorter than the fetch timeout
+        return Response(200, rss(feed_items(0, 3)), {"Content-Type": "application/rss+xml"})
+
+    for n in range(3):
+        server.route(f"/f{n}", slow)
+    config, _ = write_config(tmp_path, server, 3)
+    config.write_text(config.read_text().replace('timeout = "5s"', 'timeout = "30s"'), encoding="utf-8")
+    process = start(config)
+    try:
+        if not polling.wait(20):
+            process.kill()
+            pytest.fail(f"no poll started: {process.stdout.read() if process.stdout else ''}")
+        time.sleep(0.5)  # the three polls are in flight
+        stopped = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=15)
+        output = process.stdout.read() if process.stdout else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, output
+    assert 5 < time.monotonic() - stopped < 9, output  # the grace period was given to the polls, then they were cut
+    assert output.count("cancelled by the shutdown") == len(set(started)) >= 1, output
+    assert "Traceback" not in output and "raised an exception" not in output and "ERROR" not in output, output

@@ -151,7 +151,11 @@ class Daemon:
         try:
             await self.components.pipeline.poll(key)
         except asyncio.CancelledError:
-            raise
+            if not self.stop_event.is_set():
+                raise
+            # Cut by the drain at SIGTERM: nothing of it was stored, the next start polls it again. Said in one
+            # calm line rather than left to the scheduler, which logs a cancelled job as an ERROR with a traceback.
+            log.info("poll of %s cancelled by the shutdown; it runs again at the next start", key)
         except StorageError:  # reported once by the writer, which backs off; the next run fetches again (G8)
             log.debug("poll of %s not stored: database unavailable", key)
         except Exception:  # the job survives whatever happens (D17)
@@ -326,13 +330,16 @@ class Daemon:
         """Stop scheduling, let in-flight polls finish within the grace period, flush the writer."""
         grace = self.config.daemon.drain_timeout
         deadline = self.clock.monotonic() + grace - 1.0
-        self.scheduler.shutdown(wait=False)
+        # Paused, not shut down yet: the scheduler's shutdown cancels the polls it is running at once, which
+        # left the grace period unused (and logged each cut poll as an ERROR with a traceback).
+        self.scheduler.pause()
         in_flight = list(self._tasks)
         if in_flight:
             _, pending = await asyncio.wait(in_flight, timeout=max(0.1, deadline - self.clock.monotonic() - 1.0))
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self.scheduler.shutdown(wait=False)
         remaining = max(0.1, deadline - self.clock.monotonic())
         try:
             await asyncio.wait_for(self.components.pipeline.stop(), timeout=remaining)
