@@ -262,6 +262,7 @@ class RefreshingDriver:
     """The RSS driver plus a `refresh` that reports growing engagement, like the social drivers."""
 
     kind: ClassVar[str] = "rss"
+    refreshes: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.likes = 0

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from veille.alerting.settings import AlertingSettings, parse_alerting
@@ -28,6 +27,7 @@ from veille.core.matching import validate_keywords
 from veille.net.options import HttpConfig
 from veille.notify.telegram.settings import TelegramSettings, parse_telegram
 from veille.scoring.settings import SentimentSettings, parse_sentiment
+from veille.sources.base import SourceOptions
 from veille.sources.registry import get_driver, known_kinds
 
 DEFAULT_CONFIG = "config.toml"
@@ -84,12 +84,12 @@ class SourceConfig:
     client_id: str
     kind: str
     every: timedelta
-    options: Any  # the driver's validated options (has `.target`, `.secret_env`)
+    options: SourceOptions  # what the kind's driver validated
     enabled: bool = True
 
     @property
     def target(self) -> str:
-        return str(self.options.target)
+        return self.options.target
 
 
 @dataclass(frozen=True, slots=True)

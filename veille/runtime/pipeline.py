@@ -29,7 +29,7 @@ from veille.core.matching import Matcher, MatchResult
 from veille.core.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.core.polling import PollOutcome, PollState
 from veille.scoring.base import Scorer
-from veille.sources.base import PollContext, SourceDriver
+from veille.sources.base import FeedParser, PollContext, SourceDriver
 from veille.sources.registry import get_driver
 from veille.store import sources as source_store
 from veille.store.engine import read_conn, write_tx
@@ -45,6 +45,7 @@ from veille.store.outage import StorageStatus
 from veille.store.urls import content_hash
 
 if TYPE_CHECKING:
+    from veille.net.http import HttpClient
     from veille.runtime.leases import SourceLeases  # the daemon's; the pipeline alone (bench, tests) imports none of it
 
 log = logging.getLogger("veille.runtime.pipeline")
@@ -192,11 +193,11 @@ class Pipeline:
         config: Config,
         engine: Engine,
         clock: Clock,
-        http: Any,
+        http: HttpClient,
         *,
         scorer: Scorer | None = None,
         hooks: PipelineHooks | None = None,
-        parse_feed: Callable[..., Any] | None = None,
+        parse_feed: FeedParser | None = None,
         env: Callable[[str], str | None] | None = None,
         rng: random.Random | None = None,
         storage: StorageStatus | None = None,
@@ -387,8 +388,7 @@ class Pipeline:
         refreshed = 0
         for key, external_ids in grouped.items():
             runtime = self.runtimes.get(key)
-            refresh = getattr(runtime.driver, "refresh", None) if runtime else None
-            if runtime is None or refresh is None or runtime.in_flight or not self._holds(runtime):
+            if runtime is None or not runtime.driver.refreshes or runtime.in_flight or not self._holds(runtime):
                 continue
             ctx = PollContext(
                 http=self.http,
@@ -402,7 +402,7 @@ class Pipeline:
             )
             try:
                 async with asyncio.timeout(self.config.http.timeout * 2), self._poll_slots:
-                    items = await refresh(ctx, runtime.config.options, external_ids[:100])
+                    items = await runtime.driver.refresh(ctx, runtime.config.options, external_ids[:100])
             except (FetchError, TimeoutError) as exc:
                 log.info("refresh of %d hits from %s failed: %s", len(external_ids), key, exc)
                 continue

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from veille.core.models import Item
     from veille.runtime.alerting import AlertingService
     from veille.scoring.process import ScoringProcess
-    from veille.sources.base import StreamConsumer
+    from veille.sources.base import FeedParser, StreamConsumer
 
 log = logging.getLogger("veille.runtime.wiring")
 
@@ -121,7 +121,7 @@ def _wire(config: Config, engine: Engine, clock: Clock, scorer: ScoringProcess, 
     http = HttpClient(config.http, clock=clock)
     storage = StorageStatus()  # one view of the database for the writer, the alerting tick and relays (G8)
     wiring = Wiring(closers=[http.aclose, engine.dispose])
-    parse_feed = None
+    parse_feed: FeedParser | None = None
     if any(parses_feeds(s.kind) for s in config.sources):
         pool = FeedParsePool(
             workers=config.daemon.parse_workers,

@@ -289,7 +289,10 @@ class RateGate:
 
     def __init__(self, ctx: PollContext) -> None:
         self._ctx = ctx
-        self._until: dict[str, float] = ctx.cache.setdefault(self.KEY, {})
+        until = ctx.cache.get(self.KEY)
+        if not isinstance(until, dict):
+            until = ctx.cache[self.KEY] = {}
+        self._until: dict[str, float] = until
 
     def check(self, host: str) -> None:
         until = self._until.get(host)

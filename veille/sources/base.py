@@ -10,9 +10,9 @@ to the database, and never build an HTTP client: they use `ctx.http`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from veille.core.errors import Problems
 from veille.core.models import Item
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from veille.core.clock import Clock
     from veille.core.matching import Matcher
     from veille.net.http import HttpClient
+    from veille.sources.rss.entries import ParsedFeed
 
 
 class SourceOptions(Protocol):
@@ -39,6 +40,24 @@ class SourceOptions(Protocol):
         ...
 
 
+OptionsT = TypeVar("OptionsT", bound=SourceOptions)
+
+
+class FeedParser(Protocol):
+    """Parses a fetched feed with time and memory bounds (the daemon's `FeedParsePool.parse`)."""
+
+    async def __call__(
+        self,
+        body: bytes,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        keywords: Sequence[str] | None = None,
+        now: float | None = None,
+        max_entries: int | None = None,
+    ) -> ParsedFeed: ...
+
+
 @dataclass(slots=True)
 class PollContext:
     """Everything a driver may use during a poll."""
@@ -47,21 +66,27 @@ class PollContext:
     clock: Clock
     client_id: str
     source_key: str
-    log: logging.Logger | logging.LoggerAdapter[Any]
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger]
     env: Callable[[str], str | None]  # reads a secret by environment variable name
-    parse_feed: Callable[..., Any] | None = None  # async feed parser with time/memory bounds
+    parse_feed: FeedParser | None = None
     keywords: tuple[str, ...] | None = None  # the client's, for a parser that can match (FeedParsePool)
-    cache: dict[str, Any] = field(default_factory=dict)  # per-source, per-process (session tokens)
+    # Per source, per process (session tokens): the driver's own; it checks the type of what it reads back.
+    cache: dict[str, object] = field(default_factory=dict)
 
 
 @runtime_checkable
 class SourceDriver(Protocol):
+    """What the config, the runtime and the CLI use of a driver. `options` is always what the same
+    driver's `parse_options` returned: the registry, which loads drivers by name, is where that is taken
+    on trust; each driver class (a `DriverBase[ItsOptions]`) is checked against its own options type."""
+
     kind: ClassVar[str]
     parses_feeds: ClassVar[bool]
     streams: ClassVar[bool]
     reach_prior: ClassVar[float]
+    refreshes: ClassVar[bool]
 
-    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> SourceOptions | None:
+    def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> SourceOptions | None:
         """Validate the source's own keys (`kind` and `every` are already handled).
 
         Report each problem with `problems.add(f"{path}.key", message, fix)`; return None if invalid.
@@ -69,14 +94,18 @@ class SourceDriver(Protocol):
         """
         ...
 
-    async def poll(self, ctx: PollContext, options: Any, state: PollState) -> PollOutcome:
+    async def poll(self, ctx: PollContext, options: SourceOptions, state: PollState) -> PollOutcome:
         """Fetch new items. Raise a `veille.core.errors.FetchError` subclass on failure."""
         ...
 
-    def stream_group(self, options: Any) -> str: ...
+    async def refresh(self, ctx: PollContext, options: SourceOptions, external_ids: list[str]) -> list[Item]:
+        """Fetch known posts again by id (when `refreshes`), for their current engagement."""
+        ...
+
+    def stream_group(self, options: SourceOptions) -> str: ...
 
     def open_stream(
-        self, options: Any, matchers: Mapping[str, Matcher], *, clock: Clock, log: logging.Logger
+        self, options: SourceOptions, matchers: Mapping[str, Matcher], *, clock: Clock, log: logging.Logger
     ) -> StreamConsumer: ...
 
     def describe_state(self, cursor: str | None, target: str, lang: str) -> str | None: ...
@@ -93,7 +122,7 @@ class StreamConsumer(Protocol):
     ) -> None: ...
 
 
-class DriverBase:
+class DriverBase(Generic[OptionsT]):
     """What a driver declares besides its options and its poll; the runtime and the CLI ask these,
     never the kind's name. A driver overrides only what it needs."""
 
@@ -104,13 +133,18 @@ class DriverBase:
     # the hit's reach: without it a press article, which gives no follower count, could never ring.
     # A kind that gives its authors' followers keeps 0 (a small audience is then a fact).
     reach_prior: ClassVar[float] = 0.0
+    refreshes: ClassVar[bool] = False  # can fetch known posts again by id (engagement of risky hits)
 
-    def stream_group(self, options: Any) -> str:
+    async def refresh(self, ctx: PollContext, options: OptionsT, external_ids: list[str]) -> list[Item]:
+        """Known posts fetched again by id, with their current engagement."""
+        raise NotImplementedError(f"{type(self).__name__} does not refresh")
+
+    def stream_group(self, options: OptionsT) -> str:
         """Sources of one group share one consumer (for example one Jetstream URL)."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")
 
     def open_stream(
-        self, options: Any, matchers: Mapping[str, Matcher], *, clock: Clock, log: logging.Logger
+        self, options: OptionsT, matchers: Mapping[str, Matcher], *, clock: Clock, log: logging.Logger
     ) -> StreamConsumer:
         """The consumer of a stream group, matching each post against every subscribed client."""
         raise NotImplementedError(f"{type(self).__name__} does not stream")

@@ -179,12 +179,18 @@ def _xrpc_error(body: bytes) -> str | None:
     return text_of(data, "error")
 
 
-class BlueskyDriver(DriverBase):
+def _cached_session(ctx: PollContext) -> dict[str, Any] | None:
+    session = ctx.cache.get(SESSION_KEY)
+    return session if isinstance(session, dict) else None
+
+
+class BlueskyDriver(DriverBase[BlueskyOptions]):
     kind: ClassVar[str] = "bluesky"
     # Search results give likes and reposts but rarely the author's followers: a public post, a few readers.
     reach_prior: ClassVar[float] = 0.2
+    refreshes: ClassVar[bool] = True
 
-    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> BlueskyOptions | None:
+    def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> BlueskyOptions | None:
         before = len(problems)
         reader = Reader(raw, path, problems)
         identifier = reader.str("identifier")
@@ -237,7 +243,7 @@ class BlueskyDriver(DriverBase):
     async def session(self, ctx: PollContext, options: BlueskyOptions, *, expired: bool = False) -> dict[str, Any]:
         """The cached session; refreshed when (nearly) expired; created only as a last resort."""
         password = require_secret(ctx, options.password_env)
-        session: dict[str, Any] | None = ctx.cache.get(SESSION_KEY)
+        session = _cached_session(ctx)
         if session and not expired:
             exp = session.get("exp")
             if exp is None or exp - ctx.clock.now().timestamp() > 60:
@@ -327,7 +333,7 @@ class BlueskyDriver(DriverBase):
                 wait = later(wait, suggested)
                 if not isinstance(data, Mapping) or not isinstance(data.get("posts"), list):
                     raise BadResponse("bluesky searchPosts: no `posts` list")
-                own = (ctx.cache.get(SESSION_KEY) or {}).get("did")
+                own = (_cached_session(ctx) or {}).get("did")
                 for post in data["posts"]:
                     item = post_item(post, own_did=own)
                     if item is not None:
@@ -363,7 +369,7 @@ class BlueskyDriver(DriverBase):
             notes = data.get("notifications") if isinstance(data, Mapping) else None
             if not isinstance(notes, list):
                 raise BadResponse("bluesky listNotifications: no `notifications` list")
-            own = (ctx.cache.get(SESSION_KEY) or {}).get("did")
+            own = (_cached_session(ctx) or {}).get("did")
             reached_known = False
             for note in notes:
                 if text_of(note, "reason") not in DIRECT_REASONS:
@@ -390,7 +396,7 @@ class BlueskyDriver(DriverBase):
             data, _ = await self._get(
                 ctx, options, "app.bsky.feed.getPosts", [("uris", u) for u in uris[start : start + GET_POSTS_LIMIT]]
             )
-            own = (ctx.cache.get(SESSION_KEY) or {}).get("did")
+            own = (_cached_session(ctx) or {}).get("did")
             for post in list_of(data, "posts"):
                 item = post_item(post, own_did=own)
                 if item is not None:

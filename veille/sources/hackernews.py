@@ -86,12 +86,13 @@ def hit_item(hit: Any) -> Item | None:
     )
 
 
-class HackerNewsDriver(DriverBase):
+class HackerNewsDriver(DriverBase[HackerNewsOptions]):
     kind: ClassVar[str] = "hackernews"
     # Points and comments but no followers; a story or comment there is read by a large technical audience.
     reach_prior: ClassVar[float] = 0.5
+    refreshes: ClassVar[bool] = True
 
-    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> HackerNewsOptions | None:
+    def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> HackerNewsOptions | None:
         before = len(problems)
         reader = Reader(raw, path, problems)
         raw_search = reader.str_list("search")

@@ -71,7 +71,7 @@ class JetstreamOptions:
         return ()
 
 
-class JetstreamDriver(DriverBase):
+class JetstreamDriver(DriverBase[JetstreamOptions]):
     """Config validation for kind "bluesky-jetstream"; the daemon runs `JetstreamConsumer`."""
 
     kind: ClassVar[str] = "bluesky-jetstream"
@@ -88,7 +88,7 @@ class JetstreamDriver(DriverBase):
         dictionary = Path(options.zstd_dictionary).read_bytes() if options.zstd_dictionary else None
         return JetstreamConsumer(options.url, dict(matchers), clock=clock, log=log, zstd_dictionary=dictionary)
 
-    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> JetstreamOptions | None:
+    def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> JetstreamOptions | None:
         before = len(problems)
         reader = Reader(raw, path, problems)
         url = reader.url("url", DEFAULT_URL, schemes=("wss", "ws"))

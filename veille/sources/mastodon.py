@@ -122,11 +122,12 @@ def status_item(status: Any, *, instance_host: str, direct: bool = False, accoun
     )
 
 
-class MastodonDriver(DriverBase):
+class MastodonDriver(DriverBase[MastodonOptions]):
     kind: ClassVar[str] = "mastodon"
     reach_prior: ClassVar[float] = 0.0  # every status gives its author's followers
+    refreshes: ClassVar[bool] = True
 
-    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> MastodonOptions | None:
+    def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> MastodonOptions | None:
         before = len(problems)
         reader = Reader(raw, path, problems)
         instances_raw = reader.str_list("instances")

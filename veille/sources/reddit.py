@@ -112,13 +112,14 @@ def thing_item(thing: Any, *, username: str | None = None) -> Item | None:
     )
 
 
-class RedditDriver(DriverBase):
+class RedditDriver(DriverBase[RedditOptions]):
     kind: ClassVar[str] = "reddit"
     # Votes and comments but no followers; a thread in a city or topic subreddit is read well beyond its
     # voters and ranks in search engines: a few hundred readers.
     reach_prior: ClassVar[float] = 0.5
+    refreshes: ClassVar[bool] = True
 
-    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> RedditOptions | None:
+    def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> RedditOptions | None:
         before = len(problems)
         reader = Reader(raw, path, problems)
         client_id_env = reader.env_name("client_id_env")
@@ -158,7 +159,7 @@ class RedditDriver(DriverBase):
 
     async def _token(self, ctx: PollContext, options: RedditOptions) -> str:
         cached = ctx.cache.get(TOKEN_KEY)
-        if cached and cached[1] - ctx.clock.monotonic() > 60:
+        if isinstance(cached, tuple) and cached[1] - ctx.clock.monotonic() > 60:
             return str(cached[0])
         client_id = require_secret(ctx, options.client_id_env)
         secret = require_secret(ctx, options.client_secret_env)

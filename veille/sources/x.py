@@ -132,11 +132,11 @@ def users_index(page: Any) -> dict[str, Any]:
     return {uid: u for u in list_of(page, "includes", "users") if (uid := text_of(u, "id"))}
 
 
-class XDriver(DriverBase):
+class XDriver(DriverBase[XOptions]):
     kind: ClassVar[str] = "x"
     reach_prior: ClassVar[float] = 0.0  # every post gives its author's followers
 
-    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> XOptions | None:
+    def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> XOptions | None:
         before = len(problems)
         reader = Reader(raw, path, problems)
         query = reader.str("query")
@@ -163,7 +163,7 @@ class XDriver(DriverBase):
         month = month_of(now)
         reads = int(cursor.get("reads") or 0) if cursor.get("month") == month else 0
         cached = ctx.cache.get(BUDGET_CACHE)
-        if cached and cached[0] == month:
+        if isinstance(cached, tuple) and cached[0] == month:
             reads = max(reads, cached[1])  # an outcome that was never stored still spent reads
         since_id = cursor.get("since_id") if isinstance(cursor.get("since_id"), str) else None
         gate = RateGate(ctx)

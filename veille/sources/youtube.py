@@ -128,12 +128,12 @@ def _reason(body: bytes) -> str | None:
     return text_of(data, "error", "errors", 0, "reason") or text_of(data, "error", "status")
 
 
-class YoutubeDriver(DriverBase):
+class YoutubeDriver(DriverBase[YoutubeOptions]):
     kind: ClassVar[str] = "youtube"
     # Comments on the client's own channel: seen by the video's viewers, likes given, no followers.
     reach_prior: ClassVar[float] = 0.3
 
-    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> YoutubeOptions | None:
+    def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> YoutubeOptions | None:
         before = len(problems)
         reader = Reader(raw, path, problems)
         channel_id = reader.str("channel_id")

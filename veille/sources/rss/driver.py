@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from veille.core.configreader import Reader
 from veille.core.errors import Problems
@@ -69,7 +69,7 @@ class RssOptions:
         return dict(self.headers)
 
 
-class RssDriver(DriverBase):
+class RssDriver(DriverBase[RssOptions]):
     kind: ClassVar[str] = "rss"
     parses_feeds: ClassVar[bool] = True
     # A feed entry is a published article, review or blog post (Google News, Google Alerts, a local paper):
@@ -80,7 +80,7 @@ class RssDriver(DriverBase):
         """A feed that moved (301/308): "déplacé vers … (adopté)" in the reader's language."""
         return relocation.describe(relocation.from_cursor(cursor, target), lang)
 
-    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> RssOptions | None:
+    def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> RssOptions | None:
         reader = Reader(raw, path, problems)
         before = len(problems)
         url = reader.url("url")
