@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -468,3 +469,36 @@ def test_hits_leave_the_window_as_time_passes(engine: Engine) -> None:
     since = window_since(service, clock)
     assert len(memory_window(service, engine, since)) == 1
     assert memory_window(service, engine, clock.now()) == set()
+
+
+async def test_a_one_shot_run_ends_the_group_and_delivers_within_its_bound(engine: Engine) -> None:
+    """`veille run --once` (issue 11): no group_wait to sit out, the send happens before the run exits."""
+    clock = FakeClock(NIGHT)
+    fake = FakeNotifier("telegram", clock=clock)
+    service = make_service(engine, clock, {"telegram": fake})
+    feed(service, engine, hit(clock))
+    assert await service.deliver_due(within=5) == 1
+    assert [(s.notification.kind, s.address) for s in fake.sent] == [("opened", "chat-manager")]
+    assert [r.state for r in rows(engine)] == ["sent"]
+    # A notifier that never answers: the run still ends within its bound, the message waits in the outbox.
+    fake.accept_but_hang(5)
+    feed(service, engine, hit(clock, client="tapis"))
+    started = asyncio.get_running_loop().time()
+    await service.deliver_due(within=0.5)
+    assert asyncio.get_running_loop().time() - started < 3
+    assert [(r.client_id, r.state) for r in rows(engine)] == [("resto", "sent"), ("tapis", "pending")]
+
+
+def test_a_one_shot_run_keeps_the_cool_down(engine: Engine) -> None:
+    """A low-urgency incident reopened during its cool-down is not sent early by a one-shot run."""
+    clock = FakeClock(DAY)
+    fake = FakeNotifier("telegram", clock=clock)
+    service = make_service(engine, clock, {"telegram": fake})
+    feed(service, engine, hit(clock, "Remboursez-moi, honte", followers=40, score=-0.6))
+    asyncio.run(service.deliver_due(within=5))
+    assert len(fake.sent) == 1
+    clock.advance(3 * 3600)  # resolved after resolve_after (2 h)
+    service.tick()
+    feed(service, engine, hit(clock, "Remboursez-moi, honte", followers=40, score=-0.6))  # inside the 30 min cool-down
+    asyncio.run(service.deliver_due(within=5))
+    assert [s.notification.kind for s in fake.sent] == ["opened", "resolved"]

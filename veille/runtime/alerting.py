@@ -337,6 +337,38 @@ class AlertingService:
             "last_tick_at": self.last_tick_at.isoformat() if self.last_tick_at else None,
         }
 
+    async def deliver_due(self, *, within: float) -> int:
+        """`veille run --once`: the run is the end of the group, so send now what would otherwise wait for
+        `group_wait` (cron users get their alerts, not a pending incident that only a daemon would send).
+
+        Sends for at most `within` seconds; what cannot go out by then (Telegram down, a retry backing off)
+        stays in the outbox for the next run or the daemon. Returns how many messages were handed over."""
+        await asyncio.to_thread(self._end_groups)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        handed = 0
+        while (left := deadline - loop.time()) > 0:
+            try:
+                claimed = await asyncio.wait_for(self.dispatcher.pump(), timeout=left)
+            except TimeoutError:
+                break
+            if not claimed:
+                break
+            handed += claimed
+        return handed
+
+    def _end_groups(self) -> None:
+        """Pending incidents waiting only for their group_wait become due now (a cool-down still holds)."""
+        with write_tx(self.engine) as conn:
+            now = self.now()
+            store.lock_clients(conn, {c.id for c in self.config.clients})
+            for incident in store.active_incidents(conn, lock=True):
+                waiting = incident.status is Status.PENDING and incident.notify_at > now
+                if waiting and incident.notify_at <= incident.opened_at + self.settings.group_wait:
+                    incident.notify_at = now
+                    store.save_incident(conn, incident, now)
+            self.tick_in(conn)
+
     # --- human actions ----------------------------------------------------------------------------
 
     def acknowledge(self, incident_id: int, contact: str, *, actor: str, duration: timedelta | None = None) -> bool:

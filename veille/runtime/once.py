@@ -1,4 +1,5 @@
-"""`veille run --once`: poll every source once, store, and leave the sources a running daemon holds."""
+"""`veille run --once`: poll every source once, store, deliver the alerts due, and leave the sources a running
+daemon holds."""
 
 from __future__ import annotations
 
@@ -18,10 +19,14 @@ if TYPE_CHECKING:
     pass
 
 log = logging.getLogger("veille.runtime.once")
+DELIVERY_SECONDS = 60.0  # at most this long sending alerts before a one-shot run exits (the rest waits)
 
 
-async def run_once(config: Config, *, components: Components | None = None) -> list[PollResult]:
-    """Poll every enabled source once (honouring Retry-After windows), store, and return the results."""
+async def run_once(
+    config: Config, *, components: Components | None = None, deliver_within: float = DELIVERY_SECONDS
+) -> list[PollResult]:
+    """Poll every enabled source once (honouring Retry-After windows), store, send the alerts due (the
+    run ends the group: no group_wait), and return the poll results."""
     comps = components or build(config, with_alerting=True)
     pipeline = comps.pipeline
     await pipeline.start()
@@ -29,6 +34,10 @@ async def run_once(config: Config, *, components: Components | None = None) -> l
         keys = [k for k, r in pipeline.runtimes.items() if not streams(r.config.kind)]
         keys = await asyncio.to_thread(skip_leased, comps.engine, pipeline, keys)
         results = await asyncio.gather(*(pipeline.poll(key, force=True) for key in keys))
+        if comps.alerting is not None:
+            sent = await comps.alerting.deliver_due(within=deliver_within)
+            if sent:
+                log.info("%d alert messages sent before exiting", sent)
     finally:
         await pipeline.stop()
         if components is None:

@@ -91,6 +91,7 @@ class Components(Wiring):
     engine: Engine
     http: HttpClient
     pipeline: Pipeline
+    alerting: AlertingService | None = None  # None when [alerting] is off
 
 
 def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = True) -> Components:
@@ -156,6 +157,7 @@ def _wire(config: Config, engine: Engine, clock: Clock, scorer: ScoringProcess, 
         starters=wiring.starters,
         health_sources=wiring.health_sources,
         reloaders=wiring.reloaders,
+        alerting=hooks,
     )
 
 

@@ -1,0 +1,92 @@
+"""`veille run --once` (cron): it polls, stores and delivers what is due before it exits (issue 11)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from tests.support.daemon import config_text
+from tests.support.feedgen import rss
+from tests.support.paths import REPO_ROOT
+from tests.support.server import LocalServer, Response
+from veille.store import alerts as alert_store
+from veille.store.engine import make_engine, read_conn
+from veille.store.migrate import upgrade
+from veille.store.schema import hits
+
+CONTACT = """
+[alerting]
+no_data_after = "off"
+
+[[contacts]]
+id = "camille"
+name = "Camille"
+channel = "console"
+"""
+
+
+def article(text: str, guid: str) -> dict[str, str]:
+    return {
+        "title": text[:80],
+        "text": text,
+        "guid": guid,
+        "link": f"https://presse.example/{guid}",
+        "date": format_datetime(datetime.now(UTC)),
+    }
+
+
+def run_once(
+    tmp_path: Path, server: LocalServer, *items: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    server.route("/feed", Response(200, rss(list(items)), {"Content-Type": "application/rss+xml"}))
+    db_url = f"sqlite:///{tmp_path / 'veille.db'}"
+    config = tmp_path / "config.toml"
+    config.write_text(config_text(db_url, {"resto": [server.url("/feed")]}, extra=CONTACT), encoding="utf-8")
+    engine = make_engine(db_url)
+    upgrade(engine)
+    engine.dispose()
+    done = subprocess.run(
+        [sys.executable, "-m", "veille", "run", "--once", "--config", str(config)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "VEILLE_LANG": "fr"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done, db_url
+
+
+def test_a_severe_article_is_printed_before_the_one_shot_run_exits(tmp_path: Path, server: LocalServer) -> None:
+    severe = article(
+        "Intoxication alimentaire chez Gégé : douze clients aux urgences, les familles portent plainte", "severe"
+    )
+    done, db_url = run_once(tmp_path, server, severe)
+    assert done.returncode == 0, done.stderr
+    alert = done.stdout.split("--- camille\n", 1)[1]  # the console alert, printed before the poll summary
+    assert "#INC-1" in alert and "resto" in alert and "urgences" in alert and "veille ack 1" in alert
+    engine = make_engine(db_url)
+    with read_conn(engine) as conn:
+        incidents = alert_store.active_incidents(conn)
+        rows = alert_store.outbox_rows(conn)
+    engine.dispose()
+    assert [i.status.value for i in incidents] == ["open"]  # not left pending for a daemon to send
+    assert rows and all(r.state == "sent" for r in rows)
+
+
+def test_a_mild_article_prints_nothing(tmp_path: Path, server: LocalServer) -> None:
+    mild = article("Chez Gégé : attente un peu longue, mais service efficace", "mild")
+    done, db_url = run_once(tmp_path, server, mild)
+    assert done.returncode == 0, done.stderr
+    assert "--- camille" not in done.stdout
+    engine = make_engine(db_url)
+    with read_conn(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(hits)).scalar_one() == 1  # stored, rang nobody
+        assert alert_store.active_incidents(conn) == []
+    engine.dispose()
