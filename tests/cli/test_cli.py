@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -311,3 +313,29 @@ def test_hits_of_an_incident(setup: tuple[Path, str]) -> None:
     assert sorted(r["title"] for r in rows) == ["Avis A", "Avis B"]  # not the 3-day-old one
     result = CliRunner().invoke(cli, ["hits", "--config", str(config), "--incident", "999"])
     assert result.exit_code != 0 and "unknown incident: 999" in result.output
+
+
+@pytest.mark.parametrize("command", [("config", "check"), ("run", "--once"), ("run",)], ids=" ".join)
+def test_check_and_run_refuse_the_same_file(command: tuple[str, ...], setup: tuple[Path, str]) -> None:
+    """A forbidden source address: `config check` refuses the file, and the daemon does not start on it
+    (a subprocess with a deadline: a daemon that starts anyway fails the test instead of hanging it)."""
+    config, _ = setup
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text + '[[clients.sources]]\nkind = "rss"\nid = "local"\nurl = "http://127.0.0.1:9/feed.xml"\n',
+        encoding="utf-8",
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "veille", *command, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"veille {' '.join(command)} started on a file that config check refuses")
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"{config}: 1 problem:"
+    assert lines[1].startswith("  - sources.tapis/local.url:") and "allow_private_addresses" in lines[1]

@@ -111,3 +111,17 @@ async def test_a_syntax_error_is_refused_too(daemon: Daemon, caplog: pytest.LogC
     assert not await daemon.reload()
     assert jobs(daemon) == before
     assert any("(syntax)" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+async def test_a_file_config_check_refuses_is_refused(
+    daemon: Daemon, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A forbidden address is a `veille config check` problem: a reload refuses it like a start does."""
+    before = jobs(daemon)
+    text = config_text(sqlite_url, {"resto": ["http://127.0.0.1:9/feed"]})
+    rewrite(daemon, text.replace("allow_private_addresses = true", "allow_private_addresses = false"))
+    assert not await daemon.reload()
+    assert jobs(daemon) == before
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors[0].startswith("config reload refused") and "1 problem(s)" in errors[0]
+    assert "sources.resto/f0.url" in errors[1] or "resto" in errors[1]

@@ -23,7 +23,7 @@ from veille.cli.common import (
     open_database,
 )
 from veille.cli.wording import _, cli_wording, command, group, ngettext, text
-from veille.config import describe_secrets, runtime_problems
+from veille.config import Config, describe_secrets, runtime_problems
 from veille.core.durations import format_duration, parse_since
 from veille.core.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
 from veille.core.i18n import N_
@@ -58,6 +58,7 @@ def run(config_file: str | None, once: bool, log_level: str | None) -> None:
     from veille.runtime.once import run_once
 
     config = load_or_exit(config_file)
+    _exit_on_problems(config)  # what `veille config check` refuses never starts
     level = (log_level or click.get_current_context().meta.get(LOG_LEVEL_KEY) or "INFO").upper()
     setup_logging(level, secrets=tuple(read_secret(name) for _, name, _ in describe_secrets(config)))
     try:
@@ -334,6 +335,18 @@ def config_check(config_file: str | None, show: bool) -> None:
             click.echo(_("info: {name} is not set: alerts will be printed to the console").format(name=name))
     if show:
         click.echo(json.dumps(_redacted(config), ensure_ascii=False, indent=2, default=str))
+    _exit_on_problems(config, problems)
+    click.echo(
+        _("{file}: valid ({clients} clients, {sources} sources)").format(
+            file=config.path, clients=len(config.clients), sources=len(config.sources)
+        )
+    )
+
+
+def _exit_on_problems(config: Config, problems: list[str] | None = None) -> None:
+    """Exit 2 listing what `veille config check` refuses (forbidden source addresses, unset source secrets):
+    check, run and run --once refuse the same files."""
+    problems = runtime_problems(config) if problems is None else problems
     if problems:
         count = len(problems)
         click.echo(
@@ -342,11 +355,6 @@ def config_check(config_file: str | None, show: bool) -> None:
         for problem in problems:
             click.echo(f"  - {text(str(problem))}", err=True)
         sys.exit(2)
-    click.echo(
-        _("{file}: valid ({clients} clients, {sources} sources)").format(
-            file=config.path, clients=len(config.clients), sources=len(config.sources)
-        )
-    )
 
 
 def _redacted(value: Any) -> Any:

@@ -397,8 +397,8 @@ def _parse_sources(client: Reader, client_id: str) -> list[SourceConfig]:
 
 def runtime_problems(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
     """What `veille config check` reports beyond the file's validity: source addresses the SSRF
-    guard will refuse and source secrets that are not set (`veille run` starts anyway; those
-    sources fail). Names of variables only, never values."""
+    guard will refuse and source secrets that are not set. `veille run` (and a reload) refuses the same
+    files, so check and run never disagree. Names of variables only, never values."""
     from veille.net.guard import check_url_static
 
     problems = []

@@ -106,8 +106,16 @@ class Daemon:
                     log.error("config reload: %s", config_problem)
                 return False
             _protect_secrets(new)
-            for problem in runtime_problems(new):
-                log.warning("config reload: %s", problem)
+            problems = runtime_problems(new)
+            if problems:  # what `veille config check` refuses is refused here too
+                log.error(
+                    "config reload refused: %s has %d problem(s); still running with the previous config",
+                    new.path,
+                    len(problems),
+                )
+                for problem in problems:
+                    log.error("config reload: %s", problem)
+                return False
             applied = replace(self.config, clients=new.clients)
             for section in restart_sections(self.config, new):
                 log.warning("config reload: %s changed; it takes effect at the next restart", section)
