@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, case, func, literal_column, select
 
 from veille.core.incidents import Status, Urgency
+from veille.store.hits import original_only
 from veille.store.schema import hits, sources
 from veille.store.schema_alerts import incidents
 
@@ -36,16 +37,31 @@ class Activity:
     def negative_share(self) -> float | None:
         return self.week_negative / self.week_scored if self.week_scored else None
 
+    def __add__(self, other: Activity) -> Activity:
+        return Activity(
+            self.today + other.today,
+            self.week + other.week,
+            self.week_negative + other.week_negative,
+            self.week_scored + other.week_scored,
+            self.before + other.before,
+        )
+
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.sum(case((condition, 1), else_=0))
 
 
 def activity(
-    conn: Connection, client_ids: Sequence[str], *, day_start: datetime, week_start: datetime, since: datetime
+    conn: Connection,
+    client_ids: Sequence[str],
+    *,
+    day_start: datetime,
+    week_start: datetime,
+    since: datetime,
+    until: datetime | None = None,
 ) -> dict[str, Activity]:
-    """Per client: hits since `day_start`, since `week_start` (and negative/scored ones), and between
-    `since` and `week_start` (the usual level)."""
+    """Per client, among the hits fetched in [since, until): those since `day_start`, since `week_start`
+    (and the negative and scored ones), and those before `week_start` (the usual level)."""
     if not client_ids:
         return {}
     fetched = hits.c.fetched_at
@@ -58,9 +74,11 @@ def activity(
             _count_if((fetched >= week_start) & hits.c.sentiment_label.is_not(None)),
             _count_if(fetched < week_start),
         )
-        .where(hits.c.client_id.in_(list(client_ids)), fetched >= since, hits.c.duplicate_of.is_(None))
+        .where(hits.c.client_id.in_(list(client_ids)), fetched >= since, original_only())
         .group_by(hits.c.client_id)
     )
+    if until is not None:
+        query = query.where(fetched < until)
     return {row[0]: Activity(*(int(value or 0) for value in row[1:])) for row in conn.execute(query)}
 
 
@@ -103,7 +121,7 @@ def hourly_counts(conn: Connection, client_id: str, since: datetime) -> list[tup
     bucket = _hour_bucket(conn).label("bucket")
     query = (
         select(bucket, func.count(), _count_if(hits.c.sentiment_label == "neg"))
-        .where(hits.c.client_id == client_id, hits.c.fetched_at >= since, hits.c.duplicate_of.is_(None))
+        .where(hits.c.client_id == client_id, hits.c.fetched_at >= since, original_only())
         .group_by(literal_column("bucket"))
         .order_by(literal_column("bucket"))
     )
@@ -121,7 +139,7 @@ def top_authors(conn: Connection, client_id: str, since: datetime, limit: int) -
         .where(
             hits.c.client_id == client_id,
             hits.c.fetched_at >= since,
-            hits.c.duplicate_of.is_(None),
+            original_only(),
             hits.c.author.is_not(None),
             hits.c.author != "",
         )
@@ -139,12 +157,22 @@ def term_groups(conn: Connection, client_id: str, since: datetime) -> list[tuple
         .where(
             hits.c.client_id == client_id,
             hits.c.fetched_at >= since,
-            hits.c.duplicate_of.is_(None),
+            original_only(),
             hits.c.matched_terms.is_not(None),
         )
         .group_by(hits.c.matched_terms)
     )
     return [(row[0], int(row[1]), int(row[2] or 0)) for row in conn.execute(query)]
+
+
+def label_counts(conn: Connection, client_id: str, since: datetime) -> dict[str | None, int]:
+    """Hits per sentiment label since `since` (None: not scored yet)."""
+    query = (
+        select(hits.c.sentiment_label, func.count())
+        .where(hits.c.client_id == client_id, hits.c.fetched_at >= since, original_only())
+        .group_by(hits.c.sentiment_label)
+    )
+    return {label: int(count) for label, count in conn.execute(query)}
 
 
 def source_keys(conn: Connection, client_id: str) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     Connection,
     Integer,
     String,
@@ -568,6 +569,14 @@ class HitQuery:
     ids: tuple[int, ...] | None = None  # only these hits (an incident's evidence)
 
 
+def original_only() -> ColumnElement[bool]:
+    """`duplicate_of IS NULL` (not a linked copy), written `duplicate_of + 0` so that SQLite does not use
+    the duplicate_of index for it: without statistics SQLite takes that filter for a selective one and
+    walks every hit instead of the client's time range (250 ms instead of 1 for the current hour of 50
+    clients over 100,000 hits). PostgreSQL plans it the same either way."""
+    return (hits.c.duplicate_of + 0).is_(None)
+
+
 def query_hits(conn: Connection, q: HitQuery) -> list[dict[str, Any]]:
     """Newest first (by fetch time, so a post dated 2099 never pins the top)."""
     statement = (
@@ -609,7 +618,7 @@ def query_hits(conn: Connection, q: HitQuery) -> list[dict[str, Any]]:
     if q.label:
         statement = statement.where(hits.c.sentiment_label == q.label)
     if not q.include_duplicates:
-        statement = statement.where(hits.c.duplicate_of.is_(None))
+        statement = statement.where(original_only())
     return [dict(row._mapping) for row in conn.execute(statement)]
 
 

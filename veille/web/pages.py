@@ -23,7 +23,6 @@ from veille.sources.registry import get_driver, known_kinds
 from veille.store import alerts as alert_store
 from veille.store import dashboard
 from veille.store.hits import HitQuery, query_hits
-from veille.store.reports import label_counts
 from veille.store.sources import list_sources
 from veille.web.charts import buckets, timeline
 from veille.web.context import Viewer, action, db, flash, lang_of, not_found, page, render, state_of
@@ -68,11 +67,35 @@ class ClientLine:
         )
 
 
-def _overview_data(conn: Any, client_ids: list[str], now: datetime, day_start: datetime) -> dict[str, Any]:
+class ActivityCache:
+    """The overview's counts over past hours, kept until the hour turns: 35 days of hits are read once
+    an hour per set of clients, then each page load reads only the current hour's hits. A hit is stored
+    with the time it was fetched, so a past hour gains no hit; a label changed by hand shows within the hour."""
+
+    def __init__(self) -> None:
+        self._hour: datetime | None = None
+        self._closed: dict[tuple[tuple[str, ...], datetime], dict[str, dashboard.Activity]] = {}
+
+    def activity(self, conn: Any, client_ids: list[str], now: datetime, day_start: datetime) -> dict[str, Any]:
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        if hour != self._hour:
+            self._hour, self._closed = hour, {}
+        bounds = {"day_start": day_start, "week_start": hour - timedelta(days=7)}
+        key = (tuple(client_ids), day_start)
+        closed = self._closed.get(key)
+        if closed is None:
+            closed = dashboard.activity(conn, client_ids, since=hour - timedelta(days=35), until=hour, **bounds)
+            self._closed[key] = closed
+        current = dashboard.activity(conn, client_ids, since=hour, **bounds)
+        empty = dashboard.Activity()
+        return {c: closed.get(c, empty) + current.get(c, empty) for c in {*closed, *current}}
+
+
+def _overview_data(
+    conn: Any, cache: ActivityCache, client_ids: list[str], now: datetime, day_start: datetime
+) -> dict[str, Any]:
     return {
-        "activity": dashboard.activity(
-            conn, client_ids, day_start=day_start, week_start=now - timedelta(days=7), since=now - timedelta(days=35)
-        ),
+        "activity": cache.activity(conn, client_ids, now, day_start),
         "incidents": dashboard.open_incidents(conn, client_ids),
         "failing": dashboard.failing_counts(conn, client_ids),
         "mutes": alert_store.active_mutes(conn, now),
@@ -85,7 +108,8 @@ async def overview(request: Request, viewer: Viewer) -> Response:
     now = state.clock.now()
     local = now.astimezone(state.config.tz)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    data = await db(request, _overview_data, viewer.client_ids, now, day_start)
+    cache = state.extra.setdefault("activity", ActivityCache())
+    data = await db(request, _overview_data, cache, viewer.client_ids, now, day_start)
     lines = []
     for c in viewer.clients:
         open_count, high_count = data["incidents"].get(c.id, (0, 0))
@@ -99,7 +123,7 @@ async def overview(request: Request, viewer: Viewer) -> Response:
 # -- a client ----------------------------------------------------------------------------------------------
 
 
-def _client_data(conn: Any, client_id: str, since: datetime, until: datetime, query: HitQuery) -> dict[str, Any]:
+def _client_data(conn: Any, client_id: str, since: datetime, query: HitQuery) -> dict[str, Any]:
     terms: Counter[str] = Counter()
     negative_terms: Counter[str] = Counter()
     for stored, count, negative in dashboard.term_groups(conn, client_id, since):
@@ -109,7 +133,7 @@ def _client_data(conn: Any, client_id: str, since: datetime, until: datetime, qu
     ordered = sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
     return {
         "hourly": dashboard.hourly_counts(conn, client_id, since),
-        "labels": label_counts(conn, client_id, since, until),
+        "labels": dashboard.label_counts(conn, client_id, since),
         "authors": dashboard.top_authors(conn, client_id, since, 10),
         "terms": [Ranked(name, count, negative_terms[name]) for name, count in ordered],
         "hits": query_hits(conn, query),
@@ -176,7 +200,7 @@ async def client_page(request: Request, viewer: Viewer) -> Response:
         limit=size + 1,
         offset=(page_number - 1) * size,
     )
-    data = await db(request, _client_data, client.id, since, now + timedelta(minutes=1), query)
+    data = await db(request, _client_data, client.id, since, query)
     if source is not None and source not in data["sources"]:
         source = None
     hits = [_hit_line(row) for row in data["hits"][:size]]
