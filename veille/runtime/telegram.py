@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from veille.config import Config
 from veille.core.clock import Clock, SystemClock
 from veille.notify.telegram.bot import AlertLine, HitLine, StatusInfo, TelegramBot
 from veille.notify.telegram.notifier import EventLogger, TelegramNotifier
@@ -154,7 +155,7 @@ class TelegramChannel:
 
 
 def build_telegram(
-    config: Any, *, engine: Engine, clock: Clock | None = None, environ: Any = None
+    config: Config, *, engine: Engine, clock: Clock | None = None, environ: Mapping[str, str] | None = None
 ) -> TelegramChannel | None:
     """The Telegram channel for a validated Config, or None when the token variable is unset."""
     from veille.core.secrets import read_secret
@@ -163,7 +164,7 @@ def build_telegram(
     if not token:
         return None
     clock = clock or SystemClock()
-    settings = config.telegram.with_alerting_contacts(getattr(config.alerting, "contacts", ()))
+    settings = config.telegram.with_alerting_contacts(config.alerting.contacts)
     notifier = TelegramNotifier(settings, token, engine=engine, clock=clock)
     bot = None
     if settings.commands:

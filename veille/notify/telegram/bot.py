@@ -24,7 +24,7 @@ import html
 import logging
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -118,9 +118,9 @@ class RateGate:
         self.limit = limit
         self.window = window
         self._clock = clock
-        self._events: dict[Any, deque[float]] = {}
+        self._events: dict[Hashable, deque[float]] = {}
 
-    def allow(self, key: Any) -> bool:
+    def allow(self, key: Hashable) -> bool:
         now = self._clock.monotonic()
         events = self._events.setdefault(key, deque())
         while events and events[0] <= now - self.window:

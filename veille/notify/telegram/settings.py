@@ -38,13 +38,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import Protocol
 
 from veille.core.configreader import Reader
 from veille.core.i18n import N_
 
 DEFAULT_API = "https://api.telegram.org/bot"
 _CHAT_ID_MAX = 10**16
+
+
+class RoutedContact(Protocol):
+    """What Telegram needs of an `[[contacts]]` entry (veille.alerting.settings.Contact)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def clients(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +98,7 @@ class TelegramSettings:
     pacing: Pacing = field(default_factory=Pacing)
     users: tuple[tuple[str, int], ...] = ()  # [telegram.users]: contact id -> Telegram user id
 
-    def with_alerting_contacts(self, contacts: Iterable[Any]) -> TelegramSettings:
+    def with_alerting_contacts(self, contacts: Iterable[RoutedContact]) -> TelegramSettings:
         """Add the `[[contacts]]` whose channel is telegram (id, address = chat id, clients).
 
         A private chat's id IS its user's id, so such a contact may use commands with no extra
@@ -96,10 +109,10 @@ class TelegramSettings:
         users = dict(self.users)
         extra = []
         for contact in contacts:
-            if getattr(contact, "channel", None) != "telegram" or contact.id in known:
+            if contact.channel != "telegram" or contact.id in known:
                 continue
             try:
-                chat_id: int | None = int(str(contact.address))
+                chat_id: int | None = int(contact.address)
             except ValueError:
                 chat_id = None
             user_id = users.get(contact.id, chat_id if chat_id is not None and chat_id > 0 else None)
