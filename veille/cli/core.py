@@ -156,6 +156,9 @@ def hits(
         "source_key",
         "author_followers",
         "direct",
+        "private",
+        "thread_id",
+        "parent_id",
         "duplicate_of",
     ]
     if output_format == "table":

@@ -112,11 +112,23 @@ class Item:
     published_at: datetime | None = None  # aware UTC; None -> fetch time
     lang: str | None = None
     engagement: Engagement | None = None
-    direct: bool = False  # addresses the client (mention, reply, comment on its channel)
+    direct: bool = False  # addresses the client (mention, reply, comment on its channel, message, review)
     extra: dict[str, str] = field(default_factory=dict)  # small source-specific facts
+    private: bool = False  # a private message (Messenger, Instagram direct): not visible to the public
+    thread_id: str | None = None  # the platform's post or conversation it belongs to (the reply inbox follows it)
+    parent_id: str | None = None  # the comment or message it answers, when it is a reply
+    # Found outside the client's own channels (posts tagging the page, hashtag search): kept only when it
+    # matches the client's keywords, even though it addresses the client.
+    needs_keywords: bool = False
+    stars: int | None = None  # a review's star rating (1-5): 1 or 2 is negative whatever the text says
     # Set when the source matched the client's keywords itself (the RSS parse workers do): the terms
     # found, and the pipeline does not match again. None: not matched yet.
     matched_terms: tuple[str, ...] | None = None
+
+    @property
+    def kept_unmatched(self) -> bool:
+        """Stored without a keyword match: it addresses the client on one of the client's own channels."""
+        return self.direct and not self.needs_keywords
 
 
 @dataclass(frozen=True, slots=True)

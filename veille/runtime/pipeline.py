@@ -29,6 +29,7 @@ from veille.core.matching import Matcher, MatchResult
 from veille.core.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.core.polling import PollOutcome, PollState
 from veille.scoring.base import Scorer
+from veille.scoring.ratings import rated
 from veille.sources.base import FeedParser, PollContext, SourceDriver
 from veille.sources.registry import get_driver
 from veille.store import sources as source_store
@@ -379,7 +380,7 @@ class Pipeline:
                 match = MatchResult(True, item.direct, item.matched_terms)
             else:
                 match = runtime.matcher.match(f"{item.title}\n{item.text}")
-            if match.matched or item.direct:
+            if match.matched or item.kept_unmatched:
                 result.matched.append(MatchedItem(item, match))
         return result
 
@@ -429,7 +430,7 @@ class Pipeline:
             result = PollResult(runtime, started, outcome=PollOutcome(cursor=str(cursor)))
             for item in items_by_client.get(runtime.config.client_id, []):
                 match = runtime.matcher.match(f"{item.title}\n{item.text}")
-                if match.matched or item.direct:
+                if match.matched or item.kept_unmatched:
                     result.matched.append(MatchedItem(item, match))
             results.append(result)
         await asyncio.gather(*(self._submit(r) for r in results))
@@ -498,13 +499,15 @@ class Pipeline:
                 stored = known.get((result.runtime.ref.id, item.external_id[:512]))
                 if stored is None or stored.content_hash != content_hash(item.title[:MAX_FIELD], item.text[:MAX_FIELD]):
                     pending.append((result, index))  # new, or its content changed
-        if not pending or self.scorer is None:
+        if not pending:
             return
         texts = [_scoring_text(r.matched[i]) for r, i in pending]
-        verdicts = self.scorer.score_batch(texts)
-        for (result, index), verdict in zip(pending, verdicts, strict=True):
+        verdicts = self.scorer.score_batch(texts) if self.scorer is not None else [None] * len(pending)
+        for (result, index), scored in zip(pending, verdicts, strict=True):
             old = result.matched[index]
-            result.matched[index] = MatchedItem(old.item, old.match, verdict)
+            verdict = rated(scored, old.item.stars)  # a 1- or 2-star review is negative whatever it says
+            if verdict is not None:
+                result.matched[index] = MatchedItem(old.item, old.match, verdict)
 
     def _write_batch(self, results: list[PollResult]) -> None:
         """Hits of every source in a few set-based statements, then each source's state and hooks, in order."""

@@ -165,7 +165,10 @@ def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, An
         "sentiment_lang": sentiment.lang if sentiment else None,
         "sentiment_reasons": list(sentiment.reasons) if sentiment else None,
         "scored_at": now if sentiment else None,
-        "extra": item.extra or None,
+        "extra": ({**item.extra, "stars": str(item.stars)} if item.stars is not None else item.extra) or None,
+        "private": item.private,
+        "thread_id": item.thread_id and item.thread_id[:512],
+        "parent_id": item.parent_id and item.parent_id[:512],
         "duplicate_of": None,
     }
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData(
@@ -132,12 +134,17 @@ hits = Table(
     Column("scored_at", UtcDateTime(), nullable=True),
     Column("risk", Float(), nullable=True),
     Column("extra", JSON(), nullable=True),
+    # The clients' own channels: a private message, and where a hit sits in its platform's threads.
+    Column("private", Boolean(), nullable=False, default=False, server_default=false()),
+    Column("thread_id", String(512), nullable=True),
+    Column("parent_id", String(512), nullable=True),
     UniqueConstraint("source_id", "external_id"),
     Index(None, "client_id", "fetched_at"),
     Index(None, "client_id", "canonical_url"),
     Index(None, "client_id", "text_hash"),
     Index(None, "scored_at"),
     Index(None, "duplicate_of"),  # the FK's ON DELETE SET NULL looks hits up by it (retention, G10)
+    Index(None, "client_id", "thread_id"),  # a conversation's hits, for the reply inbox
 )
 
 engagement = Table(
@@ -152,6 +159,23 @@ engagement = Table(
     Column("score", Integer(), nullable=True),
     Column("views", BigInteger(), nullable=True),
     Index(None, "hit_id", "observed_at"),
+)
+
+# One figure per client account per day (followers, rating, rating count), as its source's API gives it.
+audience = Table(
+    "audience",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("client_id", String(40), ForeignKey("clients.id", ondelete="CASCADE"), nullable=False),
+    Column("source_key", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("account", Text(), nullable=False),  # what `veille sources` shows as the source's target
+    Column("metric", String(40), nullable=False),  # followers, rating, rating_count
+    Column("day", Date(), nullable=False),  # UTC day of the observation
+    Column("value", Float(), nullable=False),
+    Column("observed_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("source_key", "metric", "day"),
+    Index(None, "client_id", "day"),
 )
 
 labels = Table(
