@@ -176,3 +176,23 @@ def silence_signal(client_id: str, last_data_at: datetime | None, settings: Aler
     firing = limit is not None and last_data_at is not None and now - last_data_at >= limit
     reasons = (f"no data since {last_data_at:%Y-%m-%d %H:%M} UTC",) if firing and last_data_at else ()
     return Signal(client_id=client_id, cause=Cause.SILENCE, firing=firing, urgency=Urgency.LOW, reasons=reasons)
+
+
+def audience_signal(
+    client_id: str, subject: str, metric: str, value: float, highest: float | None, settings: AlertingSettings
+) -> Signal | None:
+    """A fall of an account's figure from the window's highest by its configured drop; None if not watched."""
+    drop = dict(settings.audience_drop).get(metric)
+    if drop is None:
+        return None
+    fall = (highest - value) if highest is not None else 0.0
+    firing = fall >= drop - 1e-9
+    reasons = (f"{metric} {highest:g} -> {value:g} (-{fall:g}, threshold {drop:g})",) if firing else ()
+    return Signal(
+        client_id=client_id,
+        cause=Cause.AUDIENCE,
+        subject=f"{subject}:{metric}",
+        firing=firing,
+        urgency=Urgency.LOW,
+        reasons=reasons,
+    )

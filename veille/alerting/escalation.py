@@ -26,7 +26,7 @@ from veille.alerting.calendar import is_quiet
 from veille.alerting.settings import AlertingSettings, Contact
 from veille.core.incidents import Cause, Incident, Kind, Mode, Signal, Status, Urgency
 
-_SUPPRESSIBLE_BY_BUZZ = (Cause.SOURCE, Cause.SILENCE, Cause.VOLUME)
+_SUPPRESSIBLE_BY_BUZZ = (Cause.SOURCE, Cause.SILENCE, Cause.VOLUME, Cause.AUDIENCE)
 
 
 @dataclass(frozen=True, slots=True)

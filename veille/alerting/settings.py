@@ -190,6 +190,9 @@ class AlertingSettings:
     # Source health.
     source_failing_after: timedelta = timedelta(hours=6)
     no_data_after: timedelta | None = timedelta(days=3)
+    # Audience: a fall from the window's highest figure by at least this much opens a low-urgency incident.
+    audience_drop: tuple[tuple[str, float], ...] = (("rating", 0.2),)  # (metric, fall)
+    audience_window: timedelta = timedelta(days=30)
     # Delivery (outbox dispatcher).
     max_attempts: int = 400  # with the 5 min cap, max_age (24 h) is usually reached first
     max_age: timedelta = timedelta(hours=24)
@@ -244,6 +247,15 @@ def _clock_key(section: Reader, key: str, default: time | None) -> time | None:
     return value
 
 
+def _audience_drop(section: Reader, default: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    """`audience_drop = { rating = 0.2, followers = 50 }`: per metric, the fall that opens an incident."""
+    table = section.table("audience_drop")
+    if table is None:
+        return default
+    drops = [(metric, table.float(metric, min=0.0)) for metric in list(table.raw)]
+    return tuple((metric, value) for metric, value in drops if value)
+
+
 def parse_alerting(root: Reader, client_ids: set[str]) -> AlertingSettings:
     contacts = _parse_contacts(root, client_ids)
     section = root.table("alerting")
@@ -288,6 +300,8 @@ def parse_alerting(root: Reader, client_ids: set[str]) -> AlertingSettings:
             "source_failing_after", base.source_failing_after, min=timedelta(minutes=5)
         ),
         no_data_after=no_data,
+        audience_drop=_audience_drop(section, base.audience_drop),
+        audience_window=section.duration("audience_window", base.audience_window, min=timedelta(days=1)),
         max_attempts=section.int("max_attempts", base.max_attempts, min=1, max=10_000),
         max_age=section.duration("max_age", base.max_age, min=timedelta(minutes=1)),
         retry_base=section.duration("retry_base", base.retry_base, min=sec),

@@ -19,6 +19,7 @@ class Cause(StrEnum):
     VOLUME = "volume"  # unusual volume, not negative
     SOURCE = "source"  # one source failing for hours
     SILENCE = "silence"  # a client receiving no data at all
+    AUDIENCE = "audience"  # an account's audience (followers, rating) fell beyond its threshold
 
 
 class Status(StrEnum):

@@ -30,3 +30,6 @@ class PollOutcome:
     not_modified: bool = False  # 304 or identical body: nothing parsed
     note: str | None = None  # shown by `veille sources` (e.g. "budget: 812/1000 reads left")
     earliest_next_poll: float | None = None  # seconds; e.g. rate-limit window nearly exhausted
+    # The client account's audience as the API gave it this poll (followers, rating, rating_count);
+    # drivers ask at most once a day, the store keeps one figure per metric per day.
+    audience: dict[str, float] = field(default_factory=dict)

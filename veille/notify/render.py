@@ -18,12 +18,14 @@ _CAUSE = {
         Cause.VOLUME: "Pic de volume",
         Cause.SOURCE: "Source en panne",
         Cause.SILENCE: "Aucune donnée reçue",
+        Cause.AUDIENCE: "Audience en baisse",
     },
     "en": {
         Cause.BUZZ: "Possible bad buzz",
         Cause.VOLUME: "Volume spike",
         Cause.SOURCE: "Source failing",
         Cause.SILENCE: "No data received",
+        Cause.AUDIENCE: "Audience falling",
     },
 }
 _KIND = {

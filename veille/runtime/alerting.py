@@ -24,7 +24,15 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event
 
 from veille.alerting.calendar import last_occurrence, next_occurrence
-from veille.alerting.detect import HISTORY_DAYS, HitRow, detect, silence_signal, source_signal, text_key
+from veille.alerting.detect import (
+    HISTORY_DAYS,
+    HitRow,
+    audience_signal,
+    detect,
+    silence_signal,
+    source_signal,
+    text_key,
+)
 from veille.alerting.escalation import Context, Decision, evaluate, next_due, observe
 from veille.alerting.risk import CrisisWords, HitFacts, score_risk, velocity
 from veille.alerting.settings import Contact
@@ -39,6 +47,7 @@ from veille.notify.render import incident_title, to_payload
 from veille.runtime import actions
 from veille.runtime.outbox import Dispatcher
 from veille.store import alerts as store
+from veille.store.audience import Figure, highest_since
 from veille.store.engine import write_tx
 from veille.store.outage import StorageStatus
 
@@ -264,6 +273,24 @@ class AlertingService:
         signal = source_signal(client_id, source_key, ok, failing_since, error_kind, self.settings, now)
         if signal.firing or store.active_incident(conn, signal.key) is not None:
             self._apply(conn, [signal], now)
+
+    def on_audience(self, conn: Connection, figures: list[Figure]) -> None:
+        """Today's audience figures: a fall from the window's highest beyond its threshold is an incident."""
+        if not self.settings.enabled:
+            return
+        now = self.now()
+        since = (now - self.settings.audience_window).date()
+        signals = []
+        for figure in figures:
+            highest = highest_since(conn, figure.source_key, figure.metric, since)
+            signal = audience_signal(
+                figure.client_id, figure.source_key, figure.metric, figure.value, highest, self.settings
+            )
+            if signal is not None and (signal.firing or store.active_incident(conn, signal.key) is not None):
+                signals.append(signal)
+        if signals:
+            store.lock_clients(conn, sorted({s.client_id for s in signals}))
+            self._apply(conn, signals, now)
 
     # --- periodic work ----------------------------------------------------------------------------
 

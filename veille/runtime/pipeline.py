@@ -33,6 +33,7 @@ from veille.scoring.ratings import rated
 from veille.sources.base import FeedParser, PollContext, SourceDriver
 from veille.sources.registry import get_driver
 from veille.store import sources as source_store
+from veille.store.audience import Figure, record_figures
 from veille.store.engine import read_conn, write_tx
 from veille.store.hits import (
     MAX_FIELD,
@@ -61,6 +62,8 @@ class PipelineHooks(Protocol):
 
     def on_hits_refreshed(self, conn: Connection, hits: list[StoredHit]) -> None: ...
 
+    def on_audience(self, conn: Connection, figures: list[Figure]) -> None: ...
+
     def on_source_health(
         self,
         conn: Connection,
@@ -79,6 +82,9 @@ class NoHooks:
         return None
 
     def on_hits_refreshed(self, conn: Connection, hits: list[StoredHit]) -> None:
+        return None
+
+    def on_audience(self, conn: Connection, figures: list[Figure]) -> None:
         return None
 
     def on_source_health(
@@ -526,6 +532,17 @@ class Pipeline:
                 now,
                 owner=self._owner(),
             )
+            figures = [
+                Figure(
+                    r.runtime.config.client_id, r.runtime.config.key, r.runtime.ref.kind, r.runtime.config.target, *mv
+                )
+                for r in results
+                if r.outcome is not None and not r.refresh
+                for mv in r.outcome.audience.items()
+            ]
+            if figures:
+                record_figures(conn, figures, now)
+                self.hooks.on_audience(conn, figures)
             for result, new_hits in zip(results, stored, strict=True):
                 updates.append((result, self._finish_one(conn, result, new_hits, now)))
             new_hits = [hit for result, hits in zip(results, stored, strict=True) if not result.refresh for hit in hits]

@@ -17,6 +17,7 @@ DRIVERS: dict[str, str] = {
     "x": "veille.sources.x:XDriver",
     "youtube": "veille.sources.youtube:YoutubeDriver",
     "hackernews": "veille.sources.hackernews:HackerNewsDriver",
+    "facebook": "veille.sources.facebook:FacebookDriver",
 }
 
 

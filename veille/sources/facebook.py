@@ -1,0 +1,384 @@
+"""Facebook Page: visitor posts, posts that tag the page, comments and replies, Messenger conversations.
+
+    [[clients.sources]]
+    kind = "facebook"
+    page_id = "104512345678901"
+    token_env = "FB_PAGE_TOKEN_CHEZGEGE"   # a Page access token (pages_read_engagement,
+                                           # pages_read_user_content, pages_messaging)
+    recent_posts = 10                      # the page's latest posts whose comments are followed
+    messages = true                        # Messenger conversations (private hits)
+    tagged = true                          # posts by others that tag the page (kept on a keyword match)
+
+What is on the page (visitor posts, comments, replies, messages) addresses the client and is stored
+whatever the keywords; posts that tag the page are found elsewhere, so the client's keywords select
+them. The page's own posts and its own answers are not hits. Each poll reads:
+
+- `/{page}/feed` newest first, until the newest post already seen (first poll: the first page);
+- the comments of the `recent_posts` latest posts, only for the posts whose comment count moved,
+  newest first (`filter=stream`: replies included, with their `parent`), until the newest known one;
+- `/{page}/tagged` and `/{page}/conversations` (messages inline, newest first) the same way;
+- once a day, the page's follower count (the audience series).
+
+The cursor JSON keeps the newest time seen per stream and, per followed post, its comment count and
+newest comment time. The Graph API version, errors and usage headers are handled in `graph.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from veille.core.configreader import Reader
+from veille.core.errors import Problems
+from veille.core.models import Engagement, Item
+from veille.core.polling import PollOutcome, PollState
+from veille.sources._common import (
+    bounded,
+    dump_cursor,
+    int_of,
+    list_of,
+    load_cursor,
+    parse_time,
+    require_secret,
+    text_of,
+    web_url,
+)
+from veille.sources.base import DriverBase, PollContext
+from veille.sources.graph import DEFAULT_GRAPH, Graph, Streams
+
+PAGE_SIZE = 25
+COMMENT_PAGE = 50
+POST_FIELDS = (
+    "id,message,story,created_time,from{id,name},permalink_url,shares,"
+    "comments.summary(true).limit(0),reactions.summary(true).limit(0)"
+)
+TAGGED_FIELDS = "id,message,created_time,tagged_time,from{id,name},permalink_url"
+COMMENT_FIELDS = "id,message,created_time,from{id,name},parent{id},permalink_url,like_count,comment_count"
+CONVERSATION_FIELDS = "id,updated_time,link,messages.limit(20){id,message,created_time,from}"
+READ_PERMISSION = "pages_read_engagement"
+USER_CONTENT_PERMISSION = "pages_read_user_content"
+MESSAGING_PERMISSION = "pages_messaging"
+
+
+@dataclass(frozen=True, slots=True)
+class FacebookOptions:
+    page_id: str
+    token_env: str
+    api_base: str = DEFAULT_GRAPH
+    recent_posts: int = 10
+    messages: bool = True
+    tagged: bool = True
+    max_pages: int = 3
+
+    @property
+    def target(self) -> str:
+        return f"facebook: {self.page_id}"
+
+    @property
+    def secret_env(self) -> tuple[str, ...]:
+        return (self.token_env,)
+
+
+# --- parsers (also used by the webhook events and the corpus tests) ---------------------------------
+
+
+def _author(obj: Any) -> tuple[str | None, str | None, dict[str, str]]:
+    """(author shown, display name, extra): Facebook has no handles, so the name is shown and the
+    platform's id kept in `extra["author_id"]` (what a reply or a block needs)."""
+    author_id, name = text_of(obj, "from", "id"), text_of(obj, "from", "name")
+    return name or author_id, name, {"author_id": author_id} if author_id else {}
+
+
+def post_item(post: Any, *, tagged: bool = False) -> Item | None:
+    """A post on the page by someone else (or tagging it) -> Item; None without an id."""
+    post_id = text_of(post, "id")
+    if not post_id:
+        return None
+    author, name, who = _author(post)
+    return Item(
+        external_id=post_id,
+        text=bounded(text_of(post, "message") or text_of(post, "story")),
+        url=web_url(text_of(post, "permalink_url")),
+        author=author,
+        author_name=name,
+        published_at=parse_time(text_of(post, "created_time")),
+        engagement=Engagement(
+            likes=int_of(post, "reactions", "summary", "total_count"),
+            reposts=int_of(post, "shares", "count"),
+            replies=int_of(post, "comments", "summary", "total_count"),
+        ),
+        direct=True,
+        needs_keywords=tagged,
+        thread_id=post_id,
+        extra={"type": "tagged" if tagged else "visitor_post", **who},
+    )
+
+
+def comment_item(comment: Any, post_id: str | None) -> Item | None:
+    """A comment or reply under a page post -> Item whose parent is the comment answered (or the post)."""
+    comment_id = text_of(comment, "id")
+    if not comment_id:
+        return None
+    author, name, who = _author(comment)
+    parent = text_of(comment, "parent", "id")
+    thread = post_id or (comment_id.split("_", 1)[0] if "_" in comment_id else None)
+    return Item(
+        external_id=comment_id,
+        text=bounded(text_of(comment, "message")),
+        url=web_url(text_of(comment, "permalink_url")),
+        author=author,
+        author_name=name,
+        published_at=parse_time(text_of(comment, "created_time")),
+        engagement=Engagement(likes=int_of(comment, "like_count"), replies=int_of(comment, "comment_count")),
+        direct=True,
+        thread_id=thread,
+        parent_id=parent or thread,
+        extra={"type": "reply" if parent else "comment", **who},
+    )
+
+
+def message_item(message: Any, conversation_id: str | None) -> Item | None:
+    """A Messenger (or Instagram direct) message -> a private Item of type `message`."""
+    message_id = text_of(message, "id")
+    if not message_id:
+        return None
+    author, name, who = _author(message)
+    username = text_of(message, "from", "username")  # Instagram direct messages
+    return Item(
+        external_id=message_id,
+        text=bounded(text_of(message, "message")),
+        author=f"@{username}" if username else author,
+        author_name=name or username,
+        published_at=parse_time(text_of(message, "created_time")),
+        direct=True,
+        private=True,
+        thread_id=conversation_id,
+        extra={"type": "message", **who},
+    )
+
+
+def newer(when: datetime | None, since: datetime | None) -> bool:
+    return since is None or when is None or when > since
+
+
+def latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
+
+
+def iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+# --- the driver ------------------------------------------------------------------------------------
+
+
+class _Poll:
+    """The state of one poll: the cursor being advanced and the items found."""
+
+    def __init__(self, ctx: PollContext, options: FacebookOptions, graph: Graph, cursor: dict[str, Any]) -> None:
+        self.ctx, self.options, self.graph = ctx, options, graph
+        self.cursor = cursor
+        self.items: dict[str, Item] = {}
+        self.audience: dict[str, float] = {}
+
+    def since(self, key: str) -> datetime | None:
+        return parse_time(self.cursor.get(key))
+
+    def add(self, item: Item | None, own_id: str) -> None:
+        """Keep an item unless the account itself wrote it (its own posts and answers are not hits)."""
+        if item is not None and item.extra.get("author_id") != own_id:
+            self.items.setdefault(item.external_id, item)
+
+    async def pages(
+        self, path: str, params: dict[str, Any], since: datetime | None, time_key: str, what: str, perm: str
+    ) -> AsyncIterator[tuple[Any, datetime | None]]:
+        """Rows newest first, page after page, until one at or before `since` (first poll: one page)."""
+        after: str | None = None
+        for _ in range(self.options.max_pages):
+            page = await self.graph.page(path, params, what=what, permission=perm, after=after)
+            reached = False
+            for row in page.data:
+                when = parse_time(text_of(row, time_key) or text_of(row, "created_time"))
+                if not newer(when, since):
+                    reached = True
+                    continue
+                yield row, when
+            after = page.after
+            if since is None or reached or not after or self.graph.near_budget:
+                return
+
+    async def feed(self) -> None:
+        """Visitor posts, then the comments of the page's recent posts whose comment count moved."""
+        page_id = self.options.page_id
+        since = self.since("feed")
+        newest = since
+        recent: list[Any] = []
+        page = await self.graph.page(
+            f"{page_id}/feed",
+            {"fields": POST_FIELDS, "limit": PAGE_SIZE},
+            what=f"facebook {page_id} feed",
+            permission=READ_PERMISSION,
+        )
+        rows = list(page.data)
+        after = page.after
+        pages = 1
+        while since is not None and after and pages < self.options.max_pages and not self.graph.near_budget:
+            oldest = parse_time(text_of(rows[-1], "created_time")) if rows else None
+            if oldest is not None and oldest <= since:
+                break
+            more = await self.graph.page(
+                f"{page_id}/feed",
+                {"fields": POST_FIELDS, "limit": PAGE_SIZE},
+                what=f"facebook {page_id} feed",
+                permission=READ_PERMISSION,
+                after=after,
+            )
+            rows.extend(more.data)
+            after, pages = more.after, pages + 1
+        for post in rows:
+            when = parse_time(text_of(post, "created_time"))
+            if text_of(post, "from", "id") != page_id and newer(when, since):
+                self.add(post_item(post), page_id)
+            newest = latest(newest, when)
+            if len(recent) < self.options.recent_posts and text_of(post, "id"):
+                recent.append(post)
+        self.cursor["feed"] = iso(newest)
+        await self.comments(recent)
+
+    async def comments(self, recent: list[Any]) -> None:
+        followed = self.cursor.get("posts") if isinstance(self.cursor.get("posts"), dict) else {}
+        kept: dict[str, Any] = {}
+        for post in recent:
+            post_id = text_of(post, "id") or ""
+            seen = followed.get(post_id) if isinstance(followed.get(post_id), dict) else {}
+            count = int_of(post, "comments", "summary", "total_count")
+            kept[post_id] = seen
+            if self.graph.near_budget or (count is not None and count == seen.get("n")) or count == 0:
+                if count == 0:
+                    kept[post_id] = {"n": 0, "t": seen.get("t")}
+                continue
+            since = parse_time(seen.get("t"))
+            newest = since
+            async for comment, when in self.pages(
+                f"{post_id}/comments",
+                {"fields": COMMENT_FIELDS, "filter": "stream", "order": "reverse_chronological", "limit": COMMENT_PAGE},
+                since,
+                "created_time",
+                f"facebook comments of {post_id}",
+                READ_PERMISSION,
+            ):
+                self.add(comment_item(comment, post_id), self.options.page_id)
+                newest = latest(newest, when)
+            kept[post_id] = {"n": count, "t": iso(newest)}
+        self.cursor["posts"] = kept
+
+    async def tagged(self) -> None:
+        page_id = self.options.page_id
+        since = newest = self.since("tagged")
+        async for post, when in self.pages(
+            f"{page_id}/tagged",
+            {"fields": TAGGED_FIELDS, "limit": PAGE_SIZE},
+            since,
+            "tagged_time",
+            f"facebook {page_id} tagged",
+            USER_CONTENT_PERMISSION,
+        ):
+            self.add(post_item(post, tagged=True), page_id)
+            newest = latest(newest, when)
+        self.cursor["tagged"] = iso(newest)
+
+    async def conversations(self, owner_id: str, key: str, platform: str | None = None) -> None:
+        """Conversations updated since the last poll, and their messages newer than it (owner's skipped)."""
+        page_id = self.options.page_id
+        since = newest = self.since(key)
+        params: dict[str, Any] = {"fields": CONVERSATION_FIELDS, "limit": PAGE_SIZE}
+        if platform:
+            params["platform"] = platform
+        async for conversation, when in self.pages(
+            f"{page_id}/conversations",
+            params,
+            since,
+            "updated_time",
+            f"{platform or 'messenger'} conversations of {page_id}",
+            "instagram_manage_messages" if platform == "instagram" else MESSAGING_PERMISSION,
+        ):
+            conversation_id = text_of(conversation, "id")
+            for message in list_of(conversation, "messages", "data"):
+                if newer(parse_time(text_of(message, "created_time")), since):
+                    self.add(message_item(message, conversation_id), owner_id)
+            newest = latest(newest, when)
+        self.cursor[key] = iso(newest)
+
+    async def audience_once_a_day(self, path: str, fields: str, what: str, perm: str) -> None:
+        """The account's follower count, once per UTC day (`followers_count`, else the page's `fan_count`)."""
+        day = self.ctx.clock.now().date().isoformat()
+        if self.cursor.get("audience_day") == day:
+            return
+        body = await self.graph.get(path, {"fields": fields}, what=what, permission=perm)
+        value = int_of(body, "followers_count")
+        value = int_of(body, "fan_count") if value is None else value
+        if value is not None:
+            self.audience["followers"] = float(value)
+        self.cursor["audience_day"] = day
+
+    def outcome(self, streams: Streams) -> PollOutcome:
+        streams.check()
+        self.cursor["denied"] = streams.denied
+        note = streams.note()
+        return PollOutcome(
+            items=list(self.items.values()),
+            cursor=dump_cursor({k: v for k, v in self.cursor.items() if v not in (None, {})}),
+            note="; ".join(note) or None,
+            earliest_next_poll=self.graph.slow_down,
+            audience=self.audience,
+        )
+
+
+class FacebookDriver(DriverBase):
+    kind: ClassVar[str] = "facebook"
+
+    def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> FacebookOptions | None:
+        before = len(problems)
+        reader = Reader(raw, path, problems)
+        page_id = reader.str("page_id")
+        token_env = reader.env_name("token_env")
+        api_base = reader.url("api_base", DEFAULT_GRAPH)
+        recent_posts = reader.int("recent_posts", 10, min=0, max=50)
+        messages = reader.bool("messages", True)
+        tagged = reader.bool("tagged", True)
+        max_pages = reader.int("max_pages", 3, min=1, max=20)
+        reader.finish()
+        if page_id is not None and not page_id.isdigit():
+            reader.add(
+                "page_id",
+                f"{page_id!r} is not a numeric page id",
+                "use the id shown in the page's About > Page transparency, or in Meta Business Suite settings",
+            )
+        if len(problems) > before:
+            return None
+        return FacebookOptions(page_id, token_env, api_base.rstrip("/"), recent_posts, messages, tagged, max_pages)
+
+    async def poll(self, ctx: PollContext, options: FacebookOptions, state: PollState) -> PollOutcome:
+        graph = Graph(ctx, options.api_base, require_secret(ctx, options.token_env))
+        run = _Poll(ctx, options, graph, load_cursor(state.cursor))
+        streams = Streams(ctx, graph, run.cursor.get("denied"))
+        await streams.run("posts", run.feed)
+        if options.tagged:
+            await streams.run("tagged", run.tagged)
+        if options.messages:
+            await streams.run("messages", lambda: run.conversations(options.page_id, "messages"))
+        await streams.run(
+            "audience",
+            lambda: run.audience_once_a_day(
+                options.page_id,
+                "id,name,followers_count,fan_count",
+                f"facebook page {options.page_id}",
+                READ_PERMISSION,
+            ),
+            side=True,
+        )
+        return run.outcome(streams)

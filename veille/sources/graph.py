@@ -1,0 +1,311 @@
+"""Meta's Graph API, shared by the Facebook Page and Instagram drivers (and the webhook parser).
+
+One place pins the API version and turns Graph answers into veille's errors:
+
+- error codes by type (https://developers.facebook.com/docs/graph-api/guides/error-handling):
+  4, 17, 32, 613 and the 80001-80014 business-use-case codes are rate limits; 190 (and 102, 463, 467)
+  is an expired or revoked token, shown as credentials refused; 10 and 200-299 are a missing
+  permission, shown with the permission's name; 100 with subcode 33 and 803 are an object that does
+  not exist (or that this token cannot see); `is_transient` and codes 1, 2 are worth a retry.
+- the usage headers (`X-App-Usage`, `X-Page-Usage`, `X-Business-Use-Case-Usage`): percentages of the
+  rolling one-hour budget. From USAGE_SLOW_DOWN % the driver stops paging for this poll and the next poll
+  waits (at least `estimated_time_to_regain_access`); at 100 % Meta throttles, so nothing is asked again
+  before the wait is over (the gate survives between polls in `ctx.cache`).
+- cursor paging: `paging.cursors.after` is sent back as `after` on the same URL (never the `next` URL,
+  which carries the access token and a host veille did not configure).
+
+The token goes in the Authorization header, never in a URL, so no log line can show it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, RetryableFetchError
+from veille.core.models import ErrorKind
+from veille.sources._common import BadResponse, cap_wait, dig, int_of, list_of, parse_json, text_of
+from veille.sources.base import PollContext
+
+GRAPH_VERSION = "v21.0"  # the one place the Graph API version is pinned
+DEFAULT_GRAPH = "https://graph.facebook.com"
+USAGE_SLOW_DOWN = 80.0  # percent of any usage budget: stop paging, space the next poll out
+SLOW_DOWN_WAIT = 15 * 60.0  # seconds before the next poll when close to the budget
+THROTTLED_WAIT = 60 * 60.0  # seconds when throttled without an estimate (Meta's windows are one hour)
+
+RATE_CODES = frozenset({4, 17, 32, 613}) | frozenset(range(80001, 80015))
+TOKEN_CODES = frozenset({190, 102, 463, 467})
+PERMISSION_CODES = frozenset({10}) | frozenset(range(200, 300))
+NOT_FOUND_CODES = frozenset({803})
+TRANSIENT_CODES = frozenset({1, 2})
+_PERMISSION = re.compile(r"\b((?:pages|instagram|business|read|manage|public)_[a-z_]+)\b")
+GATE_KEY = "graph_gate"
+
+
+class TokenRefused(AuthFailed):
+    """The access token expired or was revoked: every request of the source will fail the same way."""
+
+
+class PermissionMissing(AuthFailed):
+    """The token lacks one permission: only the requests that need it fail."""
+
+    def __init__(self, message: str, permission: str) -> None:
+        super().__init__(message)
+        self.permission = permission
+
+
+@dataclass(frozen=True, slots=True)
+class GraphError:
+    """The `error` object of a Graph answer."""
+
+    code: int | None
+    subcode: int | None
+    message: str
+    transient: bool
+
+    @classmethod
+    def of(cls, body: bytes) -> GraphError | None:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        error = dig(data, "error")
+        if not isinstance(error, Mapping):
+            return None
+        return cls(
+            int_of(error, "code"),
+            int_of(error, "error_subcode"),
+            (text_of(error, "message") or "")[:300],
+            dig(error, "is_transient") is True,
+        )
+
+
+def permission_named(message: str, fallback: str) -> str:
+    """The permission a Graph error message names ("requires the 'pages_messaging' permission")."""
+    found = _PERMISSION.search(message)
+    return found.group(1) if found else fallback
+
+
+def graph_error(what: str, status: int, body: bytes, permission: str, usage_wait: float | None) -> FetchError:
+    """The FetchError for a Graph API error answer (any status but 200)."""
+    error = GraphError.of(body)
+    if error is None or error.code is None:
+        if status == 429:
+            return RateLimited(f"{what}: rate limited (HTTP 429)", retry_after=usage_wait or THROTTLED_WAIT)
+        if status >= 500:
+            return RetryableFetchError(ErrorKind.HTTP_5XX, f"{what}: HTTP {status}")
+        if status in (401, 403):
+            return TokenRefused(f"{what}: access refused (HTTP {status})")
+        if status == 404:
+            return PermanentFetchError(ErrorKind.NOT_FOUND, f"{what}: not found (HTTP 404)")
+        return PermanentFetchError(ErrorKind.HTTP_4XX, f"{what}: HTTP {status}")
+    code = error.code
+    detail = f"code {code}" + (f"/{error.subcode}" if error.subcode else "")
+    if code in RATE_CODES:
+        return RateLimited(f"{what}: Graph API rate limit ({detail})", retry_after=usage_wait or THROTTLED_WAIT)
+    if code in TOKEN_CODES:
+        return TokenRefused(f"{what}: access token expired or revoked ({detail}); generate a new Page access token")
+    if code in PERMISSION_CODES:
+        name = permission_named(error.message, permission)
+        return PermissionMissing(f"{what}: missing permission {name} ({detail})", name)
+    if code in NOT_FOUND_CODES or (code == 100 and error.subcode == 33):
+        return PermanentFetchError(
+            ErrorKind.NOT_FOUND, f"{what}: does not exist or this token cannot see it ({detail}); check the id"
+        )
+    if error.transient or code in TRANSIENT_CODES or status >= 500:
+        return RetryableFetchError(ErrorKind.HTTP_5XX, f"{what}: temporary Graph API error ({detail})")
+    return PermanentFetchError(ErrorKind.HTTP_4XX, f"{what}: Graph API error ({detail}: {error.message[:160]})")
+
+
+# --- usage headers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """The highest share used of any announced budget, and Meta's estimate of the wait (seconds)."""
+
+    percent: float
+    regain_in: float | None
+
+    def wait(self) -> float | None:
+        """Seconds the next poll should wait (Meta's estimate when it gives one), or None when there is room."""
+        if self.percent < USAGE_SLOW_DOWN:
+            return None
+        return cap_wait(self.regain_in or (SLOW_DOWN_WAIT if self.percent < 100 else THROTTLED_WAIT))
+
+
+def _percentages(entry: Any) -> tuple[float, float | None]:
+    if not isinstance(entry, Mapping):
+        return 0.0, None
+    shares = [
+        float(v)
+        for k in ("call_count", "total_cputime", "total_time", "acc_id_util_pct")
+        if isinstance(v := entry.get(k), int | float) and not isinstance(v, bool)
+    ]
+    minutes = entry.get("estimated_time_to_regain_access")
+    regain = float(minutes) * 60 if isinstance(minutes, int | float) and not isinstance(minutes, bool) else None
+    return max(shares, default=0.0), regain or None
+
+
+def usage(headers: Mapping[str, str]) -> Usage | None:
+    """Read the three usage headers; None when the answer carries none (or only unreadable ones)."""
+    entries: list[Any] = []
+    for name in ("x-app-usage", "x-page-usage", "x-ad-account-usage"):
+        if (raw := headers.get(name)) is not None:
+            try:
+                entries.append(json.loads(raw))
+            except ValueError:
+                continue
+    if (raw := headers.get("x-business-use-case-usage")) is not None:
+        try:
+            business = json.loads(raw)
+        except ValueError:
+            business = None
+        if isinstance(business, Mapping):
+            entries.extend(e for values in business.values() if isinstance(values, list) for e in values)
+    if not entries:
+        return None
+    figures = [_percentages(e) for e in entries]
+    regains = [r for _, r in figures if r]
+    return Usage(max(p for p, _ in figures), max(regains) if regains else None)
+
+
+# --- the client -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GraphPage:
+    data: list[Any]
+    after: str | None  # cursor of the next page; None at the end
+    body: Mapping[str, Any]
+
+
+class Graph:
+    """GET requests to one Graph API host with one token, honouring the usage budget across polls."""
+
+    def __init__(self, ctx: PollContext, api_base: str, token: str) -> None:
+        self._ctx = ctx
+        self._base = f"{api_base.rstrip('/')}/{GRAPH_VERSION}"
+        self._token = token
+        self._host = urlsplit(api_base).netloc
+        self._gate: dict[str, float] = ctx.cache.setdefault(GATE_KEY, {})
+        self.slow_down: float | None = None  # set once a usage header says to stop for this poll
+
+    @property
+    def near_budget(self) -> bool:
+        return self.slow_down is not None
+
+    def _check_gate(self) -> None:
+        until = self._gate.get(self._host)
+        if until is None:
+            return
+        left = until - self._ctx.clock.monotonic()
+        if left > 0:
+            raise RateLimited("Graph API usage budget nearly spent: waiting", retry_after=cap_wait(left))
+        del self._gate[self._host]
+
+    async def get(self, path: str, params: Mapping[str, Any], *, what: str, permission: str) -> Mapping[str, Any]:
+        """One GET; `permission` is the one the endpoint needs, named when Meta's message does not."""
+        self._check_gate()
+        response = await self._ctx.http.get(
+            f"{self._base}/{path.lstrip('/')}",
+            params=dict(params),
+            headers={"Authorization": f"Bearer {self._token}"},
+            accept_statuses=frozenset(range(400, 600)),
+        )
+        announced = usage(response.headers)
+        wait = announced.wait() if announced else None
+        if wait is not None:
+            self.slow_down = max(self.slow_down or 0.0, wait)
+            self._gate[self._host] = self._ctx.clock.monotonic() + wait
+            self._ctx.log.warning(
+                "Graph API usage at %.0f%%: next request in %.0f s", announced.percent if announced else 0, wait
+            )
+        if response.status != 200:
+            raise graph_error(what, response.status, response.body, permission, wait)
+        data = parse_json(response.body, what)
+        if not isinstance(data, Mapping):
+            raise BadResponse(f"{what}: expected an object")
+        if isinstance(data.get("error"), Mapping):  # some proxies answer 200 with an error body
+            raise graph_error(what, 400, response.body, permission, wait)
+        return data
+
+    async def page(
+        self, path: str, params: Mapping[str, Any], *, what: str, permission: str, after: str | None = None
+    ) -> GraphPage:
+        """One page of an edge; `after` continues from the previous page's cursor."""
+        query = dict(params)
+        if after:
+            query["after"] = after
+        body = await self.get(path, query, what=what, permission=permission)
+        if "data" in body and not isinstance(body["data"], list):
+            raise BadResponse(f"{what}: `data` is not a list")
+        rows = list_of(body, "data")
+        more = text_of(body, "paging", "cursors", "after") if text_of(body, "paging", "next") else None
+        return GraphPage(rows, more if rows else None, body)
+
+
+# --- streams of one source ------------------------------------------------------------------------
+
+PERMISSION_RETRY = 6 * 3600.0  # a stream refused for a missing permission is tried again this much later
+
+
+class Streams:
+    """Failure isolation between the streams of one Graph source (feed, tagged posts, messages...).
+
+    A revoked token, a throttle or an object that does not exist fails the whole poll (every stream would
+    fail alike). A missing permission or another error fails only its stream, whose cursor stays where it
+    was; a stream refused for a permission is not asked again for PERMISSION_RETRY (its note stays in
+    `veille sources`), so nothing is retried in a loop. The poll fails when every stream it ran failed.
+    """
+
+    def __init__(self, ctx: PollContext, graph: Graph, saved: Any) -> None:
+        self._ctx = ctx
+        self._graph = graph
+        now = ctx.clock.now().timestamp()
+        self.denied: dict[str, dict[str, Any]] = {
+            name: entry
+            for name, entry in (saved.items() if isinstance(saved, Mapping) else ())
+            if isinstance(entry, Mapping) and isinstance(entry.get("until"), int | float) and entry["until"] > now
+        }
+        self.failures: list[FetchError] = []
+        self.ran = 0
+
+    async def run(self, name: str, work: Callable[[], Awaitable[None]], *, side: bool = False) -> None:
+        """Run one stream; a `side` one (the daily audience figure) never decides whether the poll failed."""
+        if name in self.denied or self._graph.near_budget:
+            return
+        self.ran += 0 if side else 1
+        try:
+            await work()
+        except (TokenRefused, RateLimited):
+            raise
+        except FetchError as exc:
+            if exc.kind is ErrorKind.NOT_FOUND:
+                raise
+            if not side:
+                self.failures.append(exc)
+            if isinstance(exc, PermissionMissing):
+                until = self._ctx.clock.now().timestamp() + PERMISSION_RETRY
+                self.denied[name] = {"permission": exc.permission, "until": until}
+            self._ctx.log.warning("%s: %s", name, exc.message)
+
+    def check(self) -> None:
+        """Raise the first failure when every stream that ran failed."""
+        if self.failures and len(self.failures) >= self.ran:
+            raise self.failures[0]
+
+    def note(self) -> list[str]:
+        """What `veille sources` shows: missing permissions, failed streams, a usage budget nearly spent."""
+        denied = sorted(self.denied.items())
+        parts = [f"permission manquante : {e['permission']} ({name} non lus)" for name, e in denied]
+        others = [f for f in self.failures if not isinstance(f, PermissionMissing)]
+        if others:
+            parts.append(f"{len(others)} flux en échec ({', '.join(sorted({f.kind.value for f in others}))})")
+        if self._graph.near_budget:
+            parts.append("quota Graph API presque épuisé : sondage espacé")
+        return parts
