@@ -250,11 +250,13 @@ class _Poll:
         await self.comments(recent)
 
     async def comments(self, recent: list[Any]) -> None:
-        followed = self.cursor.get("posts") if isinstance(self.cursor.get("posts"), dict) else {}
+        saved = self.cursor.get("posts")
+        followed: dict[str, Any] = saved if isinstance(saved, dict) else {}
         kept: dict[str, Any] = {}
         for post in recent:
             post_id = text_of(post, "id") or ""
-            seen = followed.get(post_id) if isinstance(followed.get(post_id), dict) else {}
+            entry = followed.get(post_id)
+            seen: dict[str, Any] = entry if isinstance(entry, dict) else {}
             count = int_of(post, "comments", "summary", "total_count")
             kept[post_id] = seen
             if self.graph.near_budget or (count is not None and count == seen.get("n")) or count == 0:
@@ -358,7 +360,7 @@ class FacebookDriver(DriverBase):
                 f"{page_id!r} is not a numeric page id",
                 "use the id shown in the page's About > Page transparency, or in Meta Business Suite settings",
             )
-        if len(problems) > before:
+        if len(problems) > before or page_id is None or token_env is None:
             return None
         return FacebookOptions(page_id, token_env, api_base.rstrip("/"), recent_posts, messages, tagged, max_pages)
 

@@ -268,7 +268,7 @@ class Streams:
         self._graph = graph
         now = ctx.clock.now().timestamp()
         self.denied: dict[str, dict[str, Any]] = {
-            name: entry
+            name: dict(entry)
             for name, entry in (saved.items() if isinstance(saved, Mapping) else ())
             if isinstance(entry, Mapping) and isinstance(entry.get("until"), int | float) and entry["until"] > now
         }

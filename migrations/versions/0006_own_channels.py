@@ -1,8 +1,8 @@
 """The clients' own channels: hits say whether they are private and where they sit in their platform's
 threads (thread and parent ids, for the reply inbox); `audience` keeps one figure per account per day.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-03 08:40:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import veille.store.schema
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
