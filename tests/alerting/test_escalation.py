@@ -378,16 +378,6 @@ def test_risk_evidence_times_reach() -> None:
     assert viral_positive.value < 0.1 and not viral_positive.negative
 
 
-def test_a_furious_comment_on_the_clients_own_channel_alerts_without_a_follower_count() -> None:
-    words = CrisisWords(AlertingSettings().crisis_words)
-    settings = AlertingSettings()
-    furious = score_risk(HitFacts("Intoxication après votre menu, honte !", neg(), True, None, None), words)
-    grumpy = score_risk(HitFacts("Bof, un peu déçu", neg(-0.4), True, None, None), words)
-    elsewhere = score_risk(HitFacts("Intoxication après leur menu, honte !", neg(), False, None, None), words)
-    assert settings.risk_threshold <= furious.value < settings.critical_risk  # low urgency, not a ring
-    assert grumpy.value < settings.risk_threshold and elsewhere.value < settings.risk_threshold
-
-
 @given(st.text(max_size=300), st.integers(0, 10**7), st.floats(-1, 1))
 def test_risk_is_bounded(text: str, followers: int, score: float) -> None:
     words = CrisisWords(AlertingSettings().crisis_words)

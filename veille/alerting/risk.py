@@ -76,9 +76,6 @@ class Risk:
     reasons: tuple[str, ...]
 
 
-OWN_CHANNEL_REACH = 0.25  # about the reach of an author with 20 followers
-
-
 def _log_scale(value: float, full: float) -> float:
     """0 at 0, 1 at `full`, logarithmic in between (reach spans orders of magnitude)."""
     if value <= 0:
@@ -95,11 +92,6 @@ def score_risk(facts: HitFacts, words: CrisisWords) -> Risk:
     crisis = 0.0 if positive and not negative else words.weight(found)
     evidence = min(1.0, 0.6 * negativity + 0.4 * crisis + (0.15 if facts.direct and (negative or found) else 0.0))
     audience = _log_scale(facts.author_followers or 0, 100_000)
-    if facts.direct and facts.author_followers is None:
-        # A comment, message or review on the client's own channel whose author's audience the API does
-        # not give (Facebook, Google, YouTube): the client's own visitors read it, so it reaches at least
-        # what an ordinary customer's post would.
-        audience = max(audience, OWN_CHANNEL_REACH)
     engaged = _log_scale(facts.engagement.total() if facts.engagement else 0, 1_000)
     velocity = _log_scale(facts.velocity_per_hour, 300)
     prior = min(1.0, max(0.0, facts.reach_prior))

@@ -342,6 +342,7 @@ class _Poll:
 
 class FacebookDriver(DriverBase):
     kind: ClassVar[str] = "facebook"
+    reach_prior: ClassVar[float] = 0.3  # what is on the page is read by the page's visitors (Graph gives no figure)
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> FacebookOptions | None:
         before = len(problems)
