@@ -340,7 +340,7 @@ class _Poll:
         )
 
 
-class FacebookDriver(DriverBase):
+class FacebookDriver(DriverBase[FacebookOptions]):
     kind: ClassVar[str] = "facebook"
     reach_prior: ClassVar[float] = 0.3  # what is on the page is read by the page's visitors (Graph gives no figure)
 

@@ -192,7 +192,10 @@ class Graph:
         self._base = f"{api_base.rstrip('/')}/{GRAPH_VERSION}"
         self._token = token
         self._host = urlsplit(api_base).netloc
-        self._gate: dict[str, float] = ctx.cache.setdefault(GATE_KEY, {})
+        gate = ctx.cache.get(GATE_KEY)
+        if not isinstance(gate, dict):
+            gate = ctx.cache[GATE_KEY] = {}
+        self._gate: dict[str, float] = gate
         self.slow_down: float | None = None  # set once a usage header says to stop for this poll
 
     @property
