@@ -50,6 +50,7 @@ class DaemonConfig:
     parse_timeout: float = 5.0
     max_entries: int = 200  # newest entries processed per feed
     lease: timedelta = timedelta(minutes=2)  # a source's poller is taken over this long after it dies (G7)
+    capacity: float = 1.0  # this daemon's weight when several share the sources (a bigger machine: 2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +277,7 @@ def _parse_daemon(root: Reader) -> DaemonConfig:
         parse_timeout=section.float("parse_timeout", base.parse_timeout, min=0.5, max=120),
         max_entries=section.int("max_entries", base.max_entries, min=1, max=10_000),
         lease=section.duration("lease", base.lease, min=timedelta(seconds=3)),
+        capacity=section.float("capacity", base.capacity, min=0.1, max=100.0),
     )
     section.finish()
     return config

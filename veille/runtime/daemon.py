@@ -28,14 +28,17 @@ from veille.core.errors import ConfigError, StorageError
 from veille.core.i18n import N_
 from veille.core.models import SourceStatus
 from veille.runtime.health import HEARTBEAT_SECONDS, Health, health_path, this_process, write_health
-from veille.runtime.leases import SourceLeases
-from veille.runtime.wiring import Components, build, build_streams, close_all
+from veille.runtime.leases import SourceLeases, lease_units, spread_key
+from veille.runtime.wiring import Components, StreamGroup, build, build_streams, close_all, stream_groups
 from veille.sources.registry import streams
 
 if TYPE_CHECKING:
     pass
 
 log = logging.getLogger("veille.runtime.daemon")
+
+
+STREAM_LEASE_CHECK = 0.5  # seconds between checks that this daemon still holds a stream group
 
 
 class Daemon:
@@ -178,12 +181,22 @@ class Daemon:
         if self.leases is None:
             return
         async with self._lease_lock:
-            ids = [runtime.ref.id for runtime in pipeline.runtimes.values()]
-            lease_round = await asyncio.to_thread(self.leases.take, ids)
+            units = lease_units(
+                {k: (r.ref.id, spread_key(r.config.target, r.config.kind)) for k, r in pipeline.runtimes.items()},
+                list(stream_groups(pipeline.runtimes).values()),
+            )
+            busy = [runtime.ref.id for runtime in pipeline.runtimes.values() if runtime.in_flight]
+            lease_round = await asyncio.to_thread(self.leases.take, units, busy=busy)
             adopted = pipeline.adopt(lease_round.acquired, takeover=takeover)
             self.leases.publish(lease_round)
         if lease_round.lost:
             log.warning("lost the lease of %d sources: another daemon polls them now", len(lease_round.lost))
+        if lease_round.released:
+            log.info(
+                "handed over %d sources to share the load (this daemon's share: %d)",
+                len(lease_round.released),
+                lease_round.share,
+            )
         if takeover and adopted:
             log.info("took over %d sources from another daemon", len(adopted))
             self._run_when_due(adopted)
@@ -234,6 +247,31 @@ class Daemon:
                 spread = min(runtime.config.every, self.config.daemon.startup_spread).total_seconds()
                 due = now + timedelta(seconds=self.rng.uniform(0, spread))
             self.scheduler.modify_job(key, next_run_time=due)
+
+    async def _run_stream_while_held(self, group: StreamGroup, stop: asyncio.Event) -> None:
+        """One consumer per stream group among all the daemons: it runs while this daemon holds the group's
+        leader. A new holder resumes from the stored cursor minus the rewind, so posts of a takeover gap
+        are read again (and stored once)."""
+        while not stop.is_set():
+            if self.leases is not None and not self.leases.holds(group.leader):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), STREAM_LEASE_CHECK)
+                continue
+            log.info("stream %s: this daemon runs its consumer", group.name)
+            held = asyncio.Event()
+            watcher = asyncio.create_task(self._watch_stream_lease(group, stop, held), name="veille-stream-lease")
+            try:
+                await group.run(held)
+            finally:
+                watcher.cancel()
+            if not stop.is_set():
+                log.info("stream %s: handed over to another daemon", group.name)
+
+    async def _watch_stream_lease(self, group: StreamGroup, stop: asyncio.Event, end: asyncio.Event) -> None:
+        while not stop.is_set() and (self.leases is None or self.leases.holds(group.leader)):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STREAM_LEASE_CHECK)
+        end.set()
 
     async def _keep_leases(self, leases: SourceLeases, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -307,7 +345,7 @@ class Daemon:
             await starter()
         await pipeline.start()
         leases = self.leases = pipeline.leases = SourceLeases(
-            self.components.engine, self.clock, lease=self.config.daemon.lease
+            self.components.engine, self.clock, lease=self.config.daemon.lease, capacity=self.config.daemon.capacity
         )
         await self.refresh_leases(takeover=False)  # before the first polls: only the sources it holds
         self.schedule_sources()
@@ -321,8 +359,8 @@ class Daemon:
             for job in self.components.background
         ]
         background += [
-            asyncio.create_task(stream(self.stop_event), name="veille-stream")
-            for stream in build_streams(self.config, pipeline, self.clock)
+            asyncio.create_task(self._run_stream_while_held(group, self.stop_event), name="veille-stream")
+            for group in build_streams(pipeline, self.clock)
         ]
         log.info(
             "veille started: %d clients, %d sources (%d held by this daemon, %s)",

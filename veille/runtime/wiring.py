@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from veille.core.paths import sqlite_path
 from veille.net.http import HttpClient, quiet_http_loggers
 from veille.runtime.health import alerting_health, telegram_health
 from veille.runtime.jobs import purge_daily, refresh_risky_hits
-from veille.runtime.pipeline import Pipeline
+from veille.runtime.pipeline import Pipeline, SourceRuntime
 from veille.sources.registry import parses_feeds
 from veille.store.engine import make_engine, on_network_filesystem
 from veille.store.migrate import check_schema
@@ -36,17 +36,34 @@ log = logging.getLogger("veille.runtime.wiring")
 BackgroundJob = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
-def build_streams(config: Config, pipeline: Pipeline, clock: Clock) -> list[BackgroundJob]:
-    """One consumer per stream group (one Jetstream URL...), matching every post against all its clients."""
+def stream_groups(runtimes: Mapping[str, SourceRuntime]) -> dict[tuple[str, str], list[str]]:
+    """Streamed sources by (kind, stream group): one consumer serves each group."""
     from veille.sources.registry import get_driver
 
     groups: dict[tuple[str, str], list[str]] = {}
-    for key, runtime in pipeline.runtimes.items():
+    for key, runtime in runtimes.items():
         driver = get_driver(runtime.config.kind)
         if driver.streams:
             groups.setdefault((runtime.config.kind, driver.stream_group(runtime.config.options)), []).append(key)
-    streams: list[BackgroundJob] = []
-    for (kind, _group), keys in groups.items():
+    return groups
+
+
+@dataclass(frozen=True, slots=True)
+class StreamGroup:
+    """One stream consumer and the sources it feeds; its leader's lease says which daemon runs it."""
+
+    name: str
+    keys: tuple[str, ...]
+    leader: int  # source id
+    run: BackgroundJob
+
+
+def build_streams(pipeline: Pipeline, clock: Clock) -> list[StreamGroup]:
+    """One consumer per stream group (one Jetstream URL...), matching every post against all its clients."""
+    from veille.sources.registry import get_driver
+
+    streams: list[StreamGroup] = []
+    for (kind, group), keys in stream_groups(pipeline.runtimes).items():
         matchers = {pipeline.runtimes[k].config.client_id: pipeline.runtimes[k].matcher for k in keys}
         consumer = get_driver(kind).open_stream(
             pipeline.runtimes[keys[0]].config.options,
@@ -69,7 +86,8 @@ def build_streams(config: Config, pipeline: Pipeline, clock: Clock) -> list[Back
         ) -> None:
             await consumer.run(stop, load, store)
 
-        streams.append(run)
+        leader = min(pipeline.runtimes[k].ref.id for k in keys)
+        streams.append(StreamGroup(f"{kind} {group}", tuple(keys), leader, run))
     return streams
 
 

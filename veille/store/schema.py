@@ -102,6 +102,24 @@ sources = Table(
     Index(None, "next_poll_at"),
 )
 
+# The live daemons sharing the sources (one row each, renewed with its leases; a clean stop deletes it):
+# each holds about capacity / total capacity of the sources, and `veille daemons` lists them.
+daemons = Table(
+    "daemons",
+    metadata,
+    Column("owner", String(64), primary_key=True),  # host:pid:random, as in sources.lease_owner
+    Column("host", String(64), nullable=False),
+    Column("pid", Integer(), nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("capacity", Float(), nullable=False, default=1.0),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("renewed_at", UtcDateTime(), nullable=False),
+    Column("held", Integer(), nullable=False, default=0),  # sources held after its last renewal
+    # Which sources it shares: daemons with the same set share them; one with another set (a config being
+    # rolled out) does not count in their shares, so that no source is left without a holder.
+    Column("units_hash", String(64), nullable=False, default=""),
+)
+
 hits = Table(
     "hits",
     metadata,
