@@ -342,7 +342,11 @@ def test_two_daemons_on_postgresql_split_the_sources_and_one_takes_over_when_the
         taken_after = time.monotonic() - frozen
         assert taken_after >= 3 * 5 / 6 - 1  # not before a's lease ran out (a renewed at most 1 s before)
         processes["a"].send_signal(signal.SIGCONT)  # a wakes up: its leases are gone, it must not poll f0-f2
-        assert wait_for(lambda: all(len(fetches(n)) >= 2 for n in range(6)), 45), ([fetches(n) for n in range(6)], log("a"), log("b"))
+        assert wait_for(lambda: all(len(fetches(n)) >= 2 for n in range(6)), 45), (
+            [fetches(n) for n in range(6)],
+            log("a"),
+            log("b"),
+        )
         for n in range(3):  # taken over by b when due: a's poll + 30 s, not at once
             first, second = fetches(n)
             assert second - first >= 29, (n, second - first)
