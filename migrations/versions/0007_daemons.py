@@ -1,7 +1,7 @@
 """The live daemons sharing the sources (fair share of source leases, `veille daemons`).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03 09:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import veille.store.schema
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
