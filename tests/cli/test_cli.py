@@ -339,3 +339,9 @@ def test_check_and_run_refuse_the_same_file(command: tuple[str, ...], setup: tup
     lines = result.stderr.strip().splitlines()
     assert lines[0] == f"{config}: 1 problem:"
     assert lines[1].startswith("  - sources.tapis/local.url:") and "allow_private_addresses" in lines[1]
+
+
+def test_hits_search_ignores_case_and_accents(setup: tuple[Path, str]) -> None:
+    config, _ = setup
+    result = invoke("hits", "--config", str(config), "--search", "GEGE", "--all", "--format", "json")
+    assert {r["title"] for r in json.loads(result.output)} == {"Ancien", "Avis A", "Avis B"}

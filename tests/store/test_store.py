@@ -177,6 +177,32 @@ def test_sentiment_and_query_filters(engine: Engine) -> None:
         assert query_hits(conn, HitQuery(since=NOW + timedelta(seconds=1))) == []
 
 
+def test_search_ignores_case_accents_and_ligatures_as_keywords_do(engine: Engine) -> None:
+    source = make_source(engine)
+    with write_tx(engine) as conn:
+        store_items(
+            conn,
+            source,
+            [
+                item("g", "Chez Gégé, service lent"),
+                item("o", "Une ŒUVRE  d'art\nchez gégé", title="CAFÉ"),
+                item("a", "rien à voir", author="Hélène"),
+            ],
+            NOW,
+        )
+    with read_conn(engine) as conn:
+
+        def found(text: str) -> list[str]:
+            return sorted(r["external_id"] for r in query_hits(conn, HitQuery(search=text)))
+
+        assert found("gege") == ["g", "o"]
+        assert found("GÉGÉ") == ["g", "o"]
+        assert found("oeuvre d'art chez") == ["o"]
+        assert found("café") == found("cafe") == ["o"]
+        assert found("helene") == ["a"]
+        assert found("gégés") == []
+
+
 def test_churning_content_updated_a_bounded_number_of_times(engine: Engine) -> None:
     from veille.store.hits import CONTENT_CHANGE_LIMIT
 

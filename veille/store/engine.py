@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from veille.core.errors import StorageError
 from veille.core.paths import sqlite_path
+from veille.store.search import register_sqlite_fold
 
 BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT = 10  # seconds
@@ -70,6 +71,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.close()
+        register_sqlite_fold(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

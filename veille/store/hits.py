@@ -45,9 +45,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from veille.core.matching import MatchResult
+from veille.core.matching import MatchResult, fold
 from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult, StoredHit
 from veille.store.schema import engagement, hits, sources
+from veille.store.search import folded
 from veille.store.urls import canonical_url, content_hash, text_fingerprint
 
 CONTENT_CHANGE_LIMIT = 24  # like reader's HASH_CHANGED_LIMIT: churning feeds are not re-scored forever
@@ -610,12 +611,14 @@ def query_hits(conn: Connection, q: HitQuery) -> list[dict[str, Any]]:
     if q.until:
         statement = statement.where(hits.c.fetched_at < q.until)
     if q.search:
-        pattern = f"%{_escape_like(q.search.lower())}%"
+        pattern = f"%{_escape_like(fold(q.search))}%"
+        dialect = conn.dialect.name
         statement = statement.where(
             or_(
-                func.lower(hits.c.text).like(pattern, escape="\\"),
-                func.lower(hits.c.title).like(pattern, escape="\\"),
-                func.lower(hits.c.author).like(pattern, escape="\\"),
+                *(
+                    folded(column, dialect).like(pattern, escape="\\")
+                    for column in (hits.c.text, hits.c.title, hits.c.author)
+                )
             )
         )
     if q.label:
