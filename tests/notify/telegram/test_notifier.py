@@ -146,6 +146,24 @@ async def test_b5_bad_token_at_start_and_at_runtime(fake: FakeTelegram, engine: 
     await bad.aclose()
 
 
+async def test_a_fixed_token_sends_at_once_after_the_restart(fake: FakeTelegram, engine: Engine) -> None:
+    """The rejected token's pause is stored; a start whose getMe succeeds clears it instead of reading it back."""
+    bad = TelegramNotifier(settings_for(fake), "999:WRONG-secret-token-value", engine=engine)
+    with pytest.raises(NotifierAuthFailed):
+        await bad.start()
+    await bad.aclose()
+    assert store.get_state(engine, store.AUTH_FAILED)[0] is not None
+    fixed = TelegramNotifier(settings_for(fake, per_chat_interval=0.0), fake.token, engine=engine)
+    await fixed.start()
+    try:
+        assert fixed.status()["auth_ok"] is True
+        assert store.get_state(engine, store.AUTH_FAILED)[0] is None
+        await fixed.send(note(), str(CHAT))
+        assert len(fake.sent_to(CHAT)) == 1
+    finally:
+        await fixed.aclose()
+
+
 async def test_b6_conflict_on_send_is_retryable(notifier: TelegramNotifier, fake: FakeTelegram) -> None:
     fake.fail_next("sendMessage", Failure.conflict())
     with pytest.raises(NotifyRetryable):

@@ -336,6 +336,7 @@ class TelegramNotifier:
             return
         self._initialized = True
         self.username = self.bot.username
+        await self._auth_ok()
         log.info("telegram.ready", extra={"bot": self.username})
 
     async def aclose(self) -> None:
@@ -490,6 +491,14 @@ class TelegramNotifier:
         if self._engine is not None:
             await self._db_soft("telegram.wait_not_saved", None, store.set_state, store.RETRY_UNTIL, until, None, now)
         log.warning("telegram.flood_wait", extra={"retry_after": seconds})
+
+    async def _auth_ok(self) -> None:
+        """getMe accepted the token: a pause stored when an earlier token was rejected no longer applies."""
+        self._auth_failed_until = None
+        if self._engine is not None:
+            await self._db_soft(
+                "telegram.auth_state_not_cleared", None, store.clear_state, store.AUTH_FAILED, self._clock.now()
+            )
 
     async def _auth_failed(self) -> None:
         now = self._clock.now()
