@@ -18,6 +18,7 @@ from tests.support.paths import REPO_ROOT
 from veille.core.i18n import LOCALE_DIR, available_languages, current_lang, normalise, wording
 
 PO_FILES = sorted(LOCALE_DIR.glob("*/LC_MESSAGES/veille.po"))
+METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]  # as babel.cfg: code and templates
 _PLACEHOLDERS = re.compile(r"\{[^{}]*\}|%\([a-z_]+\)[sd]")
 
 
@@ -30,7 +31,7 @@ def _used_msgids() -> set[str]:
     """Every msgid the code passes to the catalogue: veille's and click's own (translated in the same run)."""
     found: set[str] = set()
     for folder in (REPO_ROOT / "veille", Path(click.__file__).parent):
-        for _file, _line, message, _comments, _context in extract_from_dir(str(folder)):
+        for _file, _line, message, _comments, _context in extract_from_dir(str(folder), method_map=METHODS):
             found.add(message if isinstance(message, str) else message[0])
     return found
 

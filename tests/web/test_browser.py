@@ -90,7 +90,7 @@ def test_a_day_at_the_desk_and_on_the_phone(site: Site, browser: object, tmp_pat
         page.click("table.list tbody tr >> nth=0 >> a >> nth=0")
         incident_id = int(page.url.rsplit("/", 1)[1])
         page.click("form[action$='/ack'] button")
-        assert "Vous avez pris cet incident." in page.locator(".flash").inner_text()
+        assert "Vous avez pris cet incident" in page.locator(".flash").inner_text()
         assert "camille" in page.locator(".facts").inner_text()
         page.screenshot(path=shots / "06-incident-taken.png", full_page=True)
 

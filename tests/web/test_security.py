@@ -121,7 +121,7 @@ def test_an_action_without_the_csrf_token_is_refused(site: Site, base_url: str) 
         taken = camille.post(f"/incidents/{incident.id}/ack", data={"csrf": token})
         assert taken.status_code == 303
         page = camille.get(taken.headers["location"])
-        assert "Vous avez pris cet incident." in page.text
+        assert "Vous avez pris cet incident" in page.text
     after = incidents_of(site)["resto"][0]
     assert after.status is Status.ACKED and after.acked_by == "camille"
     engine = make_engine(site.config.database_url)

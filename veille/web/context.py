@@ -21,7 +21,7 @@ from veille.core.i18n import current_lang
 from veille.store.engine import read_conn
 from veille.store.users import WebUser, get_user
 from veille.web.auth import LoginLimiter, csrf_ok, new_csrf_token, password_mark, visible_clients
-from veille.web.wording import translator
+from veille.web.wording import translator, word_for
 
 
 @dataclass(slots=True)
@@ -87,6 +87,7 @@ def render(request: Request, template: str, context: dict[str, Any], *, status: 
         "request": request,
         "lang": lang,
         "_": translator(lang),
+        "word": word_for(lang),
         "csrf": csrf_token(request),
         "flash": flash,
         "tz": state.config.tz,

@@ -1,136 +1,58 @@
-"""The dashboard's text: English message ids in the templates and code (`_("Overview")`), French by
-default. This table is the French catalogue until the project's gettext catalogue takes it over; an id
-missing here is shown in English rather than breaking a page."""
+"""The dashboard's words come from the project's gettext catalogue (veille.core.i18n): English message
+ids in the templates (`{{ _("Overview") }}`, extracted by Babel's Jinja2 reader, see babel.cfg) and in
+the code, French by default. Stored codes (a sentiment label, a state, an audit event) are shown
+through `word`, which names each in English for the catalogue."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-FRENCH: dict[str, str] = {
-    "7 days": "7 jours",
-    "Attempts": "Essais",
-    "Back to the overview": "Retour à la vue d'ensemble",
-    "Channel": "Canal",
-    "Client": "Client",
-    "Clients that need attention first: open incidents, unusual volume, sources in trouble.": (
-        "Les clients qui demandent de l'attention d'abord : incidents ouverts, volume inhabituel, sources en panne."
-    ),
-    "Deliveries": "Envois",
-    "Errors": "Erreurs",
-    "Filter": "Filtrer",
-    "History": "Historique",
-    "Hits and negative hits": "Hits et hits négatifs",
-    "Hits behind it": "Les hits en cause",
-    "Hits": "Hits",
-    "I'll handle it": "Je gère",
-    "Incident": "Incident",
-    "Incidents": "Incidents",
-    "Kind": "Type",
-    "Last error": "Dernière erreur",
-    "Last hit": "Dernier hit",
-    "Last success": "Dernier succès",
-    "Latest hits": "Derniers hits",
-    "Log in": "Connexion",
-    "Log out": "Déconnexion",
-    "Mute this client 24 h": "Muet 24 h pour ce client",
-    "Muted until": "Muet jusqu'au",
-    "Name": "Nom",
-    "Negative": "Négatif",
-    "Next poll": "Prochain relevé",
-    "No account? An administrator creates one with `veille web passwd NAME`.": (
-        "Pas de compte ? Un administrateur le crée avec `veille web passwd NOM`."
-    ),
-    "No hit in this period.": "Aucun hit sur cette période.",
-    "No hit matches.": "Aucun hit ne correspond.",
-    "No incident.": "Aucun incident.",
-    "No source.": "Aucune source.",
-    "Not found": "Introuvable",
-    "Not found.": "Introuvable.",
-    "Note": "Note",
-    "Notifications about {client} are muted until {until}.": (
-        "Les notifications de {client} sont muettes jusqu'au {until}."
-    ),
-    "Only unresolved": "Seulement les non résolus",
-    "Open incidents": "Incidents ouverts",
-    "Opened": "Ouvert",
-    "Overview": "Vue d'ensemble",
-    "Password": "Mot de passe",
-    "Remind me in 1 h": "Rappelle-moi dans 1 h",
-    "Reminder in 1 h.": "Rappel dans 1 h.",
-    "Resolved": "Résolu",
-    "Search": "Recherche",
-    "Sent": "Envoyé",
-    "Sentiment": "Sentiment",
-    "Show resolved ones too": "Afficher aussi les résolus",
-    "Source": "Source",
-    "Sources in trouble": "Sources en panne",
-    "Sources": "Sources",
-    "State": "État",
-    "Taken by": "Pris par",
-    "The form expired: try again.": "Le formulaire a expiré : réessayez.",
-    "This incident is already resolved.": "Cet incident est déjà résolu.",
-    "To": "À",
-    "Today": "Aujourd'hui",
-    "Too many failed attempts: try again in {minutes} min.": "Trop d'essais manqués : réessayez dans {minutes} min.",
-    "Top authors": "Auteurs les plus actifs",
-    "Top terms": "Termes les plus cités",
-    "Urgency": "Urgence",
-    "What": "Quoi",
-    "When": "Quand",
-    "Why": "Pourquoi",
-    "Wrong name or password.": "Nom ou mot de passe incorrect.",
-    "You have taken this incident.": "Vous avez pris cet incident.",
-    "You see no client yet: ask an administrator to give you some (veille web passwd NAME --clients ...).": (
-        "Vous ne voyez encore aucun client : demandez-en à un administrateur (veille web passwd NOM --clients ...)."
-    ),
-    "all": "tous",
-    "hits": "hits",
-    "negative": "négatifs",
-    "newer": "plus récents",
-    "not scored yet": "pas encore notés",
-    "older": "plus anciens",
-    "open": "ouvrir",
-    "page": "page",
-    "per day": "par jour",
-    "per hour": "par heure",
-    "until": "jusqu'au",
-    "unusual": "inhabituel",
-    "urgent": "urgent(s)",
-    "usual": "d'habitude",
-    # values shown as words: sentiment, urgency, states, audit events, outbox states, source states
-    "neg": "négatif",
-    "neu": "neutre",
-    "pos": "positif",
-    "low": "basse",
-    "high": "haute",
-    "pending": "en attente",
-    "acked": "pris en charge",
-    "resolved": "résolu",
-    "ack": "pris en charge",
-    "snooze": "rappel plus tard",
-    "mute": "muet",
-    "unmute": "fin du muet",
-    "notify": "notifié",
-    "held": "retenu",
-    "digest": "résumé",
-    "opened": "ouvert",
-    "escalate": "escalade",
-    "sending": "en cours d'envoi",
-    "sent": "envoyé",
-    "dead": "échec définitif",
-    "cancelled": "annulé",
-    "ok": "ok",
-    "new": "nouvelle",
-    "failing": "en échec",
-    "backing_off": "en retrait",
-    "rate_limited": "limitée",
-    "auth_failed": "identifiants refusés",
-    "gone": "disparue",
+from veille.core.i18n import N_, wording
+
+WORDS = {
+    # sentiment labels
+    "neg": N_("negative"),
+    "neu": N_("neutral"),
+    "pos": N_("positive"),
+    # incident urgency and states
+    "low": N_("low"),
+    "high": N_("high"),
+    "pending": N_("pending"),
+    "open": N_("open"),
+    "acked": N_("taken"),
+    "resolved": N_("resolved"),
+    # audit events of an incident
+    "ack": N_("taken"),
+    "snooze": N_("reminder later"),
+    "mute": N_("muted"),
+    "unmute": N_("unmuted"),
+    "notify": N_("notified"),
+    "held": N_("held"),
+    "digest": N_("digest"),
+    "opened": N_("opened"),
+    "escalate": N_("escalated"),
+    # outbox states
+    "sending": N_("sending"),
+    "sent": N_("sent"),
+    "dead": N_("failed for good"),
+    "cancelled": N_("cancelled"),
+    # source states (the same words as `veille sources`)
+    "ok": N_("ok"),
+    "new": N_("new"),
+    "failing": N_("failing"),
+    "backing_off": N_("backing off"),
+    "rate_limited": N_("rate limited"),
+    "auth_failed": N_("credentials refused"),
+    "gone": N_("gone"),
 }
-ENGLISH_WORDS: dict[str, str] = {"neg": "negative", "neu": "neutral", "pos": "positive", "acked": "taken"}
 
 
 def translator(lang: str) -> Callable[[str], str]:
-    """`_` for one language: French from the table above, English as written (a few codes spelled out)."""
-    table = FRENCH if lang != "en" else ENGLISH_WORDS
-    return lambda message: table.get(message, message)
+    """`_` for one language."""
+    return wording(lang).gettext
+
+
+def word_for(lang: str) -> Callable[[str | None], str]:
+    """A stored code in words, in one language; an unknown code is shown as it is."""
+    translate = wording(lang).gettext
+    return lambda code: translate(WORDS[code]) if code in WORDS else (code or "")
