@@ -7,6 +7,7 @@ and a returning one gets its share back; every feed is fetched by one daemon per
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from tests.runtime.test_daemon import ROOT, wait_for
@@ -23,11 +25,12 @@ from tests.runtime.test_leases import held_by
 from tests.support.daemon import config_text, make_config
 from tests.support.feedgen import feed_items, rss
 from tests.support.server import LocalServer, Response
-from veille.core.clock import FakeClock
+from veille.cli import cli
+from veille.core.clock import FakeClock, SystemClock
 from veille.runtime.leases import LeaseUnits, SourceLeases, fair_share, lease_units, pick_excess, spread_order
 from veille.runtime.pipeline import Pipeline
 from veille.store import leases as lease_store
-from veille.store.engine import make_engine, read_conn
+from veille.store.engine import make_engine, read_conn, write_tx
 from veille.store.migrate import upgrade
 from veille.store.schema import hits, sources
 
@@ -131,17 +134,38 @@ def test_a_daemon_with_other_sources_does_not_shrink_the_others_shares(tmp_path:
     engine.dispose()
 
 
-def test_veille_daemons_lists_the_live_daemons(tmp_path: Path, db_url: str) -> None:
-    clock = FakeClock()
-    ids = make_ids(tmp_path, db_url, 4)
+def test_veille_daemons_lists_the_live_daemons(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their share by capacity, the sources each holds, a silent one marked so; in French by default."""
+    ids = make_ids(tmp_path, db_url, 6)
     engine = make_engine(db_url)
-    for name in "ab":
-        leases = SourceLeases(engine, clock, lease=LEASE, owner=f"{HOST}:{name}:x", capacity=2.0 if name == "b" else 1)
+    clock = SystemClock()
+    for name, capacity in (("a", 1.0), ("b", 2.0)):
+        leases = SourceLeases(engine, clock, lease=LEASE, owner=f"{HOST}:{name}:x", capacity=capacity)
         leases.publish(leases.take(ids))
-    with read_conn(engine) as conn:
-        rows = lease_store.all_daemons(conn)
-    assert [(r.owner, r.capacity) for r in rows] == [(f"{HOST}:a:x", 1.0), (f"{HOST}:b:x", 2.0)]
+    with write_tx(engine) as conn:  # c ran yesterday and was killed
+        lease_store.heartbeat(
+            conn,
+            f"{HOST}:c:x",
+            host=HOST,
+            pid=1,
+            version="0.0.9",
+            capacity=1.0,
+            now=clock.now() - timedelta(days=1),
+            held=0,
+            units_hash="",
+        )
     engine.dispose()
+    config = tmp_path / "config.toml"
+    config.write_text(config_text(db_url, {"resto": ["https://example.org/f0"]}), encoding="utf-8")
+    monkeypatch.setenv("VEILLE_LANG", "fr")
+    result = CliRunner().invoke(cli, ["daemons", "--config", str(config), "--format", "json"], catch_exceptions=False)
+    rows = {row["owner"]: row for row in json.loads(result.output)}
+    assert rows[f"{HOST}:a:x"]["share"] == pytest.approx(1 / 3, abs=0.01) and rows[f"{HOST}:a:x"]["live"]
+    assert rows[f"{HOST}:b:x"]["share"] == pytest.approx(2 / 3, abs=0.01)
+    assert rows[f"{HOST}:a:x"]["held"] + rows[f"{HOST}:b:x"]["held"] == 6
+    assert not rows[f"{HOST}:c:x"]["live"] and rows[f"{HOST}:c:x"]["share"] == 0
+    table = CliRunner().invoke(cli, ["daemons", "--config", str(config)], catch_exceptions=False).output
+    assert "en marche" in table and "muet" in table and "running" not in table
 
 
 def fleet_config(tmp_path: Path, name: str, pg_url: str, server: LocalServer, feeds: int) -> Path:

@@ -40,6 +40,7 @@ def register(group: click.Group) -> None:
     group.add_command(config_group)
     group.add_command(db_group)
     group.add_command(health)
+    group.add_command(daemons_command)
 
 
 @command(help=N_("Run the listening daemon (clean stop on SIGTERM/Ctrl-C)."))
@@ -415,3 +416,46 @@ def health(config_file: str | None) -> None:
             click.echo(_("unhealthy: {problem}").format(problem=text(problem)), err=True)
         sys.exit(1)
     click.echo(_("healthy"))
+
+
+@command("daemons", help=N_("The daemons sharing the sources: share, sources held, last renewal, version."))
+@config_option
+@format_option
+def daemons_command(config_file: str | None, output_format: str) -> None:
+    from veille.store.leases import all_daemons
+
+    config = load_or_exit(config_file)
+    engine = open_database(config)
+    with read_conn(engine) as conn:
+        rows = all_daemons(conn)
+    engine.dispose()
+    now = datetime.now(UTC)
+    live = [r for r in rows if r.renewed_at > now - config.daemon.lease]
+    total = sum(r.capacity for r in live)
+    table: list[dict[str, Any]] = [
+        {
+            "owner": r.owner,
+            "host": r.host,
+            "pid": r.pid,
+            "version": r.version,
+            "capacity": r.capacity,
+            "share": round(r.capacity / total, 3) if r in live and total else 0.0,
+            "held": r.held,
+            "live": r in live,
+            "started_at": r.started_at,
+            "renewed_at": r.renewed_at,
+        }
+        for r in rows
+    ]
+    if output_format != "table":
+        emit(table, list(table[0]) if table else ["owner"], output_format)
+        return
+    if not table:
+        click.echo(_("No daemon has run on this database yet."))
+        return
+    for row in table:
+        row["share"] = f"{float(row['share']):.0%}"
+        row["live"] = _("running") if row["live"] else _("silent")
+        row["renewed_at"] = _ago(row["renewed_at"], now)
+    headers = [_("daemon"), _("state"), _("share"), _("sources held"), _("capacity"), _("last renewal"), _("version")]
+    emit(table, ["owner", "live", "share", "held", "capacity", "renewed_at", "version"], output_format, headers=headers)
