@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from tests.support.daemon import wait_for
 from tests.support.fake_apis import T0
-from tests.support.fake_graph import GraphFake, fb_comment, fb_message, fb_post, fb_time, later
+from tests.support.fake_graph import GraphFake, fb_comment, fb_message, fb_post, fb_time, ig_comment, ig_media, later
 from tests.support.paths import REPO_ROOT
 from tests.support.server import LocalServer
 from veille.config import Config, parse_config
@@ -37,7 +37,7 @@ from veille.store.engine import make_engine, read_conn
 from veille.store.migrate import upgrade
 from veille.store.schema import audience, hits, sources
 
-PAGE, OTHER, MISSING = "104512345678901", "204512345678902", "999999999"
+PAGE, OTHER, MISSING, IG = "104512345678901", "204512345678902", "999999999", "17841400000000001"
 ENV = {"FB_RESTO": "page-token", "FB_REVOKED": "old-token", "FB_OSTEO": "page-token"}
 FURIOUS = "Intoxication alimentaire après votre menu de Noël, c'est une honte, plus jamais, je porte plainte !"
 
@@ -78,6 +78,14 @@ keywords = ["chez gégé"]
   token_env = "FB_RESTO"
   api_base = "{api}"
 
+  [[clients.sources]]
+  kind = "instagram"
+  id = "ig"
+  page_id = "{PAGE}"
+  token_env = "FB_RESTO"
+  hashtags = ["miam"]
+  api_base = "{api}"
+
 [[clients]]
 id = "osteo"
 name = "Ostéo Lemoine"
@@ -107,7 +115,14 @@ async def http() -> AsyncIterator[HttpClient]:
 
 
 def page_with_activity(fake: GraphFake) -> None:
-    fake.add_page(PAGE, followers=1340)
+    fake.add_page(PAGE, followers=1340, ig=IG)
+    fake.ig_users[IG] = {"id": IG, "username": "chezgege", "followers_count": 812}
+    fake.ig_media[IG] = [ig_media("ig_m1", "Tarte du jour", when=later(1), username="chezgege")]
+    fake.ig_comments["ig_m1"] = [ig_comment("ig_c1", "Trop bon !", when=later(2))]
+    fake.hashtags = {"miam": "h1"}
+    fake.hashtag_media = {
+        "h1": [ig_media("ig_h1", "Brunch #miam", when=later(3)), ig_media("ig_h2", "#miam chez gégé")]
+    }
     fake.add_page(OTHER, name="Ostéo Lemoine", followers=210)
     fake.feed[PAGE] = [fb_post(f"{PAGE}_1", "Notre menu de Noël", author=(PAGE, "Chez Gégé"), when=later(1))]
     fake.comments[f"{PAGE}_1"] = [
@@ -146,11 +161,17 @@ async def test_page_activity_through_the_pipeline(db_url: str, server: LocalServ
         figures = {(r.source_key, r.metric): r.value for r in conn.execute(select(audience)).all()}
     engine.dispose()
     resto = {e: r for (c, e), r in rows.items() if c == "resto"}
-    assert set(resto) == {"1_c1", "1_c3", "900_2"}  # no keyword needed on the page; tagged posts need one
+    # No keyword needed on the page or the account; tagged posts and hashtag media need one.
+    assert set(resto) == {"1_c1", "1_c3", "900_2", "ig_c1", "ig_h2"}
+    assert resto["ig_c1"].kind == "instagram" and resto["ig_c1"].thread_id == "ig_m1"
     assert resto["1_c3"].thread_id == f"{PAGE}_1" and resto["1_c3"].parent_id == "1_c1"
     assert resto["1_c1"].direct and not resto["1_c1"].private and resto["1_c1"].kind == "facebook"
     assert resto["900_2"].matched_terms == "chez gege"
-    assert figures == {("resto/fb", "followers"): 1340.0, ("osteo/fb", "followers"): 210.0}
+    assert figures == {
+        ("resto/fb", "followers"): 1340.0,
+        ("resto/ig", "followers"): 812.0,
+        ("osteo/fb", "followers"): 210.0,
+    }
 
     revoked, missing, good = states["resto/fb-revoked"], states["resto/fb-missing"], states["resto/fb"]
     assert revoked.status == "auth_failed" and revoked.last_error_kind == "auth"
@@ -159,6 +180,7 @@ async def test_page_activity_through_the_pipeline(db_url: str, server: LocalServ
     assert missing.last_error_kind == "not_found" and f"facebook {MISSING} feed" in missing.last_error_message
     assert good.status == "ok" and good.note == "permission manquante : pages_messaging (messages non lus)"
     assert states["osteo/fb"].status == "ok"
+    assert states["resto/ig"].note == "hashtags Instagram : 29/30 restants sur 7 jours"
 
 
 async def test_private_messages_are_stored_private(db_url: str, server: LocalServer, http: HttpClient) -> None:

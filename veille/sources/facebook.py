@@ -25,9 +25,8 @@ newest comment time. The Graph API version, errors and usage headers are handled
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, ClassVar
 
 from veille.core.configreader import Reader
@@ -36,9 +35,7 @@ from veille.core.models import Engagement, Item
 from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
     bounded,
-    dump_cursor,
     int_of,
-    list_of,
     load_cursor,
     parse_time,
     require_secret,
@@ -46,9 +43,18 @@ from veille.sources._common import (
     web_url,
 )
 from veille.sources.base import DriverBase, PollContext
-from veille.sources.graph import DEFAULT_GRAPH, Graph, Streams
+from veille.sources.graph import (
+    DEFAULT_GRAPH,
+    PAGE_SIZE,
+    Graph,
+    GraphPoll,
+    Streams,
+    iso,
+    latest,
+    newer,
+    who_wrote,
+)
 
-PAGE_SIZE = 25
 COMMENT_PAGE = 50
 POST_FIELDS = (
     "id,message,story,created_time,from{id,name},permalink_url,shares,"
@@ -56,7 +62,6 @@ POST_FIELDS = (
 )
 TAGGED_FIELDS = "id,message,created_time,tagged_time,from{id,name},permalink_url"
 COMMENT_FIELDS = "id,message,created_time,from{id,name},parent{id},permalink_url,like_count,comment_count"
-CONVERSATION_FIELDS = "id,updated_time,link,messages.limit(20){id,message,created_time,from}"
 READ_PERMISSION = "pages_read_engagement"
 USER_CONTENT_PERMISSION = "pages_read_user_content"
 MESSAGING_PERMISSION = "pages_messaging"
@@ -84,19 +89,12 @@ class FacebookOptions:
 # --- parsers (also used by the webhook events and the corpus tests) ---------------------------------
 
 
-def _author(obj: Any) -> tuple[str | None, str | None, dict[str, str]]:
-    """(author shown, display name, extra): Facebook has no handles, so the name is shown and the
-    platform's id kept in `extra["author_id"]` (what a reply or a block needs)."""
-    author_id, name = text_of(obj, "from", "id"), text_of(obj, "from", "name")
-    return name or author_id, name, {"author_id": author_id} if author_id else {}
-
-
 def post_item(post: Any, *, tagged: bool = False) -> Item | None:
     """A post on the page by someone else (or tagging it) -> Item; None without an id."""
     post_id = text_of(post, "id")
     if not post_id:
         return None
-    author, name, who = _author(post)
+    author, name, who = who_wrote(post)
     return Item(
         external_id=post_id,
         text=bounded(text_of(post, "message") or text_of(post, "story")),
@@ -121,7 +119,7 @@ def comment_item(comment: Any, post_id: str | None) -> Item | None:
     comment_id = text_of(comment, "id")
     if not comment_id:
         return None
-    author, name, who = _author(comment)
+    author, name, who = who_wrote(comment)
     parent = text_of(comment, "parent", "id")
     thread = post_id or (comment_id.split("_", 1)[0] if "_" in comment_id else None)
     return Item(
@@ -139,77 +137,13 @@ def comment_item(comment: Any, post_id: str | None) -> Item | None:
     )
 
 
-def message_item(message: Any, conversation_id: str | None) -> Item | None:
-    """A Messenger (or Instagram direct) message -> a private Item of type `message`."""
-    message_id = text_of(message, "id")
-    if not message_id:
-        return None
-    author, name, who = _author(message)
-    username = text_of(message, "from", "username")  # Instagram direct messages
-    return Item(
-        external_id=message_id,
-        text=bounded(text_of(message, "message")),
-        author=f"@{username}" if username else author,
-        author_name=name or username,
-        published_at=parse_time(text_of(message, "created_time")),
-        direct=True,
-        private=True,
-        thread_id=conversation_id,
-        extra={"type": "message", **who},
-    )
-
-
-def newer(when: datetime | None, since: datetime | None) -> bool:
-    return since is None or when is None or when > since
-
-
-def latest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    return a if b is None or a >= b else b
-
-
-def iso(when: datetime | None) -> str | None:
-    return when.isoformat() if when else None
-
-
 # --- the driver ------------------------------------------------------------------------------------
 
 
-class _Poll:
-    """The state of one poll: the cursor being advanced and the items found."""
-
+class _Poll(GraphPoll):
     def __init__(self, ctx: PollContext, options: FacebookOptions, graph: Graph, cursor: dict[str, Any]) -> None:
-        self.ctx, self.options, self.graph = ctx, options, graph
-        self.cursor = cursor
-        self.items: dict[str, Item] = {}
-        self.audience: dict[str, float] = {}
-
-    def since(self, key: str) -> datetime | None:
-        return parse_time(self.cursor.get(key))
-
-    def add(self, item: Item | None, own_id: str) -> None:
-        """Keep an item unless the account itself wrote it (its own posts and answers are not hits)."""
-        if item is not None and item.extra.get("author_id") != own_id:
-            self.items.setdefault(item.external_id, item)
-
-    async def pages(
-        self, path: str, params: dict[str, Any], since: datetime | None, time_key: str, what: str, perm: str
-    ) -> AsyncIterator[tuple[Any, datetime | None]]:
-        """Rows newest first, page after page, until one at or before `since` (first poll: one page)."""
-        after: str | None = None
-        for _ in range(self.options.max_pages):
-            page = await self.graph.page(path, params, what=what, permission=perm, after=after)
-            reached = False
-            for row in page.data:
-                when = parse_time(text_of(row, time_key) or text_of(row, "created_time"))
-                if not newer(when, since):
-                    reached = True
-                    continue
-                yield row, when
-            after = page.after
-            if since is None or reached or not after or self.graph.near_budget:
-                return
+        super().__init__(ctx, graph, cursor, options.max_pages)
+        self.options = options
 
     async def feed(self) -> None:
         """Visitor posts, then the comments of the page's recent posts whose comment count moved."""
@@ -293,52 +227,6 @@ class _Poll:
             newest = latest(newest, when)
         self.cursor["tagged"] = iso(newest)
 
-    async def conversations(self, owner_id: str, key: str, platform: str | None = None) -> None:
-        """Conversations updated since the last poll, and their messages newer than it (owner's skipped)."""
-        page_id = self.options.page_id
-        since = newest = self.since(key)
-        params: dict[str, Any] = {"fields": CONVERSATION_FIELDS, "limit": PAGE_SIZE}
-        if platform:
-            params["platform"] = platform
-        async for conversation, when in self.pages(
-            f"{page_id}/conversations",
-            params,
-            since,
-            "updated_time",
-            f"{platform or 'messenger'} conversations of {page_id}",
-            "instagram_manage_messages" if platform == "instagram" else MESSAGING_PERMISSION,
-        ):
-            conversation_id = text_of(conversation, "id")
-            for message in list_of(conversation, "messages", "data"):
-                if newer(parse_time(text_of(message, "created_time")), since):
-                    self.add(message_item(message, conversation_id), owner_id)
-            newest = latest(newest, when)
-        self.cursor[key] = iso(newest)
-
-    async def audience_once_a_day(self, path: str, fields: str, what: str, perm: str) -> None:
-        """The account's follower count, once per UTC day (`followers_count`, else the page's `fan_count`)."""
-        day = self.ctx.clock.now().date().isoformat()
-        if self.cursor.get("audience_day") == day:
-            return
-        body = await self.graph.get(path, {"fields": fields}, what=what, permission=perm)
-        value = int_of(body, "followers_count")
-        value = int_of(body, "fan_count") if value is None else value
-        if value is not None:
-            self.audience["followers"] = float(value)
-        self.cursor["audience_day"] = day
-
-    def outcome(self, streams: Streams) -> PollOutcome:
-        streams.check()
-        self.cursor["denied"] = streams.denied
-        note = streams.note()
-        return PollOutcome(
-            items=list(self.items.values()),
-            cursor=dump_cursor({k: v for k, v in self.cursor.items() if v not in (None, {})}),
-            note="; ".join(note) or None,
-            earliest_next_poll=self.graph.slow_down,
-            audience=self.audience,
-        )
-
 
 class FacebookDriver(DriverBase[FacebookOptions]):
     kind: ClassVar[str] = "facebook"
@@ -373,7 +261,10 @@ class FacebookDriver(DriverBase[FacebookOptions]):
         if options.tagged:
             await streams.run("tagged", run.tagged)
         if options.messages:
-            await streams.run("messages", lambda: run.conversations(options.page_id, "messages"))
+            await streams.run(
+                "messages",
+                lambda: run.conversations(options.page_id, options.page_id, "messages", MESSAGING_PERMISSION),
+            )
         await streams.run(
             "audience",
             lambda: run.audience_once_a_day(

@@ -21,14 +21,27 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, RetryableFetchError
-from veille.core.models import ErrorKind
-from veille.sources._common import BadResponse, cap_wait, dig, int_of, list_of, parse_json, text_of
+from veille.core.models import ErrorKind, Item
+from veille.core.polling import PollOutcome
+from veille.sources._common import (
+    BadResponse,
+    bounded,
+    cap_wait,
+    dig,
+    dump_cursor,
+    int_of,
+    list_of,
+    parse_json,
+    parse_time,
+    text_of,
+)
 from veille.sources.base import PollContext
 
 GRAPH_VERSION = "v21.0"  # the one place the Graph API version is pinned
@@ -312,3 +325,135 @@ class Streams:
         if self._graph.near_budget:
             parts.append("quota Graph API presque épuisé : sondage espacé")
         return parts
+
+
+# --- what Facebook and Instagram polls share -----------------------------------------------------
+
+PAGE_SIZE = 25
+CONVERSATION_FIELDS = "id,updated_time,link,messages.limit(20){id,message,created_time,from}"
+
+
+def who_wrote(obj: Any) -> tuple[str | None, str | None, dict[str, str]]:
+    """(author shown, display name, extra): Facebook has no handles, so the name is shown and the
+    platform's id kept in `extra["author_id"]` (what a reply or a block needs)."""
+    author_id, name = text_of(obj, "from", "id"), text_of(obj, "from", "name")
+    return name or author_id, name, {"author_id": author_id} if author_id else {}
+
+
+def message_item(message: Any, conversation_id: str | None) -> Item | None:
+    """A Messenger (or Instagram direct) message -> a private Item of type `message`."""
+    message_id = text_of(message, "id")
+    if not message_id:
+        return None
+    author, name, who = who_wrote(message)
+    username = text_of(message, "from", "username")  # Instagram direct messages
+    return Item(
+        external_id=message_id,
+        text=bounded(text_of(message, "message")),
+        author=f"@{username}" if username else author,
+        author_name=name or username,
+        published_at=parse_time(text_of(message, "created_time")),
+        direct=True,
+        private=True,
+        thread_id=conversation_id,
+        extra={"type": "message", **who},
+    )
+
+
+def newer(when: datetime | None, since: datetime | None) -> bool:
+    return since is None or when is None or when > since
+
+
+def latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
+
+
+def iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+class GraphPoll:
+    """The state of one poll of a Graph source: the cursor being advanced, the items and audience found."""
+
+    def __init__(self, ctx: PollContext, graph: Graph, cursor: dict[str, Any], max_pages: int) -> None:
+        self.ctx, self.graph, self.cursor, self.max_pages = ctx, graph, cursor, max_pages
+        self.items: dict[str, Item] = {}
+        self.audience: dict[str, float] = {}
+
+    def since(self, key: str) -> datetime | None:
+        return parse_time(self.cursor.get(key))
+
+    def add(self, item: Item | None, own_id: str) -> None:
+        """Keep an item unless the account itself wrote it (its own posts and answers are not hits)."""
+        if item is not None and item.extra.get("author_id") != own_id:
+            self.items.setdefault(item.external_id, item)
+
+    async def pages(
+        self, path: str, params: dict[str, Any], since: datetime | None, time_key: str, what: str, perm: str
+    ) -> AsyncIterator[tuple[Any, datetime | None]]:
+        """Rows newest first, page after page, until one at or before `since` (first poll: one page)."""
+        after: str | None = None
+        for _ in range(self.max_pages):
+            page = await self.graph.page(path, params, what=what, permission=perm, after=after)
+            reached = False
+            for row in page.data:
+                when = parse_time(text_of(row, time_key) or text_of(row, "created_time"))
+                if not newer(when, since):
+                    reached = True
+                    continue
+                yield row, when
+            after = page.after
+            if since is None or reached or not after or self.graph.near_budget:
+                return
+
+    async def conversations(
+        self, page_id: str, owner_id: str, key: str, permission: str, platform: str | None = None
+    ) -> None:
+        """A page's conversations updated since the last poll, and their messages newer than it (the owner's
+        own skipped). Messages come inline, newest first, at most 20 per conversation and poll."""
+        since = newest = self.since(key)
+        params: dict[str, Any] = {"fields": CONVERSATION_FIELDS, "limit": PAGE_SIZE}
+        if platform:
+            params["platform"] = platform
+        async for conversation, when in self.pages(
+            f"{page_id}/conversations",
+            params,
+            since,
+            "updated_time",
+            f"{platform or 'messenger'} conversations of {page_id}",
+            permission,
+        ):
+            conversation_id = text_of(conversation, "id")
+            for message in list_of(conversation, "messages", "data"):
+                if newer(parse_time(text_of(message, "created_time")), since):
+                    self.add(message_item(message, conversation_id), owner_id)
+            newest = latest(newest, when)
+        self.cursor[key] = iso(newest)
+
+    async def audience_once_a_day(self, path: str, fields: str, what: str, perm: str) -> None:
+        """The account's follower count, once per UTC day (`followers_count`, else the page's `fan_count`)."""
+        day = self.ctx.clock.now().date().isoformat()
+        if self.cursor.get("audience_day") == day:
+            return
+        body = await self.graph.get(path, {"fields": fields}, what=what, permission=perm)
+        if username := text_of(body, "username"):
+            self.cursor["username"] = username  # Instagram: to recognise the account's own comments
+        value = int_of(body, "followers_count")
+        value = int_of(body, "fan_count") if value is None else value
+        if value is not None:
+            self.audience["followers"] = float(value)
+        self.cursor["audience_day"] = day
+
+    def outcome(self, streams: Streams) -> PollOutcome:
+        streams.check()
+        self.cursor["denied"] = streams.denied
+        note = streams.note()
+        return PollOutcome(
+            items=list(self.items.values()),
+            cursor=dump_cursor({k: v for k, v in self.cursor.items() if v not in (None, {})}),
+            note="; ".join(note) or None,
+            earliest_next_poll=self.graph.slow_down,
+            audience=self.audience,
+        )

@@ -18,6 +18,7 @@ DRIVERS: dict[str, str] = {
     "youtube": "veille.sources.youtube:YoutubeDriver",
     "hackernews": "veille.sources.hackernews:HackerNewsDriver",
     "facebook": "veille.sources.facebook:FacebookDriver",
+    "instagram": "veille.sources.instagram:InstagramDriver",
 }
 
 
