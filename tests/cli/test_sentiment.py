@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from tests.scoring.test_labels import add_hit
 from veille.cli.sentiment import register
+from veille.cli.wording import Group
 from veille.core.models import SentimentLabel
 from veille.scoring import trained_model_path
 from veille.scoring.linear import LinearModel
@@ -21,7 +22,7 @@ from veille.store.migrate import upgrade
 
 @pytest.fixture
 def cli() -> click.Group:
-    group = click.Group("veille")
+    group = Group("veille")  # the CLI's group: picks the run's language (--lang) before parsing
     register(group)
     return group
 

@@ -10,11 +10,12 @@ from typing import Any
 import click
 
 from veille.cli.common import config_option, emit, fail, load_or_exit, open_database
-from veille.cli.wording import _
+from veille.cli.wording import _, command, ngettext, text
 from veille.config import Config
 from veille.core.clock import SystemClock
 from veille.core.durations import format_duration, parse_duration, parse_since
-from veille.core.i18n import current_lang, tr
+from veille.core.i18n import N_
+from veille.core.incidents import label
 from veille.store.engine import read_conn
 
 
@@ -31,35 +32,44 @@ def _local(moment: datetime | None, config: Config) -> str:
     return moment.astimezone(config.tz).strftime("%d/%m %H:%M") if moment else ""
 
 
-@click.command("alerts")
+@command(
+    "alerts", help=N_("List the incidents: state, urgency, client, first and last hit, acknowledgements, deliveries.")
+)
 @config_option
-@click.option("--client", help="Seulement ce client.")
-@click.option("--since", default="7d", show_default=True, help="Depuis : durée (24h, 7d) ou date ISO.")
-@click.option("--open", "open_only", is_flag=True, help="Seulement les incidents non résolus.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--client", help=N_("Only this client."))
+@click.option("--since", default="7d", show_default=True, help=N_("Since: a duration (24h, 7d) or an ISO date."))
+@click.option("--open", "open_only", is_flag=True, help=N_("Only the unresolved incidents."))
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help=N_("At most this many rows.")
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help=N_("table for humans, json for scripts."),
+)
 def alerts_command(
     config_file: str | None, client: str | None, since: str, open_only: bool, limit: int, output_format: str
 ) -> None:
-    """Liste les incidents : état, urgence, client, premier et dernier hit, acquittements, envois."""
     from veille.store import alerts as store
 
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
     try:
         start = parse_since(since, datetime.now(UTC))
     except ValueError as exc:
-        fail(f"--since: {exc}", 2)
+        fail(f"--since: {text(str(exc))}", 2)
     engine = open_database(config)
     with read_conn(engine) as conn:
         incidents = store.list_incidents(conn, since=start, client_id=client, active_only=open_only, limit=limit)
         ids = [i.id for i in incidents if i.id is not None]
         events = store.events_for(conn, ids)
         deliveries = store.outbox_rows(conn, incident_ids=ids)
-    acks: dict[int, list[str]] = {}
+    acks: dict[int, list[tuple[str, str, str]]] = {}  # (event kind, contact, local time)
     for event in events:
         if event.kind in ("ack", "snooze"):
-            acks.setdefault(event.incident_id, []).append(f"{event.kind} {event.contact} {_local(event.at, config)}")
+            acks.setdefault(event.incident_id, []).append((event.kind, event.contact, _local(event.at, config)))
     sent: dict[int, dict[str, int]] = {}
     for row in deliveries:
         counts = sent.setdefault(row.incident_id, {})
@@ -78,28 +88,41 @@ def alerts_command(
                 "opened_at": incident.opened_at,
                 "last_hit_at": incident.last_evidence_at,
                 "resolved_at": incident.resolved_at,
-                "acks": acks.get(incident.id or 0, []),
+                "acks": [" ".join(ack) for ack in acks.get(incident.id or 0, [])],
+                "taken": acks.get(incident.id or 0, []),
                 "deliveries": sent.get(incident.id or 0, {}),
                 "reasons": list(incident.reasons),
             }
         )
     if output_format == "json":
-        emit(rows, list(rows[0].keys()) if rows else ["id"], "json")
+        emit(rows, [k for k in rows[0] if k != "taken"] if rows else ["id"], "json")
         return
     if not rows:
-        click.echo(tr(lang, "Aucun incident.", "No incidents."))
+        click.echo(_("No incidents."))
         return
     for row in rows:
         row["opened_at"] = _local(row["opened_at"], config)
         row["last_hit_at"] = _local(row["last_hit_at"], config)
-        row["acks"] = "; ".join(row["acks"])
-        row["deliveries"] = " ".join(f"{k}:{v}" for k, v in sorted(row["deliveries"].items()))
-        row["cause"] = row["cause"] + (f" {row['subject']}" if row["subject"] else "")
-    headers = tr(
-        lang,
-        "id|état|urgence|client|cause|hits|premier|dernier|acquittements|envois",
-        "id|state|urgency|client|cause|hits|first|last|acks|deliveries",
-    ).split("|")
+        row["acks"] = "; ".join(
+            _("{action} by {who} at {when}").format(action=_(label(kind)), who=who, when=when)
+            for kind, who, when in row["taken"]
+        )
+        row["deliveries"] = ", ".join(f"{_(label(k))} {v}" for k, v in sorted(row["deliveries"].items()))
+        row["cause"] = _(label(row["cause"])) + (f" {row['subject']}" if row["subject"] else "")
+        row["status"] = _(label(row["status"]))
+        row["urgency"] = _(label(row["urgency"]))
+    headers = [
+        _("id"),
+        _("state"),
+        _("urgency"),
+        _("client"),
+        _("cause"),
+        _("hits"),
+        _("first"),
+        _("last"),
+        _("taken"),
+        _("deliveries"),
+    ]
     emit(
         rows,
         ["id", "status", "urgency", "client", "cause", "hits", "opened_at", "last_hit_at", "acks", "deliveries"],
@@ -108,26 +131,26 @@ def alerts_command(
     )
 
 
-@click.command("ack")
+@command("ack", help=N_("Take an incident: stops reminders and escalations (until ack_timeout)."))
 @config_option
 @click.argument("incident_id", type=int)
-@click.option("--contact", help="Qui prend l'incident (défaut : le premier contact).")
-@click.option("--for", "snooze", metavar="DURÉE", help="Reporter (snooze) pour cette durée au lieu de l'ack standard.")
+@click.option("--contact", help=N_("Who takes the incident (default: the first contact)."))
+@click.option(
+    "--for", "snooze", metavar="DURATION", help=N_("Postpone (snooze) for this long instead of the standard ack.")
+)
 def ack_command(config_file: str | None, incident_id: int, contact: str | None, snooze: str | None) -> None:
-    """Prend en charge un incident : arrête les relances et escalades (jusqu'à ack_timeout)."""
     from veille.runtime.actions import AlreadyTaken, UnknownIncident, ack
 
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
     duration = None
     if snooze:
         try:
             duration = parse_duration(snooze)
         except ValueError as exc:
-            fail(f"--for: {exc}", 2)
+            fail(f"--for: {text(str(exc))}", 2)
     who = contact or (config.alerting.contacts[0].id if config.alerting.contacts else "cli")
     if contact and config.alerting.contact(contact) is None:
-        fail(tr(lang, f"contact inconnu : {contact!r}", f"unknown contact: {contact!r}"), 2)
+        fail(_("unknown contact: {contact}").format(contact=repr(contact)), 2)
     engine = open_database(config)
     try:
         done = ack(
@@ -149,61 +172,46 @@ def ack_command(config_file: str | None, incident_id: int, contact: str | None, 
             ).format(id=incident_id, who=taken.acked_by, day=local.strftime("%d/%m"), time=local.strftime("%H:%M"))
         )
     except UnknownIncident:
-        fail(tr(lang, f"incident inconnu : {incident_id}", f"unknown incident: {incident_id}"))
+        fail(_("unknown incident: {id}").format(id=incident_id))
     if not done:
-        fail(tr(lang, f"l'incident {incident_id} est déjà résolu", f"incident {incident_id} is already resolved"))
-    click.echo(
-        tr(
-            lang,
-            f"Incident #INC-{incident_id} pris en charge par {who}.",
-            f"Incident #INC-{incident_id} acknowledged by {who}.",
-        )
-    )
+        fail(_("incident {id} is already resolved").format(id=incident_id))
+    click.echo(_("Incident #INC-{id} taken by {who}.").format(id=incident_id, who=who))
 
 
-@click.command("mute")
+@command("mute", help=N_("Silence every notification about a client for a while (audited, survives restarts)."))
 @config_option
 @click.argument("client")
-@click.option("--for", "duration", required=True, metavar="DURÉE", help="Durée, ex. 2h, 30m, 1d.")
-@click.option("--reason", help="Pourquoi (gardé dans l'historique).")
+@click.option("--for", "duration", required=True, metavar="DURATION", help=N_("A duration, e.g. 2h, 30m, 1d."))
+@click.option("--reason", help=N_("Why (kept in the history)."))
 def mute_command(config_file: str | None, client: str, duration: str, reason: str | None) -> None:
-    """Coupe toutes les notifications d'un client pendant une durée (audité, survit aux redémarrages)."""
     from veille.runtime.actions import mute
 
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
     if config.client(client) is None:
         known = ", ".join(c.id for c in config.clients)
-        fail(tr(lang, f"client inconnu : {client!r} (clients : {known})", f"unknown client: {client!r} ({known})"))
+        fail(_("unknown client: {client} (clients: {known})").format(client=repr(client), known=known))
     try:
         span = parse_duration(duration)
     except ValueError as exc:
-        fail(f"--for: {exc}", 2)
+        fail(f"--for: {text(str(exc))}", 2)
     if span.total_seconds() <= 0:
         fail("--for: > 0", 2)
     engine = open_database(config)
     until = mute(engine, SystemClock(), client, span, actor="cli", reason=reason)
-    click.echo(
-        tr(
-            lang,
-            f"{client} : notifications coupées jusqu'au {_local(until, config)}.",
-            f"{client}: muted until {_local(until, config)}.",
-        )
-    )
+    click.echo(_("{client}: muted until {until}.").format(client=client, until=_local(until, config)))
 
 
-@click.command("unmute")
+@command("unmute", help=N_("Turn a client's notifications back on before its mute ends."))
 @config_option
 @click.argument("client")
 def unmute_command(config_file: str | None, client: str) -> None:
-    """Réactive les notifications d'un client avant la fin de sa sourdine."""
     from veille.runtime.actions import unmute
 
     config = load_or_exit(config_file)
     engine = open_database(config)
     count = unmute(engine, SystemClock(), client, actor="cli")
     click.echo(
-        tr(current_lang(config.lang), f"{client} : {count} sourdine(s) levée(s).", f"{client}: {count} mute(s) lifted.")
+        ngettext("{client}: {n} mute lifted.", "{client}: {n} mutes lifted.", count).format(client=client, n=count)
     )
 
 
@@ -214,30 +222,38 @@ def _load_scorer(config: Config) -> Any:
     return load_scorer(config.sentiment, data_dir=data_dir(config.database_url))
 
 
-@click.command("replay")
+@command(
+    "replay",
+    help=N_(
+        "Replay a timeline of hits (JSONL): which notifications would have gone out, and who would have been "
+        "woken.\n\nNothing is sent: the real scoring, detection and escalation run on a simulated clock."
+    ),
+)
 @config_option
 @click.argument("timeline", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--tail", default="12h", show_default=True, help="Temps simulé après le dernier hit.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help=N_("table for humans, json for scripts."),
+)
+@click.option("--tail", default="12h", show_default=True, help=N_("Simulated time after the last hit."))
 def replay_command(config_file: str | None, timeline: str, output_format: str, tail: str) -> None:
-    """Rejoue une chronologie de hits (JSONL) : quelles notifications seraient parties, et qui aurait été réveillé.
-
-    Rien n'est envoyé : le vrai scoring, la détection et l'escalade tournent sur une horloge simulée.
-    """
     from veille.core.errors import VeilleError
     from veille.runtime.replay import ReplayError, read_timeline, replay
 
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
     try:
         span = parse_duration(tail)
         lines = read_timeline(timeline)
     except (ReplayError, ValueError) as exc:
-        fail(f"veille replay: {exc}", 2)
+        fail(f"veille replay: {text(str(exc))}", 2)
     try:
         scorer = _load_scorer(config)
     except VeilleError as exc:
-        fail(f"veille replay: {exc}", 2)
+        fail(f"veille replay: {text(str(exc))}", 2)
     results = replay(config, lines, scorer, tail=span)
     if output_format == "json":
         for result in results:
@@ -247,35 +263,39 @@ def replay_command(config_file: str | None, timeline: str, output_format: str, t
         {
             **r.as_json(config.tz),
             "at": r.at.astimezone(config.tz).strftime("%d/%m %H:%M:%S"),
-            "wakes": tr(lang, "OUI", "YES") if r.wakes else ("" if r.mode != "held" else tr(lang, "résumé", "digest")),
+            "kind": _(label(r.kind)),
+            "urgency": _(label(r.urgency)),
+            "wakes": _("YES") if r.wakes else ("" if r.mode != "held" else _(label("digest"))),
         }
         for r in results
     ]
-    headers = tr(
-        lang,
-        "heure|client|contact|type|urgence|réveille|incident|titre",
-        "time|client|contact|kind|urgency|wakes|incident|title",
-    ).split("|")
+    headers = [_("time"), _("client"), _("contact"), _("kind"), _("urgency"), _("wakes"), _("incident"), _("title")]
     emit(rows, ["at", "client", "contact", "kind", "urgency", "wakes", "incident", "title"], "table", headers=headers)
     woke = sum(1 for r in results if r.wakes)
+    count = len(results)
     click.echo(
-        tr(
-            lang,
-            f"{len(results)} notification(s), dont {woke} auraient réveillé le téléphone.",
-            f"{len(results)} notification(s), {woke} would have woken the phone.",
-        )
+        ngettext(
+            "{n} notification, {woke} would have woken the phone.",
+            "{n} notifications, {woke} would have woken the phone.",
+            count,
+        ).format(n=count, woke=woke)
     )
 
 
-@click.command("status")
+@command("status", help=N_("Alerting state: open incidents, delivery queue, age of the oldest waiting message."))
 @config_option
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help=N_("table for humans, json for scripts."),
+)
 def status_command(config_file: str | None, output_format: str) -> None:
-    """État des alertes : incidents ouverts, file d'envoi, âge du plus vieux message en attente."""
     from veille.store import alerts as store
 
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
     engine = open_database(config)
     now = datetime.now(UTC)
     with read_conn(engine) as conn:
@@ -295,27 +315,9 @@ def status_command(config_file: str | None, output_format: str) -> None:
         click.echo(json.dumps(data, ensure_ascii=False))
         return
     out = sys.stdout
-    out.write(
-        tr(
-            lang,
-            f"Incidents ouverts : {len(active)} (dont {data['high_urgency']} urgents)\n",
-            f"Open incidents: {len(active)} ({data['high_urgency']} high urgency)\n",
-        )
-    )
-    queue = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "-"
-    out.write(tr(lang, f"File d'envoi : {queue}\n", f"Outbox: {queue}\n"))
-    out.write(
-        tr(
-            lang,
-            f"Plus vieux message en attente : {format_duration(age) if oldest else '-'}\n",
-            f"Oldest pending message: {format_duration(age) if oldest else '-'}\n",
-        )
-    )
+    out.write(_("Open incidents: {n} ({high} high urgency)").format(n=len(active), high=data["high_urgency"]) + "\n")
+    queue = ", ".join(f"{_(label(k))} {v}" for k, v in sorted(counts.items())) or "-"
+    out.write(_("Delivery queue: {queue}").format(queue=queue) + "\n")
+    out.write(_("Oldest waiting message: {age}").format(age=format_duration(age) if oldest else "-") + "\n")
     for client, until in sorted(mutes.items()):
-        out.write(
-            tr(
-                lang,
-                f"Sourdine : {client} jusqu'au {_local(until, config)}\n",
-                f"Muted: {client} until {_local(until, config)}\n",
-            )
-        )
+        out.write(_("Muted: {client} until {until}").format(client=client, until=_local(until, config)) + "\n")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from veille.cli.wording import _
+from veille.cli.wording import _, text
 from veille.core.errors import StorageError
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def explain(exc: BaseException, database_url: str | None) -> tuple[str, int] | N
     cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ is not None else exc
     sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")  # loaded by whatever touched the database
     if sqlalchemy_exc is None or not isinstance(cause, sqlalchemy_exc.DBAPIError):
-        return (f"veille: {exc}", FAILURE) if isinstance(exc, StorageError) else None
+        return (f"veille: {text(str(exc))}", FAILURE) if isinstance(exc, StorageError) else None
     reason = _first_line(cause.orig)
     url = _parsed(database_url)
     if (

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from veille.cli.common import config_option, fail, load_or_exit, open_database
-from veille.core.i18n import current_lang, tr
+from veille.cli.wording import _, cli_wording, command, text
+from veille.core.i18n import N_
 from veille.core.textsafe import terminal_safe
 from veille.reports import EXTENSIONS, FORMATS, monthly_report, render
 from veille.reports.period import Month, previous_month
@@ -22,11 +23,14 @@ def register(group: click.Group) -> None:
     group.add_command(report_command)
 
 
-@click.command("report")
+@command(
+    "report",
+    help=N_("A client's monthly report: volumes, sentiment and trend, notable hits, incidents, broken sources."),
+)
 @config_option
-@click.option("--client", help="Identifiant du client (défaut : un rapport par client).")
+@click.option("--client", help=N_("Client id (default: one report per client)."))
 @click.option(
-    "--month", metavar="AAAA-MM", help="Mois du rapport (défaut : le mois précédent, dans le fuseau configuré)."
+    "--month", metavar="YYYY-MM", help=N_("Month of the report (default: the previous month, in the configured zone).")
 )
 @click.option(
     "--format",
@@ -34,18 +38,17 @@ def register(group: click.Group) -> None:
     type=click.Choice(FORMATS),
     default="md",
     show_default=True,
-    help="md lisible tel quel, html autonome, csv (un hit par ligne), json (les chiffres).",
+    help=N_("md readable as is, self-contained html, csv (one hit per line), json (the figures)."),
 )
 @click.option(
     "--output",
     "-o",
-    metavar="CHEMIN",
-    help="Fichier à écrire ; un dossier existant reçoit un fichier par client (défaut : sortie standard).",
+    metavar="PATH",
+    help=N_("File to write; an existing folder receives one file per client (default: standard output)."),
 )
 @click.option(
     "--lang",
-    type=click.Choice(["fr", "en"]),
-    help="Langue du rapport (défaut : VEILLE_LANG, sinon lang de la configuration).",
+    help=N_("Language of the report (default: VEILLE_LANG, else the config's lang)."),
 )
 def report_command(
     config_file: str | None,
@@ -55,20 +58,19 @@ def report_command(
     output: str | None,
     lang: str | None,
 ) -> None:
-    """Rapport mensuel d'un client : volumes, sentiment et évolution, hits marquants, incidents, sources en panne."""
     config = load_or_exit(config_file)
-    lang = lang or current_lang(config.lang)
+    lang = cli_wording().lang  # --lang, VEILLE_LANG or the config's, read before parsing
     if client is not None and config.client(client) is None:
         known = ", ".join(c.id for c in config.clients)
-        fail(tr(lang, f"client inconnu : {client!r} (clients : {known})", f"unknown client: {client!r} ({known})"))
+        fail(_("unknown client: {client} (clients: {known})").format(client=repr(client), known=known))
     chosen = [config.client(client)] if client is not None else list(config.clients)
     if not chosen:
-        fail(tr(lang, "aucun client dans la configuration", "no client in the configuration"))
+        fail(_("no client in the configuration"))
     now = datetime.now(UTC)
     try:
         period = Month.parse(month) if month else previous_month(now, config.tz)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--month") from None
+        raise click.BadParameter(text(str(exc)), param_hint="--month") from None
     engine = open_database(config)
     with read_conn(engine) as conn:
         reports = [
@@ -87,41 +89,35 @@ def report_command(
     engine.dispose()
     many = client is None
     if output is None:
-        text = render(reports, output_format, lang, many=many)
-        click.echo(for_terminal(text, sys.stdout.isatty()), nl=False)
+        rendered = render(reports, output_format, lang, many=many)
+        click.echo(for_terminal(rendered, sys.stdout.isatty()), nl=False)
         return
     target = Path(output)
     if target.is_dir() or output.endswith(("/", os.sep)):
         target.mkdir(parents=True, exist_ok=True)
         for report in reports:
             path = target / f"{report.client_id}-{report.month}.{EXTENSIONS[output_format]}"
-            _write(path, render([report], output_format, lang), lang)
+            _write(path, render([report], output_format, lang))
         return
-    _write(target, render(reports, output_format, lang, many=many), lang)
+    _write(target, render(reports, output_format, lang, many=many))
 
 
-def for_terminal(text: str, tty: bool) -> str:
+def for_terminal(rendered: str, tty: bool) -> str:
     """On a terminal, text from posts must not move the cursor or retitle the window (CSV/JSON keep raw text)."""
-    return terminal_safe(text, keep_newlines=True) if tty else text
+    return terminal_safe(rendered, keep_newlines=True) if tty else rendered
 
 
-def _write(path: Path, text: str, lang: str) -> None:
+def _write(path: Path, content: str) -> None:
     """Write through a temporary file in the same folder, so a reader never sees half a report."""
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-                out.write(text)
+                out.write(content)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
     except OSError as exc:
-        fail(
-            tr(
-                lang,
-                f"impossible d'écrire {path} : {exc.strerror or exc}",
-                f"cannot write {path}: {exc.strerror or exc}",
-            )
-        )
-    click.echo(tr(lang, f"rapport écrit : {path}", f"report written: {path}"), err=True)
+        fail(_("cannot write {path}: {reason}").format(path=path, reason=exc.strerror or exc))
+    click.echo(_("report written: {path}").format(path=path), err=True)

@@ -16,19 +16,20 @@ from typing import IO
 import click
 
 from veille.cli.common import config_option, fail, load_or_exit, open_database
+from veille.cli.wording import _, command, group, ngettext, text
 from veille.config import Config, config_path
-from veille.core.i18n import current_lang, tr
+from veille.core.i18n import N_
 from veille.core.models import SentimentLabel, SentimentResult
 from veille.scoring.base import Scorer
 from veille.scoring.settings import SentimentSettings
 
 BATCH = 256
+# Read before parsing, with VEILLE_LANG and the config's lang (veille.cli.wording.configured_lang).
 lang_option = click.option(
     "--lang",
     "ui_lang",
-    type=click.Choice(["fr", "en"]),
     default=None,
-    help="Langue des messages (défaut : $VEILLE_LANG, sinon la config, sinon fr).",
+    help=N_("Language of the messages (default: $VEILLE_LANG, else the config, else fr)."),
 )
 
 
@@ -54,7 +55,7 @@ def _scorer(config: Config | None) -> Scorer:
     try:
         return load_scorer(settings, data_dir=data_dir(config.database_url if config else None))
     except ScorerLoadError as exc:
-        fail(f"veille: {exc}", 2)
+        fail(f"veille: {text(str(exc))}", 2)
 
 
 def _inputs(texts: tuple[str, ...], file: IO[str] | None) -> Iterator[str]:
@@ -82,14 +83,19 @@ def result_json(result: SentimentResult) -> str:
     )
 
 
-@click.command()
+@command(
+    help=N_(
+        "Score the sentiment of texts: label, score [-1, 1], language and reasons.\n\n"
+        'Example: veille score "the pizza was cold and the waiter rude 😡"'
+    )
+)
 @click.argument("texts", nargs=-1)
 @click.option(
     "--file",
     "file",
     type=click.File("r", encoding="utf-8", errors="replace", lazy=False),
     default=None,
-    help="Un texte par ligne ; « - » pour l'entrée standard.",
+    help=N_("One text per line; '-' for standard input."),
 )
 @click.option(
     "--format",
@@ -97,38 +103,26 @@ def result_json(result: SentimentResult) -> str:
     type=click.Choice(["json", "table"]),
     default="json",
     show_default=True,
-    help="json : une ligne JSON par texte, dans l'ordre ; table : pour les humains.",
+    help=N_("json: one JSON line per text, in order; table: for humans."),
 )
 @config_option
 @lang_option
 def score(
     texts: tuple[str, ...], file: IO[str] | None, output_format: str, config_file: str | None, ui_lang: str | None
 ) -> None:
-    """Score le sentiment de textes : label, score [-1, 1], langue et raisons.
-
-    Exemple : veille score "jsui dégoutè 😥 mais la salade était trop bonne ❤"
-    """
     config = _optional_config(config_file)
-    lang = ui_lang or current_lang(config.lang if config else None)
     if not texts and file is None:
-        fail(
-            tr(
-                lang,
-                "Donnez un ou plusieurs textes, ou --file FICHIER (« - » pour l'entrée standard).",
-                "Give one or more texts, or --file FILE ('-' for standard input).",
-            ),
-            2,
-        )
+        fail(_("Give one or more texts, or --file FILE ('-' for standard input)."), 2)
     scorer = _scorer(config)
     if output_format == "json":
         for batch in _batches(_inputs(texts, file), BATCH):
             for result in scorer.score_batch(batch):
                 click.echo(result_json(result))
         return
-    _table(scorer, _inputs(texts, file), lang)
+    _table(scorer, _inputs(texts, file))
 
 
-def _table(scorer: Scorer, inputs: Iterable[str], lang: str) -> None:
+def _table(scorer: Scorer, inputs: Iterable[str]) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -138,19 +132,19 @@ def _table(scorer: Scorer, inputs: Iterable[str], lang: str) -> None:
     table = Table(show_lines=False)
     for header in (
         "#",
-        tr(lang, "texte", "text"),
-        "label",
-        "score",
-        tr(lang, "langue", "lang"),
-        tr(lang, "raisons", "reasons"),
+        _("text"),
+        _("label"),
+        _("score"),
+        _("language"),
+        _("reasons"),
     ):
         table.add_column(header, overflow="fold")
     colours = {SentimentLabel.NEG: "red", SentimentLabel.NEU: "", SentimentLabel.POS: "green"}
     number = 0
     for batch in _batches(inputs, BATCH):
-        for text, result in zip(batch, scorer.score_batch(batch), strict=True):
+        for body, result in zip(batch, scorer.score_batch(batch), strict=True):
             number += 1
-            short = text if len(text) <= 70 else text[:69] + "…"
+            short = body if len(body) <= 70 else body[:69] + "…"
             table.add_row(
                 str(number),
                 Text(terminal_safe(short)),
@@ -163,47 +157,49 @@ def _table(scorer: Scorer, inputs: Iterable[str], lang: str) -> None:
     Console(highlight=False, soft_wrap=False, width=width).print(table)
 
 
-@click.group("sentiment")
+@group("sentiment", help=N_("Sentiment model: retraining on your own labelled posts."))
 def sentiment_group() -> None:
-    """Modèle de sentiment : réentraînement sur vos propres posts annotés."""
+    pass
 
 
-@sentiment_group.command("train")
+@sentiment_group.command(
+    "train",
+    help=N_(
+        "Retrain the model on FILE.tsv (id, lang, label, text) plus your corrections.\n\n"
+        "Same format as the shared data: a header line then id<TAB>lang<TAB>label<TAB>text, with lang fr/en "
+        "and label neg/neu/pos. The new model adds to the bundled one (unless --from-scratch); a language "
+        "with fewer than 30 lines keeps the bundled model. Restart the daemon for it to load it."
+    ),
+)
 @click.argument("tsv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Où écrire le modèle (défaut : sentiment-model.json.gz dans le dossier de données, "
-    "$VEILLE_HOME ou à côté de la base SQLite), que le démon préfère au modèle livré.",
+    help=N_(
+        "Where to write the model (default: sentiment-model.json.gz in the data folder, $VEILLE_HOME or beside "
+        "the SQLite database), which the daemon prefers to the bundled model."
+    ),
 )
-@click.option("--no-labels", is_flag=True, help="N'ajoute pas les corrections enregistrées avec `veille label`.")
+@click.option("--no-labels", is_flag=True, help=N_("Leave out the corrections recorded with `veille label`."))
 @click.option(
-    "--from-scratch", is_flag=True, help="Entraîne sur vos seules données, sans s'appuyer sur le modèle livré."
+    "--from-scratch", is_flag=True, help=N_("Train on your data alone, without building on the bundled model.")
 )
 @config_option
 @lang_option
 def train(
     tsv: Path, output: Path | None, no_labels: bool, from_scratch: bool, config_file: str | None, ui_lang: str | None
 ) -> None:
-    """Réentraîne le modèle sur FICHIER.tsv (id, lang, label, texte) plus vos corrections.
-
-    Même format que les données partagées : une ligne d'en-tête puis
-    id<TAB>lang<TAB>label<TAB>texte, avec lang fr/en et label neg/neu/pos. Le nouveau modèle
-    s'ajoute au modèle livré (sauf --from-scratch) ; une langue avec moins de 30 lignes garde
-    le modèle livré. Redémarrez le démon pour qu'il le charge.
-    """
     from veille.core.paths import data_dir
     from veille.scoring.linear import LinearModel
     from veille.scoring.loader import bundled_model_bytes, trained_model_path
     from veille.scoring.training import Example, TrainingDataError, read_tsv, train_model
 
     config = _optional_config(config_file)
-    lang = ui_lang or current_lang(config.lang if config else None)
     try:
         examples = read_tsv(tsv)
     except (TrainingDataError, UnicodeDecodeError) as exc:
-        fail(f"veille: {exc}", 2)
+        fail(f"veille: {text(str(exc))}", 2)
     used_labels: list[int] = []
     engine = None
     if config is not None and not no_labels:
@@ -222,7 +218,7 @@ def train(
     try:
         model, report = train_model(examples, base=base, card=card, on_top=not from_scratch)
     except TrainingDataError as exc:
-        fail(f"veille: {exc}", 2)
+        fail(f"veille: {text(str(exc))}", 2)
     model.meta = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "file": tsv.name,
@@ -234,47 +230,38 @@ def train(
 
         mark_used(engine, used_labels, now=datetime.now(UTC))
     for code, line in report.items():
-        click.echo(f"{code}: {line}")
+        click.echo(f"{code}: {text(line)}")
+    count = len(used_labels)
     click.echo(
-        tr(
-            lang,
-            f"Modèle écrit dans {target} ({len(used_labels)} correction(s) incluse(s)). "
-            "Redémarrez le démon pour l'utiliser.",
-            f"Model written to {target} ({len(used_labels)} correction(s) included). Restart the daemon to use it.",
-        )
+        ngettext(
+            "Model written to {path} ({n} correction included). Restart the daemon to use it.",
+            "Model written to {path} ({n} corrections included). Restart the daemon to use it.",
+            count,
+        ).format(path=target, n=count)
     )
     if output is not None and output.resolve() != trained_model_path(directory).resolve():
         click.echo(
-            tr(
-                lang,
-                f"Ce n'est pas l'emplacement par défaut : ajoutez model_path = \"{target}\" "
-                "dans la section [sentiment] de la configuration pour que le démon le charge.",
-                f'Not the default location: add model_path = "{target}" to the [sentiment] section '
-                "of the config so that the daemon loads it.",
-            )
+            _(
+                'Not the default location: add model_path = "{path}" to the [sentiment] section of the config '
+                "so that the daemon loads it."
+            ).format(path=target)
         )
 
 
-@click.command()
+@command(help=N_("Correct a hit's sentiment; the next `veille sentiment train` takes it into account."))
 @click.argument("hit_id", type=int)
 @click.argument("value", metavar="neg|neu|pos", type=click.Choice([label.value for label in SentimentLabel]))
 @config_option
 @lang_option
 def label(hit_id: int, value: str, config_file: str | None, ui_lang: str | None) -> None:
-    """Corrige le sentiment d'un hit ; le prochain `veille sentiment train` en tiendra compte."""
     from veille.store.labels import UnknownHit, record_label
 
     config = load_or_exit(config_file)
-    lang = ui_lang or current_lang(config.lang)
     engine = open_database(config)
     try:
         record_label(engine, hit_id, SentimentLabel(value), now=datetime.now(UTC))
     except UnknownHit:
-        fail(tr(lang, f"Aucun hit n°{hit_id}.", f"No hit #{hit_id}."), 1)
+        fail(_("No hit #{id}.").format(id=hit_id), 1)
     click.echo(
-        tr(
-            lang,
-            f"Hit {hit_id} annoté « {value} ». Il servira au prochain `veille sentiment train`.",
-            f"Hit {hit_id} labelled '{value}'. The next `veille sentiment train` will use it.",
-        )
+        _("Hit {id} labelled '{label}'. The next `veille sentiment train` will use it.").format(id=hit_id, label=value)
     )

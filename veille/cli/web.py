@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import click
 
 from veille.cli.common import config_option, fail, load_or_exit, open_database
+from veille.cli.wording import _, group, ngettext
 from veille.config import Config
-from veille.core.i18n import current_lang, tr
+from veille.core.i18n import N_
 from veille.store.engine import read_conn, write_tx
 
 MIN_PASSWORD = 10
@@ -18,18 +19,27 @@ def register(group: click.Group) -> None:
     group.add_command(web_group)
 
 
-@click.group("web", invoke_without_command=True)
+@group(
+    "web",
+    invoke_without_command=True,
+    help=N_(
+        "Web dashboard: overview of the clients, incidents, sources; /metrics for operations.\n\n"
+        "Without a subcommand, serves the dashboard (until Ctrl-C). First create a user with "
+        "`veille web passwd NAME`."
+    ),
+)
 @config_option
-@click.option("--host", default=None, help="Adresse d'écoute (défaut : [web] host, 127.0.0.1).")
-@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port (défaut : [web] port, 8080).")
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"]))
+@click.option("--host", default=None, help=N_("Listening address (default: [web] host, 127.0.0.1)."))
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help=N_("Port (default: [web] port, 8080)."))
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning"]),
+    help=N_("Log level of the server."),
+)
 @click.pass_context
 def web_group(ctx: click.Context, config_file: str | None, host: str | None, port: int | None, log_level: str) -> None:
-    """Tableau de bord web : vue d'ensemble des clients, incidents, sources ; /metrics pour l'exploitation.
-
-    Sans sous-commande, sert le tableau de bord (jusqu'à Ctrl-C). Créez d'abord un utilisateur avec
-    `veille web passwd NOM`.
-    """
     if ctx.invoked_subcommand is not None:
         return
     from veille.core.logs import setup_logging
@@ -42,61 +52,48 @@ def web_group(ctx: click.Context, config_file: str | None, host: str | None, por
     serve(config, engine, host=host or config.web.host, port=port or config.web.port)
 
 
-def _check_clients(config: Config, clients: str | None, lang: str) -> list[str] | None:
+def _check_clients(config: Config, clients: str | None) -> list[str] | None:
     if clients is None:
         return None
     wanted = [c.strip() for c in clients.split(",") if c.strip()]
     known = {c.id for c in config.clients}
     unknown = [c for c in wanted if c != "*" and c not in known]
     if unknown:
-        fail(
-            tr(
-                lang,
-                f"Client(s) inconnu(s) : {', '.join(unknown)} (clients du fichier : {', '.join(sorted(known))})",
-                f"Unknown client(s): {', '.join(unknown)} (clients in the file: {', '.join(sorted(known))})",
-            ),
-            2,
+        message = ngettext(
+            "Unknown client: {unknown} (clients in the file: {known})",
+            "Unknown clients: {unknown} (clients in the file: {known})",
+            len(unknown),
         )
+        fail(message.format(unknown=", ".join(unknown), known=", ".join(sorted(known))), 2)
     return wanted
 
 
-@web_group.command("passwd")
+@web_group.command(
+    "passwd",
+    help=N_(
+        "Create a dashboard user or change their password (hashed with argon2).\n\n"
+        "A user named like a contact ([[contacts]] id) sees that contact's clients, as on Telegram; "
+        "--clients gives another list. The password is asked twice (or read from standard input)."
+    ),
+)
 @config_option
 @click.argument("name")
 @click.option(
     "--clients",
     metavar="ID,ID|*",
-    help="Les clients que cet utilisateur voit (défaut : ceux du contact de même identifiant).",
+    help=N_("The clients this user sees (default: those of the contact with the same id)."),
 )
 def passwd_command(config_file: str | None, name: str, clients: str | None) -> None:
-    """Crée un utilisateur du tableau de bord ou change son mot de passe (haché avec argon2).
-
-    Un utilisateur nommé comme un contact ([[contacts]] id) voit les clients de ce contact, comme sur
-    Telegram ; --clients donne une autre liste. Le mot de passe est demandé deux fois (ou lu sur
-    l'entrée standard).
-    """
     from veille.store.users import set_password
     from veille.web.auth import hash_password, visible_clients
 
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
     if not name or len(name) > 80 or not name.isprintable() or name.strip() != name:
-        fail(tr(lang, "Nom invalide (1 à 80 caractères imprimables).", "Invalid name (1-80 printable characters)."), 2)
-    chosen = _check_clients(config, clients, lang)
-    password = click.prompt(
-        tr(lang, "Mot de passe", "Password"),
-        hide_input=True,
-        confirmation_prompt=tr(lang, "Encore une fois", "Once more"),
-    )
+        fail(_("Invalid name (1-80 printable characters)."), 2)
+    chosen = _check_clients(config, clients)
+    password = click.prompt(_("Password"), hide_input=True, confirmation_prompt=_("Once more"))
     if len(password) < MIN_PASSWORD:
-        fail(
-            tr(
-                lang,
-                f"Mot de passe trop court : au moins {MIN_PASSWORD} caractères.",
-                f"Password too short: at least {MIN_PASSWORD} characters.",
-            ),
-            2,
-        )
+        fail(_("Password too short: at least {n} characters.").format(n=MIN_PASSWORD), 2)
     engine = open_database(config)
     with write_tx(engine) as conn:
         created = set_password(
@@ -107,43 +104,37 @@ def passwd_command(config_file: str | None, name: str, clients: str | None) -> N
         user = get_user(conn, name)
     assert user is not None
     seen = [c.id for c in visible_clients(user, config)]
-    verb = tr(lang, "créé" if created else "mis à jour", "created" if created else "updated")
-    click.echo(
-        tr(lang, f"Utilisateur {name} {verb} ; il voit : ", f"User {name} {verb}; sees: ")
-        + (", ".join(seen) or tr(lang, "aucun client (ajoutez --clients)", "no client (add --clients)"))
-    )
+    sees = ", ".join(seen) or _("no client (add --clients)")
+    done = _("User {name} created; sees: {clients}") if created else _("User {name} updated; sees: {clients}")
+    click.echo(done.format(name=name, clients=sees))
 
 
-@web_group.command("users")
+@web_group.command("users", help=N_("List the dashboard's users and the clients each one sees."))
 @config_option
 def users_command(config_file: str | None) -> None:
-    """Liste les utilisateurs du tableau de bord et les clients que chacun voit."""
     from veille.store.users import list_users
     from veille.web.auth import visible_clients
 
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
     engine = open_database(config)
     with read_conn(engine) as conn:
         users = list_users(conn)
     if not users:
-        click.echo(tr(lang, "Aucun utilisateur : veille web passwd NOM", "No user: veille web passwd NAME"))
+        click.echo(_("No user: veille web passwd NAME"))
     for user in users:
         click.echo(f"{user.name}: {', '.join(c.id for c in visible_clients(user, config)) or '-'}")
 
 
-@web_group.command("remove")
+@web_group.command("remove", help=N_("Remove a dashboard user (their sessions end at once)."))
 @config_option
 @click.argument("name")
 def remove_command(config_file: str | None, name: str) -> None:
-    """Supprime un utilisateur du tableau de bord (ses sessions cessent aussitôt)."""
     from veille.store.users import remove_user
 
     config = load_or_exit(config_file)
-    lang = current_lang(config.lang)
     engine = open_database(config)
     with write_tx(engine) as conn:
         removed = remove_user(conn, name)
     if not removed:
-        fail(tr(lang, f"Utilisateur inconnu : {name}", f"Unknown user: {name}"))
-    click.echo(tr(lang, f"Utilisateur {name} supprimé.", f"User {name} removed."))
+        fail(_("Unknown user: {name}").format(name=name))
+    click.echo(_("User {name} removed.").format(name=name))

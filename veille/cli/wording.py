@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from veille.core.i18n import Wording, current_lang, normalise, wording
+from veille.core.i18n import DEFAULT_LANG, Wording, current_lang, normalise, wording
 
 # click's modules that translate their messages (parser, types and exceptions raise; formatting writes "Usage:").
 _CLICK_MODULES = (
@@ -79,16 +79,27 @@ _route_click_messages()
 
 
 def configured_lang(args: Sequence[str], environ: dict[str, str] | None = None) -> str:
-    """The run's language before parsing: VEILLE_LANG, else `lang` in the config file, else French."""
+    """The run's language before parsing: a command's --lang, else VEILLE_LANG, else `lang` in the config
+    file, else French."""
     env = os.environ if environ is None else environ
-    if normalise(env.get("VEILLE_LANG")):
-        return current_lang()
     path = env.get("VEILLE_CONFIG") or "config.toml"
+    chosen = None
     for index, arg in enumerate(args):
-        if arg == "--config" and index + 1 < len(args):
-            path = args[index + 1]
+        if arg == "--":
+            break
+        value = args[index + 1] if index + 1 < len(args) else None
+        if arg == "--config" and value is not None:
+            path = value
         elif arg.startswith("--config="):
             path = arg.partition("=")[2]
+        elif arg == "--lang" and value is not None:
+            chosen = value
+        elif arg.startswith("--lang="):
+            chosen = arg.partition("=")[2]
+    if normalise(chosen):
+        return normalise(chosen) or DEFAULT_LANG
+    if normalise(env.get("VEILLE_LANG")):
+        return current_lang()
     try:
         with open(path, "rb") as file:
             lang = tomllib.load(file).get("lang")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from veille.core.i18n import N_
+
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -20,7 +22,7 @@ def parse_duration(text: str) -> timedelta:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if not cleaned or pos != len(cleaned):
-        raise ValueError(f"{text!r} is not a duration; write e.g. 30s, 10m, 2h, 7d or 1h30m")
+        raise ValueError(N_("{text!r} is not a duration; write e.g. 30s, 10m, 2h, 7d or 1h30m").format(text=text))
     return timedelta(seconds=total)
 
 
@@ -50,5 +52,7 @@ def parse_since(text: str, now: datetime) -> datetime:
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{text!r}: write a duration (24h, 7d) or an ISO date (2026-11-20)") from None
+        raise ValueError(
+            N_("{text!r}: write a duration (24h, 7d) or an ISO date (2026-11-20)").format(text=text)
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

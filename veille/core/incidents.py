@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from veille.core.i18n import N_
+
 
 class Urgency(StrEnum):
     LOW = "low"
@@ -45,6 +47,42 @@ class Kind(StrEnum):
     RESOLVED = "resolved"
     DIGEST = "digest"
     NOTICE = "notice"
+
+
+# How each state, urgency, cause, kind, mode and delivery state reads to a person (English msgids, shown
+# through the wording catalogue): `veille alerts`, `veille replay`, `veille status` and the notifiers.
+_LABELS: dict[str, str] = {
+    Urgency.LOW: N_("low"),
+    Urgency.HIGH: N_("high"),
+    Cause.BUZZ: N_("bad buzz"),
+    Cause.VOLUME: N_("unusual volume"),
+    Cause.SOURCE: N_("source down"),
+    Cause.SILENCE: N_("silence"),
+    Status.PENDING: N_("waiting"),  # an incident inside group_wait, a delivery not sent yet
+    Status.OPEN: N_("open"),
+    Status.ACKED: N_("taken"),
+    Status.RESOLVED: N_("resolved"),
+    Mode.WAKE: N_("rings"),
+    Mode.SILENT: N_("silent"),
+    Mode.HELD: N_("held for the digest"),
+    Kind.OPENED: N_("opened"),
+    Kind.UPDATE: N_("update"),
+    Kind.REPEAT: N_("reminder"),
+    Kind.ESCALATED: N_("escalated"),
+    Kind.DIGEST: N_("digest"),
+    Kind.NOTICE: N_("notice"),
+    # outbox delivery states and incident events
+    "sent": N_("sent"),
+    "dead": N_("failed"),
+    "cancelled": N_("cancelled"),
+    "ack": N_("taken"),
+    "snooze": N_("postponed"),
+}
+
+
+def label(value: str) -> str:
+    """The English label of a state, urgency, cause, kind or mode value (the value itself if unknown)."""
+    return _LABELS.get(value, value)
 
 
 def incident_key(client_id: str, cause: Cause, subject: str = "") -> str:

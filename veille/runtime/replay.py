@@ -25,6 +25,7 @@ from sqlalchemy import event
 
 from veille.config import Config
 from veille.core.clock import FakeClock, utc
+from veille.core.i18n import N_
 from veille.core.incidents import Kind
 from veille.core.models import Engagement, SentimentResult, StoredHit
 from veille.notify.render import incident_title
@@ -92,7 +93,7 @@ def _int(raw: dict[str, Any], key: str, where: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ReplayError(f"{where}: {key!r} must be a non-negative integer")
+        raise ReplayError(N_("{where}: {key!r} must be a non-negative integer").format(where=where, key=key))
     return value
 
 
@@ -105,22 +106,24 @@ def parse_lines(lines: Iterable[str], *, name: str = "timeline") -> list[Line]:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ReplayError(f"{where}: not JSON ({exc.msg})") from None
+            raise ReplayError(N_("{where}: not JSON ({msg})").format(where=where, msg=exc.msg)) from None
         if not isinstance(raw, dict):
-            raise ReplayError(f"{where}: each line must be a JSON object")
+            raise ReplayError(N_("{where}: each line must be a JSON object").format(where=where))
         try:
             ts = datetime.fromisoformat(str(raw["ts"]))
         except (KeyError, ValueError):
-            raise ReplayError(f"{where}: 'ts' must be an ISO 8601 time with offset") from None
+            raise ReplayError(N_("{where}: 'ts' must be an ISO 8601 time with offset").format(where=where)) from None
         if ts.tzinfo is None:
-            raise ReplayError(f"{where}: 'ts' needs a UTC offset, e.g. +01:00")
+            raise ReplayError(N_("{where}: 'ts' needs a UTC offset, e.g. +01:00").format(where=where))
         client = raw.get("client")
         if not isinstance(client, str) or not client:
-            raise ReplayError(f"{where}: 'client' is required")
+            raise ReplayError(N_("{where}: 'client' is required").format(where=where))
         url = raw.get("url")
         body = raw.get("text")
         if url is None and body is None:
-            raise ReplayError(f"{where}: a line needs 'text' (a new post) or 'url' (an engagement update)")
+            raise ReplayError(
+                N_("{where}: a line needs 'text' (a new post) or 'url' (an engagement update)").format(where=where)
+            )
         out.append(
             Line(
                 ts=utc(ts),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from veille.core.i18n import N_
 from veille.core.models import SentimentLabel
 from veille.scoring.features import Vectorizer, all_grams
 from veille.scoring.lexicon import load_resources
@@ -64,10 +65,18 @@ def read_tsv(path: Path) -> list[Example]:
             if not line.strip():
                 continue
             if len(parts) != 4:
-                raise TrainingDataError(f"{path}:{number}: expected 4 tab-separated columns (id, lang, label, text)")
+                raise TrainingDataError(
+                    N_("{path}:{number}: expected 4 tab-separated columns (id, lang, label, text)").format(
+                        path=path, number=number
+                    )
+                )
             _, lang, label, text = parts
             if label not in labels:
-                raise TrainingDataError(f"{path}:{number}: label {label!r} is not neg, neu or pos")
+                raise TrainingDataError(
+                    N_("{path}:{number}: label {label!r} is not neg, neu or pos").format(
+                        path=path, number=number, label=label
+                    )
+                )
             examples.append(Example(lang.strip().lower() or "und", SentimentLabel(label), text))
     return examples
 
@@ -161,13 +170,17 @@ def train_model(
             if on_top and base is not None and lang in base.heads:
                 below = base.heads[lang]
                 head.prior = below.prior or below  # never stack a retrained head on an older one
-                report[lang] = f"trained on {len(rows)} rows, on top of the base model"
+                report[lang] = N_("trained on {rows} rows, on top of the base model").format(rows=len(rows))
             else:
-                report[lang] = f"trained on {len(rows)} rows"
+                report[lang] = N_("trained on {rows} rows").format(rows=len(rows))
             heads[lang] = head
         elif base is not None and lang in base.heads:
             heads[lang] = base.heads[lang]
-            report[lang] = f"kept the base model ({len(rows)} rows, need {MIN_ROWS} with 2 labels)"
+            report[lang] = N_("kept the base model ({rows} rows, need {needed} with 2 labels)").format(
+                rows=len(rows), needed=MIN_ROWS
+            )
     if not heads:
-        raise TrainingDataError(f"not enough labelled rows: need at least {MIN_ROWS} in French or English")
+        raise TrainingDataError(
+            N_("not enough labelled rows: need at least {needed} in French or English").format(needed=MIN_ROWS)
+        )
     return LinearModel(heads, card), report
