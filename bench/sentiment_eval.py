@@ -6,6 +6,13 @@
 Per language: accuracy, macro-F1, precision / recall / F1 of `neg` (bad buzz is what matters),
 and texts per second on one core (CPU time; wall-clock alongside), batched and one at a time. Also times one adversarial
 1 MB single-line text (RELIABILITY E12).
+
+Long articles (issue 12): each row becomes a news article about the client, deterministically: a neutral
+headline, 1 to 3 KB of neutral reporting, and the row's text quoted either as the lead ("Chez Gégé : ...")
+or in the middle of the body ("À propos de Chez Gégé, un client témoigne : « ... »"); its label is the row's.
+Each article is scored two ways: whole (title and text up to 5,000 characters, the rule before the excerpt)
+and through `veille.scoring.excerpt.sentiment_excerpt` (what the pipeline now scores); the table gives the
+same quality figures and the CPU milliseconds per article.
 """
 
 from __future__ import annotations
@@ -17,14 +24,92 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import random  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from veille.scoring.excerpt import sentiment_excerpt  # noqa: E402
 from veille.scoring.loader import load_scorer  # noqa: E402
 from veille.scoring.settings import SentimentSettings  # noqa: E402
 from veille.scoring.training import read_tsv  # noqa: E402
 
 LABELS = ("neg", "neu", "pos")
+HEADLINES = {
+    "fr": ["Le centre-ville se transforme", "Le budget municipal adopté", "Un marché couvert", "Travaux rue Neuve"],
+    "en": ["Downtown is changing", "City budget approved", "A new covered market", "Roadworks on Main Street"],
+}
+REPORTING = {
+    "fr": [
+        "Le conseil municipal votera le budget définitif lors de sa prochaine séance, fin du mois.",
+        "Selon le maire, les travaux de la place centrale devraient durer jusqu'au printemps.",
+        "La fréquentation a évolué de quelques points sur un an, d'après la chambre de commerce.",
+        "Une réunion publique est prévue jeudi à la salle des fêtes pour présenter le projet.",
+        "Le stationnement sera gratuit le samedi matin pendant toute la durée du chantier.",
+        "La préfecture a publié lundi le calendrier des prochaines consultations.",
+    ],
+    "en": [
+        "The city council will vote on the final budget at its next meeting, at the end of the month.",
+        "According to the mayor, work on the central square should last until spring.",
+        "Footfall changed by a few points over the year, according to the chamber of commerce.",
+        "A public meeting is planned on Thursday at the town hall to present the project.",
+        "Parking will be free on Saturday mornings for the whole duration of the works.",
+        "The prefecture published the schedule of the next consultations on Monday.",
+    ],
+}
+QUOTE = {
+    "fr": ("Chez Gégé : {}", "À propos de Chez Gégé, un client témoigne : « {} »"),
+    "en": ("Chez Gégé: {}", "About Chez Gégé, a customer says: “{}”"),
+}
+
+
+def long_article(index: int, lang: str, quote: str) -> tuple[str, str]:
+    """(title, text) of a deterministic article quoting `quote` as its lead or inside its body."""
+    rng = random.Random(index)
+    lang = lang if lang in REPORTING else "en"
+    sentences: list[str] = []
+    size = rng.randint(1000, 3000)
+    while sum(len(x) + 1 for x in sentences) < size:
+        sentences.append(rng.choice(REPORTING[lang]))
+    lead, inside = QUOTE[lang]
+    if rng.random() < 0.5:
+        sentences.insert(0, lead.format(quote))
+    else:
+        sentences.insert(rng.randint(2, len(sentences)), inside.format(quote))
+    paragraphs = [" ".join(sentences[i : i + 3]) for i in range(0, len(sentences), 3)]
+    return rng.choice(HEADLINES[lang]), "\n\n".join(paragraphs)
+
+
+def quality(gold: list[str], pred: list[str]) -> tuple[float, float, float]:
+    """(accuracy, macro-F1, neg F1)."""
+    accuracy = sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
+    macro = sum(prf(gold, pred, label)[2] for label in LABELS) / len(LABELS)
+    return accuracy, macro, prf(gold, pred, "neg")[2]
+
+
+def evaluate_long_articles(scorer, examples) -> None:  # type: ignore[no-untyped-def]
+    print()
+    print("long articles (1-3 KB of reporting quoting each row): whole text vs the scored excerpt")
+    header = f"{'lang':<5}{'rows':>6}{'way':>9}{'acc':>7}{'macroF1':>9}{'negF1':>7}{'chars':>8}{'CPU ms/article':>16}"
+    print(header)
+    print("-" * len(header))
+    for lang in sorted({e.lang for e in examples}):
+        rows = [(i, e) for i, e in enumerate(examples) if e.lang == lang]
+        articles = [long_article(i, lang, e.text) for i, e in rows]
+        gold = [e.label.value for _, e in rows]
+        ways = {
+            "whole": [(f"{t}. {x}" if t and not x.startswith(t) else x)[:5000] for t, x in articles],
+            "excerpt": [sentiment_excerpt(t, x, ("chez gege",)) for t, x in articles],
+        }
+        for way, texts in ways.items():
+            cpu = time.process_time()
+            pred = [r.label.value for r in scorer.score_batch(texts)]
+            per_article = (time.process_time() - cpu) * 1000 / len(texts)
+            accuracy, macro, neg_f1 = quality(gold, pred)
+            chars = sum(len(t) for t in texts) / len(texts)
+            print(
+                f"{lang:<5}{len(rows):>6}{way:>9}{accuracy:>7.3f}{macro:>9.3f}{neg_f1:>7.3f}{chars:>8.0f}"
+                f"{per_article:>16.2f}"
+            )
 
 
 def prf(gold: list[str], pred: list[str], label: str) -> tuple[float, float, float]:
@@ -91,6 +176,7 @@ def main() -> None:
     started = time.perf_counter()
     scorer.score_batch([adversarial, "x" * 1_000_000, "pas " * 250_000])
     print(f"E12: three 1 MB single-line texts scored in {time.perf_counter() - started:.3f} s")
+    evaluate_long_articles(scorer, examples)
 
 
 if __name__ == "__main__":

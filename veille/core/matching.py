@@ -53,8 +53,8 @@ class QuerySyntaxError(ValueError):
     pass
 
 
-def _term_pattern(term: str) -> str:
-    """Regex for one folded term or phrase, bounded by non-word characters."""
+def term_pattern(term: str) -> str:
+    """Regex for one folded term or phrase, bounded by non-word characters (it searches `fold`ed text)."""
     if term.startswith("#"):
         body = re.escape(term[1:])
         return rf"#{body}(?![a-z0-9_])"
@@ -103,13 +103,13 @@ def _parse_entry(entry: str) -> tuple[list[_Alternative], list[re.Pattern[str]]]
             if not token:
                 continue
             (excluded if negative else required).append(token)
-        compiled_ex = [re.compile(_term_pattern(t)) for t in excluded]
+        compiled_ex = [re.compile(term_pattern(t)) for t in excluded]
         if not required:
             global_excluded.extend(compiled_ex)
             continue
         alternatives.append(
             _Alternative(
-                required=tuple(re.compile(_term_pattern(t)) for t in required),
+                required=tuple(re.compile(term_pattern(t)) for t in required),
                 excluded=tuple(compiled_ex),
                 direct=any(t.startswith("@") for t in required),
                 label=" ".join(required),

@@ -29,6 +29,7 @@ from veille.core.matching import Matcher, MatchResult
 from veille.core.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.core.polling import PollOutcome, PollState
 from veille.scoring.base import Scorer
+from veille.scoring.excerpt import sentiment_excerpt
 from veille.scoring.ratings import rated
 from veille.sources.base import FeedParser, PollContext, SourceDriver
 from veille.sources.registry import get_driver
@@ -655,7 +656,5 @@ def _next_poll_at(outcome: PollOutcome, now: datetime) -> datetime | None:
 
 
 def _scoring_text(matched: MatchedItem) -> str:
-    item = matched.item
-    if item.title and not item.text.startswith(item.title):
-        return f"{item.title}. {item.text}"[:5000]
-    return item.text[:5000]
+    """What the scorer reads: the whole of a short post, the parts of an article that carry its sentiment."""
+    return sentiment_excerpt(matched.item.title, matched.item.text, matched.match.terms)

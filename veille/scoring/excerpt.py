@@ -1,0 +1,71 @@
+"""What of a hit is scored: bounded whatever its length, chosen where the sentiment is.
+
+A post, a review or a comment is scored whole. A news article is not: its body is mostly neutral
+reporting (diluting whatever it says about the client), and the model's cost grows with the length
+(a 3 KB article cost ten times a tweet). The rule, for a text longer than SHORT_TEXT characters:
+- the title;
+- the lead: the first LEAD_SENTENCES sentences (news sites put what happened there);
+- the matched passages: each sentence naming one of the terms the hit matched, with the sentence after
+  it (a verdict often follows the name: "Chez Gégé a fermé. Les clients sont furieux."), for the first
+  MAX_PASSAGES such sentences;
+in text order, each sentence cut at MAX_SENTENCE characters, the whole at most MAX_EXCERPT characters.
+A term is found as the matcher finds it (accents and case folded, at word boundaries); a term of several
+tokens ("tapis royal -perse") whose phrase appears nowhere is looked for by its longest word.
+bench/sentiment_eval.py measures this rule against scoring the whole text, on long articles.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from veille.core.matching import fold, term_pattern
+
+SHORT_TEXT = 600  # characters: below this, title and text are scored whole
+LEAD_SENTENCES = 2
+MAX_PASSAGES = 3
+MAX_SENTENCE = 300
+MAX_EXCERPT = 1200
+MAX_SCAN = 64 * 1024  # characters of the text searched for passages (the stored field's size)
+_SENTENCE_END = re.compile(r"(?<=[.!?…»])\s+|\n+")
+
+
+def sentiment_excerpt(title: str, text: str, terms: Sequence[str] = ()) -> str:
+    """The text to score for a hit with this title and text that matched these terms (see the module doc)."""
+    head = f"{title}. " if title and not text.startswith(title) else ""
+    if len(text) <= SHORT_TEXT:
+        return head + text
+    sentences = [s for s in _SENTENCE_END.split(text[:MAX_SCAN]) if s.strip()]
+    chosen = set(range(min(LEAD_SENTENCES, len(sentences))))
+    for index in _passages(sentences, terms):
+        chosen.update((index, index + 1))
+    parts = [head.strip()] if head else []
+    parts += [sentences[i][:MAX_SENTENCE].strip() for i in sorted(chosen) if i < len(sentences)]
+    return " ".join(parts)[:MAX_EXCERPT]
+
+
+def _passages(sentences: list[str], terms: Sequence[str]) -> list[int]:
+    """Indices of the first MAX_PASSAGES sentences naming a term."""
+    patterns = [_pattern(term) for term in terms]
+    found: list[int] = []
+    for pattern in (p for p in patterns if p is not None):
+        for index, sentence in enumerate(sentences):
+            if index not in found and pattern.search(fold(sentence)):
+                found.append(index)
+                if len(found) >= MAX_PASSAGES:
+                    return sorted(found)
+    if not found:  # a term of several tokens: look for its longest word
+        for term in terms:
+            words = sorted(re.split(r"[^a-z0-9]+", fold(term)), key=len, reverse=True)
+            if words and len(words[0]) >= 3:
+                word = re.compile(term_pattern(words[0]))
+                found.extend(i for i, s in enumerate(sentences) if word.search(fold(s)))
+        found = sorted(set(found))[:MAX_PASSAGES]
+    return sorted(found)
+
+
+def _pattern(term: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(term_pattern(fold(term)))
+    except ValueError:  # no letters or digits
+        return None
