@@ -106,6 +106,7 @@ class Failure:
     status: int
     description: str
     parameters: dict[str, Any] | None = None
+    html: str | None = None  # the body instead of the Bot API's JSON (Telegram's nginx front on 502/504)
 
     @classmethod
     def flood(cls, retry_after: int) -> Failure:
@@ -126,6 +127,16 @@ class Failure:
     @classmethod
     def server(cls, status: int = 502) -> Failure:
         return cls(status, "Bad Gateway")
+
+    @classmethod
+    def gateway_page(cls, status: int = 502) -> Failure:
+        """What api.telegram.org's front answers when the Bot API behind it is down: nginx's HTML page."""
+        title = f"{status} {'Bad Gateway' if status == 502 else 'Gateway Time-out'}"
+        page = (
+            f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+            "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        )
+        return cls(status, title, html=page)
 
     @classmethod
     def unauthorized(cls) -> Failure:
@@ -420,6 +431,8 @@ def _params(request: Request) -> dict[str, Any]:
 
 
 def _error(failure: Failure) -> Response:
+    if failure.html is not None:
+        return Response(failure.status, failure.html, {"Content-Type": "text/html"})
     body: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": failure.description}
     if failure.parameters:
         body["parameters"] = failure.parameters

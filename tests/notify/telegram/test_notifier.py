@@ -246,6 +246,28 @@ async def test_5xx_and_connection_refused_are_retryable_not_ambiguous(fake: Fake
     await dead.aclose()
 
 
+async def test_telegrams_502_page_is_one_plain_retryable_failure_without_traceback(
+    fake: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    """api.telegram.org's front answers nginx's HTML page when the Bot API is down: no traceback per attempt."""
+    caplog.set_level(logging.INFO)
+    n = TelegramNotifier(settings_for(fake, per_chat_interval=0.0), fake.token)
+    await n.start()
+    fake.fail_next("sendMessage", Failure.gateway_page(502), times=2)
+    fake.fail_next("sendMessage", Failure.gateway_page(504), times=1)
+    try:
+        for _ in range(3):
+            with pytest.raises(NotifyRetryable) as info:
+                await n.send(note(), str(CHAT))
+            assert not info.value.ambiguous
+            assert "<html>" not in str(info.value)
+        assert "Bad Gateway" in str(info.value) or "Gateway Timeout" in str(info.value)
+        assert [r for r in caplog.records if r.exc_info or r.name.startswith("telegram")] == []
+        assert all(len(r.getMessage().splitlines()) == 1 for r in caplog.records)
+    finally:
+        await n.aclose()
+
+
 async def test_b11_token_never_in_logs_errors_or_tracebacks(
     fake: FakeTelegram, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import httpx
@@ -253,10 +255,37 @@ class _Outgoing:
     message_row: int | None
 
 
+class _Request(HTTPXRequest):
+    """PTB's HTTPX transport, minus its traceback for answers that are not JSON.
+
+    When the Bot API is down, api.telegram.org's front answers 502/504 with nginx's HTML page; PTB then
+    logs a 15-line traceback (from telegram.request) on every attempt, and puts the whole page in its error.
+    Here such a page becomes the Bot API's own error form, so the failure reads "Bad Gateway", classifies
+    like any 5xx (retryable, not ambiguous) and the outbox logs one line per attempt."""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if code >= 300 and not payload.lstrip().startswith(b"{"):
+            try:
+                description = HTTPStatus(code).phrase
+            except ValueError:
+                description = f"HTTP {code}"
+            payload = json.dumps({"ok": False, "error_code": code, "description": description}).encode()
+        return code, payload
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> dict[str, Any]:
+        try:
+            parsed: dict[str, Any] = json.loads(payload.decode("utf-8", "replace"))
+        except ValueError:
+            raise TelegramError("Invalid server response (not JSON)") from None
+        return parsed
+
+
 def make_bot(settings: TelegramSettings, token: str, *, pool_size: int = 16, read_timeout: float | None = None) -> Bot:
     """A PTB Bot on our base URL with a real connection pool (PTB's default pool is 1 connection)."""
     timeout = settings.request_timeout
-    request = HTTPXRequest(
+    request = _Request(
         connection_pool_size=pool_size,
         connect_timeout=timeout,
         read_timeout=read_timeout or timeout,
@@ -267,7 +296,7 @@ def make_bot(settings: TelegramSettings, token: str, *, pool_size: int = 16, rea
         token,
         base_url=settings.api_base_url,
         request=request,
-        get_updates_request=HTTPXRequest(
+        get_updates_request=_Request(
             connection_pool_size=2,
             connect_timeout=timeout,
             read_timeout=timeout + 30,
