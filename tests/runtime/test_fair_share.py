@@ -7,10 +7,12 @@ and a returning one gets its share back; every feed is fetched by one daemon per
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -23,6 +25,7 @@ from sqlalchemy import select
 from tests.runtime.test_daemon import ROOT, wait_for
 from tests.runtime.test_leases import held_by
 from tests.support.daemon import config_text, make_config
+from tests.support.fake_jetstream import FakeJetstream, post_event
 from tests.support.feedgen import feed_items, rss
 from tests.support.server import LocalServer, Response
 from veille.cli import cli
@@ -252,3 +255,102 @@ def test_three_daemons_on_postgresql_share_300_feeds_and_survive_a_kill(
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+
+
+class ThreadedJetstream:
+    """The local Jetstream on its own event loop in a thread, for tests that run daemon processes."""
+
+    def __init__(self, fake: FakeJetstream) -> None:
+        self.fake = fake
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with self.fake.running():
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> FakeJetstream:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self.fake
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.mark.slow
+@pytest.mark.pg
+def test_one_daemon_runs_the_jetstream_consumer_and_a_takeover_replays_the_gap(tmp_path: Path, pg_url: str) -> None:
+    """Two daemons, one Jetstream URL fed to two clients: one connection at any time. The holder is killed;
+    a post sent while no consumer runs is read by the new holder (stored cursor minus the rewind), and
+    the posts both holders read are stored once."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    engine.dispose()
+    fake = FakeJetstream(events=[post_event(1, "super soirée chez gégé hier")], live=True)
+    processes: dict[str, subprocess.Popen[str]] = {}
+    outputs = {name: tmp_path / f"{name}.out" for name in "ab"}
+
+    def logs() -> str:
+        return "\n".join(f"--- {n}\n{p.read_text(encoding='utf-8')[-3000:]}" for n, p in outputs.items() if p.exists())
+
+    def stored(text: str) -> list[tuple[str, int]]:
+        engine = make_engine(pg_url)
+        with read_conn(engine) as conn:
+            rows = conn.execute(select(hits.c.external_id, hits.c.source_id).where(hits.c.text.contains(text))).all()
+        engine.dispose()
+        return [(external_id, source_id) for external_id, source_id in rows]
+
+    with ThreadedJetstream(fake):
+        for name in "ab":
+            parts = [
+                f'[database]\nurl = "{pg_url}"\n',
+                "[http]\nallow_private_addresses = true\n",
+                f'[daemon]\nlease = "3s"\nhealth_file = "{tmp_path / name}-health.json"\n',
+            ]
+            for client, keyword in (("resto", "chez gégé"), ("tapis", "tapis royal")):
+                parts.append(
+                    f'[[clients]]\nid = "{client}"\nname = "{client}"\nkeywords = ["{keyword}"]\n'
+                    f'[[clients.sources]]\nkind = "bluesky-jetstream"\nid = "js"\nurl = "{fake.url}"\n'
+                )
+            config = tmp_path / f"{name}.toml"
+            config.write_text("\n".join(parts), encoding="utf-8")
+            with outputs[name].open("w") as output:
+                processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "veille", "run", "--config", str(config)],
+                    cwd=ROOT,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            if name == "a":
+                assert wait_for(lambda: fake.open_now == 1 and stored("super soirée"), 60), logs()
+        try:
+            assert wait_for(lambda: "veille started" in outputs["b"].read_text(encoding="utf-8"), 60), logs()
+            time.sleep(3)  # b runs its lease job a few times: it never opens a second connection
+            assert fake.most_open == 1, logs()
+            processes["a"].send_signal(signal.SIGKILL)
+            processes["a"].wait(timeout=10)
+            assert wait_for(lambda: fake.open_now == 0, 5)
+            fake.events.append(post_event(2, "tapis royal: livraison jamais arrivée, arnaque"))  # nobody reads it now
+            assert wait_for(lambda: stored("livraison jamais"), 30), logs()  # b took over and read the gap
+            assert "this daemon runs its consumer" in outputs["b"].read_text(encoding="utf-8")
+            assert fake.most_open == 1
+            time.sleep(1)
+            for text in ("super soirée", "livraison jamais"):
+                rows = stored(text)
+                assert len(rows) == 1, (text, rows)  # one client matched each, stored once despite the rewind
+            processes["b"].send_signal(signal.SIGTERM)
+            assert processes["b"].wait(timeout=20) == 0, logs()
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(timeout=10)

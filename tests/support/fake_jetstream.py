@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,21 +77,47 @@ class FakeJetstream:
     compress_with: Any = None  # a zstandard.ZstdCompressor (with Jetstream's dictionary)
     rate: float | None = None  # events per second; None = as fast as possible
     hold_open: bool = True  # after the last event, keep the connection open (like the live stream)
+    live: bool = False  # after the last event, send the events appended later (the live firehose)
     queries: list[dict[str, list[str]]] = field(default_factory=list)
     sent: int = 0
     port: int = 0
+    open_now: int = 0  # connections open at this moment
+    most_open: int = 0  # the most connections ever open at once
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/subscribe"
 
     async def _handler(self, ws: ServerConnection) -> None:
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        try:
+            await self._serve(ws)
+        finally:
+            self.open_now -= 1
+
+    def _stream(self) -> Iterator[dict[str, Any] | None]:
+        """The events, then (live) each event appended later; None while there is nothing new."""
+        index = 0
+        while index < len(self.events) or self.live:
+            if index < len(self.events):
+                index += 1
+                yield self.events[index - 1]
+            else:
+                yield None
+
+    async def _serve(self, ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path).query) if ws.request else {}
         self.queries.append(query)
         cursor = int(query["cursor"][0]) if "cursor" in query else None
         wanted = set(query.get("wantedCollections", []))
         count = 0
-        for event in self.events:
+        for event in self._stream():
+            if event is None:
+                if ws.close_code is not None:
+                    return
+                await asyncio.sleep(0.05)
+                continue
             if cursor is not None and event["time_us"] < cursor:
                 continue
             collection = event.get("commit", {}).get("collection")
