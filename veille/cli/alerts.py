@@ -68,12 +68,13 @@ def alerts_command(
         deliveries = store.outbox_rows(conn, incident_ids=ids)
     acks: dict[int, list[tuple[str, str, str]]] = {}  # (event kind, contact, local time)
     for event in events:
-        if event.kind in ("ack", "snooze"):
-            acks.setdefault(event.incident_id, []).append((event.kind, event.contact, _local(event.at, config)))
+        if event.kind in ("ack", "snooze") and event.incident_id is not None:
+            acks.setdefault(event.incident_id, []).append((event.kind, event.contact or "", _local(event.at, config)))
     sent: dict[int, dict[str, int]] = {}
-    for row in deliveries:
-        counts = sent.setdefault(row.incident_id, {})
-        counts[row.state] = counts.get(row.state, 0) + 1
+    for delivery in deliveries:
+        if delivery.incident_id is not None:
+            counts = sent.setdefault(delivery.incident_id, {})
+            counts[delivery.state] = counts.get(delivery.state, 0) + 1
     rows: list[dict[str, Any]] = []
     for incident in incidents:
         rows.append(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,108 @@ from sqlalchemy.orm import aliased
 from veille.core.incidents import Cause, Incident, Status, Urgency
 from veille.store.schema import outbox
 from veille.store.schema_alerts import alert_hits, alert_kv, alert_sources, incident_events, incidents, mutes
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    """One line of an incident's (or a client's) history: opened, ack, snooze, mute, held..."""
+
+    id: int
+    incident_id: int | None
+    client_id: str | None
+    at: datetime
+    kind: str
+    contact: str | None
+    actor: str | None  # who did it: a contact id, "cli", "bot:<user>"
+    detail: dict[str, Any] | None  # JSON
+
+
+@dataclass(frozen=True, slots=True)
+class AlertHit:
+    """What alerting keeps of a hit: its risk and the engagement it had when first and last seen."""
+
+    hit_id: int
+    client_id: str
+    seen_at: datetime
+    active_at: datetime  # last time it grew: a spreading post stays hot
+    published_at: datetime | None
+    source_kind: str
+    author: str | None
+    author_followers: int | None
+    text_key: str  # normalised text hash: spam collapses to one
+    snippet: str
+    url: str | None
+    sentiment: str | None  # "neg -0.82"
+    negative: bool
+    risk: float
+    reasons: list[str]
+    first_total: int
+    first_at: datetime
+    total: int
+    total_at: datetime
+    engagement: str
+    velocity: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecentHit:
+    """The part of an `AlertHit` that detection reads for a client's window."""
+
+    hit_id: int
+    seen_at: datetime
+    active_at: datetime
+    author: str | None
+    text_key: str
+    negative: bool
+    risk: float
+    reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """A source's last known health as alerting saw it."""
+
+    source_key: str
+    client_id: str
+    ok: bool
+    error_kind: str | None
+    failing_since: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One outbox row: a message to one contact, its state and its attempts."""
+
+    id: int
+    incident_id: int | None
+    client_id: str | None
+    contact: str
+    channel: str
+    address: str
+    kind: str
+    urgency: str
+    silent: bool
+    payload: dict[str, Any]  # JSON
+    state: str  # pending | sending | sent | dead | cancelled
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int
+    lease_owner: str | None
+    lease_until: datetime | None
+    attempt_token: str | None
+    last_error: str | None
+    sent_at: datetime | None
+    message_ids: str | None
+    possible_duplicate: bool
+
+
+# The columns each record is read from, in its fields' order.
+_EVENT_COLUMNS = [incident_events.c[f.name] for f in fields(IncidentEvent)]
+_ALERT_HIT_COLUMNS = [alert_hits.c[f.name] for f in fields(AlertHit)]
+_RECENT_HIT_COLUMNS = [alert_hits.c[f.name] for f in fields(RecentHit)]
+_SOURCE_HEALTH_COLUMNS = [alert_sources.c[f.name] for f in fields(SourceHealth)]
+_DELIVERY_COLUMNS = [outbox.c[f.name] for f in fields(Delivery)]
 
 # An incident's hits are its client's from this long before it opened (`veille hits --incident`);
 # retention keeps them while the incident is unresolved.
@@ -214,22 +316,22 @@ def add_event(
     )
 
 
-def events_for(conn: Connection, incident_ids: Sequence[int]) -> list[Any]:
+def events_for(conn: Connection, incident_ids: Sequence[int]) -> list[IncidentEvent]:
     if not incident_ids:
         return []
     query = (
-        select(incident_events)
+        select(*_EVENT_COLUMNS)
         .where(incident_events.c.incident_id.in_(list(incident_ids)))
         .order_by(incident_events.c.id)
     )
-    return list(conn.execute(query))
+    return [IncidentEvent(*row) for row in conn.execute(query)]
 
 
-def events_of_kind(conn: Connection, kind: str, *, since: datetime | None = None) -> list[Any]:
-    query = select(incident_events).where(incident_events.c.kind == kind).order_by(incident_events.c.id)
+def events_of_kind(conn: Connection, kind: str, *, since: datetime | None = None) -> list[IncidentEvent]:
+    query = select(*_EVENT_COLUMNS).where(incident_events.c.kind == kind).order_by(incident_events.c.id)
     if since is not None:
         query = query.where(incident_events.c.at >= since)
-    return list(conn.execute(query))
+    return [IncidentEvent(*row) for row in conn.execute(query)]
 
 
 # --- mutes ------------------------------------------------------------------------------------
@@ -277,28 +379,21 @@ def update_alert_hit(conn: Connection, hit_id: int, values: dict[str, Any]) -> N
     conn.execute(update(alert_hits).where(alert_hits.c.hit_id == hit_id).values(**values))
 
 
-def alert_hits_by_id(conn: Connection, hit_ids: Sequence[int], *, chunk: int = 500) -> dict[int, Any]:
-    """The rows of these hits (chunked: a first poll can bring thousands at once)."""
-    found: dict[int, Any] = {}
+def alert_hits_by_id(conn: Connection, hit_ids: Sequence[int], *, chunk: int = 500) -> dict[int, AlertHit]:
+    """These hits' rows (chunked: a first poll can bring thousands at once)."""
+    found: dict[int, AlertHit] = {}
     ids = list(dict.fromkeys(hit_ids))
     for start in range(0, len(ids), chunk):
-        rows = conn.execute(select(alert_hits).where(alert_hits.c.hit_id.in_(ids[start : start + chunk])))
-        found.update((row.hit_id, row) for row in rows)
+        query = select(*_ALERT_HIT_COLUMNS).where(alert_hits.c.hit_id.in_(ids[start : start + chunk]))
+        found.update((hit.hit_id, hit) for hit in (AlertHit(*row) for row in conn.execute(query)))
     return found
 
 
-def hits_since(conn: Connection, client_id: str, since: datetime) -> list[Any]:
-    query = select(
-        alert_hits.c.hit_id,
-        alert_hits.c.seen_at,
-        alert_hits.c.active_at,
-        alert_hits.c.author,
-        alert_hits.c.text_key,
-        alert_hits.c.negative,
-        alert_hits.c.risk,
-        alert_hits.c.reasons,
-    ).where(alert_hits.c.client_id == client_id, or_(alert_hits.c.seen_at >= since, alert_hits.c.active_at >= since))
-    return list(conn.execute(query))
+def hits_since(conn: Connection, client_id: str, since: datetime) -> list[RecentHit]:
+    query = select(*_RECENT_HIT_COLUMNS).where(
+        alert_hits.c.client_id == client_id, or_(alert_hits.c.seen_at >= since, alert_hits.c.active_at >= since)
+    )
+    return [RecentHit(*row) for row in conn.execute(query)]
 
 
 def client_counts(conn: Connection, client_ids: Sequence[str], since: datetime) -> dict[str, tuple[int, int]]:
@@ -350,8 +445,9 @@ def upsert_source_health(
         conn.execute(insert(alert_sources).values(source_key=source_key, **values))
 
 
-def failing_sources(conn: Connection) -> list[Any]:
-    return list(conn.execute(select(alert_sources).where(alert_sources.c.ok.is_(False))))
+def failing_sources(conn: Connection) -> list[SourceHealth]:
+    query = select(*_SOURCE_HEALTH_COLUMNS).where(alert_sources.c.ok.is_(False))
+    return [SourceHealth(*row) for row in conn.execute(query)]
 
 
 # --- key/value --------------------------------------------------------------------------------
@@ -453,7 +549,7 @@ def claim(
     now: datetime,
     lease: timedelta,
     limit: int,
-    token_factory: Any,
+    token_factory: Callable[[], str],
     *,
     per_address: int | None = None,
 ) -> list[Claimed]:
@@ -630,13 +726,13 @@ def oldest_pending(conn: Connection) -> datetime | None:
 
 def outbox_rows(
     conn: Connection, *, incident_ids: Sequence[int] | None = None, since: datetime | None = None
-) -> list[Any]:
-    query = select(outbox).order_by(outbox.c.id)
+) -> list[Delivery]:
+    query = select(*_DELIVERY_COLUMNS).order_by(outbox.c.id)
     if incident_ids is not None:
         query = query.where(outbox.c.incident_id.in_(list(incident_ids)))
     if since is not None:
         query = query.where(outbox.c.created_at >= since)
-    return list(conn.execute(query))
+    return [Delivery(*row) for row in conn.execute(query)]
 
 
 def outbox_counts(conn: Connection) -> dict[str, int]:
