@@ -125,10 +125,37 @@ def hourly_counts(conn: Connection, client_id: str, since: datetime) -> list[tup
         .group_by(literal_column("bucket"))
         .order_by(literal_column("bucket"))
     )
-    return [
-        (datetime.strptime(row[0], "%Y-%m-%d %H").replace(tzinfo=UTC), int(row[1]), int(row[2] or 0))
-        for row in conn.execute(query)
-    ]
+    return [(_hour(row[0]), int(row[1]), int(row[2] or 0)) for row in conn.execute(query)]
+
+
+def hourly_by_client(
+    conn: Connection, client_ids: Sequence[str], since: datetime, until: datetime
+) -> list[tuple[str, datetime, int, int, int]]:
+    """(client, UTC hour, hits, negative hits, scored hits) for every hour in [since, until) with hits."""
+    if not client_ids:
+        return []
+    bucket = _hour_bucket(conn).label("bucket")
+    query = (
+        select(
+            hits.c.client_id,
+            bucket,
+            func.count(),
+            _count_if(hits.c.sentiment_label == "neg"),
+            _count_if(hits.c.sentiment_label.is_not(None)),
+        )
+        .where(
+            hits.c.client_id.in_(list(client_ids)),
+            hits.c.fetched_at >= since,
+            hits.c.fetched_at < until,
+            original_only(),
+        )
+        .group_by(hits.c.client_id, literal_column("bucket"))
+    )
+    return [(row[0], _hour(row[1]), int(row[2]), int(row[3] or 0), int(row[4] or 0)) for row in conn.execute(query)]
+
+
+def _hour(bucket: str) -> datetime:
+    return datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC)
 
 
 def top_authors(conn: Connection, client_id: str, since: datetime, limit: int) -> list[tuple[str, str, int, int]]:

@@ -6,6 +6,7 @@ the same audited functions the Telegram buttons use, with `web:<user>` as the ac
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -68,27 +69,61 @@ class ClientLine:
 
 
 class ActivityCache:
-    """The overview's counts over past hours, kept until the hour turns: 35 days of hits are read once
-    an hour per set of clients, then each page load reads only the current hour's hits. A hit is stored
-    with the time it was fetched, so a past hour gains no hit; a label changed by hand shows within the hour."""
+    """The overview's counts per client and past hour, read once and then only for the hours that
+    closed since: a page load reads the current hour's hits and adds up at most 35 days x 24 numbers
+    per client. A hit is stored with the time it was fetched, so a past hour gains no hit; a label
+    changed by hand, a purge or a copy linked later shows after a restart of the dashboard."""
+
+    KEEP = timedelta(days=35)  # the last 7 days and the 28 before (the usual level)
 
     def __init__(self) -> None:
-        self._hour: datetime | None = None
-        self._closed: dict[tuple[tuple[str, ...], datetime], dict[str, dashboard.Activity]] = {}
+        self._lock = threading.Lock()
+        self._hours: dict[str, dict[datetime, tuple[int, int, int]]] = {}  # client -> hour -> hits, neg, scored
+        self._read_until: dict[str, datetime] = {}  # client -> first hour not read yet
+        self._sums: dict[tuple[str, datetime, datetime], dashboard.Activity] = {}  # for this hour only
+
+    def _catch_up(self, conn: Any, client_ids: list[str], hour: datetime) -> None:
+        oldest = hour - self.KEEP
+        behind: dict[datetime, list[str]] = {}
+        for client in client_ids:
+            since = max(self._read_until.get(client, oldest), oldest)
+            if since < hour:
+                behind.setdefault(since, []).append(client)
+        for since, clients in behind.items():
+            for client, at, total, negative, scored in dashboard.hourly_by_client(conn, clients, since, hour):
+                self._hours.setdefault(client, {})[at] = (total, negative, scored)
+            for client in clients:
+                self._read_until[client] = hour
+                kept = self._hours.setdefault(client, {})
+                for stale in [at for at in kept if at < oldest]:
+                    del kept[stale]
 
     def activity(self, conn: Any, client_ids: list[str], now: datetime, day_start: datetime) -> dict[str, Any]:
         hour = now.replace(minute=0, second=0, microsecond=0)
-        if hour != self._hour:
-            self._hour, self._closed = hour, {}
-        bounds = {"day_start": day_start, "week_start": hour - timedelta(days=7)}
-        key = (tuple(client_ids), day_start)
-        closed = self._closed.get(key)
-        if closed is None:
-            closed = dashboard.activity(conn, client_ids, since=hour - timedelta(days=35), until=hour, **bounds)
-            self._closed[key] = closed
-        current = dashboard.activity(conn, client_ids, since=hour, **bounds)
+        week_start = hour - timedelta(days=7)
+        with self._lock:
+            self._catch_up(conn, client_ids, hour)
+            if any(key[2] != hour for key in self._sums):
+                self._sums.clear()
+            closed = {}
+            for client in client_ids:
+                key = (client, day_start, hour)
+                if key not in self._sums:
+                    self._sums[key] = self._summary(client, day_start, week_start)
+                closed[client] = self._sums[key]
+        current = dashboard.activity(conn, client_ids, day_start=day_start, week_start=week_start, since=hour)
         empty = dashboard.Activity()
-        return {c: closed.get(c, empty) + current.get(c, empty) for c in {*closed, *current}}
+        return {client: closed[client] + current.get(client, empty) for client in client_ids}
+
+    def _summary(self, client: str, day_start: datetime, week_start: datetime) -> dashboard.Activity:
+        today = week = negative = scored = before = 0
+        for at, (total, neg, rated) in self._hours.get(client, {}).items():
+            if at >= week_start:
+                week, negative, scored = week + total, negative + neg, scored + rated
+                today += total if at >= day_start else 0
+            else:
+                before += total
+        return dashboard.Activity(today, week, negative, scored, before)
 
 
 def _overview_data(
