@@ -29,7 +29,7 @@ import re
 import ssl
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -56,6 +56,8 @@ __all__ = [
 ]
 
 _Pairs = tuple[tuple[bytes, bytes], ...]  # header (name, value) pairs as sent
+_Primitive = str | int | float | bool | None
+QueryParams = Mapping[str, _Primitive | Sequence[_Primitive]]  # what httpx encodes in a query string
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 MAX_HOST_POOLS = 64  # idle per-host pools kept open (each holds at most per_host_limit connections)
@@ -270,7 +272,7 @@ class HttpClient:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        params: Any = None,
+        params: QueryParams | None = None,
         etag: str | None = None,
         last_modified: str | None = None,
         max_bytes: int | None = None,
@@ -299,9 +301,9 @@ class HttpClient:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        params: Any = None,
-        json: Any = None,
-        data: Any = None,
+        params: QueryParams | None = None,
+        json: object = None,
+        data: Mapping[str, str] | str | bytes | None = None,
         max_bytes: int | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the total deadline, applied with asyncio.timeout_at
         accept_statuses: frozenset[int] = frozenset(),
@@ -490,7 +492,9 @@ def _redirected(previous: _Hop, status: int, target: httpx.URL) -> _Hop:
     return _Hop(method, target, headers, body, body_headers)
 
 
-def _encode_body(method: str, url: httpx.URL, *, json: Any, data: Any) -> tuple[bytes | None, _Pairs]:
+def _encode_body(
+    method: str, url: httpx.URL, *, json: object, data: Mapping[str, str] | str | bytes | None
+) -> tuple[bytes | None, _Pairs]:
     """The body and its Content-Type/-Length, encoded by httpx (form, JSON or raw bytes)."""
     if json is None and data is None:
         return None, ((b"Content-Length", b"0"),) if method in ("POST", "PUT", "PATCH") else ()
