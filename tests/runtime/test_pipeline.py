@@ -406,3 +406,30 @@ async def test_every_field_is_matched_and_the_lead_is_stored_once(
     )
     assert rows["urn:lead-repeated"].text.count("intoxication") == 1
     assert rows["urn:category-only"].extra["categories"] == "Économie, Chez Gégé"
+
+
+async def test_the_clients_own_name_is_never_scored_as_sentiment(
+    tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
+    """Issue 11: "tapis" is -0.9 in the French lexicon, yet a shop opening is news, not a complaint."""
+    from veille.scoring import load_scorer
+
+    news = {
+        "title": "Tapis Royal ouvre une boutique à Lyon",
+        "text": "Tapis Royal ouvre une boutique à Lyon",
+        "guid": "urn:tapis:1",
+        "link": "https://news.example.org/tapis/1",
+        "date": "Fri, 20 Nov 2026 08:00:00 +0000",
+    }
+    server.route("/feed", etag_feed(rss([news])))
+    config = make_config(tmp_path, db_url, {"tapis": [server.url("/feed")]}, keywords='["tapis royal"]')
+    engine = make_engine(config.database_url)
+    pipeline = Pipeline(config, engine, clock, http, scorer=load_scorer(config.sentiment), rng=random.Random(1))
+    pipeline.load()
+    await pipeline.start()
+    await pipeline.poll(next(iter(pipeline.runtimes)))
+    await pipeline.stop()
+    engine.dispose()
+    (row,) = stored(config)
+    assert row.sentiment_label != "neg", (row.sentiment_score, row.sentiment_reasons)
+    assert not any("tapis" in reason.lower() for reason in row.sentiment_reasons or ())

@@ -73,6 +73,7 @@ class _Alternative:
     excluded: tuple[re.Pattern[str], ...]
     direct: bool
     label: str
+    terms: tuple[str, ...]  # the required terms, folded
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,7 @@ def _parse_entry(entry: str) -> tuple[list[_Alternative], list[re.Pattern[str]]]
                 excluded=tuple(compiled_ex),
                 direct=any(t.startswith("@") for t in required),
                 label=" ".join(required),
+                terms=tuple(required),
             )
         )
     return alternatives, global_excluded
@@ -148,6 +150,45 @@ class Matcher:
                 hit_terms.append(alt.label)
                 direct = direct or alt.direct
         return MatchResult(bool(hit_terms), direct, tuple(hit_terms))
+
+
+def keyword_terms(keywords: Iterable[str]) -> tuple[str, ...]:
+    """Every term a text about the client contains (folded): the required words, phrases, #tags and
+    @handles of each entry, never its exclusions. Invalid entries are skipped (config check reports them)."""
+    terms: dict[str, None] = {}
+    for entry in keywords:
+        try:
+            alternatives, _ = _parse_entry(entry)
+        except QuerySyntaxError:
+            continue
+        for alternative in alternatives:
+            terms.update(dict.fromkeys(alternative.terms))
+    return tuple(terms)
+
+
+def terms_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
+    """One regex finding any of these terms (words, phrases, '#tag', '@handle') in folded text, bounded as
+    keyword matching bounds them; longer terms first, so a phrase wins over its first word."""
+    patterns: list[str] = []
+    for term in sorted({fold(t.strip()) for t in terms}, key=len, reverse=True):
+        if not term:
+            continue
+        try:
+            patterns.append(term_pattern(term))
+        except QuerySyntaxError:
+            continue
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+def find_folded(text: str, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+    """Spans of `text` itself where `pattern` (written for folded text) matches, case and accents ignored."""
+    folded = text.lower() if text.isascii() else text.translate(_FOLD)
+    if len(folded) == len(text):  # one folded character per character: positions are the same
+        return [m.span() for m in pattern.finditer(folded)]
+    pieces = [char.translate(_FOLD) for char in text]  # a ligature or a decomposition changed the length
+    origin = [index for index, piece in enumerate(pieces) for _ in piece]
+    joined = "".join(pieces)
+    return [(origin[m.start()], origin[m.end() - 1] + 1) for m in pattern.finditer(joined) if m.end() > m.start()]
 
 
 def validate_keywords(keywords: Iterable[str]) -> list[str]:

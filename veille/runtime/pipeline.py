@@ -30,6 +30,7 @@ from veille.core.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.core.polling import PollOutcome, PollState
 from veille.scoring.base import Scorer
 from veille.scoring.excerpt import sentiment_excerpt
+from veille.scoring.own_terms import OwnTerms
 from veille.scoring.ratings import rated
 from veille.sources.base import FeedParser, PollContext, SourceDriver
 from veille.sources.registry import get_driver
@@ -217,6 +218,7 @@ class Pipeline:
         self.clock = clock
         self.http = http
         self.scorer = scorer
+        self._own_terms: dict[str, OwnTerms] = {}  # client id -> its name and keywords, left out of scoring
         self.hooks: PipelineHooks = hooks or NoHooks()
         self.parse_feed = parse_feed
         self.env = env or read_secret
@@ -279,6 +281,7 @@ class Pipeline:
                 changes.changed.append(source.key)
             runtime.config, runtime.matcher = source, matcher
         self.config = config
+        self._own_terms.clear()
         return changes
 
     def adopt(self, rows: dict[int, source_store.SourceRow], *, takeover: bool) -> list[str]:
@@ -508,13 +511,22 @@ class Pipeline:
                     pending.append((result, index))  # new, or its content changed
         if not pending:
             return
-        texts = [_scoring_text(r.matched[i]) for r, i in pending]
+        # The excerpt finds the passages by the matched terms; then the client's own words are taken out.
+        texts = [self._own(r.runtime.config.client_id).without(_scoring_text(r.matched[i])) for r, i in pending]
         verdicts = self.scorer.score_batch(texts) if self.scorer is not None else [None] * len(pending)
         for (result, index), scored in zip(pending, verdicts, strict=True):
             old = result.matched[index]
             verdict = rated(scored, old.item.stars)  # a 1- or 2-star review is negative whatever it says
             if verdict is not None:
                 result.matched[index] = MatchedItem(old.item, old.match, verdict)
+
+    def _own(self, client_id: str) -> OwnTerms:
+        """The client's name and keywords: never sentiment evidence (veille.scoring.own_terms)."""
+        own = self._own_terms.get(client_id)
+        if own is None:
+            client = self.config.client(client_id)
+            own = self._own_terms[client_id] = OwnTerms(client.name, client.keywords) if client else OwnTerms("", ())
+        return own
 
     def _write_batch(self, results: list[PollResult]) -> None:
         """Hits of every source in a few set-based statements, then each source's state and hooks, in order."""

@@ -31,6 +31,7 @@ from veille.core.models import Engagement, SentimentResult, StoredHit
 from veille.notify.render import incident_title
 from veille.runtime.alerting import AlertingService
 from veille.scoring.base import Scorer
+from veille.scoring.own_terms import OwnTerms
 from veille.sources.registry import reach_prior
 from veille.store import alerts as store
 from veille.store.engine import make_engine, read_conn, write_tx
@@ -184,7 +185,7 @@ def _throwaway(dbapi_connection: Any, _record: Any) -> None:
 def _run(config: Config, engine: Any, lines: Sequence[Line], scorer: Scorer, tail: timedelta) -> list[Simulated]:
     clock = FakeClock(lines[0].ts - timedelta(seconds=1))
     service = AlertingService(config, engine, clock, {})
-    verdicts = _score(lines, scorer)
+    verdicts = _score(config, lines, scorer)
     known: dict[str, StoredHit] = {}
     next_id = 0
     service.tick()
@@ -224,9 +225,13 @@ def _run(config: Config, engine: Any, lines: Sequence[Line], scorer: Scorer, tai
     return _collect(engine, config)
 
 
-def _score(lines: Sequence[Line], scorer: Scorer) -> list[SentimentResult | None]:
+def _score(config: Config, lines: Sequence[Line], scorer: Scorer) -> list[SentimentResult | None]:
+    """As the pipeline scores: without the client's own name and keywords."""
+    own = {c.id: OwnTerms(c.name, c.keywords) for c in config.clients}
+    blank = OwnTerms("", ())
     indexes = [i for i, line in enumerate(lines) if line.text is not None]
-    results = scorer.score_batch([lines[i].text or "" for i in indexes]) if indexes else []
+    texts = [own.get(lines[i].client, blank).without(lines[i].text or "") for i in indexes]
+    results = scorer.score_batch(texts) if indexes else []
     verdicts: list[SentimentResult | None] = [None] * len(lines)
     for i, result in zip(indexes, results, strict=True):
         verdicts[i] = result

@@ -22,13 +22,15 @@ CHAR_MIN, CHAR_MAX = 2, 5
 _CACHE_LIMIT = 200_000
 
 
-def word_features(parsed: Parsed) -> list[str]:
-    """Unigrams, bigrams and negation-marked unigrams ("\\t!bon" in "pas bon"), tab-prefixed."""
+def word_features(parsed: Parsed, skip: frozenset[int] = frozenset()) -> list[str]:
+    """Unigrams, bigrams and negation-marked unigrams ("\\t!bon" in "pas bon"), tab-prefixed.
+
+    Tokens at `skip` positions (idioms: the rules give their valence) break the sequence like punctuation."""
     out: list[str] = []
     prev = ""
     scope = 0
-    for token in parsed.tokens:
-        if token.kind == PUNCT:
+    for position, token in enumerate(parsed.tokens):
+        if token.kind == PUNCT or position in skip:
             prev, scope = "", 0
             continue
         norm = token.norm
@@ -50,9 +52,9 @@ def char_grams(word: str) -> list[str]:
     return [padded[k : k + n] for n in range(CHAR_MIN, CHAR_MAX + 1) for k in range(size - n + 1)]
 
 
-def words_for_chars(parsed: Parsed) -> Iterator[str]:
-    for token in parsed.tokens:
-        if token.kind not in (PUNCT, EMOJI) and len(token.norm) > 1:
+def words_for_chars(parsed: Parsed, skip: frozenset[int] = frozenset()) -> Iterator[str]:
+    for position, token in enumerate(parsed.tokens):
+        if token.kind not in (PUNCT, EMOJI) and len(token.norm) > 1 and position not in skip:
             yield token.norm
 
 
@@ -96,12 +98,12 @@ class Vectorizer:
         word_len: list[int] = []
         char_idx: list[int] = []
         char_len: list[int] = []
-        for item in parsed:
+        for item, found in zip(parsed, evidence, strict=True):
             before = len(word_idx)
-            word_idx.extend(j for j in map(get, word_features(item)) if j is not None)
+            word_idx.extend(j for j in map(get, word_features(item, found.idiom_tokens)) if j is not None)
             word_len.append(len(word_idx) - before)
             before = len(char_idx)
-            for word in words_for_chars(item):
+            for word in words_for_chars(item, found.idiom_tokens):
                 char_idx.extend(self._chars(word))
             char_len.append(len(char_idx) - before)
         n = len(parsed)

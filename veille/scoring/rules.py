@@ -45,6 +45,9 @@ class Evidence:
     irony: bool = False
     contrast: bool = False
     reasons: tuple[str, ...] = ()
+    # Token positions inside idioms: their meaning is the idiom's valence, not their words' ("pas mal" is
+    # praise, though "mal" alone is bad), so the model's word features leave them out.
+    idiom_tokens: frozenset[int] = frozenset()
 
     @property
     def compound(self) -> float:
@@ -107,6 +110,7 @@ class Rules:
         pos = neg = emoji_pos = emoji_neg = 0.0
         negations = exclamations = questions = 0
         irony = False
+        in_idioms: set[int] = set()
         i, n = 0, len(tokens)
         while i < n:
             token = tokens[i]
@@ -137,11 +141,12 @@ class Rules:
             if kind == HASHTAG and token.raw.lower() in IRONY_MARKERS:
                 irony = True
             word = token.norm
-            if word in _NEGATORS:
-                negations += 1
             idiom = self._idiom(norms, i)
+            if word in _NEGATORS and idiom is None:
+                negations += 1  # the "pas" of "pas mal" negates nothing
             if idiom is not None:
                 length, value = idiom
+                in_idioms.update(range(i, i + length))
                 label = " ".join(t.raw for t in tokens[i : i + length] if t.kind != PUNCT)
                 value *= weight
                 items[label] = items.get(label, 0.0) + value
@@ -197,6 +202,7 @@ class Rules:
             irony,
             last_contrast >= 0,
             tuple(reasons),
+            frozenset(in_idioms),
         )
 
     def _idiom(self, norms: list[str], i: int) -> tuple[int, float] | None:
