@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -134,6 +135,7 @@ def create_app(
         Route("/login", login.login_submit, methods=["POST"]),
         Route("/logout", login.logout, methods=["POST"]),
         Route("/lang", login.choose_language, methods=["POST"]),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),  # browsers ask; there is none
         Route("/healthz", metrics.healthz),
         Route("/metrics", metrics.metrics),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import Callable, Generator
 
@@ -19,6 +20,20 @@ from veille.web.app import create_app
 from veille.web.metrics import health_file_figures
 
 log = logging.getLogger("veille.web")
+
+
+def warn_if_exposed(config: Config, host: str) -> None:
+    """Listening beyond loopback without HTTPS in front sends passwords and cookies in clear text."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not config.web.secure_cookies:
+        log.warning(
+            "the dashboard listens on %s without an https:// public_url: put it behind a reverse proxy with "
+            "HTTPS (README) and set [web] public_url, or keep host = 127.0.0.1",
+            host,
+        )
 
 
 def build_app(config: Config, engine: Engine, *, clock: Clock | None = None) -> Starlette:
@@ -37,6 +52,7 @@ def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
 def serve(config: Config, engine: Engine, *, host: str, port: int) -> None:
     """`veille web`: serve until SIGINT/SIGTERM."""
     app = build_app(config, engine)
+    warn_if_exposed(config, host)
     log.info("dashboard on http://%s:%d/", host, port)
     uvicorn.Server(server_config(app, host, port)).run()
 
@@ -64,6 +80,7 @@ def daemon_task(
     hands it a reloaded config (clients)."""
     app = build_app(config, engine, clock=clock)
     host, port = config.web.host, config.web.port
+    warn_if_exposed(config, host)
 
     async def run(stop: asyncio.Event) -> None:
         server = _EmbeddedServer(server_config(app, host, port))
