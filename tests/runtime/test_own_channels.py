@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from tests.support.daemon import wait_for
 from tests.support.fake_apis import T0
+from tests.support.fake_google import BusinessProfileFake, PlacesFake, place_review, review
 from tests.support.fake_graph import GraphFake, fb_comment, fb_message, fb_post, fb_time, ig_comment, ig_media, later
 from tests.support.paths import REPO_ROOT
 from tests.support.server import LocalServer
@@ -297,3 +298,118 @@ keywords = ["chez gégé"]
     with read_conn(engine) as conn:
         assert [r.external_id for r in conn.execute(select(hits)).all()] == ["1_c1"]  # nothing new stored
     engine.dispose()
+
+
+def google_config(db_url: str, reviews_api: str, places_api: str) -> str:
+    return f"""
+[database]
+url = "{db_url}"
+
+[http]
+allow_private_addresses = true
+timeout = "5s"
+
+[alerting]
+enabled = true
+group_wait = "0s"
+
+[alerting.audience_drop]
+rating = 0.2
+
+[[contacts]]
+id = "camille"
+name = "Camille"
+channel = "console"
+clients = ["*"]
+digest_at = "off"
+
+[[clients]]
+id = "resto"
+name = "Chez Gégé"
+keywords = ["chez gégé"]
+
+  [[clients.sources]]
+  kind = "google-reviews"
+  id = "reviews"
+  account_id = "1"
+  location_id = "2"
+  client_id_env = "G_ID"
+  client_secret_env = "G_SECRET"
+  refresh_token_env = "G_REFRESH"
+  api_base = "{reviews_api}/v4"
+  token_url = "{reviews_api}/token"
+
+  [[clients.sources]]
+  kind = "google-places"
+  id = "places"
+  place_id = "{PLACE_ID}"
+  key_env = "G_PLACES"
+  api_base = "{places_api}/v1"
+"""
+
+
+PLACE_ID = "ChIJ442GNENu5kcRGYUrvgqHw88"
+GOOGLE_ENV = {
+    "G_ID": "cid.apps.googleusercontent.com",
+    "G_SECRET": "csecret",
+    "G_REFRESH": "1//refresh",
+    "G_PLACES": "AIzaPLACES",
+}
+
+
+async def test_google_reviews_stars_and_a_falling_rating(db_url: str, server: LocalServer, http: HttpClient) -> None:
+    """A 1-star review whose words are polite is stored negative; the rating losing 0.3 the next day opens
+    one low-urgency incident; the new review of the Places answer is stored once."""
+    from veille.runtime.alerting import AlertingService
+    from veille.scoring.loader import load_scorer
+    from veille.store.schema_alerts import incidents
+
+    profile = BusinessProfileFake(server)
+    profile.reviews = [
+        review("r1", 1, "Personnel très aimable et souriant, merci pour l'accueil.", when=later(1)),
+        review("r2", 5, "Parfait, je recommande", when=later(2)),
+    ]
+    with LocalServer() as places_server:
+        places = PlacesFake(places_server)
+        places.places[PLACE_ID] = {"id": PLACE_ID, "rating": 4.4, "userRatingCount": 120, "reviews": []}
+        config = load(db_url, google_config(db_url, server.url("").rstrip("/"), places_server.url("").rstrip("/")))
+        clock = FakeClock(T0)
+        engine = make_engine(db_url)
+        alerting = AlertingService(config, engine, clock, {})
+        pipeline = Pipeline(
+            config, engine, clock, http, scorer=load_scorer(config.sentiment), hooks=alerting, env=GOOGLE_ENV.get
+        )
+        pipeline.load()
+        await pipeline.start()
+        await pipeline.poll("resto/reviews")
+        await pipeline.poll("resto/places")
+        clock.advance(86_400)  # the next day the listing's rating fell, and a new review appeared
+        places.places[PLACE_ID] = {
+            "id": PLACE_ID,
+            "rating": 4.1,
+            "userRatingCount": 121,
+            "reviews": [place_review(PLACE_ID, 7, 2, "Bien mais sans plus", when=later(60 * 24))],
+        }
+        await pipeline.poll("resto/places", force=True)
+        await pipeline.poll("resto/places", force=True)  # same answer again: nothing new
+        await pipeline.stop()
+
+    with read_conn(engine) as conn:
+        rows = {r.external_id: r for r in conn.execute(select(hits)).all()}
+        opened = conn.execute(select(incidents)).all()
+        figures = sorted((r.source_key, r.metric, r.day.isoformat(), r.value) for r in conn.execute(select(audience)))
+    engine.dispose()
+    assert rows["r1"].sentiment_label == "neg" and "1/5 stars" in rows["r1"].sentiment_reasons
+    assert rows["r2"].sentiment_label != "neg" and rows["r1"].extra["rating"] == "1"
+    assert rows[f"places/{PLACE_ID}/reviews/R7"].sentiment_label == "neg"
+    assert len(rows) == 3
+    assert ("resto/places", "rating", "2026-11-21", 4.1) in figures and (
+        "resto/reviews",
+        "rating",
+        "2026-11-20",
+        4.4,
+    ) in figures
+    audience_incidents = [i for i in opened if i.cause == "audience"]
+    assert len(audience_incidents) == 1
+    assert audience_incidents[0].subject == "resto/places:rating" and audience_incidents[0].urgency == "low"
+    assert "rating 4.4 -> 4.1" in audience_incidents[0].reasons[0]

@@ -19,6 +19,8 @@ DRIVERS: dict[str, str] = {
     "hackernews": "veille.sources.hackernews:HackerNewsDriver",
     "facebook": "veille.sources.facebook:FacebookDriver",
     "instagram": "veille.sources.instagram:InstagramDriver",
+    "google-reviews": "veille.sources.google_reviews:GoogleReviewsDriver",
+    "google-places": "veille.sources.google_places:GooglePlacesDriver",
 }
 
 
