@@ -148,7 +148,7 @@ class GoogleReviewsDriver(DriverBase[GoogleReviewsOptions]):
         self, ctx: PollContext, options: GoogleReviewsOptions, secrets: tuple[str, str, str], page_token: str | None
     ) -> Mapping[str, Any]:
         url = f"{options.api_base}/accounts/{options.account_id}/locations/{options.location_id}/reviews"
-        params = {"pageSize": PAGE_SIZE, "orderBy": "updateTime desc"}
+        params: dict[str, str | int] = {"pageSize": PAGE_SIZE, "orderBy": "updateTime desc"}
         if page_token:
             params["pageToken"] = page_token
         what = f"google reviews of location {options.location_id}"
