@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from veille.store.schema_web import web_users
 
@@ -53,6 +54,6 @@ def remove_user(conn: Connection, name: str) -> bool:
     return conn.execute(delete(web_users).where(web_users.c.name == name)).rowcount > 0
 
 
-def _user(row: object) -> WebUser:
-    clients = row.clients  # type: ignore[attr-defined]
-    return WebUser(row.name, row.password_hash, tuple(clients) if clients is not None else None)  # type: ignore[attr-defined]
+def _user(row: Row[Any]) -> WebUser:
+    clients = row.clients
+    return WebUser(row.name, row.password_hash, tuple(clients) if clients is not None else None)

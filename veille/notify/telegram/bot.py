@@ -455,9 +455,10 @@ class TelegramBot:
         return "\n\n".join(lines)
 
     async def _cmd_ack(self, caller: Caller, args: list[str]) -> str:
-        if len(args) != 1 or not _INCIDENT.match(args[0]):
+        found = _INCIDENT.match(args[0]) if len(args) == 1 else None
+        if found is None:
             raise UsageError(self.t("usage_ack"))
-        incident_id = int(_INCIDENT.match(args[0]).group(1))  # type: ignore[union-attr]
+        incident_id = int(found.group(1))
         client = await self.backend.incident_client(incident_id)
         if client is None or not caller.sees(client):
             raise UsageError(self.t("unknown_incident", id=incident_id))

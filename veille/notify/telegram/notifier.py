@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -66,14 +66,14 @@ from veille.notify.telegram.settings import Pacing, TelegramSettings
 from veille.store import telegram as store
 
 
-class EventLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class EventLogger(logging.LoggerAdapter[logging.Logger]):
     """`log.warning("telegram.flood_wait", extra={"retry_after": 5})` -> "telegram.flood_wait retry_after=5".
 
     Stable event names with key=value fields in the text (the daemon's formatter prints only the
     message), and the same fields as record attributes for tests and structured handlers.
     """
 
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+    def process(self, msg: object, kwargs: MutableMapping[str, Any]) -> tuple[object, MutableMapping[str, Any]]:
         fields = kwargs.get("extra") or {}
         if fields:
             msg = f"{msg} " + " ".join(f"{key}={value}" for key, value in fields.items())
