@@ -345,3 +345,41 @@ def test_hits_search_ignores_case_and_accents(setup: tuple[Path, str]) -> None:
     config, _ = setup
     result = invoke("hits", "--config", str(config), "--search", "GEGE", "--all", "--format", "json")
     assert {r["title"] for r in json.loads(result.output)} == {"Ancien", "Avis A", "Avis B"}
+
+
+def test_hits_and_sources_fit_80_columns(setup: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    config, url = setup
+    monkeypatch.setenv("COLUMNS", "80")
+    long_text = "Chez Gégé " + "la pizza était froide et le service très lent, " * 6
+    _store(
+        url,
+        Item(
+            "long",
+            long_text,
+            title="Un titre d'article",
+            url="https://www.example.org/2026/12/03/un-tres-long-chemin-d-article-de-presse-locale.html",
+        ),
+    )
+    for command in ("hits", "sources"):
+        result = invoke(command, "--config", str(config))
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert max(len(line) for line in lines) <= 80, result.output
+    table = invoke("hits", "--config", str(config)).output
+    (row,) = [line for line in table.splitlines() if "Un titre" in line]
+    assert "Un titre d'article — C" in row and row.rstrip().endswith("…")  # the title first, cells cut
+    assert "example.org/2026/12/0" in row and "https://" not in row and "www." not in row  # the link shortened
+    wider = invoke("hits", "--config", str(config), "--client", "resto").output  # one client: no client column
+    assert "Un titre d'article — Chez Gég" in wider
+    wide = invoke("hits", "--config", str(config), "--wide").output
+    assert (
+        "https://www.example.org/2026/12/03/un-tres-long-chemin-d-article-de-presse-locale.html"
+        in wide.replace("\n", "")
+        or "un-tres-long-chemin" in wide
+    )
+
+
+def test_empty_tables_say_so(setup: tuple[Path, str]) -> None:
+    config, _ = setup
+    assert invoke("hits", "--config", str(config), "--client", "tapis").output.strip() == "No hits."
+    assert invoke("sources", "--config", str(config), "--broken").output.strip() == "No failing sources."

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -37,6 +39,10 @@ format_option = click.option(
     default="table",
     show_default=True,
     help=N_("table for humans, json/csv for scripts and spreadsheets."),
+)
+
+wide_option = click.option(
+    "--wide", is_flag=True, help=N_("Every column, cells on several lines (default: one line per row, 80 columns).")
 )
 
 
@@ -95,8 +101,16 @@ def emit(
     title: str = "",
     headers: Sequence[str] | None = None,
     styles: dict[str, Callable[[Any], str]] | None = None,
+    max_widths: Mapping[str, int] | None = None,
+    flexible: str | None = None,
+    wide: bool = False,
 ) -> None:
-    """Write rows as a rich table, JSON lines array, or CSV. Cells from outside are terminal-safe."""
+    """Write rows as a rich table, JSON lines array, or CSV. Cells from outside are terminal-safe.
+
+    With `flexible`, the table is laid out for the terminal's width (80 columns and up): one line per row,
+    cells cut with an ellipsis, columns capped by `max_widths`, the `flexible` column taking what is left.
+    Without it, cells fold onto as many lines as they need; `wide` (--wide) folds nothing: the table is as
+    wide as its longest cells (for `less -S`, or a terminal that wraps)."""
     if output_format == "json":
         click.echo(
             json.dumps([{c: _json_value(r.get(c)) for c in columns} for r in rows], ensure_ascii=False, indent=1)
@@ -105,18 +119,54 @@ def emit(
     if output_format == "csv":
         click.echo(csv_text(columns, ([r.get(c) for c in columns] for r in rows)), nl=False)
         return
-    table = Table(title=title or None, show_lines=False, expand=False)
-    for header in headers or columns:
-        table.add_column(header, overflow="fold")
+    compact = flexible is not None
+    table = Table(
+        title=title or None,
+        show_lines=False,
+        expand=False,
+        box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+        padding=(0, 0) if compact else (0, 1),  # compact: one space between columns
+    )
+    for column, header in zip(columns, headers or columns, strict=True):
+        if compact:
+            table.add_column(
+                header,
+                no_wrap=True,
+                overflow="ellipsis",
+                max_width=(max_widths or {}).get(column),
+                ratio=1 if column == flexible else None,
+            )
+        else:
+            table.add_column(header, overflow="fold")
     for r in rows:
         cells = []
         for c in columns:
             style = styles[c](r.get(c)) if styles and c in styles else ""
             cells.append(Text(terminal_safe(_cell(r.get(c))), style=style))  # Text: no markup injection
         table.add_row(*cells)
-    # Piped output (less, files) gets a wide table instead of 80 folded columns.
-    width = None if sys.stdout.isatty() else 220
-    Console(highlight=False, soft_wrap=False, width=width).print(table)
+    console = Console(highlight=False, soft_wrap=False, width=_table_width(compact))
+    natural = console.measure(table, options=console.options.update_width(100_000)).maximum
+    if wide:
+        console.width = natural
+    elif compact and natural > console.width:
+        table.expand = True  # the flexible column shrinks to what the others leave
+    console.print(table)
+
+
+def _table_width(compact: bool) -> int | None:
+    """The terminal's width; piped output: $COLUMNS, else 120 (compact) or 220 (--wide) columns."""
+    if sys.stdout.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) >= 40 else (120 if compact else 220)
+
+
+def short_link(url: str | None) -> str:
+    """A link as its host (and path, cut by the table): no scheme, no www."""
+    if not url:
+        return ""
+    link = url.split("://", 1)[-1].removeprefix("www.")
+    return link.rstrip("/")
 
 
 def _json_value(value: Any) -> Any:

@@ -21,6 +21,8 @@ from veille.cli.common import (
     format_option,
     load_or_exit,
     open_database,
+    short_link,
+    wide_option,
 )
 from veille.cli.wording import _, cli_wording, command, group, ngettext, text
 from veille.config import Config, describe_secrets, runtime_problems
@@ -102,6 +104,7 @@ def _since(value: str | None, option: str) -> datetime | None:
 @click.option("--label", type=click.Choice(["neg", "neu", "pos"]), help=N_("Sentiment."))
 @click.option("--incident", type=int, metavar="ID", help=N_("The hits of an incident (its client and period)."))
 @click.option("--all", "include_duplicates", is_flag=True, help=N_("Include linked duplicates from other sources."))
+@wide_option
 @click.option(
     "--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help=N_("At most this many rows.")
 )
@@ -116,6 +119,7 @@ def hits(
     label: str | None,
     incident: int | None,
     include_duplicates: bool,
+    wide: bool,
     limit: int,
     output_format: str,
 ) -> None:
@@ -163,22 +167,38 @@ def hits(
         "duplicate_of",
     ]
     if output_format == "table":
-        for row in rows:
-            row["text"] = _shorten(row["text"], 160)
-            row["fetched_at"] = row["fetched_at"].astimezone(config.tz).strftime("%d/%m %H:%M")
-            row["sentiment"] = (
-                f"{row['sentiment_label']} {row['sentiment_score']:+.2f}" if row["sentiment_label"] else ""
-            )
-        headers = [_("id"), _("seen"), _("client"), _("source"), _("author"), _("sentiment"), _("text"), _("link")]
-        emit(
-            rows,
-            ["id", "fetched_at", "client_id", "kind", "author", "sentiment", "text", "url"],
-            "table",
-            headers=headers,
-            styles={"sentiment": _sentiment_style},
-        )
+        _hits_table(rows, config, wide=wide, one_client=bool(client) or len(config.clients) == 1)
         return
     emit(rows, columns, output_format)
+
+
+def _hits_table(rows: list[dict[str, Any]], config: Config, *, wide: bool, one_client: bool) -> None:
+    """80 columns and up: one line per hit, its title first, the link as host/path; --wide: every field."""
+    if not rows:
+        click.echo(_("No hits."))
+        return
+    for row in rows:
+        row["fetched_at"] = row["fetched_at"].astimezone(config.tz).strftime("%d/%m %H:%M")
+        row["sentiment"] = f"{row['sentiment_label']} {row['sentiment_score']:+.2f}" if row["sentiment_label"] else ""
+        body = " ".join(row["text"].split())
+        row["hit"] = f"{row['title']} — {body}" if row["title"] and body else row["title"] or body
+        row["link"] = short_link(row["url"])
+    if wide:
+        columns = ["id", "fetched_at", "client_id", "kind", "author", "sentiment", "title", "text", "url"]
+        headers = [_("id"), _("seen"), _("client"), _("source"), _("author"), _("sentiment"), _("title"), _("text")]
+        emit(rows, columns, "table", headers=[*headers, _("link")], styles={"sentiment": _sentiment_style}, wide=True)
+        return
+    columns = ["id", "fetched_at", *([] if one_client else ["client_id"]), "sentiment", "hit", "link"]
+    headers = [_("id"), _("seen"), *([] if one_client else [_("client")]), _("sentiment"), _("title / text"), _("link")]
+    emit(
+        rows,
+        columns,
+        "table",
+        headers=headers,
+        styles={"sentiment": _sentiment_style},
+        max_widths={"client_id": 10, "link": 22},
+        flexible="hit",
+    )
 
 
 def _incident_query(engine: Any, incident_id: int, query: Any) -> Any:
@@ -204,17 +224,13 @@ def _sentiment_style(value: Any) -> str:
     return "red" if label.startswith("neg") else "green" if label.startswith("pos") else ""
 
 
-def _shorten(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 @command("sources", help=N_("Each source's state: status, last success, errors, hits, next poll."))
 @config_option
 @click.option("--client", help=N_("Only this client."))
 @click.option("--broken", is_flag=True, help=N_("Only the failing sources."))
+@wide_option
 @format_option
-def sources_command(config_file: str | None, client: str | None, broken: bool, output_format: str) -> None:
+def sources_command(config_file: str | None, client: str | None, broken: bool, wide: bool, output_format: str) -> None:
     from veille.sources.registry import DRIVERS, get_driver
     from veille.store.sources import list_sources
 
@@ -247,6 +263,9 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, o
     if output_format != "table":
         emit(rows, columns, output_format)
         return
+    if not rows:
+        click.echo(_("No failing sources.") if broken else _("No sources."))
+        return
     for row in rows:
         row["last_success_at"] = _ago(row["last_success_at"], now)
         nxt = row["next_poll_at"]
@@ -265,34 +284,51 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, o
         row["status"] = _(_STATUS[row["status"] if row["enabled"] else "disabled"])
         if not row["enabled"]:
             row["next_poll_at"] = "-"
-    headers = [
-        _("client"),
-        _("kind"),
-        _("target"),
-        _("status"),
-        _("last success"),
-        _("errors"),
-        _("last error"),
-        _("hits"),
-        _("next poll"),
-        _("note"),
-    ]
+    if wide:
+        headers = [
+            _("client"),
+            _("kind"),
+            _("target"),
+            _("status"),
+            _("last success"),
+            _("errors"),
+            _("last error"),
+            _("hits"),
+            _("next poll"),
+            _("note"),
+        ]
+        emit(
+            rows,
+            [
+                "client_id",
+                "kind",
+                "target",
+                "status",
+                "last_success_at",
+                "consecutive_errors",
+                "error",
+                "hits_count",
+                "next_poll_at",
+                "note",
+            ],
+            "table",
+            headers=headers,
+            wide=True,
+        )
+        return
+    for row in rows:  # 80 columns: the error count with the status; the error, note and last success last
+        if row["consecutive_errors"]:
+            row["status"] = f"{row['status']} ({row['consecutive_errors']})"
+        row["target"] = short_link(row["target"])
+        success = _("last success {when}").format(when=row["last_success_at"])
+        row["about"] = " · ".join(part for part in (row["error"], text(row["note"] or ""), success) if part)
     emit(
         rows,
-        [
-            "client_id",
-            "kind",
-            "target",
-            "status",
-            "last_success_at",
-            "consecutive_errors",
-            "error",
-            "hits_count",
-            "next_poll_at",
-            "note",
-        ],
+        ["client_id", "kind", "target", "status", "about"],
         "table",
-        headers=headers,
+        headers=[_("client"), _("kind"), _("target"), _("status"), _("error, note, last success")],
+        max_widths={"client_id": 10, "kind": 9, "target": 24, "status": 16},
+        flexible="about",
     )
 
 
