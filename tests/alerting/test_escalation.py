@@ -438,13 +438,13 @@ def test_digest_lists_each_client_then_its_incidents() -> None:
         [incident], {"resto": (12, 3), "tapis": (2, 0)}, {"resto": "Chez Gégé", "tapis": "Tapis Royal"}, "fr"
     )
     assert title.startswith("Résumé")
-    assert lines == (
-        "Chez Gégé : 12 publication(s), dont 3 négative(s)",
-        "  #INC-7 Bad buzz possible : Chez Gégé — 4 hit(s), low, résolu",
-        "Tapis Royal : 2 publication(s), dont 0 négative(s)",
+    assert lines == (  # one language: the urgency too is French, plurals follow the counts
+        "Chez Gégé : 12 publications, dont 3 négatives",
+        "  #INC-7 Bad buzz possible : Chez Gégé — 4 hits, normale, résolu",
+        "Tapis Royal : 2 publications, dont 0 négative",
     )
     _, english = digest.compose([], {"resto": (1, 0)}, {}, "en")
-    assert english == ("resto: 1 post(s), 0 negative",)
+    assert english == ("resto: 1 post, 0 negative",)
 
 
 def test_daily_rush_is_not_a_spike_but_an_unusual_hour_is() -> None:

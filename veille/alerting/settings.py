@@ -12,7 +12,7 @@ from datetime import time, timedelta
 
 from veille.core.configreader import Reader
 from veille.core.durations import format_duration
-from veille.core.i18n import N_
+from veille.core.i18n import N_, available_languages
 
 CHANNELS = ("telegram", "console", "apprise")
 _CONTACT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -383,7 +383,7 @@ def _parse_contacts(root: Reader, client_ids: set[str]) -> list[Contact]:
                 )
         digest_on = reader.raw.get("digest_at") != "off"
         digest_at = _clock_key(reader, "digest_at", None)
-        lang = reader.str("lang", "fr", choices=("fr", "en"))
+        lang = reader.str("lang", "fr", choices=available_languages())
         rings = reader.bool("low_urgency_rings", False)
         reader.finish()
         if contact_id and channel and address is not None:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from veille.alerting.settings import AlertingSettings, parse_alerting
 from veille.core.configreader import Reader
 from veille.core.errors import ConfigError, ConfigProblem, Problems
-from veille.core.i18n import N_
+from veille.core.i18n import N_, available_languages
 from veille.core.matching import validate_keywords
 from veille.net.options import HttpConfig
 from veille.notify.telegram.settings import TelegramSettings, parse_telegram
@@ -160,7 +160,7 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
         raise ConfigError(file, [ConfigProblem("(syntax)", str(exc), N_("fix the TOML syntax at that line"))]) from None
     problems = Problems()
     root = Reader(raw, "", problems)
-    lang = root.str("lang", "fr", choices=("fr", "en"))
+    lang = root.str("lang", "fr", choices=available_languages())
     timezone = root.str("timezone", "Europe/Paris")
     try:
         ZoneInfo(timezone or "UTC")
@@ -341,7 +341,7 @@ def _parse_clients(root: Reader) -> list[ClientConfig]:
             reader.add("keywords", N_("is empty"), N_('list at least one term, e.g. keywords = ["chez gégé"]'))
         crisis_words = reader.str_list("crisis_words", [])
         severe_words = reader.str_list("severe_words", [])
-        lang = reader.str("lang", "fr", choices=("fr", "en"))
+        lang = reader.str("lang", "fr", choices=available_languages())
         sources = _parse_sources(reader, client_id or "?")
         reader.finish()
         if client_id:

@@ -58,6 +58,7 @@ _LABELS: dict[str, str] = {
     Cause.VOLUME: N_("unusual volume"),
     Cause.SOURCE: N_("source down"),
     Cause.SILENCE: N_("silence"),
+    Cause.AUDIENCE: N_("audience falling"),
     Status.PENDING: N_("waiting"),  # an incident inside group_wait, a delivery not sent yet
     Status.OPEN: N_("open"),
     Status.ACKED: N_("taken"),

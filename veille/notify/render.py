@@ -1,4 +1,4 @@
-"""Words of a notification (French by default, English available) and its outbox payload.
+"""Words of a notification (in the contact's language, from the wording catalogue) and its outbox payload.
 
 The payload is a self-contained JSON copy of a `Notification` (minus the outbox id, which the
 dispatcher fills in), so a message can be sent after a restart without re-reading anything.
@@ -9,101 +9,56 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from veille.core.i18n import N_, wording
 from veille.core.incidents import Cause, Kind, Urgency
 from veille.notify.base import HitSummary, Notification
 
 _CAUSE = {
-    "fr": {
-        Cause.BUZZ: "Bad buzz possible",
-        Cause.VOLUME: "Pic de volume",
-        Cause.SOURCE: "Source en panne",
-        Cause.SILENCE: "Aucune donnée reçue",
-        Cause.AUDIENCE: "Audience en baisse",
-    },
-    "en": {
-        Cause.BUZZ: "Possible bad buzz",
-        Cause.VOLUME: "Volume spike",
-        Cause.SOURCE: "Source failing",
-        Cause.SILENCE: "No data received",
-        Cause.AUDIENCE: "Audience falling",
-    },
+    Cause.BUZZ: N_("Possible bad buzz: {client}"),
+    Cause.VOLUME: N_("Volume spike: {client}"),
+    Cause.SOURCE: N_("Source failing: {client}"),
+    Cause.SILENCE: N_("No data received: {client}"),
+    Cause.AUDIENCE: N_("Audience falling: {client}"),
 }
 _KIND = {
-    "fr": {
-        Kind.OPENED: "",
-        Kind.UPDATE: "mise à jour",
-        Kind.REPEAT: "toujours en cours",
-        Kind.ESCALATED: "escalade",
-        Kind.RESOLVED: "résolu",
-        Kind.DIGEST: "résumé",
-        Kind.NOTICE: "avis",
-    },
-    "en": {
-        Kind.OPENED: "",
-        Kind.UPDATE: "update",
-        Kind.REPEAT: "still ongoing",
-        Kind.ESCALATED: "escalated",
-        Kind.RESOLVED: "resolved",
-        Kind.DIGEST: "digest",
-        Kind.NOTICE: "notice",
-    },
+    Kind.UPDATE: N_("update"),
+    Kind.REPEAT: N_("still ongoing"),
+    Kind.ESCALATED: N_("escalated"),
+    Kind.RESOLVED: N_("resolved"),
+    Kind.DIGEST: N_("digest"),
+    Kind.NOTICE: N_("notice"),
 }
-_WORDS = {
-    "fr": {
-        "hits": "publication(s)",
-        "urgent": "URGENT",
-        "duplicate": "doublon possible",
-        "why": "Pourquoi",
-        "ack": "Prendre en charge : veille ack",
-    },
-    "en": {
-        "hits": "post(s)",
-        "urgent": "URGENT",
-        "duplicate": "possible duplicate",
-        "why": "Why",
-        "ack": "Acknowledge: veille ack",
-    },
-}
-
-
-def _lang(lang: str) -> str:
-    return lang if lang in _CAUSE else "fr"
 
 
 def incident_title(cause: Cause, kind: Kind, client_name: str, subject: str, lang: str) -> str:
-    lang = _lang(lang)
-    head = _CAUSE[lang][cause]
-    suffix = _KIND[lang][kind]
-    text = f"{head} : {client_name}" if lang == "fr" else f"{head}: {client_name}"
+    w = wording(lang)
+    text = w._(_CAUSE[cause]).format(client=client_name)
     if subject:
-        text += f" ({subject})"
-    return f"{text} — {suffix}" if suffix else text
-
-
-def word(key: str, lang: str) -> str:
-    return _WORDS[_lang(lang)][key]
+        text += f" ({w.text(subject)})"
+    suffix = _KIND.get(kind)
+    return f"{text} — {w._(suffix)}" if suffix else text
 
 
 def render_text(n: Notification) -> str:
-    """Plain-text rendering (console, logs, Apprise bodies)."""
-    lang = _lang(n.lang)
+    """Plain-text rendering (console, logs, Apprise bodies), in the contact's language."""
+    w = wording(n.lang)
     bell = "🔕" if n.silent else "🔔"
-    urgent = f" [{word('urgent', lang)}]" if n.urgency is Urgency.HIGH else ""
+    urgent = f" [{w._('URGENT')}]" if n.urgency is Urgency.HIGH else ""
     lines = [f"{bell} {n.tag} {n.title}{urgent}"]
     if n.possible_duplicate:
-        lines[0] += f" ({word('duplicate', lang)})"
+        lines[0] += f" ({w._('possible duplicate')})"
     if n.reasons:
-        lines.append(f"{word('why', lang)}: " + "; ".join(n.reasons))
+        lines.append(w._("Why: {reasons}").format(reasons="; ".join(w.text(r) for r in n.reasons)))
     for hit in n.hits:
         who = f"@{hit.author}" if hit.author else "?"
         if hit.author_followers:
             who += f" ({hit.author_followers})"
-        meta = ", ".join(x for x in (hit.source_kind, hit.sentiment, hit.engagement) if x)
+        meta = ", ".join(x for x in (hit.source_kind, hit.sentiment, w.text(hit.engagement)) if x)
         lines.append(f"  - {who} [{meta}] {hit.text[:200]}")
         if hit.url:
             lines.append(f"    {hit.url}")
     if n.incident_id is not None and n.kind not in (Kind.RESOLVED, Kind.DIGEST, Kind.NOTICE):
-        lines.append(f"{word('ack', lang)} {n.incident_id}")
+        lines.append(w._("Take it: veille ack {id}").format(id=n.incident_id))
     return "\n".join(lines)
 
 

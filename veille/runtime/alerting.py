@@ -39,6 +39,7 @@ from veille.alerting.settings import Contact
 from veille.config import Config
 from veille.core.clock import Clock
 from veille.core.errors import StorageError
+from veille.core.i18n import wording
 from veille.core.incidents import Cause, Incident, Mode, Signal, Status, Urgency
 from veille.core.models import Engagement, StoredHit
 from veille.notify import digest
@@ -170,13 +171,14 @@ class HitWindows:
 def engagement_text(engagement: Engagement | None, lang: str = "fr") -> str:
     if engagement is None:
         return ""
-    words = (("likes", "j'aime", "likes"), ("reposts", "partages", "reposts"), ("replies", "réponses", "replies"))
-    parts = [
-        f"{getattr(engagement, attr)} {fr if lang == 'fr' else en}"
-        for attr, fr, en in words
-        if getattr(engagement, attr)
-    ]
-    return ", ".join(parts)
+    w = wording(lang)
+    likes, reposts, replies = engagement.likes or 0, engagement.reposts or 0, engagement.replies or 0
+    words = (
+        (likes, w.ngettext("{n} like", "{n} likes", likes)),
+        (reposts, w.ngettext("{n} repost", "{n} reposts", reposts)),
+        (replies, w.ngettext("{n} reply", "{n} replies", replies)),
+    )
+    return ", ".join(template.format(n=count) for count, template in words if count)
 
 
 class AlertingService:

@@ -33,6 +33,7 @@ from veille.core.backoff import EQUAL, BackoffPolicy, later
 from veille.core.clock import Clock
 from veille.core.crashpoints import crash_point
 from veille.core.errors import StorageError
+from veille.core.i18n import current_lang, wording
 from veille.core.incidents import Urgency
 from veille.notify.base import (
     Notification,
@@ -410,13 +411,14 @@ class Dispatcher:
         """One operator notice through the fallback route (console if present)."""
         operator = self.settings.operator_contact()
         if "console" in self.notifiers or operator is None:
-            channel, address, contact, lang = "console", "", operator.id if operator else "operator", "fr"
+            lang = operator.lang if operator else current_lang()
+            channel, address, contact = "console", "", operator.id if operator else "operator"
         else:
             channel, address, contact, lang = operator.channel, operator.address, operator.id, operator.lang
         title = (
-            f"Message en échec définitif : {row.payload.get('tag', '')} pour {row.contact}"
-            if lang == "fr"
-            else f"Message failed for good: {row.payload.get('tag', '')} for {row.contact}"
+            wording(lang)
+            ._("Message failed for good: {tag} for {contact}")
+            .format(tag=row.payload.get("tag", ""), contact=row.contact)
         )
         notice = Notification(
             outbox_id=0,

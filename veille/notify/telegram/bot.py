@@ -40,6 +40,7 @@ from veille.core.backoff import BackoffPolicy
 from veille.core.clock import Clock, SystemClock, utc
 from veille.core.durations import format_duration, parse_duration
 from veille.core.errors import StorageError
+from veille.core.i18n import N_, wording
 from veille.notify.telegram.notifier import EventLogger, TelegramNotifier, classify, retry_after_seconds
 from veille.notify.telegram.render import escape, safe_link, utf16_len
 from veille.notify.telegram.render import text as label
@@ -137,75 +138,41 @@ class UsageError(ValueError):
     """A bad argument; the message is shown to the (authorised) user."""
 
 
+# The bot's replies as English msgids, said in the bot's language (`[telegram] lang`) through the catalogue.
 _MESSAGES = {
-    "fr": {
-        "refused": "Ce bot est privé.",
-        "start_stranger": "Ce bot est privé. Pour recevoir les alertes, transmettez ces identifiants à "
-        "l'administrateur de veille : chat {chat}, utilisateur {user}.",
-        "help": "Commandes : /hits [client] [depuis], /alerts, /ack ID, /mute client 2h, /status, /digest",
-        "flood": "Trop de commandes : réessayez dans une minute.",
-        "unknown_client": "Client inconnu ou non autorisé : {client}",
-        "unknown_incident": "Incident inconnu ou non autorisé : {id}",
-        "no_hits": "Aucune publication depuis {since}.",
-        "no_alerts": "Aucune alerte en cours.",
-        "acked": "✅ {tag} pris en charge.",
-        "already": "{tag} était déjà pris en charge.",
-        "muted": "🔕 {client} en sourdine jusqu'à {until}.",
-        "snoozed": "⏰ {tag} : rappel à {until}.",
-        "taken": "✅ Pris en charge par {who} à {at}",
-        "snoozed_by": "⏰ Rappel à {until} (demandé par {who})",
-        "muted_by": "🔕 {client} muet jusqu'à {until} (par {who})",
-        "done_already": "Déjà fait.",
-        "expired": "Bouton expiré ou invalide.",
-        "failed": "Action impossible pour l'instant, réessayez.",
-        "status_ok": "Toutes les sources répondent.",
-        "status_failing": "Sources en échec ({n}) :",
-        "oldest": "Plus ancienne alerte en attente : {age}",
-        "no_pending": "Aucune alerte en attente d'envoi.",
-        "telegram_wait": "Telegram demande d'attendre jusqu'à {until}.",
-        "digest": "Résumé des dernières 24 h :",
-        "digest_line": "{client} : {hits} publication(s), {neg} négative(s), {alerts} alerte(s) en cours",
-        "usage_hits": "Usage : /hits [client] [depuis], ex. /hits acme 6h",
-        "usage_ack": "Usage : /ack ID, ex. /ack 42",
-        "usage_mute": "Usage : /mute client durée, ex. /mute acme 2h (max 30d)",
-        "bad_since": "Durée invalide : écrivez 30m, 6h, 2d (max 31d).",
-        "too_long": "Argument trop long (max {n} caractères).",
-        "too_many": "Trop d'arguments.",
-    },
-    "en": {
-        "refused": "This bot is private.",
-        "start_stranger": "This bot is private. To receive alerts, give these ids to your veille administrator: "
-        "chat {chat}, user {user}.",
-        "help": "Commands: /hits [client] [since], /alerts, /ack ID, /mute client 2h, /status, /digest",
-        "flood": "Too many commands: try again in a minute.",
-        "unknown_client": "Unknown or unauthorised client: {client}",
-        "unknown_incident": "Unknown or unauthorised incident: {id}",
-        "no_hits": "No posts since {since}.",
-        "no_alerts": "No open alerts.",
-        "acked": "✅ {tag} acknowledged.",
-        "already": "{tag} was already acknowledged.",
-        "muted": "🔕 {client} muted until {until}.",
-        "snoozed": "⏰ {tag}: reminder at {until}.",
-        "taken": "✅ Taken by {who} at {at}",
-        "snoozed_by": "⏰ Reminder at {until} (asked by {who})",
-        "muted_by": "🔕 {client} muted until {until} (by {who})",
-        "done_already": "Already done.",
-        "expired": "Expired or invalid button.",
-        "failed": "Cannot do that right now, try again.",
-        "status_ok": "Every source answers.",
-        "status_failing": "Failing sources ({n}):",
-        "oldest": "Oldest alert waiting to be sent: {age}",
-        "no_pending": "No alert waiting to be sent.",
-        "telegram_wait": "Telegram asks us to wait until {until}.",
-        "digest": "Last 24 h:",
-        "digest_line": "{client}: {hits} post(s), {neg} negative, {alerts} open alert(s)",
-        "usage_hits": "Usage: /hits [client] [since], e.g. /hits acme 6h",
-        "usage_ack": "Usage: /ack ID, e.g. /ack 42",
-        "usage_mute": "Usage: /mute client duration, e.g. /mute acme 2h (max 30d)",
-        "bad_since": "Bad duration: write 30m, 6h, 2d (max 31d).",
-        "too_long": "Argument too long (max {n} characters).",
-        "too_many": "Too many arguments.",
-    },
+    "refused": N_("This bot is private."),
+    "start_stranger": N_(
+        "This bot is private. To receive alerts, give these ids to your veille administrator: chat {chat}, user {user}."
+    ),
+    "help": N_("Commands: /hits [client] [since], /alerts, /ack ID, /mute client 2h, /status, /digest"),
+    "flood": N_("Too many commands: try again in a minute."),
+    "unknown_client": N_("Unknown or unauthorised client: {client}"),
+    "unknown_incident": N_("Unknown or unauthorised incident: {id}"),
+    "no_hits": N_("No posts since {since}."),
+    "no_alerts": N_("No open alerts."),
+    "acked": N_("✅ {tag} acknowledged."),
+    "already": N_("{tag} was already acknowledged."),
+    "muted": N_("🔕 {client} muted until {until}."),
+    "snoozed": N_("⏰ {tag}: reminder at {until}."),
+    "taken": N_("✅ Taken by {who} at {at}"),
+    "snoozed_by": N_("⏰ Reminder at {until} (asked by {who})"),
+    "muted_by": N_("🔕 {client} muted until {until} (by {who})"),
+    "done_already": N_("Already done."),
+    "expired": N_("Expired or invalid button."),
+    "failed": N_("Cannot do that right now, try again."),
+    "status_ok": N_("Every source answers."),
+    "status_failing": N_("Failing sources ({n}):"),
+    "oldest": N_("Oldest alert waiting to be sent: {age}"),
+    "no_pending": N_("No alert waiting to be sent."),
+    "telegram_wait": N_("Telegram asks us to wait until {until}."),
+    "digest": N_("Last 24 h:"),
+    "digest_line": N_("{client}: {hits} post(s), {neg} negative, {alerts} open alert(s)"),
+    "usage_hits": N_("Usage: /hits [client] [since], e.g. /hits acme 6h"),
+    "usage_ack": N_("Usage: /ack ID, e.g. /ack 42"),
+    "usage_mute": N_("Usage: /mute client duration, e.g. /mute acme 2h (max 30d)"),
+    "bad_since": N_("Bad duration: write 30m, 6h, 2d (max 31d)."),
+    "too_long": N_("Argument too long (max {n} characters)."),
+    "too_many": N_("Too many arguments."),
 }
 
 
@@ -272,7 +239,7 @@ class TelegramBot:
         self.handled = 0  # updates processed (tests wait on it)
 
     def t(self, key: str, **values: Any) -> str:
-        return _MESSAGES.get(self._lang, _MESSAGES["fr"])[key].format(**values)
+        return wording(self._lang)._(_MESSAGES[key]).format(**values)
 
     # -- the poll loop ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

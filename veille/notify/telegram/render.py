@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from veille.core.i18n import N_, wording
 from veille.core.incidents import Urgency
 from veille.notify.base import HitSummary, Notification
 
@@ -102,60 +103,32 @@ class Rendered:
     html: bool = True
 
 
+# The message's words as English msgids (translated per chat through the wording catalogue).
 _TEXTS = {
-    "fr": {
-        "opened": "Bad buzz",
-        "update": "Mise à jour",
-        "repeat": "Rappel",
-        "escalated": "Escalade",
-        "resolved": "Résolu",
-        "digest": "Résumé",
-        "notice": "Info veille",
-        "urgency": "urgence",
-        "high": "haute",
-        "low": "basse",
-        "why": "Pourquoi :",
-        "hits": "Publications :",
-        "followers": "abonnés",
-        "link": "ouvrir",
-        "more": "et {n} autre(s)",
-        "truncated": "…tronqué, voir ",
-        "merged": "{n} alertes groupées pour ce chat",
-        "ack": "Je gère",
-        "snooze": "Rappelle-moi dans 1 h",
-        "mute": "Muet 24 h",
-        "show": "Voir les hits",
-        "dup": "⚠ doublon possible",
-    },
-    "en": {
-        "opened": "Bad buzz",
-        "update": "Update",
-        "repeat": "Reminder",
-        "escalated": "Escalation",
-        "resolved": "Resolved",
-        "digest": "Digest",
-        "notice": "veille notice",
-        "urgency": "urgency",
-        "high": "high",
-        "low": "low",
-        "why": "Why:",
-        "hits": "Posts:",
-        "followers": "followers",
-        "link": "open",
-        "more": "and {n} more",
-        "truncated": "…truncated, see ",
-        "merged": "{n} alerts merged for this chat",
-        "ack": "I'm on it",
-        "snooze": "Remind me in 1 h",
-        "mute": "Mute 24 h",
-        "show": "Show hits",
-        "dup": "⚠ possible duplicate",
-    },
+    "opened": N_("Bad buzz"),
+    "update": N_("Update"),
+    "repeat": N_("Reminder"),
+    "escalated": N_("Escalation"),
+    "resolved": N_("Resolved"),
+    "digest": N_("Digest"),
+    "notice": N_("veille notice"),
+    "high": N_("urgency high"),
+    "low": N_("urgency low"),
+    "why": N_("Why:"),
+    "hits": N_("Posts:"),
+    "link": N_("open"),
+    "truncated": N_("…truncated, see "),
+    "ack": N_("I'm on it"),
+    "snooze": N_("Remind me in 1 h"),
+    "mute": N_("Mute 24 h"),
+    "show": N_("Show hits"),
+    "dup": N_("⚠ possible duplicate"),
 }
 
 
 def text(lang: str, key: str) -> str:
-    return _TEXTS.get(lang, _TEXTS["fr"])[key]
+    """One of the message's words in `lang` (an unknown key, e.g. a new kind, is shown as is)."""
+    return wording(lang)._(_TEXTS[key]) if key in _TEXTS else key
 
 
 def cli_hint(notification: Notification) -> str:
@@ -169,13 +142,12 @@ def cli_hint(notification: Notification) -> str:
 def _header(n: Notification) -> list[Block]:
     lang = n.lang
     icon = "✅" if n.kind == "resolved" else ("🔴" if n.urgency == Urgency.HIGH else "🟠")
-    kind = _TEXTS.get(lang, _TEXTS["fr"]).get(n.kind, n.kind)
+    kind = text(lang, n.kind)
     blocks = [Block(f"{kind} {n.tag}".strip(), "b", pre=f"{icon} ")]
     client = n.client_name or n.client_id
     if client:
         blocks.append(Block(client, pre=" · "))
-    level = text(lang, "high" if n.urgency == Urgency.HIGH else "low")
-    blocks.append(Block(f"{text(lang, 'urgency')} {level}", pre=" · ", post="\n"))
+    blocks.append(Block(text(lang, "high" if n.urgency == Urgency.HIGH else "low"), pre=" · ", post="\n"))
     if n.possible_duplicate:
         blocks.append(Block(text(lang, "dup"), "i", post="\n"))
     blocks.append(Block(n.title, "b", post="\n"))
@@ -187,10 +159,11 @@ def _hit_section(index: int, hit: HitSummary, lang: str) -> list[Block]:
     if hit.author:
         who = hit.author
         if hit.author_followers is not None:
-            who += f" ({hit.author_followers} {text(lang, 'followers')})"
+            followers = wording(lang).ngettext("{n} follower", "{n} followers", hit.author_followers)
+            who += f" ({followers.format(n=hit.author_followers)})"
         meta.append(who)
     if hit.engagement:
-        meta.append(hit.engagement)
+        meta.append(wording(lang).text(hit.engagement))
     if hit.sentiment:
         meta.append(hit.sentiment)
     snippet = clean(hit.text)
@@ -210,14 +183,17 @@ def sections(n: Notification) -> list[list[Block]]:
     out: list[list[Block]] = [_header(n)]
     if n.reasons:
         reasons = [Block(text(n.lang, "why"), "b", pre="\n", post="\n")]
-        reasons += [Block(reason, pre="• ", post="\n") for reason in n.reasons]
+        reasons += [Block(wording(n.lang).text(reason), pre="• ", post="\n") for reason in n.reasons]
         out.append(reasons)
     if n.hits:
         out.append([Block(text(n.lang, "hits"), "b", pre="\n")])
         for index, hit in enumerate(n.hits[:MAX_HITS], 1):
             out.append(_hit_section(index, hit, n.lang))
         if len(n.hits) > MAX_HITS:
-            out.append([Block(text(n.lang, "more").format(n=len(n.hits) - MAX_HITS), "i", pre="\n")])
+            more = len(n.hits) - MAX_HITS
+            out.append(
+                [Block(wording(n.lang).ngettext("and {n} more", "and {n} more", more).format(n=more), "i", pre="\n")]
+            )
     return out
 
 
@@ -239,11 +215,13 @@ def render_merged(
     """One digest for a burst to one chat (B7): each alert's header, most urgent first."""
     lang = notifications[0].lang if notifications else "fr"
     ordered = sorted(notifications, key=lambda n: n.urgency != Urgency.HIGH)
-    out: list[list[Block]] = [[Block(text(lang, "merged").format(n=len(notifications)), "b", post="\n")]]
+    count = len(notifications)
+    merged = wording(lang).ngettext("{n} alert merged for this chat", "{n} alerts merged for this chat", count)
+    out: list[list[Block]] = [[Block(merged.format(n=count), "b", post="\n")]]
     for n in ordered:
         header = [Block("", post="\n"), *_header(n)]
         if n.reasons:
-            header.append(Block("; ".join(n.reasons), "i", post="\n"))
+            header.append(Block("; ".join(wording(n.lang).text(r) for r in n.reasons), "i", post="\n"))
         out.append(header)
     note = _truncation_note(lang, "veille alerts")
     return split(out, html_mode=html_mode, limit=limit, max_parts=max_parts, note=note)

@@ -41,7 +41,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from veille.core.configreader import Reader
-from veille.core.i18n import N_
+from veille.core.i18n import N_, available_languages
 
 DEFAULT_API = "https://api.telegram.org/bot"
 _CHAT_ID_MAX = 10**16
@@ -196,7 +196,7 @@ def parse_telegram(root: Reader, client_ids: set[str] | None = None) -> Telegram
         contacts=tuple(contacts),
         allowed_chats=tuple(chats),
         commands=section.bool("commands", True),
-        lang=section.str("lang", "fr", choices=("fr", "en")) or "fr",
+        lang=section.str("lang", "fr", choices=available_languages()) or "fr",
         max_parts=section.int("max_parts", base.max_parts, min=1, max=10),
         request_timeout=section.float("request_timeout", base.request_timeout, min=1.0, max=120.0),
         command_rate_per_minute=section.int("command_rate_per_minute", base.command_rate_per_minute, min=1, max=600),
