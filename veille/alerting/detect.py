@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from veille.alerting.settings import AlertingSettings
 from veille.alerting.spikes import SpikeVerdict, spike_test
+from veille.core.i18n import N_
 from veille.core.incidents import Cause, Signal, Urgency
 from veille.core.matching import fold
 
@@ -118,11 +119,11 @@ def _buzz(client_id: str, risky: list[HitRow], negative: SpikeVerdict, new: set[
     high = critical_hit or negative.firing or voices >= MIN_RISKY_AUTHORS_FOR_HIGH
     reasons: list[str] = []
     if risky:
-        reasons.append(f"risk {risky[0].risk:.2f}")
+        reasons.append(N_("risk {risk:.2f}").format(risk=risky[0].risk))
     if negative.firing:
-        reasons.append(negative.describe("negative voices"))
+        reasons.append(negative.describe(N_("negative voices")))
     if voices > 1:
-        reasons.append(f"{voices} risky authors")
+        reasons.append(N_("{n} risky authors").format(n=voices))
     evidence = [r.hit_id for r in risky]
     return Signal(
         client_id=client_id,
@@ -143,7 +144,7 @@ def _volume(client_id: str, recent: list[HitRow], volume: SpikeVerdict, new: set
         cause=Cause.VOLUME,
         firing=volume.firing,
         urgency=Urgency.LOW,
-        reasons=(volume.describe("posts"),) if volume.firing else (),
+        reasons=(volume.describe(N_("posts")),) if volume.firing else (),
         new_hits=tuple(r.hit_id for r in recent if r.hit_id in new) if volume.firing else (),
         top_hits=(),
         score=0.0,
@@ -162,7 +163,11 @@ def source_signal(
 ) -> Signal:
     firing = not ok and failing_since is not None and now - failing_since >= settings.source_failing_after
     reasons = (
-        (f"failing since {failing_since:%Y-%m-%d %H:%M} UTC ({error_kind or 'error'})",)
+        (
+            N_("failing since {since} UTC ({kind})").format(
+                since=f"{failing_since:%Y-%m-%d %H:%M}", kind=error_kind or "error"
+            ),
+        )
         if firing and failing_since
         else ()
     )
@@ -174,7 +179,11 @@ def source_signal(
 def silence_signal(client_id: str, last_data_at: datetime | None, settings: AlertingSettings, now: datetime) -> Signal:
     limit = settings.no_data_after
     firing = limit is not None and last_data_at is not None and now - last_data_at >= limit
-    reasons = (f"no data since {last_data_at:%Y-%m-%d %H:%M} UTC",) if firing and last_data_at else ()
+    reasons = (
+        (N_("no data since {since} UTC").format(since=f"{last_data_at:%Y-%m-%d %H:%M}"),)
+        if firing and last_data_at
+        else ()
+    )
     return Signal(client_id=client_id, cause=Cause.SILENCE, firing=firing, urgency=Urgency.LOW, reasons=reasons)
 
 
@@ -187,7 +196,15 @@ def audience_signal(
         return None
     fall = (highest - value) if highest is not None else 0.0
     firing = fall >= drop - 1e-9
-    reasons = (f"{metric} {highest:g} -> {value:g} (-{fall:g}, threshold {drop:g})",) if firing else ()
+    reasons = (
+        (
+            N_("{metric} {highest:g} -> {value:g} (-{fall:g}, threshold {drop:g})").format(
+                metric=metric, highest=highest, value=value, fall=fall, drop=drop
+            ),
+        )
+        if firing
+        else ()
+    )
     return Signal(
         client_id=client_id,
         cause=Cause.AUDIENCE,

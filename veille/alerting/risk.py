@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from veille.core.i18n import N_
 from veille.core.matching import fold
 from veille.core.models import Engagement, SentimentLabel, SentimentResult
 
@@ -102,19 +103,19 @@ def score_risk(facts: HitFacts, words: CrisisWords) -> Risk:
         value = max(value, SEVERE_FLOOR)  # a known small audience is a fact; an unknown one is not
     reasons: list[str] = []
     if negativity >= 0.3:
-        reasons.append(f"negative {-negativity:.2f}")
+        reasons.append(N_("negative {score:.2f}").format(score=-negativity))
     if severe:
-        reasons.append("severe: " + ", ".join(severe))
+        reasons.append(N_("severe: {words}").format(words=", ".join(severe)))
     if found and found != severe:
-        reasons.append("crisis words: " + ", ".join(w for w in found if w not in severe))
+        reasons.append(N_("crisis words: {words}").format(words=", ".join(w for w in found if w not in severe)))
     if facts.direct:
-        reasons.append("addresses the client")
+        reasons.append(N_("addresses the client"))
     if audience >= 0.6:
-        reasons.append(f"{facts.author_followers} followers")
+        reasons.append(N_("{n} followers").format(n=facts.author_followers))
     if velocity >= 0.5:
-        reasons.append(f"spreading: +{facts.velocity_per_hour:.0f} interactions/h")
+        reasons.append(N_("spreading: +{rate:.0f} interactions/h").format(rate=facts.velocity_per_hour))
     elif engaged >= 0.5 and facts.engagement is not None:
-        reasons.append(f"{facts.engagement.total()} interactions")
+        reasons.append(N_("{n} interactions").format(n=facts.engagement.total()))
     return Risk(value, bool(negative or (found and not positive)), found, tuple(reasons))
 
 

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
+from veille.core.i18n import N_
+
 # With no history at all, assume about one hit per day so a first morning's trickle is no spike.
 MIN_RATE_PER_HOUR = 1 / 24
 
@@ -50,7 +52,9 @@ class SpikeVerdict:
     p_value: float
 
     def describe(self, what: str) -> str:
-        return f"{self.count} {what} in the window vs {self.expected:.1f} expected (p={self.p_value:.1e})"
+        return N_("{count} {what} in the window vs {expected:.1f} expected (p={p:.1e})").format(
+            count=self.count, what=what, expected=self.expected, p=self.p_value
+        )
 
 
 def spike_test(

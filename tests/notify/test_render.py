@@ -1,0 +1,57 @@
+"""An alert speaks the contact's language from title to footer: reasons made in English by the detection
+core (and stored so in the outbox) are shown translated, on the console/Apprise text and on Telegram."""
+
+from __future__ import annotations
+
+from veille.core.incidents import Cause, Kind, Urgency
+from veille.notify.base import HitSummary, Notification
+from veille.notify.digest import compose
+from veille.notify.render import incident_title, render_text
+from veille.notify.telegram.render import render_notification
+
+REASONS = ("4 negative voices in the window vs 0.0 expected (p=1.2e-07)", "risk 0.91", "severe: plainte")
+
+
+def _alert(lang: str) -> Notification:
+    return Notification(
+        outbox_id=1,
+        incident_id=7,
+        tag="#INC-7",
+        kind=Kind.ESCALATED,
+        client_id="resto",
+        client_name="Resto",
+        contact="ops",
+        urgency=Urgency.HIGH,
+        silent=False,
+        title=incident_title(Cause.BUZZ, Kind.ESCALATED, "Resto", "", lang),
+        reasons=REASONS,
+        hits=(HitSummary(1, "rss", "pizza froide", "https://example.org/a", "bob", 1200, "", "neg -0.80", None),),
+        lang=lang,
+    )
+
+
+def test_console_text_in_each_language() -> None:
+    french, english = render_text(_alert("fr")), render_text(_alert("en"))
+    assert "Bad buzz possible : Resto — escalade [URGENT]" in french
+    assert "Pourquoi : 4 voix négatives dans la fenêtre contre 0.0 attendues (p=1.2e-07); risque 0.91" in french
+    assert "Prendre en charge : veille ack 7" in french
+    for english_only in ("negative voices", "Why", "risk 0.91", "escalated", "Take it"):
+        assert english_only not in french
+    assert "Possible bad buzz: Resto — escalated [URGENT]" in english
+    assert "Why: 4 negative voices in the window vs 0.0 expected (p=1.2e-07); risk 0.91; severe: plainte" in english
+
+
+def test_telegram_message_in_each_language() -> None:
+    french = "".join(render_notification(_alert("fr")).parts)
+    english = "".join(render_notification(_alert("en")).parts)
+    assert "Escalade" in french and "urgence haute" in french and "1200 abonnés" in french
+    assert "voix négatives" in french and "grave : plainte" in french
+    assert "negative voices" not in french and "followers" not in french
+    assert "Escalation" in english and "1200 followers" in english and "negative voices" in english
+
+
+def test_digest_counts_read_as_words() -> None:
+    _, french = compose([], {"resto": (1, 1)}, {"resto": "Resto"}, "fr")
+    _, english = compose([], {"resto": (2, 1)}, {"resto": "Resto"}, "en")
+    assert french == ("Resto : 1 publication, dont 1 négative",)
+    assert english == ("Resto: 2 posts, 1 negative",)
