@@ -193,3 +193,36 @@ def test_a_new_password_ends_the_old_sessions(site: Site, base_url: str) -> None
         passwd("another-long-password")
         assert alex.get("/clients/tapis").status_code == 303
     passwd(PASSWORDS["alex"])
+
+
+def test_an_incident_shows_its_deliveries_and_history_with_outside_text_escaped(site: Site, base_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from veille.store.engine import write_tx
+    from veille.store.schema import outbox
+
+    incident = incidents_of(site)["resto"][0]
+    engine = make_engine(site.config.database_url)
+    with write_tx(engine) as conn:
+        row = alert_store.enqueue(
+            conn,
+            incident_id=incident.id,
+            client_id="resto",
+            contact="camille",
+            channel="console",
+            address="camille",
+            kind="notify",
+            urgency="high",
+            silent=False,
+            payload={},
+            now=datetime.now(UTC),
+        )
+        conn.execute(update(outbox).where(outbox.c.id == row).values(last_error="<img src=x onerror=alert(1)>"))
+    engine.dispose()
+    with logged_in(base_url, "camille") as camille:
+        page = camille.get(f"/incidents/{incident.id}").text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img" not in page
+    assert "en attente" in page  # the delivery's state, in words
+    assert "ouvert" in page  # the history: the incident was opened

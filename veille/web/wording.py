@@ -1,41 +1,26 @@
 """The dashboard's words come from the project's gettext catalogue (veille.core.i18n): English message
 ids in the templates (`{{ _("Overview") }}`, extracted by Babel's Jinja2 reader, see babel.cfg) and in
 the code, French by default. Stored codes (a sentiment label, a state, an audit event) are shown
-through `word`, which names each in English for the catalogue."""
+through `word`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from veille.core.i18n import N_, wording
+from veille.core.incidents import label as incident_label
 
 WORDS = {
     # sentiment labels
     "neg": N_("negative"),
     "neu": N_("neutral"),
     "pos": N_("positive"),
-    # incident urgency and states
-    "low": N_("low"),
-    "high": N_("high"),
-    "pending": N_("pending"),
-    "open": N_("open"),
-    "acked": N_("taken"),
-    "resolved": N_("resolved"),
-    # audit events of an incident
-    "ack": N_("taken"),
-    "snooze": N_("reminder later"),
+    # audit events and delivery states that veille.core.incidents.label does not name
     "mute": N_("muted"),
     "unmute": N_("unmuted"),
     "notify": N_("notified"),
     "held": N_("held"),
-    "digest": N_("digest"),
-    "opened": N_("opened"),
-    "escalate": N_("escalated"),
-    # outbox states
     "sending": N_("sending"),
-    "sent": N_("sent"),
-    "dead": N_("failed for good"),
-    "cancelled": N_("cancelled"),
     # source states (the same words as `veille sources`)
     "ok": N_("ok"),
     "new": N_("new"),
@@ -53,6 +38,13 @@ def translator(lang: str) -> Callable[[str], str]:
 
 
 def word_for(lang: str) -> Callable[[str | None], str]:
-    """A stored code in words, in one language; an unknown code is shown as it is."""
+    """A stored code in words, in one language: incident states, urgencies, causes and events as
+    `veille alerts` names them (veille.core.incidents.label), the others from WORDS; unknown: as it is."""
     translate = wording(lang).gettext
-    return lambda code: translate(WORDS[code]) if code in WORDS else (code or "")
+
+    def word(code: str | None) -> str:
+        if not code:
+            return ""
+        return translate(WORDS[code] if code in WORDS else incident_label(code))
+
+    return word
