@@ -8,7 +8,7 @@ import logging
 import sys
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -31,6 +31,11 @@ from veille.core.errors import ConfigError, SchemaVersionError, SecretMissing, V
 from veille.core.i18n import N_
 from veille.core.models import ErrorKind
 from veille.store.engine import make_engine, read_conn
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from veille.store.hits import HitQuery
 
 log = logging.getLogger("veille.cli")
 
@@ -201,7 +206,7 @@ def _hits_table(rows: list[dict[str, Any]], config: Config, *, wide: bool, one_c
     )
 
 
-def _incident_query(engine: Any, incident_id: int, query: Any) -> Any:
+def _incident_query(engine: Engine, incident_id: int, query: HitQuery) -> HitQuery:
     """Narrow a hit query to an incident's client and period (from an hour before it opened)."""
     from dataclasses import replace
 

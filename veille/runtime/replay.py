@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from veille.config import Config
 from veille.core.clock import FakeClock, utc
@@ -182,7 +182,7 @@ def _throwaway(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA synchronous = OFF")
 
 
-def _run(config: Config, engine: Any, lines: Sequence[Line], scorer: Scorer, tail: timedelta) -> list[Simulated]:
+def _run(config: Config, engine: Engine, lines: Sequence[Line], scorer: Scorer, tail: timedelta) -> list[Simulated]:
     clock = FakeClock(lines[0].ts - timedelta(seconds=1))
     service = AlertingService(config, engine, clock, {})
     verdicts = _score(config, lines, scorer)
@@ -249,7 +249,7 @@ def _advance(service: AlertingService, clock: FakeClock, target: datetime) -> No
         clock.advance((step_to - now).total_seconds())
 
 
-def _collect(engine: Any, config: Config) -> list[Simulated]:
+def _collect(engine: Engine, config: Config) -> list[Simulated]:
     with read_conn(engine) as conn:
         incidents = {i.id: i for i in store.list_incidents(conn, limit=100_000)}
         causes = {i.id: i.cause.value for i in incidents.values()}

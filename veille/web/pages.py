@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -82,7 +83,7 @@ class ActivityCache:
         self._read_until: dict[str, datetime] = {}  # client -> first hour not read yet
         self._sums: dict[tuple[str, datetime, datetime], dashboard.Activity] = {}  # for this hour only
 
-    def _catch_up(self, conn: Any, client_ids: list[str], hour: datetime) -> None:
+    def _catch_up(self, conn: Connection, client_ids: list[str], hour: datetime) -> None:
         oldest = hour - self.KEEP
         behind: dict[datetime, list[str]] = {}
         for client in client_ids:
@@ -98,7 +99,7 @@ class ActivityCache:
                 for stale in [at for at in kept if at < oldest]:
                     del kept[stale]
 
-    def activity(self, conn: Any, client_ids: list[str], now: datetime, day_start: datetime) -> dict[str, Any]:
+    def activity(self, conn: Connection, client_ids: list[str], now: datetime, day_start: datetime) -> dict[str, Any]:
         hour = now.replace(minute=0, second=0, microsecond=0)
         week_start = hour - timedelta(days=7)
         with self._lock:
@@ -127,7 +128,7 @@ class ActivityCache:
 
 
 def _overview_data(
-    conn: Any, cache: ActivityCache, client_ids: list[str], now: datetime, day_start: datetime
+    conn: Connection, cache: ActivityCache, client_ids: list[str], now: datetime, day_start: datetime
 ) -> dict[str, Any]:
     return {
         "activity": cache.activity(conn, client_ids, now, day_start),
@@ -158,7 +159,7 @@ async def overview(request: Request, viewer: Viewer) -> Response:
 # -- a client ----------------------------------------------------------------------------------------------
 
 
-def _client_data(conn: Any, client_id: str, since: datetime, query: HitQuery) -> dict[str, Any]:
+def _client_data(conn: Connection, client_id: str, since: datetime, query: HitQuery) -> dict[str, Any]:
     terms: Counter[str] = Counter()
     negative_terms: Counter[str] = Counter()
     for stored, count, negative in dashboard.term_groups(conn, client_id, since):
@@ -288,7 +289,7 @@ async def incidents_page(request: Request, viewer: Viewer) -> Response:
     )
 
 
-def _incident_data(conn: Any, incident_id: int) -> dict[str, Any] | None:
+def _incident_data(conn: Connection, incident_id: int) -> dict[str, Any] | None:
     incident = alert_store.get_incident(conn, incident_id)
     if incident is None:
         return None
