@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from veille.core.matching import Matcher, fold, validate_keywords
+
+VOCABULARY = ["chez gégé", "#chezgege", "@chezgege", "-recrutement", '"tapis royal" -perse', "pizza OR pâtes", "c3po"]
 
 RESTO = Matcher(["chez gégé", "#chezgege", "@chezgege", "-recrutement", "pizza -recette", "pâtes OR lasagnes"])
 
@@ -56,3 +60,28 @@ def test_invalid_keywords_are_reported() -> None:
 def test_linear_on_huge_text() -> None:
     matcher = Matcher(["chez gégé", "#chezgege"])
     assert not matcher.match("a" * 1_000_000).matched
+
+
+def test_fold_agrees_with_the_character_table_for_every_character() -> None:
+    """fold sends only non-ASCII runs through the table; the result is the table's, character by character."""
+    import re
+
+    from veille.core.matching import _FOLD
+
+    for start in range(0x80, 0x3000, 256):
+        chars = "".join(chr(c) for c in range(start, start + 256) if not 0xD800 <= c < 0xE000)
+        text = f"A{chars}b É {chars.upper()}"
+        assert fold(text) == re.sub(r"\s+", " ", text.translate(_FOLD))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=3),
+    st.lists(st.sampled_from([*VOCABULARY, "Gégé", "CHEZ", "-", "#", "@", "  ", "\n", "é"]), max_size=30),
+)
+def test_the_literal_prefilter_never_changes_a_result(keywords: list[str], words: list[str]) -> None:
+    matcher = Matcher(keywords)
+    reference = Matcher(keywords)
+    reference._literals = ("",)  # every text goes on to the regular expressions
+    text = " ".join(words)
+    assert matcher.match(text) == reference.match(text)

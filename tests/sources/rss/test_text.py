@@ -82,7 +82,7 @@ def test_any_input_gives_clean_valid_text(value: str) -> None:
     [
         ("Le chapô.", "Le corps.", "Le chapô.\n\nLe corps."),  # the lead only in the summary: both, lead first
         ("Le chapô.", "Le chapô.\n\nLe corps.", "Le chapô.\n\nLe corps."),  # repeated by the content: once
-        ("Le  chapô\n et la suite.", "Le chapô et la suite. Le corps.", "Le chapô et la suite. Le corps."),
+        ("Le chapô\n\net la suite.", "Le chapô et la suite. Le corps.", "Le chapô et la suite. Le corps."),
         ("Le début du corps […]", "Le début du corps et la fin.", "Le début du corps et la fin."),  # a cut
         ("Le début du corps...", "Le début du corps et la fin.", "Le début du corps et la fin."),
         ("Un long résumé qui dit tout.", "Un long résumé", "Un long résumé qui dit tout."),

@@ -40,7 +40,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # What the escape, control and surrogate passes of clean_text remove (ESC and CSI are controls).
 _NEEDS_SCRUB = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\r]")
-_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
+# A run of blanks, except a lone plain space (replacing each of those by itself was most of the cost).
+_SPACES = re.compile(r"[\t\u00a0\u2000-\u200b\u3000][ \t\u00a0\u2000-\u200b\u3000]*| [ \t\u00a0\u2000-\u200b\u3000]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
@@ -89,7 +90,9 @@ _ELLIPSIS = re.compile(r"\s*(?:\[\s*(?:…|\.\.\.)\s*\]|…|\.\.\.)\s*$")
 
 
 def _flat(text: str) -> str:
-    return " ".join(text.split())
+    """The text on one line. For `clean_text`'s output (lines stripped, blanks collapsed, at most one blank
+    line in a row) this is `" ".join(text.split())`, at a fraction of the cost on a long article."""
+    return text.replace("\n\n", "\n").replace("\n", " ")
 
 
 def merge_summary_and_content(summary: str, content: str, *, limit: int = MAX_FIELD) -> str:
