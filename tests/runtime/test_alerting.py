@@ -502,3 +502,24 @@ def test_a_one_shot_run_keeps_the_cool_down(engine: Engine) -> None:
     feed(service, engine, hit(clock, "Remboursez-moi, honte", followers=40, score=-0.6))  # inside the 30 min cool-down
     asyncio.run(service.deliver_due(within=5))
     assert [s.notification.kind for s in fake.sent] == ["opened", "resolved"]
+
+
+def test_a_negative_spike_incident_links_its_hits_and_reads_as_a_manager_says_it(engine: Engine) -> None:
+    """Issue 11: before, the alert said "4 negative voices in the window vs 0.0 expected (p=1.2e-07)" and
+    `veille alerts` showed "hits 0"."""
+    from veille.notify.render import from_payload, render_text
+
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    texts = ("Service lent ce midi", "Plats tièdes aujourd'hui", "Attente trop longue", "Accueil froid, dommage")
+    for n, text in enumerate(texts):
+        feed(service, engine, hit(clock, text, followers=10, score=-0.5, direct=False, author=f"client{n}"))
+        clock.advance(60)
+    service.tick()
+    with read_conn(engine) as conn:
+        (incident,) = store.list_incidents(conn)
+    assert incident.hit_count == 4 and len(incident.top_hits) == 4
+    row = rows(engine)[0]
+    message = render_text(from_payload(row.payload, outbox_id=row.id, possible_duplicate=False))
+    assert "4 messages négatifs en 1 h, d'habitude aucun" in message and "p=" not in message
+    assert len(row.payload["hits"]) == 3  # the alert shows the messages themselves

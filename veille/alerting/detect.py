@@ -22,6 +22,7 @@ from veille.core.matching import fold
 _NOISE = re.compile(r"https?://\S+|[@#]\w+|\d+|[^\w\s]", re.UNICODE)
 _SPACES = re.compile(r"\s+")
 MIN_RISKY_AUTHORS_FOR_HIGH = 3
+LINKED_HITS = 5  # hits an incident links (shown in its alert, `veille alerts --format json`)
 HISTORY_DAYS = 7  # same-window-of-day baselines use up to this many previous days
 
 
@@ -110,10 +111,59 @@ def detect(
         key=lambda r: (-r.risk, r.hit_id),
     )
     new = set(new_hits)
-    return [_buzz(client_id, risky, negative, new, settings.critical_risk), _volume(client_id, recent, volume, new)]
+    window = settings.spike_window
+    return [
+        _buzz(client_id, risky, recent, negative, new, settings.critical_risk, window),
+        _volume(client_id, recent, volume, new, window),
+    ]
 
 
-def _buzz(client_id: str, risky: list[HitRow], negative: SpikeVerdict, new: set[int], critical: float) -> Signal:
+def _window_words(window: timedelta) -> str:
+    """ "1 h", "30 min", "1 h 30": how a community manager says a window (the same in French and English)."""
+    minutes = round(window.total_seconds() / 60)
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest} min"
+    return f"{hours} h {rest:02d}" if rest else f"{hours} h"
+
+
+def spike_words(verdict: SpikeVerdict, window: timedelta, *, negative: bool) -> str:
+    """A spike as a person says it: "4 negative messages in 1 h, usually none" (English msgids; notifiers and
+    `veille alerts` show them in the reader's language through the catalogue)."""
+    if negative:
+        what = (
+            N_("{count} negative message in {window}")
+            if verdict.count == 1
+            else N_("{count} negative messages in {window}")
+        )
+    else:
+        what = N_("{count} message in {window}") if verdict.count == 1 else N_("{count} messages in {window}")
+    head = what.format(count=verdict.count, window=_window_words(window))
+    if verdict.usual == 0:
+        return N_("{spike}, usually none").format(spike=head)
+    return N_("{spike}, usually about {usual}").format(spike=head, usual=verdict.usual)
+
+
+def _newest_per_text(rows: Sequence[HitRow]) -> list[int]:
+    """One hit per distinct text, newest first: what a person opens to see what the spike is about."""
+    seen: set[str] = set()
+    out: list[int] = []
+    for row in sorted(rows, key=lambda r: (r.seen_at, r.hit_id), reverse=True):
+        if row.text_key not in seen:
+            seen.add(row.text_key)
+            out.append(row.hit_id)
+    return out
+
+
+def _buzz(
+    client_id: str,
+    risky: list[HitRow],
+    recent: list[HitRow],
+    negative: SpikeVerdict,
+    new: set[int],
+    critical: float,
+    window: timedelta,
+) -> Signal:
     critical_hit = bool(risky) and risky[0].risk >= critical
     voices = len({r.author or f"?{r.hit_id}" for r in risky})
     high = critical_hit or negative.firing or voices >= MIN_RISKY_AUTHORS_FOR_HIGH
@@ -121,10 +171,13 @@ def _buzz(client_id: str, risky: list[HitRow], negative: SpikeVerdict, new: set[
     if risky:
         reasons.append(N_("risk {risk:.2f}").format(risk=risky[0].risk))
     if negative.firing:
-        reasons.append(negative.describe(N_("negative voices")))
+        reasons.append(spike_words(negative, window, negative=True))
     if voices > 1:
         reasons.append(N_("{n} risky authors").format(n=voices))
     evidence = [r.hit_id for r in risky]
+    if negative.firing:  # the negative messages of the window, which need not be risky one by one
+        taken = set(evidence)
+        evidence += [h for h in _newest_per_text([r for r in recent if r.negative]) if h not in taken]
     return Signal(
         client_id=client_id,
         cause=Cause.BUZZ,
@@ -132,21 +185,22 @@ def _buzz(client_id: str, risky: list[HitRow], negative: SpikeVerdict, new: set[
         urgency=Urgency.HIGH if high else Urgency.LOW,
         reasons=tuple(reasons),
         new_hits=tuple(h for h in evidence if h in new),
-        top_hits=tuple(evidence[:5]),
+        top_hits=tuple(evidence[:LINKED_HITS]),
         score=risky[0].risk if risky else 0.0,
-        evidence_count=len(risky),
+        evidence_count=len(evidence),
     )
 
 
-def _volume(client_id: str, recent: list[HitRow], volume: SpikeVerdict, new: set[int]) -> Signal:
+def _volume(client_id: str, recent: list[HitRow], volume: SpikeVerdict, new: set[int], window: timedelta) -> Signal:
+    firing = volume.firing
     return Signal(
         client_id=client_id,
         cause=Cause.VOLUME,
-        firing=volume.firing,
+        firing=firing,
         urgency=Urgency.LOW,
-        reasons=(volume.describe(N_("posts")),) if volume.firing else (),
-        new_hits=tuple(r.hit_id for r in recent if r.hit_id in new) if volume.firing else (),
-        top_hits=(),
+        reasons=(spike_words(volume, window, negative=False),) if firing else (),
+        new_hits=tuple(r.hit_id for r in recent if r.hit_id in new) if firing else (),
+        top_hits=tuple(_newest_per_text(recent)[:LINKED_HITS]) if firing else (),
         score=0.0,
         evidence_count=volume.count,
     )

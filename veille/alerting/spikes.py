@@ -11,8 +11,6 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from veille.core.i18n import N_
-
 # With no history at all, assume about one hit per day so a first morning's trickle is no spike.
 MIN_RATE_PER_HOUR = 1 / 24
 
@@ -51,10 +49,10 @@ class SpikeVerdict:
     expected: float
     p_value: float
 
-    def describe(self, what: str) -> str:
-        return N_("{count} {what} in the window vs {expected:.1f} expected (p={p:.1e})").format(
-            count=self.count, what=what, expected=self.expected, p=self.p_value
-        )
+    @property
+    def usual(self) -> int:
+        """The expected count as a person says it: a whole number, 0 for "usually none"."""
+        return round(self.expected)
 
 
 def spike_test(
