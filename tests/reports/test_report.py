@@ -885,3 +885,48 @@ def test_cli_on_a_terminal_strips_escapes_that_files_keep(config: Path, db_url: 
     output = b"".join(chunks).decode("utf-8")
     assert "<script>alert(1)</script>" in output and "rouge" in output
     assert "\x1b" not in output
+
+
+def test_the_months_audience_growth(engine: Engine) -> None:
+    """'On a gagné 40 fans ce mois-ci': each own account's first and last figure of the month, and the change."""
+    from veille.store.audience import Figure, record_figures
+
+    with write_tx(engine) as conn:
+        for day, followers, rating in (
+            (datetime(2026, 10, 31, 12, tzinfo=UTC), 900, 4.6),
+            (datetime(2026, 11, 1, 9, tzinfo=UTC), 1000, 4.5),
+            (datetime(2026, 11, 30, 9, tzinfo=UTC), 1040, 4.3),
+        ):
+            record_figures(
+                conn,
+                [
+                    Figure("resto", "resto/fb", "facebook", "facebook: 1045", "followers", followers),
+                    Figure("resto", "resto/places", "google-places", "google-places: ChIJ", "rating", rating),
+                ],
+                day,
+            )
+    report = report_of(engine)
+    assert [(g.metric, g.first, g.last, round(g.change, 2)) for g in report.audience] == [
+        ("followers", 1000, 1040, 40),
+        ("rating", 4.5, 4.3, -0.2),
+    ]
+    french = render([report], "md", "fr")
+    assert (
+        "Audience des comptes du client" in french
+        and "| facebook: 1045 | abonnés | 1\u202f000 (01/11) | 1\u202f040 (30/11) | +40 |" in french
+    )
+    assert "| note | 4,50 (01/11) | 4,30 (30/11) | −0,20 |" in french
+    assert "Audience of the client's own accounts" in render([report], "md", "en")
+    data = json.loads(render([report], "json", "en"))
+    assert data["audience"][0] == {
+        "source": "resto/fb",
+        "kind": "facebook",
+        "account": "facebook: 1045",
+        "metric": "followers",
+        "first_day": "2026-11-01",
+        "first": 1000.0,
+        "last_day": "2026-11-30",
+        "last": 1040.0,
+        "change": 40.0,
+    }
+    assert report_of(engine, Month(2026, 8)).audience == ()

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "veille.cli.alerts",
     "veille.cli.sentiment",
     "veille.cli.report",
+    "veille.cli.audience",
     "veille.cli.maintenance",
     "veille.cli.web",
 ]

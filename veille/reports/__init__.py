@@ -21,6 +21,7 @@ from veille.reports.markdown import render_markdown
 from veille.reports.period import Month
 from veille.reports.tabular import render_csv, report_json
 from veille.store import reports as store
+from veille.store.audience import growth as audience_growth
 from veille.store.sources import list_sources
 
 FORMATS = ("md", "html", "csv", "json")
@@ -54,6 +55,9 @@ def monthly_report(
         failing_now=store.failing_sources(conn, client_id),
         source_kinds={row["key"]: row["kind"] for row in list_sources(conn, client_id=client_id, include_removed=True)},
         failing_after=failing_after,
+        audience=audience_growth(
+            conn, client_id=client_id, start=start.astimezone(tz).date(), end=end.astimezone(tz).date()
+        ),
     )
 
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from veille.core.models import Engagement
 from veille.reports.period import Month, week_start
+from veille.store.audience import Growth
 from veille.store.reports import FailingSource, IncidentFacts, ReportHit
 
 LABELS = ("neg", "neu", "pos")
@@ -107,6 +108,7 @@ class MonthlyReport:
     acks: AckSummary
     outages: tuple[Outage, ...]
     hits: tuple[ReportHit, ...] = field(repr=False)  # every hit of the month, for the CSV
+    audience: tuple[Growth, ...] = ()  # the month's growth of each own account (followers, rating)
 
     @property
     def quiet(self) -> bool:
@@ -290,6 +292,7 @@ def build_report(
     failing_now: Sequence[FailingSource],
     source_kinds: Mapping[str, str],
     failing_after: timedelta,
+    audience: Sequence[Growth] = (),
     top: int = 5,
 ) -> MonthlyReport:
     tz = ZoneInfo(timezone)
@@ -318,4 +321,5 @@ def build_report(
             source_incidents, failing_now, source_kinds, start=start, end=end, now=now, failing_after=failing_after
         ),
         hits=tuple(hits),
+        audience=tuple(audience),
     )

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 from veille.core.durations import format_duration
 from veille.core.i18n import tr
 from veille.reports.figures import MonthlyReport, Ranked, interactions
+from veille.store.audience import Growth
 from veille.store.reports import ReportHit
 
 SNIPPET = 160
@@ -204,7 +205,7 @@ def document(report: MonthlyReport, lang: str, tz: tzinfo) -> Document:
             ),
             _ranking(w.t("Termes les plus cités", "Most matched terms"), w.t("terme", "term"), report.top_terms, w),
         ]
-    sections += [_incidents(report, w), _outages(report, w)]
+    sections += [_incidents(report, w), _outages(report, w), _audience(report, w)]
     return Document(lang, title, subtitle, tuple(s for s in sections if s is not None))
 
 
@@ -402,6 +403,48 @@ def _incidents(r: MonthlyReport, w: Words) -> Section:
             ),
             rows,
             frozenset({5, 8}),
+        ),
+    )
+
+
+_METRICS = {"followers": ("abonnés", "followers"), "rating": ("note", "rating"), "rating_count": ("avis", "reviews")}
+
+
+def _audience(r: MonthlyReport, w: Words) -> Section | None:
+    """The month's growth of each of the client's own accounts ("on a gagné 40 fans ce mois-ci")."""
+    if not r.audience:
+        return None
+
+    def figure(value: float, metric: str) -> str:
+        return w.dec(value, 2) if metric == "rating" else w.count(round(value))
+
+    def change(g: Growth) -> str:
+        if not g.change:
+            return "="
+        return ("+" if g.change > 0 else "−") + figure(abs(g.change), g.metric)
+
+    rows = tuple(
+        (
+            g.account,
+            w.t(*_METRICS.get(g.metric, (g.metric, g.metric))),
+            f"{figure(g.first, g.metric)} ({g.first_day:%d/%m})",
+            f"{figure(g.last, g.metric)} ({g.last_day:%d/%m})",
+            change(g),
+        )
+        for g in r.audience
+    )
+    return Section(
+        w.t("Audience des comptes du client", "Audience of the client's own accounts"),
+        table=Table(
+            (
+                w.t("compte", "account"),
+                w.t("mesure", "measure"),
+                w.t("début", "start"),
+                w.t("fin", "end"),
+                w.t("évolution", "change"),
+            ),
+            rows,
+            frozenset({2, 3, 4}),
         ),
     )
 

@@ -160,4 +160,18 @@ def report_json(report: MonthlyReport, tz: tzinfo) -> dict[str, Any]:
             }
             for o in report.outages
         ],
+        "audience": [
+            {
+                "source": g.source_key,
+                "kind": g.kind,
+                "account": g.account,
+                "metric": g.metric,
+                "first_day": g.first_day.isoformat(),
+                "first": g.first,
+                "last_day": g.last_day.isoformat(),
+                "last": g.last,
+                "change": round(g.change, 4),
+            }
+            for g in report.audience
+        ],
     }
