@@ -22,6 +22,8 @@ RUN pip install --no-cache-dir . \
 
 USER veille
 VOLUME ["/data"]
+# The dashboard, when [web] enabled = true (publish it on the host's loopback: -p 127.0.0.1:8080:8080).
+EXPOSE 8080
 
 # Fails when the scheduler has stalled (no heartbeat for 25 s) or database writes fail.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

@@ -146,6 +146,9 @@ def fill(engine_url: str, total: int, count: int, days: int) -> None:
             batch.clear()
             print(f"\r{index + 1:,} hits stored ({time.perf_counter() - started:.0f} s)", end="", flush=True)
     print()
+    if engine.dialect.name == "postgresql":  # what autovacuum does soon after a bulk load
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     engine.dispose()
 
 
@@ -203,19 +206,20 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--db-url", default=None, help="PostgreSQL URL (a fresh schema is made and dropped)")
-    parser.add_argument("--keep", default=None, help="SQLite file to keep and reuse")
+    parser.add_argument("--keep", default=None, help="SQLite file, or PostgreSQL schema name, to keep and reuse")
     args = parser.parse_args()
     if args.db_url and args.db_url.startswith("postgresql"):
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        schema = args.keep or f"bench_{uuid.uuid4().hex[:10]}"
         admin = create_engine(args.db_url)
         with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+            conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         try:
             print(f"PostgreSQL, schema {schema}")
             run(f"{args.db_url}?options=-csearch_path%3D{schema}", args)
         finally:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            if not args.keep:
+                with admin.begin() as conn:
+                    conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
             admin.dispose()
         return
     if args.keep:

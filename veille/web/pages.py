@@ -6,10 +6,11 @@ the same audited functions the Telegram buttons use, with `web:<user>` as the ac
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -24,11 +25,14 @@ from veille.runtime import actions
 from veille.sources.registry import get_driver, known_kinds
 from veille.store import alerts as alert_store
 from veille.store import dashboard
+from veille.store.engine import read_conn
 from veille.store.hits import HitQuery, query_hits
 from veille.store.sources import list_sources
 from veille.web.charts import buckets, timeline
-from veille.web.context import Viewer, action, db, flash, lang_of, not_found, page, render, state_of
+from veille.web.context import Viewer, WebState, action, db, flash, lang_of, not_found, page, render, state_of
 from veille.web.wording import translator
+
+log = logging.getLogger("veille.web")
 
 SNOOZE = timedelta(hours=1)  # "remind me in 1 h", as the phone's button
 MUTE = timedelta(hours=24)  # "mute 24 h", as the phone's button
@@ -127,6 +131,28 @@ class ActivityCache:
         return dashboard.Activity(today, week, negative, scored, before)
 
 
+def local_day_start(now: datetime, tz: tzinfo) -> datetime:
+    return now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def activity_cache(state: WebState) -> ActivityCache:
+    cache = state.extra.setdefault("activity", ActivityCache())
+    assert isinstance(cache, ActivityCache)
+    return cache
+
+
+def warm_overview(state: WebState) -> None:
+    """Read every configured client's past hours now (a second or two over a million hits), so that
+    the first person to open the overview does not wait for it. Runs in a thread at start."""
+    try:
+        now = state.clock.now()
+        with read_conn(state.engine) as conn:
+            clients = [c.id for c in state.config.clients]
+            activity_cache(state).activity(conn, clients, now, local_day_start(now, state.config.tz))
+    except Exception as exc:  # the overview reads them itself at its first load
+        log.warning("could not prepare the overview's counts at start: %s", exc)
+
+
 def _overview_data(
     conn: Connection, cache: ActivityCache, client_ids: list[str], now: datetime, day_start: datetime
 ) -> dict[str, Any]:
@@ -142,10 +168,8 @@ def _overview_data(
 async def overview(request: Request, viewer: Viewer) -> Response:
     state = state_of(request)
     now = state.clock.now()
-    local = now.astimezone(state.config.tz)
-    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    cache = state.extra.setdefault("activity", ActivityCache())
-    data = await db(request, _overview_data, cache, viewer.client_ids, now, day_start)
+    day_start = local_day_start(now, state.config.tz)
+    data = await db(request, _overview_data, activity_cache(state), viewer.client_ids, now, day_start)
     lines = []
     for c in viewer.clients:
         open_count, high_count = data["incidents"].get(c.id, (0, 0))

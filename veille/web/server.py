@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import threading
 from collections.abc import Callable, Generator
 
 import uvicorn
@@ -18,6 +19,7 @@ from veille.runtime.health import health_path
 from veille.runtime.wiring import BackgroundJob, Components
 from veille.web.app import create_app
 from veille.web.metrics import health_file_figures
+from veille.web.pages import warm_overview
 
 log = logging.getLogger("veille.web")
 
@@ -37,8 +39,11 @@ def warn_if_exposed(config: Config, host: str) -> None:
 
 
 def build_app(config: Config, engine: Engine, *, clock: Clock | None = None) -> Starlette:
-    """The app with the daemon's figures read from its health file (the same for both ways to serve)."""
-    return create_app(config, engine, clock=clock, figures=health_file_figures(health_path(config)))
+    """The app with the daemon's figures read from its health file (the same for both ways to serve),
+    its overview counts being read in the background."""
+    app = create_app(config, engine, clock=clock, figures=health_file_figures(health_path(config)))
+    threading.Thread(target=warm_overview, args=(app.state.web,), name="veille-web-warm", daemon=True).start()
+    return app
 
 
 def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
