@@ -35,6 +35,7 @@ from veille.core.models import Engagement, Item
 from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import (
     bounded,
+    dig,
     int_of,
     load_cursor,
     parse_time,
@@ -101,7 +102,7 @@ def post_item(post: Any, *, tagged: bool = False) -> Item | None:
         url=web_url(text_of(post, "permalink_url")),
         author=author,
         author_name=name,
-        published_at=parse_time(text_of(post, "created_time")),
+        published_at=parse_time(dig(post, "created_time")),  # ISO from the Graph API, epoch from webhooks
         engagement=Engagement(
             likes=int_of(post, "reactions", "summary", "total_count"),
             reposts=int_of(post, "shares", "count"),
@@ -128,7 +129,7 @@ def comment_item(comment: Any, post_id: str | None) -> Item | None:
         url=web_url(text_of(comment, "permalink_url")),
         author=author,
         author_name=name,
-        published_at=parse_time(text_of(comment, "created_time")),
+        published_at=parse_time(dig(comment, "created_time")),
         engagement=Engagement(likes=int_of(comment, "like_count"), replies=int_of(comment, "comment_count")),
         direct=True,
         thread_id=thread,
