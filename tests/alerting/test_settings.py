@@ -89,7 +89,7 @@ def test_severe_words_extend_the_graded_vocabulary_globally_and_per_client() -> 
 def test_example_config_has_a_manager_with_quiet_hours_and_a_backup() -> None:
     config = load_config(str(ROOT / "config.toml"), environ={})
     manager, backup = config.alerting.contacts
-    assert set(manager.clients) == {"resto", "tapis", "osteo"} and str(manager.quiet_hours) == "22:00-07:30"
+    assert set(manager.clients) == {"resto", "tapis", "osteo", "appli"} and str(manager.quiet_hours) == "22:00-07:30"
     assert config.timezone == "Europe/Paris"
     assert [c.id for c in config.alerting.chain("osteo")] == [manager.id, backup.id]
     assert not backup.digest

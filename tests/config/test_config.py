@@ -38,7 +38,7 @@ def problems_of(text: str) -> list[str]:
 
 def test_example_config_is_valid() -> None:
     config = load_config(str(ROOT / "config.toml"), environ={})
-    assert {c.id for c in config.clients} == {"resto", "tapis", "osteo"}
+    assert {c.id for c in config.clients} == {"resto", "tapis", "osteo", "appli"}
     names = {c.id: c.name for c in config.clients}
     assert names["resto"] == "Chez Gégé" and names["tapis"] == "Tapis Royal"
     assert names["osteo"] == "Cabinet Ostéo Lemoine"
