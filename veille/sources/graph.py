@@ -374,6 +374,13 @@ def iso(when: datetime | None) -> str | None:
     return when.isoformat() if when else None
 
 
+def followers_of(account: Any) -> float | None:
+    """A page's or Instagram account's followers (`followers_count`, else a page's older `fan_count`)."""
+    value = int_of(account, "followers_count")
+    value = int_of(account, "fan_count") if value is None else value
+    return float(value) if value is not None else None
+
+
 class GraphPoll:
     """The state of one poll of a Graph source: the cursor being advanced, the items and audience found."""
 
@@ -440,10 +447,9 @@ class GraphPoll:
         body = await self.graph.get(path, {"fields": fields}, what=what, permission=perm)
         if username := text_of(body, "username"):
             self.cursor["username"] = username  # Instagram: to recognise the account's own comments
-        value = int_of(body, "followers_count")
-        value = int_of(body, "fan_count") if value is None else value
+        value = followers_of(body)
         if value is not None:
-            self.audience["followers"] = float(value)
+            self.audience["followers"] = value
         self.cursor["audience_day"] = day
 
     def outcome(self, streams: Streams) -> PollOutcome:
