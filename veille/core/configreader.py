@@ -44,8 +44,9 @@ def _type_name(value: object) -> str:
 
 
 class Reader:
-    """One table of the config. Every accessor records a problem for a missing or wrong value; with a
-    default it then returns the default (so the result always has its type), without one it returns None."""
+    """One table of the config. An accessor without a default reads a required key: missing or wrong, the
+    problem is recorded and it returns None. With a default (None included) the key is optional: missing, it
+    returns the default; wrong, the problem is recorded and it returns the default, so the result has its type."""
 
     def __init__(self, raw: Mapping[str, object], path: str, problems: Problems) -> None:
         self.raw = raw
