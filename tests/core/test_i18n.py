@@ -77,7 +77,9 @@ def test_the_shipped_mo_matches_its_po(po: Path) -> None:
         if not message.id:
             continue
         hint = f"{po.with_suffix('.mo')} is stale: run `bash scripts/wording.sh compile`"
-        if isinstance(message.id, str):
+        if message.context:
+            assert shipped.pgettext(message.context, message.id) == message.string, hint
+        elif isinstance(message.id, str):
             assert shipped.gettext(message.id) == message.string, hint
         else:
             assert shipped.ngettext(message.id[0], message.id[1], 1) == message.string[0], hint

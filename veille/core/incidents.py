@@ -55,7 +55,7 @@ _LABELS: dict[str, str] = {
     Urgency.LOW: N_("low"),
     Urgency.HIGH: N_("high"),
     Cause.BUZZ: N_("bad buzz"),
-    Cause.VOLUME: N_("unusual volume"),
+    Cause.VOLUME: N_("volume spike"),
     Cause.SOURCE: N_("source down"),
     Cause.SILENCE: N_("silence"),
     Cause.AUDIENCE: N_("audience falling"),

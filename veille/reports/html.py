@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from veille.core.i18n import wording
 from veille.core.textsafe import terminal_safe
 from veille.reports.layout import Cell, Document, Link, Table
 
@@ -65,7 +66,7 @@ def _article(doc: Document) -> str:
 def render_html(documents: Sequence[Document]) -> str:
     """One page holding one or several reports (each starts on a new printed page)."""
     lang = documents[0].lang if documents else "fr"
-    title = documents[0].title if len(documents) == 1 else ("Monthly reports" if lang == "en" else "Rapports mensuels")
+    title = documents[0].title if len(documents) == 1 else wording(lang)._("Monthly reports")
     return (
         f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
