@@ -131,7 +131,7 @@ class Words:
             return ""
         return value.astimezone(self.tz).strftime(self.pgettext("date and time format", "%Y-%m-%d %H:%M"))
 
-    def date(self, value: date) -> str:
+    def full_date(self, value: date) -> str:
         return value.strftime(self.pgettext("date format", "%Y-%m-%d"))
 
     def day(self, value: date) -> str:
@@ -165,8 +165,8 @@ def document(report: MonthlyReport, lang: str, tz: tzinfo) -> Document:
         "Duplicates (one post seen through two sources) count once."
     ).format(
         client_id=report.client_id,
-        first=w.date(first),
-        last=w.date(last),
+        first=w.full_date(first),
+        last=w.full_date(last),
         timezone=report.timezone,
         moment=w.moment(report.generated_at),
     )
@@ -369,7 +369,7 @@ def _incidents(r: MonthlyReport, w: Words) -> Section:
     )
 
 
-_METRICS = {"followers": ("abonnés", "followers"), "rating": ("note", "rating"), "rating_count": ("avis", "reviews")}
+_METRICS = {"followers": N_("followers"), "rating": N_("rating"), "rating_count": N_("reviews")}
 
 
 def _audience(r: MonthlyReport, w: Words) -> Section | None:
@@ -388,23 +388,17 @@ def _audience(r: MonthlyReport, w: Words) -> Section | None:
     rows = tuple(
         (
             g.account,
-            w.t(*_METRICS.get(g.metric, (g.metric, g.metric))),
-            f"{figure(g.first, g.metric)} ({g.first_day:%d/%m})",
-            f"{figure(g.last, g.metric)} ({g.last_day:%d/%m})",
+            w._(_METRICS[g.metric]) if g.metric in _METRICS else g.metric,
+            f"{figure(g.first, g.metric)} ({w.day(g.first_day)})",
+            f"{figure(g.last, g.metric)} ({w.day(g.last_day)})",
             change(g),
         )
         for g in r.audience
     )
     return Section(
-        w.t("Audience des comptes du client", "Audience of the client's own accounts"),
+        w._("Audience of the client's own accounts"),
         table=Table(
-            (
-                w.t("compte", "account"),
-                w.t("mesure", "measure"),
-                w.t("début", "start"),
-                w.t("fin", "end"),
-                w.t("évolution", "change"),
-            ),
+            (w._("account"), w._("measure"), w._("start"), w._("end"), w._("change")),
             rows,
             frozenset({2, 3, 4}),
         ),
