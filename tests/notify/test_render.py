@@ -9,7 +9,7 @@ from veille.notify.digest import compose
 from veille.notify.render import incident_title, render_text
 from veille.notify.telegram.render import render_notification
 
-REASONS = ("4 negative voices in the window vs 0.0 expected (p=1.2e-07)", "risk 0.91", "severe: plainte")
+REASONS = ("4 negative messages in 1 h, usually none", "risk 0.91", "severe: plainte")
 
 
 def _alert(lang: str) -> Notification:
@@ -33,21 +33,21 @@ def _alert(lang: str) -> Notification:
 def test_console_text_in_each_language() -> None:
     french, english = render_text(_alert("fr")), render_text(_alert("en"))
     assert "Bad buzz possible : Resto — escalade [URGENT]" in french
-    assert "Pourquoi : 4 voix négatives dans la fenêtre contre 0.0 attendues (p=1.2e-07); risque 0.91" in french
+    assert "Pourquoi : 4 messages négatifs en 1 h, d'habitude aucun; risque 0.91" in french
     assert "Prendre en charge : veille ack 7" in french
-    for english_only in ("negative voices", "Why", "risk 0.91", "escalated", "Take it"):
+    for english_only in ("negative messages", "usually", "Why", "risk 0.91", "escalated", "Take it", "Project-Id"):
         assert english_only not in french
     assert "Possible bad buzz: Resto — escalated [URGENT]" in english
-    assert "Why: 4 negative voices in the window vs 0.0 expected (p=1.2e-07); risk 0.91; severe: plainte" in english
+    assert "Why: 4 negative messages in 1 h, usually none; risk 0.91; severe: plainte" in english
 
 
 def test_telegram_message_in_each_language() -> None:
     french = "".join(render_notification(_alert("fr")).parts)
     english = "".join(render_notification(_alert("en")).parts)
     assert "Escalade" in french and "urgence haute" in french and "1200 abonnés" in french
-    assert "voix négatives" in french and "grave : plainte" in french
-    assert "negative voices" not in french and "followers" not in french
-    assert "Escalation" in english and "1200 followers" in english and "negative voices" in english
+    assert "messages négatifs" in french and "grave : plainte" in french and ">Ouvrir</a>" in french
+    assert "negative messages" not in french and "followers" not in french
+    assert "Escalation" in english and "1200 followers" in english and "negative messages" in english
 
 
 def test_digest_counts_read_as_words() -> None:

@@ -90,6 +90,8 @@ class Wording:
         return self._best(english, {})[0]
 
     def _best(self, english: str, seen: dict[str, tuple[str, int]]) -> tuple[str, int]:
+        if not english:  # gettext("") is the catalogue's header
+            return english, 0
         if english in seen:
             return seen[english]
         exact = self._translated(english)

@@ -116,7 +116,7 @@ _TEXTS = {
     "low": N_("urgency low"),
     "why": N_("Why:"),
     "hits": N_("Posts:"),
-    "link": N_("open"),
+    "link": N_("Open"),
     "truncated": N_("…truncated, see "),
     "ack": N_("I'm on it"),
     "snooze": N_("Remind me in 1 h"),
