@@ -25,6 +25,7 @@ from veille.core.paths import data_dir
 
 if TYPE_CHECKING:
     from veille.config import Config
+    from veille.notify.telegram.notifier import TelegramStatus
 
 HEARTBEAT_SECONDS = 10.0
 
@@ -110,6 +111,6 @@ def alerting_health(report: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def telegram_health(status: dict[str, Any]) -> dict[str, Any]:
-    problems = [] if status.get("auth_ok", True) else [N_("telegram: the bot token was rejected")]
+def telegram_health(status: TelegramStatus) -> dict[str, Any]:
+    problems = [] if status["auth_ok"] else [N_("telegram: the bot token was rejected")]
     return {"telegram": status, "problems": problems}

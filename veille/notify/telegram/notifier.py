@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import httpx
 from sqlalchemy import Engine
@@ -64,6 +64,13 @@ from veille.notify.base import (
 from veille.notify.telegram.render import Rendered, render_merged, render_notification, text
 from veille.notify.telegram.settings import Pacing, TelegramSettings
 from veille.store import telegram as store
+
+
+class TelegramStatus(TypedDict):
+    """The notifier's part of the health file."""
+
+    auth_ok: bool  # false while the token stands rejected
+    retry_until: str | None  # ISO time a global flood wait ends, while one runs
 
 
 class EventLogger(logging.LoggerAdapter[logging.Logger]):
@@ -374,7 +381,7 @@ class TelegramNotifier:
         except TelegramError as exc:
             log.warning("telegram.close_failed: %s", redact(type(exc).__name__))
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> TelegramStatus:
         """For the health file: auth state and any global wait still running."""
         now = self._clock.now()
         return {
