@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -49,13 +50,16 @@ from veille.runtime import actions
 from veille.runtime.outbox import Dispatcher
 from veille.store import alerts as store
 from veille.store.audience import Figure, highest_since
-from veille.store.engine import write_tx
+from veille.store.engine import read_conn, write_tx
 from veille.store.outage import StorageStatus
 
 log = logging.getLogger("veille.alerting")
 RETENTION = timedelta(days=14)  # per-hit risk rows: longer than any spike baseline
 OUTBOX_RETENTION = timedelta(days=30)  # finished outbox rows (`veille alerts` shows their deliveries)
 TICK_SECONDS = 1.0  # group_wait and escalations fire within a second of their due time
+TICK_BATCH = 20  # clients per write transaction of the tick (bench/alert_burst.py measures the longest hold)
+YIELD_AFTER = 0.02  # seconds: a tick batch that held the write lock this long leaves other writers a gap...
+YIELD_GAP = 0.11  # ...this long, a little more than SQLite's longest busy-handler sleep (100 ms)
 # A client with an open buzz/volume incident is re-examined by the tick at most this often (new hits are
 # examined at once in on_new_hits): with hundreds of open incidents, re-reading each client's week of
 # hits every second kept the write lock for seconds and starved the pipeline's writes.
@@ -297,37 +301,77 @@ class AlertingService:
     # --- periodic work ----------------------------------------------------------------------------
 
     def tick(self) -> datetime | None:
-        """Advance every incident to now in one write transaction; returns when next work is due."""
-        with write_tx(self.engine) as conn:
-            return self.tick_in(conn)
-
-    def tick_in(self, conn: Connection) -> datetime | None:
+        """Advance every incident to now, a batch of clients per write transaction, then the shared upkeep
+        (digests, purges) in one more: at 1,000 clients no transaction holds the write lock for long, and
+        other writers (the poll writer, relays, other daemons) get their turn between batches."""
         now = self.now()
         self.last_tick_at = now
         if not self.settings.enabled:
             return None
-        client_ids = {c.id for c in self.config.clients}
-        active = store.active_incidents(conn)
-        store.lock_clients(conn, client_ids | {i.client_id for i in active})
+        with read_conn(self.engine) as conn:
+            involved = {c.id for c in self.config.clients} | store.clients_with_alert_state(conn)
+        ordered = sorted(involved)
+        dues: list[datetime] = []
+        for start in range(0, len(ordered), TICK_BATCH):
+            began = time.monotonic()
+            with write_tx(self.engine) as conn:
+                dues += self._tick_clients(conn, set(ordered[start : start + TICK_BATCH]), now)
+            held = time.monotonic() - began
+            if held > YIELD_AFTER and start + TICK_BATCH < len(ordered):
+                # A waiting writer retries on SQLite's busy schedule (every 100 ms at most): leave it a gap
+                # as long as that, or it could wait out the whole tick. Quick batches need no gap.
+                time.sleep(YIELD_GAP)
+        with write_tx(self.engine) as conn:
+            dues += self._upkeep(conn, now)
+        future = [t for t in dues if t > now]
+        return min(future) if future else None
+
+    def tick_in(self, conn: Connection) -> datetime | None:
+        """The whole tick inside the caller's transaction (a one-shot run ending its groups)."""
+        now = self.now()
+        self.last_tick_at = now
+        if not self.settings.enabled:
+            return None
+        involved = {c.id for c in self.config.clients} | store.clients_with_alert_state(conn)
+        dues = self._tick_clients(conn, involved, now) + self._upkeep(conn, now)
+        future = [t for t in dues if t > now]
+        return min(future) if future else None
+
+    def _tick_clients(self, conn: Connection, clients: set[str], now: datetime) -> list[datetime]:
+        """Detection, source and silence signals, then escalation, for these clients; when each is next due."""
+        configured = {c.id for c in self.config.clients}
+        active = store.active_incidents(conn, client_ids=clients)
+        store.lock_clients(conn, clients)
         signals: list[Signal] = []
         for client_id in sorted({i.client_id for i in active if i.cause in (Cause.BUZZ, Cause.VOLUME)}):
             if self._redetect_due(client_id):
                 signals.extend(self._detect(conn, client_id, (), now))
         signals.extend(
             source_signal(row.client_id, row.source_key, row.ok, row.failing_since, row.error_kind, self.settings, now)
-            for row in store.failing_sources(conn)
+            for row in store.failing_sources(conn, client_ids=clients)
         )
-        signals.extend(self._silence_signals(conn, client_ids, {i.key for i in active}, now))
+        signals.extend(self._silence_signals(conn, clients & configured, {i.key for i in active}, now))
         if signals:
             self._apply(conn, signals, now)
-        active = store.active_incidents(conn, lock=True)
+        active = store.active_incidents(conn, lock=True, client_ids=clients)
         ctx = self._context(conn, now, active)
         for incident in active:
             self._evaluate(conn, incident, ctx, now, as_loaded=True)
+        return self._incidents_due(now, ctx, [i for i in active if i.active])
+
+    def _upkeep(self, conn: Connection, now: datetime) -> list[datetime]:
+        """What is not per client: digests, purges of old bookkeeping; when the next digest or quiet end is."""
         self._digests(conn, now)
         store.purge_alert_hits(conn, now - RETENTION)
         store.purge_outbox(conn, now - OUTBOX_RETENTION)
-        return self._next_due(conn, now, ctx, [i for i in active if i.active])
+        times: list[datetime] = self._silence_due(conn)
+        for contact in self.settings.contacts:
+            at = contact.digest_at or self.settings.digest_at
+            if at is not None and contact.digest:
+                times.append(next_occurrence(at, now, self.tz))
+            if self.settings.bump_at_quiet_end and contact.quiet_hours is not None:
+                times.append(next_occurrence(contact.quiet_hours.end, now, self.tz))
+        return times
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick and dispatch until `stop`; the in-flight send finishes or is released (A12)."""
@@ -531,14 +575,26 @@ class AlertingService:
         since = now - max(self.settings.spike_baseline, timedelta(days=HISTORY_DAYS)) - self.settings.spike_window
         return detect(client_id, self.windows.rows(conn, client_id, since), changed, self.settings, now)
 
-    def _context(self, conn: Connection, now: datetime, active: Sequence[Incident] | None = None) -> Context:
-        incidents = store.active_incidents(conn) if active is None else active
-        buzzing = frozenset(i.client_id for i in incidents if i.cause is Cause.BUZZ and i.active)
+    def _context(
+        self,
+        conn: Connection,
+        now: datetime,
+        active: Sequence[Incident] | None = None,
+        *,
+        clients: Collection[str] = (),
+    ) -> Context:
+        """What decisions depend on besides the incident. Inhibition looks only at the incident's own client,
+        so `clients` (without `active`) bounds the query: a burst at 1,000 clients stays linear."""
+        if active is None:
+            buzzing = frozenset(store.buzzing_clients(conn, clients))
+        else:
+            buzzing = frozenset(i.client_id for i in active if i.cause is Cause.BUZZ and i.active)
         return Context(self.settings, self.tz, store.active_mutes(conn, now), buzzing)
 
     def _apply(self, conn: Connection, signals: Iterable[Signal], now: datetime) -> None:
-        ctx = self._context(conn, now)
-        for signal in sorted(signals, key=lambda s: s.cause is not Cause.BUZZ):
+        signals = sorted(signals, key=lambda s: s.cause is not Cause.BUZZ)
+        ctx = self._context(conn, now, clients={s.client_id for s in signals})
+        for signal in signals:
             incident = store.active_incident(conn, signal.key)
             if incident is None and not signal.firing:
                 continue
@@ -752,8 +808,8 @@ class AlertingService:
             conn, now, "digest", contact=contact.id, detail={"outbox_id": outbox_id, "incidents": len(incidents)}
         )
 
-    def _next_due(self, conn: Connection, now: datetime, ctx: Context, active: Sequence[Incident]) -> datetime | None:
-        times: list[datetime] = self._silence_due(conn)
+    def _incidents_due(self, now: datetime, ctx: Context, active: Sequence[Incident]) -> list[datetime]:
+        times: list[datetime] = []
         for incident in active:
             due = next_due(incident, ctx)
             if due is not None:
@@ -762,11 +818,4 @@ class AlertingService:
                 times.append(incident.last_evidence_at + min(self.settings.resolve_after, self.settings.spike_window))
         active_clients = {i.client_id for i in active}
         times.extend(until for client_id, until in ctx.muted_until.items() if client_id in active_clients)
-        for contact in self.settings.contacts:
-            at = contact.digest_at or self.settings.digest_at
-            if at is not None and contact.digest:
-                times.append(next_occurrence(at, now, self.tz))
-            if self.settings.bump_at_quiet_end and contact.quiet_hours is not None:
-                times.append(next_occurrence(contact.quiet_hours.end, now, self.tz))
-        future = [t for t in times if t > now]
-        return min(future) if future else None
+        return times

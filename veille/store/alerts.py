@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -238,8 +238,12 @@ def active_incident(conn: Connection, key: str) -> Incident | None:
     return _to_incident(row) if row else None
 
 
-def active_incidents(conn: Connection, *, lock: bool = False) -> list[Incident]:
+def active_incidents(
+    conn: Connection, *, lock: bool = False, client_ids: Collection[str] | None = None
+) -> list[Incident]:
     query = select(incidents).where(incidents.c.status != Status.RESOLVED.value).order_by(incidents.c.id)
+    if client_ids is not None:
+        query = query.where(incidents.c.client_id.in_(list(client_ids)))
     if lock and is_pg(conn):
         query = query.with_for_update()
     return [_to_incident(r) for r in conn.execute(query)]
@@ -445,9 +449,30 @@ def upsert_source_health(
         conn.execute(insert(alert_sources).values(source_key=source_key, **values))
 
 
-def failing_sources(conn: Connection) -> list[SourceHealth]:
+def failing_sources(conn: Connection, *, client_ids: Collection[str] | None = None) -> list[SourceHealth]:
     query = select(*_SOURCE_HEALTH_COLUMNS).where(alert_sources.c.ok.is_(False))
+    if client_ids is not None:
+        query = query.where(alert_sources.c.client_id.in_(list(client_ids)))
     return [SourceHealth(*row) for row in conn.execute(query)]
+
+
+def buzzing_clients(conn: Connection, client_ids: Collection[str]) -> set[str]:
+    """Among `client_ids`, those with an unresolved bad-buzz incident."""
+    if not client_ids:
+        return set()
+    query = select(incidents.c.client_id).where(
+        incidents.c.status != Status.RESOLVED.value,
+        incidents.c.cause == Cause.BUZZ.value,
+        incidents.c.client_id.in_(list(client_ids)),
+    )
+    return {client_id for (client_id,) in conn.execute(query)}
+
+
+def clients_with_alert_state(conn: Connection) -> set[str]:
+    """Clients with an unresolved incident or a failing source (also those no longer in the config)."""
+    open_ = select(incidents.c.client_id).where(incidents.c.status != Status.RESOLVED.value)
+    failing = select(alert_sources.c.client_id).where(alert_sources.c.ok.is_(False))
+    return {client_id for (client_id,) in conn.execute(open_.union(failing))}
 
 
 # --- key/value --------------------------------------------------------------------------------

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,30 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+@dataclass(slots=True)
+class WriteStats:
+    """How long this process's write transactions held the lock (the lock is the database's scarce
+    resource: on SQLite one writer at a time, on PostgreSQL the rows and advisory locks it took)."""
+
+    count: int = 0
+    total_seconds: float = 0.0
+    longest_seconds: float = 0.0
+    failures: int = 0  # lock timeouts and other storage failures
+
+    def record(self, seconds: float) -> None:
+        self.count += 1
+        self.total_seconds += seconds
+        self.longest_seconds = max(self.longest_seconds, seconds)
+
+
+_WRITE_STATS: weakref.WeakKeyDictionary[Engine, WriteStats] = weakref.WeakKeyDictionary()
+
+
+def write_stats(engine: Engine) -> WriteStats:
+    """This engine's write-transaction figures (for benchmarks and operators' metrics)."""
+    return _WRITE_STATS.setdefault(engine, WriteStats())
+
+
 @contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
     """A write transaction: BEGIN IMMEDIATE on SQLite. Commits on success, rolls back on error.
@@ -86,17 +113,21 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
     Database-level failures (read-only file, disk full, lock timeout) become StorageError so the
     caller can keep its in-memory state (ETag, cursors) unadvanced and retry the cycle later.
     """
+    stats = write_stats(engine)
     try:
         with engine.connect() as connection:
             connection.info["veille_begin"] = "IMMEDIATE"
             try:
                 with connection.begin():
+                    begun = time.perf_counter()  # after BEGIN IMMEDIATE: the lock is held from here to the commit
                     yield connection
+                stats.record(time.perf_counter() - begun)
             finally:
                 connection.info.pop("veille_begin", None)
     except DBAPIError as exc:
         if not _is_storage_failure(exc):
             raise
+        stats.failures += 1
         raise StorageError(f"database write failed: {exc.orig}") from exc
 
 
