@@ -52,7 +52,7 @@ def register(group: click.Group) -> None:
 
 @command(help=N_("Run the listening daemon (clean stop on SIGTERM/Ctrl-C)."))
 @config_option
-@click.option("--once", is_flag=True, help=N_("Poll every source once, store, then exit (cron)."))
+@click.option("--once", is_flag=True, help=N_("Poll every source once, store, send the alerts due, then exit (cron)."))
 @click.option(
     "--log-level",
     default=None,

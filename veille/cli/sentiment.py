@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -21,6 +21,7 @@ from veille.config import Config, config_path
 from veille.core.i18n import N_
 from veille.core.models import SentimentLabel, SentimentResult
 from veille.scoring.base import Scorer
+from veille.scoring.own_terms import OwnTerms
 from veille.scoring.settings import SentimentSettings
 
 BATCH = 256
@@ -45,6 +46,26 @@ def _optional_config(config_file: str | None) -> Config | None:
     if config_file is None and not Path(path).is_file():
         return None
     return load_or_exit(path)
+
+
+class _ClientScorer:
+    """What the pipeline does for one client's hits: its own name and keywords are taken out first."""
+
+    def __init__(self, scorer: Scorer, own: OwnTerms) -> None:
+        self.name = scorer.name
+        self._scorer = scorer
+        self._own = own
+
+    def score_batch(self, texts: Sequence[str]) -> list[SentimentResult]:
+        return self._scorer.score_batch([self._own.without(body) for body in texts])
+
+
+def _as_client(scorer: Scorer, config: Config | None, client_id: str) -> Scorer:
+    client = config.client(client_id) if config else None
+    if client is None:
+        known = ", ".join(c.id for c in config.clients) if config else ""
+        fail(_("unknown client: {client} (clients: {known})").format(client=repr(client_id), known=known), 2)
+    return _ClientScorer(scorer, OwnTerms(client.name, client.keywords))
 
 
 def _scorer(config: Config | None) -> Scorer:
@@ -105,15 +126,28 @@ def result_json(result: SentimentResult) -> str:
     show_default=True,
     help=N_("json: one JSON line per text, in order; table: for humans."),
 )
+@click.option(
+    "--client",
+    help=N_(
+        "Score as veille does for this client's hits: its name and keywords are left out (they are not sentiment)."
+    ),
+)
 @config_option
 @lang_option
 def score(
-    texts: tuple[str, ...], file: IO[str] | None, output_format: str, config_file: str | None, ui_lang: str | None
+    texts: tuple[str, ...],
+    file: IO[str] | None,
+    output_format: str,
+    client: str | None,
+    config_file: str | None,
+    ui_lang: str | None,
 ) -> None:
     config = _optional_config(config_file)
     if not texts and file is None:
         fail(_("Give one or more texts, or --file FILE ('-' for standard input)."), 2)
     scorer = _scorer(config)
+    if client is not None:
+        scorer = _as_client(scorer, config, client)
     if output_format == "json":
         for batch in _batches(_inputs(texts, file), BATCH):
             for result in scorer.score_batch(batch):
