@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from veille.core.i18n import tr
+from veille.core.i18n import wording
 from veille.net.http import redact_url
 
 CONFIRMATIONS = 3  # consecutive polls ending on the same permanent target before it is adopted
@@ -77,20 +77,12 @@ def describe(relocation: Relocation | None, lang: str, *, confirmations: int = C
     parts = []
     if relocation.adopted:
         where = redact_url(relocation.adopted)
-        parts.append(
-            tr(
-                lang,
-                f"déplacé vers {where} (adopté ; mettez à jour url dans config.toml)",
-                f"moved to {where} (adopted; update url in config.toml)",
-            )
-        )
+        parts.append(wording(lang)._("moved to {where} (adopted; update url in config.toml)").format(where=where))
     if relocation.target:
         where = redact_url(relocation.target)
         parts.append(
-            tr(
-                lang,
-                f"redirection permanente vers {where} ({relocation.seen}/{confirmations} confirmations)",
-                f"permanent redirect to {where} ({relocation.seen}/{confirmations} confirmations)",
-            )
+            wording(lang)
+            ._("permanent redirect to {where} ({seen}/{confirmations} confirmations)")
+            .format(where=where, seen=relocation.seen, confirmations=confirmations)
         )
-    return " ; ".join(parts) or None
+    return wording(lang).pgettext("list separator", "; ").join(parts) or None

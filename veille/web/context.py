@@ -17,7 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from veille.config import ClientConfig, Config
 from veille.core.clock import Clock
-from veille.core.i18n import current_lang
+from veille.core.i18n import available_languages, current_lang
 from veille.store.engine import read_conn
 from veille.store.users import WebUser, get_user
 from veille.web.auth import LoginLimiter, csrf_ok, new_csrf_token, password_mark, visible_clients
@@ -76,7 +76,7 @@ def csrf_token(request: Request) -> str:
 
 def lang_of(request: Request) -> str:
     chosen = request.session.get("lang")
-    return chosen if chosen in ("fr", "en") else current_lang(state_of(request).config.lang)
+    return chosen if chosen in available_languages() else current_lang(state_of(request).config.lang)
 
 
 def render(request: Request, template: str, context: dict[str, Any], *, status: int = 200) -> Response:

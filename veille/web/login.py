@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from veille.core.i18n import available_languages
 from veille.store.users import get_user
 from veille.web.auth import csrf_ok, new_csrf_token, password_mark, verify_password
 from veille.web.context import current_user, db, lang_of, render, state_of
@@ -89,6 +90,6 @@ async def choose_language(request: Request) -> Response:
     form = await request.form()
     if not csrf_ok(request.session.get("csrf"), form.get("csrf")):
         return PlainTextResponse("missing or wrong CSRF token", status_code=403)
-    if form.get("lang") in ("fr", "en"):
+    if form.get("lang") in available_languages():
         request.session["lang"] = form.get("lang")
     return RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
