@@ -77,9 +77,9 @@ async def test_expired_access_token_is_refreshed_not_recreated(fake: BlueskyFake
 async def test_token_near_expiry_is_refreshed_before_use(fake: BlueskyFake) -> None:
     cache: dict = {}
     clock = FakeClock(T0)
-    await poll(options(fake), cache=cache, clock=clock)
+    first = await poll(options(fake), cache=cache, clock=clock)
     clock.advance(2 * 3600 - 30)  # 30 s left on the access token
-    await poll(options(fake), cache=cache, clock=clock)
+    await poll(options(fake), PollState(cursor=first.cursor), cache=cache, clock=clock)
     assert (fake.creates, fake.refreshes) == (1, 1)
 
 
@@ -207,3 +207,14 @@ async def test_notifications_without_a_list_are_bad_response(fake: BlueskyFake) 
     fake.fail_next(Response.json({"cursor": "1"}))
     with pytest.raises(RetryableFetchError):
         await poll(options(fake, search=[], mentions=True), cache=cache)
+
+
+async def test_the_accounts_followers_once_a_day(fake: BlueskyFake) -> None:
+    clock = FakeClock(T0)
+    first = await poll(options(fake), clock=clock)
+    assert first.audience == {"followers": 342.0}
+    again = await poll(options(fake), PollState(cursor=first.cursor), clock=clock)
+    assert again.audience == {} and len(fake.server.requests_to("/xrpc/app.bsky.actor.getProfile")) == 1
+    clock.advance(86_400)
+    fake.followers = 350
+    assert (await poll(options(fake), PollState(cursor=again.cursor), clock=clock)).audience == {"followers": 350.0}

@@ -252,3 +252,13 @@ async def test_refresh_reads_local_statuses_and_resolves_remote_ones(fake: Masto
     }
     search = fake.server.requests_to("/api/v2/search")[0]
     assert search.query["q"] == [remote["uri"]] and search.query["resolve"] == ["true"]
+
+
+async def test_the_accounts_followers_once_a_day(server: LocalServer) -> None:
+    fake = MastodonFake(server)
+    opts = options(fake, mentions=True, token_env="MASTODON_TOKEN")
+    first = await poll(opts)
+    assert first.audience == {"followers": 97.0}
+    again = await poll(opts, PollState(cursor=first.cursor))
+    assert again.audience == {} and len(server.requests_to("/api/v1/accounts/verify_credentials")) == 1
+    assert (await poll(options(fake))).audience == {}  # no token: no account of the client's to count

@@ -70,12 +70,13 @@ async def test_comments_are_direct_and_paged_forward(fake: YoutubeFake) -> None:
     first = await poll(options(fake))
     assert len(first.items) == 100 and all(i.direct for i in first.items)
     cursor = json.loads(first.cursor)
-    assert cursor["day"] == "2026-11-20" and cursor["units"] == 1
+    assert cursor["day"] == "2026-11-20" and cursor["units"] == 2  # one list call and the daily subscriber count
+    assert first.audience == {"followers": 1520.0}
     fake.threads.extend(yt_thread(f"d{i:03}", f"new {i}", when=T0 + timedelta(seconds=500 + i)) for i in range(120))
     second = await poll(options(fake), PollState(cursor=first.cursor))
     assert {i.external_id for i in second.items} == {f"d{i:03}" for i in range(120)}
-    assert json.loads(second.cursor)["units"] == 3
-    assert second.note == "quota YouTube : 47/50 unités restantes aujourd'hui"
+    assert json.loads(second.cursor)["units"] == 4 and second.audience == {}  # the count is read once a day
+    assert second.note == "quota YouTube : 46/50 unités restantes aujourd'hui"
     request = fake.server.requests_to("/youtube/v3/commentThreads")[0]
     assert request.query["allThreadsRelatedToChannelId"] == [CHANNEL]
 
@@ -132,3 +133,9 @@ async def test_threads_with_missing_fields(fake: YoutubeFake) -> None:
     fake.fail_next(Response.json({"items": [{"id": "t1", "snippet": {}}, {"snippet": {}}, 3]}))
     [item] = (await poll(options(fake))).items
     assert item.external_id == "t1" and item.text == "" and item.direct
+
+
+async def test_hidden_subscriber_count_is_no_figure(fake: YoutubeFake) -> None:
+    fake.subscribers = None
+    outcome = await poll(options(fake))
+    assert outcome.audience == {} and json.loads(outcome.cursor)["audience_day"] == "2026-11-20"

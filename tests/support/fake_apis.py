@@ -134,6 +134,8 @@ class MastodonFake(FakeApi):
         self.reset = T0 + timedelta(minutes=5)
         self.route("/api/v2/search", self._search)
         self.route("/api/v1/notifications", self._notifications)
+        self.route("/api/v1/accounts/verify_credentials", self._credentials)
+        self.followers = 97
 
     def add_tag(self, tag: str, *statuses: dict[str, Any]) -> None:
         if tag not in self.tags:
@@ -161,6 +163,12 @@ class MastodonFake(FakeApi):
 
     def _authorized(self, request: Request) -> bool:
         return header(request, "Authorization") == f"Bearer {self.token}"
+
+    def _credentials(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response.json({"error": "The access token is invalid"}, 401)
+        account = {"id": "1", "username": "resto", "acct": "resto", "followers_count": self.followers}
+        return Response.json(account, headers=self._headers())
 
     def _page(self, request: Request, rows: list[dict[str, Any]], path: str) -> tuple[list[dict[str, Any]], str]:
         """Mastodon paging: newest first; `min_id` gives the page just above it."""
@@ -268,6 +276,7 @@ class BlueskyFake(FakeApi):
     notifications: list[dict[str, Any]] = field(default_factory=list)
     creates: int = 0
     refreshes: int = 0
+    followers: int = 342
     access_exp: float = (T0 + timedelta(hours=2)).timestamp()
     _access: set[str] = field(default_factory=set)
     _refresh: set[str] = field(default_factory=set)
@@ -280,6 +289,16 @@ class BlueskyFake(FakeApi):
         self.route("/xrpc/app.bsky.feed.searchPosts", self._search)
         self.route("/xrpc/app.bsky.feed.getPosts", self._get_posts)
         self.route("/xrpc/app.bsky.notification.listNotifications", self._notifications)
+        self.route("/xrpc/app.bsky.actor.getProfile", self._profile)
+
+    def _profile(self, request: Request) -> Response:
+        refused = self._check(request)
+        if refused:
+            return refused
+        if q1(request, "actor") not in (self.identifier, self.did):
+            return Response.json({"error": "InvalidRequest", "message": "Profile not found"}, 400)
+        profile = {"did": self.did, "handle": self.identifier, "followersCount": self.followers, "followsCount": 12}
+        return Response.json(profile, headers=self._headers())
 
     def notify(self, post: dict[str, Any], reason: str = "mention") -> None:
         """A notification for the account: a post view plus `reason` (like, follow, mention...)."""
@@ -612,7 +631,20 @@ class YoutubeFake(FakeApi):
         self.key = key
         self.threads: list[dict[str, Any]] = []
         self.calls = 0
+        self.subscribers: str | None = "1520"  # statistics.subscriberCount is a string; None: hidden
         self.route("/youtube/v3/commentThreads", self._threads)
+        self.route("/youtube/v3/channels", self._channels)
+
+    def _channels(self, request: Request) -> Response:
+        if q1(request, "key") != self.key:
+            return google_error(400, "keyInvalid")
+        statistics: dict[str, Any] = {"viewCount": "90210", "videoCount": "12", "hiddenSubscriberCount": False}
+        if self.subscribers is None:
+            statistics["hiddenSubscriberCount"] = True
+        else:
+            statistics["subscriberCount"] = self.subscribers
+        item = {"kind": "youtube#channel", "id": q1(request, "id"), "statistics": statistics}
+        return Response.json({"kind": "youtube#channelListResponse", "items": [item]})
 
     def _threads(self, request: Request) -> Response:
         self.calls += 1

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from veille.core.configreader import Reader
-from veille.core.errors import AuthFailed, PermanentFetchError, Problems
+from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, Problems
 from veille.core.i18n import N_
 from veille.core.models import Engagement, ErrorKind, Item
 from veille.core.polling import PollOutcome, PollState
@@ -349,7 +349,23 @@ class BlueskyDriver(DriverBase[BlueskyOptions]):
         new_cursor: dict[str, Any] = {"search": cursor}
         if mentions:
             new_cursor["mentions"] = mentions
-        return PollOutcome(items=list(items.values()), cursor=dump_cursor(new_cursor), earliest_next_poll=wait)
+        audience: dict[str, float] = {}
+        day = ctx.clock.now().date().isoformat()
+        new_cursor["audience_day"] = stored.get("audience_day")
+        if stored.get("audience_day") != day:
+            # The account's followers, once a day (`getProfile` of the session's own account).
+            try:
+                profile, _ = await self._get(ctx, options, "app.bsky.actor.getProfile", {"actor": options.identifier})
+            except FetchError as exc:  # a figure missing for a day is no reason to fail the poll
+                ctx.log.info("bluesky follower count not read: %s", exc.kind.value)
+                profile = None
+            followers = int_of(profile, "followersCount")
+            if followers is not None:
+                audience["followers"] = float(followers)
+            new_cursor["audience_day"] = day  # once a day, even when it failed: no retry loop
+        return PollOutcome(
+            items=list(items.values()), cursor=dump_cursor(new_cursor), earliest_next_poll=wait, audience=audience
+        )
 
     async def _mentions(
         self, ctx: PollContext, options: BlueskyOptions, since_text: str | None, items: dict[str, Item]

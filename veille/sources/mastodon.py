@@ -221,7 +221,35 @@ class MastodonDriver(DriverBase[MastodonOptions]):
                 cursor[key] = newest
             wait = later(wait, stream_wait)
         note = failures.check(len(streams))
-        return PollOutcome(items=list(by_uri.values()), cursor=dump_cursor(cursor), earliest_next_poll=wait, note=note)
+        audience: dict[str, float] = {}
+        day = ctx.clock.now().date().isoformat()
+        if options.mentions and token and cursor.get("audience_day") != day:
+            followers = await self._followers(ctx, home, auth)
+            if followers is not None:
+                audience["followers"] = followers
+            cursor["audience_day"] = day  # once a day, even when it failed: no retry loop
+        return PollOutcome(
+            items=list(by_uri.values()),
+            cursor=dump_cursor(cursor),
+            earliest_next_poll=wait,
+            note=note,
+            audience=audience,
+        )
+
+    async def _followers(self, ctx: PollContext, home: str, auth: dict[str, str]) -> float | None:
+        """The token owner's (the client's account) followers, from `verify_credentials`; None on failure."""
+        try:
+            response = await ctx.http.get(
+                f"{home}/api/v1/accounts/verify_credentials",
+                headers=auth,
+                accept_statuses=frozenset({401, 403, 404, 429}),
+            )
+            account = parse_json(response.body, "mastodon verify_credentials") if response.status == 200 else None
+        except FetchError as exc:
+            ctx.log.info("mastodon follower count not read: %s", exc.kind.value)
+            return None
+        followers = int_of(account, "followers_count")
+        return float(followers) if followers is not None else None
 
     async def _stream(
         self,

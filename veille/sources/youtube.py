@@ -6,6 +6,8 @@
     key_env = "YOUTUBE_API_KEY"
     daily_quota = 500                    # units per day for this source (a list call costs 1)
 
+Once a day the channel's subscriber count (`channels.list`, 1 unit) goes to the audience series.
+
 Every comment on the client's channel addresses the client: items are `direct`. The API key
 goes in the query string (`key=`), so it must never reach a log or an error message: errors here
 carry only the API's reason code, and the HTTP layer redacts URLs. Quota days end at midnight
@@ -226,13 +228,42 @@ class YoutubeDriver(DriverBase[YoutubeOptions]):
             page_token = text_of(data, "nextPageToken")
             if since is None or reached_known or not page_token:
                 break
+        audience: dict[str, float] = {}
+        audience_day = cursor.get("audience_day")
+        if audience_day != day and failure is None and units + LIST_COST <= options.daily_quota:
+            units += LIST_COST
+            subscribers = await self._subscribers(ctx, options, key)
+            if subscribers is not None:
+                audience["followers"] = subscribers
+            audience_day = day
         new_cursor: dict[str, Any] = {"day": day, "units": units}
         kept = since if failure else newest
         if kept is not None:
             new_cursor["newest"] = kept.isoformat()
+        if audience_day:
+            new_cursor["audience_day"] = audience_day
         return PollOutcome(
             items=list(items.values()),
             cursor=dump_cursor(new_cursor),
             note=quota_note(options.daily_quota - units, options.daily_quota),
             earliest_next_poll=failure.retry_after if failure else None,
+            audience=audience,
         )
+
+    async def _subscribers(self, ctx: PollContext, options: YoutubeOptions, key: str) -> float | None:
+        """The channel's subscriber count (`channels.list`, 1 unit, once a day); None when hidden or on failure."""
+        try:
+            response = await ctx.http.get(
+                f"{options.api_base}/channels",
+                params={"part": "statistics", "id": options.channel_id, "key": key},
+                accept_statuses=frozenset({400, 403, 404, 429}),
+            )
+            data = parse_json(response.body, "youtube channels") if response.status == 200 else None
+        except FetchError as exc:
+            ctx.log.info("youtube subscriber count not read: %s", exc.kind.value)
+            return None
+        statistics = dig(data, "items", 0, "statistics")
+        if statistics is None or dig(statistics, "hiddenSubscriberCount") is True:
+            return None
+        count = int_of(statistics, "subscriberCount")  # a numeric string
+        return float(count) if count is not None else None
