@@ -383,3 +383,23 @@ def test_empty_tables_say_so(setup: tuple[Path, str]) -> None:
     config, _ = setup
     assert invoke("hits", "--config", str(config), "--client", "tapis").output.strip() == "No hits."
     assert invoke("sources", "--config", str(config), "--broken").output.strip() == "No failing sources."
+
+
+def test_report_formats_spelt_out_in_the_cli_match_the_reports() -> None:
+    from veille.cli.report import FORMATS
+    from veille.reports import FORMATS as REPORT_FORMATS
+
+    assert FORMATS == REPORT_FORMATS
+
+
+def test_the_cli_builds_its_commands_without_the_heavy_parts() -> None:
+    """`veille --help` and the argument parsing of every command import no database, report or network code
+    (they are imported by the command that needs them): measured by bench/cli_start.py."""
+    code = (
+        "import sys, veille.cli; "
+        "heavy = [m for m in ('sqlalchemy', 'alembic', 'rich', 'httpx', 'telegram', 'sklearn', 'numpy', "
+        "'veille.config', 'veille.store', 'veille.reports', 'veille.runtime') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

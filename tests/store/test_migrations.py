@@ -17,7 +17,15 @@ from sqlalchemy.exc import IntegrityError
 
 from veille.core.errors import SchemaVersionError
 from veille.store.engine import make_engine
-from veille.store.migrate import check_schema, code_heads, database_heads, downgrade, migrations_dir, upgrade
+from veille.store.migrate import (
+    check_schema,
+    code_heads,
+    database_heads,
+    downgrade,
+    known_revisions,
+    migrations_dir,
+    upgrade,
+)
 from veille.store.schema import clients, engagement, hits, sources
 from veille.store.tables import all_metadata
 
@@ -209,3 +217,22 @@ def test_g6_a_revision_leaving_dangling_references_is_rolled_back(
         upgrade(engine)
     assert snapshot(engine) == before
     engine.dispose()
+
+
+def test_the_fast_schema_check_reads_the_revisions_as_alembic_does(db_url: str) -> None:
+    """check_schema reads heads without importing Alembic; it must agree with Alembic's own reading."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrations_dir()))
+    assert code_heads() == set(script.get_heads())
+    assert known_revisions() == {rev.revision for rev in script.walk_revisions()}
+    engine = make_engine(db_url)
+    try:
+        assert database_heads(engine) == set()
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert database_heads(engine) == set(MigrationContext.configure(connection).get_current_heads())
+        check_schema(engine)
+    finally:
+        engine.dispose()

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from veille.cli.common import config_option, emit, fail, load_or_exit, open_database
 from veille.cli.wording import _, command, ngettext, text
-from veille.config import Config
-from veille.core.clock import SystemClock
 from veille.core.durations import format_duration, parse_duration, parse_since
 from veille.core.i18n import N_
-from veille.core.incidents import label
-from veille.store.engine import read_conn
+
+if TYPE_CHECKING:
+    from veille.config import Config
 
 
 def register(group: click.Group) -> None:
@@ -53,7 +52,9 @@ def _local(moment: datetime | None, config: Config) -> str:
 def alerts_command(
     config_file: str | None, client: str | None, since: str, open_only: bool, limit: int, output_format: str
 ) -> None:
+    from veille.core.incidents import label
     from veille.store import alerts as store
+    from veille.store.engine import read_conn
 
     config = load_or_exit(config_file)
     try:
@@ -140,6 +141,7 @@ def alerts_command(
     "--for", "snooze", metavar="DURATION", help=N_("Postpone (snooze) for this long instead of the standard ack.")
 )
 def ack_command(config_file: str | None, incident_id: int, contact: str | None, snooze: str | None) -> None:
+    from veille.core.clock import SystemClock
     from veille.runtime.actions import AlreadyTaken, UnknownIncident, ack
 
     config = load_or_exit(config_file)
@@ -185,6 +187,7 @@ def ack_command(config_file: str | None, incident_id: int, contact: str | None, 
 @click.option("--for", "duration", required=True, metavar="DURATION", help=N_("A duration, e.g. 2h, 30m, 1d."))
 @click.option("--reason", help=N_("Why (kept in the history)."))
 def mute_command(config_file: str | None, client: str, duration: str, reason: str | None) -> None:
+    from veille.core.clock import SystemClock
     from veille.runtime.actions import mute
 
     config = load_or_exit(config_file)
@@ -206,6 +209,7 @@ def mute_command(config_file: str | None, client: str, duration: str, reason: st
 @config_option
 @click.argument("client")
 def unmute_command(config_file: str | None, client: str) -> None:
+    from veille.core.clock import SystemClock
     from veille.runtime.actions import unmute
 
     config = load_or_exit(config_file)
@@ -243,6 +247,7 @@ def _load_scorer(config: Config) -> Any:
 @click.option("--tail", default="12h", show_default=True, help=N_("Simulated time after the last hit."))
 def replay_command(config_file: str | None, timeline: str, output_format: str, tail: str) -> None:
     from veille.core.errors import VeilleError
+    from veille.core.incidents import label
     from veille.runtime.replay import ReplayError, read_timeline, replay
 
     config = load_or_exit(config_file)
@@ -294,7 +299,9 @@ def replay_command(config_file: str | None, timeline: str, output_format: str, t
     help=N_("table for humans, json for scripts."),
 )
 def status_command(config_file: str | None, output_format: str) -> None:
+    from veille.core.incidents import label
     from veille.store import alerts as store
+    from veille.store.engine import read_conn
 
     config = load_or_exit(config_file)
     engine = open_database(config)

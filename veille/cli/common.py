@@ -7,23 +7,20 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy import Engine
 
 from veille.cli.wording import ngettext, text
-from veille.config import Config, load_config
 from veille.core.csvtext import csv_text
 from veille.core.errors import ConfigError, SchemaVersionError
 from veille.core.i18n import N_
 from veille.core.textsafe import terminal_safe
-from veille.store.engine import make_engine
-from veille.store.migrate import check_schema
+
+if TYPE_CHECKING:  # the CLI imports its heavy parts when a command needs them: `veille --help` stays fast
+    from sqlalchemy import Engine
+
+    from veille.config import Config
 
 config_option = click.option(
     "--config",
@@ -58,6 +55,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def load_or_exit(config_file: str | None) -> Config:
+    from veille.config import load_config
+
     try:
         config = load_config(config_file)
     except ConfigError as exc:
@@ -77,6 +76,9 @@ def load_or_exit(config_file: str | None) -> Config:
 
 def open_database(config: Config) -> Engine:
     """Open the configured database for reading; exit with the command to run if its schema is off."""
+    from veille.store.engine import make_engine
+    from veille.store.migrate import check_schema
+
     engine = make_engine(config.database_url)
     try:
         check_schema(engine)
@@ -119,6 +121,11 @@ def emit(
     if output_format == "csv":
         click.echo(csv_text(columns, ([r.get(c) for c in columns] for r in rows)), nl=False)
         return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     compact = flexible is not None
     table = Table(
         title=title or None,

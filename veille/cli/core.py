@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
@@ -25,12 +24,12 @@ from veille.cli.common import (
     wide_option,
 )
 from veille.cli.wording import _, cli_wording, command, group, ngettext, text
-from veille.config import Config, describe_secrets, runtime_problems
 from veille.core.durations import format_duration, parse_since
 from veille.core.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
 from veille.core.i18n import N_
-from veille.core.models import ErrorKind
-from veille.store.engine import make_engine, read_conn
+
+if TYPE_CHECKING:
+    from veille.config import Config
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -60,6 +59,9 @@ def register(group: click.Group) -> None:
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
 )
 def run(config_file: str | None, once: bool, log_level: str | None) -> None:
+    import asyncio
+
+    from veille.config import describe_secrets
     from veille.core.logs import setup_logging
     from veille.core.secrets import read_secret
     from veille.runtime.daemon import run_daemon
@@ -128,6 +130,7 @@ def hits(
     limit: int,
     output_format: str,
 ) -> None:
+    from veille.store.engine import read_conn
     from veille.store.hits import HitQuery, query_hits
 
     config = load_or_exit(config_file)
@@ -211,6 +214,7 @@ def _incident_query(engine: Engine, incident_id: int, query: HitQuery) -> HitQue
     from dataclasses import replace
 
     from veille.store.alerts import INCIDENT_LEAD, get_incident
+    from veille.store.engine import read_conn
 
     with read_conn(engine) as conn:
         found = get_incident(conn, incident_id)
@@ -237,6 +241,7 @@ def _sentiment_style(value: Any) -> str:
 @format_option
 def sources_command(config_file: str | None, client: str | None, broken: bool, wide: bool, output_format: str) -> None:
     from veille.sources.registry import DRIVERS, get_driver
+    from veille.store.engine import read_conn
     from veille.store.sources import list_sources
 
     config = load_or_exit(config_file)
@@ -350,6 +355,8 @@ _STATUS = {
 
 
 def _kind_label(value: str) -> str:
+    from veille.core.models import ErrorKind
+
     try:
         return _(ErrorKind(value).label)
     except ValueError:  # a kind from a newer version
@@ -373,6 +380,8 @@ def config_group() -> None:
 @config_option
 @click.option("--show", is_flag=True, help=N_("Show the validated configuration (secrets masked: ***)."))
 def config_check(config_file: str | None, show: bool) -> None:
+    from veille.config import describe_secrets, runtime_problems
+
     config = load_or_exit(config_file)
     problems = runtime_problems(config)
     for where, name, is_set in describe_secrets(config):
@@ -391,6 +400,8 @@ def config_check(config_file: str | None, show: bool) -> None:
 def _exit_on_problems(config: Config, problems: list[str] | None = None) -> None:
     """Exit 2 listing what `veille config check` refuses (forbidden source addresses, unset source secrets):
     check, run and run --once refuse the same files."""
+    from veille.config import runtime_problems
+
     problems = runtime_problems(config) if problems is None else problems
     if problems:
         count = len(problems)
@@ -426,6 +437,7 @@ def db_group() -> None:
 @db_group.command("upgrade", help=N_("Apply the Alembic migrations (SQLite or PostgreSQL)."))
 @config_option
 def db_upgrade(config_file: str | None) -> None:
+    from veille.store.engine import make_engine
     from veille.store.migrate import database_heads, upgrade
 
     config = load_or_exit(config_file)
@@ -437,6 +449,7 @@ def db_upgrade(config_file: str | None) -> None:
 @db_group.command("current", help=N_("Show the database's revision and the code's."))
 @config_option
 def db_current(config_file: str | None) -> None:
+    from veille.store.engine import make_engine
     from veille.store.migrate import code_heads, database_heads
 
     config = load_or_exit(config_file)
@@ -463,6 +476,7 @@ def health(config_file: str | None) -> None:
 @config_option
 @format_option
 def daemons_command(config_file: str | None, output_format: str) -> None:
+    from veille.store.engine import read_conn
     from veille.store.leases import all_daemons
 
     config = load_or_exit(config_file)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,9 +13,10 @@ from veille.cli.common import config_option, fail, load_or_exit, open_database
 from veille.cli.wording import _, cli_wording, command, text
 from veille.core.i18n import N_
 from veille.core.textsafe import terminal_safe
-from veille.reports import EXTENSIONS, FORMATS, monthly_report, render
-from veille.reports.period import Month, previous_month
-from veille.store.engine import read_conn
+
+# veille.reports.FORMATS, spelt out so that building the command does not import the report code
+# (tests/cli/test_cli.py checks that the two agree).
+FORMATS = ("md", "html", "csv", "json")
 
 
 def register(group: click.Group) -> None:
@@ -58,6 +58,10 @@ def report_command(
     output: str | None,
     lang: str | None,
 ) -> None:
+    from veille.reports import EXTENSIONS, monthly_report, render
+    from veille.reports.period import Month, previous_month
+    from veille.store.engine import read_conn
+
     config = load_or_exit(config_file)
     lang = cli_wording().lang  # --lang, VEILLE_LANG or the config's, read before parsing
     if client is not None and config.client(client) is None:
@@ -109,6 +113,8 @@ def for_terminal(rendered: str, tty: bool) -> str:
 
 def _write(path: Path, content: str) -> None:
     """Write through a temporary file in the same folder, so a reader never sees half a report."""
+    import tempfile
+
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:

@@ -11,18 +11,19 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 
 from veille.cli.common import config_option, fail, load_or_exit, open_database
 from veille.cli.wording import _, command, group, ngettext, text
-from veille.config import Config, config_path
 from veille.core.i18n import N_
 from veille.core.models import SentimentLabel, SentimentResult
-from veille.scoring.base import Scorer
-from veille.scoring.own_terms import OwnTerms
-from veille.scoring.settings import SentimentSettings
+
+if TYPE_CHECKING:
+    from veille.config import Config
+    from veille.scoring.base import Scorer
+    from veille.scoring.own_terms import OwnTerms
 
 BATCH = 256
 # Read before parsing, with VEILLE_LANG and the config's lang (veille.cli.wording.configured_lang).
@@ -42,6 +43,8 @@ def register(group: click.Group) -> None:
 
 def _optional_config(config_file: str | None) -> Config | None:
     """`veille score` works without any config file: then the bundled model is used."""
+    from veille.config import config_path
+
     path = config_path(config_file)
     if config_file is None and not Path(path).is_file():
         return None
@@ -61,6 +64,8 @@ class _ClientScorer:
 
 
 def _as_client(scorer: Scorer, config: Config | None, client_id: str) -> Scorer:
+    from veille.scoring.own_terms import OwnTerms
+
     client = config.client(client_id) if config else None
     if client is None:
         known = ", ".join(c.id for c in config.clients) if config else ""
@@ -71,6 +76,7 @@ def _as_client(scorer: Scorer, config: Config | None, client_id: str) -> Scorer:
 def _scorer(config: Config | None) -> Scorer:
     from veille.core.paths import data_dir
     from veille.scoring import ScorerLoadError, load_scorer
+    from veille.scoring.settings import SentimentSettings
 
     settings = config.sentiment if config else SentimentSettings()
     try:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from veille.cli.common import config_option, fail, load_or_exit, open_database
 from veille.cli.wording import _, group, ngettext
-from veille.config import Config
 from veille.core.i18n import N_
-from veille.store.engine import read_conn, write_tx
+
+if TYPE_CHECKING:
+    from veille.config import Config
 
 MIN_PASSWORD = 10
 
@@ -84,6 +86,7 @@ def _check_clients(config: Config, clients: str | None) -> list[str] | None:
     help=N_("The clients this user sees (default: those of the contact with the same id)."),
 )
 def passwd_command(config_file: str | None, name: str, clients: str | None) -> None:
+    from veille.store.engine import write_tx
     from veille.store.users import set_password
     from veille.web.auth import hash_password, visible_clients
 
@@ -112,6 +115,7 @@ def passwd_command(config_file: str | None, name: str, clients: str | None) -> N
 @web_group.command("users", help=N_("List the dashboard's users and the clients each one sees."))
 @config_option
 def users_command(config_file: str | None) -> None:
+    from veille.store.engine import read_conn
     from veille.store.users import list_users
     from veille.web.auth import visible_clients
 
@@ -129,6 +133,7 @@ def users_command(config_file: str | None) -> None:
 @config_option
 @click.argument("name")
 def remove_command(config_file: str | None, name: str) -> None:
+    from veille.store.engine import write_tx
     from veille.store.users import remove_user
 
     config = load_or_exit(config_file)

@@ -39,11 +39,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import Insert as PgInsert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from veille.core.matching import MatchResult, fold
 from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult, StoredHit
@@ -83,6 +78,9 @@ class KnownHit:
 
 
 def _insert(conn: Connection, table: Any) -> Any:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
     return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
 
 
@@ -105,6 +103,8 @@ def _pairs(dialect: str, name: str, first: Any, second: Any) -> tuple[Any, Any, 
     SQLite reads a JSON array with json_each, PostgreSQL unnests two arrays; both probe the unique
     index per pair, where `(a, b) IN (...)` scans the table on SQLite and an IN list per column would
     probe every combination."""
+    from sqlalchemy.dialects.postgresql import ARRAY
+
     if dialect == "postgresql":
         relation = func.unnest(bindparam(f"{name}_a", type_=ARRAY(first)), bindparam(f"{name}_b", type_=ARRAY(second)))
         table = relation.table_valued(column("a", first), column("b", second)).render_derived(name=name)
@@ -301,6 +301,12 @@ def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> dict[Pair, int
 
 
 def _insert_statement(dialect: str) -> Any:
+    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy.dialects.postgresql import Insert as PgInsert
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
     statement: PgInsert | SqliteInsert
     if dialect == "postgresql":  # JSON goes as text (an array of JSON lists would read as 2 dimensions)
         types = {name: Text() if name in JSON_COLUMNS else hits.c[name].type for name in ROW_COLUMNS}

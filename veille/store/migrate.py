@@ -2,21 +2,30 @@
 
 One migration history (`migrations/`) serves SQLite and PostgreSQL. The daemon refuses to start
 on a database that is behind the code (run `veille db upgrade`) or ahead of it (upgrade veille).
+
+Every command checks the schema, so the check does not import Alembic (a third of a second): the code's
+heads come from the `revision`/`down_revision` lines of the revision files (tests/store/test_migrations.py
+checks they agree with Alembic's own reading) and the database's from its `alembic_version` table.
+Alembic itself runs the migrations.
 """
 
 from __future__ import annotations
 
+import ast
 import os
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 
 from veille.core.errors import SchemaVersionError
 from veille.core.i18n import N_
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
+VERSION_TABLE = "alembic_version"  # Alembic's default, which env.py keeps
 
 
 def migrations_dir() -> Path:
@@ -30,6 +39,8 @@ def migrations_dir() -> Path:
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["engine"] = engine
@@ -37,26 +48,54 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(engine), revision)
 
 
 def code_heads() -> set[str]:
-    script = ScriptDirectory(str(migrations_dir()))
-    return set(script.get_heads())
+    revisions, parents = _revision_graph(migrations_dir())
+    return set(revisions) - parents
 
 
 def known_revisions() -> set[str]:
-    script = ScriptDirectory(str(migrations_dir()))
-    return {rev.revision for rev in script.walk_revisions()}
+    return set(_revision_graph(migrations_dir())[0])
+
+
+@cache
+def _revision_graph(folder: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """(every revision, every revision some other one builds on), read from the revision files' literals."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((folder / "versions").glob("*.py")):
+        values: dict[str, object] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value:
+                        values[target.id] = ast.literal_eval(node.value)
+        if isinstance(values.get("revision"), str):
+            revisions.add(str(values["revision"]))
+            down = values.get("down_revision")
+            if isinstance(down, str):
+                parents.add(down)
+            elif isinstance(down, tuple | list):  # a merge revision
+                parents.update(str(d) for d in down)
+    return frozenset(revisions), frozenset(parents)
 
 
 def database_heads(engine: Engine) -> set[str]:
     with engine.connect() as connection:
-        return set(MigrationContext.configure(connection).get_current_heads())
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return set()
+        return set(connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
 
 
 def check_schema(engine: Engine) -> None:
