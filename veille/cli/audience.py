@@ -12,8 +12,6 @@ from veille.cli.common import config_option, emit, format_option, load_or_exit, 
 from veille.cli.wording import _, command, text
 from veille.core.durations import parse_since
 from veille.core.i18n import N_
-from veille.store.audience import series
-from veille.store.engine import read_conn
 
 METRICS = {
     "followers": N_("followers"),
@@ -42,6 +40,9 @@ def _signed(value: float, metric: str) -> str:
 )
 @format_option
 def audience_command(config_file: str | None, client: str | None, since: str, output_format: str) -> None:
+    from veille.store.audience import series
+    from veille.store.engine import read_conn
+
     try:
         start = parse_since(since, datetime.now(UTC)).date()
     except ValueError as exc:
