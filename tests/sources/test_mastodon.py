@@ -256,6 +256,7 @@ async def test_refresh_reads_local_statuses_and_resolves_remote_ones(fake: Masto
 
 async def test_the_accounts_followers_once_a_day(server: LocalServer) -> None:
     fake = MastodonFake(server)
+    fake.add_tag("chezgege")
     opts = options(fake, mentions=True, token_env="MASTODON_TOKEN")
     first = await poll(opts)
     assert first.audience == {"followers": 97.0}
