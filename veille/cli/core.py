@@ -250,7 +250,7 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, w
         fail(_("unknown client: {client}").format(client=repr(client)))
     engine = open_database(config)
     with read_conn(engine) as conn:
-        rows = list_sources(conn, client_id=client, broken=broken)
+        rows: list[dict[str, Any]] = [dict(row) for row in list_sources(conn, client_id=client, broken=broken)]
     now = datetime.now(UTC)
     for row in rows:  # a driver's own note in the reader's language (a moved feed...)
         if row["kind"] in DRIVERS:

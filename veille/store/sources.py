@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, cast
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
@@ -29,6 +29,39 @@ class SourceRow:
     failing_since: datetime | None
     failing_notice_at: datetime | None
     last_polled_at: datetime | None = None
+
+
+class SourceListing(TypedDict):
+    """A row of the `sources` table, as `veille sources`, the dashboard and the monthly report list it."""
+
+    id: int
+    key: str  # "<client>/<source id>"
+    client_id: str
+    kind: str
+    target: str
+    every_seconds: int
+    enabled: bool
+    in_config: bool  # false: removed from the config, kept for its history
+    etag: str | None
+    last_modified: str | None
+    cursor: str | None
+    content_hash: str | None
+    status: str
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    failing_since: datetime | None
+    consecutive_errors: int
+    last_error_kind: str | None
+    last_error_message: str | None
+    next_poll_at: datetime | None
+    note: str | None
+    failing_notice_at: datetime | None
+    lease_owner: str | None
+    lease_until: datetime | None
+    hits_count: int
+
+
+_LISTING_COLUMNS = [sources.c[name] for name in SourceListing.__annotations__]
 
 
 class ConfiguredClient(Protocol):
@@ -225,8 +258,8 @@ def list_sources(
     broken: bool = False,
     include_removed: bool = False,
     client_ids: Collection[str] | None = None,
-) -> list[dict[str, Any]]:
-    statement = select(sources).order_by(sources.c.client_id, sources.c.key)
+) -> list[SourceListing]:
+    statement = select(*_LISTING_COLUMNS).order_by(sources.c.client_id, sources.c.key)
     if client_ids is not None:
         statement = statement.where(sources.c.client_id.in_(list(client_ids)))
     if client_id:
@@ -235,7 +268,8 @@ def list_sources(
         statement = statement.where(sources.c.consecutive_errors > 0)
     if not include_removed:
         statement = statement.where(sources.c.in_config.is_(True))
-    return [dict(r._mapping) for r in conn.execute(statement)]
+    # The rows have exactly SourceListing's keys (selected by name above).
+    return [cast(SourceListing, dict(r._mapping)) for r in conn.execute(statement)]
 
 
 def client_ids(conn: Connection) -> set[str]:
