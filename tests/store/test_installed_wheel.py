@@ -65,3 +65,8 @@ def test_a_wheel_installed_in_a_fresh_venv_upgrades_the_database_and_lists_hits(
     assert "database at revision" in upgrade.stdout
     hits = _run(veille, "hits", "--config", "config.toml", cwd=work, env=env)
     assert hits.returncode == 0, hits.stderr
+    # The compiled wording catalogue is package data: the installed wheel speaks French by default.
+    french = _run(veille, "db", "upgrade", "--config", "config.toml", cwd=work, env=env | {"VEILLE_LANG": "fr"})
+    assert french.returncode == 0 and "base à jour" in french.stdout, french.stdout + french.stderr
+    usage = _run(veille, "hits", "--bogus", cwd=work, env=env | {"VEILLE_LANG": "fr"})
+    assert "Erreur : Option inconnue" in usage.stderr, usage.stderr

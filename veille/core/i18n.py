@@ -157,8 +157,3 @@ def _load(lang: str, folders: tuple[Path, ...]) -> Wording:
             found.add_fallback(catalogue)
             catalogue = found
     return Wording(lang, catalogue)
-
-
-def tr(lang: str, fr: str, en: str) -> str:
-    """Deprecated two-language switch, kept while modules move to the catalogue: use `wording(lang)._()`."""
-    return en if lang == "en" else fr
