@@ -123,10 +123,18 @@ async def test_hashtag_search_stays_within_the_budget(fake: GraphFake) -> None:
 
 
 async def test_spent_budget_and_an_instagram_refusal_are_one_clear_line(fake: GraphFake) -> None:
-    fake.hashtags = {"chezgege": "h1"}
-    fake.hashtag_limit = 0  # the account spent its 30 hashtags elsewhere (another tool)
-    outcome = await poll(options(fake, hashtags=["chezgege"], messages=False, tagged=False))
-    assert outcome.note == "1 flux en échec (http_4xx); hashtags Instagram : 29/30 restants sur 7 jours"
+    fake.hashtags = {"chezgege": "h1", "lyon": "h2"}
+    fake.hashtag_media = {"h1": [], "h2": []}
+    fake.searched[IG] = {"lyon"} | {f"other{i}" for i in range(29)}  # another tool spent the 30 hashtags
+    clock = FakeClock(T0)
+    opts = options(fake, hashtags=["chezgege"], messages=False, tagged=False)
+    outcome = await poll(opts, clock=clock)
+    assert outcome.note == "hashtags Instagram : 0/30 restants sur 7 jours; budget hashtags épuisé : #chezgege non lus"
+    searches = len([c for c in fake.calls if c == "ig_hashtag_search"])
+    clock.advance(3600)
+    again = await poll(opts, PollState(cursor=outcome.cursor), clock=clock)
+    assert again.note == outcome.note
+    assert len([c for c in fake.calls if c == "ig_hashtag_search"]) == searches  # not asked again within the day
 
 
 async def test_missing_comment_permission_is_named(fake: GraphFake) -> None:

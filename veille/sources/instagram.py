@@ -38,6 +38,7 @@ from veille.sources.graph import DEFAULT_GRAPH, PAGE_SIZE, Graph, GraphPoll, Str
 
 HASHTAG_LIMIT = 30  # distinct hashtags per account per rolling 7 days
 HASHTAG_WINDOW = 7 * 86_400.0
+REFUSAL_PAUSE = 86_400.0  # after Instagram refused a hashtag search for its limit, no new one for a day
 MEDIA_FIELDS = "id,caption,timestamp,permalink,username,comments_count,like_count,media_type"
 HASHTAG_MEDIA_FIELDS = "id,caption,timestamp,permalink,comments_count,like_count,media_type"
 REPLY_FIELDS = "id,text,timestamp,username,from{id,username},like_count"
@@ -182,6 +183,12 @@ class _Poll(GraphPoll):
         self.budget = HashtagBudget(cursor.get("hashtags"), options.hashtag_budget, ctx.clock.now().timestamp())
         self.skipped: list[str] = []
 
+    @property
+    def refused(self) -> bool:
+        """Instagram refused a hashtag search for its limit less than REFUSAL_PAUSE ago."""
+        refused_at = self.cursor.get("hashtags_refused_at")
+        return isinstance(refused_at, int | float) and self.budget.now - refused_at < REFUSAL_PAUSE
+
     async def account(self) -> str:
         """The Instagram user id: configured, remembered, or read from the page (linked accounts only)."""
         known = self.options.ig_user_id or text_of(self.cursor, "ig")
@@ -270,14 +277,28 @@ class _Poll(GraphPoll):
         self.cursor["tags"] = iso(newest)
 
     async def hashtag(self, tag: str) -> None:
-        if not self.budget.take(tag):
+        entry = self.budget.tags.get(tag, {})
+        if (self.refused and not entry.get("id")) or not self.budget.take(tag):
             self.skipped.append(tag)
             return
         entry = self.budget.tags[tag]
         if not entry.get("id"):
-            body = await self.graph.get(
-                "ig_hashtag_search", {"user_id": self.ig, "q": tag}, what=f"instagram hashtag #{tag}", permission=BASIC
-            )
+            try:
+                body = await self.graph.get(
+                    "ig_hashtag_search",
+                    {"user_id": self.ig, "q": tag},
+                    what=f"instagram hashtag #{tag}",
+                    permission=BASIC,
+                )
+            except PermanentFetchError as exc:
+                if "hashtag" not in exc.message.lower():
+                    raise
+                # Instagram counts the account's searches by every app: its budget is spent elsewhere.
+                # No new hashtag is searched for a day (no retry loop); known ones go on.
+                del self.budget.tags[tag]
+                self.cursor["hashtags_refused_at"] = self.budget.now
+                self.skipped.append(tag)
+                return
             found = text_of(body, "data", 0, "id")
             if not found:
                 entry["id"] = "none"  # Instagram knows no such hashtag: not asked again
@@ -382,7 +403,7 @@ class InstagramDriver(DriverBase[InstagramOptions]):
         outcome = run.outcome(streams)
         notes = [n for n in (outcome.note,) if n]
         if options.hashtags:
-            notes.append(budget_note(run.budget.left, run.budget.limit))
+            notes.append(budget_note(0 if run.refused else run.budget.left, run.budget.limit))
             if run.skipped:
                 notes.append(f"budget hashtags épuisé : #{', #'.join(run.skipped)} non lus")
         outcome.note = "; ".join(notes) or None
