@@ -150,3 +150,45 @@ def test_the_config_file_language_is_used_for_help_too(place: Path) -> None:
     (place / "config.toml").write_text('lang = "en"\n' + (place / "config.toml").read_text(), encoding="utf-8")
     assert CliRunner().invoke(cli, ["--help"]).output.startswith("Usage: ")
     assert CliRunner().invoke(cli, ["--help"], env={"VEILLE_LANG": "fr"}).output.startswith("Utilisation : ")
+
+
+@pytest.fixture
+def incident_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    from tests.support.alerting import CONFIG, hit
+    from veille.config import load_config
+    from veille.core.clock import SystemClock
+    from veille.runtime.alerting import AlertingService
+
+    for name in ("VEILLE_CONFIG", "VEILLE_DATABASE_URL", "VEILLE_HOME", "VEILLE_LANG"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "config.toml"
+    text = CONFIG.format(channel="console", extra="").replace(
+        'timezone = "Europe/Paris"', f'timezone = "Europe/Paris"\n[database]\nurl = "sqlite:///{tmp_path}/v.db"'
+    )
+    path.write_text(text, encoding="utf-8")
+    config = load_config(str(path), environ={})
+    engine = make_engine(config.database_url)
+    upgrade(engine)
+    clock = SystemClock()
+    with write_tx(engine) as conn:
+        AlertingService(config, engine, clock, {}).on_new_hits(conn, [hit(clock)])  # type: ignore[arg-type]
+    engine.dispose()
+    return str(path)
+
+
+def test_incidents_read_in_one_language(incident_config: str) -> None:
+    """`alerts`, `status` and `ack` on a real incident: states, urgencies and causes are words of the language."""
+    runner = CliRunner()
+    runs = [("alerts",), ("status",), ("ack", "1", "--contact", "backup"), ("alerts",), ("hits", "--incident", "1")]
+    seen = {}
+    for lang in ("fr", "en"):
+        for args in runs:
+            result = runner.invoke(cli, [*args, "--config", incident_config], env={"VEILLE_LANG": lang})
+            output = result.output.replace("Gégé", "Gege").replace("gégé", "gege")  # the client's name is data
+            seen[lang, args] = output
+            fragment = OTHER[lang].search(output)
+            assert fragment is None, f"{lang} `veille {' '.join(args)}` shows {fragment[0]!r}:\n{output}"
+    # the second `alerts` of each language: taken by backup
+    assert "bad buzz" in seen["fr", ("alerts",)] and "pris en charge par backup" in seen["fr", ("alerts",)]
+    assert "taken by backup" in seen["en", ("alerts",)] and "high" in seen["en", ("alerts",)]
+    assert "Incidents ouverts : 1" in seen["fr", ("status",)]

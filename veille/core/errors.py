@@ -49,7 +49,7 @@ class ConfigError(VeilleError):
         self.file = file
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{file}: {len(self.problems)} problem(s):\n{lines}")
+        super().__init__(N_("{file}: {count} problem(s):").format(file=file, count=len(self.problems)) + "\n" + lines)
 
 
 class SecretMissing(VeilleError):

@@ -87,7 +87,13 @@ class Wording:
         """Translate English text built from msgid templates (`N_("{detail} ({host})").format(...)`): errors
         and problems are stored and logged in English, and shown in the reader's language. Of the templates
         that match, the reading that recognises the most literal text (values included, recursively) wins."""
+        if "\n" in english:  # a problem list: each line on its own, indentation and bullets kept
+            return "\n".join(self._line(line) for line in english.split("\n"))
         return self._best(english, {})[0]
+
+    def _line(self, line: str) -> str:
+        body = line.lstrip(" -•")
+        return line[: len(line) - len(body)] + self._best(body, {})[0]
 
     def _best(self, english: str, seen: dict[str, tuple[str, int]]) -> tuple[str, int]:
         if not english:  # gettext("") is the catalogue's header
