@@ -153,7 +153,7 @@ def hits(
     if incident is not None:
         query = _incident_query(engine, incident, query)
     with read_conn(engine) as conn:
-        rows = query_hits(conn, query)
+        rows: list[dict[str, Any]] = [dict(hit) for hit in query_hits(conn, query)]
     columns = [
         "id",
         "fetched_at",

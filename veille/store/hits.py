@@ -14,12 +14,13 @@ because per-statement overhead, not the database, was the writer's CPU. `store_i
 from __future__ import annotations
 
 import json
+import typing
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import (
     JSON,
@@ -564,6 +565,51 @@ def stored_versions(conn: Connection, source: SourceRef, matched: Sequence[Match
     return result
 
 
+class HitListing(TypedDict):
+    """A stored hit with its source's key and target, as `veille hits` and the dashboard list it."""
+
+    id: int
+    source_id: int
+    client_id: str
+    external_id: str
+    duplicate_of: int | None
+    canonical_url: str | None
+    text_hash: str
+    content_hash: str
+    content_changes: int
+    kind: str
+    url: str | None
+    title: str
+    text: str
+    author: str | None
+    author_name: str | None
+    author_followers: int | None
+    lang: str | None
+    direct: bool
+    matched_terms: str | None
+    published_at: datetime
+    fetched_at: datetime
+    sentiment_label: str | None
+    sentiment_score: float | None
+    sentiment_lang: str | None
+    sentiment_reasons: list[str] | None
+    scored_at: datetime | None
+    risk: float | None
+    extra: dict[str, Any] | None  # JSON
+    private: bool
+    thread_id: str | None
+    parent_id: str | None
+    source_key: str
+    source_target: str
+
+
+_SOURCE_COLUMNS = {"source_key": sources.c.key, "source_target": sources.c.target}
+_LISTING_COLUMNS = [
+    _SOURCE_COLUMNS[name].label(name) if name in _SOURCE_COLUMNS else hits.c[name]
+    for name in HitListing.__annotations__
+]
+
+
 @dataclass(frozen=True, slots=True)
 class HitQuery:
     client_id: str | None = None
@@ -587,10 +633,11 @@ def original_only() -> ColumnElement[bool]:
     return (hits.c.duplicate_of + 0).is_(None)
 
 
-def query_hits(conn: Connection, q: HitQuery) -> list[dict[str, Any]]:
+def query_hits(conn: Connection, q: HitQuery) -> list[HitListing]:
     """Newest first (by fetch time, so a post dated 2099 never pins the top)."""
     statement = (
-        select(hits, sources.c.key.label("source_key"), sources.c.target.label("source_target"))
+        select(*_LISTING_COLUMNS)
+        .select_from(hits)
         .join(sources, sources.c.id == hits.c.source_id)
         .order_by(hits.c.fetched_at.desc(), hits.c.id.desc())
         .limit(q.limit)
@@ -631,7 +678,8 @@ def query_hits(conn: Connection, q: HitQuery) -> list[dict[str, Any]]:
         statement = statement.where(hits.c.sentiment_label == q.label)
     if not q.include_duplicates:
         statement = statement.where(original_only())
-    return [dict(row._mapping) for row in conn.execute(statement)]
+    # The rows have exactly HitListing's keys (selected by name above).
+    return [typing.cast(HitListing, dict(row._mapping)) for row in conn.execute(statement)]
 
 
 def _escape_like(text: str) -> str:
