@@ -59,6 +59,10 @@ def current_lang(configured: str | None = None) -> str:
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 
+# (literal characters, pattern, placeholder names, translated template, literal pieces)
+_Template = tuple[int, re.Pattern[str], list[str], str, list[str]]
+
+
 def _fill(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m[0]], template)
 
@@ -70,6 +74,7 @@ class Wording:
     def __init__(self, lang: str, catalogue: gettext.NullTranslations) -> None:
         self.lang = lang
         self._catalogue = catalogue
+        self._seen: dict[str, str] = {}  # text() results: tables repeat the same errors
 
     def _(self, message: str) -> str:
         return self._catalogue.gettext(message)
@@ -89,7 +94,11 @@ class Wording:
         that match, the reading that recognises the most literal text (values included, recursively) wins."""
         if "\n" in english:  # a problem list: each line on its own, indentation and bullets kept
             return "\n".join(self._line(line) for line in english.split("\n"))
-        return self._best(english, {})[0]
+        if english not in self._seen:
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            self._seen[english] = self._best(english, {})[0]
+        return self._seen[english]
 
     def _line(self, line: str) -> str:
         body = line.lstrip(" -•")
@@ -103,7 +112,11 @@ class Wording:
         exact = self._translated(english)
         best = (exact, len(english)) if exact is not None else (english, 0)
         if exact is None:
-            for literal, pattern, names, template in self._templates:
+            for literal, pattern, names, template, pieces in self._candidates(english):
+                if not (english.startswith(pieces[0]) and english.endswith(pieces[-1])) or any(
+                    piece not in english for piece in pieces[1:-1]
+                ):
+                    continue  # cheap: most templates share no text with `english`
                 found = pattern.fullmatch(english)
                 if found is None:
                     continue
@@ -113,6 +126,24 @@ class Wording:
                     best = (_fill(template, {name: text for name, (text, _) in values.items()}), score)
         seen[english] = best
         return best
+
+    def _candidates(self, english: str) -> list[_Template]:
+        """The templates that may match: indexed by their first 4 or last 3 literal characters."""
+        index, always = self._index
+        return index.get("^" + english[:4], []) + index.get("$" + english[-3:], []) + always
+
+    @cached_property
+    def _index(self) -> tuple[dict[str, list[_Template]], list[_Template]]:
+        index: dict[str, list[_Template]] = {}
+        always: list[_Template] = []
+        for template in self._templates:
+            head, tail = template[4][0], template[4][-1]
+            key = "^" + head[:4] if len(head) >= 4 else "$" + tail[-3:] if len(tail) >= 3 else None
+            if key is None:
+                always.append(template)
+            else:
+                index.setdefault(key, []).append(template)
+        return index, always
 
     def _translated(self, message: str) -> str | None:
         found = self._catalogue.gettext(message)
@@ -131,7 +162,7 @@ class Wording:
         return found
 
     @cached_property
-    def _templates(self) -> list[tuple[int, re.Pattern[str], list[str], str]]:
+    def _templates(self) -> list[_Template]:
         """The messages with {placeholders} as patterns, most literal text first."""
         templates = []
         for msgid, msgstr in self._messages.items():
@@ -141,7 +172,7 @@ class Wording:
             if not names or not literal or len(set(names)) != len(names):
                 continue
             regex = "".join(re.escape(p) + ("(.+?)" if i < len(names) else "") for i, p in enumerate(parts))
-            templates.append((literal, re.compile(regex, re.DOTALL), names, msgstr))
+            templates.append((literal, re.compile(regex, re.DOTALL), names, msgstr, parts))
         templates.sort(key=lambda t: -t[0])
         return templates
 
