@@ -96,7 +96,7 @@ def _cell(value: Any) -> str:
 
 
 def emit(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
     columns: Sequence[str],
     output_format: str,
     *,

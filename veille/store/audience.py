@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TypedDict, cast
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,6 +26,23 @@ class Figure:
     account: str
     metric: str
     value: float
+
+
+class AudienceDay(TypedDict):
+    """One stored figure: an account's metric on a UTC day."""
+
+    id: int
+    client_id: str
+    source_key: str
+    kind: str
+    account: str
+    metric: str  # followers, rating, rating_count
+    day: date
+    value: float
+    observed_at: datetime
+
+
+_DAY_COLUMNS = [audience.c[name] for name in AudienceDay.__annotations__]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +92,17 @@ def record_figures(conn: Connection, figures: Sequence[Figure], now: datetime) -
     )
 
 
-def series(conn: Connection, *, client_id: str | None = None, since: date | None = None) -> list[dict[str, Any]]:
+def series(conn: Connection, *, client_id: str | None = None, since: date | None = None) -> list[AudienceDay]:
     """Every figure, oldest first per account and metric."""
-    statement = select(audience).order_by(
+    statement = select(*_DAY_COLUMNS).order_by(
         audience.c.client_id, audience.c.source_key, audience.c.metric, audience.c.day
     )
     if client_id:
         statement = statement.where(audience.c.client_id == client_id)
     if since:
         statement = statement.where(audience.c.day >= since)
-    return [dict(row._mapping) for row in conn.execute(statement)]
+    # The rows have exactly AudienceDay's keys (selected by name above).
+    return [cast(AudienceDay, dict(row._mapping)) for row in conn.execute(statement)]
 
 
 def growth(conn: Connection, *, client_id: str | None = None, start: date, end: date) -> list[Growth]:
