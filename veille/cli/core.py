@@ -27,6 +27,7 @@ from veille.cli.wording import _, cli_wording, command, group, ngettext, text
 from veille.core.durations import format_duration, parse_since
 from veille.core.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
 from veille.core.i18n import N_
+from veille.core.models import error_kind_label
 
 if TYPE_CHECKING:
     from veille.config import Config
@@ -286,7 +287,7 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, w
         )
         row["error"] = (
             _("{kind}: {message}").format(
-                kind=_kind_label(row["last_error_kind"]), message=text(row["last_error_message"])
+                kind=_(error_kind_label(row["last_error_kind"])), message=text(row["last_error_message"])
             )
             if row["last_error_kind"]
             else ""
@@ -352,15 +353,6 @@ _STATUS = {
     "gone": N_("gone"),
     "disabled": N_("disabled (enabled = false)"),
 }
-
-
-def _kind_label(value: str) -> str:
-    from veille.core.models import ErrorKind
-
-    try:
-        return _(ErrorKind(value).label)
-    except ValueError:  # a kind from a newer version
-        return value
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:

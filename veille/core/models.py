@@ -64,6 +64,14 @@ _ERROR_KIND_LABELS = {
 }
 
 
+def error_kind_label(value: str) -> str:
+    """The label of a stored error kind (the value itself for a kind this version does not know)."""
+    try:
+        return ErrorKind(value).label
+    except ValueError:
+        return value
+
+
 class SourceStatus(StrEnum):
     OK = "ok"
     NEW = "new"  # never polled yet

@@ -41,6 +41,8 @@ from veille.core.clock import Clock, SystemClock, utc
 from veille.core.durations import format_duration, parse_duration
 from veille.core.errors import StorageError
 from veille.core.i18n import N_, wording
+from veille.core.incidents import label as label_of
+from veille.core.models import error_kind_label
 from veille.notify.telegram.notifier import EventLogger, TelegramNotifier, classify, retry_after_seconds
 from veille.notify.telegram.render import escape, safe_link, utf16_len
 from veille.notify.telegram.render import text as label
@@ -413,11 +415,12 @@ class TelegramBot:
         if not rows:
             return escape(self.t("no_alerts"))
         lines = []
+        words = wording(self._lang)
         for row in rows:
             who = f" · ✅ {row.acked_by}" if row.acked_by else ""
             lines.append(
-                f"<b>#INC-{row.incident_id}</b> · {escape(row.client_id)} · {escape(row.status)} · "
-                f"{escape(row.urgency)}{escape(who)}\n{escape(row.title[:300])}"
+                f"<b>#INC-{row.incident_id}</b> · {escape(row.client_id)} · {escape(words._(label_of(row.status)))} · "
+                f"{escape(words._(label_of(row.urgency)))}{escape(who)}\n{escape(row.title[:300])}"
             )
         return "\n\n".join(lines)
 
@@ -453,7 +456,11 @@ class TelegramBot:
         lines = []
         if info.failing_sources:
             lines.append(escape(self.t("status_failing", n=len(info.failing_sources))))
-            lines += [f"• {escape(key)} : {escape(kind)}" for _client, key, kind in info.failing_sources[:20]]
+            words = wording(self._lang)
+            lines += [
+                f"• {escape(key)} : {escape(words._(error_kind_label(kind)))}"
+                for _client, key, kind in info.failing_sources[:20]
+            ]
         else:
             lines.append(escape(self.t("status_ok")))
         if info.oldest_pending_alert is not None:
