@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from veille.cli.common import config_option, emit, fail, load_or_exit, open_database
+from veille.cli.common import config_option, emit, fail, load_or_exit, open_database, progress
 from veille.cli.wording import _, command, ngettext, text
 from veille.core.durations import format_duration, parse_duration, parse_since
 from veille.core.i18n import N_
@@ -260,7 +260,8 @@ def replay_command(config_file: str | None, timeline: str, output_format: str, t
         scorer = _load_scorer(config)
     except VeilleError as exc:
         fail(f"veille replay: {text(str(exc))}", 2)
-    results = replay(config, lines, scorer, tail=span)
+    with progress(_("Replaying the timeline"), len(lines)) as advance:
+        results = replay(config, lines, scorer, tail=span, on_line=advance)
     if output_format == "json":
         for result in results:
             click.echo(json.dumps(result.as_json(config.tz), ensure_ascii=False))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 
 import click
 
-from veille.cli.common import config_option, fail, load_or_exit, open_database
+from veille.cli.common import config_option, fail, load_or_exit, open_database, progress
 from veille.cli.wording import _, command, text
 from veille.core.durations import format_duration, parse_duration
 from veille.core.i18n import N_
@@ -46,11 +47,15 @@ def purge_command(config_file: str | None, older_than: str | None, dry_run: bool
     before = datetime.now(UTC) - keep
     age = format_duration(keep)
 
-    def progress(batch: int, deleted: int) -> None:
-        if deleted:
-            click.echo(_("batch {batch}: {deleted} hits deleted").format(batch=batch, deleted=deleted))
+    total = None if dry_run or not sys.stderr.isatty() else purge_hits(engine, before, dry_run=True).hits
+    with progress(_("Deleting old hits"), total) as advance:
 
-    report = purge_hits(engine, before, dry_run=dry_run, on_batch=progress)
+        def on_batch(batch: int, deleted: int) -> None:
+            advance(deleted)
+            if deleted:
+                click.echo(_("batch {batch}: {deleted} hits deleted").format(batch=batch, deleted=deleted))
+
+        report = purge_hits(engine, before, dry_run=dry_run, on_batch=on_batch)
     engine.dispose()
     if dry_run:
         click.echo(

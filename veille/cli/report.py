@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from veille.cli.common import config_option, fail, load_or_exit, open_database
+from veille.cli.common import config_option, fail, load_or_exit, open_database, progress
 from veille.cli.wording import _, cli_wording, command, text
 from veille.core.i18n import N_
 from veille.core.textsafe import terminal_safe
@@ -76,20 +76,22 @@ def report_command(
     except ValueError as exc:
         raise click.BadParameter(text(str(exc)), param_hint="--month") from None
     engine = open_database(config)
-    with read_conn(engine) as conn:
-        reports = [
-            monthly_report(
-                conn,
-                client_id=c.id,
-                client_name=c.name,
-                month=period,
-                timezone=config.timezone,
-                now=now,
-                failing_after=config.alerting.source_failing_after,
+    clients = [c for c in chosen if c is not None]
+    reports = []
+    with read_conn(engine) as conn, progress(_("Monthly reports"), len(clients)) as advance:
+        for c in clients:
+            reports.append(
+                monthly_report(
+                    conn,
+                    client_id=c.id,
+                    client_name=c.name,
+                    month=period,
+                    timezone=config.timezone,
+                    now=now,
+                    failing_after=config.alerting.source_failing_after,
+                )
             )
-            for c in chosen
-            if c is not None
-        ]
+            advance(1)
     engine.dispose()
     many = client is None
     if output is None:

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from veille.cli.common import config_option, fail, load_or_exit, open_database
+from veille.cli.common import config_option, fail, load_or_exit, open_database, progress
 from veille.cli.wording import _, command, group, ngettext, text
 from veille.core.i18n import N_
 from veille.core.models import SentimentLabel, SentimentResult
@@ -256,7 +256,8 @@ def train(
         "." if from_scratch else ", on top of the bundled model (see its MODEL_CARD.txt)."
     )
     try:
-        model, report = train_model(examples, base=base, card=card, on_top=not from_scratch)
+        with progress(_("Training the sentiment model on {n} examples").format(n=len(examples)), None):
+            model, report = train_model(examples, base=base, card=card, on_top=not from_scratch)
     except TrainingDataError as exc:
         fail(f"veille: {text(str(exc))}", 2)
     model.meta = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -157,8 +157,10 @@ def replay(
     *,
     tail: timedelta = DEFAULT_TAIL,
     workdir: str | Path | None = None,
+    on_line: Callable[[int], None] | None = None,
 ) -> list[Simulated]:
-    """Run the timeline through scoring, detection and escalation; return what would have been sent."""
+    """Run the timeline through scoring, detection and escalation; return what would have been sent.
+    `on_line(1)` runs after each line (the CLI's progress bar)."""
     if not lines:
         return []
     # Only the timeline's clients are watched: the others would all look silent.
@@ -172,7 +174,7 @@ def replay(
             from veille.store.schema import metadata
 
             metadata.create_all(engine)
-            return _run(config, engine, lines, scorer, tail)
+            return _run(config, engine, lines, scorer, tail, on_line or (lambda _steps: None))
         finally:
             engine.dispose()
 
@@ -182,7 +184,14 @@ def _throwaway(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA synchronous = OFF")
 
 
-def _run(config: Config, engine: Engine, lines: Sequence[Line], scorer: Scorer, tail: timedelta) -> list[Simulated]:
+def _run(
+    config: Config,
+    engine: Engine,
+    lines: Sequence[Line],
+    scorer: Scorer,
+    tail: timedelta,
+    on_line: Callable[[int], None],
+) -> list[Simulated]:
     clock = FakeClock(lines[0].ts - timedelta(seconds=1))
     service = AlertingService(config, engine, clock, {})
     verdicts = _score(config, lines, scorer)
@@ -190,6 +199,7 @@ def _run(config: Config, engine: Engine, lines: Sequence[Line], scorer: Scorer, 
     next_id = 0
     service.tick()
     for index, line in enumerate(lines):
+        on_line(1)
         _advance(service, clock, line.ts)
         engagement = Engagement(likes=line.likes, reposts=line.reposts, replies=line.replies)
         previous = known.get(line.url) if line.url else None
