@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.paths import REPO_ROOT
 from tests.support.server import Request, Response
 from tests.support.web import filled_site, free_port, resto_feed, tapis_feed
+from veille.web.metrics import health_file_figures
 
 
 def scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -34,6 +35,16 @@ def scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
 
 def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_a_health_file_that_is_no_json_object_gives_no_daemon_figures(tmp_path: Path) -> None:
+    path = tmp_path / "veille-health.json"
+    read = health_file_figures(path)
+    assert read() is None  # no daemon writes one
+    path.write_text("[1, 2]", encoding="utf-8")
+    assert read() is None  # /metrics and /healthz read it with .get(): a list made them fail
+    path.write_text('{"storage_ok": true}', encoding="utf-8")
+    assert read() == {"storage_ok": True}
 
 
 def wait_until(condition: object, timeout: float) -> bool:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -38,14 +38,24 @@ class WebState:
 
 
 def state_of(request: Request) -> WebState:
-    return request.app.state.web  # type: ignore[no-any-return]
+    state: WebState = request.app.state.web
+    return state
 
 
-async def db(request: Request, query: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+QueryArgs = ParamSpec("QueryArgs")
+Result = TypeVar("Result")
+
+
+async def db(
+    request: Request,
+    query: Callable[Concatenate[Connection, QueryArgs], Result],
+    *args: QueryArgs.args,
+    **kwargs: QueryArgs.kwargs,
+) -> Result:
     """Run a read query in a worker thread, on a read connection (never the write lock)."""
     engine = state_of(request).engine
 
-    def run() -> Any:
+    def run() -> Result:
         with read_conn(engine) as conn:
             return query(conn, *args, **kwargs)
 

@@ -72,9 +72,10 @@ def health_file_figures(path: Path) -> Callable[[], dict[str, Any] | None]:
 
     def read() -> dict[str, Any] | None:
         try:
-            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+            report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        return report if isinstance(report, dict) else None  # a file that is JSON but no report: no figures
 
     return read
 

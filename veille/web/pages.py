@@ -443,7 +443,7 @@ async def mute_client(request: Request, viewer: Viewer) -> Response:
 
 @page
 async def sources_page(request: Request, viewer: Viewer) -> Response:
-    rows = await db(request, list_sources, client_ids=viewer.client_ids)
+    rows: list[dict[str, Any]] = [dict(row) for row in await db(request, list_sources, client_ids=viewer.client_ids)]
     lang = lang_of(request)
     kinds = set(known_kinds())
     for row in rows:
