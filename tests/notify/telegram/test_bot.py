@@ -240,7 +240,7 @@ async def test_ack_mute_status_digest(h: Harness, engine: Engine) -> None:
     assert replies[1] == "#INC-42 était déjà pris en charge."
     assert replies[2].startswith("🔕 acme en sourdine jusqu'à")
     assert h.actions.muted[0][0] == "acme" and h.actions.muted[0][1] == "bob"
-    assert "beta/rss : http_5xx" in replies[3] and "Aucune alerte en attente" in replies[3]
+    assert "beta/rss : erreur du serveur (5xx)" in replies[3] and "Aucune alerte en attente" in replies[3]
     assert "acme : 3 publication(s), 3 négative(s), 1 alerte(s) en cours" in replies[4]
     assert replies[5].startswith("Commandes") and replies[6].startswith("Commandes")
 
