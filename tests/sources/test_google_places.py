@@ -97,3 +97,14 @@ def test_legacy_reviews_have_a_stable_id() -> None:
         item is not None and item.external_id == "https://www.google.com/maps/contrib/9#1700000000" and item.stars == 2
     )
     assert legacy_review_item({"text": "no author, no time"}) is None
+
+
+@pytest.mark.parametrize("body", [b"<html>quota page</html>", b"[1, 2]"])
+async def test_malformed_answers_are_retryable(fake: PlacesFake, body: bytes) -> None:
+    from tests.support.server import Response
+    from veille.core.errors import RetryableFetchError
+
+    fake.fail_next(Response(200, body))
+    with pytest.raises(RetryableFetchError) as caught:
+        await poll(options(fake))
+    assert caught.value.kind is ErrorKind.BAD_RESPONSE

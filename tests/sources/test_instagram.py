@@ -145,8 +145,8 @@ async def test_missing_comment_permission_is_named(fake: GraphFake) -> None:
     fake.hashtag_media = {"h1": []}
     outcome = await poll(options(fake, messages=False, hashtags=["chezgege"]))
     assert outcome.note == (
-        "permission manquante : instagram_manage_comments (comments non lus); "
-        "permission manquante : instagram_manage_comments (tags non lus); "
+        "permission manquante : instagram_manage_comments (commentaires non lus); "
+        "permission manquante : instagram_manage_comments (médias qui identifient le compte non lus); "
         "hashtags Instagram : 29/30 restants sur 7 jours"
     )
     with pytest.raises(AuthFailed, match="missing permission instagram_manage_comments"):

@@ -267,6 +267,14 @@ class Graph:
 
 # --- streams of one source ------------------------------------------------------------------------
 
+STREAM_NAMES = {  # how `veille sources` names a stream a permission keeps closed
+    "posts": "publications et commentaires",
+    "tagged": "publications qui identifient la page",
+    "messages": "messages",
+    "comments": "commentaires",
+    "tags": "médias qui identifient le compte",
+    "hashtags": "hashtags",
+}
 PERMISSION_RETRY = 6 * 3600.0  # a stream refused for a missing permission is tried again this much later
 
 
@@ -318,7 +326,9 @@ class Streams:
     def note(self) -> list[str]:
         """What `veille sources` shows: missing permissions, failed streams, a usage budget nearly spent."""
         denied = sorted(self.denied.items())
-        parts = [f"permission manquante : {e['permission']} ({name} non lus)" for name, e in denied]
+        parts = [
+            f"permission manquante : {e['permission']} ({STREAM_NAMES.get(name, name)} non lus)" for name, e in denied
+        ]
         others = [f for f in self.failures if not isinstance(f, PermissionMissing)]
         if others:
             parts.append(f"{len(others)} flux en échec ({', '.join(sorted({f.kind.value for f in others}))})")
