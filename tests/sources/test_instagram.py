@@ -15,6 +15,7 @@ from veille.core.clock import FakeClock
 from veille.core.errors import AuthFailed, PermanentFetchError, Problems
 from veille.core.models import ErrorKind
 from veille.core.polling import PollOutcome, PollState
+from veille.sources.graph import GRAPH_VERSION
 from veille.sources.instagram import HASHTAG_WINDOW, InstagramDriver, InstagramOptions
 
 PAGE, IG = "104512345678901", "17841400000000001"
@@ -80,11 +81,13 @@ async def test_comments_replies_tags_and_messages(fake: GraphFake) -> None:
     assert outcome.audience == {"followers": 812.0}
     cursor = json.loads(outcome.cursor or "")
     assert cursor["ig"] == IG and cursor["media"]["m1"]["n"] == 3
-    conversations = fake.server.requests_to(f"/v21.0/{PAGE}/conversations")
+    conversations = fake.server.requests_to(f"/{GRAPH_VERSION}/{PAGE}/conversations")
     assert conversations[0].query["platform"] == ["instagram"]
 
     again = await poll(options(fake), PollState(cursor=outcome.cursor))
-    assert again.items == [] and not fake.server.requests_to(f"/v21.0/{PAGE}")[1:]  # the account id is remembered
+    assert (
+        again.items == [] and not fake.server.requests_to(f"/{GRAPH_VERSION}/{PAGE}")[1:]
+    )  # the account id is remembered
     assert len(fake.edge_calls("comments")) == 1  # count unchanged: no comment read
 
 

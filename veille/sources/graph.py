@@ -44,7 +44,7 @@ from veille.sources._common import (
 )
 from veille.sources.base import PollContext
 
-GRAPH_VERSION = "v21.0"  # the one place the Graph API version is pinned
+GRAPH_VERSION = "v26.0"  # the one place the Graph API version is pinned (Meta keeps a version about 2 years)
 DEFAULT_GRAPH = "https://graph.facebook.com"
 USAGE_SLOW_DOWN = 80.0  # percent of any usage budget: stop paging, space the next poll out
 SLOW_DOWN_WAIT = 15 * 60.0  # seconds before the next poll when close to the budget
