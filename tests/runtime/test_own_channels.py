@@ -163,7 +163,9 @@ async def test_page_activity_through_the_pipeline(db_url: str, server: LocalServ
     engine.dispose()
     resto = {e: r for (c, e), r in rows.items() if c == "resto"}
     # No keyword needed on the page or the account; tagged posts and hashtag media need one.
-    assert set(resto) == {"1_c1", "1_c3", "900_2", "ig_c1", "ig_h2"}
+    # The page's own answer is stored as the client's (the reply inbox closes on it).
+    assert set(resto) == {"1_c1", "1_c2", "1_c3", "900_2", "ig_c1", "ig_h2"}
+    assert [e for e, r in resto.items() if r.from_client] == ["1_c2"]
     assert resto["ig_c1"].kind == "instagram" and resto["ig_c1"].thread_id == "ig_m1"
     assert resto["1_c3"].thread_id == f"{PAGE}_1" and resto["1_c3"].parent_id == "1_c1"
     assert resto["1_c1"].direct and not resto["1_c1"].private and resto["1_c1"].kind == "facebook"

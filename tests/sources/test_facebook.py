@@ -77,7 +77,12 @@ async def test_every_stream_of_the_page_in_one_poll(fake: GraphFake) -> None:
 
     outcome = await poll(options(fake))
     items = {i.external_id: i for i in outcome.items}
-    assert set(items) == {f"{PAGE}_2", "1_c1", "1_c3", "900_1", "m_1"}  # the page's own posts/answers are not hits
+    # The page's own posts are not hits; its answers come as the client's own (the reply inbox closes on them).
+    assert set(items) == {f"{PAGE}_2", "1_c1", "1_c2", "1_c3", "900_1", "m_1", "m_2"}
+    assert {key for key, item in items.items() if item.from_client} == {"1_c2", "m_2"}
+    assert items["1_c2"].conversation == items["1_c1"].conversation == "1_c1"  # the answer is in c1's thread
+    assert items["m_2"].conversation == items["m_1"].conversation == "t_10" and items["m_2"].channel == "message"
+    assert items["1_c3"].conversation == "1_c1" and items[f"{PAGE}_2"].channel == "post"
     visitor, reply, tagged, message = items[f"{PAGE}_2"], items["1_c3"], items["900_1"], items["m_1"]
     assert visitor.direct and visitor.kept_unmatched and visitor.thread_id == f"{PAGE}_2" and not visitor.private
     assert items["1_c1"].thread_id == f"{PAGE}_1" and items["1_c1"].parent_id == f"{PAGE}_1"

@@ -67,7 +67,11 @@ async def test_reviews_with_stars_replies_and_the_rating(fake: BusinessProfileFa
     ]
     outcome = await poll(options(fake))
     items = {i.external_id: i for i in outcome.items}
-    assert set(items) == {"r1", "r2", "r3"}
+    reply_id = "r1/reply/2026-11-20T12:00:00.000000Z"  # the owner's reply: the client's answer in r1's thread
+    assert set(items) == {"r1", reply_id, "r2", "r3"}
+    reply = items[reply_id]
+    assert reply.from_client and reply.text == "Merci Sophie !" and reply.channel == "review" and reply.stars is None
+    assert reply.conversation == items["r1"].conversation == items["r1"].thread_id and not items["r1"].from_client
     assert items["r1"].stars == 5 and items["r1"].extra["owner_reply"] == "Merci Sophie !" and items["r1"].direct
     assert items["r2"].stars == 1 and items["r2"].author == "Marc" and items["r2"].thread_id.endswith("/reviews/r2")
     assert items["r3"].text == "" and items["r3"].author is None and items["r3"].stars == 2  # star-only, anonymous

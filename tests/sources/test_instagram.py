@@ -73,7 +73,9 @@ async def test_comments_replies_tags_and_messages(fake: GraphFake) -> None:
     )
     outcome = await poll(options(fake))
     items = {i.external_id: i for i in outcome.items}
-    assert set(items) == {"c1", "r2", "t1", "dm1"}
+    assert set(items) == {"c1", "r1", "r2", "t1", "dm1"}  # the account's media are not hits, its answers are
+    assert [key for key, item in items.items() if item.from_client] == ["r1"]
+    assert items["r1"].conversation == items["c1"].conversation == "c1" and items["r1"].channel == "comment"
     assert items["r2"].parent_id == "c1" and items["r2"].thread_id == "m1" and items["r2"].author == "@paul"
     assert items["c1"].parent_id == "m1" and items["c1"].kept_unmatched
     assert items["t1"].needs_keywords and items["t1"].direct and items["t1"].author == "@lea"

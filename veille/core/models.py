@@ -102,6 +102,18 @@ class Engagement:
         return sum(v for v in (self.likes, self.reposts, self.replies) if v)
 
 
+class Channel(StrEnum):
+    """Where a customer addresses a client, for the reply inbox's deadlines (`[clients.inbox]`)."""
+
+    MESSAGE = "message"  # a private message (Messenger, Instagram direct)
+    COMMENT = "comment"  # a comment or reply under a post
+    REVIEW = "review"  # a review of the client's place, and the owner's reply
+    POST = "post"  # a post addressed to the client (visitor post, mention)
+
+
+REVIEW_TYPES = frozenset({"review", "owner_reply"})  # `extra["type"]` of a review and of the owner's reply
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """What a source yields for one post or entry, before keyword matching and storage.
@@ -132,11 +144,36 @@ class Item:
     # Set when the source matched the client's keywords itself (the RSS parse workers do): the terms
     # found, and the pipeline does not match again. None: not matched yet.
     matched_terms: tuple[str, ...] | None = None
+    # Written by the client's own account in its own channel (the page's answer to a comment or message,
+    # the owner's reply to a review): it answers a conversation of the reply inbox and is never an alert.
+    from_client: bool = False
 
     @property
     def kept_unmatched(self) -> bool:
         """Stored without a keyword match: it addresses the client on one of the client's own channels."""
         return self.direct and not self.needs_keywords
+
+    @property
+    def channel(self) -> Channel:
+        if self.private:
+            return Channel.MESSAGE
+        if self.stars is not None or self.extra.get("type") in REVIEW_TYPES:
+            return Channel.REVIEW
+        return Channel.COMMENT if self.parent_id else Channel.POST
+
+    @property
+    def conversation(self) -> str:
+        """The reply inbox's thread: a message's conversation, a review, the top comment a reply answers.
+
+        A top-level comment opens its own conversation (answering one comment under a post does not answer
+        the others); the client's own top-level comment answers the post it sits under."""
+        if self.channel is Channel.COMMENT and self.parent_id:
+            if self.parent_id != self.thread_id:
+                return self.parent_id
+            return self.thread_id if self.from_client else self.external_id
+        if self.channel in (Channel.MESSAGE, Channel.REVIEW):
+            return self.thread_id or self.external_id
+        return self.external_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,3 +207,7 @@ class StoredHit:
     engagement: Engagement | None = None
     duplicate_of: int | None = None  # same post already stored through another source
     reach_prior: float = 0.0  # its source kind's reach when the hit gives no figure (DriverBase.reach_prior)
+    # The reply inbox's view of it (Item.channel, Item.conversation, Item.from_client); None: not followed.
+    channel: Channel | None = None
+    conversation: str | None = None
+    from_client: bool = False

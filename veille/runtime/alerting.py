@@ -239,7 +239,8 @@ class AlertingService:
         evidence: dict[str, list[int]] = defaultdict(list)
         rescored: set[str] = set()
         store.lock_clients(conn, {h.client_id for h in hits})
-        changes = self._record_hits(conn, [h for h in hits if h.duplicate_of is None], now)
+        # The client's own answers feed the reply inbox only: they are never evidence of a buzz.
+        changes = self._record_hits(conn, [h for h in hits if h.duplicate_of is None and not h.from_client], now)
         for hit, change in changes:
             if change is _Change.NEW_EVIDENCE:
                 evidence[hit.client_id].append(hit.id)

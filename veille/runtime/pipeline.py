@@ -28,6 +28,7 @@ from veille.core.i18n import N_
 from veille.core.matching import Matcher, MatchResult
 from veille.core.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.core.polling import PollOutcome, PollState
+from veille.runtime.inbox import record_hits as record_inbox
 from veille.scoring.base import Scorer
 from veille.scoring.excerpt import sentiment_excerpt
 from veille.scoring.own_terms import OwnTerms
@@ -560,6 +561,7 @@ class Pipeline:
                 updates.append((result, self._finish_one(conn, result, new_hits, now)))
             new_hits = [hit for result, hits in zip(results, stored, strict=True) if not result.refresh for hit in hits]
             if new_hits:  # once per batch: detection runs once per client, not once per source
+                record_inbox(conn, new_hits)
                 self.hooks.on_new_hits(conn, new_hits)
             crash_point("pipeline.before_commit")
         crash_point("pipeline.after_commit")

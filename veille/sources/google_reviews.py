@@ -97,6 +97,27 @@ def review_item(review: Any) -> Item | None:
     )
 
 
+def owner_reply_item(review: Any) -> Item | None:
+    """The owner's reply to a review, as the client's own answer in the review's thread (the reply inbox).
+
+    Its id carries the reply's time, so an edited reply is a new answer."""
+    reply = text_of(review, "reviewReply", "comment")
+    base = review_item(review)
+    if not reply or base is None:
+        return None
+    when = text_of(review, "reviewReply", "updateTime")
+    return Item(
+        external_id=f"{base.external_id}/reply/{when or ''}",
+        text=bounded(reply, REPLY_CHARS),
+        published_at=parse_time(when) if when else base.published_at,
+        direct=True,
+        thread_id=base.thread_id,
+        parent_id=base.external_id,
+        from_client=True,
+        extra={"type": "owner_reply"},
+    )
+
+
 def rating_note(figures: Mapping[str, float]) -> str | None:
     """What `veille sources` shows: the listing's rating and review count."""
     if "rating" not in figures:
@@ -195,9 +216,9 @@ class GoogleReviewsDriver(DriverBase[GoogleReviewsOptions]):
                 if since is not None and updated is not None and updated <= since:
                     reached = True
                     continue
-                item = review_item(review)
-                if item is not None:
-                    items.setdefault(item.external_id, item)
+                for item in (review_item(review), owner_reply_item(review)):
+                    if item is not None:
+                        items.setdefault(item.external_id, item)
                 if updated is not None and (newest is None or updated > newest):
                     newest = updated
             page_token = text_of(data, "nextPageToken")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -370,6 +370,14 @@ def message_item(message: Any, conversation_id: str | None) -> Item | None:
     )
 
 
+def as_kept(item: Item, by_owner: bool) -> Item | None:
+    """The item as kept: the account's own answers (a message, a comment or reply) marked `from_client` for the
+    reply inbox; None for the account's own posts, which are not hits."""
+    if not by_owner:
+        return item
+    return replace(item, from_client=True) if item.private or item.parent_id else None
+
+
 def newer(when: datetime | None, since: datetime | None) -> bool:
     return since is None or when is None or when > since
 
@@ -403,9 +411,10 @@ class GraphPoll:
         return parse_time(self.cursor.get(key))
 
     def add(self, item: Item | None, own_id: str) -> None:
-        """Keep an item unless the account itself wrote it (its own posts and answers are not hits)."""
-        if item is not None and item.extra.get("author_id") != own_id:
-            self.items.setdefault(item.external_id, item)
+        """Keep an item; the account's own answers (comments, replies, messages) as `from_client`, for the
+        reply inbox; its own posts are not hits."""
+        if item is not None and (kept := as_kept(item, item.extra.get("author_id") == own_id)):
+            self.items.setdefault(item.external_id, kept)
 
     async def pages(
         self, path: str, params: dict[str, Any], since: datetime | None, time_key: str, what: str, perm: str

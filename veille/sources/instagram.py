@@ -34,7 +34,7 @@ from veille.core.models import Engagement, ErrorKind, Item
 from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import bounded, int_of, list_of, load_cursor, parse_time, require_secret, text_of, web_url
 from veille.sources.base import DriverBase, PollContext
-from veille.sources.graph import DEFAULT_GRAPH, PAGE_SIZE, Graph, GraphPoll, Streams, iso, latest, newer
+from veille.sources.graph import DEFAULT_GRAPH, PAGE_SIZE, Graph, GraphPoll, Streams, as_kept, iso, latest, newer
 
 HASHTAG_LIMIT = 30  # distinct hashtags per account per rolling 7 days
 HASHTAG_WINDOW = 7 * 86_400.0
@@ -210,10 +210,12 @@ class _Poll(GraphPoll):
         return found
 
     def keep(self, item: Item | None) -> None:
-        own = self.cursor.get("username")
-        if item is None or item.extra.get("author_id") == self.ig or (own and item.author == f"@{own}"):
-            return  # the account's own comments and answers are not hits
-        self.items.setdefault(item.external_id, item)
+        if item is None:
+            return
+        username = self.cursor.get("username")
+        by_owner = item.extra.get("author_id") == self.ig or bool(username and item.author == f"@{username}")
+        if kept := as_kept(item, by_owner):
+            self.items.setdefault(item.external_id, kept)
 
     async def media_comments(self) -> None:
         """Comments and replies on the latest media whose comment count moved since the last poll."""

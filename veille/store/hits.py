@@ -171,8 +171,16 @@ def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, An
         "private": item.private,
         "thread_id": item.thread_id and item.thread_id[:512],
         "parent_id": item.parent_id and item.parent_id[:512],
+        "from_client": item.from_client,
         "duplicate_of": None,
     }
+
+
+def inbox_view(item: Item) -> dict[str, Any]:
+    """What the reply inbox reads of a hit addressed to the client (StoredHit.channel, conversation...)."""
+    if not item.direct:
+        return {}
+    return {"channel": item.channel, "conversation": item.conversation[:512], "from_client": item.from_client}
 
 
 # The keys of `_row`, in order: one array each on PostgreSQL.
@@ -281,6 +289,7 @@ def _store_segment(
                 engagement=m.item.engagement,
                 duplicate_of=r["duplicate_of"],
                 reach_prior=source.reach_prior,
+                **inbox_view(m.item),
             )
         )
 

@@ -156,6 +156,8 @@ hits = Table(
     Column("private", Boolean(), nullable=False, default=False, server_default=false()),
     Column("thread_id", String(512), nullable=True),
     Column("parent_id", String(512), nullable=True),
+    # Written by the client's own account (its answer in its own channel): the reply inbox, never an alert.
+    Column("from_client", Boolean(), nullable=False, default=False, server_default=false()),
     UniqueConstraint("source_id", "external_id"),
     Index(None, "client_id", "fetched_at"),
     Index(None, "client_id", "canonical_url"),

@@ -9,6 +9,7 @@ from sqlalchemy import MetaData
 TABLE_MODULES = [
     "veille.store.schema",
     "veille.store.schema_alerts",
+    "veille.store.schema_inbox",
     "veille.store.schema_telegram",
     "veille.store.schema_web",
 ]
