@@ -523,3 +523,22 @@ def test_a_negative_spike_incident_links_its_hits_and_reads_as_a_manager_says_it
     message = render_text(from_payload(row.payload, outbox_id=row.id, possible_duplicate=False))
     assert "4 messages négatifs en 1 h, d'habitude aucun" in message and "p=" not in message
     assert len(row.payload["hits"]) == 3  # the alert shows the messages themselves
+
+
+def test_risk_reads_a_post_whole_and_an_article_where_it_speaks_of_the_client() -> None:
+    from dataclasses import replace
+
+    from veille.runtime.alerting import risk_text
+
+    clock = FakeClock(DAY)
+    post = hit(clock, "Intoxication chez Gégé, honte !")
+    assert risk_text(post) == " Intoxication chez Gégé, honte !"
+    filler = "Le conseil municipal votera le budget lors de sa prochaine séance. " * 10
+    article = replace(
+        post,
+        title="La ville en bref",
+        text=filler + "Une intoxication au lycée voisin. " + filler + "Chez Gégé rouvre lundi. On y mange bien.",
+        matched_terms=("chez gege",),
+    )
+    text = risk_text(article)
+    assert "Chez Gégé rouvre lundi. On y mange bien." in text and "intoxication" not in text

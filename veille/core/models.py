@@ -211,3 +211,4 @@ class StoredHit:
     channel: Channel | None = None
     conversation: str | None = None
     from_client: bool = False
+    matched_terms: tuple[str, ...] = ()  # the keywords it matched, when just stored (not on a refresh)

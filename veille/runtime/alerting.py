@@ -48,6 +48,7 @@ from veille.notify.base import HitSummary, Notification, Notifier
 from veille.notify.render import incident_title, to_payload
 from veille.runtime import actions
 from veille.runtime.outbox import Dispatcher
+from veille.scoring.excerpt import SHORT_TEXT, sentiment_excerpt
 from veille.store import alerts as store
 from veille.store.audience import Figure, highest_since
 from veille.store.engine import read_conn, write_tx
@@ -170,6 +171,17 @@ class HitWindows:
     def _on_rollback(self, conn: Connection) -> None:
         for client_id in conn.info.pop(self._TOUCHED, ()):
             self._rows.pop(client_id, None)
+
+
+def risk_text(hit: StoredHit) -> str:
+    """What the crisis words are looked for in: a post whole, an article as the scorer reads it.
+
+    An article's crisis words about the client are in its title, its lead or next to the client's name
+    (`veille.scoring.excerpt`); one elsewhere in 3 KB of reporting is about something else, and folding
+    whole articles for every hit was a good part of the writer's time on a first poll of news feeds."""
+    if len(hit.text) <= SHORT_TEXT:
+        return f"{hit.title} {hit.text}"
+    return sentiment_excerpt(hit.title, hit.text, hit.matched_terms)
 
 
 def engagement_text(engagement: Engagement | None, lang: str = "fr") -> str:
@@ -498,7 +510,7 @@ class AlertingService:
                 first_total, first_at = existing.first_total, existing.first_at
                 speed = max(existing.velocity, velocity(first_total, first_at, total, now))
             facts = HitFacts(
-                text=f"{hit.title} {hit.text}",
+                text=risk_text(hit),
                 sentiment=hit.sentiment,
                 direct=hit.direct,
                 author_followers=hit.author_followers,

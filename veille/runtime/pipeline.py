@@ -56,6 +56,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("veille.runtime.pipeline")
 
 AUTH_RETRY = timedelta(hours=6)  # revoked credentials: retried rarely, never in a loop
+# One write transaction takes at most this many poll results, and stops taking more past this many matched
+# items: a first poll of news feeds brings thousands of full articles, and a batch holds all of their texts
+# (and their scoring and insert parameters) at once.
+MAX_BATCH_SOURCES = 200
+MAX_BATCH_ITEMS = 1000
 
 
 class PipelineHooks(Protocol):
@@ -466,8 +471,10 @@ class Pipeline:
         while True:
             batch = [await self._queue.get()]
             await asyncio.sleep(0.02)  # let concurrent polls join this transaction
-            while not self._queue.empty() and len(batch) < 200:
+            items = len(batch[0][0].matched)
+            while not self._queue.empty() and len(batch) < MAX_BATCH_SOURCES and items < MAX_BATCH_ITEMS:
                 batch.append(self._queue.get_nowait())
+                items += len(batch[-1][0].matched)
             failed = False
             try:
                 await asyncio.to_thread(self._write_batch, [r for r, _ in batch])

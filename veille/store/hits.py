@@ -290,6 +290,7 @@ def _store_segment(
                 duplicate_of=r["duplicate_of"],
                 reach_prior=source.reach_prior,
                 **inbox_view(m.item),
+                matched_terms=m.match.terms,
             )
         )
 
