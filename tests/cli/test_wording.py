@@ -78,6 +78,7 @@ token_env = "VEILLE_TEST_MASTODON_TOKEN_UNSET"
                 hits_count=0,
                 last_error_kind="network",
                 last_error_message="DNS lookup failed (https://feed.example.org/rss)",
+                note="X budget: 3/10 reads left this month; 1/2 Reddit streams failing (not_found)",
             )
         )
     engine.dispose()
@@ -101,6 +102,7 @@ RUNS: list[tuple[str, ...]] = [
     ("nosuchcommand",),
     ("hits", "--client", "nobody"),
     ("sources",),
+    ("sources", "--wide"),
     ("config", "check"),
     ("hits", "--config", "broken.toml"),
     ("hits", "--config", "empty.toml"),
@@ -136,6 +138,7 @@ def test_the_translations_say_the_same_things(place: Path) -> None:
         ("hits", "--help"): ("Utilisation : ", "Usage: "),
         ("hits", "--bogus"): ("Erreur : Option inconnue : '--bogus'.", "Error: No such option '--bogus'."),
         ("sources",): ("échec de la résolution DNS (https://feed.example.org/rss)", "DNS lookup failed"),
+        ("sources", "--wide"): ("budget X : 3/10 lectures restantes ce mois-ci ; 1/2 flux Reddit", "X budget: 3/10"),
         ("config", "check"): ("variable d'environnement VEILLE_TEST_MASTODON_TOKEN_UNSET", "10.0.0.1"),
         ("hits", "--config", "broken.toml"): ("n'est pas un fuseau horaire connu", "clé inconnue"),
         ("hits", "--config", "empty.toml"): ("lancez `veille db upgrade`", "run `veille db upgrade`"),

@@ -181,9 +181,9 @@ async def test_page_activity_through_the_pipeline(db_url: str, server: LocalServ
     assert "access token expired or revoked (code 190)" in revoked.last_error_message
     assert "old-token" not in revoked.last_error_message
     assert missing.last_error_kind == "not_found" and f"facebook {MISSING} feed" in missing.last_error_message
-    assert good.status == "ok" and good.note == "permission manquante : pages_messaging (messages non lus)"
+    assert good.status == "ok" and good.note == "missing permission: pages_messaging (messages not read)"
     assert states["osteo/fb"].status == "ok"
-    assert states["resto/ig"].note == "hashtags Instagram : 29/30 restants sur 7 jours"
+    assert states["resto/ig"].note == "Instagram hashtags: 29/30 left over 7 days"
 
 
 async def test_private_messages_are_stored_private(db_url: str, server: LocalServer, http: HttpClient) -> None:

@@ -118,7 +118,7 @@ async def test_social_sources_through_the_pipeline(
     assert set(rows) == {f"{uri}1", f"{uri}5", "100"}
     assert rows[f"{uri}5"].direct and not rows[f"{uri}1"].direct
     assert rows["100"].author == "@carol" and rows["100"].author_followers == 1200
-    assert notes["resto/x"][1] == "budget X : 498/500 lectures restantes ce mois-ci"
+    assert notes["resto/x"][1] == "X budget: 498/500 reads left this month"
     assert notes["resto/x-nokey"][0] == "auth_failed" and notes["resto/x-nokey"][2] == "auth"
     with read_conn(engine) as conn:
         likes = [

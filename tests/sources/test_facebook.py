@@ -161,7 +161,7 @@ async def test_missing_permission_fails_only_its_stream_and_is_not_retried_in_a_
     clock = FakeClock(T0)
     first = await poll(options(fake), clock=clock)
     assert [i.external_id for i in first.items] == [f"{PAGE}_2"]
-    assert first.note == "permission manquante : pages_messaging (messages non lus)"
+    assert first.note == "missing permission: pages_messaging (messages not read)"
     assert len(fake.edge_calls("conversations")) == 1
     clock.advance(600)
     second = await poll(options(fake), PollState(cursor=first.cursor), clock=clock)
@@ -198,7 +198,7 @@ async def test_usage_headers_slow_polling_before_the_limit(fake: GraphFake) -> N
     clock, cache = FakeClock(T0), {}
     outcome = await poll(options(fake), clock=clock, cache=cache)
     assert len(outcome.items) == 1 and outcome.earliest_next_poll == 900
-    assert outcome.note == "quota Graph API presque épuisé : sondage espacé"
+    assert outcome.note == "Graph API quota nearly spent: polling spaced out"
     assert fake.calls == [f"{PAGE}/feed"]  # stopped after the answer that said so
     calls = len(fake.calls)
     with pytest.raises(RateLimited):  # within the wait: nothing is asked
@@ -251,7 +251,7 @@ async def test_a_failure_after_the_feed_keeps_the_cursor_of_the_failed_stream(fa
     fake._page_edge = patched  # type: ignore[method-assign]
     second = await poll(options(fake), PollState(cursor=first.cursor))
     assert [i.external_id for i in second.items] == [f"{PAGE}_5"]
-    assert second.note == "1 flux en échec (http_5xx)"
+    assert second.note == "1 streams failing (http_5xx)"
     fake._page_edge = original  # type: ignore[method-assign]
     third = await poll(options(fake), PollState(cursor=second.cursor))
     assert [i.external_id for i in third.items] == ["900_1"]  # the tagged stream resumed where it was

@@ -111,7 +111,7 @@ async def test_hashtag_search_stays_within_the_budget(fake: GraphFake) -> None:
     first = await poll(opts, clock=clock)
     assert [i.external_id for i in first.items] == ["x1"] and first.items[0].needs_keywords
     assert not first.items[0].direct
-    assert first.note == "hashtags Instagram : 0/2 restants sur 7 jours"
+    assert first.note == "Instagram hashtags: 0/2 left over 7 days"
     clock.advance(3600)
     second = await poll(opts, PollState(cursor=first.cursor), clock=clock)
     assert second.items == [] and len([c for c in fake.calls if c == "ig_hashtag_search"]) == 2  # ids remembered
@@ -120,11 +120,11 @@ async def test_hashtag_search_stays_within_the_budget(fake: GraphFake) -> None:
     swapped = options(fake, hashtags=["chezgege", "miam"], hashtag_budget=2, tagged=False, messages=False)
     clock.advance(86_400)
     third = await poll(swapped, PollState(cursor=second.cursor), clock=clock)
-    assert third.note == "hashtags Instagram : 0/2 restants sur 7 jours; budget hashtags épuisé : #miam non lus"
+    assert third.note == "Instagram hashtags: 0/2 left over 7 days; hashtag budget spent: #miam not read"
     assert fake.searched[IG] == {"chezgege", "lyon"}  # never a third distinct hashtag in the window
     clock.advance(HASHTAG_WINDOW)
     fourth = await poll(swapped, PollState(cursor=third.cursor), clock=clock)
-    assert fourth.note == "hashtags Instagram : 0/2 restants sur 7 jours" and "miam" in fake.searched[IG]
+    assert fourth.note == "Instagram hashtags: 0/2 left over 7 days" and "miam" in fake.searched[IG]
 
 
 async def test_spent_budget_and_an_instagram_refusal_are_one_clear_line(fake: GraphFake) -> None:
@@ -134,7 +134,7 @@ async def test_spent_budget_and_an_instagram_refusal_are_one_clear_line(fake: Gr
     clock = FakeClock(T0)
     opts = options(fake, hashtags=["chezgege"], messages=False, tagged=False)
     outcome = await poll(opts, clock=clock)
-    assert outcome.note == "hashtags Instagram : 0/30 restants sur 7 jours; budget hashtags épuisé : #chezgege non lus"
+    assert outcome.note == "Instagram hashtags: 0/30 left over 7 days; hashtag budget spent: #chezgege not read"
     searches = len([c for c in fake.calls if c == "ig_hashtag_search"])
     clock.advance(3600)
     again = await poll(opts, PollState(cursor=outcome.cursor), clock=clock)
@@ -150,9 +150,9 @@ async def test_missing_comment_permission_is_named(fake: GraphFake) -> None:
     fake.hashtag_media = {"h1": []}
     outcome = await poll(options(fake, messages=False, hashtags=["chezgege"]))
     assert outcome.note == (
-        "permission manquante : instagram_manage_comments (commentaires non lus); "
-        "permission manquante : instagram_manage_comments (médias qui identifient le compte non lus); "
-        "hashtags Instagram : 29/30 restants sur 7 jours"
+        "missing permission: instagram_manage_comments (comments not read); "
+        "missing permission: instagram_manage_comments (media that tag the account not read); "
+        "Instagram hashtags: 29/30 left over 7 days"
     )
     with pytest.raises(AuthFailed, match="missing permission instagram_manage_comments"):
         await poll(options(fake, messages=False))  # nothing else to read: the poll fails, naming it

@@ -232,7 +232,7 @@ async def test_one_failing_instance_does_not_stop_the_others(server: LocalServer
         bad.fail_next(Response(503, "maintenance"))
         outcome = await poll(options(good, instances=[good.url(), bad.url()]))
         assert [i.extra["id"] for i in outcome.items] == ["1"]
-        assert outcome.note == "1/2 flux Mastodon en échec (http_5xx)"
+        assert outcome.note == "1/2 Mastodon streams failing (http_5xx)"
         cursor = json.loads(outcome.cursor)
         assert not any(k.startswith(f"127.0.0.1:{other.port}") for k in cursor)  # re-read next time
 

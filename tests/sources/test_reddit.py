@@ -179,5 +179,5 @@ async def test_a_missing_subreddit_does_not_stop_the_others(fake: RedditFake) ->
     fake.server.route("/r/gone/new", Response.json({"message": "Not Found", "error": 404}, 404))
     outcome = await poll(options(fake, subreddits=["gone", "lyon"]))
     assert [i.external_id for i in outcome.items] == ["t3_ok1"]
-    assert outcome.note == "1/2 flux Reddit en échec (not_found)"
+    assert outcome.note == "1/2 Reddit streams failing (not_found)"
     assert "r/gone/new" not in json.loads(outcome.cursor)

@@ -66,7 +66,7 @@ async def test_first_poll_then_since_id_and_next_token(fake: XFake) -> None:
     assert len(first.items) == 30
     cursor = json.loads(first.cursor)
     assert cursor == {"month": "2026-11", "reads": 30, "since_id": "1029"}
-    assert first.note == "budget X : 970/1000 lectures restantes ce mois-ci"
+    assert first.note == "X budget: 970/1000 reads left this month"
     fake.tweets.extend(tweet(2000 + i, f"gégé new {i}") for i in range(250))
     second = await poll(options(fake), PollState(cursor=first.cursor))
     assert {i.external_id for i in second.items} == {str(2000 + i) for i in range(250)}
@@ -84,7 +84,7 @@ async def test_budget_is_never_exceeded(fake: XFake) -> None:
     requests = fake.server.requests_to("/2/tweets/search/recent")
     assert [r.query["max_results"] for r in requests] == [["100"], ["20"]]
     assert fake.posts_served == 120 and json.loads(outcome.cursor)["reads"] == 1000
-    assert outcome.note is not None and outcome.note.startswith("budget X : 0/1000")
+    assert outcome.note is not None and outcome.note.startswith("X budget: 0/1000")
     with pytest.raises(RateLimited) as caught:
         await poll(options(fake), PollState(cursor=outcome.cursor))
     assert caught.value.kind is ErrorKind.QUOTA

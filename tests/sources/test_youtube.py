@@ -76,7 +76,7 @@ async def test_comments_are_direct_and_paged_forward(fake: YoutubeFake) -> None:
     second = await poll(options(fake), PollState(cursor=first.cursor))
     assert {i.external_id for i in second.items} == {f"d{i:03}" for i in range(120)}
     assert json.loads(second.cursor)["units"] == 4 and second.audience == {}  # the count is read once a day
-    assert second.note == "quota YouTube : 46/50 unités restantes aujourd'hui"
+    assert second.note == "YouTube quota: 46/50 units left today"
     request = fake.server.requests_to("/youtube/v3/commentThreads")[0]
     assert request.query["allThreadsRelatedToChannelId"] == [CHANNEL]
 

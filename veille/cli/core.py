@@ -293,6 +293,7 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, w
             else ""
         )
         row["status"] = _(_STATUS[row["status"] if row["enabled"] else "disabled"])
+        row["note"] = text(row["note"] or "")
         if not row["enabled"]:
             row["next_poll_at"] = "-"
     if wide:
@@ -332,7 +333,7 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, w
             row["status"] = f"{row['status']} ({row['consecutive_errors']})"
         row["target"] = short_link(row["target"])
         success = _("last success {when}").format(when=row["last_success_at"])
-        row["about"] = " · ".join(part for part in (row["error"], text(row["note"] or ""), success) if part)
+        row["about"] = " · ".join(part for part in (row["error"], row["note"], success) if part)
     emit(
         rows,
         ["client_id", "kind", "target", "status", "about"],

@@ -97,7 +97,12 @@ class Wording:
         if english not in self._seen:
             if len(self._seen) > 10_000:
                 self._seen.clear()
-            self._seen[english] = self._best(english, {})[0]
+            translated, score = self._best(english, {})
+            if "; " in english:  # notes joined by "; " (a source's state) may read better one by one
+                parts = [self._best(part, {}) for part in english.split("; ")]
+                if sum(part_score for _, part_score in parts) > score:
+                    translated = self.pgettext("list separator", "; ").join(part for part, _ in parts)
+            self._seen[english] = translated
         return self._seen[english]
 
     def _line(self, line: str) -> str:

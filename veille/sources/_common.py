@@ -371,4 +371,6 @@ class StreamFailures:
         if not self.failures:
             return None
         kinds = ", ".join(sorted({f.kind.value for f in self.failures}))
-        return f"{len(self.failures)}/{total} flux {self.label} en échec ({kinds})"
+        return N_("{failed}/{total} {label} streams failing ({kinds})").format(
+            failed=len(self.failures), total=total, label=self.label, kinds=kinds
+        )

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, RetryableFetchError
+from veille.core.i18n import N_
 from veille.core.models import ErrorKind, Item
 from veille.core.polling import PollOutcome
 from veille.sources._common import (
@@ -267,13 +268,13 @@ class Graph:
 
 # --- streams of one source ------------------------------------------------------------------------
 
-STREAM_NAMES = {  # how `veille sources` names a stream a permission keeps closed
-    "posts": "publications et commentaires",
-    "tagged": "publications qui identifient la page",
-    "messages": "messages",
-    "comments": "commentaires",
-    "tags": "médias qui identifient le compte",
-    "hashtags": "hashtags",
+STREAM_NAMES = {  # how `veille sources` names a stream a permission keeps closed (msgids, shown translated)
+    "posts": N_("posts and comments"),
+    "tagged": N_("posts that tag the page"),
+    "messages": N_("messages"),
+    "comments": N_("comments"),
+    "tags": N_("media that tag the account"),
+    "hashtags": N_("hashtags"),
 }
 PERMISSION_RETRY = 6 * 3600.0  # a stream refused for a missing permission is tried again this much later
 
@@ -327,13 +328,17 @@ class Streams:
         """What `veille sources` shows: missing permissions, failed streams, a usage budget nearly spent."""
         denied = sorted(self.denied.items())
         parts = [
-            f"permission manquante : {e['permission']} ({STREAM_NAMES.get(name, name)} non lus)" for name, e in denied
+            N_("missing permission: {permission} ({stream} not read)").format(
+                permission=e["permission"], stream=STREAM_NAMES.get(name, name)
+            )
+            for name, e in denied
         ]
         others = [f for f in self.failures if not isinstance(f, PermissionMissing)]
         if others:
-            parts.append(f"{len(others)} flux en échec ({', '.join(sorted({f.kind.value for f in others}))})")
+            kinds = ", ".join(sorted({f.kind.value for f in others}))
+            parts.append(N_("{count} streams failing ({kinds})").format(count=len(others), kinds=kinds))
         if self._graph.near_budget:
-            parts.append("quota Graph API presque épuisé : sondage espacé")
+            parts.append(N_("Graph API quota nearly spent: polling spaced out"))
         return parts
 
 

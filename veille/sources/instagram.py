@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from veille.core.configreader import Reader
 from veille.core.errors import PermanentFetchError, Problems
+from veille.core.i18n import N_
 from veille.core.models import Engagement, ErrorKind, Item
 from veille.core.polling import PollOutcome, PollState
 from veille.sources._common import bounded, int_of, list_of, load_cursor, parse_time, require_secret, text_of, web_url
@@ -169,7 +170,7 @@ class HashtagBudget:
 
 
 def budget_note(left: int, limit: int) -> str:
-    return f"hashtags Instagram : {left}/{limit} restants sur 7 jours"
+    return N_("Instagram hashtags: {left}/{limit} left over 7 days").format(left=left, limit=limit)
 
 
 # --- the driver ------------------------------------------------------------------------------------
@@ -407,6 +408,7 @@ class InstagramDriver(DriverBase[InstagramOptions]):
         if options.hashtags:
             notes.append(budget_note(0 if run.refused else run.budget.left, run.budget.limit))
             if run.skipped:
-                notes.append(f"budget hashtags épuisé : #{', #'.join(run.skipped)} non lus")
+                skipped = ", #".join(run.skipped)
+                notes.append(N_("hashtag budget spent: #{hashtags} not read").format(hashtags=skipped))
         outcome.note = "; ".join(notes) or None
         return outcome

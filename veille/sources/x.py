@@ -86,7 +86,7 @@ def seconds_to_next_month(now: datetime) -> float:
 
 
 def budget_note(left: int, budget: int) -> str:
-    return f"budget X : {left}/{budget} lectures restantes ce mois-ci"
+    return N_("X budget: {left}/{budget} reads left this month").format(left=left, budget=budget)
 
 
 def tweet_item(tweet: Any, users: Mapping[str, Any], *, handle: str | None = None) -> Item | None:

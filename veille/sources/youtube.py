@@ -93,7 +93,7 @@ def seconds_to_quota_reset(now: datetime) -> float:
 
 
 def quota_note(left: int, quota: int) -> str:
-    return f"quota YouTube : {left}/{quota} unités restantes aujourd'hui"
+    return N_("YouTube quota: {left}/{quota} units left today").format(left=left, quota=quota)
 
 
 def thread_item(thread: Any) -> Item | None:
