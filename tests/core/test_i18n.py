@@ -3,6 +3,7 @@ placeholders survive translation, and a third language is a catalogue dropped in
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 from pathlib import Path
@@ -125,3 +126,57 @@ def test_a_third_language_is_a_catalogue_file(tmp_path: Path, monkeypatch: pytes
     assert result.exit_code == 0
     assert result.output.startswith("Aufruf: ")
     assert "Diese Hilfe zeigen und beenden." in result.output
+
+
+# Parts whose French literals are data about French text (lexicons, crisis words, accent folding).
+_LANGUAGE_DATA = (
+    "veille/scoring/",
+    "veille/alerting/settings.py",
+    "veille/alerting/replies.py",
+    "veille/core/matching.py",
+)
+_FRENCH_LETTERS = re.compile(r"[éèêàâçùûôîœ]")
+_GETTEXT = {"_", "N_", "gettext", "ngettext", "pgettext"}
+
+
+def french_literals(source: str) -> list[tuple[int, str]]:
+    """String literals with French letters that are neither docstrings nor messages handed to the catalogue."""
+    tree = ast.parse(source)
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
+            skip.add(id(body[0].value))  # a docstring
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in _GETTEXT:
+                skip.update(id(child) for arg in node.args for child in ast.walk(arg))
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in skip
+        and _FRENCH_LETTERS.search(node.value)
+    ]
+
+
+def test_user_facing_words_are_written_in_english_and_translated_in_the_catalogue() -> None:
+    """A French sentence typed in the code would be French in every language: write the English msgid with
+    `_()`/`N_()` and its French in veille/locale/fr (bash scripts/wording.sh)."""
+    found = []
+    for path in sorted((REPO_ROOT / "veille").rglob("*.py")):
+        relative = path.relative_to(REPO_ROOT).as_posix()
+        if not relative.startswith(_LANGUAGE_DATA):
+            found += [f"{relative}:{line}: {text[:60]!r}" for line, text in french_literals(path.read_text("utf-8"))]
+    assert not found, "\n".join(found)
+
+
+def test_the_french_literal_rule_sees_what_it_must() -> None:
+    code = 'def f():\n    """Déjà documenté."""\n    print("Prêt")\n    return _("Ready") or N_("chez gégé")\n'
+    assert french_literals(code) == [(3, "Prêt")]
