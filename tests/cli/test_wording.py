@@ -195,3 +195,18 @@ def test_incidents_read_in_one_language(incident_config: str) -> None:
     assert "bad buzz" in seen["fr", ("alerts",)] and "pris en charge par backup" in seen["fr", ("alerts",)]
     assert "taken by backup" in seen["en", ("alerts",)] and "high" in seen["en", ("alerts",)]
     assert "Incidents ouverts : 1" in seen["fr", ("status",)]
+
+
+def test_every_click_module_speaks_through_the_catalogue() -> None:
+    """click's modules call the gettext functions they imported: each one is routed to the run's catalogue
+    (a click upgrade adding a module would otherwise print English in French runs)."""
+    import gettext
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(click.__path__, "click."):
+        if info.name == "click._winconsole":
+            continue  # Windows only
+        module = importlib.import_module(info.name)
+        assert getattr(module, "_", None) is not gettext.gettext, info.name
+        assert getattr(module, "ngettext", None) is not gettext.ngettext, info.name
