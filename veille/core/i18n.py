@@ -31,9 +31,14 @@ def locale_dirs() -> tuple[Path, ...]:
 
 
 def available_languages() -> tuple[str, ...]:
-    """English plus every language with a compiled catalogue, sorted."""
+    """English plus every language with a compiled catalogue, sorted (read once per set of folders)."""
+    return _languages(locale_dirs())
+
+
+@cache
+def _languages(folders: tuple[Path, ...]) -> tuple[str, ...]:
     found = {SOURCE_LANG}
-    for folder in locale_dirs():
+    for folder in folders:
         if folder.is_dir():
             found.update(p.parent.parent.name for p in folder.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
     return tuple(sorted(found))
