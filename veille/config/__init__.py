@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from veille.alerting.deadlines import InboxSettings, parse_inbox
 from veille.alerting.settings import AlertingSettings, parse_alerting
 from veille.core.configreader import Reader
 from veille.core.errors import ConfigError, ConfigProblem, Problems
@@ -102,6 +103,7 @@ class ClientConfig:
     crisis_words: tuple[str, ...] = ()
     lang: str = "fr"
     severe_words: tuple[str, ...] = ()  # added to [alerting] severe_words for this client
+    inbox: InboxSettings = field(default_factory=InboxSettings)  # [clients.inbox]: reply deadlines
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +345,7 @@ def _parse_clients(root: Reader) -> list[ClientConfig]:
         severe_words = reader.str_list("severe_words", [])
         lang = reader.str("lang", "fr", choices=available_languages())
         sources = _parse_sources(reader, client_id or "?")
+        inbox = parse_inbox(reader.table("inbox"))
         reader.finish()
         if client_id:
             clients.append(
@@ -354,6 +357,7 @@ def _parse_clients(root: Reader) -> list[ClientConfig]:
                     tuple(crisis_words or ()),
                     lang or "fr",
                     tuple(severe_words or ()),
+                    inbox,
                 )
             )
     return clients

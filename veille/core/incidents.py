@@ -22,6 +22,8 @@ class Cause(StrEnum):
     SOURCE = "source"  # one source failing for hours
     SILENCE = "silence"  # a client receiving no data at all
     AUDIENCE = "audience"  # an account's audience (followers, rating) fell beyond its threshold
+    REPLY_DUE = "reply_due"  # a customer awaits an answer: its deadline is near (the reply inbox)
+    REPLY = "reply"  # a customer awaits an answer past its deadline
 
 
 class Status(StrEnum):
@@ -59,6 +61,8 @@ _LABELS: dict[str, str] = {
     Cause.SOURCE: N_("source down"),
     Cause.SILENCE: N_("silence"),
     Cause.AUDIENCE: N_("audience falling"),
+    Cause.REPLY_DUE: N_("reply due"),
+    Cause.REPLY: N_("reply overdue"),
     Status.PENDING: N_("waiting"),  # an incident inside group_wait, a delivery not sent yet
     Status.OPEN: N_("open"),
     Status.ACKED: N_("taken"),

@@ -19,6 +19,8 @@ _CAUSE = {
     Cause.SOURCE: N_("Source failing: {client}"),
     Cause.SILENCE: N_("No data received: {client}"),
     Cause.AUDIENCE: N_("Audience falling: {client}"),
+    Cause.REPLY_DUE: N_("A customer awaits an answer: {client}"),
+    Cause.REPLY: N_("Answer overdue: {client}"),
 }
 _KIND = {
     Kind.UPDATE: N_("update"),

@@ -47,6 +47,7 @@ from veille.notify import digest
 from veille.notify.base import HitSummary, Notification, Notifier
 from veille.notify.render import incident_title, to_payload
 from veille.runtime import actions
+from veille.runtime.inbox import reply_signals
 from veille.runtime.outbox import Dispatcher
 from veille.scoring.excerpt import SHORT_TEXT, sentiment_excerpt
 from veille.store import alerts as store
@@ -364,13 +365,15 @@ class AlertingService:
             for row in store.failing_sources(conn, client_ids=clients)
         )
         signals.extend(self._silence_signals(conn, clients & configured, {i.key for i in active}, now))
+        replies, reply_dues = reply_signals(conn, self.config, clients & configured, active, now)
+        signals.extend(replies)
         if signals:
             self._apply(conn, signals, now)
         active = store.active_incidents(conn, lock=True, client_ids=clients)
         ctx = self._context(conn, now, active)
         for incident in active:
             self._evaluate(conn, incident, ctx, now, as_loaded=True)
-        return self._incidents_due(now, ctx, [i for i in active if i.active])
+        return self._incidents_due(now, ctx, [i for i in active if i.active]) + reply_dues
 
     def _upkeep(self, conn: Connection, now: datetime) -> list[datetime]:
         """What is not per client: digests, purges of old bookkeeping; when the next digest or quiet end is."""

@@ -167,6 +167,13 @@ def get(conn: Connection, item_id: int) -> InboxItem | None:
     return _item(row) if row is not None else None
 
 
+def by_ids(conn: Connection, item_ids: Iterable[int]) -> list[InboxItem]:
+    wanted = sorted(set(item_ids))
+    if not wanted:
+        return []
+    return [_item(row) for row in conn.execute(select(inbox).where(inbox.c.id.in_(wanted)))]
+
+
 def waiting(conn: Connection, client_ids: Sequence[str] | None = None) -> list[InboxItem]:
     """The items awaiting an answer, the longest waiting first."""
     query = select(inbox).where(inbox.c.state == State.WAITING.value)
