@@ -60,7 +60,7 @@ AUTH_RETRY = timedelta(hours=6)  # revoked credentials: retried rarely, never in
 # items: a first poll of news feeds brings thousands of full articles, and a batch holds all of their texts
 # (and their scoring and insert parameters) at once.
 MAX_BATCH_SOURCES = 200
-MAX_BATCH_ITEMS = 1000
+MAX_BATCH_ITEMS = 500
 
 
 class PipelineHooks(Protocol):

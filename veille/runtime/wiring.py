@@ -183,13 +183,17 @@ def build_alerting(
     config: Config, engine: Engine, clock: Clock, wiring: Wiring, *, storage: StorageStatus | None = None
 ) -> AlertingService:
     """The alerting service with its channels: the console always, Telegram when its token is set."""
+    from veille.core.secrets import read_secret
     from veille.notify.base import Notifier
     from veille.notify.console import ConsoleNotifier
     from veille.runtime.alerting import AlertingService
-    from veille.runtime.telegram import build_telegram
 
     notifiers: dict[str, Notifier] = {"console": ConsoleNotifier()}
-    telegram = build_telegram(config, engine=engine, clock=clock)
+    telegram = None
+    if read_secret(config.telegram.token_env):  # the bot library (a tenth of a `--once` start) only when needed
+        from veille.runtime.telegram import build_telegram
+
+        telegram = build_telegram(config, engine=engine, clock=clock)
     if telegram is not None:
         notifiers["telegram"] = telegram.notifier
         wiring.starters.append(telegram.start)
