@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "veille.cli.sentiment",
     "veille.cli.report",
     "veille.cli.audience",
+    "veille.cli.inbox",
     "veille.cli.maintenance",
     "veille.cli.web",
 ]
