@@ -128,7 +128,7 @@ def done_command(ctx: click.Context, config_file: str | None, item_id: int) -> N
     _close(ctx, config_file, item_id, answered=True)
 
 
-@inbox_group.command("no-reply", help=N_("Mark a conversation as needing no answer (pas besoin de réponse)."))
+@inbox_group.command("no-reply", help=N_("Mark a conversation as needing no answer."))
 @config_option
 @click.argument("item_id", type=int)
 @click.pass_context
