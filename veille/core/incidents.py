@@ -68,7 +68,7 @@ _LABELS: dict[str, str] = {
     Status.ACKED: N_("taken"),
     Status.RESOLVED: N_("resolved"),
     Mode.WAKE: N_("rings"),
-    Mode.SILENT: N_("silent"),
+    Mode.SILENT: N_("without ringing"),
     Mode.HELD: N_("held for the digest"),
     Kind.OPENED: N_("opened"),
     Kind.UPDATE: N_("update"),
