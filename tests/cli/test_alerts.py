@@ -57,6 +57,9 @@ def test_alerts_ack_mute_status(cli: click.Group, config_file: str) -> None:
     assert listed.exit_code == 0, listed.output
     (incident,) = json.loads(listed.output)
     assert (incident["client"], incident["cause"], incident["status"]) == ("resto", "buzz", "pending")
+    summary = incident["summary"]  # the default hit: "Intoxication chez Gégé, honte !"
+    assert (summary["posts"], summary["authors"], summary["terms"][0]) == (1, 1, "intoxication")
+    assert summary["text"].startswith("intoxication") and "1 post, 1 auteur, 1 source" in summary["text"]
     table = runner.invoke(cli, ["alerts", "--config", config_file])
     assert table.exit_code == 0 and "resto" in table.output
     acked = runner.invoke(cli, ["ack", str(incident["id"]), "--config", config_file, "--contact", "backup"])

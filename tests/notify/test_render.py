@@ -3,10 +3,13 @@ core (and stored so in the outbox) are shown translated, on the console/Apprise 
 
 from __future__ import annotations
 
-from veille.core.incidents import Cause, Kind, Urgency
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from veille.core.incidents import Cause, Incident, Kind, Status, Summary, Urgency
 from veille.notify.base import HitSummary, Notification
 from veille.notify.digest import compose
-from veille.notify.render import incident_title, render_text
+from veille.notify.render import from_payload, incident_title, render_text, summary_line, to_payload
 from veille.notify.telegram.render import render_notification
 
 REASONS = ("4 negative messages in 1 h, usually none", "risk 0.91", "severe: plainte")
@@ -55,3 +58,30 @@ def test_digest_counts_read_as_words() -> None:
     _, english = compose([], {"resto": (2, 1)}, {"resto": "Resto"}, "en")
     assert french == ("Resto : 1 publication, dont 1 négative",)
     assert english == ("Resto: 2 posts, 1 negative",)
+
+
+SUMMARY = Summary(("intoxication", "malade", "urgences"), ("intoxication", "malade", "boycott"), 7, 5, 3, (1,))
+
+
+def test_the_summary_says_what_the_posts_are_about_in_each_language() -> None:
+    alert = replace(_alert("fr"), summary=SUMMARY)
+    expected = "intoxication · malade · urgences : 7 posts, 5 auteurs, 3 sources (aussi : boycott)"
+    assert summary_line(SUMMARY, "fr") == expected
+    assert f"En bref : {expected}" in render_text(alert)
+    assert expected in "".join(render_notification(alert).parts)
+    english = render_text(replace(alert, lang="en"))
+    assert "In short: intoxication · malade · urgences: 7 posts, 5 authors, 3 sources (also: boycott)" in english
+    one = Summary(("cafard",), ("cafard",), 1, 1, 1)
+    assert summary_line(one, "fr") == "cafard : 1 post, 1 auteur, 1 source"
+    stored = from_payload(to_payload(alert), outbox_id=1, possible_duplicate=False)
+    assert stored.summary == SUMMARY  # the outbox keeps it for a send after a restart
+    assert from_payload({**to_payload(alert), "summary": None}, outbox_id=1, possible_duplicate=False).summary is None
+
+
+def test_the_digest_shows_each_incidents_summary() -> None:
+    at = datetime(2026, 11, 20, 2, 13, tzinfo=UTC)
+    incident = Incident(
+        1, "resto:buzz", "resto", Cause.BUZZ, "", Status.OPEN, Urgency.HIGH, True, at, at, at, summary=SUMMARY
+    )
+    _, lines = compose([incident], {"resto": (9, 7)}, {"resto": "Resto"}, "fr")
+    assert lines[-1] == "    intoxication · malade · urgences : 7 posts, 5 auteurs, 3 sources (aussi : boycott)"

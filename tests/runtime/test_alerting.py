@@ -542,3 +542,60 @@ def test_risk_reads_a_post_whole_and_an_article_where_it_speaks_of_the_client() 
     )
     text = risk_text(article)
     assert "Chez Gégé rouvre lundi. On y mange bien." in text and "intoxication" not in text
+
+
+def test_an_incident_keeps_a_summary_that_grows_with_it(engine: Engine) -> None:
+    """Issue 16: the stored incident (both backends) and its alert say what the posts are about."""
+    from veille.notify.render import from_payload, render_text
+
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    for n, text in enumerate(("Une vraie terrasse", "Burger parfait", "Terrasse au soleil")):
+        feed(service, engine, hit(clock, text, score=0.6, author=f"fan{n}", followers=10, direct=False))
+        clock.advance(3 * 3600)
+    texts = ("Serveur agressif chez Gégé", "Serveur très agressif ce midi", "Accueil glacial, serveur agressif")
+    for n, text in enumerate(texts):
+        feed(service, engine, hit(clock, text, followers=10, score=-0.5, direct=False, author=f"client{n}"))
+        clock.advance(60)
+    service.tick()
+    with read_conn(engine) as conn:
+        (incident,) = store.list_incidents(conn)
+    assert incident.summary is not None
+    assert (incident.summary.posts, incident.summary.authors) == (3, 3)
+    assert incident.summary.terms[0] == "serveur agressif" and "gégé" not in " ".join(incident.summary.terms)
+    row = rows(engine)[0]
+    message = render_text(from_payload(row.payload, outbox_id=row.id, possible_duplicate=False))
+    assert "En bref : serveur agressif" in message and "3 posts, 3 auteurs, 1 source" in message
+    feed(service, engine, hit(clock, "Serveur agressif, jamais vu ça", followers=10, score=-0.5, author="client9"))
+    with read_conn(engine) as conn:
+        (incident,) = store.list_incidents(conn)
+    assert incident.summary is not None and incident.summary.posts == 4
+
+
+def test_a_volume_incident_lists_its_top_posts(engine: Engine) -> None:
+    clock = FakeClock(DAY)
+    service = make_service(engine, clock, {"telegram": FakeNotifier("telegram")})
+    for n in range(24):
+        feed(
+            service,
+            engine,
+            hit(
+                clock,
+                f"Vu Chez Gégé à la télé, émission numéro {'abcdefghijklmnopqrstuvwx'[n]}",
+                score=0.0,
+                author=f"viewer{n}",
+                followers=10,
+                direct=False,
+                reposts=n,
+            ),
+        )
+        clock.advance(60)
+    service.tick()
+    clock.advance(600)
+    service.tick()
+    with read_conn(engine) as conn:
+        (incident,) = [i for i in store.list_incidents(conn) if i.cause.value == "volume"]
+    assert incident.summary is not None and "télé" in incident.summary.terms
+    sent = [r for r in rows(engine) if r.incident_id == incident.id]
+    assert sent and len(sent[0].payload["hits"]) == 3 and sent[0].payload["summary"]["posts"] >= 20
+    assert incident.summary.posts == 24  # updated as the spike grew

@@ -201,8 +201,27 @@ def test_cli_replay_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert result.exit_code == 0, result.output
     objects = [json.loads(line) for line in result.output.splitlines()]
     assert objects and {"at", "client", "contact", "urgency", "wakes", "incident"} <= set(objects[0])
+    assert any("intoxication" in (o["summary"] or "") for o in objects)  # each notification says what it is about
     assert any(o["wakes"] for o in objects)
     table = CliRunner().invoke(
         cli, ["replay", str(BENCH / "bad_buzz.jsonl"), "--config", str(tmp_path / "config.toml")]
     )
     assert table.exit_code == 0 and "réveillé le téléphone" in table.output
+
+
+@pytest.mark.parametrize(
+    ("name", "cause"),
+    [("bad_buzz", {"intoxication", "malade", "urgences"}), ("bad_buzz_small_account", {"cafard"})],
+)
+def test_the_bad_buzz_summaries_name_their_real_cause(real_scorer, name: str, cause: set[str]) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16: the alert says what people are angry about (against the client's usual posts of the day)."""
+    results = [r for r in replay(config(), read_timeline(BENCH / f"{name}.jsonl"), real_scorer) if r.incident]
+    woke = next(r for r in results if r.wakes)
+    assert woke.summary is not None
+    head = woke.summary.split(" : ")[0].split(" · ")
+    assert cause & set(head), woke.summary
+    assert not {"chez", "gégé", "gege", "chezgege"} & set(head)  # the client's own name never stands out
+    last = [r for r in results if r.summary][-1].summary
+    assert last is not None and cause & set(last.split(" : ")[0].split(" · ")), last
+    if name == "bad_buzz":  # it grows with the echoes: every angry voice is counted
+        assert "15 posts, 15 auteurs, 1 source" in last

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from veille.cli.common import config_option, emit, fail, load_or_exit, open_database, progress
-from veille.cli.wording import _, command, ngettext, text
+from veille.cli.wording import _, cli_wording, command, ngettext, text
 from veille.core.durations import format_duration, parse_duration, parse_since
 from veille.core.i18n import N_
 
@@ -53,6 +53,7 @@ def alerts_command(
     config_file: str | None, client: str | None, since: str, open_only: bool, limit: int, output_format: str
 ) -> None:
     from veille.core.incidents import label
+    from veille.notify.render import summary_line
     from veille.store import alerts as store
     from veille.store.engine import read_conn
 
@@ -94,6 +95,11 @@ def alerts_command(
                 "taken": acks.get(incident.id or 0, []),
                 "deliveries": sent.get(incident.id or 0, {}),
                 "reasons": list(incident.reasons),
+                "summary": (
+                    {**incident.summary.as_dict(), "text": summary_line(incident.summary, cli_wording().lang)}
+                    if incident.summary
+                    else None
+                ),
             }
         )
     if output_format == "json":

@@ -94,6 +94,46 @@ def incident_key(client_id: str, cause: Cause, subject: str = "") -> str:
     return f"{client_id}:{cause.value}" + (f":{subject}" if subject else "")
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What an incident is about, in a few words: computed from its posts (veille.alerting.summary), stored
+    with it and shown in its alerts, the digest and `veille alerts`."""
+
+    terms: tuple[str, ...]  # the words and word pairs that stand out against the client's usual posts
+    crisis_words: tuple[str, ...]  # crisis words its posts contain, most frequent first
+    posts: int
+    authors: int
+    sources: int
+    top_hits: tuple[int, ...] = ()  # the most representative posts: most engaged, then most central
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "terms": list(self.terms),
+            "crisis_words": list(self.crisis_words),
+            "posts": self.posts,
+            "authors": self.authors,
+            "sources": self.sources,
+            "top_hits": list(self.top_hits),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: object) -> Summary | None:
+        """The stored form back (None for no summary or a shape this version cannot read)."""
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return cls(
+                terms=tuple(str(t) for t in raw.get("terms", ())),
+                crisis_words=tuple(str(t) for t in raw.get("crisis_words", ())),
+                posts=int(raw["posts"]),
+                authors=int(raw["authors"]),
+                sources=int(raw["sources"]),
+                top_hits=tuple(int(h) for h in raw.get("top_hits", ())),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
 @dataclass(slots=True)
 class Signal:
     """What detection says about one dedup key right now."""
@@ -147,6 +187,7 @@ class Incident:
     ack_until: datetime | None = None
     resolved_at: datetime | None = None
     flaps: int = 0
+    summary: Summary | None = None  # buzz and volume incidents: what their posts are about
 
     @property
     def tag(self) -> str:

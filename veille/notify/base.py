@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from veille.core.errors import VeilleError
-from veille.core.incidents import Urgency
+from veille.core.incidents import Summary, Urgency
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,7 @@ class Notification:
     possible_duplicate: bool = False
     created_at: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    summary: Summary | None = None  # what the incident's posts are about (buzz and volume)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from veille.core.i18n import wording
 from veille.core.incidents import Incident, Kind, label
-from veille.notify.render import incident_title
+from veille.notify.render import incident_title, summary_line
 
 MAX_LINES = 30
 
@@ -29,6 +29,8 @@ def compose(
             hits = w.ngettext("{n} hit", "{n} hits", incident.hit_count).format(n=incident.hit_count)
             details = f"{hits}, {w._(label(incident.urgency))}, {w._(label(incident.status))}"
             lines.append(f"  {incident.tag} {head} — {details}")
+            if incident.summary is not None:
+                lines.append(f"    {summary_line(incident.summary, lang)}")
     if len(lines) > MAX_LINES:
         rest = len(lines) - MAX_LINES + 1
         more = w.ngettext("… {n} more line: veille alerts", "… {n} more lines: veille alerts", rest).format(n=rest)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from veille.core.i18n import N_, wording
-from veille.core.incidents import Cause, Kind, Urgency
+from veille.core.incidents import Cause, Kind, Summary, Urgency
 from veille.notify.base import HitSummary, Notification
 
 _CAUSE = {
@@ -41,6 +41,27 @@ def incident_title(cause: Cause, kind: Kind, client_name: str, subject: str, lan
     return f"{text} — {w._(suffix)}" if suffix else text
 
 
+MAX_EXTRA_CRISIS_WORDS = 3
+
+
+def summary_line(summary: Summary, lang: str) -> str:
+    """ "intoxication · malade · urgences : 7 posts, 5 auteurs, 3 sources (aussi : boycott, honte)"."""
+    w = wording(lang)
+    counts = ", ".join(
+        (
+            w.ngettext("{n} post", "{n} posts", summary.posts).format(n=summary.posts),
+            w.ngettext("{n} author", "{n} authors", summary.authors).format(n=summary.authors),
+            w.ngettext("{n} source", "{n} sources", summary.sources).format(n=summary.sources),
+        )
+    )
+    line = w._("{terms}: {counts}").format(terms=" · ".join(summary.terms), counts=counts) if summary.terms else counts
+    shown = {t.lower() for term in summary.terms for t in term.split()}
+    extra = [c for c in summary.crisis_words if c.lower() not in shown][:MAX_EXTRA_CRISIS_WORDS]
+    if extra:
+        line += " " + w._("(also: {words})").format(words=", ".join(extra))
+    return line
+
+
 def render_text(n: Notification) -> str:
     """Plain-text rendering (console, logs, Apprise bodies), in the contact's language."""
     w = wording(n.lang)
@@ -49,6 +70,8 @@ def render_text(n: Notification) -> str:
     lines = [f"{bell} {n.tag} {n.title}{urgent}"]
     if n.possible_duplicate:
         lines[0] += f" ({w._('possible duplicate')})"
+    if n.summary is not None:
+        lines.append(w._("In short: {summary}").format(summary=summary_line(n.summary, n.lang)))
     if n.reasons:
         lines.append(w._("Why: {reasons}").format(reasons="; ".join(w.text(r) for r in n.reasons)))
     for hit in n.hits:
@@ -83,6 +106,7 @@ def to_payload(n: Notification) -> dict[str, Any]:
         "lang": n.lang,
         "created_at": _dt(n.created_at),
         "extra": dict(n.extra),
+        "summary": n.summary.as_dict() if n.summary else None,
         "hits": [
             {
                 "hit_id": h.hit_id,
@@ -133,4 +157,5 @@ def from_payload(payload: dict[str, Any], *, outbox_id: int, possible_duplicate:
         possible_duplicate=possible_duplicate,
         created_at=datetime.fromisoformat(created) if created else None,
         extra=dict(payload.get("extra", {})),
+        summary=Summary.from_dict(payload.get("summary")),
     )

@@ -49,6 +49,7 @@ from veille.notify.render import incident_title, to_payload
 from veille.runtime import actions
 from veille.runtime.inbox import reply_signals
 from veille.runtime.outbox import Dispatcher
+from veille.runtime.summaries import SUMMARISED, Summaries
 from veille.scoring.excerpt import SHORT_TEXT, sentiment_excerpt
 from veille.store import alerts as store
 from veille.store.audience import Figure, highest_since
@@ -185,6 +186,12 @@ def risk_text(hit: StoredHit) -> str:
     return sentiment_excerpt(hit.title, hit.text, hit.matched_terms)
 
 
+def _shown_hits(incident: Incident) -> tuple[int, ...]:
+    """The posts an alert shows: the riskiest (or newest) one, then the summary's most representative."""
+    representative = incident.summary.top_hits if incident.summary else incident.top_hits
+    return tuple(dict.fromkeys((*incident.top_hits[:1], *representative)))[:3]
+
+
 def engagement_text(engagement: Engagement | None, lang: str = "fr") -> str:
     if engagement is None:
         return ""
@@ -226,6 +233,7 @@ class AlertingService:
         self.tick_interval = tick_interval
         self._words: dict[str, CrisisWords] = {}
         self.windows = HitWindows(engine, self.clock)
+        self.incident_summaries = Summaries(self.settings.spike_window, self.settings.risk_threshold)
         self._detected_at: dict[str, float] = {}  # client -> monotonic time of its last detection
         self.last_tick_at: datetime | None = None
 
@@ -618,6 +626,11 @@ class AlertingService:
             updated = observe(incident, signal, ctx, now, last_resolved_at=last_resolved)
             if updated is None:
                 continue
+            if updated.cause in SUMMARISED and (signal.new_hits or updated.summary is None):
+                client = self.config.client(updated.client_id)
+                names = (client.name, *client.keywords) if client else ()
+                words = self._words_for(updated.client_id)
+                updated.summary = self.incident_summaries.of(conn, updated, words, names)
             if incident is None:
                 store.save_incident(conn, updated, now)
                 store.add_event(
@@ -706,7 +719,8 @@ class AlertingService:
                 silent=decision.mode is Mode.SILENT,
                 title=incident_title(incident.cause, decision.kind, name, incident.subject, contact.lang),
                 reasons=incident.reasons,
-                hits=self._summaries(conn, incident.top_hits[:3]),
+                hits=self._summaries(conn, _shown_hits(incident)),
+                summary=incident.summary,
                 lang=contact.lang,
                 created_at=now,
                 extra={

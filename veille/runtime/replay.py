@@ -26,9 +26,9 @@ from sqlalchemy import Engine, event
 from veille.config import Config
 from veille.core.clock import FakeClock, utc
 from veille.core.i18n import N_
-from veille.core.incidents import Kind
+from veille.core.incidents import Kind, Summary
 from veille.core.models import Engagement, SentimentResult, StoredHit
-from veille.notify.render import incident_title
+from veille.notify.render import incident_title, summary_line
 from veille.runtime.alerting import AlertingService
 from veille.scoring.base import Scorer
 from veille.scoring.own_terms import OwnTerms
@@ -73,6 +73,7 @@ class Simulated:
     incident: int | None
     title: str
     cause: str | None = None  # buzz | volume | source | silence (None for digests)
+    summary: str | None = None  # what the incident's posts are about, as the alert says it (buzz and volume)
 
     def as_json(self, tz: Any) -> dict[str, Any]:
         return {
@@ -86,6 +87,7 @@ class Simulated:
             "incident": self.incident,
             "cause": self.cause,
             "title": self.title,
+            "summary": self.summary,
         }
 
 
@@ -275,6 +277,7 @@ def _collect(engine: Engine, config: Config) -> list[Simulated]:
                 incident=r.incident_id,
                 title=str(r.payload.get("title", "")),
                 cause=causes.get(r.incident_id),
+                summary=_summary_text(Summary.from_dict(r.payload.get("summary")), str(r.payload.get("lang", "fr"))),
             )
             for r in store.outbox_rows(conn)
         ]
@@ -305,6 +308,11 @@ def _collect(engine: Engine, config: Config) -> list[Simulated]:
                     incident=event.incident_id,
                     title=title,
                     cause=causes.get(event.incident_id),
+                    summary=_summary_text(incident.summary if incident else None, config.lang),
                 )
             )
     return sorted(sent + held, key=lambda s: (s.at, s.incident or 0, s.contact))
+
+
+def _summary_text(summary: Summary | None, lang: str) -> str | None:
+    return summary_line(summary, lang) if summary is not None else None

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from veille.core.incidents import Cause, Incident, Status, Urgency
+from veille.core.incidents import Cause, Incident, Status, Summary, Urgency
 from veille.store.schema import outbox
 from veille.store.schema_alerts import alert_hits, alert_kv, alert_sources, incident_events, incidents, mutes
 
@@ -176,6 +176,7 @@ def _to_incident(row: Any) -> Incident:
         ack_until=row.ack_until,
         resolved_at=row.resolved_at,
         flaps=row.flaps,
+        summary=Summary.from_dict(row.summary),
     )
 
 
@@ -210,6 +211,7 @@ def _incident_values(incident: Incident, now: datetime) -> dict[str, Any]:
         "ack_until": incident.ack_until,
         "resolved_at": incident.resolved_at,
         "flaps": incident.flaps,
+        "summary": incident.summary.as_dict() if incident.summary else None,
         "updated_at": now,
     }
 
@@ -398,6 +400,35 @@ def hits_since(conn: Connection, client_id: str, since: datetime) -> list[Recent
         alert_hits.c.client_id == client_id, or_(alert_hits.c.seen_at >= since, alert_hits.c.active_at >= since)
     )
     return [RecentHit(*row) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class PostText:
+    """A hit's text and who brought it, for incident summaries."""
+
+    hit_id: int
+    snippet: str
+    author: str | None
+    source_kind: str
+    total: int  # engagement when last seen
+    negative: bool
+    risk: float
+
+
+_POST_TEXT_COLUMNS = [alert_hits.c[f.name] for f in fields(PostText)]
+
+
+def post_texts(
+    conn: Connection, client_id: str, since: datetime, until: datetime | None = None, *, limit: int = 5000
+) -> list[PostText]:
+    """The client's hits seen or still spreading in [since, until), newest first, at most `limit`."""
+    query = select(*_POST_TEXT_COLUMNS).where(
+        alert_hits.c.client_id == client_id, or_(alert_hits.c.seen_at >= since, alert_hits.c.active_at >= since)
+    )
+    if until is not None:
+        query = query.where(alert_hits.c.seen_at < until)
+    query = query.order_by(alert_hits.c.seen_at.desc(), alert_hits.c.hit_id.desc()).limit(limit)
+    return [PostText(*row) for row in conn.execute(query)]
 
 
 def client_counts(conn: Connection, client_ids: Sequence[str], since: datetime) -> dict[str, tuple[int, int]]:

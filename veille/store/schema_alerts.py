@@ -43,6 +43,7 @@ incidents = Table(
     Column("ack_until", UtcDateTime(), nullable=True),
     Column("resolved_at", UtcDateTime(), nullable=True),
     Column("flaps", Integer(), nullable=False, default=0),
+    Column("summary", JSON(), nullable=True),  # buzz and volume: what the posts are about (core.incidents.Summary)
     Column("updated_at", UtcDateTime(), nullable=False),
     # At most one unresolved incident per key, on both backends (partial unique index).
     Index(

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from veille.core.i18n import N_, wording
 from veille.core.incidents import Urgency
 from veille.notify.base import HitSummary, Notification
+from veille.notify.render import summary_line
 
 TELEGRAM_LIMIT = 4096  # UTF-16 code units per message
 DEFAULT_MAX_PARTS = 4
@@ -151,6 +152,8 @@ def _header(n: Notification) -> list[Block]:
     if n.possible_duplicate:
         blocks.append(Block(text(lang, "dup"), "i", post="\n"))
     blocks.append(Block(n.title, "b", post="\n"))
+    if n.summary is not None:
+        blocks.append(Block(summary_line(n.summary, lang), "i", post="\n"))
     return blocks
 
 

@@ -1,0 +1,48 @@
+"""Incident summaries for the alerting service: reads an incident's posts and its client's usual ones, and
+hands them to the pure `veille.alerting.summary`.
+
+The usual posts (the BACKGROUND_DAYS before the incident, as far as alert_hits keeps them) are counted once
+per incident and kept while it is open; its own posts are read again each time it gains evidence."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from veille.alerting.risk import CrisisWords
+from veille.alerting.summary import BACKGROUND_DAYS, Background, Post, own_words, summarise
+from veille.core.incidents import Cause, Incident, Summary
+from veille.store import alerts as store
+
+SUMMARISED = (Cause.BUZZ, Cause.VOLUME)
+KEPT_BACKGROUNDS = 256  # open incidents whose clients' usual vocabulary stays in memory
+
+
+class Summaries:
+    def __init__(self, window: timedelta, risk_threshold: float) -> None:
+        self._window = window
+        self._risk_threshold = risk_threshold
+        self._backgrounds: OrderedDict[tuple[str, datetime], Background] = OrderedDict()
+
+    def of(self, conn: Connection, incident: Incident, crisis: CrisisWords, names: tuple[str, ...]) -> Summary:
+        """The summary of a buzz or volume incident as it stands: its posts since its window opened (a bad
+        buzz: the negative or risky ones) against its client's usual posts."""
+        own = own_words(names)
+        start = incident.opened_at - self._window
+        rows = store.post_texts(conn, incident.client_id, start)
+        if incident.cause is Cause.BUZZ:
+            rows = [r for r in rows if r.negative or r.risk >= self._risk_threshold]
+        posts = [Post(r.hit_id, r.snippet, r.author, r.source_kind, r.total) for r in rows]
+        return summarise(posts, self._background(conn, incident, start, own), crisis, own)
+
+    def _background(self, conn: Connection, incident: Incident, start: datetime, own: frozenset[str]) -> Background:
+        key = (incident.key, incident.opened_at)
+        background = self._backgrounds.get(key)
+        if background is None:
+            usual = store.post_texts(conn, incident.client_id, start - timedelta(days=BACKGROUND_DAYS), start)
+            background = self._backgrounds[key] = Background((r.snippet for r in usual), own)
+            while len(self._backgrounds) > KEPT_BACKGROUNDS:
+                self._backgrounds.popitem(last=False)
+        return background
