@@ -133,6 +133,7 @@ _LANGUAGE_DATA = (
     "veille/scoring/",
     "veille/alerting/settings.py",
     "veille/alerting/replies.py",
+    "veille/alerting/summary.py",  # stop words of incident summaries
     "veille/core/matching.py",
 )
 _FRENCH_LETTERS = re.compile(r"[éèêàâçùûôîœ]")
