@@ -7,6 +7,7 @@ closes the conversation, resolves both, and the answer log counts a wait of 11 h
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert
@@ -17,6 +18,8 @@ from veille.core.clock import FakeClock
 from veille.core.i18n import wording
 from veille.core.models import Channel, StoredHit
 from veille.notify.fake import FakeNotifier
+from veille.reports import monthly_report, render
+from veille.reports.period import Month
 from veille.runtime.alerting import AlertingService
 from veille.runtime.inbox import record_hits
 from veille.store import alerts as store
@@ -111,4 +114,22 @@ def test_a_message_unanswered_overnight(db_url: str) -> None:
         answers = inbox_store.answers_between(conn, EVENING, reply_at + timedelta(hours=1))
     assert states == {"reply_due": "resolved", "reply": "resolved"}
     assert answers == [("resto", "message", (11 * 60 + 25) * 60.0, True)]
+
+    # The monthly report counts it: one answer on messages, 11 h 25 min, past its deadline.
+    with read_conn(engine) as conn:
+        report = monthly_report(
+            conn,
+            client_id="resto",
+            client_name="Chez Gégé",
+            month=Month(2026, 11),
+            timezone="Europe/Paris",
+            now=clock.now(),
+            failing_after=timedelta(hours=6),
+        )
     engine.dispose()
+    (line,) = report.responses
+    assert (line.channel, line.answered, line.unanswered, line.rate, line.overdue) == ("message", 1, 0, 1.0, 1)
+    assert line.median == timedelta(hours=11, minutes=25)
+    french = render([report], "md", "fr")
+    assert "Réponses aux clients" in french and "| messages | 1 | 0 | 100,0\u202f% | 11h25m | 1 |" in french
+    assert json.loads(render([report], "json", "en"))["responses"][0]["median_response_seconds"] == 41100.0

@@ -22,6 +22,7 @@ from veille.reports.period import Month
 from veille.reports.tabular import render_csv, report_json
 from veille.store import reports as store
 from veille.store.audience import growth as audience_growth
+from veille.store.inbox import answers_between, unanswered_channels
 from veille.store.sources import list_sources
 
 FORMATS = ("md", "html", "csv", "json")
@@ -58,6 +59,10 @@ def monthly_report(
         audience=audience_growth(
             conn, client_id=client_id, start=start.astimezone(tz).date(), end=end.astimezone(tz).date()
         ),
+        answers=[
+            (channel, seconds, late) for _, channel, seconds, late in answers_between(conn, start, end, client_id)
+        ],
+        unanswered=unanswered_channels(conn, client_id, end),
     )
 
 

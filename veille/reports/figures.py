@@ -88,6 +88,38 @@ class Outage:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseLine:
+    """Answers to customers on one channel (the reply inbox): the agency's billable promise."""
+
+    channel: str  # "" for every channel together
+    answered: int  # answers given in the month
+    unanswered: int  # conversations still waiting
+    median: timedelta | None  # median time the customers waited for the answers given
+    overdue: int  # answers given after their deadline
+
+    @property
+    def rate(self) -> float | None:
+        total = self.answered + self.unanswered
+        return self.answered / total if total else None
+
+
+def response_lines(answers: Sequence[tuple[str, float, bool]], unanswered: Sequence[str]) -> tuple[ResponseLine, ...]:
+    """Per channel, then all channels together (when more than one): answers are (channel, seconds, overdue)."""
+
+    def line(channel: str, picked: Sequence[tuple[str, float, bool]], waiting: int) -> ResponseLine:
+        waits = [seconds for _, seconds, _ in picked]
+        median = timedelta(seconds=statistics.median(waits)) if waits else None
+        return ResponseLine(channel, len(picked), waiting, median, sum(1 for *_, late in picked if late))
+
+    channels = sorted({a[0] for a in answers} | set(unanswered))
+    waiting = Counter(unanswered)
+    lines = [line(c, [a for a in answers if a[0] == c], waiting[c]) for c in channels]
+    if len(lines) > 1:
+        lines.append(line("", answers, len(unanswered)))
+    return tuple(lines)
+
+
+@dataclass(frozen=True, slots=True)
 class MonthlyReport:
     client_id: str
     client_name: str
@@ -109,11 +141,12 @@ class MonthlyReport:
     outages: tuple[Outage, ...]
     hits: tuple[ReportHit, ...] = field(repr=False)  # every hit of the month, for the CSV
     audience: tuple[Growth, ...] = ()  # the month's growth of each own account (followers, rating)
+    responses: tuple[ResponseLine, ...] = ()  # answers to customers per channel (the reply inbox)
 
     @property
     def quiet(self) -> bool:
         """Nothing at all to report: the renderers say so in one sentence."""
-        return self.total == 0 and not self.incidents and not self.outages
+        return self.total == 0 and not self.incidents and not self.outages and not self.responses
 
 
 def by_kind(hits: Iterable[ReportHit]) -> tuple[Ranked, ...]:
@@ -293,6 +326,8 @@ def build_report(
     source_kinds: Mapping[str, str],
     failing_after: timedelta,
     audience: Sequence[Growth] = (),
+    answers: Sequence[tuple[str, float, bool]] = (),
+    unanswered: Sequence[str] = (),
     top: int = 5,
 ) -> MonthlyReport:
     tz = ZoneInfo(timezone)
@@ -322,4 +357,5 @@ def build_report(
         ),
         hits=tuple(hits),
         audience=tuple(audience),
+        responses=response_lines(answers, unanswered),
     )

@@ -186,7 +186,7 @@ def document(report: MonthlyReport, lang: str, tz: tzinfo) -> Document:
             _ranking(w._("Most active authors"), w._("author"), report.top_authors, w),
             _ranking(w._("Most matched terms"), w._("term"), report.top_terms, w),
         ]
-    sections += [_incidents(report, w), _outages(report, w), _audience(report, w)]
+    sections += [_incidents(report, w), _responses(report, w), _outages(report, w), _audience(report, w)]
     return Document(lang, title, subtitle, tuple(s for s in sections if s is not None))
 
 
@@ -401,6 +401,41 @@ def _audience(r: MonthlyReport, w: Words) -> Section | None:
             (w._("account"), w._("measure"), w._("start"), w._("end"), w._("change")),
             rows,
             frozenset({2, 3, 4}),
+        ),
+    )
+
+
+_CHANNELS = {"message": N_("messages"), "comment": N_("comments"), "review": N_("reviews"), "post": N_("posts")}
+
+
+def _responses(r: MonthlyReport, w: Words) -> Section | None:
+    """Answers to the customers who wrote to the client: response rate and time per channel."""
+    if not r.responses:
+        return None
+    rows = tuple(
+        (
+            w._(_CHANNELS[line.channel]) if line.channel in _CHANNELS else line.channel or w._("all channels"),
+            w.count(line.answered),
+            w.count(line.unanswered),
+            w.pct(line.rate) if line.rate is not None else "—",
+            w.span(line.median),
+            w.count(line.overdue),
+        )
+        for line in r.responses
+    )
+    return Section(
+        w._("Answers to customers"),
+        table=Table(
+            (
+                w._("channel"),
+                w._("answered"),
+                w._("unanswered"),
+                w._("response rate"),
+                w._("median response time"),
+                w._("past the deadline"),
+            ),
+            rows,
+            frozenset({1, 2, 3, 4, 5}),
         ),
     )
 

@@ -160,6 +160,17 @@ def report_json(report: MonthlyReport, tz: tzinfo) -> dict[str, Any]:
             }
             for o in report.outages
         ],
+        "responses": [
+            {
+                "channel": line.channel or "all",
+                "answered": line.answered,
+                "unanswered": line.unanswered,
+                "response_rate": round(line.rate, 4) if line.rate is not None else None,
+                "median_response_seconds": _seconds(line.median),
+                "past_deadline": line.overdue,
+            }
+            for line in report.responses
+        ],
         "audience": [
             {
                 "source": g.source_key,

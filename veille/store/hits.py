@@ -34,6 +34,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     column,
+    false,
     func,
     or_,
     select,
@@ -639,8 +640,9 @@ def original_only() -> ColumnElement[bool]:
     """`duplicate_of IS NULL` (not a linked copy), written `duplicate_of + 0` so that SQLite does not use
     the duplicate_of index for it: without statistics SQLite takes that filter for a selective one and
     walks every hit instead of the client's time range (250 ms instead of 1 for the current hour of 50
-    clients over 100,000 hits). PostgreSQL plans it the same either way."""
-    return (hits.c.duplicate_of + 0).is_(None)
+    clients over 100,000 hits). PostgreSQL plans it the same either way. The client's own answers
+    (`from_client`, kept for the reply inbox) are left out too: they are not what people say about it."""
+    return and_((hits.c.duplicate_of + 0).is_(None), hits.c.from_client.is_(false()))
 
 
 def query_hits(conn: Connection, q: HitQuery) -> list[HitListing]:

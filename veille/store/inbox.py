@@ -191,15 +191,26 @@ def mark(
         conn.execute(update(inbox).where(inbox.c.id == item_id).values(**values))
 
 
-def answers_between(conn: Connection, start: datetime, end: datetime) -> list[tuple[str, str, float, bool]]:
+def answers_between(
+    conn: Connection, start: datetime, end: datetime, client_id: str | None = None
+) -> list[tuple[str, str, float, bool]]:
     """(client, channel, seconds waited, past its deadline) per answer given in [start, end)."""
-    rows = conn.execute(
-        select(
-            inbox_answers.c.client_id,
-            inbox_answers.c.channel,
-            inbox_answers.c.waited_since,
-            inbox_answers.c.answered_at,
-            inbox_answers.c.overdue,
-        ).where(and_(inbox_answers.c.answered_at >= start, inbox_answers.c.answered_at < end))
-    )
+    query = select(
+        inbox_answers.c.client_id,
+        inbox_answers.c.channel,
+        inbox_answers.c.waited_since,
+        inbox_answers.c.answered_at,
+        inbox_answers.c.overdue,
+    ).where(and_(inbox_answers.c.answered_at >= start, inbox_answers.c.answered_at < end))
+    if client_id is not None:
+        query = query.where(inbox_answers.c.client_id == client_id)
+    rows = conn.execute(query.order_by(inbox_answers.c.id))
     return [(r.client_id, r.channel, (r.answered_at - r.waited_since).total_seconds(), r.overdue) for r in rows]
+
+
+def unanswered_channels(conn: Connection, client_id: str, before: datetime) -> list[str]:
+    """The channel of each conversation of this client still waiting that began before `before`."""
+    query = select(inbox.c.channel).where(
+        inbox.c.client_id == client_id, inbox.c.state == State.WAITING.value, inbox.c.waiting_since < before
+    )
+    return list(conn.execute(query).scalars())

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, func, or_, select
+from sqlalchemy import ColumnElement, Connection, false, func, or_, select
 
 from veille.core.models import Engagement
 from veille.store.schema import engagement, hits, sources
@@ -70,6 +70,7 @@ def _own_hits(client_id: str, start: datetime, end: datetime) -> list[ColumnElem
         hits.c.fetched_at >= start,
         hits.c.fetched_at < end,
         hits.c.duplicate_of.is_(None),
+        hits.c.from_client.is_(false()),  # the client's own answers: the reply inbox's, not the report's
     ]
 
 

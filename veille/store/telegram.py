@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from veille.core.clock import utc
 from veille.store.engine import read_conn, write_tx
+from veille.store.hits import original_only
 from veille.store.schema import hits, outbox, sources
 from veille.store.schema_telegram import (
     telegram_callbacks,
@@ -338,7 +339,7 @@ def recent_hits(engine: Engine, client_ids: list[str], since: datetime, limit: i
                 hits.c.sentiment_score,
                 hits.c.fetched_at,
             )
-            .where(hits.c.client_id.in_(client_ids), hits.c.fetched_at >= since, hits.c.duplicate_of.is_(None))
+            .where(hits.c.client_id.in_(client_ids), hits.c.fetched_at >= since, original_only())
             .order_by(hits.c.fetched_at.desc(), hits.c.id.desc())
             .limit(max(1, min(limit, 1000)))
         ).all()
