@@ -226,3 +226,29 @@ def test_an_incident_shows_its_deliveries_and_history_with_outside_text_escaped(
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img" not in page
     assert "en attente" in page  # the delivery's state, in words
     assert "ouvert" in page  # the history: the incident was opened
+
+
+def test_stored_errors_and_notes_are_shown_in_the_page_language(site: Site, base_url: str) -> None:
+    """Source errors and notes are stored in English (N_ templates): the French page says them in French."""
+    from sqlalchemy import update
+
+    from veille.store.engine import write_tx
+    from veille.store.schema import sources
+
+    engine = make_engine(site.config.database_url)
+    with write_tx(engine) as conn:
+        conn.execute(
+            update(sources)
+            .where(sources.c.key == "resto/news")
+            .values(
+                last_error_kind="network",
+                last_error_message="DNS lookup failed (https://news.example.org/rss)",
+                note="X budget: 3/10 reads left this month",
+            )
+        )
+    engine.dispose()
+    with logged_in(base_url, "camille") as camille:
+        page = camille.get("/sources").text
+    assert "réseau: échec de la résolution DNS (https://news.example.org/rss)" in page
+    assert "budget X : 3/10 lectures restantes ce mois-ci" in page
+    assert "DNS lookup failed" not in page and "reads left" not in page

@@ -17,7 +17,8 @@ from starlette.templating import Jinja2Templates
 
 from veille.config import ClientConfig, Config
 from veille.core.clock import Clock
-from veille.core.i18n import available_languages, current_lang
+from veille.core.i18n import available_languages, current_lang, wording
+from veille.core.models import error_kind_label
 from veille.store.engine import read_conn
 from veille.store.users import WebUser, get_user
 from veille.web.auth import LoginLimiter, csrf_ok, new_csrf_token, password_mark, visible_clients
@@ -98,6 +99,8 @@ def render(request: Request, template: str, context: dict[str, Any], *, status: 
         "lang": lang,
         "_": translator(lang),
         "word": word_for(lang),
+        "text": wording(lang).text,  # English text stored by veille (errors, reasons, notes), in `lang`
+        "error_kind": lambda kind: wording(lang)._(error_kind_label(kind)) if kind else "",
         "csrf": csrf_token(request),
         "flash": flash,
         "tz": state.config.tz,
