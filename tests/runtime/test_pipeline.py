@@ -433,3 +433,17 @@ async def test_the_clients_own_name_is_never_scored_as_sentiment(
     (row,) = stored(config)
     assert row.sentiment_label != "neg", (row.sentiment_score, row.sentiment_reasons)
     assert not any("tapis" in reason.lower() for reason in row.sentiment_reasons or ())
+
+
+async def test_a_stored_result_keeps_its_counts_not_its_items(
+    tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
+    """`veille run --once` keeps every poll's result until it exits: the stored items are not kept with them."""
+    items = feed_items(1, 30)
+    server.route("/feed", etag_feed(rss(items)))
+    config = make_config(tmp_path, db_url, {"resto": [server.url("/feed")]})
+    pipeline = await started(config, http, clock)
+    result = await pipeline.poll(next(iter(pipeline.runtimes)))
+    await pipeline.stop()
+    assert result is not None and result.new_hits == sum(1 for i in items if i["matches"]) > 0
+    assert result.matched == [] and result.outcome is not None and result.outcome.items == []

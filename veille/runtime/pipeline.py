@@ -480,7 +480,8 @@ class Pipeline:
                 await asyncio.to_thread(self._write_batch, [r for r, _ in batch])
                 self.storage.succeeded()
                 failures = 0
-                for _, done in batch:
+                for result, done in batch:
+                    _release_items(result)
                     if not done.done():
                         done.set_result(None)
             except Exception as exc:  # StorageError, or a bug: nothing advanced, every poll is told
@@ -674,6 +675,14 @@ class Pipeline:
 
 def _next_poll_at(outcome: PollOutcome, now: datetime) -> datetime | None:
     return now + timedelta(seconds=outcome.earliest_next_poll) if outcome.earliest_next_poll else None
+
+
+def _release_items(result: PollResult) -> None:
+    """Stored: drop the result's items (their counts stay). A `veille run --once` keeps every poll's result
+    until it exits, and held each article's text with it: most of its peak memory on a first poll of news."""
+    result.matched = []
+    if result.outcome is not None:
+        result.outcome.items = []
 
 
 def _scoring_text(matched: MatchedItem) -> str:
