@@ -10,6 +10,7 @@ The same daemon on SQLite whose write lock another process holds goes through th
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sqlite3
@@ -190,6 +191,7 @@ digest_at = "off"
             capture_output=True,
             text=True,
             timeout=30,
+            env={**os.environ, "VEILLE_LANG": "en"},  # the assertions read the English wording
         )
 
 

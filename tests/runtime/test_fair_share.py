@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -354,3 +356,34 @@ def test_one_daemon_runs_the_jetstream_consumer_and_a_takeover_replays_the_gap(t
                 if process.poll() is None:
                     process.kill()
                     process.wait(timeout=10)
+
+
+def test_a_killed_daemon_of_this_host_counts_in_no_share(tmp_path: Path, db_url: str) -> None:
+    """systemd restarts a killed daemon: the dead one's heartbeat (no leases held) must not halve the new
+    one's share until it ages out; it is forgotten at once."""
+    host = socket.gethostname()[:30]
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    dead = f"{host}:{int(gone.stdout)}:old"
+    clock = FakeClock()
+    ids = make_ids(tmp_path, db_url, 24)
+    engine = make_engine(db_url)
+    with write_tx(engine) as conn:
+        lease_store.heartbeat(
+            conn,
+            dead,
+            host=host,
+            pid=int(gone.stdout),
+            version="x",
+            capacity=1.0,
+            now=clock.now(),
+            held=0,
+            units_hash=LeaseUnits(ids=ids).signature(),
+        )
+    leases = SourceLeases(engine, clock, lease=LEASE, owner=f"{host}:{os.getpid()}:new")
+    lease_round = leases.take(ids)
+    assert lease_round.share == 24 and len(lease_round.held) == 24
+    with read_conn(engine) as conn:
+        assert [d.owner for d in lease_store.all_daemons(conn)] == [leases.owner]
+    engine.dispose()

@@ -506,4 +506,10 @@ def daemons_command(config_file: str | None, output_format: str) -> None:
         row["live"] = _("running") if row["live"] else _("silent")
         row["renewed_at"] = _ago(row["renewed_at"], now)
     headers = [_("daemon"), _("state"), _("share"), _("sources held"), _("capacity"), _("last renewal"), _("version")]
-    emit(table, ["owner", "live", "share", "held", "capacity", "renewed_at", "version"], output_format, headers=headers)
+    emit(
+        table,
+        ["owner", "live", "share", "held", "capacity", "renewed_at", "version"],
+        output_format,
+        headers=headers,
+        flexible="owner",  # one line per daemon in 80 columns: the owner id is cut first
+    )

@@ -95,13 +95,14 @@ class SourceLeases:
         now = self.clock.now()
         with write_tx(self.engine) as conn:
             lease_store.limit_idle(conn, self.lease)
-            dead = dead_owners(lease_store.live_owners(conn, now), self.owner)
+            live = lease_store.live_daemons(conn, now, self.lease)
+            # A daemon of this host whose process is gone (killed, then restarted by systemd) holds nothing
+            # and counts in no share, whether or not it had leases: otherwise each kill would shrink the
+            # next daemon's share until the dead one's heartbeat aged out.
+            dead = dead_owners(lease_store.live_owners(conn, now) | {d.owner for d in live}, self.owner)
+            lease_store.forget_daemons(conn, dead)
             signature = units.signature()
-            others = [
-                d
-                for d in lease_store.live_daemons(conn, now, self.lease)
-                if d.owner != self.owner and d.owner not in dead and d.units_hash == signature
-            ]
+            others = [d for d in live if d.owner != self.owner and d.owner not in dead and d.units_hash == signature]
             share = fair_share(len(units.ids), self.capacity, [d.capacity for d in others])
             renewed = lease_store.renew(conn, self.owner, units.ids, now, self.lease)
             released: set[int] = set()

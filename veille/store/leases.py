@@ -77,6 +77,12 @@ def forget_daemon(conn: Connection, owner: str) -> None:
     conn.execute(delete(daemons).where(daemons.c.owner == owner))
 
 
+def forget_daemons(conn: Connection, owners: Collection[str]) -> None:
+    """Daemons known to be dead (processes of this host that are gone): no longer listed or counted."""
+    if owners:
+        conn.execute(delete(daemons).where(daemons.c.owner.in_(list(owners))))
+
+
 def forget_stale_daemons(conn: Connection, now: datetime, keep: timedelta) -> int:
     """Rows of daemons silent for longer than `keep` (killed long ago): gone from `veille daemons`."""
     return int(conn.execute(delete(daemons).where(daemons.c.renewed_at <= now - keep)).rowcount or 0)
