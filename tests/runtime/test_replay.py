@@ -225,3 +225,68 @@ def test_the_bad_buzz_summaries_name_their_real_cause(real_scorer, name: str, ca
     assert last is not None and cause & set(last.split(" : ")[0].split(" · ")), last
     if name == "bad_buzz":  # it grows with the echoes: every angry voice is counted
         assert "15 posts, 15 auteurs, 1 source" in last
+
+
+def test_replay_runs_the_reply_inbox(tmp_path: Path) -> None:
+    """A message at 20:45, a reproach at 21:14, the page's answer at 08:10: the reminder goes out by day
+    (silent), the overdue incident is held for the night, and the answer resolves both."""
+    timeline = [
+        {
+            "ts": "2026-11-20T20:45:00+01:00",
+            "client": "resto",
+            "source": "facebook",
+            "kind": "message",
+            "thread": "t_10",
+            "author": "Léa",
+            "text": "Vous pouvez envoyer la guirlande par la poste ?",
+        },
+        {
+            "ts": "2026-11-20T21:14:00+01:00",
+            "client": "resto",
+            "source": "facebook",
+            "kind": "message",
+            "thread": "t_10",
+            "author": "Léa",
+            "text": "vous auriez au moins pu répondre",
+        },
+        {
+            "ts": "2026-11-20T21:20:00+01:00",
+            "client": "resto",
+            "source": "facebook",
+            "kind": "comment",
+            "thread": "c_1",
+            "author": "Paul",
+            "text": "merci !! ❤",
+        },
+        {
+            "ts": "2026-11-21T08:10:00+01:00",
+            "client": "resto",
+            "source": "facebook",
+            "kind": "message",
+            "thread": "t_10",
+            "author": "Chez Gégé",
+            "from_client": True,
+            "text": "Bonjour Léa, oui !",
+        },
+    ]
+    lines = parse_lines(json.dumps(line) for line in timeline)
+    extra = '\n  [clients.inbox]\n  message = "2h"\n  remind_before = "1h"\n'
+    text = CONFIG.format(channel="console", extra='digest_at = "07:30"')
+    config = parse_config(
+        text.replace('crisis_words = ["gégé pue"]\n', 'crisis_words = ["gégé pue"]\n' + extra), environ={}
+    )
+    out = replay(config, lines, StandInScorer(), workdir=tmp_path)
+    replies = [
+        (s.cause, s.kind, s.mode, s.at.astimezone(config.tz).strftime("%H:%M"))
+        for s in out
+        if s.contact == "manager" and s.cause in ("reply_due", "reply")
+    ]
+    assert replies == [
+        ("reply_due", "opened", "silent", "21:46"),  # an hour before the 22:45 deadline, after group_wait
+        ("reply", "opened", "held", "22:46"),  # overdue at night: held for the 07:30 digest
+        ("reply_due", "resolved", "silent", "08:10"),  # the page answered: both resolve, silently
+        ("reply", "resolved", "silent", "08:10"),
+    ]
+    assert all(s.cause != "reply" or s.urgency == "low" for s in out)
+    with pytest.raises(ReplayError, match="'kind' must be one of"):
+        parse_lines([json.dumps({**timeline[0], "kind": "tweet"})])

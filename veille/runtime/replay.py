@@ -8,6 +8,9 @@ digest) is read back from its outbox and audit trail.
 One hit per line (JSON): `{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "source": "mastodon",
 "author": "...", "author_followers": 1200, "text": "...", "url": "...", "likes": 3, "reposts": 1,
 "replies": 0}`; optional `"direct": true`. Later lines with the same `url` update its engagement.
+The reply inbox runs too when a line says where it sits: `"kind"` (`post`, `comment`, `message`, `review`),
+`"thread"` (the conversation or parent id; default: the line's url) and `"from_client": true` (written by the
+client's own account: it answers the thread); its reminders and overdue incidents come out with the rest.
 `source` is a source kind (`rss`, `mastodon`...): a hit gets that kind's reach prior, as in the daemon.
 """
 
@@ -21,20 +24,22 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, insert
 
 from veille.config import Config
 from veille.core.clock import FakeClock, utc
 from veille.core.i18n import N_
 from veille.core.incidents import Kind, Summary
-from veille.core.models import Engagement, SentimentResult, StoredHit
+from veille.core.models import Channel, Engagement, SentimentResult, StoredHit
 from veille.notify.render import incident_title, summary_line
 from veille.runtime.alerting import AlertingService
+from veille.runtime.inbox import record_hits as record_inbox
 from veille.scoring.base import Scorer
 from veille.scoring.own_terms import OwnTerms
 from veille.sources.registry import reach_prior
 from veille.store import alerts as store
 from veille.store.engine import make_engine, read_conn, write_tx
+from veille.store.schema import clients
 
 MAX_STEP = timedelta(minutes=10)  # `tick` reports exact due times; resolutions land within this step
 DEFAULT_TAIL = timedelta(hours=12)
@@ -57,6 +62,9 @@ class Line:
     reposts: int | None = None
     replies: int | None = None
     direct: bool = False
+    kind: Channel | None = None  # where it sits, for the reply inbox
+    thread: str | None = None
+    from_client: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +80,7 @@ class Simulated:
     mode: str  # wake | silent | held
     incident: int | None
     title: str
-    cause: str | None = None  # buzz | volume | source | silence (None for digests)
+    cause: str | None = None  # buzz | volume | source | silence | reply_due | reply (None for digests)
     summary: str | None = None  # what the incident's posts are about, as the alert says it (buzz and volume)
 
     def as_json(self, tz: Any) -> dict[str, Any]:
@@ -127,6 +135,13 @@ def parse_lines(lines: Iterable[str], *, name: str = "timeline") -> list[Line]:
             raise ReplayError(
                 N_("{where}: a line needs 'text' (a new post) or 'url' (an engagement update)").format(where=where)
             )
+        kind = raw.get("kind")
+        if kind is not None and kind not in Channel._value2member_map_:
+            raise ReplayError(
+                N_("{where}: 'kind' must be one of {kinds}").format(
+                    where=where, kinds=", ".join(c.value for c in Channel)
+                )
+            )
         out.append(
             Line(
                 ts=utc(ts),
@@ -139,7 +154,10 @@ def parse_lines(lines: Iterable[str], *, name: str = "timeline") -> list[Line]:
                 likes=_int(raw, "likes", where),
                 reposts=_int(raw, "reposts", where),
                 replies=_int(raw, "replies", where),
-                direct=bool(raw.get("direct", False)),
+                direct=bool(raw.get("direct", False)) or kind is not None,
+                kind=Channel(kind) if kind is not None else None,
+                thread=str(raw["thread"]) if raw.get("thread") is not None else None,
+                from_client=raw.get("from_client") is True,
             )
         )
     out.sort(key=lambda line: line.ts)  # stable: same-time lines keep file order
@@ -172,7 +190,8 @@ def replay(
         engine = make_engine(f"sqlite:///{Path(tmp) / 'replay.db'}")
         event.listen(engine, "connect", _throwaway)
         try:
-            import veille.store.schema_alerts  # noqa: F401  (registers the alerting tables)
+            import veille.store.schema_alerts
+            import veille.store.schema_inbox  # noqa: F401  (and the inbox's)
             from veille.store.schema import metadata
 
             metadata.create_all(engine)
@@ -196,6 +215,9 @@ def _run(
 ) -> list[Simulated]:
     clock = FakeClock(lines[0].ts - timedelta(seconds=1))
     service = AlertingService(config, engine, clock, {})
+    with write_tx(engine) as conn:  # the inbox's rows belong to a client
+        for client in config.clients:
+            conn.execute(insert(clients).values(id=client.id, name=client.name, updated_at=clock.now()))
     verdicts = _score(config, lines, scorer)
     known: dict[str, StoredHit] = {}
     next_id = 0
@@ -228,10 +250,15 @@ def _run(
                 sentiment=verdicts[index],
                 engagement=engagement,
                 reach_prior=reach_prior(line.source),
+                channel=line.kind,
+                conversation=(line.thread or line.url or f"line-{index}") if line.kind else None,
+                from_client=line.from_client,
             )
         if line.url:
             known[line.url] = hit
         with write_tx(engine) as conn:
+            if previous is None:
+                record_inbox(conn, [hit])
             service.on_new_hits(conn, [hit])
     _advance(service, clock, lines[-1].ts + tail)
     return _collect(engine, config)
