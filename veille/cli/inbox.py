@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from veille.store.inbox import InboxItem
 
 
-CHANNELS = {"message": N_("message"), "comment": N_("comment"), "review": N_("review"), "post": N_("post")}
-
-
 def register(cli: click.Group) -> None:
     cli.add_command(inbox_group)
 
@@ -79,6 +76,8 @@ def inbox_group(
     now = datetime.now(UTC)
     rows = [r for r in (_row(item, config, now) for item in items) if r["overdue"] or not overdue]
     columns = ["id", "client", "channel", "author", "excerpt", "waiting_for", "deadline", "url"]
+    from veille.core.models import Channel
+
     if output_format != "table":
         emit(rows, [*columns, "waiting_since", "overdue", "need", "source"], output_format)
         return
@@ -90,7 +89,7 @@ def inbox_group(
         row["deadline"] = deadline.astimezone(config.tz).strftime("%d/%m %H:%M") if deadline else ""
         if row["overdue"]:
             row["deadline"] += " " + _("(overdue)")
-        row["channel"] = _(CHANNELS.get(row["channel"], row["channel"]))
+        row["channel"] = _(Channel(row["channel"]).label)
     headers = [
         _("id"),
         _("client"),

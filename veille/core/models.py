@@ -110,6 +110,13 @@ class Channel(StrEnum):
     REVIEW = "review"  # a review of the client's place, and the owner's reply
     POST = "post"  # a post addressed to the client (visitor post, mention)
 
+    @property
+    def label(self) -> str:
+        """The channel in words: an English msgid, shown through the wording catalogue."""
+        return {"message": N_("message"), "comment": N_("comment"), "review": N_("review"), "post": N_("post")}[
+            self.value
+        ]
+
 
 REVIEW_TYPES = frozenset({"review", "owner_reply"})  # `extra["type"]` of a review and of the owner's reply
 

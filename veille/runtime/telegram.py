@@ -14,8 +14,9 @@ from sqlalchemy import Engine
 
 from veille.config import Config
 from veille.core.clock import Clock, SystemClock
-from veille.notify.telegram.bot import AlertLine, HitLine, StatusInfo, TelegramBot
+from veille.notify.telegram.bot import AlertLine, HitLine, InboxLine, StatusInfo, TelegramBot
 from veille.notify.telegram.notifier import EventLogger, TelegramNotifier
+from veille.store import inbox as inbox_store
 from veille.store import telegram as store
 from veille.store.engine import read_conn
 
@@ -58,6 +59,16 @@ class StoreBackend:
 
     async def alerts(self, client_ids: Sequence[str]) -> list[AlertLine]:
         return await asyncio.to_thread(self._alerts, list(client_ids))
+
+    async def inbox(self, client_ids: Sequence[str]) -> list[InboxLine]:
+        return await asyncio.to_thread(self._inbox, list(client_ids))
+
+    def _inbox(self, client_ids: list[str]) -> list[InboxLine]:
+        with read_conn(self._engine) as conn:
+            waiting = inbox_store.waiting(conn, client_ids)
+        return [
+            InboxLine(i.id, i.client_id, i.channel, i.author, i.excerpt, i.url, i.waiting_since) for i in waiting[:50]
+        ]
 
     def _alerts(self, client_ids: list[str]) -> list[AlertLine]:
         from veille.store import alerts  # the alerting work's tables

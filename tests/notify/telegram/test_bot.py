@@ -455,3 +455,38 @@ async def test_run_loop_stops(h: Harness) -> None:
     stop.set()
     await asyncio.wait_for(task, 5)
     assert len(h.replies(BOB)) == 1
+
+
+async def test_inbox_lists_what_awaits_an_answer_for_the_contacts_clients(h: Harness, engine: Engine) -> None:
+    from veille.store import inbox as inbox_store
+
+    with write_tx(engine) as conn:
+        inbox_store.record(
+            conn,
+            [
+                inbox_store.Message(
+                    client,
+                    f"{client}/fb",
+                    "message",
+                    f"t_{client}",
+                    NOW - timedelta(hours=3),
+                    False,
+                    "question",
+                    "Léa <b>",
+                    f"{client}: vous livrez ?",
+                    "https://ex.org/t?x=1&y=2",
+                )
+                for client in ("acme", "beta")
+            ],
+        )
+    h.fake.push_message(ALICE, ALICE, "/inbox")
+    await h.poll()
+    (reply,) = h.replies(ALICE)
+    assert reply.startswith("📥 <b>#1</b> · acme · message de Léa &lt;b&gt;, attend depuis 3h")
+    assert "acme: vous livrez ?" in reply and "beta" not in reply  # only the contact's clients
+    assert 'href="https://ex.org/t?x=1&amp;y=2"' in reply
+    with write_tx(engine) as conn:
+        inbox_store.close_by_hand(conn, 1, inbox_store.State.NO_REPLY, "bot", NOW)
+    h.fake.push_message(ALICE, ALICE, "/inbox")
+    await h.poll()
+    assert h.replies(ALICE)[-1] == "Rien n'attend de réponse."

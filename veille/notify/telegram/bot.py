@@ -1,6 +1,6 @@
 """Telegram commands and inline buttons, for allow-listed chats AND users only.
 
-Commands: /hits [client] [since], /alerts, /ack ID, /mute client 2h, /status, /digest, /help.
+Commands: /hits [client] [since], /alerts, /inbox, /ack ID, /mute client 2h, /status, /digest, /help.
 
 Why a small getUpdates loop of our own rather than PTB's Application/Updater: the Updater caps its
 back-off at 30 s and logs whole exceptions (a 409 from a second daemon would be fought every 30 s,
@@ -42,7 +42,7 @@ from veille.core.durations import format_duration, parse_duration
 from veille.core.errors import StorageError
 from veille.core.i18n import N_, wording
 from veille.core.incidents import label as label_of
-from veille.core.models import error_kind_label
+from veille.core.models import Channel, error_kind_label
 from veille.notify.telegram.notifier import EventLogger, TelegramNotifier, classify, retry_after_seconds
 from veille.notify.telegram.render import escape, safe_link, utf16_len
 from veille.notify.telegram.render import text as label
@@ -86,6 +86,19 @@ class AlertLine:
 
 
 @dataclass(frozen=True, slots=True)
+class InboxLine:
+    """A conversation awaiting the client's answer (the reply inbox)."""
+
+    item_id: int
+    client_id: str
+    channel: str
+    author: str | None
+    excerpt: str
+    url: str | None
+    waiting_since: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class StatusInfo:
     failing_sources: tuple[tuple[str, str, str], ...]  # (client, source key, error kind)
     oldest_pending_alert: datetime | None
@@ -99,6 +112,10 @@ class BotBackend(Protocol):
     async def alerts(self, client_ids: Sequence[str]) -> list[AlertLine]: ...
 
     async def incident_client(self, incident_id: int) -> str | None: ...
+
+    async def inbox(self, client_ids: Sequence[str]) -> list[InboxLine]:
+        """The conversations awaiting an answer, the longest waiting first."""
+        ...
 
     async def status(self, client_ids: Sequence[str]) -> StatusInfo: ...
 
@@ -146,7 +163,9 @@ _MESSAGES = {
     "start_stranger": N_(
         "This bot is private. To receive alerts, give these ids to your veille administrator: chat {chat}, user {user}."
     ),
-    "help": N_("Commands: /hits [client] [since], /alerts, /ack ID, /mute client 2h, /status, /digest"),
+    "help": N_("Commands: /hits [client] [since], /alerts, /inbox, /ack ID, /mute client 2h, /status, /digest"),
+    "no_inbox": N_("Nothing awaits an answer."),
+    "inbox_line": N_("{channel} from {author}, waiting for {age}"),
     "flood": N_("Too many commands: try again in a minute."),
     "unknown_client": N_("Unknown or unauthorised client: {client}"),
     "unknown_incident": N_("Unknown or unauthorised incident: {id}"),
@@ -422,6 +441,23 @@ class TelegramBot:
                 f"<b>#INC-{row.incident_id}</b> · {escape(row.client_id)} · {escape(words._(label_of(row.status)))} · "
                 f"{escape(words._(label_of(row.urgency)))}{escape(who)}\n{escape(row.title[:300])}"
             )
+        return "\n\n".join(lines)
+
+    async def _cmd_inbox(self, caller: Caller, args: list[str]) -> str:
+        rows = await self.backend.inbox(list(caller.clients))
+        if not rows:
+            return escape(self.t("no_inbox"))
+        lines = []
+        now = self._clock.now()
+        for row in rows[:15]:
+            age = format_duration(now - utc(row.waiting_since))
+            channel = wording(self._lang)._(Channel(row.channel).label)
+            who = self.t("inbox_line", channel=channel, author=row.author or "?", age=age)
+            line = f"📥 <b>#{row.item_id}</b> · {escape(row.client_id)} · {escape(who)}\n{escape(row.excerpt[:200])}"
+            link = safe_link(row.url)
+            if link:
+                line += f'\n<a href="{html.escape(link, quote=True)}">{escape(label(self._lang, "link"))}</a>'
+            lines.append(line)
         return "\n\n".join(lines)
 
     async def _cmd_ack(self, caller: Caller, args: list[str]) -> str:
