@@ -17,7 +17,7 @@ from veille.runtime.alerting import AlertingService
 from veille.store.engine import make_engine, write_tx
 from veille.store.migrate import upgrade
 
-COMMANDS = ["alerts", "ack", "mute", "unmute", "replay", "status"]
+COMMANDS = ["alerts", "ack", "mute", "unmute", "replay", "export", "status"]
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ def register(group: click.Group) -> None:
     group.add_command(mute_command)
     group.add_command(unmute_command)
     group.add_command(replay_command)
+    group.add_command(export_command)
     group.add_command(status_command)
 
 
@@ -231,6 +232,43 @@ def _load_scorer(config: Config) -> Any:
     from veille.scoring import load_scorer
 
     return load_scorer(config.sentiment, data_dir=data_dir(config.database_url))
+
+
+@command(
+    "export",
+    help=N_(
+        "Write a client's stored history: `--format replay` gives the JSONL timeline `veille replay` reads "
+        "(posts as veille first had them, then every engagement observation), to try thresholds on last month."
+    ),
+)
+@config_option
+@click.option("--client", "client_id", required=True, help=N_("The client's id."))
+@click.option("--since", default="30d", show_default=True, help=N_("From how long ago (30d, 12h) or a date."))
+@click.option(
+    "--format", "output_format", type=click.Choice(["replay"]), default="replay", show_default=True, help=N_("Format.")
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help=N_("File (default: stdout)."))
+def export_command(config_file: str | None, client_id: str, since: str, output_format: str, output: str | None) -> None:
+    from veille.runtime.replay import export_timeline
+    from veille.store.engine import read_conn
+
+    config = load_or_exit(config_file)
+    if config.client(client_id) is None:
+        fail(_("veille export: no client {id!r} in the configuration").format(id=client_id), 2)
+    try:
+        start = parse_since(since, datetime.now(UTC))
+    except ValueError as exc:
+        fail(f"--since: {text(str(exc))}", 2)
+    engine = open_database(config)
+    with read_conn(engine) as conn, click.open_file(output or "-", "w", encoding="utf-8", atomic=bool(output)) as out:
+        count = 0
+        for line in export_timeline(conn, client_id, start):
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            count += 1
+    if output:
+        click.echo(
+            ngettext("{n} line written to {path}", "{n} lines written to {path}", count).format(n=count, path=output)
+        )
 
 
 @command(

@@ -7,24 +7,27 @@ digest) is read back from its outbox and audit trail.
 
 One hit per line (JSON): `{"ts": "2026-11-20T02:13:00+01:00", "client": "resto", "source": "mastodon",
 "author": "...", "author_followers": 1200, "text": "...", "url": "...", "likes": 3, "reposts": 1,
-"replies": 0}`; optional `"direct": true`. Later lines with the same `url` update its engagement.
+"replies": 0}`; optional `"direct": true`, `"title"` (an article's) and `"published"` (when the post was
+published, if earlier than `ts`, the time it reached veille). Later lines with the same `url` update its
+engagement.
 The reply inbox runs too when a line says where it sits: `"kind"` (`post`, `comment`, `message`, `review`),
 `"thread"` (the conversation or parent id; default: the line's url) and `"from_client": true` (written by the
 client's own account: it answers the thread); its reminders and overdue incidents come out with the rest.
 `source` is a source kind (`rss`, `mastodon`...): a hit gets that kind's reach prior, as in the daemon.
+`export_timeline` writes a client's stored history in this format (`veille export --format replay`).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, insert
+from sqlalchemy import Connection, Engine, event, insert
 
 from veille.config import Config
 from veille.core.clock import FakeClock, utc
@@ -35,10 +38,12 @@ from veille.notify.render import incident_title, summary_line
 from veille.runtime.alerting import AlertingService
 from veille.runtime.inbox import record_hits as record_inbox
 from veille.scoring.base import Scorer
+from veille.scoring.excerpt import sentiment_excerpt
 from veille.scoring.own_terms import OwnTerms
 from veille.sources.registry import reach_prior
 from veille.store import alerts as store
 from veille.store.engine import make_engine, read_conn, write_tx
+from veille.store.export import Observation, client_history
 from veille.store.schema import clients
 
 MAX_STEP = timedelta(minutes=10)  # `tick` reports exact due times; resolutions land within this step
@@ -65,6 +70,8 @@ class Line:
     kind: Channel | None = None  # where it sits, for the reply inbox
     thread: str | None = None
     from_client: bool = False
+    title: str = ""
+    published: datetime | None = None  # None: at `ts`
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,21 @@ def _int(raw: dict[str, Any], key: str, where: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ReplayError(N_("{where}: {key!r} must be a non-negative integer").format(where=where, key=key))
     return value
+
+
+def _time(raw: dict[str, Any], key: str, where: str) -> datetime | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ReplayError(
+            N_("{where}: {key!r} must be an ISO 8601 time with offset, e.g. +01:00").format(where=where, key=key)
+        )
+    return utc(moment)
 
 
 def parse_lines(lines: Iterable[str], *, name: str = "timeline") -> list[Line]:
@@ -158,6 +180,8 @@ def parse_lines(lines: Iterable[str], *, name: str = "timeline") -> list[Line]:
                 kind=Channel(kind) if kind is not None else None,
                 thread=str(raw["thread"]) if raw.get("thread") is not None else None,
                 from_client=raw.get("from_client") is True,
+                title=str(raw.get("title") or ""),
+                published=_time(raw, "published", where),
             )
         )
     out.sort(key=lambda line: line.ts)  # stable: same-time lines keep file order
@@ -240,12 +264,12 @@ def _run(
                 kind=line.source,
                 external_id=line.url or f"line-{index}",
                 text=line.text,
-                title="",
+                title=line.title,
                 url=line.url,
                 author=line.author,
                 author_followers=line.author_followers,
                 direct=line.direct,
-                published_at=line.ts,
+                published_at=min(line.published, line.ts) if line.published else line.ts,
                 fetched_at=line.ts,
                 sentiment=verdicts[index],
                 engagement=engagement,
@@ -269,7 +293,9 @@ def _score(config: Config, lines: Sequence[Line], scorer: Scorer) -> list[Sentim
     own = {c.id: OwnTerms(c.name, c.keywords) for c in config.clients}
     blank = OwnTerms("", ())
     indexes = [i for i, line in enumerate(lines) if line.text is not None]
-    texts = [own.get(lines[i].client, blank).without(lines[i].text or "") for i in indexes]
+    texts = [
+        own.get(lines[i].client, blank).without(sentiment_excerpt(lines[i].title, lines[i].text or "")) for i in indexes
+    ]
     results = scorer.score_batch(texts) if indexes else []
     verdicts: list[SentimentResult | None] = [None] * len(lines)
     for i, result in zip(indexes, results, strict=True):
@@ -343,3 +369,42 @@ def _collect(engine: Engine, config: Config) -> list[Simulated]:
 
 def _summary_text(summary: Summary | None, lang: str) -> str | None:
     return summary_line(summary, lang) if summary is not None else None
+
+
+def export_timeline(
+    conn: Connection, client_id: str, since: datetime, until: datetime | None = None
+) -> Iterator[dict[str, Any]]:
+    """A client's stored history as timeline lines, oldest first: each post at the time veille first had it,
+    with the engagement it had then, and a line per later engagement observation, so that a replay sees the
+    posts arrive and spread as the daemon did."""
+    pending: list[dict[str, Any]] = []  # engagement lines not yet due
+    for hit, observations in client_history(conn, client_id, since, until):
+        pending.sort(key=lambda line: line["ts"])
+        while pending and pending[0]["ts"] <= hit.fetched_at:
+            yield _dated(pending.pop(0))
+        url = hit.url or f"veille:hit/{hit.id}"  # a replay follows a post's engagement by its url
+        first = observations[0] if observations and observations[0].observed_at <= hit.fetched_at else None
+        line: dict[str, Any] = {"ts": hit.fetched_at, "client": client_id, "source": hit.kind, "url": url}
+        line.update({"author": hit.author, "author_followers": hit.author_followers, "text": hit.text})
+        if hit.title:
+            line["title"] = hit.title
+        if hit.published_at < hit.fetched_at:
+            line["published"] = hit.published_at.isoformat()
+        if hit.direct:
+            line["direct"] = True
+        yield _dated({**line, **_counts(first)})
+        base = {"client": client_id, "source": hit.kind, "url": url}
+        pending += [{"ts": o.observed_at, **base, **_counts(o)} for o in observations if o is not first]
+    pending.sort(key=lambda line: line["ts"])
+    yield from (_dated(line) for line in pending)
+
+
+def _counts(observation: Observation | None) -> dict[str, int]:
+    if observation is None:
+        return {}
+    values = {"likes": observation.likes, "reposts": observation.reposts, "replies": observation.replies}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _dated(line: dict[str, Any]) -> dict[str, Any]:
+    return {**line, "ts": line["ts"].isoformat()}
