@@ -18,6 +18,7 @@ from veille.store import alerts as store
 
 SUMMARISED = (Cause.BUZZ, Cause.VOLUME)
 KEPT_BACKGROUNDS = 256  # open incidents whose clients' usual vocabulary stays in memory
+MAX_BACKGROUND = 20_000  # the newest usual posts counted (a sample of a busy client's month)
 
 
 class Summaries:
@@ -31,18 +32,23 @@ class Summaries:
         buzz: the negative or risky ones) against its client's usual posts."""
         own = own_words(names)
         start = incident.opened_at - self._window
-        rows = store.post_texts(conn, incident.client_id, start)
+        key = (incident.key, incident.opened_at)
+        background = self._backgrounds.get(key)
+        if background is None:  # one query for both: the summary is made inside the hits' write transaction
+            since = start - timedelta(days=BACKGROUND_DAYS)
+            rows = store.post_texts(conn, incident.client_id, since, limit=MAX_BACKGROUND)
+            usual = [r.snippet for r in rows if r.seen_at < start]
+            background = self._keep(key, Background(usual, own))
+            rows = [r for r in rows if r.seen_at >= start or r.active_at >= start]
+        else:
+            rows = store.post_texts(conn, incident.client_id, start)
         if incident.cause is Cause.BUZZ:
             rows = [r for r in rows if r.negative or r.risk >= self._risk_threshold]
         posts = [Post(r.hit_id, r.snippet, r.author, r.source_kind, r.total) for r in rows]
-        return summarise(posts, self._background(conn, incident, start, own), crisis, own)
+        return summarise(posts, background, crisis, own)
 
-    def _background(self, conn: Connection, incident: Incident, start: datetime, own: frozenset[str]) -> Background:
-        key = (incident.key, incident.opened_at)
-        background = self._backgrounds.get(key)
-        if background is None:
-            usual = store.post_texts(conn, incident.client_id, start - timedelta(days=BACKGROUND_DAYS), start)
-            background = self._backgrounds[key] = Background((r.snippet for r in usual), own)
-            while len(self._backgrounds) > KEPT_BACKGROUNDS:
-                self._backgrounds.popitem(last=False)
+    def _keep(self, key: tuple[str, datetime], background: Background) -> Background:
+        self._backgrounds[key] = background
+        while len(self._backgrounds) > KEPT_BACKGROUNDS:
+            self._backgrounds.popitem(last=False)
         return background

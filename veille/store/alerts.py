@@ -407,6 +407,8 @@ class PostText:
     """A hit's text and who brought it, for incident summaries."""
 
     hit_id: int
+    seen_at: datetime
+    active_at: datetime
     snippet: str
     author: str | None
     source_kind: str
