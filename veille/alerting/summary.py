@@ -65,7 +65,7 @@ def _stemmer(lang: str) -> snowballstemmer.stemmer:
 
 @lru_cache(maxsize=65536)
 def _stem(word: str, lang: str) -> str:
-    return _stemmer(lang).stemWord(word)
+    return str(_stemmer(lang).stemWord(word))
 
 
 @dataclass(frozen=True, slots=True)
