@@ -65,3 +65,35 @@ async def test_questions_open_answers_close_and_new_questions_reopen(
         assert inbox_store.close_by_hand(conn, message.id, inbox_store.State.NO_REPLY, "cli", later(61)) is None
         assert inbox_store.waiting(conn) == []
     engine.dispose()
+
+
+def test_only_sources_that_show_the_clients_answers_feed_the_inbox() -> None:
+    """A question met where the client's own answer cannot be seen would wait for ever: not followed."""
+    from datetime import UTC, datetime
+
+    from veille.core.models import Channel, StoredHit
+    from veille.runtime.inbox import inbox_messages
+
+    at = datetime(2026, 11, 20, 19, 45, tzinfo=UTC)
+
+    def hit(kind: str, hit_id: int) -> StoredHit:
+        return StoredHit(
+            hit_id,
+            "resto",
+            f"resto/{kind}",
+            kind,
+            str(hit_id),
+            "Vous livrez ?",
+            "",
+            None,
+            "Léa",
+            None,
+            True,
+            at,
+            at,
+            channel=Channel.POST,
+            conversation=str(hit_id),
+        )
+
+    messages = inbox_messages([hit("facebook", 1), hit("mastodon", 2), hit("rss", 3)])
+    assert [(m.hit_id, m.need) for m in messages] == [(1, "question")]

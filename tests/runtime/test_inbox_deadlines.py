@@ -1,6 +1,6 @@
 """Reply deadlines through the real alerting service and database, on a fake clock (issue 14's timeline).
 
-20:45 a customer writes on Messenger, 21:14 a reproach, nobody answers: one reminder before the deadline
+20:45 a customer writes on Messenger, 21:14 a reproach, the daemon restarts, nobody answers: one reminder
 (silent, by day), then one overdue incident, held at night for the 07:30 digest; the page's reply at 08:10
 closes the conversation, resolves both, and the answer log counts a wait of 11 h 25 min.
 """
@@ -81,6 +81,12 @@ def test_a_message_unanswered_overnight(db_url: str) -> None:
         record_hits(
             conn, [message(2, reproach_at, "Je vois que vous avez lu mon message... vous auriez au moins pu répondre")]
         )
+    run(engine, clock, service, EVENING + timedelta(minutes=50))
+    # The daemon restarts (a new service on the same database): the wait keeps its original time.
+    service = AlertingService(config, engine, clock, {"telegram": FakeNotifier("telegram")})
+    with read_conn(engine) as conn:
+        (waiting,) = inbox_store.waiting(conn)
+    assert waiting.waiting_since == EVENING and waiting.need == "complaint"
     reply_at = EVENING + timedelta(hours=11, minutes=25)  # 08:10 the next morning
     run(engine, clock, service, reply_at)
     with read_conn(engine) as conn:

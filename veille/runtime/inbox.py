@@ -15,14 +15,18 @@ from veille.alerting.replies import Need, needs_answer_reason
 from veille.config import Config
 from veille.core.incidents import Cause, Incident, Signal
 from veille.core.models import Channel, StoredHit
+from veille.sources.registry import sees_own_answers
 from veille.store import inbox as inbox_store
 
 
 def inbox_messages(hits: Sequence[StoredHit]) -> list[inbox_store.Message]:
-    """The hits the inbox follows (addressed to the client, first copy only) as inbox messages."""
+    """The hits the inbox follows (addressed to the client, first copy only, from a kind of source that shows
+    the client's own answers: nothing else could close its conversations) as inbox messages."""
     messages = []
     for hit in hits:
         if hit.channel is None or hit.conversation is None or hit.duplicate_of is not None:
+            continue
+        if not sees_own_answers(hit.kind):
             continue
         need = None if hit.from_client else needs_answer_reason(f"{hit.title}\n{hit.text}".strip())
         messages.append(

@@ -85,6 +85,7 @@ class SourceDriver(Protocol):
     streams: ClassVar[bool]
     reach_prior: ClassVar[float]
     refreshes: ClassVar[bool]
+    sees_own_answers: ClassVar[bool]
 
     def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> SourceOptions | None:
         """Validate the source's own keys (`kind` and `every` are already handled).
@@ -134,6 +135,9 @@ class DriverBase(Generic[OptionsT]):
     # A kind that gives its authors' followers keeps 0 (a small audience is then a fact).
     reach_prior: ClassVar[float] = 0.0
     refreshes: ClassVar[bool] = False  # can fetch known posts again by id (engagement of risky hits)
+    # Yields the client's own answers in its threads (`Item.from_client`): the reply inbox follows its
+    # conversations, which the client's answer closes. Elsewhere nothing could close them but a person.
+    sees_own_answers: ClassVar[bool] = False
 
     async def refresh(self, ctx: PollContext, options: OptionsT, external_ids: list[str]) -> list[Item]:
         """Known posts fetched again by id, with their current engagement."""

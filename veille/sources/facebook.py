@@ -231,6 +231,7 @@ class _Poll(GraphPoll):
 
 class FacebookDriver(DriverBase[FacebookOptions]):
     kind: ClassVar[str] = "facebook"
+    sees_own_answers: ClassVar[bool] = True
     reach_prior: ClassVar[float] = 0.3  # what is on the page is read by the page's visitors (Graph gives no figure)
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> FacebookOptions | None:

@@ -128,6 +128,7 @@ def rating_note(figures: Mapping[str, float]) -> str | None:
 
 class GoogleReviewsDriver(DriverBase[GoogleReviewsOptions]):
     kind: ClassVar[str] = "google-reviews"
+    sees_own_answers: ClassVar[bool] = True
     reach_prior: ClassVar[float] = 0.5  # a review stays on the listing every future customer reads
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> GoogleReviewsOptions | None:

@@ -341,6 +341,7 @@ class _Poll(GraphPoll):
 
 class InstagramDriver(DriverBase[InstagramOptions]):
     kind: ClassVar[str] = "instagram"
+    sees_own_answers: ClassVar[bool] = True
     reach_prior: ClassVar[float] = 0.3  # comments are read by the account's followers (no figure given)
 
     def parse_options(self, raw: Mapping[str, Any], path: str, problems: Problems) -> InstagramOptions | None:

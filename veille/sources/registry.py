@@ -47,6 +47,11 @@ def reach_prior(kind: str) -> float:
     return get_driver(kind).reach_prior if kind in DRIVERS else 0.0
 
 
+def sees_own_answers(kind: str) -> bool:
+    """Whether sources of this kind yield the client's own answers (the reply inbox follows their threads)."""
+    return kind in DRIVERS and get_driver(kind).sees_own_answers
+
+
 def parses_feeds(kind: str) -> bool:
     """Whether polls of this kind need the feed parse-worker pool."""
     return kind in DRIVERS and get_driver(kind).parses_feeds
