@@ -71,3 +71,10 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables are laid out for $COLUMNS when set: the runner's terminal must not change what a test reads
+    (a test about 80 columns sets it itself)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
