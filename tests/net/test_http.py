@@ -35,8 +35,9 @@ from tests.support.server import LocalServer, Request, Response
 from veille.core.clock import FakeClock
 from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, RetryableFetchError
 from veille.core.models import ErrorKind
-from veille.net.http import HttpClient, HttpResponse, parse_retry_after, quiet_http_loggers, redact_url
+from veille.net.http import HttpClient, HttpResponse, parse_retry_after, quiet_http_loggers
 from veille.net.options import HttpConfig
+from veille.net.redact import redact_url
 
 PUBLIC = "93.184.215.14"
 LAB = HttpConfig(allow_private_addresses=True)

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import certifi
 import httpcore
@@ -46,6 +45,7 @@ from veille.core.i18n import N_
 from veille.core.models import ErrorKind
 from veille.net.guard import GuardedBackend, ResolutionError, Resolver, check_url_static, host_problem
 from veille.net.options import HttpConfig
+from veille.net.redact import redact_url
 
 __all__ = [
     "HttpClient",
@@ -68,7 +68,6 @@ _DECODE_STEP = 64 * 1024  # most bytes one decompression step may produce
 _DISCARD_LIMIT = 64 * 1024  # most bytes of an unwanted body read to keep its connection
 # What httpcore raises for a failed exchange, timeouts aside (its exceptions share no base class).
 _TRANSPORT_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError, httpcore.UnsupportedProtocol)
-_TELEGRAM_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
 _RETRY_SECONDS = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
@@ -76,32 +75,6 @@ def quiet_http_loggers() -> None:
     """httpx logs every request URL at INFO (a Telegram URL holds the bot token): keep them quiet."""
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def redact_url(url: str | httpx.URL) -> str:
-    """A URL safe for logs and error messages: no user info, query or fragment, bot tokens masked."""
-    try:
-        parts = urlsplit(str(url))
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<invalid URL>"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port is not None else host
-    path = _TELEGRAM_TOKEN.sub("/bot***", parts.path)
-    path = "/".join("***" if _looks_like_token(segment) else segment for segment in path.split("/"))
-    return urlunsplit((parts.scheme, netloc, path, "", ""))
-
-
-def _looks_like_token(segment: str) -> bool:
-    """Webhook URLs carry their secret in the path (Slack, Discord): mask long mixed segments."""
-    return (
-        len(segment) >= 24
-        and any(c.isdigit() for c in segment)
-        and any(c.isalpha() for c in segment)
-        and not segment.endswith((".xml", ".rss", ".atom", ".json", ".html"))
-    )
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None, cap: float) -> float | None:

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 
 from veille.core.i18n import wording
-from veille.net.http import redact_url
+from veille.net.redact import redact_url
 
 CONFIRMATIONS = 3  # consecutive polls ending on the same permanent target before it is adopted
 

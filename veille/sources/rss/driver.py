@@ -18,7 +18,7 @@ from veille.core.configreader import Reader
 from veille.core.errors import Problems
 from veille.core.i18n import N_
 from veille.core.polling import PollOutcome, PollState
-from veille.net.http import redact_url
+from veille.net.redact import redact_url
 from veille.sources import relocation
 from veille.sources.base import DriverBase, PollContext
 from veille.sources.rss.entries import (
