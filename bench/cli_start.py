@@ -22,12 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.seed import add_rss_source
 from veille.core.matching import MatchResult
 from veille.core.models import Item
 from veille.store.engine import make_engine, write_tx
-from veille.store.hits import MatchedItem, SourceRef, store_items
+from veille.store.hits import MatchedItem, store_items
 from veille.store.migrate import upgrade
-from veille.store.schema import clients, sources
+from veille.store.schema import clients
 
 
 def seed(folder: Path) -> Path:
@@ -37,23 +38,7 @@ def seed(folder: Path) -> Path:
     now = datetime.now(UTC)
     with write_tx(engine) as conn:
         conn.execute(clients.insert().values(id="resto", name="Chez Gégé", updated_at=now))
-        source_id = conn.execute(
-            sources.insert()
-            .values(
-                key="resto/rss-1",
-                client_id="resto",
-                kind="rss",
-                target="https://example.org/feed.xml",
-                every_seconds=600,
-                enabled=True,
-                in_config=True,
-                status="ok",
-                consecutive_errors=0,
-                hits_count=0,
-            )
-            .returning(sources.c.id)
-        ).scalar_one()
-        ref = SourceRef(source_id, "resto/rss-1", "resto", "rss")
+        ref = add_rss_source(conn, target="https://example.org/feed.xml")
         match = MatchResult(True, False, ("chez gege",))
         items = [
             MatchedItem(Item(f"e{n}", f"Chez Gégé, avis numéro {n}", title=f"Avis {n}"), match) for n in range(200)

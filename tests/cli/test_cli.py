@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.paths import REPO_ROOT
+from tests.support.seed import add_rss_source
 from veille.cli import cli
 from veille.core.matching import MatchResult
 from veille.core.models import Item
@@ -60,23 +61,7 @@ keywords = ["tapis royal"]
                 {"id": "tapis", "name": "Tapis Royal", "updated_at": now},
             ],
         )
-        sid = conn.execute(
-            sources.insert()
-            .values(
-                key="resto/rss-1",
-                client_id="resto",
-                kind="rss",
-                target="https://example.org/f.xml",
-                every_seconds=600,
-                enabled=True,
-                in_config=True,
-                status="ok",
-                consecutive_errors=0,
-                hits_count=0,
-            )
-            .returning(sources.c.id)
-        ).scalar_one()
-        ref = SourceRef(sid, "resto/rss-1", "resto", "rss")
+        ref = add_rss_source(conn)
         match = MatchResult(True, False, ("chez gege",))
         store_items(
             conn,

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import REPO_ROOT
+from tests.support.seed import add_rss_source
 from veille.core.matching import MatchResult
 from veille.core.models import Item
 from veille.store.engine import make_engine, write_tx
-from veille.store.hits import MatchedItem, SourceRef, store_items
+from veille.store.hits import MatchedItem, store_items
 from veille.store.migrate import upgrade
-from veille.store.schema import clients, sources
+from veille.store.schema import clients
 
 pytestmark = pytest.mark.slow
 
@@ -30,23 +31,7 @@ def config(tmp_path: Path) -> Path:
     old = datetime.now(UTC) - timedelta(days=30)
     with write_tx(engine) as conn:
         conn.execute(clients.insert().values(id="resto", name="Chez Gégé", updated_at=old))
-        source_id = conn.execute(
-            sources.insert()
-            .values(
-                key="resto/rss-1",
-                client_id="resto",
-                kind="rss",
-                target="https://example.org/f.xml",
-                every_seconds=600,
-                enabled=True,
-                in_config=True,
-                status="ok",
-                consecutive_errors=0,
-                hits_count=0,
-            )
-            .returning(sources.c.id)
-        ).scalar_one()
-        ref = SourceRef(source_id, "resto/rss-1", "resto", "rss")
+        ref = add_rss_source(conn)
         match = MatchResult(True, False, ("chez gege",))
         store_items(conn, ref, [MatchedItem(Item(f"h{n}", f"Chez Gégé {n}"), match) for n in range(30)], old)
     engine.dispose()

@@ -27,7 +27,7 @@ from veille.cli.wording import _, cli_wording, command, group, ngettext, text
 from veille.core.durations import format_duration, parse_since
 from veille.core.errors import ConfigError, SchemaVersionError, SecretMissing, VeilleError
 from veille.core.i18n import N_
-from veille.core.models import error_kind_label
+from veille.core.models import SOURCE_STATUS_WORDS, error_kind_label
 
 if TYPE_CHECKING:
     from veille.config import Config
@@ -344,16 +344,7 @@ def sources_command(config_file: str | None, client: str | None, broken: bool, w
     )
 
 
-_STATUS = {
-    "ok": N_("ok"),
-    "new": N_("new"),
-    "failing": N_("failing"),
-    "backing_off": N_("backing off"),
-    "rate_limited": N_("rate limited"),
-    "auth_failed": N_("credentials refused"),
-    "gone": N_("gone"),
-    "disabled": N_("disabled (enabled = false)"),
-}
+_STATUS = {**SOURCE_STATUS_WORDS, "disabled": N_("disabled (enabled = false)")}
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:

@@ -82,6 +82,18 @@ class SourceStatus(StrEnum):
     GONE = "gone"
 
 
+# A source's state in words (msgids of the catalogue), the same for `veille sources` and the dashboard.
+SOURCE_STATUS_WORDS: dict[str, str] = {
+    SourceStatus.OK: N_("ok"),
+    SourceStatus.NEW: N_("new"),
+    SourceStatus.FAILING: N_("failing"),
+    SourceStatus.BACKING_OFF: N_("backing off"),
+    SourceStatus.RATE_LIMITED: N_("rate limited"),
+    SourceStatus.AUTH_FAILED: N_("credentials refused"),
+    SourceStatus.GONE: N_("gone"),
+}
+
+
 class SentimentLabel(StrEnum):
     NEG = "neg"
     NEU = "neu"

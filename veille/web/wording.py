@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from veille.core.i18n import N_, wording
 from veille.core.incidents import label as incident_label
+from veille.core.models import SOURCE_STATUS_WORDS
 
 WORDS = {
     # sentiment labels
@@ -21,14 +22,7 @@ WORDS = {
     "notify": N_("notified"),
     "held": N_("held"),
     "sending": N_("sending"),
-    # source states (the same words as `veille sources`)
-    "ok": N_("ok"),
-    "new": N_("new"),
-    "failing": N_("failing"),
-    "backing_off": N_("backing off"),
-    "rate_limited": N_("rate limited"),
-    "auth_failed": N_("credentials refused"),
-    "gone": N_("gone"),
+    **SOURCE_STATUS_WORDS,  # source states, in the words of `veille sources`
 }
 
 
