@@ -726,6 +726,7 @@ class AlertingService:
                 extra={
                     "wakes": "true" if decision.mode is Mode.WAKE else "false",
                     "hit_count": str(incident.hit_count),
+                    "cause": incident.cause.value,  # the channel's buttons depend on it (reply inbox)
                 },
             )
             channel, address = self._route(conn, contact)

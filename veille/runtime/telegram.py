@@ -14,11 +14,11 @@ from sqlalchemy import Engine
 
 from veille.config import Config
 from veille.core.clock import Clock, SystemClock
-from veille.notify.telegram.bot import AlertLine, HitLine, InboxLine, StatusInfo, TelegramBot
+from veille.notify.telegram.bot import AlertLine, HitLine, InboxClosing, InboxLine, StatusInfo, TelegramBot
 from veille.notify.telegram.notifier import EventLogger, TelegramNotifier
 from veille.store import inbox as inbox_store
 from veille.store import telegram as store
-from veille.store.engine import read_conn
+from veille.store.engine import read_conn, write_tx
 
 log = EventLogger(logging.getLogger("veille.telegram.bot"), {})
 
@@ -36,9 +36,10 @@ class AlertActions(Protocol):
 class StoreBackend:
     """BotBackend over the database (read-only queries) and the alerting service (actions)."""
 
-    def __init__(self, engine: Engine, actions: AlertActions | None = None) -> None:
+    def __init__(self, engine: Engine, actions: AlertActions | None = None, *, clock: Clock | None = None) -> None:
         self._engine = engine
         self._actions = actions
+        self._clock = clock or SystemClock()
 
     async def hits(self, client_ids: Sequence[str], since: datetime, limit: int) -> list[HitLine]:
         rows = await asyncio.to_thread(store.recent_hits, self._engine, list(client_ids), since, limit)
@@ -110,6 +111,31 @@ class StoreBackend:
     async def mute(self, client_id: str, contact: str, until: datetime) -> bool:
         return await self._need_actions().mute(client_id, contact, until)
 
+    async def close_inbox(self, incident_id: int, *, answered: bool, actor: str) -> InboxClosing | None:
+        return await asyncio.to_thread(self._close_inbox, incident_id, answered, actor)
+
+    def _close_inbox(self, incident_id: int, answered: bool, actor: str) -> InboxClosing | None:
+        """The same closing as `veille inbox done|no-reply`; the next alerting tick resolves the incidents."""
+        from veille.core.incidents import Cause
+        from veille.store import alerts
+
+        state = inbox_store.State.ANSWERED if answered else inbox_store.State.NO_REPLY
+        with write_tx(self._engine) as conn:
+            incident = alerts.get_incident(conn, incident_id)
+            if incident is None or incident.cause not in (Cause.REPLY, Cause.REPLY_DUE):
+                return None
+            item_id = int(incident.subject[1:]) if incident.subject[1:].isdigit() else None
+            if item_id is None:
+                return None
+            current = inbox_store.get(conn, item_id)
+            if current is None:
+                return None
+            if current.waiting_since > incident.opened_at:  # a reminder of an earlier wait, since reopened
+                return InboxClosing(item_id, False, None, None, reopened=True)
+            closed = inbox_store.close_by_hand(conn, item_id, state, actor, self._clock.now())
+            item = closed or current
+        return InboxClosing(item.id, closed is not None, item.closed_by, item.closed_at)
+
 
 class AlertingActions:
     """AlertActions over `veille.runtime.actions` (audited, in their own transactions)."""
@@ -179,7 +205,7 @@ def build_telegram(
     notifier = TelegramNotifier(settings, token, engine=engine, clock=clock)
     bot = None
     if settings.commands:
-        backend = StoreBackend(engine, AlertingActions(engine, clock, config.alerting))
+        backend = StoreBackend(engine, AlertingActions(engine, clock, config.alerting), clock=clock)
         bot = TelegramBot(
             settings,
             notifier,

@@ -137,8 +137,15 @@ def _answer(conn: Connection, current: InboxItem | None, message: Message) -> In
     return get(conn, current.id)
 
 
-def _close(conn: Connection, item: InboxItem, state: State, by: str, at: datetime) -> None:
-    conn.execute(update(inbox).where(inbox.c.id == item.id).values(state=state.value, closed_at=at, closed_by=by))
+def _close(conn: Connection, item: InboxItem, state: State, by: str, at: datetime) -> bool:
+    """Close a waiting item; False if it was no longer waiting (two presses of two buttons close it once)."""
+    closed = conn.execute(
+        update(inbox)
+        .where(inbox.c.id == item.id, inbox.c.state == State.WAITING.value)
+        .values(state=state.value, closed_at=at, closed_by=by)
+    )
+    if closed.rowcount != 1:
+        return False
     if state is State.ANSWERED:
         conn.execute(
             insert(inbox_answers).values(
@@ -150,6 +157,7 @@ def _close(conn: Connection, item: InboxItem, state: State, by: str, at: datetim
                 overdue=item.overdue_at is not None and item.overdue_at <= at,
             )
         )
+    return True
 
 
 def close_by_hand(conn: Connection, item_id: int, state: State, actor: str, now: datetime) -> InboxItem | None:
@@ -158,7 +166,8 @@ def close_by_hand(conn: Connection, item_id: int, state: State, actor: str, now:
     current = get(conn, item_id)
     if current is None or current.state is not State.WAITING:
         return None
-    _close(conn, current, state, actor[:200], now)
+    if not _close(conn, current, state, actor[:200], now):
+        return None
     return get(conn, item_id)
 
 

@@ -144,7 +144,7 @@ class StoredMessage:
 
 @dataclass(frozen=True, slots=True)
 class Button:
-    action: str  # ack | snooze | mute | hits
+    action: str  # ack | snooze | mute | show | answered | no_reply (the reply inbox)
     incident_id: int | None
     client_id: str | None
 
@@ -301,7 +301,7 @@ def message_buttons(engine: Engine, row_id: int, now: datetime) -> list[ButtonSt
                 telegram_callbacks.c.message_row == row_id, telegram_callbacks.c.expires_at > now
             )
         ).all()
-    order = {"ack": 0, "snooze": 1, "mute": 2, "show": 3}
+    order = {"answered": 0, "no_reply": 1, "ack": 2, "snooze": 3, "mute": 4, "show": 5}
     states = [ButtonState(r.token, r.action, r.incident_id, r.used_at) for r in rows]
     return sorted(states, key=lambda b: (b.incident_id or 0, order.get(b.action, 9)))
 

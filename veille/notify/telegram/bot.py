@@ -43,7 +43,13 @@ from veille.core.errors import StorageError
 from veille.core.i18n import N_, wording
 from veille.core.incidents import label as label_of
 from veille.core.models import Channel, error_kind_label
-from veille.notify.telegram.notifier import EventLogger, TelegramNotifier, classify, retry_after_seconds
+from veille.notify.telegram.notifier import (
+    INBOX_ACTIONS,
+    EventLogger,
+    TelegramNotifier,
+    classify,
+    retry_after_seconds,
+)
 from veille.notify.telegram.render import escape, safe_link, utf16_len
 from veille.notify.telegram.render import text as label
 from veille.notify.telegram.settings import TelegramContact, TelegramSettings
@@ -99,6 +105,17 @@ class InboxLine:
 
 
 @dataclass(frozen=True, slots=True)
+class InboxClosing:
+    """A press on "Answered" or "No answer needed": the conversation, and whether this press closed it."""
+
+    item_id: int
+    closed_now: bool
+    closed_by: str | None  # "telegram:<contact>", "cli", "platform" (the client's own answer)
+    closed_at: datetime | None
+    reopened: bool = False  # the button belongs to an earlier wait: a newer message reopened it since
+
+
+@dataclass(frozen=True, slots=True)
 class StatusInfo:
     failing_sources: tuple[tuple[str, str, str], ...]  # (client, source key, error kind)
     oldest_pending_alert: datetime | None
@@ -126,6 +143,11 @@ class BotBackend(Protocol):
     async def snooze(self, incident_id: int, contact: str, until: datetime) -> bool: ...
 
     async def mute(self, client_id: str, contact: str, until: datetime) -> bool: ...
+
+    async def close_inbox(self, incident_id: int, *, answered: bool, actor: str) -> InboxClosing | None:
+        """Close the conversation of this reply incident as `veille inbox done|no-reply` does (None: the
+        incident follows no conversation)."""
+        ...
 
 
 # -- small helpers --------------------------------------------------------------------------------
@@ -179,6 +201,13 @@ _MESSAGES = {
     "snoozed_by": N_("⏰ Reminder at {until} (asked by {who})"),
     "muted_by": N_("🔕 {client} muted until {until} (by {who})"),
     "done_already": N_("Already done."),
+    "inbox_answered": N_("✅ #{item} answered (marked by {who} at {at})"),
+    "inbox_no_reply": N_("💬 #{item}: no answer needed (marked by {who} at {at})"),
+    "inbox_closed_already": N_("#{item} was already closed by {who} at {at}."),
+    "inbox_gone": N_("This conversation is no longer in the inbox."),
+    "inbox_reopened": N_("#{item} was reopened by a newer message: use its latest reminder."),
+    "closed_by_platform": N_("the client's own answer on the platform"),
+    "closed_by_cli": N_("the command line"),
     "expired": N_("Expired or invalid button."),
     "failed": N_("Cannot do that right now, try again."),
     "status_ok": N_("Every source answers."),
@@ -570,11 +599,13 @@ class TelegramBot:
             for part in _split_reply(body):
                 await self.notifier.reply(chat_id, part)
             return
+        if callback.action in INBOX_ACTIONS:
+            await self._on_inbox_button(query, callback, caller, now)
+            return
         claimed = await asyncio.to_thread(store.claim_callback, self._engine, token, str(user.id), now)
         if not claimed:  # a double tap, a replay, or a second person: nothing happens twice
             await self._answer(query, self.t("done_already"))
             return
-        who = caller.name
         try:
             footer = await self._act(callback, caller, now)
         except Exception:
@@ -582,26 +613,80 @@ class TelegramBot:
             await self._answer(query, self.t("failed"))
             return
         await self._answer(query, None)
+        await self._show_done(callback, caller, footer, now, bold=callback.action == "ack")
+
+    async def _show_done(
+        self, callback: store.Callback, caller: Caller, footer: str, now: datetime, *, bold: bool
+    ) -> None:
+        """Log the press, add its footer to the message and keep only the buttons still meaningful."""
+        assert self._engine is not None
         log.info(
             "bot.button",
-            extra={"action": callback.action, "incident": callback.incident_id, "user": user.id, "chat": chat_id},
+            extra={
+                "action": callback.action,
+                "incident": callback.incident_id,
+                "user": caller.user_id,
+                "chat": caller.chat_id,
+            },
         )
         stored = callback.message
         html_mode = stored.parse_mode == ParseMode.HTML
         footer_text = escape(footer) if html_mode else footer
-        if callback.action == "ack":
+        if bold:
             footer_text = f"<b>{footer_text}</b>" if html_mode else footer_text
         new_text = f"{stored.html}\n\n{footer_text}"
         if utf16_len(new_text) > 4096:
             new_text = stored.html
         await asyncio.to_thread(
-            partial(store.mark_message_handled, self._engine, stored.row_id, who=who, text=new_text, now=now)
+            partial(store.mark_message_handled, self._engine, stored.row_id, who=caller.name, text=new_text, now=now)
         )
         keyboard = await self._remaining_keyboard(stored, callback)
         if stored.message_id is not None:
             await self.notifier.edit(
                 stored.chat_id, stored.message_id, new_text, parse_mode=stored.parse_mode, keyboard=keyboard
             )
+
+    async def _on_inbox_button(
+        self, query: CallbackQuery, callback: store.Callback, caller: Caller, now: datetime
+    ) -> None:
+        """ "Answered" / "No answer needed" on a reply reminder: closes the conversation once, whichever
+        button or message is pressed first; any later press says who closed it and when."""
+        assert self._engine is not None
+        if callback.incident_id is None:
+            await self._answer(query, self.t("expired"))
+            return
+        # The token is used, but closing is what happens once: the store closes only a waiting item.
+        await asyncio.to_thread(store.claim_callback, self._engine, callback.token, str(caller.user_id), now)
+        try:
+            closing = await self.backend.close_inbox(
+                callback.incident_id, answered=callback.action == "answered", actor=f"telegram:{caller.contact}"
+            )
+        except Exception:
+            log.exception("bot.action_failed", extra={"action": callback.action, "incident": callback.incident_id})
+            await self._answer(query, self.t("failed"))
+            return
+        if closing is None:
+            await self._answer(query, self.t("inbox_gone"))
+            return
+        if closing.reopened:
+            await self._answer(query, self.t("inbox_reopened", item=closing.item_id))
+            return
+        at = self._local(closing.closed_at) if closing.closed_at is not None else "?"
+        who = self._closer(closing.closed_by)
+        if not closing.closed_now:
+            await self._answer(query, self.t("inbox_closed_already", item=closing.item_id, who=who, at=at))
+            return
+        await self._answer(query, None)
+        key = "inbox_answered" if callback.action == "answered" else "inbox_no_reply"
+        await self._show_done(callback, caller, self.t(key, item=closing.item_id, who=who, at=at), now, bold=True)
+
+    def _closer(self, closed_by: str | None) -> str:
+        """Who closed a conversation, in words: a contact, the command line, or the client's own answer."""
+        if closed_by is None or closed_by == "platform":
+            return self.t("closed_by_platform")
+        if closed_by == "cli":
+            return self.t("closed_by_cli")
+        return closed_by.removeprefix("telegram:")
 
     async def _act(self, callback: store.Callback, caller: Caller, now: datetime) -> str:
         tag = (
@@ -626,15 +711,21 @@ class TelegramBot:
     async def _remaining_keyboard(
         self, stored: store.StoredMessage, pressed: store.Callback
     ) -> InlineKeyboardMarkup | None:
-        """The buttons not used yet; after an ack, that incident keeps only "show hits"."""
+        """The buttons not used yet; after an ack, that incident keeps only "show hits" (and, on a reply
+        reminder, "Answered" / "No answer needed"); once its conversation is closed, nothing of it."""
         assert self._engine is not None
         buttons = await asyncio.to_thread(store.message_buttons, self._engine, stored.row_id, self._clock.now())
-        keep = [
-            b
-            for b in buttons
-            if b.used_at is None
-            and not (pressed.action == "ack" and b.incident_id == pressed.incident_id and b.action != "show")
-        ]
+
+        def spent(b: store.ButtonState) -> bool:
+            if b.used_at is not None:
+                return True
+            if b.incident_id != pressed.incident_id or b.action == "show":
+                return False
+            if pressed.action in INBOX_ACTIONS:
+                return True
+            return pressed.action == "ack" and b.action not in INBOX_ACTIONS
+
+        keep = [b for b in buttons if not spent(b)]
         if not keep:
             return None
         lang = stored.lang

@@ -90,6 +90,10 @@ class EventLogger(logging.LoggerAdapter[logging.Logger]):
 log = EventLogger(logging.getLogger("veille.telegram"), {})
 T = TypeVar("T")
 BUTTON_KINDS = frozenset({"opened", "update", "repeat", "escalated"})
+# A reminder or an overdue answer (the reply inbox) is closed from the message itself, as `veille inbox
+# done|no-reply` would: the incident's cause travels in the notification's extra.
+REPLY_CAUSES = frozenset({"reply_due", "reply"})
+INBOX_ACTIONS = ("answered", "no_reply")
 
 # -- token protection (B11) -----------------------------------------------------------------------
 
@@ -607,6 +611,11 @@ class TelegramNotifier:
             n = notifications[0]
             if n.incident_id is None or n.kind not in BUTTON_KINDS:
                 return []
+            if n.extra.get("cause") in REPLY_CAUSES:
+                return [
+                    *(store.Button(action, n.incident_id, n.client_id) for action in INBOX_ACTIONS),
+                    store.Button("ack", n.incident_id, n.client_id),
+                ]
             buttons = [
                 store.Button("ack", n.incident_id, n.client_id),
                 store.Button("snooze", n.incident_id, n.client_id),

@@ -107,6 +107,7 @@ class Rendered:
 # The message's words as English msgids (translated per chat through the wording catalogue).
 _TEXTS = {
     "opened": N_("Bad buzz"),
+    "reply_opened": N_("Awaiting an answer"),  # an incident of the reply inbox is no bad buzz
     "update": N_("Update"),
     "repeat": N_("Reminder"),
     "escalated": N_("Escalation"),
@@ -123,6 +124,8 @@ _TEXTS = {
     "snooze": N_("Remind me in 1 h"),
     "mute": N_("Mute 24 h"),
     "show": N_("Show hits"),
+    "answered": N_("Replied"),
+    "no_reply": N_("No reply needed"),
     "dup": N_("⚠ possible duplicate"),
 }
 
@@ -143,7 +146,8 @@ def cli_hint(notification: Notification) -> str:
 def _header(n: Notification) -> list[Block]:
     lang = n.lang
     icon = "✅" if n.kind == "resolved" else ("🔴" if n.urgency == Urgency.HIGH else "🟠")
-    kind = text(lang, n.kind)
+    reply = n.kind == "opened" and n.extra.get("cause") in ("reply_due", "reply")
+    kind = text(lang, "reply_opened" if reply else n.kind)
     blocks = [Block(f"{kind} {n.tag}".strip(), "b", pre=f"{icon} ")]
     client = n.client_name or n.client_id
     if client:
