@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from veille.core.incidents import Cause, Incident, Kind, Status, Summary, Urgency
+from veille.core.incidents import Cause, Incident, Kind, Status, Summary, Urgency, summary_line
 from veille.notify.base import HitSummary, Notification
 from veille.notify.digest import compose
-from veille.notify.render import from_payload, incident_title, render_text, summary_line, to_payload
+from veille.notify.render import from_payload, incident_title, render_text, to_payload
 from veille.notify.telegram.render import render_notification
 
 REASONS = ("4 negative messages in 1 h, usually none", "risk 0.91", "severe: plainte")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import click
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from tests.support.paths import REPO_ROOT
 from veille.cli import cli
@@ -930,3 +930,142 @@ def test_the_months_audience_growth(engine: Engine) -> None:
         "change": 40.0,
     }
     assert report_of(engine, Month(2026, 8)).audience == ()
+
+
+# --- charts, incident summaries, answers past their deadline ------------------------------------------
+
+
+def test_html_report_draws_its_charts_inline(engine: Engine) -> None:
+    """Daily hits (one bar per November day), sentiment shares and source kinds as inline SVG: no script,
+    nothing loaded from elsewhere, every text escaped; Markdown keeps its tables and draws nothing."""
+    from veille.store.audience import Figure, record_figures
+
+    with write_tx(engine) as conn:
+        for day, followers in ((1, 1000), (12, 1010), (30, 1040)):
+            record_figures(
+                conn,
+                [Figure("resto", "resto/fb", "facebook", "<b>Gégé</b> page", "followers", followers)],
+                datetime(2026, 11, day, 9, tzinfo=UTC),
+            )
+    page = render([report_of(engine)], "html", "fr")
+    charts = re.findall(r"<svg .*?</svg>", page, re.S)
+    labels = [re.search(r'aria-label="([^"]*)"', c).group(1) for c in charts]  # type: ignore[union-attr]
+    assert labels == [
+        "Hits par type de source, les négatifs en rouge",
+        "Hits et hits négatifs par jour",
+        "Part de chaque sentiment",
+        "&lt;b&gt;Gégé&lt;/b&gt; page — abonnés",
+    ]
+    daily = charts[1]
+    assert daily.count("<g>") == 30  # every day of November, quiet days included
+    assert "<title>01/11 : 1 hit, 1 négatif</title>" in daily  # the hostile hit seen at 00:30 on the 1st
+    assert "<title>30/11 : 1 hit, 0 négatif</title>" in daily and "#d9534f" in daily
+    assert "<title>négatif (50,0\u202f%)</title>" in charts[2]
+    assert "<polyline" in charts[3] and ">1\u202f040<" in charts[3] and "<b>" not in page
+    assert "<script" not in page.lower() and "src=" not in page and "<link" not in page
+    assert "xlink:href" not in page and "<image" not in page
+    assert "<svg" not in render([report_of(engine)], "md", "fr")
+
+
+def test_an_incidents_summary_and_posts_are_in_the_report(engine: Engine) -> None:
+    """Issue 16: what each incident was about, as its alerts said it, with its most representative posts."""
+    from veille.core.incidents import Summary
+    from veille.store.schema import hits as hit_rows
+
+    with write_tx(engine) as conn:
+        ids = dict(conn.execute(select(hit_rows.c.external_id, hit_rows.c.id)).all())
+        summary = Summary(("attente", "pizza froide"), ("honte",), 7, 5, 3, (ids["n3"], ids["n1"]))
+        conn.execute(
+            update(incidents)
+            .where(incidents.c.cause == "buzz", incidents.c.opened_at > utc("2026-11-01T00:00"))
+            .values(summary=summary.as_dict())
+        )
+    report = report_of(engine)
+    buzz = report.incidents[0]
+    assert buzz.summary == summary and [h.text[:12] for h in buzz.top_posts] == [WAIT[:12], HOSTILE[:12]]
+    french = render([report], "md", "fr")
+    assert "## De quoi parlaient les incidents" in french
+    line = next(row for row in french.splitlines() if "pizza froide" in row)
+    assert line.startswith(f"| #INC-{buzz.id} | bad buzz |")
+    assert "attente · pizza froide : 7 posts, 5 auteurs, 3 sources (aussi : honte)" in line
+    assert "(@alice)" in line and "\\<script\\>" in line
+    english = render([report], "md", "en")
+    assert "## What the incidents were about" in english and "7 posts, 5 authors, 3 sources" in english
+    page = render([report], "html", "en")
+    assert "&lt;script&gt;alert(1)" in page and "pizza froide: 7 posts" in page
+    data = json.loads(render([report], "json", "en"))
+    assert data["incidents"][0]["summary"]["terms"] == ["attente", "pizza froide"]
+    assert data["incidents"][1]["summary"] is None
+    assert "De quoi parlaient" not in render([report_of(engine, Month(2026, 10))], "md", "fr")  # none summarised
+
+
+def test_conversations_still_waiting_past_their_deadline_count(engine: Engine) -> None:
+    """Issue 14: 'how many waited past their deadline' counts answers given late and conversations that were
+    still waiting at the month's end after their deadline; one still within its deadline does not count."""
+    from veille.store.schema_inbox import inbox, inbox_answers
+
+    def waiting(conversation: str, since: str, overdue_at: str | None, channel: str = "message") -> dict[str, object]:
+        return {
+            "client_id": "resto",
+            "source_key": "resto/fb",
+            "channel": channel,
+            "conversation": conversation,
+            "state": "waiting",
+            "need": "question",
+            "excerpt": "vous livrez ?",
+            "waiting_since": utc(since),
+            "last_message_at": utc(since),
+            "overdue_at": utc(overdue_at) if overdue_at else None,
+        }
+
+    with write_tx(engine) as conn:
+        conn.execute(
+            inbox.insert(),
+            [
+                waiting("late", "2026-11-29T10:00", "2026-11-29T12:00"),
+                waiting("fresh", "2026-11-30T22:00", None),  # its deadline falls in December
+                waiting("december-late", "2026-11-30T20:00", "2026-12-01T09:00", "comment"),  # late after the month
+            ],
+        )
+        conn.execute(
+            inbox_answers.insert(),
+            [
+                {
+                    "item_id": 99,
+                    "client_id": "resto",
+                    "channel": "message",
+                    "waited_since": utc("2026-11-10T10:00"),
+                    "answered_at": utc(answered),
+                    "overdue": late,
+                }
+                for answered, late in (("2026-11-10T11:00", False), ("2026-11-10T16:00", True))
+            ],
+        )
+    report = report_of(engine)
+    assert [
+        (r.channel, r.answered, r.unanswered, r.overdue, r.waiting_overdue, r.past_deadline) for r in report.responses
+    ] == [
+        ("comment", 0, 1, 0, 0, 0),
+        ("message", 2, 2, 1, 1, 2),
+        ("", 2, 3, 1, 1, 2),
+    ]
+    message = report.responses[1]
+    assert (message.rate, message.median) == (0.5, timedelta(hours=3, minutes=30))
+    english = render([report], "md", "en")
+    assert "| messages | 2 | 2 | 50.0% | 3h30m | 2 |" in english and "(1 still waiting)" in english
+    data = json.loads(render([report], "json", "en"))["responses"][1]
+    assert (data["past_deadline"], data["answered_late"], data["waiting_past_deadline"]) == (2, 1, 1)
+
+
+def test_svg_charts_escape_their_words() -> None:
+    from veille.reports.svg import BarChart, BarRow, LineChart, draw
+
+    hostile = '</title><script>alert(1)</script>"'
+    for chart in (
+        BarChart(hostile, (BarRow(hostile, 3, 1, hostile),)),
+        LineChart(hostile, ((hostile, 1.0), (hostile, 2.0)), hostile, hostile),
+    ):
+        svg = draw(chart)
+        assert "<script" not in svg and "&lt;script&gt;" in svg and '"</title>' not in svg
+    empty = draw(BarChart("rien", ()))
+    assert empty.startswith("<svg") and "<rect" not in empty

@@ -53,8 +53,7 @@ def _local(moment: datetime | None, config: Config) -> str:
 def alerts_command(
     config_file: str | None, client: str | None, since: str, open_only: bool, limit: int, output_format: str
 ) -> None:
-    from veille.core.incidents import label
-    from veille.notify.render import summary_line
+    from veille.core.incidents import label, summary_line
     from veille.store import alerts as store
     from veille.store.engine import read_conn
 

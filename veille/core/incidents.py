@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from veille.core.i18n import N_
+from veille.core.i18n import N_, wording
 
 
 class Urgency(StrEnum):
@@ -196,3 +196,24 @@ class Incident:
     @property
     def active(self) -> bool:
         return self.status is not Status.RESOLVED
+
+
+MAX_EXTRA_CRISIS_WORDS = 3
+
+
+def summary_line(summary: Summary, lang: str) -> str:
+    """ "intoxication · malade · urgences : 7 posts, 5 auteurs, 3 sources (aussi : boycott, honte)"."""
+    w = wording(lang)
+    counts = ", ".join(
+        (
+            w.ngettext("{n} post", "{n} posts", summary.posts).format(n=summary.posts),
+            w.ngettext("{n} author", "{n} authors", summary.authors).format(n=summary.authors),
+            w.ngettext("{n} source", "{n} sources", summary.sources).format(n=summary.sources),
+        )
+    )
+    line = w._("{terms}: {counts}").format(terms=" · ".join(summary.terms), counts=counts) if summary.terms else counts
+    shown = {t.lower() for term in summary.terms for t in term.split()}
+    extra = [c for c in summary.crisis_words if c.lower() not in shown][:MAX_EXTRA_CRISIS_WORDS]
+    if extra:
+        line += " " + w._("(also: {words})").format(words=", ".join(extra))
+    return line

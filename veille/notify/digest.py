@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from veille.core.i18n import wording
-from veille.core.incidents import Incident, Kind, label
-from veille.notify.render import incident_title, summary_line
+from veille.core.incidents import Incident, Kind, label, summary_line
+from veille.notify.render import incident_title
 
 MAX_LINES = 30
 

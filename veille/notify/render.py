@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from veille.core.i18n import N_, wording
-from veille.core.incidents import Cause, Kind, Summary, Urgency
+from veille.core.incidents import Cause, Kind, Summary, Urgency, summary_line
 from veille.notify.base import HitSummary, Notification
 
 _CAUSE = {
@@ -39,27 +39,6 @@ def incident_title(cause: Cause, kind: Kind, client_name: str, subject: str, lan
         text += f" ({w.text(subject)})"
     suffix = _KIND.get(kind)
     return f"{text} — {w._(suffix)}" if suffix else text
-
-
-MAX_EXTRA_CRISIS_WORDS = 3
-
-
-def summary_line(summary: Summary, lang: str) -> str:
-    """ "intoxication · malade · urgences : 7 posts, 5 auteurs, 3 sources (aussi : boycott, honte)"."""
-    w = wording(lang)
-    counts = ", ".join(
-        (
-            w.ngettext("{n} post", "{n} posts", summary.posts).format(n=summary.posts),
-            w.ngettext("{n} author", "{n} authors", summary.authors).format(n=summary.authors),
-            w.ngettext("{n} source", "{n} sources", summary.sources).format(n=summary.sources),
-        )
-    )
-    line = w._("{terms}: {counts}").format(terms=" · ".join(summary.terms), counts=counts) if summary.terms else counts
-    shown = {t.lower() for term in summary.terms for t in term.split()}
-    extra = [c for c in summary.crisis_words if c.lower() not in shown][:MAX_EXTRA_CRISIS_WORDS]
-    if extra:
-        line += " " + w._("(also: {words})").format(words=", ".join(extra))
-    return line
 
 
 def render_text(n: Notification) -> str:

@@ -22,6 +22,7 @@ from veille.reports.period import Month
 from veille.reports.tabular import render_csv, report_json
 from veille.store import reports as store
 from veille.store.audience import growth as audience_growth
+from veille.store.audience import series as audience_series
 from veille.store.inbox import answers_between, unanswered_channels
 from veille.store.sources import list_sources
 
@@ -63,6 +64,11 @@ def monthly_report(
             (channel, seconds, late) for _, channel, seconds, late in answers_between(conn, start, end, client_id)
         ],
         unanswered=unanswered_channels(conn, client_id, end),
+        audience_days=[
+            day
+            for day in audience_series(conn, client_id=client_id, since=start.astimezone(tz).date())
+            if day["day"] < end.astimezone(tz).date()
+        ],
     )
 
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+from veille.core.incidents import Summary
 from veille.core.models import Engagement
 from veille.reports.period import Month, week_start
-from veille.store.audience import Growth
+from veille.reports.svg import buckets
+from veille.store.audience import AudienceDay, Growth
 from veille.store.reports import FailingSource, IncidentFacts, ReportHit
 
 LABELS = ("neg", "neu", "pos")
@@ -67,6 +69,8 @@ class IncidentLine:
     time_to_ack: timedelta | None  # from the first notification (or the opening) to the first ack
     resolved_at: datetime | None
     hit_count: int
+    summary: Summary | None = None  # what its posts were about (buzz and volume incidents)
+    top_posts: tuple[ReportHit, ...] = ()  # its most representative posts, as the summary picked them
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,12 @@ class ResponseLine:
     unanswered: int  # conversations still waiting
     median: timedelta | None  # median time the customers waited for the answers given
     overdue: int  # answers given after their deadline
+    waiting_overdue: int = 0  # conversations still waiting at the month's end, past their deadline
+
+    @property
+    def past_deadline(self) -> int:
+        """Conversations that waited past their deadline: answered late, or still waiting."""
+        return self.overdue + self.waiting_overdue
 
     @property
     def rate(self) -> float | None:
@@ -103,19 +113,24 @@ class ResponseLine:
         return self.answered / total if total else None
 
 
-def response_lines(answers: Sequence[tuple[str, float, bool]], unanswered: Sequence[str]) -> tuple[ResponseLine, ...]:
-    """Per channel, then all channels together (when more than one): answers are (channel, seconds, overdue)."""
+def response_lines(
+    answers: Sequence[tuple[str, float, bool]], unanswered: Sequence[tuple[str, bool]]
+) -> tuple[ResponseLine, ...]:
+    """Per channel, then all channels together (when more than one): answers are (channel, seconds, overdue),
+    conversations still waiting are (channel, past its deadline)."""
 
-    def line(channel: str, picked: Sequence[tuple[str, float, bool]], waiting: int) -> ResponseLine:
+    def line(
+        channel: str, picked: Sequence[tuple[str, float, bool]], waiting: Sequence[tuple[str, bool]]
+    ) -> ResponseLine:
         waits = [seconds for _, seconds, _ in picked]
         median = timedelta(seconds=statistics.median(waits)) if waits else None
-        return ResponseLine(channel, len(picked), waiting, median, sum(1 for *_, late in picked if late))
+        late = sum(1 for *_, overdue in picked if overdue)
+        return ResponseLine(channel, len(picked), len(waiting), median, late, sum(1 for _, o in waiting if o))
 
-    channels = sorted({a[0] for a in answers} | set(unanswered))
-    waiting = Counter(unanswered)
-    lines = [line(c, [a for a in answers if a[0] == c], waiting[c]) for c in channels]
+    channels = sorted({a[0] for a in answers} | {w[0] for w in unanswered})
+    lines = [line(c, [a for a in answers if a[0] == c], [w for w in unanswered if w[0] == c]) for c in channels]
     if len(lines) > 1:
-        lines.append(line("", answers, len(unanswered)))
+        lines.append(line("", answers, unanswered))
     return tuple(lines)
 
 
@@ -142,6 +157,8 @@ class MonthlyReport:
     hits: tuple[ReportHit, ...] = field(repr=False)  # every hit of the month, for the CSV
     audience: tuple[Growth, ...] = ()  # the month's growth of each own account (followers, rating)
     responses: tuple[ResponseLine, ...] = ()  # answers to customers per channel (the reply inbox)
+    daily: tuple[tuple[datetime, int, int], ...] = ()  # every local day of the month: (midnight, hits, negative)
+    audience_days: tuple[AudienceDay, ...] = ()  # the month's daily figures of the client's own accounts
 
     @property
     def quiet(self) -> bool:
@@ -230,11 +247,14 @@ def _ranked(total: Counter[str], negative: Counter[str], limit: int | None = Non
     return tuple(Ranked(name, count, negative.get(name, 0)) for name, count in ordered[:limit])
 
 
-def incident_lines(facts: Iterable[IncidentFacts]) -> tuple[IncidentLine, ...]:
+def incident_lines(facts: Iterable[IncidentFacts], hits: Sequence[ReportHit] = ()) -> tuple[IncidentLine, ...]:
+    """`hits` (the month's) give the text of the posts each incident's summary picked as representative."""
+    by_id = {h.id: h for h in hits}
     lines = []
     for f in facts:
         told = f.first_notified_at or f.opened_at
         tta = max(f.first_ack_at - told, timedelta(0)) if f.first_ack_at else None
+        top = tuple(by_id[i] for i in (f.summary.top_hits if f.summary else ()) if i in by_id)
         lines.append(
             IncidentLine(
                 id=f.id,
@@ -249,9 +269,18 @@ def incident_lines(facts: Iterable[IncidentFacts]) -> tuple[IncidentLine, ...]:
                 time_to_ack=tta,
                 resolved_at=f.resolved_at,
                 hit_count=f.hit_count,
+                summary=f.summary,
+                top_posts=top,
             )
         )
     return tuple(lines)
+
+
+def daily_counts(hits: Iterable[ReportHit], month: Month, tz: tzinfo) -> tuple[tuple[datetime, int, int], ...]:
+    """Hits and negative hits per local day of the month, days without hits included (for the chart)."""
+    start, end = month.bounds(tz)
+    seen = [(h.fetched_at, 1, int(h.sentiment_label == "neg")) for h in hits]
+    return tuple(buckets(seen, start, end - timedelta(seconds=1), tz, daily=True))
 
 
 def ack_summary(lines: Sequence[IncidentLine], start: datetime, end: datetime) -> AckSummary:
@@ -327,13 +356,14 @@ def build_report(
     failing_after: timedelta,
     audience: Sequence[Growth] = (),
     answers: Sequence[tuple[str, float, bool]] = (),
-    unanswered: Sequence[str] = (),
+    unanswered: Sequence[tuple[str, bool]] = (),
+    audience_days: Sequence[AudienceDay] = (),
     top: int = 5,
 ) -> MonthlyReport:
     tz = ZoneInfo(timezone)
     start, end = month.bounds(tz)
     labels = Counter(h.sentiment_label for h in hits)
-    lines = incident_lines(incidents)
+    lines = incident_lines(incidents, hits)
     return MonthlyReport(
         client_id=client_id,
         client_name=client_name,
@@ -358,4 +388,6 @@ def build_report(
         hits=tuple(hits),
         audience=tuple(audience),
         responses=response_lines(answers, unanswered),
+        daily=daily_counts(hits, month, tz),
+        audience_days=tuple(audience_days),
     )

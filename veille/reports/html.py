@@ -1,4 +1,4 @@
-"""A self-contained HTML page: inline CSS, no script, every value escaped.
+"""A self-contained HTML page: inline CSS, inline SVG charts (veille.reports.svg), no script, every value escaped.
 
 Hit texts are hostile input: each value is stripped of control and bidi characters and escaped with
 `html.escape(quote=True)`; links are http(s) only and open with `rel="noopener noreferrer nofollow"`.
@@ -14,6 +14,7 @@ from html import escape
 from veille.core.i18n import wording
 from veille.core.textsafe import terminal_safe
 from veille.reports.layout import Cell, Document, Link, Table
+from veille.reports.svg import draw
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;margin:2rem auto;max-width:72rem;
@@ -23,6 +24,7 @@ h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:1.8rem;b
 table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
 th,td{border:1px solid #d9dde5;padding:.3rem .5rem;vertical-align:top;text-align:left;overflow-wrap:anywhere}
 th{background:#f2f4f8}td.n,th.n{text-align:right;white-space:nowrap}
+figure{margin:.6rem 0}svg.chart{width:100%;max-width:48rem;height:auto;display:block}
 article+article{margin-top:3rem;border-top:3px solid #1d2330;break-before:page}
 @media print{body{margin:0;max-width:none}}
 """
@@ -56,6 +58,7 @@ def _article(doc: Document) -> str:
         parts.append(f"<section>\n<h2>{text(section.title)}</h2>\n")
         if section.lines:
             parts.append("<ul>" + "".join(f"<li>{text(line)}</li>" for line in section.lines) + "</ul>\n")
+        parts += [f"<figure>{draw(chart)}</figure>\n" for chart in section.charts]
         if section.table is not None:
             parts.append(_table(section.table))
         parts.append("</section>\n")

@@ -8,7 +8,7 @@ a `Link` only when it is http(s).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from urllib.parse import quote, urlsplit
@@ -16,7 +16,9 @@ from urllib.parse import quote, urlsplit
 from veille.core.durations import format_duration
 from veille.core.i18n import N_, wording
 from veille.core.incidents import label as incident_label
-from veille.reports.figures import MonthlyReport, Ranked, interactions
+from veille.core.incidents import summary_line
+from veille.reports.figures import IncidentLine, MonthlyReport, Ranked, interactions
+from veille.reports.svg import GREEN, GREY, RED, BarChart, BarRow, Chart, LineChart, TimelineChart, timeline
 from veille.store.audience import Growth
 from veille.store.reports import ReportHit
 
@@ -59,6 +61,7 @@ class Section:
     title: str
     lines: tuple[str, ...] = ()
     table: Table | None = None
+    charts: tuple[Chart, ...] = ()  # drawn by the HTML page only (Markdown has the table's figures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +189,13 @@ def document(report: MonthlyReport, lang: str, tz: tzinfo) -> Document:
             _ranking(w._("Most active authors"), w._("author"), report.top_authors, w),
             _ranking(w._("Most matched terms"), w._("term"), report.top_terms, w),
         ]
-    sections += [_incidents(report, w), _responses(report, w), _outages(report, w), _audience(report, w)]
+    sections += [
+        _incidents(report, w),
+        _incident_summaries(report, w),
+        _responses(report, w),
+        _outages(report, w),
+        _audience(report, w),
+    ]
     return Document(lang, title, subtitle, tuple(s for s in sections if s is not None))
 
 
@@ -227,8 +236,13 @@ def _summary(r: MonthlyReport, w: Words, month: str) -> Section:
 
 def _kinds(r: MonthlyReport, w: Words) -> Section:
     rows = tuple((k.name, w.count(k.count), w.count(k.negative), w.pct(k.count / r.total)) for k in r.by_kind)
+    chart = BarChart(
+        w._("Hits by source kind, negative ones in red"),
+        tuple(BarRow(k.name, k.count, k.negative, w.count(k.count)) for k in r.by_kind),
+    )
     return Section(
         w._("Volume by source kind"),
+        charts=(chart,),
         table=Table(
             (w._("kind"), "hits", w.pgettext("report column", "negative"), w._("share")),
             rows,
@@ -242,7 +256,21 @@ def _weeks(r: MonthlyReport, w: Words) -> Section:
         (w.day(k.start) if k.start == k.end else f"{w.day(k.start)} – {w.day(k.end)}", w.count(k.count))
         for k in r.by_week
     )
-    return Section(w._("Volume by week"), table=Table((w._("week"), "hits"), rows, frozenset({1})))
+    return Section(
+        w._("Volume by week"), table=Table((w._("week"), "hits"), rows, frozenset({1})), charts=(_daily_chart(r, w),)
+    )
+
+
+def _daily_chart(r: MonthlyReport, w: Words) -> TimelineChart:
+    """Every day of the month: its hits, the negative ones drawn over them in red."""
+    days = list(r.daily)
+    tooltips = tuple(
+        w.ngettext("{day}: {hits}, {count} negative", "{day}: {hits}, {count} negative", neg).format(
+            day=w.day(day.date()), hits=w.hits(total), count=w.count(neg)
+        )
+        for day, total, neg in days
+    )
+    return TimelineChart(w._("Hits and negative hits per day"), timeline(days, daily=True), tooltips)
 
 
 def _sentiment(r: MonthlyReport, w: Words) -> Section:
@@ -259,10 +287,17 @@ def _sentiment(r: MonthlyReport, w: Words) -> Section:
     lines: tuple[str, ...] = ()
     if r.unscored:
         lines = (w._("{count} hit(s) not scored, left out of the shares.").format(count=w.count(r.unscored)),)
+    colors = {"neg": RED, "neu": GREY, "pos": GREEN}
+    chart = BarChart(
+        w._("Share of each sentiment"),
+        tuple(BarRow(w.label(s.label), s.share, text=w.pct(s.share), color=colors[s.label]) for s in r.sentiment),
+        scale=1.0,
+    )
     return Section(
         w._("Sentiment"),
         lines,
-        Table(
+        charts=(chart,),
+        table=Table(
             (
                 w._("sentiment"),
                 "hits",
@@ -369,6 +404,25 @@ def _incidents(r: MonthlyReport, w: Words) -> Section:
     )
 
 
+def _incident_summaries(r: MonthlyReport, w: Words) -> Section | None:
+    """What each incident was about (issue 16): the words that stood out, how many posts, authors and
+    sources, and its most representative posts, as the alert said it."""
+    told = [i for i in r.incidents if i.summary is not None]
+    if not told:
+        return None
+    rows = tuple(_summary_row(i, w) for i in told)
+    return Section(
+        w._("What the incidents were about"),
+        table=Table((w._("incident"), w._("cause"), w._("in short"), w._("representative posts")), rows),
+    )
+
+
+def _summary_row(i: IncidentLine, w: Words) -> tuple[Cell, ...]:
+    assert i.summary is not None
+    posts = " / ".join(f"{snippet(h, 100)} ({'@' + h.author if h.author else h.kind})" for h in i.top_posts[:3])
+    return (f"#INC-{i.id}", w.cause(i.cause), summary_line(i.summary, w.lang), posts)
+
+
 _METRICS = {"followers": N_("followers"), "rating": N_("rating"), "rating_count": N_("reviews")}
 
 
@@ -397,12 +451,38 @@ def _audience(r: MonthlyReport, w: Words) -> Section | None:
     )
     return Section(
         w._("Audience of the client's own accounts"),
+        charts=_audience_charts(r, w, figure),
         table=Table(
             (w._("account"), w._("measure"), w._("start"), w._("end"), w._("change")),
             rows,
             frozenset({2, 3, 4}),
         ),
     )
+
+
+def _audience_charts(r: MonthlyReport, w: Words, figure: Callable[[float, str], str]) -> tuple[Chart, ...]:
+    """One line per account and measure seen on at least two days of the month."""
+    series: dict[tuple[str, str], list[tuple[date, float]]] = {}
+    names: dict[tuple[str, str], str] = {}
+    for day in r.audience_days:
+        key = (day["source_key"], day["metric"])
+        series.setdefault(key, []).append((day["day"], day["value"]))
+        names[key] = day["account"]
+    charts: list[Chart] = []
+    for (source, metric), points in sorted(series.items()):
+        if len(points) < 2:
+            continue
+        values = [value for _, value in points]
+        measure = w._(_METRICS[metric]) if metric in _METRICS else metric
+        charts.append(
+            LineChart(
+                f"{names[(source, metric)]} — {measure}",
+                tuple((w.day(day), value) for day, value in points),
+                low_text=figure(min(values), metric),
+                high_text=figure(max(values), metric),
+            )
+        )
+    return tuple(charts)
 
 
 _CHANNELS = {"message": N_("messages"), "comment": N_("comments"), "review": N_("reviews"), "post": N_("posts")}
@@ -419,12 +499,19 @@ def _responses(r: MonthlyReport, w: Words) -> Section | None:
             w.count(line.unanswered),
             w.pct(line.rate) if line.rate is not None else "—",
             w.span(line.median),
-            w.count(line.overdue),
+            w.count(line.past_deadline),
         )
         for line in r.responses
     )
+    lines = (
+        w._(
+            "Past the deadline: answered late, or still waiting at the end of the month after the deadline "
+            "({count} still waiting)."
+        ).format(count=w.count(sum(line.waiting_overdue for line in r.responses if line.channel))),
+    )
     return Section(
         w._("Answers to customers"),
+        lines,
         table=Table(
             (
                 w._("channel"),

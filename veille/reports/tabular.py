@@ -140,6 +140,7 @@ def report_json(report: MonthlyReport, tz: tzinfo) -> dict[str, Any]:
                 "time_to_ack_seconds": _seconds(i.time_to_ack),
                 "resolved_at": _local(i.resolved_at, tz) or None,
                 "hits": i.hit_count,
+                "summary": i.summary.as_dict() if i.summary else None,
             }
             for i in report.incidents
         ],
@@ -167,7 +168,9 @@ def report_json(report: MonthlyReport, tz: tzinfo) -> dict[str, Any]:
                 "unanswered": line.unanswered,
                 "response_rate": round(line.rate, 4) if line.rate is not None else None,
                 "median_response_seconds": _seconds(line.median),
-                "past_deadline": line.overdue,
+                "past_deadline": line.past_deadline,
+                "answered_late": line.overdue,
+                "waiting_past_deadline": line.waiting_overdue,
             }
             for line in report.responses
         ],

@@ -32,9 +32,9 @@ from sqlalchemy import Connection, Engine, event, insert
 from veille.config import Config
 from veille.core.clock import FakeClock, utc
 from veille.core.i18n import N_
-from veille.core.incidents import Kind, Summary
+from veille.core.incidents import Kind, Summary, summary_line
 from veille.core.models import Channel, Engagement, SentimentResult, StoredHit
-from veille.notify.render import incident_title, summary_line
+from veille.notify.render import incident_title
 from veille.runtime.alerting import AlertingService
 from veille.runtime.inbox import record_hits as record_inbox
 from veille.scoring.base import Scorer

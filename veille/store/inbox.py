@@ -217,9 +217,10 @@ def answers_between(
     return [(r.client_id, r.channel, (r.answered_at - r.waited_since).total_seconds(), r.overdue) for r in rows]
 
 
-def unanswered_channels(conn: Connection, client_id: str, before: datetime) -> list[str]:
-    """The channel of each conversation of this client still waiting that began before `before`."""
-    query = select(inbox.c.channel).where(
+def unanswered_channels(conn: Connection, client_id: str, before: datetime) -> list[tuple[str, bool]]:
+    """(channel, past its deadline before `before`) of each conversation of this client still waiting that
+    began before `before`."""
+    query = select(inbox.c.channel, inbox.c.overdue_at).where(
         inbox.c.client_id == client_id, inbox.c.state == State.WAITING.value, inbox.c.waiting_since < before
     )
-    return list(conn.execute(query).scalars())
+    return [(channel, overdue_at is not None and overdue_at < before) for channel, overdue_at in conn.execute(query)]

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Connection, false, func, or_, select
 
+from veille.core.incidents import Summary
 from veille.core.models import Engagement
 from veille.store.schema import engagement, hits, sources
 from veille.store.schema_alerts import incident_events, incidents
@@ -52,6 +53,7 @@ class IncidentFacts:
     first_notified_at: datetime | None  # first "notify" event: when someone was told
     first_ack_at: datetime | None  # first "ack"/"snooze" event (acked_at is overwritten by re-acks)
     acked_by: str | None  # who did that first ack
+    summary: Summary | None = None  # what the incident's posts were about (buzz and volume)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,7 @@ def month_incidents(
                 first_notified_at=notified[0] if notified else None,
                 first_ack_at=acked[0] if acked else None,
                 acked_by=acked[1] if acked else None,
+                summary=Summary.from_dict(r.summary),
             )
         )
     return facts

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from markupsafe import Markup
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from starlette.responses import RedirectResponse, Response
 
 from veille.core.incidents import Incident, Status, Urgency
 from veille.reports.figures import Ranked, split_terms
+from veille.reports.svg import TimelineChart, buckets, draw, timeline
 from veille.runtime import actions
 from veille.sources.registry import get_driver, known_kinds
 from veille.store import alerts as alert_store
@@ -28,7 +30,6 @@ from veille.store import dashboard
 from veille.store.engine import read_conn
 from veille.store.hits import HitQuery, query_hits
 from veille.store.sources import list_sources
-from veille.web.charts import buckets, timeline
 from veille.web.context import Viewer, WebState, action, db, flash, lang_of, not_found, page, render, state_of
 from veille.web.wording import translator
 
@@ -265,6 +266,11 @@ async def client_page(request: Request, viewer: Viewer) -> Response:
         source = None
     hits = [_hit_line(row) for row in data["hits"][:size]]
     chart = timeline(buckets(data["hourly"], since, now, state.config.tz, daily=daily), daily=daily)
+    _ = translator(lang_of(request))
+    tooltips = tuple(
+        f"{bar.label} : {bar.total} hits, " + _("{count} negative").format(count=bar.negative) for bar in chart.bars
+    )
+    chart_svg = Markup(draw(TimelineChart(_("Hits and negative hits"), chart, tooltips)))  # noqa: S704 - escaped by draw
     filters = {"period": period, "source": source or "", "sentiment": label or "", "q": search or ""}
 
     def link(**changes: Any) -> str:
@@ -282,6 +288,7 @@ async def client_page(request: Request, viewer: Viewer) -> Response:
             "periods": list(PERIODS),
             "labels": LABELS,
             "chart": chart,
+            "chart_svg": chart_svg,
             "shares": _shares(data["labels"]),
             "unscored": data["labels"].get(None, 0),
             "authors": data["authors"],

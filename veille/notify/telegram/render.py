@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from veille.core.i18n import N_, wording
-from veille.core.incidents import Urgency
+from veille.core.incidents import Urgency, summary_line
 from veille.notify.base import HitSummary, Notification
-from veille.notify.render import summary_line
 
 TELEGRAM_LIMIT = 4096  # UTF-16 code units per message
 DEFAULT_MAX_PARTS = 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from veille.web.charts import buckets, timeline
+from veille.reports.svg import buckets, timeline
 
 PARIS = ZoneInfo("Europe/Paris")
 
