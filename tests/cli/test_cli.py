@@ -20,7 +20,7 @@ from tests.support.paths import REPO_ROOT
 from tests.support.seed import add_rss_source
 from veille.cli import cli
 from veille.core.matching import MatchResult
-from veille.core.models import Item
+from veille.core.models import Item, SentimentLabel, SentimentResult
 from veille.store.engine import make_engine, write_tx
 from veille.store.hits import MatchedItem, SourceRef, store_items
 from veille.store.migrate import upgrade
@@ -123,6 +123,35 @@ def _store(url: str, *items: Item) -> None:
         match = MatchResult(True, False, ("chez gege",))
         store_items(conn, ref, [MatchedItem(item, match) for item in items], datetime.now(UTC))
     engine.dispose()
+
+
+def test_hits_lang_filters_and_shows_unscored_posts(setup: tuple[Path, str]) -> None:
+    config, url = setup
+    engine = make_engine(url)
+    with write_tx(engine) as conn:
+        sid = conn.execute(sources.select().where(sources.c.key == "resto/rss-1")).one().id
+        ref = SourceRef(sid, "resto/rss-1", "resto", "rss")
+        match = MatchResult(True, False, ("chez gege",))
+        verdicts = [SentimentResult.unscored("de"), SentimentResult(SentimentLabel.POS, 0.7, "fr")]
+        texts = ["Chez Gégé: das Essen war kalt", "Chez Gégé, super accueil"]
+        store_items(
+            conn,
+            ref,
+            [MatchedItem(Item(f"l{i}", t), match, v) for i, (t, v) in enumerate(zip(texts, verdicts, strict=True))],
+            datetime.now(UTC),
+        )
+    engine.dispose()
+    german = invoke("hits", "--config", str(config), "--lang", "de", "--format", "json")
+    assert [(r["text"], r["sentiment_lang"], r["sentiment_label"]) for r in json.loads(german.output)] == [
+        ("Chez Gégé: das Essen war kalt", "de", None)
+    ]
+    french = invoke("hits", "--config", str(config), "--lang", "FR", "--format", "csv")
+    assert [r["text"] for r in csv.DictReader(io.StringIO(french.output))] == ["Chez Gégé, super accueil"]
+    table = invoke("hits", "--config", str(config), "--lang", "unscored", "--wide")
+    assert "unscored (de)" in table.output and "super accueil" not in table.output
+    bad = CliRunner().invoke(cli, ["hits", "--config", str(config), "--lang", "french"])
+    assert bad.exit_code == 2 and "write a language code such as fr, en, es, de, or unscored" in bad.output
+    assert "Traceback" not in bad.output
 
 
 def test_hits_csv_never_writes_a_formula(setup: tuple[Path, str]) -> None:

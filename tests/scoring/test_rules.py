@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from veille.core.models import SentimentLabel
 from veille.scoring import load_scorer
+from veille.scoring.language import CANDIDATES
 from veille.scoring.lexicon import load_resources
 from veille.scoring.rules import Rules
 from veille.scoring.settings import SentimentSettings
@@ -259,7 +260,8 @@ def test_results_are_in_order_and_bounded(scorer) -> None:
     assert len(results) == len(texts)
     for result in results:
         assert -1.0 <= result.score <= 1.0
-        assert result.lang in ("fr", "en", "und")
+        assert result.lang in ("fr", "en", "und", *CANDIDATES)
+        assert result.scored or result.lang not in ("fr", "en", "und")  # only other languages go unscored
         assert all(isinstance(r, str) for r in result.reasons)
     assert results[0].label is SentimentLabel.NEU and results[0].score == 0.0
     assert results[2].label is SentimentLabel.POS and results[2].score > 0
@@ -288,7 +290,8 @@ def test_any_text_gets_a_bounded_verdict(texts: list[str]) -> None:
     assert len(results) == len(texts)
     for result in results:
         assert -1.0 <= result.score <= 1.0
-        assert result.lang in ("fr", "en", "und")
+        assert result.lang in ("fr", "en", "und", *CANDIDATES)
+        assert result.scored or result.lang not in ("fr", "en", "und")  # only other languages go unscored
 
 
 def test_importing_scoring_does_no_work() -> None:

@@ -13,7 +13,15 @@ from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult
 from veille.core.polling import PollOutcome, PollState
 from veille.store import sources as source_store
 from veille.store.engine import make_engine, read_conn, write_tx
-from veille.store.hits import HitQuery, MatchedItem, SourceRef, query_hits, store_batch, store_items
+from veille.store.hits import (
+    HitQuery,
+    MatchedItem,
+    SourceRef,
+    query_hits,
+    store_batch,
+    store_items,
+    stored_versions,
+)
 from veille.store.migrate import upgrade
 from veille.store.schema import clients, engagement, hits, sources
 from veille.store.sources import Success
@@ -175,6 +183,37 @@ def test_sentiment_and_query_filters(engine: Engine) -> None:
         assert [r["external_id"] for r in query_hits(conn, HitQuery(search="100%_"))] == ["p"]
         assert query_hits(conn, HitQuery(search="'; DROP TABLE hits; --")) == []
         assert query_hits(conn, HitQuery(since=NOW + timedelta(seconds=1))) == []
+
+
+def test_unscored_languages_are_stored_with_their_language_and_filtered(engine: Engine) -> None:
+    """Issue 16: a Spanish post keeps its language and no sentiment; `lang` filters on either."""
+    source = make_source(engine)
+    with write_tx(engine) as conn:
+        store_items(
+            conn,
+            source,
+            [
+                MatchedItem(Item("es", "Chez Gégé, una estafa total"), MATCH, SentimentResult.unscored("es")),
+                MatchedItem(Item("fr", "Chez Gégé dégoûté"), MATCH, SentimentResult(SentimentLabel.NEG, -0.8, "fr")),
+                item("none"),  # stored without a scorer: no sentiment either
+            ],
+            NOW,
+        )
+    with read_conn(engine) as conn:
+        rows = {r["external_id"]: r for r in query_hits(conn, HitQuery())}
+        spanish = rows["es"]
+        assert (spanish["sentiment_label"], spanish["sentiment_score"], spanish["sentiment_lang"]) == (None, None, "es")
+        assert spanish["scored_at"] is not None
+
+        def ids(lang: str) -> list[str]:
+            return sorted(r["external_id"] for r in query_hits(conn, HitQuery(lang=lang)))
+
+        assert ids("es") == ["es"]
+        assert ids("fr") == ["fr"]
+        assert ids("unscored") == ["es", "none"]
+        assert ids("de") == []
+        (stored,) = stored_versions(conn, source, [MatchedItem(Item("es", "Chez Gégé, una estafa total"), MATCH)])
+        assert stored.sentiment == SentimentResult.unscored("es")
 
 
 def test_search_ignores_case_accents_and_ligatures_as_keywords_do(engine: Engine) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
@@ -102,6 +103,19 @@ def _since(value: str | None, option: str) -> datetime | None:
         raise click.BadParameter(text(str(exc)), param_hint=option) from None
 
 
+_LANG = re.compile(r"^[a-z]{2,3}$")
+
+
+def _lang_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An ISO 639-1 code or 'unscored' (checked here: the detector's list lives with its model, not imported)."""
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if value != "unscored" and not _LANG.match(value):
+        raise click.BadParameter(_("write a language code such as fr, en, es, de, or unscored"))
+    return value
+
+
 @command(help=N_("List the hits found, most recent first."))
 @config_option
 @click.option("--client", help=N_("Client id (e.g. resto)."))
@@ -110,6 +124,12 @@ def _since(value: str | None, option: str) -> datetime | None:
 @click.option("--until", help=N_("Until: a duration or an ISO date."))
 @click.option("--search", help=N_("Text to look for (title, text, author)."))
 @click.option("--label", type=click.Choice(["neg", "neu", "pos"]), help=N_("Sentiment."))
+@click.option(
+    "--lang",
+    metavar="fr|en|es|...|unscored",
+    callback=_lang_option,
+    help=N_("Language of the post (fr, en, es, de...), or unscored: the posts left without a sentiment."),
+)
 @click.option("--incident", type=int, metavar="ID", help=N_("The hits of an incident (its client and period)."))
 @click.option("--all", "include_duplicates", is_flag=True, help=N_("Include linked duplicates from other sources."))
 @wide_option
@@ -125,6 +145,7 @@ def hits(
     until: str | None,
     search: str | None,
     label: str | None,
+    lang: str | None,
     incident: int | None,
     include_duplicates: bool,
     wide: bool,
@@ -147,6 +168,7 @@ def hits(
         until=_since(until, "--until"),
         search=search,
         label=label,
+        lang=lang,
         include_duplicates=include_duplicates,
         limit=limit,
     )
@@ -163,6 +185,7 @@ def hits(
         "author",
         "sentiment_label",
         "sentiment_score",
+        "sentiment_lang",
         "title",
         "text",
         "url",
@@ -188,7 +211,7 @@ def _hits_table(rows: list[dict[str, Any]], config: Config, *, wide: bool, one_c
         return
     for row in rows:
         row["fetched_at"] = row["fetched_at"].astimezone(config.tz).strftime("%d/%m %H:%M")
-        row["sentiment"] = f"{row['sentiment_label']} {row['sentiment_score']:+.2f}" if row["sentiment_label"] else ""
+        row["sentiment"] = _sentiment_text(row)
         body = " ".join(row["text"].split())
         row["hit"] = f"{row['title']} — {body}" if row["title"] and body else row["title"] or body
         row["link"] = short_link(row["url"])
@@ -227,6 +250,15 @@ def _incident_query(engine: Engine, incident_id: int, query: HitQuery) -> HitQue
         since=query.since or found.opened_at - INCIDENT_LEAD,
         until=query.until or found.resolved_at,
     )
+
+
+def _sentiment_text(row: dict[str, Any]) -> str:
+    """'neg -0.80', 'unscored (es)' for a post in a language veille does not score, '' before scoring."""
+    if row["sentiment_label"]:
+        return f"{row['sentiment_label']} {row['sentiment_score']:+.2f}"
+    if row["scored_at"] is not None and row["sentiment_lang"]:
+        return _("unscored ({lang})").format(lang=row["sentiment_lang"])
+    return ""
 
 
 def _sentiment_style(value: Any) -> str:

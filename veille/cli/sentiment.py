@@ -105,7 +105,12 @@ def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 def result_json(result: SentimentResult) -> str:
     return json.dumps(
-        {"label": result.label.value, "score": result.score, "lang": result.lang, "reasons": list(result.reasons)},
+        {
+            "label": result.label and result.label.value,
+            "score": result.score,
+            "lang": result.lang,
+            "reasons": list(result.reasons),
+        },
         ensure_ascii=False,
     )
 
@@ -188,7 +193,9 @@ def _table(scorer: Scorer, inputs: Iterable[str]) -> None:
             table.add_row(
                 str(number),
                 Text(terminal_safe(short)),
-                Text(result.label.value, style=colours[result.label]),
+                Text(result.label.value, style=colours[result.label])
+                if result.label is not None
+                else Text(_("unscored"), style="dim"),
                 f"{result.score:+.2f}",
                 result.lang,
                 Text(terminal_safe(", ".join(result.reasons))),

@@ -197,12 +197,29 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class SentimentResult:
-    """A scorer's verdict on one text."""
+    """A scorer's verdict on one text.
 
-    label: SentimentLabel
-    score: float  # in [-1, 1]
-    lang: str  # "fr", "en", or "und"
+    `label` is None for a post in a language the scorer does not score (issue 16): it is stored with
+    its language and no sentiment, and counts neither as negative nor as positive."""
+
+    label: SentimentLabel | None
+    score: float  # in [-1, 1]; 0 when unscored
+    lang: str  # "fr", "en", another ISO 639-1 code (veille.scoring.language), or "und"
     reasons: tuple[str, ...] = ()
+
+    @classmethod
+    def unscored(cls, lang: str) -> SentimentResult:
+        return cls(None, 0.0, lang)
+
+    @property
+    def scored(self) -> bool:
+        return self.label is not None
+
+    def brief(self) -> str:
+        """'neg -0.80', or 'unscored (es)': as alerts show it (in English; `wording.text` translates it)."""
+        if self.label is None:
+            return N_("unscored ({lang})").format(lang=self.lang)
+        return f"{self.label.value} {self.score:+.2f}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,8 @@ def render_text(n: Notification) -> str:
         who = f"@{hit.author}" if hit.author else "?"
         if hit.author_followers:
             who += f" ({hit.author_followers})"
-        meta = ", ".join(x for x in (hit.source_kind, hit.sentiment, w.text(hit.engagement)) if x)
+        sentiment = hit.sentiment and w.text(hit.sentiment)  # "unscored (es)" is translated
+        meta = ", ".join(x for x in (hit.source_kind, sentiment, w.text(hit.engagement)) if x)
         lines.append(f"  - {who} [{meta}] {hit.text[:200]}")
         if hit.url:
             lines.append(f"    {hit.url}")

@@ -543,7 +543,7 @@ class AlertingService:
             }
             if existing is None:
                 seen = min(now, hit.published_at) if hit.published_at else now
-                sentiment = f"{hit.sentiment.label.value} {hit.sentiment.score:+.2f}" if hit.sentiment else None
+                sentiment = hit.sentiment.brief() if hit.sentiment else None
                 row = HitRow(hit.id, seen, hit.author, text_key(hit.text or hit.title), risk.negative, risk.value, seen)
                 inserts.append(
                     {

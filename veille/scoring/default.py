@@ -50,16 +50,21 @@ class DefaultScorer:
         self.tokenizer = Tokenizer(res)
         self.rules = Rules(res)
         self.model = model
+        # The rules know French and English; other languages are left unscored rather than read as French.
+        self.languages = frozenset({"und", "fr", "en", *model.heads})
         self.origin = origin  # "bundled" or the path of a model trained with `veille sentiment train`
 
     def score_batch(self, texts: Sequence[str]) -> list[SentimentResult]:
-        parsed = [self.tokenizer.parse(text if isinstance(text, str) else str(text)) for text in texts]
+        parsed = self.tokenizer.parse_batch([text if isinstance(text, str) else str(text) for text in texts])
         evidence = [self.rules.evaluate(item) for item in parsed]
         results: list[SentimentResult] = [_EMPTY] * len(parsed)
         groups: dict[int, list[int]] = {}
         heads: dict[int, Head] = {}
         for i, item in enumerate(parsed):
             if not item.tokens:
+                continue
+            if item.lang not in self.languages:
+                results[i] = SentimentResult.unscored(item.lang)  # never read as French (issue 16)
                 continue
             if not any(t.kind not in (PUNCT, EMOJI) for t in item.tokens):
                 # Emojis and punctuation only: the model has no words to weigh, the rules decide.

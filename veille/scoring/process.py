@@ -119,7 +119,7 @@ class ScoringProcess:
         if not isinstance(rows, list) or len(rows) != count:
             raise ScorerUnavailable("an answer of the wrong length")
         return [
-            SentimentResult(SentimentLabel(label), float(score), str(lang), tuple(reasons))
+            SentimentResult(SentimentLabel(label) if label else None, float(score), str(lang), tuple(reasons))
             for label, score, lang, reasons in rows
         ]
 

@@ -1,5 +1,8 @@
 """From raw post text to normalised tokens: truncation, tokenising, language, SMS-French spelling.
 
+The language is py3langid's guess (veille.scoring.language) where it is sure, else a vote of
+French and English grammar words; posts are parsed in batches because the guess is cheaper so.
+
 Everything here is a single left-to-right pass of compiled regular expressions and dictionary
 look-ups, so the cost is linear in the (already truncated) input: a 1 MB one-line post costs
 what its first MAX_CHARS characters cost.
@@ -8,9 +11,11 @@ what its first MAX_CHARS characters cost.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from veille.scoring.language import SHARED_DETECTOR, LanguageDetector, choose
 from veille.scoring.lexicon import BOOSTERS, STOPWORDS_EN, STOPWORDS_FR, Resources
 
 MAX_CHARS = 5000  # longer posts are scored on their beginning (RELIABILITY E12)
@@ -36,15 +41,16 @@ class Token(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    lang: str  # "fr", "en" or "und"
+    lang: str  # "fr", "en", another of veille.scoring.language.CANDIDATES, or "und" (too short to tell)
     tokens: list[Token]
 
 
 class Tokenizer:
     """Splits text into tokens and normalises them; built once from the packaged tables."""
 
-    def __init__(self, res: Resources) -> None:
+    def __init__(self, res: Resources, *, detector: LanguageDetector | None = None) -> None:
         self.res = res
+        self.detector = detector or SHARED_DETECTOR
         emoticons = sorted(res.emoticons, key=len, reverse=True)
         alternatives = "|".join(re.escape(e) for e in emoticons) or "(?!)"
         self._pattern = re.compile(
@@ -69,7 +75,20 @@ class Tokenizer:
         )
 
     def parse(self, text: str) -> Parsed:
-        text = text[:MAX_CHARS]
+        return self.parse_batch([text])[0]
+
+    def parse_batch(self, texts: Sequence[str]) -> list[Parsed]:
+        """Many texts at once: their languages are guessed in one sparse product."""
+        clipped = [text[:MAX_CHARS] for text in texts]
+        split = [self._split(text) for text in clipped]
+        words = [_words(raw_tokens) for raw_tokens in split]
+        guesses = self.detector.guess_batch(words)
+        return [
+            self._finish(text, raw_tokens, choose(guess, self._detect(text, raw_tokens), line.count(" ") + 1))
+            for text, raw_tokens, line, guess in zip(clipped, split, words, guesses, strict=True)
+        ]
+
+    def _split(self, text: str) -> list[tuple[str, str]]:
         raw_tokens: list[tuple[str, str]] = []  # (kind, raw)
         for match in self._pattern.finditer(text):
             kind = match.lastgroup
@@ -84,7 +103,9 @@ class Tokenizer:
                 raw_tokens.append((WORD, raw))
             else:
                 raw_tokens.append((PUNCT, raw))
-        lang = self._detect(text, raw_tokens)
+        return raw_tokens
+
+    def _finish(self, text: str, raw_tokens: list[tuple[str, str]], lang: str) -> Parsed:
         shouting_all = text.upper() == text
         tokens: list[Token] = []
         for kind, raw in raw_tokens:
@@ -164,6 +185,13 @@ class Tokenizer:
             return doubled
         single = _ELONGATED.sub(r"\1", word)
         return single if single in self._known else doubled
+
+
+def _words(raw_tokens: list[tuple[str, str]]) -> str:
+    """What the language detector reads: the words and hashtags, without links, mentions, numbers or emojis."""
+    return " ".join(
+        raw.lstrip("#") for kind, raw in raw_tokens if kind == HASHTAG or (kind == WORD and not raw.isdigit())
+    )
 
 
 def _french_context(tokens: list[Token]) -> None:

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         results = scorer.score_batch(json.loads(message))
         replies.send_bytes(
             json.dumps(
-                [[r.label.value, r.score, r.lang, list(r.reasons)] for r in results], separators=(",", ":")
+                [[r.label and r.label.value, r.score, r.lang, list(r.reasons)] for r in results], separators=(",", ":")
             ).encode()
         )
     return 0

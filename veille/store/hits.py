@@ -163,8 +163,9 @@ def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, An
         "matched_terms": ", ".join(matched.match.terms) or None,
         "published_at": item.published_at or now,
         "fetched_at": now,
-        "sentiment_label": sentiment.label.value if sentiment else None,
-        "sentiment_score": sentiment.score if sentiment else None,
+        # A post in a language the scorer does not score: its language, no label, no score (issue 16).
+        "sentiment_label": sentiment.label.value if sentiment and sentiment.label is not None else None,
+        "sentiment_score": sentiment.score if sentiment and sentiment.scored else None,
         "sentiment_lang": sentiment.lang if sentiment else None,
         "sentiment_reasons": list(sentiment.reasons) if sentiment else None,
         "scored_at": now if sentiment else None,
@@ -550,6 +551,8 @@ def stored_versions(conn: Connection, source: SourceRef, matched: Sequence[Match
                 tuple(r.sentiment_reasons or ()),
             )
             if r.sentiment_label
+            else SentimentResult.unscored(r.sentiment_lang)
+            if r.scored_at is not None and r.sentiment_lang
             else None
         )
         result.append(
@@ -621,6 +624,9 @@ _LISTING_COLUMNS = [
 ]
 
 
+UNSCORED = "unscored"  # HitQuery.lang: the hits without a sentiment (a language veille does not score)
+
+
 @dataclass(frozen=True, slots=True)
 class HitQuery:
     client_id: str | None = None
@@ -629,6 +635,7 @@ class HitQuery:
     until: datetime | None = None
     search: str | None = None
     label: str | None = None
+    lang: str | None = None  # the post's language as the scorer found it, or UNSCORED
     include_duplicates: bool = False
     limit: int = 50
     offset: int = 0  # paging (the dashboard)
@@ -688,6 +695,10 @@ def query_hits(conn: Connection, q: HitQuery) -> list[HitListing]:
         )
     if q.label:
         statement = statement.where(hits.c.sentiment_label == q.label)
+    if q.lang == UNSCORED:
+        statement = statement.where(hits.c.sentiment_label.is_(None))
+    elif q.lang:
+        statement = statement.where(hits.c.sentiment_lang == q.lang)
     if not q.include_duplicates:
         statement = statement.where(original_only())
     # The rows have exactly HitListing's keys (selected by name above).

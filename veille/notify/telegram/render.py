@@ -171,7 +171,7 @@ def _hit_section(index: int, hit: HitSummary, lang: str) -> list[Block]:
     if hit.engagement:
         meta.append(wording(lang).text(hit.engagement))
     if hit.sentiment:
-        meta.append(hit.sentiment)
+        meta.append(wording(lang).text(hit.sentiment))  # "unscored (es)" is translated
     snippet = clean(hit.text)
     if len(snippet) > SNIPPET_CHARS:
         snippet = snippet[:SNIPPET_CHARS].rstrip() + "…"
