@@ -45,6 +45,13 @@ def test_thanks_praise_emoji_and_tags_need_none(text: str) -> None:
     assert not needs_answer(text)
 
 
+def test_a_leading_mention_addresses_the_account_on_microblogs() -> None:
+    """On Mastodon, Bluesky or X a post opens with the handles it speaks to; under a Facebook post, a leading
+    tag is a friend asked."""
+    assert not needs_answer("@karine tu connais ?")
+    assert needs_answer_reason("@chezgege ouverts lundi ?", tags_friends=False) is Need.QUESTION
+
+
 def test_the_reason_tells_a_complaint_from_a_question() -> None:
     assert needs_answer_reason("Colis jamais reçu, inadmissible") is Need.COMPLAINT
     assert needs_answer_reason("Vous faites des cartes cadeaux ?") is Need.QUESTION

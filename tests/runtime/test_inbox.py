@@ -95,5 +95,5 @@ def test_only_sources_that_show_the_clients_answers_feed_the_inbox() -> None:
             conversation=str(hit_id),
         )
 
-    messages = inbox_messages([hit("facebook", 1), hit("mastodon", 2), hit("rss", 3)])
+    messages = inbox_messages([hit("facebook", 1), hit("reddit", 2), hit("rss", 3)])
     assert [(m.hit_id, m.need) for m in messages] == [(1, "question")]

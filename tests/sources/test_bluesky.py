@@ -218,3 +218,43 @@ async def test_the_accounts_followers_once_a_day(fake: BlueskyFake) -> None:
     clock.advance(86_400)
     fake.followers = 350
     assert (await poll(options(fake), PollState(cursor=again.cursor), clock=clock)).audience == {"followers": 350.0}
+
+
+async def test_the_accounts_own_replies_close_the_customers_conversation(fake: BlueskyFake) -> None:
+    """The session's account (its DID) is the client: its reply to a customer is `from_client`, in the
+    conversation of the thread's root and that customer; its posts answering nobody are no hits."""
+    question = bsky_post("q1", "@acme vous livrez ?", mention_did=fake.did, when=T0)
+    fake.notify(question, "mention")
+    answer = bsky_post(
+        "a1",
+        "Oui, dès lundi !",
+        did=fake.did,
+        handle=fake.identifier,
+        reply_to=question["uri"],
+        when=T0 + timedelta(minutes=5),
+    )
+    fake.own_feed += [answer, bsky_post("p1", "Menu du jour", did=fake.did, handle=fake.identifier, when=T0)]
+    opts = options(fake, search=[], mentions=True)
+    cache: dict = {}
+    first = await poll(opts, cache=cache)
+    by_key = {i.external_id.rsplit("/", 1)[-1]: i for i in first.items}
+    assert set(by_key) == {"q1", "a1"}  # the account's own post answering nobody is no hit
+    assert by_key["a1"].from_client and by_key["a1"].direct and not by_key["q1"].from_client
+    assert by_key["q1"].conversation == by_key["a1"].conversation == f"{question['uri']} did:plc:alice"
+    assert json.loads(first.cursor)["own"].startswith("2026-11-20T12:05")
+
+    # The customer answers back in the same thread: the same conversation (reopened); another customer's
+    # question under it is a conversation of its own.
+    again_at = T0 + timedelta(minutes=9)
+    fake.notify(
+        bsky_post("q2", "Super, et le dimanche ?", reply_to=answer["uri"], root=question["uri"], when=again_at), "reply"
+    )
+    fake.notify(
+        bsky_post("q3", "Et à Lyon ?", did="did:plc:bob", handle="bob.test", reply_to=question["uri"], when=again_at),
+        "reply",
+    )
+    second = await poll(opts, PollState(cursor=first.cursor), cache=cache)
+    keys = {i.external_id.rsplit("/", 1)[-1]: i.conversation for i in second.items}
+    assert keys == {"q2": by_key["q1"].conversation, "q3": f"{question['uri']} did:plc:bob"}
+    own_reads = fake.server.requests_to("/xrpc/app.bsky.feed.getAuthorFeed")
+    assert [r.query["actor"] for r in own_reads] == [[fake.did], [fake.did]]

@@ -263,3 +263,29 @@ async def test_the_accounts_followers_once_a_day(server: LocalServer) -> None:
     again = await poll(opts, PollState(cursor=first.cursor))
     assert again.audience == {} and len(server.requests_to("/api/v1/accounts/verify_credentials")) == 1
     assert (await poll(options(fake))).audience == {}  # no token: no account of the client's to count
+
+
+async def test_the_clients_own_replies_close_the_customers_conversation(fake: MastodonFake) -> None:
+    """The token's owner ("resto", from verify_credentials) is the client: its reply to a customer is
+    `from_client` in that customer's conversation; its statuses answering nobody are no hits."""
+    fake.mention(20, mastodon_status(8, "@resto vous êtes ouverts dimanche ?", mentions=("resto",)))
+    fake.own.append(
+        mastodon_status(9, "@alice oui, de 11 h à 15 h !", acct="resto", mentions=("alice",), in_reply_to=(8, "alice"))
+    )
+    fake.own.append(mastodon_status(10, "Nouveau menu d'hiver !", acct="resto"))
+    opts = options(fake, hashtags=[], mentions=True, token_env="MASTODON_TOKEN")
+    first = await poll(opts)
+    by_id = {i.extra["id"]: i for i in first.items}
+    assert set(by_id) == {"8", "9"}
+    question, answer = by_id["8"], by_id["9"]
+    assert question.direct and not question.from_client
+    assert answer.from_client and answer.direct and answer.parent_id == "8"
+    assert question.conversation == answer.conversation == "@alice@127.0.0.1"
+    assert json.loads(first.cursor)["own"] == {"id": "1", "acct": "@resto@127.0.0.1"}
+
+    # The customer writes again in the thread: the same conversation (the inbox reopens it).
+    fake.mention(21, mastodon_status(11, "@resto et le lundi ?", mentions=("resto",), in_reply_to=(9, "resto")))
+    again = await poll(opts, PollState(cursor=first.cursor))
+    [later_question] = again.items
+    assert later_question.conversation == question.conversation and not later_question.from_client
+    assert len(fake.server.requests_to("/api/v1/accounts/verify_credentials")) == 1  # remembered in the cursor

@@ -197,3 +197,33 @@ async def test_other_invalid_requests_are_permanent(fake: XFake) -> None:
     with pytest.raises(PermanentFetchError) as caught:
         await poll(options(fake))
     assert "query" in str(caught.value)
+
+
+async def test_the_clients_own_replies_close_the_customers_conversation(fake: XFake) -> None:
+    """`handle` is the client's account: its replies are searched too, and its reply to a customer is
+    `from_client` in the conversation of the thread and that customer; its tweets answering nobody are no hits."""
+    fake.tweets += [
+        tweet(1001, "@chezgege vous êtes ouverts lundi ?", mentions=("chezgege",)),
+        tweet(1002, "@carol oui, dès midi !", author_id="u9", mentions=("carol",), reply_to=(1001, "u1", 1001)),
+        tweet(1003, "Nouveau menu !", author_id="u9"),
+    ]
+    first = await poll(options(fake))
+    request = fake.server.requests_to("/2/tweets/search/recent")[0]
+    assert request.query["query"] == ["(gégé) OR (from:chezgege is:reply)"]
+    by_id = {i.external_id: i for i in first.items}
+    assert set(by_id) == {"1001", "1002"}
+    question, answer = by_id["1001"], by_id["1002"]
+    assert answer.from_client and answer.direct and answer.parent_id == "1001" and not question.from_client
+    assert question.conversation == answer.conversation == "1001 u1"
+
+    fake.tweets.append(tweet(1004, "@chezgege et le mardi ?", mentions=("chezgege",), reply_to=(1002, "u9", 1001)))
+    second = await poll(options(fake), PollState(cursor=first.cursor))
+    [again] = second.items
+    assert again.conversation == question.conversation and not again.from_client  # reopens it
+
+
+def test_a_query_too_long_with_the_clients_replies_is_refused() -> None:
+    problems = Problems()
+    raw = {"query": "a" * 490, "bearer_env": "B", "monthly_read_budget": 10, "handle": "chezgege"}
+    assert XDriver().parse_options(raw, "c.s", problems) is None
+    assert [p.path for p in problems.items] == ["c.s.query"]

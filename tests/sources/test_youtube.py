@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.fake_apis import T0, YoutubeFake, google_error, poll_context, yt_thread
+from tests.support.fake_apis import T0, YoutubeFake, google_error, poll_context, yt_reply, yt_thread
 from tests.support.server import LocalServer, Response
 from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, Problems, RateLimited, RetryableFetchError
 from veille.core.models import ErrorKind
@@ -139,3 +139,25 @@ async def test_hidden_subscriber_count_is_no_figure(fake: YoutubeFake) -> None:
     fake.subscribers = None
     outcome = await poll(options(fake))
     assert outcome.audience == {} and json.loads(outcome.cursor)["audience_day"] == "2026-11-20"
+
+
+async def test_the_channels_replies_close_the_comment_they_answer(fake: YoutubeFake) -> None:
+    """`channel_id` is the client's own account: its reply under a comment is `from_client` in that comment's
+    conversation; the commenter's next reply in the thread is in it again (reopens it)."""
+    answer = yt_reply("r1", "Ug1", "Oui, partout en ville !", author=CHANNEL, when=T0 + timedelta(minutes=3))
+    fake.threads += [
+        yt_thread("Ug1", "Vous faites la livraison ?", when=T0, replies=(answer,)),
+        yt_thread("Ug2", "Merci à tous !", when=T0 - timedelta(minutes=1), author=CHANNEL),
+    ]
+    first = await poll(options(fake))
+    assert fake.server.requests_to("/youtube/v3/commentThreads")[0].query["part"] == ["snippet,replies"]
+    by_id = {i.external_id: i for i in first.items}
+    assert set(by_id) == {"Ug1", "Ug1.r1"}  # the channel's own top-level comment is no hit
+    assert by_id["Ug1.r1"].from_client and not by_id["Ug1"].from_client
+    assert by_id["Ug1"].conversation == by_id["Ug1.r1"].conversation == "Ug1"
+
+    again = yt_reply("r2", "Ug1", "Super, et le dimanche ?", author="UCdan", when=T0 + timedelta(minutes=9))
+    fake.threads[0] = yt_thread("Ug1", "Vous faites la livraison ?", when=T0, replies=(answer, again))
+    second = await poll(options(fake), PollState(cursor=first.cursor))
+    [reply] = second.items  # only what is new, though the thread's first comment is older
+    assert reply.external_id == "Ug1.r2" and reply.conversation == "Ug1" and not reply.from_client

@@ -85,6 +85,11 @@ class FakeApi:
 # --- Mastodon --------------------------------------------------------------------------------
 
 
+def mastodon_account_id(acct: str) -> str:
+    """Account ids on the fake instance: "resto" (the token's owner, the client) is 1."""
+    return "1" if acct == "resto" else str(1000 + sum(map(ord, acct)))
+
+
 def mastodon_status(
     status_id: int,
     text: str,
@@ -94,6 +99,7 @@ def mastodon_status(
     when: datetime | None = None,
     mentions: tuple[str, ...] = (),
     likes: int = 0,
+    in_reply_to: tuple[int, str] | None = None,  # (status id, acct of its author)
 ) -> dict[str, Any]:
     return {
         "id": str(status_id),
@@ -108,8 +114,10 @@ def mastodon_status(
         "reblogs_count": 2,
         "favourites_count": likes,
         "reblog": None,
+        "in_reply_to_id": str(in_reply_to[0]) if in_reply_to else None,
+        "in_reply_to_account_id": mastodon_account_id(in_reply_to[1]) if in_reply_to else None,
         "account": {
-            "id": "1",
+            "id": mastodon_account_id(acct),
             "username": acct,
             "acct": acct,
             "display_name": acct.title(),
@@ -117,7 +125,8 @@ def mastodon_status(
             "url": f"https://{host}/@{acct}",
         },
         "mentions": [
-            {"id": "9", "username": m.split("@")[0], "acct": m, "url": f"https://{host}/@{m}"} for m in mentions
+            {"id": mastodon_account_id(m), "username": m.split("@")[0], "acct": m, "url": f"https://{host}/@{m}"}
+            for m in mentions
         ],
     }
 
@@ -135,6 +144,8 @@ class MastodonFake(FakeApi):
         self.route("/api/v2/search", self._search)
         self.route("/api/v1/notifications", self._notifications)
         self.route("/api/v1/accounts/verify_credentials", self._credentials)
+        self.own: list[dict[str, Any]] = []  # the client's own statuses (account 1, "resto")
+        self.route("/api/v1/accounts/1/statuses", self._own_statuses)
         self.followers = 97
 
     def add_tag(self, tag: str, *statuses: dict[str, Any]) -> None:
@@ -195,6 +206,13 @@ class MastodonFake(FakeApi):
             )
         return page, link
 
+    def _own_statuses(self, request: Request) -> Response:
+        page, link = self._page(request, self.own, "/api/v1/accounts/1/statuses")
+        headers = self._headers()
+        if link:
+            headers["Link"] = link
+        return Response.json(page, headers=headers)
+
     def _timeline(self, request: Request, tag: str) -> Response:
         page, link = self._page(request, self.tags[tag], f"/api/v1/timelines/tag/{tag}")
         headers = self._headers()
@@ -237,6 +255,7 @@ def bsky_post(
     when: datetime | None = None,
     mention_did: str | None = None,
     reply_to: str | None = None,
+    root: str | None = None,  # the thread's first post (default: the post replied to)
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "$type": "app.bsky.feed.post",
@@ -252,7 +271,7 @@ def bsky_post(
             }
         ]
     if reply_to:
-        record["reply"] = {"parent": {"uri": reply_to, "cid": "bafy"}, "root": {"uri": reply_to, "cid": "bafy"}}
+        record["reply"] = {"parent": {"uri": reply_to, "cid": "bafy"}, "root": {"uri": root or reply_to, "cid": "bafy"}}
     return {
         "uri": f"at://{did}/app.bsky.feed.post/{rkey}",
         "cid": f"bafy{rkey}",
@@ -274,6 +293,7 @@ class BlueskyFake(FakeApi):
     did: str = "did:plc:acme"
     posts: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    own_feed: list[dict[str, Any]] = field(default_factory=list)  # the account's posts and replies
     creates: int = 0
     refreshes: int = 0
     followers: int = 342
@@ -290,6 +310,23 @@ class BlueskyFake(FakeApi):
         self.route("/xrpc/app.bsky.feed.getPosts", self._get_posts)
         self.route("/xrpc/app.bsky.notification.listNotifications", self._notifications)
         self.route("/xrpc/app.bsky.actor.getProfile", self._profile)
+        self.route("/xrpc/app.bsky.feed.getAuthorFeed", self._author_feed)
+
+    def _author_feed(self, request: Request) -> Response:
+        refused = self._check(request)
+        if refused:
+            return refused
+        if q1(request, "actor") not in (self.identifier, self.did):
+            return Response.json({"error": "InvalidRequest", "message": "Profile not found"}, 400)
+        rows = sorted(self.own_feed, key=lambda p: p["indexedAt"], reverse=True)
+        if q1(request, "filter") == "posts_no_replies":
+            rows = [p for p in rows if "reply" not in p["record"]]
+        limit = int(q1(request, "limit", "50") or 50)
+        start = int(q1(request, "cursor", "0") or 0)
+        body: dict[str, Any] = {"feed": [{"post": p} for p in rows[start : start + limit]]}
+        if start + limit < len(rows):
+            body["cursor"] = str(start + limit)
+        return Response.json(body, headers=self._headers())
 
     def _profile(self, request: Request) -> Response:
         refused = self._check(request)
@@ -501,7 +538,13 @@ class RedditFake(FakeApi):
 
 
 def tweet(
-    tweet_id: int, text: str, *, author_id: str = "u1", mentions: tuple[str, ...] = (), when: datetime | None = None
+    tweet_id: int,
+    text: str,
+    *,
+    author_id: str = "u1",
+    mentions: tuple[str, ...] = (),
+    when: datetime | None = None,
+    reply_to: tuple[int, str, int] | None = None,  # (tweet id, its author's id, the thread's first tweet id)
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(tweet_id),
@@ -520,6 +563,10 @@ def tweet(
     }
     if mentions:
         data["entities"] = {"mentions": [{"start": 0, "end": len(m) + 1, "username": m} for m in mentions]}
+    data["conversation_id"] = str(reply_to[2] if reply_to else tweet_id)
+    if reply_to:
+        data["in_reply_to_user_id"] = reply_to[1]
+        data["referenced_tweets"] = [{"type": "replied_to", "id": str(reply_to[0])}]
     return data
 
 
@@ -528,7 +575,10 @@ class XFake(FakeApi):
         super().__init__(server)
         self.bearer = bearer
         self.tweets: list[dict[str, Any]] = []
-        self.users = [{"id": "u1", "username": "carol", "name": "Carol", "public_metrics": {"followers_count": 1200}}]
+        self.users = [
+            {"id": "u1", "username": "carol", "name": "Carol", "public_metrics": {"followers_count": 1200}},
+            {"id": "u9", "username": "ChezGege", "name": "Chez Gégé", "public_metrics": {"followers_count": 310}},
+        ]
         self.posts_served = 0
         self.remaining = 450
         self.route("/2/tweets/search/recent", self._search)
@@ -582,8 +632,10 @@ def yt_thread(
     when: datetime | None = None,
     video: str = "vid1",
     channel: str = "UCa-vrCLQHviTOVnEKDOdetQ",
+    author: str = "UCdan",
+    replies: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
-    return {
+    thread = {
         "kind": "youtube#commentThread",
         "id": comment_id,
         "snippet": {
@@ -596,9 +648,9 @@ def yt_thread(
                 "kind": "youtube#comment",
                 "id": comment_id,
                 "snippet": {
-                    "authorDisplayName": "Dan",
-                    "authorChannelUrl": "http://www.youtube.com/channel/UCdan",
-                    "authorChannelId": {"value": "UCdan"},
+                    "authorDisplayName": "Dan" if author == "UCdan" else author,
+                    "authorChannelUrl": f"http://www.youtube.com/channel/{author}",
+                    "authorChannelId": {"value": author},
                     "channelId": channel,
                     "videoId": video,
                     "textDisplay": text,
@@ -608,6 +660,31 @@ def yt_thread(
                     "updatedAt": iso(when or T0),
                 },
             },
+        },
+    }
+    if replies:
+        thread["replies"] = {"comments": list(replies)}
+    return thread
+
+
+def yt_reply(
+    comment_id: str, parent: str, text: str, *, author: str, when: datetime, video: str = "vid1"
+) -> dict[str, Any]:
+    """A reply as `commentThreads.list(part=replies)` gives it: its `parentId` is the top-level comment."""
+    return {
+        "kind": "youtube#comment",
+        "id": f"{parent}.{comment_id}",
+        "snippet": {
+            "authorDisplayName": author,
+            "authorChannelUrl": f"http://www.youtube.com/channel/{author}",
+            "authorChannelId": {"value": author},
+            "videoId": video,
+            "textDisplay": text,
+            "textOriginal": text,
+            "parentId": parent,
+            "likeCount": 0,
+            "publishedAt": iso(when),
+            "updatedAt": iso(when),
         },
     }
 

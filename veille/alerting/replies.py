@@ -170,8 +170,10 @@ _LETTER = re.compile(r"[a-z]")
 _MENTION = re.compile(r"@[\w.]+(?: [A-Z][\w-]+)?")
 
 
-def needs_answer_reason(text: str) -> Need:
-    """Why this message needs an answer from the client, or `Need.NONE`."""
+def needs_answer_reason(text: str, *, tags_friends: bool = True) -> Need:
+    """Why this message needs an answer from the client, or `Need.NONE`. `tags_friends`: a leading @mention
+    tags a friend, to whom a question is then put (comments under the client's post); False where a post
+    opening with @handles addresses those accounts (Mastodon, Bluesky, X)."""
     stripped = _MENTION.sub(" ", text)
     folded = fold(stripped)
     if not _LETTER.search(folded):
@@ -180,7 +182,7 @@ def needs_answer_reason(text: str) -> Need:
     if _COMPLAINT.search(calm):
         return Need.COMPLAINT
     if "?" in calm or _QUESTION.search(calm):
-        return Need.QUESTION if not _tags_a_friend(text) else Need.NONE
+        return Need.QUESTION if not (tags_friends and _tags_a_friend(text)) else Need.NONE
     if _REQUEST.search(calm):
         return Need.REQUEST
     return Need.NONE

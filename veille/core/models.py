@@ -166,6 +166,10 @@ class Item:
     # Written by the client's own account in its own channel (the page's answer to a comment or message,
     # the owner's reply to a review): it answers a conversation of the reply inbox and is never an alert.
     from_client: bool = False
+    # The reply inbox's thread, named by the source itself where replies form a flat tree (Mastodon, Bluesky,
+    # X): the thread's root and the customer the client talks with, so that the client's answer to that
+    # customer closes it and the customer's next message reopens it. None: derived below.
+    conversation_key: str | None = None
 
     @property
     def kept_unmatched(self) -> bool:
@@ -186,6 +190,8 @@ class Item:
 
         A top-level comment opens its own conversation (answering one comment under a post does not answer
         the others); the client's own top-level comment answers the post it sits under."""
+        if self.conversation_key:
+            return self.conversation_key
         if self.channel is Channel.COMMENT and self.parent_id:
             if self.parent_id != self.thread_id:
                 return self.parent_id

@@ -15,7 +15,7 @@ from veille.alerting.replies import Need, needs_answer_reason
 from veille.config import Config
 from veille.core.incidents import Cause, Incident, Signal
 from veille.core.models import Channel, StoredHit
-from veille.sources.registry import sees_own_answers
+from veille.sources.registry import leading_mentions_address, sees_own_answers
 from veille.store import inbox as inbox_store
 
 
@@ -28,7 +28,10 @@ def inbox_messages(hits: Sequence[StoredHit]) -> list[inbox_store.Message]:
             continue
         if not sees_own_answers(hit.kind):
             continue
-        need = None if hit.from_client else needs_answer_reason(f"{hit.title}\n{hit.text}".strip())
+        text = f"{hit.title}\n{hit.text}".strip()
+        need = (
+            None if hit.from_client else needs_answer_reason(text, tags_friends=not leading_mentions_address(hit.kind))
+        )
         messages.append(
             inbox_store.Message(
                 client_id=hit.client_id,

@@ -12,14 +12,14 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from veille.core.errors import AuthFailed, FetchError, RateLimited, RetryableFetchError
 from veille.core.i18n import N_
-from veille.core.models import ErrorKind
+from veille.core.models import ErrorKind, Item
 
 if TYPE_CHECKING:
     from veille.sources.base import PollContext
@@ -374,3 +374,20 @@ class StreamFailures:
         return N_("{failed}/{total} {label} streams failing ({kinds})").format(
             failed=len(self.failures), total=total, label=self.label, kinds=kinds
         )
+
+
+def in_thread(item: Item, *, by_client: bool, root: str | None, customer: str | None) -> Item | None:
+    """A post of a flat reply tree (Mastodon, Bluesky, X) as the reply inbox follows it.
+
+    The conversation is the thread's `root` and the `customer` the client talks with (the author of a
+    customer's post; the account the client's reply answers). The client's own reply to a customer is kept
+    as `from_client` (it closes that conversation); the client's own posts that answer nobody are no hits
+    (None). Without a root (Mastodon gives none) the customer alone names the conversation."""
+    if by_client:
+        if customer is None:
+            return None
+        key = f"{root} {customer}" if root else customer
+        return replace(item, from_client=True, direct=True, conversation_key=key)
+    if not item.direct or customer is None:
+        return item
+    return replace(item, conversation_key=f"{root} {customer}" if root else customer)

@@ -86,6 +86,7 @@ class SourceDriver(Protocol):
     reach_prior: ClassVar[float]
     refreshes: ClassVar[bool]
     sees_own_answers: ClassVar[bool]
+    leading_mentions_address: ClassVar[bool]
 
     def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> SourceOptions | None:
         """Validate the source's own keys (`kind` and `every` are already handled).
@@ -138,6 +139,10 @@ class DriverBase(Generic[OptionsT]):
     # Yields the client's own answers in its threads (`Item.from_client`): the reply inbox follows its
     # conversations, which the client's answer closes. Elsewhere nothing could close them but a person.
     sees_own_answers: ClassVar[bool] = False
+    # A post that opens with @handles addresses those accounts (microblogs: replies start with them), rather
+    # than tagging a friend under the client's post ("@karine tu connais ?" on Facebook): the reply inbox's
+    # rules then read a leading mention as no sign that the question is put to someone else.
+    leading_mentions_address: ClassVar[bool] = False
 
     async def refresh(self, ctx: PollContext, options: OptionsT, external_ids: list[str]) -> list[Item]:
         """Known posts fetched again by id, with their current engagement."""

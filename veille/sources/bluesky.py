@@ -17,6 +17,12 @@ A post that mentions the session's account (a mention facet with its DID) or rep
 its posts is `direct`; so is every notification read with `mentions = true`. The cursor JSON is
 {"search": {query: newest sortAt}, "mentions": newest indexedAt}. `refresh()` re-reads posts by
 AT URI with `app.bsky.feed.getPosts`.
+
+Own answers (the reply inbox): the session's account is the client's (its DID). With `mentions = true` its
+own posts and replies are read too (`app.bsky.feed.getAuthorFeed`, filter `posts_with_replies`; cursor key
+"own"): a reply of it to a customer (`record.reply.parent` by that customer's DID) is kept as `from_client`,
+in the conversation named by the thread's root (`record.reply.root`) and the customer, which it closes; the
+customer's next post in that thread reopens it. The account's posts that answer nobody are no hits.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -41,6 +47,7 @@ from veille.sources._common import (
     bounded,
     dig,
     dump_cursor,
+    in_thread,
     int_of,
     later,
     list_of,
@@ -115,8 +122,16 @@ def record_lang(record: Any) -> str | None:
     return langs[0] if langs and isinstance(langs[0], str) else None
 
 
-def post_item(post: Any, *, own_did: str | None = None) -> Item | None:
-    """One `app.bsky.feed.defs#postView` -> Item; None without an URI."""
+def did_of(uri: str | None) -> str | None:
+    """The author of an AT URI (at://did:plc:xyz/app.bsky.feed.post/rkey)."""
+    if not uri or not uri.startswith("at://"):
+        return None
+    return uri[5:].split("/", 1)[0] or None
+
+
+def post_item(post: Any, *, own_did: str | None = None, direct: bool = False) -> Item | None:
+    """One `app.bsky.feed.defs#postView` -> Item, as the reply inbox follows it (the client's own reply to a
+    customer is `from_client`); None without an URI, or for the client's own post answering nobody."""
     uri = text_of(post, "uri")
     if not uri:
         return None
@@ -125,7 +140,7 @@ def post_item(post: Any, *, own_did: str | None = None) -> Item | None:
     did = text_of(post, "author", "did")
     actor = handle if handle and handle != "handle.invalid" else did
     published = parse_time(text_of(record, "createdAt")) or parse_time(text_of(post, "indexedAt"))
-    return Item(
+    item = Item(
         external_id=uri,
         text=bounded(text_of(record, "text")),
         url=post_url(actor, uri) if actor else None,
@@ -141,9 +156,15 @@ def post_item(post: Any, *, own_did: str | None = None) -> Item | None:
             else None,
             replies=int_of(post, "replyCount"),
         ),
-        direct=addresses(record, own_did),
+        direct=direct or addresses(record, own_did),
         extra={"did": did} if did else {},
+        parent_id=text_of(record, "reply", "parent", "uri"),
+        thread_id=text_of(record, "reply", "root", "uri") or uri,
     )
+    by_client = own_did is not None and did == own_did
+    answered = did_of(item.parent_id) if by_client else did
+    customer = answered if answered and answered != own_did else None
+    return in_thread(item, by_client=by_client, root=item.thread_id, customer=customer)
 
 
 def _sort_time(post: Any) -> datetime | None:
@@ -189,6 +210,8 @@ class BlueskyDriver(DriverBase[BlueskyOptions]):
     # Search results give likes and reposts but rarely the author's followers: a public post, a few readers.
     reach_prior: ClassVar[float] = 0.2
     refreshes: ClassVar[bool] = True
+    sees_own_answers: ClassVar[bool] = True  # with mentions = true: the session account's replies
+    leading_mentions_address: ClassVar[bool] = True
 
     def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> BlueskyOptions | None:
         before = len(problems)
@@ -315,8 +338,11 @@ class BlueskyDriver(DriverBase[BlueskyOptions]):
         items: dict[str, Item] = {}
         wait: float | None = None
         mentions = stored.get("mentions") if isinstance(stored.get("mentions"), str) else None
+        own_since = stored.get("own") if isinstance(stored.get("own"), str) else None
         if options.mentions:
             mentions, wait = await self._mentions(ctx, options, mentions, items)
+            own_since, own_wait = await self._own_answers(ctx, options, own_since, items)
+            wait = later(wait, own_wait)
         for query in options.search:
             since = cursor.get(query)
             newest = parse_time(since) if isinstance(since, str) else None
@@ -349,6 +375,8 @@ class BlueskyDriver(DriverBase[BlueskyOptions]):
         new_cursor: dict[str, Any] = {"search": cursor}
         if mentions:
             new_cursor["mentions"] = mentions
+        if own_since:
+            new_cursor["own"] = own_since
         audience: dict[str, float] = {}
         day = ctx.clock.now().date().isoformat()
         new_cursor["audience_day"] = stored.get("audience_day")
@@ -366,6 +394,46 @@ class BlueskyDriver(DriverBase[BlueskyOptions]):
         return PollOutcome(
             items=list(items.values()), cursor=dump_cursor(new_cursor), earliest_next_poll=wait, audience=audience
         )
+
+    async def _own_answers(
+        self, ctx: PollContext, options: BlueskyOptions, since_text: str | None, items: dict[str, Item]
+    ) -> tuple[str | None, float | None]:
+        """The account's own replies since the last poll (`getAuthorFeed`, newest first; the first poll reads
+        one page): each answers a customer's conversation."""
+        own = (_cached_session(ctx) or {}).get("did")
+        if not isinstance(own, str):
+            return since_text, None
+        since = parse_time(since_text)
+        newest = since
+        wait: float | None = None
+        page_cursor: str | None = None
+        for _page in range(options.max_pages):
+            params: dict[str, Any] = {"actor": own, "filter": "posts_with_replies", "limit": PAGE_LIMIT}
+            if page_cursor:
+                params["cursor"] = page_cursor
+            data, suggested = await self._get(ctx, options, "app.bsky.feed.getAuthorFeed", params)
+            wait = later(wait, suggested)
+            feed = data.get("feed") if isinstance(data, Mapping) else None
+            if not isinstance(feed, list):
+                raise BadResponse("bluesky getAuthorFeed: no `feed` list")
+            reached_known = False
+            for entry in feed:
+                post = dig(entry, "post")
+                when = parse_time(text_of(post, "indexedAt"))
+                if since is not None and when is not None and when <= since:
+                    reached_known = True
+                    continue
+                if text_of(post, "author", "did") != own or dig(entry, "reason") is not None:
+                    continue  # a repost shown in the feed is nobody's answer
+                item = post_item(post, own_did=own)
+                if item is not None:
+                    items.setdefault(item.external_id, item)
+                if when is not None and (newest is None or when > newest):
+                    newest = when
+            page_cursor = text_of(data, "cursor")
+            if since is None or reached_known or not page_cursor:
+                break
+        return (_iso(newest) if newest else since_text), wait
 
     async def _mentions(
         self, ctx: PollContext, options: BlueskyOptions, since_text: str | None, items: dict[str, Item]
@@ -394,9 +462,9 @@ class BlueskyDriver(DriverBase[BlueskyOptions]):
                 if since is not None and when is not None and when <= since:
                     reached_known = True
                     continue
-                item = post_item(note, own_did=own)
+                item = post_item(note, own_did=own, direct=True)
                 if item is not None:
-                    items[item.external_id] = replace(item, direct=True)
+                    items[item.external_id] = item
                 if when is not None and (newest is None or when > newest):
                     newest = when
             page_cursor = text_of(data, "cursor")

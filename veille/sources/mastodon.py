@@ -12,6 +12,12 @@ client's token lives, used for search and mentions):
     token_env = "MASTODON_TOKEN"       # needed for search and mentions
     account = "@chezgege@piaille.fr"   # optional: a post mentioning it is `direct`
 
+Own answers (the reply inbox): with `mentions = true` the token's owner is the client's account
+(`verify_credentials`, remembered in the cursor); its own statuses (`/api/v1/accounts/:id/statuses`) are read
+too, and a reply of it to a customer is kept as `from_client`, which closes that customer's conversation.
+Mastodon names no thread root, so a conversation is the customer's account (`account` also recognises the
+client's statuses seen on other instances). The client's statuses that answer nobody are no hits.
+
 The same status reaches several instances under different local ids; items are keyed by the
 status `uri` (its ActivityPub id), so it is stored once. Paging goes forward with `min_id`
 (following `Link: rel="prev"`); the first poll takes only the newest page (no history backfill).
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
@@ -41,6 +47,7 @@ from veille.sources._common import (
     bounded,
     dump_cursor,
     html_to_text,
+    in_thread,
     int_of,
     later,
     link_rel,
@@ -122,10 +129,42 @@ def status_item(status: Any, *, instance_host: str, direct: bool = False, accoun
     )
 
 
+@dataclass(frozen=True, slots=True)
+class OwnAccount:
+    """How the client's own account is recognised: its id on the home instance, its handles anywhere."""
+
+    account_id: str | None
+    handles: frozenset[str]
+
+
+def thread_view(status: Any, item: Item, *, instance_host: str, own: OwnAccount, home: bool) -> Item | None:
+    """The status as the reply inbox follows it: the client's reply to a customer is `from_client`, in that
+    customer's conversation; a customer's post addressing the client is in their own (None: the client's
+    own post answering nobody, no hit)."""
+    if isinstance(status, Mapping) and isinstance(status.get("reblog"), Mapping):
+        return item  # a boost is nobody's answer
+    author_id = text_of(status, "account", "id")
+    by_client = (item.author or "").lower() in own.handles or (
+        home and own.account_id is not None and author_id == own.account_id
+    )
+    item = replace(item, parent_id=text_of(status, "in_reply_to_id"))
+    if not by_client:
+        return in_thread(item, by_client=False, root=None, customer=(item.author or "").lower() or None)
+    answered = text_of(status, "in_reply_to_account_id")
+    customer = None
+    if answered and answered != author_id:
+        mention = next((m for m in list_of(status, "mentions") if text_of(m, "id") == answered), None)
+        handle = _handle(mention, instance_host) if mention is not None else None
+        customer = handle.lower() if handle and handle.lower() not in own.handles else None
+    return in_thread(item, by_client=True, root=None, customer=customer)
+
+
 class MastodonDriver(DriverBase[MastodonOptions]):
     kind: ClassVar[str] = "mastodon"
     reach_prior: ClassVar[float] = 0.0  # every status gives its author's followers
     refreshes: ClassVar[bool] = True
+    sees_own_answers: ClassVar[bool] = True  # with mentions = true: the token owner's replies
+    leading_mentions_address: ClassVar[bool] = True
 
     def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> MastodonOptions | None:
         before = len(problems)
@@ -188,6 +227,14 @@ class MastodonDriver(DriverBase[MastodonOptions]):
             streams.append((home, "/api/v2/search", {"q": query, "type": "statuses", "resolve": "false"}, False))
         if options.mentions:
             streams.append((home, "/api/v1/notifications", {"types[]": "mention"}, True))
+        own = OwnAccount(None, frozenset({options.account.lower()} if options.account else ()))
+        memo: dict[str, Any] = {}  # verify_credentials, once per poll
+        if options.mentions and token:
+            own = await self._own_account(ctx, home, auth, cursor, own, memo)
+            if own.account_id is not None:
+                streams.append(
+                    (home, f"/api/v1/accounts/{own.account_id}/statuses", {"exclude_reblogs": "true"}, False)
+                )
         done_hosts: set[str] = set()
         for instance, path, params, is_mentions in streams:
             host = urlsplit(instance).netloc
@@ -207,6 +254,7 @@ class MastodonDriver(DriverBase[MastodonOptions]):
                     cursor.get(key),
                     is_mentions,
                     by_uri,
+                    own,
                 )
             except FetchError as exc:
                 # One instance down, rate limited or refusing public timelines must not stop the
@@ -224,7 +272,7 @@ class MastodonDriver(DriverBase[MastodonOptions]):
         audience: dict[str, float] = {}
         day = ctx.clock.now().date().isoformat()
         if options.mentions and token and cursor.get("audience_day") != day:
-            followers = await self._followers(ctx, home, auth)
+            followers = await self._followers(ctx, home, auth, memo)
             if followers is not None:
                 audience["followers"] = followers
             cursor["audience_day"] = day  # once a day, even when it failed: no retry loop
@@ -236,18 +284,45 @@ class MastodonDriver(DriverBase[MastodonOptions]):
             audience=audience,
         )
 
-    async def _followers(self, ctx: PollContext, home: str, auth: dict[str, str]) -> float | None:
+    async def _own_account(
+        self,
+        ctx: PollContext,
+        home: str,
+        auth: dict[str, str],
+        cursor: dict[str, Any],
+        own: OwnAccount,
+        memo: dict[str, Any],
+    ) -> OwnAccount:
+        """The token owner (the client's account), read once with `verify_credentials` and kept in the cursor;
+        without it this poll simply does not see the client's answers."""
+        known = cursor.get("own")
+        if not (isinstance(known, Mapping) and isinstance(known.get("id"), str) and isinstance(known.get("acct"), str)):
+            account = await self._credentials(ctx, home, auth, memo)
+            account_id, handle = text_of(account, "id"), _handle(account, urlsplit(home).hostname or "")
+            if not account_id or not handle:
+                return own
+            known = cursor["own"] = {"id": account_id, "acct": handle}
+        return OwnAccount(str(known["id"]), own.handles | {str(known["acct"]).lower()})
+
+    async def _credentials(self, ctx: PollContext, home: str, auth: dict[str, str], memo: dict[str, Any]) -> Any:
+        """The token owner's account (`verify_credentials`), asked at most once per poll; None on failure."""
+        if "account" not in memo:
+            try:
+                response = await ctx.http.get(
+                    f"{home}/api/v1/accounts/verify_credentials",
+                    headers=auth,
+                    accept_statuses=frozenset({401, 403, 404, 429}),
+                )
+                ok = response.status == 200
+                memo["account"] = parse_json(response.body, "mastodon verify_credentials") if ok else None
+            except FetchError as exc:
+                ctx.log.info("mastodon own account not read: %s", exc.kind.value)
+                memo["account"] = None
+        return memo["account"]
+
+    async def _followers(self, ctx: PollContext, home: str, auth: dict[str, str], memo: dict[str, Any]) -> float | None:
         """The token owner's (the client's account) followers, from `verify_credentials`; None on failure."""
-        try:
-            response = await ctx.http.get(
-                f"{home}/api/v1/accounts/verify_credentials",
-                headers=auth,
-                accept_statuses=frozenset({401, 403, 404, 429}),
-            )
-            account = parse_json(response.body, "mastodon verify_credentials") if response.status == 200 else None
-        except FetchError as exc:
-            ctx.log.info("mastodon follower count not read: %s", exc.kind.value)
-            return None
+        account = await self._credentials(ctx, home, auth, memo)
         followers = int_of(account, "followers_count")
         return float(followers) if followers is not None else None
 
@@ -263,6 +338,7 @@ class MastodonDriver(DriverBase[MastodonOptions]):
         since: str | None,
         is_mentions: bool,
         by_uri: dict[str, Item],
+        own: OwnAccount,
     ) -> tuple[str | None, float | None]:
         """Read one stream forward from `since`; return its newest id and a suggested wait."""
         host = urlsplit(instance).netloc
@@ -284,6 +360,10 @@ class MastodonDriver(DriverBase[MastodonOptions]):
             statuses, ids = self._page(data, is_mentions, path)
             for status in statuses:
                 item = status_item(status, instance_host=host_name, direct=is_mentions, account=options.account)
+                if item is not None:
+                    item = thread_view(
+                        status, item, instance_host=host_name, own=own, home=instance == options.instances[0]
+                    )
                 if item is not None:
                     known = by_uri.get(item.external_id)
                     if known is None or (item.direct and not known.direct):

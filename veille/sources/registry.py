@@ -52,6 +52,11 @@ def sees_own_answers(kind: str) -> bool:
     return kind in DRIVERS and get_driver(kind).sees_own_answers
 
 
+def leading_mentions_address(kind: str) -> bool:
+    """Whether a post of this kind that opens with @handles addresses them (microblogs) rather than tags a friend."""
+    return kind in DRIVERS and get_driver(kind).leading_mentions_address
+
+
 def parses_feeds(kind: str) -> bool:
     """Whether polls of this kind need the feed parse-worker pool."""
     return kind in DRIVERS and get_driver(kind).parses_feeds

@@ -14,6 +14,12 @@ so the budget is a hard ceiling. Budget use is persisted in the cursor JSON toge
 through `PollOutcome.note`. `x-rate-limit-*` headers are honoured.
 
 No `refresh()`: re-reading posts would spend the budget outside the cursor that accounts for it.
+
+Own answers (the reply inbox): `handle` is the client's account. The search then also asks for its replies
+(`(query) OR (from:handle is:reply)`, within the same budget), and a reply of it to a customer is kept as
+`from_client`, in the conversation named by the thread (`conversation_id`) and the customer
+(`in_reply_to_user_id`), which it closes; the customer's next post in that thread reopens it. Its tweets that
+answer nobody are no hits.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from veille.sources._common import (
     bounded,
     dig,
     dump_cursor,
+    in_thread,
     int_of,
     later,
     list_of,
@@ -51,7 +58,7 @@ from veille.sources._common import (
 from veille.sources.base import DriverBase, PollContext
 
 MIN_RESULTS, MAX_RESULTS = 10, 100  # the API refuses max_results outside [10, 100]
-TWEET_FIELDS = "created_at,lang,public_metrics,author_id,entities,in_reply_to_user_id,conversation_id"
+TWEET_FIELDS = "created_at,lang,public_metrics,author_id,entities,in_reply_to_user_id,conversation_id,referenced_tweets"
 USER_FIELDS = "username,name,public_metrics"
 BUDGET_CACHE = "x_budget"
 DEFAULT_API = "https://api.twitter.com/2"
@@ -69,6 +76,11 @@ class XOptions:
     @property
     def target(self) -> str:
         return f"x: {self.query}"
+
+    @property
+    def search_query(self) -> str:
+        """What is asked of the API: the query, plus the client's own replies when its handle is known."""
+        return f"({self.query}) OR (from:{self.handle} is:reply)" if self.handle else self.query
 
     @property
     def secret_env(self) -> tuple[str, ...]:
@@ -100,7 +112,10 @@ def tweet_item(tweet: Any, users: Mapping[str, Any], *, handle: str | None = Non
     metrics = dig(tweet, "public_metrics") or {}
     reposts = int_of(metrics, "retweet_count")
     quotes = int_of(metrics, "quote_count")
-    return Item(
+    replied = next(
+        (text_of(r, "id") for r in list_of(tweet, "referenced_tweets") if text_of(r, "type") == "replied_to"), None
+    )
+    item = Item(
         external_id=tweet_id,
         text=bounded(text_of(tweet, "note_tweet", "text") or text_of(tweet, "text")),
         url=f"https://x.com/{username or 'i/web'}/status/{tweet_id}",
@@ -116,7 +131,16 @@ def tweet_item(tweet: Any, users: Mapping[str, Any], *, handle: str | None = Non
             views=int_of(metrics, "impression_count"),
         ),
         direct=bool(handle and handle.lower() in mentions),
+        parent_id=replied,
+        thread_id=text_of(tweet, "conversation_id"),
     )
+    by_client = bool(handle and username and username.lower() == handle.lower())
+    author_id = text_of(tweet, "author_id")
+    customer = author_id
+    if by_client:  # the customer is whom it answers (not itself: a thread of its own)
+        answered = text_of(tweet, "in_reply_to_user_id")
+        customer = answered if answered != author_id else None
+    return in_thread(item, by_client=by_client, root=item.thread_id, customer=customer)
 
 
 def refused_parameters(body: bytes) -> list[str]:
@@ -135,6 +159,8 @@ def users_index(page: Any) -> dict[str, Any]:
 class XDriver(DriverBase[XOptions]):
     kind: ClassVar[str] = "x"
     reach_prior: ClassVar[float] = 0.0  # every post gives its author's followers
+    sees_own_answers: ClassVar[bool] = True  # with handle: the client's replies are searched too
+    leading_mentions_address: ClassVar[bool] = True
 
     def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> XOptions | None:
         before = len(problems)
@@ -148,13 +174,13 @@ class XDriver(DriverBase[XOptions]):
         reader.finish()
         if query is not None and not query.strip():
             reader.add("query", N_("is empty"), N_("write an X search query"))
-        if query and len(query) > 512:
+        handle = handle.lstrip("@") if handle else None
+        asked = f"({query}) OR (from:{handle} is:reply)" if query and handle else query
+        if asked and len(asked) > 512:
             reader.add("query", N_("is longer than 512 characters (the recent-search limit)"), N_("shorten it"))
         if len(problems) > before or query is None or bearer_env is None or budget is None:
             return None
-        return XOptions(
-            query.strip(), bearer_env, budget, handle.lstrip("@") if handle else None, api_base.rstrip("/"), max_pages
-        )
+        return XOptions(query.strip(), bearer_env, budget, handle, api_base.rstrip("/"), max_pages)
 
     async def poll(self, ctx: PollContext, options: XOptions, state: PollState) -> PollOutcome:
         token = require_secret(ctx, options.bearer_env)
@@ -186,7 +212,7 @@ class XDriver(DriverBase[XOptions]):
                     )
                 break
             params: dict[str, Any] = {
-                "query": options.query,
+                "query": options.search_query,
                 "max_results": min(MAX_RESULTS, left),
                 "tweet.fields": TWEET_FIELDS,
                 "expansions": "author_id",

@@ -8,7 +8,11 @@
 
 Once a day the channel's subscriber count (`channels.list`, 1 unit) goes to the audience series.
 
-Every comment on the client's channel addresses the client: items are `direct`. The API key
+Every comment on the client's channel addresses the client: items are `direct`. Replies come with their
+thread (`part=snippet,replies`: the few latest of each thread on the pages read). Own answers (the reply
+inbox): `channel_id` is the client's own account; the channel's reply under a comment is kept as
+`from_client` in that comment's conversation (the top-level comment id), which it closes, and the customer's
+next reply in the thread reopens it. The channel's own top-level comments are no hits. The API key
 goes in the query string (`key=`), so it must never reach a log or an error message: errors here
 carry only the API's reason code, and the HTTP layer redacts URLs. Quota days end at midnight
 Pacific time, as Google counts them; use is kept in the cursor JSON
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -37,6 +41,7 @@ from veille.sources._common import (
     dump_cursor,
     html_to_text,
     int_of,
+    list_of,
     load_cursor,
     parse_json,
     parse_time,
@@ -99,11 +104,37 @@ def quota_note(left: int, quota: int) -> str:
 def thread_item(thread: Any) -> Item | None:
     """One commentThread -> Item (its top-level comment); None without an id."""
     comment = dig(thread, "snippet", "topLevelComment")
-    comment_id = text_of(comment, "id") or text_of(thread, "id")
+    video = text_of(comment, "snippet", "videoId") or text_of(thread, "snippet", "videoId")
+    return comment_item(
+        comment, video, fallback_id=text_of(thread, "id"), replies=int_of(thread, "snippet", "totalReplyCount")
+    )
+
+
+def thread_items(thread: Any, channel_id: str) -> list[Item]:
+    """A commentThread's top-level comment and the replies that came with it, as the reply inbox follows
+    them: a comment is its own conversation, which a reply of the channel (`channel_id`) closes."""
+    top = thread_item(thread)
+    if top is None:
+        return []
+    video = top.extra.get("video_id")
+    found = [] if top.author == channel_id else [replace(top, parent_id=video, thread_id=video)]
+    for reply in list_of(thread, "replies", "comments"):
+        item = comment_item(reply, video)
+        if item is None:
+            continue
+        parent = text_of(reply, "snippet", "parentId") or top.external_id
+        found.append(replace(item, parent_id=parent, thread_id=video, from_client=item.author == channel_id))
+    return found
+
+
+def comment_item(
+    comment: Any, video: str | None, *, fallback_id: str | None = None, replies: int | None = None
+) -> Item | None:
+    """One comment (top-level or reply) -> Item; None without an id."""
+    comment_id = text_of(comment, "id") or fallback_id
     if not comment_id:
         return None
     snippet = dig(comment, "snippet") or {}
-    video = text_of(snippet, "videoId") or text_of(thread, "snippet", "videoId")
     text = text_of(snippet, "textOriginal")
     if text is None:
         text = html_to_text(text_of(snippet, "textDisplay"))
@@ -115,7 +146,7 @@ def thread_item(thread: Any) -> Item | None:
         author=text_of(snippet, "authorChannelId", "value") or author_url,
         author_name=text_of(snippet, "authorDisplayName"),
         published_at=parse_time(text_of(snippet, "publishedAt")),
-        engagement=Engagement(likes=int_of(snippet, "likeCount"), replies=int_of(thread, "snippet", "totalReplyCount")),
+        engagement=Engagement(likes=int_of(snippet, "likeCount"), replies=replies),
         direct=True,
         extra={"video_id": video} if video else {},
     )
@@ -134,6 +165,7 @@ class YoutubeDriver(DriverBase[YoutubeOptions]):
     kind: ClassVar[str] = "youtube"
     # Comments on the client's own channel: seen by the video's viewers, likes given, no followers.
     reach_prior: ClassVar[float] = 0.3
+    sees_own_answers: ClassVar[bool] = True  # the channel's replies come with their threads
 
     def parse_options(self, raw: Mapping[str, object], path: str, problems: Problems) -> YoutubeOptions | None:
         before = len(problems)
@@ -189,7 +221,7 @@ class YoutubeDriver(DriverBase[YoutubeOptions]):
                     )
                 break
             params: dict[str, Any] = {
-                "part": "snippet",
+                "part": "snippet,replies",
                 "allThreadsRelatedToChannelId": options.channel_id,
                 "maxResults": PAGE_LIMIT,
                 "order": "time",
@@ -215,16 +247,14 @@ class YoutubeDriver(DriverBase[YoutubeOptions]):
                 break
             reached_known = False
             for thread in data["items"]:
-                item = thread_item(thread)
-                if item is None:
-                    continue
-                when = item.published_at
-                if since is not None and when is not None and when <= since:
-                    reached_known = True
-                    continue
-                items.setdefault(item.external_id, item)
-                if when is not None and (newest is None or when > newest):
-                    newest = when
+                for item in thread_items(thread, options.channel_id):
+                    when = item.published_at
+                    if since is not None and when is not None and when <= since:
+                        reached_known = reached_known or item.parent_id == item.thread_id  # a known thread
+                        continue
+                    items.setdefault(item.external_id, item)
+                    if when is not None and (newest is None or when > newest):
+                        newest = when
             page_token = text_of(data, "nextPageToken")
             if since is None or reached_known or not page_token:
                 break
