@@ -22,11 +22,9 @@ def register(cli: click.Group) -> None:
 
 
 def _row(item: InboxItem, config: Config, now: datetime) -> dict[str, Any]:
-    from veille.alerting.deadlines import due_times
-    from veille.core.models import Channel
+    from veille.runtime.inbox import deadline_of
 
-    client = config.client(item.client_id)
-    deadline = due_times(item.waiting_since, Channel(item.channel), client.inbox, config.tz)[1] if client else None
+    deadline = deadline_of(item, config)
     return {
         "id": item.id,
         "client": item.client_id,

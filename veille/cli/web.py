@@ -49,7 +49,8 @@ def web_group(ctx: click.Context, config_file: str | None, host: str | None, por
     from veille.web.server import serve
 
     config = load_or_exit(config_file)
-    setup_logging(log_level.upper(), secrets=(read_secret(config.web.secret_env),))
+    names = (config.web.secret_env, config.web.webhook_secret_env, config.web.webhook_verify_token_env)
+    setup_logging(log_level.upper(), secrets=tuple(read_secret(name) for name in names))
     engine = open_database(config)
     serve(config, engine, host=host or config.web.host, port=port or config.web.port)
 

@@ -74,6 +74,11 @@ class WebConfig:
     login_attempts: int = 5  # failed logins per name or address within login_window, then refused
     login_window: timedelta = timedelta(minutes=15)
     page_size: int = 50  # hits per page on a client's page
+    # Meta webhooks (POST /webhooks/meta): the NAMES of the variables holding the app secret (checks
+    # X-Hub-Signature-256) and the verify token (the subscription handshake); unset secret: no webhooks.
+    webhook_secret_env: str = "VEILLE_META_APP_SECRET"  # noqa: S105
+    webhook_verify_token_env: str = "VEILLE_META_VERIFY_TOKEN"  # noqa: S105
+    webhook_max_body: int = 1_048_576  # bytes; a larger delivery is refused (413)
 
     @property
     def secure_cookies(self) -> bool:
@@ -310,6 +315,10 @@ def _parse_web(root: Reader) -> WebConfig:
         login_attempts=section.int("login_attempts", base.login_attempts, min=1, max=100),
         login_window=section.duration("login_window", base.login_window, min=timedelta(minutes=1)),
         page_size=section.int("page_size", base.page_size, min=10, max=500),
+        webhook_secret_env=section.env_name("webhook_secret_env", base.webhook_secret_env) or base.webhook_secret_env,
+        webhook_verify_token_env=section.env_name("webhook_verify_token_env", base.webhook_verify_token_env)
+        or base.webhook_verify_token_env,
+        webhook_max_body=section.int("webhook_max_body", base.webhook_max_body, min=10_000, max=50_000_000),
     )
     section.finish()
     return config
@@ -420,7 +429,7 @@ def runtime_problems(config: Config, environ: Mapping[str, str] | None = None) -
                     ).format(path=f"sources.{source.key}.url", reason=reason)
                 )
     for where, name, is_set in describe_secrets(config, environ):
-        if not is_set and where != "telegram.token_env":
+        if not is_set and where != "telegram.token_env" and not where.startswith("web."):
             problems.append(
                 N_("{path}: environment variable {name} is not set (export it before `veille run`)").format(
                     path=where, name=name
@@ -434,6 +443,9 @@ def describe_secrets(config: Config, environ: Mapping[str, str] | None = None) -
     from veille.core.secrets import read_secret
 
     rows = [("telegram.token_env", config.telegram.token_env, bool(read_secret(config.telegram.token_env, environ)))]
+    for where in ("webhook_secret_env", "webhook_verify_token_env"):  # optional: webhooks are off without them
+        name = getattr(config.web, where)
+        rows.append((f"web.{where}", name, bool(read_secret(name, environ))))
     for source in config.sources:
         if not source.enabled:
             continue

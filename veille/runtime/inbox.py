@@ -55,6 +55,14 @@ def record_hits(conn: Connection, hits: Sequence[StoredHit]) -> list[inbox_store
     return inbox_store.record(conn, inbox_messages(hits))
 
 
+def deadline_of(item: inbox_store.InboxItem, config: Config) -> datetime | None:
+    """When the item is overdue: its channel's deadline for its client (`veille inbox`, the dashboard)."""
+    client = config.client(item.client_id)
+    if client is None:
+        return None
+    return deadline_rules.due_times(item.waiting_since, Channel(item.channel), client.inbox, config.tz)[1]
+
+
 def _wait(item: inbox_store.InboxItem) -> Wait:
     return Wait(
         item_id=item.id,

@@ -134,6 +134,7 @@ class PollResult:
     error: FetchError | None = None
     new_hits: int = 0
     refresh: bool = False  # a re-fetch of known hits: engagement only, poll state untouched
+    pushed: bool = False  # sent by the platform (a webhook): new hits like a poll's, poll state untouched
 
 
 @dataclass(slots=True)
@@ -451,6 +452,23 @@ class Pipeline:
             results.append(result)
         await asyncio.gather(*(self._submit(r) for r in results))
 
+    async def store_pushed(self, key: str, items: Sequence[Item]) -> int:
+        """Store what a platform pushed (a webhook event) for one source as a poll's items: matched, scored,
+        stored once (a later poll of the same item stores nothing new), hooks and inbox run. The poll state
+        is untouched, so polling stays the fallback that fills any gap. Returns how many hits were new."""
+        runtime = self.runtimes.get(key)
+        if runtime is None:
+            return 0
+        result = PollResult(runtime, self.clock.now(), pushed=True)
+        for item in items:
+            match = runtime.matcher.match(f"{item.title}\n{item.text}")
+            if match.matched or item.kept_unmatched:
+                result.matched.append(MatchedItem(item, match))
+        if not result.matched:
+            return 0
+        await self._submit(result)
+        return result.new_hits
+
     def stream_cursor(self, keys: Sequence[str]) -> int | None:
         """Where a restarted stream resumes: the oldest cursor among its sources (nothing skipped)."""
         cursors = [int(c) for k in keys if k in self.runtimes and (c := self.runtimes[k].state.cursor) and c.isdigit()]
@@ -586,6 +604,9 @@ class Pipeline:
         source = runtime.config
         if result.refresh:  # its engagement observations were appended with the hits
             self.hooks.on_hits_refreshed(conn, stored_versions(conn, runtime.ref, result.matched))
+            return {}
+        if result.pushed:
+            result.new_hits = len(stored)
             return {}
         if result.outcome is not None:
             outcome = result.outcome

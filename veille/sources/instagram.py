@@ -24,7 +24,7 @@ shows what is left. The account's follower count is read once a day.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -126,6 +126,25 @@ def comment_items(comment: Any, media_id: str | None) -> list[Item]:
         return []
     replies = [comment_item(r, media_id, top.external_id) for r in list_of(comment, "replies", "data")]
     return [top, *(r for r in replies if r is not None)]
+
+
+async def fetch_mention(
+    ctx: PollContext, options: InstagramOptions, account: str, media_id: str, comment_id: str
+) -> Item | None:
+    """What an Instagram `mentions` webhook names by id only: the comment (or the caption) that @-mentions
+    the account, read through its `mentioned_comment` / `mentioned_media` fields. It is found outside the
+    account's own media, so it is kept on a keyword match, like a media that tags the account."""
+    graph = Graph(ctx, options.api_base, require_secret(ctx, options.token_env))
+    if comment_id:
+        fields = f"mentioned_comment.comment_id({comment_id}){{{REPLY_FIELDS},media{{id}}}}"
+        body = await graph.get(account, {"fields": fields}, what=f"instagram mention {comment_id}", permission=BASIC)
+        comment = body.get("mentioned_comment")
+        item = comment_item(comment, text_of(comment, "media", "id") or media_id)
+        return replace(item, needs_keywords=True, extra={**item.extra, "type": "mention"}) if item else None
+    fields = f"mentioned_media.media_id({media_id}){{{MEDIA_FIELDS}}}"
+    body = await graph.get(account, {"fields": fields}, what=f"instagram mention {media_id}", permission=BASIC)
+    media = body.get("mentioned_media")
+    return media_item({"id": media_id, **media}, found="tagged") if isinstance(media, Mapping) else None
 
 
 # --- the hashtag budget ------------------------------------------------------------------------------

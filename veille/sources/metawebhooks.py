@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veille.core.models import Item
-from veille.sources._common import bounded, dig, int_of, list_of, parse_time, text_of
+from veille.sources._common import bounded, dig, int_of, list_of, load_cursor, parse_time, text_of
+from veille.sources.facebook import FacebookOptions, post_item
 from veille.sources.facebook import comment_item as page_comment_item
-from veille.sources.facebook import post_item
+from veille.sources.instagram import InstagramOptions
 from veille.sources.instagram import comment_item as instagram_comment_item
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -61,6 +62,18 @@ def handshake(params: Mapping[str, str], verify_token: str) -> str | None:
         return None
     challenge = params.get("hub.challenge")
     return challenge or None
+
+
+def webhook_account(options: object, cursor: str | None) -> tuple[str, str] | None:
+    """(webhook object, account id) whose events belong to a source with these options: a Page's id for
+    `facebook`, the Instagram user id (configured, or found by a poll and kept in its cursor) for
+    `instagram`; None for any other kind."""
+    if isinstance(options, FacebookOptions):
+        return "page", options.page_id
+    if isinstance(options, InstagramOptions):
+        ig = options.ig_user_id or text_of(load_cursor(cursor), "ig")
+        return ("instagram", ig) if ig else None
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 
 from veille.store.schema_inbox import inbox, inbox_answers
 
@@ -189,6 +189,16 @@ def waiting(conn: Connection, client_ids: Sequence[str] | None = None) -> list[I
     if client_ids is not None:
         query = query.where(inbox.c.client_id.in_(client_ids))
     return [_item(row) for row in conn.execute(query.order_by(inbox.c.waiting_since, inbox.c.id))]
+
+
+def waiting_counts(conn: Connection, client_ids: Sequence[str]) -> dict[str, int]:
+    """Per client, how many conversations await an answer (the dashboard's overview)."""
+    query = (
+        select(inbox.c.client_id, func.count())
+        .where(inbox.c.state == State.WAITING.value, inbox.c.client_id.in_(list(client_ids)))
+        .group_by(inbox.c.client_id)
+    )
+    return {client: int(count) for client, count in conn.execute(query)}
 
 
 def mark(

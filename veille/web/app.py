@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from sqlalchemy import Engine
@@ -30,9 +30,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from veille.config import Config
 from veille.core.clock import Clock, SystemClock
 from veille.core.secrets import read_secret
-from veille.web import login, metrics, pages
+from veille.web import inbox, login, metrics, pages, webhooks
 from veille.web.auth import LoginLimiter
 from veille.web.context import WebState
+
+if TYPE_CHECKING:
+    from veille.runtime.webhooks import WebhookReceiver
 
 log = logging.getLogger("veille.web")
 
@@ -109,6 +112,7 @@ def create_app(
     secret_key: str | None = None,
     figures: Callable[[], dict[str, Any] | None] | None = None,
     limiter: LoginLimiter | None = None,
+    receiver: WebhookReceiver | None = None,
 ) -> Starlette:
     holder: dict[str, WebState] = {}
     templates = _templates(lambda: holder["state"].config.tz)
@@ -121,6 +125,7 @@ def create_app(
     )
     if figures is not None:
         state.figures = figures
+    state.receiver = receiver
     holder["state"] = state
     routes = [
         Route("/", pages.overview),
@@ -131,6 +136,11 @@ def create_app(
         Route("/incidents/{incident_id:int}/snooze", pages.snooze_incident, methods=["POST"]),
         Route("/incidents/{incident_id:int}/mute", pages.mute_client, methods=["POST"]),
         Route("/sources", pages.sources_page),
+        Route("/inbox", inbox.inbox_page),
+        Route("/inbox/{item_id:int}/answered", inbox.mark_answered, methods=["POST"]),
+        Route("/inbox/{item_id:int}/no-reply", inbox.mark_no_reply, methods=["POST"]),
+        Route("/webhooks/meta", webhooks.subscribe, methods=["GET"]),
+        Route("/webhooks/meta", webhooks.deliver, methods=["POST"]),
         Route("/login", login.login_form, methods=["GET"]),
         Route("/login", login.login_submit, methods=["POST"]),
         Route("/logout", login.logout, methods=["POST"]),

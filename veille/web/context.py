@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine
@@ -24,6 +24,9 @@ from veille.store.users import WebUser, get_user
 from veille.web.auth import LoginLimiter, csrf_ok, new_csrf_token, password_mark, visible_clients
 from veille.web.wording import translator, word_for
 
+if TYPE_CHECKING:
+    from veille.runtime.webhooks import WebhookReceiver
+
 
 @dataclass(slots=True)
 class WebState:
@@ -35,6 +38,7 @@ class WebState:
     limiter: LoginLimiter
     templates: Jinja2Templates
     figures: Callable[[], dict[str, Any] | None] = lambda: None  # the daemon's live figures (health file)
+    receiver: WebhookReceiver | None = None  # stores Meta webhook events (the daemon's pipeline, or its own)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

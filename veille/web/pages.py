@@ -21,12 +21,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from veille.core.incidents import Incident, Status, Urgency
+from veille.notify.render import summary_line
 from veille.reports.figures import Ranked, split_terms
 from veille.reports.svg import TimelineChart, buckets, draw, timeline
 from veille.runtime import actions
 from veille.sources.registry import get_driver, known_kinds
 from veille.store import alerts as alert_store
 from veille.store import dashboard
+from veille.store import inbox as inbox_store
 from veille.store.engine import read_conn
 from veille.store.hits import HitQuery, query_hits
 from veille.store.sources import list_sources
@@ -55,6 +57,7 @@ class ClientLine:
     high_incidents: int
     failing_sources: int
     muted_until: datetime | None
+    waiting_replies: int = 0
 
     @property
     def surge(self) -> bool:
@@ -62,13 +65,14 @@ class ClientLine:
         return self.activity.week >= max(10, 2 * self.activity.usual_week)
 
     @property
-    def attention(self) -> tuple[int, int, int, int, float, int]:
+    def attention(self) -> tuple[int, int, int, int, int, float, int]:
         share = self.activity.negative_share or 0.0
         return (
             self.high_incidents,
             self.open_incidents,
             int(self.surge),
             self.failing_sources,
+            self.waiting_replies,
             share,
             self.activity.week,
         )
@@ -162,6 +166,7 @@ def _overview_data(
         "incidents": dashboard.open_incidents(conn, client_ids),
         "failing": dashboard.failing_counts(conn, client_ids),
         "mutes": alert_store.active_mutes(conn, now),
+        "waiting": inbox_store.waiting_counts(conn, client_ids),
     }
 
 
@@ -176,7 +181,8 @@ async def overview(request: Request, viewer: Viewer) -> Response:
         open_count, high_count = data["incidents"].get(c.id, (0, 0))
         activity = data["activity"].get(c.id, dashboard.Activity())
         failing, muted = data["failing"].get(c.id, 0), data["mutes"].get(c.id)
-        lines.append(ClientLine(c.id, c.name, activity, open_count, high_count, failing, muted))
+        waiting = data["waiting"].get(c.id, 0)
+        lines.append(ClientLine(c.id, c.name, activity, open_count, high_count, failing, muted, waiting))
     lines.sort(key=lambda line: (tuple(-v for v in line.attention), line.name.lower()))
     return render(request, "overview.html", {"user": viewer.user, "lines": lines, "page_name": "overview"})
 
@@ -202,7 +208,7 @@ def _client_data(conn: Connection, client_id: str, since: datetime, query: HitQu
     }
 
 
-def _safe_link(url: str | None) -> str | None:
+def safe_link(url: str | None) -> str | None:
     """Only http(s) links are shown as links (never javascript: or data:)."""
     if not url:
         return None
@@ -220,7 +226,7 @@ def _hit_line(row: dict[str, Any]) -> dict[str, Any]:
         "author": row.get("author_name") or row.get("author") or "",
         "title": row.get("title") or "",
         "text": text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS] + "…",
-        "url": _safe_link(row.get("url")),
+        "url": safe_link(row.get("url")),
         "label": row.get("sentiment_label"),
         "score": row.get("sentiment_score"),
     }
@@ -374,6 +380,7 @@ async def incident_page(request: Request, viewer: Viewer) -> Response:
             "events": data["events"],
             "deliveries": data["deliveries"],
             "hits": hits,
+            "summary": summary_line(incident.summary, lang_of(request)) if incident.summary else None,
         },
     )
 

@@ -14,8 +14,10 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 
 from veille.config import Config
-from veille.core.clock import Clock
+from veille.core.clock import Clock, SystemClock
+from veille.core.secrets import read_secret
 from veille.runtime.health import health_path
+from veille.runtime.webhooks import WebhookReceiver, standalone_receiver
 from veille.runtime.wiring import BackgroundJob, Components
 from veille.web.app import create_app
 from veille.web.metrics import health_file_figures
@@ -38,10 +40,12 @@ def warn_if_exposed(config: Config, host: str) -> None:
         )
 
 
-def build_app(config: Config, engine: Engine, *, clock: Clock | None = None) -> Starlette:
+def build_app(
+    config: Config, engine: Engine, *, clock: Clock | None = None, receiver: WebhookReceiver | None = None
+) -> Starlette:
     """The app with the daemon's figures read from its health file (the same for both ways to serve),
     its overview counts being read in the background."""
-    app = create_app(config, engine, clock=clock, figures=health_file_figures(health_path(config)))
+    app = create_app(config, engine, clock=clock, figures=health_file_figures(health_path(config)), receiver=receiver)
     threading.Thread(target=warm_overview, args=(app.state.web,), name="veille-web-warm", daemon=True).start()
     return app
 
@@ -55,11 +59,23 @@ def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
 
 
 def serve(config: Config, engine: Engine, *, host: str, port: int) -> None:
-    """`veille web`: serve until SIGINT/SIGTERM."""
+    """`veille web`: serve until SIGINT/SIGTERM; with the webhook app secret set, Meta's events are
+    stored through a pipeline of its own."""
     app = build_app(config, engine)
     warn_if_exposed(config, host)
-    log.info("dashboard on http://%s:%d/", host, port)
-    uvicorn.Server(server_config(app, host, port)).run()
+
+    async def main() -> None:
+        server = uvicorn.Server(server_config(app, host, port))
+        if not read_secret(config.web.webhook_secret_env):
+            log.info("dashboard on http://%s:%d/", host, port)
+            await server.serve()
+            return
+        async with standalone_receiver(config, engine, SystemClock()) as receiver:
+            app.state.web.receiver = receiver
+            log.info("dashboard on http://%s:%d/ (webhooks on /webhooks/meta)", host, port)
+            await server.serve()
+
+    asyncio.run(main())
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -73,17 +89,18 @@ class _EmbeddedServer(uvicorn.Server):
 def attach_to_daemon(config: Config, components: Components) -> None:
     """`veille run` with `[web] enabled = true`: the dashboard runs as one of the daemon's tasks."""
     if config.web.enabled:
-        run, reload = daemon_task(config, components.engine)
+        receiver = WebhookReceiver(components.pipeline) if read_secret(config.web.webhook_secret_env) else None
+        run, reload = daemon_task(config, components.engine, receiver=receiver)
         components.background.append(run)
         components.reloaders.append(reload)
 
 
 def daemon_task(
-    config: Config, engine: Engine, *, clock: Clock | None = None
+    config: Config, engine: Engine, *, clock: Clock | None = None, receiver: WebhookReceiver | None = None
 ) -> tuple[BackgroundJob, Callable[[Config], None]]:
     """The dashboard as a background task of `veille run` (stops with it), and the reloader that
-    hands it a reloaded config (clients)."""
-    app = build_app(config, engine, clock=clock)
+    hands it a reloaded config (clients). `receiver` stores webhook events through the daemon's pipeline."""
+    app = build_app(config, engine, clock=clock, receiver=receiver)
     host, port = config.web.host, config.web.port
     warn_if_exposed(config, host)
 
