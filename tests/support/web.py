@@ -5,13 +5,14 @@ by uvicorn on a free loopback port in a thread."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ keywords = ["chez gégé"]
   kind = "rss"
   id = "broken"
   url = "{broken_feed}"
-
+{resto_own}
 [[clients]]
 id = "tapis"
 name = "Tapis Dupont"
@@ -76,6 +77,22 @@ keywords = ["tapis dupont"]
   kind = "rss"
   id = "news"
   url = "{tapis_feed}"
+{tapis_own}"""
+
+# `filled_site(inbox=True)`: each client's Facebook Page, whose Messenger conversation waits for an answer.
+PAGES = {
+    "resto": ("104512345678901", "Bonjour, vous avez une table pour 4 ce soir ?"),
+    "tapis": ("204512345678902", "Bonjour, où en est ma commande de tapis ?"),
+}
+FB_TOKEN_ENV = "VEILLE_TEST_FB_TOKEN"
+OWN_SOURCE = """
+  [[clients.sources]]
+  kind = "facebook"
+  id = "fb"
+  page_id = "{page}"
+  token_env = "{token_env}"
+  api_base = "{api}"
+  recent_posts = 0
 """
 
 
@@ -137,11 +154,47 @@ def make_users(config_path: Path) -> None:
 
 
 @contextmanager
-def filled_site(tmp_path: Path, db_url: str, *, poll: bool = True, extra: str = "") -> Iterator[Site]:
+def _pages_waiting_for_answers() -> Iterator[dict[str, str]]:
+    """A local Graph API where each client's page has a customer's message waiting, and its token set."""
+    from tests.support.fake_graph import GraphFake, fb_message
+
+    previous = os.environ.get(FB_TOKEN_ENV)
+    os.environ[FB_TOKEN_ENV] = "page-token"
+    try:
+        with LocalServer() as api:
+            fake = GraphFake(api, token="page-token")
+            now = datetime.now(UTC) - timedelta(hours=2)
+            own = {}
+            for client, (page, text) in PAGES.items():
+                fake.add_page(page)
+                fake.conversation(page, f"t_{client}", fb_message(f"m_{client}", text, when=now))
+                own[f"{client}_own"] = OWN_SOURCE.format(page=page, token_env=FB_TOKEN_ENV, api=api.url("").rstrip("/"))
+            yield own
+    finally:
+        if previous is None:
+            os.environ.pop(FB_TOKEN_ENV, None)
+        else:
+            os.environ[FB_TOKEN_ENV] = previous
+
+
+@contextmanager
+def filled_site(
+    tmp_path: Path, db_url: str, *, poll: bool = True, extra: str = "", inbox: bool = False
+) -> Iterator[Site]:
     """Config + database filled by one real poll of every source, with an incident open on resto and on
-    tapis (`poll=False`: configured and migrated only). `extra` is appended to the config file."""
+    tapis (`poll=False`: configured and migrated only). `extra` is appended to the config file. `inbox`:
+    each client also has a Facebook Page whose customer's message waits for an answer (reply inbox)."""
     from veille.runtime.once import run_once
 
+    with ExitStack() as stack:
+        own = stack.enter_context(_pages_waiting_for_answers()) if inbox else {"resto_own": "", "tapis_own": ""}
+        yield stack.enter_context(_filled(tmp_path, db_url, poll=poll, extra=extra, own=own, run_once=run_once))
+
+
+@contextmanager
+def _filled(
+    tmp_path: Path, db_url: str, *, poll: bool, extra: str, own: dict[str, str], run_once: Any
+) -> Iterator[Site]:
     with LocalServer() as feeds:
         feeds.route("/resto.xml", Response(200, resto_feed(), {"Content-Type": "application/rss+xml"}))
         feeds.route("/tapis.xml", Response(200, tapis_feed(), {"Content-Type": "application/rss+xml"}))
@@ -153,6 +206,7 @@ def filled_site(tmp_path: Path, db_url: str, *, poll: bool = True, extra: str = 
                 resto_feed=feeds.url("/resto.xml"),
                 tapis_feed=feeds.url("/tapis.xml"),
                 broken_feed=feeds.url("/broken.xml"),
+                **own,
             )
             + extra,
             encoding="utf-8",

@@ -1,6 +1,7 @@
 """The dashboard in a real browser: headless Chromium (Debian's package, installed by scripts/test.sh)
 driven by Playwright against the real server on loopback, over a database filled by the real pipeline.
-Log in, overview, a client, take an incident (and `veille alerts` agrees), sources, log out; on a
+Log in, overview, a client, take an incident (and `veille alerts` agrees), mark a message of the reply
+inbox answered (and `veille inbox` agrees), sources, log out; on a
 desktop and on a phone's screen. Screenshots of every page are saved for review (path printed)."""
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ pytestmark = [
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     """Filled before the browser starts (Playwright's sync API keeps an event loop in this thread)."""
-    with filled_site(tmp_path, f"sqlite:///{tmp_path / 'veille.db'}") as filled:
+    with filled_site(tmp_path, f"sqlite:///{tmp_path / 'veille.db'}", inbox=True) as filled:
         yield filled
 
 
@@ -75,7 +76,7 @@ def test_a_day_at_the_desk_and_on_the_phone(site: Site, browser: object, tmp_pat
         assert page.locator(".card h2").all_inner_texts() == ["Chez Gégé"]  # camille sees only her client
         page.screenshot(path=shots / "02-overview.png", full_page=True)
 
-        page.click("a.card")
+        page.click(".card h2 a")
         assert page.url.endswith("/clients/resto")
         assert page.locator("svg.chart rect").count() > 0
         assert "<script>alert('pwned')</script>" in page.locator("ul.hits").inner_text()  # shown as text
@@ -99,20 +100,35 @@ def test_a_day_at_the_desk_and_on_the_phone(site: Site, browser: object, tmp_pat
         taken = next(i for i in json.loads(listed.output) if i["id"] == incident_id)
         assert taken["status"] == "acked" and taken["acks"][0].startswith("ack camille")
 
+        page.goto(f"{live.url}/")
+        page.click(".card a.waiting")  # the overview's "waiting for a reply" count
+        assert page.url.endswith("/inbox?client=resto")
+        row = page.locator("table.inbox tbody tr")
+        assert row.count() == 1 and "une table pour 4" in row.inner_text() and "Léa B." in row.inner_text()
+        item_id = int(row.locator("td").first.inner_text())
+        page.screenshot(path=shots / "07-inbox.png", full_page=True)
+        row.locator("form[action$='/answered'] button").click()
+        assert f"#{item_id} marquée comme répondue." in page.locator(".flash").inner_text()
+        assert page.locator("table.inbox").count() == 0
+        page.screenshot(path=shots / "08-inbox-answered.png", full_page=True)
+        waiting = CliRunner().invoke(cli, ["inbox", "--config", str(site.config_path), "--format", "json"])
+        assert waiting.exit_code == 0, waiting.output
+        assert [i["client"] for i in json.loads(waiting.output)] == ["tapis"]  # the CLI agrees: resto's is closed
+
         page.click("nav a[href='/sources']")
         assert "resto/broken" in page.locator("table.list").inner_text()
-        page.screenshot(path=shots / "07-sources.png", full_page=True)
+        page.screenshot(path=shots / "09-sources.png", full_page=True)
 
         page.click("footer button")  # English
         assert page.locator("h1").inner_text() == "Sources"
         assert "Last success" in page.locator("table.list thead").inner_text()
-        page.screenshot(path=shots / "08-sources-english.png", full_page=True)
+        page.screenshot(path=shots / "10-sources-english.png", full_page=True)
         page.click("footer button")  # back to French
 
         phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)  # type: ignore[attr-defined]
         phone.add_cookies(context.cookies())
         small = phone.new_page()
-        for path, name in (("/", "09-phone-overview"), (f"/incidents/{incident_id}", "10-phone-incident")):
+        for path, name in (("/", "11-phone-overview"), (f"/incidents/{incident_id}", "12-phone-incident")):
             small.goto(f"{live.url}{path}")
             assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
             small.screenshot(path=shots / f"{name}.png", full_page=True)
@@ -122,9 +138,9 @@ def test_a_day_at_the_desk_and_on_the_phone(site: Site, browser: object, tmp_pat
         assert "/login" in page.url
         page.goto(f"{live.url}/")
         assert "/login" in page.url
-        page.screenshot(path=shots / "11-logged-out.png", full_page=True)
+        page.screenshot(path=shots / "13-logged-out.png", full_page=True)
         context.close()
     assert [p for p in problems if "favicon" not in p and "404" not in p] == []
-    assert len(list(shots.glob("*.png"))) == 11
+    assert len(list(shots.glob("*.png"))) == 13
     kept = Path(shutil.copytree(shots, tmp_path.parent / "veille-web-screenshots", dirs_exist_ok=True))
     print(f"copied to: {kept}")

@@ -17,13 +17,14 @@ from click.testing import CliRunner
 from tests.support.web import PASSWORDS, Site, filled_site, serving
 from veille.core.incidents import Status
 from veille.store import alerts as alert_store
+from veille.store import inbox as inbox_store
 from veille.store.engine import make_engine, read_conn
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("site")
-    with filled_site(tmp, f"sqlite:///{tmp / 'veille.db'}") as filled:
+    with filled_site(tmp, f"sqlite:///{tmp / 'veille.db'}", inbox=True) as filled:
         yield filled
 
 
@@ -65,7 +66,17 @@ def logged_in(base_url: str, name: str) -> Iterator[httpx.Client]:
         yield client
 
 
-PAGES = ["/", "/clients/resto", "/clients/tapis", "/incidents", "/incidents?all=1", "/sources"]
+PAGES = ["/", "/clients/resto", "/clients/tapis", "/incidents", "/incidents?all=1", "/sources", "/inbox"]
+
+
+def inbox_of(site: Site) -> dict[str, inbox_store.InboxItem]:
+    """Each client's conversation (the page's waiting message), whatever its state."""
+    engine = make_engine(site.config.database_url)
+    with read_conn(engine) as conn:
+        found = {item.client_id: item for item in inbox_store.by_ids(conn, range(1, 100))}
+    engine.dispose()
+    assert set(found) == {"resto", "tapis"}, "filled_site(inbox=True) opens one conversation per client"
+    return found
 
 
 def test_anonymous_visitors_see_no_page_and_can_do_nothing(site: Site, base_url: str) -> None:
@@ -80,7 +91,36 @@ def test_anonymous_visitors_see_no_page_and_can_do_nothing(site: Site, base_url:
         for verb in ("ack", "snooze", "mute"):
             response = anonymous.post(f"/incidents/{incident.id}/{verb}", data={"csrf": token})
             assert response.status_code == 403, verb
+        waiting = inbox_of(site)["resto"]
+        for verb in ("answered", "no-reply"):
+            assert anonymous.post(f"/inbox/{waiting.id}/{verb}", data={"csrf": token}).status_code == 403, verb
     assert incidents_of(site)["resto"][0].status is incident.status
+    assert inbox_of(site)["resto"].state is inbox_store.State.WAITING
+
+
+def test_the_inbox_shows_and_closes_only_the_users_own_conversations(site: Site, base_url: str) -> None:
+    mine, theirs = inbox_of(site)["resto"], inbox_of(site)["tapis"]
+    with logged_in(base_url, "camille") as camille:
+        overview = camille.get("/").text
+        assert 'href="/inbox?client=resto"' in overview and 'href="/inbox"' in overview  # the count, the nav
+        page = camille.get("/inbox").text
+        assert "une table pour 4" in page and "Léa B." in page and "commande de tapis" not in page
+        assert "commande de tapis" not in camille.get("/inbox?client=tapis").text  # URL guessing
+        token = csrf_of(page)
+        for verb in ("answered", "no-reply"):
+            assert camille.post(f"/inbox/{theirs.id}/{verb}", data={"csrf": token}).status_code == 404, verb
+        assert camille.post(f"/inbox/{mine.id}/answered").status_code == 403  # no CSRF token
+        assert camille.post(f"/inbox/{mine.id}/answered", data={"csrf": "forged"}).status_code == 403
+        assert inbox_of(site)["resto"].state is inbox_store.State.WAITING
+        closed = camille.post(f"/inbox/{mine.id}/no-reply", data={"csrf": token, "back": "?client=resto"})
+        assert closed.status_code == 303 and closed.headers["location"] == "/inbox?client=resto"
+        after = camille.get(closed.headers["location"]).text
+        assert "pas besoin de réponse" in after and "une table pour 4" not in after
+        again = camille.post(f"/inbox/{mine.id}/answered", data={"csrf": token})  # already closed: told so
+        assert "attend plus de réponse" in camille.get(again.headers["location"]).text
+    done = inbox_of(site)
+    assert done["resto"].state is inbox_store.State.NO_REPLY and done["resto"].closed_by == "web:camille"
+    assert done["tapis"].state is inbox_store.State.WAITING
 
 
 def test_a_user_never_sees_another_users_client(site: Site, base_url: str) -> None:

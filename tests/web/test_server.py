@@ -21,7 +21,10 @@ from veille.web.server import daemon_task
 def config_for(tmp_path: Path, port: int) -> Config:
     url = f"sqlite:///{tmp_path / 'v.db'}"
     feeds = {"resto_feed": "https://example.org/r.xml", "tapis_feed": "https://example.org/t.xml"}
-    config = parse_config(CONFIG.format(db_url=url, broken_feed="https://example.org/b.xml", **feeds), environ={})
+    config = parse_config(
+        CONFIG.format(db_url=url, broken_feed="https://example.org/b.xml", resto_own="", tapis_own="", **feeds),
+        environ={},
+    )
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
