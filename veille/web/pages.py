@@ -20,8 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from veille.core.incidents import Incident, Status, Urgency
-from veille.notify.render import summary_line
+from veille.core.incidents import Incident, Status, Urgency, summary_line
 from veille.reports.figures import Ranked, split_terms
 from veille.reports.svg import TimelineChart, buckets, draw, timeline
 from veille.runtime import actions
