@@ -266,6 +266,9 @@ def test_an_incident_shows_its_deliveries_and_history_with_outside_text_escaped(
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img" not in page
     assert "en attente" in page  # the delivery's state, in words
     assert "ouvert" in page  # the history: the incident was opened
+    summarized = next(i for i in incidents_of(site)["resto"] if i.summary is not None)
+    with logged_in(base_url, "camille") as camille:
+        page = camille.get(f"/incidents/{summarized.id}").text
     assert "En bref" in page and "auteurs" in page  # its summary (issue 16), in the alert's words
 
 
