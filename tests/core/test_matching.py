@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veille.core.matching import Matcher, fold, validate_keywords
+from veille.core.matching import Matcher, find_folded, fold, terms_pattern, validate_keywords
 
 VOCABULARY = ["chez gégé", "#chezgege", "@chezgege", "-recrutement", '"tapis royal" -perse', "pizza OR pâtes", "c3po"]
 
@@ -63,9 +65,7 @@ def test_linear_on_huge_text() -> None:
 
 
 def test_fold_agrees_with_the_character_table_for_every_character() -> None:
-    """fold sends only non-ASCII runs through the table; the result is the table's, character by character."""
-    import re
-
+    """fold decomposes whole texts at once; the result is still the table's, character by character."""
     from veille.core.matching import _FOLD
 
     for start in range(0x80, 0x3000, 256):
@@ -85,3 +85,31 @@ def test_the_literal_prefilter_never_changes_a_result(keywords: list[str], words
     reference._literals = ("",)  # every text goes on to the regular expressions
     text = " ".join(words)
     assert matcher.match(text) == reference.match(text)
+
+
+def _spans_char_by_char(text: str, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+    """The obvious find_folded: fold every character alone and keep where each folded character came from."""
+    from veille.core.matching import _FOLD
+
+    pieces = [char.translate(_FOLD) for char in text]
+    origin = [index for index, piece in enumerate(pieces) for _ in piece]
+    joined = "".join(pieces)
+    return [(origin[m.start()], origin[m.end() - 1] + 1) for m in pattern.finditer(joined) if m.end() > m.start()]
+
+
+FOLD_ATOMS = ["chez", " ", "gégé", "Gége", "ŒUVRE", "œuvre", "…", "\u0301", "e\u0301", "#ChezGégé", "ǽ", "ß", "x"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from([*FOLD_ATOMS, "\n", "Tapis", "royal", "ﬁ", "’", "İ", "Σ"]), max_size=14))
+def test_find_folded_spans_are_those_of_the_character_by_character_fold(atoms: list[str]) -> None:
+    """Runs whose fold changes length (œ -> oe, ﬁ -> fi, a lone mark -> nothing) map back to the original text,
+    also when an expansion and a contraction cancel out over the text or inside one run."""
+    pattern = terms_pattern(["chez gégé", "œuvre", "#chezgege", "tapis royal"])
+    assert pattern is not None
+    text = "".join(atoms)
+    assert find_folded(text, pattern) == _spans_char_by_char(text, pattern)
+
+
+def test_fold_spells_out_ligatures_that_a_decomposition_yields() -> None:
+    assert fold("Ǽ ǽ Œuvre ẞ") == "ae ae oeuvre ss"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -421,3 +422,41 @@ def test_poll_state_of_many_sources_recorded_together(engine: Engine) -> None:
     assert (same["etag"], same["last_modified"]) == ('"old"', "Mon, 01 Jan 2024 00:00:00 GMT")  # 304: kept
     assert (same["consecutive_errors"], same["next_poll_at"], same["last_success_at"]) == (0, later, NOW)
     assert (rows["resto/stream"]["cursor"], rows["resto/stream"]["content_hash"]) == ("12", "h")  # later poll last
+
+
+def test_sync_config_writes_only_what_the_config_changes(engine: Engine, db_url: str) -> None:
+    """A `veille run --once` from cron syncs the same config every time: an unchanged one writes nothing."""
+    from sqlalchemy import event
+
+    from tests.support.daemon import config_text
+    from veille.config import parse_config
+
+    def config(every: str, feeds: list[str], name: str = "resto") -> Any:
+        text = config_text(db_url, {"resto": feeds}, every=every).replace('name = "resto"', f'name = "{name}"')
+        return parse_config(text, file="config.toml", environ={})
+
+    first = config("10m", ["http://a.example/1", "http://a.example/2", "http://a.example/3"])
+    with write_tx(engine) as conn:
+        refs = source_store.sync_config(conn, first.clients, first.sources, NOW)
+    writes: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with write_tx(engine) as conn:
+            assert source_store.sync_config(conn, first.clients, first.sources, NOW) == refs
+        assert writes == []
+        second = config("30m", ["http://a.example/1", "http://a.example/2"], name="Chez Gégé")
+        with write_tx(engine) as conn:
+            source_store.sync_config(conn, second.clients, second.sources, NOW)
+        assert writes  # the new name, the new intervals, the removed source
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    with read_conn(engine) as conn:
+        rows = {r.key: r for r in conn.execute(select(sources))}
+        assert conn.execute(select(clients.c.name)).scalar_one() == "Chez Gégé"
+    assert [rows[k].every_seconds for k in ("resto/f0", "resto/f1")] == [1800, 1800]
+    assert (rows["resto/f2"].in_config, rows["resto/f2"].enabled, rows["resto/f2"].every_seconds) == (False, False, 600)

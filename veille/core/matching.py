@@ -15,33 +15,36 @@ A text matching a `@mention` is flagged `direct`: it addresses the client.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
-_WS = re.compile(r"[^\S ]\s*| \s+")  # white space to collapse: any run but a lone plain space (the common case)
 _TOKEN = re.compile(r'-?"[^"]*"|\S+')
 
 
 class _FoldTable(dict[int, str]):
-    """str.translate table filled on first sight of each character: the scan itself runs in C."""
+    """str.translate table filled on first sight of each character: the scan itself runs in C.
 
-    _SPECIAL: ClassVar[dict[str, str]] = {"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss"}
+    A character folds to its compatibility decomposition without combining marks, lower-cased, with the
+    ligatures œ, æ and ß spelt out (also when a decomposition yields them: ǽ -> ae)."""
+
+    _SPECIAL: ClassVar[dict[int, str]] = {ord("œ"): "oe", ord("æ"): "ae", ord("ß"): "ss"}
 
     def __missing__(self, code: int) -> str:
-        char = chr(code)
-        folded = self._SPECIAL.get(char)
-        if folded is None:
-            decomposed = unicodedata.normalize("NFKD", char)
-            folded = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+        decomposed = unicodedata.normalize("NFKD", chr(code))
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).lower().translate(self._SPECIAL)
         self[code] = folded
         return folded
 
 
 _FOLD = _FoldTable()
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# The combining diacritical marks block, except U+034F (the grapheme joiner, combining class 0): what
+# NFKD splits off Latin, Greek and Cyrillic letters.
+_MARKS = re.compile(r"[\u0300-\u034e\u0350-\u036f]+")
 
 
 def _fold_run(match: re.Match[str]) -> str:
@@ -49,13 +52,31 @@ def _fold_run(match: re.Match[str]) -> str:
 
 
 def fold(text: str) -> str:
-    """Lower-case, strip accents, fold ligatures (œ -> oe), collapse white space.
+    """Lower-case, strip accents, fold ligatures (œ -> oe), collapse white space (a run of it becomes one space).
 
-    Only the runs of non-ASCII characters go through the fold table (translating every character of a
-    French article cost more than the rest of its matching); `lower` then does the ASCII letters, which
-    the table would have lowered alike, and leaves the table's (already lower-case) output as it is."""
-    folded = text.lower() if text.isascii() else _NON_ASCII.sub(_fold_run, text).lower()
-    return _WS.sub(" ", folded)
+    The result is the fold table's, character by character, but computed in C for the common case: the
+    whole text is decomposed at once (NFKD) and the usual marks removed by one regex with no callback;
+    only what is still not ASCII then goes through the table (a Python call per run: folding French
+    char by char, or accent by accent, cost more than the rest of its matching)."""
+    if text.isascii():
+        folded = text.lower()
+    else:
+        decomposed = _MARKS.sub("", unicodedata.normalize("NFKD", text))
+        folded = (decomposed if decomposed.isascii() else _NON_ASCII.sub(_fold_run, decomposed)).lower()
+    return collapse_spaces(folded)
+
+
+def collapse_spaces(text: str) -> str:
+    """Every run of white space as one space, at the ends too (str.split runs in C: a regex over a whole
+    article took longer than folding it)."""
+    core = " ".join(text.split())
+    if not core:
+        return " " if text else ""
+    if text[0].isspace():
+        core = " " + core
+    if text[-1].isspace():
+        core += " "
+    return core
 
 
 class QuerySyntaxError(ValueError):
@@ -195,14 +216,45 @@ def terms_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
 
 
 def find_folded(text: str, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
-    """Spans of `text` itself where `pattern` (written for folded text) matches, case and accents ignored."""
-    folded = text.lower() if text.isascii() else text.translate(_FOLD)
-    if len(folded) == len(text):  # one folded character per character: positions are the same
+    """Spans of `text` itself where `pattern` (written for folded text) matches, case and accents ignored.
+
+    Positions are those of the fold table's output, white space kept as it is; only the non-ASCII runs
+    holding a character whose fold is not one character (œ -> oe, a lone mark -> nothing) need a map back,
+    found by bisection."""
+    if text.isascii():
+        return [m.span() for m in pattern.finditer(text.lower())]
+    parts: list[str] = []
+    changed: list[tuple[int, int, str]] = []  # (folded start, original start, run) of runs changing length
+    last = size = 0
+    for run in _NON_ASCII.finditer(text):
+        start, end = run.span()
+        parts.append(text[last:start].lower())
+        size += start - last
+        piece = run.group().translate(_FOLD)
+        parts.append(piece)
+        if len(piece) != end - start or any(len(_FOLD[ord(char)]) != 1 for char in run.group()):
+            changed.append((size, start, run.group()))
+        size += len(piece)
+        last = end
+    parts.append(text[last:].lower())
+    folded = "".join(parts)
+    if not changed:  # one folded character per character: positions are the same
         return [m.span() for m in pattern.finditer(folded)]
-    pieces = [char.translate(_FOLD) for char in text]  # a ligature or a decomposition changed the length
-    origin = [index for index, piece in enumerate(pieces) for _ in piece]
-    joined = "".join(pieces)
-    return [(origin[m.start()], origin[m.end() - 1] + 1) for m in pattern.finditer(joined) if m.end() > m.start()]
+    starts = [folded_start for folded_start, _, _ in changed]
+
+    def origin(position: int) -> int:
+        index = bisect.bisect_right(starts, position) - 1
+        if index < 0:
+            return position
+        folded_start, start, run = changed[index]
+        offset = position - folded_start
+        for index_in_run, char in enumerate(run):
+            offset -= len(_FOLD[ord(char)])
+            if offset < 0:
+                return start + index_in_run
+        return start + len(run) + offset  # past the run: shifted like the unchanged text after it
+
+    return [(origin(m.start()), origin(m.end() - 1) + 1) for m in pattern.finditer(folded) if m.end() > m.start()]
 
 
 def _longest_word(term: str) -> str:

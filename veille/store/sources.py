@@ -96,15 +96,25 @@ def sync_config(
     sources_in_config: Sequence[ConfiguredSource],
     now: datetime,
 ) -> dict[str, SourceRef]:
-    """Upsert clients and sources from the config; keep removed ones (history) but disable them."""
-    for client in clients_in_config:
-        statement = _insert(conn, clients).values(id=client.id, name=client.name, updated_at=now)
+    """Upsert clients and sources from the config; keep removed ones (history) but disable them.
+
+    Rows the config does not change are not written: every `veille run --once` (cron) starts here, and
+    one upsert per source was a good part of its start with a thousand feeds."""
+    names = dict(conn.execute(select(clients.c.id, clients.c.name)).tuples().all())
+    changed_clients = [c for c in clients_in_config if names.get(c.id) != c.name]
+    if changed_clients:
+        statement = _insert(conn, clients).values(
+            id=bindparam("c_id"), name=bindparam("c_name"), updated_at=bindparam("c_now")
+        )
         conn.execute(
             statement.on_conflict_do_update(
-                index_elements=[clients.c.id], set_={"name": client.name, "updated_at": now}
-            )
+                index_elements=[clients.c.id], set_={"name": statement.excluded.name, "updated_at": now}
+            ),
+            [{"c_id": c.id, "c_name": c.name, "c_now": now} for c in changed_clients],
         )
+    stored = {row.key: tuple(row[1:]) for row in conn.execute(select(sources.c.key, *_SYNCED))}
     wanted = {s.key: s for s in sources_in_config}
+    upserts = []
     for source in sources_in_config:
         values = {
             "client_id": source.client_id,
@@ -114,18 +124,40 @@ def sync_config(
             "enabled": source.enabled,
             "in_config": True,
         }
+        if stored.get(source.key) != tuple(values.values()):
+            upserts.append({"s_key": source.key, **{f"s_{name}": value for name, value in values.items()}})
+    if upserts:
         statement = _insert(conn, sources).values(
-            key=source.key, status=SourceStatus.NEW.value, consecutive_errors=0, hits_count=0, **values
+            key=bindparam("s_key"),
+            status=SourceStatus.NEW.value,
+            consecutive_errors=0,
+            hits_count=0,
+            **{column.name: bindparam(f"s_{column.name}") for column in _SYNCED},
         )
-        conn.execute(statement.on_conflict_do_update(index_elements=[sources.c.key], set_=values))
-    stale = select(sources.c.key).where(sources.c.in_config.is_(True))
-    removed = [k for (k,) in conn.execute(stale) if k not in wanted]
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[sources.c.key], set_={c.name: statement.excluded[c.name] for c in _SYNCED}
+            ),
+            upserts,
+        )
+    removed = [key for key, row in stored.items() if row[-1] and key not in wanted]  # in_config, no longer
     if removed:
         conn.execute(update(sources).where(sources.c.key.in_(removed)).values(in_config=False, enabled=False))
     rows = conn.execute(
         select(sources.c.id, sources.c.key, sources.c.client_id, sources.c.kind).where(sources.c.key.in_(list(wanted)))
     )
     return {r.key: SourceRef(r.id, r.key, r.client_id, r.kind) for r in rows}
+
+
+# The columns the config decides, in the order sync_config compares them (in_config last).
+_SYNCED = (
+    sources.c.client_id,
+    sources.c.kind,
+    sources.c.target,
+    sources.c.every_seconds,
+    sources.c.enabled,
+    sources.c.in_config,
+)
 
 
 def load_source(conn: Connection, source_id: int) -> SourceRow:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import unescape
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -98,3 +100,85 @@ def test_summary_and_content_are_stored_without_repeating_what_they_share(
 
 def test_merged_text_stays_within_the_field_limit() -> None:
     assert len(merge_summary_and_content("a" * 10, "b" * 10, limit=15)) == 15
+
+
+_MARKUP_ATOMS = [
+    "Chez Gégé",
+    " ",
+    "\n",
+    "\r\n",
+    "\t",
+    "\xa0",
+    "<p>",
+    "</p>",
+    "<br/>",
+    "<b>",
+    "</b>",
+    '<a href="/x">',
+    "</a>",
+    "&amp;",
+    "&lt;",
+    "&gt;",
+    "&lt;br&gt;",
+    "&nbsp;",
+    "&eacute;",
+    "&#233;",
+    "&#xE9;",
+    "&#10;",
+    "&#9;",
+    "&#13;",
+    "&#128;",
+    "&#0;",
+    "&#xD800;",
+    "&#1;",
+    "&#xFDD0;",
+    "&copy2020",
+    "&notin",
+    "&bogus;",
+    "&",
+    "<",
+    ">",
+    "< 3",
+    "a>b",
+    "x",
+    "é",
+    "\x0c",
+    "\x00",
+    "<!-- c -->",
+    "<script>x</script>",
+    "</3>",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_MARKUP_ATOMS), max_size=20))
+def test_plain_markup_reads_as_the_sanitiser_reads_it(atoms: list[str]) -> None:
+    """Text and line breaks skip nh3 (most of a parse worker's time on articles): the text must be the same."""
+    import nh3
+
+    from veille.sources.rss import text as module
+
+    fragment = "".join(atoms)
+    flat = module._SURROGATE.sub("\ufffd", module._OTHER_TAG.sub("", module._BLOCK_TAG.sub("<br>", fragment)))
+    sanitised = nh3.clean(
+        flat, tags={"br"}, attributes={}, clean_content_tags=module._DROP_WITH_CONTENT, strip_comments=True
+    )
+    assert html_to_text(fragment) == _text_of_serialised(sanitised)
+
+
+def test_an_article_body_skips_the_sanitiser() -> None:
+    from veille.sources.rss.text import _plain_serialised
+
+    body = '<p><strong>Le chapô.</strong></p><p>Chez Gégé &amp; fils&#8217;s <a href="/x">lien</a>&nbsp;!</p>'
+    flat = "<br><br>Le chapô.<br><br><br>Chez Gégé &amp; fils&#8217;s lien&nbsp;!<br>"
+    assert _plain_serialised(flat) == "<br><br>Le chapô.<br><br><br>Chez Gégé &amp; fils’s lien&nbsp;!<br>"
+    assert html_to_text(body) == "Le chapô.\n\nChez Gégé & fils’s lien !"
+    assert _plain_serialised("a<!-- b -->") is None and _plain_serialised("<script>x</script>") is None
+
+
+def _text_of_serialised(safe: str) -> str:
+    """html_to_text's steps after the sanitiser."""
+    from veille.sources.rss import text as module
+
+    safe = module._SPACES.sub(" ", safe.replace("\r", " ").replace("\n", " "))
+    return clean_text(unescape(module._TAG.sub("", module._BR.sub("\n", safe))))

@@ -72,18 +72,43 @@ def html_to_text(fragment: str | None, *, limit: int = MAX_FIELD, single_line: b
     markup = fragment[:MAX_HTML_INPUT]
     if len(fragment) > MAX_HTML_INPUT and markup.rfind("<") > markup.rfind(">"):
         markup = markup[: markup.rfind("<")]  # do not leave half a tag to be shown as text
-    flat = _OTHER_TAG.sub("", _BLOCK_TAG.sub("<br>", markup))
-    safe = nh3.clean(
-        _SURROGATE.sub("\ufffd", flat),
-        tags={"br"},
-        attributes={},
-        clean_content_tags=_DROP_WITH_CONTENT,
-        strip_comments=True,
-    )
+    flat = _SURROGATE.sub("\ufffd", _OTHER_TAG.sub("", _BLOCK_TAG.sub("<br>", markup)))
+    safe = _plain_serialised(flat)
+    if safe is None:
+        safe = nh3.clean(flat, tags={"br"}, attributes={}, clean_content_tags=_DROP_WITH_CONTENT, strip_comments=True)
     # In HTML a raw newline is a space; only <br> and block ends (already <br>) break lines.
     safe = _SPACES.sub(" ", safe.replace("\r", " ").replace("\n", " "))
     text = html.unescape(_TAG.sub("", _BR.sub("\n", safe)))
     return clean_text(text, limit=limit, single_line=single_line)
+
+
+def _plain_serialised(flat: str) -> str | None:
+    """What nh3 returns for flattened markup that is only text and `<br>`, or None for anything else.
+
+    Most feed HTML is that once flattened (paragraphs, links, emphasis), and sanitising it was most of a
+    parse worker's time on full articles. With no other `<` there is nothing to drop: the sanitiser's
+    output is the text with its character references decoded (as `html.unescape` does) and `&`, NBSP, `<`
+    and `>` escaped again. NUL characters and references to code points that `html.unescape` drops but
+    html5ever keeps (noncharacters) go to nh3, so that both paths give the same text."""
+    if flat.count("<") != flat.count("<br>") or "\x00" in flat:
+        return None
+    if "&#" in flat and any(_reference_dropped(m) for m in _NUMERIC_REFERENCE.finditer(flat)):
+        return None
+    decode = html.unescape if "&" in flat else str
+    return "<br>".join(
+        decode(part).replace("&", "&amp;").replace("\xa0", "&nbsp;").replace("<", "&lt;").replace(">", "&gt;")
+        for part in flat.split("<br>")
+    )
+
+
+_NUMERIC_REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+))")
+
+
+def _reference_dropped(match: re.Match[str]) -> bool:
+    """A numeric reference `html.unescape` turns into nothing (html5ever keeps the character)."""
+    hexadecimal, decimal = match.groups()
+    number = int(hexadecimal, 16) if hexadecimal else int(decimal)
+    return html.unescape(f"&#{number};") == ""
 
 
 _ELLIPSIS = re.compile(r"\s*(?:\[\s*(?:…|\.\.\.)\s*\]|…|\.\.\.)\s*$")
