@@ -95,6 +95,7 @@ def _kind(process: psutil.Process) -> str:
 class Measure:
     seconds: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # per process kind
+    peaks: dict[str, int] = field(default_factory=dict)  # per helper kind: the sum of its processes' peaks
     peak_main: int = 0
     peak_tree: int = 0
     stdout: str = ""
@@ -143,8 +144,9 @@ def measure(command: list[str], env: dict[str, str]) -> Measure:
         out.seek(0)
         result.stdout = out.read()
     total = usage.ru_utime + usage.ru_stime  # the process and every helper it waited for
-    for kind, cpu, _ in helpers.values():
+    for kind, cpu, peak in helpers.values():
         result.cpu[kind] = result.cpu.get(kind, 0.0) + cpu
+        result.peaks[kind] = result.peaks.get(kind, 0) + peak
     result.cpu["daemon"] = max(0.0, total - sum(result.cpu.values()))
     result.peak_tree = result.peak_main + sum(peak for _, _, peak in helpers.values())
     return result

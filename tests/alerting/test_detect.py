@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.support.alerting import NIGHT
 from veille.alerting.detect import HitRow, detect, text_key
 from veille.alerting.settings import AlertingSettings
@@ -41,3 +44,41 @@ def test_a_volume_spike_links_one_hit_per_distinct_text_newest_first() -> None:
     (reason,) = volume.reasons
     assert reason.startswith("20 messages in 1 h, usually") and "p=" not in reason and "expected" not in reason
     assert wording("fr").text(reason).startswith("20 messages en 1 h, d'habitude")
+
+
+_KEY_ATOMS = [
+    "Chez Gégé",
+    " ",
+    "  ",
+    "\n",
+    "https://ex.fr/a?b=1",
+    "http",
+    "https:",
+    "//x",
+    "#chezgege",
+    "@gege",
+    "2026",
+    "12",
+    "!",
+    ",",
+    "...",
+    "é",
+    "œuvre",
+    "\u0301",
+    "mot",
+    "x" * 40,
+    "\xa0",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_KEY_ATOMS), min_size=150, max_size=500))
+def test_text_key_of_a_long_text_is_that_of_its_whole_cleaning(atoms: list[str]) -> None:
+    """text_key cleans a long text's prefix first; the key must be the one of the whole text cleaned."""
+    import hashlib
+
+    from veille.alerting import detect
+
+    text = "".join(atoms) * 2  # mostly past the 2,000 characters from which a prefix is cleaned first
+    whole = detect._cleaned(text)[: detect.KEY_CHARS]
+    assert text_key(text) == hashlib.sha256(whole.encode()).hexdigest()[:32]

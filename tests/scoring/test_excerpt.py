@@ -37,3 +37,16 @@ def test_the_excerpt_is_bounded_whatever_the_length() -> None:
 def test_a_term_of_several_tokens_is_found_by_its_longest_word() -> None:
     text = FILLER * 10 + "Le Tapis Royal de la rue Neuve ferme ses portes, hélas. " + FILLER * 10
     assert "ferme ses portes" in sentiment_excerpt("", text, ("royal tapis",))
+
+
+def test_an_articles_excerpt_is_remembered_until_forgotten() -> None:
+    """The pipeline scores an article's excerpt and the alerting service reads it again in the same batch."""
+    from veille.scoring.excerpt import _long_excerpt, forget_excerpts
+
+    forget_excerpts()
+    text = FILLER * 5 + "Chez Gégé a fermé. Les clients sont furieux. " + FILLER * 5
+    first = sentiment_excerpt("Fermeture", text, ["chez gégé"])
+    assert sentiment_excerpt("Fermeture", text, ("chez gégé",)) == first
+    assert _long_excerpt.cache_info().hits == 1
+    forget_excerpts()
+    assert _long_excerpt.cache_info().currsize == 0

@@ -30,7 +30,7 @@ from veille.core.models import ErrorKind, Item, SourceStatus, StoredHit
 from veille.core.polling import PollOutcome, PollState
 from veille.runtime.inbox import record_hits as record_inbox
 from veille.scoring.base import Scorer
-from veille.scoring.excerpt import sentiment_excerpt
+from veille.scoring.excerpt import forget_excerpts, sentiment_excerpt
 from veille.scoring.own_terms import OwnTerms
 from veille.scoring.ratings import rated
 from veille.sources.base import FeedParser, PollContext, SourceDriver
@@ -559,6 +559,12 @@ class Pipeline:
 
     def _write_batch(self, results: list[PollResult]) -> None:
         """Hits of every source in a few set-based statements, then each source's state and hooks, in order."""
+        try:
+            self._write_scored(results)
+        finally:
+            forget_excerpts()  # scored, then read again by the alerting hooks: not kept past the batch
+
+    def _write_scored(self, results: list[PollResult]) -> None:
         self._score_new(results)
         now = self.clock.now()
         updates: list[tuple[PollResult, dict[str, Any]]] = []

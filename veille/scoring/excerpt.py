@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from veille.core.matching import fold, term_pattern
 
@@ -32,9 +33,16 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…»])\s+|\n+")
 
 def sentiment_excerpt(title: str, text: str, terms: Sequence[str] = ()) -> str:
     """The text to score for a hit with this title and text that matched these terms (see the module doc)."""
-    head = f"{title}. " if title and not text.startswith(title) else ""
     if len(text) <= SHORT_TEXT:
-        return head + text
+        return (f"{title}. " if title and not text.startswith(title) else "") + text
+    return _long_excerpt(title, text, tuple(terms))
+
+
+@lru_cache(maxsize=1024)
+def _long_excerpt(title: str, text: str, terms: tuple[str, ...]) -> str:
+    """Remembered: the pipeline scores a new article's excerpt, then the alerting service looks for crisis
+    words in the same excerpt, in the same write transaction (the pipeline forgets them after each one)."""
+    head = f"{title}. " if title and not text.startswith(title) else ""
     sentences = [s for s in _SENTENCE_END.split(text[:MAX_SCAN]) if s.strip()]
     chosen = set(range(min(LEAD_SENTENCES, len(sentences))))
     for index in _passages(sentences, terms):
@@ -42,6 +50,11 @@ def sentiment_excerpt(title: str, text: str, terms: Sequence[str] = ()) -> str:
     parts = [head.strip()] if head else []
     parts += [sentences[i][:MAX_SENTENCE].strip() for i in sorted(chosen) if i < len(sentences)]
     return " ".join(parts)[:MAX_EXCERPT]
+
+
+def forget_excerpts() -> None:
+    """Drop the remembered excerpts (their articles' texts with them)."""
+    _long_excerpt.cache_clear()
 
 
 def _passages(sentences: list[str], terms: Sequence[str]) -> list[int]:
