@@ -63,6 +63,8 @@ GOALS = {
     "source_outage": False,
     "press_severe": True,  # an RSS-only client: a severe article rings although a feed gives no audience figure
     "press_mild": False,
+    "press_severe_es": True,  # issue 16: a language veille does not score, rung through its crisis words
+    "press_mild_de": False,
 }
 
 POSITIVE = [
@@ -365,6 +367,35 @@ def press_mild(rng: random.Random) -> list[dict[str, object]]:
     return lines
 
 
+def press_severe_es(rng: random.Random) -> list[dict[str, object]]:
+    """Issue 16: the severe article is Spanish (a tourist paper). It is not scored, its crisis words ring."""
+    lines = list(_press(rng, datetime(2026, 11, 18, tzinfo=PARIS), 3))
+    lines.append(
+        _article(
+            datetime(2026, 11, 20, 23, 5, tzinfo=PARIS),
+            "Intoxicación alimentaria en Chez Gégé: doce clientes en urgencias, las familias presentan una denuncia. "
+            "Se ha abierto una investigación sanitaria tras la cena del sábado.",
+            "el_viajero",
+            "https://prensa.example/intoxicacion-chez-gege",
+        )
+    )
+    return lines
+
+
+def press_mild_de(rng: random.Random) -> list[dict[str, object]]:
+    """A German tourist's mildly negative review at night: not scored, no crisis word, nobody is woken."""
+    lines = list(_press(rng, datetime(2026, 11, 18, tzinfo=PARIS), 3))
+    lines.append(
+        _article(
+            datetime(2026, 11, 20, 23, 5, tzinfo=PARIS),
+            "Chez Gégé in Lyon: etwas lange Wartezeit, aber freundlicher Service und große Portionen.",
+            "reiseblog",
+            "https://reise.example/chez-gege",
+        )
+    )
+    return lines
+
+
 def source_outage(rng: random.Random) -> list[dict[str, object]]:
     lines = list(_daily_chatter(rng, datetime(2026, 11, 16, tzinfo=PARIS), 2, (10, 14), "before"))
     # Then nothing for 40 hours (the feed is down), then life resumes.
@@ -387,6 +418,8 @@ BUILDERS = {
     "source_outage": source_outage,
     "press_severe": press_severe,
     "press_mild": press_mild,
+    "press_severe_es": press_severe_es,
+    "press_mild_de": press_mild_de,
 }
 
 
@@ -446,6 +479,8 @@ def _first_post(name: str, lines: list) -> datetime | None:  # type: ignore[type
         "spam_bursts": "bot0_0",
         "press_severe": "le_progres",
         "press_mild": "lyon_blog",
+        "press_severe_es": "el_viajero",
+        "press_mild_de": "reiseblog",
     }
     author = markers.get(name)
     for line in lines:

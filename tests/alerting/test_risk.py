@@ -59,3 +59,30 @@ def test_the_prior_is_a_floor_measured_figures_can_raise() -> None:
     low_prior = score_risk(facts(rant, -0.8, followers=50_000, prior=0.2), WORDS)
     high_prior = score_risk(facts(rant, -0.8, followers=50_000, prior=0.7), WORDS)
     assert low_prior.value == high_prior.value  # 50,000 followers reach further than either prior
+
+
+FOREIGN_SEVERE = {
+    "es": "Intoxicación alimentaria en Chez Gégé: doce clientes en urgencias, las familias presentan una denuncia",
+    "de": "Lebensmittelvergiftung bei Chez Gégé: zwölf Gäste in der Notaufnahme, die Familien erstatten Anzeige",
+    "it": "Intossicazione alimentare da Chez Gégé: dodici clienti al pronto soccorso, le famiglie fanno denuncia",
+    "nl": "Voedselvergiftiging bij Chez Gégé: twaalf gasten naar de spoedeisende hulp, de families doen aangifte",
+}
+
+
+def test_severe_words_in_spanish_german_italian_and_dutch_carry_an_unscored_post() -> None:
+    """Issue 16: these posts get no sentiment; their crisis words stand in for it, graded like the French ones."""
+    for lang, text in FOREIGN_SEVERE.items():
+        found = WORDS.find(text)
+        assert len([w for w in found if w in WORDS.severe]) >= 2, (lang, found)
+        unscored = HitFacts(text, SentimentResult.unscored(lang), False, None, None, reach_prior=0.7)
+        risk = score_risk(unscored, WORDS)
+        assert risk.value >= SETTINGS.critical_risk, (lang, risk)
+        assert risk.reasons[0] == f"unscored ({lang})" and risk.reasons[1].startswith("severe: ")
+        # The French article scored -0.9 rings as hard.
+        assert risk.value >= score_risk(facts(ARTICLE, -0.9, prior=0.7), WORDS).value - 0.05
+
+
+def test_an_unscored_post_without_crisis_words_is_neither_negative_nor_risky() -> None:
+    text = "Chez Gégé: wir waren gestern dort, das Essen kam nach einer Stunde"
+    risk = score_risk(HitFacts(text, SentimentResult.unscored("de"), True, 50_000, None), WORDS)
+    assert (risk.value, risk.negative, risk.crisis_words) == (0.0, False, ())

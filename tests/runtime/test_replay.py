@@ -42,7 +42,7 @@ NEGATIVE = (
     "degoutant",
     "fuyez",
 )
-FIRST_AUTHORS = ("foodie_lyon", "marie_l", "le_progres")  # the post each waking scenario is about
+FIRST_AUTHORS = ("foodie_lyon", "marie_l", "le_progres", "el_viajero")  # the post each waking scenario is about
 POSITIVE = ("super", "merci", "meilleur", "parfait", "top", "recommande", "bon", "gagnez", "offre")
 
 
@@ -147,6 +147,8 @@ def real_scorer():  # type: ignore[no-untyped-def]
         ("quiet_week", False),
         ("press_severe", True),
         ("press_mild", False),
+        ("press_severe_es", True),  # issue 16: not scored, rung through its Spanish crisis words
+        ("press_mild_de", False),
     ],
 )
 def test_bench_goals_hold_with_the_real_scorer(real_scorer, name: str, must_wake: bool) -> None:  # type: ignore[no-untyped-def]
@@ -290,3 +292,36 @@ def test_replay_runs_the_reply_inbox(tmp_path: Path) -> None:
     assert all(s.cause != "reply" or s.urgency == "low" for s in out)
     with pytest.raises(ReplayError, match="'kind' must be one of"):
         parse_lines([json.dumps({**timeline[0], "kind": "tweet"})])
+
+
+FOREIGN_ARTICLES = {
+    "es": "Intoxicación alimentaria en Tapis Dupont: doce clientes en urgencias, las familias presentan una denuncia",
+    "de": "Lebensmittelvergiftung bei Tapis Dupont: zwölf Gäste in der Notaufnahme, die Familien erstatten Anzeige",
+    "it": "Intossicazione alimentare da Tapis Dupont: dodici clienti al pronto soccorso, le famiglie fanno denuncia",
+    "nl": "Voedselvergiftiging bij Tapis Dupont: twaalf gasten naar de spoedeisende hulp, de families doen aangifte",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(FOREIGN_ARTICLES))
+def test_a_severe_article_in_a_language_veille_does_not_score_rings_within_ten_minutes(
+    real_scorer,  # type: ignore[no-untyped-def]
+    lang: str,
+    tmp_path: Path,
+) -> None:
+    """Issue 16: the real scorer leaves the article unscored (never read as French); its crisis words ring."""
+    text = FOREIGN_ARTICLES[lang]
+    (verdict,) = real_scorer.score_batch([text])
+    assert (verdict.label, verdict.lang) == (None, lang)
+    line = json.dumps(
+        {
+            "ts": "2026-11-20T23:05:00+01:00",
+            "client": "tapis",
+            "source": "rss",
+            "url": "https://p.example/1",
+            "text": text,
+        }
+    )
+    results = replay(config(), parse_lines([line]), real_scorer, workdir=tmp_path)
+    woke = next(r for r in results if r.wakes)
+    assert (woke.contact, woke.kind, woke.urgency, woke.cause) == ("manager", "opened", "high", "buzz")
+    assert woke.at.isoformat() == "2026-11-20T22:06:00+00:00"

@@ -10,6 +10,10 @@ Two things stand in for figures a source does not give. Each source kind declare
 And crisis words are graded: a severe one (health and safety, legal action, fraud) in a negative
 post whose author's audience is unknown lifts its risk to SEVERE_FLOOR, above the default
 risk_threshold, whatever its reach: "douze clients aux urgences" is an incident even in a feed.
+
+A post in a language veille does not score (issue 16: Spanish, German...) has no negativity figure;
+its crisis words stand in for it, so "doce clientes en urgencias" rings like its French twin while an
+unscored post without crisis words counts neither as negative nor as positive.
 """
 
 from __future__ import annotations
@@ -86,9 +90,12 @@ def _log_scale(value: float, full: float) -> float:
 
 def score_risk(facts: HitFacts, words: CrisisWords) -> Risk:
     sentiment = facts.sentiment
-    negativity = max(0.0, -sentiment.score) if sentiment is not None else 0.0
-    negative = sentiment is not None and (sentiment.label is SentimentLabel.NEG or sentiment.score <= -0.3)
+    unscored = sentiment is not None and not sentiment.scored
     found = words.find(facts.text)
+    negativity = max(0.0, -sentiment.score) if sentiment is not None else 0.0
+    if unscored:
+        negativity = words.weight(found)  # the only evidence there is (see the module's docstring)
+    negative = sentiment is not None and (sentiment.label is SentimentLabel.NEG or sentiment.score <= -0.3)
     positive = sentiment is not None and sentiment.label is SentimentLabel.POS and sentiment.score >= 0.3
     crisis = 0.0 if positive and not negative else words.weight(found)
     evidence = min(1.0, 0.6 * negativity + 0.4 * crisis + (0.15 if facts.direct and (negative or found) else 0.0))
@@ -98,11 +105,13 @@ def score_risk(facts: HitFacts, words: CrisisWords) -> Risk:
     prior = min(1.0, max(0.0, facts.reach_prior))
     reach = max(audience, engaged, velocity, prior)
     value = round(evidence * (0.4 + 0.6 * reach), 4)
-    severe = tuple(w for w in found if w in words.severe) if negative else ()
+    severe = tuple(w for w in found if w in words.severe) if negative or unscored else ()
     if severe and facts.author_followers is None:
         value = max(value, SEVERE_FLOOR)  # a known small audience is a fact; an unknown one is not
     reasons: list[str] = []
-    if negativity >= 0.3:
+    if unscored and sentiment is not None:
+        reasons.append(sentiment.brief())  # "unscored (es)": why no negativity figure is given
+    elif negativity >= 0.3:
         reasons.append(N_("negative {score:.2f}").format(score=-negativity))
     if severe:
         reasons.append(N_("severe: {words}").format(words=", ".join(severe)))
