@@ -12,6 +12,7 @@ Everything received is recorded in `calls` with a monotonic timestamp.
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import html
 import json
 import re
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from typing import Any
 
 from tests.support.server import LocalServer, Request, Response
@@ -314,7 +316,7 @@ class FakeTelegram:
         return response
 
     def _ok(self, call: Call, result: Any) -> Response:
-        if call.method in ("sendMessage", "editMessageText"):
+        if call.method in ("sendMessage", "editMessageText", "sendDocument"):
             self.accepted.append(call)
         return Response.json({"ok": True, "result": result})
 
@@ -339,16 +341,20 @@ class FakeTelegram:
         return self._ok(call, True)
 
     def _check_text(self, call: Call) -> Failure | None:
-        text = str(call.params.get("text", ""))
+        if call.method == "sendDocument":  # a caption: optional, at most 1024 characters once parsed
+            key, limit, required = "caption", 1024, False
+        else:
+            key, limit, required = "text", 4096, True
+        text = str(call.params.get(key, ""))
         if call.params.get("parse_mode") == "HTML":
             try:
                 text = parse_telegram_html(text)
             except EntityError as exc:
                 return Failure(400, f"Bad Request: {exc}")
-        if not text.strip():
+        if required and not text.strip():
             return Failure(400, "Bad Request: message text is empty")
-        if utf16_len(text) > 4096:
-            return Failure(400, "Bad Request: message is too long")
+        if utf16_len(text) > limit:
+            return Failure(400, f"Bad Request: message {key} is too long")
         return None
 
     def _route(self, call: Call) -> Failure | None:
@@ -381,6 +387,39 @@ class FakeTelegram:
                 "text": call.params.get("text"),
             },
         )
+
+    def _api_sendDocument(self, call: Call) -> Response:
+        """A file upload (multipart/form-data): the file is in `call.params["document"]` as an Upload."""
+        failure = self._route(call)
+        document = call.params.get("document")
+        if failure is None and not isinstance(document, Upload):
+            failure = Failure(400, "Bad Request: there is no document in the request")
+        if failure is not None:
+            call.status = failure.status
+            return _error(failure)
+        assert isinstance(document, Upload)
+        message_id = self._next_message_id()
+        chat_id = int(call.params["chat_id"])
+        call.params["message_id"] = message_id
+        return self._ok(
+            call,
+            {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": self._chat(chat_id),
+                "caption": call.params.get("caption"),
+                "document": {
+                    "file_id": f"doc-{message_id}",
+                    "file_unique_id": f"udoc-{message_id}",
+                    "file_name": document.filename,
+                    "file_size": len(document.content),
+                },
+            },
+        )
+
+    def documents_to(self, chat_id: int | str) -> list[Upload]:
+        """The files delivered to a chat, oldest first."""
+        return [c.params["document"] for c in self.accepted if c.method == "sendDocument" and c.chat_id == str(chat_id)]
 
     def _api_editMessageText(self, call: Call) -> Response:
         failure = self._route(call)
@@ -419,9 +458,34 @@ class FakeTelegram:
         return self._ok(call, result)
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file part of a multipart request (sendDocument)."""
+
+    filename: str
+    content: bytes
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
+    """Fields of a multipart/form-data body: text as str, files as Upload."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        name = part.get_param("name", header="content-disposition")
+        content = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        fields[str(name)] = Upload(filename, content) if filename else content.decode("utf-8")
+    return fields
+
+
 def _params(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("Content-Type", request.headers.get("content-type", ""))
-    raw = (request.json() or {}) if "json" in content_type else request.form()
+    if "multipart/form-data" in content_type:
+        raw: dict[str, Any] = _multipart(content_type, request.body)
+    else:
+        raw = (request.json() or {}) if "json" in content_type else request.form()
     params: dict[str, Any] = dict(raw)
     for key in ("reply_markup", "link_preview_options", "allowed_updates"):
         if isinstance(params.get(key), str):

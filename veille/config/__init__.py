@@ -15,12 +15,12 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from veille.alerting.deadlines import InboxSettings, parse_inbox
-from veille.alerting.settings import AlertingSettings, parse_alerting
+from veille.alerting.settings import AlertingSettings, parse_alerting, parse_clock
 from veille.core.configreader import Reader
 from veille.core.errors import ConfigError, ConfigProblem, Problems
 from veille.core.i18n import N_, available_languages
@@ -59,6 +59,16 @@ class RetentionConfig:
     """How long hits are kept (G10); None keeps them forever, the default."""
 
     keep: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportsConfig:
+    """`[reports]`: each client's report of the month before, sent on the first day of the month."""
+
+    send: bool = False
+    at: time = time(8, 0)  # local time (`timezone`) on the 1st from which the reports go out
+    contacts: tuple[str, ...] = ()  # contact ids; each receives the reports of the clients it covers
+    format: str = "html"  # the file sent: html (self-contained, with charts) or md
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +135,7 @@ class Config:
     clients: tuple[ClientConfig, ...] = field(default_factory=tuple)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
 
     def client(self, client_id: str) -> ClientConfig | None:
         return next((c for c in self.clients if c.id == client_id), None)
@@ -188,6 +199,7 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
     sentiment = parse_sentiment(root)
     alerting = parse_alerting(root, client_ids)
     telegram = parse_telegram(root)
+    reports = _parse_reports(root, alerting)
     root.finish()
     override = env.get("VEILLE_DATABASE_URL")
     problem = database_url_problem(override) if override else None
@@ -208,6 +220,7 @@ def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, 
         clients=tuple(clients),
         retention=retention,
         web=web,
+        reports=reports,
     )
 
 
@@ -295,6 +308,46 @@ def _parse_retention(root: Reader) -> RetentionConfig:
     if section is None:
         return RetentionConfig()
     config = RetentionConfig(keep=section.duration("keep", None, min=timedelta(days=1)))
+    section.finish()
+    return config
+
+
+REPORT_FORMATS = ("html", "md")
+
+
+def _parse_reports(root: Reader, alerting: AlertingSettings) -> ReportsConfig:
+    section = root.table("reports")
+    if section is None:
+        return ReportsConfig()
+    base = ReportsConfig()
+    raw_at = section.str("at", None)
+    at = parse_clock(raw_at) if raw_at is not None else base.at
+    if at is None:
+        section.add(
+            "at", N_("{raw!r} is not a time of day").format(raw=raw_at), N_('write e.g. "08:00" (24-hour clock)')
+        )
+    config = ReportsConfig(
+        send=section.bool("send", base.send),
+        at=at or base.at,
+        contacts=tuple(section.str_list("contacts", []) or ()),
+        format=section.str("format", base.format, choices=REPORT_FORMATS) or base.format,
+    )
+    known = {contact.id for contact in alerting.contacts}
+    for contact in config.contacts:
+        if contact not in known:
+            section.add(
+                "contacts",
+                N_("unknown contact {contact!r}").format(contact=contact),
+                N_("name the id of a [[contacts]] entry"),
+            )
+    if config.send and not config.contacts:
+        section.add("contacts", N_("is empty while send = true"), N_('list who receives the reports, e.g. ["manager"]'))
+    if config.send and not alerting.enabled:
+        section.add(
+            "send",
+            N_("reports go out through the alerting outbox, which is off"),
+            N_("set [alerting] enabled = true, or send = false"),
+        )
     section.finish()
     return config
 

@@ -49,6 +49,7 @@ class Kind(StrEnum):
     RESOLVED = "resolved"
     DIGEST = "digest"
     NOTICE = "notice"
+    REPORT = "report"  # a client's monthly report ([reports] send)
 
 
 # How each state, urgency, cause, kind, mode and delivery state reads to a person (English msgids, shown
@@ -76,6 +77,7 @@ _LABELS: dict[str, str] = {
     Kind.ESCALATED: N_("escalated"),
     Kind.DIGEST: N_("digest"),
     Kind.NOTICE: N_("notice"),
+    Kind.REPORT: N_("monthly report"),
     # outbox delivery states and incident events
     "sent": N_("sent"),
     "dead": N_("failed"),

@@ -38,6 +38,20 @@ class HitSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a notification (a monthly report): kept whole in the outbox payload, so it is sent
+    after a restart as it was made."""
+
+    filename: str
+    content: str  # UTF-8 text (an HTML or Markdown report)
+    mime: str = "text/html"
+
+    @property
+    def size(self) -> int:
+        return len(self.content.encode("utf-8"))
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     """One message for one contact, as stored in the outbox payload.
 
@@ -62,6 +76,7 @@ class Notification:
     created_at: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
     summary: Summary | None = None  # what the incident's posts are about (buzz and volume)
+    attachment: Attachment | None = None  # a file to send with the message (kind "report")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from veille.core.i18n import N_, wording
 from veille.core.incidents import Cause, Kind, Summary, Urgency, summary_line
-from veille.notify.base import HitSummary, Notification
+from veille.notify.base import Attachment, HitSummary, Notification
 
 _CAUSE = {
     Cause.BUZZ: N_("Possible bad buzz: {client}"),
@@ -51,7 +51,9 @@ def render_text(n: Notification) -> str:
         lines[0] += f" ({w._('possible duplicate')})"
     if n.summary is not None:
         lines.append(w._("In short: {summary}").format(summary=summary_line(n.summary, n.lang)))
-    if n.reasons:
+    if n.reasons and n.kind == Kind.REPORT:  # a report's lines are its figures, not an alert's reasons
+        lines += [w.text(r) for r in n.reasons]
+    elif n.reasons:
         lines.append(w._("Why: {reasons}").format(reasons="; ".join(w.text(r) for r in n.reasons)))
     for hit in n.hits:
         who = f"@{hit.author}" if hit.author else "?"
@@ -62,9 +64,17 @@ def render_text(n: Notification) -> str:
         lines.append(f"  - {who} [{meta}] {hit.text[:200]}")
         if hit.url:
             lines.append(f"    {hit.url}")
-    if n.incident_id is not None and n.kind not in (Kind.RESOLVED, Kind.DIGEST, Kind.NOTICE):
+    if n.incident_id is not None and n.kind not in (Kind.RESOLVED, Kind.DIGEST, Kind.NOTICE, Kind.REPORT):
         lines.append(w._("Take it: veille ack {id}").format(id=n.incident_id))
+    if n.attachment is not None:
+        lines.append(attachment_line(n.attachment, n.lang))
     return "\n".join(lines)
+
+
+def attachment_line(attachment: Attachment, lang: str) -> str:
+    """ "Fichier joint : resto-2026-11.html (34 Ko)"."""
+    kilobytes = max(1, round(attachment.size / 1024))
+    return wording(lang)._("Attached file: {name} ({size} KB)").format(name=attachment.filename, size=kilobytes)
 
 
 def _dt(value: datetime | None) -> str | None:
@@ -87,6 +97,11 @@ def to_payload(n: Notification) -> dict[str, Any]:
         "created_at": _dt(n.created_at),
         "extra": dict(n.extra),
         "summary": n.summary.as_dict() if n.summary else None,
+        "attachment": (
+            {"filename": n.attachment.filename, "content": n.attachment.content, "mime": n.attachment.mime}
+            if n.attachment
+            else None
+        ),
         "hits": [
             {
                 "hit_id": h.hit_id,
@@ -138,4 +153,11 @@ def from_payload(payload: dict[str, Any], *, outbox_id: int, possible_duplicate:
         created_at=datetime.fromisoformat(created) if created else None,
         extra=dict(payload.get("extra", {})),
         summary=Summary.from_dict(payload.get("summary")),
+        attachment=_attachment(payload.get("attachment")),
     )
+
+
+def _attachment(raw: object) -> Attachment | None:
+    if not isinstance(raw, dict):
+        return None
+    return Attachment(str(raw["filename"]), str(raw["content"]), str(raw.get("mime") or "text/html"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -56,6 +56,17 @@ class Month:
 def previous_month(now: datetime, tz: tzinfo) -> Month:
     """The default report: the last complete calendar month where the agency lives."""
     return Month.containing(now, tz).previous()
+
+
+REPORT_CATCH_UP = timedelta(days=7)  # a daemon down on the 1st still sends the reports this long after
+
+
+def report_due(now: datetime, tz: tzinfo, at: time) -> Month | None:
+    """The month whose report goes out at `now`: the previous one, from the 1st at `at` (local time) for
+    REPORT_CATCH_UP; None otherwise (turning `[reports] send` on mid-month sends nothing old)."""
+    current = Month.containing(now, tz)
+    first = datetime.combine(current.first_day, at, tzinfo=tz).astimezone(UTC)
+    return current.previous() if first <= now < first + REPORT_CATCH_UP else None
 
 
 def _local_midnight(day: date, tz: tzinfo) -> datetime:

@@ -665,7 +665,9 @@ class AlertingService:
             )
         self._emit(conn, decisions, now)
 
-    def _route(self, conn: Connection, contact: Contact) -> tuple[str, str]:
+    def route(self, conn: Connection, contact: Contact) -> tuple[str, str]:
+        """The channel and address a message to `contact` goes to (the console when its channel is not set up,
+        a chat that moved to its new id): alerts, digests and monthly reports alike."""
         channel = contact.channel
         if self.notifiers and channel not in self.notifiers and "console" in self.notifiers:
             channel = "console"
@@ -729,7 +731,7 @@ class AlertingService:
                     "cause": incident.cause.value,  # the channel's buttons depend on it (reply inbox)
                 },
             )
-            channel, address = self._route(conn, contact)
+            channel, address = self.route(conn, contact)
             outbox_id = store.enqueue(
                 conn,
                 incident_id=incident.id,
@@ -821,7 +823,7 @@ class AlertingService:
             created_at=now,
             extra={"wakes": "false", "since": since.isoformat()},
         )
-        channel, address = self._route(conn, contact)
+        channel, address = self.route(conn, contact)
         outbox_id = store.enqueue(
             conn,
             incident_id=None,

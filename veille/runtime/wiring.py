@@ -17,7 +17,7 @@ from veille.core.errors import ConfigError, ConfigProblem
 from veille.core.paths import sqlite_path
 from veille.net.http import HttpClient, quiet_http_loggers
 from veille.runtime.health import alerting_health, telegram_health
-from veille.runtime.jobs import purge_daily, refresh_risky_hits
+from veille.runtime.jobs import purge_daily, refresh_risky_hits, send_monthly_reports
 from veille.runtime.pipeline import Pipeline, SourceRuntime
 from veille.sources.registry import parses_feeds
 from veille.store.engine import make_engine, on_network_filesystem
@@ -163,6 +163,8 @@ def _wire(config: Config, engine: Engine, clock: Clock, scorer: ScoringProcess, 
     pipeline.load()
     if hooks is not None:
         wiring.background.append(lambda stop: refresh_risky_hits(hooks, engine, pipeline, stop))
+        if config.reports.send:  # off by default; the config refuses send = true with alerting off
+            wiring.background.append(lambda stop: send_monthly_reports(hooks, engine, clock, config, stop))
     keep = config.retention.keep
     if keep is not None:
         wiring.background.append(lambda stop: purge_daily(engine, clock, keep, stop))

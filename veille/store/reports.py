@@ -1,8 +1,8 @@
 """SQL behind the monthly report: one client's hits, sentiment counts, incidents and failing sources.
 
-Read-only; every function takes a Connection inside `read_conn`. A hit belongs to the month in which
-veille saw it (`fetched_at`, as `veille hits` filters): `published_at` comes from outside and can be
-years off (a feed's old entries, a post dated 2099). Duplicates (`duplicate_of` set) are left out:
+Read-only but for the record of reports sent (at the end). A hit belongs to the month in which veille
+saw it (`fetched_at`, as `veille hits` filters): `published_at` comes from outside and can be years
+off (a feed's old entries, a post dated 2099). Duplicates (`duplicate_of` set) are left out:
 the same post seen through two sources counts once.
 """
 
@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, false, func, or_, select
+from sqlalchemy import ColumnElement, Connection, false, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from veille.core.incidents import Summary
 from veille.core.models import Engagement
-from veille.store.schema import engagement, hits, sources
+from veille.store.schema import engagement, hits, report_sends, sources
 from veille.store.schema_alerts import incident_events, incidents
 
 
@@ -224,3 +226,36 @@ def failing_sources(conn: Connection, client_id: str) -> list[FailingSource]:
         FailingSource(r.key, r.kind, r.status, r.failing_since, r.last_error_kind, r.consecutive_errors)
         for r in conn.execute(query)
     ]
+
+
+# --- monthly reports sent through the outbox ([reports] send) ---------------------------------------------
+
+
+def reports_sent(conn: Connection, month: str) -> set[tuple[str, str]]:
+    """(client, contact) pairs whose report of `month` ("2026-11") is already in the outbox."""
+    query = select(report_sends.c.client_id, report_sends.c.contact).where(report_sends.c.month == month)
+    return {(client_id, contact) for client_id, contact in conn.execute(query)}
+
+
+def claim_report_send(conn: Connection, *, client_id: str, month: str, contact: str, now: datetime) -> bool:
+    """Record that this report goes out; False when another daemon (or an earlier run) already did.
+
+    Called in the transaction that enqueues the report: the primary key makes it once. PostgreSQL waits
+    for a concurrent claimer's commit and then skips; SQLite writers are serialised (`BEGIN IMMEDIATE`).
+    """
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(report_sends)
+        .values(client_id=client_id, month=month, contact=contact, created_at=now)
+        .on_conflict_do_nothing(index_elements=["client_id", "month", "contact"])
+        .returning(report_sends.c.client_id)  # a row back only when inserted (rowcount is not reliable here)
+    )
+    return conn.execute(statement).first() is not None
+
+
+def set_report_outbox(conn: Connection, *, client_id: str, month: str, contact: str, outbox_id: int) -> None:
+    conn.execute(
+        update(report_sends)
+        .where(report_sends.c.client_id == client_id, report_sends.c.month == month, report_sends.c.contact == contact)
+        .values(outbox_id=outbox_id)
+    )

@@ -211,6 +211,18 @@ labels = Table(
 
 # Filled by the alerting work: written in the same transaction as the hits/incident change that
 # caused it, claimed by a dispatcher with a lease, sent, and marked with the result.
+report_sends = Table(
+    "report_sends",
+    metadata,
+    # `[reports] send`: one row per client, month and contact, written in the transaction that puts the
+    # report in the outbox; the key makes it once even across restarts and several daemons.
+    Column("client_id", String(40), primary_key=True),
+    Column("month", String(7), primary_key=True),  # "2026-11"
+    Column("contact", String(80), primary_key=True),
+    Column("outbox_id", Id, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
 outbox = Table(
     "outbox",
     metadata,

@@ -410,8 +410,9 @@ class TelegramNotifier:
                 if entry.done:
                     return self._outcome(entry)
                 await self._check_paused()
-                batch = [e for e in lane.waiting if not e.done]
-                if len(batch) <= self.settings.pacing.merge_above:
+                # A file (a monthly report) goes alone: a merged digest cannot carry it.
+                batch = [e for e in lane.waiting if not e.done and e.notification.attachment is None]
+                if len(batch) <= self.settings.pacing.merge_above or entry.notification.attachment is not None:
                     batch = [entry]
                 for item in batch:
                     lane.waiting.remove(item)
@@ -480,7 +481,11 @@ class TelegramNotifier:
         plain_tried = moved = False
         while True:
             try:
-                ids = await self._send_parts(chat_id, outgoing, silent=all(n.silent for n in notifications))
+                silent = all(n.silent for n in notifications)
+                if first.attachment is not None:
+                    ids = [await self._send_document(chat_id, first, html_mode=outgoing.rendered.html, silent=silent)]
+                else:
+                    ids = await self._send_parts(chat_id, outgoing, silent=silent)
                 return Delivery(message_ids=tuple(ids))
             except ChatMigrated as exc:
                 new_chat = str(exc.new_chat_id)
@@ -661,6 +666,21 @@ class TelegramNotifier:
                 )
         return ids
 
+    async def _send_document(self, chat_id: str, n: Notification, *, html_mode: bool, silent: bool) -> str:
+        """One sendDocument: the file with the message as its caption, so they arrive (or fail) together."""
+        assert n.attachment is not None
+        caption = render_notification(n, html_mode=html_mode, limit=CAPTION_LIMIT, max_parts=1).parts[0]
+        async with self.pacer.slot(chat_id):
+            message: Message = await self.bot.send_document(
+                chat_id=_chat(chat_id),
+                document=n.attachment.content.encode("utf-8"),
+                filename=n.attachment.filename,
+                caption=caption,
+                parse_mode=ParseMode.HTML if html_mode else None,
+                disable_notification=silent,
+            )
+        return str(message.message_id)
+
     # -- used by the bot (command replies and edits after a button press) --------------------------
     async def reply(self, chat_id: int | str, body: str, *, html: bool = True) -> None:
         """A command reply: paced below alerts (H6); errors are logged, never raised."""
@@ -710,6 +730,9 @@ class TelegramNotifier:
     async def _db(self, func: Callable[..., T], *args: Any) -> T:
         """Run a store function (engine first) in a thread: SQLite waits must not block the loop."""
         return await asyncio.to_thread(func, self._engine, *args)
+
+
+CAPTION_LIMIT = 1024  # Telegram's limit on a document's caption
 
 
 def _chat(chat_id: str) -> int | str:

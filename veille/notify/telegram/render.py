@@ -113,6 +113,7 @@ _TEXTS = {
     "resolved": N_("Resolved"),
     "digest": N_("Digest"),
     "notice": N_("veille notice"),
+    "report": N_("Monthly report"),
     "high": N_("urgency high"),
     "low": N_("urgency low"),
     "why": N_("Why:"),
@@ -144,7 +145,7 @@ def cli_hint(notification: Notification) -> str:
 
 def _header(n: Notification) -> list[Block]:
     lang = n.lang
-    icon = "✅" if n.kind == "resolved" else ("🔴" if n.urgency == Urgency.HIGH else "🟠")
+    icon = {"resolved": "✅", "report": "📊"}.get(n.kind) or ("🔴" if n.urgency == Urgency.HIGH else "🟠")
     reply = n.kind == "opened" and n.extra.get("cause") in ("reply_due", "reply")
     kind = text(lang, "reply_opened" if reply else n.kind)
     blocks = [Block(f"{kind} {n.tag}".strip(), "b", pre=f"{icon} ")]
@@ -188,7 +189,8 @@ def sections(n: Notification) -> list[list[Block]]:
     """The message as sections; a split prefers section boundaries."""
     out: list[list[Block]] = [_header(n)]
     if n.reasons:
-        reasons = [Block(text(n.lang, "why"), "b", pre="\n", post="\n")]
+        # a report's lines are its figures, not the reasons of an alert
+        reasons = [] if n.kind == "report" else [Block(text(n.lang, "why"), "b", pre="\n", post="\n")]
         reasons += [Block(wording(n.lang).text(reason), pre="• ", post="\n") for reason in n.reasons]
         out.append(reasons)
     if n.hits:
