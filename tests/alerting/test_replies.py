@@ -59,12 +59,21 @@ def test_the_reason_tells_a_complaint_from_a_question() -> None:
     assert needs_answer_reason("merci beaucoup") is Need.NONE
 
 
-def test_the_labelled_list_keeps_its_figures() -> None:
-    """The rules on the 249 labelled messages (written for them, so a floor, not the held-out figure)."""
-    path = Path(__file__).with_name("needs_answer.tsv")
+@pytest.mark.parametrize(
+    ("name", "precision", "recall"),
+    [
+        ("needs_answer.tsv", 0.97, 0.95),  # tuned on: a floor, not a measure
+        ("needs_answer_heldout.tsv", 0.95, 0.9),  # held out, but its misses were read when the rules were rewritten
+        ("needs_answer_heldout2.tsv", 0.95, 0.75),  # held out, labelled before the rules ran on it (0.976 / 0.786)
+    ],
+)
+def test_the_labelled_lists_keep_their_figures(name: str, precision: float, recall: float) -> None:
+    """Precision and recall of "needs an answer" on each labelled list stay above a floor a bit under the
+    figures measured (bench/inbox_eval.py prints them)."""
+    path = Path(__file__).with_name(name)
     rows = [line.split("\t", 2) for line in path.read_text(encoding="utf-8").splitlines() if line[:1] in "01"]
-    assert len(rows) >= 200
+    assert len(rows) >= (200 if name == "needs_answer.tsv" else 60 if name == "needs_answer_heldout.tsv" else 150)
     verdicts = [(label == "1", needs_answer(text)) for label, _, text in rows]
     true_positives = sum(truth and verdict for truth, verdict in verdicts)
-    assert true_positives / sum(verdict for _, verdict in verdicts) >= 0.95
-    assert true_positives / sum(truth for truth, _ in verdicts) >= 0.9
+    assert true_positives / sum(verdict for _, verdict in verdicts) >= precision
+    assert true_positives / sum(truth for truth, _ in verdicts) >= recall
