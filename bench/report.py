@@ -1,13 +1,15 @@
 """Monthly report cost: one client with N hits in the month (half of them with engagement), on SQLite.
 
 Stores the hits through the real `store_items`, then measures the CPU seconds (process_time) of
-reading the month (`monthly_report`) and of rendering each format, and the peak RSS. Prints figures;
-asserts nothing. Usage: .venv/bin/python bench/report.py [--hits 20000] [--text 400]
+reading the month (`monthly_report`), of rendering each format (HTML with its inline SVG charts), of
+making the message `[reports] send` puts in the outbox (its payload carries the whole file), and the
+peak RSS. Prints figures; asserts nothing. Usage: .venv/bin/python bench/report.py [--hits 20000] [--text 400]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import tempfile
@@ -19,8 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from veille.core.matching import MatchResult
 from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult
+from veille.notify.render import to_payload
 from veille.reports import monthly_report, render
 from veille.reports.period import Month
+from veille.runtime.jobs import report_notification
 from veille.store.engine import make_engine, read_conn, write_tx
 from veille.store.hits import MatchedItem, SourceRef, store_items
 from veille.store.migrate import upgrade
@@ -105,6 +109,13 @@ def main() -> None:
             cpu = time.process_time()
             text = render([report], output_format, "fr")
             print(f"render {output_format}: {time.process_time() - cpu:.3f} s CPU, {len(text) / 1e6:.2f} MB")
+        cpu = time.process_time()
+        notification = report_notification(report, "camille", "fr", "html", datetime(2026, 12, 1, 7, tzinfo=UTC))
+        payload = json.dumps(to_payload(notification))
+        print(
+            f"[reports] send message: {time.process_time() - cpu:.3f} s CPU, outbox payload {len(payload) / 1e6:.2f} MB"
+            f" ({notification.attachment.content.count('<svg') if notification.attachment else 0} charts)"
+        )
         print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
         engine.dispose()
 
