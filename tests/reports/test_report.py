@@ -1069,3 +1069,32 @@ def test_svg_charts_escape_their_words() -> None:
         assert "<script" not in svg and "&lt;script&gt;" in svg and '"</title>' not in svg
     empty = draw(BarChart("rien", ()))
     assert empty.startswith("<svg") and "<rect" not in empty
+
+
+def test_unscored_languages_are_counted_apart(db_url: str) -> None:
+    """Issue 16: posts in a language veille does not score stay out of the shares, counted per language."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    try:
+        with write_tx(engine) as conn:
+            conn.execute(clients.insert(), [{"id": "resto", "name": "Chez Gégé", "updated_at": REPORT_NOW}])
+            rss = _source(conn, "resto/rss-1", "rss")
+            match = MatchResult(True, False, ("chez gege",))
+            foreign = [("es", "una estafa"), ("es", "muy rico"), ("de", "sehr lecker")]
+            items = [
+                MatchedItem(Item(f"u{i}", f"Chez Gégé, {text}"), match, SentimentResult.unscored(lang))
+                for i, (lang, text) in enumerate(foreign)
+            ]
+            store_items(conn, rss, [*items, _matched("n1", "Chez Gégé, nul", "neg", -0.7)], utc("2026-11-10T10:00"))
+        report = report_of(engine)
+        assert (report.total, report.unscored, report.unscored_langs) == (4, 3, (("es", 2), ("de", 1)))
+        assert [(s.label, s.count, s.share) for s in report.sentiment] == [
+            ("neg", 1, 1.0),
+            ("neu", 0, 0.0),
+            ("pos", 0, 0.0),
+        ]
+        assert "Not scored by language: es 2, de 1." in render([report], "md", "en")
+        assert "Non notés par langue : es 2, de 1." in render([report], "md", "fr")
+        assert json.loads(render([report], "json", "en"))["unscored_languages"] == {"es": 2, "de": 1}
+    finally:
+        engine.dispose()

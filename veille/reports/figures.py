@@ -159,6 +159,7 @@ class MonthlyReport:
     responses: tuple[ResponseLine, ...] = ()  # answers to customers per channel (the reply inbox)
     daily: tuple[tuple[datetime, int, int], ...] = ()  # every local day of the month: (midnight, hits, negative)
     audience_days: tuple[AudienceDay, ...] = ()  # the month's daily figures of the client's own accounts
+    unscored_langs: tuple[tuple[str, int], ...] = ()  # unscored hits per language, most first (issue 16)
 
     @property
     def quiet(self) -> bool:
@@ -194,6 +195,12 @@ def sentiment_shares(current: Mapping[str | None, int], previous: Mapping[str | 
         delta = (share - before) * 100 if before is not None and scored else None
         shares.append(Share(label, current.get(label, 0), share, before, delta))
     return tuple(shares)
+
+
+def unscored_languages(hits: Iterable[ReportHit]) -> tuple[tuple[str, int], ...]:
+    """The languages of the hits left without a sentiment (posts in a language veille does not score)."""
+    counts = Counter(h.sentiment_lang for h in hits if h.sentiment_label is None and h.sentiment_lang)
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def top_engaged(hits: Iterable[ReportHit], limit: int) -> tuple[ReportHit, ...]:
@@ -390,4 +397,5 @@ def build_report(
         responses=response_lines(answers, unanswered),
         daily=daily_counts(hits, month, tz),
         audience_days=tuple(audience_days),
+        unscored_langs=unscored_languages(hits),
     )

@@ -287,6 +287,9 @@ def _sentiment(r: MonthlyReport, w: Words) -> Section:
     lines: tuple[str, ...] = ()
     if r.unscored:
         lines = (w._("{count} hit(s) not scored, left out of the shares.").format(count=w.count(r.unscored)),)
+        if r.unscored_langs:
+            languages = ", ".join(f"{lang} {w.count(count)}" for lang, count in r.unscored_langs)
+            lines += (w._("Not scored by language: {languages}.").format(languages=languages),)
     colors = {"neg": RED, "neu": GREY, "pos": GREEN}
     chart = BarChart(
         w._("Share of each sentiment"),

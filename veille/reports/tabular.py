@@ -110,6 +110,7 @@ def report_json(report: MonthlyReport, tz: tzinfo) -> dict[str, Any]:
         "hits": report.total,
         "previous_hits": report.previous_total,
         "unscored": report.unscored,
+        "unscored_languages": dict(report.unscored_langs),
         "by_kind": [{"kind": k.name, "hits": k.count, "negative": k.negative} for k in report.by_kind],
         "by_week": [{"start": w.start.isoformat(), "end": w.end.isoformat(), "hits": w.count} for w in report.by_week],
         "sentiment": [

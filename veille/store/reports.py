@@ -39,6 +39,7 @@ class ReportHit:
     sentiment_label: str | None
     sentiment_score: float | None
     engagement: Engagement | None  # the latest observation, None if never observed
+    sentiment_lang: str | None = None  # the post's language as the scorer found it (unscored ones: issue 16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ def month_hits(conn: Connection, client_id: str, start: datetime, end: datetime)
             hits.c.matched_terms,
             hits.c.sentiment_label,
             hits.c.sentiment_score,
+            hits.c.sentiment_lang,
             engagement.c.id.label("eid"),
             engagement.c.likes,
             engagement.c.reposts,
@@ -135,6 +137,7 @@ def month_hits(conn: Connection, client_id: str, start: datetime, end: datetime)
                 matched_terms=r.matched_terms,
                 sentiment_label=r.sentiment_label,
                 sentiment_score=r.sentiment_score,
+                sentiment_lang=r.sentiment_lang,
                 engagement=observed,
             )
         )
