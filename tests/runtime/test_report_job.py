@@ -9,12 +9,14 @@ import io
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from tests.reports.test_report import seed
+from tests.support.daemon import config_text
 from tests.support.fake_telegram import FakeTelegram
 from veille.config import Config, parse_config
 from veille.core.clock import FakeClock
@@ -25,6 +27,7 @@ from veille.notify.telegram.settings import Pacing, TelegramSettings
 from veille.reports.period import Month, report_due
 from veille.runtime.alerting import AlertingService
 from veille.runtime.jobs import enqueue_due_reports, send_monthly_reports
+from veille.runtime.wiring import build, close_all
 from veille.store.engine import make_engine, read_conn
 from veille.store.migrate import upgrade
 from veille.store.schema import outbox, report_sends
@@ -231,3 +234,55 @@ async def test_two_daemons_at_once_send_each_report_once(engine: Engine, fake: F
     assert sends == [("2026-12", 3)] and linked == 3
     clock.advance(timedelta(days=1).total_seconds())
     assert enqueue_due_reports(daemons[0].service, engine, config, clock.now()) == 0
+
+
+async def test_the_daemon_wiring_sends_the_report(
+    tmp_path: Path, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`veille run`'s own wiring (build): with [reports] send on, its background jobs put the report in the
+    outbox and its relay delivers it to the contact's Telegram chat as a file (timezone: Europe/Paris by default)."""
+    monkeypatch.setenv("E2E_TELEGRAM_TOKEN", fake.token)
+    db_url = f"sqlite:///{tmp_path / 'veille.db'}"
+    extra = f"""
+[alerting]
+enabled = true
+
+[[contacts]]
+id = "camille"
+name = "Camille"
+channel = "telegram"
+address = "{CHAT}"
+clients = ["*"]
+lang = "en"
+
+[telegram]
+token_env = "E2E_TELEGRAM_TOKEN"
+api_base_url = "{fake.base_url}"
+
+[reports]
+send = true
+contacts = ["camille"]
+format = "md"
+"""
+    config = parse_config(config_text(db_url, {"resto": ["https://example.org/feed.xml"]}, extra=extra), environ={})
+    migrate = make_engine(db_url)
+    upgrade(migrate)
+    migrate.dispose()
+    components = build(config, clock=FakeClock(datetime(2026, 12, 1, 7, 1, tzinfo=UTC)))
+    stop = asyncio.Event()
+    try:
+        for starter in components.starters:
+            await starter()
+        tasks = [asyncio.create_task(job(stop)) for job in components.background]
+        deadline = asyncio.get_running_loop().time() + 30
+        while not fake.documents_to(CHAT):
+            assert asyncio.get_running_loop().time() < deadline, "no report delivered"
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+    finally:
+        stop.set()
+        await close_all(components)
+    (document,) = fake.documents_to(CHAT)
+    assert document.filename == "resto-2026-11.md"
+    assert document.content.decode("utf-8").startswith("# Monthly report — resto — November 2026\n")

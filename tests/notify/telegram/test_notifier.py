@@ -460,3 +460,51 @@ def test_b1_random_text_over_http_is_never_refused(shared_fake: FakeTelegram, ti
         await n.aclose()
 
     asyncio.run(go())
+
+
+def report_note(number: int) -> Notification:
+    from veille.notify.base import Attachment
+
+    return Notification(
+        outbox_id=900 + number,
+        incident_id=None,
+        tag=f"#REPORT-acme-2026-{number:02d}",
+        kind="report",
+        client_id="acme",
+        client_name="ACME",
+        contact="alice",
+        urgency=Urgency.LOW,
+        silent=True,
+        title=f"Rapport mensuel — ACME — <mois {number}>",
+        reasons=("4 hits, contre 5 le mois précédent (−20,0 %).",),
+        attachment=Attachment(f"acme-2026-{number:02d}.html", f"<!DOCTYPE html><p>rapport {number}</p>"),
+    )
+
+
+async def test_a_report_goes_as_a_document_alone_even_in_a_burst(fake: FakeTelegram, engine: Engine) -> None:
+    """A file cannot ride in a merged digest: each report is one sendDocument with its summary as caption."""
+    n = TelegramNotifier(settings_for(fake, merge_above=2, per_chat_interval=0.0), fake.token, engine=engine)
+    sends = [n.send(note(i), str(CHAT)) for i in range(1, 21)] + [n.send(report_note(m), str(CHAT)) for m in (10, 11)]
+    results = await asyncio.gather(*sends)
+    documents = fake.calls_to("sendDocument")
+    assert sorted(c.params["document"].filename for c in documents) == ["acme-2026-10.html", "acme-2026-11.html"]
+    assert {c.params["document"].content for c in documents} == {
+        b"<!DOCTYPE html><p>rapport 10</p>",
+        b"<!DOCTYPE html><p>rapport 11</p>",
+    }
+    caption = documents[0].params["caption"]
+    assert "Rapport mensuel" in caption and "&lt;mois" in caption and "4 hits, contre 5" in caption
+    assert all(c.params.get("parse_mode") == "HTML" for c in documents)
+    assert {r.message_ids for r in results[-2:]} == {(str(c.params["message_id"]),) for c in documents}
+    assert len(fake.calls_to("sendMessage")) < 20  # the alerts themselves were merged
+    await n.aclose()
+
+
+async def test_a_report_caption_rejected_as_html_goes_as_plain_text(
+    notifier: TelegramNotifier, fake: FakeTelegram
+) -> None:
+    fake.fail_next("sendDocument", Failure.entities())
+    delivery = await notifier.send(report_note(11), str(CHAT))
+    first, second = fake.calls_to("sendDocument")
+    assert first.params.get("parse_mode") == "HTML" and second.params.get("parse_mode") is None
+    assert "<mois 11>" in second.params["caption"] and delivery.message_ids == (str(second.params["message_id"]),)
