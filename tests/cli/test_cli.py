@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -238,7 +239,10 @@ def test_reads_never_wait_for_the_writer(setup: tuple[Path, str]) -> None:
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None
         path = (*prefix, name)
         found.append(path)
         if isinstance(command, click.Group):
@@ -252,9 +256,11 @@ def test_every_command_has_help_and_is_documented(path: tuple[str, ...], monkeyp
         monkeypatch.setenv("VEILLE_LANG", lang)
         result = invoke(*path, "--help")
         assert result.exit_code == 0 and result.output.startswith(usage)
-    command = cli
+    command: click.Command | None = cli
     for name in path:
-        command = command.commands[name]  # type: ignore[attr-defined]
+        assert isinstance(command, click.Group)
+        command = command.get_command(click.Context(command), name)
+    assert command is not None
     assert command.help, f"`veille {' '.join(path)}` has no help text"
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"veille {' '.join(path)}" in readme, f"`veille {' '.join(path)}` is not in the README"
@@ -393,6 +399,23 @@ def test_hits_and_sources_fit_80_columns(setup: tuple[Path, str], monkeypatch: p
     )
 
 
+def test_wide_characters_are_counted_by_their_screen_width(
+    setup: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Emojis and CJK take two columns on a terminal: an 80-column table counts them so, and cuts inside no
+    character."""
+    from rich.cells import cell_len
+
+    config, url = setup
+    monkeypatch.setenv("COLUMNS", "80")
+    _store(url, Item("emoji", "Chez Gégé 😡😡😡 " + "寿司が冷たい 🍕 " * 12, title="Pizza 🍕🍕 froide"))
+    result = invoke("hits", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    (row,) = [line for line in result.output.splitlines() if "Pizza" in line]
+    assert cell_len(row) <= 80 and len(row) < 80 and row.rstrip().endswith("…")
+    assert all(cell_len(line) <= 80 for line in result.output.splitlines())
+
+
 def test_empty_tables_say_so(setup: tuple[Path, str]) -> None:
     config, _ = setup
     assert invoke("hits", "--config", str(config), "--client", "tapis").output.strip() == "No hits."
@@ -417,3 +440,32 @@ def test_the_cli_builds_its_commands_without_the_heavy_parts() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_command_table_names_what_each_module_registers() -> None:
+    """`veille X` imports only X's module, found through COMMANDS: the table must match the modules."""
+    import importlib
+
+    from veille.cli import COMMAND_MODULES, COMMANDS
+
+    registered: dict[str, str] = {}
+    for module in COMMAND_MODULES:
+        group = click.Group()
+        importlib.import_module(module).register(group)
+        registered.update(dict.fromkeys(group.commands, module))
+    assert registered == COMMANDS
+
+
+def test_a_command_loads_only_its_own_module(setup: tuple[Path, str]) -> None:
+    config, _url = setup
+    probe = (
+        "import sys, runpy; sys.argv = ['veille', 'hits', '--config', sys.argv[1]]\n"
+        "try:\n    runpy.run_module('veille', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('veille.cli.')), file=sys.stderr)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(config)], check=False, capture_output=True, text=True, env=env
+    )
+    loaded = done.stderr.strip().splitlines()[-1]
+    assert "veille.cli.core" in loaded and "veille.cli.report" not in loaded and "veille.cli.web" not in loaded

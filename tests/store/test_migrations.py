@@ -236,3 +236,22 @@ def test_the_fast_schema_check_reads_the_revisions_as_alembic_does(db_url: str) 
         check_schema(engine)
     finally:
         engine.dispose()
+
+
+def test_the_line_scan_reads_annotated_and_multiline_revisions_as_alembic_does(tmp_path: Path) -> None:
+    """The start-up scan reads `revision` lines, not the whole file: a typed assignment and a merge tuple written
+    over several lines must give what Alembic reads."""
+    from veille.store.migrate import _revision_graph
+
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    header = "from __future__ import annotations\n\n"
+    (versions / "a.py").write_text(header + 'revision: str = "a"\ndown_revision = None\n', "utf-8")
+    (versions / "b.py").write_text(header + "revision = 'b'  # the second\ndown_revision = 'a'\n", "utf-8")
+    (versions / "c.py").write_text(header + 'revision = "c"\ndown_revision = "a"\n', "utf-8")
+    (versions / "m.py").write_text(header + 'revision = "m"\ndown_revision = (\n    "b",\n    "c",\n)\n', "utf-8")
+    _revision_graph.cache_clear()
+    try:
+        assert _revision_graph(tmp_path) == (frozenset("abcm"), frozenset("abc"))
+    finally:
+        _revision_graph.cache_clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -122,43 +123,75 @@ def emit(
     if output_format == "csv":
         click.echo(csv_text(columns, ([r.get(c) for c in columns] for r in rows)), nl=False)
         return
+    if flexible is not None and not wide:
+        _compact_table(rows, columns, headers or columns, styles or {}, max_widths or {}, flexible)
+        return
     from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    compact = flexible is not None
-    table = Table(
-        title=title or None,
-        show_lines=False,
-        expand=False,
-        box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
-        padding=(0, 0) if compact else (0, 1),  # compact: one space between columns
-    )
-    for column, header in zip(columns, headers or columns, strict=True):
-        if compact:
-            table.add_column(
-                header,
-                no_wrap=True,
-                overflow="ellipsis",
-                max_width=(max_widths or {}).get(column),
-                ratio=1 if column == flexible else None,
-            )
-        else:
-            table.add_column(header, overflow="fold")
+    table = Table(title=title or None, show_lines=False, expand=False, box=box.HEAVY_HEAD, padding=(0, 1))
+    for header in headers or columns:
+        table.add_column(header, overflow="fold")
     for r in rows:
         cells = []
         for c in columns:
             style = styles[c](r.get(c)) if styles and c in styles else ""
             cells.append(Text(terminal_safe(_cell(r.get(c))), style=style))  # Text: no markup injection
         table.add_row(*cells)
-    console = Console(highlight=False, soft_wrap=False, width=_table_width(compact))
-    natural = console.measure(table, options=console.options.update_width(100_000)).maximum
+    console = Console(highlight=False, soft_wrap=False, width=_table_width(compact=False))
     if wide:
-        console.width = natural
-    elif compact and natural > console.width:
-        table.expand = True  # the flexible column shrinks to what the others leave
+        console.width = console.measure(table, options=console.options.update_width(100_000)).maximum
     console.print(table)
+
+
+def _compact_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    headers: Sequence[str],
+    styles: Mapping[str, Callable[[Any], str]],
+    max_widths: Mapping[str, int],
+    flexible: str,
+) -> None:
+    """One line per row for an 80-column terminal: columns as wide as their longest cell (capped by
+    `max_widths`), cut with an ellipsis; when the table is wider than the terminal, the `flexible` column
+    takes what the others leave. Laid out here rather than by rich's general table engine, whose import and
+    measuring passes were a quarter of `veille hits`' start; rich still measures the characters' widths."""
+    from rich.cells import cell_len, set_cell_size
+
+    texts = [[" ".join(terminal_safe(_cell(r.get(c))).split()) for c in columns] for r in rows]
+    widths = []
+    for index, (column, header) in enumerate(zip(columns, headers, strict=True)):
+        natural = max([cell_len(header), *(cell_len(line[index]) for line in texts)])
+        widths.append(min(natural, max_widths.get(column, natural)))
+    room = _table_width(compact=True) or shutil.get_terminal_size().columns
+    spare = room - (sum(widths) + len(widths) + 1)  # a space before, between and after the cells
+    if spare < 0:
+        flex = columns.index(flexible)
+        widths[flex] = max(widths[flex] + spare, min(cell_len(headers[flex]), 10))
+    colour = sys.stdout.isatty()
+
+    def fit(value: str, width: int) -> str:
+        if cell_len(value) > width:
+            value = set_cell_size(value, width - 1) + "…"
+        return set_cell_size(value, width)
+
+    def line(cells: Sequence[str], row: Mapping[str, Any] | None = None) -> str:
+        fitted = []
+        for index, cell in enumerate(cells):
+            text_cell = fit(cell, widths[index])
+            column = columns[index]
+            style = styles[column](row.get(column)) if row is not None and column in styles else ""
+            fitted.append(click.style(text_cell, fg=style) if colour and style else text_cell)
+        return " " + " ".join(fitted) + " "
+
+    total = sum(widths) + len(widths) + 1
+    header = line(headers)
+    out = [" " * total, click.style(header, bold=True) if colour else header, " " + "─" * (total - 2) + " "]
+    out.extend(line(cells, row) for row, cells in zip(rows, texts, strict=True))
+    out.append(" " * total)
+    click.echo("\n".join(out))
 
 
 def _table_width(compact: bool) -> int | None:

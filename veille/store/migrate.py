@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,19 +69,18 @@ def known_revisions() -> set[str]:
     return set(_revision_graph(migrations_dir())[0])
 
 
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
 @cache
 def _revision_graph(folder: Path) -> tuple[frozenset[str], frozenset[str]]:
-    """(every revision, every revision some other one builds on), read from the revision files' literals."""
+    """(every revision, every revision some other one builds on), read from the revision files' literals.
+
+    A line scan, not a parse of each file: parsing nine files cost 40 ms of every command's start."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in sorted((folder / "versions").glob("*.py")):
-        values: dict[str, object] = {}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Assign | ast.AnnAssign):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value:
-                        values[target.id] = ast.literal_eval(node.value)
+        values = _revision_literals(path.read_text(encoding="utf-8"))
         if isinstance(values.get("revision"), str):
             revisions.add(str(values["revision"]))
             down = values.get("down_revision")
@@ -89,6 +89,29 @@ def _revision_graph(folder: Path) -> tuple[frozenset[str], frozenset[str]]:
             elif isinstance(down, tuple | list):  # a merge revision
                 parents.update(str(d) for d in down)
     return frozenset(revisions), frozenset(parents)
+
+
+def _revision_literals(source: str) -> dict[str, object]:
+    """`revision` and `down_revision` at the top level of a revision file; a value written over several lines
+    (a long merge tuple) falls back to parsing the whole file."""
+    values: dict[str, object] = {}
+    for match in _ASSIGNMENT.finditer(source):
+        try:
+            values[match.group(1)] = ast.literal_eval(match.group(2))
+        except (ValueError, SyntaxError):
+            return _parsed_literals(source)
+    return values
+
+
+def _parsed_literals(source: str) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value:
+                    values[target.id] = ast.literal_eval(node.value)
+    return values
 
 
 def database_heads(engine: Engine) -> set[str]:
