@@ -4,11 +4,12 @@ core (and stored so in the outbox) are shown translated, on the console/Apprise 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from veille.core.incidents import Cause, Incident, Kind, Status, Summary, Urgency, summary_line
 from veille.notify.base import HitSummary, Notification
-from veille.notify.digest import compose
+from veille.notify.digest import Awaiting, compose
 from veille.notify.render import from_payload, incident_title, render_text, to_payload
 from veille.notify.telegram.render import render_notification
 
@@ -85,3 +86,28 @@ def test_the_digest_shows_each_incidents_summary() -> None:
     )
     _, lines = compose([incident], {"resto": (9, 7)}, {"resto": "Resto"}, "fr")
     assert lines[-1] == "    intoxication · malade · urgences : 7 posts, 5 auteurs, 3 sources (aussi : boycott)"
+
+
+def test_the_digest_lists_what_awaits_an_answer_with_an_excerpt() -> None:
+    """What waited overnight, the longest waiting first, with the customer's words (cut), in both languages."""
+    now = datetime(2026, 11, 21, 6, 30, tzinfo=UTC)  # 07:30 in Paris
+    long = "Bonjour, je vois que vous avez lu mon message " * 5
+    awaiting = [
+        Awaiting(7, "resto", "comment", "Marc", "Vous êtes ouverts dimanche ?", now - timedelta(hours=2)),
+        Awaiting(3, "resto", "message", "Léa Martin", long, now - timedelta(hours=10, minutes=45)),
+    ]
+    paris = ZoneInfo("Europe/Paris")
+    _, french = compose([], {}, {"resto": "Resto"}, "fr", awaiting=awaiting, now=now, tz=paris)
+    assert french[0] == "Resto : 0 publication, dont 0 négative"
+    assert french[1] == "  2 attendent une réponse :"
+    assert french[2].startswith("    #3 message de Léa Martin, depuis le 20/11 20:45 (10h45m) : « Bonjour, je vois")
+    assert french[2].endswith("… »") and len(french[2]) < 180  # the excerpt is cut
+    assert french[3] == "    #7 commentaire de Marc, depuis le 21/11 05:30 (2h) : « Vous êtes ouverts dimanche ? »"
+    _, english = compose([], {}, {"resto": "Resto"}, "en", awaiting=awaiting[:1], now=now, tz=paris)
+    assert english[1:] == (
+        "  1 awaits an answer:",
+        "    #7 comment from Marc, since 21/11 05:30 (2h): “Vous êtes ouverts dimanche ?”",
+    )
+    many = [Awaiting(n, "resto", "post", "A", "?", now - timedelta(minutes=n)) for n in range(1, 12)]
+    _, capped = compose([], {}, {"resto": "Resto"}, "fr", awaiting=many, now=now, tz=paris)
+    assert capped[-1] == "    … et 3 autres : veille inbox" and len(capped) == 2 + 8 + 1

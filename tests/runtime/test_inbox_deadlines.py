@@ -110,6 +110,11 @@ def test_a_message_unanswered_overnight(db_url: str) -> None:
     (digest,) = [r for r in digests if r.contact == "manager"]
     assert digest.created_at == EVENING + timedelta(hours=10, minutes=45)  # 07:30 in Paris
     assert any(f"#INC-{overdue.id} Réponse en retard : Chez Gégé (#1)" in line for line in digest.payload["reasons"])
+    # It lists what waited overnight, with the customer's (latest) words.
+    assert (
+        "    #1 message de Léa Martin, depuis le 20/11 20:45 (10h45m) : « Je vois que vous avez lu mon message... "
+        "vous auriez au moins pu répondre »" in digest.payload["reasons"]
+    )
 
     with write_tx(engine) as conn:
         record_hits(conn, [message(3, reply_at, "Bonjour Léa, oui bien sûr !", own=True)])

@@ -47,7 +47,7 @@ from veille.notify import digest
 from veille.notify.base import HitSummary, Notification, Notifier
 from veille.notify.render import incident_title, to_payload
 from veille.runtime import actions
-from veille.runtime.inbox import reply_signals
+from veille.runtime.inbox import awaiting_answers, reply_signals
 from veille.runtime.outbox import Dispatcher
 from veille.runtime.summaries import SUMMARISED, Summaries
 from veille.scoring.excerpt import SHORT_TEXT, sentiment_excerpt
@@ -803,10 +803,11 @@ class AlertingService:
                 incident.held_for = tuple(c for c in incident.held_for if c != contact.id)
                 store.save_incident(conn, incident, now)
         counts = store.client_counts(conn, clients, since)
-        if not incidents and not any(total for total, _ in counts.values()):
+        awaiting = awaiting_answers(conn, clients, now)
+        if not incidents and not awaiting and not any(total for total, _ in counts.values()):
             return
         names = {c.id: c.name for c in self.config.clients}
-        title, lines = digest.compose(incidents, counts, names, contact.lang)
+        title, lines = digest.compose(incidents, counts, names, contact.lang, awaiting=awaiting, now=now, tz=self.tz)
         notification = Notification(
             outbox_id=0,
             incident_id=None,

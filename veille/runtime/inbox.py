@@ -15,6 +15,7 @@ from veille.alerting.replies import Need, needs_answer_reason
 from veille.config import Config
 from veille.core.incidents import Cause, Incident, Signal
 from veille.core.models import Channel, StoredHit
+from veille.notify.digest import Awaiting
 from veille.sources.registry import leading_mentions_address, sees_own_answers
 from veille.store import inbox as inbox_store
 
@@ -106,3 +107,12 @@ def reply_signals(
         if wait.waiting and (due := deadline_rules.next_due(wait, client.inbox, now, config.tz)) is not None:
             dues.append(due)
     return signals, dues
+
+
+def awaiting_answers(conn: Connection, client_ids: Sequence[str], now: datetime) -> list[Awaiting]:
+    """The conversations of these clients still awaiting an answer, for the morning digest."""
+    return [
+        Awaiting(i.id, i.client_id, i.channel, i.author, i.excerpt, i.waiting_since)
+        for i in inbox_store.waiting(conn, list(client_ids))
+        if i.waiting_since <= now
+    ]
