@@ -122,6 +122,12 @@ lang = "{lang}"
         for message in (reminder, overdue):
             assert {answered, no_reply} <= set(buttons(message)), buttons(message)
 
+        # Someone not allow-listed for this client presses: nothing closes.
+        fake.push_callback(CHAT, 999, buttons(overdue)[answered], int(overdue.params["message_id"]), "Eve")
+        await bot.poll_once()
+        with read_conn(engine) as conn:
+            assert [i.id for i in inbox_store.waiting(conn)] == [1]
+
         pressed_at = clock.now()
         fake.push_callback(CHAT, CHAT, buttons(overdue)[answered], int(overdue.params["message_id"]), "Camille")
         await bot.poll_once()
@@ -144,6 +150,7 @@ lang = "{lang}"
         await bot.poll_once()
         popups = [c.params.get("text") for c in fake.calls_to("answerCallbackQuery")]
         assert popups[-2:] == [already, already], popups
+        assert popups[0] == ("Bouton expiré ou invalide." if lang == "fr" else "Expired or invalid button.")
         with read_conn(engine) as conn:
             after = inbox_store.get(conn, 1)
             answers = inbox_store.answers_between(conn, START, START + timedelta(days=1))
