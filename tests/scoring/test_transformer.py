@@ -74,6 +74,20 @@ def test_transformer_scorer_scores_batches_in_order(model_dir: Path) -> None:
     assert scorer.score_batch(texts[:2]) == results[:2]  # deterministic (eval mode, no dropout)
 
 
+def test_texts_longer_than_the_models_positions_are_truncated_to_them(model_dir: Path) -> None:
+    """The tiny model has 80 position embeddings (78 usable, as in RoBERTa): 300 known words must still score."""
+    scorer = load_scorer(SentimentSettings(scorer="transformer", model_path=str(model_dir)))
+    (result,) = scorer.score_batch([" ".join(WORDS * 30)])
+    assert result.label in set(SentimentLabel)
+
+
+def test_every_language_is_scored(model_dir: Path) -> None:
+    """A multilingual model reads Spanish: unlike the default scorer, the transformer leaves nothing unscored."""
+    scorer = load_scorer(SentimentSettings(scorer="transformer", model_path=str(model_dir)))
+    (result,) = scorer.score_batch(["la comida llegó fría y el camarero fue muy grosero"])
+    assert result.label in set(SentimentLabel) and result.lang == "es"
+
+
 def test_label_names_are_mapped(tmp_path: Path) -> None:
     from veille.scoring.transformer import label_map
 

@@ -4,6 +4,8 @@ Needs the `transformer` extra (transformers + torch). The model is loaded with
 `local_files_only=True` from the directory given as `[sentiment] model_path`: nothing is ever
 fetched from a hub at run time. About 10 posts per second per core for XLM-T base, so size the
 batch and the worker accordingly. Language and reasons come from the default scorer's rule layer.
+A multilingual model (XLM-T reads about 30 languages) scores every post, whatever its language: none is
+left unscored as with the default scorer. README "A stronger, multilingual scorer" says how to get one.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ class TransformerScorer:
         self.model = model.eval()
         self.labels = label_map(dict(model.config.id2label or {}), int(model.config.num_labels))
         self.batch_size = batch_size
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if isinstance(positions, int) and positions > 2:
+            # RoBERTa-family models (XLM-T) number positions from the padding index + 1: a model with 514
+            # position embeddings reads 512 tokens; truncating to more raised "index out of bounds".
+            max_length = min(max_length, positions - 2)
         self.max_length = max_length
         res = load_resources()
         self._text = Tokenizer(res)
