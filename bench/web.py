@@ -10,14 +10,25 @@ sees every client. Then serves the real app with uvicorn on 127.0.0.1 and times,
 logged-in session, the overview, a client's page (default period, 7 days), a client's page for 30 days
 with a search, and the sources page: p50 and p95 in milliseconds (target: under 150 ms at p95).
 `--keep PATH` keeps the SQLite file and reuses it when it already holds the hits.
+
+Then the daemon while the pages are read (`--poll-seconds`, 0 to skip): a real `veille run` on the same
+database, `[web] enabled` (the dashboard inside the daemon, as users run it), polls 3 local feeds per client
+every 30 s (bench/feedhost.py on loopback); its polls per second are read from its health file over
+`--poll-seconds` without any page load, then over as long with two clients loading the overview, a client's
+page and a search from its dashboard without pause. Printed: polls/s both ways, and the pages served.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import re
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -26,6 +37,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import feedhost  # bench/feedhost.py (this script's folder is on the path): the loopback feed host
 import httpx
 import uvicorn
 from sqlalchemy import create_engine, func, insert, select
@@ -42,17 +54,21 @@ from veille.store.users import set_password
 from veille.web.app import create_app
 from veille.web.auth import hash_password
 
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-password-123"
 WORDS = ["service", "accueil", "prix", "pizza", "livraison", "retard", "qualité", "personnel", "commande"]
 WORDS += ["remboursement", "attente", "table"]
 
 
-def config_text(db_url: str, count: int) -> str:
-    parts = [f'timezone = "Europe/Paris"\n[database]\nurl = "{db_url}"\n[alerting]\nenabled = true\n']
+def config_text(db_url: str, count: int, *, feeds: str | None = None, head: str = "") -> str:
+    """The bench's clients, 3 RSS sources each: at example.org, or `feeds` + /feed/<n> (polled every 30 s)."""
+    parts = [f'timezone = "Europe/Paris"\n{head}[database]\nurl = "{db_url}"\n[alerting]\nenabled = true\n']
     for n in range(count):
         parts.append(f'[[clients]]\nid = "c{n:02d}"\nname = "Client {n:02d}"\nkeywords = ["client {n:02d}"]\n')
         for s in range(3):
-            parts.append(f'[[clients.sources]]\nkind = "rss"\nid = "s{s}"\nurl = "https://example.org/{n}/{s}.xml"\n')
+            url = f"{feeds}/feed/{n * 3 + s}" if feeds else f"https://example.org/{n}/{s}.xml"
+            every = 'every = "30s"\n' if feeds else ""
+            parts.append(f'[[clients.sources]]\nkind = "rss"\nid = "s{s}"\nurl = "{url}"\n{every}')
     return "\n".join(parts)
 
 
@@ -166,6 +182,94 @@ def timed(client: httpx.Client, path: str, requests: int) -> tuple[float, float,
     return first, statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
 
 
+def login(client: httpx.Client) -> None:
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
+    client.post("/login", data={"csrf": token, "name": "bench", "password": PASSWORD, "next": "/"})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def polls_so_far(health: Path, after: float) -> tuple[float, int]:
+    """(time, polls since the daemon started) from its next heartbeat written after `after` (every 10 s)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            report = json.loads(health.read_text(encoding="utf-8"))
+            written = health.stat().st_mtime
+        except (OSError, ValueError):
+            report, written = None, 0.0
+        if report and written > after:
+            polls = report.get("extra", {}).get("polls", {})
+            return written, sum(n for outcomes in polls.values() for n in outcomes.values())
+        time.sleep(0.2)
+    raise SystemExit("the daemon wrote no heartbeat for 60 s")
+
+
+def load_pages(base: str, stop: threading.Event, served: list[float]) -> None:
+    """Load the heaviest pages one after the other until `stop`, as a person clicking fast would not."""
+    with httpx.Client(base_url=base, timeout=60) as client:
+        login(client)
+        paths = ["/", "/clients/c04", "/clients/c04?period=30d&q=remboursement", "/clients/c11?sentiment=neg"]
+        while not stop.is_set():
+            for path in paths:
+                started = time.perf_counter()
+                response = client.get(path)
+                served.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, (path, response.status_code)
+
+
+def daemon_under_page_loads(db_url: str, args: argparse.Namespace, workdir: Path) -> None:
+    """polls/s of a real `veille run` (dashboard inside) without, then with, concurrent page loads."""
+    port = free_port()
+    health = workdir / "health.json"
+    with feedhost.running(1, args.clients * 3, 20) as feed_port:
+        head = f'[daemon]\nhealth_file = "{health}"\nstartup_spread = "20s"\n[web]\nenabled = true\nport = {port}\n'
+        config = workdir / "daemon.toml"
+        config.write_text(config_text(db_url, args.clients, feeds=f"http://127.0.0.2:{feed_port}", head=head))
+        config.write_text(config.read_text() + "\n[http]\nallow_private_addresses = true\n")
+        log = (workdir / "daemon.log").open("w")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "VEILLE_WEB_SECRET": "b" * 40}
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "veille", "run", "--config", str(config)], env=env, stdout=log, stderr=log
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            warm = time.time()
+            time.sleep(45)  # every source polled once at least (first polls store their items)
+            print(f"daemon: {args.clients * 3} feeds every 30 s, dashboard inside it on {base}")
+            results = {}
+            for loaded in (False, True):
+                stop, served = threading.Event(), []  # type: ignore[var-annotated]
+                start, before = polls_so_far(health, warm)
+                workers = [
+                    threading.Thread(target=load_pages, args=(base, stop, served)) for _ in range(2 if loaded else 0)
+                ]
+                for worker in workers:
+                    worker.start()
+                time.sleep(args.poll_seconds)
+                end, after = polls_so_far(health, time.time())
+                stop.set()
+                for worker in workers:
+                    worker.join()
+                warm = end
+                results[loaded] = (after - before) / (end - start), served
+            quiet, (busy, served) = results[False][0], results[True]
+            served.sort()
+            print(f"{'daemon polls/s, no page load':45} {quiet:8.2f}")
+            print(
+                f"{'daemon polls/s, pages loaded without pause':45} {busy:8.2f}  ({len(served)} pages, "
+                f"p50 {statistics.median(served):.0f} ms, p95 {served[int(len(served) * 0.95) - 1]:.0f} ms)"
+            )
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(30)
+            log.close()
+
+
 def run(db_url: str, args: argparse.Namespace) -> None:
     fill(db_url, args.hits, args.clients, args.days)
     config = parse_config(config_text(db_url, args.clients), environ={})
@@ -180,8 +284,7 @@ def run(db_url: str, args: argparse.Namespace) -> None:
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
-        client.post("/login", data={"csrf": token, "name": "bench", "password": PASSWORD, "next": "/"})
+        login(client)
         busiest = "c04"
         pages = {
             "overview (50 clients)": "/",
@@ -197,6 +300,9 @@ def run(db_url: str, args: argparse.Namespace) -> None:
     server.should_exit = True
     thread.join(10)
     engine.dispose()
+    if args.poll_seconds:
+        with tempfile.TemporaryDirectory() as workdir:
+            daemon_under_page_loads(db_url, args, Path(workdir))
 
 
 def main() -> None:
@@ -205,6 +311,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--poll-seconds", type=int, default=60, help="each daemon measure (0: no daemon measure)")
     parser.add_argument("--db-url", default=None, help="PostgreSQL URL (a fresh schema is made and dropped)")
     parser.add_argument("--keep", default=None, help="SQLite file, or PostgreSQL schema name, to keep and reuse")
     args = parser.parse_args()

@@ -255,3 +255,52 @@ def test_the_line_scan_reads_annotated_and_multiline_revisions_as_alembic_does(t
         assert _revision_graph(tmp_path) == (frozenset("abcm"), frozenset("abc"))
     finally:
         _revision_graph.cache_clear()
+
+
+def test_0010_fills_the_search_text_of_existing_hits(db_url: str) -> None:
+    """Hits stored before 0010 get their folded search text, the same as new hits are written with."""
+    from veille.store.search import search_text
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0009")
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(clients.insert().values(id="resto", name="Resto", updated_at=now))
+        source_id = conn.execute(
+            sources.insert().values(
+                key="resto/f0",
+                client_id="resto",
+                kind="rss",
+                target="https://example.org/",
+                every_seconds=600,
+                enabled=True,
+                in_config=True,
+                status="ok",
+                consecutive_errors=0,
+                hits_count=2,
+            )
+        ).inserted_primary_key[0]
+        for n, (title, text, author) in enumerate([("CAFÉ", "Une ŒUVRE  d'art", "Hélène"), ("", "chez gégé", None)]):
+            conn.execute(
+                hits.insert().values(
+                    source_id=source_id,
+                    client_id="resto",
+                    external_id=f"e{n}",
+                    text_hash="t",
+                    content_hash="c",
+                    content_changes=0,
+                    kind="rss",
+                    title=title,
+                    text=text,
+                    author=author,
+                    direct=False,
+                    published_at=now,
+                    fetched_at=now,
+                )
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        stored = [r.search_text for r in conn.execute(select(hits.c.search_text).order_by(hits.c.external_id))]
+    engine.dispose()
+    assert stored == [search_text("CAFÉ", "Une ŒUVRE  d'art", "Hélène"), search_text("", "chez gégé", None)]
+    assert stored[0] == "cafe\x01une oeuvre d'art\x01helene"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from veille.core.matching import MatchResult
 from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult
@@ -241,6 +241,11 @@ def test_search_ignores_case_accents_and_ligatures_as_keywords_do(engine: Engine
         assert found("café") == found("cafe") == ["o"]
         assert found("helene") == ["a"]
         assert found("gégés") == []
+        assert found("cafe une") == []  # within one field, never across the title and the text
+    with write_tx(engine) as conn:  # a hit written by older code, without its folded search text
+        conn.execute(update(hits).where(hits.c.external_id == "a").values(search_text=None))
+    with read_conn(engine) as conn:
+        assert [r["external_id"] for r in query_hits(conn, HitQuery(search="HELENE"))] == ["a"]
 
 
 def test_churning_content_updated_a_bounded_number_of_times(engine: Engine) -> None:
@@ -254,6 +259,9 @@ def test_churning_content_updated_a_bounded_number_of_times(engine: Engine) -> N
         row = query_hits(conn, HitQuery())[0]
     assert row["content_changes"] == CONTENT_CHANGE_LIMIT
     assert row["text"] == f"Chez Gégé version {CONTENT_CHANGE_LIMIT}"
+    with read_conn(engine) as conn:  # the search reads the latest version
+        assert len(query_hits(conn, HitQuery(search=f"gege version {CONTENT_CHANGE_LIMIT}"))) == 1
+        assert query_hits(conn, HitQuery(search="gege version 0")) == []
 
 
 # --- one writer batch across sources (store_batch, record_successes) ---------------------------------------

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     column,
     false,
@@ -42,10 +43,10 @@ from sqlalchemy import (
     update,
 )
 
-from veille.core.matching import MatchResult, fold
+from veille.core.matching import MatchResult
 from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult, StoredHit
 from veille.store.schema import engagement, hits, sources
-from veille.store.search import folded
+from veille.store.search import folded, needle, search_text
 from veille.store.urls import canonical_url, content_hash, text_fingerprint
 
 CONTENT_CHANGE_LIMIT = 24  # like reader's HASH_CHANGED_LIMIT: churning feeds are not re-scored forever
@@ -174,6 +175,7 @@ def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, An
         "thread_id": item.thread_id and item.thread_id[:512],
         "parent_id": item.parent_id and item.parent_id[:512],
         "from_client": item.from_client,
+        "search_text": search_text(title, text, (item.author or None) and item.author[:300]),
         "duplicate_of": None,
     }
 
@@ -434,6 +436,7 @@ CHURN_FIELDS = (
     "sentiment_lang",
     "sentiment_reasons",
     "scored_at",
+    "search_text",
 )
 
 
@@ -683,14 +686,18 @@ def query_hits(conn: Connection, q: HitQuery) -> list[HitListing]:
     if q.until:
         statement = statement.where(hits.c.fetched_at < q.until)
     if q.search:
-        pattern = f"%{_escape_like(fold(q.search))}%"
+        pattern = f"%{_escape_like(needle(q.search))}%"
         dialect = conn.dialect.name
+        in_sql = or_(
+            *(
+                folded(column, dialect).like(pattern, escape="\\")
+                for column in (hits.c.text, hits.c.title, hits.c.author)
+            )
+        )
         statement = statement.where(
-            or_(
-                *(
-                    folded(column, dialect).like(pattern, escape="\\")
-                    for column in (hits.c.text, hits.c.title, hits.c.author)
-                )
+            case(
+                (hits.c.search_text.is_not(None), hits.c.search_text.like(pattern, escape="\\")),
+                else_=in_sql,  # a row written without it (by older code): folded here, slowly
             )
         )
     if q.label:

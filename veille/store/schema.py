@@ -158,6 +158,9 @@ hits = Table(
     Column("parent_id", String(512), nullable=True),
     # Written by the client's own account (its answer in its own channel): the reply inbox, never an alert.
     Column("from_client", Boolean(), nullable=False, default=False, server_default=false()),
+    # What `--search` and the dashboard's search read: title, text and author folded as keyword matching
+    # folds them (store.search.search_text), written with the hit; NULL: searched through SQL folding.
+    Column("search_text", Text(), nullable=True),
     UniqueConstraint("source_id", "external_id"),
     Index(None, "client_id", "fetched_at"),
     Index(None, "client_id", "canonical_url"),
