@@ -257,12 +257,12 @@ def test_the_line_scan_reads_annotated_and_multiline_revisions_as_alembic_does(t
         _revision_graph.cache_clear()
 
 
-def test_0010_fills_the_search_text_of_existing_hits(db_url: str) -> None:
-    """Hits stored before 0010 get their folded search text, the same as new hits are written with."""
+def test_0011_fills_the_search_text_of_existing_hits(db_url: str) -> None:
+    """Hits stored before 0011 get their folded search text, the same as new hits are written with."""
     from veille.store.search import search_text
 
     engine = make_engine(db_url)
-    upgrade(engine, "0009")
+    upgrade(engine, "0010")
     now = datetime(2026, 11, 20, tzinfo=UTC)
     with engine.begin() as conn:
         conn.execute(clients.insert().values(id="resto", name="Resto", updated_at=now))

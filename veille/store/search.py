@@ -2,7 +2,7 @@
 `gege` finds "Gégé", `oeuvre` finds "ŒUVRE".
 
 Each hit stores its searched fields already folded (`search_text`, written with the hit, filled for older
-hits by migration 0010): a search is then a plain LIKE on one column. Folding in SQL on every row of the
+hits by migration 0011): a search is then a plain LIKE on one column. Folding in SQL on every row of the
 client's period cost 680 ms at p95 on PostgreSQL (a `translate` and a dozen `replace` per field and row).
 The fields are joined by a separator that folding never yields and a search cannot hold, so a search
 still matches within one field only, as before. Rows without it (written by older code) are folded in SQL:

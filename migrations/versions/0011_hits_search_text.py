@@ -4,8 +4,8 @@ The client page's search took 680 ms at p95 on PostgreSQL over a million hits (i
 `translate` chain ran on the title, text and author of every hit of the client's period. Existing hits
 are filled here in batches with the same `fold` the code writes new hits with (veille.store.search).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03 13:10:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from veille.store.search import search_text
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
