@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from veille.scoring.language import SHARED_DETECTOR, LanguageDetector, choose
+from veille.scoring.language import SHARED_DETECTOR, VOTED, Guess, LanguageDetector, choose
 from veille.scoring.lexicon import BOOSTERS, STOPWORDS_EN, STOPWORDS_FR, Resources
 
 MAX_CHARS = 5000  # longer posts are scored on their beginning (RELIABILITY E12)
@@ -84,9 +84,14 @@ class Tokenizer:
         words = [_words(raw_tokens) for raw_tokens in split]
         guesses = self.detector.guess_batch(words)
         return [
-            self._finish(text, raw_tokens, choose(guess, self._detect(text, raw_tokens), line.count(" ") + 1))
+            self._finish(text, raw_tokens, self._language(text, raw_tokens, line, guess))
             for text, raw_tokens, line, guess in zip(clipped, split, words, guesses, strict=True)
         ]
+
+    def _language(self, text: str, raw_tokens: list[tuple[str, str]], words: str, guess: Guess) -> str:
+        if guess.lang in VOTED:
+            return guess.lang  # what `choose` answers whatever the vote: not worth counting grammar words
+        return choose(guess, self._detect(text, raw_tokens), words.count(" ") + 1)
 
     def _split(self, text: str) -> list[tuple[str, str]]:
         raw_tokens: list[tuple[str, str]] = []  # (kind, raw)
