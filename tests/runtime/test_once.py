@@ -42,12 +42,12 @@ def article(text: str, guid: str) -> dict[str, str]:
 
 
 def run_once(
-    tmp_path: Path, server: LocalServer, *items: dict[str, str]
+    tmp_path: Path, server: LocalServer, *items: dict[str, str], extra: str = ""
 ) -> tuple[subprocess.CompletedProcess[str], str]:
     server.route("/feed", Response(200, rss(list(items)), {"Content-Type": "application/rss+xml"}))
     db_url = f"sqlite:///{tmp_path / 'veille.db'}"
     config = tmp_path / "config.toml"
-    config.write_text(config_text(db_url, {"resto": [server.url("/feed")]}, extra=CONTACT), encoding="utf-8")
+    config.write_text(config_text(db_url, {"resto": [server.url("/feed")]}, extra=CONTACT + extra), encoding="utf-8")
     engine = make_engine(db_url)
     upgrade(engine)
     engine.dispose()
@@ -89,4 +89,20 @@ def test_a_mild_article_prints_nothing(tmp_path: Path, server: LocalServer) -> N
     with read_conn(engine) as conn:
         assert conn.execute(select(func.count()).select_from(hits)).scalar_one() == 1  # stored, rang nobody
         assert alert_store.active_incidents(conn) == []
+    engine.dispose()
+
+
+def test_a_model_that_cannot_load_stops_the_run_in_one_line_and_stores_nothing(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    """The model loads while the feeds are fetched; when it cannot, the run still stops as the daemon does."""
+    damaged = tmp_path / "model.json.gz"
+    damaged.write_bytes(b"not a model")
+    extra = f'\n[sentiment]\nmodel_path = "{damaged}"\n'
+    done, db_url = run_once(tmp_path, server, article("Chez Gégé : service efficace", "one"), extra=extra)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "model" in done.stderr, done.stderr
+    engine = make_engine(db_url)
+    with read_conn(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(hits)).scalar_one() == 0
     engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -27,22 +27,47 @@ async def run_once(
 ) -> list[PollResult]:
     """Poll every enabled source once (honouring Retry-After windows), store, send the alerts due (the
     run ends the group: no group_wait), and return the poll results."""
-    comps = components or build(config, with_alerting=True)
+    comps = components or build(config, with_alerting=True, wait_for_scorer=False)
     pipeline = comps.pipeline
+    # The model loads in its helper while the first feeds are fetched; a model that cannot load still
+    # stops the run, before anything is stored (the writer waits for it, see `_polled`).
+    loading = asyncio.ensure_future(comps.scorer_ready()) if comps.scorer_ready is not None else None
     await pipeline.start()
     try:
         keys = [k for k, r in pipeline.runtimes.items() if not streams(r.config.kind)]
         keys = await asyncio.to_thread(skip_leased, comps.engine, pipeline, keys)
-        results = await asyncio.gather(*(pipeline.poll(key, force=True) for key in keys))
+        results = await _polled(pipeline, keys, loading)
         if comps.alerting is not None:
             sent = await comps.alerting.deliver_due(within=deliver_within)
             if sent:
                 log.info("%d alert messages sent before exiting", sent)
     finally:
+        if loading is not None and not loading.done():
+            loading.cancel()
         await pipeline.stop()
         if components is None:
             await close_all(comps)
     return [r for r in results if r is not None]
+
+
+async def _polled(pipeline: Pipeline, keys: list[str], loading: asyncio.Future[None] | None) -> list[PollResult | None]:
+    """Every source polled; with the model still `loading`, the writer is held until it is loaded (or its
+    load error is raised here, the polls cancelled: nothing stored, as when the daemon cannot start)."""
+    if loading is None:
+        return await asyncio.gather(*(pipeline.poll(key, force=True) for key in keys))
+    pipeline.hold_writes_until(loading)
+    polls = asyncio.gather(*(pipeline.poll(key, force=True) for key in keys))
+    try:
+        both: list[asyncio.Future[Any]] = [loading, polls]
+        await asyncio.wait(both, return_when=asyncio.FIRST_EXCEPTION)
+        if loading.done() and loading.exception() is not None:
+            polls.cancel()
+            await asyncio.gather(polls, return_exceptions=True)
+            await loading  # raises ScorerLoadError
+        return await polls
+    except BaseException:
+        polls.cancel()
+        raise
 
 
 def skip_leased(engine: Engine, pipeline: Pipeline, keys: list[str]) -> list[str]:

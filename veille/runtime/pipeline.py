@@ -233,6 +233,7 @@ class Pipeline:
         self.runtimes: dict[str, SourceRuntime] = {}
         self.storage = storage or StorageStatus()
         self._queue: asyncio.Queue[tuple[PollResult, asyncio.Future[None]]] | None = None
+        self._gate: asyncio.Future[None] | None = None  # see hold_writes_until
         self._writer: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._poll_slots = asyncio.Semaphore(config.daemon.concurrency)
@@ -325,6 +326,11 @@ class Pipeline:
         self._queue = asyncio.Queue()
         self._stopping = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name="veille-writer")
+
+    def hold_writes_until(self, gate: asyncio.Future[None]) -> None:
+        """Store nothing before `gate` is done (`veille run --once`: the model still loading); if it fails,
+        the results waiting are dropped unstored (their polls are cancelled) instead of failing one by one."""
+        self._gate = gate
 
     async def stop(self) -> None:
         """Flush what is queued, then stop the writer."""
@@ -491,6 +497,13 @@ class Pipeline:
         while True:
             batch = [await self._queue.get()]
             await asyncio.sleep(0.02)  # let concurrent polls join this transaction
+            if self._gate is not None:
+                await asyncio.wait([self._gate])
+                if self._gate.cancelled() or self._gate.exception() is not None:
+                    for _, done in batch:
+                        done.cancel()
+                        self._queue.task_done()
+                    continue
             items = len(batch[0][0].matched)
             while not self._queue.empty() and len(batch) < MAX_BATCH_SOURCES and items < MAX_BATCH_ITEMS:
                 batch.append(self._queue.get_nowait())

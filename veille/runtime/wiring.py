@@ -110,10 +110,17 @@ class Components(Wiring):
     http: HttpClient
     pipeline: Pipeline
     alerting: AlertingService | None = None  # None when [alerting] is off
+    # Built with wait_for_scorer=False: waits (in a thread) until the scorer's model is loaded, or raises.
+    scorer_ready: Callable[[], Awaitable[None]] | None = None
 
 
-def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = True) -> Components:
-    """Open the database (refusing a schema that is behind or ahead), load the scorer, wire the pipeline."""
+def build(
+    config: Config, *, clock: Clock | None = None, with_alerting: bool = True, wait_for_scorer: bool = True
+) -> Components:
+    """Open the database (refusing a schema that is behind or ahead), load the scorer, wire the pipeline.
+
+    With `wait_for_scorer=False` the model goes on loading in its helper while the caller polls; the caller
+    awaits `Components.scorer_ready` (`veille run --once`: the polls' first round trips need no model)."""
     from veille.core.paths import data_dir
     from veille.scoring.process import ScoringProcess
 
@@ -128,13 +135,15 @@ def build(config: Config, *, clock: Clock | None = None, with_alerting: bool = T
     # memory stays small (veille.scoring.process explains the trade). It loads while the rest is wired.
     scorer = ScoringProcess(config.sentiment, data_dir=data_dir(config.database_url)).launch()
     try:
-        return _wire(config, engine, clock, scorer, with_alerting=with_alerting)
+        return _wire(config, engine, clock, scorer, with_alerting=with_alerting, wait_for_scorer=wait_for_scorer)
     except BaseException:
         scorer.close()
         raise
 
 
-def _wire(config: Config, engine: Engine, clock: Clock, scorer: ScoringProcess, *, with_alerting: bool) -> Components:
+def _wire(
+    config: Config, engine: Engine, clock: Clock, scorer: ScoringProcess, *, with_alerting: bool, wait_for_scorer: bool
+) -> Components:
     from veille.sources.rss.parsepool import FeedParsePool
 
     http = HttpClient(config.http, clock=clock)
@@ -154,7 +163,14 @@ def _wire(config: Config, engine: Engine, clock: Clock, scorer: ScoringProcess, 
     hooks: AlertingService | None = None
     if with_alerting and config.alerting.enabled:
         hooks = build_alerting(config, engine, clock, wiring, storage=storage)
-    scorer.start()  # waits for the model: a model that cannot load stops the daemon here
+    scorer_ready = None
+    if wait_for_scorer:
+        scorer.start()  # waits for the model: a model that cannot load stops the daemon here
+    else:
+
+        async def scorer_ready() -> None:
+            await asyncio.to_thread(scorer.start)
+
     wiring.closers.append(scorer.close)
     wiring.health_sources.append(
         lambda: {"scorer": {"pid": scorer.pid, "restarts": scorer.restarts, "in_process": scorer.degraded}}
@@ -178,6 +194,7 @@ def _wire(config: Config, engine: Engine, clock: Clock, scorer: ScoringProcess, 
         health_sources=wiring.health_sources,
         reloaders=wiring.reloaders,
         alerting=hooks,
+        scorer_ready=scorer_ready,
     )
 
 

@@ -174,8 +174,9 @@ class FeedParsePool:
         if keywords is not None:
             selection = [list(keywords), time.time() if now is None else now, max_entries]
         header = json.dumps([url, _content_type(headers), self.max_entries, selection]).encode()
-        message = len(header).to_bytes(4, "big") + header + body  # one message: fewer syscalls
         worker = await self._idle.get()
+        # Built once a worker is free: polls waiting for one hold their body only, not a copy of it too.
+        message = len(header).to_bytes(4, "big") + header + body  # one message: fewer syscalls
         # The round trip runs as its own task and the worker returns to the queue only when it is
         # over, even if this caller is cancelled meanwhile: a worker never serves two parses at once.
         task = asyncio.ensure_future(self._round_trip(worker, message, url))
