@@ -19,6 +19,7 @@ TEXTS = [
     "The service was awful and the pizza cold.",
     "",
     "Ouvert le dimanche.",
+    "la comida llegó fría y el camarero fue muy grosero",  # unscored (issue 16): no label crosses the pipe
 ]
 
 
@@ -32,6 +33,7 @@ def scorer() -> ScoringProcess:
 def test_scores_exactly_like_the_in_process_scorer(scorer: ScoringProcess) -> None:
     expected = load_scorer(SentimentSettings()).score_batch(TEXTS)
     assert scorer.score_batch(TEXTS) == expected
+    assert (expected[-1].label, expected[-1].lang) == (None, "es")
     assert scorer.name == load_scorer(SentimentSettings()).name
     assert scorer.score_batch([]) == []
 
