@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from tests.support.paths import REPO_ROOT
 from tests.support.seed import add_rss_source
 from veille.cli import cli
+from veille.cli.wording import configured_lang
 from veille.core.matching import MatchResult
 from veille.core.models import Item, SentimentLabel, SentimentResult
 from veille.store.engine import make_engine, write_tx
@@ -150,6 +151,11 @@ def test_hits_lang_filters_and_shows_unscored_posts(setup: tuple[Path, str]) -> 
     assert [r["text"] for r in csv.DictReader(io.StringIO(french.output))] == ["Chez Gégé, super accueil"]
     table = invoke("hits", "--config", str(config), "--lang", "unscored", "--wide")
     assert "unscored (de)" in table.output and "super accueil" not in table.output
+    # Here --lang is the posts' language: the messages stay in English (VEILLE_LANG) with --lang fr.
+    assert "No hits." in invoke("hits", "--config", str(config), "--lang", "fr", "--search", "nowhere").output
+    for args in (["hits", "--lang", "fr"], ["--log-level", "debug", "hits", "--lang=fr"]):
+        assert configured_lang(args) == "en"  # VEILLE_LANG
+    assert configured_lang(["report", "--lang", "fr"]) == "fr"  # there --lang is the messages' language
     bad = CliRunner().invoke(cli, ["hits", "--config", str(config), "--lang", "french"])
     assert bad.exit_code == 2 and "write a language code such as fr, en, es, de, or unscored" in bad.output
     assert "Traceback" not in bad.output

@@ -78,15 +78,22 @@ def _route_click_messages() -> None:
 _route_click_messages()
 
 
+# Commands whose --lang names the posts' language, not the messages' (`veille hits --lang es`, issue 16).
+POSTS_LANG_COMMANDS = frozenset({"hits"})
+
+
 def configured_lang(args: Sequence[str], environ: dict[str, str] | None = None) -> str:
     """The run's language before parsing: a command's --lang, else VEILLE_LANG, else `lang` in the config
     file, else French."""
     env = os.environ if environ is None else environ
     path = env.get("VEILLE_CONFIG") or "config.toml"
     chosen = None
+    command = _command(args)
     for index, arg in enumerate(args):
         if arg == "--":
             break
+        if command in POSTS_LANG_COMMANDS and (arg == "--lang" or arg.startswith("--lang=")):
+            continue
         value = args[index + 1] if index + 1 < len(args) else None
         if arg == "--config" and value is not None:
             path = value
@@ -106,6 +113,14 @@ def configured_lang(args: Sequence[str], environ: dict[str, str] | None = None) 
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         lang = None
     return current_lang(lang if isinstance(lang, str) else None)
+
+
+def _command(args: Sequence[str]) -> str | None:
+    """The subcommand's name: the first word that is neither an option nor the value of --log-level."""
+    for index, arg in enumerate(args):
+        if not arg.startswith("-") and (index == 0 or args[index - 1] != "--log-level"):
+            return arg
+    return None
 
 
 @contextmanager
