@@ -37,7 +37,8 @@ _EMPTY = SentimentResult(SentimentLabel.NEU, 0.0, "und", ())
 
 
 class DefaultScorer:
-    """Offline, about 10,000 short posts per second on one core; loads in about 0.2 s.
+    """Offline, thousands of short posts per second on one core; loads in about 2 s (1.5 of them the language
+    detector's model, read once per process).
 
     The label is the most probable class; the score is P(pos) - P(neg), so a hesitant "neu"
     can carry a leaning. Posts with no words (emojis, emoticons) are judged by the rules alone.
@@ -48,6 +49,7 @@ class DefaultScorer:
     def __init__(self, model: LinearModel, *, resources: Resources | None = None, origin: str = "bundled") -> None:
         res = resources or load_resources()
         self.tokenizer = Tokenizer(res)
+        self.tokenizer.detector.load()  # with the model, not on the first batch (the helper loads while polls start)
         self.rules = Rules(res)
         self.model = model
         # The rules know French and English; other languages are left unscored rather than read as French.

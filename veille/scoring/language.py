@@ -52,7 +52,7 @@ class LanguageDetector:
 
     def guess_batch(self, texts: Sequence[str]) -> list[Guess]:
         """One guess per text. A text with no letters gets ("und", 0.0)."""
-        tables = self._load()
+        tables = self.load()
         encoded = [_encode(text[:MAX_CHARS]) for text in texts]
         rows, features = tables.features(encoded)
         scores = np.zeros((len(texts), len(tables.classes)), dtype=np.float32)
@@ -80,7 +80,8 @@ class LanguageDetector:
             for i, b in enumerate(best.tolist())
         ]
 
-    def _load(self) -> _Tables:
+    def load(self) -> _Tables:
+        """Read the model now (once per process) rather than on the first batch."""
         with self._lock:
             if self._tables is None:
                 self._tables = _Tables.load(self.languages)
