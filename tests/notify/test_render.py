@@ -111,3 +111,12 @@ def test_the_digest_lists_what_awaits_an_answer_with_an_excerpt() -> None:
     many = [Awaiting(n, "resto", "post", "A", "?", now - timedelta(minutes=n)) for n in range(1, 12)]
     _, capped = compose([], {}, {"resto": "Resto"}, "fr", awaiting=many, now=now, tz=paris)
     assert capped[-1] == "    … et 3 autres : veille inbox" and len(capped) == 2 + 8 + 1
+
+
+def test_an_unscored_post_reads_unscored_in_the_readers_language() -> None:
+    """Issue 16: a Spanish post has no sentiment; the alert says so in French ("non noté (es)")."""
+    spanish = HitSummary(2, "rss", "una estafa", None, "ana", None, "", "unscored (es)", None)
+    french = replace(_alert("fr"), hits=(spanish,))
+    english = replace(_alert("en"), hits=(spanish,))
+    assert "non noté (es)" in render_text(french) and "non noté (es)" in "".join(render_notification(french).parts)
+    assert "unscored (es)" in render_text(english) and "unscored (es)" in "".join(render_notification(english).parts)
