@@ -170,16 +170,14 @@ class _Tables:
             columns[: ordered[column], column] = np.frombuffer(encoded[i], dtype=np.uint8)
         walking = np.searchsorted(-ordered, -np.arange(len(columns)), side="left")  # texts longer than p
         state = np.zeros(len(encoded), dtype=np.intp)
-        row_parts: list[np.ndarray] = []
-        feature_parts: list[np.ndarray] = []
+        outputs = np.full(columns.shape, -1, dtype=np.intp)  # the feature each text's byte ends, or -1
+        next_array, row_array, output_array = self.next_array, self.row_array, self.output_array
         for position, count in enumerate(walking.tolist()):
-            moved = self.next_array[self.row_array[state[:count]] + columns[position, :count]]
+            moved = next_array[row_array[state[:count]] + columns[position, :count]]
             state[:count] = moved
-            outputs = self.output_array[moved]
-            emitted = outputs >= 0
-            row_parts.append(order[:count][emitted])
-            feature_parts.append(outputs[emitted])
-        return np.concatenate(row_parts), np.concatenate(feature_parts)
+            outputs[position, :count] = output_array[moved]
+        positions, columns_found = np.nonzero(outputs >= 0)
+        return order[columns_found], outputs[positions, columns_found]
 
     def walk(self, encoded: bytes) -> list[int]:
         """The n-gram features of the text, repeats included: one pass of the automaton over its bytes."""
