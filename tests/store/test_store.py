@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select, update
 
 from veille.core.matching import MatchResult
@@ -468,3 +470,14 @@ def test_sync_config_writes_only_what_the_config_changes(engine: Engine, db_url:
         assert conn.execute(select(clients.c.name)).scalar_one() == "Chez Gégé"
     assert [rows[k].every_seconds for k in ("resto/f0", "resto/f1")] == [1800, 1800]
     assert (rows["resto/f2"].in_config, rows["resto/f2"].enabled, rows["resto/f2"].every_seconds) == (False, False, 600)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), st.text(max_size=80))
+def test_a_hit_folded_once_gets_the_fingerprint_of_its_whole_text(title: str, text: str) -> None:
+    """The store folds a hit's title and text once for its duplicate fingerprint and its search column."""
+    from veille.core.matching import fold
+    from veille.store.urls import text_fingerprint
+
+    whole = text_fingerprint(f"{title} {text}", "rss:x")
+    assert text_fingerprint(f"{title} {text}", "rss:x", folded=f"{fold(title)} {fold(text)}") == whole

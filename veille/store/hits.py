@@ -43,7 +43,7 @@ from sqlalchemy import (
     update,
 )
 
-from veille.core.matching import MatchResult
+from veille.core.matching import MatchResult, fold
 from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult, StoredHit
 from veille.store.schema import engagement, hits, sources
 from veille.store.search import folded, needle, search_text
@@ -144,12 +144,13 @@ def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, An
     text = item.text[:MAX_FIELD]
     title = item.title[:MAX_FIELD]
     sentiment = matched.sentiment
+    folded = (fold(title), fold(text))  # for the duplicate fingerprint and the search column: folded once
     return {
         "source_id": source.id,
         "client_id": source.client_id,
         "external_id": item.external_id[:512],
         "canonical_url": canonical_url(item.url),
-        "text_hash": text_fingerprint(f"{title} {text}", f"{source.kind}:{item.external_id}"),
+        "text_hash": text_fingerprint(f"{title} {text}", f"{source.kind}:{item.external_id}", folded=" ".join(folded)),
         "content_hash": content_hash(title, text),
         "content_changes": 0,
         "kind": source.kind,
@@ -175,7 +176,7 @@ def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, An
         "thread_id": item.thread_id and item.thread_id[:512],
         "parent_id": item.parent_id and item.parent_id[:512],
         "from_client": item.from_client,
-        "search_text": search_text(title, text, (item.author or None) and item.author[:300]),
+        "search_text": search_text(title, text, (item.author or None) and item.author[:300], folded=folded),
         "duplicate_of": None,
     }
 

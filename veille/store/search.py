@@ -44,9 +44,14 @@ def _tables() -> tuple[str, str, tuple[tuple[str, str], ...]]:
 _FROM, _TO, _PAIRS = _tables()
 
 
-def search_text(title: str | None, text: str | None, author: str | None) -> str:
-    """A hit's `search_text`: its title, text and author folded, one field from the next kept apart."""
-    return SEPARATOR.join(fold(field or "") for field in (title, text, author))
+def search_text(
+    title: str | None, text: str | None, author: str | None, *, folded: tuple[str, str] | None = None
+) -> str:
+    """A hit's `search_text`: its title, text and author folded, one field from the next kept apart.
+
+    `folded` is (fold(title), fold(text)) when the caller has them already."""
+    title_text = folded if folded is not None else (fold(title or ""), fold(text or ""))
+    return SEPARATOR.join((*title_text, fold(author or "")))
 
 
 def needle(search: str) -> str:

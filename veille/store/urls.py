@@ -28,9 +28,11 @@ def canonical_url(url: str | None) -> str | None:
     return urlunsplit(("https", host, path, urlencode(sorted(query)), ""))
 
 
-def text_fingerprint(text: str, fallback: str) -> str:
-    """Hash of the normalised text; short texts ("merci !") would collide, so they use `fallback`."""
-    folded = " ".join(fold(text).split())
+def text_fingerprint(text: str, fallback: str, *, folded: str | None = None) -> str:
+    """Hash of the normalised text; short texts ("merci !") would collide, so they use `fallback`.
+
+    `folded` is `fold(text)` when the caller has it already (the store folds a hit's fields once)."""
+    folded = " ".join((fold(text) if folded is None else folded).split())
     basis = folded if len(folded) >= 40 else f"\x00{fallback}"
     return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
 
