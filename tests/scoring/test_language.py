@@ -83,6 +83,7 @@ def test_a_batch_and_one_by_one_give_py3langid_s_own_answer() -> None:
     detector = LanguageDetector()
     batched = detector.guess_batch(texts)
     single = [detector.guess_batch([text])[0] for text in texts[:40]]
+    assert detector.guess_batch(texts * 6) == batched * 6  # more than a chunk: walked in pieces, same answers
     for text, guess in [*zip(texts, batched, strict=True), *zip(texts, single, strict=False)]:
         lang, confidence = reference.classify(text)
         assert guess.lang == lang, text

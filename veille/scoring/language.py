@@ -33,6 +33,7 @@ MAX_CHARS = 300  # the first words tell the language; a whole article would only
 SURE = 0.7  # the guess's probability needed against French or English grammar words in the post
 LIKELY = 0.6  # ... when the post has none
 MIN_WORDS = 3  # "Top !", "Nickel", "pizza froide", a name: too short to name a language veille does not score
+CHUNK = 1024  # texts walked together at most: two arrays of (MAX_CHARS x 4 bytes of UTF-8) x 1024 x 8, 10 MB each
 LOCKSTEP_FROM = 16  # texts in a batch from which the byte walk runs in numpy (see _Tables.features)
 VOTED = ("fr", "en")  # the languages the grammar-word vote knows (veille.scoring.text)
 # Written in another script: never confused with French, and Chinese or Japanese have no spaces to count words by.
@@ -55,6 +56,12 @@ class LanguageDetector:
 
     def guess_batch(self, texts: Sequence[str]) -> list[Guess]:
         """One guess per text. A text with no letters gets ("und", 0.0)."""
+        if len(texts) > CHUNK:  # the batch walk holds a byte x text array: bound it
+            return [
+                guess
+                for start in range(0, len(texts), CHUNK)
+                for guess in self.guess_batch(texts[start : start + CHUNK])
+            ]
         tables = self.load()
         encoded = [_encode(text[:MAX_CHARS]) for text in texts]
         rows, features = tables.features(encoded)
