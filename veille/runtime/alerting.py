@@ -53,16 +53,24 @@ from veille.runtime.summaries import SUMMARISED, Summaries
 from veille.scoring.excerpt import SHORT_TEXT, sentiment_excerpt
 from veille.store import alerts as store
 from veille.store.audience import Figure, highest_since
-from veille.store.engine import read_conn, write_tx
+from veille.store.engine import is_sqlite, read_conn, write_tx
 from veille.store.outage import StorageStatus
 
 log = logging.getLogger("veille.alerting")
 RETENTION = timedelta(days=14)  # per-hit risk rows: longer than any spike baseline
 OUTBOX_RETENTION = timedelta(days=30)  # finished outbox rows (`veille alerts` shows their deliveries)
 TICK_SECONDS = 1.0  # group_wait and escalations fire within a second of their due time
-TICK_BATCH = 20  # clients per write transaction of the tick (bench/alert_burst.py measures the longest hold)
-YIELD_AFTER = 0.02  # seconds: a tick batch that held the write lock this long leaves other writers a gap...
-YIELD_GAP = 0.11  # ...this long, a little more than SQLite's longest busy-handler sleep (100 ms)
+# Write locks stay short at 1,000 clients (bench/alert_burst.py measures the longest transaction of each writer):
+# a write transaction of the tick takes clients a step at a time and commits once it has held the lock for
+# TICK_BUDGET; a step is sized on the last step's cost per client, at most TICK_BATCH clients.
+TICK_BUDGET = 0.04  # seconds
+TICK_BATCH = 20  # clients per step at most
+# The hits' transaction (the pipeline's writer) examines its clients' new hits for TICK_BUDGET too, then leaves
+# the other clients' examination to the next tick, as of the hits' time (store.defer_detection).
+# SQLite: after holding the write lock this long over consecutive transactions, the tick leaves other writers a
+# gap a little longer than SQLite's longest busy-handler sleep (100 ms), so that a waiting one gets its turn.
+HOLD_BEFORE_GAP = 0.2
+YIELD_GAP = 0.11
 # A client with an open buzz/volume incident is re-examined by the tick at most this often (new hits are
 # examined at once in on_new_hits): with hundreds of open incidents, re-reading each client's week of
 # hits every second kept the write lock for seconds and starved the pipeline's writes.
@@ -164,6 +172,14 @@ class HitWindows:
             window[row.hit_id] = row
             self._touch(conn, client_id)
 
+    def has(self, client_id: str, hit_ids: Collection[int]) -> bool:
+        """Whether these hits are in the client's window as kept (else it is read again)."""
+        window = self._rows.get(client_id)
+        return window is not None and all(h in window for h in hit_ids)
+
+    def forget(self, client_id: str) -> None:
+        self._rows.pop(client_id, None)
+
     def _touch(self, conn: Connection, client_id: str) -> None:
         conn.info.setdefault(self._TOUCHED, set()).add(client_id)
 
@@ -235,6 +251,7 @@ class AlertingService:
         self.windows = HitWindows(engine, self.clock)
         self.incident_summaries = Summaries(self.settings.spike_window, self.settings.risk_threshold)
         self._detected_at: dict[str, float] = {}  # client -> monotonic time of its last detection
+        self._client_cost: float | None = None  # seconds per client of the tick's last step
         self.last_tick_at: datetime | None = None
 
     def now(self) -> datetime:
@@ -256,6 +273,7 @@ class AlertingService:
         """
         if not self.settings.enabled or not hits:
             return
+        began = self.clock.monotonic()
         now = self.now()
         evidence: dict[str, list[int]] = defaultdict(list)
         rescored: set[str] = set()
@@ -267,10 +285,22 @@ class AlertingService:
                 evidence[hit.client_id].append(hit.id)
             elif change is _Change.RESCORED:
                 rescored.add(hit.client_id)
-        for client_id in sorted(set(evidence) | rescored):
-            if client_id in evidence:
-                store.kv_set(conn, f"last_data:{client_id}", now.isoformat(), now)
-            self._detect_client(conn, client_id, evidence.get(client_id, ()), now)
+        store.kv_set_many(conn, {f"last_data:{c}": now.isoformat() for c in evidence}, now)
+        clients = sorted(set(evidence) | rescored)
+        deferred = store.detections_due(conn, clients)  # left by an earlier transaction: examined with these
+        done: list[str] = []
+        later: dict[str, list[int]] = {}
+        for client_id in clients:
+            changed = [*deferred.get(client_id, (now, []))[1], *evidence.get(client_id, ())]
+            if later or (done and self.clock.monotonic() - began >= TICK_BUDGET):
+                # Opening an incident costs ms (summary, notification): past the budget, the next tick
+                # opens it, as of now, in its own short transactions.
+                later[client_id] = changed
+                continue
+            done.append(client_id)
+            self._detect_client(conn, client_id, changed, now)
+        store.clear_detections(conn, [c for c in done if c in deferred])
+        store.defer_detections(conn, later, now)
 
     def on_hits_refreshed(self, conn: Connection, hits: list[StoredHit]) -> None:
         """Re-fetched hits (new engagement figures): same as `on_new_hits`, named for the caller's sake."""
@@ -332,21 +362,41 @@ class AlertingService:
             return None
         with read_conn(self.engine) as conn:
             involved = {c.id for c in self.config.clients} | store.clients_with_alert_state(conn)
+            involved |= set(store.detections_due(conn))
         ordered = sorted(involved)
         dues: list[datetime] = []
-        for start in range(0, len(ordered), TICK_BATCH):
-            began = time.monotonic()
+        gaps = is_sqlite(self.engine)
+        start = 0
+        held = 0.0  # seconds of lock held since the last gap
+        while start < len(ordered):
             with write_tx(self.engine) as conn:
-                dues += self._tick_clients(conn, set(ordered[start : start + TICK_BATCH]), now)
-            held = time.monotonic() - began
-            if held > YIELD_AFTER and start + TICK_BATCH < len(ordered):
+                began = self.clock.monotonic()
+                while start < len(ordered) and (spent := self.clock.monotonic() - began) < TICK_BUDGET:
+                    step = ordered[start : start + self._step_size(TICK_BUDGET - spent)]
+                    step_began = self.clock.monotonic()
+                    dues += self._tick_clients(conn, set(step), now)
+                    cost = (self.clock.monotonic() - step_began) / len(step)
+                    # Up at once, down slowly: one cheap step must not size the next for 20 costly clients.
+                    self._client_cost = max(cost, (self._client_cost or 0.0) * 0.7)
+                    start += len(step)
+            held += self.clock.monotonic() - began
+            if gaps and held >= HOLD_BEFORE_GAP and start < len(ordered):
                 # A waiting writer retries on SQLite's busy schedule (every 100 ms at most): leave it a gap
-                # as long as that, or it could wait out the whole tick. Quick batches need no gap.
+                # as long as that, or it could wait out the whole tick. Quick ticks need no gap.
                 time.sleep(YIELD_GAP)
+                held = 0.0
         with write_tx(self.engine) as conn:
             dues += self._upkeep(conn, now)
         future = [t for t in dues if t > now]
         return min(future) if future else None
+
+    def _step_size(self, left: float) -> int:
+        """As many clients as the last step's cost per client says fit in `left` seconds (at least one)."""
+        if self._client_cost is None:
+            return 1  # nothing measured yet: one client, whose cost sizes the next step
+        if self._client_cost <= 0:
+            return TICK_BATCH
+        return max(1, int(min(TICK_BATCH, left / self._client_cost)))
 
     def tick_in(self, conn: Connection) -> datetime | None:
         """The whole tick inside the caller's transaction (a one-shot run ending its groups)."""
@@ -355,6 +405,7 @@ class AlertingService:
         if not self.settings.enabled:
             return None
         involved = {c.id for c in self.config.clients} | store.clients_with_alert_state(conn)
+        involved |= set(store.detections_due(conn))
         dues = self._tick_clients(conn, involved, now) + self._upkeep(conn, now)
         future = [t for t in dues if t > now]
         return min(future) if future else None
@@ -362,8 +413,14 @@ class AlertingService:
     def _tick_clients(self, conn: Connection, clients: set[str], now: datetime) -> list[datetime]:
         """Detection, source and silence signals, then escalation, for these clients; when each is next due."""
         configured = {c.id for c in self.config.clients}
-        active = store.active_incidents(conn, client_ids=clients)
         store.lock_clients(conn, clients)
+        deferred = store.detections_due(conn, clients)
+        for client_id, (at, changed) in sorted(deferred.items()):
+            if not self.windows.has(client_id, changed):
+                self.windows.forget(client_id)  # another process stored them: read the window again
+            self._detect_client(conn, client_id, changed, at)
+        store.clear_detections(conn, list(deferred))
+        active = store.active_incidents(conn, client_ids=clients)
         signals: list[Signal] = []
         for client_id in sorted({i.client_id for i in active if i.cause in (Cause.BUZZ, Cause.VOLUME)}):
             if self._redetect_due(client_id):
@@ -760,8 +817,8 @@ class AlertingService:
     ) -> list[Signal]:
         if self.settings.no_data_after is None:
             return []
-        last_data = store.kv_get_prefix(conn, "last_data:")
-        watching = store.kv_get_prefix(conn, "watch_since:")
+        last_data = store.kv_get_names(conn, "last_data:", client_ids)
+        watching = store.kv_get_names(conn, "watch_since:", client_ids)
         signals = []
         for client_id in sorted(client_ids):
             if client_id not in watching:
