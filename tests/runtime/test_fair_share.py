@@ -171,6 +171,9 @@ def test_veille_daemons_lists_the_live_daemons(tmp_path: Path, db_url: str, monk
     assert not rows[f"{HOST}:c:x"]["live"] and rows[f"{HOST}:c:x"]["share"] == 0
     table = CliRunner().invoke(cli, ["daemons", "--config", str(config)], catch_exceptions=False).output
     assert "en marche" in table and "muet" in table and "running" not in table
+    listed = CliRunner().invoke(cli, ["sources", "--config", str(config), "--format", "json"], catch_exceptions=False)
+    holders = Counter(row["lease_owner"] for row in json.loads(listed.output))  # each source says who polls it
+    assert holders == {owner: row["held"] for owner, row in rows.items() if row["held"]}
 
 
 def fleet_config(tmp_path: Path, name: str, pg_url: str, server: LocalServer, feeds: int) -> Path:

@@ -10,16 +10,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.paths import REPO_ROOT
+from tests.support.seed import add_rss_source
 from tests.support.server import Request, Response
 from tests.support.web import filled_site, free_port, resto_feed, tapis_feed
-from veille.web.metrics import health_file_figures
+from veille.core.clock import FakeClock
+from veille.store.engine import make_engine, write_tx
+from veille.store.migrate import upgrade
+from veille.store.schema import clients, sources
+from veille.web.metrics import health_file_figures, registry_for
 
 
 def scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -45,6 +52,37 @@ def test_a_health_file_that_is_no_json_object_gives_no_daemon_figures(tmp_path: 
     assert read() is None  # /metrics and /healthz read it with .get(): a list made them fail
     path.write_text('{"storage_ok": true}', encoding="utf-8")
     assert read() == {"storage_ok": True}
+
+
+def test_leases_held_are_shown_per_daemon_and_source_kind(tmp_path: Path) -> None:
+    """Which daemon holds what: live leases only, counted per daemon id and kind (issue 17)."""
+    clock = FakeClock()
+    engine = make_engine(f"sqlite:///{tmp_path / 'veille.db'}")
+    upgrade(engine)
+    now = clock.now()
+    soon, gone = now + timedelta(minutes=2), now - timedelta(seconds=1)
+    holders = [("host:1:a", "rss", soon)] * 3 + [("host:1:a", "mastodon", soon), ("host:2:b", "rss", soon)]
+    holders += [("host:3:c", "rss", gone), (None, "rss", None)]  # an expired lease, a free source
+    with write_tx(engine) as conn:
+        conn.execute(clients.insert().values(id="resto", name="Resto", updated_at=now))
+        for n, (owner, kind, until) in enumerate(holders):
+            ref = add_rss_source(conn, key=f"resto/s{n}", target=f"https://example.org/{n}.xml")
+            conn.execute(
+                sources.update().where(sources.c.id == ref.id).values(kind=kind, lease_owner=owner, lease_until=until)
+            )
+    text = generate_latest(registry_for(engine, clock, lambda: None)).decode()
+    engine.dispose()
+    samples = {
+        tuple(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "veille_leases_held"
+    }
+    assert samples == {
+        (("daemon", "host:1:a"), ("kind", "rss")): 3,
+        (("daemon", "host:1:a"), ("kind", "mastodon")): 1,
+        (("daemon", "host:2:b"), ("kind", "rss")): 1,
+    }
 
 
 def wait_until(condition: object, timeout: float) -> bool:

@@ -54,16 +54,16 @@ def database_figures(conn: Connection, now: datetime) -> dict[str, Any]:
         .group_by(incidents.c.urgency)
     ).all()
     leases = conn.execute(
-        select(sources.c.lease_owner, func.count())
-        .where(sources.c.lease_owner.is_not(None), sources.c.lease_until > now)
-        .group_by(sources.c.lease_owner)
+        select(sources.c.lease_owner, sources.c.kind, func.count())
+        .where(sources.c.lease_owner.is_not(None), sources.c.lease_until > now, sources.c.in_config.is_(True))
+        .group_by(sources.c.lease_owner, sources.c.kind)
     ).all()
     return {
         "sources": [(kind, status, int(count), int(stored)) for kind, status, count, stored in by_kind],
         "messages": [(channel, state, int(count)) for channel, state, count in messages],
         "oldest_pending": (now - oldest).total_seconds() if oldest is not None else 0.0,
         "incidents": {urgency: int(count) for urgency, count in open_incidents},
-        "leases": {owner: int(count) for owner, count in leases},
+        "leases": {(owner, kind): int(count) for owner, kind, count in leases},
     }
 
 
@@ -135,9 +135,13 @@ class VeilleCollector(Collector):
         for urgency in ("low", "high"):
             open_incidents.add_metric([urgency], stored["incidents"].get(urgency, 0))
         yield open_incidents
-        leases = GaugeMetricFamily("veille_leases_held", "Source leases held, per daemon", labels=["owner"])
-        for owner, count in sorted(stored["leases"].items()):
-            leases.add_metric([owner], count)
+        leases = GaugeMetricFamily(
+            "veille_leases_held",
+            "Sources whose lease a live daemon holds (it alone polls them), per daemon id and source kind",
+            labels=["daemon", "kind"],
+        )
+        for (owner, kind), count in sorted(stored["leases"].items()):
+            leases.add_metric([owner, kind], count)
         yield leases
 
     def _daemon(self, daemon: dict[str, Any], now: datetime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
