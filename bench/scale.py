@@ -224,8 +224,10 @@ def measure(count: int, feeds: list[str], args: argparse.Namespace, host: psutil
                 even = len(owners) == count and all(abs(n - fair) <= 0.1 * fair + 1 for n in owners.values())
                 if polled == len(feeds) and even:
                     break
-                if any(d.poll() is not None for d in daemons):
-                    raise RuntimeError(f"a daemon exited: see {work}/{count}-*.log")
+                for i, d in enumerate(daemons):
+                    if d.poll() is not None:
+                        tail = (work / f"{count}-{i}.log").read_text(encoding="utf-8", errors="replace")[-3000:]
+                        raise RuntimeError(f"daemon {i} of {count} exited ({d.returncode}):\n{tail}")
                 time.sleep(1)
             else:
                 print(f"  ({count} daemons: not settled after {args.settle:.0f} s: {dict(owners)}, {polled} polled)")
@@ -267,7 +269,9 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=3000)
     parser.add_argument("--daemons", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--window", type=float, default=60.0, help="seconds measured once settled")
-    parser.add_argument("--settle", type=float, default=240.0, help="seconds allowed to settle")
+    parser.add_argument(
+        "--settle", type=float, default=900.0, help="seconds allowed for the cold round and even shares"
+    )
     parser.add_argument("--hosts", type=int, default=16)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--every", default="30s")

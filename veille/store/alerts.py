@@ -864,7 +864,10 @@ def outbox_rows(
 
 
 def outbox_counts(conn: Connection) -> dict[str, int]:
-    return dict(conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).tuples().all())
+    return {
+        state: int(count)
+        for state, count in conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
+    }
 
 
 def escalate_now(conn: Connection, incident_id: int, now: datetime) -> None:
