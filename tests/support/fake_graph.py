@@ -276,6 +276,8 @@ class GraphFake(FakeApi):
             rows = sorted(
                 self.conversations.get((page_id, platform), []), key=lambda c: c["updated_time"], reverse=True
             )
+            if person := q1(request, "user_id"):  # the conversation with one person (webhooks name the person)
+                rows = [c for c in rows if any((m.get("from") or {}).get("id") == person for m in c["messages"])]
             rows = [{**c, "messages": {"data": c["messages"][:20]}} for c in rows]
             return self._page(request, rows, page_id, edge)
         return graph_error(100, f"(#100) Tried accessing nonexisting field ({edge})")

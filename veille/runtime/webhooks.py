@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -27,11 +28,12 @@ from veille.runtime.pipeline import Pipeline, SourceRuntime
 from veille.sources._common import text_of
 from veille.sources.base import PollContext
 from veille.sources.instagram import InstagramOptions, fetch_mention
-from veille.sources.metawebhooks import parse_delivery, webhook_account
+from veille.sources.metawebhooks import conversation_of, parse_delivery, webhook_account
 
 log = logging.getLogger("veille.runtime.webhooks")
 
-MENTION_TIMEOUT = 10.0  # seconds for reading one mentioned comment: Meta waits about 20 s for the answer
+MENTION_TIMEOUT = 10.0  # seconds for one Graph API read (a mention, a conversation): Meta waits ~20 s for our answer
+CONVERSATIONS = "webhook_conversations"  # runtime.cache: person id -> the page's conversation id with them
 
 
 class WebhookReceiver:
@@ -64,17 +66,14 @@ class WebhookReceiver:
                         found = await self._mention(runtime, account, media, comment)
                         items += [found] if found is not None else []
                 if items:
+                    items = [await self._in_conversation(runtime, item) for item in items]
                     wanted.setdefault(runtime.config.key, []).extend(items)
         stored = await asyncio.gather(*(self.pipeline.store_pushed(key, items) for key, items in wanted.items()))
         return sum(stored)
 
-    async def _mention(self, runtime: SourceRuntime, account: str, media: str, comment: str) -> Item | None:
-        """An Instagram mention names only ids: read the comment or caption with the source's token."""
-        options = runtime.config.options
-        if not isinstance(options, InstagramOptions):  # mentions come from Instagram deliveries only
-            return None
+    def _context(self, runtime: SourceRuntime) -> PollContext:
         key = runtime.config.key
-        ctx = PollContext(
+        return PollContext(
             http=self.pipeline.http,
             clock=self.pipeline.clock,
             client_id=runtime.config.client_id,
@@ -83,9 +82,36 @@ class WebhookReceiver:
             env=self.pipeline.env,
             cache=runtime.cache,
         )
+
+    async def _in_conversation(self, runtime: SourceRuntime, item: Item) -> Item:
+        """A direct message names its sender; the polls (and so the reply inbox) name the conversation: the
+        message gets the conversation's id as its thread (asked once per person, then remembered)."""
+        if not item.private or item.thread_id is None:
+            return item
+        person = item.thread_id
+        known = runtime.cache.setdefault(CONVERSATIONS, {})
+        assert isinstance(known, dict)
+        if person not in known:
+            try:
+                async with asyncio.timeout(MENTION_TIMEOUT):
+                    found = await conversation_of(self._context(runtime), runtime.config.options, person)
+            except (FetchError, TimeoutError) as exc:
+                log.warning("source %s: the conversation of a message could not be read (%s)", runtime.config.key, exc)
+                return item
+            if found is None:
+                return item
+            known[person] = found
+        return replace(item, thread_id=str(known[person]))
+
+    async def _mention(self, runtime: SourceRuntime, account: str, media: str, comment: str) -> Item | None:
+        """An Instagram mention names only ids: read the comment or caption with the source's token."""
+        options = runtime.config.options
+        if not isinstance(options, InstagramOptions):  # mentions come from Instagram deliveries only
+            return None
+        key = runtime.config.key
         try:
             async with asyncio.timeout(MENTION_TIMEOUT):
-                return await fetch_mention(ctx, options, account, media, comment)
+                return await fetch_mention(self._context(runtime), options, account, media, comment)
         except (FetchError, TimeoutError) as exc:
             log.warning("source %s: the mention %s could not be read (%s); polling goes on", key, comment or media, exc)
             return None

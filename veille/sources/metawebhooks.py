@@ -27,9 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veille.core.models import Item
-from veille.sources._common import bounded, dig, int_of, list_of, load_cursor, parse_time, text_of
-from veille.sources.facebook import FacebookOptions, post_item
+from veille.sources._common import bounded, dig, int_of, list_of, load_cursor, parse_time, require_secret, text_of
+from veille.sources.base import PollContext
+from veille.sources.facebook import MESSAGING_PERMISSION, FacebookOptions, post_item
 from veille.sources.facebook import comment_item as page_comment_item
+from veille.sources.graph import Graph
+from veille.sources.instagram import MESSAGES as INSTAGRAM_MESSAGES
 from veille.sources.instagram import InstagramOptions
 from veille.sources.instagram import comment_item as instagram_comment_item
 
@@ -74,6 +77,40 @@ def webhook_account(options: object, cursor: str | None) -> tuple[str, str] | No
         ig = options.ig_user_id or text_of(load_cursor(cursor), "ig")
         return ("instagram", ig) if ig else None
     return None
+
+
+async def conversation_of(ctx: PollContext, options: object, person: str) -> str | None:
+    """The id of the page's conversation with `person`: a message event names only the person (its
+    page-scoped id), the polls name the conversation (`/{page}/conversations`), and the reply inbox follows
+    a conversation by that id, so that the page's answer found by a poll closes what a webhook opened.
+    Read with `user_id` (Graph API, Conversations reference); None when no such conversation is listed."""
+    if isinstance(options, FacebookOptions):
+        page, platform, permission, base, token = (
+            options.page_id,
+            "messenger",
+            MESSAGING_PERMISSION,
+            options.api_base,
+            options.token_env,
+        )
+    elif isinstance(options, InstagramOptions):
+        page, platform, permission, base, token = (
+            options.page_id,
+            "instagram",
+            INSTAGRAM_MESSAGES,
+            options.api_base,
+            options.token_env,
+        )
+    else:
+        return None
+    graph = Graph(ctx, base, require_secret(ctx, token))
+    body = await graph.get(
+        f"{page}/conversations",
+        {"user_id": person, "platform": platform, "fields": "id"},
+        what=f"{platform} conversation of {page} with {person}",
+        permission=permission,
+    )
+    found = [text_of(c, "id") for c in list_of(body, "data")]
+    return next((c for c in found if c), None)
 
 
 @dataclass(frozen=True, slots=True)
