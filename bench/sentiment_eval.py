@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/sentiment_eval.py ../shared/data/sentiment-dev.tsv
         [--model-path FILE] [--scorer transformer --model-path DIR] [--languages]
+    .venv/bin/python bench/sentiment_eval.py tests/scoring/customer_sentiment.tsv   # customer language
+
+The first is research tweets (never trained on); the second is the regression set written for veille
+(complaints, questions, sarcasm, thanks, emojis, SMS French; held out, see tests/scoring/test_customer_set.py).
 
 --languages: only the language detector (issue 16), on the TSV's rows and on the short posts of
 tests/scoring/data/short_posts_lang.tsv (fr with SMS spelling, en, es, de, it, nl and others):

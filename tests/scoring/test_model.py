@@ -13,10 +13,10 @@ from veille.core.errors import ConfigError
 from veille.core.models import SentimentLabel
 from veille.core.paths import data_dir
 from veille.scoring import ScorerLoadError, load_scorer, trained_model_path
-from veille.scoring.linear import LinearModel, ModelFileError
+from veille.scoring.linear import STACK_INPUTS, LinearModel, ModelFileError
 from veille.scoring.loader import bundled_model_bytes
 from veille.scoring.settings import SentimentSettings
-from veille.scoring.training import MIN_ROWS, Example, TrainingDataError, read_tsv, train_model
+from veille.scoring.training import MIN_ROWS, STACK_MIN_ROWS, Example, TrainingDataError, read_tsv, train_model
 
 NEG, NEU, POS = SentimentLabel.NEG, SentimentLabel.NEU, SentimentLabel.POS
 
@@ -174,3 +174,40 @@ def test_sentiment_settings_are_validated(tmp_path: Path) -> None:
     assert any("not a local directory" in p.message for p in error.value.problems)
     with pytest.raises(ConfigError):
         parse_config('[sentiment]\nscorer = "bert"\n', environ={})
+
+
+def _many_rows() -> list[Example]:
+    """STACK_MIN_ROWS rows or more of the agency's vocabulary, with the rules disagreeing on some of them."""
+    rows = []
+    for i in range(STACK_MIN_ROWS // 3 + 1):
+        rows.append(Example("fr", NEG, f"pizza zorglub ce soir, table {i}"))
+        rows.append(Example("fr", NEU, f"vous ouvrez le {i} ? on sera {i % 7} à table"))
+        rows.append(Example("fr", POS, f"pizza parfaite, merci pour la table {i}"))
+    return rows
+
+
+def test_a_large_training_set_gets_a_stacker_that_survives_the_file(tmp_path: Path) -> None:
+    rows = _many_rows()
+    model, _ = train_model(rows, on_top=False)
+    head = model.heads["fr"]
+    assert head.stack is not None and head.stack.shape == (STACK_INPUTS, 3)
+    path = tmp_path / "m.json.gz"
+    model.save(path)
+    again = LinearModel.load(path)
+    assert again.heads["fr"].stack is not None
+    texts = ["pizza zorglub", "vous ouvrez dimanche ?", "pizza parfaite"]
+    assert [r.label for r in load_scorer(SentimentSettings(model_path=str(path))).score_batch(texts)] == [NEG, NEU, POS]
+    # A small set (a few dozen corrections) gets no stacker: its out-of-fold verdicts would be noise.
+    assert train_model(FR_ROWS, on_top=False)[0].heads["fr"].stack is None
+
+
+def test_model_files_of_version_1_still_load(tmp_path: Path) -> None:
+    """A model retrained by an older veille (no stacker) keeps working after an upgrade."""
+    model, _ = train_model(FR_ROWS, on_top=False)
+    path = tmp_path / "old.json.gz"
+    model.save(path)
+    doc = json.loads(gzip.decompress(path.read_bytes()))
+    doc["version"] = 1
+    path.write_bytes(gzip.compress(json.dumps(doc).encode()))
+    assert LinearModel.load(path).heads["fr"].stack is None
+    assert load_scorer(SentimentSettings(model_path=str(path))).score_batch(["pizza zorglub"])[0].label is NEG

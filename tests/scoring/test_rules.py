@@ -313,3 +313,70 @@ def test_scoring_from_worker_threads_gives_the_same_verdicts(scorer) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         batches = list(pool.map(scorer.score_batch, [texts] * 8))
     assert all(batch == expected for batch in batches)
+
+
+# --- reasons say what drove the verdict (issue 16) -----------------------------------------------
+
+
+def test_a_scam_warning_shows_no_praise(scorer) -> None:
+    result = one(scorer, "arnaque totale, ne commandez jamais chez tapis royal")
+    assert result.label is SentimentLabel.NEG
+    assert "-arnaque" in result.reasons
+    assert not any(reason.startswith("+") for reason in result.reasons), result.reasons
+
+
+def test_a_negator_about_something_else_leaves_the_bad_word_bad(tokenizer: Tokenizer, rules: Rules) -> None:
+    assert "-escrocs" in rules.evaluate(tokenizer.parse("ne commandez jamais chez ces escrocs")).reasons
+    # Right after the negator (or with only "du tout" between), a bad word still turns into mild praise.
+    assert "+pas mauvais" in rules.evaluate(tokenizer.parse("ce n'est pas du tout mauvais")).reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "not_a_reason"),
+    [
+        ("Certains clients attendent encore leur commande", "+Certains"),
+        ("Je suis sur place depuis midi, on attend", "+sur"),
+        ("Il fait 35 degrés en salle #chaleur", "+#chaleur"),
+    ],
+)
+def test_grammar_words_and_topics_are_not_opinions(
+    rules: Rules, tokenizer: Tokenizer, text: str, not_a_reason: str
+) -> None:
+    assert not_a_reason not in rules.evaluate(tokenizer.parse(text)).reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["C'est combien le menu du midi ?", "Quel est le prix d'une séance ?", "How much is the lunch menu?"],
+)
+def test_a_plain_question_is_neutral_with_no_negative_reason(scorer, text: str) -> None:
+    result = one(scorer, text)
+    assert result.label is SentimentLabel.NEU, result
+    assert not any(reason.startswith("-") for reason in result.reasons)
+
+
+def test_a_question_that_complains_stays_negative(scorer) -> None:
+    assert one(scorer, "Pourquoi personne ne répond jamais au téléphone ?").label is SentimentLabel.NEG
+    assert one(scorer, "Vous comptez me rembourser un jour ? Toujours pas de réponse").label is SentimentLabel.NEG
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "vous auriez au moins pu répondre",
+        "Vous pourriez au moins vous excuser.",
+        "You could at least have answered my email.",
+        "Merci pour rien.",
+    ],
+)
+def test_reproaches_are_negative(scorer, text: str) -> None:
+    result = one(scorer, text)
+    assert result.label is SentimentLabel.NEG, result
+    assert any(reason.startswith("-") for reason in result.reasons)
+
+
+def test_model_reasons_only_when_the_rules_have_none_and_only_words_that_weighed(scorer) -> None:
+    # The rules explain this one: the model's words are not added on top.
+    assert not any(r.startswith("model:") for r in one(scorer, "Service lamentable, serveur odieux").reasons)
+    for result in scorer.score_batch(["arnaque totale, ne commandez jamais chez tapis royal", "bof"]):
+        assert "model:royal" not in result.reasons

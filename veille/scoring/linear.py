@@ -19,11 +19,12 @@ import numpy as np
 
 from veille.core.models import SentimentLabel
 from veille.scoring.features import Batch, Vectorizer
-from veille.scoring.rules import Evidence
+from veille.scoring.rules import N_FEATURES, Evidence
 from veille.scoring.text import Parsed
 
 FORMAT = "veille-sentiment-linear"
-VERSION = 1
+VERSION = 2  # 2 adds the optional stacker; files of version 1 (no stacker) still load
+READABLE_VERSIONS = (1, 2)
 CLASSES = (SentimentLabel.NEG, SentimentLabel.NEU, SentimentLabel.POS)
 
 
@@ -50,6 +51,11 @@ class Head:
     # A user's head is trained on top of the bundled one: their scores add up (a product of
     # experts), so 60 labelled posts sharpen the bundled model instead of replacing it.
     prior: Head | None = None
+    # The learned combination of this head's verdict and the rules (issue 16): a small logistic
+    # regression over [log P(neg), log P(neu), log P(pos), the rule features, 1], fitted on
+    # out-of-fold predictions of the training rows, so the rules weigh what they are worth on
+    # texts the text model had not seen. None: the head's own logits are the verdict.
+    stack: np.ndarray | None = None  # (3 + N_FEATURES + 1, 3)
     _centered: np.ndarray | None = None
 
     @property
@@ -62,6 +68,8 @@ class Head:
     def score(self, parsed: Sequence[Parsed], evidence: Sequence[Evidence]) -> np.ndarray:
         """(documents x 3) logits of this head plus its prior's."""
         logits = self.logits(self.vectorizer.transform(parsed, evidence))
+        if self.stack is not None:
+            logits = stacked(self.stack, logits, evidence)
         if self.prior is not None:
             logits += self.prior.score(parsed, evidence)
         return logits
@@ -73,6 +81,23 @@ class Head:
             [np.bincount(batch.doc, weights=contributions[:, k], minlength=batch.size) for k in range(len(CLASSES))],
             axis=1,
         )
+
+
+STACK_INPUTS = len(CLASSES) + N_FEATURES + 1
+
+
+def stack_inputs(logits: np.ndarray, evidence: Sequence[Evidence]) -> np.ndarray:
+    """(documents x STACK_INPUTS): the text model's log-probabilities, the rule features and a 1."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rules = np.array([e.features() for e in evidence], dtype=np.float64).reshape(len(evidence), N_FEATURES)
+    return np.hstack([log_probs, rules, np.ones((len(evidence), 1))])
+
+
+def stacked(stack: np.ndarray, logits: np.ndarray, evidence: Sequence[Evidence]) -> np.ndarray:
+    """The stacker's logits for a batch (see Head.stack)."""
+    combined: np.ndarray = stack_inputs(logits, evidence) @ stack
+    return combined
 
 
 @dataclass(slots=True)
@@ -117,7 +142,7 @@ class LinearModel:
             doc = json.loads(gzip.decompress(data))
             if doc.get("format") != FORMAT:
                 raise ModelFileError("not a veille sentiment model")
-            if doc.get("version") != VERSION:
+            if doc.get("version") not in READABLE_VERSIONS:
                 raise ModelFileError(f"model format version {doc.get('version')} is not supported")
             heads = {}
             for lang, raw in doc["heads"].items():
@@ -140,6 +165,8 @@ def _head_doc(head: Head) -> dict[str, Any]:
         "n_features": int(head.weights.shape[0]),
         "rows": head.rows,
     }
+    if head.stack is not None:
+        doc["stack"] = _encode(head.stack)
     if head.prior is not None:
         doc["prior"] = _head_doc(head.prior)
     return doc
@@ -154,4 +181,5 @@ def _head_from_doc(lang: str, raw: dict[str, Any], depth: int = 0) -> Head:
     if weights.shape[0] != vectorizer.n_features:
         raise ModelFileError(f"head {lang!r} does not match this version's features")
     prior = _head_from_doc(lang, raw["prior"], depth + 1) if raw.get("prior") else None
-    return Head(vectorizer, weights, int(raw.get("rows", 0)), prior)
+    stack = _decode(raw["stack"], (STACK_INPUTS, len(CLASSES))) if raw.get("stack") else None
+    return Head(vectorizer, weights, int(raw.get("rows", 0)), prior, stack)

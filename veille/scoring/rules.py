@@ -18,6 +18,8 @@ from veille.scoring.lexicon import (
     IRONY_MARKERS,
     NEGATORS_EN,
     NEGATORS_FR,
+    STOPWORDS_EN,
+    STOPWORDS_FR,
     Resources,
     fold,
 )
@@ -27,6 +29,12 @@ _NEGATORS = NEGATORS_FR | NEGATORS_EN
 BEFORE_CONTRAST, AFTER_CONTRAST = 0.5, 1.5
 NEGATE_POSITIVE, NEGATE_NEGATIVE = -0.74, -0.5
 SCOPE = 3  # words a negator or booster reaches
+# A negator turns a bad word into mild praise ("pas mauvais", "nothing wrong") only when nothing but these
+# stands between them: in "ne commandez jamais chez ces escrocs" the "jamais" is about ordering, and the
+# swindlers stay swindlers (issue 16: "+jamais tapis" was shown as praise in a scam warning).
+_NEGATION_FILLERS = frozenset(
+    {"du", "tout", "de", "été", "était", "est", "être", "sont", "is", "was", "be", "been", "at", "all"}
+)
 MAX_REASONS = 6
 _CACHE_LIMIT = 100_000
 
@@ -89,7 +97,8 @@ class Rules:
         value = None
         for code in (lang,) if lang in ("fr", "en") else ("fr", "en"):
             value = self.res.lexicons[code].get(word)
-            if value is None:
+            if value is None and word not in STOPWORDS_FR and word not in STOPWORDS_EN:
+                # Accent-free spelling ("decu") but not for grammar words: "sur" is not "sûr".
                 value = self.res.folded[code].get(fold(word))
             if value is not None:
                 break
@@ -218,6 +227,7 @@ class Rules:
         """Apply the boosters and the negator found in the few words before position i."""
         scale = 1.0
         negator = ""
+        adjacent = True  # only boosters and fillers between the word and the negator found so far
         for j in range(i - 1, max(-1, i - 1 - SCOPE), -1):
             prev = tokens[j]
             if prev.kind == PUNCT or prev.norm in CONTRAST:
@@ -226,7 +236,11 @@ class Rules:
             if boost is not None:
                 scale += boost * (1.25 if prev.elongated else 1.0)
             if prev.norm in _NEGATORS and not negator:
+                if value < 0 and not adjacent:
+                    break  # the negator is about something else: the bad word keeps its meaning
                 negator = prev.raw.lower()
+            elif boost is None and prev.norm not in _NEGATION_FILLERS:
+                adjacent = False
         if negator:
             value *= NEGATE_POSITIVE if value > 0 else NEGATE_NEGATIVE
         return value * scale, negator
