@@ -145,16 +145,16 @@ def test_train_reports_a_bad_file(cli, runner: CliRunner, tmp_path: Path) -> Non
 def test_score_for_a_client_leaves_its_name_out_as_the_pipeline_does(cli, runner: CliRunner, tmp_path: Path) -> None:
     config = tmp_path / "client.toml"
     config.write_text(
-        '[[clients]]\nid = "tapis"\nname = "Tapis Royal"\nkeywords = ["tapis royal", "@tapisroyal"]\n'
+        '[[clients]]\nid = "garcon"\nname = "Au Mauvais Garçon"\nkeywords = ["au mauvais garçon", "@mauvaisgarcon"]\n'
         '  [[clients.sources]]\n  kind = "rss"\n  url = "https://example.org/feed.xml"\n',
         encoding="utf-8",
     )
-    news = "Tapis Royal ouvre une boutique à Lyon"
+    news = "Au Mauvais Garçon ouvre une boutique à Lyon"
     plain = lines(runner.invoke(cli, ["score", "--config", str(config), news]).output)
-    as_client = runner.invoke(cli, ["score", "--config", str(config), "--client", "tapis", news])
+    as_client = runner.invoke(cli, ["score", "--config", str(config), "--client", "garcon", news])
     assert as_client.exit_code == 0, as_client.output
     (verdict,) = lines(as_client.output)
-    assert plain[0]["label"] == "neg"  # the word "tapis" read as sentiment
-    assert verdict["label"] != "neg" and not any("Tapis" in r for r in verdict["reasons"])
+    assert plain[0]["label"] == "neg"  # the word "mauvais" in the name read as sentiment
+    assert verdict["label"] != "neg" and not any("Mauvais" in r for r in verdict["reasons"])
     unknown = runner.invoke(cli, ["score", "--config", str(config), "--client", "nope", news])
-    assert unknown.exit_code == 2 and "tapis" in unknown.output
+    assert unknown.exit_code == 2 and "garcon" in unknown.output

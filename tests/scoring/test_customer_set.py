@@ -24,7 +24,7 @@ from veille.scoring.training import Example, read_tsv
 
 CUSTOMER_SET = Path(__file__).with_name("customer_sentiment.tsv")
 # lang -> (accuracy, negative-class F1), each a little under the figure measured with the bundled model.
-FLOORS = {"fr": (0.80, 0.82), "en": (0.84, 0.85)}
+FLOORS = {"fr": (0.79, 0.80), "en": (0.85, 0.87)}
 
 
 def negative_f1(gold: list[SentimentLabel], predicted: list[SentimentLabel]) -> float:
@@ -53,6 +53,6 @@ def test_the_bundled_scorer_stays_above_its_floors(examples: list[Example], lang
     gold, predicted = [e.label for e in rows], [r.label for r in results]
     accuracy = sum(g is p for g, p in zip(gold, predicted, strict=True)) / len(rows)
     least_accuracy, least_negative_f1 = FLOORS[lang]
-    misses = [(e.text, r.label.value) for e, r in zip(rows, results, strict=True) if e.label != r.label]
+    misses = [(e.text, r.label, r.lang) for e, r in zip(rows, results, strict=True) if e.label != r.label]
     assert accuracy >= least_accuracy, misses
     assert negative_f1(gold, predicted) >= least_negative_f1

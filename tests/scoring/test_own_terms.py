@@ -34,10 +34,11 @@ def test_strip_ignores_case_and_accents_and_keeps_the_rest_of_the_text() -> None
 
 
 def test_the_clients_name_alone_is_neutral_and_its_news_is_not_negative(scorer) -> None:  # type: ignore[no-untyped-def]
-    # Before: "Tapis Royal" -0.64 and the shop opening negative, because the lexicon has tapis -> -0.9.
-    (alone, news) = scorer.score_batch(
-        [TAPIS.without("Tapis Royal"), TAPIS.without("Tapis Royal ouvre une boutique à Lyon")]
-    )
+    # A name made of an opinion word: unstripped, "Au Mauvais Garçon" reads as a complaint.
+    garcon = OwnTerms("Au Mauvais Garçon", ["au mauvais garçon"])
+    news_text = "Au Mauvais Garçon ouvre une boutique à Lyon"
+    assert scorer.score_batch([news_text])[0].label is SentimentLabel.NEG
+    (alone, news) = scorer.score_batch([garcon.without("Au Mauvais Garçon"), garcon.without(news_text)])
     assert alone.label is SentimentLabel.NEU and alone.score == 0.0
     assert news.label is not SentimentLabel.NEG
     (complaint,) = scorer.score_batch([TAPIS.without("Tapis Royal : livraison en retard et service client nul")])

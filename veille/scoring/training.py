@@ -94,7 +94,7 @@ class Trainer:
         self.rules = Rules(res)
 
     def head(self, examples: Sequence[Example]) -> Head:
-        parsed = [self.tokenizer.parse(e.text) for e in examples]
+        parsed = self.tokenizer.parse_batch([e.text for e in examples])
         evidence = [self.rules.evaluate(item) for item in parsed]
         vectorizer = self._vocabulary(parsed)
         matrix = self._matrix(vectorizer, parsed, evidence)
