@@ -1,12 +1,13 @@
 """Meta webhook events through the real pipeline, against the local Graph API: a Messenger message names its
 sender, the polls name the conversation; the message joins the polled conversation, so the page's answer found
-by the next poll closes the reply inbox item the webhook opened (and the message is stored once)."""
+by the next poll closes the reply inbox item the webhook opened (and the message is stored once); the page's
+answer delivered by webhook (an echo) closes it at once."""
 
 from __future__ import annotations
 
 import random
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from tests.runtime.test_own_channels import ENV, PAGE, http, load  # noqa: F401
 from tests.support.fake_graph import GraphFake, fb_message, later
@@ -20,8 +21,11 @@ from veille.store.engine import make_engine, read_conn
 from veille.store.schema import hits
 
 
-def message_event(mid: str, sender: str, text: str, minute: int) -> dict[str, object]:
+def message_event(
+    mid: str, sender: str, text: str, minute: int, *, to: str = PAGE, echo: bool = False
+) -> dict[str, object]:
     at = int(later(minute).timestamp() * 1000)
+    message = {"mid": mid, "text": text, **({"is_echo": True} if echo else {})}
     return {
         "object": "page",
         "entry": [
@@ -31,9 +35,9 @@ def message_event(mid: str, sender: str, text: str, minute: int) -> dict[str, ob
                 "messaging": [
                     {
                         "sender": {"id": sender},
-                        "recipient": {"id": PAGE},
+                        "recipient": {"id": to},
                         "timestamp": at,
-                        "message": {"mid": mid, "text": text},
+                        "message": message,
                     }
                 ],
             }
@@ -41,15 +45,8 @@ def message_event(mid: str, sender: str, text: str, minute: int) -> dict[str, ob
     }
 
 
-async def test_a_message_by_webhook_joins_the_polled_conversation(
-    db_url: str,
-    server: LocalServer,
-    http: HttpClient,  # noqa: F811
-) -> None:
-    fake = GraphFake(server, token="page-token")
-    fake.add_page(PAGE)
-    fake.conversation(PAGE, "t_10", fb_message("m_1", "Bonjour, une table pour 4 ?", when=later(7)))
-    api = server.url("").rstrip("/")
+async def one_page(db_url: str, api: str, http: HttpClient) -> tuple[Engine, FakeClock, Pipeline]:  # noqa: F811
+    """A started pipeline over one client with one Facebook Page, at minute 30."""
     config = load(
         db_url,
         f"""
@@ -74,6 +71,18 @@ keywords = ["chez gégé"]
     pipeline = Pipeline(config, engine, clock, http, env=ENV.get, rng=random.Random(1))
     pipeline.load()
     await pipeline.start()
+    return engine, clock, pipeline
+
+
+async def test_a_message_by_webhook_joins_the_polled_conversation(
+    db_url: str,
+    server: LocalServer,
+    http: HttpClient,  # noqa: F811
+) -> None:
+    fake = GraphFake(server, token="page-token")
+    fake.add_page(PAGE)
+    fake.conversation(PAGE, "t_10", fb_message("m_1", "Bonjour, une table pour 4 ?", when=later(7)))
+    engine, clock, pipeline = await one_page(db_url, server.url("").rstrip("/"), http)
     receiver = WebhookReceiver(pipeline)
 
     assert await receiver.receive(message_event("m_1", "888", "Bonjour, une table pour 4 ?", 7)) == 1
@@ -97,3 +106,26 @@ keywords = ["chez gégé"]
     engine.dispose()
     assert closed is not None and closed.state is inbox_store.State.ANSWERED and closed.closed_by == "platform"
     assert count == 3  # m_1, m_3 by webhook, m_2 (the page's answer) by the poll; nothing twice
+
+
+async def test_the_pages_answer_by_webhook_closes_the_conversation_at_once(
+    db_url: str,
+    server: LocalServer,
+    http: HttpClient,  # noqa: F811
+) -> None:
+    fake = GraphFake(server, token="page-token")
+    fake.add_page(PAGE)
+    fake.conversation(PAGE, "t_10", fb_message("m_1", "Bonjour, une table pour 4 ?", when=later(7)))
+    engine, clock, pipeline = await one_page(db_url, server.url("").rstrip("/"), http)
+    receiver = WebhookReceiver(pipeline)
+    assert await receiver.receive(message_event("m_1", "888", "Bonjour, une table pour 4 ?", 7)) == 1
+    fake.conversation(PAGE, "t_10", fb_message("m_2", "Oui, à 20 h !", author=(PAGE, "Chez Gégé"), when=later(9)))
+    echo = message_event("m_2", PAGE, "Oui, à 20 h !", 9, to="888", echo=True)
+    assert await receiver.receive(echo) == 1
+    with read_conn(engine) as conn:
+        assert inbox_store.waiting(conn) == []  # answered, before any poll
+    clock.advance(60 * 60)
+    result = await pipeline.poll("resto/fb")
+    await pipeline.stop()
+    engine.dispose()
+    assert result is not None and result.error is None and result.new_hits == 0  # both already stored

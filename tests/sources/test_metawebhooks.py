@@ -52,7 +52,8 @@ def test_handshake() -> None:
 
 def test_page_feed_comment() -> None:
     delivery = parse_delivery(json.loads((DATA / "page_feed_comment.json").read_bytes()))
-    [comment] = delivery.items[PAGE]  # the reaction, the page's own answer and the removal bring no hit
+    comment, answer = delivery.items[PAGE]  # the reaction and the removal bring no hit
+    assert answer.from_client and answer.parent_id == f"{PAGE}_1_c9" and answer.thread_id == f"{PAGE}_1"
     assert (
         comment.external_id == f"{PAGE}_1_c9" and comment.thread_id == f"{PAGE}_1" and comment.parent_id == f"{PAGE}_1"
     )
@@ -62,7 +63,9 @@ def test_page_feed_comment() -> None:
 
 def test_page_messages() -> None:
     delivery = parse_delivery(json.loads((DATA / "page_messages.json").read_bytes()))
-    [message] = delivery.items[PAGE]  # the echo of the page's own answer and the read receipt bring none
+    message, echo = delivery.items[PAGE]  # the read receipt brings none
+    assert echo.from_client and echo.thread_id == "6578901234" and echo.external_id == "m_AbCdEf124"
+    assert not message.from_client
     assert message.external_id == "m_AbCdEf123" and message.private and message.thread_id == "6578901234"
     assert message.text == "Bonjour, je n'ai jamais reçu ma commande" and message.extra["type"] == "message"
 

@@ -12,10 +12,12 @@ https://developers.facebook.com/docs/graph-api/webhooks/getting-started:
 `parse_delivery` turns a body into the same Items the polls produce (same external ids, so a post
 seen by both is stored once): Page `feed` comments and visitor posts, Page `mention`s (found elsewhere:
 kept on a keyword match), Page `ratings` (recommendations, with stars when given), Messenger and
-Instagram direct messages (private; `thread_id` is the sender's id, which the Send API answers to),
-Instagram `comments`, and Instagram `mentions` (only ids: returned for the caller to fetch). Removals,
-hides, reactions, likes, echoes of the page's own messages, reads and deliveries bring no hit.
-Polling stays the fallback that fills any gap.
+Instagram direct messages (private; `thread_id` is the customer's id, which `conversation_of` turns into
+the conversation the polls know), Instagram `comments`, and Instagram `mentions` (only ids: returned for the
+caller to fetch). The page's own comment replies and the echoes of its own messages are its answers
+(`from_client`, as the polls mark them): they close the reply inbox's conversation at once. Removals,
+hides, reactions, likes, the page's own posts, reads and deliveries bring no hit. Polling stays the
+fallback that fills any gap.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from veille.sources._common import bounded, dig, int_of, list_of, load_cursor, p
 from veille.sources.base import PollContext
 from veille.sources.facebook import MESSAGING_PERMISSION, FacebookOptions, post_item
 from veille.sources.facebook import comment_item as page_comment_item
-from veille.sources.graph import Graph
+from veille.sources.graph import Graph, as_kept
 from veille.sources.instagram import MESSAGES as INSTAGRAM_MESSAGES
 from veille.sources.instagram import InstagramOptions
 from veille.sources.instagram import comment_item as instagram_comment_item
@@ -126,14 +128,15 @@ class Delivery:
 
 
 def _message(event: Any, account: str) -> Item | None:
-    """A Messenger / Instagram direct message sent to the account (echoes of its own are skipped)."""
+    """A Messenger / Instagram direct message: a customer's to the account, or the account's own answer
+    (an echo), in the thread of the customer."""
     message = dig(event, "message")
     sender = text_of(event, "sender", "id")
     mid = text_of(message, "mid")
-    if not isinstance(message, Mapping) or not mid or dig(message, "is_echo") is True or sender == account:
+    if not isinstance(message, Mapping) or not mid or dig(message, "is_deleted") is True:
         return None
-    if dig(message, "is_deleted") is True:
-        return None
+    echo = dig(message, "is_echo") is True or sender == account
+    customer = text_of(event, "recipient", "id") if echo else sender
     attachments = [text_of(a, "type") for a in list_of(message, "attachments")]
     text = text_of(message, "text") or " ".join(f"[{a}]" for a in attachments if a)
     return Item(
@@ -143,18 +146,19 @@ def _message(event: Any, account: str) -> Item | None:
         published_at=parse_time((int_of(event, "timestamp") or 0) / 1000) if int_of(event, "timestamp") else None,
         direct=True,
         private=True,
-        thread_id=sender,
+        thread_id=customer,
         parent_id=text_of(message, "reply_to", "mid"),
+        from_client=echo,
         extra={"type": "message", **({"author_id": sender} if sender else {})},
     )
 
 
 def _feed(value: Any, account: str) -> Item | None:
-    """A Page `feed` change: a comment or a visitor post added or edited (not the page's own)."""
+    """A Page `feed` change: a comment or a visitor post added or edited; the page's own comment is its
+    answer (`from_client`), its own post no hit."""
     if text_of(value, "item") not in _FEED_ITEMS or text_of(value, "verb") not in _KEPT_VERBS:
         return None
-    if text_of(value, "from", "id") == account:
-        return None
+    own = text_of(value, "from", "id") == account
     created = dig(value, "created_time")  # epoch seconds
     if text_of(value, "item") == "comment":
         comment_id = text_of(value, "comment_id")
@@ -167,7 +171,10 @@ def _feed(value: Any, account: str) -> Item | None:
             "from": dig(value, "from"),
             **({"parent": {"id": parent}} if parent and parent != post else {}),
         }
-        return page_comment_item(shaped, post)
+        comment = page_comment_item(shaped, post)
+        return as_kept(comment, own) if comment is not None else None
+    if own:
+        return None
     shaped = {
         "id": text_of(value, "post_id"),
         "message": text_of(value, "message"),
