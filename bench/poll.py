@@ -181,6 +181,9 @@ def run_veille(urls: list[str], workdir: Path) -> list[tuple[Measure, int, int]]
     config = veille_config(workdir, urls)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("VEILLE_TELEGRAM_TOKEN", None)
+    # Bytecode as an installed package has it (pip compiles it; the poller's httpx and feedparser have theirs):
+    # with PYTHONDONTWRITEBYTECODE set, every run would compile veille's modules again.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "veille")], check=True, capture_output=True)
     subprocess.run([str(VEILLE), "db", "upgrade", "--config", str(config)], env=env, check=True, capture_output=True)
     rounds = []
     for _ in ("cold", "warm"):
@@ -246,6 +249,7 @@ async def run_obvious(urls: list[str], workdir: Path) -> list[dict[str, float]]:
     matcher = Matcher(KEYWORDS)
     state: dict[str, tuple[str | None, str | None]] = {}
     semaphore = asyncio.Semaphore(50)
+    failed: list[str] = []
 
     async def poll(client: httpx.AsyncClient, url: str) -> int:
         async with semaphore:
@@ -255,7 +259,14 @@ async def run_obvious(urls: list[str], workdir: Path) -> list[dict[str, float]]:
                 headers["If-None-Match"] = etag
             if modified:
                 headers["If-Modified-Since"] = modified
-            response = await client.get(url, headers=headers)
+            for attempt in (1, 2):  # on a loaded machine the loopback host now and then resets a connection
+                try:
+                    response = await client.get(url, headers=headers)
+                    break
+                except httpx.TransportError:
+                    if attempt == 2:
+                        failed.append(url)
+                        return 0
             if response.status_code == 304:
                 return 0
             parsed = feedparser.parse(response.content)
@@ -275,8 +286,9 @@ async def run_obvious(urls: list[str], workdir: Path) -> list[dict[str, float]]:
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as client:
         for _ in ("cold", "warm"):
             t0 = time.perf_counter()
+            failed.clear()
             counts = await asyncio.gather(*(poll(client, u) for u in urls))
-            rounds.append({"seconds": time.perf_counter() - t0, "hits": sum(counts)})
+            rounds.append({"seconds": time.perf_counter() - t0, "hits": sum(counts), "failed": len(failed)})
     return rounds
 
 
@@ -308,10 +320,14 @@ def compare(profile: str, feeds: int, hosts: int, port: int) -> None:
         stored, distinct = stored_hits(Path(tmp))
     for name, r in zip(("cold", "warm"), obvious_rounds, strict=True):
         print(_row(feeds, profile, "obvious", name, r["seconds"], r["hits"], obvious, "(one process, both rounds)"))
+        if r["failed"]:
+            print(f"{'':>8} {'':>6} {'obvious':>8} {name:>5} {r['failed']} feeds failed twice (connection errors)")
     print(f"{'':>8} {'':>6} {'obvious':>8} {'both':>5} CPU s {obvious.cpu_total:.1f}")
     for name, (m, hits, failed) in zip(("cold", "warm"), veille_rounds, strict=True):
         cpu = " / ".join(f"{m.cpu.get(k, 0.0):.1f}" for k in ("daemon", "parse workers", "scorer"))
         print(_row(feeds, profile, "veille", name, m.seconds, hits, m, f"{cpu} (= {m.cpu_total:.1f})"))
+        peaks = ", ".join(f"{kind} {peak / 2**20:.0f}" for kind, peak in sorted(m.peaks.items()))
+        print(f"{'':>8} {'':>6} {'veille':>8} {name:>5} helpers' peak RSS MB: {peaks or 'none'}")
         if failed or m.returncode:
             print(f"{'':>8} {'':>6} {'veille':>8} {name:>5} {failed} sources failed, exit {m.returncode}")
     for index, name in enumerate(("cold", "warm")):
