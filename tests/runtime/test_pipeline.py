@@ -411,20 +411,24 @@ async def test_every_field_is_matched_and_the_lead_is_stored_once(
 async def test_the_clients_own_name_is_never_scored_as_sentiment(
     tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
 ) -> None:
-    """Issue 11: "tapis" is -0.9 in the French lexicon, yet a shop opening is news, not a complaint."""
+    """Issue 11: a client named with an opinion word ("Au Mauvais Garçon") opening a shop is news, not a
+    complaint: the name is taken out before scoring."""
     from veille.scoring import load_scorer
 
+    title = "Au Mauvais Garçon ouvre une boutique à Lyon"
     news = {
-        "title": "Tapis Royal ouvre une boutique à Lyon",
-        "text": "Tapis Royal ouvre une boutique à Lyon",
-        "guid": "urn:tapis:1",
-        "link": "https://news.example.org/tapis/1",
+        "title": title,
+        "text": title,
+        "guid": "urn:garcon:1",
+        "link": "https://news.example.org/garcon/1",
         "date": "Fri, 20 Nov 2026 08:00:00 +0000",
     }
     server.route("/feed", etag_feed(rss([news])))
-    config = make_config(tmp_path, db_url, {"tapis": [server.url("/feed")]}, keywords='["tapis royal"]')
+    config = make_config(tmp_path, db_url, {"tapis": [server.url("/feed")]}, keywords='["au mauvais garçon"]')
+    scorer = load_scorer(config.sentiment)
+    assert scorer.score_batch([title])[0].label == "neg"  # the name alone reads as a complaint to the scorer
     engine = make_engine(config.database_url)
-    pipeline = Pipeline(config, engine, clock, http, scorer=load_scorer(config.sentiment), rng=random.Random(1))
+    pipeline = Pipeline(config, engine, clock, http, scorer=scorer, rng=random.Random(1))
     pipeline.load()
     await pipeline.start()
     await pipeline.poll(next(iter(pipeline.runtimes)))
@@ -432,7 +436,7 @@ async def test_the_clients_own_name_is_never_scored_as_sentiment(
     engine.dispose()
     (row,) = stored(config)
     assert row.sentiment_label != "neg", (row.sentiment_score, row.sentiment_reasons)
-    assert not any("tapis" in reason.lower() for reason in row.sentiment_reasons or ())
+    assert not any("mauvais" in reason.lower() for reason in row.sentiment_reasons or ())
 
 
 async def test_a_stored_result_keeps_its_counts_not_its_items(
