@@ -50,6 +50,7 @@ from veille.store.engine import make_engine, write_tx
 from veille.store.migrate import upgrade
 from veille.store.schema import clients, hits, sources
 from veille.store.schema_alerts import incidents
+from veille.store.search import search_text
 from veille.store.users import set_password
 from veille.web.app import create_app
 from veille.web.auth import hash_password
@@ -147,13 +148,14 @@ def fill(engine_url: str, total: int, count: int, days: int) -> None:
                 "url": f"https://example.org/p/{index}",
                 "title": text[:60],
                 "text": text,
-                "author": f"auteur{rng.randrange(400)}",
+                "author": (author := f"auteur{rng.randrange(400)}"),
                 "direct": False,
                 "matched_terms": f"client {n:02d}",
                 "published_at": fetched,
                 "fetched_at": fetched,
                 "sentiment_label": label,
                 "sentiment_score": {"neg": -0.7, "neu": 0.0, "pos": 0.6, None: None}[label],
+                "search_text": search_text(text[:60], text, author),  # as store_batch writes it
             }
         )
         if len(batch) == 20_000 or index == total - 1:
