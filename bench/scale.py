@@ -10,8 +10,11 @@ console contact, every source polled every 30 s, the minimum, so that the daemon
 when they cannot keep up), lease 6 s. Once every feed has been polled and the shares are even, it measures
 for `--window` seconds, each daemon's figures taken when it rewrites its health file (its poll counters)
 and its CPU (daemon and parse workers, from /proc) sampled at that moment:
-- polls/s of all daemons, and the round time: how long polling every feed once takes at that rate (when the
-  daemons keep up, the round is the 30 s interval: then only the CPU says how far they are from their limit);
+- the cold round: from the start until every feed was polled once (every answer a 200 to parse and score:
+  the daemons cannot keep up, so this round measures their throughput, lease hand-overs included);
+- polls/s of all daemons afterwards, and the round time: how long polling every feed once takes at that rate
+  (when the daemons keep up, the round is the 30 s interval: then only the CPU says how far they are from
+  their limit);
 - each daemon's share of the polls and the leases it holds;
 - CPU-seconds per daemon and per 1,000 polls (this one does not depend on how many cores the machine has);
 - how many cores the daemons kept busy, and the feed host's CPU (it runs on the same cores);
@@ -173,6 +176,7 @@ class Result:
     cpu: list[float]
     held: list[int]
     polled: int
+    cold: float  # seconds from the start until every feed was polled once (the cold round: every answer a 200)
     stored: int
     distinct: int
     host_cpu: float
@@ -217,9 +221,13 @@ def measure(count: int, feeds: list[str], args: argparse.Namespace, host: psutil
                         )
                     )
             # Settle: every feed polled once (the cold round, all 200s) and the shares even (within 10 %).
-            deadline = time.monotonic() + args.settle
+            started = time.monotonic()
+            deadline = started + args.settle
+            cold = float("nan")
             while time.monotonic() < deadline:
                 owners, polled, _ = held_and_polled(url)
+                if polled == len(feeds) and cold != cold:
+                    cold = time.monotonic() - started
                 fair = len(feeds) / count
                 even = len(owners) == count and all(abs(n - fair) <= 0.1 * fair + 1 for n in owners.values())
                 if polled == len(feeds) and even:
@@ -248,6 +256,7 @@ def measure(count: int, feeds: list[str], args: argparse.Namespace, host: psutil
                 cpu=[b.cpu - a.cpu for a, b in zip(first, last, strict=True)],
                 held=[owners[o] for o in order],
                 polled=polled,
+                cold=cold,
                 stored=stored,
                 distinct=distinct,
                 host_cpu=host_cpu,
@@ -276,6 +285,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--every", default="30s")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the daemons and the feed host on the way out
     cores = os.cpu_count() or 1
     print(
         f"{args.feeds} feeds on {args.hosts} loopback hosts ({args.latency_ms:.0f} ms), every {args.every}, "
@@ -286,7 +296,7 @@ def main() -> None:
         host = next(p for p in psutil.Process().children() if str(port) in " ".join(p.cmdline()))
         feeds = [f"http://127.0.0.{2 + i % args.hosts}:{port}/feed/{i}" for i in range(args.feeds)]
         print(
-            f"{'daemons':>7} {'round s':>8} {'polls/s':>8} {'polled':>7} {'share of polls %':>20}"
+            f"{'daemons':>7} {'cold round s':>13} {'round s':>8} {'polls/s':>8} {'polled':>7} {'share of polls %':>20}"
             f" {'leases held':>17} {'CPU s per daemon':>22} {'CPU s/1000 polls':>17} {'cores busy':>11}"
             f" {'feed host CPU s':>16} {'stored twice':>13}  keeps up with every {args.every}"
         )
@@ -297,7 +307,8 @@ def main() -> None:
             keeps = r.rate >= 0.9 * args.feeds / seconds(args.every)
             shares = "/".join(f"{100 * p / total:.0f}" for p in r.polls)
             print(
-                f"{count:>7} {r.round_seconds(args.feeds):>8.1f} {r.rate:>8.1f} {r.polled:>7} {shares:>20}"
+                f"{count:>7} {r.cold:>13.1f} {r.round_seconds(args.feeds):>8.1f} {r.rate:>8.1f} {r.polled:>7}"
+                f" {shares:>20}"
                 f" {'/'.join(map(str, r.held)):>17} {'/'.join(f'{c:.1f}' for c in r.cpu):>22}"
                 f" {r.cpu_per_1000:>17.2f} {sum(r.cpu) / r.window:>11.2f} {r.host_cpu:>16.1f}"
                 f" {r.stored - r.distinct:>13}  {'yes (the interval bounds the round)' if keeps else 'no'}",
@@ -309,7 +320,8 @@ def main() -> None:
     for r in results[1:]:
         faster = base.round_seconds(args.feeds) / r.round_seconds(args.feeds)
         print(
-            f"{r.daemons} daemons against {base.daemons}: round {faster:.2f} times shorter,"
+            f"{r.daemons} daemons against {base.daemons}: cold round {base.cold / r.cold:.2f} times shorter,"
+            f" steady round {faster:.2f} times shorter,"
             f" CPU per 1,000 polls {r.cpu_per_1000 / base.cpu_per_1000:.2f} times"
         )
     busiest = max(sum(r.cpu) / r.window + r.host_cpu / r.window for r in results)

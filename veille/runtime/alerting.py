@@ -353,9 +353,10 @@ class AlertingService:
     # --- periodic work ----------------------------------------------------------------------------
 
     def tick(self) -> datetime | None:
-        """Advance every incident to now, a batch of clients per write transaction, then the shared upkeep
-        (digests, purges) in one more: at 1,000 clients no transaction holds the write lock for long, and
-        other writers (the poll writer, relays, other daemons) get their turn between batches."""
+        """Advance every incident to now (and open those the hits' transactions left to it), clients a step at a
+        time in write transactions that commit once they have held the lock for TICK_BUDGET, then the shared
+        upkeep (digests, purges) in one more: at 1,000 clients no transaction holds the write lock for long, and
+        other writers (the poll writer, relays, other daemons) get their turn between them."""
         now = self.now()
         self.last_tick_at = now
         if not self.settings.enabled:
