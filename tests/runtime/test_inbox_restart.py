@@ -7,21 +7,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import wait_for
+from tests.support.daemon import console_daemon_config, spawn_veille, wait_for
 from tests.support.fake_graph import GraphFake, fb_message
-from tests.support.paths import REPO_ROOT
 from tests.support.server import LocalServer
 from veille.core.incidents import Cause
 from veille.store import alerts as alert_store
 from veille.store import inbox as inbox_store
 from veille.store.engine import make_engine, read_conn
-from veille.store.migrate import upgrade
 
 pytestmark = pytest.mark.slow
 PAGE = "111"
@@ -55,37 +52,15 @@ def test_a_waiting_conversation_survives_sigkill_with_its_original_time(tmp_path
     db_url = f"sqlite:///{tmp_path / 'veille.db'}"
     # A 10-minute deadline, reminded 9 min 45 s before: the reminder is due as soon as the daemon sees the
     # message, the deadline long after the test.
-    text = f"""
-[database]
-url = "{db_url}"
-
-[http]
-allow_private_addresses = true
-timeout = "5s"
-
-[daemon]
-startup_spread = "1s"
-
-[alerting]
-enabled = true
-group_wait = "0s"
-
-[[contacts]]
-id = "camille"
-name = "Camille"
-channel = "console"
-clients = ["*"]
-digest_at = "off"
-
-[[clients]]
-id = "resto"
-name = "Chez Gégé"
-keywords = ["chez gégé"]
-
+    config = console_daemon_config(
+        tmp_path,
+        db_url,
+        client_extra="""
   [clients.inbox]
   message = "10m"
   remind_before = "585s"
-
+""",
+        sources=f"""
   [[clients.sources]]
   kind = "facebook"
   id = "fb"
@@ -93,24 +68,12 @@ keywords = ["chez gégé"]
   token_env = "FB_RESTO"
   api_base = "{server.url("").rstrip("/")}"
   every = "1h"
-"""
-    config = tmp_path / "config.toml"
-    config.write_text(text, encoding="utf-8")
-    engine = make_engine(db_url)
-    upgrade(engine)
-    engine.dispose()
+""",
+    )
     env = {**os.environ, "FB_RESTO": "page-token", "VEILLE_LANG": "fr"}
 
     def start(log: Path) -> subprocess.Popen[str]:
-        with log.open("w") as output:
-            return subprocess.Popen(
-                [sys.executable, "-m", "veille", "run", "--config", str(config)],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        return spawn_veille(["run", "--config", str(config)], log, env)
 
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     daemon = start(first_log)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.support.daemon import wait_for
+from tests.support.daemon import console_daemon_config, spawn_veille, wait_for
 from tests.support.fake_apis import T0
 from tests.support.fake_google import BusinessProfileFake, PlacesFake, place_review, review
 from tests.support.fake_graph import GraphFake, fb_comment, fb_message, fb_post, fb_time, ig_comment, ig_media, later
@@ -218,33 +218,10 @@ def test_furious_comment_end_to_end(tmp_path: Path, server: LocalServer) -> None
     ]
     fake.comments[f"{PAGE}_1"] = [fb_comment("1_c1", FURIOUS, when=now - timedelta(minutes=2))]
     db_url = f"sqlite:///{tmp_path / 'veille.db'}"
-    text = f"""
-[database]
-url = "{db_url}"
-
-[http]
-allow_private_addresses = true
-timeout = "5s"
-
-[daemon]
-startup_spread = "1s"
-
-[alerting]
-enabled = true
-group_wait = "0s"
-
-[[contacts]]
-id = "camille"
-name = "Camille"
-channel = "console"
-clients = ["*"]
-digest_at = "off"
-
-[[clients]]
-id = "resto"
-name = "Chez Gégé"
-keywords = ["chez gégé"]
-
+    config = console_daemon_config(
+        tmp_path,
+        db_url,
+        sources=f"""
   [[clients.sources]]
   kind = "facebook"
   id = "fb"
@@ -252,30 +229,17 @@ keywords = ["chez gégé"]
   token_env = "FB_RESTO"
   api_base = "{server.url("").rstrip("/")}"
   every = "1h"
-"""
-    config = tmp_path / "config.toml"
-    config.write_text(text, encoding="utf-8")
+""",
+    )
     engine = make_engine(db_url)
-    upgrade(engine)
     env = {**os.environ, "FB_RESTO": "page-token", "VEILLE_LANG": "fr"}
     log = tmp_path / "daemon.log"
-    with log.open("w") as output:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "veille", "run", "--config", str(config)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert wait_for(lambda: "intoxication" in log.read_text().lower(), 60), (
-                log.read_text()[-3000:],
-                fake.calls,
-            )
-        finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(30)
+    daemon = spawn_veille(["run", "--config", str(config)], log, env)
+    try:
+        assert wait_for(lambda: "intoxication" in log.read_text().lower(), 60), (log.read_text()[-3000:], fake.calls)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
     printed = log.read_text()
     assert "--- camille" in printed and "Bad buzz possible" in printed and "Chez Gégé" in printed
     with read_conn(engine) as conn:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.paths import REPO_ROOT
 from veille.config import Config, parse_config
 from veille.store.engine import make_engine
 from veille.store.migrate import upgrade
@@ -51,3 +55,63 @@ def wait_for(predicate: Any, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def console_daemon_config(
+    tmp_path: Path, db_url: str, *, sources: str, extra: str = "", client_extra: str = ""
+) -> Path:
+    """A migrated database and the config of a daemon that prints its alerts on the console to one contact
+    (camille), sends them at once (group_wait 0) and watches one client, resto ("Chez Gégé"). `sources` is
+    the client's `[[clients.sources]]` tables, `client_extra` its other sub-tables (inbox...), `extra` more
+    top-level tables ([web]...)."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[database]
+url = "{db_url}"
+
+[http]
+allow_private_addresses = true
+timeout = "5s"
+
+[daemon]
+startup_spread = "1s"
+{extra}
+[alerting]
+enabled = true
+group_wait = "0s"
+
+[[contacts]]
+id = "camille"
+name = "Camille"
+channel = "console"
+clients = ["*"]
+digest_at = "off"
+
+[[clients]]
+id = "resto"
+name = "Chez Gégé"
+keywords = ["chez gégé"]
+{client_extra}
+{sources}
+""",
+        encoding="utf-8",
+    )
+    engine = make_engine(db_url)
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def spawn_veille(args: Sequence[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """`python -m veille <args>` started as a user starts it (from the checkout, its own environment), its
+    output written to `log`."""
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "veille", *args],
+            cwd=REPO_ROOT,
+            env=dict(env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )

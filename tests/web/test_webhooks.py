@@ -26,14 +26,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.daemon import wait_for
+from tests.support.daemon import console_daemon_config, spawn_veille, wait_for
 from tests.support.fake_graph import GraphFake, fb_comment, fb_post
 from tests.support.paths import REPO_ROOT
 from tests.support.server import LocalServer
 from tests.support.web import free_port
 from veille.sources.metawebhooks import parse_delivery, sign
 from veille.store.engine import make_engine, read_conn
-from veille.store.migrate import upgrade
 from veille.store.schema import hits
 from veille.store.schema_inbox import inbox
 
@@ -48,60 +47,18 @@ ENV = {"FB_RESTO": "page-token", "VEILLE_META_APP_SECRET": SECRET, "VEILLE_META_
 
 def write_config(tmp_path: Path, api: str, port: int, sources: str, extra: str = "") -> Path:
     db_url = f"sqlite:///{tmp_path / 'veille.db'}"
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[database]
-url = "{db_url}"
-[http]
-allow_private_addresses = true
-timeout = "5s"
-[daemon]
-startup_spread = "1s"
-[web]
-enabled = true
-port = {port}
-{extra}
-[alerting]
-enabled = true
-group_wait = "0s"
-[[contacts]]
-id = "camille"
-name = "Camille"
-channel = "console"
-clients = ["*"]
-digest_at = "off"
-
-[[clients]]
-id = "resto"
-name = "Chez Gégé"
-keywords = ["chez gégé"]
-{sources.replace("API", api)}
-""",
-        encoding="utf-8",
-    )
-    engine = make_engine(db_url)
-    upgrade(engine)
-    engine.dispose()
-    return path
+    web = f"[web]\nenabled = true\nport = {port}\n{extra}"
+    return console_daemon_config(tmp_path, db_url, sources=sources.replace("API", api), extra=web)
 
 
 @contextmanager
 def running(args: list[str], log: Path) -> Iterator[subprocess.Popen[str]]:
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "veille", *args],
-            cwd=REPO_ROOT,
-            env={**os.environ, **ENV, "VEILLE_LANG": "fr"},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            yield process
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(30)
+    process = spawn_veille(args, log, {**os.environ, **ENV, "VEILLE_LANG": "fr"})
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
 
 
 def wait_listening(base: str, log: Path) -> None:
