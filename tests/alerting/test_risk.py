@@ -86,3 +86,13 @@ def test_an_unscored_post_without_crisis_words_is_neither_negative_nor_risky() -
     text = "Chez Gégé: wir waren gestern dort, das Essen kam nach einer Stunde"
     risk = score_risk(HitFacts(text, SentimentResult.unscored("de"), True, 50_000, None), WORDS)
     assert (risk.value, risk.negative, risk.crisis_words) == (0.0, False, ())
+
+
+def test_clients_with_the_same_words_share_one_matcher() -> None:
+    """1,000 clients without words of their own build the default matcher once, not once each."""
+    from veille.alerting.risk import shared_crisis_words
+
+    default = shared_crisis_words(DEFAULT_CRISIS_WORDS, DEFAULT_SEVERE_WORDS)
+    assert shared_crisis_words(tuple(DEFAULT_CRISIS_WORDS), tuple(DEFAULT_SEVERE_WORDS)) is default
+    own = shared_crisis_words((*DEFAULT_CRISIS_WORDS, "moisi"), DEFAULT_SEVERE_WORDS)
+    assert own is not default and own.find("pain moisi") == ("moisi",) and default.find("pain moisi") == ()

@@ -35,7 +35,7 @@ from veille.alerting.detect import (
     text_key,
 )
 from veille.alerting.escalation import Context, Decision, evaluate, next_due, observe
-from veille.alerting.risk import CrisisWords, HitFacts, score_risk, velocity
+from veille.alerting.risk import CrisisWords, HitFacts, score_risk, shared_crisis_words, velocity
 from veille.alerting.settings import Contact
 from veille.config import Config
 from veille.core.clock import Clock
@@ -542,7 +542,7 @@ class AlertingService:
             client = self.config.client(client_id)
             extra = client.crisis_words if client else ()
             severe = client.severe_words if client else ()
-            words = self._words[client_id] = CrisisWords(
+            words = self._words[client_id] = shared_crisis_words(
                 (*self.settings.crisis_words, *extra), (*self.settings.severe_words, *severe)
             )
         return words
