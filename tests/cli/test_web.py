@@ -17,7 +17,10 @@ def make_config(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'v.db'}"
     path = tmp_path / "config.toml"
     feeds = {"resto_feed": "https://example.org/r.xml", "tapis_feed": "https://example.org/t.xml"}
-    path.write_text(CONFIG.format(db_url=url, broken_feed="https://example.org/b.xml", **feeds), encoding="utf-8")
+    no_own = {"resto_own": "", "tapis_own": ""}  # no own-channel sources
+    path.write_text(
+        CONFIG.format(db_url=url, broken_feed="https://example.org/b.xml", **no_own, **feeds), encoding="utf-8"
+    )
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
