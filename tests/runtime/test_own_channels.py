@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.support.daemon import console_daemon_config, spawn_veille, wait_for
+from tests.support.daemon import console_daemon_config, console_daemon_toml, spawn_veille, wait_for
 from tests.support.fake_apis import T0
 from tests.support.fake_google import BusinessProfileFake, PlacesFake, place_review, review
 from tests.support.fake_graph import GraphFake, fb_comment, fb_message, fb_post, fb_time, ig_comment, ig_media, later
@@ -267,33 +267,10 @@ def test_furious_comment_end_to_end(tmp_path: Path, server: LocalServer) -> None
 
 
 def google_config(db_url: str, reviews_api: str, places_api: str) -> str:
-    return f"""
-[database]
-url = "{db_url}"
-
-[http]
-allow_private_addresses = true
-timeout = "5s"
-
-[alerting]
-enabled = true
-group_wait = "0s"
-
-[alerting.audience_drop]
-rating = 0.2
-
-[[contacts]]
-id = "camille"
-name = "Camille"
-channel = "console"
-clients = ["*"]
-digest_at = "off"
-
-[[clients]]
-id = "resto"
-name = "Chez Gégé"
-keywords = ["chez gégé"]
-
+    return console_daemon_toml(
+        db_url,
+        extra="[alerting.audience_drop]\nrating = 0.2\n",
+        sources=f"""
   [[clients.sources]]
   kind = "google-reviews"
   id = "reviews"
@@ -311,7 +288,8 @@ keywords = ["chez gégé"]
   place_id = "{PLACE_ID}"
   key_env = "G_PLACES"
   api_base = "{places_api}/v1"
-"""
+""",
+    )
 
 
 PLACE_ID = "ChIJ442GNENu5kcRGYUrvgqHw88"

@@ -57,16 +57,12 @@ def wait_for(predicate: Any, timeout: float) -> bool:
     return False
 
 
-def console_daemon_config(
-    tmp_path: Path, db_url: str, *, sources: str, extra: str = "", client_extra: str = ""
-) -> Path:
-    """A migrated database and the config of a daemon that prints its alerts on the console to one contact
-    (camille), sends them at once (group_wait 0) and watches one client, resto ("Chez Gégé"). `sources` is
-    the client's `[[clients.sources]]` tables, `client_extra` its other sub-tables (inbox...), `extra` more
-    top-level tables ([web]...)."""
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
+def console_daemon_toml(db_url: str, *, sources: str, extra: str = "", client_extra: str = "") -> str:
+    """The config of a daemon that prints its alerts on the console to one contact (camille), sends them at
+    once (group_wait 0) and watches one client, resto ("Chez Gégé"). `sources` is the client's
+    `[[clients.sources]]` tables, `client_extra` its other sub-tables (inbox...), `extra` more top-level tables
+    ([web], [alerting.audience_drop]...)."""
+    return f"""
 [database]
 url = "{db_url}"
 
@@ -94,9 +90,15 @@ name = "Chez Gégé"
 keywords = ["chez gégé"]
 {client_extra}
 {sources}
-""",
-        encoding="utf-8",
-    )
+"""
+
+
+def console_daemon_config(
+    tmp_path: Path, db_url: str, *, sources: str, extra: str = "", client_extra: str = ""
+) -> Path:
+    """`console_daemon_toml` written to tmp_path/config.toml, with the database migrated."""
+    path = tmp_path / "config.toml"
+    path.write_text(console_daemon_toml(db_url, sources=sources, extra=extra, client_extra=client_extra), "utf-8")
     engine = make_engine(db_url)
     upgrade(engine)
     engine.dispose()
