@@ -91,11 +91,14 @@ class WriteStats:
     total_seconds: float = 0.0
     longest_seconds: float = 0.0
     failures: int = 0  # lock timeouts and other storage failures
+    durations: list[float] | None = None  # every transaction's, once a benchmark sets a list here
 
     def record(self, seconds: float) -> None:
         self.count += 1
         self.total_seconds += seconds
         self.longest_seconds = max(self.longest_seconds, seconds)
+        if self.durations is not None:
+            self.durations.append(seconds)
 
 
 _WRITE_STATS: weakref.WeakKeyDictionary[Engine, WriteStats] = weakref.WeakKeyDictionary()
