@@ -4,6 +4,7 @@ a restart loses none). Statements "take" 1 ms of a fake clock here, so the cuts 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -22,9 +23,9 @@ CLIENTS = 45
 STATEMENT = 0.001  # fake seconds each statement takes
 
 
-def many_clients_config() -> str:
+def many_clients_config(clients: int = CLIENTS) -> str:
     lines = ['timezone = "Europe/Paris"', "[alerting]", 'group_wait = "0s"', ""]
-    for c in range(CLIENTS):
+    for c in range(clients):
         lines.append(f'[[clients]]\nid = "c{c}"\nname = "Client {c}"\nkeywords = ["marque{c}"]')
         lines.append(f'  [[clients.sources]]\n  kind = "rss"\n  url = "https://example.org/{c}.xml"\n')
     lines.append('[[contacts]]\nid = "cm"\nname = "Camille"\nchannel = "telegram"\naddress = "chat"\nclients = ["*"]')
@@ -113,6 +114,24 @@ def test_the_hits_transaction_opens_every_incident_when_it_has_the_time(engine: 
     assert opened(engine) == sorted(f"c{c}" for c in range(CLIENTS))
 
 
+def test_the_hits_transaction_counts_what_its_caller_held_the_lock_for(engine: Engine) -> None:
+    """The pipeline stores the hits (and sources' state) in the same transaction before the hook: when that took
+    the whole budget, the hook opens one client's incident and leaves the others to the tick."""
+    clock = FakeClock(DAY)  # statements take no time: only what the caller did counts
+    service = AlertingService(
+        parse_config(many_clients_config(), environ={}), engine, clock, {"telegram": FakeNotifier("telegram")}
+    )
+    with write_tx(engine) as conn:
+        time.sleep(alerting.TICK_BUDGET)  # the caller's own writes
+        service.on_new_hits(
+            conn,
+            [hit(clock, f"Intoxication chez marque{c}, urgences, plainte", client=f"c{c}") for c in range(CLIENTS)],
+        )
+    with read_conn(engine) as conn:
+        assert len(store.active_incidents(conn)) == 1
+        assert len(store.detections_due(conn)) == CLIENTS - 1
+
+
 def test_buzzing_clients_looks_only_at_the_clients_asked(engine: Engine) -> None:
     clock = FakeClock(DAY)
     service = AlertingService(
@@ -124,3 +143,26 @@ def test_buzzing_clients_looks_only_at_the_clients_asked(engine: Engine) -> None
         assert store.buzzing_clients(conn, ["c1", "c2"]) == {"c1"}
         assert store.buzzing_clients(conn, ["c2"]) == set()
         assert store.clients_with_alert_state(conn) == {"c1"}
+
+
+def test_a_burst_after_quiet_ticks_opens_incidents_within_the_budget(engine: Engine) -> None:
+    """The tick sizes a step on the last step's cost per client: after a quiet tick, a step takes many clients,
+    and opening an incident costs ~25 statements (25 ms here). Opening stops once the transaction has held the
+    lock for the budget; the others open in the next transactions of the same tick (a step sized on quiet
+    clients that opened every one of its incidents held the lock for 94 ms)."""
+    clock = FakeClock(DAY)
+    config = parse_config(many_clients_config(200), environ={})
+    service = AlertingService(config, engine, clock, {"telegram": FakeNotifier("telegram")})
+    burst = [c.id for c in config.clients]
+    held = Held(engine, clock)
+    service.tick()  # a quiet tick: its steps grow to TICK_BATCH clients
+    with write_tx(engine) as conn:
+        service.on_new_hits(conn, [hit(clock, f"Intoxication chez marque{c[1:]}, urgences", client=c) for c in burst])
+    with read_conn(engine) as conn:
+        assert len(store.detections_due(conn)) > len(burst) // 2  # most left to the tick
+    held.durations.clear()
+    service.tick()
+    assert opened(engine) == sorted(burst)
+    with read_conn(engine) as conn:
+        assert store.detections_due(conn) == {}
+    assert max(held.durations) < 2 * alerting.TICK_BUDGET, held.durations

@@ -77,6 +77,25 @@ def test_sqlite_pragmas(sqlite_url: str) -> None:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
 
 
+def test_a_non_durable_write_skips_the_sync_of_its_own_commit_only(db_url: str) -> None:
+    """The alerting tick's transactions commit without waiting for the disk; the pooled connection they used
+    is durable again for the next writer (on SQLite the level is the connection's, not the transaction's)."""
+    engine = make_engine(db_url)  # one pooled connection at a time: the next transaction reuses the same one
+    sqlite = engine.dialect.name == "sqlite"
+    level = "PRAGMA synchronous" if sqlite else "SHOW synchronous_commit"
+    durable, relaxed = (2, 1) if sqlite else ("on", "off")
+    with write_tx(engine, durable=False) as conn:
+        assert conn.exec_driver_sql(level).scalar() == relaxed
+        conn.exec_driver_sql("CREATE TABLE kept (n INTEGER)")
+        conn.exec_driver_sql("INSERT INTO kept VALUES (1)")
+    with write_tx(engine) as conn:
+        assert conn.exec_driver_sql(level).scalar() == durable
+    with read_conn(engine) as conn:
+        assert conn.exec_driver_sql(level).scalar() == durable
+        assert conn.exec_driver_sql("SELECT n FROM kept").scalar() == 1
+    engine.dispose()
+
+
 def test_hit_stored_once(engine: Engine) -> None:
     source = make_source(engine)
     with write_tx(engine) as conn:

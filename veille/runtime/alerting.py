@@ -53,7 +53,7 @@ from veille.runtime.summaries import SUMMARISED, Summaries
 from veille.scoring.excerpt import SHORT_TEXT, sentiment_excerpt
 from veille.store import alerts as store
 from veille.store.audience import Figure, highest_since
-from veille.store.engine import is_sqlite, read_conn, write_tx
+from veille.store.engine import held_for, is_sqlite, read_conn, write_tx
 from veille.store.outage import StorageStatus
 
 log = logging.getLogger("veille.alerting")
@@ -273,7 +273,8 @@ class AlertingService:
         """
         if not self.settings.enabled or not hits:
             return
-        began = self.clock.monotonic()
+        # The budget counts the lock from the transaction's start: the caller stored the hits in it first.
+        began = self.clock.monotonic() - held_for(conn)
         now = self.now()
         evidence: dict[str, list[int]] = defaultdict(list)
         rescored: set[str] = set()
@@ -290,6 +291,7 @@ class AlertingService:
         deferred = store.detections_due(conn, clients)  # left by an earlier transaction: examined with these
         done: list[str] = []
         later: dict[str, list[int]] = {}
+        ctx: Context | None = None
         for client_id in clients:
             changed = [*deferred.get(client_id, (now, []))[1], *evidence.get(client_id, ())]
             if later or (done and self.clock.monotonic() - began >= TICK_BUDGET):
@@ -298,7 +300,9 @@ class AlertingService:
                 later[client_id] = changed
                 continue
             done.append(client_id)
-            self._detect_client(conn, client_id, changed, now)
+            if ctx is None:
+                ctx = self._context(conn, now, clients=clients)
+            self._detect_client(conn, client_id, changed, now, ctx)
         store.clear_detections(conn, [c for c in done if c in deferred])
         store.defer_detections(conn, later, now)
 
@@ -370,23 +374,28 @@ class AlertingService:
         start = 0
         held = 0.0  # seconds of lock held since the last gap
         while start < len(ordered):
-            with write_tx(self.engine) as conn:
+            # Not synced at commit: a tick is recomputed from durable rows (the hits, the detections they left),
+            # and the relay's durable claim syncs whatever it sends before sending it.
+            with write_tx(self.engine, durable=False) as conn:
                 began = self.clock.monotonic()
                 while start < len(ordered) and (spent := self.clock.monotonic() - began) < TICK_BUDGET:
                     step = ordered[start : start + self._step_size(TICK_BUDGET - spent)]
                     step_began = self.clock.monotonic()
-                    dues += self._tick_clients(conn, set(step), now)
-                    cost = (self.clock.monotonic() - step_began) / len(step)
+                    step_dues, left = self._tick_clients(conn, set(step), now, deadline=began + TICK_BUDGET)
+                    dues += step_dues
+                    cost = (self.clock.monotonic() - step_began) / max(1, len(step) - len(left))
                     # Up at once, down slowly: one cheap step must not size the next for 20 costly clients.
                     self._client_cost = max(cost, (self._client_cost or 0.0) * 0.7)
                     start += len(step)
+                    # The detections that did not fit open first in the next transaction.
+                    ordered[start:start] = sorted(left)
             held += self.clock.monotonic() - began
             if gaps and held >= HOLD_BEFORE_GAP and start < len(ordered):
                 # A waiting writer retries on SQLite's busy schedule (every 100 ms at most): leave it a gap
                 # as long as that, or it could wait out the whole tick. Quick ticks need no gap.
                 time.sleep(YIELD_GAP)
                 held = 0.0
-        with write_tx(self.engine) as conn:
+        with write_tx(self.engine, durable=False) as conn:
             dues += self._upkeep(conn, now)
         future = [t for t in dues if t > now]
         return min(future) if future else None
@@ -407,20 +416,36 @@ class AlertingService:
             return None
         involved = {c.id for c in self.config.clients} | store.clients_with_alert_state(conn)
         involved |= set(store.detections_due(conn))
-        dues = self._tick_clients(conn, involved, now) + self._upkeep(conn, now)
+        dues = self._tick_clients(conn, involved, now)[0] + self._upkeep(conn, now)
         future = [t for t in dues if t > now]
         return min(future) if future else None
 
-    def _tick_clients(self, conn: Connection, clients: set[str], now: datetime) -> list[datetime]:
-        """Detection, source and silence signals, then escalation, for these clients; when each is next due."""
-        configured = {c.id for c in self.config.clients}
+    def _tick_clients(
+        self, conn: Connection, clients: set[str], now: datetime, *, deadline: float | None = None
+    ) -> tuple[list[datetime], set[str]]:
+        """Detection, source and silence signals, then escalation, for these clients; when each is next due, and
+        the clients left out: those whose detections the hits' transactions left were opened one at a time until
+        `deadline` (monotonic; at least one), the others are left whole to the caller's next step. A step sized
+        on cheap clients would otherwise hold the lock for every incident it opens (~10 ms each, more on a busy
+        machine)."""
         store.lock_clients(conn, clients)
         deferred = store.detections_due(conn, clients)
+        left: set[str] = set()
+        contexts: dict[datetime, Context] = {}  # by the hits' time, as of which each detection is made
+        examined = 0
         for client_id, (at, changed) in sorted(deferred.items()):
+            if left or (examined and deadline is not None and self.clock.monotonic() >= deadline):
+                left.add(client_id)
+                continue
+            examined += 1
             if not self.windows.has(client_id, changed):
                 self.windows.forget(client_id)  # another process stored them: read the window again
-            self._detect_client(conn, client_id, changed, at)
-        store.clear_detections(conn, list(deferred))
+            if at not in contexts:
+                contexts[at] = self._context(conn, at, clients=set(deferred))
+            self._detect_client(conn, client_id, changed, at, contexts[at])
+        store.clear_detections(conn, [c for c in deferred if c not in left])
+        clients = clients - left
+        configured = {c.id for c in self.config.clients}
         active = store.active_incidents(conn, client_ids=clients)
         signals: list[Signal] = []
         for client_id in sorted({i.client_id for i in active if i.cause in (Cause.BUZZ, Cause.VOLUME)}):
@@ -439,7 +464,7 @@ class AlertingService:
         ctx = self._context(conn, now, active)
         for incident in active:
             self._evaluate(conn, incident, ctx, now, as_loaded=True)
-        return self._incidents_due(now, ctx, [i for i in active if i.active]) + reply_dues
+        return self._incidents_due(now, ctx, [i for i in active if i.active]) + reply_dues, left
 
     def _upkeep(self, conn: Connection, now: datetime) -> list[datetime]:
         """What is not per client: digests, purges of old bookkeeping; when the next digest or quiet end is."""
@@ -642,9 +667,13 @@ class AlertingService:
         store.insert_alert_hits(conn, inserts)
         return changes
 
-    def _detect_client(self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime) -> None:
+    def _detect_client(
+        self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime, ctx: Context
+    ) -> None:
+        """`ctx`: shared by the clients a transaction examines in turn (one query for all, not two per client);
+        inhibition only looks at the incident's own client, which no other client's detection changes."""
         self._detected_at[client_id] = self.clock.monotonic()
-        self._apply(conn, self._detect(conn, client_id, changed, now), now)
+        self._apply(conn, self._detect(conn, client_id, changed, now), now, ctx)
 
     def _redetect_due(self, client_id: str) -> bool:
         last = self._detected_at.get(client_id)
@@ -673,9 +702,12 @@ class AlertingService:
             buzzing = frozenset(i.client_id for i in active if i.cause is Cause.BUZZ and i.active)
         return Context(self.settings, self.tz, store.active_mutes(conn, now), buzzing)
 
-    def _apply(self, conn: Connection, signals: Iterable[Signal], now: datetime) -> None:
+    def _apply(self, conn: Connection, signals: Iterable[Signal], now: datetime, ctx: Context | None = None) -> None:
         signals = sorted(signals, key=lambda s: s.cause is not Cause.BUZZ)
-        ctx = self._context(conn, now, clients={s.client_id for s in signals})
+        if not signals:
+            return
+        if ctx is None:
+            ctx = self._context(conn, now, clients={s.client_id for s in signals})
         for signal in signals:
             incident = store.active_incident(conn, signal.key)
             if incident is None and not signal.firing:
