@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, func, select
 
 from tests.support.alerting import DAY, hit, make_db
 from veille.config import parse_config
@@ -166,3 +166,22 @@ def test_a_burst_after_quiet_ticks_opens_incidents_within_the_budget(engine: Eng
     with read_conn(engine) as conn:
         assert store.detections_due(conn) == {}
     assert max(held.durations) < 2 * alerting.TICK_BUDGET, held.durations
+
+
+@pytest.mark.pg
+def test_the_clients_locks_are_taken_in_one_statement(pg_url: str) -> None:
+    """PostgreSQL: a transaction serialises its clients' alerting with one advisory lock each, all taken in one
+    round trip; another daemon cannot take them until it ends, and takes the others."""
+    engine = make_db(pg_url)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with write_tx(engine) as conn, engine.connect() as other:
+        statements.clear()
+        store.lock_clients(conn, ["c2", "c1", "c3", "c1"])
+        assert len(statements) == 1
+        try_lock = [select(func.pg_try_advisory_xact_lock(store.client_lock_key(c))) for c in ("c1", "c2", "c3", "c4")]
+        assert [other.execute(q).scalar() for q in try_lock] == [False, False, False, True]
+        other.rollback()
+    with engine.connect() as other:
+        assert other.execute(try_lock[0]).scalar() is True
+    engine.dispose()

@@ -708,8 +708,9 @@ class AlertingService:
             return
         if ctx is None:
             ctx = self._context(conn, now, clients={s.client_id for s in signals})
+        current = store.active_incidents_by_key(conn, {s.key for s in signals})  # one query for the signals
         for signal in signals:
-            incident = store.active_incident(conn, signal.key)
+            incident = current.get(signal.key)
             if incident is None and not signal.firing:
                 continue
             last_resolved = store.last_resolved_at(conn, signal.key) if incident is None else None
@@ -734,6 +735,10 @@ class AlertingService:
                 if updated.cause is Cause.BUZZ:
                     ctx = replace(ctx, buzzing_clients=ctx.buzzing_clients | {updated.client_id})
             self._evaluate(conn, updated, ctx, now)
+            if updated.status is Status.RESOLVED:
+                current.pop(signal.key, None)
+            else:
+                current[signal.key] = updated  # a later signal for the same key sees it as stored
 
     def _evaluate(
         self, conn: Connection, incident: Incident, ctx: Context, now: datetime, *, as_loaded: bool = False

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, insert, or_, select, text, update
 
 from veille.core.incidents import Cause, Incident, Status, Summary, Urgency
 from veille.store.schema import outbox
@@ -131,13 +131,23 @@ def is_pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def client_lock_key(client_id: str) -> int:
+    """The PostgreSQL advisory lock that serialises a client's alerting across daemons."""
+    return zlib.crc32(f"veille-alerting:{client_id}".encode())
+
+
+# The function scan yields the array's elements in order, so the locks are taken in the clients' order.
+_LOCK_CLIENTS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)")
+
+
 def lock_clients(conn: Connection, client_ids: Iterable[str]) -> None:
-    """PostgreSQL: serialise alerting per client across daemons (sorted: no deadlock)."""
+    """PostgreSQL: serialise alerting per client across daemons (sorted: no deadlock). One statement for all
+    (a burst's transaction locked 50 clients in 50 round trips)."""
     if not is_pg(conn):
         return  # SQLite's BEGIN IMMEDIATE already serialises writers
-    for client_id in sorted(set(client_ids)):
-        key = zlib.crc32(f"veille-alerting:{client_id}".encode())
-        conn.execute(select(func.pg_advisory_xact_lock(key)))
+    keys = [client_lock_key(client_id) for client_id in sorted(set(client_ids))]
+    if keys:
+        conn.execute(_LOCK_CLIENTS, {"keys": keys}).all()
 
 
 # --- incidents -------------------------------------------------------------------------------
@@ -252,6 +262,16 @@ def active_incident(conn: Connection, key: str) -> Incident | None:
         query = query.with_for_update()
     row = conn.execute(query).first()
     return _to_incident(row) if row else None
+
+
+def active_incidents_by_key(conn: Connection, keys: Collection[str]) -> dict[str, Incident]:
+    """`active_incident` for several keys in one query (locked on PostgreSQL too)."""
+    if not keys:
+        return {}
+    query = select(incidents).where(incidents.c.key.in_(list(keys)), incidents.c.status != Status.RESOLVED.value)
+    if is_pg(conn):
+        query = query.with_for_update()
+    return {row.key: _to_incident(row) for row in conn.execute(query.order_by(incidents.c.id))}
 
 
 def active_incidents(
