@@ -18,9 +18,10 @@ Each run is timed from the process start to its exit (interpreter, imports and m
 wall seconds, feeds/s, new hits, CPU seconds per process kind (daemon = the main process, parse workers,
 scorer; sampled every 0.1 s from /proc, the main process's share being the exact total from wait4 minus its
 helpers'), peak RSS of the main process and of the whole tree (sum of each process's own peak: an upper
-bound), the speed-up (feeds/s of veille / feeds/s of obvious, per round) and how many served feeds the fast
-feed reader takes. After the warm round it checks that every entry naming the client in any field (title,
-description, content, categories), minus the client's exclusion word, is stored exactly once.
+bound; and the most the tree held at one sampled instant), the speed-up (feeds/s of veille / feeds/s of
+obvious, per round) and how many served feeds the fast feed reader takes. After the warm round it checks
+that every entry naming the client in any field (title, description, content, categories), minus the
+client's exclusion word, is stored exactly once.
 """
 
 from __future__ import annotations
@@ -68,15 +69,20 @@ def _proc_cpu(pid: int) -> float | None:
         return None
 
 
-def _proc_hwm(pid: int) -> int:
+def _proc_status(pid: int, field: str) -> int:
+    """A /proc/PID/status size field (VmHWM: the peak RSS, VmRSS: the RSS now) in bytes; 0 if gone."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError):
         pass
     return 0
+
+
+def _proc_hwm(pid: int) -> int:
+    return _proc_status(pid, "VmHWM:")
 
 
 def _kind(process: psutil.Process) -> str:
@@ -97,7 +103,8 @@ class Measure:
     cpu: dict[str, float] = field(default_factory=dict)  # per process kind
     peaks: dict[str, int] = field(default_factory=dict)  # per helper kind: the sum of its processes' peaks
     peak_main: int = 0
-    peak_tree: int = 0
+    peak_tree: int = 0  # the sum of each process's own peak: an upper bound
+    peak_together: int = 0  # the most the tree held at one sampled instant (every 0.1 s)
     stdout: str = ""
     returncode: int = 0
 
@@ -127,9 +134,12 @@ def measure(command: list[str], env: dict[str, str]) -> Measure:
                                 helpers[child.pid] = (_kind(child), 0.0, 0)
                     except psutil.Error:
                         pass
+                together = _proc_status(proc.pid, "VmRSS:")
                 for pid, (kind, cpu, peak) in list(helpers.items()):
                     now_cpu = _proc_cpu(pid)
                     helpers[pid] = (kind, cpu if now_cpu is None else now_cpu, max(peak, _proc_hwm(pid)))
+                    together += _proc_status(pid, "VmRSS:")
+                result.peak_together = max(result.peak_together, together)
                 ticks += 1
                 stop.wait(0.1)
 
@@ -327,7 +337,10 @@ def compare(profile: str, feeds: int, hosts: int, port: int) -> None:
         cpu = " / ".join(f"{m.cpu.get(k, 0.0):.1f}" for k in ("daemon", "parse workers", "scorer"))
         print(_row(feeds, profile, "veille", name, m.seconds, hits, m, f"{cpu} (= {m.cpu_total:.1f})"))
         peaks = ", ".join(f"{kind} {peak / 2**20:.0f}" for kind, peak in sorted(m.peaks.items()))
-        print(f"{'':>8} {'':>6} {'veille':>8} {name:>5} helpers' peak RSS MB: {peaks or 'none'}")
+        print(
+            f"{'':>8} {'':>6} {'veille':>8} {name:>5} helpers' peak RSS MB: {peaks or 'none'}; the whole tree at "
+            f"one instant (sampled every 0.1 s) {m.peak_together / 2**20:.0f} MB"
+        )
         if failed or m.returncode:
             print(f"{'':>8} {'':>6} {'veille':>8} {name:>5} {failed} sources failed, exit {m.returncode}")
     for index, name in enumerate(("cold", "warm")):

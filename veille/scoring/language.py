@@ -14,6 +14,9 @@ sum over sorted (text, feature) pairs: about 15 to 25 µs a post (one post alone
 
 from __future__ import annotations
 
+import lzma
+import shutil
+import tempfile
 import threading
 import unicodedata
 from collections.abc import Sequence
@@ -139,20 +142,31 @@ class _Tables:
 
     @classmethod
     def load(cls, languages: Sequence[str]) -> _Tables:
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+        """py3langid's model file read as its own loader does (LZMA to a temporary file, then numpy without
+        pickle), minus the copy of the 39 MB automaton into a stdlib array that its loader makes: that copy
+        was the scoring helper's peak. tests/scoring/test_language.py checks the answers stay py3langid's."""
+        from py3langid.langid import MODEL_DIR, MODEL_FILE
 
-        identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
-        identifier.set_languages(list(languages))
+        with tempfile.TemporaryFile(suffix=".npz") as unpacked:
+            with lzma.open(MODEL_DIR / MODEL_FILE) as packed:
+                shutil.copyfileobj(packed, unpacked, length=1 << 20)
+            unpacked.seek(0)
+            with np.load(unpacked, allow_pickle=False) as data:
+                all_classes = [str(c) for c in data["classes"].tolist()]
+                chosen = [i for i, c in enumerate(all_classes) if c in set(languages)]
+                ptc, pc = data["ptc"][:, chosen], data["pc"][chosen]
+                nextmove = np.ascontiguousarray(data["nextmove"], dtype=np.uint32)
+                row, output = data["nextmove_row"], data["out_feat"]
         return cls(
-            classes=tuple(identifier.nb_classes),
-            ptc=np.ascontiguousarray(identifier.nb_ptc, dtype=np.float32),  # numpy would convert float16 each batch
-            pc=np.asarray(identifier.nb_pc, dtype=np.float32),
-            nextmove=identifier.tk_nextmove,
-            rowbase=[r << 8 for r in identifier.tk_row],
-            output=identifier.tk_output,
-            next_array=np.frombuffer(identifier.tk_nextmove, dtype=np.uint32),  # a view: 39 MB, not copied
-            row_array=np.asarray(identifier.tk_row, dtype=np.intp) << 8,
-            output_array=np.asarray(identifier.tk_output, dtype=np.intp),
+            classes=tuple(all_classes[i] for i in chosen),
+            ptc=np.ascontiguousarray(ptc, dtype=np.float32),  # numpy would convert float16 each batch
+            pc=np.asarray(pc, dtype=np.float32),
+            nextmove=memoryview(nextmove.data),  # indexed one byte at a time by `walk`: Python ints, no copy
+            rowbase=[int(r) << 8 for r in row.tolist()],
+            output=output.tolist(),
+            next_array=nextmove,
+            row_array=np.asarray(row, dtype=np.intp) << 8,
+            output_array=np.asarray(output, dtype=np.intp),
         )
 
     def features(self, encoded: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     requests, replies = helper_pipes(int(args[0]), int(args[1]))
     settings_json, data_dir = args[2], args[3]
-    from veille.scoring.base import ScorerLoadError
+    from veille.scoring.base import ScorerLoadError, score_in_slices
     from veille.scoring.loader import load_scorer
     from veille.scoring.settings import SentimentSettings
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     replies.send_bytes(json.dumps(["ready", scorer.name]).encode())
     for message in incoming(requests):
-        results = scorer.score_batch(json.loads(message))
+        results = score_in_slices(scorer, json.loads(message))
         replies.send_bytes(
             json.dumps(
                 [[r.label and r.label.value, r.score, r.lang, list(r.reasons)] for r in results], separators=(",", ":")
