@@ -106,3 +106,26 @@ def test_a_model_that_cannot_load_stops_the_run_in_one_line_and_stores_nothing(
     with read_conn(engine) as conn:
         assert conn.execute(select(func.count()).select_from(hits)).scalar_one() == 0
     engine.dispose()
+
+
+def test_a_run_with_nothing_new_does_not_load_the_model_and_a_run_with_news_still_checks_it(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    """From cron, most runs find nothing new: they never start the scorer, so a model damaged since the
+    last run goes unnoticed until a hit needs it, and then it stops the run with nothing of that hit stored."""
+    first = article("Chez Gégé : service efficace", "one")
+    done, db_url = run_once(tmp_path, server, first)
+    assert done.returncode == 0, done.stderr
+    damaged = tmp_path / "model.json.gz"
+    damaged.write_bytes(b"not a model")
+    extra = f'\n[sentiment]\nmodel_path = "{damaged}"\n'
+    done, _ = run_once(tmp_path, server, first, extra=extra)  # the same feed: nothing to score
+    assert done.returncode == 0, done.stderr
+    assert "model" not in done.stderr
+    done, _ = run_once(tmp_path, server, first, article("Chez Gégé : pizza froide", "two"), extra=extra)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "model" in done.stderr, done.stderr
+    engine = make_engine(db_url)
+    with read_conn(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(hits)).scalar_one() == 1
+    engine.dispose()

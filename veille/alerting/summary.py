@@ -16,12 +16,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-
-import snowballstemmer
+from typing import TYPE_CHECKING
 
 from veille.alerting.risk import CrisisWords
 from veille.core.incidents import Summary
 from veille.core.matching import fold
+
+if TYPE_CHECKING:
+    import snowballstemmer
 
 BACKGROUND_DAYS = 30
 MAX_TERMS = 4  # words shown in the summary line
@@ -60,6 +62,8 @@ MIN_LETTERS = 3
 
 @lru_cache(maxsize=2)
 def _stemmer(lang: str) -> snowballstemmer.stemmer:
+    import snowballstemmer  # on the first summary: not a cost of every start (`veille run --once`, the CLI)
+
     return snowballstemmer.stemmer(lang)
 
 

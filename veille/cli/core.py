@@ -66,15 +66,15 @@ def run(config_file: str | None, once: bool, log_level: str | None) -> None:
     from veille.config import describe_secrets
     from veille.core.logs import setup_logging
     from veille.core.secrets import read_secret
-    from veille.runtime.daemon import run_daemon
-    from veille.runtime.once import run_once
 
     config = load_or_exit(config_file)
     _exit_on_problems(config)  # what `veille config check` refuses never starts
     level = (log_level or click.get_current_context().meta.get(LOG_LEVEL_KEY) or "INFO").upper()
     setup_logging(level, secrets=tuple(read_secret(name) for _, name, _ in describe_secrets(config)))
     try:
-        if once:
+        if once:  # cron's path imports neither the scheduler nor the web service
+            from veille.runtime.once import run_once
+
             results = asyncio.run(run_once(config))
             failed = [r for r in results if r.error is not None]
             for r in results:
@@ -85,6 +85,7 @@ def run(config_file: str | None, once: bool, log_level: str | None) -> None:
                 )
                 click.echo(f"{r.runtime.config.key}: {status}")
             sys.exit(1 if failed else 0)
+        from veille.runtime.daemon import run_daemon
         from veille.web.server import attach_to_daemon
 
         sys.exit(asyncio.run(run_daemon(config, extensions=[attach_to_daemon])))

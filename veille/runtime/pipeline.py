@@ -234,6 +234,7 @@ class Pipeline:
         self.storage = storage or StorageStatus()
         self._queue: asyncio.Queue[tuple[PollResult, asyncio.Future[None]]] | None = None
         self._gate: asyncio.Future[None] | None = None  # see hold_writes_until
+        self._on_first_match: Callable[[], None] | None = None  # see hold_writes_until
         self._writer: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._poll_slots = asyncio.Semaphore(config.daemon.concurrency)
@@ -327,10 +328,17 @@ class Pipeline:
         self._stopping = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name="veille-writer")
 
-    def hold_writes_until(self, gate: asyncio.Future[None]) -> None:
-        """Store nothing before `gate` is done (`veille run --once`: the model still loading); if it fails,
-        the results waiting are dropped unstored (their polls are cancelled) instead of failing one by one."""
+    def hold_writes_until(
+        self, gate: asyncio.Future[None], *, on_first_match: Callable[[], None] | None = None
+    ) -> None:
+        """Store no matched item before `gate` is done (`veille run --once`: the model still loading); if it
+        fails, the results waiting are dropped unstored (their polls are cancelled) instead of failing one by
+        one. Results with nothing matched (a 304, an unchanged feed) need no model and are stored at once.
+
+        `on_first_match` is called once, when the first result with matched items is submitted: the caller
+        starts loading the model then, so a run that finds nothing new never loads it."""
         self._gate = gate
+        self._on_first_match = on_first_match
 
     async def stop(self) -> None:
         """Flush what is queued, then stop the writer."""
@@ -486,6 +494,9 @@ class Pipeline:
         if self._queue is None:
             raise RuntimeError("Pipeline.start() was not called")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if result.matched and self._on_first_match is not None:
+            first, self._on_first_match = self._on_first_match, None
+            first()
         await self._queue.put((result, done))
         await done
 
@@ -497,17 +508,15 @@ class Pipeline:
         while True:
             batch = [await self._queue.get()]
             await asyncio.sleep(0.02)  # let concurrent polls join this transaction
-            if self._gate is not None:
+            items = self._fill(batch)
+            if self._gate is not None and items and not self._gate.done():
                 await asyncio.wait([self._gate])
-                if self._gate.cancelled() or self._gate.exception() is not None:
-                    for _, done in batch:
-                        done.cancel()
-                        self._queue.task_done()
-                    continue
-            items = len(batch[0][0].matched)
-            while not self._queue.empty() and len(batch) < MAX_BATCH_SOURCES and items < MAX_BATCH_ITEMS:
-                batch.append(self._queue.get_nowait())
-                items += len(batch[-1][0].matched)
+                items = self._fill(batch, items)  # what queued while the model loaded joins this transaction
+            if self._gate is not None and items and (self._gate.cancelled() or self._gate.exception() is not None):
+                for _, done in batch:
+                    done.cancel()
+                    self._queue.task_done()
+                continue
             failed = False
             try:
                 await asyncio.to_thread(self._write_batch, [r for r, _ in batch])
@@ -533,6 +542,16 @@ class Pipeline:
                 # their slots, so polling slows down too) instead of failing every poll at once.
                 failures += 1
                 await self.storage.pause(failures, stop=self._stopping)
+
+    def _fill(self, batch: list[tuple[PollResult, asyncio.Future[None]]], items: int | None = None) -> int:
+        """Take queued results into `batch` up to the batch limits; the batch's matched items."""
+        assert self._queue is not None
+        if items is None:
+            items = sum(len(result.matched) for result, _ in batch)
+        while not self._queue.empty() and len(batch) < MAX_BATCH_SOURCES and items < MAX_BATCH_ITEMS:
+            batch.append(self._queue.get_nowait())
+            items += len(batch[-1][0].matched)
+        return items
 
     def _score_new(self, results: Sequence[PollResult]) -> None:
         """Score only items not stored yet (or changed), in one batch for the whole transaction.

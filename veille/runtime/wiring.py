@@ -119,8 +119,8 @@ def build(
 ) -> Components:
     """Open the database (refusing a schema that is behind or ahead), load the scorer, wire the pipeline.
 
-    With `wait_for_scorer=False` the model goes on loading in its helper while the caller polls; the caller
-    awaits `Components.scorer_ready` (`veille run --once`: the polls' first round trips need no model)."""
+    With `wait_for_scorer=False` the helper is not started: the caller awaits `Components.scorer_ready` when
+    it first needs the model, which then loads while the caller goes on polling (`veille run --once`)."""
     from veille.core.paths import data_dir
     from veille.scoring.process import ScoringProcess
 
@@ -132,8 +132,11 @@ def build(
         log.warning("the database %s is on a network filesystem: SQLite WAL needs a local disk", path)
     check_schema(engine)
     # The model lives in a helper process: scoring runs on the other core, and the daemon's own
-    # memory stays small (veille.scoring.process explains the trade). It loads while the rest is wired.
-    scorer = ScoringProcess(config.sentiment, data_dir=data_dir(config.database_url)).launch()
+    # memory stays small (veille.scoring.process explains the trade). The daemon's loads while the rest is
+    # wired; `--once` starts it only when a poll has found something to score.
+    scorer = ScoringProcess(config.sentiment, data_dir=data_dir(config.database_url))
+    if wait_for_scorer:
+        scorer.launch()
     try:
         return _wire(config, engine, clock, scorer, with_alerting=with_alerting, wait_for_scorer=wait_for_scorer)
     except BaseException:
