@@ -176,7 +176,7 @@ class HttpClient:
             inner=network_backend,
             trusted_hosts=[self._proxy.url.host] if self._proxy else [],
         )
-        self._tls = ssl.create_default_context(cafile=certifi.where())  # built once: ~15 ms each
+        self._tls: ssl.SSLContext | None = None  # see _tls_context
         self._default_headers = (
             (b"accept", (b"Accept", b"*/*")),
             (b"accept-encoding", (b"Accept-Encoding", b"gzip, deflate")),
@@ -185,15 +185,23 @@ class HttpClient:
         )
         # One connection pool per host: httpcore scans every connection of a pool on each request,
         # so one big pool costs O(connections) per request (measured 2.7 ms/request with 100).
-        self._pools: OrderedDict[str, httpcore.AsyncConnectionPool] = OrderedDict()
+        self._pools: OrderedDict[tuple[str, str], httpcore.AsyncConnectionPool] = OrderedDict()  # (scheme, host)
         self._closing: set[asyncio.Task[None]] = set()
         self._hosts: dict[str, _HostSlot] = {}
 
-    def _make_pool(self) -> httpcore.AsyncConnectionPool:
+    def _tls_context(self) -> ssl.SSLContext:
+        """Built once, on the first https origin: reading certifi's bundle costs ~15 ms, a tenth of a
+        `veille run --once` start, and a cron run over plain-http feeds never needs it."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context(cafile=certifi.where())
+        return self._tls
+
+    def _make_pool(self, scheme: str) -> httpcore.AsyncConnectionPool:
         """A pool whose every connection is dialled by the address guard (the proxy's too)."""
         limit = self._config.per_host_limit
+        tls = scheme == "https" or self._proxy is not None
         common: dict[str, Any] = {
-            "ssl_context": self._tls,
+            "ssl_context": self._tls_context() if tls else None,
             "max_connections": limit,
             "max_keepalive_connections": min(limit, 20),
             "retries": 0,
@@ -211,18 +219,20 @@ class HttpClient:
             proxy_url=url,
             proxy_auth=proxy.raw_auth,
             proxy_headers=proxy.headers.raw,
-            proxy_ssl_context=self._tls if proxy.url.scheme == "https" else None,
+            proxy_ssl_context=self._tls_context() if proxy.url.scheme == "https" else None,
             **common,
         )
 
-    def _pool_for(self, host: str) -> httpcore.AsyncConnectionPool:
-        """The host's own pool (least recently used idle pools are closed beyond MAX_HOST_POOLS)."""
-        pool = self._pools.get(host)
+    def _pool_for(self, scheme: str, host: str) -> httpcore.AsyncConnectionPool:
+        """The origin's own pool (least recently used idle pools are closed beyond MAX_HOST_POOLS). An
+        http and an https origin of one host have a pool each; the host's slots bound them together."""
+        key = (scheme, host)
+        pool = self._pools.get(key)
         if pool is not None:
-            self._pools.move_to_end(host)
+            self._pools.move_to_end(key)
             return pool
-        pool = self._pools[host] = self._make_pool()
-        idle = [h for h in self._pools if h not in self._hosts and h != host]
+        pool = self._pools[key] = self._make_pool(scheme)
+        idle = [k for k in self._pools if k[1] not in self._hosts and k != key]
         for victim in idle[: max(0, len(self._pools) - MAX_HOST_POOLS)]:
             task = asyncio.get_running_loop().create_task(self._pools.pop(victim).aclose())
             self._closing.add(task)
@@ -397,7 +407,7 @@ class HttpClient:
     ) -> tuple[int, httpx.Headers, bytes, bool]:
         """One request and its whole response: (status, headers, decoded body, body wanted)."""
         url = hop.url
-        pool = self._pool_for(url.host)
+        pool = self._pool_for(url.scheme, url.host)
         request = httpcore.Request(
             hop.method,
             httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
