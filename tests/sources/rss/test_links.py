@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from veille.sources.rss import links
 from veille.sources.rss.links import decode_google_news_id, entry_url, safe_url, unwrap_google
 
 ARTICLE = "https://www.ouest-france.fr/bretagne/rennes/un-article-123.html"
@@ -96,3 +99,48 @@ def test_undecodable_google_news_ids_keep_the_link(article_id: str) -> None:
     link = f"https://news.google.com/rss/articles/{article_id}"
     assert decode_google_news_id(article_id) is None
     assert entry_url(link) == (link if safe_url(link) else None)
+
+
+_URL_PARTS = st.sampled_from(
+    [
+        "http",
+        "https",
+        "HTTP",
+        "ftp",
+        "javascript",
+        "",
+        "://",
+        "//",
+        ":",
+        "@",
+        "[",
+        "]",
+        "::1",
+        "80",
+        "99999",
+        "/",
+        "?",
+        "#",
+        "a",
+        "ex-ample.fr",
+        "é",
+        ".",
+        "-",
+        "user:pw",
+        " ",
+        "%20",
+        "\\",
+    ]
+)
+
+
+@given(st.lists(_URL_PARTS, max_size=8).map("".join))
+def test_the_plain_link_shortcut_agrees_with_the_full_check(value: str) -> None:
+    """safe_url decides the usual links with one regex; on anything, its answer is the full check's."""
+    full = links._PLAIN_HTTP_URL
+    try:
+        links._PLAIN_HTTP_URL = links.re.compile(r"(?!)")  # a pattern that never matches: the full check only
+        expected = safe_url(value)
+    finally:
+        links._PLAIN_HTTP_URL = full
+    assert safe_url(value) == expected
