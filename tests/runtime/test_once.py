@@ -96,15 +96,26 @@ def test_a_model_that_cannot_load_stops_the_run_in_one_line_and_stores_nothing(
     tmp_path: Path, server: LocalServer
 ) -> None:
     """The model loads while the feeds are fetched; when it cannot, the run still stops as the daemon does."""
+    done, db_url = run_once(
+        tmp_path, server, article("Chez Gégé : service efficace", "one"), extra=damaged_model(tmp_path)
+    )
+    assert_stopped_by_the_model(done, db_url, stored=0)
+
+
+def damaged_model(tmp_path: Path) -> str:
+    """A [sentiment] section pointing at a file that is not a model."""
     damaged = tmp_path / "model.json.gz"
     damaged.write_bytes(b"not a model")
-    extra = f'\n[sentiment]\nmodel_path = "{damaged}"\n'
-    done, db_url = run_once(tmp_path, server, article("Chez Gégé : service efficace", "one"), extra=extra)
+    return f'\n[sentiment]\nmodel_path = "{damaged}"\n'
+
+
+def assert_stopped_by_the_model(done: subprocess.CompletedProcess[str], db_url: str, *, stored: int) -> None:
+    """The run failed in one line naming the model, and the database holds only the hits stored before it."""
     assert done.returncode != 0
     assert "Traceback" not in done.stderr and "model" in done.stderr, done.stderr
     engine = make_engine(db_url)
     with read_conn(engine) as conn:
-        assert conn.execute(select(func.count()).select_from(hits)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(hits)).scalar_one() == stored
     engine.dispose()
 
 
@@ -116,16 +127,9 @@ def test_a_run_with_nothing_new_does_not_load_the_model_and_a_run_with_news_stil
     first = article("Chez Gégé : service efficace", "one")
     done, db_url = run_once(tmp_path, server, first)
     assert done.returncode == 0, done.stderr
-    damaged = tmp_path / "model.json.gz"
-    damaged.write_bytes(b"not a model")
-    extra = f'\n[sentiment]\nmodel_path = "{damaged}"\n'
+    extra = damaged_model(tmp_path)
     done, _ = run_once(tmp_path, server, first, extra=extra)  # the same feed: nothing to score
     assert done.returncode == 0, done.stderr
     assert "model" not in done.stderr
     done, _ = run_once(tmp_path, server, first, article("Chez Gégé : pizza froide", "two"), extra=extra)
-    assert done.returncode != 0
-    assert "Traceback" not in done.stderr and "model" in done.stderr, done.stderr
-    engine = make_engine(db_url)
-    with read_conn(engine) as conn:
-        assert conn.execute(select(func.count()).select_from(hits)).scalar_one() == 1
-    engine.dispose()
+    assert_stopped_by_the_model(done, db_url, stored=1)
