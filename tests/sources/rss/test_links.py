@@ -144,3 +144,8 @@ def test_the_plain_link_shortcut_agrees_with_the_full_check(value: str) -> None:
     finally:
         links._PLAIN_HTTP_URL = full
     assert safe_url(value) == expected
+
+
+def test_a_google_host_in_capitals_is_still_unwrapped() -> None:
+    """The screen that lets most links skip the parse ignores case, as host names do."""
+    assert unwrap_google("HTTPS://WWW.GOOGLE.FR/url?q=https://example.org/p") == "https://example.org/p"

@@ -55,6 +55,8 @@ def _is_google_host(host: str) -> bool:
 
 def unwrap_google(url: str) -> str:
     """The article behind a Google Alerts or Google News link; any other URL is returned unchanged."""
+    if "google" not in url.lower():  # every host unwrapped here names Google: most links skip urlsplit
+        return url
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
