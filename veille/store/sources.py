@@ -100,7 +100,7 @@ def sync_config(
 
     Rows the config does not change are not written: every `veille run --once` (cron) starts here, and
     one upsert per source was a good part of its start with a thousand feeds."""
-    names = dict(conn.execute(select(clients.c.id, clients.c.name)).tuples().all())
+    names = {client_id: name for client_id, name in conn.execute(select(clients.c.id, clients.c.name))}
     changed_clients = [c for c in clients_in_config if names.get(c.id) != c.name]
     if changed_clients:
         statement = _insert(conn, clients).values(
