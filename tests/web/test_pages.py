@@ -60,3 +60,19 @@ def test_cached_counts_equal_a_full_query_across_hours(engine: Engine) -> None: 
         again = cache.activity(conn, ["resto", "tapis"], later, day_start)
     assert second == again == full(engine, later, day_start)
     assert second["resto"].today == first["resto"].today + 2
+
+
+def test_the_client_page_tells_hits_not_scored_yet_from_hits_in_a_language_never_scored(
+    engine: Engine,  # noqa: F811
+) -> None:
+    """'3 not scored yet' means the scorer will come back to them; a Spanish post it does not read is not one."""
+    resto = make_source(engine, "resto/a")
+    with write_tx(engine) as conn:
+        store_items(conn, resto, [item(f"r{n}", f"Chez Gégé numéro {n}") for n in range(4)], START)
+        conn.execute(update(hits).where(hits.c.external_id == "r0").values(sentiment_label="neg", scored_at=START))
+        conn.execute(  # what the pipeline stores for a post in a language it does not score (issue 16)
+            update(hits).where(hits.c.external_id == "r1").values(sentiment_lang="es", scored_at=START)
+        )
+    with read_conn(engine) as conn:
+        counts = dashboard.label_counts(conn, "resto", START - timedelta(days=1))
+    assert counts == {"neg": 1, dashboard.UNSCORED_LANGUAGE: 1, None: 2}

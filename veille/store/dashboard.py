@@ -192,12 +192,20 @@ def term_groups(conn: Connection, client_id: str, since: datetime) -> list[tuple
     return [(row[0], int(row[1]), int(row[2] or 0)) for row in conn.execute(query)]
 
 
+UNSCORED_LANGUAGE = "unscored"  # label_counts' key for hits in a language the scorer does not read
+
+
 def label_counts(conn: Connection, client_id: str, since: datetime) -> dict[str | None, int]:
-    """Hits per sentiment label since `since` (None: not scored yet)."""
+    """Hits per sentiment label since `since`: None for those not scored yet (the scorer will come back to
+    them), UNSCORED_LANGUAGE for those in a language it does not read (it never will)."""
+    label = case(
+        (hits.c.sentiment_label.is_(None) & hits.c.scored_at.is_not(None), literal_column(f"'{UNSCORED_LANGUAGE}'")),
+        else_=hits.c.sentiment_label,
+    )
     query = (
-        select(hits.c.sentiment_label, func.count())
+        select(label, func.count())
         .where(hits.c.client_id == client_id, hits.c.fetched_at >= since, original_only())
-        .group_by(hits.c.sentiment_label)
+        .group_by(label)
     )
     return {label: int(count) for label, count in conn.execute(query)}
 
