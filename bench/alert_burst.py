@@ -2,11 +2,12 @@
 
     PYTHONPATH=$PWD .venv/bin/python bench/alert_burst.py [--clients 1000] [--db sqlite|pg] [--runs 3] [--budget MS]
 
-Stores one severe hit per client through the real AlertingService, 50 hits a write transaction as the
-poll writer does (its detections past the time budget are left to the tick), then runs the service's
-ticks until every incident is notified (console contacts, group_wait 0) while the outbox relay delivers
-them (its own engine: its figures are its own). All along, another process writes a small row every
-20 ms with veille's own engine (busy timeout included): its longest wait, and the writes that failed.
+Stores one severe hit per client through the real AlertingService (after one quiet tick, as a daemon has
+ticked from its start), 50 hits a write transaction as the poll writer does (its detections past the time
+budget are left to the tick), then runs the service's ticks until every incident is notified (console
+contacts, group_wait 0) while the outbox relay delivers them (its own engine: its figures are its own).
+All along, another process writes a small row every 20 ms with veille's own engine (busy timeout
+included): its longest wait, and the writes that failed.
 Prints, per run, the longest write transaction of each writer and its 99th percentile, with the time
 budget (alerting.TICK_BUDGET) and, once for reference, without it (one transaction per tick, every incident
 opened in the hits' transaction), and the count of busy-timeout errors of every writer; then, over the
@@ -125,6 +126,7 @@ def run(db_url: str, clients: int, budget: float) -> tuple[dict[str, float], dic
     writer = multiprocessing.Process(target=other_writer, args=(db_url, writer_stop, queue))
     writer.start()
     time.sleep(0.5)
+    service.tick()  # the daemon ticks from its start: a burst finds it running
     stats = write_stats(engine)
     figures: dict[str, float] = {}
     held: dict[str, list[float]] = {"hits": [], "tick": []}

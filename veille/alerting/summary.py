@@ -67,6 +67,13 @@ def _stemmer(lang: str) -> snowballstemmer.stemmer:
     return snowballstemmer.stemmer(lang)
 
 
+def load_stemmers() -> None:
+    """Build the stemmers now: importing snowballstemmer takes ~50 ms, which the daemon spends before its first
+    tick's write transactions rather than in the first burst's summary, while it holds the write lock."""
+    for lang in ("french", "english"):
+        _stemmer(lang)
+
+
 @lru_cache(maxsize=65536)
 def _stem(word: str, lang: str) -> str:
     return str(_stemmer(lang).stemWord(word))
