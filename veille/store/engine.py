@@ -1,10 +1,11 @@
 """Database engine set-up and the two ways to touch it: `write_tx` and `read_conn`.
 
-SQLite: WAL (readers never block the writer), foreign keys on, synchronous=FULL, a 10 s busy
-timeout, and `BEGIN IMMEDIATE` for every write transaction so that two writers queue on the lock
-instead of failing with "database is locked" when a read upgrades to a write (measured: deferred
-read-then-write transactions failed 900 times in 1,200). Reads use plain deferred transactions
-and never take the write lock. PostgreSQL: a normal pool, READ COMMITTED.
+SQLite: WAL (readers never block the writer), foreign keys on, synchronous=FULL (NORMAL for the
+transactions a restart recomputes, `write_tx(durable=False)`), a 10 s busy timeout, and `BEGIN IMMEDIATE`
+for every write transaction so that two writers queue on the lock instead of failing with "database is
+locked" when a read upgrades to a write (measured: deferred read-then-write transactions failed 900 times
+in 1,200). Reads use plain deferred transactions and never take the write lock. PostgreSQL: a normal pool,
+READ COMMITTED.
 """
 
 from __future__ import annotations
