@@ -182,3 +182,18 @@ def _text_of_serialised(safe: str) -> str:
 
     safe = module._SPACES.sub(" ", safe.replace("\r", " ").replace("\n", " "))
     return clean_text(unescape(module._TAG.sub("", module._BR.sub("\n", safe))))
+
+
+_BLANKS_AND_WORDS = st.lists(
+    st.sampled_from([" ", "  ", "\t", "\n", "\u00a0", "\u2003", "\u200b", "\u3000", "a", "é", "\ud800", "word"]),
+    max_size=30,
+).map("".join)
+
+
+@given(_BLANKS_AND_WORDS)
+def test_the_screens_before_the_blank_and_surrogate_passes_change_no_answer(value: str) -> None:
+    """html_to_text and clean_text skip their regex passes when a cheap scan finds nothing for them to do."""
+    from veille.sources.rss import text
+
+    assert text._collapse_blanks(value) == text._SPACES.sub(" ", value)
+    assert text._without_surrogates(value) == text._SURROGATE.sub("\ufffd", value)
