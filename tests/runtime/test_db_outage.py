@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from tests.support.daemon import config_text
+from tests.support.daemon import CONSOLE_ALERTING, config_text
 from tests.support.feedgen import rss
 from tests.support.paths import REPO_ROOT
 from tests.support.server import LocalServer, Request, Response
@@ -121,18 +121,7 @@ class Run:
 [daemon]
 startup_spread = "1s"
 health_file = "{self.health_file}"
-
-[alerting]
-enabled = true
-group_wait = "0s"
-
-[[contacts]]
-id = "camille"
-name = "Camille"
-channel = "console"
-clients = ["*"]
-digest_at = "off"
-"""
+{CONSOLE_ALERTING}"""
         feeds = {
             "resto": [server.url(f"/news{n}") for n in range(NEWS)] + [server.url("/resto-angry")],
             "tapis": [server.url("/tapis-angry")],

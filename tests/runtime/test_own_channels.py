@@ -22,7 +22,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.support.daemon import console_daemon_config, console_daemon_toml, spawn_veille, wait_for
+from tests.support.daemon import (
+    RESTO_CLIENT,
+    console_daemon_config,
+    console_daemon_toml,
+    loopback_header,
+    spawn_veille,
+    wait_for,
+)
 from tests.support.fake_apis import T0
 from tests.support.fake_google import BusinessProfileFake, PlacesFake, place_review, review
 from tests.support.fake_graph import GraphFake, fb_comment, fb_message, fb_post, fb_time, ig_comment, ig_media, later
@@ -44,19 +51,7 @@ FURIOUS = "Intoxication alimentaire après votre menu de Noël, c'est une honte,
 
 
 def channels_config(db_url: str, api: str, extra: str = "") -> str:
-    return f"""
-[database]
-url = "{db_url}"
-
-[http]
-allow_private_addresses = true
-timeout = "5s"
-{extra}
-[[clients]]
-id = "resto"
-name = "Chez Gégé"
-keywords = ["chez gégé"]
-
+    return f"""{loopback_header(db_url)}{extra}{RESTO_CLIENT}
   [[clients.sources]]
   kind = "facebook"
   id = "fb"

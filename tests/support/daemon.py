@@ -15,6 +15,34 @@ from veille.store.engine import make_engine
 from veille.store.migrate import upgrade
 
 
+def loopback_header(db_url: str, *, timeout: str = "5s") -> str:
+    """The [database] and [http] tables of every test daemon: its database, loopback servers allowed."""
+    return f'[database]\nurl = "{db_url}"\n\n[http]\nallow_private_addresses = true\ntimeout = "{timeout}"\n'
+
+
+# The alerting of a test daemon that prints its alerts on the console to one contact, camille, at once.
+CONSOLE_ALERTING = """
+[alerting]
+enabled = true
+group_wait = "0s"
+
+[[contacts]]
+id = "camille"
+name = "Camille"
+channel = "console"
+clients = ["*"]
+digest_at = "off"
+"""
+
+# The restaurant most tests watch (its sources and other sub-tables follow it).
+RESTO_CLIENT = """
+[[clients]]
+id = "resto"
+name = "Chez Gégé"
+keywords = ["chez gégé"]
+"""
+
+
 def config_text(
     db_url: str,
     feeds: dict[str, list[str]],
@@ -25,11 +53,7 @@ def config_text(
     timeout: str = "5s",
 ) -> str:
     """One client per key of `feeds` (client id -> feed URLs), all with the same keywords."""
-    parts = [
-        f'[database]\nurl = "{db_url}"\n',
-        f'[http]\nallow_private_addresses = true\ntimeout = "{timeout}"\n',
-        extra,
-    ]
+    parts = [loopback_header(db_url, timeout=timeout), extra]
     for client, urls in feeds.items():
         parts.append(f'[[clients]]\nid = "{client}"\nname = "{client}"\nkeywords = {keywords}\n')
         for n, url in enumerate(urls):
@@ -62,33 +86,10 @@ def console_daemon_toml(db_url: str, *, sources: str, extra: str = "", client_ex
     once (group_wait 0) and watches one client, resto ("Chez Gégé"). `sources` is the client's
     `[[clients.sources]]` tables, `client_extra` its other sub-tables (inbox...), `extra` more top-level tables
     ([web], [alerting.audience_drop]...)."""
-    return f"""
-[database]
-url = "{db_url}"
-
-[http]
-allow_private_addresses = true
-timeout = "5s"
-
+    return f"""{loopback_header(db_url)}
 [daemon]
 startup_spread = "1s"
-{extra}
-[alerting]
-enabled = true
-group_wait = "0s"
-
-[[contacts]]
-id = "camille"
-name = "Camille"
-channel = "console"
-clients = ["*"]
-digest_at = "off"
-
-[[clients]]
-id = "resto"
-name = "Chez Gégé"
-keywords = ["chez gégé"]
-{client_extra}
+{extra}{CONSOLE_ALERTING}{RESTO_CLIENT}{client_extra}
 {sources}
 """
 

@@ -133,7 +133,7 @@ class _Tables:
     classes: tuple[str, ...]
     ptc: np.ndarray  # feature x language log-probabilities
     pc: np.ndarray  # language priors
-    nextmove: Any  # the byte automaton that finds the n-gram features (array.array)
+    nextmove: Any  # the byte automaton that finds the n-gram features (a memoryview of next_array)
     rowbase: list[int]
     output: Any
     next_array: np.ndarray  # the same automaton as numpy arrays, for the batch walk
@@ -153,7 +153,8 @@ class _Tables:
             unpacked.seek(0)
             with np.load(unpacked, allow_pickle=False) as data:
                 all_classes = [str(c) for c in data["classes"].tolist()]
-                chosen = [i for i, c in enumerate(all_classes) if c in set(languages)]
+                wanted = set(languages)
+                chosen = [i for i, c in enumerate(all_classes) if c in wanted]
                 ptc, pc = data["ptc"][:, chosen], data["pc"][chosen]
                 nextmove = np.ascontiguousarray(data["nextmove"], dtype=np.uint32)
                 row, output = data["nextmove_row"], data["out_feat"]
@@ -162,7 +163,7 @@ class _Tables:
             ptc=np.ascontiguousarray(ptc, dtype=np.float32),  # numpy would convert float16 each batch
             pc=np.asarray(pc, dtype=np.float32),
             nextmove=memoryview(nextmove.data),  # indexed one byte at a time by `walk`: Python ints, no copy
-            rowbase=[int(r) << 8 for r in row.tolist()],
+            rowbase=[r << 8 for r in row.tolist()],
             output=output.tolist(),
             next_array=nextmove,
             row_array=np.asarray(row, dtype=np.intp) << 8,
