@@ -185,3 +185,21 @@ def test_the_clients_locks_are_taken_in_one_statement(pg_url: str) -> None:
     with engine.connect() as other:
         assert other.execute(try_lock[0]).scalar() is True
     engine.dispose()
+
+
+def test_a_connection_lost_mid_transaction_forgets_the_windows_instead_of_raising(tmp_path: Any) -> None:
+    """PostgreSQL going away during a tick's read: the rollback of the dead connection must not raise
+    PendingRollbackError (a traceback in the daemon's log, seen in CI); the kept windows are read again."""
+    from sqlalchemy import create_engine
+
+    from veille.runtime.alerting import HitWindows, SteadyClock
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    windows = HitWindows(engine, SteadyClock(FakeClock()))
+    windows._rows["resto"] = {}
+    with pytest.raises(RuntimeError), engine.connect() as conn, conn.begin():
+        windows._touch(conn, "other")
+        conn.invalidate()  # what SQLAlchemy does on a disconnect error
+        raise RuntimeError("server closed the connection unexpectedly")
+    assert windows._rows == {}
+    engine.dispose()

@@ -188,6 +188,9 @@ class HitWindows:
         conn.info.pop(self._TOUCHED, None)
 
     def _on_rollback(self, conn: Connection) -> None:
+        if conn.invalidated:  # the server went away mid-transaction: what it touched went with the connection's
+            self._rows.clear()  # info (reading it would raise PendingRollbackError), so every window is re-read
+            return
         for client_id in conn.info.pop(self._TOUCHED, ()):
             self._rows.pop(client_id, None)
 
