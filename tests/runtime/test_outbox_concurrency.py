@@ -299,8 +299,10 @@ async def test_100_alerts_for_one_chat_are_merged_and_do_not_delay_another_chat(
         await asyncio.wait_for(task, timeout=10)
         await notifier.aclose()
     to_chat, to_other = telegram.sent_to(CHAT)[1:], telegram.sent_to(OTHER)
-    assert len(to_other) == 1 and len(to_chat) == 2, len(to_chat)  # two rounds of two claims of 25, each merged
-    assert any("alertes groupées" in c.params["text"] for c in to_chat)
+    # Two rounds of two claims of 25, each merged, when the relays claim side by side. On a loaded PostgreSQL
+    # one relay's claim can come a round late (CI once saw three messages, the first of 25): each is still merged.
+    assert len(to_other) == 1 and 2 <= len(to_chat) <= 4, len(to_chat)
+    assert all("alertes groupées" in c.params["text"] for c in to_chat), [c.params["text"][:40] for c in to_chat]
     assert to_other[0].at < to_chat[0].at  # the other chat did not wait behind this chat's pacing
     final = rows(engine)
     assert {final[i].state for i in final} == {"sent"} and not any(  # type: ignore[attr-defined]
