@@ -1,6 +1,7 @@
 """Polling benchmark: `veille run --once`, as a user runs it, against the obvious poller, over N loopback feeds.
 
     .venv/bin/python bench/poll.py [--feeds 100 1000] [--profiles feed article] [--hosts 16] [--latency-ms 50]
+        [--timeline]
 
 Serves N generated feeds per profile (bench/feedhost.py, in its own process) on 16 loopback addresses
 (127.0.0.2...) with 50 ms latency, 70 % of them with ETag/Last-Modified:
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import html
+import itertools
 import json
 import os
 import re
@@ -105,6 +107,8 @@ class Measure:
     peak_main: int = 0
     peak_tree: int = 0  # the sum of each process's own peak: an upper bound
     peak_together: int = 0  # the most the tree held at one sampled instant (every 0.1 s)
+    # (seconds since start, cumulated CPU seconds per kind) about every 0.5 s, for --timeline
+    timeline: list[tuple[float, dict[str, float]]] = field(default_factory=list)
     stdout: str = ""
     returncode: int = 0
 
@@ -140,6 +144,11 @@ def measure(command: list[str], env: dict[str, str]) -> Measure:
                     helpers[pid] = (kind, cpu if now_cpu is None else now_cpu, max(peak, _proc_hwm(pid)))
                     together += _proc_status(pid, "VmRSS:")
                 result.peak_together = max(result.peak_together, together)
+                if ticks % 5 == 0:
+                    cumulated = {"daemon": _proc_cpu(proc.pid) or 0.0}
+                    for kind, cpu, _peak in helpers.values():
+                        cumulated[kind] = cumulated.get(kind, 0.0) + cpu
+                    result.timeline.append((time.perf_counter() - started, cumulated))
                 ticks += 1
                 stop.wait(0.1)
 
@@ -318,7 +327,17 @@ def _row(feeds: int, profile: str, poller: str, name: str, seconds: float, hits:
     )
 
 
-def compare(profile: str, feeds: int, hosts: int, port: int) -> None:
+def print_timeline(m: Measure) -> None:
+    """Cores busy per process kind, half a second at a time: where the run waits and on whom."""
+    kinds = ("daemon", "parse workers", "scorer")
+    print(f"{'':>8} {'t s':>6} " + " ".join(f"{k:>13}" for k in kinds) + "   cores busy")
+    for (t0, before), (t1, after) in itertools.pairwise(m.timeline):
+        busy = [(after.get(k, 0.0) - before.get(k, 0.0)) / (t1 - t0) for k in kinds]
+        bar = "".join(c * round(b * 10) for c, b in zip("dws", busy, strict=True))
+        print(f"{'':>8} {t1:6.1f} " + " ".join(f"{b:13.2f}" for b in busy) + f"   {sum(busy):4.2f} {bar}")
+
+
+def compare(profile: str, feeds: int, hosts: int, port: int, timeline: bool = False) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     urls = feed_urls(profile, feeds, hosts, port)
     obvious = measure([sys.executable, __file__, "--child", profile, str(feeds), str(hosts), str(port)], env)
@@ -343,6 +362,8 @@ def compare(profile: str, feeds: int, hosts: int, port: int) -> None:
         )
         if failed or m.returncode:
             print(f"{'':>8} {'':>6} {'veille':>8} {name:>5} {failed} sources failed, exit {m.returncode}")
+        if timeline:
+            print_timeline(m)
     for index, name in enumerate(("cold", "warm")):
         ratio = obvious_rounds[index]["seconds"] / veille_rounds[index][0].seconds
         print(f"{profile:>8} {feeds:>6} speed-up {name}: x{ratio:.1f}")
@@ -361,6 +382,7 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=["feed", "article"], choices=sorted(feedhost.PROFILES))
     parser.add_argument("--hosts", type=int, default=16)
     parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--timeline", action="store_true", help="print the cores each process kind kept busy")
     parser.add_argument("--child", nargs=4, metavar=("PROFILE", "FEEDS", "HOSTS", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -375,7 +397,7 @@ def main() -> None:
     with feedhost.running(args.hosts, max(args.feeds), args.latency_ms) as port:
         for profile in args.profiles:
             for feeds in args.feeds:
-                compare(profile, feeds, args.hosts, port)
+                compare(profile, feeds, args.hosts, port, args.timeline)
     print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -42,9 +42,9 @@ def article(text: str, guid: str) -> dict[str, str]:
 
 
 def run_once(
-    tmp_path: Path, server: LocalServer, *items: dict[str, str], extra: str = ""
+    tmp_path: Path, server: LocalServer, *items: dict[str, str], extra: str = "", drip: float = 0.0
 ) -> tuple[subprocess.CompletedProcess[str], str]:
-    server.route("/feed", Response(200, rss(list(items)), {"Content-Type": "application/rss+xml"}))
+    server.route("/feed", Response(200, rss(list(items)), {"Content-Type": "application/rss+xml"}, drip=drip))
     db_url = f"sqlite:///{tmp_path / 'veille.db'}"
     config = tmp_path / "config.toml"
     config.write_text(config_text(db_url, {"resto": [server.url("/feed")]}, extra=CONTACT + extra), encoding="utf-8")
@@ -133,3 +133,12 @@ def test_a_run_with_nothing_new_does_not_load_the_model_and_a_run_with_news_stil
     assert "model" not in done.stderr
     done, _ = run_once(tmp_path, server, first, article("Chez Gégé : pizza froide", "two"), extra=extra)
     assert_stopped_by_the_model(done, db_url, stored=1)
+
+
+def test_a_first_run_loads_the_model_from_the_start(tmp_path: Path, server: LocalServer) -> None:
+    """A source never polled brings its whole backlog, so the model loads alongside the first fetches instead
+    of after the first match: here the feed takes seconds to arrive and names nobody, yet the damaged model is
+    found meanwhile and stops the run (a lazy start would never have loaded it)."""
+    unrelated = article("Marché de Noël : les chalets ouvrent samedi", "noel")
+    done, db_url = run_once(tmp_path, server, unrelated, extra=damaged_model(tmp_path), drip=0.01)
+    assert_stopped_by_the_model(done, db_url, stored=0)

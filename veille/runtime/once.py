@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from veille.config import Config
+from veille.core.polling import PollState
 from veille.runtime.leases import SourceLeases
 from veille.runtime.pipeline import Pipeline, PollResult
 from veille.runtime.wiring import Components, build, close_all
@@ -28,16 +29,21 @@ async def run_once(
     pipeline = comps.pipeline
     # The model loads in its helper from the first poll that matched something, while the other feeds are
     # fetched: a run from cron that finds nothing new never starts it (a second and 120 MB saved on a quiet
-    # night). A model that cannot load still stops the run before any matched item is stored (the writer
-    # waits for it, see `_polled`).
+    # night). A source never polled yet brings its whole backlog: then it loads from the start, alongside
+    # the first fetches, instead of holding every poll's result while it loads. A model that cannot load
+    # still stops the run before any matched item is stored (the writer waits for it, see `_polled`).
+    keys = [k for k, r in pipeline.runtimes.items() if not streams(r.config.kind)]
     loading: asyncio.Future[None] | None = None
     loader: list[asyncio.Task[None]] = []
     if comps.scorer_ready is not None:
         loading = asyncio.get_running_loop().create_future()
-        pipeline.hold_writes_until(loading, on_first_match=lambda: loader.append(_start_loading(comps, loading)))
+        if any(pipeline.runtimes[key].state == PollState() for key in keys):
+            loader.append(_start_loading(comps, loading))
+            pipeline.hold_writes_until(loading)
+        else:
+            pipeline.hold_writes_until(loading, on_first_match=lambda: loader.append(_start_loading(comps, loading)))
     await pipeline.start()
     try:
-        keys = [k for k, r in pipeline.runtimes.items() if not streams(r.config.kind)]
         keys = await asyncio.to_thread(skip_leased, comps.engine, pipeline, keys)
         results = await _polled(pipeline, keys, loading)
         if comps.alerting is not None:
