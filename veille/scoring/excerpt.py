@@ -58,12 +58,20 @@ def forget_excerpts() -> None:
 
 
 def _passages(sentences: list[str], terms: Sequence[str]) -> list[int]:
-    """Indices of the first MAX_PASSAGES sentences naming a term."""
+    """Indices of the first MAX_PASSAGES sentences naming a term (the first term's first, then the next's)."""
     patterns = [_pattern(term) for term in terms]
+    folded: list[str | None] = [None] * len(sentences)  # each sentence folded once, when first looked at
+
+    def at(index: int) -> str:
+        text = folded[index]
+        if text is None:
+            text = folded[index] = fold(sentences[index])
+        return text
+
     found: list[int] = []
     for pattern in (p for p in patterns if p is not None):
-        for index, sentence in enumerate(sentences):
-            if index not in found and pattern.search(fold(sentence)):
+        for index in range(len(sentences)):
+            if index not in found and pattern.search(at(index)):
                 found.append(index)
                 if len(found) >= MAX_PASSAGES:
                     return sorted(found)
@@ -72,11 +80,12 @@ def _passages(sentences: list[str], terms: Sequence[str]) -> list[int]:
             words = sorted(re.split(r"[^a-z0-9]+", fold(term)), key=len, reverse=True)
             if words and len(words[0]) >= 3:
                 word = re.compile(term_pattern(words[0]))
-                found.extend(i for i, s in enumerate(sentences) if word.search(fold(s)))
+                found.extend(i for i in range(len(sentences)) if word.search(at(i)))
         found = sorted(set(found))[:MAX_PASSAGES]
     return sorted(found)
 
 
+@lru_cache(maxsize=256)
 def _pattern(term: str) -> re.Pattern[str] | None:
     try:
         return re.compile(term_pattern(fold(term)))
