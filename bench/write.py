@@ -138,7 +138,7 @@ def run_round(pipeline: Any, results: list[Any], batch: int, counter: list[int])
     counter[0] = 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for start in range(0, len(results), batch):
-        pipeline._write_batch(results[start : start + batch])
+        pipeline._write_batch(results[start : start + batch])  # scoring, then storing
     return {
         "cpu_s": time.process_time() - cpu0,
         "wall_s": time.perf_counter() - wall0,

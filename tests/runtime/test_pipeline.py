@@ -451,3 +451,56 @@ async def test_a_stored_result_keeps_its_counts_not_its_items(
     await pipeline.stop()
     assert result is not None and result.new_hits == sum(1 for i in items if i["matches"]) > 0
     assert result.matched == [] and result.outcome is not None and result.outcome.items == []
+
+
+async def test_the_next_batch_is_scored_while_the_one_before_is_stored(
+    tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
+    """Issue 12: the scorer works in its own process, so the writer scores a batch while the batch before it is
+    being stored. Here the first batch's store waits inside its transaction until the scorer is asked about
+    the second batch: with the two stages in series it would wait in vain."""
+    import threading
+
+    from veille.runtime.pipeline import NoHooks
+    from veille.scoring import load_scorer
+
+    server.route("/a", etag_feed(rss(feed_items(1, 10))))
+    server.route("/b", etag_feed(rss(feed_items(2, 10))))
+    config = make_config(tmp_path, db_url, {"resto": [server.url("/a"), server.url("/b")]})
+    real = load_scorer(config.sentiment)
+    batches: list[int] = []
+    second_scored, storing = threading.Event(), threading.Event()
+
+    class CountingScorer:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def score_batch(self, texts: Any) -> Any:
+            batches.append(len(texts))
+            if len(batches) == 2:
+                second_scored.set()
+            return real.score_batch(texts)
+
+    overlapped: list[bool] = []
+
+    class SlowStore(NoHooks):
+        def on_new_hits(self, conn: Any, hits: Any) -> None:
+            if not overlapped:
+                storing.set()
+                overlapped.append(second_scored.wait(timeout=10))
+
+    engine = make_engine(config.database_url)
+    pipeline = Pipeline(config, engine, clock, http, scorer=CountingScorer(), hooks=SlowStore(), rng=random.Random(1))  # type: ignore[arg-type]
+    pipeline.load()
+    await pipeline.start()
+    first_key, second_key = list(pipeline.runtimes)
+    first = asyncio.create_task(pipeline.poll(first_key))
+    assert await asyncio.to_thread(storing.wait, 10)  # the first batch is in its transaction
+    second = await pipeline.poll(second_key)
+    await first
+    await pipeline.stop()
+    engine.dispose()
+    assert overlapped == [True] and len(batches) == 2
+    assert (
+        second is not None and second.new_hits > 0 and len(stored(config)) == first.result().new_hits + second.new_hits
+    )  # type: ignore[union-attr]

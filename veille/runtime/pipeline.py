@@ -63,6 +63,10 @@ MAX_BATCH_SOURCES = 200
 MAX_BATCH_ITEMS = 500
 
 
+# Poll results taken by the writer together, each with the future its poll awaits.
+Batch = list[tuple["PollResult", "asyncio.Future[None]"]]
+
+
 class PipelineHooks(Protocol):
     """Called inside the write transaction (the alerting work implements it)."""
 
@@ -236,6 +240,7 @@ class Pipeline:
         self._gate: asyncio.Future[None] | None = None  # see hold_writes_until
         self._on_first_match: Callable[[], None] | None = None  # see hold_writes_until
         self._writer: asyncio.Task[None] | None = None
+        self._scoring = False  # the writer's scoring stage is busy (its excerpts must stay cached)
         self._stopping = asyncio.Event()
         self._poll_slots = asyncio.Semaphore(config.daemon.concurrency)
         self.leases: SourceLeases | None = None  # set by the daemon: poll only the sources it holds (G7)
@@ -502,9 +507,20 @@ class Pipeline:
 
     # -- the single writer ----------------------------------------------------------------------
     async def _write_loop(self) -> None:
-        """Store queued poll results in batches; while the database is down, back off (G8)."""
+        """Score and store queued poll results in batches, in two stages: a batch is scored (in the scorer's
+        process) while the one before it is stored, so neither the writer's thread nor the scorer waits on the
+        other. At most one scored batch waits for the store: the polls in a batch hold their slots."""
+        scored: asyncio.Queue[tuple[Batch, BaseException | None]] = asyncio.Queue(maxsize=1)
+        store = asyncio.create_task(self._store_loop(scored), name="veille-store")
+        try:
+            await self._score_loop(scored)
+        finally:
+            store.cancel()
+            await asyncio.gather(store, return_exceptions=True)
+
+    async def _score_loop(self, scored: asyncio.Queue[tuple[Batch, BaseException | None]]) -> None:
+        """Form a batch from the queued results, score what is new in it, hand it to the store."""
         assert self._queue is not None
-        failures = 0  # in a row, for this loop's backoff
         while True:
             batch = [await self._queue.get()]
             await asyncio.sleep(0.02)  # let concurrent polls join this transaction
@@ -517,9 +533,29 @@ class Pipeline:
                     done.cancel()
                     self._queue.task_done()
                 continue
+            error: BaseException | None = None
+            self._scoring = True
+            try:
+                await asyncio.to_thread(self._score_new, [r for r, _ in batch])
+            except Exception as exc:  # told to the polls by the store, as a failed write is
+                error = exc
+            finally:
+                self._scoring = False
+            await scored.put((batch, error))
+            await scored.join()  # the store has taken it: the next batch is scored while this one is stored
+
+    async def _store_loop(self, scored: asyncio.Queue[tuple[Batch, BaseException | None]]) -> None:
+        """Store scored batches one at a time; while the database is down, back off (G8)."""
+        assert self._queue is not None
+        failures = 0  # in a row, for this loop's backoff
+        while True:
+            batch, error = await scored.get()
+            scored.task_done()
             failed = False
             try:
-                await asyncio.to_thread(self._write_batch, [r for r, _ in batch])
+                if error is not None:
+                    raise error
+                await asyncio.to_thread(self._store_batch, [r for r, _ in batch])
                 self.storage.succeeded()
                 failures = 0
                 for result, done in batch:
@@ -537,13 +573,15 @@ class Pipeline:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+                if not self._scoring and scored.empty():
+                    forget_excerpts()  # scored, then read again by the alerting hooks: not kept past the batch
             if failed:
                 # Database down: space the attempts out (polls wait in the queue meanwhile, holding
                 # their slots, so polling slows down too) instead of failing every poll at once.
                 failures += 1
                 await self.storage.pause(failures, stop=self._stopping)
 
-    def _fill(self, batch: list[tuple[PollResult, asyncio.Future[None]]], items: int | None = None) -> int:
+    def _fill(self, batch: Batch, items: int | None = None) -> int:
         """Take queued results into `batch` up to the batch limits; the batch's matched items."""
         assert self._queue is not None
         if items is None:
@@ -590,14 +628,15 @@ class Pipeline:
         return own
 
     def _write_batch(self, results: list[PollResult]) -> None:
-        """Hits of every source in a few set-based statements, then each source's state and hooks, in order."""
+        """Score then store, in one go (`bench/write.py`; the writer overlaps the two stages)."""
         try:
-            self._write_scored(results)
+            self._score_new(results)
+            self._store_batch(results)
         finally:
-            forget_excerpts()  # scored, then read again by the alerting hooks: not kept past the batch
+            forget_excerpts()
 
-    def _write_scored(self, results: list[PollResult]) -> None:
-        self._score_new(results)
+    def _store_batch(self, results: list[PollResult]) -> None:
+        """Hits of every source in a few set-based statements, then each source's state and hooks, in order."""
         now = self.clock.now()
         updates: list[tuple[PollResult, dict[str, Any]]] = []
         with write_tx(self.engine) as conn:
