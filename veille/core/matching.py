@@ -45,6 +45,9 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 # The combining diacritical marks block, except U+034F (the grapheme joiner, combining class 0): what
 # NFKD splits off Latin, Greek and Cyrillic letters.
 _MARKS = re.compile(r"[\u0300-\u034e\u0350-\u036f]+")
+_NEITHER_ASCII_NOR_MARK = re.compile(r"[^\x00-\x7f\u0300-\u034e\u0350-\u036f]")
+# What str.split() splits ASCII text on, besides the space (one range: the regex engine scans it fastest).
+_ASCII_SPACE = re.compile(r"[\t-\r\x1c-\x1f]")
 
 
 def _fold_run(match: re.Match[str]) -> str:
@@ -61,14 +64,23 @@ def fold(text: str) -> str:
     if text.isascii():
         folded = text.lower()
     else:
-        decomposed = _MARKS.sub("", unicodedata.normalize("NFKD", text))
-        folded = (decomposed if decomposed.isascii() else _NON_ASCII.sub(_fold_run, decomposed)).lower()
+        decomposed = unicodedata.normalize("NFKD", text)
+        if _NEITHER_ASCII_NOR_MARK.search(decomposed) is None:  # accented letters only (most French text)
+            folded = decomposed.encode("ascii", "ignore").decode("ascii").lower()  # drops the marks, in C
+        else:
+            decomposed = _MARKS.sub("", decomposed)
+            folded = (decomposed if decomposed.isascii() else _NON_ASCII.sub(_fold_run, decomposed)).lower()
     return collapse_spaces(folded)
 
 
 def collapse_spaces(text: str) -> str:
     """Every run of white space as one space, at the ends too (str.split runs in C: a regex over a whole
-    article took longer than folding it)."""
+    article took longer than folding it). ASCII text spaced by single spaces and line breaks, nearly all of it,
+    only has its line breaks turned into spaces: split and join built a string per word."""
+    if text.isascii():
+        spaced = text.replace("\n", " ")
+        if "  " not in spaced and _ASCII_SPACE.search(spaced) is None:  # each run is one character: done
+            return spaced
     core = " ".join(text.split())
     if not core:
         return " " if text else ""
