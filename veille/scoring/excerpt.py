@@ -16,6 +16,7 @@ bench/sentiment_eval.py measures this rule against scoring the whole text, on lo
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -28,7 +29,10 @@ MAX_PASSAGES = 3
 MAX_SENTENCE = 300
 MAX_EXCERPT = 1200
 MAX_SCAN = 64 * 1024  # characters of the text searched for passages (the stored field's size)
-_SENTENCE_END = re.compile(r"(?<=[.!?…»])\s+|\n+")
+# A sentence ends with one of these marks before white space, or at a line break. The mark is matched, not
+# looked behind for: a pattern that starts with a set of characters is scanned for in C, a look-behind is
+# tried at every position (splitting an article cost more than folding it).
+_SENTENCE_END = re.compile(r"[.!?…»]\s+|\n+")
 
 
 def sentiment_excerpt(title: str, text: str, terms: Sequence[str] = ()) -> str:
@@ -43,13 +47,25 @@ def _long_excerpt(title: str, text: str, terms: tuple[str, ...]) -> str:
     """Remembered: the pipeline scores a new article's excerpt, then the alerting service looks for crisis
     words in the same excerpt, in the same write transaction (the pipeline forgets them after each one)."""
     head = f"{title}. " if title and not text.startswith(title) else ""
-    sentences = [s for s in _SENTENCE_END.split(text[:MAX_SCAN]) if s.strip()]
+    sentences = [s for s in _sentences(text[:MAX_SCAN]) if s.strip()]
     chosen = set(range(min(LEAD_SENTENCES, len(sentences))))
     for index in _passages(sentences, terms):
         chosen.update((index, index + 1))
     parts = [head.strip()] if head else []
     parts += [sentences[i][:MAX_SENTENCE].strip() for i in sorted(chosen) if i < len(sentences)]
     return " ".join(parts)[:MAX_EXCERPT]
+
+
+def _sentences(text: str) -> list[str]:
+    """The text cut after each sentence's end mark, the white space between sentences dropped."""
+    parts: list[str] = []
+    start = 0
+    for end in _SENTENCE_END.finditer(text):
+        cut = end.start() if end.group()[0] == "\n" else end.start() + 1  # the mark stays with its sentence
+        parts.append(text[start:cut])
+        start = end.end()
+    parts.append(text[start:])
+    return parts
 
 
 def forget_excerpts() -> None:
@@ -60,18 +76,11 @@ def forget_excerpts() -> None:
 def _passages(sentences: list[str], terms: Sequence[str]) -> list[int]:
     """Indices of the first MAX_PASSAGES sentences naming a term (the first term's first, then the next's)."""
     patterns = [_pattern(term) for term in terms]
-    folded: list[str | None] = [None] * len(sentences)  # each sentence folded once, when first looked at
-
-    def at(index: int) -> str:
-        text = folded[index]
-        if text is None:
-            text = folded[index] = fold(sentences[index])
-        return text
-
+    folded = _FoldedSentences(sentences)
     found: list[int] = []
     for pattern in (p for p in patterns if p is not None):
-        for index in range(len(sentences)):
-            if index not in found and pattern.search(at(index)):
+        for index in folded.naming(pattern):
+            if index not in found:
                 found.append(index)
                 if len(found) >= MAX_PASSAGES:
                     return sorted(found)
@@ -79,10 +88,44 @@ def _passages(sentences: list[str], terms: Sequence[str]) -> list[int]:
         for term in terms:
             words = sorted(re.split(r"[^a-z0-9]+", fold(term)), key=len, reverse=True)
             if words and len(words[0]) >= 3:
-                word = re.compile(term_pattern(words[0]))
-                found.extend(i for i in range(len(sentences)) if word.search(at(i)))
+                found.extend(folded.naming(re.compile(term_pattern(words[0]))))
         found = sorted(set(found))[:MAX_PASSAGES]
     return sorted(found)
+
+
+_JOIN = "\x00"  # between folded sentences: fold keeps it, and no term pattern ends or starts on it
+
+
+class _FoldedSentences:
+    """A text's sentences folded in one call and searched in one pass per term, as one string joined by _JOIN;
+    a match running across two sentences sends that term back to a search of each sentence alone."""
+
+    def __init__(self, sentences: list[str]) -> None:
+        self.sentences = sentences
+        self.joined = "" if any(_JOIN in s for s in sentences) else fold(_JOIN.join(sentences))
+        self.starts: list[int] = []
+        if self.joined:
+            position = 0
+            for part in self.joined.split(_JOIN):
+                self.starts.append(position)
+                position += len(part) + 1
+        self._each: list[str] | None = None
+
+    def naming(self, pattern: re.Pattern[str]) -> list[int]:
+        """Indices of the sentences the pattern finds, in order."""
+        if len(self.starts) == len(self.sentences):
+            indices: list[int] = []
+            for match in pattern.finditer(self.joined):
+                if _JOIN in match.group():
+                    break
+                index = bisect.bisect_right(self.starts, match.start()) - 1
+                if not indices or indices[-1] != index:
+                    indices.append(index)
+            else:
+                return indices
+        if self._each is None:
+            self._each = [fold(sentence) for sentence in self.sentences]
+        return [index for index, text in enumerate(self._each) if pattern.search(text)]
 
 
 @lru_cache(maxsize=256)
