@@ -113,3 +113,17 @@ def test_find_folded_spans_are_those_of_the_character_by_character_fold(atoms: l
 
 def test_fold_spells_out_ligatures_that_a_decomposition_yields() -> None:
     assert fold("Ǽ ǽ Œuvre ẞ") == "ae ae oeuvre ss"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "b.", " ", "  ", "\n", "\r\n", "\t", "\x1c", "\xa0", "\u2028", "é"]), max_size=20)
+)
+def test_collapse_spaces_is_split_and_join_keeping_one_space_at_each_end(atoms: list[str]) -> None:
+    """Its ASCII shortcut (line breaks replaced, nothing else to do) gives what split and join give."""
+    from veille.core.matching import collapse_spaces
+
+    text = "".join(atoms)
+    core = " ".join(text.split())
+    expected = (" " if text[:1].isspace() else "") + core + (" " if text[-1:].isspace() and core else "")
+    assert collapse_spaces(text) == (expected or (" " if text else ""))

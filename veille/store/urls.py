@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from veille.core.matching import fold
+from veille.core.matching import collapse_spaces, fold
 
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref_src", "igshid", "si")
 
@@ -32,7 +32,7 @@ def text_fingerprint(text: str, fallback: str, *, folded: str | None = None) -> 
     """Hash of the normalised text; short texts ("merci !") would collide, so they use `fallback`.
 
     `folded` is `fold(text)` when the caller has it already (the store folds a hit's fields once)."""
-    folded = " ".join((fold(text) if folded is None else folded).split())
+    folded = collapse_spaces(fold(text) if folded is None else folded).strip()  # " ".join(split()), faster
     basis = folded if len(folded) >= 40 else f"\x00{fallback}"
     return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
 
