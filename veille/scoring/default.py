@@ -102,9 +102,9 @@ class DefaultScorer:
     def _closest_lang(self, parsed: Parsed) -> str:
         """For posts too short to tell (hashtags, names): the head that knows more of the words."""
         best, best_known = "fr", 0  # emoji-only posts and ties go to French: French first
+        words = ["\t" + t.norm for t in parsed.tokens if t.kind not in (PUNCT, EMOJI)]
         for lang, head in self.model.heads.items():
-            vocabulary = head.vectorizer.vocabulary
-            known = sum(1 for t in parsed.tokens if t.kind not in (PUNCT, EMOJI) and "\t" + t.norm in vocabulary)
+            known = int(np.count_nonzero(head.vectorizer.vocabulary.features(words) >= 0))
             if known > best_known:
                 best, best_known = lang, known
         return best
@@ -173,24 +173,27 @@ def _model_reasons(head: Head, parsed: Parsed, evidence: Evidence, best: int) ->
     seen = {reason.lstrip("+-") for reason in evidence.reasons}
     vectorizer = head.vectorizer
     vocabulary, idf, weights = vectorizer.vocabulary, vectorizer.idf, head.weights
-    present = [j for j in map(vocabulary.get, word_features(parsed, evidence.idiom_tokens)) if j is not None]
+    features = vocabulary.features(word_features(parsed, evidence.idiom_tokens))
+    present = features[features >= 0].tolist()
     if not present:
         return []
     norm = math.sqrt(sum(float(idf[j]) ** 2 for j in present))
     others = [k for k in range(len(CLASSES)) if k != best]
-    pulls: dict[str, float] = {}
-    for position, token in enumerate(parsed.tokens):
-        if (
+    candidates = [
+        token
+        for position, token in enumerate(parsed.tokens)
+        if not (
             token.kind in (PUNCT, EMOJI)
             or position in evidence.idiom_tokens
             or len(token.norm) < 3
             or token.raw in seen
             or token.norm in STOPWORDS_FR
             or token.norm in STOPWORDS_EN
-        ):
-            continue  # "model:the" explains nothing to a person
-        j = vocabulary.get("\t" + token.norm)
-        if j is None:
+        )  # "model:the" explains nothing to a person
+    ]
+    pulls: dict[str, float] = {}
+    for token, j in zip(candidates, vocabulary.features(["\t" + t.norm for t in candidates]).tolist(), strict=True):
+        if j < 0:
             continue
         margin = float(weights[j, best]) - max(float(weights[j, k]) for k in others)
         pull = margin * float(idf[j]) / norm

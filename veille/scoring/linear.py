@@ -159,7 +159,7 @@ class LinearModel:
 def _head_doc(head: Head) -> dict[str, Any]:
     vec = head.vectorizer
     doc: dict[str, Any] = {
-        "vocabulary": sorted(vec.vocabulary, key=vec.vocabulary.__getitem__),
+        "vocabulary": vec.vocabulary.grams(),
         "idf": _encode(np.asarray(vec.idf)),
         "weights": _encode(head.weights),
         "n_features": int(head.weights.shape[0]),
@@ -175,8 +175,10 @@ def _head_doc(head: Head) -> dict[str, Any]:
 def _head_from_doc(lang: str, raw: dict[str, Any], depth: int = 0) -> Head:
     if depth > 3:
         raise ModelFileError(f"head {lang!r} nests too many priors")
-    vocab = {word: i for i, word in enumerate(raw["vocabulary"])}
-    vectorizer = Vectorizer(vocab, _decode(raw["idf"], (len(vocab),)))
+    grams = raw["vocabulary"]
+    if not isinstance(grams, list) or not all(isinstance(gram, str) for gram in grams):
+        raise ModelFileError(f"head {lang!r} has a damaged vocabulary")
+    vectorizer = Vectorizer(grams, _decode(raw["idf"], (len(grams),)))
     weights = _decode(raw["weights"], (raw["n_features"], len(CLASSES)))
     if weights.shape[0] != vectorizer.n_features:
         raise ModelFileError(f"head {lang!r} does not match this version's features")

@@ -135,9 +135,8 @@ class Trainer:
         kept.sort(key=lambda gc: (-gc[1], gc[0]))
         kept = kept[: self.options.max_features]
         n = len(parsed)
-        vocabulary = {gram: i for i, (gram, _) in enumerate(kept)}
         idf = [math.log((1 + n) / (1 + count)) + 1.0 for _, count in kept]
-        return Vectorizer(vocabulary, idf)
+        return Vectorizer([gram for gram, _ in kept], idf)
 
     def _matrix(self, vectorizer: Vectorizer, parsed: Sequence[Parsed], evidence: Sequence[Evidence]) -> csr_matrix:
         from scipy.sparse import csr_matrix
