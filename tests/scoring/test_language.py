@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from veille.core.models import SentimentLabel
 from veille.scoring import load_scorer
-from veille.scoring.language import CANDIDATES, Guess, LanguageDetector, choose
+from veille.scoring.language import CANDIDATES, LOCKSTEP_FROM, Automaton, Guess, LanguageDetector, choose
 from veille.scoring.lexicon import load_resources
 from veille.scoring.settings import SentimentSettings
 from veille.scoring.text import Tokenizer
@@ -128,3 +129,63 @@ def test_the_default_scorer_leaves_other_languages_unscored() -> None:
     assert (fr.label, fr.lang) == (SentimentLabel.NEG, "fr")
     assert (en.label, en.lang) == (SentimentLabel.NEG, "en")
     assert emoji.label is SentimentLabel.NEG  # no words: the rules judge it, whatever the language
+
+
+def aho_corasick(patterns: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A full byte automaton over `patterns` in py3langid's layout: (nextmove, nextmove_row, out_feat)."""
+    goto: list[dict[int, int]] = [{}]
+    out = [-1]
+    for feature, pattern in enumerate(patterns):
+        state = 0
+        for byte in pattern:
+            if byte not in goto[state]:
+                goto.append({})
+                out.append(-1)
+                goto[state][byte] = len(goto) - 1
+            state = goto[state][byte]
+        out[state] = feature
+    moves = np.zeros((len(goto), 256), dtype=np.uint32)
+    fail = [0] * len(goto)
+    queue = list(goto[0].values())
+    moves[0, list(goto[0])] = list(goto[0].values())
+    while queue:  # breadth first: a state's failure state has its moves already
+        state = queue.pop(0)
+        moves[state] = moves[fail[state]]
+        for byte, child in goto[state].items():
+            fail[child] = int(moves[fail[state], byte]) if state else 0
+            moves[state, byte] = child
+            queue.append(child)
+    rows, row = np.unique(moves, axis=0, return_inverse=True)
+    return rows.astype(np.uint32).ravel(), row.ravel().astype(np.uint16), np.asarray(out, dtype=np.int32)
+
+
+def naive_walk(nextmove: np.ndarray, row: np.ndarray, out: np.ndarray, text: bytes) -> list[int]:
+    state, found = 0, []
+    for byte in text:
+        state = int(nextmove[int(row[state]) * 256 + byte])
+        if out[state] >= 0:
+            found.append(int(out[state]))
+    return found
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_the_compact_automaton_finds_what_the_full_table_finds(shuffled: bool) -> None:
+    """Block numbering (an Aho-Corasick automaton: uint16) and, when a state is entered by two bytes (the
+    moves shuffled), absolute uint32 states: either way each text's features are the full table's."""
+    rng = np.random.default_rng(7)
+    patterns = sorted({"éte pas b\u00e9".encode()[i : i + n] for i in range(10) for n in range(1, 5)})
+    nextmove, row, out = aho_corasick([p for p in patterns if p])
+    if shuffled:
+        nextmove = rng.permutation(nextmove)
+    automaton = Automaton.build(lambda: iter(np.array_split(nextmove.reshape(-1, 256), 3)), row, out)
+    assert automaton.table.dtype == (np.uint32 if shuffled else np.uint16)
+    assert shuffled or len(automaton.base) < 30  # bytes that appear in no pattern share one class
+    texts = [b"", "l'\u00e9t\u00e9 pas bon".encode(), rng.bytes(300), *(rng.bytes(n) for n in range(40))]
+    expected = [naive_walk(nextmove, row, out, text) for text in texts]
+    assert [automaton.walk(text) for text in texts] == expected
+    rows, features = automaton.features(texts)  # the batch walk, in numpy
+    assert len(texts) >= LOCKSTEP_FROM
+    assert sorted(zip(rows.tolist(), features.tolist(), strict=True)) == sorted(
+        (i, f) for i, found in enumerate(expected) for f in found
+    )
+    assert sum(map(len, expected)) > 20

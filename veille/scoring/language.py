@@ -15,13 +15,14 @@ sum over sorted (text, feature) pairs: about 15 to 25 µs a post (one post alone
 from __future__ import annotations
 
 import lzma
+import math
 import shutil
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ SURE = 0.7  # the guess's probability needed against French or English grammar w
 LIKELY = 0.6  # ... when the post has none
 MIN_WORDS = 3  # "Top !", "Nickel", "pizza froide", a name: too short to name a language veille does not score
 CHUNK = 1024  # texts walked together at most: two arrays of (MAX_CHARS x 4 bytes of UTF-8) x 1024 x 8, 10 MB each
-LOCKSTEP_FROM = 16  # texts in a batch from which the byte walk runs in numpy (see _Tables.features)
+LOCKSTEP_FROM = 16  # texts in a batch from which the byte walk runs in numpy (see Automaton.features)
 VOTED = ("fr", "en")  # the languages the grammar-word vote knows (veille.scoring.text)
 # Written in another script: never confused with French, and Chinese or Japanese have no spaces to count words by.
 OTHER_SCRIPTS = frozenset({"ar", "ru", "zh", "ja"})
@@ -67,7 +68,7 @@ class LanguageDetector:
             ]
         tables = self.load()
         encoded = [_encode(text[:MAX_CHARS]) for text in texts]
-        rows, features = tables.features(encoded)
+        rows, features = tables.automaton.features(encoded)
         scores = np.zeros((len(texts), len(tables.classes)), dtype=np.float32)
         if len(rows):
             # Feature counts per text, then each language's sum of log1p(count) x log-probability, summed per
@@ -126,48 +127,78 @@ def _encode(text: str) -> bytes:
     return unicodedata.normalize("NFC", text).encode("utf-8", errors="surrogatepass")
 
 
-@dataclass(frozen=True, slots=True)
-class _Tables:
-    """The model's arrays for the chosen languages (float32: half the memory, and one type for the products)."""
+class Automaton:
+    """py3langid's byte automaton (Aho-Corasick over the model's 1-4 byte n-grams), in 15 MB instead of 38.
 
-    classes: tuple[str, ...]
-    ptc: np.ndarray  # feature x language log-probabilities
-    pc: np.ndarray  # language priors
-    nextmove: Any  # the byte automaton that finds the n-gram features (a memoryview of next_array)
-    rowbase: list[int]
-    output: Any
-    next_array: np.ndarray  # the same automaton as numpy arrays, for the batch walk
-    row_array: np.ndarray
-    output_array: np.ndarray
+    py3langid stores a uint32 next state for each of 38,346 distinct rows x 256 bytes. Here bytes that
+    move every row alike share one column (197 byte classes), and the next state is a uint16 offset in
+    its class's block of states: in an Aho-Corasick automaton, byte b leads to the start state or to a
+    state entered by b alone, so numbering the states by the class of the byte that enters them (each
+    block opening with a copy of the start state) makes 16 bits enough. One step on a byte of class c:
+    state = base[c] + table[rowbase[state] + c]. An automaton without such blocks would keep absolute
+    uint32 states (base 0) in the same step: the features found never change.
+    """
+
+    def __init__(
+        self, byte_class: bytes, base: np.ndarray, table: np.ndarray, rowbase: np.ndarray, output: np.ndarray
+    ) -> None:
+        self.byte_class = byte_class  # bytes.translate's table: each byte's class
+        self.base = base  # (classes,) intp: the first state of each class's block
+        self.table = table  # (rows x classes, flattened) uint16 or uint32: the next state, from its class's base
+        self.rowbase = rowbase  # (states,) intp: where each state's row starts in the table
+        self.output = output  # (states,) intp: the n-gram feature each state ends, or -1; state 0 is the start
+        # The same for `walk`, which reads one item at a time: memoryviews give Python ints without a copy.
+        self._steps = (byte_class, base.tolist(), table.data, rowbase.data, output.data)
 
     @classmethod
-    def load(cls, languages: Sequence[str]) -> _Tables:
-        """py3langid's model file read as its own loader does (LZMA to a temporary file, then numpy without
-        pickle), minus the copy of the 39 MB automaton into a stdlib array that its loader makes: that copy
-        was the scoring helper's peak. tests/scoring/test_language.py checks the answers stay py3langid's."""
-        from py3langid.langid import MODEL_DIR, MODEL_FILE
-
-        with tempfile.TemporaryFile(suffix=".npz") as unpacked:
-            with lzma.open(MODEL_DIR / MODEL_FILE) as packed:
-                shutil.copyfileobj(packed, unpacked, length=1 << 20)
-            unpacked.seek(0)
-            with np.load(unpacked, allow_pickle=False) as data:
-                all_classes = [str(c) for c in data["classes"].tolist()]
-                wanted = set(languages)
-                chosen = [i for i, c in enumerate(all_classes) if c in wanted]
-                ptc, pc = data["ptc"][:, chosen], data["pc"][chosen]
-                nextmove = np.ascontiguousarray(data["nextmove"], dtype=np.uint32)
-                row, output = data["nextmove_row"], data["out_feat"]
+    def build(cls, chunks: Callable[[], Iterator[np.ndarray]], row: np.ndarray, output: np.ndarray) -> Automaton:
+        """From py3langid's (nextmove, nextmove_row, out_feat); `chunks()` yields nextmove a few rows
+        (of 256 bytes) at a time and is read twice, so that no copy of its 38 MB is ever held."""
+        states = len(row)
+        byte_class = np.zeros(256, dtype=np.intp)  # refined chunk by chunk: equal columns so far
+        entered = np.full(states, -1, dtype=np.intp)  # the byte that leads to each state (the start aside)
+        blocks = True
+        for chunk in chunks():
+            by_byte = np.ascontiguousarray(chunk.T)
+            _, column = np.unique(
+                by_byte.view(np.dtype((np.void, by_byte.shape[1] * by_byte.itemsize))).ravel(), return_inverse=True
+            )
+            _, byte_class = np.unique(byte_class * 256 + column.ravel(), return_inverse=True)
+            if blocks:
+                moved = chunk.ravel().astype(np.intp)
+                byte = np.tile(np.arange(256, dtype=np.intp), len(chunk))[moved != 0]
+                moved = moved[moved != 0]
+                before = entered[moved]
+                entered[moved] = byte
+                blocks = bool(np.all((before < 0) | (before == byte)) and np.all(entered[moved] == byte))
+        n_classes = int(byte_class.max()) + 1
+        some_byte = np.unique(byte_class, return_index=True)[1]  # one byte of each class
+        state_class = np.where(entered >= 0, byte_class[entered], -1)
+        state_class[0] = -1  # the start state: copied at the head of every block
+        sizes = np.bincount(state_class[state_class >= 0], minlength=n_classes) + 1
+        if blocks and int(sizes.max()) <= 1 << 16:
+            base = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+            placed = np.argsort(state_class, kind="stable")[np.count_nonzero(state_class < 0) :]  # by class
+            renumbered = np.zeros(states, dtype=np.intp)  # old state -> new, the start aside
+            renumbered[placed] = np.arange(len(placed)) + np.repeat(np.arange(1, n_classes + 1), sizes - 1)
+            old_of_new = np.zeros(int(sizes.sum()), dtype=np.intp)  # each block's head: the start (state 0)
+            old_of_new[renumbered[placed]] = placed
+            table = np.empty((int(row.max()) + 1, n_classes), dtype=np.uint16)
+        else:
+            base = np.zeros(n_classes, dtype=np.intp)
+            renumbered = old_of_new = np.arange(states, dtype=np.intp)
+            table = np.empty((int(row.max()) + 1, n_classes), dtype=np.uint32)
+        done = 0
+        for chunk in chunks():
+            moved = chunk[:, some_byte].astype(np.intp)
+            table[done : done + len(chunk)] = np.where(moved == 0, 0, renumbered[moved] - base)
+            done += len(chunk)
         return cls(
-            classes=tuple(all_classes[i] for i in chosen),
-            ptc=np.ascontiguousarray(ptc, dtype=np.float32),  # numpy would convert float16 each batch
-            pc=np.asarray(pc, dtype=np.float32),
-            nextmove=memoryview(nextmove.data),  # indexed one byte at a time by `walk`: Python ints, no copy
-            rowbase=[r << 8 for r in row.tolist()],
-            output=output.tolist(),
-            next_array=nextmove,
-            row_array=np.asarray(row, dtype=np.intp) << 8,
-            output_array=np.asarray(output, dtype=np.intp),
+            byte_class=byte_class.astype(np.uint8).tobytes(),
+            base=base,
+            table=table.reshape(-1),
+            rowbase=row.astype(np.intp)[old_of_new] * n_classes,
+            output=output.astype(np.intp)[old_of_new],
         )
 
     def features(self, encoded: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -187,28 +218,89 @@ class _Tables:
         ordered = lengths[order]
         if not ordered[0]:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
-        columns = np.zeros((int(ordered[0]), len(encoded)), dtype=np.intp)  # byte position x text
+        columns = np.zeros((int(ordered[0]), len(encoded)), dtype=np.intp)  # byte position x text: byte classes
         for column, i in enumerate(order):
-            columns[: ordered[column], column] = np.frombuffer(encoded[i], dtype=np.uint8)
+            columns[: ordered[column], column] = np.frombuffer(encoded[i].translate(self.byte_class), np.uint8)
         walking = np.searchsorted(-ordered, -np.arange(len(columns)), side="left")  # texts longer than p
         state = np.zeros(len(encoded), dtype=np.intp)
         outputs = np.full(columns.shape, -1, dtype=np.intp)  # the feature each text's byte ends, or -1
-        next_array, row_array, output_array = self.next_array, self.row_array, self.output_array
+        base, table, rowbase, output = self.base, self.table, self.rowbase, self.output
         for position, count in enumerate(walking.tolist()):
-            moved = next_array[row_array[state[:count]] + columns[position, :count]]
+            byte_class = columns[position, :count]
+            moved = base[byte_class] + table[rowbase[state[:count]] + byte_class]
             state[:count] = moved
-            outputs[position, :count] = output_array[moved]
+            outputs[position, :count] = output[moved]
         positions, columns_found = np.nonzero(outputs >= 0)
         return order[columns_found], outputs[positions, columns_found]
 
     def walk(self, encoded: bytes) -> list[int]:
         """The n-gram features of the text, repeats included: one pass of the automaton over its bytes."""
-        nextmove, rowbase, output = self.nextmove, self.rowbase, self.output
+        byte_class, base, table, rowbase, output = self._steps
         state = 0
         found: list[int] = []
-        for byte in encoded:
-            state = nextmove[rowbase[state] + byte]
+        for c in encoded.translate(byte_class):
+            state = base[c] + table[rowbase[state] + c]
             feature = output[state]
             if feature >= 0:
                 found.append(feature)
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """The model's arrays for the chosen languages (float32: half the memory, and one type for the products)."""
+
+    classes: tuple[str, ...]
+    ptc: np.ndarray  # feature x language log-probabilities
+    pc: np.ndarray  # language priors
+    automaton: Automaton  # finds the n-gram features in a text's bytes
+
+    @classmethod
+    def load(cls, languages: Sequence[str]) -> _Tables:
+        """py3langid's model file (LZMA of an npz) unpacked to a temporary file and read from there a few
+        rows at a time, without pickle: neither the languages veille does not consider nor the automaton's
+        38 MB table are ever held whole (the scoring helper's peak is its steady size).
+        tests/scoring/test_language.py checks the answers stay py3langid's."""
+        from py3langid.langid import MODEL_DIR, MODEL_FILE
+
+        with tempfile.TemporaryFile(suffix=".npz") as unpacked:
+            with lzma.open(MODEL_DIR / MODEL_FILE) as packed:
+                shutil.copyfileobj(packed, unpacked, length=1 << 20)
+            with zipfile.ZipFile(unpacked) as archive:
+                all_classes = [str(c) for c in _read(archive, "classes").tolist()]
+                wanted = set(languages)
+                chosen = [i for i, c in enumerate(all_classes) if c in wanted]
+                pc = _read(archive, "pc")[chosen].astype(np.float32)
+                ptc = np.concatenate([rows[:, chosen].astype(np.float32) for rows in _rows(archive, "ptc")])
+                automaton = Automaton.build(
+                    lambda: _rows(archive, "nextmove", width=256),
+                    _read(archive, "nextmove_row"),
+                    _read(archive, "out_feat"),
+                )
+        return cls(tuple(all_classes[i] for i in chosen), ptc, pc, automaton)
+
+
+def _read(archive: zipfile.ZipFile, name: str) -> np.ndarray:
+    with archive.open(name + ".npy") as member:
+        array: np.ndarray = np.lib.format.read_array(member, allow_pickle=False)
+    return array
+
+
+def _rows(archive: zipfile.ZipFile, name: str, width: int = 0, chunk_bytes: int = 1 << 20) -> Iterator[np.ndarray]:
+    """A C-ordered array of the npz a few rows at a time (rows of `width` items; 0: the array's second axis)."""
+    with archive.open(name + ".npy") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+        width = width or shape[1]
+        if fortran_order or dtype.hasobject or math.prod(shape) % width:
+            raise ValueError(f"py3langid's {name} is not a C-ordered table of {width} columns")
+        rows_left = math.prod(shape) // width
+        per_chunk = max(1, chunk_bytes // (width * dtype.itemsize))
+        while rows_left:
+            count = min(per_chunk, rows_left)
+            data = member.read(count * width * dtype.itemsize)
+            yield np.frombuffer(data, dtype=dtype).reshape(count, width)
+            rows_left -= count
