@@ -23,6 +23,7 @@ import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO, Any
 
 import numpy as np
 
@@ -96,7 +97,8 @@ class LanguageDetector:
         """Read the model now (once per process) rather than on the first batch."""
         with self._lock:
             if self._tables is None:
-                self._tables = _Tables.load(self.languages)
+                with _unpack() as unpacked:
+                    self._tables = _Tables.load(self.languages, unpacked)
             return self._tables
 
 
@@ -256,28 +258,36 @@ class _Tables:
     automaton: Automaton  # finds the n-gram features in a text's bytes
 
     @classmethod
-    def load(cls, languages: Sequence[str]) -> _Tables:
-        """py3langid's model file (LZMA of an npz) unpacked to a temporary file and read from there a few
-        rows at a time, without pickle: neither the languages veille does not consider nor the automaton's
-        38 MB table are ever held whole (the scoring helper's peak is its steady size).
+    def load(cls, languages: Sequence[str], unpacked: IO[bytes]) -> _Tables:
+        """py3langid's model (an npz, unpacked by `_unpack`) read a few rows at a time, without pickle:
+        neither the languages veille does not consider nor the automaton's 38 MB table are ever held whole.
         tests/scoring/test_language.py checks the answers stay py3langid's."""
-        from py3langid.langid import MODEL_DIR, MODEL_FILE
-
-        with tempfile.TemporaryFile(suffix=".npz") as unpacked:
-            with lzma.open(MODEL_DIR / MODEL_FILE) as packed:
-                shutil.copyfileobj(packed, unpacked, length=1 << 20)
-            with zipfile.ZipFile(unpacked) as archive:
-                all_classes = [str(c) for c in _read(archive, "classes").tolist()]
-                wanted = set(languages)
-                chosen = [i for i, c in enumerate(all_classes) if c in wanted]
-                pc = _read(archive, "pc")[chosen].astype(np.float32)
-                ptc = np.concatenate([rows[:, chosen].astype(np.float32) for rows in _rows(archive, "ptc")])
-                automaton = Automaton.build(
-                    lambda: _rows(archive, "nextmove", width=256),
-                    _read(archive, "nextmove_row"),
-                    _read(archive, "out_feat"),
-                )
+        with zipfile.ZipFile(unpacked) as archive:
+            all_classes = [str(c) for c in _read(archive, "classes").tolist()]
+            wanted = set(languages)
+            chosen = [i for i, c in enumerate(all_classes) if c in wanted]
+            pc = _read(archive, "pc")[chosen].astype(np.float32)
+            ptc = np.empty((_shape(archive, "ptc")[0], len(chosen)), dtype=np.float32)
+            done = 0
+            for rows in _rows(archive, "ptc"):
+                ptc[done : done + len(rows)] = rows[:, chosen]
+                done += len(rows)
+            automaton = Automaton.build(
+                lambda: _rows(archive, "nextmove", width=256),
+                _read(archive, "nextmove_row"),
+                _read(archive, "out_feat"),
+            )
         return cls(tuple(all_classes[i] for i in chosen), ptc, pc, automaton)
+
+
+def _unpack() -> IO[bytes]:
+    """py3langid's model file (an LZMA'd npz, 68 MB unpacked) as a temporary file, on disk, not in memory."""
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+
+    unpacked = tempfile.TemporaryFile(suffix=".npz")  # noqa: SIM115 - the caller closes it
+    with lzma.open(MODEL_DIR / MODEL_FILE) as packed:
+        shutil.copyfileobj(packed, unpacked, length=1 << 20)
+    return unpacked
 
 
 def _read(archive: zipfile.ZipFile, name: str) -> np.ndarray:
@@ -286,14 +296,23 @@ def _read(archive: zipfile.ZipFile, name: str) -> np.ndarray:
     return array
 
 
-def _rows(archive: zipfile.ZipFile, name: str, width: int = 0, chunk_bytes: int = 1 << 20) -> Iterator[np.ndarray]:
-    """A C-ordered array of the npz a few rows at a time (rows of `width` items; 0: the array's second axis)."""
+def _shape(archive: zipfile.ZipFile, name: str) -> tuple[int, ...]:
     with archive.open(name + ".npy") as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
-        else:
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+        return _header(member)[0]
+
+
+def _header(member: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """(shape, Fortran order, dtype) of the .npy file being read, left at its data."""
+    if np.lib.format.read_magic(member) == (1, 0):
+        return np.lib.format.read_array_header_1_0(member)
+    return np.lib.format.read_array_header_2_0(member)
+
+
+def _rows(archive: zipfile.ZipFile, name: str, width: int = 0, chunk_bytes: int = 1 << 18) -> Iterator[np.ndarray]:
+    """A C-ordered array of the npz a few rows at a time (rows of `width` items; 0: the array's second axis).
+    Small chunks: each pass's temporaries are a few times a chunk, and they are part of the helper's peak."""
+    with archive.open(name + ".npy") as member:
+        shape, fortran_order, dtype = _header(member)
         width = width or shape[1]
         if fortran_order or dtype.hasobject or math.prod(shape) % width:
             raise ValueError(f"py3langid's {name} is not a C-ordered table of {width} columns")
