@@ -39,6 +39,7 @@ SURE = 0.7  # the guess's probability needed against French or English grammar w
 LIKELY = 0.6  # ... when the post has none
 MIN_WORDS = 3  # "Top !", "Nickel", "pizza froide", a name: too short to name a language veille does not score
 CHUNK = 1024  # texts walked together at most: two arrays of (MAX_CHARS x 4 bytes of UTF-8) x 1024 x 8, 10 MB each
+SUMMED_TOGETHER = 32  # texts whose features' log-probabilities are gathered in one array (a few MB at most)
 LOCKSTEP_FROM = 16  # texts in a batch from which the byte walk runs in numpy (see Automaton.features)
 VOTED = ("fr", "en")  # the languages the grammar-word vote knows (veille.scoring.text)
 # Written in another script: never confused with French, and Chinese or Japanese have no spaces to count words by.
@@ -74,11 +75,18 @@ class LanguageDetector:
         if len(rows):
             # Feature counts per text, then each language's sum of log1p(count) x log-probability, summed per
             # text over the sorted pairs (numpy only: scipy's sparse product cost the scoring helper 21 MB).
+            # SUMMED_TOGETHER texts at a time: a (pairs x languages) array for a whole batch was 9 MB of the
+            # scoring helper's peak (issue 12). Each text's sum is the same whichever texts share its group.
             unique, counts = np.unique(rows * tables.ptc.shape[0] + features, return_counts=True)
             text_of, feature_of = np.divmod(unique, tables.ptc.shape[0])
-            contribution = np.log1p(counts).astype(np.float32)[:, None] * tables.ptc[feature_of]
+            weight = np.log1p(counts).astype(np.float32)[:, None]
             starts = np.flatnonzero(np.r_[True, text_of[1:] != text_of[:-1]])
-            scores[text_of[starts]] = np.add.reduceat(contribution, starts, axis=0) + tables.pc
+            ends = np.r_[starts[1:], len(unique)]
+            for first in range(0, len(starts), SUMMED_TOGETHER):
+                group = starts[first : first + SUMMED_TOGETHER]
+                low, high = int(group[0]), int(ends[first : first + SUMMED_TOGETHER][-1])
+                contribution = weight[low:high] * tables.ptc[feature_of[low:high]]
+                scores[text_of[group]] = np.add.reduceat(contribution, group - low, axis=0) + tables.pc
         # py3langid's calibration: the softmax temperature grows with the square root of the length.
         lengths = np.fromiter((len(e) or 1 for e in encoded), dtype=np.float32, count=len(encoded))
         scores /= np.sqrt(lengths)[:, None]
