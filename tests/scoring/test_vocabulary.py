@@ -5,6 +5,10 @@ The reference here is the scorer's former way, written out plainly: one dict loo
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -112,6 +116,21 @@ def test_grams_come_back_in_feature_order_whatever_they_hold() -> None:
     assert "\tpizza" in vocabulary and "\tpasta" not in vocabulary
     assert Vocabulary([]).features(["x"]).tolist() == [-1] and Vocabulary([]).grams() == []
     assert Vocabulary(grams) == vocabulary != Vocabulary(grams[:-1])
+
+
+def test_a_pickled_vocabulary_is_rebuilt_in_a_process_with_other_str_hashes(tmp_path: Path) -> None:
+    """str hashes are salted per process: a vocabulary sent elsewhere travels as its grams."""
+    path = tmp_path / "vocabulary.pickle"
+    path.write_bytes(pickle.dumps(Vocabulary(["\tpizza", "\tfroide", " fr"])))
+    script = (
+        "import pickle, sys; v = pickle.loads(open(sys.argv[1], 'rb').read()); "
+        "print(v.features(['\\tfroide', ' fr', '\\tpizza', 'x']).tolist())"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    found = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, env=env, check=True
+    )
+    assert found.stdout.strip() == "[1, 2, 0, -1]"
 
 
 def test_grams_with_the_same_hash_are_still_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:

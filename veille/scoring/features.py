@@ -122,6 +122,10 @@ class Vocabulary:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[type[Vocabulary], tuple[list[str]]]:
+        """Pickled as its grams: str hashes differ from one process to the next (PYTHONHASHSEED)."""
+        return (Vocabulary, (self.grams(),))
+
 
 gram_hash = hash  # a module attribute so that a test can force collisions
 
