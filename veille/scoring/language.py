@@ -258,10 +258,10 @@ class Automaton:
 
 @dataclass(frozen=True, slots=True)
 class _Tables:
-    """The model's arrays for the chosen languages (float32: half the memory, and one type for the products)."""
+    """The model's arrays for the chosen languages."""
 
     classes: tuple[str, ...]
-    ptc: np.ndarray  # feature x language log-probabilities
+    ptc: np.ndarray  # feature x language log-probabilities, float16 as shipped (exact in the float32 products)
     pc: np.ndarray  # language priors
     automaton: Automaton  # finds the n-gram features in a text's bytes
 
@@ -275,7 +275,7 @@ class _Tables:
             wanted = set(languages)
             chosen = [i for i, c in enumerate(all_classes) if c in wanted]
             pc = _read(archive, "pc")[chosen].astype(np.float32)
-            ptc = np.empty((_shape(archive, "ptc")[0], len(chosen)), dtype=np.float32)
+            ptc = np.empty((_shape(archive, "ptc")[0], len(chosen)), dtype=np.float16)
             done = 0
             for rows in _rows(archive, "ptc"):
                 ptc[done : done + len(rows)] = rows[:, chosen]
