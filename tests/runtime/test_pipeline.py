@@ -504,3 +504,33 @@ async def test_the_next_batch_is_scored_while_the_one_before_is_stored(
     assert (
         second is not None and second.new_hits > 0 and len(stored(config)) == first.result().new_hits + second.new_hits
     )  # type: ignore[union-attr]
+
+
+async def test_while_the_model_loads_the_next_feeds_are_fetched_without_waiting_for_slots(
+    tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
+    """Issue 12: `veille run --once` holds matched items until the model has loaded; their polls give their slots
+    back meanwhile, so with one slot all three feeds are fetched before anything is stored, then stored."""
+    for name in "abc":
+        server.route(f"/{name}", etag_feed(rss(feed_items(ord(name), 5))))
+    urls = [server.url(f"/{name}") for name in "abc"]
+    config = make_config(tmp_path, db_url, {"resto": urls}, extra="[daemon]\nconcurrency = 1\n")
+    engine = make_engine(config.database_url)
+    pipeline = Pipeline(config, engine, clock, http, rng=random.Random(1))
+    pipeline.load()
+    loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    pipeline.hold_writes_until(loaded)
+    await pipeline.start()
+    polls = asyncio.gather(*(pipeline.poll(key) for key in pipeline.runtimes))
+    for _ in range(100):
+        if all(server.requests_to(f"/{name}") for name in "abc"):
+            break
+        await asyncio.sleep(0.05)
+    fetched = [bool(server.requests_to(f"/{name}")) for name in "abc"]
+    assert stored(config) == []  # nothing stored while the model loads
+    loaded.set_result(None)
+    results = await polls
+    await pipeline.stop()
+    engine.dispose()
+    assert fetched == [True, True, True]
+    assert len(stored(config)) == sum(r.new_hits for r in results if r is not None) > 0

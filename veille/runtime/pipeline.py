@@ -61,6 +61,9 @@ AUTH_RETRY = timedelta(hours=6)  # revoked credentials: retried rarely, never in
 # (and their scoring and insert parameters) at once.
 MAX_BATCH_SOURCES = 200
 MAX_BATCH_ITEMS = 500
+# `veille run --once` while the model loads: at most this many matched items wait unstored without their polls'
+# slots (about 10 MB of full articles); past it, polls hold their slots again.
+GATE_BACKLOG_ITEMS = 4 * MAX_BATCH_ITEMS
 
 
 # Poll results taken by the writer together, each with the future its poll awaits.
@@ -239,6 +242,7 @@ class Pipeline:
         self._queue: asyncio.Queue[tuple[PollResult, asyncio.Future[None]]] | None = None
         self._gate: asyncio.Future[None] | None = None  # see hold_writes_until
         self._on_first_match: Callable[[], None] | None = None  # see hold_writes_until
+        self._early = 0  # matched items whose polls gave their slots back while the model loaded (see poll)
         self._writer: asyncio.Task[None] | None = None
         self._scoring = False  # the writer's scoring stage is busy (its excerpts must stay cached)
         self._stopping = asyncio.Event()
@@ -371,10 +375,22 @@ class Pipeline:
         try:
             # The slot is held until the result is stored: when the writer falls behind, polling
             # slows down instead of piling fetched items up in memory (backpressure).
-            async with self._poll_slots:
+            await self._poll_slots.acquire()
+            holding = True
+            try:
                 result = await self._fetch(runtime)
                 self.poll_counts[runtime.config.kind, "error" if result.error else "ok"] += 1
+                if self._gate is not None and not self._gate.done() and self._early < GATE_BACKLOG_ITEMS:
+                    # While the model loads (`hold_writes_until`) the writer stores nothing: these results
+                    # wait without their slots, so the next feeds are fetched and parsed meanwhile, up to
+                    # GATE_BACKLOG_ITEMS matched items.
+                    self._early += len(result.matched)
+                    self._poll_slots.release()
+                    holding = False
                 await self._submit(result)
+            finally:
+                if holding:
+                    self._poll_slots.release()
             return result
         finally:
             runtime.in_flight = False
