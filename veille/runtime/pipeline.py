@@ -62,8 +62,8 @@ AUTH_RETRY = timedelta(hours=6)  # revoked credentials: retried rarely, never in
 MAX_BATCH_SOURCES = 200
 MAX_BATCH_ITEMS = 500
 # `veille run --once` while the model loads: at most this many matched items wait unstored without their polls'
-# slots (about 10 MB of full articles); past it, polls hold their slots again.
-GATE_BACKLOG_ITEMS = 4 * MAX_BATCH_ITEMS
+# slots (a few MB of full articles); past it, polls hold their slots again.
+GATE_BACKLOG_ITEMS = MAX_BATCH_ITEMS
 
 
 # Poll results taken by the writer together, each with the future its poll awaits.
