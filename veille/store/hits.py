@@ -45,6 +45,7 @@ from sqlalchemy import (
 
 from veille.core.matching import MatchResult, fold
 from veille.core.models import Engagement, Item, SentimentLabel, SentimentResult, StoredHit
+from veille.store import bulk
 from veille.store.schema import engagement, hits, sources
 from veille.store.search import folded, needle, search_text
 from veille.store.urls import canonical_url, content_hash, text_fingerprint
@@ -305,35 +306,30 @@ def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> dict[Pair, int
 
     PostgreSQL gets one array per column and unnests them: psycopg re-parses the text of every
     multi-row VALUES statement (30 placeholders a row), which cost more than the insert itself."""
-    if conn.dialect.name == "postgresql":
-        params: Any = {
-            name: [json.dumps(r[name]) for r in rows] if name in JSON_COLUMNS else [r[name] for r in rows]
-            for name in ROW_COLUMNS
-        }
-    else:
-        params = rows
+    if conn.dialect.name != "postgresql":  # SQLite: the driver's own parameters (see veille.store.bulk)
+        returned = bulk.insert_rows(conn, hits, ROW_COLUMNS, rows, _SQLITE_INSERT_SUFFIX)
+        return {(source_id, external_id): hit_id for hit_id, source_id, external_id in returned}
+    params = {
+        name: [json.dumps(r[name]) for r in rows] if name in JSON_COLUMNS else [r[name] for r in rows]
+        for name in ROW_COLUMNS
+    }
     result = conn.execute(_statement(conn, "insert", _insert_statement), params)
     return {(row.source_id, row.external_id): row.id for row in result}
 
 
-def _insert_statement(dialect: str) -> Any:
-    from sqlalchemy.dialects.postgresql import ARRAY
-    from sqlalchemy.dialects.postgresql import Insert as PgInsert
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+_SQLITE_INSERT_SUFFIX = "ON CONFLICT (source_id, external_id) DO NOTHING RETURNING id, source_id, external_id"
 
-    statement: PgInsert | SqliteInsert
-    if dialect == "postgresql":  # JSON goes as text (an array of JSON lists would read as 2 dimensions)
-        types = {name: Text() if name in JSON_COLUMNS else hits.c[name].type for name in ROW_COLUMNS}
-        arrays = func.unnest(*[bindparam(name, type_=ARRAY(types[name])) for name in ROW_COLUMNS])
-        fresh = arrays.table_valued(*[column(name, types[name]) for name in ROW_COLUMNS]).render_derived(name="fresh")
-        values = [
-            cast(fresh.c[name], hits.c[name].type) if name in JSON_COLUMNS else fresh.c[name] for name in ROW_COLUMNS
-        ]
-        statement = pg_insert(hits).from_select(list(ROW_COLUMNS), select(*values))
-    else:
-        statement = sqlite_insert(hits)
+
+def _insert_statement(_dialect: str) -> Any:
+    """PostgreSQL's insert: one array per column, unnested (SQLite's goes through veille.store.bulk)."""
+    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    types = {name: Text() if name in JSON_COLUMNS else hits.c[name].type for name in ROW_COLUMNS}
+    arrays = func.unnest(*[bindparam(name, type_=ARRAY(types[name])) for name in ROW_COLUMNS])
+    fresh = arrays.table_valued(*[column(name, types[name]) for name in ROW_COLUMNS]).render_derived(name="fresh")
+    values = [cast(fresh.c[name], hits.c[name].type) if name in JSON_COLUMNS else fresh.c[name] for name in ROW_COLUMNS]
+    statement = pg_insert(hits).from_select(list(ROW_COLUMNS), select(*values))
     return statement.on_conflict_do_nothing(index_elements=[hits.c.source_id, hits.c.external_id]).returning(
         hits.c.id, hits.c.source_id, hits.c.external_id
     )
