@@ -1,6 +1,7 @@
 """Write locks under an alert burst: 1,000 clients open incidents at once.
 
     PYTHONPATH=$PWD .venv/bin/python bench/alert_burst.py [--clients 1000] [--db sqlite|pg] [--runs 3] [--budget MS]
+        [--autocheckpoint] [--spans MS]
 
 Stores one severe hit per client through the real AlertingService (after one quiet tick, as a daemon has
 ticked from its start), 50 hits a write transaction as the poll writer does (its detections past the time
@@ -16,13 +17,18 @@ the longest one, and a shared machine stretches any of them: compare before/afte
 over several runs. On SQLite a commit that crosses the WAL's auto-checkpoint threshold also copies the WAL
 into the database, inside the commit call but after the write lock is released (measured: a 341 ms commit
 while another connection wrote 136 times, waiting 0.3 ms at most): such a transaction's figure overstates
-its hold on the lock, which the other writer's waits show. Asserts nothing.
+its hold on the lock, which the other writer's waits show. The daemon's engine does not checkpoint in commits
+(a background job does, every jobs.CHECKPOINT_EVERY): so do the runs here, unless --autocheckpoint.
+--spans MS shows where each transaction longer than MS went: statements, commit, Python, and the thread's CPU
+time (a transaction whose wall time is far above its CPU time waited for the CPU or the GIL).
+Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import multiprocessing.synchronize
 import statistics
@@ -32,10 +38,11 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, event, func, insert, select, text
 
 from veille.config import parse_config
 from veille.core.clock import SystemClock
@@ -44,9 +51,10 @@ from veille.core.models import SentimentLabel, SentimentResult, StoredHit
 from veille.notify.fake import FakeNotifier
 from veille.runtime import alerting
 from veille.runtime.alerting import AlertingService
+from veille.runtime.jobs import CHECKPOINT_EVERY
 from veille.runtime.outbox import Dispatcher
 from veille.store import alerts as alert_store
-from veille.store.engine import make_engine, write_stats, write_tx
+from veille.store.engine import checkpoint, make_engine, write_stats, write_tx
 from veille.store.migrate import upgrade
 from veille.store.schema import hits, outbox
 from veille.store.sources import sync_config
@@ -67,12 +75,13 @@ def config_text(db_url: str, clients: int) -> str:
 
 def other_writer(
     db_url: str,
+    autocheckpoint: bool,
     ready: multiprocessing.synchronize.Event,
     stop: multiprocessing.synchronize.Event,
     queue: multiprocessing.Queue,  # type: ignore[type-arg]
 ) -> None:
     """A second writer (another daemon's poll writer): a tiny write every 20 ms; its waits and failures."""
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, autocheckpoint=autocheckpoint)
     waits: list[tuple[float, float]] = []  # (when, how long)
     failures = 0
     while not stop.is_set():
@@ -100,6 +109,12 @@ def relay(dispatcher: Dispatcher, stop: threading.Event) -> None:
     asyncio.run(loop())
 
 
+def checkpointer(engine: Engine, stop: threading.Event) -> None:
+    """The daemon's checkpoint job (`veille.runtime.jobs.checkpoint_wal`), in a thread of its own."""
+    while not stop.wait(CHECKPOINT_EVERY):
+        checkpoint(engine)
+
+
 def sent_count(engine: Engine) -> tuple[int, int]:
     with engine.connect() as conn:
         counts = dict(conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all())
@@ -107,6 +122,81 @@ def sent_count(engine: Engine) -> tuple[int, int]:
 
 
 BAR = 0.1  # seconds: issue 17's bar for any write transaction
+WRITERS = ("hits", "tick", "relay")
+
+
+class Spans:
+    """`--spans MS`: where a write transaction longer than MS went (its slowest statements, its commit, the
+    Python between them), printed as it ends. Statements are timed by engine events in the thread running
+    them; a transaction ends in `WriteStats.record`, which appends to the writer's list (`Held`)."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.local = threading.local()
+        self.gc_spent = 0.0  # any thread's collections since the last transaction began (one collects at a time)
+        self.gc_began = 0.0
+        gc.callbacks.append(self.on_gc)
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.gc_began = time.perf_counter()
+        else:
+            self.gc_spent += time.perf_counter() - self.gc_began
+
+    def watch(self, engine: Engine) -> None:
+        def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            self.local.began = time.perf_counter()
+
+        def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            spent = time.perf_counter() - self.local.began
+            self.statements().append((spent, " ".join(statement.split())[:90]))
+
+        def commit(conn: Any) -> None:
+            self.local.commit_at = time.perf_counter()
+
+        def begin(conn: Any) -> None:
+            self.local.statements = []
+            self.local.cpu = time.thread_time()
+            self.gc_spent = 0.0
+
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+        event.listen(engine, "commit", commit)
+        event.listen(engine, "begin", begin)
+
+    def statements(self) -> list[tuple[float, str]]:
+        if not hasattr(self.local, "statements"):
+            self.local.statements = []
+        return self.local.statements  # type: ignore[no-any-return]
+
+    def ended(self, writer: str, seconds: float) -> None:
+        if seconds < self.threshold:
+            return
+        statements = self.statements()
+        commit = time.perf_counter() - getattr(self.local, "commit_at", time.perf_counter())
+        in_sql = sum(s for s, _ in statements)
+        slowest = sorted(statements, reverse=True)[:3]
+        cpu = time.thread_time() - getattr(self.local, "cpu", time.thread_time())
+        print(
+            f"    [{writer}] {seconds * 1000:.0f} ms: commit {commit * 1000:.0f}, {len(statements)} statements"
+            f" {in_sql * 1000:.0f}, python {(seconds - commit - in_sql) * 1000:.0f}; this thread's CPU"
+            f" {cpu * 1000:.0f}, garbage collection {self.gc_spent * 1000:.0f}"
+            + "".join(f"\n        {s * 1000:5.1f} {q}" for s, q in slowest),
+            flush=True,
+        )
+
+
+class Held(list[float]):
+    """A writer's transaction durations; tells `Spans` of each as it ends."""
+
+    def __init__(self, writer: str, spans: Spans | None) -> None:
+        super().__init__()
+        self.writer, self.spans = writer, spans
+
+    def append(self, seconds: float) -> None:
+        super().append(seconds)
+        if self.spans is not None:
+            self.spans.ended(self.writer, seconds)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -114,13 +204,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-def run(db_url: str, clients: int, budget: float) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """One burst: its figures, and every write transaction's duration per writer (hits, tick, relay)."""
+def run(
+    db_url: str, clients: int, budget: float, spans: Spans | None = None, *, autocheckpoint: bool = False
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """One burst: its figures, and every write transaction's duration per writer (hits, tick, relay).
+    SQLite: as the daemon, commits do not checkpoint and a job does, unless `autocheckpoint`."""
     alerting.TICK_BUDGET = budget
     config = parse_config(config_text(db_url, clients), environ={})
-    engine = make_engine(db_url)
-    relay_engine = make_engine(db_url)
+    engine = make_engine(db_url, autocheckpoint=autocheckpoint)
+    relay_engine = make_engine(db_url, autocheckpoint=autocheckpoint)
+    checkpoints_stop = threading.Event()
+    checkpoints = threading.Thread(target=checkpointer, args=(engine, checkpoints_stop))
+    if not autocheckpoint:
+        checkpoints.start()
     upgrade(engine)
+    if spans is not None:
+        spans.watch(engine)
+        spans.watch(relay_engine)
     clock = SystemClock()
     with write_tx(engine) as conn:
         refs = sync_config(conn, config.clients, config.sources, clock.now())
@@ -129,14 +229,15 @@ def run(db_url: str, clients: int, budget: float) -> tuple[dict[str, float], dic
     source_of = {s.client_id: refs[s.key] for s in config.sources}
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     writer_stop, writer_ready = multiprocessing.Event(), multiprocessing.Event()
-    writer = multiprocessing.Process(target=other_writer, args=(db_url, writer_ready, writer_stop, queue))
+    args = (db_url, autocheckpoint, writer_ready, writer_stop, queue)
+    writer = multiprocessing.Process(target=other_writer, args=args)
     writer.start()
     writer_ready.wait(timeout=60)  # on a loaded machine its start took longer than the burst's hits
     service.tick()  # the daemon ticks from its start: a burst finds it running
     stats = write_stats(engine)
     figures: dict[str, float] = {}
-    held: dict[str, list[float]] = {"hits": [], "tick": []}
-    write_stats(relay_engine).durations = held["relay"] = []
+    held: dict[str, list[float]] = {w: Held(w, spans) for w in WRITERS}
+    write_stats(relay_engine).durations = held["relay"]
 
     stats.durations = held["hits"]
     started = time.monotonic()
@@ -215,6 +316,9 @@ def run(db_url: str, clients: int, budget: float) -> tuple[dict[str, float], dic
         relay_stop.set()
         relay_thread.join()
         writer_stop.set()
+        checkpoints_stop.set()
+        if checkpoints.is_alive():
+            checkpoints.join()
     figures["queued"], figures["sent"] = sent_count(engine)
     figures["failures"] = stats.failures + write_stats(relay_engine).failures
     waits, figures["other_failed"] = queue.get(timeout=30)
@@ -248,9 +352,6 @@ def drop_schema(schema: str) -> None:
     admin.dispose()
 
 
-WRITERS = ("hits", "tick", "relay")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=1000)
@@ -258,6 +359,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs with the budget (one more without, for reference)")
     parser.add_argument("--no-reference", action="store_true", help="skip the run without a budget")
     parser.add_argument("--budget", type=float, help="ms (default: alerting.TICK_BUDGET), to try another one")
+    parser.add_argument(
+        "--autocheckpoint", action="store_true", help="SQLite checkpoints in commits (before issue 17), not in a job"
+    )
+    parser.add_argument("--spans", type=float, metavar="MS", help="show where each transaction longer than MS went")
     args = parser.parse_args()
     budget = alerting.TICK_BUDGET if args.budget is None else args.budget / 1000
     print(
@@ -277,7 +382,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             url, schema = fresh_url(args.db, tmp)
             try:
-                f, held = run(url, args.clients, limit)
+                spans = Spans(args.spans / 1000) if args.spans else None
+                f, held = run(url, args.clients, limit, spans, autocheckpoint=args.autocheckpoint)
             finally:
                 if schema is not None:
                     drop_schema(schema)

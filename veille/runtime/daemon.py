@@ -425,7 +425,7 @@ def _protect_secrets(config: Config) -> None:
 
 async def run_daemon(config: Config, *, extensions: Iterable[Callable[[Config, Components], None]] = ()) -> int:
     """Build and run the daemon; each extension adds its tasks to the components first (the dashboard)."""
-    components = build(config)
+    components = build(config, checkpoint_job=True)
     for extend in extensions:
         extend(config, components)
     return await Daemon(config, components).run()

@@ -1,5 +1,5 @@
 """The daemon's background jobs besides polling: re-fetching risky hits to see them spread, the daily purge,
-the monthly reports sent on the first day of the month."""
+the monthly reports sent on the first day of the month, the SQLite checkpoints."""
 
 from __future__ import annotations
 
@@ -90,6 +90,27 @@ async def purge_daily(
             )
         except Exception:  # a locked or unreachable database: tomorrow's run tries again
             log.exception("retention purge failed")
+
+
+CHECKPOINT_EVERY = 1.0  # seconds: the WAL holds about this long of writes (SQLite's own threshold: 4 MB)
+
+
+async def checkpoint_wal(engine: Engine, stop: asyncio.Event, *, every: float = CHECKPOINT_EVERY) -> None:
+    """SQLite, engine made with `autocheckpoint=False`: copy the WAL into the database every `every` seconds,
+    and once more at stop, outside any writer's commit (`store.engine.checkpoint` never takes the write lock)."""
+    from veille.store.engine import checkpoint
+
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        try:
+            await asyncio.to_thread(checkpoint, engine)
+        except StorageError as exc:  # the database is down or locked: the writer reports it (G8)
+            log.debug("checkpoint skipped: %s", exc)
+        except Exception:  # never let this loop die: a WAL left to grow fills the disk
+            log.exception("checkpoint failed")
+        if stop.is_set():
+            return
 
 
 REPORTS_EVERY = 10 * 60.0  # how often the daemon looks whether the month's reports are due

@@ -17,7 +17,7 @@ from veille.core.errors import ConfigError, ConfigProblem
 from veille.core.paths import sqlite_path
 from veille.net.http import HttpClient, quiet_http_loggers
 from veille.runtime.health import alerting_health, telegram_health
-from veille.runtime.jobs import purge_daily, refresh_risky_hits, send_monthly_reports
+from veille.runtime.jobs import checkpoint_wal, purge_daily, refresh_risky_hits, send_monthly_reports
 from veille.runtime.pipeline import Pipeline, SourceRuntime
 from veille.sources.registry import parses_feeds
 from veille.store.engine import make_engine, on_network_filesystem
@@ -115,18 +115,25 @@ class Components(Wiring):
 
 
 def build(
-    config: Config, *, clock: Clock | None = None, with_alerting: bool = True, wait_for_scorer: bool = True
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    with_alerting: bool = True,
+    wait_for_scorer: bool = True,
+    checkpoint_job: bool = False,
 ) -> Components:
     """Open the database (refusing a schema that is behind or ahead), load the scorer, wire the pipeline.
 
     With `wait_for_scorer=False` the helper is not started: the caller awaits `Components.scorer_ready` when
-    it first needs the model, which then loads while the caller goes on polling (`veille run --once`)."""
+    it first needs the model, which then loads while the caller goes on polling (`veille run --once`).
+    `checkpoint_job` (the daemon): SQLite's WAL is checkpointed by a background job, not inside commits; a
+    caller that does not run `Components.background` (`--once`) keeps SQLite's automatic checkpoints."""
     from veille.core.paths import data_dir
     from veille.scoring.process import ScoringProcess
 
     clock = clock or SystemClock()
     quiet_http_loggers()
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, autocheckpoint=not checkpoint_job)
     path = sqlite_path(config.database_url)
     if path is not None and on_network_filesystem(path):
         log.warning("the database %s is on a network filesystem: SQLite WAL needs a local disk", path)
@@ -138,10 +145,13 @@ def build(
     if wait_for_scorer:
         scorer.launch()
     try:
-        return _wire(config, engine, clock, scorer, with_alerting=with_alerting, wait_for_scorer=wait_for_scorer)
+        components = _wire(config, engine, clock, scorer, with_alerting=with_alerting, wait_for_scorer=wait_for_scorer)
     except BaseException:
         scorer.close()
         raise
+    if checkpoint_job and path is not None:
+        components.background.append(lambda stop: checkpoint_wal(engine, stop))
+    return components
 
 
 def _wire(
