@@ -17,7 +17,7 @@ from veille.notify.fake import FakeNotifier
 from veille.runtime import alerting
 from veille.runtime.alerting import AlertingService
 from veille.store import alerts as store
-from veille.store.engine import read_conn, write_tx
+from veille.store.engine import held_for, read_conn, write_tx
 
 CLIENTS = 45
 STATEMENT = 0.001  # fake seconds each statement takes
@@ -166,6 +166,51 @@ def test_a_burst_after_quiet_ticks_opens_incidents_within_the_budget(engine: Eng
     with read_conn(engine) as conn:
         assert store.detections_due(conn) == {}
     assert max(held.durations) < 2 * alerting.TICK_BUDGET, held.durations
+
+
+def test_the_tick_counts_the_usual_posts_before_its_write_transactions_and_summarises_alike(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: the usual posts of an incident the tick opens (a detection the hits' transaction left) are read
+    and counted in a read transaction, not while holding the write lock; its summary is the one the hits'
+    transaction makes for the same posts."""
+    clock = FakeClock(DAY)
+    service = AlertingService(
+        parse_config(many_clients_config(20), environ={}), engine, clock, {"telegram": FakeNotifier("telegram")}
+    )
+    usual = ("Burger parfait chez marque{c}", "Terrasse au soleil", "Service rapide, burger parfait", "Terrasse")
+    for n, text in enumerate(usual):
+        with write_tx(engine) as conn:
+            service.on_new_hits(conn, [hit(clock, text.format(c=c), client=f"c{c}", score=0.6) for c in range(20)])
+        clock.advance(3 * 3600 + n)
+    clock.advance(2 * 86400)
+    reads: list[bool] = []  # per read of usual posts: whether it was in a write transaction
+    post_texts = store.post_texts
+
+    def spy(conn: Any, client_id: str, since: Any, until: Any = None, **kwargs: Any) -> Any:
+        if "limit" in kwargs:
+            reads.append(held_for(conn) > 0)
+        return post_texts(conn, client_id, since, until, **kwargs)
+
+    monkeypatch.setattr(store, "post_texts", spy)
+    burst = "Intoxication sur la terrasse de marque{c}, serveur agressif, urgences"
+    with write_tx(engine) as conn:  # time to open all ten
+        service.on_new_hits(conn, [hit(clock, burst.format(c=c), client=f"c{c}") for c in range(10)])
+    with write_tx(engine) as conn:
+        time.sleep(alerting.TICK_BUDGET)  # no time left: one opened here, the nine others left to the tick
+        service.on_new_hits(conn, [hit(clock, burst.format(c=c), client=f"c{c}") for c in range(10, 20)])
+    with read_conn(engine) as conn:
+        assert len(store.detections_due(conn)) == 9
+    assert len(reads) == 11 and all(reads)
+    reads.clear()
+    service.tick()
+    assert len(reads) == 9 and not any(reads)
+    with read_conn(engine) as conn:
+        summaries = {i.client_id: i.summary for i in store.active_incidents(conn)}
+    said = {(s.terms, s.crisis_words, s.posts, s.authors) for s in summaries.values() if s is not None}
+    assert len(summaries) == 20 and len(said) == 1  # the same for all: each left its own name out
+    ((terms, *_),) = said
+    assert "serveur" in terms and "terrasse" not in terms  # a usual word: the usual posts were counted
 
 
 @pytest.mark.pg

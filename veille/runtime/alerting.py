@@ -374,13 +374,15 @@ class AlertingService:
         self._warm()
         with read_conn(self.engine) as conn:
             involved = {c.id for c in self.config.clients} | store.clients_with_alert_state(conn)
-            involved |= set(store.detections_due(conn))
+            deferred = {client_id: at for client_id, (at, _) in store.detections_due(conn).items()}
+            involved |= set(deferred)
         ordered = sorted(involved)
         dues: list[datetime] = []
         gaps = is_sqlite(self.engine)
         start = 0
         held = 0.0  # seconds of lock held since the last gap
         while start < len(ordered):
+            self._prepare_openings([c for c in ordered[start:] if c in deferred][:TICK_BATCH], deferred)
             # Not synced at commit: a tick is recomputed from durable rows (the hits, the detections they left),
             # and the relay's durable claim syncs whatever it sends before sending it.
             with write_tx(self.engine, durable=False) as conn:
@@ -417,6 +419,22 @@ class AlertingService:
         load_stemmers()
         for client in self.config.clients:
             self._words_for(client.id)
+
+    def _prepare_openings(self, clients: Sequence[str], deferred: Mapping[str, datetime]) -> None:
+        """Before the write transaction that examines these clients' deferred detections: count the usual posts
+        of the buzz and volume incidents they may open (as of the hits' time), in a read transaction."""
+        if not clients:
+            return
+        with read_conn(self.engine) as conn:
+            open_now = {i.client_id for i in store.active_incidents(conn, client_ids=clients) if i.cause in SUMMARISED}
+            for client_id in clients:
+                if client_id not in open_now:  # an open incident keeps the usual posts counted at its opening
+                    self.incident_summaries.prepare(conn, client_id, deferred[client_id], self._names(client_id))
+
+    def _names(self, client_id: str) -> tuple[str, ...]:
+        """The client's own names, which a summary does not give as a reason."""
+        client = self.config.client(client_id)
+        return (client.name, *client.keywords) if client else ()
 
     def _step_size(self, left: float) -> int:
         """As many clients as the last step's cost per client says fit in `left` seconds (at least one)."""
@@ -736,10 +754,8 @@ class AlertingService:
             if updated is None:
                 continue
             if updated.cause in SUMMARISED and (signal.new_hits or updated.summary is None):
-                client = self.config.client(updated.client_id)
-                names = (client.name, *client.keywords) if client else ()
                 words = self._words_for(updated.client_id)
-                updated.summary = self.incident_summaries.of(conn, updated, words, names)
+                updated.summary = self.incident_summaries.of(conn, updated, words, self._names(updated.client_id))
             if incident is None:
                 store.save_incident(conn, updated, now)
                 store.add_event(
