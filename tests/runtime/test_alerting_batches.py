@@ -168,49 +168,105 @@ def test_a_burst_after_quiet_ticks_opens_incidents_within_the_budget(engine: Eng
     assert max(held.durations) < 2 * alerting.TICK_BUDGET, held.durations
 
 
+BURST = "Intoxication sur la terrasse de marque{c}, serveur agressif, urgences"  # "terrasse": a usual word
+
+
+def with_usual_posts(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, clients: int
+) -> tuple[AlertingService, FakeClock, list[tuple[bool, int]]]:
+    """A service whose clients each have four usual posts, two days old; then, per read of usual posts for a
+    summary: whether it was in a write transaction, and at most how many it read."""
+    clock = FakeClock(DAY)
+    config = parse_config(many_clients_config(clients), environ={})
+    service = AlertingService(config, engine, clock, {"telegram": FakeNotifier("telegram")})
+    usual = ("Burger parfait chez marque{c}", "Terrasse au soleil", "Service rapide, burger parfait", "Terrasse")
+    for n, text in enumerate(usual):
+        with write_tx(engine) as conn:
+            service.on_new_hits(conn, [hit(clock, text.format(c=c), client=f"c{c}", score=0.6) for c in range(clients)])
+        clock.advance(3 * 3600 + n)
+    clock.advance(2 * 86400)
+    reads: list[tuple[bool, int]] = []
+    post_texts = store.post_texts
+
+    def spy(conn: Any, client_id: str, since: Any, until: Any = None, **kwargs: Any) -> Any:
+        if "limit" in kwargs:
+            reads.append((held_for(conn) > 0, kwargs["limit"]))
+        return post_texts(conn, client_id, since, until, **kwargs)
+
+    monkeypatch.setattr(store, "post_texts", spy)
+    return service, clock, reads
+
+
 def test_the_tick_counts_the_usual_posts_before_its_write_transactions_and_summarises_alike(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 17: the usual posts of an incident the tick opens (a detection the hits' transaction left) are read
     and counted in a read transaction, not while holding the write lock; its summary is the one the hits'
     transaction makes for the same posts."""
-    clock = FakeClock(DAY)
-    service = AlertingService(
-        parse_config(many_clients_config(20), environ={}), engine, clock, {"telegram": FakeNotifier("telegram")}
-    )
-    usual = ("Burger parfait chez marque{c}", "Terrasse au soleil", "Service rapide, burger parfait", "Terrasse")
-    for n, text in enumerate(usual):
-        with write_tx(engine) as conn:
-            service.on_new_hits(conn, [hit(clock, text.format(c=c), client=f"c{c}", score=0.6) for c in range(20)])
-        clock.advance(3 * 3600 + n)
-    clock.advance(2 * 86400)
-    reads: list[bool] = []  # per read of usual posts: whether it was in a write transaction
-    post_texts = store.post_texts
-
-    def spy(conn: Any, client_id: str, since: Any, until: Any = None, **kwargs: Any) -> Any:
-        if "limit" in kwargs:
-            reads.append(held_for(conn) > 0)
-        return post_texts(conn, client_id, since, until, **kwargs)
-
-    monkeypatch.setattr(store, "post_texts", spy)
-    burst = "Intoxication sur la terrasse de marque{c}, serveur agressif, urgences"
+    service, clock, reads = with_usual_posts(engine, monkeypatch, 20)
     with write_tx(engine) as conn:  # time to open all ten
-        service.on_new_hits(conn, [hit(clock, burst.format(c=c), client=f"c{c}") for c in range(10)])
+        service.on_new_hits(conn, [hit(clock, BURST.format(c=c), client=f"c{c}") for c in range(10)])
     with write_tx(engine) as conn:
         time.sleep(alerting.TICK_BUDGET)  # no time left: one opened here, the nine others left to the tick
-        service.on_new_hits(conn, [hit(clock, burst.format(c=c), client=f"c{c}") for c in range(10, 20)])
+        service.on_new_hits(conn, [hit(clock, BURST.format(c=c), client=f"c{c}") for c in range(10, 20)])
     with read_conn(engine) as conn:
         assert len(store.detections_due(conn)) == 9
-    assert len(reads) == 11 and all(reads)
+    assert len(reads) == 11 and all(in_write for in_write, _ in reads)  # four posts each: few enough
     reads.clear()
     service.tick()
-    assert len(reads) == 9 and not any(reads)
+    assert len(reads) == 9 and not any(in_write for in_write, _ in reads)
     with read_conn(engine) as conn:
         summaries = {i.client_id: i.summary for i in store.active_incidents(conn)}
     said = {(s.terms, s.crisis_words, s.posts, s.authors) for s in summaries.values() if s is not None}
     assert len(summaries) == 20 and len(said) == 1  # the same for all: each left its own name out
     ((terms, *_),) = said
     assert "serveur" in terms and "terrasse" not in terms  # a usual word: the usual posts were counted
+
+
+def test_usual_posts_too_many_to_count_under_the_lock_are_counted_by_the_tick_first(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More usual posts than a write transaction may count (COUNTED_IN_LOCK, 3 here, for four): the hits'
+    transaction leaves the detection to the tick, which counts them in a read transaction, then opens the
+    incident as of the hits' time and notifies it."""
+    monkeypatch.setattr(alerting, "COUNTED_IN_LOCK", 3)
+    service, clock, reads = with_usual_posts(engine, monkeypatch, 2)
+    hits_at = service.now()
+    with write_tx(engine) as conn:
+        service.on_new_hits(conn, [hit(clock, BURST.format(c=c), client=f"c{c}") for c in range(2)])
+    with read_conn(engine) as conn:
+        assert store.active_incidents(conn) == []
+        assert {c: at for c, (at, _) in store.detections_due(conn).items()} == {"c0": hits_at, "c1": hits_at}
+    assert reads == [(True, 4)]  # a look at no more than COUNTED_IN_LOCK + 1 of them; the other client waits
+    reads.clear()
+    clock.advance(1)
+    service.tick()
+    assert reads and not any(in_write for in_write, _ in reads)
+    with read_conn(engine) as conn:
+        assert store.detections_due(conn) == {}
+        incidents = store.active_incidents(conn)
+    assert len(incidents) == 2 and {i.opened_at for i in incidents} == {hits_at}
+    for incident in incidents:
+        assert incident.summary is not None and "serveur" in incident.summary.terms
+        assert "terrasse" not in incident.summary.terms
+    assert opened(engine) == ["c0", "c1"]
+
+
+def test_a_one_shot_run_opens_what_it_left_for_its_usual_posts_before_exiting(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`veille run --once` runs no tick after its hits: ending its groups counts the usual posts first, then
+    opens the incidents whose detection the hits' transaction left, so that their alerts go out in this run."""
+    monkeypatch.setattr(alerting, "COUNTED_IN_LOCK", 3)
+    service, clock, reads = with_usual_posts(engine, monkeypatch, 2)
+    with write_tx(engine) as conn:
+        service.on_new_hits(conn, [hit(clock, BURST.format(c=c), client=f"c{c}") for c in range(2)])
+    reads.clear()
+    service._end_groups()
+    assert reads and not any(in_write for in_write, _ in reads)
+    with read_conn(engine) as conn:
+        assert store.detections_due(conn) == {}
+    assert opened(engine) == ["c0", "c1"]
 
 
 @pytest.mark.pg

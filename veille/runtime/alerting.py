@@ -72,6 +72,9 @@ TICK_BATCH = 20  # clients per step at most
 # gap a little longer than SQLite's longest busy-handler sleep (100 ms), so that a waiting one gets its turn.
 HOLD_BEFORE_GAP = 0.2
 YIELD_GAP = 0.11
+# Usual posts a write transaction may count for an incident's summary (~0.5 ms each, measured on posts of 40
+# words): past that, the detection is left to the tick, which counts them in a read transaction first.
+COUNTED_IN_LOCK = 30
 # A client with an open buzz/volume incident is re-examined by the tick at most this often (new hits are
 # examined at once in on_new_hits): with hundreds of open incidents, re-reading each client's week of
 # hits every second kept the write lock for seconds and starved the pipeline's writes.
@@ -256,6 +259,7 @@ class AlertingService:
         self.incident_summaries = Summaries(self.settings.spike_window, self.settings.risk_threshold)
         self._detected_at: dict[str, float] = {}  # client -> monotonic time of its last detection
         self._client_cost: float | None = None  # seconds per client of the tick's last step
+        self._to_count: dict[str, set[datetime]] = defaultdict(set)  # client -> openings whose usual posts to count
         self._warmed = False
         self.last_tick_at: datetime | None = None
 
@@ -305,10 +309,12 @@ class AlertingService:
                 # opens it, as of now, in its own short transactions.
                 later[client_id] = changed
                 continue
-            done.append(client_id)
             if ctx is None:
                 ctx = self._context(conn, now, clients=clients)
-            self._detect_client(conn, client_id, changed, now, ctx)
+            if self._detect_client(conn, client_id, changed, now, ctx):
+                done.append(client_id)
+            else:
+                later[client_id] = changed
         store.clear_detections(conn, [c for c in done if c in deferred])
         store.defer_detections(conn, later, now)
 
@@ -398,6 +404,9 @@ class AlertingService:
                     start += len(step)
                     # The detections that did not fit open first in the next transaction.
                     ordered[start:start] = sorted(left)
+                    deferred.update(left)
+                    if any(c in self._to_count for c in left):
+                        break  # their usual posts are counted before the next transaction
             held += self.clock.monotonic() - began
             if gaps and held >= HOLD_BEFORE_GAP and start < len(ordered):
                 # A waiting writer retries on SQLite's busy schedule (every 100 ms at most): leave it a gap
@@ -422,14 +431,18 @@ class AlertingService:
 
     def _prepare_openings(self, clients: Sequence[str], deferred: Mapping[str, datetime]) -> None:
         """Before the write transaction that examines these clients' deferred detections: count the usual posts
-        of the buzz and volume incidents they may open (as of the hits' time), in a read transaction."""
+        of the buzz and volume incidents they may open (as of the hits' time), and those a write transaction
+        found too many to count (`_to_count`), in a read transaction."""
         if not clients:
             return
         with read_conn(self.engine) as conn:
             open_now = {i.client_id for i in store.active_incidents(conn, client_ids=clients) if i.cause in SUMMARISED}
             for client_id in clients:
-                if client_id not in open_now:  # an open incident keeps the usual posts counted at its opening
-                    self.incident_summaries.prepare(conn, client_id, deferred[client_id], self._names(client_id))
+                openings = self._to_count.pop(client_id, set())
+                if client_id in deferred and client_id not in open_now:  # an open one keeps its opening's counts
+                    openings.add(deferred[client_id])
+                for opened_at in sorted(openings):
+                    self.incident_summaries.prepare(conn, client_id, opened_at, self._names(client_id))
 
     def _names(self, client_id: str) -> tuple[str, ...]:
         """The client's own names, which a summary does not give as a reason."""
@@ -445,42 +458,51 @@ class AlertingService:
         return max(1, int(min(TICK_BATCH, left / self._client_cost)))
 
     def tick_in(self, conn: Connection) -> datetime | None:
-        """The whole tick inside the caller's transaction (a one-shot run ending its groups)."""
+        """The whole tick inside the caller's transaction (a one-shot run ending its groups): it leaves nothing
+        for later, counting in it the usual posts `_end_groups` could not count first."""
         now = self.now()
         self.last_tick_at = now
         if not self.settings.enabled:
             return None
         involved = {c.id for c in self.config.clients} | store.clients_with_alert_state(conn)
         involved |= set(store.detections_due(conn))
-        dues = self._tick_clients(conn, involved, now)[0] + self._upkeep(conn, now)
+        dues = self._tick_clients(conn, involved, now, count_in_lock=True)[0] + self._upkeep(conn, now)
         future = [t for t in dues if t > now]
         return min(future) if future else None
 
     def _tick_clients(
-        self, conn: Connection, clients: set[str], now: datetime, *, deadline: float | None = None
-    ) -> tuple[list[datetime], set[str]]:
+        self,
+        conn: Connection,
+        clients: set[str],
+        now: datetime,
+        *,
+        deadline: float | None = None,
+        count_in_lock: bool = False,
+    ) -> tuple[list[datetime], dict[str, datetime]]:
         """Detection, source and silence signals, then escalation, for these clients; when each is next due, and
         the clients left out: those whose detections the hits' transactions left were opened one at a time until
         `deadline` (monotonic; at least one), the others are left whole to the caller's next step. A step sized
         on cheap clients would otherwise hold the lock for every incident it opens (~10 ms each, more on a busy
-        machine)."""
+        machine). A detection whose usual posts are not counted yet is left too (`_detect_client`); the left ones
+        come with the time their detection is as of."""
         store.lock_clients(conn, clients)
         deferred = store.detections_due(conn, clients)
-        left: set[str] = set()
+        left: dict[str, datetime] = {}
         contexts: dict[datetime, Context] = {}  # by the hits' time, as of which each detection is made
         examined = 0
         for client_id, (at, changed) in sorted(deferred.items()):
             if left or (examined and deadline is not None and self.clock.monotonic() >= deadline):
-                left.add(client_id)
+                left[client_id] = at
                 continue
             examined += 1
             if not self.windows.has(client_id, changed):
                 self.windows.forget(client_id)  # another process stored them: read the window again
             if at not in contexts:
                 contexts[at] = self._context(conn, at, clients=set(deferred))
-            self._detect_client(conn, client_id, changed, at, contexts[at])
+            if not self._detect_client(conn, client_id, changed, at, contexts[at], count_in_lock=count_in_lock):
+                left[client_id] = at
         store.clear_detections(conn, [c for c in deferred if c not in left])
-        clients = clients - left
+        clients = clients - set(left)
         configured = {c.id for c in self.config.clients}
         active = store.active_incidents(conn, client_ids=clients)
         signals: list[Signal] = []
@@ -575,6 +597,9 @@ class AlertingService:
 
     def _end_groups(self) -> None:
         """Pending incidents waiting only for their group_wait become due now (a cool-down still holds)."""
+        with read_conn(self.engine) as conn:
+            deferred = {client_id: at for client_id, (at, _) in store.detections_due(conn).items()}
+        self._prepare_openings(sorted(set(deferred) | set(self._to_count)), deferred)
         with write_tx(self.engine) as conn:
             now = self.now()
             store.lock_clients(conn, {c.id for c in self.config.clients})
@@ -704,12 +729,47 @@ class AlertingService:
         return changes
 
     def _detect_client(
-        self, conn: Connection, client_id: str, changed: Sequence[int], now: datetime, ctx: Context
-    ) -> None:
+        self,
+        conn: Connection,
+        client_id: str,
+        changed: Sequence[int],
+        now: datetime,
+        ctx: Context,
+        *,
+        count_in_lock: bool = False,
+    ) -> bool:
         """`ctx`: shared by the clients a transaction examines in turn (one query for all, not two per client);
-        inhibition only looks at the incident's own client, which no other client's detection changes."""
+        inhibition only looks at the incident's own client, which no other client's detection changes.
+
+        False, with nothing changed, when the summary of a buzz or volume incident this would open or update
+        needs more than COUNTED_IN_LOCK usual posts counted: the caller leaves the detection to the tick, which
+        counts them first in a read transaction (`_to_count`, `_prepare_openings`), then examines it as of `now`.
+        `count_in_lock`: counts them whatever their number (nothing may be left for later)."""
+        signals = self._detect(conn, client_id, changed, now)
+        if not count_in_lock and self._uncounted(conn, client_id, signals, now):
+            return False
         self._detected_at[client_id] = self.clock.monotonic()
-        self._apply(conn, self._detect(conn, client_id, changed, now), now, ctx)
+        self._apply(conn, signals, now, ctx)
+        return True
+
+    def _uncounted(self, conn: Connection, client_id: str, signals: Sequence[Signal], now: datetime) -> bool:
+        """Whether applying `signals` would count more than COUNTED_IN_LOCK usual posts (noted in `_to_count`)."""
+        summarised = [s for s in signals if s.cause in SUMMARISED]
+        if not summarised:
+            return False
+        current = store.active_incidents_by_key(conn, {s.key for s in summarised})
+        missing = set()
+        for signal in summarised:
+            incident = current.get(signal.key)
+            if incident is None and not signal.firing:
+                continue
+            opened_at = now if incident is None else incident.opened_at
+            names = self._names(client_id)
+            if not self.incident_summaries.prepare(conn, client_id, opened_at, names, at_most=COUNTED_IN_LOCK):
+                missing.add(opened_at)
+        if missing:
+            self._to_count[client_id] |= missing
+        return bool(missing)
 
     def _redetect_due(self, client_id: str) -> bool:
         last = self._detected_at.get(client_id)

@@ -30,17 +30,28 @@ class Summaries:
         # By client and start of the incident's window: what the usual posts are depends on nothing else.
         self._backgrounds: OrderedDict[tuple[str, datetime], Background] = OrderedDict()
 
-    def prepare(self, conn: Connection, client_id: str, opened_at: datetime, names: tuple[str, ...]) -> None:
-        """Count the client's usual posts for an incident opened at `opened_at`, before the write transaction
-        that may open it (nothing to do if they are counted already)."""
+    def prepare(
+        self,
+        conn: Connection,
+        client_id: str,
+        opened_at: datetime,
+        names: tuple[str, ...],
+        *,
+        at_most: int | None = None,
+    ) -> bool:
+        """Count the client's usual posts for an incident opened at `opened_at` (nothing to do if they are counted
+        already); with `at_most`, only if there are no more than that many (else False, nothing counted)."""
         start = opened_at - self._window
         key = (client_id, start)
         if key in self._backgrounds:
             self._backgrounds.move_to_end(key)
-            return
+            return True
         since = start - timedelta(days=BACKGROUND_DAYS)
-        rows = store.post_texts(conn, client_id, since, start, limit=MAX_BACKGROUND)
+        rows = store.post_texts(conn, client_id, since, start, limit=MAX_BACKGROUND if at_most is None else at_most + 1)
+        if at_most is not None and len(rows) > at_most:
+            return False
         self._keep(key, Background([r.snippet for r in rows], own_words(names)))
+        return True
 
     def of(self, conn: Connection, incident: Incident, crisis: CrisisWords, names: tuple[str, ...]) -> Summary:
         """The summary of a buzz or volume incident as it stands: its posts since its window opened (a bad
