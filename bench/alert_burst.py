@@ -1,7 +1,7 @@
 """Write locks under an alert burst: 1,000 clients open incidents at once.
 
     PYTHONPATH=$PWD .venv/bin/python bench/alert_burst.py [--clients 1000] [--db sqlite|pg] [--runs 3] [--budget MS]
-        [--autocheckpoint] [--spans MS]
+        [--autocheckpoint] [--usual N] [--spans MS]
 
 Stores one severe hit per client through the real AlertingService (after one quiet tick, as a daemon has
 ticked from its start), 50 hits a write transaction as the poll writer does (its detections past the time
@@ -19,6 +19,7 @@ into the database, inside the commit call but after the write lock is released (
 while another connection wrote 136 times, waiting 0.3 ms at most): such a transaction's figure overstates
 its hold on the lock, which the other writer's waits show. The daemon's engine does not checkpoint in commits
 (a background job does, every jobs.CHECKPOINT_EVERY): so do the runs here, unless --autocheckpoint.
+--usual N gives each client N usual posts of 40 words, which the summary of its incident counts.
 --spans MS shows where each transaction longer than MS went: statements, commit, Python, and the thread's CPU
 time (a transaction whose wall time is far above its CPU time waited for the CPU or the GIL).
 Asserts nothing.
@@ -31,12 +32,13 @@ import asyncio
 import gc
 import multiprocessing
 import multiprocessing.synchronize
+import random
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,7 @@ from veille.store import alerts as alert_store
 from veille.store.engine import checkpoint, make_engine, write_stats, write_tx
 from veille.store.migrate import upgrade
 from veille.store.schema import hits, outbox
+from veille.store.schema_alerts import alert_hits
 from veille.store.sources import sync_config
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -204,8 +207,80 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
+USUAL_WORDS = (
+    "terrasse",
+    "burger",
+    "service",
+    "rapide",
+    "accueil",
+    "serveur",
+    "soleil",
+    "prix",
+    "menu",
+    "dessert",
+    "café",
+    "vin",
+    "plat",
+    "frites",
+    "salade",
+    "équipe",
+    "réservation",
+    "midi",
+    "soirée",
+    "concert",
+    "parking",
+    "livraison",
+    "commande",
+    "carte",
+    "brunch",
+    "fromage",
+    "tarte",
+    "chocolat",
+    "ambiance",
+)
+
+
+def add_usual_posts(engine: Engine, clients: int, per_client: int, now: datetime) -> None:
+    """`per_client` quiet posts of 40 words for each client over the last weeks (the usual posts that an incident's
+    summary counts), written straight into alert_hits."""
+    rng = random.Random(17)
+    rows = []
+    for c in range(clients):
+        for n in range(per_client):
+            seen = now - timedelta(days=2, minutes=37 * n + c % 37)
+            rows.append(
+                {
+                    "hit_id": 10_000_000 + c * per_client + n,
+                    "client_id": f"c{c}",
+                    "seen_at": seen,
+                    "active_at": seen,
+                    "published_at": seen,
+                    "source_kind": "rss",
+                    "author": f"@fan{n}",
+                    "text_key": f"u{c}-{n}",
+                    "snippet": " ".join(rng.choice(USUAL_WORDS) for _ in range(40)),
+                    "negative": False,
+                    "risk": 0.05,
+                    "reasons": [],
+                    "first_total": 0,
+                    "first_at": seen,
+                    "total": 0,
+                    "total_at": seen,
+                }
+            )
+    for first in range(0, len(rows), 5000):
+        with write_tx(engine) as conn:
+            conn.execute(insert(alert_hits), rows[first : first + 5000])
+
+
 def run(
-    db_url: str, clients: int, budget: float, spans: Spans | None = None, *, autocheckpoint: bool = False
+    db_url: str,
+    clients: int,
+    budget: float,
+    spans: Spans | None = None,
+    *,
+    autocheckpoint: bool = False,
+    usual: int = 0,
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """One burst: its figures, and every write transaction's duration per writer (hits, tick, relay).
     SQLite: as the daemon, commits do not checkpoint and a job does, unless `autocheckpoint`."""
@@ -215,8 +290,6 @@ def run(
     relay_engine = make_engine(db_url, autocheckpoint=autocheckpoint)
     checkpoints_stop = threading.Event()
     checkpoints = threading.Thread(target=checkpointer, args=(engine, checkpoints_stop))
-    if not autocheckpoint:
-        checkpoints.start()
     upgrade(engine)
     if spans is not None:
         spans.watch(engine)
@@ -224,6 +297,7 @@ def run(
     clock = SystemClock()
     with write_tx(engine) as conn:
         refs = sync_config(conn, config.clients, config.sources, clock.now())
+    add_usual_posts(engine, clients, usual, clock.now())
     dispatcher = Dispatcher(relay_engine, clock, config.alerting, {"console": FakeNotifier("console")})
     service = AlertingService(config, engine, clock, {}, dispatcher=dispatcher)
     source_of = {s.client_id: refs[s.key] for s in config.sources}
@@ -231,7 +305,9 @@ def run(
     writer_stop, writer_ready = multiprocessing.Event(), multiprocessing.Event()
     args = (db_url, autocheckpoint, writer_ready, writer_stop, queue)
     writer = multiprocessing.Process(target=other_writer, args=args)
-    writer.start()
+    writer.start()  # forked before any other thread runs: a fork while one is inside SQLite hangs the child
+    if not autocheckpoint:
+        checkpoints.start()
     writer_ready.wait(timeout=60)  # on a loaded machine its start took longer than the burst's hits
     service.tick()  # the daemon ticks from its start: a burst finds it running
     stats = write_stats(engine)
@@ -362,6 +438,7 @@ def main() -> None:
     parser.add_argument(
         "--autocheckpoint", action="store_true", help="SQLite checkpoints in commits (before issue 17), not in a job"
     )
+    parser.add_argument("--usual", type=int, default=0, help="usual posts per client (counted by the summaries)")
     parser.add_argument("--spans", type=float, metavar="MS", help="show where each transaction longer than MS went")
     args = parser.parse_args()
     budget = alerting.TICK_BUDGET if args.budget is None else args.budget / 1000
@@ -383,7 +460,7 @@ def main() -> None:
             url, schema = fresh_url(args.db, tmp)
             try:
                 spans = Spans(args.spans / 1000) if args.spans else None
-                f, held = run(url, args.clients, limit, spans, autocheckpoint=args.autocheckpoint)
+                f, held = run(url, args.clients, limit, spans, autocheckpoint=args.autocheckpoint, usual=args.usual)
             finally:
                 if schema is not None:
                     drop_schema(schema)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,6 +95,45 @@ def test_a_non_durable_write_skips_the_sync_of_its_own_commit_only(db_url: str) 
     with read_conn(engine) as conn:
         assert conn.exec_driver_sql(level).scalar() == durable
         assert conn.exec_driver_sql("SELECT n FROM kept").scalar() == 1
+    engine.dispose()
+
+
+def test_no_garbage_collection_while_a_process_holds_the_sqlite_write_lock(tmp_path: Path) -> None:
+    """Issue 17: a full collection inside a transaction held the lock for tens of ms. Paused while any of the
+    process's write transactions is open (two threads on two databases here), after a rollback too, and running
+    again once the last one ends."""
+    first, second = make_engine(f"sqlite:///{tmp_path / 'a.db'}"), make_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    inside, first_done = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def other() -> None:
+        with write_tx(second):
+            inside.set()
+            first_done.wait(10)
+            seen.append(gc.isenabled())  # the first one has ended: this one still holds its lock
+        seen.append(gc.isenabled())
+
+    with pytest.raises(RuntimeError), write_tx(first):
+        assert not gc.isenabled()
+        raise RuntimeError("rolled back")
+    assert gc.isenabled()
+    thread = threading.Thread(target=other)
+    with write_tx(first):
+        thread.start()
+        assert inside.wait(10) and not gc.isenabled()
+    first_done.set()
+    thread.join(10)
+    assert seen == [False, True] and gc.isenabled()
+    first.dispose()
+    second.dispose()
+
+
+@pytest.mark.pg
+def test_postgresql_writers_leave_the_garbage_collector_alone(pg_url: str) -> None:
+    """Its writers do not share one lock (and may overlap for long): nothing to pause for."""
+    engine = make_engine(pg_url)
+    with write_tx(engine):
+        assert gc.isenabled()
     engine.dispose()
 
 

@@ -9,14 +9,18 @@ READ COMMITTED.
 
 The daemon's SQLite engine (`make_engine(autocheckpoint=False)`) leaves checkpoints to a background job
 (`checkpoint`): SQLite's automatic one runs inside the commit that crosses 1,000 pages of WAL, and one such
-commit took 341 ms of the writer's time at 1,000 clients (issue 17).
+commit took 341 ms of the writer's time at 1,000 clients (issue 17). For the same reason Python's cyclic garbage
+collector is paused while this process holds SQLite's write lock: a full collection of a daemon that keeps
+clients' windows and summaries took 56 to 79 ms inside transactions of 94 ms (bench/alert_burst.py --spans).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sqlite3
+import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -133,6 +137,31 @@ def write_stats(engine: Engine) -> WriteStats:
     return _WRITE_STATS.setdefault(engine, WriteStats())
 
 
+class _Collector:
+    """Pauses the garbage collector while any write transaction of this process holds SQLite's lock (they
+    do not overlap: the lock is the database's); a collection that came due meanwhile runs after the commit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._paused = False  # by us: a collector someone else disabled stays so
+
+    def pause(self) -> None:
+        with self._lock:
+            if self._holders == 0 and gc.isenabled():
+                gc.disable()
+                self._paused = True
+            self._holders += 1
+
+    def resume(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0 and self._paused:
+                self._paused = False
+                gc.enable()
+
+
+_COLLECTOR = _Collector()
 _BEGUN = "veille_write_began"  # Connection.info: perf_counter() when the open write transaction took the lock
 
 
@@ -158,21 +187,28 @@ def write_tx(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
     syncs the log they are in with its own.
     """
     stats = write_stats(engine)
-    relaxed = not durable and is_sqlite(engine)
+    sqlite = is_sqlite(engine)
+    relaxed = not durable and sqlite
     try:
         with engine.connect() as connection:
             connection.info["veille_begin"] = "IMMEDIATE"
             if relaxed:
                 _synchronous(connection, "NORMAL")
+            paused = False
             try:
                 with connection.begin():
                     begun = time.perf_counter()  # after BEGIN IMMEDIATE: the lock is held from here to the commit
                     connection.info[_BEGUN] = begun
+                    if sqlite:
+                        _COLLECTOR.pause()
+                        paused = True
                     if not durable and not relaxed:
                         connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                     yield connection
                 stats.record(time.perf_counter() - begun)
             finally:
+                if paused:
+                    _COLLECTOR.resume()
                 connection.info.pop("veille_begin", None)
                 connection.info.pop(_BEGUN, None)
                 if relaxed:
