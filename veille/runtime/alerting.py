@@ -746,18 +746,24 @@ class AlertingService:
         counts them first in a read transaction (`_to_count`, `_prepare_openings`), then examines it as of `now`.
         `count_in_lock`: counts them whatever their number (nothing may be left for later)."""
         signals = self._detect(conn, client_id, changed, now)
-        if not count_in_lock and self._uncounted(conn, client_id, signals, now):
+        current = store.active_incidents_by_key(conn, {s.key for s in signals})  # one query for the signals
+        if not count_in_lock and self._uncounted(conn, client_id, signals, current, now):
             return False
         self._detected_at[client_id] = self.clock.monotonic()
-        self._apply(conn, signals, now, ctx)
+        self._apply(conn, signals, now, ctx, current=current)
         return True
 
-    def _uncounted(self, conn: Connection, client_id: str, signals: Sequence[Signal], now: datetime) -> bool:
-        """Whether applying `signals` would count more than COUNTED_IN_LOCK usual posts (noted in `_to_count`)."""
+    def _uncounted(
+        self,
+        conn: Connection,
+        client_id: str,
+        signals: Sequence[Signal],
+        current: Mapping[str, Incident],
+        now: datetime,
+    ) -> bool:
+        """Whether applying `signals` (to the `current` incidents) would count more than COUNTED_IN_LOCK usual
+        posts (then noted in `_to_count`)."""
         summarised = [s for s in signals if s.cause in SUMMARISED]
-        if not summarised:
-            return False
-        current = store.active_incidents_by_key(conn, {s.key for s in summarised})
         missing = set()
         for signal in summarised:
             incident = current.get(signal.key)
@@ -798,13 +804,23 @@ class AlertingService:
             buzzing = frozenset(i.client_id for i in active if i.cause is Cause.BUZZ and i.active)
         return Context(self.settings, self.tz, store.active_mutes(conn, now), buzzing)
 
-    def _apply(self, conn: Connection, signals: Iterable[Signal], now: datetime, ctx: Context | None = None) -> None:
+    def _apply(
+        self,
+        conn: Connection,
+        signals: Iterable[Signal],
+        now: datetime,
+        ctx: Context | None = None,
+        *,
+        current: dict[str, Incident] | None = None,
+    ) -> None:
+        """`current`: the active incidents of the signals' keys, when the caller has read them."""
         signals = sorted(signals, key=lambda s: s.cause is not Cause.BUZZ)
         if not signals:
             return
         if ctx is None:
             ctx = self._context(conn, now, clients={s.client_id for s in signals})
-        current = store.active_incidents_by_key(conn, {s.key for s in signals})  # one query for the signals
+        if current is None:
+            current = store.active_incidents_by_key(conn, {s.key for s in signals})  # one query for the signals
         for signal in signals:
             incident = current.get(signal.key)
             if incident is None and not signal.firing:
