@@ -61,9 +61,8 @@ AUTH_RETRY = timedelta(hours=6)  # revoked credentials: retried rarely, never in
 # (and their scoring and insert parameters) at once.
 MAX_BATCH_SOURCES = 200
 MAX_BATCH_ITEMS = 500
-# `veille run --once` while the model loads: at most this many matched items wait unstored without their polls'
-# slots (a few MB of full articles); past it, polls hold their slots again.
-GATE_BACKLOG_ITEMS = MAX_BATCH_ITEMS
+# At most this many matched items wait for the writer without their polls' slots (a few MB of full articles).
+EARLY_ITEMS = MAX_BATCH_ITEMS
 
 
 # Poll results taken by the writer together, each with the future its poll awaits.
@@ -242,7 +241,7 @@ class Pipeline:
         self._queue: asyncio.Queue[tuple[PollResult, asyncio.Future[None]]] | None = None
         self._gate: asyncio.Future[None] | None = None  # see hold_writes_until
         self._on_first_match: Callable[[], None] | None = None  # see hold_writes_until
-        self._early = 0  # matched items whose polls gave their slots back while the model loaded (see poll)
+        self._early = 0  # matched items waiting for the writer whose polls gave their slots back (see poll)
         self._writer: asyncio.Task[None] | None = None
         self._scoring = False  # the writer's scoring stage is busy (its excerpts must stay cached)
         self._stopping = asyncio.Event()
@@ -373,22 +372,27 @@ class Pipeline:
             return None
         runtime.in_flight = True
         try:
-            # The slot is held until the result is stored: when the writer falls behind, polling
-            # slows down instead of piling fetched items up in memory (backpressure).
+            # A slot is held while fetching and parsing, and until the result is stored once EARLY_ITEMS
+            # wait: when the writer falls behind, polling slows down instead of piling fetched items up in
+            # memory (backpressure).
             await self._poll_slots.acquire()
             holding = True
+            early = 0
             try:
                 result = await self._fetch(runtime)
                 self.poll_counts[runtime.config.kind, "error" if result.error else "ok"] += 1
-                if self._gate is not None and not self._gate.done() and self._early < GATE_BACKLOG_ITEMS:
-                    # While the model loads (`hold_writes_until`) the writer stores nothing: these results
-                    # wait without their slots, so the next feeds are fetched and parsed meanwhile, up to
-                    # GATE_BACKLOG_ITEMS matched items.
-                    self._early += len(result.matched)
+                if self._early + len(result.matched) <= EARLY_ITEMS:
+                    # Fetched and parsed: the result waits for the writer without its slot, so the next
+                    # feeds are fetched meanwhile (while the model loads, or while a batch is scored and the
+                    # one before it stored), up to EARLY_ITEMS matched items; past them, polls keep their
+                    # slots until stored and polling slows down to the writer's pace.
+                    early = len(result.matched)
+                    self._early += early
                     self._poll_slots.release()
                     holding = False
                 await self._submit(result)
             finally:
+                self._early -= early
                 if holding:
                     self._poll_slots.release()
             return result
