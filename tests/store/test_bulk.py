@@ -19,6 +19,7 @@ def test_rows_in_pages_are_stored_as_sqlalchemy_stores_them_and_conflicts_return
         Column("key", Text, unique=True),
         Column("data", JSON),
         Column("at", UtcDateTime),
+        Column("count", Integer, default=7),  # left out: its default, as SQLAlchemy's insert gives it
     )
     engine = create_engine("sqlite://")
     metadata.create_all(engine)
@@ -36,11 +37,14 @@ def test_rows_in_pages_are_stored_as_sqlalchemy_stores_them_and_conflicts_return
         returned = bulk.insert_rows(
             conn, table, ("key", "data", "at"), rows, "ON CONFLICT (key) DO NOTHING RETURNING key"
         )
+        bulk.insert_rows(conn, table, ("key", "data", "at"), [{**row, "key": "many-" + row["key"]} for row in rows])
         again = bulk.insert_rows(
             conn, table, ("key", "data", "at"), rows[:5], "ON CONFLICT (key) DO NOTHING RETURNING key"
         )
-        stored = {key: (data, at) for key, data, at in conn.execute(select(table.c.key, table.c.data, table.c.at))}
+        query = select(table.c.key, table.c.data, table.c.at, table.c.count)
+        stored = {key: (data, at, count) for key, data, at, count in conn.execute(query)}
     engine.dispose()
     assert sorted(key for (key,) in returned) == sorted(row["key"] for row in rows) and again == []
     for row in rows:
-        assert stored[row["key"]] == stored["ref-" + row["key"]] == (row["data"], row["at"])
+        expected = (row["data"], row["at"], 7)
+        assert stored[row["key"]] == stored["ref-" + row["key"]] == stored["many-" + row["key"]] == expected

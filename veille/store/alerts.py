@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, insert, or_, select, text, update
 
 from veille.core.incidents import Cause, Incident, Status, Summary, Urgency
+from veille.store import bulk
 from veille.store.schema import outbox
 from veille.store.schema_alerts import alert_hits, alert_kv, alert_sources, incident_events, incidents, mutes
 
@@ -417,8 +418,12 @@ def active_mutes(conn: Connection, now: datetime) -> dict[str, datetime]:
 
 
 def insert_alert_hits(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Many rows in one executemany (every row has the same keys)."""
-    if rows:
+    """Many rows at once (every row has the same keys, the columns with a default included)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":  # the driver's own parameters: see veille.store.bulk
+        bulk.insert_rows(conn, alert_hits, tuple(rows[0]), rows)
+    else:
         conn.execute(insert(alert_hits), list(rows))
 
 

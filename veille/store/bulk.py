@@ -3,8 +3,9 @@
 SQLAlchemy processes an executemany's parameters row by row and key by key (its compiled parameters, then
 each type's bind processor): on a first poll of 1,000 feeds that was a tenth of the main process's CPU, more
 than SQLite's own work. Here each column's bind processor is looked up once and the values go to the
-driver as plain tuples, in multi-row INSERTs of a few fixed sizes (a statement per size, so SQLite's
-statement cache holds at most len(PAGES) of them per table and suffix).
+driver as plain tuples: one executemany, or with RETURNING (which executemany cannot give back) multi-row
+INSERTs of a few fixed sizes (a statement per size, so SQLite's statement cache holds at most len(PAGES) of
+them per table and suffix).
 """
 
 from __future__ import annotations
@@ -23,19 +24,37 @@ def insert_rows(
 ) -> list[Any]:
     """Insert `rows` (dicts holding at least `columns`) into `table` on SQLite; the rows `suffix` returns
     (`suffix` is SQL after the VALUES list: an ON CONFLICT clause, a RETURNING clause)."""
+    defaults = _defaults(table, columns)
+    if defaults:  # a column left out takes its default, as in SQLAlchemy's insert
+        columns = (*columns, *defaults)
+        rows = [{**row, **defaults} for row in rows]
     processors = _processors(conn, table, tuple(columns))
     pairs = list(zip(columns, processors, strict=True))
     values = [[row[name] if process is None else process(row[name]) for name, process in pairs] for row in rows]
+    if "RETURNING" not in suffix.upper():  # nothing to read back: one executemany of one-row INSERTs
+        if values:
+            conn.exec_driver_sql(_sql(conn, table, tuple(columns), suffix, 1), [tuple(row) for row in values])
+        return []
     returned: list[Any] = []
     start = 0
-    while start < len(values):
+    while start < len(values):  # RETURNING needs one statement per page (the driver's executemany returns none)
         size = next(page for page in PAGES if page <= len(values) - start)
         flat = tuple(value for row in values[start : start + size] for value in row)
-        result = conn.exec_driver_sql(_sql(conn, table, tuple(columns), suffix, size), flat)
-        if suffix and "RETURNING" in suffix.upper():
-            returned.extend(result.all())
+        returned.extend(conn.exec_driver_sql(_sql(conn, table, tuple(columns), suffix, size), flat).all())
         start += size
     return returned
+
+
+def _defaults(table: Table, columns: Sequence[str]) -> dict[str, Any]:
+    """The scalar defaults of the columns not given; a column with any other kind of default must be given."""
+    defaults = {}
+    for column in table.c:
+        if column.name in columns or column.default is None:
+            continue
+        if not column.default.is_scalar:
+            raise ValueError(f"{table.name}.{column.name}: give a value, its default is not a constant")
+        defaults[column.name] = column.default.arg  # type: ignore[attr-defined]
+    return defaults
 
 
 _PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[Callable[[Any], Any] | None]] = {}
