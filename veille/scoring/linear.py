@@ -56,14 +56,6 @@ class Head:
     # out-of-fold predictions of the training rows, so the rules weigh what they are worth on
     # texts the text model had not seen. None: the head's own logits are the verdict.
     stack: np.ndarray | None = None  # (3 + N_FEATURES + 1, 3)
-    _centered: np.ndarray | None = None
-
-    @property
-    def centered(self) -> np.ndarray:
-        """Each feature's pull towards a class relative to the others (for the reasons)."""
-        if self._centered is None:
-            self._centered = self.weights - self.weights.mean(axis=1, keepdims=True)
-        return self._centered
 
     def score(self, parsed: Sequence[Parsed], evidence: Sequence[Evidence]) -> np.ndarray:
         """(documents x 3) logits of this head plus its prior's."""
