@@ -534,3 +534,37 @@ async def test_while_the_model_loads_the_next_feeds_are_fetched_without_waiting_
     engine.dispose()
     assert fetched == [True, True, True]
     assert len(stored(config)) == sum(r.new_hits for r in results if r is not None) > 0
+
+
+async def test_a_batch_is_stored_in_short_transactions_of_whole_sources(
+    tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
+    """Issue 17: a first poll of many feeds is stored in several write transactions, each holding whole sources,
+    sized to hold the lock about TX_BUDGET; every hit is stored once and every poll is told it was stored."""
+    from veille.store.engine import write_stats
+
+    names = "abcdef"
+    for name in names:
+        server.route(f"/{name}", etag_feed(rss(feed_items(ord(name), 12))))
+    config = make_config(tmp_path, db_url, {"resto": [server.url(f"/{name}") for name in names]})
+    engine = make_engine(config.database_url)
+    pipeline = Pipeline(config, engine, clock, http, rng=random.Random(1))
+    pipeline.load()
+    pipeline._part_items = 1  # one source per transaction (fewer items than MIN_PART_ITEMS: never resized)
+    loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    pipeline.hold_writes_until(loaded)  # every poll queues before the writer takes them: one batch
+    await pipeline.start()
+    polls = asyncio.gather(*(pipeline.poll(key) for key in pipeline.runtimes))
+    for _ in range(100):
+        if all(server.requests_to(f"/{name}") for name in names):
+            break
+        await asyncio.sleep(0.05)
+    before = write_stats(engine).count
+    loaded.set_result(None)
+    results = await polls
+    await pipeline.stop()
+    transactions = write_stats(engine).count - before
+    engine.dispose()
+    matched = [r for r in results if r is not None and r.new_hits]
+    assert len(matched) == len(names) and transactions >= len(names)
+    assert len(stored(config)) == sum(r.new_hits for r in matched)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -61,6 +62,9 @@ AUTH_RETRY = timedelta(hours=6)  # revoked credentials: retried rarely, never in
 # (and their scoring and insert parameters) at once.
 MAX_BATCH_SOURCES = 200
 MAX_BATCH_ITEMS = 500
+# A batch is stored in write transactions of about this long each (issue 17), of at least MIN_PART_ITEMS items.
+TX_BUDGET = 0.04  # seconds
+MIN_PART_ITEMS = 20
 # At most this many matched items wait for the writer without their polls' slots (a few MB of full articles).
 EARLY_ITEMS = MAX_BATCH_ITEMS
 
@@ -241,6 +245,7 @@ class Pipeline:
         self._queue: asyncio.Queue[tuple[PollResult, asyncio.Future[None]]] | None = None
         self._gate: asyncio.Future[None] | None = None  # see hold_writes_until
         self._on_first_match: Callable[[], None] | None = None  # see hold_writes_until
+        self._part_items = 2 * MIN_PART_ITEMS  # matched items per write transaction: sized by _store_batch
         self._early = 0  # matched items waiting for the writer whose polls gave their slots back (see poll)
         self._writer: asyncio.Task[None] | None = None
         self._scoring = False  # the writer's scoring stage is busy (its excerpts must stay cached)
@@ -572,25 +577,26 @@ class Pipeline:
             batch, error = await scored.get()
             scored.task_done()
             failed = False
+            stored = [0]  # results committed, in order (the batch is stored in parts)
             try:
                 if error is not None:
                     raise error
-                await asyncio.to_thread(self._store_batch, [r for r, _ in batch])
+                await asyncio.to_thread(self._store_batch, [r for r, _ in batch], stored)
                 self.storage.succeeded()
                 failures = 0
-                for result, done in batch:
-                    _release_items(result)
-                    if not done.done():
-                        done.set_result(None)
-            except Exception as exc:  # StorageError, or a bug: nothing advanced, every poll is told
+            except Exception as exc:  # StorageError, or a bug: the polls not committed did not advance, and are told
                 failed = True
                 if not isinstance(exc, StorageError):
                     log.exception("write failed (not a storage error), poll state not advanced")
                 self.storage.failed(exc, where="writer")
-                for _, done in batch:
+                for _, done in batch[stored[0] :]:
                     if not done.done():
                         done.set_exception(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
             finally:
+                for result, done in batch[: stored[0]]:
+                    _release_items(result)
+                    if not done.done():
+                        done.set_result(None)
                 for _ in batch:
                     self._queue.task_done()
                 if not self._scoring and scored.empty():
@@ -655,7 +661,27 @@ class Pipeline:
         finally:
             forget_excerpts()
 
-    def _store_batch(self, results: list[PollResult]) -> None:
+    def _store_batch(self, results: list[PollResult], stored: list[int] | None = None) -> None:
+        """Store a batch in write transactions of about TX_BUDGET each (issue 17: a first poll of news feeds held
+        SQLite's lock 0.7 s in one): a part of the results at a time, sized on the last part's cost per matched
+        item; one source's hits are never split. `stored[0]` counts the results committed so far."""
+        start = 0
+        while start < len(results):
+            end, items = start + 1, len(results[start].matched)
+            while end < len(results) and items + len(results[end].matched) <= self._part_items:
+                items += len(results[end].matched)
+                end += 1
+            began = time.perf_counter()
+            self._store_part(results[start:end])
+            spent = time.perf_counter() - began
+            if items >= MIN_PART_ITEMS:
+                fitting = int(items * TX_BUDGET / max(spent, 0.001))
+                self._part_items = max(MIN_PART_ITEMS, min(MAX_BATCH_ITEMS, fitting))
+            start = end
+            if stored is not None:
+                stored[0] = end
+
+    def _store_part(self, results: list[PollResult]) -> None:
         """Hits of every source in a few set-based statements, then each source's state and hooks, in order."""
         now = self.clock.now()
         updates: list[tuple[PollResult, dict[str, Any]]] = []
@@ -685,7 +711,7 @@ class Pipeline:
             for result, new_hits in zip(results, stored, strict=True):
                 updates.append((result, self._finish_one(conn, result, new_hits, now)))
             new_hits = [hit for result, hits in zip(results, stored, strict=True) if not result.refresh for hit in hits]
-            if new_hits:  # once per batch: detection runs once per client, not once per source
+            if new_hits:  # once per part: detection runs once per client, not once per source
                 record_inbox(conn, new_hits)
                 self.hooks.on_new_hits(conn, new_hits)
             crash_point("pipeline.before_commit")
