@@ -765,12 +765,12 @@ class AlertingService:
         posts (then noted in `_to_count`)."""
         summarised = [s for s in signals if s.cause in SUMMARISED]
         missing = set()
+        names = self._names(client_id)
         for signal in summarised:
             incident = current.get(signal.key)
             if incident is None and not signal.firing:
                 continue
             opened_at = now if incident is None else incident.opened_at
-            names = self._names(client_id)
             if not self.incident_summaries.prepare(conn, client_id, opened_at, names, at_most=COUNTED_IN_LOCK):
                 missing.add(opened_at)
         if missing:

@@ -37,11 +37,14 @@ async def run_once(
     loader: list[asyncio.Task[None]] = []
     if comps.scorer_ready is not None:
         loading = asyncio.get_running_loop().create_future()
-        if any(pipeline.runtimes[key].state == PollState() for key in keys):
+
+        def start() -> None:
             loader.append(_start_loading(comps, loading))
-            pipeline.hold_writes_until(loading)
-        else:
-            pipeline.hold_writes_until(loading, on_first_match=lambda: loader.append(_start_loading(comps, loading)))
+
+        backlog = any(pipeline.runtimes[key].state == PollState() for key in keys)
+        pipeline.hold_writes_until(loading, on_first_match=None if backlog else start)
+        if backlog:
+            start()
     await pipeline.start()
     try:
         keys = await asyncio.to_thread(skip_leased, comps.engine, pipeline, keys)

@@ -653,14 +653,6 @@ class Pipeline:
             own = self._own_terms[client_id] = OwnTerms(client.name, client.keywords) if client else OwnTerms("", ())
         return own
 
-    def _write_batch(self, results: list[PollResult]) -> None:
-        """Score then store, in one go (`bench/write.py`; the writer overlaps the two stages)."""
-        try:
-            self._score_new(results)
-            self._store_batch(results)
-        finally:
-            forget_excerpts()
-
     def _store_batch(self, results: list[PollResult], stored: list[int] | None = None) -> None:
         """Store a batch in write transactions of about TX_BUDGET each (issue 17: a first poll of news feeds held
         SQLite's lock 0.7 s in one): a part of the results at a time, sized on the last part's cost per matched
