@@ -535,7 +535,7 @@ class Pipeline:
         """Score and store queued poll results in batches, in two stages: a batch is scored (in the scorer's
         process) while the one before it is stored, so neither the writer's thread nor the scorer waits on the
         other. At most one scored batch waits for the store: the polls in a batch hold their slots."""
-        scored: asyncio.Queue[tuple[Batch, BaseException | None]] = asyncio.Queue(maxsize=1)
+        scored: asyncio.Queue[tuple[Batch, bool]] = asyncio.Queue(maxsize=1)
         store = asyncio.create_task(self._store_loop(scored), name="veille-store")
         try:
             await self._score_loop(scored)
@@ -543,7 +543,7 @@ class Pipeline:
             store.cancel()
             await asyncio.gather(store, return_exceptions=True)
 
-    async def _score_loop(self, scored: asyncio.Queue[tuple[Batch, BaseException | None]]) -> None:
+    async def _score_loop(self, scored: asyncio.Queue[tuple[Batch, bool]]) -> None:
         """Form a batch from the queued results, score what is new in it, hand it to the store."""
         assert self._queue is not None
         while True:
@@ -558,30 +558,32 @@ class Pipeline:
                     done.cancel()
                     self._queue.task_done()
                 continue
-            error: BaseException | None = None
+            ready = False
             self._scoring = True
             try:
                 await asyncio.to_thread(self._score_new, [r for r, _ in batch])
-            except Exception as exc:  # told to the polls by the store, as a failed write is
-                error = exc
+                ready = True
+            except Exception:  # the database or the scorer failed: the store scores this batch again itself
+                log.debug("scoring ahead failed; the store stage retries it", exc_info=True)
             finally:
                 self._scoring = False
-            await scored.put((batch, error))
+            await scored.put((batch, ready))
             await scored.join()  # the store has taken it: the next batch is scored while this one is stored
 
-    async def _store_loop(self, scored: asyncio.Queue[tuple[Batch, BaseException | None]]) -> None:
+    async def _store_loop(self, scored: asyncio.Queue[tuple[Batch, bool]]) -> None:
         """Store scored batches one at a time; while the database is down, back off (G8)."""
         assert self._queue is not None
         failures = 0  # in a row, for this loop's backoff
         while True:
-            batch, error = await scored.get()
+            batch, ready = await scored.get()
             scored.task_done()
             failed = False
             stored = [0]  # results committed, in order (the batch is stored in parts)
             try:
-                if error is not None:
-                    raise error
-                await asyncio.to_thread(self._store_batch, [r for r, _ in batch], stored)
+                results = [r for r, _ in batch]
+                if not ready:  # scored ahead while the database was down (say): again now, a failure is the store's
+                    await asyncio.to_thread(self._score_new, results)
+                await asyncio.to_thread(self._store_batch, results, stored)
                 self.storage.succeeded()
                 failures = 0
             except Exception as exc:  # StorageError, or a bug: the polls not committed did not advance, and are told
