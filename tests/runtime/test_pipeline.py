@@ -568,3 +568,80 @@ async def test_a_batch_is_stored_in_short_transactions_of_whole_sources(
     matched = [r for r in results if r is not None and r.new_hits]
     assert len(matched) == len(names) and transactions >= len(names)
     assert len(stored(config)) == sum(r.new_hits for r in matched)
+
+
+async def test_a_large_poll_is_split_over_transactions_with_its_state_in_the_last(
+    tmp_path: Path,
+    db_url: str,
+    server: LocalServer,
+    http: HttpClient,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 17: one feed's entries are stored over several write transactions, its ETag only with the last; a
+    failure between them keeps what was committed and leaves the state unadvanced, so that after a restart the
+    feed is fetched again in full and every entry ends up stored exactly once."""
+    from veille.runtime import pipeline as module
+    from veille.store.engine import write_stats
+
+    server.route("/feed", etag_feed(rss(feed_items(7, 12, matching_ratio=1.0))))
+    config = make_config(tmp_path, db_url, {"resto": [server.url("/feed")]})
+    writes: list[tuple[int, str | None]] = []  # per transaction: the items stored, the source's stored ETag
+    failing = {"at": 3}
+    real_store_batch = module.store_batch
+
+    def store_batch(conn: Any, parts: Any, now: Any, **options: Any) -> Any:
+        etag = conn.execute(select(sources.c.etag)).scalar_one()
+        writes.append((sum(len(items) for _, items in parts), etag))
+        if len(writes) == failing["at"]:
+            raise StorageError("the disk is full")  # a failure (or a crash) between the parts
+        return real_store_batch(conn, parts, now, **options)
+
+    monkeypatch.setattr(module, "store_batch", store_batch)
+    pipeline = await started(config, http, clock)
+    pipeline._part_items = 5  # fewer than MIN_PART_ITEMS: never resized
+    key = next(iter(pipeline.runtimes))
+    with pytest.raises(StorageError):
+        await pipeline.poll(key)
+    await pipeline.stop()
+    assert writes == [(5, None), (5, None), (2, None)]
+    assert len(stored(config)) == 10  # the first two parts stayed committed
+    assert pipeline.runtimes[key].state.etag is None
+
+    failing["at"] = 0
+    writes.clear()
+    restarted = await started(config, http, clock)  # as after a crash: the state is read from the database
+    restarted._part_items = 5
+    before = write_stats(restarted.engine).count
+    result = await restarted.poll(key)
+    await restarted.stop()
+    assert write_stats(restarted.engine).count - before == 3
+    assert writes == [(5, None), (5, None), (2, None)]  # the ETag is written by the last transaction only
+    assert "If-None-Match" not in server.requests_to("/feed")[1].headers
+    assert result is not None and result.new_hits == 2
+    rows = stored(config)
+    assert len(rows) == len({row.external_id for row in rows}) == 12
+    engine = make_engine(config.database_url)
+    with read_conn(engine) as conn:
+        assert conn.execute(select(sources.c.etag, sources.c.hits_count)).one() == ('"v1"', 12)
+    engine.dispose()
+    assert restarted.runtimes[key].state.etag == '"v1"'
+
+
+async def test_the_entries_of_one_split_poll_are_not_copies_of_each_other(
+    tmp_path: Path, db_url: str, server: LocalServer, http: HttpClient, clock: FakeClock
+) -> None:
+    """Entries of one poll never point at each other (same text, different guids), also when the poll is stored
+    over several transactions (without the ids of the earlier ones, the later ones were linked to them)."""
+    items = feed_items(7, 12, matching_ratio=1.0)
+    # The same text under several guids (the duplicate fingerprint leaves the digits out)
+    assert len({"".join(c for c in item["text"] if not c.isdigit()) for item in items}) < len(items)
+    server.route("/feed", etag_feed(rss(items)))
+    config = make_config(tmp_path, db_url, {"resto": [server.url("/feed")]})
+    pipeline = await started(config, http, clock)
+    pipeline._part_items = 5
+    result = await pipeline.poll(next(iter(pipeline.runtimes)))
+    await pipeline.stop()
+    rows = stored(config)
+    assert result is not None and result.new_hits == len(rows) == 12
+    assert [row.duplicate_of for row in rows] == [None] * 12

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,7 +37,7 @@ from veille.sources.base import FeedParser, PollContext, SourceDriver
 from veille.sources.registry import get_driver
 from veille.store import sources as source_store
 from veille.store.audience import Figure, record_figures
-from veille.store.engine import read_conn, write_tx
+from veille.store.engine import held_for, read_conn, write_tx
 from veille.store.hits import (
     MAX_FIELD,
     MatchedItem,
@@ -62,9 +61,11 @@ AUTH_RETRY = timedelta(hours=6)  # revoked credentials: retried rarely, never in
 # (and their scoring and insert parameters) at once.
 MAX_BATCH_SOURCES = 200
 MAX_BATCH_ITEMS = 500
-# A batch is stored in write transactions of about this long each (issue 17), of at least MIN_PART_ITEMS items.
+# A batch is stored in write transactions holding the lock about this long each (issue 17), sized in matched
+# items on the last one (at least MIN_PART_ITEMS, at most twice the last size: a cheap part of known entries
+# says little of the next part's new articles).
 TX_BUDGET = 0.04  # seconds
-MIN_PART_ITEMS = 20
+MIN_PART_ITEMS = 10
 # At most this many matched items wait for the writer without their polls' slots (a few MB of full articles).
 EARLY_ITEMS = MAX_BATCH_ITEMS
 
@@ -145,6 +146,17 @@ class PollResult:
     new_hits: int = 0
     refresh: bool = False  # a re-fetch of known hits: engagement only, poll state untouched
     pushed: bool = False  # sent by the platform (a webhook): new hits like a poll's, poll state untouched
+    inserted: list[int] = field(default_factory=list)  # hit ids stored by its shares committed so far (split)
+
+
+@dataclass(slots=True)
+class _Share:
+    """Some of one poll result's matched items, stored in one write transaction. A result is split only when
+    it alone holds more items than a part; its poll state and bookkeeping go with its `last` share."""
+
+    result: PollResult
+    items: Sequence[MatchedItem]
+    last: bool
 
 
 @dataclass(slots=True)
@@ -657,35 +669,51 @@ class Pipeline:
 
     def _store_batch(self, results: list[PollResult], stored: list[int] | None = None) -> None:
         """Store a batch in write transactions of about TX_BUDGET each (issue 17: a first poll of news feeds held
-        SQLite's lock 0.7 s in one): a part of the results at a time, sized on the last part's cost per matched
-        item; one source's hits are never split. `stored[0]` counts the results committed so far."""
-        start = 0
-        while start < len(results):
-            end, items = start + 1, len(results[start].matched)
-            while end < len(results) and items + len(results[end].matched) <= self._part_items:
-                items += len(results[end].matched)
-                end += 1
-            began = time.perf_counter()
-            self._store_part(results[start:end])
-            spent = time.perf_counter() - began
+        SQLite's lock 0.7 s in one), sized on the lock time per matched item of the last one. Sources are kept
+        whole when they fit in a part; one larger than a part (50 full articles) is split over several, and its
+        poll state (ETag, cursor, next poll) is committed with its last share only: after a crash or a failure
+        between them the source is polled again from its old state, and the entries already committed are
+        known by their unique key, so none is lost or stored twice. (Entries of one poll stored in different
+        transactions may be linked as copies of each other, like entries of two polls.)
+        `stored[0]` counts the results wholly committed so far."""
+        index, offset = 0, 0  # the next result to store, and its first item not stored yet
+        while index < len(results):
+            shares: list[_Share] = []
+            room = self._part_items
+            while index < len(results):
+                result = results[index]
+                left = len(result.matched) - offset
+                if shares and left > room:
+                    break  # whole sources when they fit: it starts the next part
+                take = min(left, room)  # only a part's first source is ever cut
+                shares.append(_Share(result, result.matched[offset : offset + take], take == left))
+                room -= take
+                if take < left:
+                    offset += take
+                    break
+                index, offset = index + 1, 0
+            items = sum(len(share.items) for share in shares)
+            held = self._store_part(shares)
             if items >= MIN_PART_ITEMS:
-                fitting = int(items * TX_BUDGET / max(spent, 0.001))
-                self._part_items = max(MIN_PART_ITEMS, min(MAX_BATCH_ITEMS, fitting))
-            start = end
+                fitting = int(items * TX_BUDGET / max(held, 0.001))
+                self._part_items = max(MIN_PART_ITEMS, min(MAX_BATCH_ITEMS, 2 * self._part_items, fitting))
             if stored is not None:
-                stored[0] = end
+                stored[0] = index
 
-    def _store_part(self, results: list[PollResult]) -> None:
-        """Hits of every source in a few set-based statements, then each source's state and hooks, in order."""
+    def _store_part(self, shares: list[_Share]) -> float:
+        """Hits of every share in a few set-based statements, then the state and hooks of each source whose last
+        share this is, in order. Returns how long the transaction held the lock before its commit."""
         now = self.clock.now()
         updates: list[tuple[PollResult, dict[str, Any]]] = []
+        ending = [share.result for share in shares if share.last]  # their poll state is committed here
         with write_tx(self.engine) as conn:
-            stored = store_batch(conn, [(r.runtime.ref, r.matched) for r in results], now)
+            same_poll = {hit_id: s.result.runtime.ref.id for s in shares for hit_id in s.result.inserted}
+            stored = store_batch(conn, [(s.result.runtime.ref, s.items) for s in shares], now, same_poll=same_poll)
             source_store.record_successes(
                 conn,
                 [
                     source_store.Success(r.runtime.ref.id, r.outcome, r.runtime.state, _next_poll_at(r.outcome, now))
-                    for r in results
+                    for r in ending
                     if r.outcome is not None and not r.refresh
                 ],
                 now,
@@ -695,41 +723,48 @@ class Pipeline:
                 Figure(
                     r.runtime.config.client_id, r.runtime.config.key, r.runtime.ref.kind, r.runtime.config.target, *mv
                 )
-                for r in results
+                for r in ending
                 if r.outcome is not None and not r.refresh
                 for mv in r.outcome.audience.items()
             ]
             if figures:
                 record_figures(conn, figures, now)
                 self.hooks.on_audience(conn, figures)
-            for result, new_hits in zip(results, stored, strict=True):
-                updates.append((result, self._finish_one(conn, result, new_hits, now)))
-            new_hits = [hit for result, hits in zip(results, stored, strict=True) if not result.refresh for hit in hits]
+            for share, new_hits in zip(shares, stored, strict=True):
+                update = self._finish_one(conn, share, new_hits, now)
+                if share.last:
+                    updates.append((share.result, update))
+                else:
+                    share.result.inserted += [hit.id for hit in new_hits]
+            new_hits = [
+                hit for share, hits in zip(shares, stored, strict=True) if not share.result.refresh for hit in hits
+            ]
             if new_hits:  # once per part: detection runs once per client, not once per source
                 record_inbox(conn, new_hits)
                 self.hooks.on_new_hits(conn, new_hits)
             crash_point("pipeline.before_commit")
+            held = held_for(conn)
         crash_point("pipeline.after_commit")
         for result, new_state in updates:  # mirror the committed state only after the commit
             runtime = result.runtime
             for name, value in new_state.items():
                 setattr(runtime, name, value)
+        return held
 
-    def _finish_one(
-        self, conn: Connection, result: PollResult, stored: list[StoredHit], now: datetime
-    ) -> dict[str, Any]:
-        """Hooks and failure bookkeeping of one source, once its hits are stored; its new in-memory state."""
+    def _finish_one(self, conn: Connection, share: _Share, stored: list[StoredHit], now: datetime) -> dict[str, Any]:
+        """Hooks and failure bookkeeping of one source, once its share's hits are stored; its new in-memory state
+        (none before its last share)."""
+        result = share.result
         runtime = result.runtime
         source = runtime.config
         if result.refresh:  # its engagement observations were appended with the hits
-            self.hooks.on_hits_refreshed(conn, stored_versions(conn, runtime.ref, result.matched))
+            self.hooks.on_hits_refreshed(conn, stored_versions(conn, runtime.ref, share.items))
             return {}
-        if result.pushed:
-            result.new_hits = len(stored)
+        result.new_hits += len(stored)  # the alerting hooks see them with the whole part's
+        if result.pushed or not share.last:
             return {}
         if result.outcome is not None:
             outcome = result.outcome
-            result.new_hits = len(stored)  # the alerting hooks see them with the whole batch's
             if runtime.consecutive_errors:
                 self.hooks.on_source_health(conn, source.key, source.client_id, True, None, None)
             state = runtime.state

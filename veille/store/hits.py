@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import typing
-from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
@@ -215,12 +215,18 @@ def store_items(conn: Connection, source: SourceRef, matched: Sequence[MatchedIt
     return store_batch(conn, [(source, matched)], now)[0]
 
 
-def store_batch(conn: Connection, parts: Sequence[Part], now: datetime) -> list[list[StoredHit]]:
+def store_batch(
+    conn: Connection, parts: Sequence[Part], now: datetime, *, same_poll: Mapping[int, int] | None = None
+) -> list[list[StoredHit]]:
     """`store_items` for many sources in a handful of statements; the new hits of each part, in order.
 
     The result is the same as storing the parts one after the other: a post of a later part links to
     the copy an earlier part inserted. A source present twice is stored in two rounds, so its second
-    part sees what its first inserted (a churned entry, not a new one)."""
+    part sees what its first inserted (a churned entry, not a new one).
+
+    `same_poll`: hit id -> source id of the rows that earlier transactions inserted for these same polls
+    (a poll too large for one transaction is stored in several): never originals of that source's rows,
+    since the rows of one poll never point at each other."""
     stored: list[list[StoredHit]] = [[] for _ in parts]
     segment: list[int] = []
     in_segment: set[int] = set()
@@ -228,17 +234,22 @@ def store_batch(conn: Connection, parts: Sequence[Part], now: datetime) -> list[
         if not matched:
             continue
         if source.id in in_segment:
-            _store_segment(conn, parts, segment, now, stored)
+            _store_segment(conn, parts, segment, now, stored, same_poll or {})
             segment, in_segment = [], set()
         segment.append(index)
         in_segment.add(source.id)
     if segment:
-        _store_segment(conn, parts, segment, now, stored)
+        _store_segment(conn, parts, segment, now, stored, same_poll or {})
     return stored
 
 
 def _store_segment(
-    conn: Connection, parts: Sequence[Part], indexes: list[int], now: datetime, stored: list[list[StoredHit]]
+    conn: Connection,
+    parts: Sequence[Part],
+    indexes: list[int],
+    now: datetime,
+    stored: list[list[StoredHit]],
+    same_poll: Mapping[int, int],
 ) -> None:
     """Store parts of distinct sources: one lookup, one insert, then one statement per kind of update."""
     known = known_hits(conn, {(parts[i][0].id, m.item.external_id[:512]) for i in indexes for m in parts[i][1]})
@@ -256,7 +267,7 @@ def _store_segment(
                     fresh.append(_Fresh(position, source, _row(source, m, now)))
             elif old.content_hash != content_hash(m.item.title[:MAX_FIELD], m.item.text[:MAX_FIELD]):
                 churned.append(_row(source, m, now))
-    _find_originals(conn, fresh)
+    _find_originals(conn, fresh, same_poll)
     inserted: dict[Pair, int] = {}
     if fresh:
         inserted = _insert_rows(conn, [f.row for f in fresh])
@@ -363,38 +374,44 @@ def _originals_statement(dialect: str) -> Any:
     )
 
 
-def _find_originals(conn: Connection, fresh: list[_Fresh]) -> None:
+def _find_originals(conn: Connection, fresh: list[_Fresh], same_poll: Mapping[int, int]) -> None:
     """Point each new row at the first copy of the same post of its client (same URL, else same text).
 
     The first copy is a stored hit, else a row of an earlier part of this batch (`original`, resolved
-    once inserted). Rows of one part never point at each other, as when each poll was stored alone."""
+    once inserted). Rows of one part never point at each other, as when each poll was stored alone, nor
+    at rows an earlier transaction inserted for the same poll (`same_poll`, see `store_batch`)."""
     if not fresh:
         return
     urls = {(f.source.client_id, f.row["canonical_url"]) for f in fresh if f.row["canonical_url"]}
     texts = {(f.source.client_id, f.row["text_hash"]) for f in fresh}
     params = {**_pair_params(conn, "urls", urls), **_pair_params(conn, "texts", texts)}
-    stored_url: dict[tuple[str, str], int] = {}
-    stored_text: dict[tuple[str, str], int] = {}
+    stored_url: dict[tuple[str, str], list[int]] = defaultdict(list)
+    stored_text: dict[tuple[str, str], list[int]] = defaultdict(list)
     for row in conn.execute(_statement(conn, "originals", _originals_statement), params):
         if row.duplicate_of is not None:
             continue
-        if row.canonical_url and row.id < stored_url.get((row.client_id, row.canonical_url), row.id + 1):
-            stored_url[(row.client_id, row.canonical_url)] = row.id
-        if row.id < stored_text.get((row.client_id, row.text_hash), row.id + 1):
-            stored_text[(row.client_id, row.text_hash)] = row.id
+        if row.canonical_url:
+            stored_url[(row.client_id, row.canonical_url)].append(row.id)
+        stored_text[(row.client_id, row.text_hash)].append(row.id)
+
+    def first(ids: list[int], source_id: int) -> int | None:
+        return min((i for i in ids if same_poll.get(i) != source_id), default=None)
+
     batch_url: dict[tuple[str, str], _Fresh] = {}
     batch_text: dict[tuple[str, str], _Fresh] = {}
     for f in fresh:
         url = f.row["canonical_url"]
         by_url = (f.source.client_id, url)
         by_text = (f.source.client_id, f.row["text_hash"])
-        if url and by_url in stored_url:
-            f.row["duplicate_of"] = stored_url[by_url]
+        original = first(stored_url.get(by_url, []), f.source.id) if url else None
+        if original is not None:
+            f.row["duplicate_of"] = original
             continue
         earlier = batch_url.get(by_url) if url else None
         if earlier is None or earlier.part == f.part:
-            if by_text in stored_text:
-                f.row["duplicate_of"] = stored_text[by_text]
+            original = first(stored_text.get(by_text, []), f.source.id)
+            if original is not None:
+                f.row["duplicate_of"] = original
                 continue
             earlier = batch_text.get(by_text)
         if earlier is not None and earlier.part != f.part:
