@@ -6,6 +6,8 @@ import asyncio
 import gzip
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -727,3 +729,15 @@ async def test_f5_https_through_a_connect_proxy(tmp_path: Path, monkeypatch: pyt
             async with HttpClient(config) as client:
                 await client.get(f"https://other.example:{site.port}/flux")
         assert caught.value.kind is ErrorKind.TLS
+
+
+def test_httpx_is_imported_without_its_command_line_client() -> None:
+    """rich and pygments (httpx's CLI) are not loaded by the HTTP layer; httpx.main still loads the real client."""
+    code = (
+        "import sys, veille.net.http, httpx; "
+        "print(sorted(m for m in ('rich', 'pygments', 'httpx._main') if m in sys.modules)); "
+        "import httpx._main; print(httpx._main.main.name)"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert done.stdout.split() == ["[]", "main"]

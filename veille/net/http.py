@@ -23,10 +23,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
+import importlib
 import json as jsonlib
 import logging
 import re
 import ssl
+import sys
+import types
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,7 +40,6 @@ from typing import Any
 
 import certifi
 import httpcore
-import httpx
 
 from veille.core.clock import Clock, SystemClock
 from veille.core.errors import AuthFailed, FetchError, PermanentFetchError, RateLimited, RetryableFetchError
@@ -46,6 +48,31 @@ from veille.core.models import ErrorKind
 from veille.net.guard import GuardedBackend, ResolutionError, Resolver, check_url_static, host_problem
 from veille.net.options import HttpConfig
 from veille.net.redact import redact_url
+
+
+def _httpx_without_its_cli() -> None:
+    """Import httpx without its command-line client: httpx loads it whenever rich and pygments are installed
+    (veille depends on rich), and they cost about 50 ms of every `veille run --once` start, for a tool
+    veille never runs. `httpx.main` still works: it loads the real client on first call."""
+    if "httpx" in sys.modules:
+        return
+    stub = types.ModuleType("httpx._main")
+
+    def main(*args: Any, **kwargs: Any) -> Any:
+        sys.modules.pop("httpx._main", None)
+        return importlib.import_module("httpx._main").main(*args, **kwargs)
+
+    stub.__dict__["main"] = main
+    sys.modules["httpx._main"] = stub
+    try:
+        importlib.import_module("httpx")
+    finally:
+        if sys.modules.get("httpx._main") is stub:  # a later `import httpx._main` loads the real module
+            del sys.modules["httpx._main"]
+
+
+_httpx_without_its_cli()
+import httpx  # noqa: E402 - after the function above, which imports it without its CLI
 
 __all__ = [
     "HttpClient",

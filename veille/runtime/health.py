@@ -18,8 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from veille.core.i18n import N_
 from veille.core.paths import data_dir
 
@@ -45,11 +43,15 @@ class Health:
 
 def this_process() -> tuple[str, float]:
     """(host, start time) of the calling process, for Health.host and Health.process_started."""
+    import psutil  # here, not at the top: `veille run --once` imports this module and never calls it
+
     return socket.gethostname(), psutil.Process().create_time()
 
 
 def _process_gone(data: dict[str, Any]) -> str | None:
     """Why the daemon that wrote the file is not running, when this host can tell (else None)."""
+    import psutil
+
     pid, host = data.get("pid"), data.get("host")
     if not isinstance(pid, int) or not host or host != socket.gethostname():
         return None  # another machine's (or an older veille's) daemon: only the heartbeat's age can tell
