@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from veille.core.i18n import DEFAULT_LANG, Wording, current_lang, normalise, wording
+from veille.core.tomlfile import peek
 
 # click's modules that translate their messages (parser, types and exceptions raise; formatting writes "Usage:").
 _CLICK_MODULES = (
@@ -109,7 +110,7 @@ def configured_lang(args: Sequence[str], environ: dict[str, str] | None = None) 
         return current_lang()
     try:
         with open(path, "rb") as file:
-            lang = tomllib.load(file).get("lang")
+            lang = peek(file.read().decode()).get("lang")  # parsed once: the command takes it (veille.core.tomlfile)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         lang = None
     return current_lang(lang if isinstance(lang, str) else None)

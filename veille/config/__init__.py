@@ -25,6 +25,7 @@ from veille.core.configreader import Reader
 from veille.core.errors import ConfigError, ConfigProblem, Problems
 from veille.core.i18n import N_, available_languages
 from veille.core.matching import validate_keywords
+from veille.core.tomlfile import parse as parse_toml
 from veille.net.options import HttpConfig
 from veille.notify.telegram.settings import TelegramSettings, parse_telegram
 from veille.scoring.settings import SentimentSettings, parse_sentiment
@@ -173,7 +174,7 @@ def load_config(path: str | None = None, *, environ: Mapping[str, str] | None = 
 def parse_config(text: str, *, file: str = "config.toml", environ: Mapping[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     try:
-        raw = tomllib.loads(text)
+        raw = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, [ConfigProblem("(syntax)", str(exc), N_("fix the TOML syntax at that line"))]) from None
     problems = Problems()
