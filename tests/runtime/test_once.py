@@ -142,3 +142,15 @@ def test_a_first_run_loads_the_model_from_the_start(tmp_path: Path, server: Loca
     unrelated = article("Marché de Noël : les chalets ouvrent samedi", "noel")
     done, db_url = run_once(tmp_path, server, unrelated, extra=damaged_model(tmp_path), drip=0.01)
     assert_stopped_by_the_model(done, db_url, stored=0)
+
+
+def test_the_once_path_leaves_out_what_it_never_runs() -> None:
+    """`veille run --once` imports neither httpx's command-line client (rich, pygments), nor psutil (the health
+    check's), nor the reply rules (their patterns compile at import; feeds never need them): each start pays them."""
+    code = (
+        "import sys, veille.cli.core, veille.runtime.once; "
+        "print(sorted(m for m in ('rich', 'pygments', 'psutil', 'veille.alerting.replies') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert done.stdout.strip() == "[]"

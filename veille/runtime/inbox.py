@@ -11,7 +11,6 @@ from sqlalchemy import Connection
 
 from veille.alerting import deadlines as deadline_rules
 from veille.alerting.deadlines import Wait
-from veille.alerting.replies import Need, needs_answer_reason
 from veille.config import Config
 from veille.core.incidents import Cause, Incident, Signal
 from veille.core.models import Channel, StoredHit
@@ -23,6 +22,10 @@ from veille.store import inbox as inbox_store
 def inbox_messages(hits: Sequence[StoredHit]) -> list[inbox_store.Message]:
     """The hits the inbox follows (addressed to the client, first copy only, from a kind of source that shows
     the client's own answers: nothing else could close its conversations) as inbox messages."""
+    # Here, not at the top: its rules compile about 20 ms of patterns at import, which a `veille run --once` over
+    # feeds (no kind of source that shows the client's answers) never uses.
+    from veille.alerting.replies import Need, needs_answer_reason
+
     messages = []
     for hit in hits:
         if hit.channel is None or hit.conversation is None or hit.duplicate_of is not None:
@@ -65,6 +68,8 @@ def deadline_of(item: inbox_store.InboxItem, config: Config) -> datetime | None:
 
 
 def _wait(item: inbox_store.InboxItem) -> Wait:
+    from veille.alerting.replies import Need
+
     return Wait(
         item_id=item.id,
         client_id=item.client_id,
