@@ -154,3 +154,39 @@ def test_the_once_path_leaves_out_what_it_never_runs() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_start_up_is_frozen_out_of_the_collectors_sight_and_the_collector_runs_on(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    """The objects built at start-up are frozen (full collections of the run skip them); the collector itself
+    is on again for the polls (a daemon that left it off would keep every cycle it makes)."""
+    server.route("/feed", Response(200, rss([article("Chez Gégé : service efficace", "one")]), {}))
+    db_url = f"sqlite:///{tmp_path / 'veille.db'}"
+    config = tmp_path / "config.toml"
+    config.write_text(config_text(db_url, {"resto": [server.url("/feed")]}, extra=CONTACT), encoding="utf-8")
+    engine = make_engine(db_url)
+    upgrade(engine)
+    engine.dispose()
+    probe = (
+        "import atexit, gc, runpy, sys\n"
+        "from veille.runtime import once\n"
+        "real = once.run_once\n"
+        "async def watched(*args, **kwargs):\n"
+        "    print('polls with collector', gc.isenabled(), 'frozen', gc.get_freeze_count() > 10000, file=sys.stderr)\n"
+        "    return await real(*args, **kwargs)\n"
+        "once.run_once = watched\n"
+        "sys.argv = ['veille', 'run', '--once', '--config', sys.argv[1]]\n"
+        "runpy.run_module('veille', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(config)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "VEILLE_LANG": "fr", "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "polls with collector True frozen True" in done.stderr
