@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -99,31 +100,36 @@ def test_a_non_durable_write_skips_the_sync_of_its_own_commit_only(db_url: str) 
 
 
 def test_no_garbage_collection_while_a_process_holds_the_sqlite_write_lock(tmp_path: Path) -> None:
-    """Issue 17: a full collection inside a transaction held the lock for tens of ms. Paused while any of the
-    process's write transactions is open (two threads on two databases here), after a rollback too, and running
-    again once the last one ends."""
+    """Issue 17: a full collection inside a transaction held the lock for tens of ms, and the writer's thread
+    waited for the GIL the switch interval at every row. Both paused/shortened while any of the process's write
+    transactions is open (two threads on two databases here), after a rollback too, and restored once the last
+    one ends."""
+    from veille.store.engine import LOCKED_SWITCH_INTERVAL
+
+    usual = sys.getswitchinterval()
+    assert usual > LOCKED_SWITCH_INTERVAL
     first, second = make_engine(f"sqlite:///{tmp_path / 'a.db'}"), make_engine(f"sqlite:///{tmp_path / 'b.db'}")
     inside, first_done = threading.Event(), threading.Event()
-    seen: list[bool] = []
+    seen: list[tuple[bool, float]] = []
 
     def other() -> None:
         with write_tx(second):
             inside.set()
             first_done.wait(10)
-            seen.append(gc.isenabled())  # the first one has ended: this one still holds its lock
-        seen.append(gc.isenabled())
+            seen.append((gc.isenabled(), sys.getswitchinterval()))  # the first one has ended: this one holds its lock
+        seen.append((gc.isenabled(), sys.getswitchinterval()))
 
     with pytest.raises(RuntimeError), write_tx(first):
-        assert not gc.isenabled()
+        assert not gc.isenabled() and sys.getswitchinterval() == LOCKED_SWITCH_INTERVAL
         raise RuntimeError("rolled back")
-    assert gc.isenabled()
+    assert gc.isenabled() and sys.getswitchinterval() == usual
     thread = threading.Thread(target=other)
     with write_tx(first):
         thread.start()
         assert inside.wait(10) and not gc.isenabled()
     first_done.set()
     thread.join(10)
-    assert seen == [False, True] and gc.isenabled()
+    assert seen == [(False, LOCKED_SWITCH_INTERVAL), (True, usual)] and gc.isenabled()
     first.dispose()
     second.dispose()
 
@@ -132,8 +138,9 @@ def test_no_garbage_collection_while_a_process_holds_the_sqlite_write_lock(tmp_p
 def test_postgresql_writers_leave_the_garbage_collector_alone(pg_url: str) -> None:
     """Its writers do not share one lock (and may overlap for long): nothing to pause for."""
     engine = make_engine(pg_url)
+    usual = sys.getswitchinterval()
     with write_tx(engine):
-        assert gc.isenabled()
+        assert gc.isenabled() and sys.getswitchinterval() == usual
     engine.dispose()
 
 

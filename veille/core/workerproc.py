@@ -24,6 +24,10 @@ from typing import NoReturn
 log = logging.getLogger("veille.core.workerproc")
 
 PIPE_SIZE = 1024 * 1024
+# Helpers run this much nicer than the daemon: when parsing and scoring keep both cores busy (a first poll of
+# news feeds), the daemon's writer still gets the CPU while it holds the database's write lock (issue 17: its
+# transactions held the lock for ten times their own CPU time), and its timers and HTTP keep their pace.
+HELPER_NICENESS = 5
 _F_SETPIPE_SZ = 1031  # Linux fcntl; absent from Python's fcntl module before 3.10 on some builds
 
 
@@ -46,6 +50,8 @@ def spawn(module: str, *args: str) -> tuple[subprocess.Popen[bytes], Connection,
         raise
     os.close(request_read)
     os.close(reply_write)
+    with contextlib.suppress(OSError):  # a helper that already exited, or a system that refuses
+        os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + HELPER_NICENESS)
     return process, Connection(request_write, readable=False), Connection(reply_read, writable=False)
 
 

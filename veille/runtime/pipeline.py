@@ -43,6 +43,7 @@ from veille.store.hits import (
     MatchedItem,
     SourceRef,
     known_hits,
+    prepared,
     store_batch,
     stored_versions,
 )
@@ -656,8 +657,8 @@ class Pipeline:
         for (result, index), scored in zip(pending, verdicts, strict=True):
             old = result.matched[index]
             verdict = rated(scored, old.item.stars)  # a 1- or 2-star review is negative whatever it says
-            if verdict is not None:
-                result.matched[index] = MatchedItem(old.item, old.match, verdict)
+            # Its row is computed here, before the write transaction, not under the lock (issue 17).
+            result.matched[index] = prepared(result.runtime.ref, MatchedItem(old.item, old.match, verdict))
 
     def _own(self, client_id: str) -> OwnTerms:
         """The client's name and keywords: never sentiment evidence (veille.scoring.own_terms)."""

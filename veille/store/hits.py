@@ -17,7 +17,7 @@ import json
 import typing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import groupby
 from typing import Any, TypedDict
@@ -59,6 +59,8 @@ class MatchedItem:
     item: Item
     match: MatchResult
     sentiment: SentimentResult | None = None
+    # Its row's columns computed ahead, outside the write transaction (`prepared`); else computed when stored.
+    columns: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,25 @@ def known_hits(conn: Connection, pairs: Collection[Pair]) -> dict[Pair, KnownHit
     return {(row.source_id, row.external_id): KnownHit(row.id, row.content_hash) for row in rows}
 
 
+def prepared(source: SourceRef, matched: MatchedItem) -> MatchedItem:
+    """`matched` with its row computed ahead (folding, fingerprints, the search text: most of the CPU of storing
+    an article), so that the writer does it before taking the write lock, not while holding it (issue 17)."""
+    return replace(matched, columns=_columns(source, matched))
+
+
 def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, Any]:
+    """The row to insert (a dict of its own: the caller fills `duplicate_of` in)."""
+    columns = matched.columns if matched.columns is not None else _columns(source, matched)
+    return {
+        **columns,
+        "published_at": matched.item.published_at or now,
+        "fetched_at": now,
+        "scored_at": now if matched.sentiment else None,
+    }
+
+
+def _columns(source: SourceRef, matched: MatchedItem) -> dict[str, Any]:
+    """The row's columns that do not depend on when it is stored."""
     item = matched.item
     text = item.text[:MAX_FIELD]
     title = item.title[:MAX_FIELD]
@@ -164,14 +184,11 @@ def _row(source: SourceRef, matched: MatchedItem, now: datetime) -> dict[str, An
         "lang": item.lang,
         "direct": item.direct or matched.match.direct,
         "matched_terms": ", ".join(matched.match.terms) or None,
-        "published_at": item.published_at or now,
-        "fetched_at": now,
         # A post in a language the scorer does not score: its language, no label, no score (issue 16).
         "sentiment_label": sentiment.label.value if sentiment and sentiment.label is not None else None,
         "sentiment_score": sentiment.score if sentiment and sentiment.scored else None,
         "sentiment_lang": sentiment.lang if sentiment else None,
         "sentiment_reasons": list(sentiment.reasons) if sentiment else None,
-        "scored_at": now if sentiment else None,
         "extra": ({**item.extra, "stars": str(item.stars)} if item.stars is not None else item.extra) or None,
         "private": item.private,
         "thread_id": item.thread_id and item.thread_id[:512],

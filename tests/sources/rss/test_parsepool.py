@@ -181,3 +181,15 @@ async def test_started_ahead_workers_serve_at_once_and_a_parse_during_start_wait
         assert pool.restarts == 0
     finally:
         pool.close()
+
+
+async def test_workers_run_nicer_than_the_daemon(pool: FeedParsePool) -> None:
+    """Issue 17: parsing keeps the cores busy on a first poll; the daemon (its writer holding the database's lock)
+    goes first."""
+    from veille.core.workerproc import HELPER_NICENESS
+
+    await pool.parse(feeds.rss(2), URL, {})
+    pids = [pid for pid in pool.pids if pid is not None]
+    assert pids
+    for pid in pids:
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + HELPER_NICENESS)
